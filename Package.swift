@@ -1,0 +1,32 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "cocomem",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "cocomem", targets: ["cocomem"]),
+        .library(name: "Simulation", targets: ["Simulation"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "MemoryModel", swiftSettings: strict),
+        .target(name: "CostModel", dependencies: ["MemoryModel"], resources: [.copy("Resources/calibration.json")], swiftSettings: strict),
+        .target(name: "TDXModule", dependencies: ["MemoryModel", "CostModel"], swiftSettings: strict),
+        .target(name: "SNP", dependencies: ["MemoryModel", "CostModel"], swiftSettings: strict),
+        .target(name: "CoCoGuest", dependencies: ["MemoryModel", "CostModel", "TDXModule", "SNP"], swiftSettings: strict),
+        .target(name: "Firmware", dependencies: ["MemoryModel", "CostModel", "CoCoGuest"], swiftSettings: strict),
+        .target(name: "GuestKernel", dependencies: ["MemoryModel", "Firmware", "CoCoGuest", "CostModel"], swiftSettings: strict),
+        .target(name: "Reports", dependencies: ["MemoryModel"], swiftSettings: strict),
+        .target(name: "Simulation", dependencies: ["MemoryModel", "Firmware", "GuestKernel", "CoCoGuest", "TDXModule", "SNP", "CostModel", "Reports"], swiftSettings: strict),
+        .executableTarget(name: "cocomem", dependencies: ["Simulation", "Reports", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .testTarget(name: "MemoryModelTests", dependencies: ["MemoryModel"], swiftSettings: strict),
+        .testTarget(name: "FirmwareTests", dependencies: ["Firmware", "MemoryModel"], swiftSettings: strict),
+        .testTarget(name: "GuestKernelTests", dependencies: ["GuestKernel", "Firmware", "CoCoGuest", "TDXModule", "SNP", "MemoryModel", "CostModel"], swiftSettings: strict),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Reports"], swiftSettings: strict),
+    ]
+)

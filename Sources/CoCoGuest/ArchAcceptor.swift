@@ -1,0 +1,45 @@
+import CostModel
+import MemoryModel
+
+/// The result of an accept: done, or the guest was terminated (a fatal
+/// platform event such as a failed 4K TDX accept or a double validation).
+public enum AcceptOutcome: Equatable, Sendable {
+    case ok
+    case terminated(String)
+}
+
+/// `arch_accept_memory()`: the one call through which firmware and the
+/// guest kernel accept memory on their platform. Implementations are the
+/// guest-side drivers of each platform and software generation.
+public protocol ArchAcceptor: AnyObject {
+    /// Accepts `[r.start, r.end)` on `vcpu`, charging every operation to `clock`.
+    func accept(_ r: AddressRange, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome
+    /// When true, every TDCALL/PVALIDATE is simulated one at a time; when
+    /// false, identical chunks are replayed. Both give the same state,
+    /// counts and time (tests hold them equal).
+    var stepByStep: Bool { get set }
+}
+
+/// The guest's view of its platform: accepting, and whether memory may be touched.
+public protocol GuestPlatform: AnyObject {
+    var name: String { get }
+    /// True if every 4K frame in `r` is accepted/validated.
+    func isAccessible(_ r: AddressRange) -> Bool
+    /// Host memory committed to the guest, in bytes.
+    var committedBytes: UInt64 { get }
+    /// Counts of platform operations are kept by the clocks; this names the
+    /// platform kind for reports ("tdx" or "snp").
+    var kind: PlatformKind { get }
+}
+
+public enum PlatformKind: String, Sendable, CaseIterable {
+    case tdx
+    case snp
+}
+
+/// Memo of one replayable unit of work: the operations it took and the
+/// state it left behind.
+struct ReplayMemo {
+    var counts: OpCounts
+    var finalState: AnyHashable
+}

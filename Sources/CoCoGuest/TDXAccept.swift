@@ -1,0 +1,214 @@
+import CostModel
+import MemoryModel
+import TDXModule
+
+/// Who issues the TDCALLs, which decides what a non-success status means.
+public enum TDXAcceptDriver: Sendable {
+    /// Linux `tdx_accept_memory()` (`arch/x86/coco/tdx/tdx-shared.c`): try
+    /// 1G, then 2M, then 4K; any non-zero status means "try smaller"; a 4K
+    /// failure returns false and the caller panics ("TDX: Failed to accept memory").
+    case linux
+    /// edk2 `TdAcceptPages()` (`MdePkg/Library/TdxLib/AcceptPages.c`) at a
+    /// given page size: SIZE_MISMATCH recurses as 512 smaller pages,
+    /// ALREADY_ACCEPTED is tolerated (counted as a duplicate), BUSY is
+    /// retried up to 3 times, anything else fails.
+    case edk2(pageSize: PageLevel)
+}
+
+/// A TDX guest accepting memory through TDG.MEM.PAGE.ACCEPT against a `TDXHost`.
+public final class TDXAcceptor: ArchAcceptor {
+    public let host: TDXHost
+    public let driver: TDXAcceptDriver
+    public let costs: CostTable
+    public var stepByStep = false
+    private var memo: [AnyHashable: ReplayMemo] = [:]
+
+    public init(host: TDXHost, driver: TDXAcceptDriver, costs: CostTable) {
+        self.host = host
+        self.driver = driver
+        self.costs = costs
+    }
+
+    static func op(_ level: PageLevel, _ s: TDXStatus) -> Op {
+        switch (level, s) {
+        case (.size4K, .success): .tdxAccept4KSuccess
+        case (.size4K, .pageSizeMismatch): .tdxAccept4KSizeMismatch
+        case (.size4K, .pageAlreadyAccepted): .tdxAccept4KAlreadyAccepted
+        case (.size4K, _): .tdxAccept4KOperandInvalid
+        case (.size2M, .success): .tdxAccept2MSuccess
+        case (.size2M, .pageSizeMismatch): .tdxAccept2MSizeMismatch
+        case (.size2M, .pageAlreadyAccepted): .tdxAccept2MAlreadyAccepted
+        case (.size2M, _): .tdxAccept2MOperandInvalid
+        case (.size1G, .success): .tdxAccept1GSuccess
+        case (.size1G, .pageSizeMismatch): .tdxAccept1GSizeMismatch
+        case (.size1G, .pageAlreadyAccepted): .tdxAccept1GAlreadyAccepted
+        case (.size1G, _): .tdxAccept1GOperandInvalid
+        }
+    }
+
+    static func eptOp(_ level: PageLevel) -> Op {
+        switch level {
+        case .size4K: .tdxAccept4KEPTViolation
+        case .size2M: .tdxAccept2MEPTViolation
+        case .size1G: .tdxAccept1GEPTViolation
+        }
+    }
+
+    /// One TDCALL, re-executed after each EPT violation the host resolves.
+    func tdcall(gfn: UInt64, level: PageLevel, counts c: inout OpCounts) -> TDXStatus {
+        while true {
+            switch host.accept(gfn: gfn, level: level) {
+            case .status(let s):
+                c.add(Self.op(level, s))
+                return s
+            case .eptViolation(let acceptLevel):
+                c.add(Self.eptOp(level))
+                let before = c
+                c.add(host.handleEPTViolation(gfn: gfn, acceptLevel: acceptLevel))
+                if c == before { return .operandInvalid }  // host made no progress
+            }
+        }
+    }
+
+    public func accept(_ r: AddressRange, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
+        var c = OpCounts()
+        let outcome: AcceptOutcome
+        switch driver {
+        case .linux: outcome = linuxAccept(r, counts: &c)
+        case .edk2(let size): outcome = edk2Accept(r, pageSize: size, counts: &c)
+        }
+        clock.charge(c, vcpu: vcpu, costs: costs)
+        return outcome
+    }
+
+    // MARK: Linux
+
+    /// `try_accept_one()`: false without a TDCALL when misaligned or too short.
+    func tryAcceptOne(gfn: UInt64, frames: UInt64, level: PageLevel, counts c: inout OpCounts) -> Bool {
+        guard gfn % level.pages == 0, frames >= level.pages else { return false }
+        return tdcall(gfn: gfn, level: level, counts: &c) == .success
+    }
+
+    func linuxAccept(_ r: AddressRange, counts c: inout OpCounts) -> AcceptOutcome {
+        var g = r.start >> 12
+        let end = r.end >> 12
+        while g < end {
+            if tryAcceptOne(gfn: g, frames: end - g, level: .size1G, counts: &c) { g += PageLevel.size1G.pages; continue }
+            if g % 512 == 0, end - g >= 512 {
+                // 2M chunks up to the next position where a 1G attempt is made.
+                let next1G = alignDown(g, 1 << 18) + (1 << 18)
+                let limit = next1G + (1 << 18) <= end ? next1G : alignDown(end, 512)
+                let n = (min(limit, alignDown(end, 512)) - g) / 512
+                if let failed = chunks(from: g, count: max(1, n), counts: &c, step: linuxChunk) {
+                    return .terminated("TDX: Failed to accept memory at \(hex16(failed << 12))")
+                }
+                g += max(1, n) * 512
+                continue
+            }
+            if !tryAcceptOne(gfn: g, frames: end - g, level: .size2M, counts: &c),
+               !tryAcceptOne(gfn: g, frames: end - g, level: .size4K, counts: &c) {
+                return .terminated("TDX: Failed to accept memory at \(hex16(g << 12))")
+            }
+            g += 1
+        }
+        return .ok
+    }
+
+    /// The Linux loop over one 2M-aligned chunk (after the 1G attempt):
+    /// 2M, else 512 × 4K. Returns the failing frame, if any.
+    func linuxChunk(_ g: UInt64, _ c: inout OpCounts) -> UInt64? {
+        if tryAcceptOne(gfn: g, frames: 512, level: .size2M, counts: &c) { return nil }
+        for f in g..<(g + 512) where !tryAcceptOne(gfn: f, frames: g + 512 - f, level: .size4K, counts: &c) {
+            return f
+        }
+        return nil
+    }
+
+    /// Runs `step` on `count` consecutive 2M chunks from `g`, replaying the
+    /// recorded result for chunks the host reports identical. Returns the
+    /// first failing frame.
+    func chunks(from g0: UInt64, count: UInt64, counts c: inout OpCounts,
+                step: (UInt64, inout OpCounts) -> UInt64?) -> UInt64? {
+        var g = g0
+        var left = count
+        while left > 0 {
+            let sig = stepByStep ? nil : host.chunkSignature(gfn: g)
+            if let sig, let m = memo[sig] {
+                let k = host.chunksSharing(sig, from: g, limit: left)
+                if k > 0 {
+                    c.add(m.counts, times: k)
+                    host.replay(state: m.finalState, to: g, count: k)
+                    g += k * 512; left -= k
+                    continue
+                }
+            }
+            var d = OpCounts()
+            if let failed = step(g, &d) { c.add(d); return failed }
+            c.add(d)
+            if let sig, let final = host.chunkState(gfn: g) { memo[sig] = ReplayMemo(counts: d, finalState: final) }
+            g += 512; left -= 1
+        }
+        return nil
+    }
+
+    // MARK: edk2
+
+    func edk2Accept(_ r: AddressRange, pageSize: PageLevel, counts c: inout OpCounts) -> AcceptOutcome {
+        var g = r.start >> 12
+        let end = r.end >> 12
+        // TDVF accepts 2M pages where aligned and 4K pages for unaligned pieces.
+        while g < end {
+            if pageSize == .size2M, g % 512 == 0, end - g >= 512 {
+                let n = (alignDown(end, 512) - g) / 512
+                if let failed = chunks(from: g, count: n, counts: &c, step: edk2Chunk) {
+                    return .terminated("TDVF: TdAcceptPages failed at \(hex16(failed << 12))")
+                }
+                g += n * 512
+                continue
+            }
+            if !edk2AcceptPage(gfn: g, level: .size4K, counts: &c) {
+                return .terminated("TDVF: TdAcceptPages failed at \(hex16(g << 12))")
+            }
+            g += 1
+        }
+        return .ok
+    }
+
+    func edk2Chunk(_ g: UInt64, _ c: inout OpCounts) -> UInt64? {
+        edk2AcceptPage(gfn: g, level: .size2M, counts: &c) ? nil : g
+    }
+
+    func edk2AcceptPage(gfn: UInt64, level: PageLevel, counts c: inout OpCounts) -> Bool {
+        var busyRetries = 0
+        while true {
+            switch tdcall(gfn: gfn, level: level, counts: &c) {
+            case .success: return true
+            case .pageAlreadyAccepted:
+                // Counted as a duplicate (mNumberOfDuplicatedAcceptedPages): the
+                // count is derivable from the already_accepted operation counts.
+                return true
+            case .pageSizeMismatch:
+                guard let smaller = level.smaller else { return false }
+                for i in 0..<512 as Range<UInt64> {
+                    if !edk2AcceptPage(gfn: gfn + i * smaller.pages, level: smaller, counts: &c) { return false }
+                }
+                return true
+            case .operandBusy:
+                busyRetries += 1
+                if busyRetries > 3 { return false }
+            case .operandInvalid:
+                return false
+            }
+        }
+    }
+}
+
+/// The TDX platform seen by the guest.
+public final class TDXGuestPlatform: GuestPlatform {
+    public let host: TDXHost
+    public init(host: TDXHost) { self.host = host }
+    public var name: String { "tdx" }
+    public var kind: PlatformKind { .tdx }
+    public func isAccessible(_ r: AddressRange) -> Bool { host.isAccessible((r.start >> 12)..<divRoundUp(r.end, 4096)) }
+    public var committedBytes: UInt64 { host.committedPages << 12 }
+}

@@ -1,0 +1,152 @@
+/// Every operation the model counts and charges time for. `name` is its
+/// stable name in the calibration file and in JSON output.
+public enum Op: Int, CaseIterable, Sendable {
+    // TDX: the guest's TDG.MEM.PAGE.ACCEPT (TDCALL leaf 6) by level and result.
+    case tdxAccept4KSuccess
+    case tdxAccept4KSizeMismatch
+    case tdxAccept4KAlreadyAccepted
+    case tdxAccept4KEPTViolation
+    case tdxAccept4KOperandInvalid
+    case tdxAccept2MSuccess
+    case tdxAccept2MSizeMismatch
+    case tdxAccept2MAlreadyAccepted
+    case tdxAccept2MEPTViolation
+    case tdxAccept2MOperandInvalid
+    case tdxAccept1GSuccess
+    case tdxAccept1GSizeMismatch
+    case tdxAccept1GAlreadyAccepted
+    case tdxAccept1GEPTViolation
+    case tdxAccept1GOperandInvalid
+    /// TD exit for an EPT violation, KVM's fault handling and TDH.VP.ENTER.
+    case tdxEPTViolationExit
+    /// TDH.MEM.PAGE.AUG plus the host allocating and clearing the backing.
+    case tdxAug4K
+    case tdxAug2M
+    /// TDH.MEM.SEPT.ADD for a new S-EPT page.
+    case tdxSeptAdd
+    /// TDH.MEM.PAGE.ADD at build time (not part of boot time).
+    case tdxPageAdd
+    /// Placeholder host's split of a pending 2M leaf (BLOCK, TRACK, DEMOTE).
+    case tdxDemote2M
+
+    // SNP.
+    /// One Page State Change VMGEXIT through the GHCB (up to 64 entries from Linux).
+    case snpPSCExit
+    case snpPSCEntry4K
+    case snpPSCEntry2M
+    /// One GHCB MSR-protocol page state change (4K, before the GHCB exists).
+    case snpMSRPSCExit
+    case snpRMPUpdate4K
+    case snpRMPUpdate2M
+    case snpPvalidate4KSuccess
+    case snpPvalidate4KSizeMismatch
+    case snpPvalidate4KNoUpdate
+    case snpPvalidate4KFail
+    case snpPvalidate2MSuccess
+    case snpPvalidate2MSizeMismatch
+    case snpPvalidate2MNoUpdate
+    case snpPvalidate2MFail
+    /// Nested page fault exit when a validated page is first touched and the
+    /// host has not mapped it yet (no KVM_PRE_FAULT_MEMORY), by backing size.
+    case snpNPF4K
+    case snpNPF2M
+
+    // Guest kernel and firmware CPU work.
+    /// Initialising one struct page (memmap_init_range / deferred init) and
+    /// handing it to the allocator (__free_pages_core's per-page loop).
+    case kernelStructPageInit
+    /// One 4K page faulted in and cleared by a workload (anonymous fault + clear_page).
+    case kernelTouchPage
+    /// Fixed firmware work from reset to the OS loader (SEC, PEI, DXE, BDS).
+    case firmwareFixed
+    /// Fixed kernel work from the EFI stub to init, not counting memory-sized work.
+    case kernelFixed
+    /// Fixed user-space work from init to a shell.
+    case userspaceFixed
+}
+
+/// Counts of operations, indexed by `Op`. Cheap to add and to scale, which
+/// is what bulk range operations need.
+public struct OpCounts: Equatable, Sendable {
+    public var counts: [UInt64]
+
+    public init() { counts = [UInt64](repeating: 0, count: Op.allCases.count) }
+
+    @inlinable public subscript(_ op: Op) -> UInt64 {
+        get { counts[op.index] }
+        set { counts[op.index] = newValue }
+    }
+
+    @inlinable public mutating func add(_ op: Op, _ n: UInt64 = 1) { counts[op.index] &+= n }
+
+    public mutating func add(_ other: OpCounts, times k: UInt64 = 1) {
+        for i in counts.indices { counts[i] &+= other.counts[i] &* k }
+    }
+
+    public static func - (a: OpCounts, b: OpCounts) -> OpCounts {
+        var r = OpCounts()
+        for i in r.counts.indices { r.counts[i] = a.counts[i] &- b.counts[i] }
+        return r
+    }
+
+    public var isZero: Bool { counts.allSatisfy { $0 == 0 } }
+
+    /// Non-zero counts in declaration order.
+    public var nonZero: [(Op, UInt64)] { Op.allCases.compactMap { self[$0] == 0 ? nil : ($0, self[$0]) } }
+}
+
+extension Op {
+    /// Stable names, in declaration order.
+    static let names: [String] = [
+        "tdx.accept.4k.success",
+        "tdx.accept.4k.size_mismatch",
+        "tdx.accept.4k.already_accepted",
+        "tdx.accept.4k.ept_violation",
+        "tdx.accept.4k.operand_invalid",
+        "tdx.accept.2m.success",
+        "tdx.accept.2m.size_mismatch",
+        "tdx.accept.2m.already_accepted",
+        "tdx.accept.2m.ept_violation",
+        "tdx.accept.2m.operand_invalid",
+        "tdx.accept.1g.success",
+        "tdx.accept.1g.size_mismatch",
+        "tdx.accept.1g.already_accepted",
+        "tdx.accept.1g.ept_violation",
+        "tdx.accept.1g.operand_invalid",
+        "tdx.ept_violation_exit",
+        "tdx.aug.4k",
+        "tdx.aug.2m",
+        "tdx.sept_add",
+        "tdx.page_add",
+        "tdx.demote.2m",
+        "snp.psc.vmgexit",
+        "snp.psc.entry.4k",
+        "snp.psc.entry.2m",
+        "snp.psc.msr_vmgexit",
+        "snp.rmpupdate.4k",
+        "snp.rmpupdate.2m",
+        "snp.pvalidate.4k.success",
+        "snp.pvalidate.4k.size_mismatch",
+        "snp.pvalidate.4k.noupdate",
+        "snp.pvalidate.4k.fail",
+        "snp.pvalidate.2m.success",
+        "snp.pvalidate.2m.size_mismatch",
+        "snp.pvalidate.2m.noupdate",
+        "snp.pvalidate.2m.fail",
+        "snp.npf.4k",
+        "snp.npf.2m",
+        "kernel.struct_page_init",
+        "kernel.touch_page",
+        "firmware.fixed",
+        "kernel.fixed",
+        "userspace.fixed",
+    ]
+    /// The stable name used in the calibration file and JSON output.
+    public var name: String { Op.names[rawValue] }
+    /// Position in `allCases`.
+    @inlinable public var index: Int { rawValue }
+    public init?(name: String) {
+        guard let i = Op.names.firstIndex(of: name) else { return nil }
+        self.init(rawValue: i)
+    }
+}

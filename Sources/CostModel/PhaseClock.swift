@@ -1,0 +1,55 @@
+/// Virtual time of one phase in which several vCPUs work in parallel.
+///
+/// Each vCPU accumulates the CPU time of the operations it performs; all of
+/// them together share the memory-write bandwidth and any host-serialised
+/// section. The phase lasts as long as the busiest of the three:
+/// `max(max_i vcpu_i, bytes / bandwidth, serial)`. With one vCPU this is
+/// just that vCPU's time; with many it saturates, which is how acceptance
+/// "does not scale past a few vCPUs" (accept-90g).
+public struct PhaseClock: Sendable, Equatable {
+    public private(set) var vcpuPicoseconds: [UInt64]
+    public private(set) var bytesWritten: UInt64 = 0
+    public private(set) var serialPicoseconds: UInt64 = 0
+    public private(set) var counts = OpCounts()
+    /// Counts per vCPU, for reports of who did the work.
+    public private(set) var perVCPUCounts: [OpCounts]
+
+    public init(vcpus: Int) {
+        vcpuPicoseconds = Array(repeating: 0, count: max(1, vcpus))
+        perVCPUCounts = Array(repeating: OpCounts(), count: max(1, vcpus))
+    }
+
+    public var vcpus: Int { vcpuPicoseconds.count }
+
+    /// Charges `n` operations to `vcpu`.
+    /// - Complexity: O(1).
+    public mutating func charge(_ op: Op, _ n: UInt64 = 1, vcpu: Int, costs: CostTable) {
+        guard n > 0 else { return }
+        vcpuPicoseconds[vcpu] &+= costs.vcpuPicoseconds[op.index] &* n
+        bytesWritten &+= costs.bytes[op.index] &* n
+        serialPicoseconds &+= costs.serialPicoseconds[op.index] &* n
+        counts.add(op, n)
+        perVCPUCounts[vcpu].add(op, n)
+    }
+
+    /// Charges a whole set of counts to `vcpu`, `times` times.
+    public mutating func charge(_ c: OpCounts, times: UInt64 = 1, vcpu: Int, costs: CostTable) {
+        for (op, n) in c.nonZero { charge(op, n &* times, vcpu: vcpu, costs: costs) }
+    }
+
+    /// Length of the phase in seconds.
+    public func seconds(_ costs: CostTable) -> Double {
+        let cpu = Double(vcpuPicoseconds.max() ?? 0) / 1e12
+        let bw = Double(bytesWritten) / costs.sharedBytesPerSecond
+        let serial = Double(serialPicoseconds) / 1e12
+        return max(cpu, bw, serial)
+    }
+
+    /// The vCPU with the least time so far (lowest index on ties): where a
+    /// work-sharing scheduler puts the next piece of parallel work.
+    public var leastLoadedVCPU: Int {
+        var best = 0
+        for i in vcpuPicoseconds.indices where vcpuPicoseconds[i] < vcpuPicoseconds[best] { best = i }
+        return best
+    }
+}

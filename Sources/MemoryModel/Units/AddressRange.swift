@@ -1,0 +1,24 @@
+/// A half-open range of guest physical addresses `[start, end)`.
+public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
+    public var start: UInt64
+    public var end: UInt64
+
+    @inlinable public init(start: UInt64, end: UInt64) {
+        self.start = start
+        self.end = max(start, end)
+    }
+    @inlinable public init(start: UInt64, size: UInt64) { self.init(start: start, end: start + size) }
+
+    @inlinable public var size: UInt64 { end - start }
+    @inlinable public var isEmpty: Bool { end <= start }
+    @inlinable public func contains(_ a: UInt64) -> Bool { a >= start && a < end }
+    @inlinable public func overlaps(_ o: AddressRange) -> Bool { start < o.end && o.start < end }
+    @inlinable public func clamped(to o: AddressRange) -> AddressRange {
+        AddressRange(start: max(start, o.start), end: min(end, o.end))
+    }
+    public var description: String { "[\(hex16(start))-\(hex16(end))]" }
+}
+
+@inlinable public func alignDown(_ v: UInt64, _ a: UInt64) -> UInt64 { v & ~(a - 1) }
+@inlinable public func alignUp(_ v: UInt64, _ a: UInt64) -> UInt64 { (v &+ a &- 1) & ~(a - 1) }
+@inlinable public func divRoundUp(_ v: UInt64, _ d: UInt64) -> UInt64 { v / d + (v % d == 0 ? 0 : 1) }

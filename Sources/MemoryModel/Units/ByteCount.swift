@@ -1,0 +1,46 @@
+/// A number of bytes. Distinct from addresses and frame numbers so the two
+/// cannot be mixed by accident.
+public struct ByteCount: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var value: UInt64
+
+    @inlinable public init(_ value: UInt64) { self.value = value }
+
+    public static let zero = ByteCount(0)
+    @inlinable public static func kib(_ n: UInt64) -> ByteCount { ByteCount(n << 10) }
+    @inlinable public static func mib(_ n: UInt64) -> ByteCount { ByteCount(n << 20) }
+    @inlinable public static func gib(_ n: UInt64) -> ByteCount { ByteCount(n << 30) }
+    @inlinable public static func tib(_ n: UInt64) -> ByteCount { ByteCount(n << 40) }
+
+    /// Number of whole 4 KiB pages.
+    @inlinable public var pages4K: UInt64 { value >> 12 }
+
+    @inlinable public static func < (a: ByteCount, b: ByteCount) -> Bool { a.value < b.value }
+    @inlinable public static func + (a: ByteCount, b: ByteCount) -> ByteCount { ByteCount(a.value + b.value) }
+    @inlinable public static func - (a: ByteCount, b: ByteCount) -> ByteCount { ByteCount(a.value - b.value) }
+
+    /// The size the way kernel and QEMU users write it: the largest binary
+    /// unit that gives a whole number or one exact decimal (`64G`, `1.5T`,
+    /// `512M`, `4K`, `100`).
+    public var description: String { ByteCount.format(value) }
+
+    static let suffixes: [(UInt64, String)] = [
+        (1 << 60, "E"), (1 << 50, "P"), (1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K"),
+    ]
+
+    static func format(_ v: UInt64) -> String {
+        if v == 0 { return "0" }
+        for (unit, s) in suffixes where v >= unit {
+            if v % unit == 0 { return "\(v / unit)\(s)" }
+            // One exact decimal place, e.g. 1.5T.
+            let (tenths, overflow) = v.multipliedReportingOverflow(by: 10)
+            if !overflow, tenths % unit == 0 {
+                let t = tenths / unit
+                return "\(t / 10).\(t % 10)\(s)"
+            }
+        }
+        for (unit, s) in suffixes.reversed() where v % unit == 0 && v / unit < 100_000 {
+            return "\(v / unit)\(s)"
+        }
+        return "\(v)"
+    }
+}

@@ -1,0 +1,179 @@
+import CostModel
+import MemoryModel
+
+/// The RMP state of one 4K guest frame, as far as validation is concerned
+/// (`struct rmpentry`: assigned, pagesize, validated).
+public enum RMPState: UInt8, Sendable, Equatable {
+    /// Private by attribute but no host page yet (guest_memfd not faulted in).
+    case unbacked
+    /// Assigned to the guest by RMPUPDATE as part of a 4K RMP entry, not validated.
+    case assigned4K
+    /// Part of a 2M RMP entry, not validated.
+    case assigned2M
+    case validated4K
+    case validated2M
+
+    public var isValidated: Bool { self == .validated4K || self == .validated2M }
+    public var isBacked: Bool { self != .unbacked }
+}
+
+/// PVALIDATE's result in EAX, with CF=1 reported as Linux's
+/// `PVALIDATE_FAIL_NOUPDATE` (255).
+public enum PvalidateResult: UInt32, Sendable {
+    case success = 0
+    case failInput = 1
+    case failPermission = 2
+    case failSizeMismatch = 6
+    case noUpdate = 255
+}
+
+/// How the host backs private memory: 4K pages only, or 2M where the guest
+/// validates at 2M (2M guest_memfd folios).
+public enum SNPBackingPolicy: String, Sendable, CaseIterable {
+    case back4K = "4k"
+    case back2M = "2m"
+}
+
+/// The SEV-SNP platform seen from the guest: the hypervisor's handling of
+/// Page State Change requests, the nested-page-fault path that faults in
+/// guest_memfd pages (RMPUPDATE), and the PVALIDATE instruction.
+public final class SNPPlatform {
+    public let policy: SNPBackingPolicy
+    /// QEMU pre-faults on page state change (KVM_PRE_FAULT_MEMORY), so no NPF
+    /// follows a PSC ("i386/kvm: Prefault memory on page state change", 2025).
+    public let prefaultOnPSC: Bool
+    public private(set) var rmp = IntervalMap<RMPState>(initial: .unbacked)
+
+    public init(policy: SNPBackingPolicy, prefaultOnPSC: Bool = false) {
+        self.policy = policy
+        self.prefaultOnPSC = prefaultOnPSC
+    }
+
+    /// Memory measured and validated at launch (SNP_LAUNCH_UPDATE): the
+    /// firmware image and pre-validated SEC ranges.
+    public func launchUpdate(_ frames: Range<UInt64>) {
+        rmp.assign(frames, .validated4K)
+    }
+
+    /// Backs `gfn` with a host page, as KVM's fault path does for a private
+    /// guest_memfd page: a 2M RMP entry when the policy and the request allow
+    /// it and nothing in the 2M range is backed yet, else a 4K entry.
+    private func back(gfn: UInt64, level: PageLevel, counts c: inout OpCounts) {
+        let chunk = alignDown(gfn, 512)
+        if policy == .back2M, level == .size2M, rmp.allSatisfy(in: chunk..<(chunk + 512), { $0 == .unbacked }) {
+            rmp.assign(chunk..<(chunk + 512), .assigned2M)
+            c.add(.snpRMPUpdate2M)
+        } else if rmp.value(at: gfn) == .unbacked {
+            rmp.assign(gfn..<(gfn + 1), .assigned4K)
+            c.add(.snpRMPUpdate4K)
+        }
+    }
+
+    /// One Page State Change VMGEXIT through the GHCB, every entry to
+    /// private (`SVM_VMGEXIT_PSC`). The hypervisor breaks a 2M entry it
+    /// cannot back at 2M into 512 4K requests.
+    public func pageStateChange(_ entries: [(gfn: UInt64, level: PageLevel)]) -> OpCounts {
+        var c = OpCounts()
+        c.add(.snpPSCExit)
+        for e in entries {
+            c.add(e.level == .size2M ? .snpPSCEntry2M : .snpPSCEntry4K)
+            guard prefaultOnPSC else { continue }
+            if e.level == .size2M, policy == .back2M {
+                back(gfn: e.gfn, level: .size2M, counts: &c)
+            } else {
+                for g in e.gfn..<(e.gfn + e.level.pages) { back(gfn: g, level: .size4K, counts: &c) }
+            }
+        }
+        return c
+    }
+
+    /// Page State Change through the GHCB MSR protocol (`GHCB_MSR_PSC_REQ`):
+    /// one 4K page per VMGEXIT, used before a GHCB exists.
+    public func msrPageStateChange(gfn: UInt64) -> OpCounts {
+        var c = OpCounts()
+        c.add(.snpMSRPSCExit)
+        if prefaultOnPSC { back(gfn: gfn, level: .size4K, counts: &c) }
+        return c
+    }
+
+    /// PVALIDATE (validate) of the page at `gfn` with size `level`. A first
+    /// touch of an unbacked page takes a nested page fault, after which the
+    /// instruction re-executes.
+    public func pvalidate(gfn: UInt64, level: PageLevel) -> (PvalidateResult, OpCounts) {
+        var c = OpCounts()
+        guard level != .size1G, gfn % level.pages == 0 else {
+            c.add(level == .size2M ? .snpPvalidate2MFail : .snpPvalidate4KFail)
+            return (.failInput, c)
+        }
+        if rmp.value(at: gfn) == .unbacked {
+            let before = c
+            back(gfn: gfn, level: level, counts: &c)
+            let grew2M = c[.snpRMPUpdate2M] > before[.snpRMPUpdate2M]
+            c.add(grew2M ? .snpNPF2M : .snpNPF4K)
+        }
+        if level == .size2M {
+            let runs = rmp.runs(in: gfn..<(gfn + 512))
+            if runs.count == 1, runs[0].value == .assigned2M {
+                rmp.assign(gfn..<(gfn + 512), .validated2M)
+                c.add(.snpPvalidate2MSuccess)
+                return (.success, c)
+            }
+            if runs.count == 1, runs[0].value == .validated2M {
+                c.add(.snpPvalidate2MNoUpdate)
+                return (.noUpdate, c)
+            }
+            c.add(.snpPvalidate2MSizeMismatch)
+            return (.failSizeMismatch, c)
+        }
+        switch rmp.value(at: gfn) {
+        case .assigned4K:
+            rmp.assign(gfn..<(gfn + 1), .validated4K)
+            c.add(.snpPvalidate4KSuccess)
+            return (.success, c)
+        case .assigned2M:
+            // RMP size-mismatch fault: the host PSMASHes the 2M entry into 512 4K entries.
+            let chunk = alignDown(gfn, 512)
+            rmp.assign(chunk..<(chunk + 512), .assigned4K)
+            c.add(.snpNPF4K)
+            rmp.assign(gfn..<(gfn + 1), .validated4K)
+            c.add(.snpPvalidate4KSuccess)
+            return (.success, c)
+        case .validated4K, .validated2M:
+            c.add(.snpPvalidate4KNoUpdate)
+            return (.noUpdate, c)
+        case .unbacked:
+            c.add(.snpPvalidate4KFail)
+            return (.failPermission, c)
+        }
+    }
+
+    public func isAccessible(_ frames: Range<UInt64>) -> Bool {
+        rmp.allSatisfy(in: frames) { $0.isValidated }
+    }
+
+    public var committedPages: UInt64 { rmp.measure(in: 0..<UInt64.max) { $0.isBacked } }
+
+    // Bulk support, as for the TDX host.
+    struct Signature: Hashable { var state: UInt8 }
+
+    /// Signature of the uniform range `[gfn, gfn + frames)`, or nil.
+    public func signature(gfn: UInt64, frames: UInt64) -> AnyHashable? {
+        let run = rmp.run(containing: gfn)
+        guard run.range.upperBound >= gfn + frames else { return nil }
+        return AnyHashable(Signature(state: run.value.rawValue))
+    }
+
+    /// Number of consecutive blocks of `frames` from `gfn` (at most `limit`)
+    /// in the same uniform state.
+    public func blocksSharing(_ sig: AnyHashable, from gfn: UInt64, frames: UInt64, limit: UInt64) -> UInt64 {
+        guard signature(gfn: gfn, frames: frames) == sig else { return 0 }
+        return min(limit, (rmp.run(containing: gfn).range.upperBound - gfn) / frames)
+    }
+
+    public func finalState(gfn: UInt64, frames: UInt64) -> RMPState? {
+        let run = rmp.run(containing: gfn)
+        return run.range.upperBound >= gfn + frames && run.range.lowerBound <= gfn ? run.value : nil
+    }
+
+    public func replay(state: RMPState, frames: Range<UInt64>) { rmp.assign(frames, state) }
+}
