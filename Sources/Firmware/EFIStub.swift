@@ -1,0 +1,71 @@
+import CoCoGuest
+import CostModel
+import MemoryModel
+
+/// The x86 Linux EFI stub's handling of unaccepted memory
+/// (drivers/firmware/efi/libstub/unaccepted_memory.c, x86-stub.c).
+public enum EFIStub {
+    /// `allocate_unaccepted_bitmap()`: reuse a pre-installed table, or size
+    /// one over the min..max of the Unaccepted descriptors rounded to the
+    /// 2 MiB unit, and allocate it from the firmware as
+    /// `EFI_ACPI_RECLAIM_MEMORY` pool (`allocate_pool`, so the table starts
+    /// after edk2's 24-byte pool header, not on a page boundary).
+    public static func allocateUnacceptedBitmap(map: inout EFIMemoryMap, preinstalled: UnacceptedTable? = nil) throws -> UnacceptedTable? {
+        if let preinstalled {
+            guard preinstalled.version == 1 else {
+                throw CocomemError(.unsupported, "pre-installed unaccepted table has version \(preinstalled.version) (EFI_UNSUPPORTED)")
+            }
+            return preinstalled
+        }
+        let un = map.descriptors.filter { $0.type == .unaccepted }
+        guard let first = un.first, let last = un.max(by: { $0.end < $1.end }) else { return nil }
+        let unit = UnacceptedTable.defaultUnitSize
+        let base = alignDown(un.map(\.physicalStart).min() ?? first.physicalStart, unit)
+        let end = alignUp(last.end, unit)
+        let size = divRoundUp(end - base, unit * 8)
+        let poolHeader: UInt64 = 24
+        guard let page = map.allocateTopDown(poolHeader + UnacceptedTable.headerSize + size, type: .acpiReclaim) else {
+            throw CocomemError(.unsupported, "no conventional memory below 4G for the unaccepted table")
+        }
+        return UnacceptedTable(unitSize: unit, physBase: base, size: size, address: page + poolHeader)
+    }
+
+    /// `process_unaccepted_memory()` for one Unaccepted descriptor: small
+    /// ranges and unaligned heads and tails are accepted now (through the
+    /// boot stub's `arch_accept_memory()`), parts outside the bitmap are
+    /// accepted now, and the aligned middle is marked in the bitmap.
+    /// Returns the ranges accepted.
+    public static func processUnacceptedMemory(_ r: AddressRange, table: inout UnacceptedTable,
+                                               acceptor: ArchAcceptor, clock: inout PhaseClock) -> ([AddressRange], AcceptOutcome) {
+        var accepted: [AddressRange] = []
+        func acc(_ s: UInt64, _ e: UInt64) -> AcceptOutcome {
+            guard e > s else { return .ok }
+            accepted.append(AddressRange(start: s, end: e))
+            return acceptor.accept(AddressRange(start: s, end: e), vcpu: 0, clock: &clock)
+        }
+        let unit = table.unitSize
+        var start = r.start, end = r.end
+        if end - start < 2 * unit {
+            return (accepted, acc(start, end))
+        }
+        if start % unit != 0 {
+            let o = acc(start, alignUp(start, unit)); if o != .ok { return (accepted, o) }
+            start = alignUp(start, unit)
+        }
+        if end % unit != 0 {
+            let o = acc(alignDown(end, unit), end); if o != .ok { return (accepted, o) }
+            end = alignDown(end, unit)
+        }
+        if start < table.physBase {
+            let o = acc(start, min(table.physBase, end)); if o != .ok { return (accepted, o) }
+            start = table.physBase
+        }
+        if start >= end { return (accepted, .ok) }
+        if end > table.coveredEnd {
+            let o = acc(max(start, table.coveredEnd), end); if o != .ok { return (accepted, o) }
+            end = max(start, table.coveredEnd)
+        }
+        table.bitmap.set(((start - table.physBase) / unit)..<((end - table.physBase) / unit))
+        return (accepted, .ok)
+    }
+}
