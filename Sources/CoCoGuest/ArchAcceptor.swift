@@ -18,6 +18,17 @@ public protocol ArchAcceptor: AnyObject {
     /// false, identical chunks are replayed. Both give the same state,
     /// counts and time (tests hold them equal).
     var stepByStep: Bool { get set }
+
+    // Span replay, used by the kernel to replay identical accept_memory()
+    // calls over uniform memory. Units are 2M chunks of 512 frames.
+    /// Signature of the platform state of the 2M chunk at `gfn`, or nil if not uniform.
+    func chunkSignature(gfn: UInt64) -> AnyHashable?
+    /// Consecutive chunks from `gfn` (at most `limit`) that would behave like the first.
+    func chunksSharing(_ sig: AnyHashable, from gfn: UInt64, limit: UInt64) -> UInt64
+    /// State of the chunk at `gfn` (after an accept), or nil if not uniform.
+    func chunkState(gfn: UInt64) -> AnyHashable?
+    /// Puts `count` chunks from `gfn` into `state`.
+    func replayChunks(state: AnyHashable, from gfn: UInt64, count: UInt64)
 }
 
 /// The guest's view of its platform: accepting, and whether memory may be touched.

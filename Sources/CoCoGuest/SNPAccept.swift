@@ -115,6 +115,20 @@ public final class SNPAcceptor: ArchAcceptor {
     }
 }
 
+extension SNPAcceptor {
+    public func chunkSignature(gfn: UInt64) -> AnyHashable? { platform.signature(gfn: gfn, frames: 512) }
+    public func chunksSharing(_ sig: AnyHashable, from gfn: UInt64, limit: UInt64) -> UInt64 {
+        platform.blocksSharing(sig, from: gfn, frames: 512, limit: limit)
+    }
+    public func chunkState(gfn: UInt64) -> AnyHashable? {
+        platform.finalState(gfn: gfn, frames: 512).map { AnyHashable($0) }
+    }
+    public func replayChunks(state: AnyHashable, from gfn: UInt64, count: UInt64) {
+        guard let s = state.base as? RMPState else { return }
+        platform.replay(state: s, frames: gfn..<(gfn + count * 512))
+    }
+}
+
 /// The SNP platform seen by the guest.
 public final class SNPGuestPlatform: GuestPlatform {
     public let platform: SNPPlatform

@@ -151,6 +151,15 @@ public final class TDXAcceptor: ArchAcceptor {
         return nil
     }
 
+    public func chunkSignature(gfn: UInt64) -> AnyHashable? { host.chunkSignature(gfn: gfn) }
+    public func chunksSharing(_ sig: AnyHashable, from gfn: UInt64, limit: UInt64) -> UInt64 {
+        host.chunksSharing(sig, from: gfn, limit: limit)
+    }
+    public func chunkState(gfn: UInt64) -> AnyHashable? { host.chunkState(gfn: gfn) }
+    public func replayChunks(state: AnyHashable, from gfn: UInt64, count: UInt64) {
+        host.replay(state: state, to: gfn, count: count)
+    }
+
     // MARK: edk2
 
     func edk2Accept(_ r: AddressRange, pageSize: PageLevel, counts c: inout OpCounts) -> AcceptOutcome {

@@ -1,1 +1,140 @@
-print("cocomem")
+import ArgumentParser
+import CoCoGuest
+import CostModel
+import Firmware
+import Foundation
+import GuestKernel
+import MemoryModel
+import Reports
+import Simulation
+import TDXModule
+
+@main
+struct Cocomem: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "An executable model of memory acceptance in confidential VMs (Intel TDX, AMD SEV-SNP).",
+        subcommands: [Boot.self, Accept.self, Validate.self, Bench.self], defaultSubcommand: Boot.self)
+
+    /// Runs `body`, turning a CocomemError into one clear line and exit code 1.
+    static func guarded(_ body: () throws -> Void) throws {
+        do { try body() } catch let e as CocomemError {
+            FileHandle.standardError.write(Data("error: \(e.message)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+func loadCalibration(_ path: String?) throws -> Calibration {
+    if let path { return try Calibration.load(path: path) }
+    return try Calibration.builtIn()
+}
+
+struct Boot: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Boot a simulated TD or SNP guest and report what was accepted, by whom and when.")
+    @Option(help: "tdx or snp") var platform = "tdx"
+    @Option(help: "Guest memory (64G, 512M, 1.5T, 0x100000000)") var memory = "4G"
+    @Option var vcpus = 4
+    @Option(help: "lazy or eager (accept_memory=)") var accept = "lazy"
+    @Option(name: .customLong("host-mapping"), help: "How the host maps private memory: 4k or 2m") var hostMapping = "4k"
+    @Option(help: "tdvf, tdvf-2022 or ovmf-snp (default: tdvf for TDX, ovmf-snp for SNP)") var firmware: String?
+    @Option(name: .customLong("fw-partial-accept"), help: "tdvf-2022 PcdTdxAcceptPartialMemorySize (0 = all)") var partial = "256M"
+    @Option(help: "Kernel generation: 6.5, 6.11, 6.12, 6.16, 7.0") var kernel = "7.0"
+    @Option(help: "efistub (the kernel's EFI stub calls ExitBootServices) or grub-ebs (the loader does)") var loader = "efistub"
+    @Flag(name: .customLong("no-unaccepted-support"), help: "Kernel without CONFIG_UNACCEPTED_MEMORY") var noSupport = false
+    @Flag(name: .customLong("no-acceptance-protocol-call"), help: "Kernel stub that does not call AllowUnacceptedMemory() (SNP)") var noProtocolCall = false
+    @Flag(name: .customLong("snp-firmware-without-protocol"), help: "SNP firmware without OVMF_SEV_MEMORY_ACCEPTANCE_PROTOCOL (edk2-stable202302)") var noFwProtocol = false
+    @Flag(name: .customLong("snp-prefault"), help: "The VMM pre-faults on page state change (KVM_PRE_FAULT_MEMORY)") var prefault = false
+    @Option(name: .customLong("deferred-init"), help: "on or off (CONFIG_DEFERRED_STRUCT_PAGE_INIT)") var deferred = "on"
+    @Option(name: .customLong("boot-alloc"), help: "Memory user space allocates on the way to a shell") var bootAlloc = "256M"
+    @Option(help: "none, touch=SIZE|all, pagecache=SIZE") var workload = "none"
+    @Option var seed: UInt64 = 0
+    @Option(help: "Calibration file (default: built-in)") var calibration: String?
+    @Flag(name: .customLong("step-by-step"), help: "Simulate every TDCALL/PVALIDATE one at a time") var step = false
+    @Flag var json = false
+    @Flag(name: .customLong("meminfo"), help: "Print only /proc/meminfo") var meminfoOnly = false
+
+    func scenario() throws -> Scenario {
+        var s = Scenario()
+        guard let p = PlatformKind(rawValue: platform) else { throw CocomemError(.invalidArgument, "platform '\(platform)' is not tdx or snp") }
+        s.platform = p
+        s.memory = try ByteCount.parseGuestMemory(memory).value
+        s.vcpus = vcpus
+        guard accept == "lazy" || accept == "eager" else { throw CocomemError(.invalidArgument, "accept '\(accept)' is not lazy or eager") }
+        s.lazy = accept == "lazy"
+        s.kernel.lazyAccept = s.lazy
+        guard let hm = HostMappingPolicy(rawValue: hostMapping) else { throw CocomemError(.invalidArgument, "host mapping '\(hostMapping)' is not 4k or 2m") }
+        s.hostMapping = hm
+        let fwName = firmware ?? (p == .tdx ? "tdvf" : "ovmf-snp")
+        guard let fw = FirmwareGeneration(rawValue: fwName) else { throw CocomemError(.invalidArgument, "firmware '\(fwName)' is not tdvf, tdvf-2022 or ovmf-snp") }
+        s.firmware = fw
+        s.partialAcceptBytes = try ByteCount.parse(partial).value
+        guard let kv = KernelVersion(rawValue: kernel) else { throw CocomemError(.invalidArgument, "kernel '\(kernel)' is not one of 6.5, 6.11, 6.12, 6.16, 7.0") }
+        s.kernel.version = kv
+        guard loader == "efistub" || loader == "grub-ebs" else { throw CocomemError(.invalidArgument, "loader '\(loader)' is not efistub or grub-ebs") }
+        s.loader.loaderCallsExitBootServices = loader == "grub-ebs"
+        s.loader.kernelSupportsUnaccepted = !noSupport
+        s.loader.stubCallsAcceptanceProtocol = !noProtocolCall
+        s.snpAcceptanceProtocol = !noFwProtocol
+        s.snpPrefault = prefault
+        guard deferred == "on" || deferred == "off" else { throw CocomemError(.invalidArgument, "deferred-init '\(deferred)' is not on or off") }
+        s.kernel.deferredStructPageInit = deferred == "on"
+        s.bootAllocationBytes = try ByteCount.parse(bootAlloc).value
+        s.workload = try Workload.parse(workload, memory: s.memory)
+        s.seed = seed
+        s.stepByStep = step
+        return s
+    }
+
+    func run() throws {
+        try Cocomem.guarded {
+            let r = try BootSimulation(scenario: scenario(), calibration: loadCalibration(calibration)).run()
+            if json { print(r.json.serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else { print(r.text, terminator: "") }
+        }
+    }
+}
+
+struct Accept: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the EFI stub and accept_memory() alone on a memory map and a list of calls.")
+    @Option(help: "Memory map in the kernel's efi=debug format or JSON") var memmap: String
+    @Option(help: "File with one 'start size' accept_memory() call per line") var calls: String?
+    @Flag var json = false
+
+    func run() throws {
+        try Cocomem.guarded {
+            guard let m = FileManager.default.contents(atPath: memmap).flatMap({ String(data: $0, encoding: .utf8) }) else {
+                throw CocomemError(.io, "cannot read memory map '\(memmap)'")
+            }
+            var cs: [(UInt64, UInt64)] = []
+            if let calls {
+                guard let c = FileManager.default.contents(atPath: calls).flatMap({ String(data: $0, encoding: .utf8) }) else {
+                    throw CocomemError(.io, "cannot read calls file '\(calls)'")
+                }
+                cs = try AcceptTool.parseCalls(c)
+            }
+            let out = try AcceptTool.run(map: AcceptTool.parseMap(m), calls: cs, calibration: Calibration.builtIn())
+            print(out.serialized(pretty: true))
+        }
+    }
+}
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Compare the model with published measurements; non-zero exit if one is out of tolerance.")
+    @Option var calibration: String?
+    func run() throws {
+        try Cocomem.guarded {
+            let rows = try PublishedFigures.evaluate(calibration: loadCalibration(calibration))
+            print(PublishedFigures.table(rows), terminator: "")
+            if rows.contains(where: { !$0.withinTolerance }) { throw ExitCode(1) }
+        }
+    }
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Time the simulator itself (wall clock, peak memory) on large guests.")
+    @Option(help: "Sizes to boot") var sizes = "4G,64G,1T,4T"
+    func run() throws {
+        try Cocomem.guarded {
+            print(try BenchRunner.run(sizes: sizes.split(separator: ",").map(String.init)), terminator: "")
+        }
+    }
+}

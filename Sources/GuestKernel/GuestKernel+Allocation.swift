@@ -1,0 +1,168 @@
+import CoCoGuest
+import CostModel
+import MemoryModel
+
+/// Where allocated pages go: anonymous memory or the page cache.
+public enum PageUse: Sendable { case anonymous, pageCache }
+
+extension GuestKernel {
+    /// `init_per_zone_wmark_min()` → `setup_per_zone_wmarks()`.
+    public func initWatermarks() {
+        let lowmem = zones.reduce(0) { $0 + $1.managed }
+        let minKB = minFreeKbytes(lowmemKbytes: lowmem * 4)
+        for i in zones.indices { zones[i].setWatermarks(pagesMin: minKB >> 2, lowmemPages: lowmem) }
+        watermarksReadySet()
+        events.append("init_per_zone_wmark_min(): min_free_kbytes=\(minKB)")
+    }
+
+    /// `try_to_accept_memory_one()` / `__accept_page()` for `n` blocks of zone `zi`.
+    func acceptFromList(zone zi: Int, blocks n: UInt64, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
+        for run in zones[zi].takeUnaccepted(n) {
+            if let u = unaccepted {
+                let o = u.acceptBlocks(firstBlockAddress: run.address, count: run.count, vcpu: vcpu, clock: &clock)
+                if o != .ok { return o }
+            }
+            zones[zi].freePages += run.count * 1024  // __free_pages_ok(MAX_PAGE_ORDER)
+        }
+        return .ok
+    }
+
+    /// Blocks `cond_accept_memory()` (or, before 6.11, the failed-watermark
+    /// `try_to_accept_memory()`) accepts for an order-0 allocation now.
+    func blocksToAccept(zone z: Zone) -> UInt64 {
+        guard z.hasUnaccepted else { return 0 }
+        let v = config.version
+        let free = z.acceptedFree
+        if v.unacceptedIsUnusableForWatermarks {
+            // zone_watermark_ok(): free - unusable > low; else accept to high (do/while: at least one).
+            if free > z.watermarkLow { return 0 }
+            let toAccept = Int64(z.watermarkHigh) - Int64(free)
+            return max(1, UInt64(max(0, toAccept) + 1023) / 1024)
+        }
+        let target = v.targetsPromoWatermark ? z.watermarkPromo : z.watermarkHigh
+        if target == 0 {
+            return v.acceptsOneBlockWhileWatermarksZero ? 1 : (free == 0 ? 0 : 0)
+        }
+        guard free < target else { return 0 }
+        return (target - free + 1023) / 1024
+    }
+
+    /// Allocates `pages` order-0 pages on behalf of a workload, each call to
+    /// the allocator accepting what the kernel version's policy asks for.
+    /// Consecutive allocations that trigger no acceptance are charged in bulk.
+    /// Returns pages allocated (short on OOM) and the outcome.
+    @discardableResult
+    public func allocate(pages n: UInt64, use: PageUse, touch: Bool, clock: inout PhaseClock,
+                         fullyAcceptedAt: inout Double?) -> (UInt64, AcceptOutcome) {
+        var left = n
+        let zonelist = [2, 1, 0]
+        while left > 0 {
+            var progressed = false
+            for zi in zonelist {
+                let vcpu = clock.leastLoadedVCPU
+                let k = blocksToAccept(zone: zones[zi])
+                if k > 0 {
+                    let o = acceptFromList(zone: zi, blocks: k, vcpu: vcpu, clock: &clock)
+                    if o != .ok { return (n - left, o) }
+                    if fullyAcceptedAt == nil, zones.allSatisfy({ !$0.hasUnaccepted }) { fullyAcceptedAt = clock.seconds(costs) }
+                }
+                let z = zones[zi]
+                let floor = watermarksReady ? z.watermarkMin : 0
+                guard z.acceptedFree > floor else { continue }
+                // Pages until the next allocation would trigger acceptance again.
+                var step = z.acceptedFree - floor
+                if z.hasUnaccepted {
+                    let v = config.version
+                    let trigger = v.unacceptedIsUnusableForWatermarks ? z.watermarkLow
+                        : (v.targetsPromoWatermark ? z.watermarkPromo : z.watermarkHigh)
+                    if trigger == 0 { step = 1 } else if z.acceptedFree >= trigger { step = min(step, z.acceptedFree - trigger + 1) }
+                    else { step = 1 }
+                }
+                let take = min(left, step)
+                zones[zi].freePages -= take
+                allocatedPages += take
+                if use == .pageCache { pageCachePages += take }
+                if touch { clock.charge(.kernelTouchPage, take, vcpu: vcpu, costs: costs) }
+                left -= take
+                progressed = true
+                break
+            }
+            if !progressed {
+                events.append("page allocation failure: out of memory with \(left) pages still wanted")
+                return (n - left, .ok)
+            }
+        }
+        return (n, .ok)
+    }
+
+    /// Page allocations before watermarks exist: each may accept a block
+    /// (the Mar 2025 `if (!wmark)` path), the rest come from accepted memory.
+    public func earlyAllocations(clock: inout PhaseClock) -> AcceptOutcome {
+        let n = config.earlyAllocationsBase + config.earlyAllocationsPerVCPU * UInt64(vcpus)
+        var never: Double? = nil
+        var done: UInt64 = 0
+        while done < n {
+            // Without acceptance in play the allocations are plain; charge them in bulk.
+            let accepting = zones.contains { $0.hasUnaccepted } && config.version.acceptsOneBlockWhileWatermarksZero
+            let batch = accepting ? 1 : n - done
+            let (got, o) = allocate(pages: batch, use: .anonymous, touch: false, clock: &clock, fullyAcceptedAt: &never)
+            if o != .ok { return o }
+            if got < batch { break }
+            done += batch
+        }
+        return .ok
+    }
+
+    // MARK: /proc views
+
+    public var totalUnacceptedPages: UInt64 { zones.reduce(0) { $0 + $1.unacceptedPages } }
+    public var totalFreePages: UInt64 { zones.reduce(0) { $0 + $1.freePages } }
+    public var totalManagedPages: UInt64 { zones.reduce(0) { $0 + $1.managed } }
+
+    /// `si_mem_available()`: free minus the reserve (sum of high watermarks),
+    /// plus the reclaimable half of the page cache (above the low watermarks).
+    public var memAvailablePages: UInt64 {
+        let reserve = zones.reduce(0) { $0 + $1.watermarkHigh }
+        let lowSum = zones.reduce(0) { $0 + $1.watermarkLow }
+        var avail = Int64(totalFreePages) - Int64(reserve)
+        avail += Int64(pageCachePages) - Int64(min(pageCachePages / 2, lowSum))
+        return UInt64(max(0, avail))
+    }
+
+    /// The kernel's meminfo values in kB, keyed by their /proc/meminfo names.
+    public var meminfo: [(String, UInt64)] {
+        [("MemTotal", totalManagedPages * 4), ("MemFree", totalFreePages * 4), ("MemAvailable", memAvailablePages * 4),
+         ("Cached", pageCachePages * 4), ("AnonPages", (allocatedPages - pageCachePages) * 4),
+         ("Unaccepted", totalUnacceptedPages * 4)]
+    }
+
+    /// `/proc/meminfo` lines (`show_val_kb()`: `%-16s%8lu kB` with the colon in the name).
+    public var procMeminfo: String {
+        meminfo.map { name, kb in
+            let label = (name + ":").padding(16)
+            return label + String(kb).leftPadded(8) + " kB"
+        }.joined(separator: "\n") + "\n"
+    }
+
+    /// `/sys/devices/system/node/node0/meminfo` (single node).
+    public var nodeMeminfo: String {
+        let rows: [(String, UInt64)] = [("MemTotal", totalManagedPages * 4), ("MemFree", totalFreePages * 4),
+                                        ("Unaccepted", totalUnacceptedPages * 4)]
+        var out = ""
+        for (name, kb) in rows {
+            let label: String = (name + ":").padding(16)
+            out += "Node 0 " + label + String(kb).leftPadded(8) + " kB\n"
+        }
+        return out
+    }
+
+    /// `/proc/vmstat` lines for the counters cocomem models.
+    public var procVmstat: String {
+        "nr_free_pages \(totalFreePages)\nnr_unaccepted \(totalUnacceptedPages)\n"
+    }
+}
+
+extension String {
+    func padding(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
+    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
+}

@@ -1,0 +1,295 @@
+import CoCoGuest
+import CostModel
+import Firmware
+import MemoryModel
+
+/// Kernel configuration a scenario chooses.
+public struct KernelConfig: Sendable {
+    public var version: KernelVersion = .v7_0
+    /// `accept_memory=lazy|eager`.
+    public var lazyAccept = true
+    /// CONFIG_DEFERRED_STRUCT_PAGE_INIT: Normal-zone struct pages are
+    /// initialised (and, eagerly, accepted) by padata threads on all vCPUs.
+    public var deferredStructPageInit = true
+    /// Decompressed kernel footprint accepted by the decompressor at 16 MiB.
+    public var kernelInitBytes: UInt64 = 64 << 20
+    /// Page allocations made between the buddy allocator coming up and
+    /// `init_per_zone_wmark_min()`: a base plus a per-vCPU part (idle task
+    /// stacks, per-CPU pagesets, workqueues). Estimates, stated in the docs.
+    public var earlyAllocationsBase: UInt64 = 2000
+    public var earlyAllocationsPerVCPU: UInt64 = 64
+    public init() {}
+}
+
+/// The memblock allocations of early boot and the rule that sizes each.
+public struct MemblockPlan: Sendable {
+    /// struct page array: 64 bytes per 4 KiB page of present memory.
+    public var memmap: UInt64
+    /// Per-CPU first chunk: 256 KiB a vCPU, in 2 MiB atoms (pcpu_embed_first_chunk).
+    public var percpu: UInt64
+    /// Direct-map page tables: one 4 KiB PMD page per GiB plus 16 KiB.
+    public var pageTables: UInt64
+    /// SWIOTLB bounce buffer forced on in TDX/SNP guests: 64 MiB below 4 GiB.
+    public var swiotlb: UInt64
+    /// Everything else memblock allocates early (log buffer, ACPI copies, ...): 16 MiB.
+    public var other: UInt64
+
+    public init(ramBytes: UInt64, vcpus: Int) {
+        memmap = alignUp((ramBytes >> 12) * 64, 4096)
+        percpu = alignUp(UInt64(vcpus) * (256 << 10), 2 << 20)
+        pageTables = alignUp(divRoundUp(ramBytes, 1 << 30) * 4096 + (16 << 10), 4096)
+        swiotlb = 64 << 20
+        other = 16 << 20
+    }
+}
+
+/// A Linux guest kernel's memory: memblock, zones, the unaccepted table and
+/// the page allocator's acceptance policy.
+public final class GuestKernel {
+    public let config: KernelConfig
+    public let vcpus: Int
+    public let costs: CostTable
+    public let platform: GuestPlatform
+    public let unaccepted: UnacceptedMemory?
+    public internal(set) var zones: [Zone] = ZoneKind.allCases.map { Zone(kind: $0) }
+    /// RAM the kernel manages (E820 RAM ranges).
+    public let ram: [AddressRange]
+    public private(set) var reserved: [AddressRange] = []
+    public internal(set) var events: [String] = []
+    /// Set once watermarks are initialised.
+    public private(set) var watermarksReady = false
+    func watermarksReadySet() { watermarksReady = true }
+    /// Anonymous/user pages and page-cache pages handed out.
+    public internal(set) var allocatedPages: UInt64 = 0
+    public internal(set) var pageCachePages: UInt64 = 0
+
+    public init(config: KernelConfig, vcpus: Int, costs: CostTable, platform: GuestPlatform,
+                ram: [AddressRange], unaccepted: UnacceptedMemory?) {
+        self.config = config
+        self.vcpus = vcpus
+        self.costs = costs
+        self.platform = platform
+        self.ram = ram
+        self.unaccepted = unaccepted
+    }
+
+    func zoneIndex(_ addr: UInt64) -> Int { addr < (16 << 20) ? 0 : addr < (1 << 32) ? 1 : 2 }
+
+    // MARK: Early boot
+
+    /// `extract_kernel()` accepting the decompression output.
+    public func decompress(clock: inout PhaseClock) -> AcceptOutcome {
+        guard let u = unaccepted else { return .ok }
+        let start: UInt64 = 16 << 20
+        return u.bootAcceptMemory(start: start, end: start + config.kernelInitBytes, vcpu: 0, clock: &clock)
+    }
+
+    /// `reserve_unaccepted()`: memblock_add/reserve of the table's pages.
+    /// Before the Feb 2026 fix only the size was page-aligned, from the
+    /// page-aligned-down start, so a table starting mid-page and ending in
+    /// the next page had that last page unreserved (canonical/tdx issue 421).
+    /// Returns the unreserved tail, if any.
+    public func reserveUnacceptedTable() -> AddressRange? {
+        guard let t = unaccepted?.table else { return nil }
+        let start = alignDown(t.address, 4096)
+        let needed = AddressRange(start: start, end: alignUp(t.address + t.totalBytes, 4096))
+        let reservedRange = config.version.reserveUnacceptedEndAligned
+            ? needed : AddressRange(start: start, size: alignUp(t.totalBytes, 4096))
+        reserved.append(reservedRange)
+        if reservedRange.end < needed.end {
+            let tail = AddressRange(start: reservedRange.end, end: needed.end)
+            events.append("reserve_unaccepted(): table \(AddressRange(start: t.address, size: t.totalBytes)) reserved only \(reservedRange); \(tail) left to the page allocator")
+            return tail
+        }
+        return nil
+    }
+
+    /// Allocates `bytes` top-down from RAM below `limit` the way
+    /// `memblock_alloc_range_nid()` does, and accepts it.
+    func memblockAlloc(_ bytes: UInt64, below limit: UInt64, what: String, vcpu: Int, clock: inout PhaseClock) -> (AddressRange?, AcceptOutcome) {
+        let size = alignUp(bytes, 4096)
+        for r in ram.reversed() {
+            var top = min(r.end, limit)
+            // Skip down past reservations overlapping the candidate.
+            while top > r.start, top - r.start >= size {
+                let cand = AddressRange(start: alignDown(top - size, 4096), end: alignDown(top - size, 4096) + size)
+                if let clash = reserved.first(where: { $0.overlaps(cand) }) { top = clash.start; continue }
+                reserved.append(cand)
+                let o = unaccepted?.acceptMemory(start: cand.start, size: cand.size, vcpu: vcpu, clock: &clock) ?? .ok
+                return (cand, o)
+            }
+        }
+        events.append("memblock: cannot allocate \(ByteCount(size)) for \(what)")
+        return (nil, .ok)
+    }
+
+    /// The early memblock allocations, each accepted as it is made.
+    public func memblockAllocations(kernelImage: AddressRange, clock: inout PhaseClock) -> AcceptOutcome {
+        reserved.append(kernelImage)
+        let ramBytes = ram.reduce(0) { $0 + $1.size }
+        let plan = MemblockPlan(ramBytes: ramBytes, vcpus: vcpus)
+        let items: [(UInt64, UInt64, String)] = [
+            (plan.pageTables, .max, "page tables"), (plan.memmap, .max, "memmap"),
+            (plan.percpu, .max, "per-cpu areas"), (plan.swiotlb, 1 << 32, "swiotlb"), (plan.other, .max, "other"),
+        ]
+        for (size, limit, what) in items {
+            let (_, o) = memblockAlloc(size, below: limit, what: what, vcpu: 0, clock: &clock)
+            if o != .ok { return o }
+        }
+        return .ok
+    }
+
+    // MARK: memblock_free_all and deferred init
+
+    /// Free RAM: RAM minus memblock reservations.
+    func freeRanges() -> [AddressRange] {
+        var out: [AddressRange] = []
+        let res = reserved.sorted { $0.start < $1.start }
+        for r in ram {
+            var s = r.start
+            for x in res where x.overlaps(AddressRange(start: s, end: r.end)) {
+                if x.start > s { out.append(AddressRange(start: s, end: x.start)) }
+                s = max(s, x.end)
+            }
+            if s < r.end { out.append(AddressRange(start: s, end: r.end)) }
+        }
+        return out
+    }
+
+    /// `memblock_free_all()` for zones below 4 GiB on the boot CPU, and
+    /// deferred init of the Normal zone (padata threads on every vCPU when
+    /// deferred struct page init is on). Every RAM page's struct page is
+    /// initialised; free memory goes to buddy in greedy aligned chunks up to
+    /// MAX_PAGE_ORDER, whole unaccepted 4 MiB blocks to the zone's list
+    /// (lazy) or accepted first (eager).
+    public func freeAll(early: inout PhaseClock, deferred: inout PhaseClock) -> AcceptOutcome {
+        let ramPages = ram.reduce(0) { $0 + $1.size >> 12 }
+        let normalPages = ram.reduce(0) { $0 + $1.clamped(to: AddressRange(start: 1 << 32, end: .max)).size >> 12 }
+        early.charge(.kernelStructPageInit, ramPages - (config.deferredStructPageInit ? normalPages : 0), vcpu: 0, costs: costs)
+        if config.deferredStructPageInit, normalPages > 0 {
+            // padata splits the work evenly over the node's CPUs.
+            let per = normalPages / UInt64(vcpus), extra = normalPages % UInt64(vcpus)
+            for v in 0..<vcpus { deferred.charge(.kernelStructPageInit, per + (UInt64(v) < extra ? 1 : 0), vcpu: v, costs: costs) }
+        }
+        for r in freeRanges() {
+            // Split at zone boundaries.
+            for z in ZoneKind.allCases {
+                let part = r.clamped(to: AddressRange(start: z.range.lowerBound, end: z.range.upperBound))
+                guard !part.isEmpty else { continue }
+                let isDeferred = z == .normal && config.deferredStructPageInit
+                let o = isDeferred ? freeRangeDeferred(part, clock: &deferred) : freeRange(part, vcpu: 0, clock: &early)
+                if o != .ok { return o }
+            }
+        }
+        // Reserved RAM counts in neither managed nor free.
+        return .ok
+    }
+
+    /// Deferred init of one range: section-sized (128 MiB) jobs dealt to the
+    /// least-loaded vCPU, as padata's job splitting approximates.
+    func freeRangeDeferred(_ r: AddressRange, clock: inout PhaseClock) -> AcceptOutcome {
+        let job: UInt64 = 128 << 20
+        var s = r.start
+        while s < r.end {
+            let e = min(r.end, alignDown(s, job) + job)
+            let o = freeRange(AddressRange(start: s, end: e), vcpu: clock.leastLoadedVCPU, clock: &clock)
+            if o != .ok { return o }
+            s = e
+        }
+        return .ok
+    }
+
+    /// `__free_pages_memory()` over one range of one zone.
+    func freeRange(_ r: AddressRange, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
+        let zi = zoneIndex(r.start)
+        var p = r.start >> 12
+        let e = r.end >> 12
+        while p < e {
+            if p % 1024 == 0, e - p >= 1024 {
+                let n = (alignDown(e, 1024) - p) / 1024
+                let o = freeBlocks(firstPFN: p, count: n, zone: zi, vcpu: vcpu, clock: &clock)
+                if o != .ok { return o }
+                p += n * 1024
+                continue
+            }
+            var order: UInt64 = min(10, UInt64(p == 0 ? 10 : p.trailingZeroBitCount))
+            while p + (1 << order) > e { order -= 1 }
+            let o = freeChunk(pfn: p, pages: 1 << order, zone: zi, vcpu: vcpu, clock: &clock)
+            if o != .ok { return o }
+            p += 1 << order
+        }
+        return .ok
+    }
+
+    /// `__free_pages_core()` of a chunk smaller than MAX_PAGE_ORDER: accepted
+    /// up front if it touches unaccepted memory.
+    func freeChunk(pfn: UInt64, pages: UInt64, zone zi: Int, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
+        if let u = unaccepted, u.rangeContainsUnaccepted(start: pfn << 12, size: pages << 12) {
+            let o = u.acceptMemory(start: pfn << 12, size: pages << 12, vcpu: vcpu, clock: &clock)
+            if o != .ok { return o }
+        }
+        zones[zi].managed += pages
+        zones[zi].freePages += pages
+        return .ok
+    }
+
+    /// `__free_pages_core()` of `count` MAX_PAGE_ORDER blocks: those that
+    /// contain unaccepted units (guard included) go to `unaccepted_pages`
+    /// (lazy, `__free_unaccepted()`) or are accepted (eager).
+    func freeBlocks(firstPFN: UInt64, count: UInt64, zone zi: Int, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
+        let blockBytes: UInt64 = 4 << 20
+        let start = firstPFN << 12
+        zones[zi].managed += count * 1024
+        for (blocks, contains) in partitionBlocks(start: start, count: count) {
+            let addr = start + blocks.lowerBound * blockBytes
+            let n = UInt64(blocks.count)
+            if contains && config.lazyAccept {
+                zones[zi].queueUnaccepted(address: addr, count: n)
+                continue
+            }
+            if contains, let u = unaccepted {
+                let o = u.acceptBlocks(firstBlockAddress: addr, count: n, vcpu: vcpu, clock: &clock)
+                if o != .ok { return o }
+            }
+            zones[zi].freePages += n * 1024
+        }
+        return .ok
+    }
+
+    /// Splits `count` blocks from `start` into runs that do / do not contain
+    /// unaccepted units (`page_contains_unaccepted()`, guard unit included).
+    func partitionBlocks(start: UInt64, count: UInt64) -> [(Range<UInt64>, Bool)] {
+        guard let u = unaccepted else { return [(0..<count, false)] }
+        let t = u.table
+        let end = start + count * (4 << 20)
+        // A block [a, a+4M) contains unaccepted iff a set unit lies in [a, a+6M).
+        var containing: [Range<UInt64>] = []
+        // Every block window lies in [start, end + one unit): the guard is added by unitWindow.
+        let from = max(start, t.physBase)
+        if end > from, let w = u.unitWindow(start: from, size: end - from) {
+            for run in t.bitmap.setRuns(in: w) {
+                let a = t.physBase + run.lowerBound * t.unitSize, b = t.physBase + run.upperBound * t.unitSize
+                // Block i at A = start + 4M·i has window [A, A+6M); it meets
+                // [a, b) iff A < b and A + 6M > a.
+                let window: UInt64 = 6 << 20
+                guard b > start else { continue }
+                let bFirst = a + 1 > start + window ? divRoundUp(a + 1 - window - start, 4 << 20) : 0
+                let bEnd = min(count, divRoundUp(b - start, 4 << 20))
+                if bFirst < bEnd {
+                    if let last = containing.last, last.upperBound >= bFirst {
+                        containing[containing.count - 1] = last.lowerBound..<max(last.upperBound, bEnd)
+                    } else { containing.append(bFirst..<bEnd) }
+                }
+            }
+        }
+        var out: [(Range<UInt64>, Bool)] = []
+        var cur: UInt64 = 0
+        for c in containing {
+            if c.lowerBound > cur { out.append((cur..<c.lowerBound, false)) }
+            out.append((c, true))
+            cur = c.upperBound
+        }
+        if cur < count { out.append((cur..<count, false)) }
+        return out
+    }
+}

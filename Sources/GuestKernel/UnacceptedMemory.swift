@@ -1,0 +1,160 @@
+import CoCoGuest
+import CostModel
+import Firmware
+import MemoryModel
+
+/// The kernel's side of the unaccepted table
+/// (drivers/firmware/efi/unaccepted_memory.c): `accept_memory()` and
+/// `range_contains_unaccepted_memory()`, with the bitmap clamping, the
+/// `load_unaligned_zeropad()` guard unit and the accepting list.
+public final class UnacceptedMemory {
+    public private(set) var table: UnacceptedTable
+    public let acceptor: ArchAcceptor
+    /// `accepting_list`: ranges (in units) being accepted. The simulation runs
+    /// one accept at a time, so it is empty between calls; overlaps are
+    /// counted when a caller would have to spin.
+    private var acceptingList: [Range<UInt64>] = []
+    /// Bytes accepted through `accept_memory()` since the last reset.
+    public var acceptedBytes: UInt64 = 0
+    /// Number of `arch_accept_memory()` calls made.
+    public private(set) var archCalls: UInt64 = 0
+    /// Called with `[start, end)` of every `arch_accept_memory()` call.
+    public var onArchAccept: ((UInt64, UInt64) -> Void)? = nil
+    public var stepByStep = false {
+        didSet { acceptor.stepByStep = stepByStep }
+    }
+    private var steadyMemo: [AnyHashable: (counts: OpCounts, state: AnyHashable)] = [:]
+
+    public let costs: CostTable
+
+    public init(table: UnacceptedTable, acceptor: ArchAcceptor, costs: CostTable) {
+        self.table = table
+        self.acceptor = acceptor
+        self.costs = costs
+    }
+
+    /// The unit range `accept_memory(start, size)` works on, or nil when it
+    /// lies outside the table: clamp to phys_base, add the guard unit when the
+    /// end is unit-aligned, clamp to the bitmap.
+    func unitWindow(start s0: UInt64, size: UInt64) -> Range<UInt64>? {
+        let unit = table.unitSize
+        var start = s0, end = s0 + size
+        if start < table.physBase { start = table.physBase }
+        if end < table.physBase { return nil }
+        start -= table.physBase; end -= table.physBase
+        if end % unit == 0 { end += unit }
+        end = min(end, table.size * 8 * unit)
+        guard start < end else { return nil }
+        return (start / unit)..<divRoundUp(end, unit)
+    }
+
+    /// `accept_memory(start, size)`: one `arch_accept_memory()` per run of set
+    /// bits in the window, each cleared after the platform accepted it.
+    public func acceptMemory(start: UInt64, size: UInt64, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
+        guard let w = unitWindow(start: start, size: size) else { return .ok }
+        acceptingList.append(w)
+        defer { acceptingList.removeLast() }
+        for run in table.bitmap.setRuns(in: w) {
+            let a = table.physBase + run.lowerBound * table.unitSize
+            let b = table.physBase + run.upperBound * table.unitSize
+            archCalls += 1
+            onArchAccept?(a, b)
+            let o = acceptor.accept(AddressRange(start: a, end: b), vcpu: vcpu, clock: &clock)
+            if o != .ok { return o }
+            table.bitmap.clear(run)
+            acceptedBytes += b - a
+        }
+        return .ok
+    }
+
+    /// The decompressor's and EFI stub's simpler `accept_memory()` copy
+    /// (arch/x86/boot/compressed/mem.c): no guard unit, no list.
+    public func bootAcceptMemory(start: UInt64, end: UInt64, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
+        let unit = table.unitSize
+        let s = max(start, table.physBase), e = min(end, table.coveredEnd)
+        guard s < e else { return .ok }
+        let w = ((s - table.physBase) / unit)..<divRoundUp(e - table.physBase, unit)
+        for run in table.bitmap.setRuns(in: w) {
+            let a = table.physBase + run.lowerBound * unit, b = table.physBase + run.upperBound * unit
+            archCalls += 1
+            let o = acceptor.accept(AddressRange(start: a, end: b), vcpu: vcpu, clock: &clock)
+            if o != .ok { return o }
+            table.bitmap.clear(run)
+            acceptedBytes += b - a
+        }
+        return .ok
+    }
+
+    /// `range_contains_unaccepted_memory(start, size)`, with the guard unit.
+    public func rangeContainsUnaccepted(start: UInt64, size: UInt64) -> Bool {
+        guard let w = unitWindow(start: start, size: size) else { return false }
+        return table.bitmap.anySet(in: w)
+    }
+
+    /// `count` successive `accept_memory(block, 4 MiB)` calls on consecutive
+    /// 4 MiB blocks from `firstBlockAddress`, as `__accept_page()` (lazy) or
+    /// `__free_pages_core()` (eager) issue them. Calls in the steady state
+    /// (own two units set, previous guard already accepted, platform uniform)
+    /// are replayed from the first such call; the result equals stepping.
+    public func acceptBlocks(firstBlockAddress: UInt64, count: UInt64, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
+        let blockSize: UInt64 = 4 << 20
+        var i: UInt64 = 0
+        while i < count {
+            let addr = firstBlockAddress + i * blockSize
+            if !stepByStep, let k = replaySteady(addr: addr, remaining: count - i, vcpu: vcpu, clock: &clock), k > 0 {
+                i += k
+                continue
+            }
+            let before = clock.counts
+            let sig = steadySignature(addr: addr)
+            let o = acceptMemory(start: addr, size: blockSize, vcpu: vcpu, clock: &clock)
+            if o != .ok { return o }
+            if let sig, let st = acceptor.chunkState(gfn: (addr + table.unitSize) >> 12),
+               acceptor.chunkState(gfn: (addr + 2 * table.unitSize) >> 12) == st {
+                steadyMemo[sig] = (clock.counts - before, st)
+            }
+            i += 1
+        }
+        return .ok
+    }
+
+    /// Units of the block at `addr` relative to the table: own two and the guard.
+    private func blockUnits(_ addr: UInt64) -> UInt64? {
+        guard addr >= table.physBase, (addr - table.physBase) % table.unitSize == 0 else { return nil }
+        let u = (addr - table.physBase) / table.unitSize
+        return u + 3 <= table.bitmap.count ? u : nil
+    }
+
+    /// The memo key of a steady call at `addr`: unit u clear, u+1 and u+2 set.
+    private func steadySignature(addr: UInt64) -> AnyHashable? {
+        guard table.unitSize == 2 << 20, let u = blockUnits(addr), !table.bitmap.test(u),
+              table.bitmap.test(u + 1), table.bitmap.test(u + 2),
+              let sig = acceptor.chunkSignature(gfn: (addr + table.unitSize) >> 12),
+              acceptor.chunksSharing(sig, from: (addr + table.unitSize) >> 12, limit: 2) == 2 else { return nil }
+        return sig
+    }
+
+    private func replaySteady(addr: UInt64, remaining: UInt64, vcpu: Int, clock: inout PhaseClock) -> UInt64? {
+        guard let sig = steadySignature(addr: addr), let memo = steadyMemo[sig], let u = blockUnits(addr) else { return nil }
+        // Units u+1 ..< u+1+2k must all be set and the platform uniform over them.
+        let firstGFN = (addr + table.unitSize) >> 12
+        let maxUnits = min(2 * remaining, table.bitmap.count - (u + 1))
+        let setEnd = table.bitmap.firstClear(from: u + 1, below: u + 1 + maxUnits) ?? (u + 1 + maxUnits)
+        let chunks = acceptor.chunksSharing(sig, from: firstGFN, limit: setEnd - (u + 1))
+        let k = chunks / 2
+        guard k > 0 else { return nil }
+        clock.charge(memo.counts, times: k, vcpu: vcpu, costs: costs)
+        acceptor.replayChunks(state: memo.state, from: firstGFN, count: 2 * k)
+        table.bitmap.clear((u + 1)..<(u + 1 + 2 * k))
+        archCalls += k
+        acceptedBytes += 2 * k * table.unitSize
+        return k
+    }
+}
+
+extension UnacceptedMemory {
+    /// Writes a bit of the bitmap directly, as a stray write to the table's
+    /// memory would (used to model the table page being reused).
+    public func markUnaccepted(_ unit: UInt64) { table.bitmap.set(unit..<(unit + 1)) }
+    public func markAccepted(_ unit: UInt64) { table.bitmap.clear(unit..<(unit + 1)) }
+}

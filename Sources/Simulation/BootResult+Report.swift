@@ -1,0 +1,117 @@
+import CostModel
+import Firmware
+import GuestKernel
+import MemoryModel
+import Reports
+
+extension BootResult {
+    /// Platform operation counts nested by name (`tdx.accept.4k.success` →
+    /// `{"tdx": {"accept": {"4k": {"success": n}}}}`), for the scenario's platform.
+    public var platformOpsJSON: JSON {
+        var total = counts
+        total.add(buildCounts)
+        let prefix = scenario.platform.rawValue + "."
+        var root: [(String, JSON)] = []
+        func insert(_ path: [String], _ v: UInt64, into obj: inout [(String, JSON)]) {
+            let key = path[0]
+            if path.count == 1 { obj.append((key, .uint(v))); return }
+            var child: [(String, JSON)] = []
+            if let i = obj.firstIndex(where: { $0.0 == key }), case .object(let c) = obj[i].1 { child = c; obj.remove(at: i) }
+            insert(Array(path.dropFirst()), v, into: &child)
+            obj.append((key, .object(child)))
+        }
+        for op in Op.allCases where op.name.hasPrefix(prefix) {
+            insert(op.name.dropFirst(prefix.count).split(separator: ".").map(String.init), total[op], into: &root)
+        }
+        return .object(root)
+    }
+
+    public var json: JSON {
+        let map = firmware.map
+        let efi: [JSON] = map.descriptors.map { d in
+            .object([("type", .string(d.type.name)), ("type_id", .uint(UInt64(d.type.rawValue))),
+                     ("start", .uint(d.physicalStart)), ("end", .uint(d.end)), ("bytes", .uint(d.numberOfPages << 12))])
+        }
+        var table: JSON = .null
+        if let u = kernel?.unaccepted?.table ?? firmware.table {
+            table = .object([("version", .uint(UInt64(u.version))), ("unit_size", .uint(u.unitSize)),
+                             ("phys_base", .uint(u.physBase)), ("size", .uint(u.size)),
+                             ("units_set", .uint(firmware.table?.unitsSet ?? 0)),
+                             ("units_set_now", .uint(u.unitsSet)), ("address", .uint(u.address))])
+        }
+        let meminfo: JSON = .object((kernel?.meminfo ?? []).map { ($0.0, .uint($0.1)) })
+        let vmstat: JSON = .object([("nr_free_pages", .uint(kernel?.totalFreePages ?? 0)),
+                                    ("nr_unaccepted", .uint(kernel?.totalUnacceptedPages ?? 0))])
+        let t = times
+        let vt: JSON = .object([("firmware", .double(t.firmware)), ("efi_stub", .double(t.efiStub)),
+                                ("kernel_boot", .double(t.kernelBoot)), ("deferred_init", .double(t.deferredInit)),
+                                ("early_allocations", .double(t.earlyAllocations)), ("userspace", .double(t.userspace)),
+                                ("workload", .double(t.workload)), ("total_boot_s", .double(t.totalBoot)),
+                                ("fully_accepted_s", fullyAcceptedAfter.map { .double($0) } ?? .null)])
+        return .object([
+            ("scenario", scenarioJSON),
+            ("efi_memory_map", .array(efi)),
+            ("unaccepted_table", table),
+            ("accepted_bytes", .object([("firmware", .uint(acceptedFirmware)), ("efi_stub", .uint(acceptedStub)),
+                                        ("kernel_boot", .uint(acceptedKernelBoot)), ("workload", .uint(acceptedWorkload))])),
+            ("lost_bytes", .uint(firmware.lostBytes)),
+            ("meminfo", meminfo),
+            ("vmstat", vmstat),
+            ("platform_ops", platformOpsJSON),
+            ("host_committed_bytes", .uint(committedBytes)),
+            ("virtual_time", vt),
+            ("events", .array(events.map { .string($0) })),
+            ("outcome", .string(outcomeString)),
+        ])
+    }
+
+    var scenarioJSON: JSON {
+        let s = scenario
+        return .object([("platform", .string(s.platform.rawValue)), ("memory", .uint(s.memory)), ("vcpus", .uint(UInt64(s.vcpus))),
+                        ("accept", .string(s.lazy ? "lazy" : "eager")), ("host_mapping", .string(s.hostMapping.rawValue)),
+                        ("firmware", .string(s.firmware.rawValue)), ("kernel", .string(s.kernel.version.rawValue)),
+                        ("seed", .uint(s.seed))])
+    }
+
+    /// The readable report.
+    public var text: String {
+        var o = "cocomem boot: \(scenario.platform.rawValue) \(ByteCount(scenario.memory)) \(scenario.vcpus) vCPUs, "
+        o += "accept_memory=\(scenario.lazy ? "lazy" : "eager"), host mapping \(scenario.hostMapping.rawValue), "
+        o += "firmware \(scenario.firmware.rawValue), kernel \(scenario.kernel.version.rawValue)\n\n"
+        o += "EFI memory map (as the kernel prints it with efi=debug):\n" + firmware.mapAtLoader.kernelFormat() + "\n"
+        if let t = firmware.table {
+            o += "Unaccepted table: unit \(ByteCount(t.unitSize)), phys_base \(hex16(t.physBase)), \(t.size) bytes, \(t.unitsSet) units set after the stub\n\n"
+        }
+        o += "Accepted by:\n"
+        for (who, b) in [("firmware", acceptedFirmware), ("EFI stub", acceptedStub), ("kernel boot", acceptedKernelBoot), ("workload", acceptedWorkload)] {
+            o += "  " + who.padded(12) + ByteCount(b).description + "\n"
+        }
+        if firmware.lostBytes > 0 { o += "  lost (type 15 not understood): \(ByteCount(firmware.lostBytes))\n" }
+        o += "\n/proc/meminfo:\n" + (kernel?.procMeminfo ?? "") + "\n/proc/vmstat:\n" + (kernel?.procVmstat ?? "")
+        o += "\nPlatform operations:\n"
+        var total = counts; total.add(buildCounts)
+        for (op, n) in total.nonZero where op.name.hasPrefix(scenario.platform.rawValue) { o += "  " + op.name.padded(34) + "\(n)\n" }
+        o += "Host memory committed: \(ByteCount(alignUp(committedBytes, 1 << 20)))\n"
+        let t = times
+        o += "\nVirtual time (s):\n"
+        for (n, v) in [("firmware", t.firmware), ("efi stub", t.efiStub), ("kernel boot", t.kernelBoot), ("deferred init", t.deferredInit),
+                       ("early allocations", t.earlyAllocations), ("user space", t.userspace), ("total boot", t.totalBoot), ("workload", t.workload)] {
+            o += "  " + n.padded(20) + String(format3(v)) + "\n"
+        }
+        if let f = fullyAcceptedAfter { o += "  all memory accepted at \(format3(f)) s\n" }
+        if !events.isEmpty { o += "\nEvents:\n" + events.map { "  " + $0 }.joined(separator: "\n") + "\n" }
+        o += "\nOutcome: \(outcomeString)\n"
+        return o
+    }
+}
+
+extension String {
+    func padded(_ n: Int) -> String { count >= n ? self + " " : self + String(repeating: " ", count: n - count) }
+}
+
+func format3(_ v: Double) -> String {
+    let m = (v * 1000).rounded()
+    let i = Int64(m)
+    let frac = abs(i % 1000)
+    return "\(i / 1000).\(frac < 10 ? "00" : frac < 100 ? "0" : "")\(frac)"
+}

@@ -1,0 +1,210 @@
+import CoCoGuest
+import CostModel
+import Firmware
+import GuestKernel
+import MemoryModel
+import Reports
+import SNP
+import TDXModule
+
+/// Virtual time of each phase, in seconds.
+public struct PhaseTimes: Sendable {
+    public var firmware = 0.0, efiStub = 0.0, kernelBoot = 0.0, deferredInit = 0.0
+    public var earlyAllocations = 0.0, userspace = 0.0, workload = 0.0
+    public var totalBoot: Double { firmware + efiStub + kernelBoot + deferredInit + earlyAllocations + userspace }
+}
+
+/// Everything a boot produces.
+public struct BootResult {
+    public var scenario: Scenario
+    public var firmware: FirmwareBootResult
+    public var kernel: GuestKernel?
+    public var acceptedFirmware: UInt64 = 0
+    public var acceptedStub: UInt64 = 0
+    public var acceptedKernelBoot: UInt64 = 0
+    public var acceptedWorkload: UInt64 = 0
+    public var times = PhaseTimes()
+    public var counts = OpCounts()
+    public var buildCounts = OpCounts()
+    public var perPhaseCounts: [(String, OpCounts)] = []
+    public var committedBytes: UInt64 = 0
+    public var fullyAcceptedAfter: Double? = nil
+    public var events: [String] = []
+    public var outcome: AcceptOutcome = .ok
+
+    public var outcomeString: String {
+        switch outcome {
+        case .ok: "ok"
+        case .terminated(let why): "guest_terminated: \(why)"
+        }
+    }
+}
+
+/// Assembles firmware, platform and kernel for a scenario and boots it.
+public struct BootSimulation {
+    public let scenario: Scenario
+    public let costs: CostTable
+
+    public init(scenario: Scenario, calibration: Calibration) {
+        self.scenario = scenario
+        costs = CostTable(calibration)
+    }
+
+    struct Acceptors {
+        var firmware: ArchAcceptor
+        var stub: ArchAcceptor
+        var kernel: ArchAcceptor
+        var platform: GuestPlatform
+        var buildCounts: OpCounts
+    }
+
+    func makeAcceptors() -> Acceptors {
+        let s = scenario
+        let added = (Q35Layout.firmwareAddedRAM.start >> 12)..<(Q35Layout.firmwareAddedRAM.end >> 12)
+        let flash = (Q35Layout.flash.start >> 12)..<(Q35Layout.flash.end >> 12)
+        switch s.platform {
+        case .tdx:
+            let host = PlaceholderTDXHost(policy: s.hostMapping)
+            var build = host.pageAdd(added)
+            build.add(host.pageAdd(flash))
+            let fw = TDXAcceptor(host: host, driver: .edk2(pageSize: .size2M), costs: costs)
+            let linux = TDXAcceptor(host: host, driver: .linux, costs: costs)
+            return Acceptors(firmware: fw, stub: linux, kernel: linux, platform: TDXGuestPlatform(host: host), buildCounts: build)
+        case .snp:
+            let p = SNPPlatform(policy: s.hostMapping == .map2M ? .back2M : .back4K, prefaultOnPSC: s.snpPrefault)
+            p.launchUpdate(added); p.launchUpdate(flash)
+            return Acceptors(firmware: SNPAcceptor(platform: p, driver: .edk2, costs: costs),
+                             stub: SNPAcceptor(platform: p, driver: .linuxMSR, costs: costs),
+                             kernel: SNPAcceptor(platform: p, driver: .linuxGHCB, costs: costs),
+                             platform: SNPGuestPlatform(platform: p), buildCounts: OpCounts())
+        }
+    }
+
+    /// Runs the whole boot and the workload.
+    public func run() throws -> BootResult {
+        let s = scenario
+        try s.validate()
+        let layout = try Q35Layout(memory: s.memory)
+        let acc = makeAcceptors()
+        for a in [acc.firmware, acc.stub, acc.kernel] { a.stepByStep = s.stepByStep }
+        var fwConfig = FirmwareConfig(generation: s.firmware)
+        fwConfig.partialAcceptBytes = s.partialAcceptBytes
+        fwConfig.snpAcceptanceProtocol = s.snpAcceptanceProtocol
+        // The 2022 kernels had no accept_memory=eager: eager meant firmware accepting everything.
+        let eagerFirmware = !s.lazy && s.firmware == .tdvf2022
+        let fw = try FirmwareBoot(layout: layout, config: fwConfig, loader: s.loader, vcpus: s.vcpus)
+            .run(acceptor: acc.firmware, stubAcceptor: acc.stub, costs: costs, eagerFirmware: eagerFirmware)
+        var r = BootResult(scenario: s, firmware: fw)
+        r.buildCounts = acc.buildCounts
+        r.events = fw.events
+        r.acceptedFirmware = fw.firmwareAccepted.reduce(0) { $0 + $1.size }
+        r.acceptedStub = fw.stubAccepted.reduce(0) { $0 + $1.size }
+        r.times.firmware = fw.firmwareClock.seconds(costs)
+        r.times.efiStub = fw.stubClock.seconds(costs)
+        r.perPhaseCounts = [("firmware", fw.firmwareClock.counts), ("efi_stub", fw.stubClock.counts)]
+        r.outcome = fw.outcome
+        defer { }
+        guard fw.outcome == .ok else { return finish(&r, acc) }
+
+        // The kernel.
+        let unaccepted = fw.table.map { UnacceptedMemory(table: $0, acceptor: acc.kernel, costs: costs) }
+        unaccepted?.stepByStep = s.stepByStep
+        var ramTypes: Set<EFIMemoryType> = [.conventional, .bootServicesCode, .bootServicesData, .loaderCode, .loaderData]
+        if s.loader.kernelSupportsUnaccepted && !s.loader.loaderCallsExitBootServices { ramTypes.insert(.unaccepted) }
+        var ram = fw.map.ranges(of: ramTypes)
+        ram = mergeRanges(ram)
+        let kernel = GuestKernel(config: s.kernel, vcpus: s.vcpus, costs: costs, platform: acc.platform, ram: ram, unaccepted: unaccepted)
+        r.kernel = kernel
+        var kclock = PhaseClock(vcpus: s.vcpus)
+        kclock.charge(.kernelFixed, vcpu: 0, costs: costs)
+        var outcome = kernel.decompress(clock: &kclock)
+        let kernelImage = AddressRange(start: 16 << 20, size: s.kernel.kernelInitBytes)
+        var corruptTail: AddressRange? = nil
+        if outcome == .ok {
+            corruptTail = kernel.reserveUnacceptedTable()
+            outcome = kernel.memblockAllocations(kernelImage: kernelImage, clock: &kclock)
+        }
+        var dclock = PhaseClock(vcpus: s.vcpus)
+        if outcome == .ok { outcome = kernel.freeAll(early: &kclock, deferred: &dclock) }
+        if outcome == .ok, let tail = corruptTail, let u = unaccepted {
+            // The unreserved page went to the page allocator and was reused:
+            // the bitmap bytes in it now hold whatever was written there.
+            corruptBitmap(u, tail: tail)
+            r.events.append("unaccepted bitmap bytes in \(tail) overwritten after the page was reused")
+        }
+        r.times.kernelBoot = kclock.seconds(costs)
+        r.times.deferredInit = dclock.seconds(costs)
+        var eclock = PhaseClock(vcpus: s.vcpus)
+        if outcome == .ok { outcome = kernel.earlyAllocations(clock: &eclock) }
+        r.times.earlyAllocations = eclock.seconds(costs)
+        kernel.initWatermarks()
+        var uclock = PhaseClock(vcpus: s.vcpus)
+        uclock.charge(.userspaceFixed, vcpu: 0, costs: costs)
+        var full: Double? = nil
+        if outcome == .ok {
+            let (_, o) = kernel.allocate(pages: s.bootAllocationBytes >> 12, use: .pageCache, touch: true, clock: &uclock, fullyAcceptedAt: &full)
+            outcome = o
+        }
+        r.times.userspace = uclock.seconds(costs)
+        r.acceptedKernelBoot = unaccepted?.acceptedBytes ?? 0
+        unaccepted?.acceptedBytes = 0
+        r.perPhaseCounts += [("kernel_boot", kclock.counts), ("deferred_init", dclock.counts),
+                             ("early_allocations", eclock.counts), ("userspace", uclock.counts)]
+        if kernel.totalUnacceptedPages == 0 { r.fullyAcceptedAfter = r.times.totalBoot }
+
+        // The workload after boot.
+        var wclock = PhaseClock(vcpus: s.vcpus)
+        if outcome == .ok {
+            var wfull: Double? = nil
+            switch s.workload {
+            case .none: break
+            case .touch(let b):
+                let (_, o) = kernel.allocate(pages: b >> 12, use: .anonymous, touch: true, clock: &wclock, fullyAcceptedAt: &wfull)
+                outcome = o
+            case .pageCache(let b):
+                let (_, o) = kernel.allocate(pages: b >> 12, use: .pageCache, touch: true, clock: &wclock, fullyAcceptedAt: &wfull)
+                outcome = o
+            }
+            if r.fullyAcceptedAfter == nil, let w = wfull { r.fullyAcceptedAfter = r.times.totalBoot + w }
+        }
+        r.times.workload = wclock.seconds(costs)
+        r.acceptedWorkload = unaccepted?.acceptedBytes ?? 0
+        r.perPhaseCounts.append(("workload", wclock.counts))
+        r.events += kernel.events
+        r.outcome = outcome
+        return finish(&r, acc)
+    }
+
+    func finish(_ r: inout BootResult, _ acc: Acceptors) -> BootResult {
+        for (_, c) in r.perPhaseCounts { r.counts.add(c) }
+        r.committedBytes = acc.platform.committedBytes
+        return r
+    }
+
+    /// Overwrites the bitmap bytes that lie in `tail` with seeded data.
+    func corruptBitmap(_ u: UnacceptedMemory, tail: AddressRange) {
+        let t = u.table
+        let bitmapStart = t.address + UnacceptedTable.headerSize
+        let lo = max(tail.start, bitmapStart), hi = min(tail.end, bitmapStart + t.size)
+        guard lo < hi else { return }
+        var rng = SplitMix64(seed: scenario.seed ^ 0x5eed_b17a)
+        var b = lo - bitmapStart
+        while b < hi - bitmapStart {
+            let byte = rng.next() & 0xff
+            for bit in 0..<8 as Range<UInt64> {
+                let unit = b * 8 + bit
+                guard unit < t.bitmap.count else { continue }
+                if byte >> bit & 1 == 1 { u.markUnaccepted(unit) } else { u.markAccepted(unit) }
+            }
+            b += 1
+        }
+    }
+}
+
+func mergeRanges(_ rs: [AddressRange]) -> [AddressRange] {
+    var out: [AddressRange] = []
+    for r in rs.sorted(by: { $0.start < $1.start }) {
+        if let l = out.last, l.end >= r.start { out[out.count - 1].end = max(l.end, r.end) } else { out.append(r) }
+    }
+    return out
+}

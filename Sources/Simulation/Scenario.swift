@@ -1,0 +1,63 @@
+import CoCoGuest
+import Firmware
+import GuestKernel
+import MemoryModel
+import SNP
+import TDXModule
+
+/// A workload run after boot.
+public enum Workload: Sendable, Equatable {
+    case none
+    /// Touch this many bytes of anonymous memory (eatmemory-like).
+    case touch(UInt64)
+    /// Grow the page cache by this many bytes.
+    case pageCache(UInt64)
+
+    /// Parses `none`, `touch=SIZE`, `pagecache=SIZE`, `touch=all`.
+    public static func parse(_ s: String, memory: UInt64) throws -> Workload {
+        if s == "none" { return .none }
+        let parts = s.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { throw CocomemError(.invalidArgument, "workload '\(s)' is not none, touch=SIZE or pagecache=SIZE") }
+        let size = parts[1] == "all" ? memory : try ByteCount.parse(parts[1]).value
+        switch parts[0] {
+        case "touch": return .touch(size)
+        case "pagecache": return .pageCache(size)
+        default: throw CocomemError(.invalidArgument, "unknown workload '\(parts[0])' (expected touch or pagecache)")
+        }
+    }
+}
+
+/// Everything that defines one simulated boot.
+public struct Scenario: Sendable {
+    public var platform: PlatformKind = .tdx
+    public var memory: UInt64 = 4 << 30
+    public var vcpus: Int = 4
+    public var lazy = true
+    public var hostMapping: HostMappingPolicy = .map4K
+    public var firmware: FirmwareGeneration = .tdvf
+    public var partialAcceptBytes: UInt64 = 256 << 20
+    public var snpAcceptanceProtocol = true
+    public var snpPrefault = false
+    public var loader = BootLoaderConfig()
+    public var kernel = KernelConfig()
+    /// Memory allocated by user space on the way to a shell (page cache and anonymous).
+    public var bootAllocationBytes: UInt64 = 256 << 20
+    public var workload: Workload = .none
+    public var seed: UInt64 = 0
+    /// Simulate every TDCALL/PVALIDATE one at a time (for checking the bulk path).
+    public var stepByStep = false
+
+    public init() {}
+
+    /// Checks combinations the model cannot represent.
+    public func validate() throws {
+        guard vcpus >= 1, vcpus <= 4096 else { throw CocomemError(.invalidArgument, "vcpus must be between 1 and 4096") }
+        if platform == .snp && firmware != .ovmfSNP {
+            throw CocomemError(.invalidArgument, "firmware \(firmware.rawValue) is a TDX firmware; SNP guests use ovmf-snp")
+        }
+        if platform == .tdx && firmware == .ovmfSNP {
+            throw CocomemError(.invalidArgument, "firmware ovmf-snp is for SNP guests; TDX guests use tdvf or tdvf-2022")
+        }
+        _ = try Q35Layout(memory: memory)
+    }
+}
