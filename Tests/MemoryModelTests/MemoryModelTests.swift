@@ -1,0 +1,71 @@
+import MemoryModel
+import Testing
+
+@Suite struct ByteCountTests {
+    @Test func parsesKernelAndQEMUSizes() throws {
+        #expect(try ByteCount.parse("64G").value == 64 << 30)
+        #expect(try ByteCount.parse("512M").value == 512 << 20)
+        #expect(try ByteCount.parse("1.5T").value == 3 << 39)
+        #expect(try ByteCount.parse("0x100000000").value == 1 << 32)
+        #expect(try ByteCount.parse("4096").value == 4096)
+        #expect(try ByteCount.parse("2GiB").value == 2 << 30)
+    }
+    @Test func rejectsBadSizes() {
+        for bad in ["", "-1G", "abc", "1.2.3G", "0.0000001K"] { #expect(throws: CocomemError.self) { try ByteCount.parse(bad) } }
+        #expect(throws: CocomemError.self) { try ByteCount.parseGuestMemory("0") }
+        #expect(throws: CocomemError.self) { try ByteCount.parseGuestMemory("5P") }
+    }
+    @Test func printsLikeUsers() {
+        #expect(ByteCount.gib(64).description == "64G")
+        #expect(ByteCount(3 << 39).description == "1.5T")
+        #expect(ByteCount.mib(512).description == "512M")
+    }
+}
+
+@Suite struct PageBitmapTests {
+    /// Seeded random range operations against a Bool array, across word boundaries.
+    @Test(arguments: [1, 2, 3, 42] as [UInt64]) func matchesReferenceModel(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        let n: UInt64 = 517
+        var bm = PageBitmap(count: n)
+        var ref = [Bool](repeating: false, count: Int(n))
+        for _ in 0..<400 {
+            let a = rng.next() % n, b = min(n, a + rng.next() % 140)
+            let set = rng.next() & 1 == 0
+            if set { bm.set(a..<b) } else { bm.clear(a..<b) }
+            for i in a..<b { ref[Int(i)] = set }
+            #expect(bm.popcount == UInt64(ref.filter { $0 }.count))
+            let q = rng.next() % n, r = min(n, q + rng.next() % 200)
+            let refRuns = runs(ref, q, r)
+            #expect(bm.setRuns(in: q..<r) == refRuns)
+            #expect(bm.countSet(in: q..<r) == refRuns.reduce(0) { $0 + UInt64($1.count) })
+        }
+        bm._checkInvariants()
+    }
+    func runs(_ ref: [Bool], _ a: UInt64, _ b: UInt64) -> [Range<UInt64>] {
+        var out: [Range<UInt64>] = []
+        var i = a
+        while i < b {
+            if ref[Int(i)] { var j = i; while j < b && ref[Int(j)] { j += 1 }; out.append(i..<j); i = j } else { i += 1 }
+        }
+        return out
+    }
+}
+
+@Suite struct IntervalMapTests {
+    @Test(arguments: [7, 8, 9] as [UInt64]) func matchesReferenceModel(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        var m = IntervalMap<UInt8>(initial: 0)
+        var ref = [UInt8](repeating: 0, count: 300)
+        for _ in 0..<500 {
+            let a = rng.next() % 300, b = min(300, a + 1 + rng.next() % 80)
+            let v = UInt8(rng.next() % 3)
+            m.assign(a..<b, v)
+            for i in a..<b { ref[Int(i)] = v }
+            m._checkInvariants()
+            for _ in 0..<5 { let k = rng.next() % 300; #expect(m.value(at: k) == ref[Int(k)]) }
+            let q = rng.next() % 300
+            #expect(m.measure(in: q..<300) { $0 == 1 } == UInt64(ref[Int(q)...].filter { $0 == 1 }.count))
+        }
+    }
+}
