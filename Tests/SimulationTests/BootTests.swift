@@ -82,7 +82,7 @@ func bootResult(_ f: (inout Scenario) -> Void) throws -> BootResult {
     @Test func kernelFormatRoundTrips() throws {
         let map = try Q35Layout(memory: 63 << 30).efiMap(highType: .unaccepted)
         let text = map.kernelFormat()
-        #expect(text.contains("[Unaccepted  |   |  |  |  |  |  |  |  |  |   |WB|WT|WC|UC] range=[0x0000000100000000-0x000000107fffffff] (62464MB)"))
+        #expect(text.contains("[Unaccepted  |   |  |  |  |  |  |  |  |  |   |WB|WT|WC|UC] range=[0x0000000100000000-0x000000103fffffff] (62464MB)"))
         #expect(try EFIMemoryMap.parseKernelFormat(text) == map)
     }
     @Test func overlapsAndMalformedLinesAreErrors() {
