@@ -25,8 +25,6 @@ let package = Package(
         .target(name: "Simulation", dependencies: ["MemoryModel", "Firmware", "GuestKernel", "CoCoGuest", "TDXModule", "SNP", "CostModel", "Reports"], swiftSettings: strict),
         .executableTarget(name: "cocomem", dependencies: ["Simulation", "Reports", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .testTarget(name: "MemoryModelTests", dependencies: ["MemoryModel"], swiftSettings: strict),
-        .testTarget(name: "FirmwareTests", dependencies: ["Firmware", "MemoryModel"], swiftSettings: strict),
-        .testTarget(name: "GuestKernelTests", dependencies: ["GuestKernel", "Firmware", "CoCoGuest", "TDXModule", "SNP", "MemoryModel", "CostModel"], swiftSettings: strict),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Reports"], swiftSettings: strict),
     ]
 )
