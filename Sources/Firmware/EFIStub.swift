@@ -46,7 +46,9 @@ public enum EFIStub {
         let unit = table.unitSize
         var start = r.start, end = r.end
         if end - start < 2 * unit {
-            return (accepted, acc(start, end))
+            // Accept before building the tuple: its first element is copied first.
+            let o = acc(start, end)
+            return (accepted, o)
         }
         if start % unit != 0 {
             let o = acc(start, alignUp(start, unit)); if o != .ok { return (accepted, o) }

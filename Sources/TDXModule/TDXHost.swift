@@ -196,8 +196,10 @@ public final class PlaceholderTDXHost: TDXHost {
 
     public func replay(state: AnyHashable, to gfn: UInt64, count: UInt64) {
         guard count > 0, let leaf = state.base as? SEPTLeaf else { return }
-        // Tables created while stepping the template already exist here:
-        // chunksSharing() never spans a region whose tables were missing.
+        // Stepping the template created the PD/PDPT if they were missing, so
+        // the replay must too. chunksSharing() never lets a replay run past
+        // the one chunk whose tables were missing, so only `gfn` can need them.
+        if leaf != .unmapped { _ = ensureTables(gfn: gfn) }
         leaves.assign(gfn..<(gfn + count * 512), leaf)
     }
 }
