@@ -22,13 +22,19 @@ public protocol ArchAcceptor: AnyObject {
     // Span replay, used by the kernel to replay identical accept_memory()
     // calls over uniform memory. Units are 2M chunks of 512 frames.
     /// Signature of the platform state of the 2M chunk at `gfn`, or nil if not uniform.
-    func chunkSignature(gfn: UInt64) -> AnyHashable?
+    func chunkSignature(gfn: UInt64) -> ReplayKey?
     /// Consecutive chunks from `gfn` (at most `limit`) that would behave like the first.
-    func chunksSharing(_ sig: AnyHashable, from gfn: UInt64, limit: UInt64) -> UInt64
+    func chunksSharing(_ sig: ReplayKey, from gfn: UInt64, limit: UInt64) -> UInt64
     /// State of the chunk at `gfn` (after an accept), or nil if not uniform.
-    func chunkState(gfn: UInt64) -> AnyHashable?
-    /// Puts `count` chunks from `gfn` into `state`.
-    func replayChunks(state: AnyHashable, from gfn: UInt64, count: UInt64)
+    func chunkState(gfn: UInt64) -> ReplayKey?
+    /// Puts `count` chunks from `gfn` into `state`; returns the
+    /// context-dependent operations the replay performed (see
+    /// `contextOperations`), to be charged on top of the memo.
+    func replayChunks(state: ReplayKey, from gfn: UInt64, count: UInt64) -> OpCounts
+    /// Running total of the operations whose count depends on context
+    /// outside a chunk (TDX: upper S-EPT tables). Memos subtract what accrued
+    /// while stepping; replays recompute it.
+    var contextOperations: OpCounts { get }
 }
 
 /// The guest's view of its platform: accepting, and whether memory may be touched.
@@ -52,5 +58,5 @@ public enum PlatformKind: String, Sendable, CaseIterable {
 /// state it left behind.
 struct ReplayMemo {
     var counts: OpCounts
-    var finalState: AnyHashable
+    var finalState: ReplayKey
 }

@@ -25,7 +25,7 @@ public final class SNPAcceptor: ArchAcceptor {
     public let driver: SNPAcceptDriver
     public let costs: CostTable
     public var stepByStep = false
-    private var memo: [AnyHashable: ReplayMemo] = [:]
+    private var memo: [ReplayKey: ReplayMemo] = [:]
 
     public init(platform: SNPPlatform, driver: SNPAcceptDriver, costs: CostTable) {
         self.platform = platform
@@ -66,7 +66,7 @@ public final class SNPAcceptor: ArchAcceptor {
             let sig = (!stepByStep && fullBatch) ? platform.signature(gfn: g, frames: fullBatchFrames) : nil
             if let sig, let m = memo[sig] {
                 let k = platform.blocksSharing(sig, from: g, frames: fullBatchFrames, limit: (end - g) / fullBatchFrames)
-                if k > 0, let state = m.finalState.base as? RMPState {
+                if k > 0, let state = RMPState(rawValue: UInt8(truncatingIfNeeded: m.finalState.state)) {
                     c.add(m.counts, times: k)
                     platform.replay(state: state, frames: g..<(g + k * fullBatchFrames))
                     g += k * fullBatchFrames
@@ -78,7 +78,7 @@ public final class SNPAcceptor: ArchAcceptor {
             c.add(d)
             if let failure { return failure }
             if let sig, let st = platform.finalState(gfn: g, frames: fullBatchFrames) {
-                memo[sig] = ReplayMemo(counts: d, finalState: AnyHashable(st))
+                memo[sig] = ReplayMemo(counts: d, finalState: ReplayKey(state: UInt64(st.rawValue)))
             }
             g = next
         }
@@ -116,16 +116,19 @@ public final class SNPAcceptor: ArchAcceptor {
 }
 
 extension SNPAcceptor {
-    public func chunkSignature(gfn: UInt64) -> AnyHashable? { platform.signature(gfn: gfn, frames: 512) }
-    public func chunksSharing(_ sig: AnyHashable, from gfn: UInt64, limit: UInt64) -> UInt64 {
+    public func chunkSignature(gfn: UInt64) -> ReplayKey? { platform.signature(gfn: gfn, frames: 512) }
+    public func chunksSharing(_ sig: ReplayKey, from gfn: UInt64, limit: UInt64) -> UInt64 {
         platform.blocksSharing(sig, from: gfn, frames: 512, limit: limit)
     }
-    public func chunkState(gfn: UInt64) -> AnyHashable? {
-        platform.finalState(gfn: gfn, frames: 512).map { AnyHashable($0) }
+    public func chunkState(gfn: UInt64) -> ReplayKey? {
+        platform.finalState(gfn: gfn, frames: 512).map { ReplayKey(state: UInt64($0.rawValue)) }
     }
-    public func replayChunks(state: AnyHashable, from gfn: UInt64, count: UInt64) {
-        guard let s = state.base as? RMPState else { return }
+    /// The RMP has no context outside a chunk.
+    public var contextOperations: OpCounts { OpCounts() }
+    public func replayChunks(state: ReplayKey, from gfn: UInt64, count: UInt64) -> OpCounts {
+        guard let s = RMPState(rawValue: UInt8(truncatingIfNeeded: state.state)) else { return OpCounts() }
         platform.replay(state: s, frames: gfn..<(gfn + count * 512))
+        return OpCounts()
     }
 }
 

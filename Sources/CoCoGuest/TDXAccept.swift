@@ -21,7 +21,7 @@ public final class TDXAcceptor: ArchAcceptor {
     public let driver: TDXAcceptDriver
     public let costs: CostTable
     public var stepByStep = false
-    private var memo: [AnyHashable: ReplayMemo] = [:]
+    private var memo: [ReplayKey: ReplayMemo] = [:]
 
     public init(host: TDXHost, driver: TDXAcceptDriver, costs: CostTable) {
         self.host = host
@@ -137,26 +137,30 @@ public final class TDXAcceptor: ArchAcceptor {
                 let k = host.chunksSharing(sig, from: g, limit: left)
                 if k > 0 {
                     c.add(m.counts, times: k)
-                    host.replay(state: m.finalState, to: g, count: k)
+                    c.add(host.replay(state: m.finalState, to: g, count: k))
                     g += k * 512; left -= k
                     continue
                 }
             }
             var d = OpCounts()
+            let context0 = host.contextOperations
             if let failed = step(g, &d) { c.add(d); return failed }
             c.add(d)
-            if let sig, let final = host.chunkState(gfn: g) { memo[sig] = ReplayMemo(counts: d, finalState: final) }
+            if let sig, let final = host.chunkState(gfn: g) {
+                memo[sig] = ReplayMemo(counts: d - (host.contextOperations - context0), finalState: final)
+            }
             g += 512; left -= 1
         }
         return nil
     }
 
-    public func chunkSignature(gfn: UInt64) -> AnyHashable? { host.chunkSignature(gfn: gfn) }
-    public func chunksSharing(_ sig: AnyHashable, from gfn: UInt64, limit: UInt64) -> UInt64 {
+    public func chunkSignature(gfn: UInt64) -> ReplayKey? { host.chunkSignature(gfn: gfn) }
+    public func chunksSharing(_ sig: ReplayKey, from gfn: UInt64, limit: UInt64) -> UInt64 {
         host.chunksSharing(sig, from: gfn, limit: limit)
     }
-    public func chunkState(gfn: UInt64) -> AnyHashable? { host.chunkState(gfn: gfn) }
-    public func replayChunks(state: AnyHashable, from gfn: UInt64, count: UInt64) {
+    public func chunkState(gfn: UInt64) -> ReplayKey? { host.chunkState(gfn: gfn) }
+    public var contextOperations: OpCounts { host.contextOperations }
+    public func replayChunks(state: ReplayKey, from gfn: UInt64, count: UInt64) -> OpCounts {
         host.replay(state: state, to: gfn, count: count)
     }
 

@@ -185,18 +185,41 @@ public final class GuestKernel {
         return .ok
     }
 
-    /// Deferred init of one range: section-sized (128 MiB) jobs dealt to the
-    /// least-loaded vCPU, as padata's job splitting approximates.
+    /// Deferred init of one free range (`deferred_init_memmap()`): one
+    /// `padata_do_multithreaded()` job per range, with `max_threads` =
+    /// the node's CPU count (x86 `deferred_page_init_max_threads()`),
+    /// `align` = `min_chunk` = one section (128 MiB). padata makes
+    /// `nworks = min(size / section, max_threads)` workers and cuts the job
+    /// into chunks of `size / (nworks * 4)` (its load-balance factor),
+    /// rounded up to a section, each ending on a multiple of that size; each chunk goes to the worker that frees up
+    /// first, which the model takes to be the least-loaded vCPU.
     func freeRangeDeferred(_ r: AddressRange, clock: inout PhaseClock) -> AcceptOutcome {
-        let job: UInt64 = 128 << 20
-        var s = r.start
-        while s < r.end {
-            let e = min(r.end, alignDown(s, job) + job)
-            let o = freeRange(AddressRange(start: s, end: e), vcpu: clock.leastLoadedVCPU, clock: &clock)
+        for chunk in Self.padataChunks(r, maxThreads: vcpus) {
+            let o = freeRange(chunk, vcpu: clock.leastLoadedVCPU, clock: &clock)
             if o != .ok { return o }
-            s = e
         }
         return .ok
+    }
+
+    /// The chunks `padata_do_multithreaded()` cuts `[r.start, r.end)` into.
+    /// The job starts at `r.start` and runs to the section-aligned end.
+    static func padataChunks(_ r: AddressRange, maxThreads: Int) -> [AddressRange] {
+        let section: UInt64 = 128 << 20
+        let jobEnd = alignUp(r.end, section)
+        let size = jobEnd - r.start
+        let nworks = max(1, min(size / section, UInt64(max(1, maxThreads))))
+        let loadBalanceFactor: UInt64 = 4
+        let chunkSize = alignUp(max(size / (nworks * loadBalanceFactor), section), section)
+        var out: [AddressRange] = []
+        // padata_mt_helper(): "so end is chunk size aligned if enough work
+        // remains": each chunk ends at the next multiple of chunk_size.
+        var s = r.start
+        while s < r.end {
+            let e = min(r.end, divRoundUp(s + 1, chunkSize) * chunkSize)
+            out.append(AddressRange(start: s, end: e))
+            s = e
+        }
+        return out
     }
 
     /// `__free_pages_memory()` over one range of one zone.

@@ -23,7 +23,7 @@ public final class UnacceptedMemory {
     public var stepByStep = false {
         didSet { acceptor.stepByStep = stepByStep }
     }
-    private var steadyMemo: [AnyHashable: (counts: OpCounts, state: AnyHashable)] = [:]
+    private var steadyMemo: [ReplayKey: (counts: OpCounts, state: ReplayKey)] = [:]
 
     public let costs: CostTable
 
@@ -106,12 +106,13 @@ public final class UnacceptedMemory {
                 continue
             }
             let before = clock.counts
+            let context0 = acceptor.contextOperations
             let sig = steadySignature(addr: addr)
             let o = acceptMemory(start: addr, size: blockSize, vcpu: vcpu, clock: &clock)
             if o != .ok { return o }
             if let sig, let st = acceptor.chunkState(gfn: (addr + table.unitSize) >> 12),
                acceptor.chunkState(gfn: (addr + 2 * table.unitSize) >> 12) == st {
-                steadyMemo[sig] = (clock.counts - before, st)
+                steadyMemo[sig] = (clock.counts - before - (acceptor.contextOperations - context0), st)
             }
             i += 1
         }
@@ -126,7 +127,7 @@ public final class UnacceptedMemory {
     }
 
     /// The memo key of a steady call at `addr`: unit u clear, u+1 and u+2 set.
-    private func steadySignature(addr: UInt64) -> AnyHashable? {
+    private func steadySignature(addr: UInt64) -> ReplayKey? {
         guard table.unitSize == 2 << 20, let u = blockUnits(addr), !table.bitmap.test(u),
               table.bitmap.test(u + 1), table.bitmap.test(u + 2),
               let sig = acceptor.chunkSignature(gfn: (addr + table.unitSize) >> 12),
@@ -144,7 +145,7 @@ public final class UnacceptedMemory {
         let k = chunks / 2
         guard k > 0 else { return nil }
         clock.charge(memo.counts, times: k, vcpu: vcpu, costs: costs)
-        acceptor.replayChunks(state: memo.state, from: firstGFN, count: 2 * k)
+        clock.charge(acceptor.replayChunks(state: memo.state, from: firstGFN, count: 2 * k), vcpu: vcpu, costs: costs)
         table.bitmap.clear((u + 1)..<(u + 1 + 2 * k))
         archCalls += k
         acceptedBytes += 2 * k * table.unitSize

@@ -154,18 +154,16 @@ public final class SNPPlatform {
     public var committedPages: UInt64 { rmp.measure(in: 0..<UInt64.max) { $0.isBacked } }
 
     // Bulk support, as for the TDX host.
-    struct Signature: Hashable { var state: UInt8 }
-
     /// Signature of the uniform range `[gfn, gfn + frames)`, or nil.
-    public func signature(gfn: UInt64, frames: UInt64) -> AnyHashable? {
+    public func signature(gfn: UInt64, frames: UInt64) -> ReplayKey? {
         let run = rmp.run(containing: gfn)
         guard run.range.upperBound >= gfn + frames else { return nil }
-        return AnyHashable(Signature(state: run.value.rawValue))
+        return ReplayKey(state: UInt64(run.value.rawValue))
     }
 
     /// Number of consecutive blocks of `frames` from `gfn` (at most `limit`)
     /// in the same uniform state.
-    public func blocksSharing(_ sig: AnyHashable, from gfn: UInt64, frames: UInt64, limit: UInt64) -> UInt64 {
+    public func blocksSharing(_ sig: ReplayKey, from gfn: UInt64, frames: UInt64, limit: UInt64) -> UInt64 {
         guard signature(gfn: gfn, frames: frames) == sig else { return 0 }
         return min(limit, (rmp.run(containing: gfn).range.upperBound - gfn) / frames)
     }

@@ -3,7 +3,10 @@ import Foundation
 import MemoryModel
 import TDXModule
 
-/// Wall-clock and peak-memory measurements of the simulator itself.
+/// Wall-clock and peak-memory measurements of the simulator itself
+/// (`cocomem bench`). Each configuration is booted `repetitions` times and
+/// the median wall time is reported, so one-off costs (page faults on first
+/// use, lazy metadata) do not decide the ratio between sizes.
 public enum BenchRunner {
     static func peakRSSBytes() -> UInt64 {
         var u = rusage()
@@ -11,22 +14,46 @@ public enum BenchRunner {
         return UInt64(u.ru_maxrss) * 1024
     }
 
-    public static func run(sizes: [String]) throws -> String {
+    static func median(_ xs: [Double]) -> Double {
+        let s = xs.sorted()
+        return s.isEmpty ? 0 : s[s.count / 2]
+    }
+
+    /// Boots every size lazy and eager with 4K and 2M host mappings and
+    /// returns a Markdown table, followed by the largest/smallest wall-time
+    /// ratio for each column.
+    public static func run(sizes: [String], repetitions: Int = 5) throws -> String {
         let cal = try Calibration.builtIn()
-        var o = "| memory | accept | host | wall (s) | virtual boot (s) | platform ops | peak RSS (MiB) |\n|---|---|---|---|---|---|---|\n"
+        var o = "| memory | accept | host | wall median (s) | virtual boot (s) | TDX ops | peak RSS (MiB) |\n|---|---|---|---|---|---|---|\n"
+        var walls: [String: [Double]] = [:]
         for sz in sizes {
             let mem = try ByteCount.parseGuestMemory(sz).value
             for lazy in [true, false] {
                 for hm in HostMappingPolicy.allCases {
                     var s = Scenario()
                     s.memory = mem; s.lazy = lazy; s.kernel.lazyAccept = lazy; s.hostMapping = hm; s.vcpus = 8
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    let r = try BootSimulation(scenario: s, calibration: cal).run()
-                    let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                    var times: [Double] = []
+                    var last: BootResult? = nil
+                    for _ in 0..<max(1, repetitions) {
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        last = try BootSimulation(scenario: s, calibration: cal).run()
+                        times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                    }
+                    guard let r = last else { continue }
+                    let wall = median(times)
+                    let key = "\(lazy ? "lazy" : "eager") \(hm.rawValue)"
+                    walls[key, default: []].append(wall)
                     let ops = r.counts.nonZero.filter { $0.0.name.hasPrefix("tdx.") }.reduce(UInt64(0)) { $0 + $1.1 }
-                    o += "| \(sz) | \(lazy ? "lazy" : "eager") | \(hm.rawValue) | \(format3(wall)) | \(format3(r.times.totalBoot)) | \(ops) | \(peakRSSBytes() >> 20) |\n"
+                    o += "| \(sz) | \(lazy ? "lazy" : "eager") | \(hm.rawValue) | \(String(format: "%.4f", wall)) | \(format3(r.times.totalBoot)) | \(ops) | \(peakRSSBytes() >> 20) |\n"
                 }
             }
+        }
+        if sizes.count > 1 {
+            o += "\nwall(\(sizes.last!)) / wall(\(sizes.first!)):"
+            for key in ["lazy 4k", "lazy 2m", "eager 4k", "eager 2m"] {
+                if let w = walls[key], let a = w.first, let b = w.last, a > 0 { o += " \(key) \(String(format: "%.1f", b / a))x;" }
+            }
+            o += "\n"
         }
         return o
     }

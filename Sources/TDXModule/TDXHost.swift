@@ -25,15 +25,22 @@ public protocol TDXHost: AnyObject {
     // Bulk support: identical chunks are replayed instead of re-simulated.
     /// A value identifying everything the host's answers for the 2M chunk at
     /// `gfn` depend on, or nil if the chunk is not uniform.
-    func chunkSignature(gfn: UInt64) -> AnyHashable?
+    func chunkSignature(gfn: UInt64) -> ReplayKey?
     /// How many consecutive 2M chunks from `gfn` (at most `limit`) share
     /// `signature`, so that each would behave exactly like the first.
-    func chunksSharing(_ signature: AnyHashable, from gfn: UInt64, limit: UInt64) -> UInt64
+    func chunksSharing(_ signature: ReplayKey, from gfn: UInt64, limit: UInt64) -> UInt64
     /// The uniform state of the 2M chunk at `gfn` after it was stepped, or nil.
-    func chunkState(gfn: UInt64) -> AnyHashable?
+    func chunkState(gfn: UInt64) -> ReplayKey?
     /// Puts `count` chunks from `gfn` into `state`, as stepping each of them
-    /// (from the same signature) would have.
-    func replay(state: AnyHashable, to gfn: UInt64, count: UInt64)
+    /// (from the same signature) would have, and returns the operations
+    /// that depend on context outside the chunk (upper S-EPT tables the
+    /// replayed chunks needed), which the caller charges on top of the memo.
+    func replay(state: ReplayKey, to gfn: UInt64, count: UInt64) -> OpCounts
+    /// Running total of the context-dependent operations (upper S-EPT table
+    /// adds) this host has performed, stepped or replayed. A memo of stepped
+    /// work subtracts the part of this total that accrued while stepping,
+    /// since `replay` recomputes it for each span.
+    var contextOperations: OpCounts { get }
 }
 
 /// A placeholder host: KVM maps private memory with `policy`, and the TDX
@@ -47,6 +54,7 @@ public final class PlaceholderTDXHost: TDXHost {
     private var pdPresent = IntervalMap<Bool>(initial: false)
     /// Whether the PDPT page for a 512G region exists, by 512G index.
     private var pdptPresent = IntervalMap<Bool>(initial: false)
+    public private(set) var contextOperations = OpCounts()
 
     public init(policy: HostMappingPolicy) { self.policy = policy }
 
@@ -107,6 +115,7 @@ public final class PlaceholderTDXHost: TDXHost {
         if !pdPresent.value(at: g1) {
             pdPresent.assign(g1..<(g1 + 1), true); c.add(.tdxSeptAdd)
         }
+        contextOperations.add(c)
         return c
     }
 
@@ -166,40 +175,46 @@ public final class PlaceholderTDXHost: TDXHost {
         leaves.measure(in: 0..<UInt64.max) { $0.isBacked } + septPages
     }
 
-    struct ChunkSignature: Hashable {
-        var leaf: UInt8
-        var pd: Bool
-        var pdpt: Bool
-    }
-
-    public func chunkSignature(gfn: UInt64) -> AnyHashable? {
+    /// The leaf state of the chunk. Whether the PD/PDPT above it exist is
+    /// left out: it changes only the table adds, which `replay` recomputes.
+    public func chunkSignature(gfn: UInt64) -> ReplayKey? {
         let run = leaves.run(containing: gfn)
         guard run.range.upperBound >= gfn + 512 else { return nil }
-        return AnyHashable(ChunkSignature(leaf: run.value.rawValue, pd: pdPresent.value(at: gfn >> 18),
-                                          pdpt: pdptPresent.value(at: gfn >> 27)))
+        return ReplayKey(state: UInt64(run.value.rawValue))
     }
 
-    public func chunksSharing(_ signature: AnyHashable, from gfn: UInt64, limit: UInt64) -> UInt64 {
-        guard let s = signature.base as? ChunkSignature, chunkSignature(gfn: gfn) == signature else { return 0 }
-        // Without the upper tables only the first chunk sees them missing.
-        if !s.pd || !s.pdpt { return min(1, limit) }
-        let runEnd = leaves.run(containing: gfn).range.upperBound
-        let regionEnd = (gfn >> 18 + 1) << 18
-        return min(limit, (min(runEnd, regionEnd) - gfn) / 512)
+    public func chunksSharing(_ signature: ReplayKey, from gfn: UInt64, limit: UInt64) -> UInt64 {
+        guard chunkSignature(gfn: gfn) == signature else { return 0 }
+        return min(limit, (leaves.run(containing: gfn).range.upperBound - gfn) / 512)
     }
 
-    public func chunkState(gfn: UInt64) -> AnyHashable? {
+    public func chunkState(gfn: UInt64) -> ReplayKey? {
         let run = leaves.run(containing: gfn)
         guard run.range.upperBound >= gfn + 512 else { return nil }
-        return AnyHashable(run.value)
+        return ReplayKey(state: UInt64(run.value.rawValue))
     }
 
-    public func replay(state: AnyHashable, to gfn: UInt64, count: UInt64) {
-        guard count > 0, let leaf = state.base as? SEPTLeaf else { return }
-        // Stepping the template created the PD/PDPT if they were missing, so
-        // the replay must too. chunksSharing() never lets a replay run past
-        // the one chunk whose tables were missing, so only `gfn` can need them.
-        if leaf != .unmapped { _ = ensureTables(gfn: gfn) }
-        leaves.assign(gfn..<(gfn + count * 512), leaf)
+    public func replay(state: ReplayKey, to gfn: UInt64, count: UInt64) -> OpCounts {
+        guard count > 0, let leaf = SEPTLeaf(rawValue: UInt8(truncatingIfNeeded: state.state)) else { return OpCounts() }
+        let frames = gfn..<(gfn + count * 512)
+        var c = OpCounts()
+        // Stepping each chunk would have added the PDPT and PD above it
+        // where missing (TDH.MEM.SEPT.ADD, see ensureTables()).
+        if leaf != .unmapped {
+            c.add(addMissingTables(frames.lowerBound >> 27..<((frames.upperBound - 1) >> 27 + 1), in: &pdptPresent))
+            c.add(addMissingTables(frames.lowerBound >> 18..<((frames.upperBound - 1) >> 18 + 1), in: &pdPresent))
+            contextOperations.add(c)
+        }
+        leaves.assign(frames, leaf)
+        return c
+    }
+
+    /// Marks every region index in `regions` present, counting a SEPT.ADD
+    /// for each that was missing.
+    private func addMissingTables(_ regions: Range<UInt64>, in map: inout IntervalMap<Bool>) -> OpCounts {
+        var c = OpCounts()
+        let missing = UInt64(regions.count) - map.measure(in: regions) { $0 }
+        if missing > 0 { c.add(.tdxSeptAdd, missing); map.assign(regions, true) }
+        return c
     }
 }
