@@ -52,14 +52,16 @@ extension GuestKernel {
     /// Consecutive allocations that trigger no acceptance are charged in bulk.
     /// Returns pages allocated (short on OOM) and the outcome.
     @discardableResult
+    /// `onVCPU` pins the work to one vCPU (the BSP during early boot);
+    /// otherwise each allocation runs on the least-loaded vCPU.
     public func allocate(pages n: UInt64, use: PageUse, touch: Bool, clock: inout PhaseClock,
-                         fullyAcceptedAt: inout Double?) -> (UInt64, AcceptOutcome) {
+                         fullyAcceptedAt: inout Double?, onVCPU: Int? = nil) -> (UInt64, AcceptOutcome) {
         var left = n
         let zonelist = [2, 1, 0]
         while left > 0 {
             var progressed = false
             for zi in zonelist {
-                let vcpu = clock.leastLoadedVCPU
+                let vcpu = onVCPU ?? clock.leastLoadedVCPU
                 let k = blocksToAccept(zone: zones[zi])
                 if k > 0 {
                     let o = acceptFromList(zone: zi, blocks: k, vcpu: vcpu, clock: &clock)
@@ -97,6 +99,8 @@ extension GuestKernel {
 
     /// Page allocations before watermarks exist: each may accept a block
     /// (the Mar 2025 `if (!wmark)` path), the rest come from accepted memory.
+    /// They run on the BSP, which does the boot and SMP bring-up (Dstack PR
+    /// 1220 saw all of this acceptance on the BSP).
     public func earlyAllocations(clock: inout PhaseClock) -> AcceptOutcome {
         let n = config.earlyAllocationsBase + config.earlyAllocationsPerVCPU * UInt64(vcpus)
         var never: Double? = nil
@@ -105,7 +109,7 @@ extension GuestKernel {
             // Without acceptance in play the allocations are plain; charge them in bulk.
             let accepting = zones.contains { $0.hasUnaccepted } && config.version.acceptsOneBlockWhileWatermarksZero
             let batch = accepting ? 1 : n - done
-            let (got, o) = allocate(pages: batch, use: .anonymous, touch: false, clock: &clock, fullyAcceptedAt: &never)
+            let (got, o) = allocate(pages: batch, use: .anonymous, touch: false, clock: &clock, fullyAcceptedAt: &never, onVCPU: 0)
             if o != .ok { return o }
             if got < batch { break }
             done += batch

@@ -13,11 +13,15 @@ public struct KernelConfig: Sendable {
     public var deferredStructPageInit = true
     /// Decompressed kernel footprint accepted by the decompressor at 16 MiB.
     public var kernelInitBytes: UInt64 = 64 << 20
-    /// Page allocations made between the buddy allocator coming up and
-    /// `init_per_zone_wmark_min()`: a base plus a per-vCPU part (idle task
-    /// stacks, per-CPU pagesets, workqueues). Estimates, stated in the docs.
-    public var earlyAllocationsBase: UInt64 = 2000
-    public var earlyAllocationsPerVCPU: UInt64 = 64
+    /// Page-allocator calls made between the buddy allocator coming up and
+    /// `init_per_zone_wmark_min()` (a postcore initcall, after `smp_init()`):
+    /// a base plus a per-vCPU part (idle task stacks, per-CPU pagesets,
+    /// workqueues brought up with each AP). On 6.16+ each one accepts a
+    /// 4 MiB block. The per-vCPU part is derived from Dstack PR 1220 (a
+    /// 248-vCPU TD on a 7.0 kernel: the BSP accepted ~13 GiB = ~3300 blocks
+    /// this way); the base of 300 is an assumption. docs/CALIBRATION.md.
+    public var earlyAllocationsBase: UInt64 = 300
+    public var earlyAllocationsPerVCPU: UInt64 = 12
     public init() {}
 }
 
@@ -88,7 +92,9 @@ public final class GuestKernel {
     /// Before the Feb 2026 fix only the size was page-aligned, from the
     /// page-aligned-down start, so a table starting mid-page and ending in
     /// the next page had that last page unreserved (canonical/tdx issue 421).
-    /// Returns the unreserved tail, if any.
+    /// The unreserved tail is not in memblock, so `init_mem_mapping()`
+    /// leaves it out of the direct map: the kernel faults on the first read
+    /// of a bitmap byte in it. Returns the unreserved tail, if any.
     public func reserveUnacceptedTable() -> AddressRange? {
         guard let t = unaccepted?.table else { return nil }
         let start = alignDown(t.address, 4096)
@@ -98,7 +104,9 @@ public final class GuestKernel {
         reserved.append(reservedRange)
         if reservedRange.end < needed.end {
             let tail = AddressRange(start: reservedRange.end, end: needed.end)
-            events.append("reserve_unaccepted(): table \(AddressRange(start: t.address, size: t.totalBytes)) reserved only \(reservedRange); \(tail) left to the page allocator")
+            events.append("reserve_unaccepted(): table \(AddressRange(start: t.address, size: t.totalBytes)) reserved only \(reservedRange); \(tail) is neither reserved nor in the direct map")
+            let bitmapStart = t.address + UnacceptedTable.headerSize
+            unaccepted?.unmappedBitmapBytes = (tail.start - bitmapStart)..<t.size
             return tail
         }
         return nil
@@ -247,7 +255,8 @@ public final class GuestKernel {
     /// `__free_pages_core()` of a chunk smaller than MAX_PAGE_ORDER: accepted
     /// up front if it touches unaccepted memory.
     func freeChunk(pfn: UInt64, pages: UInt64, zone zi: Int, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
-        if let u = unaccepted, u.rangeContainsUnaccepted(start: pfn << 12, size: pages << 12) {
+        if let u = unaccepted, u.rangeContainsUnaccepted(start: pfn << 12, size: pages << 12) || u.fault != nil {
+            if let f = u.fault { return .terminated(f) }
             let o = u.acceptMemory(start: pfn << 12, size: pages << 12, vcpu: vcpu, clock: &clock)
             if o != .ok { return o }
         }
@@ -263,7 +272,9 @@ public final class GuestKernel {
         let blockBytes: UInt64 = 4 << 20
         let start = firstPFN << 12
         zones[zi].managed += count * 1024
-        for (blocks, contains) in partitionBlocks(start: start, count: count) {
+        let parts = partitionBlocks(start: start, count: count)
+        if let f = unaccepted?.fault { return .terminated(f) }
+        for (blocks, contains) in parts {
             let addr = start + blocks.lowerBound * blockBytes
             let n = UInt64(blocks.count)
             if contains && config.lazyAccept {
@@ -290,6 +301,8 @@ public final class GuestKernel {
         // Every block window lies in [start, end + one unit): the guard is added by unitWindow.
         let from = max(start, t.physBase)
         if end > from, let w = u.unitWindow(start: from, size: end - from) {
+            // page_contains_unaccepted() reads the bitmap for every block.
+            if u.readFault(w, in: "range_contains_unaccepted_memory") != nil { return [(0..<count, false)] }
             for run in t.bitmap.setRuns(in: w) {
                 let a = t.physBase + run.lowerBound * t.unitSize, b = t.physBase + run.upperBound * t.unitSize
                 // Block i at A = start + 4M·i has window [A, A+6M); it meets

@@ -24,6 +24,14 @@ public final class UnacceptedMemory {
         didSet { acceptor.stepByStep = stepByStep }
     }
     private var steadyMemo: [ReplayKey: (counts: OpCounts, state: ReplayKey)] = [:]
+    /// Bitmap bytes (offsets from the bitmap start) that are not in the
+    /// kernel's direct map: before the Feb 2026 fix, `reserve_unaccepted()`
+    /// could leave the table's last page out of memblock, and ACPI-reclaim
+    /// memory is mapped only if memblock knows it (`init_mem_mapping()`
+    /// maps memblock.memory). Any kernel read of these bytes page-faults.
+    public var unmappedBitmapBytes: Range<UInt64>? = nil
+    /// The kernel oops a read of an unmapped bitmap byte caused, if any.
+    public private(set) var fault: String? = nil
 
     public let costs: CostTable
 
@@ -52,6 +60,7 @@ public final class UnacceptedMemory {
     /// bits in the window, each cleared after the platform accepted it.
     public func acceptMemory(start: UInt64, size: UInt64, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         guard let w = unitWindow(start: start, size: size) else { return .ok }
+        if let f = readFault(w, in: "accept_memory") { return .terminated(f) }
         acceptingList.append(w)
         defer { acceptingList.removeLast() }
         for run in table.bitmap.setRuns(in: w) {
@@ -86,10 +95,28 @@ public final class UnacceptedMemory {
     }
 
     /// `range_contains_unaccepted_memory(start, size)`, with the guard unit.
+    /// A read that faults records `fault` and answers false; callers check `fault`.
     public func rangeContainsUnaccepted(start: UInt64, size: UInt64) -> Bool {
         guard let w = unitWindow(start: start, size: size) else { return false }
+        if readFault(w, in: "range_contains_unaccepted_memory") != nil { return false }
         return table.bitmap.anySet(in: w)
     }
+
+    /// The oops of reading the bitmap bytes of units `w` when some of them
+    /// are unmapped (canonical/tdx#421), recorded in `fault`.
+    func readFault(_ w: Range<UInt64>, in function: String) -> String? {
+        if let f = fault { return f }
+        guard let bad = unmappedBitmapBytes, !w.isEmpty else { return nil }
+        let bytes = (w.lowerBound / 8)..<((w.upperBound - 1) / 8 + 1)
+        guard bytes.overlaps(bad) else { return nil }
+        let address = table.address + UnacceptedTable.headerSize + max(bytes.lowerBound, bad.lowerBound)
+        fault = "kernel panic: BUG: unable to handle page fault for address \(hex16(address)) (direct map) in \(function)(): "
+            + "the unaccepted table's last page was not reserved or mapped by reserve_unaccepted() (canonical/tdx#421)"
+        return fault
+    }
+
+    /// First unit whose bitmap byte is unmapped; replays stop short of it.
+    var firstUnmappedUnit: UInt64 { unmappedBitmapBytes.map { $0.lowerBound * 8 } ?? UInt64.max }
 
     /// `count` successive `accept_memory(block, 4 MiB)` calls on consecutive
     /// 4 MiB blocks from `firstBlockAddress`, as `__accept_page()` (lazy) or
@@ -139,7 +166,9 @@ public final class UnacceptedMemory {
         guard let sig = steadySignature(addr: addr), let memo = steadyMemo[sig], let u = blockUnits(addr) else { return nil }
         // Units u+1 ..< u+1+2k must all be set and the platform uniform over them.
         let firstGFN = (addr + table.unitSize) >> 12
-        let maxUnits = min(2 * remaining, table.bitmap.count - (u + 1))
+        // Calls whose window reaches an unmapped byte are stepped, so the fault is seen.
+        guard u + 3 < firstUnmappedUnit else { return nil }
+        let maxUnits = min(2 * remaining, table.bitmap.count - (u + 1), (firstUnmappedUnit - (u + 3)) / 2 * 2)
         let setEnd = table.bitmap.firstClear(from: u + 1, below: u + 1 + maxUnits) ?? (u + 1 + maxUnits)
         let chunks = acceptor.chunksSharing(sig, from: firstGFN, limit: setEnd - (u + 1))
         let k = chunks / 2

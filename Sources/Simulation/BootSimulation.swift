@@ -119,19 +119,12 @@ public struct BootSimulation {
         kclock.charge(.kernelFixed, vcpu: 0, costs: costs)
         var outcome = kernel.decompress(clock: &kclock)
         let kernelImage = AddressRange(start: 16 << 20, size: s.kernel.kernelInitBytes)
-        var corruptTail: AddressRange? = nil
         if outcome == .ok {
-            corruptTail = kernel.reserveUnacceptedTable()
+            _ = kernel.reserveUnacceptedTable()
             outcome = kernel.memblockAllocations(kernelImage: kernelImage, clock: &kclock)
         }
         var dclock = PhaseClock(vcpus: s.vcpus)
         if outcome == .ok { outcome = kernel.freeAll(early: &kclock, deferred: &dclock) }
-        if outcome == .ok, let tail = corruptTail, let u = unaccepted {
-            // The unreserved page went to the page allocator and was reused:
-            // the bitmap bytes in it now hold whatever was written there.
-            corruptBitmap(u, tail: tail)
-            r.events.append("unaccepted bitmap bytes in \(tail) overwritten after the page was reused")
-        }
         r.times.kernelBoot = kclock.seconds(costs)
         r.times.deferredInit = dclock.seconds(costs)
         var eclock = PhaseClock(vcpus: s.vcpus)
@@ -179,25 +172,6 @@ public struct BootSimulation {
         for (_, c) in r.perPhaseCounts { r.counts.add(c) }
         r.committedBytes = acc.platform.committedBytes
         return r
-    }
-
-    /// Overwrites the bitmap bytes that lie in `tail` with seeded data.
-    func corruptBitmap(_ u: UnacceptedMemory, tail: AddressRange) {
-        let t = u.table
-        let bitmapStart = t.address + UnacceptedTable.headerSize
-        let lo = max(tail.start, bitmapStart), hi = min(tail.end, bitmapStart + t.size)
-        guard lo < hi else { return }
-        var rng = SplitMix64(seed: scenario.seed ^ 0x5eed_b17a)
-        var b = lo - bitmapStart
-        while b < hi - bitmapStart {
-            let byte = rng.next() & 0xff
-            for bit in 0..<8 as Range<UInt64> {
-                let unit = b * 8 + bit
-                guard unit < t.bitmap.count else { continue }
-                if byte >> bit & 1 == 1 { u.markUnaccepted(unit) } else { u.markAccepted(unit) }
-            }
-            b += 1
-        }
     }
 }
 

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Bad input must give one clear "error: ..." line and a non-zero exit, never
+# a trap or a stack trace. Runs the built debug binary against each case.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bin=.build/debug/cocomem
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+pass=0
+
+# expect_error DESCRIPTION EXPECTED-SUBSTRING ARGS...
+expect_error() {
+    local what=$1 want=$2; shift 2
+    "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    if [ "$rc" -eq 0 ] || ! grep -q "^error: .*$want" "$tmp/err" || grep -qi "fatal error\|stack dump\|backtrace" "$tmp/err"; then
+        echo "FAIL: $what (exit $rc): $(head -c 300 "$tmp/err")"; fail=$((fail + 1))
+    else
+        pass=$((pass + 1))
+    fi
+}
+
+printf 'efi: mem00: [Conventional|   |  |  |  |  |  |  |  |  |   |WB|WT|WC|UC] range=[0x0-0x1fffff] (2MB)\nefi: mem01: bogus\n' >"$tmp/malformed.map"
+printf 'efi: mem00: [Conventional|   |  |  |  |  |  |  |  |  |   |WB|WT|WC|UC] range=[0x0-0x1fffff] (2MB)\nefi: mem01: [Conventional|   |  |  |  |  |  |  |  |  |   |WB|WT|WC|UC] range=[0x100000-0x2fffff] (2MB)\n' >"$tmp/overlap.map"
+printf '[{"type":"Conventional","start":0,"end":"0x40000000"},{"type_id":15,"start":"0x100000000","end":"0x140000000"}]\n' >"$tmp/good.json"
+printf '1 2 3\n' >"$tmp/bad.calls"
+
+expect_error "zero size" "zero" boot --memory 0
+expect_error "negative size" "negative" boot --memory=-5G
+expect_error "non-numeric size" "not a number" boot --memory abc
+expect_error "more than 4 PiB" "4 PiB" boot --memory 5P
+expect_error "zero vCPUs" "vcpus" boot --vcpus 0
+expect_error "unknown platform" "platform" boot --platform arm
+expect_error "unknown workload" "workload" boot --workload eat=5
+expect_error "unreadable memory map" "cannot read" accept --memmap "$tmp/does-not-exist"
+expect_error "unreadable calibration" "cannot read" boot --calibration "$tmp/does-not-exist"
+expect_error "malformed memory-map line" "line 2" accept --memmap "$tmp/malformed.map"
+expect_error "overlapping map entries" "overlap" accept --memmap "$tmp/overlap.map"
+expect_error "malformed calls line" "calls line 1" accept --memmap "$tmp/good.json" --calls "$tmp/bad.calls"
+expect_error "SNP with TDX firmware" "firmware" boot --platform snp --firmware tdvf
+
+echo "cli-checks: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
