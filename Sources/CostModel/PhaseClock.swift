@@ -13,6 +13,9 @@ public struct PhaseClock: Sendable, Equatable {
     public private(set) var counts = OpCounts()
     /// Counts per vCPU, for reports of who did the work.
     public private(set) var perVCPUCounts: [OpCounts]
+    /// Wall time of a phase paced by the clock rather than by its work (a
+    /// workload that allocates every second): the phase lasts at least this.
+    public var pacedSeconds: Double = 0
 
     public init(vcpus: Int) {
         vcpuPicoseconds = Array(repeating: 0, count: max(1, vcpus))
@@ -55,7 +58,14 @@ public struct PhaseClock: Sendable, Equatable {
         let cpu = Double(vcpuPicoseconds.max() ?? 0) / 1e12
         let bw = Double(bytesWritten) / costs.sharedBytesPerSecond
         let serial = Double(serialPicoseconds) / 1e12
-        return max(cpu, bw, serial)
+        return max(cpu, bw, serial, pacedSeconds)
+    }
+
+    /// Adds the operation counts of a sub-phase that was timed separately
+    /// (its time goes into `pacedSeconds`), without charging time again.
+    public mutating func record(_ sub: PhaseClock) {
+        counts.add(sub.counts)
+        for v in 0..<min(vcpus, sub.vcpus) { perVCPUCounts[v].add(sub.perVCPUCounts[v]) }
     }
 
     /// The vCPU with the least time so far (lowest index on ties): where a

@@ -157,6 +157,8 @@ public struct BootSimulation {
             case .pageCache(let b):
                 let (_, o) = kernel.allocate(pages: b >> 12, use: .pageCache, touch: true, clock: &wclock, fullyAcceptedAt: &wfull)
                 outcome = o
+            case .rate(let perSecond, let seconds):
+                (outcome, wfull) = runRate(kernel, perSecond: perSecond, seconds: seconds, clock: &wclock)
             }
             if r.fullyAcceptedAfter == nil, let w = wfull { r.fullyAcceptedAfter = r.times.totalBoot + w }
         }
@@ -166,6 +168,26 @@ public struct BootSimulation {
         r.events += kernel.events
         r.outcome = outcome
         return finish(&r, acc)
+    }
+
+    /// `rate=SIZE:SECONDS`: every second, `perSecond` bytes are allocated and
+    /// touched on the vCPUs. A slice whose work takes longer than a second
+    /// delays the next. Returns the outcome and when memory became fully
+    /// accepted, in seconds from the start of the workload.
+    func runRate(_ kernel: GuestKernel, perSecond: UInt64, seconds: UInt64, clock: inout PhaseClock) -> (AcceptOutcome, Double?) {
+        var elapsed = 0.0
+        var full: Double? = nil
+        for _ in 0..<seconds {
+            var slice = PhaseClock(vcpus: clock.vcpus)
+            var sliceFull: Double? = nil
+            let (got, o) = kernel.allocate(pages: perSecond >> 12, use: .anonymous, touch: true, clock: &slice, fullyAcceptedAt: &sliceFull)
+            if full == nil, let f = sliceFull { full = elapsed + f }
+            elapsed += max(1.0, slice.seconds(costs))
+            clock.record(slice)
+            if o != .ok || got < perSecond >> 12 { clock.pacedSeconds = elapsed; return (o, full) }
+        }
+        clock.pacedSeconds = elapsed
+        return (.ok, full)
     }
 
     func finish(_ r: inout BootResult, _ acc: Acceptors) -> BootResult {

@@ -12,17 +12,28 @@ public enum Workload: Sendable, Equatable {
     case touch(UInt64)
     /// Grow the page cache by this many bytes.
     case pageCache(UInt64)
+    /// Allocate and touch `bytesPerSecond` of anonymous memory every second
+    /// for `seconds` (a service warming up), spread over the vCPUs.
+    case rate(bytesPerSecond: UInt64, seconds: UInt64)
 
-    /// Parses `none`, `touch=SIZE`, `pagecache=SIZE`, `touch=all`.
+    /// Parses `none`, `touch=SIZE`, `pagecache=SIZE`, `touch=all`,
+    /// `rate=SIZE:SECONDS` (SIZE per second for SECONDS).
     public static func parse(_ s: String, memory: UInt64) throws -> Workload {
         if s == "none" { return .none }
         let parts = s.split(separator: "=", maxSplits: 1).map(String.init)
-        guard parts.count == 2 else { throw CocomemError(.invalidArgument, "workload '\(s)' is not none, touch=SIZE or pagecache=SIZE") }
+        guard parts.count == 2 else { throw CocomemError(.invalidArgument, "workload '\(s)' is not none, touch=SIZE, pagecache=SIZE or rate=SIZE:SECONDS") }
+        if parts[0] == "rate" {
+            let f = parts[1].split(separator: ":").map(String.init)
+            guard f.count == 2, let secs = UInt64(f[1]), secs > 0, secs <= 1_000_000 else {
+                throw CocomemError(.invalidArgument, "workload '\(s)': expected rate=SIZE:SECONDS, e.g. rate=512M:60")
+            }
+            return .rate(bytesPerSecond: try ByteCount.parse(f[0]).value, seconds: secs)
+        }
         let size = parts[1] == "all" ? memory : try ByteCount.parse(parts[1]).value
         switch parts[0] {
         case "touch": return .touch(size)
         case "pagecache": return .pageCache(size)
-        default: throw CocomemError(.invalidArgument, "unknown workload '\(parts[0])' (expected touch or pagecache)")
+        default: throw CocomemError(.invalidArgument, "unknown workload '\(parts[0])' (expected touch, pagecache or rate)")
         }
     }
 }

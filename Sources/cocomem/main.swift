@@ -46,7 +46,7 @@ struct Boot: ParsableCommand {
     @Flag(name: .customLong("snp-prefault"), help: "The VMM pre-faults on page state change (KVM_PRE_FAULT_MEMORY)") var prefault = false
     @Option(name: .customLong("deferred-init"), help: "on or off (CONFIG_DEFERRED_STRUCT_PAGE_INIT)") var deferred = "on"
     @Option(name: .customLong("boot-alloc"), help: "Memory user space allocates on the way to a shell") var bootAlloc = "256M"
-    @Option(help: "none, touch=SIZE|all, pagecache=SIZE") var workload = "none"
+    @Option(help: "none, touch=SIZE|all, pagecache=SIZE, rate=SIZE:SECONDS (SIZE allocated every second)") var workload = "none"
     @Option var seed: UInt64 = 0
     @Option(help: "Calibration file (default: built-in)") var calibration: String?
     @Flag(name: .customLong("step-by-step"), help: "Simulate every TDCALL/PVALIDATE one at a time") var step = false

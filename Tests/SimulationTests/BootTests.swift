@@ -38,6 +38,7 @@ func bootResult(_ f: (inout Scenario) -> Void) throws -> BootResult {
         BulkCase(platform: .tdx, host: .map4K, lazy: true, kernel: .v6_16, memory: 3_500 << 20, vcpus: 1, deferred: false,
                  workload: .pageCache(700 << 20)),
         BulkCase(platform: .snp, host: .map4K, lazy: false),
+        BulkCase(platform: .tdx, host: .map2M, lazy: true, vcpus: 4, workload: .rate(bytesPerSecond: 700 << 20, seconds: 4)),
         BulkCase(platform: .snp, host: .map2M, lazy: true),
         BulkCase(platform: .snp, host: .map2M, lazy: true, kernel: .v6_11, memory: 4_610 << 20, vcpus: 5, prefault: true),
     ])
@@ -155,6 +156,15 @@ func bootResult(_ f: (inout Scenario) -> Void) throws -> BootResult {
         #expect(old.acceptedKernelBoot < 3 << 30)
         // All of it on the BSP.
         #expect(many.times.earlyAllocations > 5 * few.times.earlyAllocations)
+    }
+
+    /// A rate workload is paced by wall time and accepts as it goes.
+    @Test func rateWorkloadIsPacedAndAcceptsEverything() throws {
+        let r = try bootResult { $0.memory = 8 << 30; $0.kernel.version = .v6_12; $0.workload = .rate(bytesPerSecond: 1 << 30, seconds: 10) }
+        #expect(r.times.workload >= 5.0)
+        #expect(r.kernel!.totalUnacceptedPages == 0)
+        #expect(r.fullyAcceptedAfter != nil && r.fullyAcceptedAfter! > r.times.totalBoot)
+        #expect(throws: CocomemError.self) { try Workload.parse("rate=1G", memory: 8 << 30) }
     }
 
     /// /proc/meminfo lines as the kernel prints them: the name padded to 16
