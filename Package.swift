@@ -22,9 +22,12 @@ let package = Package(
         .target(name: "Firmware", dependencies: ["MemoryModel", "CostModel", "CoCoGuest"], swiftSettings: strict),
         .target(name: "GuestKernel", dependencies: ["MemoryModel", "Firmware", "CoCoGuest", "CostModel"], swiftSettings: strict),
         .target(name: "Reports", dependencies: ["MemoryModel"], swiftSettings: strict),
-        .target(name: "Simulation", dependencies: ["MemoryModel", "Firmware", "GuestKernel", "CoCoGuest", "TDXModule", "SNP", "CostModel", "Reports"], swiftSettings: strict),
-        .executableTarget(name: "cocomem", dependencies: ["Simulation", "Reports", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "CrashDump", dependencies: ["MemoryModel", "CZlib"], swiftSettings: strict),
+        .target(name: "Simulation", dependencies: ["MemoryModel", "Firmware", "GuestKernel", "CoCoGuest", "TDXModule", "SNP", "CostModel", "Reports", "CrashDump"], swiftSettings: strict),
+        .executableTarget(name: "cocomem", dependencies: ["Simulation", "Reports", "CrashDump", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .testTarget(name: "MemoryModelTests", dependencies: ["MemoryModel"], swiftSettings: strict),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Reports"], swiftSettings: strict),
+        .testTarget(name: "CrashDumpTests", dependencies: ["CrashDump", "Simulation", "MemoryModel", "CostModel"], swiftSettings: strict),
     ]
 )

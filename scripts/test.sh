@@ -1,9 +1,25 @@
 #!/usr/bin/env bash
 # Runs cocomem's whole test suite: the Swift Testing suite (its summary line
 # is the last thing `swift test` prints) and the command-line bad-input checks.
-# Installs what the tests need first (nothing beyond the Swift toolchain yet).
+# First installs what the build and the tests need from Debian: zlib (the
+# kdump-compressed writer links it) and the real dump tools the tests run
+# against cocomem's files: makedumpfile, python3-libkdumpfile and crash.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+packages=(zlib1g-dev makedumpfile python3-libkdumpfile crash)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
 swift build --build-tests
 swift test --skip-build 2>&1 | tee /tmp/cocomem-test.log
 bash scripts/cli-checks.sh

@@ -111,6 +111,7 @@ extension GuestKernel {
             let batch = accepting ? 1 : n - done
             let (got, o) = allocate(pages: batch, use: .anonymous, touch: false, clock: &clock, fullyAcceptedAt: &never, onVCPU: 0)
             if o != .ok { return o }
+            earlyAllocationPages += got
             if got < batch { break }
             done += batch
         }

@@ -21,6 +21,8 @@ public struct KernelConfig: Sendable {
     /// 248-vCPU TD on a 7.0 kernel: the BSP accepted ~13 GiB = ~3300 blocks
     /// this way); the base of 300 is an assumption. docs/CALIBRATION.md.
     public var earlyAllocationsBase: UInt64 = 300
+    /// `crashkernel=` size (0: none).
+    public var crashKernelBytes: UInt64 = 0
     public var earlyAllocationsPerVCPU: UInt64 = 12
     public init() {}
 }
@@ -59,6 +61,8 @@ public final class GuestKernel {
     /// RAM the kernel manages (E820 RAM ranges).
     public let ram: [AddressRange]
     public private(set) var reserved: [AddressRange] = []
+    /// What each memblock reservation is for, in the order they were made.
+    public private(set) var reservations: [(range: AddressRange, what: String)] = []
     public internal(set) var events: [String] = []
     /// Set once watermarks are initialised.
     public private(set) var watermarksReady = false
@@ -66,6 +70,9 @@ public final class GuestKernel {
     /// Anonymous/user pages and page-cache pages handed out.
     public internal(set) var allocatedPages: UInt64 = 0
     public internal(set) var pageCachePages: UInt64 = 0
+    /// Pages the kernel itself took from the allocator before watermarks
+    /// existed (counted in `allocatedPages` too).
+    public internal(set) var earlyAllocationPages: UInt64 = 0
 
     public init(config: KernelConfig, vcpus: Int, costs: CostTable, platform: GuestPlatform,
                 ram: [AddressRange], unaccepted: UnacceptedMemory?) {
@@ -123,6 +130,7 @@ public final class GuestKernel {
                 let cand = AddressRange(start: alignDown(top - size, 4096), end: alignDown(top - size, 4096) + size)
                 if let clash = reserved.first(where: { $0.overlaps(cand) }) { top = clash.start; continue }
                 reserved.append(cand)
+                reservations.append((cand, what))
                 let o = unaccepted?.acceptMemory(start: cand.start, size: cand.size, vcpu: vcpu, clock: &clock) ?? .ok
                 return (cand, o)
             }
@@ -134,12 +142,16 @@ public final class GuestKernel {
     /// The early memblock allocations, each accepted as it is made.
     public func memblockAllocations(kernelImage: AddressRange, clock: inout PhaseClock) -> AcceptOutcome {
         reserved.append(kernelImage)
+        reservations.append((kernelImage, "kernel image"))
         let ramBytes = ram.reduce(0) { $0 + $1.size }
         let plan = MemblockPlan(ramBytes: ramBytes, vcpus: vcpus)
-        let items: [(UInt64, UInt64, String)] = [
+        var items: [(UInt64, UInt64, String)] = [
             (plan.pageTables, .max, "page tables"), (plan.memmap, .max, "memmap"),
             (plan.percpu, .max, "per-cpu areas"), (plan.swiotlb, 1 << 32, "swiotlb"), (plan.other, .max, "other"),
         ]
+        // reserve_crashkernel(): crashkernel=X is reserved below 4 GiB
+        // (CRASH_ADDR_LOW_MAX) through memblock, so it is accepted here.
+        if config.crashKernelBytes > 0 { items.append((config.crashKernelBytes, 1 << 32, "crash kernel")) }
         for (size, limit, what) in items {
             let (_, o) = memblockAlloc(size, below: limit, what: what, vcpu: 0, clock: &clock)
             if o != .ok { return o }

@@ -23,4 +23,6 @@ public enum KernelVersion: String, Sendable, CaseIterable {
     public var acceptsOneBlockWhileWatermarksZero: Bool { order >= KernelVersion.v6_16.order }
     public var reserveUnacceptedEndAligned: Bool { order >= KernelVersion.v7_0.order }
     public var hasPageUnacceptedType: Bool { order >= KernelVersion.v6_12.order }
+    /// vmcoreinfo exports `NUMBER(PAGE_UNACCEPTED_MAPCOUNT_VALUE)` (6.16).
+    public var exportsUnacceptedMapcount: Bool { order >= KernelVersion.v6_16.order }
 }

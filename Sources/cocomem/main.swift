@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoCoGuest
 import CostModel
+import CrashDump
 import Firmware
 import Foundation
 import GuestKernel
@@ -13,7 +14,7 @@ import TDXModule
 struct Cocomem: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "An executable model of memory acceptance in confidential VMs (Intel TDX, AMD SEV-SNP).",
-        subcommands: [Boot.self, Accept.self, Validate.self, Bench.self], defaultSubcommand: Boot.self)
+        subcommands: [Boot.self, Dump.self, Accept.self, Validate.self, Bench.self], defaultSubcommand: Boot.self)
 
     /// Runs `body`, turning a CocomemError into one clear line and exit code 1.
     static func guarded(_ body: () throws -> Void) throws {
@@ -29,8 +30,8 @@ func loadCalibration(_ path: String?) throws -> Calibration {
     return try Calibration.builtIn()
 }
 
-struct Boot: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Boot a simulated TD or SNP guest and report what was accepted, by whom and when.")
+/// The options that define a simulated guest, shared by `boot` and `dump`.
+struct ScenarioOptions: ParsableArguments {
     @Option(help: "tdx or snp") var platform = "tdx"
     @Option(help: "Guest memory (64G, 512M, 1.5T, 0x100000000)") var memory = "4G"
     @Option var vcpus = 4
@@ -50,8 +51,6 @@ struct Boot: ParsableCommand {
     @Option var seed: UInt64 = 0
     @Option(help: "Calibration file (default: built-in)") var calibration: String?
     @Flag(name: .customLong("step-by-step"), help: "Simulate every TDCALL/PVALIDATE one at a time") var step = false
-    @Flag var json = false
-    @Flag(name: .customLong("meminfo"), help: "Print only /proc/meminfo") var meminfoOnly = false
 
     func scenario() throws -> Scenario {
         var s = Scenario()
@@ -85,10 +84,59 @@ struct Boot: ParsableCommand {
         return s
     }
 
+    func boot(crashKernel: UInt64 = 0) throws -> BootResult {
+        var s = try scenario()
+        s.kernel.crashKernelBytes = crashKernel
+        return try BootSimulation(scenario: s, calibration: loadCalibration(calibration)).run()
+    }
+}
+
+struct Boot: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Boot a simulated TD or SNP guest and report what was accepted, by whom and when.")
+    @OptionGroup var guest: ScenarioOptions
+    @Flag var json = false
+    @Flag(name: .customLong("meminfo"), help: "Print only /proc/meminfo") var meminfoOnly = false
+
     func run() throws {
         try Cocomem.guarded {
-            let r = try BootSimulation(scenario: scenario(), calibration: loadCalibration(calibration)).run()
+            let r = try guest.boot()
             if json { print(r.json.serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else { print(r.text, terminator: "") }
+        }
+    }
+}
+
+struct Dump: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Boot a guest, crash it into a kdump kernel, and write its vmcore (ELF) and/or a kdump-compressed file.",
+        discussion: "Level and compressor flags follow makedumpfile: -d LEVEL, -c (zlib). Levels above 1 and -l/-p/-z are not built yet.")
+    @OptionGroup var guest: ScenarioOptions
+    @Option(name: .customLong("crashkernel"), help: "crashkernel= reservation (accepted when memblock reserves it)") var crashKernel = "256M"
+    @Option(name: .customLong("elf"), help: "Write the capture kernel's /proc/vmcore (ELF) here") var elf: String?
+    @Option(name: [.short, .long], help: "Write a kdump-compressed file here") var output: String?
+    @Option(name: .short, help: "makedumpfile dump level") var d = 1
+    @Flag(name: .short, help: "Compress pages with zlib") var c = false
+    @Flag(name: .short, help: "Compress pages with lzo (not built yet)") var l = false
+    @Flag(name: .short, help: "Compress pages with snappy (not built yet)") var p = false
+    @Flag(name: .short, help: "Compress pages with zstd (not built yet)") var z = false
+    @Flag(help: "Compute the exact kdump-compressed size without writing") var estimate = false
+    @Flag(help: "Put a VMCOREINFO note (OSRELEASE, PAGESIZE, page-type numbers) in the vmcore") var vmcoreinfo = false
+    @Flag var json = false
+
+    func run() throws {
+        try Cocomem.guarded {
+            let compressions = [(c, DumpCompression.zlib), (l, .lzo), (p, .snappy), (z, .zstd)].filter(\.0)
+            guard compressions.count <= 1 else { throw CocomemError(.invalidArgument, "choose at most one of -c, -l, -p, -z") }
+            let options = DumpOptions(dumpLevel: d, compression: compressions.first?.1 ?? .none)
+            try options.validate()
+            guard elf != nil || output != nil || estimate else {
+                throw CocomemError(.invalidArgument, "nothing to do: give --elf PATH, -o PATH or --estimate")
+            }
+            let r = try guest.boot(crashKernel: try ByteCount.parse(crashKernel).value)
+            if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }
+            let info = vmcoreinfo ? DumpTool.vmcoreinfo(r) : nil
+            let image = try CaptureView.image(from: r, vmcoreinfo: info, seed: r.scenario.seed)
+            let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate)
+            print(json ? result.json.serialized() : result.text, terminator: json ? "\n" : "")
         }
     }
 }

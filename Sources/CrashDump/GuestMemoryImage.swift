@@ -1,0 +1,65 @@
+import MemoryModel
+
+/// The capture kernel's view of a crashed guest: the RAM ranges
+/// `/proc/vmcore` exports as PT_LOADs, what each page holds, the CPUs whose
+/// `crash_notes` it carries, and the VMCOREINFO text, if any.
+///
+/// State is per range (an `IntervalMap` of page classes by PFN), so a
+/// multi-TiB guest costs as many entries as it has distinct regions.
+public struct GuestMemoryImage: Sendable {
+    /// Physical ranges of the PT_LOADs, ascending, page-aligned, disjoint.
+    public var loads: [AddressRange]
+    /// Page class per PFN; PFNs outside `loads` are never read.
+    public var classes: IntervalMap<PageClass>
+    public var content: PageContent
+    /// Number of CPUs with a `CORE`/NT_PRSTATUS note.
+    public var cpus: Int
+    /// The VMCOREINFO note text, or nil to leave the note out.
+    public var vmcoreinfo: String?
+
+    public init(loads: [AddressRange], classes: IntervalMap<PageClass>, content: PageContent, cpus: Int, vmcoreinfo: String?) {
+        self.loads = loads
+        self.classes = classes
+        self.content = content
+        self.cpus = cpus
+        self.vmcoreinfo = vmcoreinfo
+    }
+
+    /// `get_max_mapnr()`: one past the highest PFN of any PT_LOAD.
+    public var maxMapnr: UInt64 { divRoundUp(loads.map(\.end).max() ?? 0, 4096) }
+
+    /// Pages in all PT_LOADs.
+    public var ramPages: UInt64 { loads.reduce(0) { $0 + $1.size >> 12 } }
+
+    /// Calls `body(pfnRange, class)` for every run of one class inside the
+    /// PT_LOADs, in PFN order.
+    /// - Complexity: O(runs).
+    public func forEachRun(_ body: (Range<UInt64>, PageClass) -> Void) {
+        for l in loads { classes.forEachRun(in: (l.start >> 12)..<(l.end >> 12), body) }
+    }
+
+    /// Bytes of page `pfn` as `/proc/vmcore` reads them.
+    public func page(_ pfn: UInt64) -> [UInt8] { content.page(pfn: pfn, class: classes.value(at: pfn)) }
+
+    /// The capture kernel's PT_LOADs: the first kernel's RAM ranges without
+    /// [0, 1 MiB) and the crash-kernel region (x86 `elf_header_exclude_ranges()`).
+    public static func loads(ram: [AddressRange], excluding crashKernel: AddressRange?) -> [AddressRange] {
+        var cuts = [AddressRange(start: 0, end: 1 << 20)]
+        if let crashKernel { cuts.append(crashKernel) }
+        var out: [AddressRange] = []
+        for r in ram {
+            var pieces = [r]
+            for c in cuts {
+                pieces = pieces.flatMap { p -> [AddressRange] in
+                    guard p.overlaps(c) else { return [p] }
+                    var keep: [AddressRange] = []
+                    if p.start < c.start { keep.append(AddressRange(start: p.start, end: c.start)) }
+                    if c.end < p.end { keep.append(AddressRange(start: c.end, end: p.end)) }
+                    return keep
+                }
+            }
+            out += pieces.map { AddressRange(start: alignUp($0.start, 4096), end: alignDown($0.end, 4096)) }.filter { !$0.isEmpty }
+        }
+        return out.sorted { $0.start < $1.start }
+    }
+}

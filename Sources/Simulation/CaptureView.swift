@@ -1,0 +1,60 @@
+import CrashDump
+import GuestKernel
+import MemoryModel
+
+/// Builds the capture kernel's view of a booted guest (`/proc/vmcore`):
+/// which pages hold what, from the simulated state.
+///
+/// Placement is a stated simplification: the kernel model counts pages
+/// handed out by the page allocator but not their addresses, so those
+/// pages are laid into accepted free memory from the lowest address of the
+/// Normal zone upwards, then DMA32: first the early kernel allocations
+/// (slab), then the page cache, then anonymous memory. Memblock
+/// reservations, unaccepted units and zeroed free memory are where the
+/// simulation put them.
+public enum CaptureView {
+    public static func image(from r: BootResult, vmcoreinfo: String? = nil, seed: UInt64) throws -> GuestMemoryImage {
+        guard let k = r.kernel else { throw CocomemError(.invalidScenario, "the guest did not reach the kernel; there is no vmcore to take") }
+        var classes = IntervalMap<PageClass>(initial: .freeZero)
+        var crashKernel: AddressRange? = nil
+        for (range, what) in k.reservations {
+            let pfns = (range.start >> 12)..<divRoundUp(range.end, 4096)
+            switch what {
+            case "kernel image":
+                let half = pfns.lowerBound + UInt64(pfns.count) / 2
+                classes.assign(pfns.lowerBound..<half, .kernelText)
+                classes.assign(half..<pfns.upperBound, .kernelData)
+            case "memmap": classes.assign(pfns, .memmap)
+            case "page tables": classes.assign(pfns, .pageTables)
+            case "crash kernel": crashKernel = range; classes.assign(pfns, .freeZero)
+            default: classes.assign(pfns, .kernelData)
+            }
+        }
+        if let u = k.unaccepted {
+            let t = u.table
+            for run in t.bitmap.setRuns(in: 0..<t.bitmap.count) {
+                let a = (t.physBase + run.lowerBound * t.unitSize) >> 12
+                let b = (t.physBase + run.upperBound * t.unitSize) >> 12
+                classes.assign(a..<b, .unaccepted)
+            }
+        }
+        let loads = GuestMemoryImage.loads(ram: k.ram, excluding: crashKernel)
+        // Pages the allocator handed out, laid into zeroed free memory.
+        let anon = k.allocatedPages - k.pageCachePages - k.earlyAllocationPages
+        var wanted: [(PageClass, UInt64)] = [(.slab, k.earlyAllocationPages), (.pageCache, k.pageCachePages), (.anonymous, anon)]
+        let high = loads.filter { $0.start >= 1 << 32 }, low = loads.filter { $0.start < 1 << 32 }
+        for l in high + low {
+            var free: [Range<UInt64>] = []
+            classes.forEachRun(in: (l.start >> 12)..<(l.end >> 12)) { pfns, c in if c == .freeZero { free.append(pfns) } }
+            for var f in free {
+                while !f.isEmpty, let i = wanted.firstIndex(where: { $0.1 > 0 }) {
+                    let n = min(UInt64(f.count), wanted[i].1)
+                    classes.assign(f.lowerBound..<(f.lowerBound + n), wanted[i].0)
+                    wanted[i].1 -= n
+                    f = (f.lowerBound + n)..<f.upperBound
+                }
+            }
+        }
+        return GuestMemoryImage(loads: loads, classes: classes, content: PageContent(seed: seed), cpus: r.scenario.vcpus, vmcoreinfo: vmcoreinfo)
+    }
+}

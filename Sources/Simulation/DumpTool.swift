@@ -1,0 +1,88 @@
+import CrashDump
+import GuestKernel
+import MemoryModel
+import Reports
+
+/// `cocomem dump`: writes the capture kernel's vmcore and/or a
+/// kdump-compressed file from a booted guest, or estimates its size.
+public enum DumpTool {
+    public struct Result: Sendable {
+        public var report: DumpReport
+        public var maxMapnr: UInt64
+        public var elfBytes: UInt64?
+        public var written: [String]
+
+        /// makedumpfile's `print_report()` layout.
+        public var text: String {
+            func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16, uppercase: true).leftPadded(16) }
+            let r = report
+            let remaining = r.totalPages - r.excluded
+            var o = ""
+            o += "Original pages  : \(hex(r.totalPages))\n"
+            o += "  Excluded pages   : \(hex(r.excluded))\n"
+            o += "    Pages filled with zero  : \(hex(r.zeroPages))\n"
+            o += "    Non-private cache pages : \(hex(r.cachePages))\n"
+            o += "    Private cache pages     : \(hex(r.privateCachePages))\n"
+            o += "    User process data pages : \(hex(r.userPages))\n"
+            o += "    Free pages              : \(hex(r.freePages))\n"
+            o += "    Hwpoison pages          : \(hex(r.hwpoisonPages))\n"
+            o += "    Offline pages           : \(hex(r.offlinePages))\n"
+            o += "  Remaining pages  : \(hex(remaining))\n"
+            let pct = r.totalPages == 0 ? 0 : Double(remaining) * 100 / Double(r.totalPages)
+            o += "  (The number of pages is reduced to \(Int(pct))%.)\n"
+            o += "Memory Hole     : \(hex(maxMapnr - r.totalPages))\n"
+            o += "--------------------------------------------------\n"
+            o += "Total pages     : \(hex(maxMapnr))\n\n"
+            o += "Write bytes     : \(r.fileSize)\n"
+            if let e = elfBytes { o += "ELF vmcore bytes: \(e)\n" }
+            for w in written { o += "wrote \(w)\n" }
+            return o
+        }
+
+        public var json: JSON {
+            var classes: [(String, JSON)] = []
+            for c in PageClass.allCases { classes.append((c.description, .uint(report.pagesByClass[c] ?? 0))) }
+            return .object([
+                ("total_pages", .uint(report.totalPages)), ("max_mapnr", .uint(maxMapnr)),
+                ("excluded", .object([("zero", .uint(report.zeroPages)), ("cache", .uint(report.cachePages)),
+                                      ("private_cache", .uint(report.privateCachePages)), ("user", .uint(report.userPages)),
+                                      ("free", .uint(report.freePages)), ("offline", .uint(report.offlinePages)),
+                                      ("hwpoison", .uint(report.hwpoisonPages))])),
+                ("dumpable_pages", .uint(report.dumpablePages)),
+                ("kdump_bytes", .uint(report.fileSize)),
+                ("elf_bytes", elfBytes.map { .uint($0) } ?? .null),
+                ("pages_by_class", .object(classes)),
+                ("written", .array(written.map { .string($0) })),
+            ])
+        }
+    }
+
+    public static func run(image: GuestMemoryImage, options: DumpOptions, elf: String?, output: String?, estimateOnly: Bool) throws -> Result {
+        let writer = try KdumpCompressedWriter(image: image, options: options)
+        var result = Result(report: writer.estimate(), maxMapnr: image.maxMapnr, elfBytes: ELFVmcore.fileSize(image), written: [])
+        if estimateOnly { return result }
+        if let elf { try ELFVmcore.write(image, to: elf); result.written.append(elf) }
+        if let output { result.report = try writer.write(to: output); result.written.append(output) }
+        return result
+    }
+
+    /// A VMCOREINFO note in the 6.16 style (`kernel/vmcore_info.c`,
+    /// `arch/x86/kernel/vmcore_info_64.c`): identity, page size and the
+    /// page-type values (`PGTY_x << 24`, printed as signed decimals). The
+    /// symbols and structure offsets a dump tool needs to walk the kernel
+    /// are not generated yet, so tools that walk memory cannot use it.
+    public static func vmcoreinfo(_ r: BootResult) -> String {
+        let v = r.scenario.kernel.version
+        var lines = ["OSRELEASE=\(v.rawValue).0-cocomem", "PAGESIZE=4096", "NUMBER(phys_base)=0", "NUMBER(pgtable_l5_enabled)=0"]
+        func pgty(_ t: Int64) -> String { String(Int64(Int32(truncatingIfNeeded: t << 24))) }
+        lines += ["NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)=\(pgty(0xf0))", "NUMBER(PAGE_OFFLINE_MAPCOUNT_VALUE)=\(pgty(0xf1))",
+                  "NUMBER(PAGE_HUGETLB_MAPCOUNT_VALUE)=\(pgty(0xf4))", "NUMBER(PAGE_SLAB_MAPCOUNT_VALUE)=\(pgty(0xf5))"]
+        if v.exportsUnacceptedMapcount { lines.append("NUMBER(PAGE_UNACCEPTED_MAPCOUNT_VALUE)=\(pgty(0xf7))") }
+        lines += ["KERNELOFFSET=0", "CRASHTIME=\(Int64(r.times.totalBoot))"]
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+extension String {
+    func leftPadded(_ n: Int, with c: Character = "0") -> String { count >= n ? self : String(repeating: c, count: n - count) + self }
+}

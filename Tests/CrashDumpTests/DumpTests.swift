@@ -1,0 +1,94 @@
+import CostModel
+import CrashDump
+import Foundation
+import MemoryModel
+import Simulation
+import Testing
+
+/// A small fresh TD with unaccepted memory below 4 GiB: 2022 TDVF accepts
+/// only a partial 256 MiB, so a 1 GiB guest keeps most of its RAM unaccepted.
+func smallGuestImage(memory: UInt64 = 1 << 30, workload: Workload = .pageCache(32 << 20), vmcoreinfo: String? = nil) throws -> GuestMemoryImage {
+    var s = Scenario()
+    s.memory = memory; s.vcpus = 2; s.firmware = .tdvf2022; s.kernel.version = .v6_12
+    s.kernel.crashKernelBytes = 64 << 20; s.workload = workload; s.bootAllocationBytes = 32 << 20
+    let r = try BootSimulation(scenario: s, calibration: Calibration.builtIn()).run()
+    return try CaptureView.image(from: r, vmcoreinfo: vmcoreinfo, seed: 7)
+}
+
+func tempDir() throws -> String {
+    let d = NSTemporaryDirectory() + "cocomem-test-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+    return d
+}
+
+/// Runs a program, returning its exit status and output.
+@discardableResult
+func run(_ exe: String, _ args: [String]) throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: exe)
+    p.arguments = args
+    let out = Pipe()
+    p.standardOutput = out; p.standardError = out
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+@Suite struct DumpTests {
+    @Test func captureViewHasEveryClassWhereTheSimulationPutIt() throws {
+        let img = try smallGuestImage()
+        var byClass: [PageClass: UInt64] = [:]
+        img.forEachRun { byClass[$1, default: 0] += UInt64($0.count) }
+        #expect(byClass[.unaccepted, default: 0] > (512 << 20) >> 12)
+        #expect(byClass[.memmap, default: 0] > 0 && byClass[.kernelText, default: 0] > 0)
+        #expect(byClass[.pageCache, default: 0] >= (64 << 20) >> 12)
+        // [0, 1 MiB) is not in any PT_LOAD, nor the crash kernel.
+        #expect(img.loads.allSatisfy { $0.start >= 1 << 20 })
+        #expect(img.ramPages < (1 << 30) >> 12 - (64 << 20) >> 12)
+    }
+
+    /// The size formula equals the written file to the byte, at both levels.
+    @Test(arguments: [0, 1]) func estimateEqualsWrittenSize(level: Int) throws {
+        let img = try smallGuestImage()
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let w = try KdumpCompressedWriter(image: img, options: DumpOptions(dumpLevel: level, compression: .zlib))
+        let report = try w.write(to: dir + "/dump")
+        let size = try FileManager.default.attributesOfItem(atPath: dir + "/dump")[.size] as! UInt64
+        #expect(size == w.estimate().fileSize)
+        #expect(report.fileSize == size)
+        #expect(level == 0 || report.zeroPages > 0)
+    }
+
+    @Test func elfReadsBackTheGuestPages() throws {
+        let img = try smallGuestImage()
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ELFVmcore.write(img, to: dir + "/vmcore")
+        let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/vmcore"))
+        #expect(UInt64(data.count) == ELFVmcore.fileSize(img))
+        // Find each PT_LOAD and compare a spread of pages with the image.
+        let phnum = Int(data[56]) | Int(data[57]) << 8
+        var checked = 0
+        for i in 1..<phnum {
+            let ph = 64 + i * 56
+            func u64(_ o: Int) -> UInt64 { data[(ph + o)..<(ph + o + 8)].enumerated().reduce(0) { $0 | UInt64($1.1) << (8 * $1.0) } }
+            let off = u64(8), paddr = u64(24), size = u64(32)
+            var pfn = paddr >> 12
+            while pfn < (paddr + size) >> 12 {
+                let at = Int(off + (pfn << 12) - paddr)
+                #expect(Array(data[at..<(at + 4096)]) == img.page(pfn))
+                checked += 1
+                pfn += 997
+            }
+        }
+        #expect(checked > 100)
+    }
+
+    @Test func unwritableTargetIsAClearErrorAndLeavesNothing() throws {
+        let img = try smallGuestImage(memory: 512 << 20)
+        #expect(throws: CocomemError.self) { try ELFVmcore.write(img, to: "/nonexistent-dir/vmcore") }
+        #expect(throws: CocomemError.self) { try KdumpCompressedWriter(image: img, options: DumpOptions(dumpLevel: 31)) }
+    }
+}
