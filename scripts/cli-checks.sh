@@ -39,6 +39,31 @@ expect_error "malformed memory-map line" "line 2" accept --memmap "$tmp/malforme
 expect_error "overlapping map entries" "overlap" accept --memmap "$tmp/overlap.map"
 expect_error "malformed calls line" "calls line 1" accept --memmap "$tmp/good.json" --calls "$tmp/bad.calls"
 expect_error "SNP with TDX firmware" "firmware" boot --platform snp --firmware tdvf
+expect_error "dump into a missing directory" "cannot write" dump --memory 512M -o "$tmp/no/such/dir/dump" -c
+expect_error "dump level out of range" "dump level" dump --memory 512M -o "$tmp/x" -d 32
+expect_error "dump level needing struct pages" "struct pages" dump --memory 512M -o "$tmp/x" -d 31
+expect_error "dump with nothing to do" "nothing to do" dump --memory 512M
+expect_error "two compressors" "at most one" dump --memory 512M -o "$tmp/x" -c -z
+
+# An interrupted dump leaves no file and no temporary file behind. Wait
+# until the temporary file exists, so the interrupt lands mid-write.
+mkdir -p "$tmp/int"
+"$bin" dump --memory 4G --kernel 6.12 --workload pagecache=2G --elf "$tmp/int/vmcore" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do
+    ls -A "$tmp/int" | grep -q tmp && break
+    sleep 0.1
+done
+started=$(ls -A "$tmp/int")
+kill -INT "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+if [ -z "$started" ]; then
+    echo "FAIL: interrupted dump: the write never started"; fail=$((fail + 1))
+elif [ -n "$(ls -A "$tmp/int")" ]; then
+    echo "FAIL: interrupted dump left files: $(ls -A "$tmp/int")"; fail=$((fail + 1))
+else
+    pass=$((pass + 1))
+fi
 
 echo "cli-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

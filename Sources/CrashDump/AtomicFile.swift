@@ -28,10 +28,12 @@ public final class AtomicFile {
         guard fd >= 0 else {
             throw CocomemError(.io, "cannot write '\(path)': \(String(cString: strerror(errno)))")
         }
+        InterruptCleanup.register(tempPath)
     }
 
     deinit {
         if !committed { close(fd); unlink(tempPath) }
+        InterruptCleanup.unregister(tempPath)
     }
 
     /// Writes all of `bytes` at `offset`.
@@ -70,6 +72,35 @@ public final class AtomicFile {
             let e = String(cString: strerror(errno))
             unlink(tempPath)
             throw CocomemError(.io, "cannot rename the finished dump to '\(path)': \(e)")
+        }
+    }
+}
+
+/// Removes unfinished temporary files when the process is interrupted
+/// (SIGINT, SIGTERM, SIGHUP), so an interrupt leaves no partial file.
+/// The handler only calls `unlink` and `_exit`, which are async-signal-safe;
+/// the paths are kept as C strings allocated outside the handler.
+public enum InterruptCleanup {
+    nonisolated(unsafe) static var paths: [UnsafeMutablePointer<CChar>] = []
+    nonisolated(unsafe) static var installed = false
+
+    static func register(_ path: String) {
+        install()
+        paths.append(strdup(path))
+    }
+
+    static func unregister(_ path: String) {
+        if let i = paths.firstIndex(where: { String(cString: $0) == path }) { free(paths.remove(at: i)) }
+    }
+
+    static func install() {
+        guard !installed else { return }
+        installed = true
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig) { s in
+                for p in InterruptCleanup.paths { unlink(p) }
+                _exit(128 + s)
+            }
         }
     }
 }
