@@ -51,9 +51,9 @@ extension GuestKernel {
     /// the allocator accepting what the kernel version's policy asks for.
     /// Consecutive allocations that trigger no acceptance are charged in bulk.
     /// Returns pages allocated (short on OOM) and the outcome.
-    @discardableResult
     /// `onVCPU` pins the work to one vCPU (the BSP during early boot);
     /// otherwise each allocation runs on the least-loaded vCPU.
+    @discardableResult
     public func allocate(pages n: UInt64, use: PageUse, touch: Bool, clock: inout PhaseClock,
                          fullyAcceptedAt: inout Double?, onVCPU: Int? = nil) -> (UInt64, AcceptOutcome) {
         var left = n
@@ -144,7 +144,7 @@ extension GuestKernel {
     /// `/proc/meminfo` lines (`show_val_kb()`: `%-16s%8lu kB` with the colon in the name).
     public var procMeminfo: String {
         meminfo.map { name, kb in
-            let label = (name + ":").padding(16)
+            let label = (name + ":").rightPadded(16)
             return label + String(kb).leftPadded(8) + " kB"
         }.joined(separator: "\n") + "\n"
     }
@@ -155,7 +155,7 @@ extension GuestKernel {
                                         ("Unaccepted", totalUnacceptedPages * 4)]
         var out = ""
         for (name, kb) in rows {
-            let label: String = (name + ":").padding(16)
+            let label: String = (name + ":").rightPadded(16)
             out += "Node 0 " + label + String(kb).leftPadded(8) + " kB\n"
         }
         return out
@@ -167,7 +167,3 @@ extension GuestKernel {
     }
 }
 
-extension String {
-    func padding(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
-    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
-}

@@ -21,9 +21,9 @@ public struct KernelConfig: Sendable {
     /// 248-vCPU TD on a 7.0 kernel: the BSP accepted ~13 GiB = ~3300 blocks
     /// this way); the base of 300 is an assumption. docs/CALIBRATION.md.
     public var earlyAllocationsBase: UInt64 = 300
+    public var earlyAllocationsPerVCPU: UInt64 = 12
     /// `crashkernel=` size (0: none).
     public var crashKernelBytes: UInt64 = 0
-    public var earlyAllocationsPerVCPU: UInt64 = 12
     public init() {}
 }
 
@@ -60,9 +60,10 @@ public final class GuestKernel {
     public internal(set) var zones: [Zone] = ZoneKind.allCases.map { Zone(kind: $0) }
     /// RAM the kernel manages (E820 RAM ranges).
     public let ram: [AddressRange]
-    public private(set) var reserved: [AddressRange] = []
-    /// What each memblock reservation is for, in the order they were made.
+    /// memblock reservations and what each is for, in the order they were made.
     public private(set) var reservations: [(range: AddressRange, what: String)] = []
+    /// The reserved ranges alone.
+    public var reserved: [AddressRange] { reservations.map(\.range) }
     public internal(set) var events: [String] = []
     /// Set once watermarks are initialised.
     public private(set) var watermarksReady = false
@@ -108,7 +109,7 @@ public final class GuestKernel {
         let needed = AddressRange(start: start, end: alignUp(t.address + t.totalBytes, 4096))
         let reservedRange = config.version.reserveUnacceptedEndAligned
             ? needed : AddressRange(start: start, size: alignUp(t.totalBytes, 4096))
-        reserved.append(reservedRange)
+        reservations.append((reservedRange, "unaccepted table"))
         if reservedRange.end < needed.end {
             let tail = AddressRange(start: reservedRange.end, end: needed.end)
             events.append("reserve_unaccepted(): table \(AddressRange(start: t.address, size: t.totalBytes)) reserved only \(reservedRange); \(tail) is neither reserved nor in the direct map")
@@ -128,8 +129,7 @@ public final class GuestKernel {
             // Skip down past reservations overlapping the candidate.
             while top > r.start, top - r.start >= size {
                 let cand = AddressRange(start: alignDown(top - size, 4096), end: alignDown(top - size, 4096) + size)
-                if let clash = reserved.first(where: { $0.overlaps(cand) }) { top = clash.start; continue }
-                reserved.append(cand)
+                if let clash = reservations.first(where: { $0.range.overlaps(cand) }) { top = clash.range.start; continue }
                 reservations.append((cand, what))
                 let o = unaccepted?.acceptMemory(start: cand.start, size: cand.size, vcpu: vcpu, clock: &clock) ?? .ok
                 return (cand, o)
@@ -141,7 +141,6 @@ public final class GuestKernel {
 
     /// The early memblock allocations, each accepted as it is made.
     public func memblockAllocations(kernelImage: AddressRange, clock: inout PhaseClock) -> AcceptOutcome {
-        reserved.append(kernelImage)
         reservations.append((kernelImage, "kernel image"))
         let ramBytes = ram.reduce(0) { $0 + $1.size }
         let plan = MemblockPlan(ramBytes: ramBytes, vcpus: vcpus)
@@ -267,10 +266,13 @@ public final class GuestKernel {
     /// `__free_pages_core()` of a chunk smaller than MAX_PAGE_ORDER: accepted
     /// up front if it touches unaccepted memory.
     func freeChunk(pfn: UInt64, pages: UInt64, zone zi: Int, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
-        if let u = unaccepted, u.rangeContainsUnaccepted(start: pfn << 12, size: pages << 12) || u.fault != nil {
+        if let u = unaccepted {
+            let contains = u.rangeContainsUnaccepted(start: pfn << 12, size: pages << 12)
             if let f = u.fault { return .terminated(f) }
-            let o = u.acceptMemory(start: pfn << 12, size: pages << 12, vcpu: vcpu, clock: &clock)
-            if o != .ok { return o }
+            if contains {
+                let o = u.acceptMemory(start: pfn << 12, size: pages << 12, vcpu: vcpu, clock: &clock)
+                if o != .ok { return o }
+            }
         }
         zones[zi].managed += pages
         zones[zi].freePages += pages

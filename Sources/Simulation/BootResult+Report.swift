@@ -106,7 +106,8 @@ extension BootResult {
 }
 
 extension String {
-    func padded(_ n: Int) -> String { count >= n ? self + " " : self + String(repeating: " ", count: n - count) }
+    /// A table cell: left-aligned in `n` columns, with at least one space after it.
+    func padded(_ n: Int) -> String { count >= n ? self + " " : rightPadded(n) }
 }
 
 func format3(_ v: Double) -> String {

@@ -14,7 +14,7 @@ public enum DumpTool {
 
         /// makedumpfile's `print_report()` layout.
         public var text: String {
-            func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16, uppercase: true).leftPadded(16) }
+            func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16, uppercase: true).leftPadded(16, with: "0") }
             let r = report
             let remaining = r.totalPages - r.excluded
             var o = ""
@@ -81,8 +81,4 @@ public enum DumpTool {
         lines += ["KERNELOFFSET=0", "CRASHTIME=\(Int64(r.times.totalBoot))"]
         return lines.joined(separator: "\n") + "\n"
     }
-}
-
-extension String {
-    func leftPadded(_ n: Int, with c: Character = "0") -> String { count >= n ? self : String(repeating: c, count: n - count) + self }
 }

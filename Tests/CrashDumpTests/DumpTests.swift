@@ -86,9 +86,20 @@ func run(_ exe: String, _ args: [String]) throws -> (Int32, String) {
         #expect(checked > 100)
     }
 
+    /// A missing directory, a target that cannot be replaced, and a level
+    /// that needs struct pages are clear errors; a failed write leaves no
+    /// temporary file behind.
     @Test func unwritableTargetIsAClearErrorAndLeavesNothing() throws {
         let img = try smallGuestImage(memory: 512 << 20)
         #expect(throws: CocomemError.self) { try ELFVmcore.write(img, to: "/nonexistent-dir/vmcore") }
         #expect(throws: CocomemError.self) { try KdumpCompressedWriter(image: img, options: DumpOptions(dumpLevel: 31)) }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // The target is a non-empty directory: the final rename fails.
+        try FileManager.default.createDirectory(atPath: dir + "/vmcore/x", withIntermediateDirectories: true)
+        #expect(throws: CocomemError.self) {
+            try KdumpCompressedWriter(image: img, options: DumpOptions(dumpLevel: 1, compression: .zlib)).write(to: dir + "/vmcore")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["vmcore"])
     }
 }
