@@ -17,6 +17,7 @@ let package = Package(
         .target(name: "MemoryModel", swiftSettings: strict),
         .target(name: "CostModel", dependencies: ["MemoryModel"], resources: [.copy("Resources/calibration.json")], swiftSettings: strict),
         .target(name: "TDXModule", dependencies: ["MemoryModel", "CostModel"], swiftSettings: strict),
+        .target(name: "KVM", dependencies: ["MemoryModel", "CostModel", "TDXModule"], swiftSettings: strict),
         .target(name: "SNP", dependencies: ["MemoryModel", "CostModel"], swiftSettings: strict),
         .target(name: "CoCoGuest", dependencies: ["MemoryModel", "CostModel", "TDXModule", "SNP"], swiftSettings: strict),
         .target(name: "Firmware", dependencies: ["MemoryModel", "CostModel", "CoCoGuest"], swiftSettings: strict),
@@ -24,10 +25,10 @@ let package = Package(
         .target(name: "Reports", dependencies: ["MemoryModel"], swiftSettings: strict),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "CrashDump", dependencies: ["MemoryModel", "CZlib"], swiftSettings: strict),
-        .target(name: "Simulation", dependencies: ["MemoryModel", "Firmware", "GuestKernel", "CoCoGuest", "TDXModule", "SNP", "CostModel", "Reports", "CrashDump"], swiftSettings: strict),
-        .executableTarget(name: "cocomem", dependencies: ["Simulation", "Reports", "CrashDump", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .target(name: "Simulation", dependencies: ["MemoryModel", "Firmware", "GuestKernel", "CoCoGuest", "TDXModule", "KVM", "SNP", "CostModel", "Reports", "CrashDump"], swiftSettings: strict),
+        .executableTarget(name: "cocomem", dependencies: ["Simulation", "Reports", "CrashDump", "KVM", "TDXModule", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .testTarget(name: "MemoryModelTests", dependencies: ["MemoryModel"], swiftSettings: strict),
-        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Reports"], swiftSettings: strict),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Reports", "KVM", "TDXModule", "MemoryModel", "CoCoGuest", "CostModel"], swiftSettings: strict),
         .testTarget(name: "CrashDumpTests", dependencies: ["CrashDump", "Simulation", "MemoryModel", "CostModel"], swiftSettings: strict),
     ]
 )

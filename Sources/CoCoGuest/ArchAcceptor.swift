@@ -27,10 +27,11 @@ public protocol ArchAcceptor: AnyObject {
     func chunksSharing(_ sig: ReplayKey, from gfn: UInt64, limit: UInt64) -> UInt64
     /// State of the chunk at `gfn` (after an accept), or nil if not uniform.
     func chunkState(gfn: UInt64) -> ReplayKey?
-    /// Puts `count` chunks from `gfn` into `state`; returns the
+    /// Puts `count` chunks from `gfn` into `state` (stepped from
+    /// `signature`); returns the
     /// context-dependent operations the replay performed (see
     /// `contextOperations`), to be charged on top of the memo.
-    func replayChunks(state: ReplayKey, from gfn: UInt64, count: UInt64) -> OpCounts
+    func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: UInt64, count: UInt64) -> OpCounts
     /// Running total of the operations whose count depends on context
     /// outside a chunk (TDX: upper S-EPT tables). Memos subtract what accrued
     /// while stepping; replays recompute it.

@@ -125,7 +125,7 @@ extension SNPAcceptor {
     }
     /// The RMP has no context outside a chunk.
     public var contextOperations: OpCounts { OpCounts() }
-    public func replayChunks(state: ReplayKey, from gfn: UInt64, count: UInt64) -> OpCounts {
+    public func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: UInt64, count: UInt64) -> OpCounts {
         guard let s = RMPState(rawValue: UInt8(truncatingIfNeeded: state.state)) else { return OpCounts() }
         platform.replay(state: s, frames: gfn..<(gfn + count * 512))
         return OpCounts()

@@ -137,12 +137,13 @@ public final class TDXAcceptor: ArchAcceptor {
                 let k = host.chunksSharing(sig, from: g, limit: left)
                 if k > 0 {
                     c.add(m.counts, times: k)
-                    c.add(host.replay(state: m.finalState, to: g, count: k))
+                    c.add(host.replay(signature: sig, state: m.finalState, to: g, count: k))
                     g += k * 512; left -= k
                     continue
                 }
             }
             var d = OpCounts()
+            if sig != nil { host.beginChunkStep(gfn: g) }
             let context0 = host.contextOperations
             if let failed = step(g, &d) { c.add(d); return failed }
             c.add(d)
@@ -160,8 +161,8 @@ public final class TDXAcceptor: ArchAcceptor {
     }
     public func chunkState(gfn: UInt64) -> ReplayKey? { host.chunkState(gfn: gfn) }
     public var contextOperations: OpCounts { host.contextOperations }
-    public func replayChunks(state: ReplayKey, from gfn: UInt64, count: UInt64) -> OpCounts {
-        host.replay(state: state, to: gfn, count: count)
+    public func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: UInt64, count: UInt64) -> OpCounts {
+        host.replay(signature: signature, state: state, to: gfn, count: count)
     }
 
     // MARK: edk2
@@ -209,7 +210,7 @@ public final class TDXAcceptor: ArchAcceptor {
             case .operandBusy:
                 busyRetries += 1
                 if busyRetries > 3 { return false }
-            case .operandInvalid:
+            default:
                 return false
             }
         }

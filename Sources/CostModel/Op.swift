@@ -26,8 +26,21 @@ public enum Op: Int, CaseIterable, Sendable {
     case tdxSeptAdd
     /// TDH.MEM.PAGE.ADD at build time (not part of boot time).
     case tdxPageAdd
-    /// Placeholder host's split of a pending 2M leaf (BLOCK, TRACK, DEMOTE).
+    /// TDH.MEM.PAGE.DEMOTE of a 2M leaf.
     case tdxDemote2M
+    /// TDH.MEM.RANGE.BLOCK.
+    case tdxBlock
+    /// TDH.MEM.TRACK.
+    case tdxTrack
+    /// TDH.MEM.PAGE.REMOVE.
+    case tdxRemove
+    /// TDH.PHYMEM.PAGE.WBINVD of one 4K page.
+    case tdxWbinvd4K
+    /// TDH.PHYMEM.PAMT.ADD / PAMT.REMOVE (Dynamic PAMT).
+    case tdxPamtAdd
+    case tdxPamtRemove
+    /// One vCPU kicked out of the guest (KVM_REQ_OUTSIDE_GUEST_MODE IPI and re-entry).
+    case kvmVCPUKick
 
     // SNP.
     /// One Page State Change VMGEXIT through the GHCB (up to 64 entries from Linux).
@@ -119,6 +132,13 @@ extension Op {
         "tdx.sept_add",
         "tdx.page_add",
         "tdx.demote.2m",
+        "tdx.block",
+        "tdx.track",
+        "tdx.remove",
+        "tdx.wbinvd.4k",
+        "tdx.pamt_add",
+        "tdx.pamt_remove",
+        "kvm.vcpu_kick",
         "snp.psc.vmgexit",
         "snp.psc.entry.4k",
         "snp.psc.entry.2m",

@@ -174,7 +174,7 @@ public final class UnacceptedMemory {
         let k = chunks / 2
         guard k > 0 else { return nil }
         clock.charge(memo.counts, times: k, vcpu: vcpu, costs: costs)
-        clock.charge(acceptor.replayChunks(state: memo.state, from: firstGFN, count: 2 * k), vcpu: vcpu, costs: costs)
+        clock.charge(acceptor.replayChunks(signature: sig, state: memo.state, from: firstGFN, count: 2 * k), vcpu: vcpu, costs: costs)
         table.bitmap.clear((u + 1)..<(u + 1 + 2 * k))
         archCalls += k
         acceptedBytes += 2 * k * table.unitSize

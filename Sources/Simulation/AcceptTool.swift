@@ -33,7 +33,8 @@ public struct AcceptTool {
     public static func run(map m: EFIMemoryMap, calls: [(UInt64, UInt64)], calibration: Calibration) throws -> JSON {
         var map = m
         let costs = CostTable(calibration)
-        let host = PlaceholderTDXHost(policy: .map4K)
+        let top = m.descriptors.map(\.end).max() ?? (1 << 32)
+        let host = try BootSimulation.plainTDXHost(coveringBytes: top, costs: costs)
         let acceptor = TDXAcceptor(host: host, driver: .linux, costs: costs)
         var clock = PhaseClock(vcpus: 1)
         guard var table = try EFIStub.allocateUnacceptedBitmap(map: &map) else {

@@ -19,7 +19,7 @@ public enum BenchRunner {
         return s.isEmpty ? 0 : s[s.count / 2]
     }
 
-    /// Boots every size lazy and eager with 4K and 2M host mappings and
+    /// Boots every size lazy and eager on the tdx and tdx-huge hosts and
     /// returns a Markdown table, followed by the largest/smallest wall-time
     /// ratio for each column.
     public static func run(sizes: [String], repetitions: Int = 5) throws -> String {
@@ -29,9 +29,9 @@ public enum BenchRunner {
         for sz in sizes {
             let mem = try ByteCount.parseGuestMemory(sz).value
             for lazy in [true, false] {
-                for hm in HostMappingPolicy.allCases {
+                for hm in TDXHostModel.allCases {
                     var s = Scenario()
-                    s.memory = mem; s.lazy = lazy; s.kernel.lazyAccept = lazy; s.hostMapping = hm; s.vcpus = 8
+                    s.memory = mem; s.lazy = lazy; s.kernel.lazyAccept = lazy; s.tdxHost = hm; s.vcpus = 8
                     var times: [Double] = []
                     var last: BootResult? = nil
                     for _ in 0..<max(1, repetitions) {
@@ -50,7 +50,7 @@ public enum BenchRunner {
         }
         if sizes.count > 1 {
             o += "\nwall(\(sizes.last!)) / wall(\(sizes.first!)):"
-            for key in ["lazy 4k", "lazy 2m", "eager 4k", "eager 2m"] {
+            for key in ["lazy tdx", "lazy tdx-huge", "eager tdx", "eager tdx-huge"] {
                 if let w = walls[key], let a = w.first, let b = w.last, a > 0 { o += " \(key) \(String(format: "%.1f", b / a))x;" }
             }
             o += "\n"

@@ -1,6 +1,7 @@
 import CostModel
 import Firmware
 import GuestKernel
+import KVM
 import MemoryModel
 import Reports
 
@@ -59,6 +60,7 @@ extension BootResult {
             ("vmstat", vmstat),
             ("platform_ops", platformOpsJSON),
             ("host_committed_bytes", .uint(committedBytes)),
+            ("host", host?.statsJSON ?? .null),
             ("virtual_time", vt),
             ("events", .array(events.map { .string($0) })),
             ("outcome", .string(outcomeString)),
@@ -68,7 +70,7 @@ extension BootResult {
     var scenarioJSON: JSON {
         let s = scenario
         return .object([("platform", .string(s.platform.rawValue)), ("memory", .uint(s.memory)), ("vcpus", .uint(UInt64(s.vcpus))),
-                        ("accept", .string(s.lazy ? "lazy" : "eager")), ("host_mapping", .string(s.hostMapping.rawValue)),
+                        ("accept", .string(s.lazy ? "lazy" : "eager")), ("host", .string(s.platform == .tdx ? s.tdxHost.rawValue : "snp")), ("host_mapping", .string(s.hostMapping.rawValue)),
                         ("firmware", .string(s.firmware.rawValue)), ("kernel", .string(s.kernel.version.rawValue)),
                         ("seed", .uint(s.seed))])
     }
@@ -76,7 +78,7 @@ extension BootResult {
     /// The readable report.
     public var text: String {
         var o = "cocomem boot: \(scenario.platform.rawValue) \(ByteCount(scenario.memory)) \(scenario.vcpus) vCPUs, "
-        o += "accept_memory=\(scenario.lazy ? "lazy" : "eager"), host mapping \(scenario.hostMapping.rawValue), "
+        o += "accept_memory=\(scenario.lazy ? "lazy" : "eager"), host \(scenario.platform == .tdx ? scenario.tdxHost.rawValue : "snp-" + scenario.hostMapping.rawValue), "
         o += "firmware \(scenario.firmware.rawValue), kernel \(scenario.kernel.version.rawValue)\n\n"
         o += "EFI memory map (as the kernel prints it with efi=debug):\n" + firmware.mapAtLoader.kernelFormat() + "\n"
         if let t = firmware.table {
@@ -92,6 +94,7 @@ extension BootResult {
         var total = counts; total.add(buildCounts)
         for (op, n) in total.nonZero where op.name.hasPrefix(scenario.platform.rawValue) { o += "  " + op.name.padded(34) + "\(n)\n" }
         o += "Host memory committed: \(ByteCount(alignUp(committedBytes, 1 << 20)))\n"
+        if let h = host { o += "\nHost (\(scenario.tdxHost.rawValue)):\n" + h.statsText }
         let t = times
         o += "\nVirtual time (s):\n"
         for (n, v) in [("firmware", t.firmware), ("efi stub", t.efiStub), ("kernel boot", t.kernelBoot), ("deferred init", t.deferredInit),

@@ -2,6 +2,7 @@ import CoCoGuest
 import CostModel
 import Firmware
 import GuestKernel
+import KVM
 import MemoryModel
 import Reports
 import SNP
@@ -31,6 +32,8 @@ public struct BootResult {
     public var fullyAcceptedAfter: Double? = nil
     public var events: [String] = []
     public var outcome: AcceptOutcome = .ok
+    /// The KVM host model the TD ran on (nil for SNP and the placeholder host).
+    public var host: TDXVM? = nil
 
     public var outcomeString: String {
         switch outcome {
@@ -56,20 +59,50 @@ public struct BootSimulation {
         var kernel: ArchAcceptor
         var platform: GuestPlatform
         var buildCounts: OpCounts
+        var vm: TDXVM? = nil
     }
 
-    func makeAcceptors() -> Acceptors {
+    /// The memslots QEMU creates for a q35 TD: RAM below 4 GiB, RAM above
+    /// it, and the firmware flash (each bound to a guest_memfd).
+    static func memslots(_ layout: Q35Layout, backing: GmemBacking) -> [Memslot] {
+        var slots = [Memslot(id: 1, baseGFN: 0, pages: layout.lowRAM.end >> 12, backing: backing)]
+        if let h = layout.highRAM { slots.append(Memslot(id: 2, baseGFN: h.start >> 12, pages: h.size >> 12, backing: backing)) }
+        slots.append(Memslot(id: 3, baseGFN: Q35Layout.flash.start >> 12, pages: Q35Layout.flash.size >> 12, backing: .buddy))
+        return slots
+    }
+
+    /// A runnable TD on the upstream host (4K private mappings) with one
+    /// memslot covering `[0, bytes)`, for tools that accept memory directly.
+    public static func plainTDXHost(coveringBytes bytes: UInt64, costs: CostTable) throws -> TDXVM {
+        let (opts, features) = TDXHostModel.tdx.configuration
+        let slot = Memslot(id: 1, baseGFN: 0, pages: alignUp(bytes, 1 << 30) >> 12, backing: .buddy)
+        let vm = try TDXVM(options: opts, features: features, vcpus: 1, slots: [slot], costs: costs)
+        vm.finalize()
+        return vm
+    }
+
+    /// The KVM host model for a TDX scenario, with the initial image added.
+    func makeTDXVM(_ layout: Q35Layout, added: Range<UInt64>, flash: Range<UInt64>) throws -> (TDXVM, OpCounts) {
+        let s = scenario
+        let (opts, features) = s.tdxHost.configuration
+        let backing = s.gmemBacking ?? (s.tdxHost == .tdxHuge ? .hugetlb2M : .buddy)
+        let vm = try TDXVM(options: opts, features: features, vcpus: s.vcpus, slots: Self.memslots(layout, backing: backing), costs: costs)
+        var build = try vm.addInitialMemory(added)
+        build.add(try vm.addInitialMemory(flash))
+        vm.finalize()
+        return (vm, build)
+    }
+
+    func makeAcceptors(_ layout: Q35Layout) throws -> Acceptors {
         let s = scenario
         let added = (Q35Layout.firmwareAddedRAM.start >> 12)..<(Q35Layout.firmwareAddedRAM.end >> 12)
         let flash = (Q35Layout.flash.start >> 12)..<(Q35Layout.flash.end >> 12)
         switch s.platform {
         case .tdx:
-            let host = PlaceholderTDXHost(policy: s.hostMapping)
-            var build = host.pageAdd(added)
-            build.add(host.pageAdd(flash))
-            let fw = TDXAcceptor(host: host, driver: .edk2(pageSize: .size2M), costs: costs)
-            let linux = TDXAcceptor(host: host, driver: .linux, costs: costs)
-            return Acceptors(firmware: fw, stub: linux, kernel: linux, platform: TDXGuestPlatform(host: host), buildCounts: build)
+            let (vm, build) = try makeTDXVM(layout, added: added, flash: flash)
+            let fw = TDXAcceptor(host: vm, driver: .edk2(pageSize: .size2M), costs: costs)
+            let linux = TDXAcceptor(host: vm, driver: .linux, costs: costs)
+            return Acceptors(firmware: fw, stub: linux, kernel: linux, platform: TDXGuestPlatform(host: vm), buildCounts: build, vm: vm)
         case .snp:
             let p = SNPPlatform(policy: s.hostMapping == .map2M ? .back2M : .back4K, prefaultOnPSC: s.snpPrefault)
             p.launchUpdate(added); p.launchUpdate(flash)
@@ -85,7 +118,7 @@ public struct BootSimulation {
         let s = scenario
         try s.validate()
         let layout = try Q35Layout(memory: s.memory)
-        let acc = makeAcceptors()
+        let acc = try makeAcceptors(layout)
         for a in [acc.firmware, acc.stub, acc.kernel] { a.stepByStep = s.stepByStep }
         var fwConfig = FirmwareConfig(generation: s.firmware)
         fwConfig.partialAcceptBytes = s.partialAcceptBytes
@@ -192,6 +225,14 @@ public struct BootSimulation {
 
     func finish(_ r: inout BootResult, _ acc: Acceptors) -> BootResult {
         for (_, c) in r.perPhaseCounts { r.counts.add(c) }
+        r.host = acc.vm
+        if let vm = acc.vm {
+            switch vm.outcome {
+            case .ok: break
+            case .vmBugged(let m), .vmDead(let m): r.outcome = .terminated("KVM: VM dead: \(m)")
+            case .ioctlError(let m): r.outcome = .terminated("KVM: \(m)")
+            }
+        }
         r.committedBytes = acc.platform.committedBytes
         return r
     }

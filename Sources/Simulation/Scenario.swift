@@ -1,7 +1,9 @@
 import CoCoGuest
 import Firmware
 import GuestKernel
+import KVM
 import MemoryModel
+import TDXModule
 import SNP
 import TDXModule
 
@@ -38,13 +40,41 @@ public enum Workload: Sendable, Equatable {
     }
 }
 
+/// Which TDX host a boot runs against.
+public enum TDXHostModel: String, Sendable, CaseIterable {
+    /// The KVM + TDX module model as upstream today: private memory mapped
+    /// at 4K, no Dynamic PAMT.
+    case tdx
+    /// The KVM + TDX module model with the TDX huge page series v3 and
+    /// DPAMT v4 (seed 004): 2M private mappings once the TD is runnable.
+    case tdxHuge = "tdx-huge"
+
+    /// KVM options and module features for this host.
+    public var configuration: (KVMOptions, TDXModuleFeatures) {
+        var f = TDXModuleFeatures()
+        switch self {
+        case .tdx:
+            f.dynamicPAMT = false
+            return (.upstream4K, f)
+        case .tdxHuge:
+            return (KVMOptions(), f)
+        }
+    }
+}
+
 /// Everything that defines one simulated boot.
 public struct Scenario: Sendable {
     public var platform: PlatformKind = .tdx
     public var memory: UInt64 = 4 << 30
     public var vcpus: Int = 4
     public var lazy = true
+    /// SEV-SNP host backing (4K or 2M guest_memfd folios).
     public var hostMapping: HostMappingPolicy = .map4K
+    /// The TDX host model the guest runs against.
+    public var tdxHost: TDXHostModel = .tdx
+    /// guest_memfd backing for the KVM host model (default: buddy for
+    /// `tdx`, hugetlb 2M for `tdx-huge`).
+    public var gmemBacking: GmemBacking? = nil
     public var firmware: FirmwareGeneration = .tdvf
     public var partialAcceptBytes: UInt64 = 256 << 20
     public var snpAcceptanceProtocol = true

@@ -7,6 +7,7 @@ import Foundation
 import GuestKernel
 import MemoryModel
 import Reports
+import KVM
 import Simulation
 import TDXModule
 
@@ -36,7 +37,9 @@ struct ScenarioOptions: ParsableArguments {
     @Option(help: "Guest memory (64G, 512M, 1.5T, 0x100000000)") var memory = "4G"
     @Option var vcpus = 4
     @Option(help: "lazy or eager (accept_memory=)") var accept = "lazy"
-    @Option(name: .customLong("host-mapping"), help: "How the host maps private memory: 4k or 2m") var hostMapping = "4k"
+    @Option(help: "TDX host: tdx (KVM + TDX module, 4K private mappings, as upstream), tdx-huge (TDX huge pages v3 + Dynamic PAMT)") var host = "tdx"
+    @Option(help: "guest_memfd backing for the KVM host: buddy, hugetlb-2m, hugetlb-1g (default: buddy for tdx, hugetlb-2m for tdx-huge)") var gmem: String?
+    @Option(name: .customLong("host-mapping"), help: "SEV-SNP host backing: 4k or 2m") var hostMapping = "4k"
     @Option(help: "tdvf, tdvf-2022 or ovmf-snp (default: tdvf for TDX, ovmf-snp for SNP)") var firmware: String?
     @Option(name: .customLong("fw-partial-accept"), help: "tdvf-2022 PcdTdxAcceptPartialMemorySize (0 = all)") var partial = "256M"
     @Option(help: "Kernel generation: 6.5, 6.11, 6.12, 6.16, 7.0") var kernel = "7.0"
@@ -63,6 +66,12 @@ struct ScenarioOptions: ParsableArguments {
         s.kernel.lazyAccept = s.lazy
         guard let hm = HostMappingPolicy(rawValue: hostMapping) else { throw CocomemError(.invalidArgument, "host mapping '\(hostMapping)' is not 4k or 2m") }
         s.hostMapping = hm
+        guard let th = TDXHostModel(rawValue: host) else { throw CocomemError(.invalidArgument, "host '\(host)' is not tdx or tdx-huge") }
+        s.tdxHost = th
+        if let g = gmem {
+            guard let b = GmemBacking(rawValue: g) else { throw CocomemError(.invalidArgument, "gmem backing '\(g)' is not buddy, hugetlb-2m or hugetlb-1g") }
+            s.gmemBacking = b
+        }
         let fwName = firmware ?? (p == .tdx ? "tdvf" : "ovmf-snp")
         guard let fw = FirmwareGeneration(rawValue: fwName) else { throw CocomemError(.invalidArgument, "firmware '\(fwName)' is not tdvf, tdvf-2022 or ovmf-snp") }
         s.firmware = fw

@@ -45,7 +45,7 @@ func bootResult(_ f: (inout Scenario) -> Void) throws -> BootResult {
     func bulkEqualsStepByStep(_ c: BulkCase) throws {
         func run(_ step: Bool) throws -> BootResult {
             try bootResult { s in
-                s.platform = c.platform; s.memory = c.memory; s.vcpus = c.vcpus; s.lazy = c.lazy; s.hostMapping = c.host
+                s.platform = c.platform; s.memory = c.memory; s.vcpus = c.vcpus; s.lazy = c.lazy; s.hostMapping = c.host; s.tdxHost = c.host == .map2M ? .tdxHuge : .tdx
                 s.firmware = c.firmware ?? (c.platform == .tdx ? .tdvf : .ovmfSNP); s.stepByStep = step
                 s.workload = c.workload; s.kernel.version = c.kernel; s.kernel.deferredStructPageInit = c.deferred
                 s.snpPrefault = c.prefault
@@ -73,7 +73,7 @@ func bootResult(_ f: (inout Scenario) -> Void) throws -> BootResult {
 
     @Test func twoMegHostMappingsCutExits() throws {
         let m4 = try bootResult { $0.memory = 16 << 30; $0.lazy = false }
-        let m2 = try bootResult { $0.memory = 16 << 30; $0.lazy = false; $0.hostMapping = .map2M }
+        let m2 = try bootResult { $0.memory = 16 << 30; $0.lazy = false; $0.tdxHost = .tdxHuge }
         #expect(m2.counts[.tdxEPTViolationExit] * 100 < m4.counts[.tdxEPTViolationExit])
         #expect(m2.counts[.tdxAccept2MSuccess] > 0 && m4.counts[.tdxAccept2MSizeMismatch] > 0)
     }

@@ -1,0 +1,40 @@
+/// Places in the host where a failure can be injected, each named after the
+/// real call that fails.
+public enum FaultPoint: String, Sendable, CaseIterable {
+    /// Splitting a hugetlb folio fails undoing HugeTLB vmemmap optimisation (-ENOMEM).
+    case folioSplitNoMem = "folio-split-nomem"
+    /// `tdx_topup_vm_split_cache()` cannot allocate (-ENOMEM).
+    case splitCacheTopupNoMem = "split-cache-nomem"
+    /// `tdp_mmu_alloc_sp_for_split()` fails (-ENOMEM).
+    case splitAllocNoMem = "split-alloc-nomem"
+    /// A vCPU holds the guest-side lock of the entry DEMOTE needs: BUSY, then the no-vCPU retry.
+    case demoteBusy = "demote-busy"
+    /// Zero-step mitigation holds the tree lock when BLOCK runs: BUSY, then the retry.
+    case blockBusy = "block-busy"
+    /// A vCPU has not left the previous epoch: TRACK returns PREVIOUS_TLB_EPOCH_BUSY.
+    case trackEpochBusy = "track-busy"
+    /// A host interrupt is pending during DEMOTE (matters without ENHANCED_DEMOTE_INTERRUPTIBILITY).
+    case demoteInterrupt = "demote-interrupt"
+    /// Unmapping shared memory finds an elevated folio refcount (-EAGAIN).
+    case sharedRefcountBusy = "shared-refcount"
+}
+
+/// Failures to inject: each point fails the next `count` times it is reached.
+public struct FaultPlan: Sendable, Equatable {
+    public private(set) var remaining: [FaultPoint: Int] = [:]
+    public private(set) var fired: [FaultPoint: Int] = [:]
+
+    public init() {}
+
+    public mutating func inject(_ p: FaultPoint, times: Int = 1) { remaining[p, default: 0] += times }
+
+    /// True (and consumed) if `p` should fail now.
+    public mutating func fire(_ p: FaultPoint) -> Bool {
+        guard let n = remaining[p], n > 0 else { return false }
+        remaining[p] = n - 1
+        fired[p, default: 0] += 1
+        return true
+    }
+
+    public var isArmed: Bool { remaining.values.contains { $0 > 0 } }
+}

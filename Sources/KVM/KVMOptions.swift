@@ -1,0 +1,85 @@
+import MemoryModel
+import TDXModule
+
+/// How KVM learns and honours the guest's ACCEPT level.
+public enum AcceptLevelPolicy: String, Sendable, CaseIterable {
+    /// v3 (patches 12–13): `tdx_honor_guest_accept_level()` splits across
+    /// the accepted range under the write `mmu_lock` and sets the one-way
+    /// GUEST_INHIBIT bit in `lpage_info` above the accept level.
+    case guestInhibit = "inhibit"
+    /// RFC v1: the accept level caps only the mapping level of the fault
+    /// that carries it; nothing is remembered.
+    case perFault = "per-fault"
+    /// Upstream KVM without the series: the accept level is not looked at
+    /// (private memory is only ever mapped at 4K).
+    case ignored = "none"
+}
+
+/// Where the S-EPT split sits in a guest_memfd private→shared conversion,
+/// relative to the folio split (seed 004 discussion; Ackerley's steps 1–7).
+public enum ConversionPolicy: String, Sendable, CaseIterable {
+    /// The WIP hugetlb guest_memfd: folios split (step 2b) before
+    /// invalidate begin, then the S-EPT split, then the zap.
+    case wipHugetlb = "wip-hugetlb"
+    /// The v3 stack with FIXUP [8] "Zap mappings before splitting backend
+    /// folios": invalidate begin, S-EPT split, zap, then the folio split.
+    case zapBeforeFolioSplit = "zap-first"
+    /// Yan's proposal: split the S-EPT first, under the write lock, and
+    /// skip the folio split (fail the conversion) if that fails.
+    case septSplitFirst = "sept-first"
+    /// Sean's option (c): one mapping may cover several contiguous,
+    /// homogeneous folios; guest_memfd reports the range, no folio split is
+    /// needed for KVM's sake.
+    case multiFolio = "multi-folio"
+}
+
+/// guest_memfd backing memory.
+public enum GmemBacking: String, Sendable, CaseIterable {
+    case hugetlb1G = "hugetlb-1g"
+    case hugetlb2M = "hugetlb-2m"
+    /// Buddy-allocated 4K folios.
+    case buddy
+
+    /// Folio order in 4K pages (log2).
+    public var order: UInt8 {
+        switch self {
+        case .hugetlb1G: 18
+        case .hugetlb2M: 9
+        case .buddy: 0
+        }
+    }
+}
+
+/// KVM and kvm_intel options of the modelled host.
+public struct KVMOptions: Sendable, Equatable {
+    /// `kvm_intel.tdx_huge_page` (patch 24); forced off when the module
+    /// lacks ENHANCED_DEMOTE_INTERRUPTIBILITY.
+    public var tdxHugePage = true
+    /// Test GUEST_INHIBIT without `mmu_lock` before taking the write lock
+    /// in `tdx_honor_guest_accept_level()` (v3); off: always take it.
+    public var lpagePrecheck = true
+    public var acceptLevelPolicy: AcceptLevelPolicy = .guestInhibit
+    public var conversionPolicy: ConversionPolicy = .zapBeforeFolioSplit
+    /// The out-of-tree workaround "Loop for TDX_INTERRUPTED_RESTARTABLE in
+    /// tdh_mem_page_demote()" [11]: enables huge pages on old modules and
+    /// retries DEMOTE while it is interrupted.
+    public var demoteRestartableLoop = false
+    /// FIXUP "Allow merging folios after to-private conversion".
+    public var mergeFoliosOnToPrivate = true
+    /// FIXUP "Allow gmem slot lpage even with non-aligned uaddr".
+    public var gmemIgnoresUaddrAlignment = true
+    /// The TD's ATTRIBUTES.SEPT_VE_DISABLE (Linux guests set it): touching a
+    /// PENDING page exits to KVM, which kills the VM ("Guest access before
+    /// accepting"); without it the guest gets a #VE and accepts at 4K.
+    public var septVEDisable = true
+    /// Check every invariant after every host operation.
+    public var checkInvariants = false
+
+    public init() {}
+
+    /// The upstream host today: no TDX huge pages, no Dynamic PAMT.
+    public static var upstream4K: KVMOptions {
+        var o = KVMOptions(); o.tdxHugePage = false; o.acceptLevelPolicy = .ignored
+        return o
+    }
+}

@@ -1,0 +1,200 @@
+import CostModel
+import MemoryModel
+import TDXModule
+
+/// The result of one pass through KVM's private fault path.
+enum FaultResult: Equatable {
+    case mapped
+    /// RET_PF_RETRY: the vCPU re-enters and faults again.
+    case retry
+    /// KVM_EXIT_MEMORY_FAULT to userspace (the attributes say shared).
+    case userspaceExit
+    case failed(String)
+}
+
+extension TDXVM {
+    // MARK: Max mapping level
+
+    /// `hugepage_has_attrs()`: the 2M range (clipped to its slot) is not
+    /// uniformly private or shared, i.e. KVM_LPAGE_MIXED_FLAG.
+    func isMixed(chunk c: UInt64) -> Bool {
+        guard let s = slot(c << 9) else { return false }
+        let lo = max(c << 9, s.baseGFN), hi = min((c + 1) << 9, s.frames.upperBound)
+        return privateAttr.run(containing: lo).range.upperBound < hi
+    }
+
+    /// guest_memfd's answer for the largest mapping at `gfn`: the folio's
+    /// order (`kvm_gmem_max_mapping_level()`), or under the multi-folio
+    /// policy the contiguous, homogeneous private range it reports.
+    func gmemMaxLevel(_ gfn: UInt64) -> PageLevel {
+        if options.conversionPolicy == .multiFolio {
+            guard let s = slot(gfn), s.backing.order >= 9 else { return folioOrder.value(at: gfn) >= 9 ? .size2M : .size4K }
+            let c = gfn >> 9
+            // Contiguous: inside one backing folio of the slot; homogeneous: all private.
+            let unit = UInt64(1) << UInt64(s.backing.order)
+            let inFolio = alignUp(s.baseGFN, unit) <= c << 9 && (c + 1) << 9 <= alignDown(s.frames.upperBound, unit)
+            return inFolio && !isMixed(chunk: c) && privateAttr.value(at: gfn) ? .size2M : .size4K
+        }
+        return folioOrder.value(at: gfn) >= 9 ? .size2M : .size4K
+    }
+
+    /// The mapping level of a private fault at `gfn`: the min of guest_memfd's
+    /// level, the TDX cap (`tdx_gmem_max_mapping_level()`: 4K until the TD is
+    /// RUNNABLE or with huge pages off, else 2M), and `lpage_info` at 2M
+    /// (`disallow_lpage`, MIXED, GUEST_INHIBIT), lowered to 4K where a
+    /// non-leaf already exists (no promotion, `disallowed_hugepage_adjust()`).
+    /// - Complexity: O(log runs).
+    public func maxPrivateLevel(_ gfn: UInt64, ignoringGuestInhibit: Bool = false) -> PageLevel {
+        guard module.lifecycle == .runnable, hugePagesEnabled, gmemMaxLevel(gfn) == .size2M else { return .size4K }
+        let c = gfn >> 9
+        let li = lpage2M.value(at: c)
+        if li.disallow > 0 || (li.guestInhibit && !ignoringGuestInhibit) || isMixed(chunk: c) { return .size4K }
+        if mirror2M.value(at: c) == .table { return .size4K }
+        return .size2M
+    }
+
+    // MARK: Fault path
+
+    /// `kvm_gmem_get_pfn()`: allocates the folio(s) backing `frames` on first use.
+    func gmemAllocate(_ frames: Range<UInt64>) {
+        var lo = frames.lowerBound, hi = frames.upperBound
+        let o = UInt64(1) << UInt64(folioOrder.value(at: lo))
+        lo = alignDown(lo, o)
+        let o2 = UInt64(1) << UInt64(folioOrder.value(at: hi - 1))
+        hi = alignDown(hi - 1, o2) + o2
+        if let s = slot(frames.lowerBound) { lo = max(lo, s.baseGFN); hi = min(hi, s.frames.upperBound) }
+        folioAllocated.assign(lo..<hi, true)
+    }
+
+    /// Makes sure the mirror's PDPT and PD above `gfn` exist, linking each
+    /// new one to the S-EPT (`link_external_spt` → TDH.MEM.SEPT.ADD).
+    func linkUpperTables(_ gfn: UInt64) -> Bool {
+        if !mirrorPDPT.value(at: gfn >> 27) {
+            let s = module.septAdd(gfn: gfn, entryLevel: 4, pageHFN: allocSeptPage(viaSplitCache: false))
+            ops.add(.tdxSeptAdd)
+            guard s == .success else { return false }
+            mirrorPDPT.assign((gfn >> 27)..<((gfn >> 27) + 1), true)
+        }
+        if !mirrorPD.value(at: gfn >> 18) {
+            let s = module.septAdd(gfn: gfn, entryLevel: 3, pageHFN: allocSeptPage(viaSplitCache: false))
+            ops.add(.tdxSeptAdd)
+            guard s == .success else { return false }
+            mirrorPD.assign((gfn >> 18)..<((gfn >> 18) + 1), true)
+        }
+        return true
+    }
+
+    /// One pass of `kvm_tdp_mmu_map()` for a private GPA under the shared
+    /// `mmu_lock`: table links, then `set_external_spte` (TDH.MEM.PAGE.AUG at
+    /// 4K after `tdx_pamt_get()`, or at 2M). Meeting a 2M leaf where 4K is
+    /// wanted needs a split, which TDX rejects under the shared lock
+    /// (-EOPNOTSUPP, P09): the fault is retried.
+    func privateFault(gfn: UInt64, acceptLevel: PageLevel?) -> FaultResult {
+        guard let s = slot(gfn) else { return .failed("EFAULT: no memslot for \(hex16(gfn << 12))") }
+        guard privateAttr.value(at: gfn) else { return .userspaceExit }
+        var level = maxPrivateLevel(gfn)
+        if options.acceptLevelPolicy == .perFault, let a = acceptLevel, a.rawValue < level.rawValue { level = a }
+        guard linkUpperTables(gfn) else { return .failed("EIO: SEPT.ADD failed") }
+        let c = gfn >> 9
+        switch (mirror2M.value(at: c), level) {
+        case (.leaf, .size2M), (.leaf, .size1G):
+            return .mapped
+        case (.leaf, .size4K):
+            counters.bump(.splitsRejectedShared)
+            note("fault \(hex16(gfn << 12)): 2M leaf, 4K wanted: split rejected under shared mmu_lock, retry")
+            return .retry
+        case (.none, .size2M), (.none, .size1G):
+            let base = c << 9
+            gmemAllocate(base..<(base + 512))
+            let st = module.pageAug(gfn: base, level: .size2M, hfn: hfn(base))
+            ops.add(.tdxAug2M)
+            guard st == .success else { return st == .operandBusy ? .retry : .failed("EIO: AUG \(st)") }
+            mirror2M.assign(c..<(c + 1), .leaf)
+            note("AUG 2M \(hex16(base << 12))")
+            return .mapped
+        case (.none, .size4K):
+            let page = allocSeptPage(viaSplitCache: false)
+            let st = module.septAdd(gfn: gfn, entryLevel: 2, pageHFN: page)
+            ops.add(.tdxSeptAdd)
+            guard st == .success else { return .failed("EIO: SEPT.ADD \(st)") }
+            mirror2M.assign(c..<(c + 1), .table)
+            return aug4K(gfn, slot: s)
+        case (.table, _):
+            return mirror4K.value(at: gfn) ? .mapped : aug4K(gfn, slot: s)
+        }
+    }
+
+    func aug4K(_ gfn: UInt64, slot s: Memslot) -> FaultResult {
+        gmemAllocate(gfn..<(gfn + 1))
+        let h = hfn(gfn)
+        guard pamtGet(hfn: h) else { return .failed("ENOMEM: tdx_pamt_get") }
+        let st = module.pageAug(gfn: gfn, level: .size4K, hfn: h)
+        ops.add(.tdxAug4K)
+        guard st == .success else {
+            pamtPut(hfn: h)
+            return st == .operandBusy ? .retry : .failed("EIO: AUG \(st)")
+        }
+        mirror4K.assign(gfn..<(gfn + 1), true)
+        return .mapped
+    }
+
+    /// `tdx_honor_guest_accept_level()` (P13): for an ACCEPT at 4K or 2M,
+    /// unless GUEST_INHIBIT is already set above the level (tested without
+    /// the lock when `lpagePrecheck`), take the write `mmu_lock`, split
+    /// leaves crossing the accepted range, and set GUEST_INHIBIT at level+1
+    /// (and level+2 for 4K). Split errors go to userspace.
+    func honorAcceptLevel(gfn: UInt64, level: PageLevel) -> String? {
+        guard options.acceptLevelPolicy == .guestInhibit, level != .size1G else { return nil }
+        let above = level == .size4K ? lpage2M.value(at: gfn >> 9) : lpage1G.value(at: gfn >> 18)
+        if options.lpagePrecheck && above.guestInhibit { return nil }
+        counters.bump(.writeLockAcquisitions)
+        let base = alignDown(gfn, level.pages)
+        if let e = splitCrossBoundaryLeafs(base..<(base + level.pages), cause: .accept) { return e }
+        if level == .size4K { setGuestInhibit(\.lpage2M, gfn >> 9) }
+        setGuestInhibit(\.lpage1G, gfn >> 18)
+        return nil
+    }
+
+    /// `hugepage_set_guest_inhibit()`: one way, never cleared.
+    func setGuestInhibit(_ map: ReferenceWritableKeyPath<TDXVM, IntervalMap<LpageInfo>>, _ i: UInt64) {
+        var v = self[keyPath: map].value(at: i)
+        guard !v.guestInhibit else { return }
+        v.guestInhibit = true
+        self[keyPath: map].assign(i..<(i + 1), v)
+    }
+
+    /// `tdx_handle_ept_violation()` for a private GPA: honour the accept
+    /// level (ACCEPT-type exits), then fault until mapped. A fault that
+    /// keeps retrying (a split rejected under the shared lock) is reported
+    /// after a bounded number of passes instead of spinning.
+    /// - Returns: the operations performed, for the faulting vCPU's clock.
+    public func handleEPTViolation(gfn: UInt64, acceptLevel: PageLevel?) -> OpCounts {
+        let before = ops
+        guard !isDead else { return OpCounts() }
+        counters.bump(.eptViolations)
+        ops.add(.tdxEPTViolationExit)
+        if let a = acceptLevel {
+            counters.bump(.acceptEPTViolations)
+            if a == .size4K && maxPrivateLevel(gfn, ignoringGuestInhibit: true) == .size2M { counters.bump(.accept4KWhere2MPossible) }
+            if let e = honorAcceptLevel(gfn: gfn, level: a) {
+                if !isDead { outcome = .ioctlError("KVM_RUN: \(e) honouring the guest's accept level at \(hex16(gfn << 12))") }
+                return ops - before
+            }
+        }
+        for pass in 0..<4 {
+            switch privateFault(gfn: gfn, acceptLevel: acceptLevel) {
+            case .mapped: return ops - before
+            case .retry:
+                counters.bump(.faultRetries)
+                if pass == 3 { flag("repeated faults at \(hex16(gfn << 12)): a 2M leaf needs a split that TDX rejects under the shared mmu_lock") }
+            case .userspaceExit:
+                note("KVM_EXIT_MEMORY_FAULT at \(hex16(gfn << 12)) (attributes say shared)")
+                return ops - before
+            case .failed(let e):
+                if !isDead { outcome = .ioctlError("KVM_RUN: \(e)") }
+                return ops - before
+            }
+        }
+        return ops - before
+    }
+}

@@ -1,0 +1,73 @@
+import CostModel
+import MemoryModel
+import TDXModule
+
+/// The guest's platform seam: the guest's TDCALLs go to the module, its
+/// EPT violations to KVM.
+extension TDXVM: TDXHost {
+    /// TDG.MEM.PAGE.ACCEPT, answered by the module.
+    public func accept(gfn: UInt64, level: PageLevel) -> AcceptCallResult {
+        isDead ? .status(.operandInvalid) : module.accept(gfn: gfn, level: level)
+    }
+
+    /// An ACCEPT-type EPT violation (`tdx_handle_ept_violation()`).
+    public func handleEPTViolation(gfn: UInt64, acceptLevel: PageLevel) -> OpCounts {
+        handleEPTViolation(gfn: gfn, acceptLevel: Optional(acceptLevel))
+    }
+
+    public func isAccessible(_ frames: Range<UInt64>) -> Bool { module.isAccessible(frames) }
+
+    public func chunkSignature(gfn: UInt64) -> ReplayKey? {
+        replayAllowed ? chunkStateOf(gfn >> 9)?.key : nil
+    }
+
+    public func chunksSharing(_ signature: ReplayKey, from gfn: UInt64, limit: UInt64) -> UInt64 {
+        chunksSharing(signature, fromChunk: gfn >> 9, limit: limit)
+    }
+
+    public func beginChunkStep(gfn: UInt64) {
+        if replayAllowed, let k = chunkStateOf(gfn >> 9)?.key { beginChunkStep(gfn: gfn, key: k) }
+    }
+
+    public func chunkState(gfn: UInt64) -> ReplayKey? {
+        if let s = stepSignature, s.gfn == gfn { return finishChunkStep(gfn: gfn) }
+        return chunkStateOf(gfn >> 9)?.key
+    }
+
+    public func replay(signature: ReplayKey, state: ReplayKey, to gfn: UInt64, count: UInt64) -> OpCounts {
+        replay(signature: signature, final: state, fromChunk: gfn >> 9, count: count)
+    }
+
+    public var contextOperations: OpCounts { contextOps }
+
+    // MARK: Build time
+
+    /// KVM_TDX_INIT_MEM_REGION: the initial image, mapped at 4K through the
+    /// mirror (tables linked with SEPT.ADD) and added with TDH.MEM.PAGE.ADD
+    /// (after `tdx_pamt_get()` under DPAMT). Only before `finalize()`.
+    /// - Returns: the operations, charged to build time.
+    public func addInitialMemory(_ frames: Range<UInt64>) throws -> OpCounts {
+        guard module.lifecycle == .building else { throw CocomemError(.invalidArgument, "KVM_TDX_INIT_MEM_REGION after the TD is finalized") }
+        let before = ops
+        for g in frames {
+            guard slot(g) != nil, privateAttr.value(at: g) else {
+                throw CocomemError(.invalidArgument, "initial memory at \(hex16(g << 12)) is not private memory in a memslot")
+            }
+            guard linkUpperTables(g) else { throw CocomemError(.invalidArgument, "SEPT.ADD failed at \(hex16(g << 12))") }
+            let c = g >> 9
+            if mirror2M.value(at: c) == .none {
+                _ = module.septAdd(gfn: g, entryLevel: 2, pageHFN: allocSeptPage(viaSplitCache: false))
+                ops.add(.tdxSeptAdd)
+                mirror2M.assign(c..<(c + 1), .table)
+            }
+            guard !mirror4K.value(at: g) else { continue }
+            gmemAllocate(g..<(g + 1))
+            guard pamtGet(hfn: hfn(g)) else { throw CocomemError(.invalidArgument, "PAMT.ADD failed at \(hex16(g << 12))") }
+            let s = module.pageAdd(gfn: g, hfn: hfn(g))
+            ops.add(.tdxPageAdd)
+            guard s == .success else { throw CocomemError(.invalidArgument, "TDH.MEM.PAGE.ADD \(s) at \(hex16(g << 12))") }
+            mirror4K.assign(g..<(g + 1), true)
+        }
+        return ops - before
+    }
+}

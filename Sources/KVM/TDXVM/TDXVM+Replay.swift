@@ -1,0 +1,246 @@
+import CostModel
+import MemoryModel
+import TDXModule
+
+/// Tallies a chunk step changes, snapshotted so that a replay can add the
+/// difference (minus the context-dependent part) `k` times.
+struct StepSnapshot {
+    var ops: OpCounts
+    var contextOps: OpCounts
+    var calls: SEAMCALLCounts
+    var contextCalls: SEAMCALLCounts
+    var counters: KVMCounters
+    var contextCounters: KVMCounters
+    var epoch: UInt64
+    var kicks: UInt64
+}
+
+/// What stepping one chunk from a signature did, besides its final state.
+struct ChunkMemo {
+    var ops: OpCounts
+    var calls: SEAMCALLCounts
+    var counters: KVMCounters
+    var epochDelta: UInt64
+    var kicked: Bool
+    var events: [PoolEvent]
+}
+
+/// The uniform per-chunk state packed into a replay key. Context bits
+/// (upper tables, 1G GUEST_INHIBIT) go into `ReplayKey.context`.
+struct ChunkState: Equatable {
+    var mirror: MirrorEntry
+    var mirror4K: Bool
+    var pde: SEPTState
+    var pte: SEPTState
+    var disallow: UInt32
+    var inhibit2M: Bool
+    var isPrivate: Bool
+    var shared: Bool
+    var allocated: Bool
+    var order: UInt8
+    var refcount: UInt32
+    var pamtInstalled: Bool
+    var inUse: UInt32
+    // Context.
+    var mirrorPD: Bool
+    var mirrorPDPT: Bool
+    var septPD: Bool
+    var septPDPT: Bool
+    var inhibit1G: Bool
+
+    var key: ReplayKey {
+        var s = UInt64(mirror.rawValue) | UInt64(mirror4K ? 1 : 0) << 2 | UInt64(pde.rawValue) << 3 | UInt64(pte.rawValue) << 6
+        s |= UInt64(min(disallow, 255)) << 9 | UInt64(inhibit2M ? 1 : 0) << 17 | UInt64(isPrivate ? 1 : 0) << 18
+        s |= UInt64(shared ? 1 : 0) << 19 | UInt64(allocated ? 1 : 0) << 20 | UInt64(order) << 21
+        s |= UInt64(min(refcount, 1023)) << 26 | UInt64(pamtInstalled ? 1 : 0) << 36 | UInt64(min(inUse, 1023)) << 37
+        let c = UInt64(mirrorPD ? 1 : 0) | UInt64(mirrorPDPT ? 1 : 0) << 1 | UInt64(septPD ? 1 : 0) << 2
+            | UInt64(septPDPT ? 1 : 0) << 3 | UInt64(inhibit1G ? 1 : 0) << 4
+        return ReplayKey(state: s, context: c)
+    }
+
+    init?(key k: ReplayKey) {
+        let s = k.state, c = k.context
+        guard let m = MirrorEntry(rawValue: UInt8(s & 3)), let d = SEPTState(rawValue: UInt8(s >> 3 & 7)),
+              let t = SEPTState(rawValue: UInt8(s >> 6 & 7)) else { return nil }
+        mirror = m; mirror4K = s >> 2 & 1 == 1; pde = d; pte = t
+        disallow = UInt32(s >> 9 & 255); inhibit2M = s >> 17 & 1 == 1; isPrivate = s >> 18 & 1 == 1
+        shared = s >> 19 & 1 == 1; allocated = s >> 20 & 1 == 1; order = UInt8(s >> 21 & 31)
+        refcount = UInt32(s >> 26 & 1023); pamtInstalled = s >> 36 & 1 == 1; inUse = UInt32(s >> 37 & 1023)
+        mirrorPD = c & 1 == 1; mirrorPDPT = c >> 1 & 1 == 1; septPD = c >> 2 & 1 == 1
+        septPDPT = c >> 3 & 1 == 1; inhibit1G = c >> 4 & 1 == 1
+    }
+
+    init(mirror: MirrorEntry, mirror4K: Bool, pde: SEPTState, pte: SEPTState, disallow: UInt32, inhibit2M: Bool,
+         isPrivate: Bool, shared: Bool, allocated: Bool, order: UInt8, refcount: UInt32, pamtInstalled: Bool,
+         inUse: UInt32, mirrorPD: Bool, mirrorPDPT: Bool, septPD: Bool, septPDPT: Bool, inhibit1G: Bool) {
+        self.mirror = mirror; self.mirror4K = mirror4K; self.pde = pde; self.pte = pte; self.disallow = disallow
+        self.inhibit2M = inhibit2M; self.isPrivate = isPrivate; self.shared = shared; self.allocated = allocated
+        self.order = order; self.refcount = refcount; self.pamtInstalled = pamtInstalled; self.inUse = inUse
+        self.mirrorPD = mirrorPD; self.mirrorPDPT = mirrorPDPT; self.septPD = septPD; self.septPDPT = septPDPT
+        self.inhibit1G = inhibit1G
+    }
+}
+
+/// Bulk replay: a 2M chunk whose every map is uniform has a signature; the
+/// first chunk with a signature is stepped and memoised, and the following
+/// chunks with the same signature get the memoised final state and tallies.
+/// Context-dependent work (S-EPT pool pages and their PAMT, split-cache
+/// top-ups) is re-run per replayed chunk in the recorded order.
+extension TDXVM {
+    /// The uniform value of `map` over `r`, or nil.
+    @inline(__always)
+    func uniform<V>(_ map: IntervalMap<V>, _ r: Range<UInt64>) -> V? {
+        let run = map.run(containing: r.lowerBound)
+        return run.range.upperBound >= r.upperBound ? run.value : nil
+    }
+
+    /// Delta between host and guest frames in `s` (`hfn = gfn &+ delta`).
+    func slotDelta(_ s: Memslot) -> UInt64 { hfnBase(s) &- s.baseGFN }
+
+    /// The packed state of chunk `c`, or nil if any map is not uniform over
+    /// it, the chunk is not inside one slot, or an entry is blocked.
+    func chunkStateOf(_ c: UInt64) -> ChunkState? {
+        let g = c << 9, frames = g..<(g + 512)
+        guard let s = slot(g), s.frames.upperBound >= g + 512 else { return nil }
+        let delta = slotDelta(s)
+        let h = g &+ delta
+        guard h % 512 == 0,
+              let m = uniform(mirror2M, c..<(c + 1)), let m4 = uniform(mirror4K, frames),
+              let pd = uniform(module.pde, c..<(c + 1)), let pt = uniform(module.pte, frames),
+              pd.bepoch == 0, pt.bepoch == 0, pd.hfnDelta == (pd.state.isLeaf ? delta : 0),
+              pt.hfnDelta == (pt.state.isLeaf ? delta : 0),
+              let li = uniform(lpage2M, c..<(c + 1)), let p = uniform(privateAttr, frames),
+              let sh = uniform(sharedMapped, frames), let al = uniform(folioAllocated, frames),
+              let o = uniform(folioOrder, frames), let rc = uniform(pamtRefcount, (h >> 9)..<((h >> 9) + 1)),
+              let pi = uniform(module.pamt4K, (h >> 9)..<((h >> 9) + 1)),
+              let iu = uniform(module.hpa4KInUse, (h >> 9)..<((h >> 9) + 1)),
+              li.disallow < 255, rc < 1023, iu < 1023
+        else { return nil }
+        return ChunkState(mirror: m, mirror4K: m4, pde: pd.state, pte: pt.state, disallow: li.disallow,
+                          inhibit2M: li.guestInhibit, isPrivate: p, shared: sh, allocated: al, order: o,
+                          refcount: rc, pamtInstalled: pi, inUse: iu,
+                          mirrorPD: mirrorPD.value(at: g >> 18), mirrorPDPT: mirrorPDPT.value(at: g >> 27),
+                          septPD: module.pdpte.value(at: g >> 18), septPDPT: module.pml4e.value(at: g >> 27),
+                          inhibit1G: lpage1G.value(at: g >> 18).guestInhibit)
+    }
+
+    var replayAllowed: Bool { !faults.isArmed && !options.checkInvariants && !isDead }
+
+    func snapshot() -> StepSnapshot {
+        StepSnapshot(ops: ops, contextOps: contextOps, calls: module.calls, contextCalls: contextCalls,
+                     counters: counters, contextCounters: contextCounters, epoch: module.tdEpoch, kicks: counters[.vcpuKicks])
+    }
+
+    /// Starts recording a chunk step; `finishChunkStep` memoises it.
+    func beginChunkStep(gfn: UInt64, key: ReplayKey) {
+        stepSignature = (gfn, key, snapshot())
+        poolEvents = []
+        recordingPoolEvents = true
+    }
+
+    /// Memoises the step begun at `gfn` if the chunk ended uniform; returns its final key.
+    func finishChunkStep(gfn: UInt64) -> ReplayKey? {
+        recordingPoolEvents = false
+        guard let st = chunkStateOf(gfn >> 9) else { stepSignature = nil; return nil }
+        let final = st.key
+        guard let (g, sig, s0) = stepSignature, g == gfn, replayAllowed else { stepSignature = nil; return final }
+        stepSignature = nil
+        let memo = ChunkMemo(ops: (ops - s0.ops) - (contextOps - s0.contextOps),
+                             calls: (module.calls - s0.calls) - (contextCalls - s0.contextCalls),
+                             counters: (counters - s0.counters) - (contextCounters - s0.contextCounters),
+                             epochDelta: module.tdEpoch - s0.epoch, kicked: counters[.vcpuKicks] > s0.kicks,
+                             events: poolEvents)
+        replayMemo[MemoKey(signature: sig, final: final)] = memo
+        return final
+    }
+
+    /// Consecutive chunks from `c` (at most `limit`) with signature `sig`.
+    func chunksSharing(_ sig: ReplayKey, fromChunk c: UInt64, limit: UInt64) -> UInt64 {
+        // A step that creates an upper table or sets GUEST_INHIBIT at 1G
+        // changes its neighbours' context: such a chunk replays alone.
+        guard let st = ChunkState(key: sig), limit > 0 else { return 0 }
+        let settled = st.mirrorPD && st.mirrorPDPT && st.septPD && st.septPDPT
+            && (st.inhibit1G || options.acceptLevelPolicy != .guestInhibit)
+        if !settled { return chunkStateOf(c)?.key == sig ? 1 : 0 }
+        var n: UInt64 = 0
+        while n < limit, chunkStateOf(c + n)?.key == sig {
+            n += runSpan(fromChunk: c + n, limit: limit - n)
+        }
+        return n
+    }
+
+    /// How many chunks from `c` lie inside the current run of every map, the
+    /// same slot and the same 1G region (so they share a signature with `c`
+    /// if `c` has it).
+    func runSpan(fromChunk c: UInt64, limit: UInt64) -> UInt64 {
+        let g = c << 9
+        guard let s = slot(g) else { return 0 }
+        var endG = min(s.frames.upperBound, alignDown(g, 1 << 18) + (1 << 18))
+        for r in [mirror4K.run(containing: g).range, module.pte.run(containing: g).range,
+                  privateAttr.run(containing: g).range, sharedMapped.run(containing: g).range,
+                  folioAllocated.run(containing: g).range, folioOrder.run(containing: g).range] {
+            endG = min(endG, r.upperBound)
+        }
+        var endC = endG >> 9
+        for r in [mirror2M.run(containing: c).range, module.pde.run(containing: c).range, lpage2M.run(containing: c).range] {
+            endC = min(endC, r.upperBound)
+        }
+        let h = g &+ slotDelta(s)
+        for r in [pamtRefcount.run(containing: h >> 9).range, module.pamt4K.run(containing: h >> 9).range,
+                  module.hpa4KInUse.run(containing: h >> 9).range] {
+            endC = min(endC, c + (r.upperBound - (h >> 9)))
+        }
+        return endC > c ? min(endC - c, limit) : 0
+    }
+
+    /// Puts chunks `[c, c + k)` into `final` and adds the memo's tallies `k`
+    /// times, re-running its pool events per chunk.
+    func replay(signature: ReplayKey, final: ReplayKey, fromChunk c: UInt64, count k: UInt64) -> OpCounts {
+        stepSignature = nil
+        guard k > 0, let memo = replayMemo[MemoKey(signature: signature, final: final)],
+              let st = ChunkState(key: final), let s = slot(c << 9) else { return OpCounts() }
+        let context0 = contextOps
+        let chunks = c..<(c + k), frames = (c << 9)..<((c + k) << 9)
+        let delta = slotDelta(s)
+        let hr = ((c << 9) &+ delta) >> 9
+        let hosts = hr..<(hr + k)
+        mirror2M.assign(chunks, st.mirror)
+        mirror4K.assign(frames, st.mirror4K)
+        module.replaceEntries(chunks: chunks, pde: SEPTEntry(st.pde, hfnDelta: st.pde.isLeaf ? delta : 0),
+                              frames: frames, pte: SEPTEntry(st.pte, hfnDelta: st.pte.isLeaf ? delta : 0),
+                              hostRanges: hosts, pamtInstalled: st.pamtInstalled, inUse: st.inUse)
+        lpage2M.assign(chunks, LpageInfo(disallow: st.disallow, guestInhibit: st.inhibit2M))
+        privateAttr.assign(frames, st.isPrivate)
+        sharedMapped.assign(frames, st.shared)
+        folioAllocated.assign(frames, st.allocated)
+        folioOrder.assign(frames, st.order)
+        pamtRefcount.assign(hosts, st.refcount)
+        let g1 = (frames.lowerBound >> 18)..<(((frames.upperBound - 1) >> 18) + 1)
+        let g512 = (frames.lowerBound >> 27)..<(((frames.upperBound - 1) >> 27) + 1)
+        if st.mirrorPD { mirrorPD.assign(g1, true) }
+        if st.mirrorPDPT { mirrorPDPT.assign(g512, true) }
+        module.markUpperTables(pd: st.septPD ? g1 : nil, pdpt: st.septPDPT ? g512 : nil)
+        if st.inhibit1G { for i in g1 { setGuestInhibit(\.lpage1G, i) } }
+        ops.add(memo.ops, times: k)
+        module.addCalls(memo.calls, times: k)
+        counters.add(memo.counters, times: k)
+        module.advanceEpoch(by: memo.epochDelta * k, kicked: memo.kicked)
+        for _ in 0..<k {
+            for e in memo.events {
+                switch e {
+                case .septPage(let via): _ = allocSeptPage(viaSplitCache: via)
+                case .splitTopup: _ = topUpSplitCache()
+                case .dequeueGuestPair: _ = dequeueGuestPair()
+                }
+            }
+        }
+        note("replayed \(k) chunks from \(hex16(c << 21)) like the memoised step")
+        return contextOps - context0
+    }
+}
+
+/// Memo key: signature and final state together.
+struct MemoKey: Hashable {
+    var signature: ReplayKey
+    var final: ReplayKey
+}

@@ -1,0 +1,128 @@
+import MemoryModel
+
+/// The TDX module's state for one TD: its S-EPT, TLB epoch, the vCPUs'
+/// epochs, and the PAMT it manages for the TD's pages. Every host change
+/// goes through a SEAMCALL method (`TrustDomain+SEAMCALL.swift`) and every
+/// guest acceptance through `accept` (`TrustDomain+Accept.swift`), each
+/// following the module's legality table and returning its real status.
+///
+/// State is per range: 2M-level entries by 2M index, 4K entries by guest
+/// frame (meaningful only under a 2M non-leaf), 1G and 512G non-leaves by
+/// index. A 4K table that was never created costs nothing.
+public final class TrustDomain {
+    public var features: TDXModuleFeatures
+    public var lifecycle: TDLifecycle = .building
+    /// Entries at the 2M level, by `gfn >> 9`.
+    public internal(set) var pde = IntervalMap<SEPTEntry>(initial: .free)
+    /// Entries at the 4K level, by guest frame; FREE where no table exists.
+    public internal(set) var pte = IntervalMap<SEPTEntry>(initial: .free)
+    /// Whether the 1G-level entry (by `gfn >> 18`) is NL_MAPPED.
+    public internal(set) var pdpte = IntervalMap<Bool>(initial: false)
+    /// Whether the 512G-level entry (by `gfn >> 27`) is NL_MAPPED.
+    public internal(set) var pml4e = IntervalMap<Bool>(initial: false)
+    /// TD_EPOCH, incremented by TDH.MEM.TRACK.
+    public internal(set) var tdEpoch: UInt64 = 1
+    /// Per vCPU: the epoch it entered the TD in, or nil when outside.
+    public internal(set) var vcpuEpoch: [UInt64?]
+    /// Locks vCPUs inside the TD hold right now.
+    public internal(set) var holds: [(vcpu: Int, hold: VCPUHold)] = []
+    /// A host-side interrupt is pending on the CPU issuing the next DEMOTE.
+    public var interruptPending = false
+    /// DPAMT: whether PAMT_4K entries are installed, by `hfn >> 9`.
+    public internal(set) var pamt4K = IntervalMap<Bool>(initial: false)
+    /// 4K pages of this TD (guest pages mapped at 4K and S-EPT pages) per
+    /// 2M host range, by `hfn >> 9`: what PAMT.REMOVE checks.
+    public internal(set) var hpa4KInUse = IntervalMap<UInt32>(initial: 0)
+    /// PAMT pages the module holds for DPAMT (2 per installed 2M range).
+    public var pamtPages: UInt64 { Self.dpamtEntryPages * pamt4K.measure(in: 0..<UInt64.max) { $0 } }
+    /// Every call by leaf and status.
+    public internal(set) var calls = SEAMCALLCounts()
+
+    public init(features: TDXModuleFeatures, vcpus: Int) {
+        self.features = features
+        vcpuEpoch = [UInt64?](repeating: nil, count: max(1, vcpus))
+    }
+
+    /// `tdx_dpamt_entry_pages()`: PAMT pages per 2M range (pamt_4k_entry_size × 512 / 4096).
+    public static let dpamtEntryPages: UInt64 = 2
+
+    // MARK: vCPUs
+
+    /// TDH.VP.ENTER: the vCPU runs in the current epoch.
+    public func enter(vcpu: Int) { vcpuEpoch[vcpu] = tdEpoch }
+
+    /// A TD exit: the vCPU leaves and drops what it held.
+    public func exit(vcpu: Int) {
+        vcpuEpoch[vcpu] = nil
+        holds.removeAll { $0.vcpu == vcpu }
+    }
+
+    /// A vCPU in the guest takes `hold` (fault injection for BUSY paths).
+    public func hold(_ hold: VCPUHold, vcpu: Int) {
+        if vcpuEpoch[vcpu] == nil { vcpuEpoch[vcpu] = tdEpoch }
+        holds.append((vcpu, hold))
+    }
+
+    /// Makes a vCPU lag in the previous epoch (it has not exited since the
+    /// last TRACK), the situation behind TDX_PREVIOUS_TLB_EPOCH_BUSY.
+    public func lag(vcpu: Int) { vcpuEpoch[vcpu] = tdEpoch - 1 }
+
+    /// `kvm_make_all_cpus_request(KVM_REQ_OUTSIDE_GUEST_MODE)`: every vCPU
+    /// in the guest exits, dropping its locks, and re-enters in the current
+    /// epoch. Returns how many vCPUs were kicked.
+    @discardableResult
+    public func kickAll() -> Int {
+        var n = 0
+        for v in vcpuEpoch.indices where vcpuEpoch[v] != nil { vcpuEpoch[v] = tdEpoch; n += 1 }
+        holds.removeAll()
+        return n
+    }
+
+    /// `is_tlb_and_iotlb_tracked(BEPOCH)`: a TRACK happened after the block
+    /// and no vCPU still runs in the blocking epoch or before.
+    public func isTracked(_ bepoch: UInt64) -> Bool {
+        tdEpoch > bepoch && vcpuEpoch.allSatisfy { $0 == nil || $0! > bepoch }
+    }
+
+    // MARK: Walk helpers
+
+    /// The entry mapping `gfn` at `level` (4K or 2M).
+    public func entry(gfn: UInt64, level: PageLevel) -> SEPTEntry {
+        level == .size2M ? pde.value(at: gfn >> 9) : pte.value(at: gfn)
+    }
+
+    /// True if the walk down to the 2M-level entry for `gfn` finds tables.
+    func upperPresent(_ gfn: UInt64) -> Bool { pml4e.value(at: gfn >> 27) && pdpte.value(at: gfn >> 18) }
+
+    /// A vCPU holds the S-EPT tree lock (every memory SEAMCALL takes it,
+    /// shared or exclusive), or the guest-side lock of the entry at
+    /// (`gfn`, `level`), or with `childrenToo` of an entry below it.
+    func busy(gfn: UInt64, level: PageLevel, childrenToo: Bool = false) -> Bool {
+        for (_, h) in holds {
+            switch h {
+            case .treeLock: return true
+            case .guestEntry(let g, let l):
+                if l == level && alignDown(g, level.pages) == alignDown(gfn, level.pages) { return true }
+                if childrenToo && l.rawValue < level.rawValue && alignDown(g, level.pages) == alignDown(gfn, level.pages) { return true }
+            }
+        }
+        return false
+    }
+
+    func setEntry(gfn: UInt64, level: PageLevel, _ e: SEPTEntry) {
+        if level == .size2M { pde.assign((gfn >> 9)..<((gfn >> 9) + 1), e) } else { pte.assign(gfn..<(gfn + 1), e) }
+    }
+
+    func adjustInUse(hfn: UInt64, pages: UInt64, by delta: Int64) {
+        // Pages of one 4K mapping or one demoted 2M leaf lie in one 2M host range.
+        let r = hfn >> 9
+        let v = Int64(hpa4KInUse.value(at: r)) + delta * Int64(pages)
+        hpa4KInUse.assign(r..<(r + 1), UInt32(max(0, v)))
+    }
+
+    @discardableResult
+    func record(_ leaf: SEAMCALLLeaf, _ s: TDXStatus) -> TDXStatus {
+        calls.record(leaf, s)
+        return s
+    }
+}
