@@ -6,6 +6,8 @@ public enum KVMCounter: Int, CaseIterable, Sendable {
     /// have mapped 2M (the figure Yan Zhao counted for seed 004's [5]).
     case accept4KWhere2MPossible
     case writeLockAcquisitions
+    /// Write `mmu_lock` acquisitions by `tdx_honor_guest_accept_level()` (seed 004's [6]).
+    case writeLockAcceptLevel
     case splitsAccept
     case splitsAttributes
     case splitsConversion
@@ -30,6 +32,7 @@ public enum KVMCounter: Int, CaseIterable, Sendable {
         case .acceptEPTViolations: "accept_ept_violations"
         case .accept4KWhere2MPossible: "accept_4k_where_2m_possible"
         case .writeLockAcquisitions: "mmu_lock_write_acquisitions"
+        case .writeLockAcceptLevel: "mmu_lock_write_accept_level"
         case .splitsAccept: "splits_accept"
         case .splitsAttributes: "splits_attributes"
         case .splitsConversion: "splits_conversion"

@@ -15,7 +15,7 @@ import TDXModule
 struct Cocomem: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "An executable model of memory acceptance in confidential VMs (Intel TDX, AMD SEV-SNP).",
-        subcommands: [Boot.self, Dump.self, Accept.self, Validate.self, Bench.self], defaultSubcommand: Boot.self)
+        subcommands: [Boot.self, Dump.self, Host.self, Accept.self, Validate.self, Bench.self], defaultSubcommand: Boot.self)
 
     /// Runs `body`, turning a CocomemError into one clear line and exit code 1.
     static func guarded(_ body: () throws -> Void) throws {
@@ -192,6 +192,51 @@ struct Bench: ParsableCommand {
     func run() throws {
         try Cocomem.guarded {
             print(try BenchRunner.run(sizes: sizes.split(separator: ",").map(String.init)), terminator: "")
+        }
+    }
+}
+
+struct Host: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a host-side TDX scenario (KVM's TDX MMU on the TDX module): operation log, debugfs stats, SEAMCALLs, outcome.",
+        discussion: "Without FILE, runs the built-in 4 GiB / 8-vCPU TD of seed 004's [5] and [6]; --print-default shows it as a file to edit.")
+    @Argument(help: "Host scenario file (see --print-default for the format)") var file: String?
+    @Flag(help: "JSON output") var json = false
+    @Flag(help: "Print the operation log") var log = false
+    @Flag(name: .customLong("print-default"), help: "Print the built-in scenario and exit") var printDefault = false
+    @Option(help: "Override: lpage_info pre-check on or off") var precheck: String?
+    @Option(name: .customLong("accept-level"), help: "Override: inhibit, per-fault or none") var acceptLevel: String?
+    @Option(help: "Override: conversion policy (wip-hugetlb, zap-first, sept-first, multi-folio)") var policy: String?
+    @Flag(name: .customLong("check-invariants"), help: "Check every invariant after every host operation") var check = false
+    @Option var calibration: String?
+
+    func run() throws {
+        if printDefault { print(HostScenario.seed004); return }
+        try Cocomem.guarded {
+            var text = HostScenario.seed004
+            if let f = file {
+                guard let d = FileManager.default.contents(atPath: f), let t = String(data: d, encoding: .utf8) else {
+                    throw CocomemError(.io, "cannot read host scenario '\(f)'")
+                }
+                text = t
+            }
+            var s = try HostScenario.parse(text)
+            if let p = precheck {
+                guard p == "on" || p == "off" else { throw CocomemError(.invalidArgument, "--precheck must be on or off") }
+                s.options.lpagePrecheck = p == "on"
+            }
+            if let a = acceptLevel {
+                guard let v = AcceptLevelPolicy(rawValue: a) else { throw CocomemError(.invalidArgument, "--accept-level must be inhibit, per-fault or none") }
+                s.options.acceptLevelPolicy = v
+            }
+            if let p = policy {
+                guard let v = ConversionPolicy(rawValue: p) else { throw CocomemError(.invalidArgument, "--policy must be wip-hugetlb, zap-first, sept-first or multi-folio") }
+                s.options.conversionPolicy = v
+            }
+            if check { s.options.checkInvariants = true }
+            let r = try HostRun(s, calibration: loadCalibration(calibration), log: log)
+            try r.run()
+            if json { print(r.json.serialized()) } else { print(r.text, terminator: "") }
         }
     }
 }

@@ -43,13 +43,16 @@ extension TDXVM {
     /// RUNNABLE or with huge pages off, else 2M), and `lpage_info` at 2M
     /// (`disallow_lpage`, MIXED, GUEST_INHIBIT), lowered to 4K where a
     /// non-leaf already exists (no promotion, `disallowed_hugepage_adjust()`).
+    /// With `ignoringGuestInhibit`, the level the memory itself would allow
+    /// (GUEST_INHIBIT and the no-promotion rule left out): what "KVM could
+    /// map at 2M" means in seed 004's count of 4K accepts.
     /// - Complexity: O(log runs).
     public func maxPrivateLevel(_ gfn: UInt64, ignoringGuestInhibit: Bool = false) -> PageLevel {
         guard module.lifecycle == .runnable, hugePagesEnabled, gmemMaxLevel(gfn) == .size2M else { return .size4K }
         let c = gfn >> 9
         let li = lpage2M.value(at: c)
         if li.disallow > 0 || (li.guestInhibit && !ignoringGuestInhibit) || isMixed(chunk: c) { return .size4K }
-        if mirror2M.value(at: c) == .table { return .size4K }
+        if mirror2M.value(at: c) == .table && !ignoringGuestInhibit { return .size4K }
         return .size2M
     }
 
@@ -148,6 +151,7 @@ extension TDXVM {
         let above = level == .size4K ? lpage2M.value(at: gfn >> 9) : lpage1G.value(at: gfn >> 18)
         if options.lpagePrecheck && above.guestInhibit { return nil }
         counters.bump(.writeLockAcquisitions)
+        counters.bump(.writeLockAcceptLevel)
         let base = alignDown(gfn, level.pages)
         if let e = splitCrossBoundaryLeafs(base..<(base + level.pages), cause: .accept) { return e }
         if level == .size4K { setGuestInhibit(\.lpage2M, gfn >> 9) }
@@ -170,7 +174,7 @@ extension TDXVM {
     /// - Returns: the operations performed, for the faulting vCPU's clock.
     public func handleEPTViolation(gfn: UInt64, acceptLevel: PageLevel?) -> OpCounts {
         let before = ops
-        guard !isDead else { return OpCounts() }
+        guard outcome == .ok else { return OpCounts() }
         counters.bump(.eptViolations)
         ops.add(.tdxEPTViolationExit)
         if let a = acceptLevel {
@@ -197,4 +201,18 @@ extension TDXVM {
         }
         return ops - before
     }
+}
+
+extension TDXVM {
+    /// True if a private leaf maps `gfn` in the mirror.
+    public func isMapped(_ gfn: UInt64) -> Bool {
+        switch mirror2M.value(at: gfn >> 9) {
+        case .leaf: true
+        case .table: mirror4K.value(at: gfn)
+        case .none: false
+        }
+    }
+
+    /// `kvm_vm_dead()` for a guest error.
+    public func guestKilled(_ why: String) { kill(.vmDead(why)) }
 }

@@ -7,7 +7,8 @@ import TDXModule
 extension TDXVM: TDXHost {
     /// TDG.MEM.PAGE.ACCEPT, answered by the module.
     public func accept(gfn: UInt64, level: PageLevel) -> AcceptCallResult {
-        isDead ? .status(.operandInvalid) : module.accept(gfn: gfn, level: level)
+        // Once KVM_RUN has failed or the VM is dead, the vCPU does not run again.
+        outcome != .ok ? .status(.operandInvalid) : module.accept(gfn: gfn, level: level)
     }
 
     /// An ACCEPT-type EPT violation (`tdx_handle_ept_violation()`).

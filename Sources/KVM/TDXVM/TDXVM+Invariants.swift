@@ -46,8 +46,8 @@ extension TDXVM {
         }
         // DPAMT: refcount equals the 4K private mappings in each guest 2M range.
         if module.features.dynamicPAMT {
-            for (r, m) in mirror2M.runs(in: 0..<(UInt64.max >> 9)) {
-                for c in r where m != .none {
+            for (r, m) in mirror2M.runs(in: 0..<(UInt64.max >> 9)) where m != .none {
+                for c in r {
                     let g = c << 9
                     guard slot(g) != nil else { continue }
                     let want = m == .table ? UInt32(mirror4K.measure(in: g..<(g + 512)) { $0 }) : 0

@@ -188,7 +188,8 @@ extension TDXVM {
         let h = g &+ slotDelta(s)
         for r in [pamtRefcount.run(containing: h >> 9).range, module.pamt4K.run(containing: h >> 9).range,
                   module.hpa4KInUse.run(containing: h >> 9).range] {
-            endC = min(endC, c + (r.upperBound - (h >> 9)))
+            let left = r.upperBound - (h >> 9)
+            if left < endC - c { endC = c + left }
         }
         return endC > c ? min(endC - c, limit) : 0
     }

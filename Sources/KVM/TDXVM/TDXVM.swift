@@ -200,7 +200,7 @@ public final class TDXVM {
         note("TDH.MR.FINALIZE: TD runnable")
     }
 
-    func note(_ s: @autoclosure () -> String) { if logEnabled { log.append(s()) } }
+    public func note(_ s: @autoclosure () -> String) { if logEnabled { log.append(s()) } }
 
     /// Marks the VM dead (KVM_BUG_ON/TDX_BUG_ON or kvm_vm_dead).
     func kill(_ o: HostOutcome) {

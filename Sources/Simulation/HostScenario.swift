@@ -1,0 +1,288 @@
+import CoCoGuest
+import CostModel
+import KVM
+import MemoryModel
+import Reports
+import TDXModule
+
+/// A host-side scenario: a TD, its memslots, and a sequence of guest and
+/// VMM operations with faults to inject. Text format, one command per
+/// line, frames as guest frame numbers `GFN[+COUNT]` (decimal or 0x hex):
+///
+///     td vcpus=8 host=tdx-huge policy=zap-first precheck=on accept-level=inhibit module=new|legacy dpamt=on|off spec-accept=off
+///     slot id=1 base=0x0 pages=0x80000 backing=hugetlb-2m
+///     build 0x800+6                 # KVM_TDX_INIT_MEM_REGION (TDH.MEM.PAGE.ADD)
+///     finalize                      # TDH.MR.FINALIZE
+///     accept 0x806+506 4k           # TDVF TdAcceptPages at 4K (2m: at 2M, SIZE_MISMATCH → 4K)
+///     accept 0x100000+512 linux     # Linux tdx_accept_memory(): 1G, 2M, then 4K
+///     access 0x1000+16              # guest touches memory (faults; #VE-accepts at 4K if SEPT_VE_DISABLE is off)
+///     convert 0x7d9d7+1 shared      # guest_memfd conversion (MapGPA from the guest)
+///     convert 0x7d9d7+1 private
+///     attributes 0x7d9d7+1 shared   # KVM_SET_MEMORY_ATTRIBUTES instead
+///     punch 0x200000+512            # fallocate(PUNCH_HOLE)
+///     repeat 974 { ... }            # not supported; use `cycle GFN+N COUNT` below
+///     cycle 0x7d9d7+1 974           # COUNT × (shared, private, accept 4k)
+///     inject folio-split-nomem 1
+///     check                         # run every invariant now
+public struct HostScenario: Sendable {
+    public enum Command: Sendable, Equatable {
+        case build(Range<UInt64>)
+        case finalize
+        /// Accept with edk2's `TdAcceptPages()` at a page size, or (nil) Linux's `tdx_accept_memory()`.
+        case accept(Range<UInt64>, PageLevel?)
+        case access(Range<UInt64>)
+        case convert(Range<UInt64>, toPrivate: Bool)
+        case attributes(Range<UInt64>, toPrivate: Bool)
+        case punch(Range<UInt64>)
+        case cycle(Range<UInt64>, count: Int)
+        case inject(FaultPoint, Int)
+        case check
+    }
+
+    public var options = KVMOptions()
+    public var features = TDXModuleFeatures()
+    public var vcpus = 8
+    public var slots: [Memslot] = []
+    public var commands: [Command] = []
+    /// Where each command came from (line numbers), for messages.
+    public var lines: [Int] = []
+
+    public init() {}
+
+    /// Parses the text format; errors name the line.
+    public static func parse(_ text: String) throws -> HostScenario {
+        var s = HostScenario()
+        var sawTD = false
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let n = i + 1
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            guard let verb = f.first else { continue }
+            func err(_ m: String) -> CocomemError { CocomemError(.invalidScenario, "host scenario line \(n): \(m)") }
+            func frames(_ k: Int) throws -> Range<UInt64> {
+                guard f.count > k else { throw err("\(verb) needs a GFN[+COUNT]") }
+                let parts = f[k].split(separator: "+")
+                guard let a = parseInteger(parts[0]), parts.count <= 2 else { throw err("bad frames '\(f[k])'") }
+                let c = parts.count == 2 ? parseInteger(parts[1]) : 1
+                guard let c, c > 0, a <= UInt64.max >> 13, c <= 1 << 40 else { throw err("bad frame count in '\(f[k])'") }
+                return a..<(a + c)
+            }
+            func kv(_ from: Int) throws -> [String: String] {
+                var d: [String: String] = [:]
+                for p in f.dropFirst(from) {
+                    let kv = p.split(separator: "=", maxSplits: 1).map(String.init)
+                    guard kv.count == 2 else { throw err("expected key=value, got '\(p)'") }
+                    d[kv[0]] = kv[1]
+                }
+                return d
+            }
+            func onOff(_ v: String, _ key: String) throws -> Bool {
+                guard v == "on" || v == "off" else { throw err("\(key) must be on or off") }
+                return v == "on"
+            }
+            switch verb {
+            case "td":
+                sawTD = true
+                for (k, v) in try kv(1) {
+                    switch k {
+                    case "vcpus":
+                        guard let x = Int(v), x >= 1, x <= 4096 else { throw err("vcpus must be 1...4096") }
+                        s.vcpus = x
+                    case "host":
+                        guard let h = TDXHostModel(rawValue: v) else { throw err("host must be tdx or tdx-huge") }
+                        (s.options, s.features) = h.configuration
+                    case "policy":
+                        guard let p = ConversionPolicy(rawValue: v) else { throw err("policy must be one of \(ConversionPolicy.allCases.map(\.rawValue).joined(separator: ", "))") }
+                        s.options.conversionPolicy = p
+                    case "precheck": s.options.lpagePrecheck = try onOff(v, k)
+                    case "accept-level":
+                        guard let p = AcceptLevelPolicy(rawValue: v) else { throw err("accept-level must be inhibit, per-fault or none") }
+                        s.options.acceptLevelPolicy = p
+                    case "huge-pages": s.options.tdxHugePage = try onOff(v, k)
+                    case "module":
+                        guard v == "new" || v == "legacy" else { throw err("module must be new or legacy") }
+                        let dp = s.features.dynamicPAMT
+                        s.features = v == "new" ? TDXModuleFeatures() : .legacy
+                        s.features.dynamicPAMT = dp
+                    case "dpamt": s.features.dynamicPAMT = try onOff(v, k)
+                    case "demote-loop": s.options.demoteRestartableLoop = try onOff(v, k)
+                    case "spec-accept": s.features.acceptWalkCases = try onOff(v, k) ? .specTable82 : .moduleCode
+                    case "sept-ve-disable": s.options.septVEDisable = try onOff(v, k)
+                    case "check": s.options.checkInvariants = try onOff(v, k)
+                    default: throw err("unknown td option '\(k)'")
+                    }
+                }
+            case "slot":
+                let d = try kv(1)
+                guard let id = d["id"].flatMap({ Int($0) }), let b = d["base"].flatMap({ parseInteger(Substring($0)) }), let p = d["pages"].flatMap({ parseInteger(Substring($0)) }) else {
+                    throw err("slot needs id=, base= and pages=")
+                }
+                guard p > 0, p <= 1 << 32, b <= 1 << 40 else { throw err("slot size out of range") }
+                let backing = try d["backing"].map { v -> GmemBacking in
+                    guard let g = GmemBacking(rawValue: v) else { throw err("backing must be buddy, hugetlb-2m or hugetlb-1g") }
+                    return g
+                } ?? .hugetlb2M
+                s.slots.append(Memslot(id: id, baseGFN: b, pages: p, backing: backing, userspaceAddrAligned: d["uaddr-aligned"] != "off"))
+            case "build": s.commands.append(.build(try frames(1)))
+            case "finalize": s.commands.append(.finalize)
+            case "accept":
+                let lv = f.count > 2 ? f[2] : "linux"
+                guard ["4k", "2m", "linux"].contains(lv) else { throw err("accept driver must be 4k, 2m (TDVF) or linux") }
+                s.commands.append(.accept(try frames(1), lv == "4k" ? .size4K : lv == "2m" ? .size2M : nil))
+            case "access": s.commands.append(.access(try frames(1)))
+            case "convert", "attributes":
+                guard f.count > 2, f[2] == "shared" || f[2] == "private" else { throw err("\(verb) needs shared or private") }
+                let r = try frames(1)
+                s.commands.append(verb == "convert" ? .convert(r, toPrivate: f[2] == "private") : .attributes(r, toPrivate: f[2] == "private"))
+            case "punch": s.commands.append(.punch(try frames(1)))
+            case "cycle":
+                guard f.count > 2, let c = Int(f[2]), c > 0, c <= 1_000_000 else { throw err("cycle needs a count 1...1000000") }
+                s.commands.append(.cycle(try frames(1), count: c))
+            case "inject":
+                guard f.count > 1, let p = FaultPoint(rawValue: f[1]) else {
+                    throw err("inject needs one of \(FaultPoint.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                let c = f.count > 2 ? Int(f[2]) : 1
+                guard let c, c > 0 else { throw err("bad inject count") }
+                s.commands.append(.inject(p, c))
+            case "check": s.commands.append(.check)
+            default: throw err("unknown command '\(verb)'")
+            }
+            if verb != "td" && verb != "slot" { s.lines.append(n) }
+        }
+        guard sawTD || !s.slots.isEmpty else { throw CocomemError(.invalidScenario, "host scenario has no td or slot line") }
+        guard !s.slots.isEmpty else { throw CocomemError(.invalidScenario, "host scenario has no slot line") }
+        return s
+    }
+
+    /// The 4 GiB, 8-vCPU TD behind seed 004's [5] and [6] (PUBLISHED.md):
+    /// three memslots; firmware and early-kernel 4K accepts on the GFNs Yan
+    /// Zhao reported; the three busiest private↔shared churn GFNs with
+    /// their counts; TDVF's 2M pre-acceptance of low memory and the kernel's
+    /// lazy 2M accepts of 134 chunks of high memory on the way to login.
+    public static let seed004 = """
+    # seed 004 [5]/[6]: 4 GiB TD, 8 vCPUs, three memslots (PUBLISHED.md)
+    td vcpus=8 host=tdx-huge
+    slot id=1 base=0x0 pages=0x80000 backing=hugetlb-2m
+    slot id=2 base=0x100000 pages=0x80000 backing=hugetlb-2m
+    slot id=3 base=0xffc00 pages=0x400 backing=buddy
+    build 0xffc00+0x400          # firmware volume
+    build 0x800+6                # TD HOB and temporary memory
+    finalize
+    accept 0x806+506 4k          # TDVF, once per page
+    accept 0x7e800+512 4k        # TDVF, once per page
+    accept 0x0+0x80000 2m        # TDVF pre-accepts RAM below 4 GiB at 2M
+    cycle 0x7d9d7+1 974          # private<->shared churn, busiest GFNs
+    cycle 0x7d9da+1 476
+    cycle 0x7d9d9+1 156
+    accept 0x100000+0x10c00 linux # kernel: lazy accepts up to login
+    check
+    """
+}
+
+/// Runs a host scenario and reports.
+public final class HostRun {
+    public let scenario: HostScenario
+    public let vm: TDXVM
+    let linux: TDXAcceptor
+    let edk4K: TDXAcceptor
+    let edk2M: TDXAcceptor
+    let costs: CostTable
+    public private(set) var clock: PhaseClock
+
+    public init(_ s: HostScenario, calibration: Calibration, log: Bool) throws {
+        scenario = s
+        costs = CostTable(calibration)
+        vm = try TDXVM(options: s.options, features: s.features, vcpus: s.vcpus, slots: s.slots, costs: costs)
+        vm.logEnabled = log
+        linux = TDXAcceptor(host: vm, driver: .linux, costs: costs)
+        edk4K = TDXAcceptor(host: vm, driver: .edk2(pageSize: .size4K), costs: costs)
+        edk2M = TDXAcceptor(host: vm, driver: .edk2(pageSize: .size2M), costs: costs)
+        clock = PhaseClock(vcpus: s.vcpus)
+    }
+
+    /// Runs every command; a VM death stops the run.
+    public func run() throws {
+        for (i, c) in scenario.commands.enumerated() {
+            if vm.isDead { break }
+            try execute(c, line: i < scenario.lines.count ? scenario.lines[i] : 0)
+        }
+    }
+
+    func requireSlot(_ r: Range<UInt64>, line: Int) throws {
+        guard let s = vm.slot(r.lowerBound), r.upperBound <= s.frames.upperBound else {
+            throw CocomemError(.invalidScenario, "host scenario line \(line): frames \(hex16(r.lowerBound << 12))+\(r.count) are not inside one memslot")
+        }
+    }
+
+    func execute(_ c: HostScenario.Command, line: Int) throws {
+        switch c {
+        case .build(let r):
+            try requireSlot(r, line: line)
+            _ = try vm.addInitialMemory(r)
+        case .finalize: vm.finalize()
+        case .accept(let r, let level):
+            try requireSlot(r, line: line)
+            let a = level == .size4K ? edk4K : level == .size2M ? edk2M : linux
+            let o = a.accept(AddressRange(start: r.lowerBound << 12, end: r.upperBound << 12), vcpu: 0, clock: &clock)
+            if case .terminated(let why) = o, !vm.isDead { vm.note("guest: \(why)") }
+        case .access(let r):
+            try requireSlot(r, line: line)
+            for g in r where !vm.isDead { guestAccess(g) }
+        case .convert(let r, let p):
+            try requireSlot(r, line: line)
+            let o = vm.convert(r, toPrivate: p)
+            if o != .ok { vm.note("userspace: conversion failed: \(o)") }
+        case .attributes(let r, let p):
+            try requireSlot(r, line: line)
+            _ = vm.setMemoryAttributes(r, private: p)
+        case .punch(let r):
+            try requireSlot(r, line: line)
+            let o = vm.punchHole(r)
+            if o != .ok { vm.note("userspace: punch hole failed: \(o)") }
+        case .cycle(let r, let n):
+            try requireSlot(r, line: line)
+            for _ in 0..<n where !vm.isDead {
+                guard vm.convert(r, toPrivate: false) == .ok else { break }
+                guard vm.convert(r, toPrivate: true) == .ok else { break }
+                _ = edk4K.accept(AddressRange(start: r.lowerBound << 12, end: r.upperBound << 12), vcpu: 0, clock: &clock)
+            }
+        case .inject(let p, let n): vm.faults.inject(p, times: n)
+        case .check: vm.checkInvariants()
+        }
+    }
+
+    /// A guest load/store to `gfn`: shared pages fault into the shared EPT;
+    /// private pages not yet mapped fault in at KVM's level (no accept
+    /// level); touching a PENDING page kills a SEPT_VE_DISABLE TD ("Guest
+    /// access before accepting") or gives the guest a #VE, whose handler
+    /// accepts at 4K.
+    func guestAccess(_ g: UInt64) {
+        if vm.module.isAccessible(g..<(g + 1)) { return }
+        if !vm.privateAttr.value(at: g) {
+            if !vm.sharedMapped.value(at: g) { clock.charge(vm.sharedFault(gfn: g), vcpu: 0, costs: costs) }
+            return
+        }
+        if !vm.isMapped(g) { clock.charge(vm.handleEPTViolation(gfn: g, acceptLevel: nil), vcpu: 0, costs: costs) }
+        guard vm.isMapped(g), !vm.isDead else { return }
+        if vm.options.septVEDisable {
+            vm.guestKilled("Guest access before accepting \(hex16(g << 12))")
+            return
+        }
+        _ = edk4K.accept(AddressRange(start: g << 12, size: 4096), vcpu: 0, clock: &clock)
+    }
+
+    public var json: JSON {
+        .object([("stats", vm.statsJSON), ("guest_ops", .object(clock.counts.nonZero.map { ($0.0.name, .uint($0.1)) })),
+                 ("virtual_time_s", .double(clock.seconds(costs))), ("log", .array(vm.log.map { .string($0) })),
+                 ("outcome", .string(vm.outcomeString))])
+    }
+
+    public var text: String {
+        var o = ""
+        if !vm.log.isEmpty { o += "Operation log:\n" + vm.log.map { "  " + $0 }.joined(separator: "\n") + "\n\n" }
+        o += "Host stats:\n" + vm.statsText
+        o += "\nGuest virtual time: \(format3(clock.seconds(costs))) s\nOutcome: \(vm.outcomeString)\n"
+        return o
+    }
+}
