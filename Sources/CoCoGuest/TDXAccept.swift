@@ -56,7 +56,9 @@ public final class TDXAcceptor: ArchAcceptor {
 
     /// One TDCALL, re-executed after each EPT violation the host resolves.
     func tdcall(gfn: UInt64, level: PageLevel, counts c: inout OpCounts) -> TDXStatus {
-        while true {
+        // A TDCALL that keeps exiting without the host changing anything is
+        // a livelock; it is cut off and reported as a failed accept.
+        for _ in 0..<64 {
             switch host.accept(gfn: gfn, level: level) {
             case .status(let s):
                 c.add(Self.op(level, s))
@@ -68,6 +70,7 @@ public final class TDXAcceptor: ArchAcceptor {
                 if c == before { return .operandInvalid }  // host made no progress
             }
         }
+        return .operandInvalid
     }
 
     public func accept(_ r: AddressRange, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {

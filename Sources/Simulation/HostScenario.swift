@@ -67,14 +67,16 @@ public struct HostScenario: Sendable {
                 guard let c, c > 0, a <= UInt64.max >> 13, c <= 1 << 40 else { throw err("bad frame count in '\(f[k])'") }
                 return a..<(a + c)
             }
-            func kv(_ from: Int) throws -> [String: String] {
-                var d: [String: String] = [:]
-                for p in f.dropFirst(from) {
+            /// key=value pairs in the order written.
+            func pairs(_ from: Int) throws -> [(String, String)] {
+                try f.dropFirst(from).map { p in
                     let kv = p.split(separator: "=", maxSplits: 1).map(String.init)
                     guard kv.count == 2 else { throw err("expected key=value, got '\(p)'") }
-                    d[kv[0]] = kv[1]
+                    return (kv[0], kv[1])
                 }
-                return d
+            }
+            func kv(_ from: Int) throws -> [String: String] {
+                Dictionary(try pairs(from), uniquingKeysWith: { _, b in b })
             }
             func onOff(_ v: String, _ key: String) throws -> Bool {
                 guard v == "on" || v == "off" else { throw err("\(key) must be on or off") }
@@ -83,7 +85,11 @@ public struct HostScenario: Sendable {
             switch verb {
             case "td":
                 sawTD = true
-                for (k, v) in try kv(1) {
+                // host= and module= set whole configurations: apply them
+                // first so that the other options refine them.
+                let rank = ["host": 0, "module": 1]
+                let ordered = try pairs(1).enumerated().sorted { (rank[$0.element.0] ?? 2, $0.offset) < (rank[$1.element.0] ?? 2, $1.offset) }
+                for (k, v) in ordered.map(\.element) {
                     switch k {
                     case "vcpus":
                         guard let x = Int(v), x >= 1, x <= 4096 else { throw err("vcpus must be 1...4096") }
@@ -215,7 +221,7 @@ public final class HostRun {
         }
     }
 
-    func execute(_ c: HostScenario.Command, line: Int) throws {
+    public func execute(_ c: HostScenario.Command, line: Int) throws {
         switch c {
         case .build(let r):
             try requireSlot(r, line: line)

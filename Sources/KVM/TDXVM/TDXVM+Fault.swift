@@ -192,8 +192,10 @@ extension TDXVM {
                 counters.bump(.faultRetries)
                 if pass == 3 { flag("repeated faults at \(hex16(gfn << 12)): a 2M leaf needs a split that TDX rejects under the shared mmu_lock") }
             case .userspaceExit:
-                note("KVM_EXIT_MEMORY_FAULT at \(hex16(gfn << 12)) (attributes say shared)")
-                return ops - before
+                // KVM_EXIT_MEMORY_FAULT: the VMM converts the page to private
+                // (QEMU's kvm_convert_memory()) and re-enters.
+                note("KVM_EXIT_MEMORY_FAULT at \(hex16(gfn << 12)): VMM converts it to private")
+                guard convert(gfn..<(gfn + 1), toPrivate: true) == .ok else { return ops - before }
             case .failed(let e):
                 if !isDead { outcome = .ioctlError("KVM_RUN: \(e)") }
                 return ops - before
