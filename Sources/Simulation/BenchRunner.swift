@@ -1,4 +1,6 @@
+import CoCoGuest
 import CostModel
+import KVM
 import Foundation
 import MemoryModel
 import TDXModule
@@ -54,6 +56,52 @@ public enum BenchRunner {
                 if let w = walls[key], let a = w.first, let b = w.last, a > 0 { o += " \(key) \(String(format: "%.1f", b / a))x;" }
             }
             o += "\n"
+        }
+        return o
+    }
+}
+
+extension BenchRunner {
+    /// The host model's speed targets on a TD of `size`: fault in and accept
+    /// everything at 2M (tdx-huge) and at 4K (tdx), then convert 10% of the
+    /// 2M TD to shared and back in 4K pieces. Returns a Markdown table.
+    public static func runHost(size: String) throws -> String {
+        let cal = try Calibration.builtIn()
+        let costs = CostTable(cal)
+        let bytes = try ByteCount.parseGuestMemory(size).value
+        let pages = alignDown(bytes >> 12, 512)
+        func makeVM(_ model: TDXHostModel) throws -> TDXVM {
+            let (o, f) = model.configuration
+            let vm = try TDXVM(options: o, features: f, vcpus: 8,
+                               slots: [Memslot(id: 1, baseGFN: 0, pages: pages, backing: model == .tdxHuge ? .hugetlb2M : .buddy)], costs: costs)
+            vm.finalize()
+            return vm
+        }
+        func timed(_ body: () throws -> Void) rethrows -> Double {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try body()
+            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        }
+        var o = "| operation | wall (s) | pages_2m | pages_4k | SEAMCALLs | peak RSS (MiB) |\n|---|---|---|---|---|---|\n"
+        func row(_ name: String, _ t: Double, _ vm: TDXVM) {
+            let calls = vm.module.calls.nonZero.reduce(UInt64(0)) { $0 + $1.count }
+            o += "| \(name) | \(String(format: "%.3f", t)) | \(vm.pages2M) | \(vm.pages4K) | \(calls) | \(peakRSSBytes() >> 20) |\n"
+        }
+        var huge: TDXVM? = nil
+        for model in [TDXHostModel.tdxHuge, .tdx] {
+            let vm = try makeVM(model)
+            let acc = TDXAcceptor(host: vm, driver: .linux, costs: costs)
+            var clock = PhaseClock(vcpus: 1)
+            let t = timed { _ = acc.accept(AddressRange(start: 0, size: pages << 12), vcpu: 0, clock: &clock) }
+            row("fault in + accept \(size) (\(model == .tdxHuge ? "2M, tdx-huge" : "4K, tdx"))", t, vm)
+            if model == .tdxHuge { huge = vm }
+        }
+        if let vm = huge {
+            let tenth = alignDown(pages / 10, 512)
+            let t1 = timed { vm.convertInPieces(0..<tenth, toPrivate: false) }
+            row("convert 10% to shared in 4K pieces", t1, vm)
+            let t2 = timed { vm.convertInPieces(0..<tenth, toPrivate: true) }
+            row("convert it back to private in 4K pieces", t2, vm)
         }
         return o
     }

@@ -294,3 +294,34 @@ func hugeVM(_ configure: (inout KVMOptions) -> Void = { _ in }, backing: GmemBac
         }
     }
 }
+
+@Suite struct HostBulkTests {
+    /// Piecewise conversion in bulk equals converting page by page: same
+    /// state, SEAMCALL counts, counters, pool and epoch.
+    @Test(arguments: [false, true])
+    func convertInPiecesBulkEqualsStepByStep(_ dpamt: Bool) throws {
+        func make() throws -> TDXVM {
+            var f = TDXModuleFeatures(); f.dynamicPAMT = dpamt
+            let vm = try TDXVM(options: KVMOptions(), features: f, vcpus: 4,
+                               slots: [Memslot(id: 1, baseGFN: 0, pages: 40 * 512, backing: .hugetlb2M)])
+            vm.finalize()
+            let acc = TDXAcceptor(host: vm, driver: .linux, costs: CostTable(try Calibration.builtIn()))
+            var clock = PhaseClock(vcpus: 1)
+            #expect(acc.accept(AddressRange(start: 0, size: 40 << 21), vcpu: 0, clock: &clock) == .ok)
+            return vm
+        }
+        let bulk = try make(), step = try make()
+        for (vm, s) in [(bulk, false), (step, true)] {
+            #expect(vm.convertInPieces(300..<(30 * 512 + 7), toPrivate: false, stepByStep: s) == .ok)
+            #expect(vm.convertInPieces(300..<(20 * 512), toPrivate: true, stepByStep: s) == .ok)
+        }
+        #expect(bulk.statsJSON.serialized() == step.statsJSON.serialized())
+        #expect(bulk.mirror2M == step.mirror2M && bulk.mirror4K == step.mirror4K && bulk.privateAttr == step.privateAttr)
+        #expect(bulk.module.pde == step.module.pde && bulk.module.pte == step.module.pte)
+        #expect(bulk.pamtRefcount == step.pamtRefcount && bulk.module.pamt4K == step.module.pamt4K)
+        #expect(bulk.folioOrder == step.folioOrder && bulk.septPool == step.septPool && bulk.splitCache == step.splitCache)
+        #expect(bulk.module.tdEpoch == step.module.tdEpoch && bulk.ops == step.ops)
+        #expect(bulk.checkInvariants().isEmpty)
+        #expect(bulk.counters[.splitsConversion] == 31)  // chunks 0...30, the last one partly
+    }
+}

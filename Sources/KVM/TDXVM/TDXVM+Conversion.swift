@@ -194,3 +194,51 @@ extension TDXVM {
 
     func check() { if options.checkInvariants { _ = checkInvariants() } }
 }
+
+/// Memo key for bulk piecewise conversion: direction and chunk signature.
+struct PieceKey: Hashable {
+    var toPrivate: Bool
+    var signature: ReplayKey
+}
+
+extension TDXVM {
+    /// Converts `frames` one 4K page at a time (each page its own conversion
+    /// ioctl, in address order). 2M chunks inside the range whose state is
+    /// uniform are stepped once per distinct state and replayed for the
+    /// rest; the result equals `stepByStep` (tests hold them equal). Chunks
+    /// backed by 1G folios are always stepped, since a folio split or merge
+    /// reaches beyond the chunk.
+    /// - Complexity: O(distinct chunk states × 512 + runs) in bulk, O(pages) stepping.
+    @discardableResult
+    public func convertInPieces(_ frames: Range<UInt64>, toPrivate: Bool, stepByStep: Bool = false) -> HostOutcome {
+        var g = frames.lowerBound
+        while g < frames.upperBound {
+            if !stepByStep, g % 512 == 0, g + 512 <= frames.upperBound, replayAllowed,
+               let s = slot(g), s.backing.order <= 9, let st = chunkStateOf(g >> 9) {
+                let key = PieceKey(toPrivate: toPrivate, signature: st.key)
+                if let final = pieceMemo[key] {
+                    let k = chunksSharing(st.key, fromChunk: g >> 9, limit: (frames.upperBound - g) / 512)
+                    if k > 0 {
+                        _ = replay(signature: st.key, final: final, fromChunk: g >> 9, count: k)
+                        g += k * 512
+                        continue
+                    }
+                }
+                beginChunkStep(gfn: g, key: st.key)
+                for p in g..<(g + 512) {
+                    let o = convert(p..<(p + 1), toPrivate: toPrivate)
+                    if o != .ok { recordingPoolEvents = false; stepSignature = nil; return o }
+                }
+                if let final = finishChunkStep(gfn: g), replayMemo[MemoKey(signature: st.key, final: final)] != nil {
+                    pieceMemo[key] = final
+                }
+                g += 512
+                continue
+            }
+            let o = convert(g..<(g + 1), toPrivate: toPrivate)
+            if o != .ok { return o }
+            g += 1
+        }
+        return .ok
+    }
+}

@@ -115,6 +115,7 @@ public final class TDXVM {
     var contextCalls = SEAMCALLCounts()
     var contextCounters = KVMCounters()
     var replayMemo: [MemoKey: ChunkMemo] = [:]
+    var pieceMemo: [PieceKey: ReplayKey] = [:]
     var stepSignature: (gfn: UInt64, key: ReplayKey, snapshot: StepSnapshot)?
     var poolEvents: [PoolEvent] = []
     var recordingPoolEvents = false
