@@ -19,8 +19,8 @@ func bootResult(_ f: (inout Scenario) -> Void) throws -> BootResult {
     struct BulkCase: Sendable, CustomTestStringConvertible {
         var platform: PlatformKind, host: HostMappingPolicy, lazy: Bool
         var kernel: KernelVersion = .v7_0, firmware: FirmwareGeneration? = nil
-        var memory: UInt64 = 5 << 30, vcpus = 3, deferred = true, prefault = false
-        var workload: Workload = .touch(1 << 30)
+        var memory: UInt64 = 3_200 << 20, vcpus = 3, deferred = true, prefault = false
+        var workload: Workload = .touch(512 << 20)
         var testDescription: String {
             "\(platform) \(host) \(lazy ? "lazy" : "eager") \(kernel.rawValue) \(ByteCount(memory)) x\(vcpus)"
         }
@@ -32,10 +32,10 @@ func bootResult(_ f: (inout Scenario) -> Void) throws -> BootResult {
     /// multiple of 1 GiB (so replays cross 1G regions whose S-EPT PD is missing).
     @Test(arguments: [
         BulkCase(platform: .tdx, host: .map4K, lazy: true),
-        BulkCase(platform: .tdx, host: .map4K, lazy: false, memory: 4_700 << 20),
+        BulkCase(platform: .tdx, host: .map4K, lazy: false, memory: 3_300 << 20),
         BulkCase(platform: .tdx, host: .map2M, lazy: false, kernel: .v6_12),
-        BulkCase(platform: .tdx, host: .map2M, lazy: true, kernel: .v6_5, firmware: .tdvf2022, memory: 6_146 << 20, vcpus: 2),
-        BulkCase(platform: .tdx, host: .map4K, lazy: true, kernel: .v6_16, memory: 3_500 << 20, vcpus: 1, deferred: false,
+        BulkCase(platform: .tdx, host: .map2M, lazy: true, kernel: .v6_5, firmware: .tdvf2022, memory: 3_074 << 20, vcpus: 2),
+        BulkCase(platform: .tdx, host: .map4K, lazy: true, kernel: .v6_16, memory: 3_000 << 20, vcpus: 1, deferred: false,
                  workload: .pageCache(700 << 20)),
         BulkCase(platform: .snp, host: .map4K, lazy: false),
         BulkCase(platform: .tdx, host: .map2M, lazy: true, vcpus: 4, workload: .rate(bytesPerSecond: 700 << 20, seconds: 4)),
