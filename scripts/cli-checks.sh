@@ -27,6 +27,14 @@ printf '[{"type":"Conventional","start":0,"end":"0x40000000"},{"type_id":15,"sta
 printf '1 2 3\n' >"$tmp/bad.calls"
 
 expect_error "zero size" "zero" boot --memory 0
+printf 'td host=tdx-huge\nslot id=1 base=0 pages=512\nfinalize\nconvert 0x10+1 sideways\n' >"$tmp/bad.host"
+printf 'td host=tdx-huge\nslot id=1 base=0 pages=512\nslot id=2 base=0x100 pages=512\n' >"$tmp/overlap.host"
+printf 'td host=tdx-huge\nslot id=1 base=0 pages=512\nfinalize\naccept 0x1f0+0x20 4k\n' >"$tmp/outside.host"
+expect_error "host scenario missing" "cannot read" host "$tmp/nonexistent.host"
+expect_error "host scenario bad command" "line 4" host "$tmp/bad.host"
+expect_error "host memslots overlap" "overlaps" host "$tmp/overlap.host"
+expect_error "host frames outside a memslot" "not inside one memslot" host "$tmp/outside.host"
+expect_error "unknown TDX host" "not tdx or tdx-huge" boot --host kvm
 expect_error "negative size" "negative" boot --memory=-5G
 expect_error "non-numeric size" "not a number" boot --memory abc
 expect_error "more than 4 PiB" "4 PiB" boot --memory 5P

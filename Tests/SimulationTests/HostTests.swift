@@ -284,7 +284,7 @@ func hugeVM(_ configure: (inout KVMOptions) -> Void = { _ in }, backing: GmemBac
 
     @Test(arguments: [ConversionPolicy.septSplitFirst, .multiFolio])
     func invariantsHoldOnRandomSequences(_ policy: ConversionPolicy) {
-        for seed in 0..<150 as Range<UInt64> {
+        for seed in 0..<600 as Range<UInt64> {
             let ops = Self.sequence(seed: seed &* 7919 &+ UInt64(policy.rawValue.count), length: 24)
             if let f = Self.failure(ops, policy: policy) {
                 let short = Self.shrink(ops, policy: policy)
