@@ -1,3 +1,5 @@
+import MemoryModel
+
 /// Every operation the model counts and charges time for. `name` is its
 /// stable name in the calibration file and in JSON output.
 public enum Op: Int, CaseIterable, Sendable {
@@ -81,28 +83,28 @@ public enum Op: Int, CaseIterable, Sendable {
 /// Counts of operations, indexed by `Op`. Cheap to add and to scale, which
 /// is what bulk range operations need.
 public struct OpCounts: Equatable, Sendable {
-    public var counts: [UInt64]
+    public var vector = CountVector(width: Op.allCases.count)
 
-    public init() { counts = [UInt64](repeating: 0, count: Op.allCases.count) }
+    public init() {}
+
+    /// The counts, indexed by `Op.index`.
+    @inlinable public var counts: [UInt64] { vector.values }
 
     @inlinable public subscript(_ op: Op) -> UInt64 {
-        get { counts[op.index] }
-        set { counts[op.index] = newValue }
+        get { vector[op.index] }
+        set { vector[op.index] = newValue }
     }
 
-    @inlinable public mutating func add(_ op: Op, _ n: UInt64 = 1) { counts[op.index] &+= n }
+    @inlinable public mutating func add(_ op: Op, _ n: UInt64 = 1) { vector.bump(op.index, n) }
 
-    public mutating func add(_ other: OpCounts, times k: UInt64 = 1) {
-        for i in counts.indices { counts[i] &+= other.counts[i] &* k }
-    }
+    public mutating func add(_ other: OpCounts, times k: UInt64 = 1) { vector.add(other.vector, times: k) }
 
     public static func - (a: OpCounts, b: OpCounts) -> OpCounts {
-        var r = OpCounts()
-        for i in r.counts.indices { r.counts[i] = a.counts[i] &- b.counts[i] }
+        var r = OpCounts(); r.vector = a.vector - b.vector
         return r
     }
 
-    public var isZero: Bool { counts.allSatisfy { $0 == 0 } }
+    public var isZero: Bool { vector.isZero }
 
     /// Non-zero counts in declaration order.
     public var nonZero: [(Op, UInt64)] { Op.allCases.compactMap { self[$0] == 0 ? nil : ($0, self[$0]) } }

@@ -1,3 +1,5 @@
+import MemoryModel
+
 /// Host counters beyond the SEAMCALL table, with the names `--json` uses.
 public enum KVMCounter: Int, CaseIterable, Sendable {
     case eptViolations
@@ -54,18 +56,15 @@ public enum KVMCounter: Int, CaseIterable, Sendable {
     }
 }
 
-/// Fixed-size counter table: cheap to add `k` times for bulk replay.
+/// The KVM counter table: cheap to add `k` times for bulk replay.
 public struct KVMCounters: Equatable, Sendable {
-    public private(set) var values = [UInt64](repeating: 0, count: KVMCounter.allCases.count)
+    public private(set) var vector = CountVector(width: KVMCounter.allCases.count)
     public init() {}
-    public subscript(_ c: KVMCounter) -> UInt64 { values[c.rawValue] }
-    public mutating func bump(_ c: KVMCounter, _ n: UInt64 = 1) { values[c.rawValue] &+= n }
-    public mutating func add(_ o: KVMCounters, times k: UInt64 = 1) {
-        for i in values.indices { values[i] &+= o.values[i] &* k }
-    }
+    public subscript(_ c: KVMCounter) -> UInt64 { vector[c.rawValue] }
+    public mutating func bump(_ c: KVMCounter, _ n: UInt64 = 1) { vector.bump(c.rawValue, n) }
+    public mutating func add(_ o: KVMCounters, times k: UInt64 = 1) { vector.add(o.vector, times: k) }
     public static func - (a: KVMCounters, b: KVMCounters) -> KVMCounters {
-        var r = KVMCounters()
-        for i in r.values.indices { r.values[i] = a.values[i] &- b.values[i] }
+        var r = KVMCounters(); r.vector = a.vector - b.vector
         return r
     }
 }

@@ -9,7 +9,7 @@ extension TDXVM {
     public var statsJSON: JSON {
         var calls: [(String, JSON)] = []
         for leaf in SEAMCALLLeaf.allCases {
-            let byStatus = SEAMCALLCounts.statusOrder.compactMap { st -> (String, JSON)? in
+            let byStatus = SEAMCALLCounts.statuses.compactMap { st -> (String, JSON)? in
                 let n = module.calls[leaf: leaf, status: st]
                 return n == 0 ? nil : (st.description, .uint(n))
             }

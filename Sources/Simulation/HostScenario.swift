@@ -20,7 +20,6 @@ import TDXModule
 ///     convert 0x7d9d7+1 private
 ///     attributes 0x7d9d7+1 shared   # KVM_SET_MEMORY_ATTRIBUTES instead
 ///     punch 0x200000+512            # fallocate(PUNCH_HOLE)
-///     repeat 974 { ... }            # not supported; use `cycle GFN+N COUNT` below
 ///     cycle 0x7d9d7+1 974           # COUNT × (shared, private, accept 4k)
 ///     inject folio-split-nomem 1
 ///     check                         # run every invariant now

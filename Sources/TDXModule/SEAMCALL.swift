@@ -1,3 +1,5 @@
+import MemoryModel
+
 /// Host SEAMCALL leaves the model implements, numbered as in Linux
 /// `arch/x86/virt/vmx/tdx/tdx.h` (TDH_MEM_PAGE_ADD = 2, ...), plus the
 /// guest's TDG.MEM.PAGE.ACCEPT (TDCALL leaf 6), which is counted with them
@@ -61,32 +63,26 @@ public enum SEAMCALLLeaf: Int, CaseIterable, Sendable, CustomStringConvertible {
 /// Counts of module calls by leaf and completion status: a fixed table, so
 /// that bulk replay can add a recorded delta `k` times.
 public struct SEAMCALLCounts: Equatable, Sendable {
-    static let statuses = TDXStatus.allCases
     /// Statuses in table order.
-    public static var statusOrder: [TDXStatus] { statuses }
+    public static let statuses = TDXStatus.allCases
     static let width = statuses.count
-    public private(set) var counts: [UInt64]
+    public private(set) var vector = CountVector(width: SEAMCALLLeaf.allCases.count * TDXStatus.allCases.count)
 
-    public init() { counts = [UInt64](repeating: 0, count: SEAMCALLLeaf.allCases.count * Self.width) }
+    public init() {}
 
-    static func column(_ s: TDXStatus) -> Int { statuses.firstIndex(of: s)! }
+    static func index(_ leaf: SEAMCALLLeaf, _ s: TDXStatus) -> Int { leaf.rawValue * width + statuses.firstIndex(of: s)! }
 
-    public subscript(leaf leaf: SEAMCALLLeaf, status status: TDXStatus) -> UInt64 {
-        counts[leaf.rawValue * Self.width + Self.column(status)]
-    }
+    public subscript(leaf leaf: SEAMCALLLeaf, status status: TDXStatus) -> UInt64 { vector[Self.index(leaf, status)] }
 
     public mutating func record(_ leaf: SEAMCALLLeaf, _ status: TDXStatus, _ n: UInt64 = 1) {
-        counts[leaf.rawValue * Self.width + Self.column(status)] &+= n
+        vector.bump(Self.index(leaf, status), n)
     }
 
     /// - Complexity: O(leaves × statuses).
-    public mutating func add(_ other: SEAMCALLCounts, times k: UInt64 = 1) {
-        for i in counts.indices { counts[i] &+= other.counts[i] &* k }
-    }
+    public mutating func add(_ other: SEAMCALLCounts, times k: UInt64 = 1) { vector.add(other.vector, times: k) }
 
     public static func - (a: SEAMCALLCounts, b: SEAMCALLCounts) -> SEAMCALLCounts {
-        var r = SEAMCALLCounts()
-        for i in r.counts.indices { r.counts[i] = a.counts[i] &- b.counts[i] }
+        var r = SEAMCALLCounts(); r.vector = a.vector - b.vector
         return r
     }
 

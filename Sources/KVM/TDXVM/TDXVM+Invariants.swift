@@ -9,8 +9,10 @@ extension TDXVM {
     @discardableResult
     public func checkInvariants() -> [String] {
         var v: [String] = []
-        // Mirror and S-EPT agree at 2M.
-        mirror2M.forEachRun(in: 0..<(UInt64.max >> 9)) { r, m in
+        // One pass over the mirror's 2M entries.
+        for (r, m) in mirror2M.runs(in: 0..<(UInt64.max >> 9)) {
+            let frames = (r.lowerBound << 9)..<(r.upperBound << 9)
+            // Mirror and S-EPT agree at 2M.
             module.pde.forEachRun(in: r) { rr, e in
                 let ok: Bool
                 switch m {
@@ -20,48 +22,38 @@ extension TDXVM {
                 }
                 if !ok { v.append("mirror \(m) but S-EPT \(e.state) at \(hex16(rr.lowerBound << 21))") }
             }
-        }
-        // Mirror and S-EPT agree at 4K inside tables.
-        for (r, m) in mirror2M.runs(in: 0..<(UInt64.max >> 9)) where m == .table {
-            let frames = (r.lowerBound << 9)..<(r.upperBound << 9)
-            mirror4K.forEachRun(in: frames) { rr, present in
-                module.pte.forEachRun(in: rr) { r4, e in
-                    if present != (e.state.isLeaf && !e.state.isBlocked) {
-                        v.append("mirror 4K \(present) but S-EPT \(e.state) at \(hex16(r4.lowerBound << 12))")
+            switch m {
+            case .none: continue
+            case .table:
+                // Mirror and S-EPT agree at 4K inside tables.
+                mirror4K.forEachRun(in: frames) { rr, present in
+                    module.pte.forEachRun(in: rr) { r4, e in
+                        if present != (e.state.isLeaf && !e.state.isBlocked) {
+                            v.append("mirror 4K \(present) but S-EPT \(e.state) at \(hex16(r4.lowerBound << 12))")
+                        }
                     }
                 }
-            }
-        }
-        // No mapping larger than its folio (or contiguous range under multi-folio).
-        for (r, m) in mirror2M.runs(in: 0..<(UInt64.max >> 9)) where m == .leaf {
-            for c in r where gmemMaxLevel(c << 9) != .size2M {
-                v.append("2M mapping at \(hex16(c << 21)) larger than its folio")
-                break
-            }
-        }
-        // No private mapping of shared memory.
-        for (r, m) in mirror2M.runs(in: 0..<(UInt64.max >> 9)) where m == .leaf {
-            let frames = (r.lowerBound << 9)..<(r.upperBound << 9)
-            if !privateAttr.allSatisfy(in: frames, { $0 }) { v.append("2M private mapping over shared memory at \(hex16(frames.lowerBound << 12))") }
-        }
-        // DPAMT: refcount equals the 4K private mappings in each guest 2M range.
-        if module.features.dynamicPAMT {
-            for (r, m) in mirror2M.runs(in: 0..<(UInt64.max >> 9)) where m != .none {
-                for c in r {
-                    let g = c << 9
-                    guard slot(g) != nil else { continue }
-                    let want = m == .table ? UInt32(mirror4K.measure(in: g..<(g + 512)) { $0 }) : 0
-                    let have = pamtRefcount.value(at: hfn(g) >> 9)
-                    if want != have { v.append("PAMT refcount \(have) but \(want) 4K mappings in \(hex16(g << 12))"); break }
-                    if want > 0 && !module.pamt4K.value(at: hfn(g) >> 9) { v.append("4K mappings without PAMT_4K at \(hex16(g << 12))"); break }
+            case .leaf:
+                // No mapping larger than its folio (or contiguous range under multi-folio).
+                if let c = r.first(where: { gmemMaxLevel($0 << 9) != .size2M }) {
+                    v.append("2M mapping at \(hex16(c << 21)) larger than its folio")
                 }
+                // No private mapping of shared memory.
+                if !privateAttr.allSatisfy(in: frames, { $0 }) { v.append("2M private mapping over shared memory at \(hex16(frames.lowerBound << 12))") }
+                // No page mapped at two levels.
+                if mirror4K.measure(in: frames, where: { $0 }) > 0 { v.append("frames under a 2M leaf also mapped at 4K at \(hex16(frames.lowerBound << 12))") }
+                if module.pte.measure(in: frames, where: { $0.state != .free }) > 0 { v.append("S-EPT 4K entries under a 2M leaf at \(hex16(frames.lowerBound << 12))") }
             }
-        }
-        // No page mapped at two levels: a 2M leaf has no 4K leaves under it.
-        for (r, m) in mirror2M.runs(in: 0..<(UInt64.max >> 9)) where m == .leaf {
-            let frames = (r.lowerBound << 9)..<(r.upperBound << 9)
-            if mirror4K.measure(in: frames, where: { $0 }) > 0 { v.append("frames under a 2M leaf also mapped at 4K at \(hex16(frames.lowerBound << 12))") }
-            if module.pte.measure(in: frames, where: { $0.state != .free }) > 0 { v.append("S-EPT 4K entries under a 2M leaf at \(hex16(frames.lowerBound << 12))") }
+            // DPAMT: refcount equals the 4K private mappings in each guest 2M range.
+            guard module.features.dynamicPAMT else { continue }
+            for c in r {
+                let g = c << 9
+                guard slot(g) != nil else { continue }
+                let want = m == .table ? UInt32(mirror4K.measure(in: g..<(g + 512)) { $0 }) : 0
+                let have = pamtRefcount.value(at: hfn(g) >> 9)
+                if want != have { v.append("PAMT refcount \(have) but \(want) 4K mappings in \(hex16(g << 12))"); break }
+                if want > 0 && !module.pamt4K.value(at: hfn(g) >> 9) { v.append("4K mappings without PAMT_4K at \(hex16(g << 12))"); break }
+            }
         }
         // Split cache never negative (it is unsigned; a wrap shows as huge).
         if splitCache > 1 << 40 { v.append("split cache underflow") }

@@ -57,27 +57,20 @@ struct ChunkState: Equatable {
             | UInt64(septPDPT ? 1 : 0) << 3 | UInt64(inhibit1G ? 1 : 0) << 4
         return ReplayKey(state: s, context: c)
     }
+}
 
+extension ChunkState {
+    /// Unpacks `key`; nil if it is not a packed chunk state.
     init?(key k: ReplayKey) {
         let s = k.state, c = k.context
         guard let m = MirrorEntry(rawValue: UInt8(s & 3)), let d = SEPTState(rawValue: UInt8(s >> 3 & 7)),
               let t = SEPTState(rawValue: UInt8(s >> 6 & 7)) else { return nil }
-        mirror = m; mirror4K = s >> 2 & 1 == 1; pde = d; pte = t
-        disallow = UInt32(s >> 9 & 255); inhibit2M = s >> 17 & 1 == 1; isPrivate = s >> 18 & 1 == 1
-        shared = s >> 19 & 1 == 1; allocated = s >> 20 & 1 == 1; order = UInt8(s >> 21 & 31)
-        refcount = UInt32(s >> 26 & 1023); pamtInstalled = s >> 36 & 1 == 1; inUse = UInt32(s >> 37 & 1023)
-        mirrorPD = c & 1 == 1; mirrorPDPT = c >> 1 & 1 == 1; septPD = c >> 2 & 1 == 1
-        septPDPT = c >> 3 & 1 == 1; inhibit1G = c >> 4 & 1 == 1
-    }
-
-    init(mirror: MirrorEntry, mirror4K: Bool, pde: SEPTState, pte: SEPTState, disallow: UInt32, inhibit2M: Bool,
-         isPrivate: Bool, shared: Bool, allocated: Bool, order: UInt8, refcount: UInt32, pamtInstalled: Bool,
-         inUse: UInt32, mirrorPD: Bool, mirrorPDPT: Bool, septPD: Bool, septPDPT: Bool, inhibit1G: Bool) {
-        self.mirror = mirror; self.mirror4K = mirror4K; self.pde = pde; self.pte = pte; self.disallow = disallow
-        self.inhibit2M = inhibit2M; self.isPrivate = isPrivate; self.shared = shared; self.allocated = allocated
-        self.order = order; self.refcount = refcount; self.pamtInstalled = pamtInstalled; self.inUse = inUse
-        self.mirrorPD = mirrorPD; self.mirrorPDPT = mirrorPDPT; self.septPD = septPD; self.septPDPT = septPDPT
-        self.inhibit1G = inhibit1G
+        self.init(mirror: m, mirror4K: s >> 2 & 1 == 1, pde: d, pte: t, disallow: UInt32(s >> 9 & 255),
+                  inhibit2M: s >> 17 & 1 == 1, isPrivate: s >> 18 & 1 == 1, shared: s >> 19 & 1 == 1,
+                  allocated: s >> 20 & 1 == 1, order: UInt8(s >> 21 & 31), refcount: UInt32(s >> 26 & 1023),
+                  pamtInstalled: s >> 36 & 1 == 1, inUse: UInt32(s >> 37 & 1023), mirrorPD: c & 1 == 1,
+                  mirrorPDPT: c >> 1 & 1 == 1, septPD: c >> 2 & 1 == 1, septPDPT: c >> 3 & 1 == 1,
+                  inhibit1G: c >> 4 & 1 == 1)
     }
 }
 

@@ -67,6 +67,9 @@ public final class TDXVM {
     public let module: TrustDomain
     public let costs: CostTable?
     public private(set) var slots: [Memslot] = []
+    /// Host frame of each slot's offset 0, by slot order: each file is laid
+    /// out from a 1G-aligned base, slots one after another (fixed at init).
+    private var slotHFNBase: [UInt64] = []
     /// Private (`KVM_MEMORY_ATTRIBUTE_PRIVATE`) by guest frame.
     public internal(set) var privateAttr = IntervalMap<Bool>(initial: true)
     /// Mirror 2M-level entries by `gfn >> 9`.
@@ -130,6 +133,8 @@ public final class TDXVM {
         self.costs = costs
         module = TrustDomain(features: features, vcpus: vcpus)
         for s in slots { try addSlot(s) }
+        var base: UInt64 = 1 << 18
+        for s in self.slots { slotHFNBase.append(base); base += alignUp(s.pages, 1 << 18) }
     }
 
     /// Huge pages are allowed only if `tdx_huge_page` is set and the module
@@ -144,6 +149,7 @@ public final class TDXVM {
     /// misaligned (unless the gmem FIXUP lifts it).
     func addSlot(_ s: Memslot) throws {
         guard s.pages > 0 else { throw CocomemError(.invalidArgument, "memslot \(s.id) has no pages") }
+        if slots.contains(where: { $0.id == s.id }) { throw CocomemError(.invalidArgument, "two memslots with id \(s.id)") }
         for o in slots where o.frames.overlaps(s.frames) {
             throw CocomemError(.invalidArgument, "memslot \(s.id) overlaps memslot \(o.id)")
         }
@@ -181,17 +187,14 @@ public final class TDXVM {
     /// The memslot containing `gfn`.
     public func slot(_ gfn: UInt64) -> Memslot? { slots.first { $0.frames.contains(gfn) } }
 
-    /// Host frame backing `gfn`: each slot's file is laid out from a
-    /// 1G-aligned host base, slots one after another.
+    /// Host frame backing `gfn` (see `slotHFNBase`).
     public func hfn(_ gfn: UInt64) -> UInt64 {
         guard let s = slot(gfn) else { return gfn }
         return hfnBase(s) + (gfn - s.baseGFN)
     }
 
     func hfnBase(_ s: Memslot) -> UInt64 {
-        var base: UInt64 = 1 << 18
-        for o in slots { if o.id == s.id { break }; base += alignUp(o.pages, 1 << 18) }
-        return base
+        slotHFNBase[slots.firstIndex { $0.id == s.id }!]
     }
 
     /// TDH.MR.FINALIZE: the TD becomes runnable and its vCPUs enter it.
