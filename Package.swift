@@ -24,11 +24,14 @@ let package = Package(
         .target(name: "GuestKernel", dependencies: ["MemoryModel", "Firmware", "CoCoGuest", "CostModel"], swiftSettings: strict),
         .target(name: "Reports", dependencies: ["MemoryModel"], swiftSettings: strict),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "CrashDump", dependencies: ["MemoryModel", "CZlib"], swiftSettings: strict),
+        .systemLibrary(name: "CLZO", providers: [.apt(["liblzo2-dev"])]),
+        .systemLibrary(name: "CSnappy", providers: [.apt(["libsnappy-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .target(name: "CrashDump", dependencies: ["MemoryModel", "CZlib", "CLZO", "CSnappy", "CZstd"], swiftSettings: strict),
         .target(name: "Simulation", dependencies: ["MemoryModel", "Firmware", "GuestKernel", "CoCoGuest", "TDXModule", "KVM", "SNP", "CostModel", "Reports", "CrashDump"], swiftSettings: strict),
         .executableTarget(name: "cocomem", dependencies: ["Simulation", "Reports", "CrashDump", "KVM", "TDXModule", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .testTarget(name: "MemoryModelTests", dependencies: ["MemoryModel"], swiftSettings: strict),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Reports", "KVM", "TDXModule", "MemoryModel", "CoCoGuest", "CostModel"], swiftSettings: strict),
-        .testTarget(name: "CrashDumpTests", dependencies: ["CrashDump", "Simulation", "MemoryModel", "CostModel"], swiftSettings: strict),
+        .testTarget(name: "CrashDumpTests", dependencies: ["CrashDump", "Simulation", "MemoryModel", "CostModel", "GuestKernel"], swiftSettings: strict),
     ]
 )

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(zlib1g-dev makedumpfile python3-libkdumpfile crash)
+packages=(zlib1g-dev liblzo2-dev libsnappy-dev libzstd-dev makedumpfile python3-libkdumpfile crash)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,4 +1,7 @@
+import CLZO
+import CSnappy
 import CZlib
+import CZstd
 import MemoryModel
 
 /// The page compressors of the kdump-compressed format. The raw values are
@@ -7,42 +10,103 @@ public enum DumpCompression: UInt32, Sendable, CaseIterable {
     case none = 0
     /// `-c`: `compress2(..., Z_BEST_SPEED)`.
     case zlib = 0x1
-    /// `-l`: lzo1x_1 (not built yet).
+    /// `-l`: `lzo1x_1_compress()`.
     case lzo = 0x2
-    /// `-p`: snappy (not built yet).
+    /// `-p`: `snappy_compress()`.
     case snappy = 0x4
-    /// `-z`: zstd level 1 (not built yet).
+    /// `-z`: `ZSTD_compressCCtx(..., 1)`.
     case zstd = 0x20
 
     public var flag: String {
         switch self { case .none: "" ; case .zlib: "-c"; case .lzo: "-l"; case .snappy: "-p"; case .zstd: "-z" }
     }
+    public var name: String {
+        switch self { case .none: "none"; case .zlib: "zlib"; case .lzo: "lzo"; case .snappy: "snappy"; case .zstd: "zstd" }
+    }
 }
 
-/// Compresses one page the way makedumpfile's write loop does
-/// (`write_kdump_pages_cyclic()`): the result is kept only when it is
-/// shorter than the page; nil means "store raw".
-public struct PageCompressor: Sendable {
+/// Compresses pages the way makedumpfile's write loop does
+/// (`write_kdump_pages_cyclic()`, `compress_page()` in the parallel path):
+/// one page at a time, the result kept only when it is shorter than the
+/// page; nil means "store raw".
+///
+/// One compressor keeps its library state between pages (a reset z_stream,
+/// the lzo work memory, a zstd context) so a page costs only its own
+/// compression; the output is the same bytes `compress2()` and friends give
+/// on a fresh state. Not thread-safe: make one per thread.
+public final class PageCompressor {
     public let kind: DumpCompression
+    private var zstream = z_stream()
+    private var zlibReady = false
+    private var lzoWork: [UInt8] = []
+    private var zstdContext: OpaquePointer?
+    private var out: [UInt8]
+
     public init(_ kind: DumpCompression) throws {
-        guard kind == .none || kind == .zlib else {
-            throw CocomemError(.unsupported, "compression \(kind.flag) is not built yet; use -c (zlib) or none")
-        }
         self.kind = kind
+        out = [UInt8](repeating: 0, count: 4096 + 4096 / 16 + 4096)
+        switch kind {
+        case .none, .snappy: break
+        case .zlib:
+            guard deflateInit_(&zstream, Z_BEST_SPEED, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+                throw CocomemError(.io, "zlib: deflateInit failed")
+            }
+            zlibReady = true
+        case .lzo:
+            guard cocomem_lzo_init() == LZO_E_OK else { throw CocomemError(.io, "lzo: lzo_init failed") }
+            lzoWork = [UInt8](repeating: 0, count: Int(cocomem_lzo1x_1_mem_compress()))
+        case .zstd:
+            guard let c = ZSTD_createCCtx() else { throw CocomemError(.io, "zstd: cannot create a context") }
+            zstdContext = c
+        }
+    }
+
+    deinit {
+        if zlibReady { deflateEnd(&zstream) }
+        if let c = zstdContext { ZSTD_freeCCtx(c) }
+    }
+
+    /// The stored form of one page: its compressed bytes if shorter than
+    /// the page, else nil.
+    public func compress(_ page: UnsafeRawBufferPointer) -> [UInt8]? {
+        let n = page.count
+        var size = 0
+        let ok: Bool = out.withUnsafeMutableBytes { o in
+            let dst = o.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            let src = page.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            switch kind {
+            case .none:
+                return false
+            case .zlib:
+                guard deflateReset(&zstream) == Z_OK else { return false }
+                zstream.next_in = UnsafeMutablePointer(mutating: src); zstream.avail_in = UInt32(n)
+                zstream.next_out = dst; zstream.avail_out = UInt32(o.count)
+                guard deflate(&zstream, Z_FINISH) == Z_STREAM_END else { return false }
+                size = Int(zstream.total_out)
+                return true
+            case .lzo:
+                var len: lzo_uint = 0
+                let rc = lzoWork.withUnsafeMutableBytes { w in lzo1x_1_compress(src, lzo_uint(n), dst, &len, w.baseAddress) }
+                size = Int(len)
+                return rc == LZO_E_OK
+            case .snappy:
+                var len = o.count
+                let rc = page.withMemoryRebound(to: CChar.self) { s in
+                    o.withMemoryRebound(to: CChar.self) { d in snappy_compress(s.baseAddress, n, d.baseAddress, &len) }
+                }
+                size = len
+                return rc == SNAPPY_OK
+            case .zstd:
+                let r = ZSTD_compressCCtx(zstdContext, dst, o.count, src, n, 1)
+                size = r
+                return ZSTD_isError(r) == 0
+            }
+        }
+        guard ok, size < n else { return nil }
+        return Array(out[0..<size])
     }
 
     public func compress(_ page: [UInt8]) -> [UInt8]? {
-        switch kind {
-        case .zlib:
-            var out = [UInt8](repeating: 0, count: Int(compressBound(uLong(page.count))))
-            var size = uLongf(out.count)
-            let rc = out.withUnsafeMutableBufferPointer { o in
-                page.withUnsafeBufferPointer { p in compress2(o.baseAddress, &size, p.baseAddress, uLong(p.count), Z_BEST_SPEED) }
-            }
-            guard rc == Z_OK, Int(size) < page.count else { return nil }
-            return Array(out[0..<Int(size)])
-        default:
-            return nil
-        }
+        page.withUnsafeBytes { compress($0) }
     }
 }

@@ -90,7 +90,7 @@ public enum ELFVmcore {
             var pfnRuns: [(Range<UInt64>, PageClass)] = []
             image.classes.forEachRun(in: (load.start >> 12)..<(load.end >> 12)) { pfnRuns.append(($0, $1)) }
             for (pfns, c) in pfnRuns where !c.readsAsZero {
-                for pfn in pfns { try f.write(image.content.page(pfn: pfn, class: c), at: base + (pfn << 12) - load.start) }
+                for pfn in pfns { try f.write(image.page(pfn), at: base + (pfn << 12) - load.start) }
             }
         }
         // Zero pages are not written: extend the file so trailing ones read as zeros.

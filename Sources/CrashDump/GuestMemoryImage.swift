@@ -16,14 +16,22 @@ public struct GuestMemoryImage: Sendable {
     public var cpus: Int
     /// The VMCOREINFO note text, or nil to leave the note out.
     public var vmcoreinfo: String?
+    /// The kernel structures (page tables, mem_section, struct pages) whose
+    /// pages replace class templates, if the guest kernel has them modelled.
+    public var kernel: KernelStructures?
 
-    public init(loads: [AddressRange], classes: IntervalMap<PageClass>, content: PageContent, cpus: Int, vmcoreinfo: String?) {
+    public init(loads: [AddressRange], classes: IntervalMap<PageClass>, content: PageContent, cpus: Int, vmcoreinfo: String?,
+                kernel: KernelStructures? = nil) {
         self.loads = loads
         self.classes = classes
         self.content = content
         self.cpus = cpus
         self.vmcoreinfo = vmcoreinfo
+        self.kernel = kernel
     }
+
+    /// True if page `pfn` is a generated kernel structure rather than a class template.
+    public func isGenerated(_ pfn: UInt64) -> Bool { kernel?.isGenerated(pfn) ?? false }
 
     /// `get_max_mapnr()`: one past the highest PFN of any PT_LOAD.
     public var maxMapnr: UInt64 { divRoundUp(loads.map(\.end).max() ?? 0, 4096) }
@@ -39,7 +47,10 @@ public struct GuestMemoryImage: Sendable {
     }
 
     /// Bytes of page `pfn` as `/proc/vmcore` reads them.
-    public func page(_ pfn: UInt64) -> [UInt8] { content.page(pfn: pfn, class: classes.value(at: pfn)) }
+    public func page(_ pfn: UInt64) -> [UInt8] {
+        if let k = kernel, k.isGenerated(pfn) { return k.generatedPage(pfn) }
+        return content.page(pfn: pfn, class: classes.value(at: pfn))
+    }
 
     /// The capture kernel's PT_LOADs: the first kernel's RAM ranges without
     /// [0, 1 MiB) and the crash-kernel region (x86 `elf_header_exclude_ranges()`).

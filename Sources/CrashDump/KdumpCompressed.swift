@@ -1,24 +1,34 @@
+import Foundation
 import MemoryModel
+
+import Dispatch
 
 /// Options of a kdump-compressed write, in makedumpfile's vocabulary.
 public struct DumpOptions: Sendable {
     /// `-d LEVEL`: 1 zero, 2 cache, 4 private cache, 8 user, 16 free.
     public var dumpLevel: Int = 1
     public var compression: DumpCompression = .zlib
-    public init(dumpLevel: Int = 1, compression: DumpCompression = .zlib) {
+    /// Whose filter to follow (the 1.7.7 / 1.7.8 switch for unaccepted blocks).
+    public var makedumpfile: MakedumpfileVersion = .v1_7_8
+    /// Threads compressing pages (`--num-threads`); the output does not depend on it.
+    public var threads: Int = 1
+    public init(dumpLevel: Int = 1, compression: DumpCompression = .zlib, makedumpfile: MakedumpfileVersion = .v1_7_8, threads: Int = 1) {
         self.dumpLevel = dumpLevel
         self.compression = compression
+        self.makedumpfile = makedumpfile
+        self.threads = threads
     }
 
-    /// Checks the level. Bits 2-16 need the struct pages a dump tool walks,
-    /// which cocomem does not generate yet, so they are refused rather than
-    /// silently ignored.
-    public func validate() throws {
+    /// Checks the level against what the image allows: bits 2-16 need the
+    /// kernel structures and a VMCOREINFO note, as makedumpfile does
+    /// ("doesn't contain vmcoreinfo").
+    public func validate(for image: GuestMemoryImage) throws {
         guard (0...31).contains(dumpLevel) else {
             throw CocomemError(.invalidArgument, "dump level \(dumpLevel) is not between 0 and 31")
         }
-        guard dumpLevel & ~1 == 0 else {
-            throw CocomemError(.unsupported, "dump level \(dumpLevel): excluding cache, user or free pages (bits 2-16) needs the kernel's struct pages, which cocomem does not generate yet; use -d 0 or -d 1")
+        guard (1...256).contains(threads) else { throw CocomemError(.invalidArgument, "--num-threads \(threads) is not between 1 and 256") }
+        if dumpLevel & ~1 != 0, image.kernel == nil || image.vmcoreinfo == nil {
+            throw CocomemError(.unsupported, "dump level \(dumpLevel) needs the kernel's struct pages and a VMCOREINFO note; this vmcore has none (kernels before 6.12 are not generated, or --no-vmcoreinfo was given); use -d 0 or -d 1")
         }
     }
     var excludeZero: Bool { dumpLevel & 1 != 0 }
@@ -26,7 +36,7 @@ public struct DumpOptions: Sendable {
 
 /// What a write (or estimate) found, in makedumpfile's report terms.
 public struct DumpReport: Sendable, Equatable {
-    public var totalPages: UInt64 = 0        // pages in PT_LOADs ("Total pages")
+    public var totalPages: UInt64 = 0        // pages in PT_LOADs
     public var zeroPages: UInt64 = 0
     public var cachePages: UInt64 = 0
     public var privateCachePages: UInt64 = 0
@@ -36,9 +46,19 @@ public struct DumpReport: Sendable, Equatable {
     public var hwpoisonPages: UInt64 = 0
     public var dumpablePages: UInt64 = 0     // set bits of the 2nd bitmap
     public var fileSize: UInt64 = 0
+    /// Bytes of page data (compressed or raw) and of descriptors.
+    public var dataBytes: UInt64 = 0
     /// Pages per class, for the reader of the report.
     public var pagesByClass: [PageClass: UInt64] = [:]
     public var excluded: UInt64 { zeroPages + cachePages + privateCachePages + userPages + freePages + offlinePages + hwpoisonPages }
+}
+
+/// How one dumpable page is stored.
+enum StoredPage {
+    case zero
+    case template(PageClass, Int)
+    case compressed([UInt8])
+    case raw([UInt8])
 }
 
 /// The kdump-compressed ("diskdump") format as makedumpfile writes it
@@ -49,23 +69,28 @@ public struct DumpReport: Sendable, Equatable {
 /// zero page when level bit 1 is set. Zero pages keep their bitmap bit and
 /// descriptor (they are found at write time); each other page is compressed
 /// alone and stored compressed only when that is smaller.
-public struct KdumpCompressedWriter {
+///
+/// Pages are compressed on `options.threads` threads in PFN-ordered
+/// batches and written in order, so the file is the same for any count.
+public struct KdumpCompressedWriter: Sendable {
     public static let blockSize: UInt64 = 4096
     let image: GuestMemoryImage
     let options: DumpOptions
-    let compressor: PageCompressor
     let notes: [UInt8]
+    /// The 2nd bitmap before zero pages (makedumpfile's filter).
+    public let filtered: FilterResult
     /// Compressed bytes of each template (nil: stored raw), by class.
-    var compressed: [[[UInt8]?]]
+    let compressed: [[[UInt8]?]]
     /// Whether each template is all zeros, by class.
-    var isZero: [[Bool]]
+    let isZero: [[Bool]]
+    /// Pages per batch handed to one thread.
+    static let batchPages = 2048
 
     public init(image: GuestMemoryImage, options: DumpOptions) throws {
-        try options.validate()
+        try options.validate(for: image)
         self.image = image
         self.options = options
         let compressor = try PageCompressor(options.compression)
-        self.compressor = compressor
         self.notes = ELFVmcore.notes(cpus: image.cpus, vmcoreinfo: image.vmcoreinfo)
         var comp: [[[UInt8]?]] = [], zero: [[Bool]] = []
         for c in PageClass.allCases {
@@ -75,6 +100,8 @@ public struct KdumpCompressedWriter {
         }
         compressed = comp
         isZero = zero
+        let filter = image.vmcoreinfo.map { MakedumpfileFilter(version: options.makedumpfile, dumpLevel: options.dumpLevel, vmcoreinfo: $0) }
+        filtered = image.filter(filter)
     }
 
     // MARK: Layout
@@ -88,73 +115,173 @@ public struct KdumpCompressedWriter {
         compressed[Int(c.rawValue)][t].map { UInt64($0.count) } ?? Self.blockSize
     }
 
+    // MARK: Pages
+
+    /// How page `pfn` is stored, compressing it if it is generated.
+    func store(_ pfn: UInt64, _ compressor: PageCompressor, _ buffer: UnsafeMutableRawBufferPointer) -> StoredPage {
+        if let k = image.kernel, k.isGenerated(pfn) {
+            k.generate(pfn, into: buffer)
+            if options.excludeZero, UnsafeRawBufferPointer(buffer).allSatisfy({ $0 == 0 }) { return .zero }
+            if let z = compressor.compress(UnsafeRawBufferPointer(buffer)) { return .compressed(z) }
+            return .raw(Array(buffer))
+        }
+        let c = image.classes.value(at: pfn)
+        let t = PageContent.template(pfn: pfn, c)
+        if options.excludeZero && isZero[Int(c.rawValue)][t] { return .zero }
+        return .template(c, t)
+    }
+
+    /// Runs `body` on every batch of dumpable PFNs, `options.threads` batches
+    /// at a time, and hands the results to `sink` in PFN order.
+    func forEachBatch<T>(_ body: @escaping @Sendable (KdumpCompressedWriter, [Range<UInt64>]) -> T, sink: (T) throws -> Void) throws {
+        var batches: [[Range<UInt64>]] = []
+        var current: [Range<UInt64>] = [], size = 0
+        func flush() throws {
+            let results = parallelMap(batches, threads: options.threads) { body(self, $0) }
+            for r in results { try sink(r) }
+            batches.removeAll(keepingCapacity: true)
+        }
+        for r in filtered.dumpable {
+            var a = r.lowerBound
+            while a < r.upperBound {
+                let b = min(r.upperBound, a + UInt64(Self.batchPages - size))
+                current.append(a..<b); size += Int(b - a); a = b
+                if size == Self.batchPages {
+                    batches.append(current); current = []; size = 0
+                    if batches.count == 4 * options.threads { try flush() }
+                }
+            }
+        }
+        if !current.isEmpty { batches.append(current) }
+        try flush()
+    }
+
     // MARK: Estimate
 
     /// The exact size of the file `write` would produce, and its report,
-    /// from the size formula (docs/DUMPS.md), without writing.
-    /// - Complexity: O(class runs × templates), independent of guest size.
-    public func estimate() -> DumpReport {
-        var r = DumpReport()
+    /// from the size formula (docs/DUMPS.md), without writing. Template
+    /// pages are counted per class run; generated pages (struct pages, page
+    /// tables) differ page by page and are compressed, on `options.threads`.
+    /// - Complexity: O(runs × templates + generated pages).
+    public func estimate() throws -> DumpReport {
+        var r = baseReport()
         var data: UInt64 = options.excludeZero ? Self.blockSize : 0
-        image.forEachRun { pfns, c in
-            let n = UInt64(pfns.count)
-            r.totalPages += n
-            r.pagesByClass[c, default: 0] += n
-            for t in 0..<Int(PageContent.templatesPerClass) {
-                let k = PageContent.count(of: t, in: pfns, c)
-                if options.excludeZero && isZero[Int(c.rawValue)][t] { r.zeroPages += k; continue }
-                data += k * storedSize(c, t)
+        var generated: [Range<UInt64>] = []
+        for d in filtered.dumpable {
+            image.classes.forEachRun(in: d) { pfns, c in
+                let gen = image.kernel?.generatedRanges(in: pfns) ?? []
+                generated += gen
+                for t in 0..<Int(PageContent.templatesPerClass) {
+                    let n = PageContent.count(of: t, in: pfns, c) - gen.reduce(0) { $0 + PageContent.count(of: t, in: $1, c) }
+                    if options.excludeZero && isZero[Int(c.rawValue)][t] { r.zeroPages += n; continue }
+                    data += n * storedSize(c, t)
+                }
             }
         }
-        r.dumpablePages = r.totalPages
-        r.fileSize = descriptorOffset + 24 * r.dumpablePages + data
+        // Generated pages differ page by page: compress each.
+        var chunks: [[Range<UInt64>]] = [], current: [Range<UInt64>] = [], size: UInt64 = 0
+        for g in generated {
+            var a = g.lowerBound
+            while a < g.upperBound {
+                let b = min(g.upperBound, a + UInt64(Self.batchPages) - size)
+                current.append(a..<b); size += b - a; a = b
+                if size == UInt64(Self.batchPages) { chunks.append(current); current = []; size = 0 }
+            }
+        }
+        if !current.isEmpty { chunks.append(current) }
+        let sums = parallelMap(chunks, threads: options.threads) { chunk -> (UInt64, UInt64) in
+            guard let compressor = try? PageCompressor(self.options.compression) else { return (0, 0) }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var bytes: UInt64 = 0, zeros: UInt64 = 0
+            buffer.withUnsafeMutableBytes { b in
+                for r in chunk {
+                    for pfn in r {
+                        switch self.store(pfn, compressor, b) {
+                        case .zero: zeros += 1
+                        case .compressed(let z): bytes += UInt64(z.count)
+                        case .raw: bytes += Self.blockSize
+                        case .template(let c, let t): bytes += self.storedSize(c, t)
+                        }
+                    }
+                }
+            }
+            return (bytes, zeros)
+        }
+        for (b, z) in sums { data += b; r.zeroPages += z }
+        r.dataBytes = data + 24 * r.dumpablePages
+        r.fileSize = descriptorOffset + r.dataBytes
+        return r
+    }
+
+    /// The report fields that do not depend on page contents.
+    func baseReport() -> DumpReport {
+        var r = DumpReport()
+        image.forEachRun { pfns, c in
+            r.totalPages += UInt64(pfns.count)
+            r.pagesByClass[c, default: 0] += UInt64(pfns.count)
+        }
+        let x = filtered.counts
+        r.cachePages = x.cache; r.privateCachePages = x.privateCache; r.userPages = x.user
+        r.freePages = x.free; r.hwpoisonPages = x.hwpoison; r.offlinePages = x.offline
+        r.dumpablePages = filtered.dumpableCount
         return r
     }
 
     // MARK: Write
 
-    /// Writes the file to `path` through a temporary file. The report is the
-    /// estimate's: zero pages are known from the templates before writing.
-    /// - Complexity: O(pages).
+    /// Writes the file to `path` through a temporary file.
+    /// - Complexity: O(dumpable pages), compression spread over `options.threads`.
     @discardableResult
     public func write(to path: String) throws -> DumpReport {
-        let plan = estimate()
+        var report = baseReport()
         let f = try AtomicFile(path: path)
         try f.write(header(), at: 0)
         try f.write(subHeader(), at: Self.blockSize)
         try f.write(notes, at: Self.blockSize + 104)
         try writeBitmaps(f)
         var desc = ChunkedWriter(file: f, offset: descriptorOffset)
-        let dataStart = descriptorOffset + 24 * plan.dumpablePages
+        let dataStart = descriptorOffset + 24 * report.dumpablePages
         var data = ChunkedWriter(file: f, offset: dataStart)
         if options.excludeZero { try data.append([UInt8](repeating: 0, count: Int(Self.blockSize))) }
-        for load in image.loads {
-            var runs: [(Range<UInt64>, PageClass)] = []
-            image.classes.forEachRun(in: (load.start >> 12)..<(load.end >> 12)) { runs.append(($0, $1)) }
-            for (pfns, c) in runs {
-                for pfn in pfns {
-                    let t = PageContent.template(pfn: pfn, c)
-                    if options.excludeZero && isZero[Int(c.rawValue)][t] {
-                        try desc.append(descriptor(offset: dataStart, size: Self.blockSize, flags: 0))
-                        continue
-                    }
+        let flags = options.compression.rawValue
+        try forEachBatch({ w, ranges -> [StoredPage] in
+            guard let compressor = try? PageCompressor(w.options.compression) else { return [] }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var out: [StoredPage] = []
+            buffer.withUnsafeMutableBytes { b in
+                for r in ranges { for pfn in r { out.append(w.store(pfn, compressor, b)) } }
+            }
+            return out
+        }, sink: { pages in
+            for p in pages {
+                switch p {
+                case .zero:
+                    report.zeroPages += 1
+                    try desc.append(descriptor(offset: dataStart, size: Self.blockSize, flags: 0))
+                case .template(let c, let t):
                     if let z = compressed[Int(c.rawValue)][t] {
-                        try desc.append(descriptor(offset: data.position, size: UInt64(z.count), flags: compressor.kind.rawValue))
+                        try desc.append(descriptor(offset: data.position, size: UInt64(z.count), flags: flags))
                         try data.append(z)
                     } else {
                         try desc.append(descriptor(offset: data.position, size: Self.blockSize, flags: 0))
                         try data.append(image.content.templates[Int(c.rawValue)][t])
                     }
+                case .compressed(let z):
+                    try desc.append(descriptor(offset: data.position, size: UInt64(z.count), flags: flags))
+                    try data.append(z)
+                case .raw(let bytes):
+                    try desc.append(descriptor(offset: data.position, size: Self.blockSize, flags: 0))
+                    try data.append(bytes)
                 }
             }
-        }
+        })
         try desc.flush()
         try data.flush()
-        // The size formula and the writer share nothing but the layout; the
-        // estimate test holds them equal on every guest it writes.
-        assert(data.position == plan.fileSize, "kdump writer and size formula disagree")
+        guard UInt64(desc.position) == dataStart else { throw CocomemError(.io, "internal: descriptor count differs from the 2nd bitmap") }
+        report.fileSize = data.position
+        report.dataBytes = data.position - descriptorOffset
         try f.commit()
-        return plan
+        return report
     }
 
     func descriptor(offset: UInt64, size: UInt64, flags: UInt32) -> [UInt8] {
@@ -168,10 +295,10 @@ public struct KdumpCompressedWriter {
         var w = ByteWriter()
         w.raw(Array("KDUMP   ".utf8))
         w.u32(6)                                   // header_version
-        w.zeros(6 * 65)                            // utsname: only filled from init_uts_ns with debug info
+        w.raw(utsname())                           // utsname: from init_uts_ns when VMCOREINFO lets makedumpfile read it
         w.zeros(6)                                 // padding to the timeval
         w.u64(UInt64(bitPattern: crashTime)); w.u64(0)   // tv_sec = CRASHTIME, tv_usec = 0
-        w.u32(compressor.kind.rawValue)            // status
+        w.u32(options.compression.rawValue)        // status
         w.u32(UInt32(Self.blockSize))
         w.u32(UInt32(subHeaderBlocks))
         w.u32(UInt32(2 * bitmapBlocksOne))
@@ -179,6 +306,14 @@ public struct KdumpCompressedWriter {
         w.u32(0); w.u32(0); w.u32(0); w.u32(0)     // total_ram_blocks, device_blocks, written_blocks, current_cpu
         w.u32(UInt32(image.cpus))                  // nr_cpus: CORE notes
         return w.bytes
+    }
+
+    /// `info->system_utsname` as `check_release()` reads it from
+    /// `init_uts_ns`, or zeros without VMCOREINFO.
+    func utsname() -> [UInt8] {
+        guard let k = image.kernel, image.vmcoreinfo != nil else { return [UInt8](repeating: 0, count: 6 * 65) }
+        let page = k.generatedPage(k.utsPage >> 12)
+        return Array(page[0..<(6 * 65)])
     }
 
     /// `struct kdump_sub_header` (104 bytes).
@@ -216,8 +351,8 @@ public struct KdumpCompressedWriter {
         return Int64(line.dropFirst(key.count)).map { UInt64(bitPattern: $0) }
     }
 
-    /// Both bitmaps: 1 for every PFN inside a PT_LOAD. With only zero pages
-    /// excludable (found at write time) the second equals the first.
+    /// The 1st bitmap (every PFN inside a PT_LOAD) and the 2nd (what the
+    /// filter kept; zero pages keep their bits).
     func writeBitmaps(_ f: AtomicFile) throws {
         let oneBitmapBytes = bitmapBlocksOne * Self.blockSize
         let base1 = (1 + subHeaderBlocks) * Self.blockSize
@@ -225,14 +360,17 @@ public struct KdumpCompressedWriter {
         var start: UInt64 = 0
         while start < oneBitmapBytes {
             let len = min(chunkBytes, oneBitmapBytes - start)
-            var buf = [UInt8](repeating: 0, count: Int(len))
             let pfnLo = start * 8, pfnHi = (start + len) * 8
-            for l in image.loads {
-                let a = max(l.start >> 12, pfnLo), b = min(l.end >> 12, pfnHi)
-                if a < b { setBits(&buf, (a - pfnLo)..<(b - pfnLo)) }
+            func bitmap(_ ranges: [Range<UInt64>]) -> [UInt8] {
+                var buf = [UInt8](repeating: 0, count: Int(len))
+                for r in ranges {
+                    let a = max(r.lowerBound, pfnLo), b = min(r.upperBound, pfnHi)
+                    if a < b { setBits(&buf, (a - pfnLo)..<(b - pfnLo)) }
+                }
+                return buf
             }
-            try f.write(buf, at: base1 + start)
-            try f.write(buf, at: base1 + oneBitmapBytes + start)
+            try f.write(bitmap(image.loadPFNs), at: base1 + start)
+            try f.write(bitmap(filtered.dumpable), at: base1 + oneBitmapBytes + start)
             start += len
         }
     }
@@ -279,4 +417,30 @@ struct ChunkedWriter {
         bufferStart += UInt64(buffer.count)
         buffer.removeAll(keepingCapacity: true)
     }
+}
+
+/// Maps `items` on up to `threads` threads, keeping their order.
+func parallelMap<T, R>(_ items: [T], threads: Int, _ body: @escaping @Sendable (T) -> R) -> [R] {
+    if threads <= 1 || items.count <= 1 { return items.map(body) }
+    var results = [R?](repeating: nil, count: items.count)
+    results.withUnsafeMutableBufferPointer { out in
+        nonisolated(unsafe) let out = out
+        nonisolated(unsafe) let items = items
+        let next = Counter()
+        DispatchQueue.concurrentPerform(iterations: min(threads, items.count)) { _ in
+            while true {
+                let i = next.take()
+                guard i < items.count else { return }
+                out[i] = body(items[i])
+            }
+        }
+    }
+    return results.map { $0! }
+}
+
+/// A shared work index.
+final class Counter: @unchecked Sendable {
+    private var value = 0
+    private let lock = NSLock()
+    func take() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value - 1 }
 }

@@ -24,6 +24,9 @@ public enum PageClass: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case pageCache
     /// Anonymous user memory.
     case anonymous
+    /// The `crashkernel=` reservation: accepted, reserved, never written by
+    /// the first kernel, and outside the capture kernel's PT_LOADs.
+    case crashKernel
 
     public var description: String {
         switch self {
@@ -36,18 +39,19 @@ public enum PageClass: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .slab: "slab"
         case .pageCache: "page cache"
         case .anonymous: "anonymous"
+        case .crashKernel: "crash kernel"
         }
     }
 
     /// True if the page reads back as 4096 zero bytes.
-    public var readsAsZero: Bool { self == .unaccepted || self == .freeZero }
+    public var readsAsZero: Bool { self == .unaccepted || self == .freeZero || self == .crashKernel }
 
     /// Bytes of every 64-byte record that are random; the rest repeat a
     /// class pattern. This is the stated compressibility of the synthetic
     /// content (docs/DUMPS.md): the more random bytes, the worse it compresses.
     var randomBytesPerRecord: Int {
         switch self {
-        case .unaccepted, .freeZero: 0
+        case .unaccepted, .freeZero, .crashKernel: 0
         case .kernelText: 40      // machine code: dense, poorly compressible
         case .kernelData: 16
         case .memmap: 8           // struct pages: flags and pointers, mostly repeating

@@ -29,7 +29,10 @@ public struct KernelConfig: Sendable {
 
 /// The memblock allocations of early boot and the rule that sizes each.
 public struct MemblockPlan: Sendable {
-    /// struct page array: 64 bytes per 4 KiB page of present memory.
+    /// The struct page array under SPARSEMEM_VMEMMAP: `sparse_buffer_init()`
+    /// takes one PMD-aligned buffer of 2 MiB (`section_map_size()`) per
+    /// present 128 MiB section, which `vmemmap_populate_hugepages()` then
+    /// maps section by section in order.
     public var memmap: UInt64
     /// Per-CPU first chunk: 256 KiB a vCPU, in 2 MiB atoms (pcpu_embed_first_chunk).
     public var percpu: UInt64
@@ -40,8 +43,9 @@ public struct MemblockPlan: Sendable {
     /// Everything else memblock allocates early (log buffer, ACPI copies, ...): 16 MiB.
     public var other: UInt64
 
-    public init(ramBytes: UInt64, vcpus: Int) {
-        memmap = alignUp((ramBytes >> 12) * 64, 4096)
+    public init(ram: [AddressRange], vcpus: Int) {
+        let ramBytes = ram.reduce(0) { $0 + $1.size }
+        memmap = UInt64(Sparsemem.presentSections(ram).count) * Sparsemem.sectionMapBytes
         percpu = alignUp(UInt64(vcpus) * (256 << 10), 2 << 20)
         pageTables = alignUp(divRoundUp(ramBytes, 1 << 30) * 4096 + (16 << 10), 4096)
         swiotlb = 64 << 20
@@ -122,13 +126,13 @@ public final class GuestKernel {
 
     /// Allocates `bytes` top-down from RAM below `limit` the way
     /// `memblock_alloc_range_nid()` does, and accepts it.
-    func memblockAlloc(_ bytes: UInt64, below limit: UInt64, what: String, vcpu: Int, clock: inout PhaseClock) -> (AddressRange?, AcceptOutcome) {
+    func memblockAlloc(_ bytes: UInt64, below limit: UInt64, align: UInt64 = 4096, what: String, vcpu: Int, clock: inout PhaseClock) -> (AddressRange?, AcceptOutcome) {
         let size = alignUp(bytes, 4096)
         for r in ram.reversed() {
             var top = min(r.end, limit)
             // Skip down past reservations overlapping the candidate.
-            while top > r.start, top - r.start >= size {
-                let cand = AddressRange(start: alignDown(top - size, 4096), end: alignDown(top - size, 4096) + size)
+            while top > r.start, top - r.start >= size, alignDown(top - size, align) >= r.start {
+                let cand = AddressRange(start: alignDown(top - size, align), end: alignDown(top - size, align) + size)
                 if let clash = reservations.first(where: { $0.range.overlaps(cand) }) { top = clash.range.start; continue }
                 reservations.append((cand, what))
                 let o = unaccepted?.acceptMemory(start: cand.start, size: cand.size, vcpu: vcpu, clock: &clock) ?? .ok
@@ -142,8 +146,7 @@ public final class GuestKernel {
     /// The early memblock allocations, each accepted as it is made.
     public func memblockAllocations(kernelImage: AddressRange, clock: inout PhaseClock) -> AcceptOutcome {
         reservations.append((kernelImage, "kernel image"))
-        let ramBytes = ram.reduce(0) { $0 + $1.size }
-        let plan = MemblockPlan(ramBytes: ramBytes, vcpus: vcpus)
+        let plan = MemblockPlan(ram: ram, vcpus: vcpus)
         var items: [(UInt64, UInt64, String)] = [
             (plan.pageTables, .max, "page tables"), (plan.memmap, .max, "memmap"),
             (plan.percpu, .max, "per-cpu areas"), (plan.swiotlb, 1 << 32, "swiotlb"), (plan.other, .max, "other"),
@@ -152,7 +155,8 @@ public final class GuestKernel {
         // (CRASH_ADDR_LOW_MAX) through memblock, so it is accepted here.
         if config.crashKernelBytes > 0 { items.append((config.crashKernelBytes, 1 << 32, "crash kernel")) }
         for (size, limit, what) in items {
-            let (_, o) = memblockAlloc(size, below: limit, what: what, vcpu: 0, clock: &clock)
+            let align: UInt64 = what == "memmap" ? Sparsemem.sectionMapBytes : 4096
+            let (_, o) = memblockAlloc(size, below: limit, align: align, what: what, vcpu: 0, clock: &clock)
             if o != .ok { return o }
         }
         return .ok

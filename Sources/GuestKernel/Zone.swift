@@ -73,6 +73,10 @@ public struct Zone: Sendable {
 
     public var unacceptedBlocks: UInt64 { unacceptedPages / 1024 }
 
+    /// The 4 MiB blocks still on `zone->unaccepted_pages`, in list order:
+    /// (first block address, number of consecutive blocks).
+    public var pendingUnacceptedBlocks: ArraySlice<(address: UInt64, count: UInt64)> { unacceptedList[listHead...] }
+
     /// `__setup_per_zone_wmarks()` for this zone's share of `pagesMin`.
     mutating func setWatermarks(pagesMin: UInt64, lowmemPages: UInt64, scaleFactor: UInt64 = 10) {
         guard managed > 0, lowmemPages > 0 else { return }

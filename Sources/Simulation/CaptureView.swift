@@ -13,7 +13,9 @@ import MemoryModel
 /// reservations, unaccepted units and zeroed free memory are where the
 /// simulation put them.
 public enum CaptureView {
-    public static func image(from r: BootResult, vmcoreinfo: String? = nil, seed: UInt64) throws -> GuestMemoryImage {
+    /// - Parameter structures: generate the kernel structures and the
+    ///   VMCOREINFO that points at them (kernels with 6.12 page types only).
+    public static func image(from r: BootResult, structures: Bool = true, seed: UInt64) throws -> GuestMemoryImage {
         guard let k = r.kernel else { throw CocomemError(.invalidScenario, "the guest did not reach the kernel; there is no vmcore to take") }
         var classes = IntervalMap<PageClass>(initial: .freeZero)
         var crashKernel: AddressRange? = nil
@@ -26,7 +28,7 @@ public enum CaptureView {
                 classes.assign(half..<pfns.upperBound, .kernelData)
             case "memmap": classes.assign(pfns, .memmap)
             case "page tables": classes.assign(pfns, .pageTables)
-            case "crash kernel": crashKernel = range; classes.assign(pfns, .freeZero)
+            case "crash kernel": crashKernel = range; classes.assign(pfns, .crashKernel)
             default: classes.assign(pfns, .kernelData)
             }
         }
@@ -55,6 +57,32 @@ public enum CaptureView {
                 }
             }
         }
-        return GuestMemoryImage(loads: loads, classes: classes, content: PageContent(seed: seed), cpus: r.scenario.vcpus, vmcoreinfo: vmcoreinfo)
+        var image = GuestMemoryImage(loads: loads, classes: classes, content: PageContent(seed: seed), cpus: r.scenario.vcpus, vmcoreinfo: nil)
+        if structures, k.config.version.hasPageUnacceptedType {
+            let ks = try KernelStructures(kernelInput(r, k, crashKernel: crashKernel, seed: seed), classes: classes)
+            image.kernel = ks
+            image.vmcoreinfo = ks.vmcoreinfo
+        }
+        return image
+    }
+
+    /// What the kernel structures are generated from: the memblock
+    /// reservations and each zone's pending unaccepted blocks.
+    static func kernelInput(_ r: BootResult, _ k: GuestKernel, crashKernel: AddressRange?, seed: UInt64) throws -> KernelStructuresInput {
+        func reservation(_ what: String) throws -> AddressRange {
+            guard let x = k.reservations.first(where: { $0.what == what }) else {
+                throw CocomemError(.invalidScenario, "the guest kernel has no '\(what)' reservation to build its structures from")
+            }
+            return x.range
+        }
+        var blocks: [Range<UInt64>] = []
+        for z in k.zones { for b in z.pendingUnacceptedBlocks { blocks.append((b.address >> 12)..<((b.address >> 12) + b.count * 1024)) } }
+        blocks.sort { $0.lowerBound < $1.lowerBound }
+        let v = k.config.version
+        return KernelStructuresInput(
+            ram: k.ram, kernelImage: try reservation("kernel image"), pageTablesArea: try reservation("page tables"),
+            otherArea: try reservation("other"), memmapArea: try reservation("memmap"), crashKernel: crashKernel,
+            unacceptedBlocks: blocks, release: "\(v.rawValue).0-cocomem", crashTime: Int64(r.times.totalBoot),
+            hasUnacceptedType: v.hasPageUnacceptedType, exportsUnacceptedNumber: v.exportsUnacceptedMapcount, seed: seed)
     }
 }

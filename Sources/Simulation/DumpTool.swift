@@ -59,26 +59,10 @@ public enum DumpTool {
 
     public static func run(image: GuestMemoryImage, options: DumpOptions, elf: String?, output: String?, estimateOnly: Bool) throws -> Result {
         let writer = try KdumpCompressedWriter(image: image, options: options)
-        var result = Result(report: writer.estimate(), maxMapnr: image.maxMapnr, elfBytes: ELFVmcore.fileSize(image), written: [])
+        var result = Result(report: try writer.estimate(), maxMapnr: image.maxMapnr, elfBytes: ELFVmcore.fileSize(image), written: [])
         if estimateOnly { return result }
         if let elf { try ELFVmcore.write(image, to: elf); result.written.append(elf) }
         if let output { result.report = try writer.write(to: output); result.written.append(output) }
         return result
-    }
-
-    /// A VMCOREINFO note in the 6.16 style (`kernel/vmcore_info.c`,
-    /// `arch/x86/kernel/vmcore_info_64.c`): identity, page size and the
-    /// page-type values (`PGTY_x << 24`, printed as signed decimals). The
-    /// symbols and structure offsets a dump tool needs to walk the kernel
-    /// are not generated yet, so tools that walk memory cannot use it.
-    public static func vmcoreinfo(_ r: BootResult) -> String {
-        let v = r.scenario.kernel.version
-        var lines = ["OSRELEASE=\(v.rawValue).0-cocomem", "PAGESIZE=4096", "NUMBER(phys_base)=0", "NUMBER(pgtable_l5_enabled)=0"]
-        func pgty(_ t: Int64) -> String { String(Int64(Int32(truncatingIfNeeded: t << 24))) }
-        lines += ["NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)=\(pgty(0xf0))", "NUMBER(PAGE_OFFLINE_MAPCOUNT_VALUE)=\(pgty(0xf1))",
-                  "NUMBER(PAGE_HUGETLB_MAPCOUNT_VALUE)=\(pgty(0xf4))", "NUMBER(PAGE_SLAB_MAPCOUNT_VALUE)=\(pgty(0xf5))"]
-        if v.exportsUnacceptedMapcount { lines.append("NUMBER(PAGE_UNACCEPTED_MAPCOUNT_VALUE)=\(pgty(0xf7))") }
-        lines += ["KERNELOFFSET=0", "CRASHTIME=\(Int64(r.times.totalBoot))"]
-        return lines.joined(separator: "\n") + "\n"
     }
 }

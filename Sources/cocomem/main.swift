@@ -117,33 +117,39 @@ struct Boot: ParsableCommand {
 struct Dump: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Boot a guest, crash it into a kdump kernel, and write its vmcore (ELF) and/or a kdump-compressed file.",
-        discussion: "Level and compressor flags follow makedumpfile: -d LEVEL, -c (zlib). Levels above 1 and -l/-p/-z are not built yet.")
+        discussion: "Level and compressor flags follow makedumpfile: -d LEVEL (1 zero, 2 cache, 4 private cache, 8 user, 16 free), -c zlib, -l lzo, -p snappy, -z zstd, --num-threads N. Levels above 1 walk the struct pages cocomem generates (kernels 6.12 and later).")
     @OptionGroup var guest: ScenarioOptions
     @Option(name: .customLong("crashkernel"), help: "crashkernel= reservation (accepted when memblock reserves it)") var crashKernel = "256M"
     @Option(name: .customLong("elf"), help: "Write the capture kernel's /proc/vmcore (ELF) here") var elf: String?
     @Option(name: [.short, .long], help: "Write a kdump-compressed file here") var output: String?
     @Option(name: .short, help: "makedumpfile dump level") var d = 1
     @Flag(name: .short, help: "Compress pages with zlib") var c = false
-    @Flag(name: .short, help: "Compress pages with lzo (not built yet)") var l = false
-    @Flag(name: .short, help: "Compress pages with snappy (not built yet)") var p = false
-    @Flag(name: .short, help: "Compress pages with zstd (not built yet)") var z = false
+    @Flag(name: .short, help: "Compress pages with lzo") var l = false
+    @Flag(name: .short, help: "Compress pages with snappy") var p = false
+    @Flag(name: .short, help: "Compress pages with zstd") var z = false
+    @Option(help: "Follow this makedumpfile's filter: 1.7.2, 1.7.7 or 1.7.8 (1.7.8 excludes unaccepted blocks under -d 16)") var makedumpfile = "1.7.8"
+    @Option(name: .customLong("num-threads"), help: "Threads compressing pages (default: all cores); the output does not depend on it") var threads: Int?
     @Flag(help: "Compute the exact kdump-compressed size without writing") var estimate = false
-    @Flag(help: "Put a VMCOREINFO note (OSRELEASE, PAGESIZE, page-type numbers) in the vmcore") var vmcoreinfo = false
+    @Flag(name: .customLong("no-vmcoreinfo"), help: "Leave the VMCOREINFO note out of the vmcore (then only -d 0 and -d 1 work)") var noVmcoreinfo = false
     @Flag var json = false
 
     func run() throws {
         try Cocomem.guarded {
             let compressions = [(c, DumpCompression.zlib), (l, .lzo), (p, .snappy), (z, .zstd)].filter(\.0)
             guard compressions.count <= 1 else { throw CocomemError(.invalidArgument, "choose at most one of -c, -l, -p, -z") }
-            let options = DumpOptions(dumpLevel: d, compression: compressions.first?.1 ?? .none)
-            try options.validate()
+            guard let version = MakedumpfileVersion(rawValue: makedumpfile) else {
+                throw CocomemError(.invalidArgument, "unknown makedumpfile version '\(makedumpfile)' (1.7.2, 1.7.7 or 1.7.8)")
+            }
+            let options = DumpOptions(dumpLevel: d, compression: compressions.first?.1 ?? .none, makedumpfile: version,
+                                      threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
             guard elf != nil || output != nil || estimate else {
                 throw CocomemError(.invalidArgument, "nothing to do: give --elf PATH, -o PATH or --estimate")
             }
             let r = try guest.boot(crashKernel: try ByteCount.parse(crashKernel).value)
             if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }
-            let info = vmcoreinfo ? DumpTool.vmcoreinfo(r) : nil
-            let image = try CaptureView.image(from: r, vmcoreinfo: info, seed: r.scenario.seed)
+            var image = try CaptureView.image(from: r, seed: r.scenario.seed)
+            if noVmcoreinfo { image.vmcoreinfo = nil }
+            try options.validate(for: image)
             let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate)
             print(json ? result.json.serialized() : result.text, terminator: json ? "\n" : "")
         }

@@ -1,0 +1,135 @@
+import MemoryModel
+
+/// The 2nd bitmap of a dump: which PFNs stay, and what was excluded.
+public struct FilterResult: Sendable, Equatable {
+    /// Dumpable PFN ranges, ascending, disjoint, coalesced.
+    public var dumpable: [Range<UInt64>] = []
+    public var counts = ExclusionCounts()
+    public var dumpableCount: UInt64 { dumpable.reduce(0) { $0 + UInt64($1.count) } }
+
+    mutating func keep(_ r: Range<UInt64>) {
+        guard !r.isEmpty else { return }
+        if let last = dumpable.last, last.upperBound == r.lowerBound {
+            dumpable[dumpable.count - 1] = last.lowerBound..<r.upperBound
+        } else { dumpable.append(r) }
+    }
+
+    mutating func count(_ k: MakedumpfileFilter.Kind, _ n: UInt64) {
+        switch k {
+        case .cache: counts.cache += n
+        case .privateCache: counts.privateCache += n
+        case .user: counts.user += n
+        case .free: counts.free += n
+        case .hwpoison: counts.hwpoison += n
+        case .offline: counts.offline += n
+        }
+    }
+}
+
+extension GuestMemoryImage {
+    /// PT_LOAD PFN ranges, ascending.
+    var loadPFNs: [Range<UInt64>] { loads.map { ($0.start >> 12)..<($0.end >> 12) } }
+
+    /// The 2nd bitmap before zero-page detection: every PT_LOAD PFN, minus
+    /// what the filter excludes. Without kernel structures nothing is
+    /// excluded here (makedumpfile without VMCOREINFO stops at level 1).
+    ///
+    /// Evaluated per range: the chain runs once on each block head (free
+    /// and unaccepted blocks) and once per run of pages whose struct pages
+    /// agree on every field the chain reads; `filterStepByStep` is the
+    /// page-by-page reference it is tested against.
+    /// - Complexity: O(role runs + blocks).
+    public func filter(_ f: MakedumpfileFilter?) -> FilterResult {
+        var out = FilterResult()
+        guard let f, let k = kernel, f.walksMemMap else {
+            for l in loadPFNs { out.keep(l) }
+            return out
+        }
+        let maxMapnr = self.maxMapnr
+        var skipUntil: UInt64 = 0
+        func exclude(_ pfn: UInt64, _ kind: MakedumpfileFilter.Kind, _ pages: UInt64) {
+            out.count(kind, min(pfn + pages, maxMapnr) - pfn)   // counted even where the bit was clear
+            skipUntil = max(skipUntil, pfn + pages)
+        }
+        for load in loadPFNs {
+            for (run, role) in k.roles.runs(in: load) {
+                var x = max(run.lowerBound, skipUntil)
+                let maximal = k.roles.run(containing: run.lowerBound).range
+                while x < run.upperBound {
+                    switch role {
+                    case .free, .unacceptedBlock:
+                        let (head, order) = role == .free ? KernelStructures.buddyBlock(x, in: maximal) : (x & ~1023, UInt64(10))
+                        let blockEnd = min(head + (1 << order), run.upperBound)
+                        if head != x { out.keep(x..<blockEnd); x = blockEnd; continue }   // tails of a head outside the load
+                        switch f.decide(k.structPage(x), next: k.structPage(x + 1), pfn: x) {
+                        case .exclude(let kind, let pages): exclude(x, kind, pages); x = max(x + 1, min(skipUntil, run.upperBound))
+                        case .keep, .tail: out.keep(x..<blockEnd); x = blockEnd
+                        }
+                    case .reserved, .slab, .pageCache, .anonymous:
+                        // Order-0 pages whose struct pages differ only in pointers the chain does not read.
+                        switch f.decide(k.structPage(x), next: nil, pfn: x) {
+                        case .exclude(let kind, let pages):
+                            precondition(pages == 1, "uniform roles are order-0")
+                            out.count(kind, UInt64(run.upperBound - x))
+                        case .keep, .tail: out.keep(x..<run.upperBound)
+                        }
+                        x = run.upperBound
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// The same filter the way makedumpfile runs it: section by section
+    /// over the mem_map, reading each struct page's bytes from the
+    /// generated memmap, one PFN at a time. For tests.
+    /// - Complexity: O(pages).
+    public func filterStepByStep(_ f: MakedumpfileFilter?) -> FilterResult {
+        var out = FilterResult()
+        guard let f, let k = kernel, f.walksMemMap else {
+            for l in loadPFNs { out.keep(l) }
+            return out
+        }
+        var bitmap = [Bool](repeating: false, count: Int(maxMapnr))
+        for l in loadPFNs { for p in l { bitmap[Int(p)] = true } }
+        var memmapPage = [UInt8](repeating: 0, count: 4096)
+        var cachedMemmapPFN = UInt64.max
+        func readStructPage(_ pfn: UInt64) -> StructPage {
+            // vmemmap + 64·pfn, through the section's 2 MiB of the memmap buffer.
+            let s = pfn / X86Layout.pagesPerSection
+            let ordinal = UInt64(k.presentSections.firstIndex(of: s)!)
+            let memmapPFN = k.memmapPFNs.lowerBound + ordinal * 512 + (pfn % X86Layout.pagesPerSection) / 64
+            if memmapPFN != cachedMemmapPFN {
+                memmapPage.withUnsafeMutableBytes { k.generate(memmapPFN, into: $0) }
+                cachedMemmapPFN = memmapPFN
+            }
+            return memmapPage.withUnsafeBytes { StructPage.load(from: $0.baseAddress! + Int(pfn % 64) * 64) }
+        }
+        let inLoad: (UInt64) -> Bool = { p in self.loadPFNs.contains { $0.contains(p) } }
+        for s in k.presentSections {
+            let start = s * X86Layout.pagesPerSection, end = min(start + X86Layout.pagesPerSection, maxMapnr)
+            var pfn = start
+            while pfn < end {
+                defer { pfn += 1 }
+                guard inLoad(pfn) else { continue }
+                let p = readStructPage(pfn)
+                let next = pfn + 1 < end ? readStructPage(pfn + 1) : nil
+                guard case .exclude(let kind, let pages) = f.decide(p, next: next, pfn: pfn) else { continue }
+                let stop = min(pfn + pages, maxMapnr)
+                for q in pfn..<stop { bitmap[Int(q)] = false }
+                out.count(kind, stop - pfn)
+                pfn += pages - 1
+            }
+        }
+        var p: UInt64 = 0
+        while p < maxMapnr {
+            if bitmap[Int(p)] {
+                let a = p
+                while p < maxMapnr && bitmap[Int(p)] { p += 1 }
+                out.keep(a..<p)
+            } else { p += 1 }
+        }
+        return out
+    }
+}

@@ -1,0 +1,173 @@
+import MemoryModel
+
+/// The makedumpfile release whose page filter is modelled. They differ in
+/// how they read 6.x struct pages (makedumpfile.c `__exclude_unnecessary_pages()`):
+/// - 1.7.2 (Debian 12): no folio order or hugetlb detection for kernels
+///   without `compound_order` offsets (every compound head has order 0, so
+///   a THP tail is dumped); `isSlab()` and `page_is_buddy_v3()` test only the
+///   `PG_slab` flag bit; `isAnon()` is `mapping & 1`.
+/// - 1.7.7: the 6.12 page types by exact equality (`isSlab()` also by
+///   `PAGE_SLAB_MAPCOUNT_VALUE`, buddy only if not slab, anon only if not
+///   slab), folio order from `_flags_1 & 0xff` and hugetlb by
+///   `PAGE_HUGETLB_MAPCOUNT_VALUE`.
+/// - 1.7.8: 1.7.7 plus commit c1a930185482: with dump level bit 16, a head
+///   whose `_mapcount` is `PAGE_UNACCEPTED_MAPCOUNT_VALUE` excludes
+///   `1 << (LENGTH(zone.free_area) - 1)` pages, counted as free.
+public enum MakedumpfileVersion: String, Sendable, CaseIterable {
+    case v1_7_2 = "1.7.2", v1_7_7 = "1.7.7", v1_7_8 = "1.7.8"
+}
+
+/// The VMCOREINFO values the filter reads (`read_vmcoreinfo()`), parsed
+/// from the note text. Absent numbers are nil (makedumpfile's NOT_FOUND).
+public struct VmcoreinfoNumbers: Sendable, Equatable {
+    public var numbers: [String: Int64] = [:]
+    public var lengths: [String: Int64] = [:]
+    public var offsets: [String: Int64] = [:]
+
+    public init(text: String) {
+        for line in text.split(separator: "\n") {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            let key = line[..<eq], value = line[line.index(after: eq)...]
+            // strtol(): decimal first, then hex (NUMBER(VMALLOC_START) is 0x-prefixed).
+            let v = Int64(value) ?? (value.hasPrefix("0x") ? UInt64(value.dropFirst(2), radix: 16).map { Int64(bitPattern: $0) } : nil)
+            guard let v else { continue }
+            func name(_ p: String) -> String? { key.hasPrefix(p) && key.hasSuffix(")") ? String(key.dropFirst(p.count).dropLast()) : nil }
+            if let n = name("NUMBER(") { numbers[n] = v } else if let n = name("LENGTH(") { lengths[n] = v } else if let n = name("OFFSET(") { offsets[n] = v }
+        }
+    }
+
+    /// makedumpfile treats a value of -1 as not found.
+    func number(_ n: String) -> Int64? { numbers[n].flatMap { $0 == -1 ? nil : $0 } }
+}
+
+/// Pages excluded by kind, as makedumpfile counts them (`pfn_cache`, ...).
+public struct ExclusionCounts: Sendable, Equatable {
+    public var cache: UInt64 = 0, privateCache: UInt64 = 0, user: UInt64 = 0, free: UInt64 = 0
+    public var hwpoison: UInt64 = 0, offline: UInt64 = 0
+    public init() {}
+}
+
+/// makedumpfile's page filter (`create_2nd_bitmap()` and
+/// `__exclude_unnecessary_pages()`), on struct pages.
+public struct MakedumpfileFilter: Sendable {
+    public enum Kind: Sendable, Equatable { case cache, privateCache, user, free, hwpoison, offline }
+    /// What the chain does at one PFN.
+    public enum Decision: Sendable, Equatable {
+        case keep
+        /// A compound tail (`compound_head & 1`): skipped, its head decides.
+        case tail
+        case exclude(Kind, pages: UInt64)
+    }
+
+    public let version: MakedumpfileVersion
+    public let dumpLevel: Int
+    let n: VmcoreinfoNumbers
+    // Resolved numbers (get_value_for_old_linux() substitutes PG_slab = 7 on 6.10+ kernels).
+    let pgLRU: Int, pgPrivate: Int, pgSwapcache: Int, pgSwapbacked: Int?, pgHWPoison: Int?, pgSlab: Int
+    let headMask: UInt64
+    let buddy: Int64?, hugetlb: Int64?, offline: Int64?, slab: Int64?, unaccepted: Int64?
+    let maxOrder: Int64?
+
+    public init(version: MakedumpfileVersion, dumpLevel: Int, vmcoreinfo: String) {
+        self.version = version
+        self.dumpLevel = dumpLevel
+        n = VmcoreinfoNumbers(text: vmcoreinfo)
+        pgLRU = Int(n.number("PG_lru") ?? 5)
+        pgPrivate = Int(n.number("PG_private") ?? 11)
+        pgSwapcache = Int(n.number("PG_swapcache") ?? 15)
+        pgSwapbacked = n.number("PG_swapbacked").map(Int.init)
+        pgHWPoison = n.number("PG_hwpoison").map(Int.init)
+        pgSlab = Int(n.number("PG_slab") ?? 7)
+        headMask = UInt64(bitPattern: n.number("PG_head_mask") ?? 1 << 16)
+        buddy = n.number("PAGE_BUDDY_MAPCOUNT_VALUE"); hugetlb = n.number("PAGE_HUGETLB_MAPCOUNT_VALUE")
+        offline = n.number("PAGE_OFFLINE_MAPCOUNT_VALUE"); slab = n.number("PAGE_SLAB_MAPCOUNT_VALUE")
+        unaccepted = n.number("PAGE_UNACCEPTED_MAPCOUNT_VALUE")
+        maxOrder = n.lengths["zone.free_area"]
+    }
+
+    /// `page_is_buddy` is set (`setup_page_is_buddy()`: v3 needs
+    /// `OFFSET(page.private)`, `OFFSET(page._mapcount)` and the buddy value).
+    var hasPageIsBuddy: Bool { n.offsets["page.private"] != nil && n.offsets["page._mapcount"] != nil && buddy != nil }
+
+    /// `create_2nd_bitmap()` walks the mem_map only when something needs it.
+    public var walksMemMap: Bool {
+        dumpLevel & (2 | 4 | 8) != 0 || pgHWPoison != nil || (dumpLevel & 16 != 0 && hasPageIsBuddy)
+    }
+
+    /// makedumpfile's `test_bit()`: an int mask `1 << (nr & 0x1f)`,
+    /// sign-extended, so bit 31 also matches bits 32-63 and bits above 31 wrap.
+    public static func testBit(_ nr: Int, _ flags: UInt64) -> Bool {
+        flags & UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: 1 << (nr & 0x1f)))) != 0
+    }
+
+    func isSlab(_ p: StructPage) -> Bool {
+        let flag = p.flags & (1 << UInt64(pgSlab)) != 0
+        switch version {
+        case .v1_7_2: return flag
+        case .v1_7_7, .v1_7_8: return (slab.map { Int32(bitPattern: p.mapcount) == Int32(truncatingIfNeeded: $0) } ?? false) || flag
+        }
+    }
+
+    func isAnon(_ p: StructPage) -> Bool {
+        p.mapping & 1 != 0 && (version == .v1_7_2 || !isSlab(p))
+    }
+
+    func isCachePage(_ p: StructPage) -> Bool {
+        if Self.testBit(pgLRU, p.flags) { return true }
+        return (pgSwapbacked.map { Self.testBit($0, p.flags) } ?? true) && Self.testBit(pgSwapcache, p.flags)
+    }
+
+    func matches(_ p: StructPage, _ value: Int64?) -> Bool {
+        value.map { Int32(bitPattern: p.mapcount) == Int32(truncatingIfNeeded: $0) } ?? false
+    }
+
+    /// The decision chain for the struct page at `pfn` (first match wins).
+    /// `next` is the following struct page when it is in the same 512-page
+    /// read batch (`PGMM_CACHED`): a head in the batch's last slot is not
+    /// recognised as compound.
+    public func decide(_ p: StructPage, next: StructPage?, pfn: UInt64) -> Decision {
+        var order: UInt64 = 0
+        var isHugetlb = false
+        if pfn % 512 < 511, p.flags & headMask != 0, let next {
+            switch version {
+            case .v1_7_2:
+                break   // no OFFSET(page.compound_order) on 6.6+ kernels: order stays 0
+            case .v1_7_7, .v1_7_8:
+                if hugetlb != nil {
+                    order = next.flags & 0xff
+                    isHugetlb = matches(p, hugetlb)
+                }
+            }
+            if order >= 64 || pfn & ((1 << order) - 1) != 0 { order = 0 }
+        }
+        if p.compoundHead & 1 != 0 { return .tail }
+        let slabPage = isSlab(p)
+        let buddyPage: Bool = {
+            guard hasPageIsBuddy else { return false }
+            switch version {
+            case .v1_7_2: return p.flags & (1 << UInt64(pgSlab)) == 0 && matches(p, buddy)
+            case .v1_7_7, .v1_7_8: return !slabPage && matches(p, buddy)
+            }
+        }()
+        if dumpLevel & 16 != 0, buddyPage {
+            if let m = maxOrder, Int64(bitPattern: p.privateValue) >= m { return .keep }   // "Invalid free page order" warning
+            return .exclude(.free, pages: 1 << p.privateValue)
+        }
+        if version == .v1_7_8, dumpLevel & 16 != 0, matches(p, unaccepted) {
+            return .exclude(.free, pages: 1 << UInt64((maxOrder ?? 11) - 1))
+        }
+        let anon = isAnon(p)
+        if dumpLevel & 2 != 0, isCachePage(p), !Self.testBit(pgPrivate, p.flags), !anon {
+            return .exclude(.cache, pages: 1 << order)
+        }
+        if dumpLevel & 4 != 0, isCachePage(p), !anon {
+            return .exclude(Self.testBit(pgPrivate, p.flags) ? .privateCache : .cache, pages: 1 << order)
+        }
+        if dumpLevel & 8 != 0, anon || isHugetlb {
+            return .exclude(.user, pages: 1 << order)
+        }
+        if let hw = pgHWPoison, Self.testBit(hw, p.flags) { return .exclude(.hwpoison, pages: 1 << order) }
+        if offline != nil, !slabPage, matches(p, offline) { return .exclude(.offline, pages: 1 << order) }
+        return .keep
+    }
+}

@@ -1,0 +1,374 @@
+import MemoryModel
+
+/// Where the first kernel put the things a dump tool needs, read from the
+/// simulated guest.
+public struct KernelStructuresInput: Sendable {
+    /// The first kernel's RAM (E820), ascending.
+    public var ram: [AddressRange]
+    public var kernelImage: AddressRange
+    /// memblock's "page tables", "other" and "memmap" reservations.
+    public var pageTablesArea: AddressRange
+    public var otherArea: AddressRange
+    public var memmapArea: AddressRange
+    public var crashKernel: AddressRange?
+    /// 4 MiB blocks still on each zone's `unaccepted_pages`, in list order (PFN ranges).
+    public var unacceptedBlocks: [Range<UInt64>]
+    public var release: String
+    public var crashTime: Int64
+    /// The kernel marks unaccepted block heads with `PGTY_unaccepted` (6.12+).
+    public var hasUnacceptedType: Bool
+    /// VMCOREINFO carries `NUMBER(PAGE_UNACCEPTED_MAPCOUNT_VALUE)` (6.16+).
+    public var exportsUnacceptedNumber: Bool
+    public var seed: UInt64
+
+    public init(ram: [AddressRange], kernelImage: AddressRange, pageTablesArea: AddressRange, otherArea: AddressRange,
+                memmapArea: AddressRange, crashKernel: AddressRange?, unacceptedBlocks: [Range<UInt64>], release: String,
+                crashTime: Int64, hasUnacceptedType: Bool, exportsUnacceptedNumber: Bool, seed: UInt64) {
+        self.ram = ram; self.kernelImage = kernelImage; self.pageTablesArea = pageTablesArea; self.otherArea = otherArea
+        self.memmapArea = memmapArea; self.crashKernel = crashKernel; self.unacceptedBlocks = unacceptedBlocks
+        self.release = release; self.crashTime = crashTime; self.hasUnacceptedType = hasUnacceptedType
+        self.exportsUnacceptedNumber = exportsUnacceptedNumber; self.seed = seed
+    }
+}
+
+/// A page whose bytes are a kernel structure, generated on demand.
+enum StructurePage: Equatable, Sendable {
+    case topPGT, level3Kernel, level2Kernel, utsName
+    case rootArray(Int)       // page i of the 16 KiB mem_section root array
+    case sectionRoot(UInt64)  // the mem_section root page of root index r
+    case directPUD(UInt64)    // direct-map PUD page i (512 GiB each)
+    case vmemmapPUD
+    case vmemmapPMD(UInt64)   // vmemmap PMD page for vmemmap GiB g
+}
+
+/// The kernel structures makedumpfile walks without a vmlinux, generated
+/// from the simulated state: the x86-64 page tables (`init_top_pgt`, a
+/// 1 GiB-page direct map, a 2 MiB-page vmemmap and kernel text map), the
+/// SPARSEMEM_EXTREME `mem_section` root array and roots, `init_uts_ns`,
+/// the 64-byte struct pages of every present section, and a 6.16-style
+/// VMCOREINFO that points at them.
+///
+/// Nothing is materialised: a page of structures is produced when asked
+/// for, from per-range state (the page roles and the section list), so a
+/// multi-TiB guest costs memory in proportion to its number of regions.
+public struct KernelStructures: Sendable {
+    public let input: KernelStructuresInput
+    /// Page role per PFN, per range.
+    public let roles: IntervalMap<PageRole>
+    /// Present sections, ascending; the vmemmap of the i-th is the i-th
+    /// 2 MiB of the memmap buffer (`sparse_buffer_alloc()` in order).
+    public let presentSections: [UInt64]
+    /// `phys_base`: `_text` (16 MiB into `__START_KERNEL_map`) is the kernel image's start.
+    public let physBase: UInt64
+    /// PFN of each generated single page.
+    let singles: [UInt64: StructurePage]
+    let rootPages: [UInt64: UInt64]          // root index -> physical address
+    let directPUDs: [UInt64]                  // physical addresses
+    let vmemmapPUD: UInt64
+    let vmemmapPMDs: [UInt64: UInt64]         // vmemmap GiB -> physical address
+    let topPGT: UInt64, level3Kernel: UInt64, level2Kernel: UInt64, utsPage: UInt64, rootArray: UInt64
+    /// Kernel-data addresses used as list heads and owners in struct pages.
+    let kernelDataVirtual: UInt64
+
+    public init(_ i: KernelStructuresInput, classes: IntervalMap<PageClass>) throws {
+        input = i
+        guard i.kernelImage.start >= X86Layout.physicalStart else {
+            throw CocomemError(.unsupported, "the kernel image starts below 16 MiB; phys_base would be negative")
+        }
+        physBase = i.kernelImage.start - X86Layout.physicalStart
+        presentSections = Sparsemem.presentSections(i.ram)
+        guard UInt64(presentSections.count) * (2 << 20) <= i.memmapArea.size else {
+            throw CocomemError(.invalidScenario, "the memmap reservation (\(ByteCount(i.memmapArea.size))) is smaller than 2 MiB per present section")
+        }
+        roles = Self.roles(i, classes: classes, presentSections: presentSections)
+
+        // Kernel .data: the static page tables and init_uts_ns.
+        let data = alignUp(i.kernelImage.start + i.kernelImage.size / 2, 4096)
+        topPGT = data; level3Kernel = data + 0x1000; level2Kernel = data + 0x2000; utsPage = data + 0x3000
+        kernelDataVirtual = X86Layout.startKernelMap + (data + 0x4000 - physBase)
+        var singles: [UInt64: StructurePage] = [topPGT >> 12: .topPGT, level3Kernel >> 12: .level3Kernel,
+                                                level2Kernel >> 12: .level2Kernel, utsPage >> 12: .utsName]
+        // memblock "other": the root array (sparse_init: NR_SECTION_ROOTS pointers), then one page per root in use.
+        rootArray = i.otherArea.start
+        for p in 0..<4 { singles[(rootArray >> 12) + UInt64(p)] = .rootArray(p) }
+        var roots: [UInt64: UInt64] = [:]
+        var next = rootArray + 0x4000
+        for s in presentSections where roots[s / X86Layout.sectionsPerRoot] == nil {
+            roots[s / X86Layout.sectionsPerRoot] = next
+            singles[next >> 12] = .sectionRoot(s / X86Layout.sectionsPerRoot)
+            next += 0x1000
+        }
+        guard next <= i.otherArea.end else { throw CocomemError(.invalidScenario, "mem_section roots do not fit memblock's early area") }
+        rootPages = roots
+        // memblock "page tables": direct-map PUDs, the vmemmap PUD and its PMDs.
+        let maxPhys = i.ram.map(\.end).max() ?? 0
+        var pt = i.pageTablesArea.start
+        var puds: [UInt64] = []
+        for n in 0..<max(1, divRoundUp(maxPhys, 512 << 30)) { puds.append(pt); singles[pt >> 12] = .directPUD(n); pt += 0x1000 }
+        directPUDs = puds
+        vmemmapPUD = pt; singles[pt >> 12] = .vmemmapPUD; pt += 0x1000
+        var pmds: [UInt64: UInt64] = [:]
+        for s in presentSections where pmds[s / 512] == nil {
+            pmds[s / 512] = pt; singles[pt >> 12] = .vmemmapPMD(s / 512); pt += 0x1000
+        }
+        guard pt <= i.pageTablesArea.end else { throw CocomemError(.invalidScenario, "the page tables do not fit memblock's page-table reservation") }
+        guard presentSections.last.map({ $0 / 512 < 512 }) ?? true else {
+            throw CocomemError(.unsupported, "guests above 32 TiB need a second vmemmap PUD page, which is not generated")
+        }
+        vmemmapPMDs = pmds
+        self.singles = singles
+    }
+
+    /// Page roles: classes decide, then non-RAM, the crash kernel and the
+    /// unaccepted list override.
+    static func roles(_ i: KernelStructuresInput, classes: IntervalMap<PageClass>, presentSections: [UInt64]) -> IntervalMap<PageRole> {
+        var roles = IntervalMap<PageRole>(initial: .reserved)
+        for r in i.ram {
+            classes.forEachRun(in: (r.start >> 12)..<(r.end >> 12)) { pfns, c in
+                let role: PageRole
+                switch c {
+                case .freeZero, .unaccepted: role = .free
+                case .slab: role = .slab
+                case .pageCache: role = .pageCache
+                case .anonymous: role = .anonymous
+                case .kernelText, .kernelData, .memmap, .pageTables, .crashKernel: role = .reserved
+                }
+                roles.assign(pfns, role)
+            }
+        }
+        if let ck = i.crashKernel { roles.assign((ck.start >> 12)..<(ck.end >> 12), .reserved) }
+        for b in i.unacceptedBlocks { roles.assign(b, .unacceptedBlock) }
+        return roles
+    }
+
+    // MARK: Which pages are generated
+
+    /// PFN range of the memmap buffer in use.
+    public var memmapPFNs: Range<UInt64> {
+        let s = input.memmapArea.start >> 12
+        return s..<(s + UInt64(presentSections.count) * 512)
+    }
+
+    /// True if page `pfn` holds generated structures (not a class template).
+    public func isGenerated(_ pfn: UInt64) -> Bool { memmapPFNs.contains(pfn) || singles[pfn] != nil }
+
+    /// Generated PFNs inside `r` as ascending disjoint ranges.
+    /// - Complexity: O(single pages), independent of the memmap's size.
+    public func generatedRanges(in r: Range<UInt64>) -> [Range<UInt64>] {
+        var out = singles.keys.filter { r.contains($0) }.map { $0..<($0 + 1) }
+        let m = memmapPFNs.clamped(to: r)
+        if !m.isEmpty { out.append(m) }
+        return out.sorted { $0.lowerBound < $1.lowerBound }
+    }
+
+    // MARK: Page contents
+
+    /// Writes the 4096 bytes of generated page `pfn` into `p` (zeroed first).
+    public func generate(_ pfn: UInt64, into p: UnsafeMutableRawBufferPointer) {
+        p.initializeMemory(as: UInt8.self, repeating: 0)
+        let base = p.baseAddress!
+        func entry(_ i: Int, _ v: UInt64) { base.storeBytes(of: v.littleEndian, toByteOffset: i * 8, as: UInt64.self) }
+        if memmapPFNs.contains(pfn) {
+            let q = pfn - memmapPFNs.lowerBound
+            let firstPFN = presentSections[Int(q / 512)] * X86Layout.pagesPerSection + (q % 512) * 64
+            fillStructPages(firstPFN, into: base)
+            return
+        }
+        switch singles[pfn]! {
+        case .topPGT:
+            for (n, pud) in directPUDs.enumerated() { entry(Self.index(X86Layout.pageOffset, level: 39) + n, pud | X86Layout.tableEntry) }
+            entry(Self.index(X86Layout.vmemmapStart, level: 39), vmemmapPUD | X86Layout.tableEntry)
+            entry(Self.index(X86Layout.startKernelMap, level: 39), level3Kernel | X86Layout.tableEntry)
+        case .level3Kernel:
+            entry(Self.index(X86Layout.startKernelMap, level: 30), level2Kernel | X86Layout.tableEntry)
+        case .level2Kernel:
+            // level2_kernel_pgt maps phys_base.. in 2 MiB pages up to _end.
+            let n = divRoundUp(input.kernelImage.end - physBase, 2 << 20)
+            for k in 0..<Int(min(n, 512)) { entry(k, (physBase + UInt64(k) << 21) | X86Layout.largeLeaf) }
+        case .directPUD(let n):
+            let maxPhys = input.ram.map(\.end).max() ?? 0
+            for k in 0..<512 {
+                let phys = (n * 512 + UInt64(k)) << 30
+                if phys < maxPhys { entry(k, phys | X86Layout.largeLeaf) }
+            }
+        case .vmemmapPUD:
+            for (g, pmd) in vmemmapPMDs { entry(Self.index(X86Layout.vmemmapStart + g << 30, level: 30), pmd | X86Layout.tableEntry) }
+        case .vmemmapPMD(let g):
+            for (o, s) in presentSections.enumerated() where s / 512 == g {
+                entry(Int(s % 512), (input.memmapArea.start + UInt64(o) << 21) | X86Layout.largeLeaf)
+            }
+        case .utsName:
+            // struct uts_namespace starts with struct new_utsname (6 x 65 bytes).
+            let fields = ["Linux", "cocomem", input.release, "#1 SMP PREEMPT_DYNAMIC", "x86_64", "(none)"]
+            for (k, f) in fields.enumerated() {
+                for (j, b) in f.utf8.prefix(64).enumerated() { base.storeBytes(of: b, toByteOffset: k * 65 + j, as: UInt8.self) }
+            }
+        case .rootArray(let part):
+            for k in 0..<512 {
+                let r = UInt64(part * 512 + k)
+                if let phys = rootPages[r] { entry(k, X86Layout.pageOffset + phys) }
+            }
+        case .sectionRoot(let r):
+            for k in 0..<256 {
+                let s = r * 256 + UInt64(k)
+                guard presentSections.binarySearchContains(s) else { continue }
+                // sparse_encode_mem_map(): mem_map - section_nr_to_pfn(s), i.e. vmemmap itself,
+                // | SECTION_MARKED_PRESENT | HAS_MEM_MAP | IS_ONLINE | IS_EARLY; then the usage pointer.
+                entry(2 * k, X86Layout.vmemmapStart | 0xf)
+                entry(2 * k + 1, X86Layout.pageOffset + input.otherArea.start + 0x80_0000 + s * 32)
+            }
+        }
+    }
+
+    /// Bytes of generated page `pfn`.
+    public func generatedPage(_ pfn: UInt64) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 4096)
+        out.withUnsafeMutableBytes { generate(pfn, into: $0) }
+        return out
+    }
+
+    static func index(_ va: UInt64, level: UInt64) -> Int { Int((va >> level) & 511) }
+
+    // MARK: Struct pages
+
+    /// The zone index of a PFN: DMA below 16 MiB, DMA32 below 4 GiB, Normal above.
+    @inlinable static func zone(_ pfn: UInt64) -> UInt64 { pfn < 4096 ? 0 : pfn < (1 << 20) ? 1 : 2 }
+
+    /// Fills the 64 struct pages from `firstPFN` at `base`.
+    func fillStructPages(_ firstPFN: UInt64, into base: UnsafeMutableRawPointer) {
+        let window = firstPFN..<(firstPFN + 64)
+        roles.forEachRun(in: window) { pfns, role in
+            let run = roles.run(containing: pfns.lowerBound).range
+            for pfn in pfns { structPage(pfn, role: role, run: run).store(to: base + Int(pfn - firstPFN) * 64) }
+        }
+    }
+
+    /// The struct page of `pfn`, whose role is `role` over the maximal run `run`.
+    public func structPage(_ pfn: UInt64) -> StructPage {
+        let (run, role) = roles.run(containing: pfn)
+        return structPage(pfn, role: role, run: run)
+    }
+
+    /// The buddy block holding `pfn` in the free run `run`: the largest
+    /// aligned block of order ≤ 10 inside the run (`__free_one_page()` merges
+    /// to exactly these).
+    static func buddyBlock(_ pfn: UInt64, in run: Range<UInt64>) -> (head: UInt64, order: UInt64) {
+        var o: UInt64 = 10
+        while true {
+            let head = pfn & ~((1 << o) - 1)
+            if head >= run.lowerBound && head + (1 << o) <= run.upperBound { return (head, o) }
+            o -= 1
+        }
+    }
+
+    func structPage(_ pfn: UInt64, role: PageRole, run: Range<UInt64>) -> StructPage {
+        let zone = Self.zone(pfn)
+        var p = StructPage()
+        p.flags = zone << PageFlag.zonesShift
+        let selfLRU = StructPage.lruAddress(of: pfn)
+        p.word1 = selfLRU; p.word2 = selfLRU       // INIT_LIST_HEAD(&page->lru) in __init_single_page()
+        let zoneVirtual = kernelDataVirtual + zone * 0x800
+        switch role {
+        case .reserved:
+            p.flags |= 1 << PageFlag.reserved
+            p.refcount = 1
+        case .free:
+            let (head, order) = Self.buddyBlock(pfn, in: run)
+            guard head == pfn else { break }
+            let freeList = zoneVirtual + 0x100 + order * 0x58 + 0x10   // free_area[order].free_list[MIGRATE_MOVABLE]
+            let nextHead = head + (1 << order)
+            p.word1 = nextHead < run.upperBound ? StructPage.lruAddress(of: nextHead) : freeList
+            p.word2 = head > run.lowerBound ? StructPage.lruAddress(of: Self.buddyBlock(head - 1, in: run).head) : freeList
+            p.privateValue = order                         // set_buddy_order()
+            p.mapcount = PageType.buddy.word
+        case .unacceptedBlock:
+            guard pfn % 1024 == 0 else { break }
+            let listHead = zoneVirtual + 0x700             // zone->unaccepted_pages
+            p.word1 = pfn + 1024 < run.upperBound ? StructPage.lruAddress(of: pfn + 1024) : listHead
+            p.word2 = pfn > run.lowerBound ? StructPage.lruAddress(of: pfn - 1024) : listHead
+            if input.hasUnacceptedType { p.mapcount = PageType.unaccepted.word }
+        case .slab:
+            // struct slab: slab_cache, slab_list, freelist, counters, __page_type.
+            p.word1 = kernelDataVirtual + 0x2000 + (pfn % 8) * 0x100
+            p.word2 = StructPage.address(of: pfn) + 16
+            p.mapping = StructPage.address(of: pfn) + 16
+            p.index = X86Layout.pageOffset + (pfn << 12) + (pfn % 7) * 64
+            p.privateValue = 0x8040_0040
+            p.mapcount = PageType.slab.word
+            p.refcount = 1
+        case .pageCache:
+            p.flags |= 1 << PageFlag.lru | 1 << PageFlag.uptodate | 1 << PageFlag.referenced
+            p.word1 = StructPage.lruAddress(of: pfn + 1); p.word2 = StructPage.lruAddress(of: pfn &- 1)
+            p.mapping = kernelDataVirtual + 0x4000 + ((pfn >> 8) % 16) * 0x200   // one address_space per 1 MiB file
+            p.index = pfn & 0xff
+            p.refcount = 1
+        case .anonymous:
+            p.flags |= 1 << PageFlag.lru | 1 << PageFlag.uptodate | 1 << PageFlag.swapbacked | 1 << PageFlag.active
+            p.word1 = StructPage.lruAddress(of: pfn + 1); p.word2 = StructPage.lruAddress(of: pfn &- 1)
+            p.mapping = (kernelDataVirtual + 0x6000 + ((pfn >> 9) % 16) * 0x80) | 1     // anon_vma | PAGE_MAPPING_ANON
+            p.index = 0x7f00_0000 + (pfn & 0xf_ffff)
+            p.mapcount = 0
+            p.refcount = 1
+        }
+        if role == .free || role == .unacceptedBlock { p.refcount = 0 }   // __free_pages_core(): set_page_count(p, 0)
+        return p
+    }
+
+    // MARK: VMCOREINFO
+
+    /// The VMCOREINFO note of a 6.16 x86-64 kernel (`kernel/vmcore_info.c`,
+    /// `arch/x86/kernel/vmcore_info_64.c`) for this guest. Built as a
+    /// non-NUMA kernel: no `node_online_map` / `node_data`, whose pglist
+    /// structures are not generated.
+    public var vmcoreinfo: String {
+        func hex(_ v: UInt64) -> String { String(v, radix: 16) }
+        let text = X86Layout.startKernelMap + X86Layout.physicalStart
+        var rng = SplitMix64(seed: input.seed ^ 0xb11d)
+        let buildID = (0..<5).map { _ in String(UInt32(truncatingIfNeeded: rng.next()), radix: 16).leftPadded(8, with: "0") }.joined()
+        var l: [String] = [
+            "OSRELEASE=\(input.release)", "BUILD-ID=\(buildID)", "PAGESIZE=4096",
+            "SYMBOL(init_uts_ns)=\(hex(kernelVirtual(utsPage)))", "OFFSET(uts_namespace.name)=0",
+            "SYMBOL(_stext)=\(hex(text))", "NUMBER(VMALLOC_START)=0x\(hex(X86Layout.vmallocStart))",
+            "SYMBOL(vmemmap)=\(hex(X86Layout.vmemmapStart))",
+            "SYMBOL(mem_section)=\(hex(X86Layout.pageOffset + rootArray))", "LENGTH(mem_section)=\(X86Layout.sectionRoots)",
+            "SIZE(mem_section)=16", "OFFSET(mem_section.section_mem_map)=0",
+            "NUMBER(SECTION_SIZE_BITS)=\(X86Layout.sectionSizeBits)", "NUMBER(MAX_PHYSMEM_BITS)=\(X86Layout.maxPhysmemBits)",
+            "SIZE(page)=64", "SIZE(pglist_data)=174592", "SIZE(zone)=1792", "SIZE(free_area)=88", "SIZE(list_head)=16",
+            "SIZE(nodemask_t)=128",
+            "OFFSET(page.flags)=0", "OFFSET(page._refcount)=52", "OFFSET(page.mapping)=24", "OFFSET(page.lru)=8",
+            "OFFSET(page._mapcount)=48", "OFFSET(page.private)=40", "OFFSET(page.compound_head)=8",
+            "OFFSET(zone.free_area)=256", "OFFSET(zone.vm_stat)=1536", "OFFSET(zone.spanned_pages)=112",
+            "OFFSET(free_area.free_list)=0", "OFFSET(list_head.next)=0", "OFFSET(list_head.prev)=8",
+            "LENGTH(zone.free_area)=11", "LENGTH(free_area.free_list)=6",
+            "NUMBER(NR_FREE_PAGES)=0", "NUMBER(PG_lru)=\(PageFlag.lru)", "NUMBER(PG_private)=\(PageFlag.privateFlag)",
+            "NUMBER(PG_swapcache)=\(PageFlag.swapcache)", "NUMBER(PG_swapbacked)=\(PageFlag.swapbacked)",
+            "NUMBER(PG_head_mask)=\(1 << PageFlag.head)", "NUMBER(PG_hwpoison)=\(PageFlag.hwpoison)",
+            "NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)=\(PageType.buddy.number)",
+            "NUMBER(PAGE_HUGETLB_MAPCOUNT_VALUE)=\(PageType.hugetlb.number)",
+            "NUMBER(PAGE_OFFLINE_MAPCOUNT_VALUE)=\(PageType.offline.number)",
+            "NUMBER(PAGE_SLAB_MAPCOUNT_VALUE)=\(PageType.slab.number)",
+        ]
+        if input.exportsUnacceptedNumber { l.append("NUMBER(PAGE_UNACCEPTED_MAPCOUNT_VALUE)=\(PageType.unaccepted.number)") }
+        l += [
+            "NUMBER(phys_base)=\(physBase)", "SYMBOL(init_top_pgt)=\(hex(kernelVirtual(topPGT)))",
+            "NUMBER(pgtable_l5_enabled)=0", "KERNELOFFSET=0", "NUMBER(KERNEL_IMAGE_SIZE)=\(X86Layout.kernelImageSize)",
+            "NUMBER(sme_mask)=0", "CRASHTIME=\(input.crashTime)",
+        ]
+        return l.joined(separator: "\n") + "\n"
+    }
+
+    /// The kernel-text mapping of a physical address inside the image.
+    func kernelVirtual(_ phys: UInt64) -> UInt64 { X86Layout.startKernelMap + phys - physBase }
+}
+
+extension Array where Element == UInt64 {
+    /// Binary search in an ascending array.
+    func binarySearchContains(_ v: UInt64) -> Bool {
+        var lo = 0, hi = count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if self[mid] < v { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < count && self[lo] == v
+    }
+}

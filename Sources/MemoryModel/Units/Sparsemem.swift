@@ -1,0 +1,16 @@
+/// x86-64 SPARSEMEM sections: `SECTION_SIZE_BITS` = 27, 128 MiB each.
+public enum Sparsemem {
+    public static let sectionBytes: UInt64 = 128 << 20
+    /// `section_map_size()`: the 2 MiB of struct pages of one section, PMD-aligned.
+    public static let sectionMapBytes: UInt64 = 2 << 20
+
+    /// Section numbers that hold any RAM (`memory_present()`), ascending.
+    /// - Complexity: O(ranges + sections).
+    public static func presentSections(_ ram: [AddressRange]) -> [UInt64] {
+        var out: [UInt64] = []
+        for r in ram.sorted(by: { $0.start < $1.start }) where !r.isEmpty {
+            for s in (r.start / sectionBytes)...((r.end - 1) / sectionBytes) where out.last != s { out.append(s) }
+        }
+        return out
+    }
+}
