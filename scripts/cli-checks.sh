@@ -49,7 +49,9 @@ expect_error "malformed calls line" "calls line 1" accept --memmap "$tmp/good.js
 expect_error "SNP with TDX firmware" "firmware" boot --platform snp --firmware tdvf
 expect_error "dump into a missing directory" "cannot write" dump --memory 512M -o "$tmp/no/such/dir/dump" -c
 expect_error "dump level out of range" "dump level" dump --memory 512M -o "$tmp/x" -d 32
-expect_error "dump level needing struct pages" "struct pages" dump --memory 512M -o "$tmp/x" -d 31
+expect_error "dump level needing struct pages (kernel 6.11)" "struct pages" dump --memory 512M --kernel 6.11 -o "$tmp/x" -d 31
+expect_error "dump level without VMCOREINFO" "VMCOREINFO" dump --memory 512M --no-vmcoreinfo -o "$tmp/x" -d 31
+expect_error "unknown makedumpfile version" "makedumpfile version" dump --memory 512M --makedumpfile 1.6 --estimate
 expect_error "dump with nothing to do" "nothing to do" dump --memory 512M
 expect_error "two compressors" "at most one" dump --memory 512M -o "$tmp/x" -c -z
 
