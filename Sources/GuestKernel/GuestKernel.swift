@@ -89,7 +89,7 @@ public final class GuestKernel {
         self.unaccepted = unaccepted
     }
 
-    func zoneIndex(_ addr: UInt64) -> Int { addr < (16 << 20) ? 0 : addr < (1 << 32) ? 1 : 2 }
+    func zoneIndex(_ addr: UInt64) -> Int { X86Zones.index(ofAddress: addr) }
 
     // MARK: Early boot
 

@@ -59,7 +59,7 @@ public enum CaptureView {
         }
         var image = GuestMemoryImage(loads: loads, classes: classes, content: PageContent(seed: seed), cpus: r.scenario.vcpus, vmcoreinfo: nil)
         if structures, k.config.version.hasPageUnacceptedType {
-            let ks = try KernelStructures(kernelInput(r, k, crashKernel: crashKernel, seed: seed), classes: classes)
+            let ks = try KernelStructures(kernelInput(r, k, seed: seed), classes: classes)
             image.kernel = ks
             image.vmcoreinfo = ks.vmcoreinfo
         }
@@ -68,7 +68,7 @@ public enum CaptureView {
 
     /// What the kernel structures are generated from: the memblock
     /// reservations and each zone's pending unaccepted blocks.
-    static func kernelInput(_ r: BootResult, _ k: GuestKernel, crashKernel: AddressRange?, seed: UInt64) throws -> KernelStructuresInput {
+    static func kernelInput(_ r: BootResult, _ k: GuestKernel, seed: UInt64) throws -> KernelStructuresInput {
         func reservation(_ what: String) throws -> AddressRange {
             guard let x = k.reservations.first(where: { $0.what == what }) else {
                 throw CocomemError(.invalidScenario, "the guest kernel has no '\(what)' reservation to build its structures from")
@@ -81,7 +81,7 @@ public enum CaptureView {
         let v = k.config.version
         return KernelStructuresInput(
             ram: k.ram, kernelImage: try reservation("kernel image"), pageTablesArea: try reservation("page tables"),
-            otherArea: try reservation("other"), memmapArea: try reservation("memmap"), crashKernel: crashKernel,
+            otherArea: try reservation("other"), memmapArea: try reservation("memmap"),
             unacceptedBlocks: blocks, release: "\(v.rawValue).0-cocomem", crashTime: Int64(r.times.totalBoot),
             hasUnacceptedType: v.hasPageUnacceptedType, exportsUnacceptedNumber: v.exportsUnacceptedMapcount, seed: seed)
     }

@@ -149,7 +149,6 @@ struct Dump: ParsableCommand {
             if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }
             var image = try CaptureView.image(from: r, seed: r.scenario.seed)
             if noVmcoreinfo { image.vmcoreinfo = nil }
-            try options.validate(for: image)
             let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate)
             print(json ? result.json.serialized() : result.text, terminator: json ? "\n" : "")
         }

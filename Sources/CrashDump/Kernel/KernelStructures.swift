@@ -10,7 +10,6 @@ public struct KernelStructuresInput: Sendable {
     public var pageTablesArea: AddressRange
     public var otherArea: AddressRange
     public var memmapArea: AddressRange
-    public var crashKernel: AddressRange?
     /// 4 MiB blocks still on each zone's `unaccepted_pages`, in list order (PFN ranges).
     public var unacceptedBlocks: [Range<UInt64>]
     public var release: String
@@ -22,10 +21,10 @@ public struct KernelStructuresInput: Sendable {
     public var seed: UInt64
 
     public init(ram: [AddressRange], kernelImage: AddressRange, pageTablesArea: AddressRange, otherArea: AddressRange,
-                memmapArea: AddressRange, crashKernel: AddressRange?, unacceptedBlocks: [Range<UInt64>], release: String,
+                memmapArea: AddressRange, unacceptedBlocks: [Range<UInt64>], release: String,
                 crashTime: Int64, hasUnacceptedType: Bool, exportsUnacceptedNumber: Bool, seed: UInt64) {
         self.ram = ram; self.kernelImage = kernelImage; self.pageTablesArea = pageTablesArea; self.otherArea = otherArea
-        self.memmapArea = memmapArea; self.crashKernel = crashKernel; self.unacceptedBlocks = unacceptedBlocks
+        self.memmapArea = memmapArea; self.unacceptedBlocks = unacceptedBlocks
         self.release = release; self.crashTime = crashTime; self.hasUnacceptedType = hasUnacceptedType
         self.exportsUnacceptedNumber = exportsUnacceptedNumber; self.seed = seed
     }
@@ -119,8 +118,8 @@ public struct KernelStructures: Sendable {
         self.singles = singles
     }
 
-    /// Page roles: classes decide, then non-RAM, the crash kernel and the
-    /// unaccepted list override.
+    /// Page roles: classes decide (the crash kernel is its own class, so
+    /// reserved), non-RAM stays reserved, and the unaccepted list overrides.
     static func roles(_ i: KernelStructuresInput, classes: IntervalMap<PageClass>, presentSections: [UInt64]) -> IntervalMap<PageRole> {
         var roles = IntervalMap<PageRole>(initial: .reserved)
         for r in i.ram {
@@ -136,7 +135,6 @@ public struct KernelStructures: Sendable {
                 roles.assign(pfns, role)
             }
         }
-        if let ck = i.crashKernel { roles.assign((ck.start >> 12)..<(ck.end >> 12), .reserved) }
         for b in i.unacceptedBlocks { roles.assign(b, .unacceptedBlock) }
         return roles
     }
@@ -232,7 +230,7 @@ public struct KernelStructures: Sendable {
     // MARK: Struct pages
 
     /// The zone index of a PFN: DMA below 16 MiB, DMA32 below 4 GiB, Normal above.
-    @inlinable static func zone(_ pfn: UInt64) -> UInt64 { pfn < 4096 ? 0 : pfn < (1 << 20) ? 1 : 2 }
+    static func zone(_ pfn: UInt64) -> UInt64 { UInt64(X86Zones.index(ofAddress: pfn << 12)) }
 
     /// Fills the 64 struct pages from `firstPFN` at `base`.
     func fillStructPages(_ firstPFN: UInt64, into base: UnsafeMutableRawPointer) {

@@ -14,3 +14,10 @@ public enum Sparsemem {
         return out
     }
 }
+
+/// The zones of an x86-64 node by physical address: DMA below 16 MiB,
+/// DMA32 below 4 GiB, Normal above (`zone_sizes_init()`).
+public enum X86Zones {
+    /// 0 DMA, 1 DMA32, 2 Normal.
+    @inlinable public static func index(ofAddress addr: UInt64) -> Int { addr < (16 << 20) ? 0 : addr < (1 << 32) ? 1 : 2 }
+}
