@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "Simulation", dependencies: ["MemoryModel", "Firmware", "GuestKernel", "CoCoGuest", "TDXModule", "KVM", "SNP", "CostModel", "Reports", "CrashDump"], swiftSettings: strict),
         .executableTarget(name: "cocomem", dependencies: ["Simulation", "Reports", "CrashDump", "KVM", "TDXModule", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .testTarget(name: "MemoryModelTests", dependencies: ["MemoryModel"], swiftSettings: strict),
-        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Reports", "KVM", "TDXModule", "MemoryModel", "CoCoGuest", "CostModel"], swiftSettings: strict),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Reports", "KVM", "TDXModule", "MemoryModel", "CoCoGuest", "CostModel", "GuestKernel"], swiftSettings: strict),
         .testTarget(name: "CrashDumpTests", dependencies: ["CrashDump", "Simulation", "MemoryModel", "CostModel", "GuestKernel"], swiftSettings: strict),
     ]
 )

@@ -54,6 +54,17 @@ expect_error "dump level without VMCOREINFO" "VMCOREINFO" dump --memory 512M --n
 expect_error "unknown makedumpfile version" "makedumpfile version" dump --memory 512M --makedumpfile 1.6 --estimate
 expect_error "dump with nothing to do" "nothing to do" dump --memory 512M
 expect_error "two compressors" "at most one" dump --memory 512M -o "$tmp/x" -c -z
+expect_error "unknown kexec syscall" "not kexec_file_load or kexec_load" kexec --memory 1G --syscall kexec2
+expect_error "kernel alignment not a power of two" "power of two" kexec --memory 1G --kernel-alignment 3M
+expect_error "unknown next kernel" "next-kernel" kexec --memory 1G --next-kernel 5.4
+expect_error "negative initrd" "negative" kexec --memory 1G --initrd=-1M
+
+# A kexec load that cannot be placed is an outcome of the simulation, reported, not an error.
+if "$bin" kexec --memory 1G --initrd 900M >"$tmp/out" 2>"$tmp/err" && grep -q "Load: failed: E" "$tmp/out"; then
+    pass=$((pass + 1))
+else
+    echo "FAIL: oversized kexec load: $(head -c 300 "$tmp/out" "$tmp/err")"; fail=$((fail + 1))
+fi
 
 # An interrupted dump leaves no file and no temporary file behind. Wait
 # until the temporary file exists, so the interrupt lands mid-write.

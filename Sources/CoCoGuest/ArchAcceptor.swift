@@ -43,6 +43,12 @@ public protocol GuestPlatform: AnyObject {
     var name: String { get }
     /// True if every 4K frame in `r` is accepted/validated.
     func isAccessible(_ r: AddressRange) -> Bool
+    /// A load or store by the guest to the private 4K frame `gfn` on
+    /// `vcpu`, outside any accept call: free when the frame is accepted,
+    /// fatal otherwise, with the platform's own report of the access.
+    /// Returns the platform operations the access caused (for the vCPU's
+    /// clock) and the outcome.
+    func touch(gfn: UInt64, vcpu: Int) -> (OpCounts, AcceptOutcome)
     /// Host memory committed to the guest, in bytes.
     var committedBytes: UInt64 { get }
     /// Counts of platform operations are kept by the clocks; this names the

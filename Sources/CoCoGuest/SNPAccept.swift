@@ -140,4 +140,8 @@ public final class SNPGuestPlatform: GuestPlatform {
     public var kind: PlatformKind { .snp }
     public func isAccessible(_ r: AddressRange) -> Bool { platform.isAccessible((r.start >> 12)..<divRoundUp(r.end, 4096)) }
     public var committedBytes: UInt64 { platform.committedPages << 12 }
+    public func touch(gfn: UInt64, vcpu: Int) -> (OpCounts, AcceptOutcome) {
+        let (ops, fatal) = platform.guestAccess(gfn: gfn)
+        return (ops, fatal.map { .terminated($0) } ?? .ok)
+    }
 }

@@ -228,4 +228,8 @@ public final class TDXGuestPlatform: GuestPlatform {
     public var kind: PlatformKind { .tdx }
     public func isAccessible(_ r: AddressRange) -> Bool { host.isAccessible((r.start >> 12)..<divRoundUp(r.end, 4096)) }
     public var committedBytes: UInt64 { host.committedPages << 12 }
+    public func touch(gfn: UInt64, vcpu: Int) -> (OpCounts, AcceptOutcome) {
+        let (ops, fatal) = host.guestAccess(gfn: gfn, vcpu: vcpu)
+        return (ops, fatal.map { .terminated($0) } ?? .ok)
+    }
 }

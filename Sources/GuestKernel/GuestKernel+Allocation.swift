@@ -2,8 +2,9 @@ import CoCoGuest
 import CostModel
 import MemoryModel
 
-/// Where allocated pages go: anonymous memory or the page cache.
-public enum PageUse: Sendable { case anonymous, pageCache }
+/// Where allocated pages go: anonymous memory, the page cache, or the
+/// kernel itself (kexec's source copies and the like).
+public enum PageUse: Sendable { case anonymous, pageCache, kernel }
 
 extension GuestKernel {
     /// `init_per_zone_wmark_min()` → `setup_per_zone_wmarks()`.
@@ -84,6 +85,7 @@ extension GuestKernel {
                 zones[zi].freePages -= take
                 allocatedPages += take
                 if use == .pageCache { pageCachePages += take }
+                if use == .kernel { kernelPages += take }
                 if touch { clock.charge(.kernelTouchPage, take, vcpu: vcpu, costs: costs) }
                 left -= take
                 progressed = true

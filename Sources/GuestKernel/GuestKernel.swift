@@ -78,6 +78,9 @@ public final class GuestKernel {
     /// Pages the kernel itself took from the allocator before watermarks
     /// existed (counted in `allocatedPages` too).
     public internal(set) var earlyAllocationPages: UInt64 = 0
+    /// Pages the kernel allocated for itself after boot (counted in
+    /// `allocatedPages` too), such as kexec's source copies.
+    public internal(set) var kernelPages: UInt64 = 0
 
     public init(config: KernelConfig, vcpus: Int, costs: CostTable, platform: GuestPlatform,
                 ram: [AddressRange], unaccepted: UnacceptedMemory?) {
@@ -93,11 +96,31 @@ public final class GuestKernel {
 
     // MARK: Early boot
 
-    /// `extract_kernel()` accepting the decompression output.
-    public func decompress(clock: inout PhaseClock) -> AcceptOutcome {
+    /// `extract_kernel()` accepting the decompression output: `image`, the
+    /// kernel's load address (16 MiB from a boot loader, the kexec kernel
+    /// segment after kexec) for `init_size` bytes.
+    public func decompress(image: AddressRange, clock: inout PhaseClock) -> AcceptOutcome {
         guard let u = unaccepted else { return .ok }
-        let start: UInt64 = 16 << 20
-        return u.bootAcceptMemory(start: start, end: start + config.kernelInitBytes, vcpu: 0, clock: &clock)
+        return u.bootAcceptMemory(start: image.start, end: image.end, vcpu: 0, clock: &clock)
+    }
+
+    /// `memblock_reserve()` of a range early boot must keep (the initrd a
+    /// boot loader or kexec left, `reserve_initrd()`).
+    public func reserve(_ r: AddressRange, what: String) { reservations.append((r, what)) }
+
+    /// `free_reserved_area()` of a reservation no longer needed (the initrd
+    /// once unpacked, `free_initrd_mem()`): its pages, written by whoever
+    /// loaded them and so accepted, go to the buddy allocator page by page.
+    public func freeReservation(_ what: String) {
+        guard let i = reservations.firstIndex(where: { $0.what == what }) else { return }
+        let r = reservations.remove(at: i).range
+        for z in ZoneKind.allCases {
+            let part = r.clamped(to: AddressRange(start: z.range.lowerBound, end: z.range.upperBound))
+            guard !part.isEmpty else { continue }
+            let zi = zoneIndex(part.start)
+            zones[zi].managed += part.size >> 12
+            zones[zi].freePages += part.size >> 12
+        }
     }
 
     /// `reserve_unaccepted()`: memblock_add/reserve of the table's pages.

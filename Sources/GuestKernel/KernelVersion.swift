@@ -25,4 +25,13 @@ public enum KernelVersion: String, Sendable, CaseIterable {
     public var hasPageUnacceptedType: Bool { order >= KernelVersion.v6_12.order }
     /// vmcoreinfo exports `NUMBER(PAGE_UNACCEPTED_MAPCOUNT_VALUE)` (6.16).
     public var exportsUnacceptedMapcount: Bool { order >= KernelVersion.v6_16.order }
+    /// "kexec_core: accept unaccepted kexec segments' destination
+    /// addresses" (Yan Zhao; mm tree 2025, in the 6.16-era tree):
+    /// `sanity_check_segment_list()` ends with `accept_memory()` of every
+    /// segment.
+    public var acceptsKexecDestinations: Bool { order >= KernelVersion.v6_16.order }
+    /// b3ba234171cd "kexec_file: load kernel at top of system RAM if
+    /// required" (v6.8): a top-down kexec_file buffer walks System RAM from
+    /// the top (`walk_system_ram_res_rev()`); 6.5 walks bottom-up.
+    public var kexecFileWalksTopDown: Bool { order >= KernelVersion.v6_11.order }
 }

@@ -153,6 +153,25 @@ public final class SNPPlatform {
 
     public var committedPages: UInt64 { rmp.measure(in: 0..<UInt64.max) { $0.isBacked } }
 
+    /// A guest access with the C-bit set to `gfn` outside PVALIDATE. A page
+    /// with no host backing takes a nested page fault, which KVM resolves
+    /// by faulting in the guest_memfd page (RMPUPDATE, assigned but not
+    /// validated); the retried access to a page that is not validated
+    /// raises #VC with error code 0x404 (SVM_EXIT_NOT_VALIDATED, AMD APM
+    /// vol. 2 §15.36.10). Linux has no handler for it: `vc_handle_exitcode()`
+    /// returns ES_UNSUPPORTED and the guest terminates itself
+    /// (GHCB_SEV_ES_GEN_REQ). Returns the operations and, when fatal, why.
+    public func guestAccess(gfn: UInt64) -> (OpCounts, fatal: String?) {
+        var c = OpCounts()
+        let state = rmp.value(at: gfn)
+        if state.isValidated { return (c, nil) }
+        if state == .unbacked {
+            back(gfn: gfn, level: .size4K, counts: &c)
+            c.add(.snpNPF4K)
+        }
+        return (c, "SNP: #VC exception, error code 0x404 (SVM_EXIT_NOT_VALIDATED) at \(hex16(gfn << 12)): the guest terminated itself (GHCB_SEV_ES_GEN_REQ)")
+    }
+
     // Bulk support, as for the TDX host.
     /// Signature of the uniform range `[gfn, gfn + frames)`, or nil.
     public func signature(gfn: UInt64, frames: UInt64) -> ReplayKey? {

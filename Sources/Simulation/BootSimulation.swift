@@ -114,7 +114,12 @@ public struct BootSimulation {
     }
 
     /// Runs the whole boot and the workload.
-    public func run() throws -> BootResult {
+    public func run() throws -> BootResult { try boot().result }
+
+    /// The firmware, the EFI stub and the kernel's boot, returning the
+    /// platform the guest runs on with the result (kexec boots the next
+    /// kernel on the same platform).
+    func boot() throws -> (result: BootResult, acceptors: Acceptors) {
         let s = scenario
         try s.validate()
         let layout = try Q35Layout(memory: s.memory)
@@ -136,24 +141,34 @@ public struct BootSimulation {
         r.times.efiStub = fw.stubClock.seconds(costs)
         r.perPhaseCounts = [("firmware", fw.firmwareClock.counts), ("efi_stub", fw.stubClock.counts)]
         r.outcome = fw.outcome
-        defer { }
-        guard fw.outcome == .ok else { return finish(&r, acc) }
+        guard fw.outcome == .ok else { return (finish(&r, acc), acc) }
 
-        // The kernel.
         let unaccepted = fw.table.map { UnacceptedMemory(table: $0, acceptor: acc.kernel, costs: costs) }
-        unaccepted?.stepByStep = s.stepByStep
         var ramTypes: Set<EFIMemoryType> = [.conventional, .bootServicesCode, .bootServicesData, .loaderCode, .loaderData]
         if s.loader.kernelSupportsUnaccepted && !s.loader.loaderCallsExitBootServices { ramTypes.insert(.unaccepted) }
-        var ram = fw.map.ranges(of: ramTypes)
-        ram = mergeRanges(ram)
-        let kernel = GuestKernel(config: s.kernel, vcpus: s.vcpus, costs: costs, platform: acc.platform, ram: ram, unaccepted: unaccepted)
+        let ram = mergeRanges(fw.map.ranges(of: ramTypes))
+        let kernelImage = AddressRange(start: 16 << 20, size: s.kernel.kernelInitBytes)
+        bootKernel(config: s.kernel, ram: ram, unaccepted: unaccepted, platform: acc.platform,
+                   image: kernelImage, initrd: nil, workload: s.workload, into: &r)
+        return (finish(&r, acc), acc)
+    }
+
+    /// A kernel's boot from the decompressor to a shell and the workload:
+    /// what a boot loader starts after ExitBootServices, or kexec starts
+    /// with the kernel at `image` and the initrd it loaded. The kernel finds
+    /// the unaccepted table as the previous owner of the machine left it.
+    func bootKernel(config: KernelConfig, ram: [AddressRange], unaccepted: UnacceptedMemory?, platform: GuestPlatform,
+                    image kernelImage: AddressRange, initrd: AddressRange?, workload: Workload, into r: inout BootResult) {
+        let s = scenario
+        unaccepted?.stepByStep = s.stepByStep
+        let kernel = GuestKernel(config: config, vcpus: s.vcpus, costs: costs, platform: platform, ram: ram, unaccepted: unaccepted)
         r.kernel = kernel
         var kclock = PhaseClock(vcpus: s.vcpus)
         kclock.charge(.kernelFixed, vcpu: 0, costs: costs)
-        var outcome = kernel.decompress(clock: &kclock)
-        let kernelImage = AddressRange(start: 16 << 20, size: s.kernel.kernelInitBytes)
+        var outcome = kernel.decompress(image: kernelImage, clock: &kclock)
         if outcome == .ok {
             _ = kernel.reserveUnacceptedTable()
+            if let i = initrd { kernel.reserve(i, what: "initrd") }
             outcome = kernel.memblockAllocations(kernelImage: kernelImage, clock: &kclock)
         }
         var dclock = PhaseClock(vcpus: s.vcpus)
@@ -164,6 +179,7 @@ public struct BootSimulation {
         if outcome == .ok { outcome = kernel.earlyAllocations(clock: &eclock) }
         r.times.earlyAllocations = eclock.seconds(costs)
         kernel.initWatermarks()
+        kernel.freeReservation("initrd")
         var uclock = PhaseClock(vcpus: s.vcpus)
         uclock.charge(.userspaceFixed, vcpu: 0, costs: costs)
         var full: Double? = nil
@@ -182,7 +198,7 @@ public struct BootSimulation {
         var wclock = PhaseClock(vcpus: s.vcpus)
         if outcome == .ok {
             var wfull: Double? = nil
-            switch s.workload {
+            switch workload {
             case .none: break
             case .touch(let b):
                 let (_, o) = kernel.allocate(pages: b >> 12, use: .anonymous, touch: true, clock: &wclock, fullyAcceptedAt: &wfull)
@@ -200,7 +216,6 @@ public struct BootSimulation {
         r.perPhaseCounts.append(("workload", wclock.counts))
         r.events += kernel.events
         r.outcome = outcome
-        return finish(&r, acc)
     }
 
     /// `rate=SIZE:SECONDS`: every second, `perSecond` bytes are allocated and
@@ -224,6 +239,7 @@ public struct BootSimulation {
     }
 
     func finish(_ r: inout BootResult, _ acc: Acceptors) -> BootResult {
+        r.counts = OpCounts()
         for (_, c) in r.perPhaseCounts { r.counts.add(c) }
         r.host = acc.vm
         if let vm = acc.vm {

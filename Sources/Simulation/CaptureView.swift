@@ -9,7 +9,8 @@ import MemoryModel
 /// handed out by the page allocator but not their addresses, so those
 /// pages are laid into accepted free memory from the lowest address of the
 /// Normal zone upwards, then DMA32: first the early kernel allocations
-/// (slab), then the page cache, then anonymous memory. Memblock
+/// (slab) and later kernel allocations such as kexec's
+/// source pages, then the page cache, then anonymous memory. Memblock
 /// reservations, unaccepted units and zeroed free memory are where the
 /// simulation put them.
 public enum CaptureView {
@@ -42,8 +43,9 @@ public enum CaptureView {
         }
         let loads = GuestMemoryImage.loads(ram: k.ram, excluding: crashKernel)
         // Pages the allocator handed out, laid into zeroed free memory.
-        let anon = k.allocatedPages - k.pageCachePages - k.earlyAllocationPages
-        var wanted: [(PageClass, UInt64)] = [(.slab, k.earlyAllocationPages), (.pageCache, k.pageCachePages), (.anonymous, anon)]
+        let kernelOwn = k.earlyAllocationPages + k.kernelPages
+        let anon = k.allocatedPages - k.pageCachePages - kernelOwn
+        var wanted: [(PageClass, UInt64)] = [(.slab, kernelOwn), (.pageCache, k.pageCachePages), (.anonymous, anon)]
         let high = loads.filter { $0.start >= 1 << 32 }, low = loads.filter { $0.start < 1 << 32 }
         for l in high + low {
             var free: [Range<UInt64>] = []

@@ -18,6 +18,12 @@ public protocol TDXHost: AnyObject {
     func handleEPTViolation(gfn: UInt64, acceptLevel: PageLevel) -> OpCounts
     /// True if every frame in `frames` is accepted (guest-accessible).
     func isAccessible(_ frames: Range<UInt64>) -> Bool
+    /// A guest load or store to private `gfn` on `vcpu` outside any
+    /// TDCALL: KVM faults the page in if it is not mapped, and an access to
+    /// a page still PENDING is fatal (`tdx_handle_ept_violation()` →
+    /// `tdx_is_sept_violation_unexpected_pending()`). Returns the host
+    /// operations performed and, when the TD died, why.
+    func guestAccess(gfn: UInt64, vcpu: Int) -> (OpCounts, fatal: String?)
     /// Frames backed by host memory, plus S-EPT pages, in 4K pages.
     var committedPages: UInt64 { get }
 

@@ -15,7 +15,7 @@ import TDXModule
 struct Cocomem: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "An executable model of memory acceptance in confidential VMs (Intel TDX, AMD SEV-SNP).",
-        subcommands: [Boot.self, Dump.self, Host.self, Accept.self, Validate.self, Bench.self], defaultSubcommand: Boot.self)
+        subcommands: [Boot.self, Dump.self, Kexec.self, Host.self, Accept.self, Validate.self, Bench.self], defaultSubcommand: Boot.self)
 
     /// Runs `body`, turning a CocomemError into one clear line and exit code 1.
     static func guarded(_ body: () throws -> Void) throws {
@@ -151,6 +151,57 @@ struct Dump: ParsableCommand {
             if noVmcoreinfo { image.vmcoreinfo = nil }
             let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate)
             print(json ? result.json.serialized() : result.text, terminator: json ? "\n" : "")
+        }
+    }
+}
+
+struct Kexec: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Boot a guest, kexec_load or kexec_file_load a new kernel into it, kexec -e, and boot the next kernel from the acceptance state the first left.",
+        discussion: "Segments are placed as the kernel (kexec_file_load) or kexec-tools (kexec_load) place them on x86-64. Kernels 6.16 and later accept the destinations at load; older ones let the relocation touch unaccepted memory, which kills the guest.")
+    @OptionGroup var guest: ScenarioOptions
+    @Option(help: "kexec_file_load (kexec -s) or kexec_load (kexec -c)") var syscall = "kexec_file_load"
+    @Flag(help: "Load a crash image into the crashkernel= region (kexec -p); it is only loaded") var crash = false
+    @Option(name: .customLong("crashkernel"), help: "crashkernel= reservation (default: 256M with --crash, none otherwise)") var crashKernel: String?
+    @Option(help: "Initrd size (0: none)") var initrd = "64M"
+    @Option(name: .customLong("kernel-size"), help: "bzImage file size") var kernelSize = "14M"
+    @Option(name: .customLong("init-size"), help: "setup_header.init_size (default: the scenario's decompressed kernel footprint, 64M)") var initSize: String?
+    @Option(name: .customLong("kernel-alignment"), help: "setup_header.kernel_alignment (CONFIG_PHYSICAL_ALIGN)") var kernelAlignment = "2M"
+    @Option(name: .customLong("cmdline-len"), help: "Command line length including the NUL") var cmdlineLen: UInt64 = 128
+    @Option(name: .customLong("next-kernel"), help: "Generation of the kernel kexec boots (default: the running one's)") var nextKernel: String?
+    @Flag(name: .customLong("load-only"), help: "Load without executing (kexec -l)") var loadOnly = false
+    @Flag var json = false
+
+    func run() throws {
+        try Cocomem.guarded {
+            var s = try guest.scenario()
+            s.kernel.crashKernelBytes = try crashKernel.map { try ByteCount.parse($0).value } ?? (crash ? 256 << 20 : 0)
+            var plan = KexecPlan()
+            guard let sc = KexecSyscall(rawValue: syscall) else { throw CocomemError(.invalidArgument, "syscall '\(syscall)' is not kexec_file_load or kexec_load") }
+            plan.request.syscall = sc
+            plan.request.type = crash ? .crash : .normal
+            var p = KexecPayload()
+            p.initrdBytes = try ByteCount.parse(initrd).value
+            p.kernelFileBytes = try ByteCount.parse(kernelSize).value
+            p.initSize = try initSize.map { try ByteCount.parse($0).value } ?? s.kernel.kernelInitBytes
+            s.kernel.kernelInitBytes = p.initSize
+            p.kernelAlignment = try ByteCount.parse(kernelAlignment).value
+            guard p.kernelAlignment >= 4096, p.kernelAlignment & (p.kernelAlignment - 1) == 0 else {
+                throw CocomemError(.invalidArgument, "kernel-alignment must be a power of two of at least 4K")
+            }
+            guard p.initSize > 0, cmdlineLen >= 1, cmdlineLen <= 1 << 20 else {
+                throw CocomemError(.invalidArgument, "init-size must be positive and cmdline-len between 1 and 1M")
+            }
+            p.cmdlineBytes = cmdlineLen
+            if let v = nextKernel {
+                guard let kv = KernelVersion(rawValue: v) else { throw CocomemError(.invalidArgument, "next-kernel '\(v)' is not one of 6.5, 6.11, 6.12, 6.16, 7.0") }
+                plan.nextKernel = kv
+            }
+            plan.execute = !loadOnly
+            let sim = BootSimulation(scenario: s, calibration: try loadCalibration(guest.calibration))
+            plan.request.payload = p
+            let r = try sim.runKexec(plan)
+            print(json ? r.json.serialized() : r.text, terminator: json ? "\n" : "")
         }
     }
 }

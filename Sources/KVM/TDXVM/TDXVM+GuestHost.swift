@@ -18,6 +18,31 @@ extension TDXVM: TDXHost {
 
     public func isAccessible(_ frames: Range<UInt64>) -> Bool { module.isAccessible(frames) }
 
+    /// A guest access to private memory outside a TDCALL. An unmapped GPA
+    /// takes an EPT violation that KVM resolves by TDH.MEM.PAGE.AUG (the
+    /// page is then PENDING); the retried access to a PENDING page exits
+    /// with a pending-EPT-violation qualification, and with SEPT_VE_DISABLE
+    /// (which Linux guests require) KVM marks the VM dead: "Guest access
+    /// before accepting 0x%llx on vCPU %d" (`tdx_handle_ept_violation()`,
+    /// 6.16; later kernels exit to user space with a zero-size
+    /// KVM_EXIT_MEMORY_FAULT instead, which QEMU treats as fatal). Without
+    /// SEPT_VE_DISABLE the guest takes a #VE, and Linux's handler panics on
+    /// an EPT violation for a private GPA (`virt_exception_kernel()`).
+    public func guestAccess(gfn: UInt64, vcpu: Int) -> (OpCounts, fatal: String?) {
+        guard outcome == .ok else { return (OpCounts(), "the TD is no longer running") }
+        if module.isAccessible(gfn..<(gfn + 1)) { return (OpCounts(), nil) }
+        var c = OpCounts()
+        if !isMapped(gfn) { c = handleEPTViolation(gfn: gfn, acceptLevel: nil) }
+        guard outcome == .ok else { return (c, "\(outcome)") }
+        guard isMapped(gfn) else { return (c, "KVM could not map \(hex16(gfn << 12))") }
+        if options.septVEDisable {
+            let why = "Guest access before accepting \(hex16(gfn << 12)) on vCPU \(vcpu)"
+            guestKilled(why)
+            return (c, "KVM: VM dead: " + why)
+        }
+        return (c, "kernel panic: Unexpected EPT-violation on private memory at \(hex16(gfn << 12)) (#VE)")
+    }
+
     public func chunkSignature(gfn: UInt64) -> ReplayKey? {
         replayAllowed ? chunkStateOf(gfn >> 9)?.key : nil
     }

@@ -1,0 +1,290 @@
+import CoCoGuest
+import CostModel
+import MemoryModel
+
+/// What to load and how.
+public struct KexecRequest: Sendable {
+    public var syscall: KexecSyscall = .fileLoad
+    public var type: KexecImageType = .normal
+    public var payload = KexecPayload()
+    public init() {}
+}
+
+/// Constants of the x86-64 loaders. Kernel: arch/x86/include/asm/kexec.h,
+/// arch/x86/kernel/kexec-bzimage64.c; kexec-tools: kexec/arch/x86_64.
+enum KexecX86 {
+    static let minPurgatoryAddr: UInt64 = 0x3000
+    static let minBootParamAddr: UInt64 = 0x3000
+    static let minKernelLoadAddr: UInt64 = 0x10_0000
+    static let minInitrdLoadAddr: UInt64 = 0x100_0000
+    /// KEXEC_SEGMENT_MAX.
+    static let segmentMax = 16
+    /// KEXEC_DESTINATION_MEMORY_LIMIT: MAXMEM - 1 with 4-level paging (46 physical address bits).
+    static let destinationMemoryLimit: UInt64 = (1 << 46) - 1
+    /// sizeof(struct boot_params).
+    static let bootParamsBytes: UInt64 = 4096
+    /// X86_KEXEC_ELFCOREHDR_STR_LEN: room for " elfcorehdr=0x%016lx".
+    static let elfcorehdrStrLen: UInt64 = 30
+    static let setupDataHeader: UInt64 = 16
+    /// sizeof(struct efi_setup_data): fw_vendor, __unused, tables, smbios, reserved[8].
+    static let efiSetupData: UInt64 = 96
+    /// X86_KEXEC_RNG_SEED_LENGTH (and kexec-tools' rng_seed[32]).
+    static let rngSeed: UInt64 = 32
+    /// sizeof(struct ima_setup_data).
+    static let imaSetupData: UInt64 = 16
+    /// The firmware's EFI memory descriptor size (edk2: sizeof(EFI_MEMORY_DESCRIPTOR) + 8).
+    static let efiDescSize: UInt64 = 48
+    /// kexec-tools' own `struct efi_mem_descriptor`.
+    static let kexecToolsEfiDescSize: UInt64 = 40
+    /// The kernel's x86-64 purgatory (`kexec_purgatory`): allocated
+    /// sections 0x4000 bytes, with .bss 0x5000 (measured: kexec_file debug
+    /// output, "segment[0]: bufsz=0x4000 ... memsz=0x5000").
+    static let kernelPurgatory = (bufsz: UInt64(0x4000), memsz: UInt64(0x5000))
+    /// kexec-tools' purgatory (its debug output: bufsz=0x70e0 memsz=0x9000).
+    static let kexecToolsPurgatory = (bufsz: UInt64(0x70e0), memsz: UInt64(0x9000))
+    /// kexec-tools' PURGATORY_CMDLINE_SIZE appended to the setup segment.
+    static let purgatoryCmdlineSize: UInt64 = 64
+    /// sizeof(Elf64_Ehdr), sizeof(Elf64_Phdr), ELF_CORE_HEADER_ALIGN.
+    static let ehdr: UInt64 = 64, phdr: UInt64 = 56, elfCoreHeaderAlign: UInt64 = 4096
+}
+
+extension KexecPayload {
+    /// kexec_file_load's boot_params segment (`bzImage64_load()`):
+    /// boot_params, the command line and room for " elfcorehdr=", 16-byte
+    /// aligned, then the EFI runtime map, the EFI setup_data, the RNG seed
+    /// setup_data and (CONFIG_IMA_KEXEC) the IMA setup_data.
+    var kernelBootParamsBytes: UInt64 {
+        let k = KexecX86.self
+        var n = alignUp(k.bootParamsBytes + cmdlineBytes + k.elfcorehdrStrLen, 16)
+        n += alignUp(efiRuntimeDescriptors * k.efiDescSize, 16)
+        n += k.setupDataHeader + k.efiSetupData + k.setupDataHeader + k.rngSeed
+        if imaKexec { n += k.setupDataHeader + k.imaSetupData }
+        return n
+    }
+
+    /// kexec-tools' setup segment (`do_bzImage64_load()`): the real-mode
+    /// part (at least a page), the command line and PURGATORY_CMDLINE_SIZE.
+    var kexecToolsSetupBytes: UInt64 {
+        max(kern16Size, 4096) + cmdlineBytes + KexecX86.purgatoryCmdlineSize
+    }
+}
+
+extension GuestKernel {
+    /// Loads a kexec image the way `kexec_file_load(2)` or kexec-tools with
+    /// `kexec_load(2)` does on x86-64, then runs the kernel's
+    /// `sanity_check_segment_list()` and loads the segments:
+    /// - placement (`bzImage64_load()` / `do_bzImage64_load()`), see
+    ///   `KexecPlacement`;
+    /// - the checks, and on kernels with Yan Zhao's fix (6.16)
+    ///   `accept_memory()` of every destination right after them;
+    /// - normal images take one page from the page allocator per
+    ///   destination page for the source copies (`kimage_alloc_page()`),
+    ///   which may accept memory like any allocation; crash images are
+    ///   copied straight into the `crashkernel=` region.
+    /// A failed load changes nothing but what the failed search touched.
+    /// - Complexity: O(segments² + placement steps), plus the acceptance.
+    public func kexecLoad(_ req: KexecRequest, clock: inout PhaseClock) -> Result<KexecImage, KexecLoadFailure> {
+        var image = KexecImage(syscall: req.syscall, type: req.type, segments: [])
+        do {
+            switch req.syscall {
+            case .fileLoad: try placeKexecFile(req, &image)
+            case .load: try placeKexecTools(req, &image)
+            }
+            try sanityCheckSegmentList(image)
+        } catch let f as KexecLoadFailure {
+            return .failure(f)
+        } catch {
+            return .failure(KexecLoadFailure(errno: "EINVAL", message: "\(error)"))
+        }
+        if config.version.acceptsKexecDestinations, let u = unaccepted {
+            let before = u.acceptedBytes
+            for s in image.segments {
+                let o = u.acceptMemory(start: s.mem, size: s.memsz, vcpu: 0, clock: &clock)
+                if case .terminated(let why) = o { return .failure(KexecLoadFailure(errno: "EFAULT", message: why)) }
+            }
+            image.acceptedAtLoad = u.acceptedBytes - before
+        }
+        if req.type == .normal {
+            let pages = image.segments.reduce(0) { $0 + $1.memsz / 4096 }
+            var never: Double? = nil
+            let (got, o) = allocate(pages: pages, use: .kernel, touch: true, clock: &clock, fullyAcceptedAt: &never, onVCPU: 0)
+            if case .terminated(let why) = o { return .failure(KexecLoadFailure(errno: "EFAULT", message: why)) }
+            image.sourcePages = got
+            if got < pages { return .failure(KexecLoadFailure(errno: "ENOMEM", message: "kimage_alloc_page(): out of memory after \(got) of \(pages) pages")) }
+        }
+        // kexec_dprintk() after the load (the kernel's buf= pointer is left out).
+        let tag = req.syscall == .fileLoad ? "kexec_file" : "kexec"
+        image.log.append("\(tag): nr_segments = \(image.segments.count)")
+        for (i, s) in image.segments.enumerated() {
+            image.log.append("\(tag): segment[\(i)]: bufsz=\(hexLower(s.bufsz)) mem=\(hexLower(s.mem)) memsz=\(hexLower(s.memsz))")
+        }
+        return .success(image)
+    }
+
+    /// The "System RAM" resources a search walks, or the crash kernel's.
+    func kexecSearchRegions(_ type: KexecImageType) throws -> [AddressRange] {
+        guard type == .crash else { return ram }
+        guard let c = reservations.first(where: { $0.what == "crash kernel" })?.range else {
+            throw KexecLoadFailure(errno: "EADDRNOTAVAIL", message: "no crash kernel reservation (boot with crashkernel=)")
+        }
+        return [c]
+    }
+
+    /// `bzImage64_load()`: (crash: the ELF core headers), purgatory,
+    /// boot_params, kernel, initrd, each through `kexec_add_buffer()`.
+    func placeKexecFile(_ req: KexecRequest, _ image: inout KexecImage) throws {
+        let p = req.payload
+        guard p.kernelFileBytes >= p.kern16Size else { throw KexecLoadFailure(errno: "ENOEXEC", message: "bzImage truncated") }
+        let regions = try kexecSearchRegions(req.type)
+        var bufs: [KexecBuf] = []
+        if req.type == .crash {
+            let size = alignUp(KexecX86.ehdr + elfcorehdrPhdrs() * KexecX86.phdr, KexecX86.elfCoreHeaderAlign)
+            bufs.append(KexecBuf(kind: .elfcorehdr, bufsz: size, memsz: size, align: KexecX86.elfCoreHeaderAlign, min: 0, topDown: false))
+        }
+        let pg = KexecX86.kernelPurgatory
+        bufs.append(KexecBuf(kind: .purgatory, bufsz: pg.bufsz, memsz: pg.memsz, align: 16, min: KexecX86.minPurgatoryAddr, topDown: true))
+        let bp = p.kernelBootParamsBytes
+        bufs.append(KexecBuf(kind: .bootParams, bufsz: bp, memsz: bp, align: 16, min: KexecX86.minBootParamAddr, topDown: true))
+        bufs.append(KexecBuf(kind: .kernel, bufsz: p.kernelFileBytes - p.kern16Size, memsz: p.initSize, align: p.kernelAlignment,
+                             min: max(KexecX86.minKernelLoadAddr, p.prefAddress), topDown: true))
+        if p.initrdBytes > 0 {
+            bufs.append(KexecBuf(kind: .initrd, bufsz: p.initrdBytes, memsz: p.initrdBytes, align: 4096, min: KexecX86.minInitrdLoadAddr, topDown: true))
+        }
+        for var b in bufs {
+            guard image.segments.count < KexecX86.segmentMax else { throw KexecLoadFailure(errno: "EINVAL", message: "more than KEXEC_SEGMENT_MAX segments") }
+            // kexec_add_buffer(): page-granular size and alignment.
+            b.memsz = alignUp(b.memsz, 4096)
+            b.align = max(b.align, 4096)
+            guard let mem = KexecPlacement.kernelLocate(b, regions: regions, placed: image.segments,
+                                                        reverseWalk: config.version.kexecFileWalksTopDown) else {
+                throw KexecLoadFailure(errno: "EADDRNOTAVAIL", message: "no room for the \(b.kind.rawValue) (\(hexLower(b.memsz)) bytes, align \(hexLower(b.align))) in \(req.type == .crash ? "the crash kernel region" : "System RAM")")
+            }
+            image.segments.append(KexecSegment(kind: b.kind, bufsz: b.bufsz, mem: mem, memsz: b.memsz))
+            image.log.append(Self.bzImage64Message(b, at: mem))
+        }
+    }
+
+    /// The `kexec_dprintk()` line `bzImage64_load()` and
+    /// `crash_load_segments()` print for a placed buffer.
+    static func bzImage64Message(_ b: KexecBuf, at mem: UInt64) -> String {
+        let sizes = "bufsz=\(hexLower(b.bufsz)) memsz=\(hexLower(b.memsz))"
+        switch b.kind {
+        case .purgatory: return "kexec-bzImage64: Loaded purgatory at \(hexLower(mem))"
+        case .bootParams: return "kexec-bzImage64: Loaded boot_param, command line and misc at \(hexLower(mem)) \(sizes)"
+        case .kernel: return "kexec-bzImage64: Loaded 64bit kernel at \(hexLower(mem)) \(sizes)"
+        case .initrd: return "kexec-bzImage64: Loaded initrd at \(hexLower(mem)) bufsz=\(hexLower(b.bufsz)) memsz=\(hexLower(b.bufsz))"
+        case .elfcorehdr: return "crash: Loaded ELF headers at \(hexLower(mem)) \(sizes)"
+        default: return "kexec-bzImage64: Loaded \(b.kind.rawValue) at \(hexLower(mem)) \(sizes)"
+        }
+    }
+
+    /// Program headers of the crash image's ELF core header
+    /// (`crash_prepare_elf64_headers()` with the kernel text map): one note
+    /// per possible CPU, VMCOREINFO, the kernel text, and one per RAM range
+    /// left after cutting out [0, 1 MiB) and the crash kernel
+    /// (`elf_header_exclude_ranges()`). CONFIG_CRASH_HOTPLUG's reserve for
+    /// later CPUs and ranges is not added.
+    func elfcorehdrPhdrs() -> UInt64 {
+        var ranges = ram.map { $0.clamped(to: AddressRange(start: 1 << 20, end: .max)) }.filter { $0.size > 0 }
+        if let c = reservations.first(where: { $0.what == "crash kernel" })?.range {
+            ranges = ranges.flatMap { r -> [AddressRange] in
+                guard r.overlaps(c) else { return [r] }
+                return [AddressRange(start: r.start, end: max(r.start, c.start)), AddressRange(start: min(r.end, c.end), end: r.end)].filter { $0.size > 0 }
+            }
+        }
+        return UInt64(vcpus) + 2 + UInt64(ranges.count)
+    }
+
+    /// kexec-tools `do_bzImage64_load()` + `setup_linux_system_parameters()`:
+    /// purgatory, setup segment, kernel and initrd top-down, then the EFI
+    /// setup_data, the EFI runtime map and the RNG seed bottom-up from
+    /// 1 MiB, each through `add_buffer()` → `locate_hole()`; segments end
+    /// up sorted by address (`sort_segments()`). Crash images are not
+    /// modelled for kexec_load.
+    func placeKexecTools(_ req: KexecRequest, _ image: inout KexecImage) throws {
+        guard req.type == .normal else {
+            throw KexecLoadFailure(errno: "EINVAL", message: "crash images are modelled for kexec_file_load only")
+        }
+        let p = req.payload
+        let k = KexecX86.self
+        guard p.kernelFileBytes >= p.kern16Size else { throw KexecLoadFailure(errno: "ENOEXEC", message: "BzImage truncated?") }
+        var bufs = [
+            KexecBuf(kind: .purgatory, bufsz: k.kexecToolsPurgatory.bufsz, memsz: k.kexecToolsPurgatory.memsz, align: 16, min: k.minPurgatoryAddr, topDown: true),
+            KexecBuf(kind: .bootParams, bufsz: p.kexecToolsSetupBytes, memsz: p.kexecToolsSetupBytes, align: 16, min: k.minBootParamAddr, topDown: true),
+            KexecBuf(kind: .kernel, bufsz: p.kernelFileBytes - p.kern16Size, memsz: p.initSize, align: p.kernelAlignment,
+                     min: k.minKernelLoadAddr, topDown: true),
+        ]
+        if p.initrdBytes > 0 {
+            bufs.append(KexecBuf(kind: .initrd, bufsz: p.initrdBytes, memsz: p.initrdBytes, align: 4096, min: k.minInitrdLoadAddr, topDown: true))
+        }
+        let efi = k.setupDataHeader + k.efiSetupData, map = p.efiRuntimeDescriptors * k.kexecToolsEfiDescSize
+        bufs.append(KexecBuf(kind: .efiSetupData, bufsz: efi, memsz: efi, align: 4096, min: 1 << 20, topDown: false))
+        if map > 0 { bufs.append(KexecBuf(kind: .efiRuntimeMap, bufsz: map, memsz: map, align: 4096, min: 1 << 20, topDown: false)) }
+        bufs.append(KexecBuf(kind: .rngSeed, bufsz: k.setupDataHeader + k.rngSeed, memsz: k.setupDataHeader + k.rngSeed, align: 4096, min: 1 << 20, topDown: false))
+        for var b in bufs {
+            b.memsz = alignUp(b.memsz, 4096)
+            guard let mem = KexecPlacement.userLocate(b, ram: ram, placed: image.segments, memMin: 0, memMax: .max) else {
+                throw KexecLoadFailure(errno: "ENOMEM", message: "Could not find a free area of memory of \(hexLower(b.memsz)) bytes... (\(b.kind.rawValue))")
+            }
+            // add_segment(): the segment must lie inside one RAM range.
+            let r = AddressRange(start: mem, size: b.memsz)
+            guard ram.contains(where: { $0.start <= r.start && r.end <= $0.end }) else {
+                throw KexecLoadFailure(errno: "EINVAL", message: "Invalid memory segment \(hexLower(r.start)) - \(hexLower(r.end - 1)) (\(b.kind.rawValue))")
+            }
+            if let clash = image.segments.first(where: { $0.range.overlaps(r) }) {
+                throw KexecLoadFailure(errno: "EINVAL", message: "Overlapping memory segments at \(hexLower(clash.range.end)) (\(b.kind.rawValue))")
+            }
+            image.segments.append(KexecSegment(kind: b.kind, bufsz: b.bufsz, mem: mem, memsz: b.memsz))
+            image.segments.sort { $0.mem < $1.mem }
+            // kexec -d's dbgprintf() lines for the main pieces.
+            switch b.kind {
+            case .purgatory: image.log.append("kexec-tools: Loaded purgatory at addr \(hexLower(mem))")
+            case .bootParams: image.log.append("kexec-tools: Loaded real_mode_data and command line at \(hexLower(mem))")
+            case .kernel: image.log.append("kexec-tools: Loaded 64bit kernel at \(hexLower(mem))")
+            default: break
+            }
+        }
+    }
+
+    /// `sanity_check_segment_list()` (kernel/kexec_core.c), up to the
+    /// acceptance loop: page-aligned destinations below
+    /// KEXEC_DESTINATION_MEMORY_LIMIT, no overlaps, bufsz <= memsz, no more
+    /// than half of RAM (`totalram_pages()`), and for crash images every
+    /// segment inside the crash kernel region.
+    func sanityCheckSegmentList(_ image: KexecImage) throws {
+        let segs = image.segments
+        for s in segs {
+            let mend = s.mem &+ s.memsz
+            if s.mem > mend { throw KexecLoadFailure(errno: "EADDRNOTAVAIL", message: "segment at \(hexLower(s.mem)) wraps") }
+            if s.mem % 4096 != 0 || mend % 4096 != 0 {
+                throw KexecLoadFailure(errno: "EADDRNOTAVAIL", message: "segment \(hexLower(s.mem))+\(hexLower(s.memsz)) is not page aligned")
+            }
+            if mend >= KexecX86.destinationMemoryLimit {
+                throw KexecLoadFailure(errno: "EADDRNOTAVAIL", message: "segment ends at \(hexLower(mend)), above KEXEC_DESTINATION_MEMORY_LIMIT")
+            }
+        }
+        for i in segs.indices { for j in segs.indices where j < i && segs[i].range.overlaps(segs[j].range) {
+            throw KexecLoadFailure(errno: "EINVAL", message: "segments \(j) and \(i) overlap")
+        } }
+        if let s = segs.first(where: { $0.bufsz > $0.memsz }) {
+            throw KexecLoadFailure(errno: "EINVAL", message: "segment at \(hexLower(s.mem)) has bufsz > memsz")
+        }
+        let nrPages = totalManagedPages
+        var total: UInt64 = 0
+        for s in segs {
+            let pages = divRoundUp(s.memsz, 4096)
+            if pages > nrPages / 2 { throw KexecLoadFailure(errno: "EINVAL", message: "segment at \(hexLower(s.mem)) needs more than half of memory") }
+            total += pages
+        }
+        if total > nrPages / 2 { throw KexecLoadFailure(errno: "EINVAL", message: "the segments need more than half of memory (\(total) of \(nrPages) pages)") }
+        if image.type == .crash {
+            let c = try kexecSearchRegions(.crash)[0]
+            if let s = segs.first(where: { $0.mem < c.start || $0.range.end > c.end }) {
+                throw KexecLoadFailure(errno: "EADDRNOTAVAIL", message: "segment at \(hexLower(s.mem)) is outside the crash kernel region \(c)")
+            }
+        }
+    }
+}
+
+/// `0x%lx`.
+func hexLower(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }

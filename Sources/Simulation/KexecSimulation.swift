@@ -1,0 +1,161 @@
+import CoCoGuest
+import CostModel
+import Firmware
+import GuestKernel
+import MemoryModel
+import Reports
+
+/// A kexec of a booted guest: what to load and whether to jump to it.
+public struct KexecPlan: Sendable {
+    public var request = KexecRequest()
+    /// The generation of the kernel kexec boots (default: the running one's).
+    public var nextKernel: KernelVersion? = nil
+    /// `kexec -e` after loading; false loads only (`kexec -l`). Crash
+    /// images are only loaded: the panic and the capture kernel are
+    /// `cocomem dump`'s business.
+    public var execute = true
+    public init() {}
+}
+
+/// Everything a kexec run produces.
+public struct KexecResult {
+    public var first: BootResult
+    /// The load, or nil when the first boot did not get that far.
+    public var load: Result<KexecImage, KexecLoadFailure>?
+    public var loadSeconds = 0.0
+    public var loadCounts = OpCounts()
+    public var reboot: KexecReboot?
+    /// Bytes still marked unaccepted in the table when the next kernel starts.
+    public var unacceptedAtHandover: UInt64 = 0
+    /// The next kernel's boot (no firmware or EFI stub run after kexec).
+    public var second: BootResult?
+    /// `arch_accept_memory()` ranges the next kernel issued outside the
+    /// units still set at hand-over; the table guarantees there are none.
+    public var reacceptedBytes: UInt64 = 0
+}
+
+extension BootSimulation {
+    /// Boots the scenario, loads a kexec image into the running kernel,
+    /// jumps to it and boots the next kernel from the state the first left:
+    /// the same platform (nothing is un-accepted by kexec) and the same
+    /// unaccepted table, which lives in ACPI-reclaim memory that
+    /// neither kernel reuses, found again through the EFI configuration
+    /// table the kexec boot_params pass on (`efi_config_parse_tables()`).
+    /// The EFI stub does not run again: kexec enters the bzImage at
+    /// `startup_64` with boot_params already filled in.
+    public func runKexec(_ plan: KexecPlan) throws -> KexecResult {
+        let (first, acc) = try boot()
+        var out = KexecResult(first: first)
+        guard first.outcome == .ok, let k = first.kernel else { return out }
+        var lclock = PhaseClock(vcpus: scenario.vcpus)
+        var request = plan.request
+        // The running kernel hands on the firmware's runtime descriptors.
+        request.payload.efiRuntimeDescriptors = UInt64(first.firmware.map.descriptors.filter { $0.attribute.contains(.runtime) }.count)
+        let load = k.kexecLoad(request, clock: &lclock)
+        out.load = load
+        out.loadSeconds = lclock.seconds(costs)
+        out.loadCounts = lclock.counts
+        guard case .success(let image) = load, plan.execute, image.type == .normal else { return out }
+
+        var rclock = PhaseClock(vcpus: scenario.vcpus)
+        let reboot = k.machineKexec(image, clock: &rclock)
+        out.reboot = reboot
+        guard reboot.outcome == .ok else { return out }
+
+        let table = k.unaccepted.map { UnacceptedMemory(table: $0.table, acceptor: $0.acceptor, costs: costs) }
+        if let t = table?.table { out.unacceptedAtHandover = t.bitmap.countSet(in: 0..<t.bitmap.count) * t.unitSize }
+        let setAtHandover = table?.table.bitmap
+        var reaccepted: UInt64 = 0
+        table?.onArchAccept = { a, b in
+            guard let t = table?.table, let bits = setAtHandover else { return }
+            let units = ((a - t.physBase) / t.unitSize)..<divRoundUp(b - t.physBase, t.unitSize)
+            reaccepted += (UInt64(units.count) - bits.countSet(in: units)) * t.unitSize
+        }
+        var config = scenario.kernel
+        if let v = plan.nextKernel { config.version = v }
+        var s2 = scenario
+        s2.kernel = config
+        var second = BootResult(scenario: s2, firmware: first.firmware)
+        second.outcome = .ok
+        guard let kseg = image.segments.first(where: { $0.kind == .kernel }) else { return out }
+        let initrd = image.segments.first { $0.kind == .initrd }.map { AddressRange(start: $0.mem, size: $0.memsz) }
+        bootKernel(
+            config: config, ram: k.ram, unaccepted: table, platform: k.platform,
+            image: AddressRange(start: kseg.mem, size: kseg.memsz), initrd: initrd, workload: .none, into: &second)
+        table?.onArchAccept = nil
+        out.second = finish(&second, acc)
+        out.reacceptedBytes = reaccepted
+        return out
+    }
+}
+
+extension KexecResult {
+    public var loadOutcome: String {
+        switch load {
+        case .none: "not attempted (the first boot failed)"
+        case .success: "ok"
+        case .failure(let f): "failed: \(f)"
+        }
+    }
+
+    public var rebootOutcome: String {
+        guard let r = reboot else { return "not executed" }
+        switch r.outcome {
+        case .ok: return "ok"
+        case .terminated(let why): return "guest_terminated: \(why)"
+        }
+    }
+
+    /// The report `cocomem kexec` prints.
+    public var text: String {
+        let s = first.scenario
+        var o = "\(s.platform.rawValue.uppercased()) guest, \(ByteCount(s.memory)), kernel \(s.kernel.version.rawValue): "
+        o += "first boot \(format3(first.times.totalBoot)) s, outcome \(first.outcomeString)\n\n"
+        if case .success(let image)? = load {
+            o += "\(image.syscall.rawValue) (\(image.type == .crash ? "crash" : "normal") image):\n"
+            o += image.log.map { "  " + $0 }.joined(separator: "\n") + "\n"
+            o += "  accept_memory() of the destinations at load: \(ByteCount(image.acceptedAtLoad))"
+            o += s.kernel.version.acceptsKexecDestinations ? "\n" : " (this kernel has no accept-on-load fix)\n"
+            o += "  source pages from the page allocator: \(image.sourcePages) (\(ByteCount(image.sourcePages << 12)))\n"
+            o += "  load time: \(format3(loadSeconds)) s\n"
+        }
+        o += "Load: \(loadOutcome)\n"
+        o += "Reboot (kexec -e): \(rebootOutcome)\n"
+        if let f = reboot?.faultAddress, let seg = reboot?.faultSegment {
+            o += "  relocate_kernel touched \(hex16(f)) in the \(seg.rawValue) segment before anything accepted it\n"
+        }
+        if let b = second {
+            o += "\nHand-over: \(ByteCount(unacceptedAtHandover)) still unaccepted in the table\n"
+            o += "Next kernel \(b.scenario.kernel.version.rawValue): boot \(format3(b.times.totalBoot)) s, accepted \(ByteCount(b.acceptedKernelBoot)) more"
+            o += ", re-accepted \(ByteCount(reacceptedBytes)), outcome \(b.outcomeString)\n"
+            if let k = b.kernel { o += "  MemTotal \(k.totalManagedPages * 4) kB, unaccepted \(k.totalUnacceptedPages * 4) kB\n" }
+        }
+        return o
+    }
+
+    public var json: JSON {
+        var fields: [(String, JSON)] = [
+            ("first_boot_s", .double(first.times.totalBoot)), ("first_outcome", .string(first.outcomeString)),
+            ("load", .string(loadOutcome)),
+        ]
+        if case .success(let image)? = load {
+            fields.append(("syscall", .string(image.syscall.rawValue)))
+            fields.append(("segments", .array(image.segments.map { s in
+                .object([("kind", .string(s.kind.rawValue)), ("mem", .uint(s.mem)), ("memsz", .uint(s.memsz)), ("bufsz", .uint(s.bufsz))])
+            })))
+            fields.append(("accepted_at_load_bytes", .uint(image.acceptedAtLoad)))
+            fields.append(("source_pages", .uint(image.sourcePages)))
+            fields.append(("load_s", .double(loadSeconds)))
+        }
+        fields.append(("reboot", .string(rebootOutcome)))
+        if let f = reboot?.faultAddress { fields.append(("fault_address", .uint(f))) }
+        if let b = second {
+            fields.append(("unaccepted_at_handover_bytes", .uint(unacceptedAtHandover)))
+            fields.append(("next_boot_s", .double(b.times.totalBoot)))
+            fields.append(("next_accepted_bytes", .uint(b.acceptedKernelBoot)))
+            fields.append(("next_reaccepted_bytes", .uint(reacceptedBytes)))
+            fields.append(("next_outcome", .string(b.outcomeString)))
+        }
+        return .object(fields)
+    }
+}
