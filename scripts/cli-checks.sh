@@ -54,6 +54,14 @@ expect_error "dump level without VMCOREINFO" "VMCOREINFO" dump --memory 512M --n
 expect_error "unknown makedumpfile version" "makedumpfile version" dump --memory 512M --makedumpfile 1.6 --estimate
 expect_error "dump with nothing to do" "nothing to do" dump --memory 512M
 expect_error "two compressors" "at most one" dump --memory 512M -o "$tmp/x" -c -z
+printf 'this is not an ELF vmcore, only text that is long enough to get past the size check.\n' >"$tmp/notelf"
+expect_error "convert a file that is not ELF" "no ELF magic" dump --input "$tmp/notelf" -o "$tmp/x" -c
+expect_error "convert a missing file" "cannot read" dump --input "$tmp/does-not-exist" -o "$tmp/x"
+"$bin" dump --memory 256M --kernel 6.16 --elf "$tmp/small.vmcore" >/dev/null 2>&1
+head -c 5000 "$tmp/small.vmcore" >"$tmp/trunc.vmcore"
+expect_error "convert a truncated vmcore" "truncated" dump --input "$tmp/trunc.vmcore" -o "$tmp/x" -c
+expect_error "convert at a level needing struct pages" "use -d 0 or -d 1" dump --input "$tmp/small.vmcore" -o "$tmp/x" -d 31
+expect_error "ELF output from an ELF input" "not built" dump --input "$tmp/small.vmcore" --elf "$tmp/y"
 expect_error "unknown kexec syscall" "not kexec_file_load or kexec_load" kexec --memory 1G --syscall kexec2
 expect_error "kernel alignment not a power of two" "power of two" kexec --memory 1G --kernel-alignment 3M
 expect_error "unknown next kernel" "next-kernel" kexec --memory 1G --next-kernel 5.4

@@ -19,6 +19,9 @@ public struct GuestMemoryImage: Sendable {
     /// The kernel structures (page tables, mem_section, struct pages) whose
     /// pages replace class templates, if the guest kernel has them modelled.
     public var kernel: KernelStructures?
+    /// An ELF vmcore read from a file: its pages come from the file, not
+    /// from the model, and it carries its own notes.
+    public var input: ELFInput?
 
     public init(loads: [AddressRange], classes: IntervalMap<PageClass>, content: PageContent, cpus: Int, vmcoreinfo: String?,
                 kernel: KernelStructures? = nil) {
@@ -28,6 +31,15 @@ public struct GuestMemoryImage: Sendable {
         self.cpus = cpus
         self.vmcoreinfo = vmcoreinfo
         self.kernel = kernel
+    }
+
+    /// The image of an ELF vmcore file (what `makedumpfile in out`
+    /// converts): its PT_LOADs, CPUs and VMCOREINFO; page classes are not
+    /// known and pages are read from the file.
+    public init(input: ELFInput) {
+        self.init(loads: input.ranges, classes: IntervalMap(initial: .freeZero), content: PageContent(seed: 0),
+                  cpus: input.cpus, vmcoreinfo: input.vmcoreinfo)
+        self.input = input
     }
 
     /// True if page `pfn` is a generated kernel structure rather than a class template.
@@ -48,6 +60,11 @@ public struct GuestMemoryImage: Sendable {
 
     /// Bytes of page `pfn` as `/proc/vmcore` reads them.
     public func page(_ pfn: UInt64) -> [UInt8] {
+        if let f = input {
+            var out = [UInt8](repeating: 0, count: 4096)
+            out.withUnsafeMutableBytes { f.read(paddr: pfn << 12, into: $0) }
+            return out
+        }
         if let k = kernel, k.isGenerated(pfn) { return k.generatedPage(pfn) }
         return content.page(pfn: pfn, class: classes.value(at: pfn))
     }

@@ -27,6 +27,9 @@ public struct DumpOptions: Sendable {
             throw CocomemError(.invalidArgument, "dump level \(dumpLevel) is not between 0 and 31")
         }
         guard (1...256).contains(threads) else { throw CocomemError(.invalidArgument, "--num-threads \(threads) is not between 1 and 256") }
+        if dumpLevel & ~1 != 0, image.input != nil {
+            throw CocomemError(.unsupported, "dump level \(dumpLevel) on an ELF input needs makedumpfile's walk of the page tables and struct pages in the file, which cocomem does not do; use -d 0 or -d 1")
+        }
         if dumpLevel & ~1 != 0, image.kernel == nil || image.vmcoreinfo == nil {
             throw CocomemError(.unsupported, "dump level \(dumpLevel) needs the kernel's struct pages and a VMCOREINFO note; this vmcore has none (kernels before 6.12 are not generated, or --no-vmcoreinfo was given); use -d 0 or -d 1")
         }
@@ -91,7 +94,7 @@ public struct KdumpCompressedWriter: Sendable {
         self.image = image
         self.options = options
         let compressor = try PageCompressor(options.compression)
-        self.notes = ELFVmcore.notes(cpus: image.cpus, vmcoreinfo: image.vmcoreinfo)
+        self.notes = image.input?.notes ?? ELFVmcore.notes(cpus: image.cpus, vmcoreinfo: image.vmcoreinfo)
         var comp: [[[UInt8]?]] = [], zero: [[Bool]] = []
         for c in PageClass.allCases {
             let ts = image.content.templates[Int(c.rawValue)]
@@ -119,16 +122,26 @@ public struct KdumpCompressedWriter: Sendable {
 
     /// How page `pfn` is stored, compressing it if it is generated.
     func store(_ pfn: UInt64, _ compressor: PageCompressor, _ buffer: UnsafeMutableRawBufferPointer) -> StoredPage {
+        if let f = image.input {
+            f.read(paddr: pfn << 12, into: buffer)
+            return storeBytes(UnsafeRawBufferPointer(buffer), compressor)
+        }
         if let k = image.kernel, k.isGenerated(pfn) {
             k.generate(pfn, into: buffer)
-            if options.excludeZero, UnsafeRawBufferPointer(buffer).allSatisfy({ $0 == 0 }) { return .zero }
-            if let z = compressor.compress(UnsafeRawBufferPointer(buffer)) { return .compressed(z) }
-            return .raw(Array(buffer))
+            return storeBytes(UnsafeRawBufferPointer(buffer), compressor)
         }
         let c = image.classes.value(at: pfn)
         let t = PageContent.template(pfn: pfn, c)
         if options.excludeZero && isZero[Int(c.rawValue)][t] { return .zero }
         return .template(c, t)
+    }
+
+    /// How a page with these bytes is stored: the shared zero page (level
+    /// bit 1), compressed when that is smaller, or raw.
+    func storeBytes(_ page: UnsafeRawBufferPointer, _ compressor: PageCompressor) -> StoredPage {
+        if options.excludeZero, page.allSatisfy({ $0 == 0 }) { return .zero }
+        if let z = compressor.compress(page) { return .compressed(z) }
+        return .raw(Array(page))
     }
 
     /// Runs `body` on every batch of dumpable PFNs, `options.threads` batches
@@ -167,7 +180,9 @@ public struct KdumpCompressedWriter: Sendable {
         var r = baseReport()
         var data: UInt64 = options.excludeZero ? Self.blockSize : 0
         var generated: [Range<UInt64>] = []
-        for d in filtered.dumpable {
+        // An input file's pages are all read and compressed, like generated ones.
+        if image.input != nil { generated = filtered.dumpable }
+        for d in filtered.dumpable where image.input == nil {
             image.classes.forEachRun(in: d) { pfns, c in
                 let gen = image.kernel?.generatedRanges(in: pfns) ?? []
                 generated += gen
@@ -218,7 +233,8 @@ public struct KdumpCompressedWriter: Sendable {
         var r = DumpReport()
         image.forEachRun { pfns, c in
             r.totalPages += UInt64(pfns.count)
-            r.pagesByClass[c, default: 0] += UInt64(pfns.count)
+            // An input file's pages have no known class.
+            if image.input == nil { r.pagesByClass[c, default: 0] += UInt64(pfns.count) }
         }
         let x = filtered.counts
         r.cachePages = x.cache; r.privateCachePages = x.privateCache; r.userPages = x.user
@@ -278,6 +294,7 @@ public struct KdumpCompressedWriter: Sendable {
         try desc.flush()
         try data.flush()
         guard UInt64(desc.position) == dataStart else { throw CocomemError(.io, "internal: descriptor count differs from the 2nd bitmap") }
+        try image.input?.checkReads()
         report.fileSize = data.position
         report.dataBytes = data.position - descriptorOffset
         try f.commit()
@@ -311,9 +328,26 @@ public struct KdumpCompressedWriter: Sendable {
     /// `info->system_utsname` as `check_release()` reads it from
     /// `init_uts_ns`, or zeros without VMCOREINFO.
     func utsname() -> [UInt8] {
+        if let f = image.input { return Self.utsname(from: f) }
         guard let k = image.kernel, image.vmcoreinfo != nil else { return [UInt8](repeating: 0, count: 6 * 65) }
         let page = k.generatedPage(k.utsPage >> 12)
         return Array(page[0..<(6 * 65)])
+    }
+
+    /// `get_utsname()` on an input file: `SYMBOL(init_uts_ns)` plus
+    /// `OFFSET(uts_namespace.name)` (or the `kref` int before it), a kernel
+    /// image address translated as `vaddr - __START_KERNEL_map + phys_base`.
+    static func utsname(from f: ELFInput) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 6 * 65)
+        guard let v = f.vmcoreinfo else { return out }
+        let info = VmcoreinfoNumbers(text: v)
+        guard let sym = info.symbol("init_uts_ns") else { return out }
+        let vaddr = sym &+ (info.offset("uts_namespace.name") ?? 4)
+        let startKernelMap: UInt64 = 0xffff_ffff_8000_0000
+        guard vaddr >= startKernelMap else { return out }
+        let paddr = vaddr - startKernelMap &+ UInt64(bitPattern: info.number("phys_base") ?? 0)
+        out.withUnsafeMutableBytes { f.read(paddr: paddr, into: $0) }
+        return out
     }
 
     /// `struct kdump_sub_header` (104 bytes).
@@ -334,6 +368,7 @@ public struct KdumpCompressedWriter: Sendable {
     /// Offset (in this file) and size of the VMCOREINFO note's text.
     func vmcoreinfoLocation() -> (UInt64, UInt64) {
         guard let v = image.vmcoreinfo else { return (0, 0) }
+        if let f = image.input, let o = f.vmcoreinfoOffset { return (Self.blockSize + 104 + o, UInt64(v.utf8.count)) }
         let before = ELFVmcore.notes(cpus: image.cpus, vmcoreinfo: nil).count
         let nameSize = alignUp(UInt64("VMCOREINFO".utf8.count + 1), 4)
         return (Self.blockSize + 104 + UInt64(before) + 12 + nameSize, UInt64(v.utf8.count))

@@ -68,6 +68,11 @@ public enum CaptureView {
         return image
     }
 
+    /// The simulated guest's wall clock at power-on (2026-01-01 00:00:00
+    /// UTC), fixed so runs are deterministic. CRASHTIME is `get_seconds()`,
+    /// seconds since the epoch; makedumpfile rejects a CRASHTIME of 0.
+    public static let bootEpoch: Int64 = 1_767_225_600
+
     /// What the kernel structures are generated from: the memblock
     /// reservations and each zone's pending unaccepted blocks.
     static func kernelInput(_ r: BootResult, _ k: GuestKernel, seed: UInt64) throws -> KernelStructuresInput {
@@ -84,7 +89,8 @@ public enum CaptureView {
         return KernelStructuresInput(
             ram: k.ram, kernelImage: try reservation("kernel image"), pageTablesArea: try reservation("page tables"),
             otherArea: try reservation("other"), memmapArea: try reservation("memmap"),
-            unacceptedBlocks: blocks, release: "\(v.rawValue).0-cocomem", crashTime: Int64(r.times.totalBoot),
+            unacceptedBlocks: blocks, release: "\(v.rawValue).0-cocomem",
+            crashTime: bootEpoch + Int64(r.times.totalBoot + r.times.workload),
             hasUnacceptedType: v.hasPageUnacceptedType, exportsUnacceptedNumber: v.exportsUnacceptedMapcount, seed: seed)
     }
 }

@@ -59,6 +59,16 @@ public enum DumpTool {
 
     public static func run(image: GuestMemoryImage, options: DumpOptions, elf: String?, output: String?, estimateOnly: Bool) throws -> Result {
         let writer = try KdumpCompressedWriter(image: image, options: options)
+        if let f = image.input {
+            // A file's pages must all be read and compressed to know the
+            // size: estimate only when nothing is written.
+            guard let output, !estimateOnly else {
+                let report = try writer.estimate()
+                try f.checkReads()
+                return Result(report: report, maxMapnr: image.maxMapnr, elfBytes: f.fileSize, written: [])
+            }
+            return Result(report: try writer.write(to: output), maxMapnr: image.maxMapnr, elfBytes: f.fileSize, written: [output])
+        }
         var result = Result(report: try writer.estimate(), maxMapnr: image.maxMapnr, elfBytes: ELFVmcore.fileSize(image), written: [])
         if estimateOnly { return result }
         if let elf { try ELFVmcore.write(image, to: elf); result.written.append(elf) }

@@ -120,6 +120,7 @@ struct Dump: ParsableCommand {
         discussion: "Level and compressor flags follow makedumpfile: -d LEVEL (1 zero, 2 cache, 4 private cache, 8 user, 16 free), -c zlib, -l lzo, -p snappy, -z zstd, --num-threads N. Levels above 1 walk the struct pages cocomem generates (kernels 6.12 and later).")
     @OptionGroup var guest: ScenarioOptions
     @Option(name: .customLong("crashkernel"), help: "crashkernel= reservation (accepted when memblock reserves it)") var crashKernel = "256M"
+    @Option(name: .customLong("input"), help: "Convert this ELF vmcore instead of booting a guest (makedumpfile -d 0|1 ... in out)") var input: String?
     @Option(name: .customLong("elf"), help: "Write the capture kernel's /proc/vmcore (ELF) here") var elf: String?
     @Option(name: [.short, .long], help: "Write a kdump-compressed file here") var output: String?
     @Option(name: .short, help: "makedumpfile dump level") var d = 1
@@ -145,9 +146,16 @@ struct Dump: ParsableCommand {
             guard elf != nil || output != nil || estimate else {
                 throw CocomemError(.invalidArgument, "nothing to do: give --elf PATH, -o PATH or --estimate")
             }
-            let r = try guest.boot(crashKernel: try ByteCount.parse(crashKernel).value)
-            if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }
-            var image = try CaptureView.image(from: r, seed: r.scenario.seed)
+            var image: GuestMemoryImage
+            if let input {
+                guard elf == nil else { throw CocomemError(.invalidArgument, "--elf with --input would be makedumpfile -E, which is not built; give -o PATH") }
+                guard !noVmcoreinfo else { throw CocomemError(.invalidArgument, "--no-vmcoreinfo applies to simulated guests; an input file keeps its notes") }
+                image = GuestMemoryImage(input: try ELFInput(path: input))
+            } else {
+                let r = try guest.boot(crashKernel: try ByteCount.parse(crashKernel).value)
+                if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }
+                image = try CaptureView.image(from: r, seed: r.scenario.seed)
+            }
             if noVmcoreinfo { image.vmcoreinfo = nil }
             let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate)
             print(json ? result.json.serialized() : result.text, terminator: json ? "\n" : "")

@@ -107,6 +107,37 @@ func run(_ exe: String, _ args: [String]) throws -> (Int32, String) {
     /// A missing directory, a target that cannot be replaced, and a level
     /// that needs struct pages are clear errors; a failed write leaves no
     /// temporary file behind.
+    /// A truncated, corrupt or foreign file given to the converter is a
+    /// clear error naming what is wrong, never a trap.
+    @Test func badInputFilesAreRejectedWithTheReason() throws {
+        let img = try smallGuestImage(memory: 256 << 20, structures: false)
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ELFVmcore.write(img, to: dir + "/vmcore")
+        let good = try Data(contentsOf: URL(fileURLWithPath: dir + "/vmcore"))
+        func reason(_ bytes: Data) -> String {
+            let p = dir + "/bad"
+            _ = FileManager.default.createFile(atPath: p, contents: bytes)
+            do { _ = try ELFInput(path: p); return "accepted" } catch let e as CocomemError { return e.message } catch { return "\(error)" }
+        }
+        func patched(_ f: (inout Data) -> Void) -> Data { var d = good; f(&d); return d }
+        let noteOffset = Int(good[72]) | Int(good[73]) << 8 | Int(good[74]) << 16
+        #expect(reason(good.prefix(40)) .contains("shorter than an ELF header"))
+        #expect(reason(Data("not a vmcore at all, just some text that is long enough to pass the size check........".utf8)).contains("no ELF magic"))
+        #expect(reason(patched { $0[4] = 1 }).contains("ELFCLASS32"))
+        #expect(reason(patched { $0[5] = 2 }).contains("big-endian"))
+        #expect(reason(patched { $0[16] = 2 }).contains("not ET_CORE"))
+        #expect(reason(patched { $0[18] = 183 }).contains("not EM_X86_64"))
+        #expect(reason(good.prefix(100)).contains("program headers"))
+        #expect(reason(good.prefix(good.count - 4096)).contains("truncated"))
+        #expect(reason(patched { $0[noteOffset + 4] = 0xff; $0[noteOffset + 5] = 0xff; $0[noteOffset + 6] = 0xff }).contains("corrupt PT_NOTE"))
+        #expect(reason(good) == "accepted")
+        #expect(throws: CocomemError.self) { try ELFInput(path: dir + "/does-not-exist") }
+        // Levels that need the struct page walk are refused on an input file.
+        let input = GuestMemoryImage(input: try ELFInput(path: dir + "/vmcore"))
+        #expect(throws: CocomemError.self) { try KdumpCompressedWriter(image: input, options: DumpOptions(dumpLevel: 31)) }
+    }
+
     @Test func unwritableTargetIsAClearErrorAndLeavesNothing() throws {
         let img = try smallGuestImage(memory: 512 << 20)
         #expect(throws: CocomemError.self) { try ELFVmcore.write(img, to: "/nonexistent-dir/vmcore") }

@@ -23,11 +23,17 @@ public struct VmcoreinfoNumbers: Sendable, Equatable {
     public var numbers: [String: Int64] = [:]
     public var lengths: [String: Int64] = [:]
     public var offsets: [String: Int64] = [:]
+    /// `SYMBOL(name)=%lx` addresses.
+    public var symbols: [String: UInt64] = [:]
 
     public init(text: String) {
         for line in text.split(separator: "\n") {
             guard let eq = line.firstIndex(of: "=") else { continue }
             let key = line[..<eq], value = line[line.index(after: eq)...]
+            if key.hasPrefix("SYMBOL("), key.hasSuffix(")"), let a = UInt64(value, radix: 16) {
+                symbols[String(key.dropFirst(7).dropLast())] = a
+                continue
+            }
             // strtol(): decimal first, then hex (NUMBER(VMALLOC_START) is 0x-prefixed).
             let v = Int64(value) ?? (value.hasPrefix("0x") ? UInt64(value.dropFirst(2), radix: 16).map { Int64(bitPattern: $0) } : nil)
             guard let v else { continue }
@@ -38,6 +44,8 @@ public struct VmcoreinfoNumbers: Sendable, Equatable {
 
     /// makedumpfile treats a value of -1 as not found.
     func number(_ n: String) -> Int64? { numbers[n].flatMap { $0 == -1 ? nil : $0 } }
+    func symbol(_ n: String) -> UInt64? { symbols[n] }
+    func offset(_ n: String) -> UInt64? { offsets[n].flatMap { $0 < 0 ? nil : UInt64($0) } }
 }
 
 /// Pages excluded by kind, as makedumpfile counts them (`pfn_cache`, ...).

@@ -1,0 +1,219 @@
+import Foundation
+import MemoryModel
+
+/// An ELF64 vmcore read from a file: `/proc/vmcore` as a capture kernel
+/// exports it, or a copy, or what `cocomem dump --elf` wrote. Parsed the
+/// way makedumpfile does before it converts one (`check_elf_format()`,
+/// `get_elf64_phdr_memory()`, `get_pt_note()`, `get_vmcoreinfo()`): the
+/// PT_LOADs by physical address, the one PT_NOTE copied verbatim into the
+/// output, the `CORE` notes counted as CPUs and the `VMCOREINFO` text.
+///
+/// Every malformed, truncated or foreign file is rejected with an error
+/// that names what is wrong. Reads use `pread`, so threads may read at once.
+public final class ELFInput: @unchecked Sendable {
+    /// One PT_LOAD: `memsz` bytes of physical memory from `paddr`, of which
+    /// the first `filesz` are in the file at `offset` (the rest read as zeros).
+    public struct Load: Sendable, Equatable {
+        public var paddr: UInt64, memsz: UInt64, offset: UInt64, filesz: UInt64
+    }
+
+    public let path: String
+    public let fileSize: UInt64
+    public let segments: [Load]
+    /// The PT_NOTE contents.
+    public let notes: [UInt8]
+    /// `CORE`/NT_PRSTATUS notes.
+    public let cpus: Int
+    public let vmcoreinfo: String?
+    /// Offset of the VMCOREINFO text inside `notes`.
+    public let vmcoreinfoOffset: UInt64?
+    /// Physical memory the PT_LOADs cover, page-granular, merged and sorted
+    /// (makedumpfile's 1st bitmap: `paddr >> 12 ..< (paddr + memsz) >> 12`).
+    public let ranges: [AddressRange]
+    let fd: Int32
+    private let lock = NSLock()
+    private var readError: String? = nil
+
+    static let ptLoad: UInt32 = 1, ptNote: UInt32 = 4
+
+    public init(path: String) throws {
+        self.path = path
+        fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw CocomemError(.io, "cannot read '\(path)': \(String(cString: strerror(errno)))") }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw CocomemError(.io, "cannot read '\(path)': not a regular file")
+        }
+        fileSize = UInt64(st.st_size)
+        do {
+            let parsed = try Self.parse(fd: fd, fileSize: fileSize, path: path)
+            segments = parsed.loads
+            notes = parsed.notes
+            cpus = parsed.cpus
+            vmcoreinfo = parsed.vmcoreinfo
+            vmcoreinfoOffset = parsed.vmcoreinfoOffset
+            ranges = parsed.ranges
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    deinit { close(fd) }
+
+    struct Parsed {
+        var loads: [Load] = [], notes: [UInt8] = [], cpus = 0
+        var vmcoreinfo: String? = nil, vmcoreinfoOffset: UInt64? = nil, ranges: [AddressRange] = []
+    }
+
+    static func bad(_ path: String, _ why: String) -> CocomemError { CocomemError(.invalidArgument, "'\(path)' is not a usable ELF vmcore: \(why)") }
+
+    /// `check_elf_format()` and the program header walk.
+    static func parse(fd: Int32, fileSize: UInt64, path: String) throws -> Parsed {
+        guard fileSize >= 64 else { throw bad(path, "only \(fileSize) bytes, shorter than an ELF header") }
+        let eh = try readExactly(fd: fd, at: 0, count: 64, path: path)
+        guard eh[0..<4] == [0x7f, 0x45, 0x4c, 0x46] else { throw bad(path, "no ELF magic (not an ELF file)") }
+        guard eh[4] == 2 else { throw bad(path, "ELFCLASS\(eh[4] == 1 ? "32" : "(\(eh[4]))"): only 64-bit vmcores are read") }
+        guard eh[5] == 1 else { throw bad(path, "big-endian or unknown data encoding \(eh[5]): only x86-64 little-endian vmcores are read") }
+        let type = le16(eh, 16), machine = le16(eh, 18)
+        guard type == 4 else { throw bad(path, "e_type \(type) is not ET_CORE (4)") }
+        guard machine == 62 else { throw bad(path, "e_machine \(machine) is not EM_X86_64 (62)") }
+        let phoff = le64(eh, 32), phentsize = UInt64(le16(eh, 54)), phnum = UInt64(le16(eh, 56))
+        guard phentsize == 56 else { throw bad(path, "e_phentsize \(phentsize) is not 56") }
+        guard phnum > 0, phnum < 0xffff else { throw bad(path, "e_phnum \(phnum) (PN_XNUM and empty tables are not read)") }
+        guard phoff <= fileSize, phnum * 56 <= fileSize - phoff else {
+            throw bad(path, "truncated: the \(phnum) program headers at offset \(phoff) end past the file's \(fileSize) bytes")
+        }
+        let ph = try readExactly(fd: fd, at: phoff, count: Int(phnum * 56), path: path)
+        var out = Parsed()
+        var noteSeen = false
+        for i in 0..<Int(phnum) {
+            let b = i * 56
+            let pType = le32(ph, b), offset = le64(ph, b + 8), paddr = le64(ph, b + 24)
+            let filesz = le64(ph, b + 32), memsz = le64(ph, b + 40)
+            guard offset <= fileSize, filesz <= fileSize - offset else {
+                throw bad(path, "truncated: program header \(i) (\(pType == ptLoad ? "PT_LOAD" : "type \(pType)")) needs bytes up to \(offset &+ filesz), the file has \(fileSize)")
+            }
+            switch pType {
+            case ptLoad:
+                guard filesz <= memsz else { throw bad(path, "PT_LOAD \(i) has p_filesz \(filesz) > p_memsz \(memsz)") }
+                guard paddr <= UInt64.max - memsz else { throw bad(path, "PT_LOAD \(i) wraps the physical address space") }
+                out.loads.append(Load(paddr: paddr, memsz: memsz, offset: offset, filesz: filesz))
+            case ptNote where !noteSeen:
+                noteSeen = true
+                guard filesz <= 64 << 20 else { throw bad(path, "PT_NOTE of \(filesz) bytes") }
+                out.notes = try readExactly(fd: fd, at: offset, count: Int(filesz), path: path)
+            default:
+                continue
+            }
+        }
+        guard !out.loads.isEmpty else { throw bad(path, "no PT_LOAD program header") }
+        try parseNotes(&out, path: path)
+        out.ranges = mergedRanges(out.loads)
+        return out
+    }
+
+    /// Walks the note section: `CORE` NT_PRSTATUS notes are CPUs; the
+    /// `VMCOREINFO` note's text is kept with its offset.
+    static func parseNotes(_ out: inout Parsed, path: String) throws {
+        let n = out.notes
+        var at = 0
+        while at + 12 <= n.count {
+            let namesz = Int(le32(n, at)), descsz = Int(le32(n, at + 4)), type = le32(n, at + 8)
+            if namesz == 0 && descsz == 0 && type == 0 { break }  // padding after the last note
+            let nameStart = at + 12
+            let descStart = nameStart + ((namesz + 3) & ~3)
+            let next = descStart + ((descsz + 3) & ~3)
+            guard namesz <= 4096, descsz <= n.count, next <= n.count else {
+                throw bad(path, "corrupt PT_NOTE: the note at offset \(at) (namesz \(namesz), descsz \(descsz)) runs past the \(n.count)-byte note section")
+            }
+            let name = String(decoding: n[nameStart..<(nameStart + namesz)].prefix { $0 != 0 }, as: UTF8.self)
+            if name == "CORE" && type == 1 { out.cpus += 1 }
+            if name == "VMCOREINFO" {
+                out.vmcoreinfo = String(decoding: n[descStart..<(descStart + descsz)], as: UTF8.self)
+                out.vmcoreinfoOffset = UInt64(descStart)
+            }
+            at = next
+        }
+    }
+
+    /// PT_LOAD pages, merged where PT_LOADs touch or overlap (a real
+    /// `/proc/vmcore` also maps the kernel text a second time).
+    static func mergedRanges(_ loads: [Load]) -> [AddressRange] {
+        let rs = loads.map { AddressRange(start: ($0.paddr >> 12) << 12, end: (($0.paddr + $0.memsz) >> 12) << 12) }
+            .filter { !$0.isEmpty }.sorted { $0.start < $1.start }
+        var out: [AddressRange] = []
+        for r in rs {
+            if let l = out.last, l.end >= r.start { out[out.count - 1] = AddressRange(start: l.start, end: max(l.end, r.end)) } else { out.append(r) }
+        }
+        return out
+    }
+
+    /// Reads physical `[paddr, paddr + buffer.count)` into `buffer`, from the
+    /// first PT_LOAD holding each byte (as makedumpfile's `readmem()` picks
+    /// one); bytes past a PT_LOAD's `filesz` or in no PT_LOAD read as zeros.
+    /// A failed read zero-fills and is reported by `checkReads()`.
+    public func read(paddr: UInt64, into buffer: UnsafeMutableRawBufferPointer) {
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        let end = paddr + UInt64(buffer.count)
+        var a = paddr
+        while a < end {
+            guard let l = segments.first(where: { $0.paddr <= a && a < $0.paddr + $0.memsz }) else {
+                // Nothing here: skip to the next PT_LOAD start, if any.
+                a = segments.map(\.paddr).filter { $0 > a }.min().map { min($0, end) } ?? end
+                continue
+            }
+            let stop = min(end, l.paddr + l.memsz)
+            let inFile = l.paddr + l.filesz
+            if a < inFile {
+                let n = Int(min(stop, inFile) - a)
+                let dst = buffer.baseAddress! + Int(a - paddr)
+                if !preadAll(dst, count: n, at: l.offset + (a - l.paddr)) { noteReadError(at: l.offset + (a - l.paddr)) }
+            }
+            a = stop
+        }
+    }
+
+    private func preadAll(_ dst: UnsafeMutableRawPointer, count: Int, at offset: UInt64) -> Bool {
+        var done = 0
+        while done < count {
+            let n = pread(fd, dst + done, count - done, off_t(offset) + off_t(done))
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            done += n
+        }
+        return true
+    }
+
+    private func noteReadError(at offset: UInt64) {
+        lock.lock(); defer { lock.unlock() }
+        if readError == nil { readError = "reading '\(path)' at offset \(offset) failed: \(String(cString: strerror(errno)))" }
+    }
+
+    /// Throws if any read since opening failed (the file shrank, an I/O error).
+    public func checkReads() throws {
+        lock.lock(); defer { lock.unlock() }
+        if let e = readError { throw CocomemError(.io, e) }
+    }
+
+    static func readExactly(fd: Int32, at offset: UInt64, count: Int, path: String) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        let got = out.withUnsafeMutableBytes { b -> Int in
+            var done = 0
+            while done < count {
+                let n = pread(fd, b.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                done += n
+            }
+            return done
+        }
+        guard got == count else { throw bad(path, "truncated: \(count) bytes wanted at offset \(offset), \(got) read") }
+        return out
+    }
+
+    static func le16(_ b: [UInt8], _ o: Int) -> UInt16 { UInt16(b[o]) | UInt16(b[o + 1]) << 8 }
+    static func le32(_ b: [UInt8], _ o: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(b[o + $1]) << (8 * UInt32($1)) } }
+    static func le64(_ b: [UInt8], _ o: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(b[o + $1]) << (8 * UInt64($1)) } }
+}
