@@ -62,6 +62,7 @@ head -c 5000 "$tmp/small.vmcore" >"$tmp/trunc.vmcore"
 expect_error "convert a truncated vmcore" "truncated" dump --input "$tmp/trunc.vmcore" -o "$tmp/x" -c
 expect_error "convert at a level needing struct pages" "use -d 0 or -d 1" dump --input "$tmp/small.vmcore" -o "$tmp/x" -d 31
 expect_error "ELF output from an ELF input" "not built" dump --input "$tmp/small.vmcore" --elf "$tmp/y"
+expect_error "mem-usage of a vmcore file" "running guest" dump --input "$tmp/small.vmcore" --mem-usage
 expect_error "unknown kexec syscall" "not kexec_file_load or kexec_load" kexec --memory 1G --syscall kexec2
 expect_error "kernel alignment not a power of two" "power of two" kexec --memory 1G --kernel-alignment 3M
 expect_error "unknown next kernel" "next-kernel" kexec --memory 1G --next-kernel 5.4

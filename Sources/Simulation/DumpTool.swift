@@ -57,6 +57,46 @@ public enum DumpTool {
         }
     }
 
+    /// `makedumpfile --mem-usage`: the page counts a `-d 31` dump would
+    /// exclude, by kind, and what would remain (`print_mem_usage()`).
+    public struct MemUsage: Sendable {
+        public var report: DumpReport
+        /// `pfn_original - pfn_excluded`.
+        public var kernelData: UInt64 { report.totalPages - report.excluded }
+
+        public var text: String {
+            let r = report
+            func col(_ v: UInt64) -> String { String(v).padding(toLength: 16, withPad: " ", startingAt: 0) }
+            var o = "\nTYPE\t\tPAGES\t\t\tEXCLUDABLE\tDESCRIPTION\n"
+            o += "----------------------------------------------------------------------\n"
+            o += "ZERO\t\t\(col(r.zeroPages))\tyes\t\tPages filled with zero\n"
+            o += "NON_PRI_CACHE\t\(col(r.cachePages))\tyes\t\tCache pages without private flag\n"
+            o += "PRI_CACHE\t\(col(r.privateCachePages))\tyes\t\tCache pages with private flag\n"
+            o += "USER\t\t\(col(r.userPages))\tyes\t\tUser process pages\n"
+            o += "FREE\t\t\(col(r.freePages))\tyes\t\tFree pages\n"
+            o += "KERN_DATA\t\(col(kernelData))\tno\t\tDumpable kernel data \n\n"
+            o += "page size:\t\t\(col(4096))\n"
+            o += "Total pages on system:\t\(col(r.totalPages))\n"
+            o += "Total size on system:\t\(col(r.totalPages * 4096)) Byte\n"
+            return o
+        }
+
+        public var json: JSON {
+            .object([("zero", .uint(report.zeroPages)), ("non_pri_cache", .uint(report.cachePages)),
+                     ("pri_cache", .uint(report.privateCachePages)), ("user", .uint(report.userPages)),
+                     ("free", .uint(report.freePages)), ("kern_data", .uint(kernelData)),
+                     ("page_size", .uint(4096)), ("total_pages", .uint(report.totalPages))])
+        }
+    }
+
+    /// Counts what `makedumpfile --mem-usage` reports for the guest: the
+    /// filter at level 31 and zero-page detection on what it keeps (the
+    /// same counts as a `-d 31` dump's report), without compressing.
+    public static func memUsage(image: GuestMemoryImage, makedumpfile: MakedumpfileVersion, threads: Int) throws -> MemUsage {
+        let options = DumpOptions(dumpLevel: 31, compression: .none, makedumpfile: makedumpfile, threads: threads)
+        return MemUsage(report: try KdumpCompressedWriter(image: image, options: options).estimate())
+    }
+
     public static func run(image: GuestMemoryImage, options: DumpOptions, elf: String?, output: String?, estimateOnly: Bool) throws -> Result {
         let writer = try KdumpCompressedWriter(image: image, options: options)
         if let f = image.input {

@@ -131,6 +131,7 @@ struct Dump: ParsableCommand {
     @Option(help: "Follow this makedumpfile's filter: 1.7.2, 1.7.7 or 1.7.8 (1.7.8 excludes unaccepted blocks under -d 16)") var makedumpfile = "1.7.8"
     @Option(name: .customLong("num-threads"), help: "Threads compressing pages (default: all cores); the output does not depend on it") var threads: Int?
     @Flag(help: "Compute the exact kdump-compressed size without writing") var estimate = false
+    @Flag(name: .customLong("mem-usage"), help: "Print makedumpfile --mem-usage's table for the guest (pages a -d 31 dump excludes, by kind)") var memUsage = false
     @Flag(name: .customLong("no-vmcoreinfo"), help: "Leave the VMCOREINFO note out of the vmcore (then only -d 0 and -d 1 work)") var noVmcoreinfo = false
     @Flag var json = false
 
@@ -143,8 +144,8 @@ struct Dump: ParsableCommand {
             }
             let options = DumpOptions(dumpLevel: d, compression: compressions.first?.1 ?? .none, makedumpfile: version,
                                       threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
-            guard elf != nil || output != nil || estimate else {
-                throw CocomemError(.invalidArgument, "nothing to do: give --elf PATH, -o PATH or --estimate")
+            guard elf != nil || output != nil || estimate || memUsage else {
+                throw CocomemError(.invalidArgument, "nothing to do: give --elf PATH, -o PATH, --estimate or --mem-usage")
             }
             var image: GuestMemoryImage
             if let input {
@@ -157,6 +158,12 @@ struct Dump: ParsableCommand {
                 image = try CaptureView.image(from: r, seed: r.scenario.seed)
             }
             if noVmcoreinfo { image.vmcoreinfo = nil }
+            if memUsage {
+                guard image.input == nil else { throw CocomemError(.invalidArgument, "--mem-usage reads the running guest (makedumpfile reads /proc/kcore), not a vmcore file") }
+                let u = try DumpTool.memUsage(image: image, makedumpfile: version, threads: options.threads)
+                print(json ? u.json.serialized() : u.text, terminator: json ? "\n" : "")
+                return
+            }
             let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate)
             print(json ? result.json.serialized() : result.text, terminator: json ? "\n" : "")
         }
