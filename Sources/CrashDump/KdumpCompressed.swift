@@ -139,9 +139,36 @@ public struct KdumpCompressedWriter: Sendable {
     /// How a page with these bytes is stored: the shared zero page (level
     /// bit 1), compressed when that is smaller, or raw.
     func storeBytes(_ page: UnsafeRawBufferPointer, _ compressor: PageCompressor) -> StoredPage {
-        if options.excludeZero, page.allSatisfy({ $0 == 0 }) { return .zero }
+        if options.excludeZero, isZeroPage(page) { return .zero }
         if let z = compressor.compress(page) { return .compressed(z) }
         return .raw(Array(page))
+    }
+
+    /// Stores the dumpable pages of `ranges`, in order: an input file's pages
+    /// are read one contiguous range at a time (one `pread` per range, not
+    /// per page), the others page by page.
+    func storeBatch(_ ranges: [Range<UInt64>], _ compressor: PageCompressor) -> [StoredPage] {
+        var out: [StoredPage] = []
+        out.reserveCapacity(ranges.reduce(0) { $0 + $1.count })
+        if let f = image.input {
+            let most = ranges.map(\.count).max() ?? 0
+            var big = [UInt8](repeating: 0, count: most * 4096)
+            big.withUnsafeMutableBytes { b in
+                for r in ranges {
+                    let bytes = UnsafeMutableRawBufferPointer(rebasing: b[0..<(r.count * 4096)])
+                    f.read(paddr: r.lowerBound << 12, into: bytes)
+                    for i in 0..<r.count {
+                        out.append(storeBytes(UnsafeRawBufferPointer(rebasing: bytes[(i * 4096)..<((i + 1) * 4096)]), compressor))
+                    }
+                }
+            }
+            return out
+        }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        buffer.withUnsafeMutableBytes { b in
+            for r in ranges { for pfn in r { out.append(store(pfn, compressor, b)) } }
+        }
+        return out
     }
 
     /// Runs `body` on every batch of dumpable PFNs, `options.threads` batches
@@ -206,18 +233,13 @@ public struct KdumpCompressedWriter: Sendable {
         if !current.isEmpty { chunks.append(current) }
         let sums = parallelMap(chunks, threads: options.threads) { chunk -> (UInt64, UInt64) in
             guard let compressor = try? PageCompressor(self.options.compression) else { return (0, 0) }
-            var buffer = [UInt8](repeating: 0, count: 4096)
             var bytes: UInt64 = 0, zeros: UInt64 = 0
-            buffer.withUnsafeMutableBytes { b in
-                for r in chunk {
-                    for pfn in r {
-                        switch self.store(pfn, compressor, b) {
-                        case .zero: zeros += 1
-                        case .compressed(let z): bytes += UInt64(z.count)
-                        case .raw: bytes += Self.blockSize
-                        case .template(let c, let t): bytes += self.storedSize(c, t)
-                        }
-                    }
+            for p in self.storeBatch(chunk, compressor) {
+                switch p {
+                case .zero: zeros += 1
+                case .compressed(let z): bytes += UInt64(z.count)
+                case .raw: bytes += Self.blockSize
+                case .template(let c, let t): bytes += self.storedSize(c, t)
                 }
             }
             return (bytes, zeros)
@@ -262,12 +284,7 @@ public struct KdumpCompressedWriter: Sendable {
         let flags = options.compression.rawValue
         try forEachBatch({ w, ranges -> [StoredPage] in
             guard let compressor = try? PageCompressor(w.options.compression) else { return [] }
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            var out: [StoredPage] = []
-            buffer.withUnsafeMutableBytes { b in
-                for r in ranges { for pfn in r { out.append(w.store(pfn, compressor, b)) } }
-            }
-            return out
+            return w.storeBatch(ranges, compressor)
         }, sink: { pages in
             for p in pages {
                 switch p {
@@ -478,4 +495,13 @@ final class Counter: @unchecked Sendable {
     private var value = 0
     private let lock = NSLock()
     func take() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value - 1 }
+}
+
+/// True if the 4 KiB page is all zeros (`is_zero_page()`), eight bytes at a time.
+@inline(__always)
+func isZeroPage(_ page: UnsafeRawBufferPointer) -> Bool {
+    guard let base = page.baseAddress, page.count % 8 == 0 else { return page.allSatisfy { $0 == 0 } }
+    var acc: UInt64 = 0
+    for i in stride(from: 0, to: page.count, by: 8) { acc |= base.loadUnaligned(fromByteOffset: i, as: UInt64.self) }
+    return acc == 0
 }
