@@ -74,20 +74,7 @@ public struct GuestMemoryImage: Sendable {
     public static func loads(ram: [AddressRange], excluding crashKernel: AddressRange?) -> [AddressRange] {
         var cuts = [AddressRange(start: 0, end: 1 << 20)]
         if let crashKernel { cuts.append(crashKernel) }
-        var out: [AddressRange] = []
-        for r in ram {
-            var pieces = [r]
-            for c in cuts {
-                pieces = pieces.flatMap { p -> [AddressRange] in
-                    guard p.overlaps(c) else { return [p] }
-                    var keep: [AddressRange] = []
-                    if p.start < c.start { keep.append(AddressRange(start: p.start, end: c.start)) }
-                    if c.end < p.end { keep.append(AddressRange(start: c.end, end: p.end)) }
-                    return keep
-                }
-            }
-            out += pieces.map { AddressRange(start: alignUp($0.start, 4096), end: alignDown($0.end, 4096)) }.filter { !$0.isEmpty }
-        }
-        return out.sorted { $0.start < $1.start }
+        return ram.subtracting(cuts).map { AddressRange(start: alignUp($0.start, 4096), end: alignDown($0.end, 4096)) }
+            .filter { !$0.isEmpty }.sorted { $0.start < $1.start }
     }
 }

@@ -188,19 +188,7 @@ public final class GuestKernel {
     // MARK: memblock_free_all and deferred init
 
     /// Free RAM: RAM minus memblock reservations.
-    func freeRanges() -> [AddressRange] {
-        var out: [AddressRange] = []
-        let res = reserved.sorted { $0.start < $1.start }
-        for r in ram {
-            var s = r.start
-            for x in res where x.overlaps(AddressRange(start: s, end: r.end)) {
-                if x.start > s { out.append(AddressRange(start: s, end: x.start)) }
-                s = max(s, x.end)
-            }
-            if s < r.end { out.append(AddressRange(start: s, end: r.end)) }
-        }
-        return out
-    }
+    func freeRanges() -> [AddressRange] { ram.subtracting(reserved) }
 
     /// `memblock_free_all()` for zones below 4 GiB on the boot CPU, and
     /// deferred init of the Normal zone (padata threads on every vCPU when

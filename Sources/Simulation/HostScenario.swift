@@ -268,12 +268,12 @@ public final class HostRun {
             if !vm.sharedMapped.value(at: g) { clock.charge(vm.sharedFault(gfn: g), vcpu: 0, costs: costs) }
             return
         }
-        if !vm.isMapped(g) { clock.charge(vm.handleEPTViolation(gfn: g, acceptLevel: nil), vcpu: 0, costs: costs) }
-        guard vm.isMapped(g), !vm.isDead else { return }
         if vm.options.septVEDisable {
-            vm.guestKilled("Guest access before accepting \(hex16(g << 12))")
+            clock.charge(vm.guestAccess(gfn: g, vcpu: 0).0, vcpu: 0, costs: costs)
             return
         }
+        if !vm.isMapped(g) { clock.charge(vm.handleEPTViolation(gfn: g, acceptLevel: nil), vcpu: 0, costs: costs) }
+        guard vm.isMapped(g), !vm.isDead else { return }
         _ = edk4K.accept(AddressRange(start: g << 12, size: 4096), vcpu: 0, clock: &clock)
     }
 

@@ -69,3 +69,26 @@ import Testing
         }
     }
 }
+
+@Suite struct AddressRangeTests {
+    /// `subtracting` against a page-set reference: the result covers exactly
+    /// the pages of the ranges outside every cut, in order, without empties.
+    @Test(arguments: [3, 4, 5, 6] as [UInt64]) func subtractingMatchesPageSets(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        func ranges(_ n: Int) -> [AddressRange] {
+            (0..<n).map { _ in let s = rng.next() % 200; return AddressRange(start: s << 12, end: (s + rng.next() % 40) << 12) }
+        }
+        var base: [AddressRange] = []
+        var at: UInt64 = 0
+        for _ in 0..<5 { at += rng.next() % 20; let n = rng.next() % 30; base.append(AddressRange(start: at << 12, size: n << 12)); at += n }
+        let cuts = ranges(Int(rng.next() % 6))
+        let got = base.subtracting(cuts)
+        var want = Set<UInt64>()
+        for r in base { for p in (r.start >> 12)..<(r.end >> 12) where !cuts.contains(where: { $0.contains(p << 12) }) { want.insert(p) } }
+        var pages = Set<UInt64>()
+        for r in got { for p in (r.start >> 12)..<(r.end >> 12) { pages.insert(p) } }
+        #expect(pages == want)
+        #expect(got.allSatisfy { !$0.isEmpty })
+        #expect(zip(got, got.dropFirst()).allSatisfy { $0.end <= $1.start })
+    }
+}

@@ -185,14 +185,9 @@ extension GuestKernel {
     /// (`elf_header_exclude_ranges()`). CONFIG_CRASH_HOTPLUG's reserve for
     /// later CPUs and ranges is not added.
     func elfcorehdrPhdrs() -> UInt64 {
-        var ranges = ram.map { $0.clamped(to: AddressRange(start: 1 << 20, end: .max)) }.filter { $0.size > 0 }
-        if let c = reservations.first(where: { $0.what == "crash kernel" })?.range {
-            ranges = ranges.flatMap { r -> [AddressRange] in
-                guard r.overlaps(c) else { return [r] }
-                return [AddressRange(start: r.start, end: max(r.start, c.start)), AddressRange(start: min(r.end, c.end), end: r.end)].filter { $0.size > 0 }
-            }
-        }
-        return UInt64(vcpus) + 2 + UInt64(ranges.count)
+        var cuts = [AddressRange(start: 0, end: 1 << 20)]
+        if let c = reservations.first(where: { $0.what == "crash kernel" })?.range { cuts.append(c) }
+        return UInt64(vcpus) + 2 + UInt64(ram.subtracting(cuts).count)
     }
 
     /// kexec-tools `do_bzImage64_load()` + `setup_linux_system_parameters()`:

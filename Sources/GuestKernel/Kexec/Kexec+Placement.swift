@@ -95,16 +95,6 @@ enum KexecPlacement {
 
     /// RAM with the placed segments cut out, in address order.
     static func freeRanges(ram: [AddressRange], placed: [KexecSegment]) -> [AddressRange] {
-        let cuts = placed.map(\.range).sorted { $0.start < $1.start }
-        var out: [AddressRange] = []
-        for r in ram {
-            var s = r.start
-            for c in cuts where c.overlaps(AddressRange(start: s, end: r.end)) {
-                if c.start > s { out.append(AddressRange(start: s, end: c.start)) }
-                s = max(s, c.end)
-            }
-            if s < r.end { out.append(AddressRange(start: s, end: r.end)) }
-        }
-        return out
+        ram.subtracting(placed.map(\.range))
     }
 }

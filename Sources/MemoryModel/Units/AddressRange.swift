@@ -19,6 +19,26 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "[\(hex16(start))-\(hex16(end))]" }
 }
 
+extension Array where Element == AddressRange {
+    /// The parts of these ranges outside every range in `cuts`, in order:
+    /// RAM minus reservations, RAM minus placed kexec segments, RAM minus
+    /// what the capture kernel leaves out.
+    /// - Complexity: O((count + cuts) log cuts) for sorted input, O(count × cuts) at worst.
+    public func subtracting(_ cuts: [AddressRange]) -> [AddressRange] {
+        let sortedCuts = cuts.filter { !$0.isEmpty }.sorted { $0.start < $1.start }
+        var out: [AddressRange] = []
+        for r in self where !r.isEmpty {
+            var s = r.start
+            for c in sortedCuts where c.overlaps(AddressRange(start: s, end: r.end)) {
+                if c.start > s { out.append(AddressRange(start: s, end: c.start)) }
+                s = Swift.max(s, c.end)
+            }
+            if s < r.end { out.append(AddressRange(start: s, end: r.end)) }
+        }
+        return out
+    }
+}
+
 @inlinable public func alignDown(_ v: UInt64, _ a: UInt64) -> UInt64 { v & ~(a - 1) }
 @inlinable public func alignUp(_ v: UInt64, _ a: UInt64) -> UInt64 { (v &+ a &- 1) & ~(a - 1) }
 @inlinable public func divRoundUp(_ v: UInt64, _ d: UInt64) -> UInt64 { v / d + (v % d == 0 ? 0 : 1) }
