@@ -120,12 +120,9 @@ public struct KdumpCompressedWriter: Sendable {
 
     // MARK: Pages
 
-    /// How page `pfn` is stored, compressing it if it is generated.
+    /// How model page `pfn` is stored, compressing it if it is generated
+    /// (an input file's pages go through `storeBatch`, a range at a time).
     func store(_ pfn: UInt64, _ compressor: PageCompressor, _ buffer: UnsafeMutableRawBufferPointer) -> StoredPage {
-        if let f = image.input {
-            f.read(paddr: pfn << 12, into: buffer)
-            return storeBytes(UnsafeRawBufferPointer(buffer), compressor)
-        }
         if let k = image.kernel, k.isGenerated(pfn) {
             k.generate(pfn, into: buffer)
             return storeBytes(UnsafeRawBufferPointer(buffer), compressor)
@@ -358,7 +355,7 @@ public struct KdumpCompressedWriter: Sendable {
         var out = [UInt8](repeating: 0, count: 6 * 65)
         guard let v = f.vmcoreinfo else { return out }
         let info = VmcoreinfoNumbers(text: v)
-        guard let sym = info.symbol("init_uts_ns") else { return out }
+        guard let sym = info.symbols["init_uts_ns"] else { return out }
         let vaddr = sym &+ (info.offset("uts_namespace.name") ?? 4)
         let startKernelMap: UInt64 = 0xffff_ffff_8000_0000
         guard vaddr >= startKernelMap else { return out }

@@ -71,13 +71,12 @@ extension BootSimulation {
             let units = ((a - t.physBase) / t.unitSize)..<divRoundUp(b - t.physBase, t.unitSize)
             reaccepted += (UInt64(units.count) - bits.countSet(in: units)) * t.unitSize
         }
+        guard let kseg = image.segments.first(where: { $0.kind == .kernel }) else { return out }
         var config = scenario.kernel
         if let v = plan.nextKernel { config.version = v }
         var s2 = scenario
         s2.kernel = config
         var second = BootResult(scenario: s2, firmware: first.firmware)
-        second.outcome = .ok
-        guard let kseg = image.segments.first(where: { $0.kind == .kernel }) else { return out }
         let initrd = image.segments.first { $0.kind == .initrd }.map { AddressRange(start: $0.mem, size: $0.memsz) }
         bootKernel(
             config: config, ram: k.ram, unaccepted: table, platform: k.platform,

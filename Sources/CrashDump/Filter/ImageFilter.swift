@@ -41,7 +41,7 @@ extension GuestMemoryImage {
     /// - Complexity: O(role runs + blocks).
     public func filter(_ f: MakedumpfileFilter?) -> FilterResult {
         var out = FilterResult()
-        guard let f, let k = kernel, f.walksMemMap, input == nil else {
+        guard let f, let k = kernel, f.walksMemMap else {
             for l in loadPFNs { out.keep(l) }
             return out
         }
@@ -87,7 +87,7 @@ extension GuestMemoryImage {
     /// - Complexity: O(pages).
     public func filterStepByStep(_ f: MakedumpfileFilter?) -> FilterResult {
         var out = FilterResult()
-        guard let f, let k = kernel, f.walksMemMap, input == nil else {
+        guard let f, let k = kernel, f.walksMemMap else {
             for l in loadPFNs { out.keep(l) }
             return out
         }

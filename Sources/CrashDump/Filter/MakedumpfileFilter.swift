@@ -44,7 +44,6 @@ public struct VmcoreinfoNumbers: Sendable, Equatable {
 
     /// makedumpfile treats a value of -1 as not found.
     func number(_ n: String) -> Int64? { numbers[n].flatMap { $0 == -1 ? nil : $0 } }
-    func symbol(_ n: String) -> UInt64? { symbols[n] }
     func offset(_ n: String) -> UInt64? { offsets[n].flatMap { $0 < 0 ? nil : UInt64($0) } }
 }
 

@@ -176,14 +176,19 @@ public final class ELFInput: @unchecked Sendable {
     }
 
     private func preadAll(_ dst: UnsafeMutableRawPointer, count: Int, at offset: UInt64) -> Bool {
+        Self.pread(fd: fd, dst, count: count, at: offset) == count
+    }
+
+    /// `pread` until `count` bytes, end of file or an error; returns the bytes read.
+    static func pread(fd: Int32, _ dst: UnsafeMutableRawPointer, count: Int, at offset: UInt64) -> Int {
         var done = 0
         while done < count {
-            let n = pread(fd, dst + done, count - done, off_t(offset) + off_t(done))
+            let n = Foundation.pread(fd, dst + done, count - done, off_t(offset) + off_t(done))
             if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return false }
+            if n <= 0 { break }
             done += n
         }
-        return true
+        return done
     }
 
     private func noteReadError(at offset: UInt64) {
@@ -199,16 +204,7 @@ public final class ELFInput: @unchecked Sendable {
 
     static func readExactly(fd: Int32, at offset: UInt64, count: Int, path: String) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
-        let got = out.withUnsafeMutableBytes { b -> Int in
-            var done = 0
-            while done < count {
-                let n = pread(fd, b.baseAddress! + done, count - done, off_t(offset) + off_t(done))
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                done += n
-            }
-            return done
-        }
+        let got = count == 0 ? 0 : out.withUnsafeMutableBytes { pread(fd: fd, $0.baseAddress!, count: count, at: offset) }
         guard got == count else { throw bad(path, "truncated: \(count) bytes wanted at offset \(offset), \(got) read") }
         return out
     }

@@ -116,7 +116,7 @@ extension GuestKernel {
         let tag = req.syscall == .fileLoad ? "kexec_file" : "kexec"
         image.log.append("\(tag): nr_segments = \(image.segments.count)")
         for (i, s) in image.segments.enumerated() {
-            image.log.append("\(tag): segment[\(i)]: bufsz=\(hexLower(s.bufsz)) mem=\(hexLower(s.mem)) memsz=\(hexLower(s.memsz))")
+            image.log.append("\(tag): segment[\(i)]: bufsz=\(hex(s.bufsz)) mem=\(hex(s.mem)) memsz=\(hex(s.memsz))")
         }
         return .success(image)
     }
@@ -157,7 +157,7 @@ extension GuestKernel {
             b.align = max(b.align, 4096)
             guard let mem = KexecPlacement.kernelLocate(b, regions: regions, placed: image.segments,
                                                         reverseWalk: config.version.kexecFileWalksTopDown) else {
-                throw KexecLoadFailure(errno: "EADDRNOTAVAIL", message: "no room for the \(b.kind.rawValue) (\(hexLower(b.memsz)) bytes, align \(hexLower(b.align))) in \(req.type == .crash ? "the crash kernel region" : "System RAM")")
+                throw KexecLoadFailure(errno: "EADDRNOTAVAIL", message: "no room for the \(b.kind.rawValue) (\(hex(b.memsz)) bytes, align \(hex(b.align))) in \(req.type == .crash ? "the crash kernel region" : "System RAM")")
             }
             image.segments.append(KexecSegment(kind: b.kind, bufsz: b.bufsz, mem: mem, memsz: b.memsz))
             image.log.append(Self.bzImage64Message(b, at: mem))
@@ -167,14 +167,14 @@ extension GuestKernel {
     /// The `kexec_dprintk()` line `bzImage64_load()` and
     /// `crash_load_segments()` print for a placed buffer.
     static func bzImage64Message(_ b: KexecBuf, at mem: UInt64) -> String {
-        let sizes = "bufsz=\(hexLower(b.bufsz)) memsz=\(hexLower(b.memsz))"
+        let sizes = "bufsz=\(hex(b.bufsz)) memsz=\(hex(b.memsz))"
         switch b.kind {
-        case .purgatory: return "kexec-bzImage64: Loaded purgatory at \(hexLower(mem))"
-        case .bootParams: return "kexec-bzImage64: Loaded boot_param, command line and misc at \(hexLower(mem)) \(sizes)"
-        case .kernel: return "kexec-bzImage64: Loaded 64bit kernel at \(hexLower(mem)) \(sizes)"
-        case .initrd: return "kexec-bzImage64: Loaded initrd at \(hexLower(mem)) bufsz=\(hexLower(b.bufsz)) memsz=\(hexLower(b.bufsz))"
-        case .elfcorehdr: return "crash: Loaded ELF headers at \(hexLower(mem)) \(sizes)"
-        default: return "kexec-bzImage64: Loaded \(b.kind.rawValue) at \(hexLower(mem)) \(sizes)"
+        case .purgatory: return "kexec-bzImage64: Loaded purgatory at \(hex(mem))"
+        case .bootParams: return "kexec-bzImage64: Loaded boot_param, command line and misc at \(hex(mem)) \(sizes)"
+        case .kernel: return "kexec-bzImage64: Loaded 64bit kernel at \(hex(mem)) \(sizes)"
+        case .initrd: return "kexec-bzImage64: Loaded initrd at \(hex(mem)) bufsz=\(hex(b.bufsz)) memsz=\(hex(b.bufsz))"
+        case .elfcorehdr: return "crash: Loaded ELF headers at \(hex(mem)) \(sizes)"
+        default: return "kexec-bzImage64: Loaded \(b.kind.rawValue) at \(hex(mem)) \(sizes)"
         }
     }
 
@@ -219,23 +219,23 @@ extension GuestKernel {
         for var b in bufs {
             b.memsz = alignUp(b.memsz, 4096)
             guard let mem = KexecPlacement.userLocate(b, ram: ram, placed: image.segments, memMin: 0, memMax: .max) else {
-                throw KexecLoadFailure(errno: "ENOMEM", message: "Could not find a free area of memory of \(hexLower(b.memsz)) bytes... (\(b.kind.rawValue))")
+                throw KexecLoadFailure(errno: "ENOMEM", message: "Could not find a free area of memory of \(hex(b.memsz)) bytes... (\(b.kind.rawValue))")
             }
             // add_segment(): the segment must lie inside one RAM range.
             let r = AddressRange(start: mem, size: b.memsz)
             guard ram.contains(where: { $0.start <= r.start && r.end <= $0.end }) else {
-                throw KexecLoadFailure(errno: "EINVAL", message: "Invalid memory segment \(hexLower(r.start)) - \(hexLower(r.end - 1)) (\(b.kind.rawValue))")
+                throw KexecLoadFailure(errno: "EINVAL", message: "Invalid memory segment \(hex(r.start)) - \(hex(r.end - 1)) (\(b.kind.rawValue))")
             }
             if let clash = image.segments.first(where: { $0.range.overlaps(r) }) {
-                throw KexecLoadFailure(errno: "EINVAL", message: "Overlapping memory segments at \(hexLower(clash.range.end)) (\(b.kind.rawValue))")
+                throw KexecLoadFailure(errno: "EINVAL", message: "Overlapping memory segments at \(hex(clash.range.end)) (\(b.kind.rawValue))")
             }
             image.segments.append(KexecSegment(kind: b.kind, bufsz: b.bufsz, mem: mem, memsz: b.memsz))
             image.segments.sort { $0.mem < $1.mem }
             // kexec -d's dbgprintf() lines for the main pieces.
             switch b.kind {
-            case .purgatory: image.log.append("kexec-tools: Loaded purgatory at addr \(hexLower(mem))")
-            case .bootParams: image.log.append("kexec-tools: Loaded real_mode_data and command line at \(hexLower(mem))")
-            case .kernel: image.log.append("kexec-tools: Loaded 64bit kernel at \(hexLower(mem))")
+            case .purgatory: image.log.append("kexec-tools: Loaded purgatory at addr \(hex(mem))")
+            case .bootParams: image.log.append("kexec-tools: Loaded real_mode_data and command line at \(hex(mem))")
+            case .kernel: image.log.append("kexec-tools: Loaded 64bit kernel at \(hex(mem))")
             default: break
             }
         }
@@ -250,36 +250,33 @@ extension GuestKernel {
         let segs = image.segments
         for s in segs {
             let mend = s.mem &+ s.memsz
-            if s.mem > mend { throw KexecLoadFailure(errno: "EADDRNOTAVAIL", message: "segment at \(hexLower(s.mem)) wraps") }
+            if s.mem > mend { throw KexecLoadFailure(errno: "EADDRNOTAVAIL", message: "segment at \(hex(s.mem)) wraps") }
             if s.mem % 4096 != 0 || mend % 4096 != 0 {
-                throw KexecLoadFailure(errno: "EADDRNOTAVAIL", message: "segment \(hexLower(s.mem))+\(hexLower(s.memsz)) is not page aligned")
+                throw KexecLoadFailure(errno: "EADDRNOTAVAIL", message: "segment \(hex(s.mem))+\(hex(s.memsz)) is not page aligned")
             }
             if mend >= KexecX86.destinationMemoryLimit {
-                throw KexecLoadFailure(errno: "EADDRNOTAVAIL", message: "segment ends at \(hexLower(mend)), above KEXEC_DESTINATION_MEMORY_LIMIT")
+                throw KexecLoadFailure(errno: "EADDRNOTAVAIL", message: "segment ends at \(hex(mend)), above KEXEC_DESTINATION_MEMORY_LIMIT")
             }
         }
         for i in segs.indices { for j in segs.indices where j < i && segs[i].range.overlaps(segs[j].range) {
             throw KexecLoadFailure(errno: "EINVAL", message: "segments \(j) and \(i) overlap")
         } }
         if let s = segs.first(where: { $0.bufsz > $0.memsz }) {
-            throw KexecLoadFailure(errno: "EINVAL", message: "segment at \(hexLower(s.mem)) has bufsz > memsz")
+            throw KexecLoadFailure(errno: "EINVAL", message: "segment at \(hex(s.mem)) has bufsz > memsz")
         }
         let nrPages = totalManagedPages
         var total: UInt64 = 0
         for s in segs {
             let pages = divRoundUp(s.memsz, 4096)
-            if pages > nrPages / 2 { throw KexecLoadFailure(errno: "EINVAL", message: "segment at \(hexLower(s.mem)) needs more than half of memory") }
+            if pages > nrPages / 2 { throw KexecLoadFailure(errno: "EINVAL", message: "segment at \(hex(s.mem)) needs more than half of memory") }
             total += pages
         }
         if total > nrPages / 2 { throw KexecLoadFailure(errno: "EINVAL", message: "the segments need more than half of memory (\(total) of \(nrPages) pages)") }
         if image.type == .crash {
             let c = try kexecSearchRegions(.crash)[0]
             if let s = segs.first(where: { $0.mem < c.start || $0.range.end > c.end }) {
-                throw KexecLoadFailure(errno: "EADDRNOTAVAIL", message: "segment at \(hexLower(s.mem)) is outside the crash kernel region \(c)")
+                throw KexecLoadFailure(errno: "EADDRNOTAVAIL", message: "segment at \(hex(s.mem)) is outside the crash kernel region \(c)")
             }
         }
     }
 }
-
-/// `0x%lx`.
-func hexLower(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
