@@ -54,6 +54,8 @@ expect_error "dump level without VMCOREINFO" "VMCOREINFO" dump --memory 512M --n
 expect_error "unknown makedumpfile version" "makedumpfile version" dump --memory 512M --makedumpfile 1.6 --estimate
 expect_error "dump with nothing to do" "nothing to do" dump --memory 512M
 expect_error "two compressors" "at most one" dump --memory 512M -o "$tmp/x" -c -z
+expect_error "sample of one page" "--sample 1 is not" dump --memory 512M --estimate --sample 1
+expect_error "sample while writing" "--sample applies to --estimate" dump --memory 512M -o "$tmp/x" --sample 64
 printf 'this is not an ELF vmcore, only text that is long enough to get past the size check.\n' >"$tmp/notelf"
 expect_error "convert a file that is not ELF" "no ELF magic" dump --input "$tmp/notelf" -o "$tmp/x" -c
 expect_error "convert a missing file" "cannot read" dump --input "$tmp/does-not-exist" -o "$tmp/x"

@@ -69,6 +69,19 @@ public final class PageCompressor {
     /// The stored form of one page: its compressed bytes if shorter than
     /// the page, else nil.
     public func compress(_ page: UnsafeRawBufferPointer) -> [UInt8]? {
+        compressedCount(page).map { Array(out[0..<$0]) }
+    }
+
+    /// Compresses one page into the compressor's own buffer and hands the
+    /// bytes to `body`; nil (and no call) when the page is stored raw.
+    public func withCompressed<R>(_ page: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
+        guard let n = compressedCount(page) else { return nil }
+        return try out.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+    }
+
+    /// The compressed length of one page when shorter than the page, else
+    /// nil; the bytes stay in the compressor's buffer (nothing allocated).
+    public func compressedCount(_ page: UnsafeRawBufferPointer) -> Int? {
         let n = page.count
         var size = 0
         let ok: Bool = out.withUnsafeMutableBytes { o in
@@ -103,7 +116,7 @@ public final class PageCompressor {
             }
         }
         guard ok, size < n else { return nil }
-        return Array(out[0..<size])
+        return size
     }
 
     public func compress(_ page: [UInt8]) -> [UInt8]? {

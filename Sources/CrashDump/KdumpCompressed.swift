@@ -53,15 +53,34 @@ public struct DumpReport: Sendable, Equatable {
     public var dataBytes: UInt64 = 0
     /// Pages per class, for the reader of the report.
     public var pagesByClass: [PageClass: UInt64] = [:]
+    /// A sampled estimate: generated pages compressed, out of how many, and
+    /// the 95% margin of `fileSize` (all 0 when the size is exact).
+    public var sampledPages: UInt64 = 0
+    public var sampledPopulation: UInt64 = 0
+    public var fileSizeMargin: UInt64 = 0
     public var excluded: UInt64 { zeroPages + cachePages + privateCachePages + userPages + freePages + offlinePages + hwpoisonPages }
 }
 
-/// How one dumpable page is stored.
-enum StoredPage {
-    case zero
+/// The stored pages of one batch, in PFN order: one entry per page, and
+/// the compressed or raw bytes of all of them in one buffer, so a batch
+/// costs one allocation rather than one per page.
+struct StoredBatch {
+    enum Entry {
+        case zero
+        case template(PageClass, Int)
+        /// The next `count` bytes of `bytes`, compressed or stored raw.
+        case compressed(Int)
+        case raw
+    }
+    var entries: [Entry] = []
+    var bytes: [UInt8] = []
+}
+
+/// A dumpable page as the writer meets it: bytes (generated structures or
+/// an input file's page) or a class template.
+enum PageBytes {
+    case bytes(UnsafeRawBufferPointer)
     case template(PageClass, Int)
-    case compressed([UInt8])
-    case raw([UInt8])
 }
 
 /// The kdump-compressed ("diskdump") format as makedumpfile writes it
@@ -120,33 +139,10 @@ public struct KdumpCompressedWriter: Sendable {
 
     // MARK: Pages
 
-    /// How model page `pfn` is stored, compressing it if it is generated
-    /// (an input file's pages go through `storeBatch`, a range at a time).
-    func store(_ pfn: UInt64, _ compressor: PageCompressor, _ buffer: UnsafeMutableRawBufferPointer) -> StoredPage {
-        if let k = image.kernel, k.isGenerated(pfn) {
-            k.generate(pfn, into: buffer)
-            return storeBytes(UnsafeRawBufferPointer(buffer), compressor)
-        }
-        let c = image.classes.value(at: pfn)
-        let t = PageContent.template(pfn: pfn, c)
-        if options.excludeZero && isZero[Int(c.rawValue)][t] { return .zero }
-        return .template(c, t)
-    }
-
-    /// How a page with these bytes is stored: the shared zero page (level
-    /// bit 1), compressed when that is smaller, or raw.
-    func storeBytes(_ page: UnsafeRawBufferPointer, _ compressor: PageCompressor) -> StoredPage {
-        if options.excludeZero, isZeroPage(page) { return .zero }
-        if let z = compressor.compress(page) { return .compressed(z) }
-        return .raw(Array(page))
-    }
-
-    /// Stores the dumpable pages of `ranges`, in order: an input file's pages
-    /// are read one contiguous range at a time (one `pread` per range, not
-    /// per page), the others page by page.
-    func storeBatch(_ ranges: [Range<UInt64>], _ compressor: PageCompressor) -> [StoredPage] {
-        var out: [StoredPage] = []
-        out.reserveCapacity(ranges.reduce(0) { $0 + $1.count })
+    /// Calls `body` with each page of `ranges`, in order. An input file's
+    /// pages are read one contiguous range at a time (one `pread` per range,
+    /// not per page); generated pages are built in one reused buffer.
+    func forEachPage(_ ranges: [Range<UInt64>], _ body: (PageBytes) -> Void) {
         if let f = image.input {
             let most = ranges.map(\.count).max() ?? 0
             var big = [UInt8](repeating: 0, count: most * 4096)
@@ -154,97 +150,84 @@ public struct KdumpCompressedWriter: Sendable {
                 for r in ranges {
                     let bytes = UnsafeMutableRawBufferPointer(rebasing: b[0..<(r.count * 4096)])
                     f.read(paddr: r.lowerBound << 12, into: bytes)
-                    for i in 0..<r.count {
-                        out.append(storeBytes(UnsafeRawBufferPointer(rebasing: bytes[(i * 4096)..<((i + 1) * 4096)]), compressor))
-                    }
+                    for i in 0..<r.count { body(.bytes(UnsafeRawBufferPointer(rebasing: bytes[(i * 4096)..<((i + 1) * 4096)]))) }
                 }
             }
-            return out
+            return
         }
         var buffer = [UInt8](repeating: 0, count: 4096)
         buffer.withUnsafeMutableBytes { b in
-            for r in ranges { for pfn in r { out.append(store(pfn, compressor, b)) } }
+            for r in ranges {
+                for pfn in r {
+                    if let k = image.kernel, k.isGenerated(pfn) {
+                        k.generate(pfn, into: b)
+                        body(.bytes(UnsafeRawBufferPointer(b)))
+                    } else {
+                        let c = image.classes.value(at: pfn)
+                        body(.template(c, PageContent.template(pfn: pfn, c)))
+                    }
+                }
+            }
+        }
+    }
+
+    func isZero(_ c: PageClass, _ t: Int) -> Bool { isZero[Int(c.rawValue)][t] }
+
+    /// How the dumpable pages of `ranges` are stored, in order: the shared
+    /// zero page (level bit 1), compressed when that is smaller, or raw.
+    func storeBatch(_ ranges: [Range<UInt64>], _ compressor: PageCompressor) -> StoredBatch {
+        var out = StoredBatch()
+        out.entries.reserveCapacity(ranges.reduce(0) { $0 + $1.count })
+        forEachPage(ranges) { page in
+            switch page {
+            case .template(let c, let t):
+                out.entries.append(options.excludeZero && isZero(c, t) ? .zero : .template(c, t))
+            case .bytes(let p):
+                if options.excludeZero, isZeroPage(p) { out.entries.append(.zero); return }
+                if let n = compressor.withCompressed(p, { z in out.bytes.append(contentsOf: z); return z.count }) {
+                    out.entries.append(.compressed(n))
+                } else {
+                    out.bytes.append(contentsOf: p)
+                    out.entries.append(.raw)
+                }
+            }
         }
         return out
+    }
+
+    /// The stored size of the pages of `ranges` and how many are zero
+    /// pages, as `storeBatch` would store them, without keeping any bytes.
+    func storedSize(_ ranges: [Range<UInt64>], _ compressor: PageCompressor) -> (bytes: UInt64, zeros: UInt64) {
+        var bytes: UInt64 = 0, zeros: UInt64 = 0
+        forEachPage(ranges) { page in
+            switch page {
+            case .template(let c, let t):
+                if options.excludeZero && isZero(c, t) { zeros += 1 } else { bytes += storedSize(c, t) }
+            case .bytes(let p):
+                if options.excludeZero, isZeroPage(p) { zeros += 1 } else { bytes += UInt64(compressor.compressedCount(p) ?? p.count) }
+            }
+        }
+        return (bytes, zeros)
     }
 
     /// Runs `body` on every batch of dumpable PFNs, `options.threads` batches
     /// at a time, and hands the results to `sink` in PFN order.
     func forEachBatch<T>(_ body: @escaping @Sendable (KdumpCompressedWriter, [Range<UInt64>]) -> T, sink: (T) throws -> Void) throws {
         var batches: [[Range<UInt64>]] = []
-        var current: [Range<UInt64>] = [], size = 0
         func flush() throws {
             let results = parallelMap(batches, threads: options.threads) { body(self, $0) }
             for r in results { try sink(r) }
             batches.removeAll(keepingCapacity: true)
         }
+        var cutter = BatchCutter(pages: Self.batchPages)
         for r in filtered.dumpable {
-            var a = r.lowerBound
-            while a < r.upperBound {
-                let b = min(r.upperBound, a + UInt64(Self.batchPages - size))
-                current.append(a..<b); size += Int(b - a); a = b
-                if size == Self.batchPages {
-                    batches.append(current); current = []; size = 0
-                    if batches.count == 4 * options.threads { try flush() }
-                }
+            try cutter.add(r) { batch in
+                batches.append(batch)
+                if batches.count == 4 * options.threads { try flush() }
             }
         }
-        if !current.isEmpty { batches.append(current) }
+        cutter.finish { batches.append($0) }
         try flush()
-    }
-
-    // MARK: Estimate
-
-    /// The exact size of the file `write` would produce, and its report,
-    /// from the size formula (docs/DUMPS.md), without writing. Template
-    /// pages are counted per class run; generated pages (struct pages, page
-    /// tables) differ page by page and are compressed, on `options.threads`.
-    /// - Complexity: O(runs × templates + generated pages).
-    public func estimate() throws -> DumpReport {
-        var r = baseReport()
-        var data: UInt64 = options.excludeZero ? Self.blockSize : 0
-        var generated: [Range<UInt64>] = []
-        // An input file's pages are all read and compressed, like generated ones.
-        if image.input != nil { generated = filtered.dumpable }
-        for d in filtered.dumpable where image.input == nil {
-            image.classes.forEachRun(in: d) { pfns, c in
-                let gen = image.kernel?.generatedRanges(in: pfns) ?? []
-                generated += gen
-                for t in 0..<Int(PageContent.templatesPerClass) {
-                    let n = PageContent.count(of: t, in: pfns, c) - gen.reduce(0) { $0 + PageContent.count(of: t, in: $1, c) }
-                    if options.excludeZero && isZero[Int(c.rawValue)][t] { r.zeroPages += n; continue }
-                    data += n * storedSize(c, t)
-                }
-            }
-        }
-        // Generated pages differ page by page: compress each.
-        var chunks: [[Range<UInt64>]] = [], current: [Range<UInt64>] = [], size: UInt64 = 0
-        for g in generated {
-            var a = g.lowerBound
-            while a < g.upperBound {
-                let b = min(g.upperBound, a + UInt64(Self.batchPages) - size)
-                current.append(a..<b); size += b - a; a = b
-                if size == UInt64(Self.batchPages) { chunks.append(current); current = []; size = 0 }
-            }
-        }
-        if !current.isEmpty { chunks.append(current) }
-        let sums = parallelMap(chunks, threads: options.threads) { chunk -> (UInt64, UInt64) in
-            guard let compressor = try? PageCompressor(self.options.compression) else { return (0, 0) }
-            var bytes: UInt64 = 0, zeros: UInt64 = 0
-            for p in self.storeBatch(chunk, compressor) {
-                switch p {
-                case .zero: zeros += 1
-                case .compressed(let z): bytes += UInt64(z.count)
-                case .raw: bytes += Self.blockSize
-                case .template(let c, let t): bytes += self.storedSize(c, t)
-                }
-            }
-            return (bytes, zeros)
-        }
-        for (b, z) in sums { data += b; r.zeroPages += z }
-        r.dataBytes = data + 24 * r.dumpablePages
-        r.fileSize = descriptorOffset + r.dataBytes
-        return r
     }
 
     /// The report fields that do not depend on page contents.
@@ -279,29 +262,30 @@ public struct KdumpCompressedWriter: Sendable {
         var data = ChunkedWriter(file: f, offset: dataStart)
         if options.excludeZero { try data.append([UInt8](repeating: 0, count: Int(Self.blockSize))) }
         let flags = options.compression.rawValue
-        try forEachBatch({ w, ranges -> [StoredPage] in
-            guard let compressor = try? PageCompressor(w.options.compression) else { return [] }
+        try forEachBatch({ w, ranges -> StoredBatch in
+            guard let compressor = try? PageCompressor(w.options.compression) else { return StoredBatch() }
             return w.storeBatch(ranges, compressor)
-        }, sink: { pages in
-            for p in pages {
-                switch p {
+        }, sink: { batch in
+            var cursor = 0
+            for e in batch.entries {
+                switch e {
                 case .zero:
                     report.zeroPages += 1
-                    try desc.append(descriptor(offset: dataStart, size: Self.blockSize, flags: 0))
+                    try desc.appendDescriptor(offset: dataStart, size: Self.blockSize, flags: 0)
                 case .template(let c, let t):
                     if let z = compressed[Int(c.rawValue)][t] {
-                        try desc.append(descriptor(offset: data.position, size: UInt64(z.count), flags: flags))
-                        try data.append(z)
+                        try desc.appendDescriptor(offset: data.position, size: UInt64(z.count), flags: flags)
+                        try data.append(z[...])
                     } else {
-                        try desc.append(descriptor(offset: data.position, size: Self.blockSize, flags: 0))
-                        try data.append(image.content.templates[Int(c.rawValue)][t])
+                        try desc.appendDescriptor(offset: data.position, size: Self.blockSize, flags: 0)
+                        try data.append(image.content.templates[Int(c.rawValue)][t][...])
                     }
-                case .compressed(let z):
-                    try desc.append(descriptor(offset: data.position, size: UInt64(z.count), flags: flags))
-                    try data.append(z)
-                case .raw(let bytes):
-                    try desc.append(descriptor(offset: data.position, size: Self.blockSize, flags: 0))
-                    try data.append(bytes)
+                case .compressed(let n):
+                    try desc.appendDescriptor(offset: data.position, size: UInt64(n), flags: flags)
+                    try data.append(batch.bytes[cursor..<(cursor + n)]); cursor += n
+                case .raw:
+                    try desc.appendDescriptor(offset: data.position, size: Self.blockSize, flags: 0)
+                    try data.append(batch.bytes[cursor..<(cursor + 4096)]); cursor += 4096
                 }
             }
         })
@@ -315,11 +299,6 @@ public struct KdumpCompressedWriter: Sendable {
         return report
     }
 
-    func descriptor(offset: UInt64, size: UInt64, flags: UInt32) -> [UInt8] {
-        var w = ByteWriter()
-        w.u64(offset); w.u32(UInt32(size)); w.u32(flags); w.u64(0)
-        return w.bytes
-    }
 
     /// `struct disk_dump_header` (464 bytes on x86-64).
     func header() -> [UInt8] {
@@ -452,6 +431,22 @@ struct ChunkedWriter {
         position = offset
         bufferStart = offset
         buffer.reserveCapacity(Self.flushBytes + 8192)
+    }
+
+    /// Appends one 24-byte `page_desc_t` (offset, size, flags, page_flags 0).
+    mutating func appendDescriptor(offset: UInt64, size: UInt64, flags: UInt32) throws {
+        withUnsafeBytes(of: offset.littleEndian) { buffer.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt32(size).littleEndian) { buffer.append(contentsOf: $0) }
+        withUnsafeBytes(of: flags.littleEndian) { buffer.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt64(0)) { buffer.append(contentsOf: $0) }
+        position += 24
+        if buffer.count >= Self.flushBytes { try flush() }
+    }
+
+    mutating func append(_ bytes: ArraySlice<UInt8>) throws {
+        buffer += bytes
+        position += UInt64(bytes.count)
+        if buffer.count >= Self.flushBytes { try flush() }
     }
 
     mutating func append(_ bytes: [UInt8]) throws {

@@ -34,6 +34,9 @@ public enum DumpTool {
             o += "--------------------------------------------------\n"
             o += "Total pages     : \(hex(maxMapnr))\n\n"
             o += "Write bytes     : \(r.fileSize)\n"
+            if r.sampledPages > 0 {
+                o += "Estimate margin : ±\(r.fileSizeMargin) bytes at 95% (\(r.sampledPages) of \(r.sampledPopulation) memmap pages compressed)\n"
+            }
             if let e = elfBytes { o += "ELF vmcore bytes: \(e)\n" }
             for w in written { o += "wrote \(w)\n" }
             return o
@@ -50,6 +53,9 @@ public enum DumpTool {
                                       ("hwpoison", .uint(report.hwpoisonPages))])),
                 ("dumpable_pages", .uint(report.dumpablePages)),
                 ("kdump_bytes", .uint(report.fileSize)),
+                ("kdump_bytes_exact", .bool(report.sampledPages == 0)),
+                ("kdump_bytes_margin95", .uint(report.fileSizeMargin)),
+                ("sampled_pages", .uint(report.sampledPages)), ("sampled_population", .uint(report.sampledPopulation)),
                 ("elf_bytes", elfBytes.map { .uint($0) } ?? .null),
                 ("pages_by_class", .object(classes)),
                 ("written", .array(written.map { .string($0) })),
@@ -97,8 +103,15 @@ public enum DumpTool {
         return MemUsage(report: try KdumpCompressedWriter(image: image, options: options).estimate())
     }
 
-    public static func run(image: GuestMemoryImage, options: DumpOptions, elf: String?, output: String?, estimateOnly: Bool) throws -> Result {
+    /// Writes what is asked (`elf`, `output`) and reports; with
+    /// `estimateOnly` nothing is written and the size comes from
+    /// `estimate(sampling:)` (exact when `sampling` is nil).
+    public static func run(image: GuestMemoryImage, options: DumpOptions, elf: String?, output: String?, estimateOnly: Bool,
+                           sampling: EstimateSampling? = nil) throws -> Result {
         let writer = try KdumpCompressedWriter(image: image, options: options)
+        guard sampling == nil || (estimateOnly && image.input == nil) else {
+            throw CocomemError(.invalidArgument, "--sample applies to --estimate of a simulated guest (a written file and an input file are sized exactly)")
+        }
         if let f = image.input {
             // A file's pages must all be read and compressed to know the
             // size: estimate only when nothing is written.
@@ -109,7 +122,7 @@ public enum DumpTool {
             }
             return Result(report: try writer.write(to: output), maxMapnr: image.maxMapnr, elfBytes: f.fileSize, written: [output])
         }
-        var result = Result(report: try writer.estimate(), maxMapnr: image.maxMapnr, elfBytes: ELFVmcore.fileSize(image), written: [])
+        var result = Result(report: try writer.estimate(sampling: sampling), maxMapnr: image.maxMapnr, elfBytes: ELFVmcore.fileSize(image), written: [])
         if estimateOnly { return result }
         if let elf { try ELFVmcore.write(image, to: elf); result.written.append(elf) }
         if let output { result.report = try writer.write(to: output); result.written.append(output) }

@@ -131,6 +131,7 @@ struct Dump: ParsableCommand {
     @Option(help: "Follow this makedumpfile's filter: 1.7.2, 1.7.7 or 1.7.8 (1.7.8 excludes unaccepted blocks under -d 16)") var makedumpfile = "1.7.8"
     @Option(name: .customLong("num-threads"), help: "Threads compressing pages (default: all cores); the output does not depend on it") var threads: Int?
     @Flag(help: "Compute the exact kdump-compressed size without writing") var estimate = false
+    @Option(help: "With --estimate: compress this many memmap pages per stratum, drawn with the scenario's seed, instead of all of them; the report gives the 95% margin") var sample: Int?
     @Flag(name: .customLong("mem-usage"), help: "Print makedumpfile --mem-usage's table for the guest (pages a -d 31 dump excludes, by kind)") var memUsage = false
     @Flag(name: .customLong("no-vmcoreinfo"), help: "Leave the VMCOREINFO note out of the vmcore (then only -d 0 and -d 1 work)") var noVmcoreinfo = false
     @Flag var json = false
@@ -164,7 +165,11 @@ struct Dump: ParsableCommand {
                 print(json ? u.json.serialized() : u.text, terminator: json ? "\n" : "")
                 return
             }
-            let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate)
+            if let sample, sample < 2 || sample > 1 << 24 {
+                throw CocomemError(.invalidArgument, "--sample \(sample) is not between 2 and 16777216 pages")
+            }
+            let sampling = sample.map { EstimateSampling(pagesPerStratum: $0, seed: guest.seed) }
+            let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling)
             print(json ? result.json.serialized() : result.text, terminator: json ? "\n" : "")
         }
     }

@@ -67,6 +67,26 @@ func run(_ exe: String, _ args: [String]) throws -> (Int32, String) {
         #expect(level & 1 == 0 || report.zeroPages > 0)
     }
 
+    /// A sampled estimate: with a sample at least as large as every stratum
+    /// it is the exact estimate (so the strata hold every memmap page once);
+    /// with a small one it compresses only the sample, stays within its 95%
+    /// margin of the exact size, and repeats to the byte with the same seed.
+    @Test(arguments: [DumpCompression.zlib, .lzo])
+    func sampledEstimateBracketsTheExactSize(compression: DumpCompression) throws {
+        let img = try smallGuestImage(memory: 2 << 30, kernel: .v6_16, workload: .touch(64 << 20))
+        let w = try KdumpCompressedWriter(image: img, options: DumpOptions(dumpLevel: 31, compression: compression, threads: 2))
+        let exact = try w.estimate()
+        let whole = try w.estimate(sampling: EstimateSampling(pagesPerStratum: 1 << 20, seed: 1))
+        #expect(whole == exact)
+        let sampled = try w.estimate(sampling: EstimateSampling(pagesPerStratum: 256, seed: 1))
+        #expect(sampled.sampledPages > 0 && sampled.sampledPages < sampled.sampledPopulation)
+        #expect(sampled.fileSizeMargin > 0)
+        let error = sampled.fileSize > exact.fileSize ? sampled.fileSize - exact.fileSize : exact.fileSize - sampled.fileSize
+        #expect(error <= sampled.fileSizeMargin, "sampled \(sampled.fileSize) ± \(sampled.fileSizeMargin), exact \(exact.fileSize)")
+        #expect(sampled.dumpablePages == exact.dumpablePages && sampled.zeroPages == exact.zeroPages)
+        #expect(try w.estimate(sampling: EstimateSampling(pagesPerStratum: 256, seed: 1)) == sampled)
+    }
+
     /// Compressing on several threads writes the same bytes as on one.
     @Test func threadCountDoesNotChangeTheFile() throws {
         let img = try smallGuestImage(memory: 512 << 20)

@@ -232,12 +232,52 @@ public struct KernelStructures: Sendable {
     /// The zone index of a PFN: DMA below 16 MiB, DMA32 below 4 GiB, Normal above.
     static func zone(_ pfn: UInt64) -> UInt64 { UInt64(X86Zones.index(ofAddress: pfn << 12)) }
 
-    /// Fills the 64 struct pages from `firstPFN` at `base`.
+    /// Fills the 64 struct pages from `firstPFN` at `base`, one role run at
+    /// a time. Free and unaccepted runs differ from page to page only in
+    /// the self-linked `lru` of their tails, so only block heads go through
+    /// `structPage(_:role:run:)`; the result is the same bytes.
     func fillStructPages(_ firstPFN: UInt64, into base: UnsafeMutableRawPointer) {
-        let window = firstPFN..<(firstPFN + 64)
-        roles.forEachRun(in: window) { pfns, role in
-            let run = roles.run(containing: pfns.lowerBound).range
-            for pfn in pfns { structPage(pfn, role: role, run: run).store(to: base + Int(pfn - firstPFN) * 64) }
+        let end = firstPFN + 64
+        var pfn = firstPFN
+        while pfn < end {
+            let (run, role) = roles.run(containing: pfn)
+            let stop = min(end, run.upperBound)
+            switch role {
+            case .free, .unacceptedBlock, .reserved:
+                fillUniformRun(pfn..<stop, role: role, run: run, into: base + Int(pfn - firstPFN) * 64)
+            case .slab, .pageCache, .anonymous:
+                for p in pfn..<stop { structPage(p, role: role, run: run).store(to: base + Int(p - firstPFN) * 64) }
+            }
+            pfn = stop
+        }
+    }
+
+    /// Struct pages of a reserved, free or unaccepted run: every page is
+    /// the run's tail page with its own `lru` address, except the heads of
+    /// buddy blocks (free) and of 4 MiB blocks (unaccepted).
+    private func fillUniformRun(_ pfns: Range<UInt64>, role: PageRole, run: Range<UInt64>, into base: UnsafeMutableRawPointer) {
+        var tail = structPage(pfns.lowerBound, role: role, run: run)
+        var nextHead: UInt64
+        switch role {
+        case .free:
+            let (h, o) = Self.buddyBlock(pfns.lowerBound, in: run)
+            nextHead = h == pfns.lowerBound ? h : h + (1 << o)
+            if h == pfns.lowerBound { tail = structPage(pfns.lowerBound + 1 < run.upperBound ? pfns.lowerBound + 1 : pfns.lowerBound, role: role, run: run) }
+        case .unacceptedBlock:
+            nextHead = alignUp(pfns.lowerBound, 1024)
+            if nextHead == pfns.lowerBound { tail = structPage(pfns.lowerBound + 1, role: role, run: run) }
+        default:
+            nextHead = .max
+        }
+        for p in pfns {
+            let at = base + Int(p - pfns.lowerBound) * 64
+            if p == nextHead {
+                structPage(p, role: role, run: run).store(to: at)
+                nextHead = role == .free ? p + (1 << Self.buddyBlock(p, in: run).order) : p + 1024
+                continue
+            }
+            tail.word1 = StructPage.lruAddress(of: p); tail.word2 = tail.word1
+            tail.store(to: at)
         }
     }
 
