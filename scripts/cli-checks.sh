@@ -55,6 +55,8 @@ expect_error "unknown makedumpfile version" "makedumpfile version" dump --memory
 expect_error "dump with nothing to do" "nothing to do" dump --memory 512M
 expect_error "two compressors" "at most one" dump --memory 512M -o "$tmp/x" -c -z
 expect_error "sample of one page" "--sample 1 is not" dump --memory 512M --estimate --sample 1
+expect_error "ELF dump with a compressor" "leave out -c" dump --memory 512M -E -c -o "$tmp/x"
+expect_error "ELF dump with --mem-usage" "leave out -E" dump --memory 512M -E --mem-usage
 expect_error "sample while writing" "--sample applies to --estimate" dump --memory 512M -o "$tmp/x" --sample 64
 printf 'this is not an ELF vmcore, only text that is long enough to get past the size check.\n' >"$tmp/notelf"
 expect_error "convert a file that is not ELF" "no ELF magic" dump --input "$tmp/notelf" -o "$tmp/x" -c
@@ -63,7 +65,7 @@ expect_error "convert a missing file" "cannot read" dump --input "$tmp/does-not-
 head -c 5000 "$tmp/small.vmcore" >"$tmp/trunc.vmcore"
 expect_error "convert a truncated vmcore" "truncated" dump --input "$tmp/trunc.vmcore" -o "$tmp/x" -c
 expect_error "convert at a level needing struct pages" "use -d 0 or -d 1" dump --input "$tmp/small.vmcore" -o "$tmp/x" -d 31
-expect_error "ELF output from an ELF input" "not built" dump --input "$tmp/small.vmcore" --elf "$tmp/y"
+expect_error "--elf from an ELF input" "an input file is one already" dump --input "$tmp/small.vmcore" --elf "$tmp/y"
 expect_error "mem-usage of a vmcore file" "running guest" dump --input "$tmp/small.vmcore" --mem-usage
 expect_error "unknown kexec syscall" "not kexec_file_load or kexec_load" kexec --memory 1G --syscall kexec2
 expect_error "kernel alignment not a power of two" "power of two" kexec --memory 1G --kernel-alignment 3M

@@ -8,7 +8,6 @@ import MemoryModel
 /// lays the PT_LOADs out one after the other from there.
 public enum ELFVmcore {
     static let ehdrSize: UInt64 = 64, phdrSize: UInt64 = 56
-    static let ptLoad: UInt32 = 1, ptNote: UInt32 = 4
     /// `PAGE_OFFSET` of x86-64 with 4-level paging and no KASLR: `__va(0)`.
     public static let pageOffset: UInt64 = 0xffff_8880_0000_0000
 
@@ -52,23 +51,30 @@ public enum ELFVmcore {
         return Layout(headerRegion: headers, noteOffset: headers, noteSize: noteSize, loadOffsets: loads, fileSize: off)
     }
 
-    /// The ELF header and program headers.
-    static func headers(_ image: GuestMemoryImage, _ l: Layout) -> [UInt8] {
+    /// The ELF header (`e_phnum` = 1 + PT_LOADs) and the program headers:
+    /// the PT_NOTE, then one PT_LOAD per range at its direct-map address.
+    static func headers(_ image: GuestMemoryImage, _ l: Layout) -> (ehdr: [UInt8], phdrs: [ELFProgramHeader]) {
         var w = ByteWriter()
         w.raw([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]); w.zeros(8)      // e_ident: ELFCLASS64, LSB, EV_CURRENT
         w.u16(4); w.u16(62); w.u32(1)                                 // ET_CORE, EM_X86_64, EV_CURRENT
         w.u64(0); w.u64(ehdrSize); w.u64(0)                           // e_entry, e_phoff, e_shoff
         w.u32(0); w.u16(UInt16(ehdrSize)); w.u16(UInt16(phdrSize))    // e_flags, e_ehsize, e_phentsize
         w.u16(UInt16(1 + image.loads.count)); w.u16(0); w.u16(0); w.u16(0)
-        // PT_NOTE
-        w.u32(ptNote); w.u32(0); w.u64(l.noteOffset); w.u64(0); w.u64(0)
-        w.u64(l.noteSize); w.u64(l.noteSize); w.u64(0)
+        var phdrs = [ELFProgramHeader(type: ELFProgramHeader.note, flags: 0, offset: l.noteOffset, vaddr: 0, paddr: 0,
+                                      filesz: l.noteSize, memsz: l.noteSize, align: 0)]
         for (i, r) in image.loads.enumerated() {
-            w.u32(ptLoad); w.u32(7)                                   // PF_R | PF_W | PF_X
-            w.u64(l.loadOffsets[i]); w.u64(pageOffset &+ r.start); w.u64(r.start)
-            w.u64(r.size); w.u64(r.size); w.u64(0)
+            phdrs.append(ELFProgramHeader(type: ELFProgramHeader.load, flags: 7, offset: l.loadOffsets[i], vaddr: pageOffset &+ r.start,   // PF_R | PF_W | PF_X
+                                          paddr: r.start, filesz: r.size, memsz: r.size, align: 0))
         }
-        return w.bytes
+        return (w.bytes, phdrs)
+    }
+
+    /// The ELF header and program headers of the vmcore of `image`, and
+    /// its notes: what makedumpfile reads from `/proc/vmcore`.
+    static func headers(_ image: GuestMemoryImage) -> (ehdr: [UInt8], phdrs: [ELFProgramHeader], notes: [UInt8]) {
+        let n = notes(cpus: image.cpus, vmcoreinfo: image.vmcoreinfo)
+        let h = headers(image, layout(image, noteSize: UInt64(n.count)))
+        return (h.ehdr, h.phdrs, n)
     }
 
     /// Size of the ELF file for `image`.
@@ -83,7 +89,11 @@ public enum ELFVmcore {
         let n = notes(cpus: image.cpus, vmcoreinfo: image.vmcoreinfo)
         let l = layout(image, noteSize: UInt64(n.count))
         let f = try AtomicFile(path: path)
-        try f.write(headers(image, l), at: 0)
+        let h = headers(image, l)
+        var w = ByteWriter()
+        w.raw(h.ehdr)
+        for p in h.phdrs { p.encode(into: &w) }
+        try f.write(w.bytes, at: 0)
         try f.write(n, at: l.noteOffset)
         for (i, load) in image.loads.enumerated() {
             let base = l.loadOffsets[i]

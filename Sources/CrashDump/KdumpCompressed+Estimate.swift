@@ -125,7 +125,7 @@ extension KdumpCompressedWriter {
         let results = parallelMap(chunks, threads: options.threads) { chunk -> [UInt64?] in
             guard let compressor = try? PageCompressor(self.options.compression) else { return [] }
             var out: [UInt64?] = []
-            self.forEachPage(chunk.map { $0..<($0 + 1) }) { page in
+            self.forEachPage(chunk.map { $0..<($0 + 1) }) { _, page in
                 switch page {
                 case .template(let c, let t):
                     out.append(self.options.excludeZero && self.isZero(c, t) ? nil : self.storedSize(c, t))

@@ -58,6 +58,10 @@ public struct DumpReport: Sendable, Equatable {
     public var sampledPages: UInt64 = 0
     public var sampledPopulation: UInt64 = 0
     public var fileSizeMargin: UInt64 = 0
+    /// An ELF dump (`-E`): `pfn_elf_excluded`, the pages really left out of
+    /// the file (excluded runs of 256 pages or more).
+    public var isELF = false
+    public var elfExcludedPages: UInt64 = 0
     public var excluded: UInt64 { zeroPages + cachePages + privateCachePages + userPages + freePages + offlinePages + hwpoisonPages }
 }
 
@@ -142,7 +146,7 @@ public struct KdumpCompressedWriter: Sendable {
     /// Calls `body` with each page of `ranges`, in order. An input file's
     /// pages are read one contiguous range at a time (one `pread` per range,
     /// not per page); generated pages are built in one reused buffer.
-    func forEachPage(_ ranges: [Range<UInt64>], _ body: (PageBytes) -> Void) {
+    func forEachPage(_ ranges: [Range<UInt64>], _ body: (UInt64, PageBytes) -> Void) {
         if let f = image.input {
             let most = ranges.map(\.count).max() ?? 0
             var big = [UInt8](repeating: 0, count: most * 4096)
@@ -150,7 +154,9 @@ public struct KdumpCompressedWriter: Sendable {
                 for r in ranges {
                     let bytes = UnsafeMutableRawBufferPointer(rebasing: b[0..<(r.count * 4096)])
                     f.read(paddr: r.lowerBound << 12, into: bytes)
-                    for i in 0..<r.count { body(.bytes(UnsafeRawBufferPointer(rebasing: bytes[(i * 4096)..<((i + 1) * 4096)]))) }
+                    for i in 0..<r.count {
+                        body(r.lowerBound + UInt64(i), .bytes(UnsafeRawBufferPointer(rebasing: bytes[(i * 4096)..<((i + 1) * 4096)])))
+                    }
                 }
             }
             return
@@ -161,10 +167,10 @@ public struct KdumpCompressedWriter: Sendable {
                 for pfn in r {
                     if let k = image.kernel, k.isGenerated(pfn) {
                         k.generate(pfn, into: b)
-                        body(.bytes(UnsafeRawBufferPointer(b)))
+                        body(pfn, .bytes(UnsafeRawBufferPointer(b)))
                     } else {
                         let c = image.classes.value(at: pfn)
-                        body(.template(c, PageContent.template(pfn: pfn, c)))
+                        body(pfn, .template(c, PageContent.template(pfn: pfn, c)))
                     }
                 }
             }
@@ -178,7 +184,7 @@ public struct KdumpCompressedWriter: Sendable {
     func storeBatch(_ ranges: [Range<UInt64>], _ compressor: PageCompressor) -> StoredBatch {
         var out = StoredBatch()
         out.entries.reserveCapacity(ranges.reduce(0) { $0 + $1.count })
-        forEachPage(ranges) { page in
+        forEachPage(ranges) { _, page in
             switch page {
             case .template(let c, let t):
                 out.entries.append(options.excludeZero && isZero(c, t) ? .zero : .template(c, t))
@@ -199,7 +205,7 @@ public struct KdumpCompressedWriter: Sendable {
     /// pages, as `storeBatch` would store them, without keeping any bytes.
     func storedSize(_ ranges: [Range<UInt64>], _ compressor: PageCompressor) -> (bytes: UInt64, zeros: UInt64) {
         var bytes: UInt64 = 0, zeros: UInt64 = 0
-        forEachPage(ranges) { page in
+        forEachPage(ranges) { _, page in
             switch page {
             case .template(let c, let t):
                 if options.excludeZero && isZero(c, t) { zeros += 1 } else { bytes += storedSize(c, t) }
@@ -440,6 +446,12 @@ struct ChunkedWriter {
         withUnsafeBytes(of: flags.littleEndian) { buffer.append(contentsOf: $0) }
         withUnsafeBytes(of: UInt64(0)) { buffer.append(contentsOf: $0) }
         position += 24
+        if buffer.count >= Self.flushBytes { try flush() }
+    }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) throws {
+        buffer.append(contentsOf: bytes)
+        position += UInt64(bytes.count)
         if buffer.count >= Self.flushBytes { try flush() }
     }
 

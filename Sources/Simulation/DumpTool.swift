@@ -14,25 +14,27 @@ public enum DumpTool {
 
         /// makedumpfile's `print_report()` layout.
         public var text: String {
-            func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16, uppercase: true).leftPadded(16, with: "0") }
             let r = report
             let remaining = r.totalPages - r.excluded
             var o = ""
-            o += "Original pages  : \(hex(r.totalPages))\n"
-            o += "  Excluded pages   : \(hex(r.excluded))\n"
-            o += "    Pages filled with zero  : \(hex(r.zeroPages))\n"
-            o += "    Non-private cache pages : \(hex(r.cachePages))\n"
-            o += "    Private cache pages     : \(hex(r.privateCachePages))\n"
-            o += "    User process data pages : \(hex(r.userPages))\n"
-            o += "    Free pages              : \(hex(r.freePages))\n"
-            o += "    Hwpoison pages          : \(hex(r.hwpoisonPages))\n"
-            o += "    Offline pages           : \(hex(r.offlinePages))\n"
-            o += "  Remaining pages  : \(hex(remaining))\n"
-            let pct = r.totalPages == 0 ? 0 : Double(remaining) * 100 / Double(r.totalPages)
+            o += "Original pages  : \(hex16(r.totalPages))\n"
+            o += "  Excluded pages   : \(hex16(r.excluded))\n"
+            if r.isELF { o += "     in ELF format : \(hex16(r.elfExcludedPages))\n" }
+            o += "    Pages filled with zero  : \(hex16(r.zeroPages))\n"
+            o += "    Non-private cache pages : \(hex16(r.cachePages))\n"
+            o += "    Private cache pages     : \(hex16(r.privateCachePages))\n"
+            o += "    User process data pages : \(hex16(r.userPages))\n"
+            o += "    Free pages              : \(hex16(r.freePages))\n"
+            o += "    Hwpoison pages          : \(hex16(r.hwpoisonPages))\n"
+            o += "    Offline pages           : \(hex16(r.offlinePages))\n"
+            o += "  Remaining pages  : \(hex16(remaining))\n"
+            if r.isELF { o += "     in ELF format : \(hex16(r.totalPages - r.elfExcludedPages))\n" }
+            let kept = r.isELF ? r.totalPages - r.elfExcludedPages : remaining
+            let pct = r.totalPages == 0 ? 0 : Double(kept) * 100 / Double(r.totalPages)
             o += "  (The number of pages is reduced to \(Int(pct))%.)\n"
-            o += "Memory Hole     : \(hex(maxMapnr - r.totalPages))\n"
+            o += "Memory Hole     : \(hex16(maxMapnr - r.totalPages))\n"
             o += "--------------------------------------------------\n"
-            o += "Total pages     : \(hex(maxMapnr))\n\n"
+            o += "Total pages     : \(hex16(maxMapnr))\n\n"
             o += "Write bytes     : \(r.fileSize)\n"
             if r.sampledPages > 0 {
                 o += "Estimate margin : ±\(r.fileSizeMargin) bytes at 95% (\(r.sampledPages) of \(r.sampledPopulation) memmap pages compressed)\n"
@@ -52,9 +54,11 @@ public enum DumpTool {
                                       ("free", .uint(report.freePages)), ("offline", .uint(report.offlinePages)),
                                       ("hwpoison", .uint(report.hwpoisonPages))])),
                 ("dumpable_pages", .uint(report.dumpablePages)),
-                ("kdump_bytes", .uint(report.fileSize)),
-                ("kdump_bytes_exact", .bool(report.sampledPages == 0)),
-                ("kdump_bytes_margin95", .uint(report.fileSizeMargin)),
+                ("format", .string(report.isELF ? "elf" : "kdump-compressed")),
+                ("dump_bytes", .uint(report.fileSize)),
+                ("dump_bytes_exact", .bool(report.sampledPages == 0)),
+                ("dump_bytes_margin95", .uint(report.fileSizeMargin)),
+                ("elf_excluded", report.isELF ? .uint(report.elfExcludedPages) : .null),
                 ("sampled_pages", .uint(report.sampledPages)), ("sampled_population", .uint(report.sampledPopulation)),
                 ("elf_bytes", elfBytes.map { .uint($0) } ?? .null),
                 ("pages_by_class", .object(classes)),
@@ -107,7 +111,8 @@ public enum DumpTool {
     /// `estimateOnly` nothing is written and the size comes from
     /// `estimate(sampling:)` (exact when `sampling` is nil).
     public static func run(image: GuestMemoryImage, options: DumpOptions, elf: String?, output: String?, estimateOnly: Bool,
-                           sampling: EstimateSampling? = nil) throws -> Result {
+                           sampling: EstimateSampling? = nil, elfDump: Bool = false) throws -> Result {
+        if elfDump { return try runELFDump(image: image, options: options, elf: elf, output: output, estimateOnly: estimateOnly, sampling: sampling) }
         let writer = try KdumpCompressedWriter(image: image, options: options)
         guard sampling == nil || (estimateOnly && image.input == nil) else {
             throw CocomemError(.invalidArgument, "--sample applies to --estimate of a simulated guest (a written file and an input file are sized exactly)")
@@ -123,6 +128,21 @@ public enum DumpTool {
             return Result(report: try writer.write(to: output), maxMapnr: image.maxMapnr, elfBytes: f.fileSize, written: [output])
         }
         var result = Result(report: try writer.estimate(sampling: sampling), maxMapnr: image.maxMapnr, elfBytes: ELFVmcore.fileSize(image), written: [])
+        if estimateOnly { return result }
+        if let elf { try ELFVmcore.write(image, to: elf); result.written.append(elf) }
+        if let output { result.report = try writer.write(to: output); result.written.append(output) }
+        return result
+    }
+
+    /// `makedumpfile -E`: the filtered ELF dump file instead of the
+    /// kdump-compressed one; its size is exact from the layout alone.
+    static func runELFDump(image: GuestMemoryImage, options: DumpOptions, elf: String?, output: String?, estimateOnly: Bool,
+                           sampling: EstimateSampling?) throws -> Result {
+        guard sampling == nil else { throw CocomemError(.invalidArgument, "--sample applies to the kdump-compressed estimate; -E sizes are exact") }
+        let writer = try ELFDumpWriter(image: image, options: options)
+        let elfBytes = image.input?.fileSize ?? ELFVmcore.fileSize(image)
+        var result = Result(report: writer.estimate(), maxMapnr: image.maxMapnr, elfBytes: elfBytes, written: [])
+        try image.input?.checkReads()
         if estimateOnly { return result }
         if let elf { try ELFVmcore.write(image, to: elf); result.written.append(elf) }
         if let output { result.report = try writer.write(to: output); result.written.append(output) }

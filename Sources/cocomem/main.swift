@@ -128,6 +128,7 @@ struct Dump: ParsableCommand {
     @Flag(name: .short, help: "Compress pages with lzo") var l = false
     @Flag(name: .short, help: "Compress pages with snappy") var p = false
     @Flag(name: .short, help: "Compress pages with zstd") var z = false
+    @Flag(name: .customShort("E"), help: "Write an ELF dump file instead (makedumpfile -E: uncompressed, PT_LOADs cut around runs of 256 or more excluded pages)") var elfDump = false
     @Option(help: "Follow this makedumpfile's filter: 1.7.2, 1.7.7 or 1.7.8 (1.7.8 excludes unaccepted blocks under -d 16)") var makedumpfile = "1.7.8"
     @Option(name: .customLong("num-threads"), help: "Threads compressing pages (default: all cores); the output does not depend on it") var threads: Int?
     @Flag(help: "Compute the exact kdump-compressed size without writing") var estimate = false
@@ -150,7 +151,7 @@ struct Dump: ParsableCommand {
             }
             var image: GuestMemoryImage
             if let input {
-                guard elf == nil else { throw CocomemError(.invalidArgument, "--elf with --input would be makedumpfile -E, which is not built; give -o PATH") }
+                guard elf == nil else { throw CocomemError(.invalidArgument, "--elf writes a simulated guest's /proc/vmcore; an input file is one already (for makedumpfile -E give -E -o PATH)") }
                 guard !noVmcoreinfo else { throw CocomemError(.invalidArgument, "--no-vmcoreinfo applies to simulated guests; an input file keeps its notes") }
                 image = GuestMemoryImage(input: try ELFInput(path: input))
             } else {
@@ -160,6 +161,7 @@ struct Dump: ParsableCommand {
             }
             if noVmcoreinfo { image.vmcoreinfo = nil }
             if memUsage {
+                guard !elfDump else { throw CocomemError(.invalidArgument, "Commandline parameter is invalid: --mem-usage writes no file; leave out -E") }
                 guard image.input == nil else { throw CocomemError(.invalidArgument, "--mem-usage reads the running guest (makedumpfile reads /proc/kcore), not a vmcore file") }
                 let u = try DumpTool.memUsage(image: image, makedumpfile: version, threads: options.threads)
                 print(json ? u.json.serialized() : u.text, terminator: json ? "\n" : "")
@@ -169,7 +171,8 @@ struct Dump: ParsableCommand {
                 throw CocomemError(.invalidArgument, "--sample \(sample) is not between 2 and 16777216 pages")
             }
             let sampling = sample.map { EstimateSampling(pagesPerStratum: $0, seed: guest.seed) }
-            let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling)
+            let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling,
+                                          elfDump: elfDump)
             print(json ? result.json.serialized() : result.text, terminator: json ? "\n" : "")
         }
     }

@@ -72,6 +72,33 @@ import Testing
         }
     }
 
+    /// `-E`: makedumpfile 1.7.2 on cocomem's ELF vmcore writes an ELF dump
+    /// byte-identical to cocomem's (PT_LOADs cut around runs of 256 or more
+    /// excluded pages, zero pages taken out first), and converting the ELF
+    /// file with `--input` gives the same bytes at the levels conversion
+    /// supports. The layout's size is the written size.
+    @Test(arguments: [(31, KernelVersion.v6_12), (0, .v6_12), (1, .v6_16), (16, .v6_16)])
+    func elfDumpIsMakedumpfilesBytes(level: Int, kernel: KernelVersion) throws {
+        guard requireTool(Self.makedumpfile) else { return }
+        let img = try smallGuestImage(memory: 512 << 20, kernel: kernel, workload: .touch(48 << 20))
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ELFVmcore.write(img, to: dir + "/vmcore")
+        let options = DumpOptions(dumpLevel: level, compression: .none, makedumpfile: .v1_7_2, threads: 2)
+        let writer = try ELFDumpWriter(image: img, options: options)
+        let report = try writer.write(to: dir + "/cocomem")
+        let (rc, out) = try run(Self.makedumpfile, ["-E", "-d", String(level), dir + "/vmcore", dir + "/makedumpfile"])
+        #expect(rc == 0, "makedumpfile failed: \(out.suffix(500))")
+        let mine = try Data(contentsOf: URL(fileURLWithPath: dir + "/cocomem"))
+        #expect(mine == (try Data(contentsOf: URL(fileURLWithPath: dir + "/makedumpfile"))))
+        #expect(UInt64(mine.count) == report.fileSize && writer.estimate() == report)
+        if level <= 1 {
+            let input = GuestMemoryImage(input: try ELFInput(path: dir + "/vmcore"))
+            try ELFDumpWriter(image: input, options: options).write(to: dir + "/converted")
+            #expect(mine == (try Data(contentsOf: URL(fileURLWithPath: dir + "/converted"))))
+        }
+    }
+
     /// libkdumpfile opens both files; every page it reads equals the guest's
     /// page; PFNs outside the PT_LOADs raise its no-data error in the kdump
     /// file (in the ELF file it reads holes as zeros).

@@ -19,6 +19,10 @@ public final class ELFInput: @unchecked Sendable {
 
     public let path: String
     public let fileSize: UInt64
+    /// The 64-byte ELF header and every program header, as in the file
+    /// (`makedumpfile -E` copies them).
+    public let elfHeader: [UInt8]
+    public let programHeaders: [ELFProgramHeader]
     public let segments: [Load]
     /// The PT_NOTE contents.
     public let notes: [UInt8]
@@ -34,7 +38,6 @@ public final class ELFInput: @unchecked Sendable {
     private let lock = NSLock()
     private var readError: String? = nil
 
-    static let ptLoad: UInt32 = 1, ptNote: UInt32 = 4
 
     public init(path: String) throws {
         self.path = path
@@ -49,6 +52,8 @@ public final class ELFInput: @unchecked Sendable {
         do {
             let parsed = try Self.parse(fd: fd, fileSize: fileSize, path: path)
             segments = parsed.loads
+            elfHeader = parsed.elfHeader
+            programHeaders = parsed.programHeaders
             notes = parsed.notes
             cpus = parsed.cpus
             vmcoreinfo = parsed.vmcoreinfo
@@ -65,6 +70,7 @@ public final class ELFInput: @unchecked Sendable {
     struct Parsed {
         var loads: [Load] = [], notes: [UInt8] = [], cpus = 0
         var vmcoreinfo: String? = nil, vmcoreinfoOffset: UInt64? = nil, ranges: [AddressRange] = []
+        var elfHeader: [UInt8] = [], programHeaders: [ELFProgramHeader] = []
     }
 
     static func bad(_ path: String, _ why: String) -> CocomemError { CocomemError(.invalidArgument, "'\(path)' is not a usable ELF vmcore: \(why)") }
@@ -87,20 +93,22 @@ public final class ELFInput: @unchecked Sendable {
         }
         let ph = try readExactly(fd: fd, at: phoff, count: Int(phnum * 56), path: path)
         var out = Parsed()
+        out.elfHeader = eh
+        out.programHeaders = (0..<Int(phnum)).map { ELFProgramHeader(ph, at: $0 * 56) }
         var noteSeen = false
         for i in 0..<Int(phnum) {
             let b = i * 56
             let pType = le32(ph, b), offset = le64(ph, b + 8), paddr = le64(ph, b + 24)
             let filesz = le64(ph, b + 32), memsz = le64(ph, b + 40)
             guard offset <= fileSize, filesz <= fileSize - offset else {
-                throw bad(path, "truncated: program header \(i) (\(pType == ptLoad ? "PT_LOAD" : "type \(pType)")) needs bytes up to \(offset &+ filesz), the file has \(fileSize)")
+                throw bad(path, "truncated: program header \(i) (\(pType == ELFProgramHeader.load ? "PT_LOAD" : "type \(pType)")) needs bytes up to \(offset &+ filesz), the file has \(fileSize)")
             }
             switch pType {
-            case ptLoad:
+            case ELFProgramHeader.load:
                 guard filesz <= memsz else { throw bad(path, "PT_LOAD \(i) has p_filesz \(filesz) > p_memsz \(memsz)") }
                 guard paddr <= UInt64.max - memsz else { throw bad(path, "PT_LOAD \(i) wraps the physical address space") }
                 out.loads.append(Load(paddr: paddr, memsz: memsz, offset: offset, filesz: filesz))
-            case ptNote where !noteSeen:
+            case ELFProgramHeader.note where !noteSeen:
                 noteSeen = true
                 guard filesz <= 64 << 20 else { throw bad(path, "PT_NOTE of \(filesz) bytes") }
                 out.notes = try readExactly(fd: fd, at: offset, count: Int(filesz), path: path)
