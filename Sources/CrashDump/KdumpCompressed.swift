@@ -111,6 +111,9 @@ public struct KdumpCompressedWriter: Sendable {
     let isZero: [[Bool]]
     /// Pages per batch handed to one thread.
     static let batchPages = 2048
+    /// Batch-sized byte buffers reused across batches: a fresh 8 MiB
+    /// buffer per batch costs a page fault per page.
+    let buffers = BufferPool()
 
     public init(image: GuestMemoryImage, options: DumpOptions) throws {
         try options.validate(for: image)
@@ -149,7 +152,9 @@ public struct KdumpCompressedWriter: Sendable {
     func forEachPage(_ ranges: [Range<UInt64>], _ body: (UInt64, PageBytes) -> Void) {
         if let f = image.input {
             let most = ranges.map(\.count).max() ?? 0
-            var big = [UInt8](repeating: 0, count: most * 4096)
+            var big = buffers.take()
+            defer { buffers.give(big) }
+            if big.count < most * 4096 { big = [UInt8](repeating: 0, count: most * 4096) }
             big.withUnsafeMutableBytes { b in
                 for r in ranges {
                     let bytes = UnsafeMutableRawBufferPointer(rebasing: b[0..<(r.count * 4096)])
@@ -183,7 +188,11 @@ public struct KdumpCompressedWriter: Sendable {
     /// zero page (level bit 1), compressed when that is smaller, or raw.
     func storeBatch(_ ranges: [Range<UInt64>], _ compressor: PageCompressor) -> StoredBatch {
         var out = StoredBatch()
-        out.entries.reserveCapacity(ranges.reduce(0) { $0 + $1.count })
+        let pages = ranges.reduce(0) { $0 + $1.count }
+        out.entries.reserveCapacity(pages)
+        out.bytes = buffers.take()
+        out.bytes.removeAll(keepingCapacity: true)
+        out.bytes.reserveCapacity(pages * 4096)
         forEachPage(ranges) { _, page in
             switch page {
             case .template(let c, let t):
@@ -294,6 +303,7 @@ public struct KdumpCompressedWriter: Sendable {
                     try data.append(batch.bytes[cursor..<(cursor + 4096)]); cursor += 4096
                 }
             }
+            buffers.give(batch.bytes)
         })
         try desc.flush()
         try data.flush()
@@ -430,7 +440,7 @@ struct ChunkedWriter {
     private(set) var position: UInt64
     private var buffer: [UInt8] = []
     private var bufferStart: UInt64
-    static let flushBytes = 4 << 20
+    static let flushBytes = 1 << 20
 
     init(file: AtomicFile, offset: UInt64) {
         self.file = file
@@ -492,6 +502,16 @@ func parallelMap<T, R>(_ items: [T], threads: Int, _ body: @escaping @Sendable (
         }
     }
     return results.map { $0! }
+}
+
+/// A lock-protected free list of byte buffers, shared by the threads of
+/// one write.
+final class BufferPool: @unchecked Sendable {
+    private var free: [[UInt8]] = []
+    private let lock = NSLock()
+    /// A buffer from the list, or an empty one.
+    func take() -> [UInt8] { lock.lock(); defer { lock.unlock() }; return free.popLast() ?? [] }
+    func give(_ b: [UInt8]) { lock.lock(); defer { lock.unlock() }; if free.count < 64 { free.append(b) } }
 }
 
 /// A shared work index.
