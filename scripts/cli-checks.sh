@@ -57,6 +57,8 @@ expect_error "two compressors" "at most one" dump --memory 512M -o "$tmp/x" -c -
 expect_error "sample of one page" "--sample 1 is not" dump --memory 512M --estimate --sample 1
 expect_error "ELF dump with a compressor" "leave out -c" dump --memory 512M -E -c -o "$tmp/x"
 expect_error "ELF dump with --mem-usage" "leave out -E" dump --memory 512M -E --mem-usage
+expect_error "unknown THP mode" "thp 'madvise' is not always or never" dump --memory 512M --thp madvise --estimate
+expect_error "hugetlb pool not in 2 MiB pages" "2 MiB pages" boot --memory 1G --workload hugetlb=3M
 expect_error "sample while writing" "--sample applies to --estimate" dump --memory 512M -o "$tmp/x" --sample 64
 printf 'this is not an ELF vmcore, only text that is long enough to get past the size check.\n' >"$tmp/notelf"
 expect_error "convert a file that is not ELF" "no ELF magic" dump --input "$tmp/notelf" -o "$tmp/x" -c

@@ -27,6 +27,10 @@ public enum PageClass: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// The `crashkernel=` reservation: accepted, reserved, never written by
     /// the first kernel, and outside the capture kernel's PT_LOADs.
     case crashKernel
+    /// Free pages of the hugetlb pool (`nr_hugepages`): 2 MiB folios taken
+    /// from the buddy allocator and never written, so they read as zeros.
+    /// Appended last so earlier classes keep their raw values (and seeds).
+    case hugetlb
 
     public var description: String {
         switch self {
@@ -40,18 +44,19 @@ public enum PageClass: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .pageCache: "page cache"
         case .anonymous: "anonymous"
         case .crashKernel: "crash kernel"
+        case .hugetlb: "hugetlb pool"
         }
     }
 
     /// True if the page reads back as 4096 zero bytes.
-    public var readsAsZero: Bool { self == .unaccepted || self == .freeZero || self == .crashKernel }
+    public var readsAsZero: Bool { self == .unaccepted || self == .freeZero || self == .crashKernel || self == .hugetlb }
 
     /// Bytes of every 64-byte record that are random; the rest repeat a
     /// class pattern. This is the stated compressibility of the synthetic
     /// content (docs/DUMPS.md): the more random bytes, the worse it compresses.
     var randomBytesPerRecord: Int {
         switch self {
-        case .unaccepted, .freeZero, .crashKernel: 0
+        case .unaccepted, .freeZero, .crashKernel, .hugetlb: 0
         case .kernelText: 40      // machine code: dense, poorly compressible
         case .kernelData: 16
         case .memmap: 8           // struct pages: flags and pointers, mostly repeating

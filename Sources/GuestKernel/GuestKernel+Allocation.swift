@@ -4,7 +4,7 @@ import MemoryModel
 
 /// Where allocated pages go: anonymous memory, the page cache, or the
 /// kernel itself (kexec's source copies and the like).
-public enum PageUse: Sendable { case anonymous, pageCache, kernel }
+public enum PageUse: Sendable { case anonymous, pageCache, kernel, hugetlb }
 
 extension GuestKernel {
     /// `init_per_zone_wmark_min()` → `setup_per_zone_wmarks()`.
@@ -86,6 +86,7 @@ extension GuestKernel {
                 allocatedPages += take
                 if use == .pageCache { pageCachePages += take }
                 if use == .kernel { kernelPages += take }
+                if use == .hugetlb { hugetlbPages += take }
                 if touch { clock.charge(.kernelTouchPage, take, vcpu: vcpu, costs: costs) }
                 left -= take
                 progressed = true
@@ -139,8 +140,8 @@ extension GuestKernel {
     /// The kernel's meminfo values in kB, keyed by their /proc/meminfo names.
     public var meminfo: [(String, UInt64)] {
         [("MemTotal", totalManagedPages * 4), ("MemFree", totalFreePages * 4), ("MemAvailable", memAvailablePages * 4),
-         ("Cached", pageCachePages * 4), ("AnonPages", (allocatedPages - pageCachePages) * 4),
-         ("Unaccepted", totalUnacceptedPages * 4)]
+         ("Cached", pageCachePages * 4), ("AnonPages", (allocatedPages - pageCachePages - hugetlbPages) * 4),
+         ("Hugetlb", hugetlbPages * 4), ("Unaccepted", totalUnacceptedPages * 4)]
     }
 
     /// `/proc/meminfo` lines (`show_val_kb()`: `%-16s%8lu kB` with the colon in the name).

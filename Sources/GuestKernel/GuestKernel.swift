@@ -75,6 +75,8 @@ public final class GuestKernel {
     /// Anonymous/user pages and page-cache pages handed out.
     public internal(set) var allocatedPages: UInt64 = 0
     public internal(set) var pageCachePages: UInt64 = 0
+    /// Pages of the hugetlb pool (`nr_hugepages`), taken from the buddy allocator in 2 MiB folios.
+    public internal(set) var hugetlbPages: UInt64 = 0
     /// Pages the kernel itself took from the allocator before watermarks
     /// existed (counted in `allocatedPages` too).
     public internal(set) var earlyAllocationPages: UInt64 = 0

@@ -208,6 +208,9 @@ public struct BootSimulation {
                 outcome = o
             case .rate(let perSecond, let seconds):
                 (outcome, wfull) = runRate(kernel, perSecond: perSecond, seconds: seconds, clock: &wclock)
+            case .hugetlb(let b):
+                let (_, o) = kernel.allocate(pages: b >> 12, use: .hugetlb, touch: false, clock: &wclock, fullyAcceptedAt: &wfull)
+                outcome = o
             }
             if r.fullyAcceptedAfter == nil, let w = wfull { r.fullyAcceptedAfter = r.times.totalBoot + w }
         }

@@ -14,9 +14,13 @@ import MemoryModel
 /// reservations, unaccepted units and zeroed free memory are where the
 /// simulation put them.
 public enum CaptureView {
-    /// - Parameter structures: generate the kernel structures and the
-    ///   VMCOREINFO that points at them (kernels with 6.12 page types only).
-    public static func image(from r: BootResult, structures: Bool = true, seed: UInt64) throws -> GuestMemoryImage {
+    /// - Parameters:
+    ///   - structures: generate the kernel structures and the VMCOREINFO
+    ///     that points at them (kernels with 6.12 page types only).
+    ///   - transparentHugepages: `transparent_hugepage=always`: anonymous
+    ///     memory is in 2 MiB folios wherever an aligned 2 MiB block of it is whole.
+    public static func image(from r: BootResult, structures: Bool = true, seed: UInt64,
+                             transparentHugepages: Bool = false) throws -> GuestMemoryImage {
         guard let k = r.kernel else { throw CocomemError(.invalidScenario, "the guest did not reach the kernel; there is no vmcore to take") }
         var classes = IntervalMap<PageClass>(initial: .freeZero)
         var crashKernel: AddressRange? = nil
@@ -44,9 +48,20 @@ public enum CaptureView {
         let loads = GuestMemoryImage.loads(ram: k.ram, excluding: crashKernel)
         // Pages the allocator handed out, laid into zeroed free memory.
         let kernelOwn = k.earlyAllocationPages + k.kernelPages
-        let anon = k.allocatedPages - k.pageCachePages - kernelOwn
+        let anon = k.allocatedPages - k.pageCachePages - kernelOwn - k.hugetlbPages
         var wanted: [(PageClass, UInt64)] = [(.slab, kernelOwn), (.pageCache, k.pageCachePages), (.anonymous, anon)]
         let high = loads.filter { $0.start >= 1 << 32 }, low = loads.filter { $0.start < 1 << 32 }
+        // The hugetlb pool first: its folios are 2 MiB-aligned order-9 blocks.
+        var hugetlb = k.hugetlbPages / 512
+        for l in high + low where hugetlb > 0 {
+            var free: [Range<UInt64>] = []
+            classes.forEachRun(in: (l.start >> 12)..<(l.end >> 12)) { pfns, c in if c == .freeZero { free.append(pfns) } }
+            for f in free where hugetlb > 0 {
+                let a = alignUp(f.lowerBound, 512)
+                let n = min(hugetlb, a < f.upperBound ? (f.upperBound - a) / 512 : 0)
+                if n > 0 { classes.assign(a..<(a + n * 512), .hugetlb); hugetlb -= n }
+            }
+        }
         for l in high + low {
             var free: [Range<UInt64>] = []
             classes.forEachRun(in: (l.start >> 12)..<(l.end >> 12)) { pfns, c in if c == .freeZero { free.append(pfns) } }
@@ -61,7 +76,9 @@ public enum CaptureView {
         }
         var image = GuestMemoryImage(loads: loads, classes: classes, content: PageContent(seed: seed), cpus: r.scenario.vcpus, vmcoreinfo: nil)
         if structures, k.config.version.hasPageUnacceptedType {
-            let ks = try KernelStructures(kernelInput(r, k, seed: seed), classes: classes)
+            var input = try kernelInput(r, k, seed: seed)
+            input.transparentHugepages = transparentHugepages
+            let ks = try KernelStructures(input, classes: classes)
             image.kernel = ks
             image.vmcoreinfo = ks.vmcoreinfo
         }

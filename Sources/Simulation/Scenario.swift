@@ -17,13 +17,17 @@ public enum Workload: Sendable, Equatable {
     /// Allocate and touch `bytesPerSecond` of anonymous memory every second
     /// for `seconds` (a service warming up), spread over the vCPUs.
     case rate(bytesPerSecond: UInt64, seconds: UInt64)
+    /// Grow the hugetlb pool by this many bytes of 2 MiB pages
+    /// (`echo N > /proc/sys/vm/nr_hugepages`): order-9 allocations from the
+    /// buddy allocator, accepting like any allocation, not written.
+    case hugetlb(UInt64)
 
     /// Parses `none`, `touch=SIZE`, `pagecache=SIZE`, `touch=all`,
-    /// `rate=SIZE:SECONDS` (SIZE per second for SECONDS).
+    /// `rate=SIZE:SECONDS` (SIZE per second for SECONDS), `hugetlb=SIZE`.
     public static func parse(_ s: String, memory: UInt64) throws -> Workload {
         if s == "none" { return .none }
         let parts = s.split(separator: "=", maxSplits: 1).map(String.init)
-        guard parts.count == 2 else { throw CocomemError(.invalidArgument, "workload '\(s)' is not none, touch=SIZE, pagecache=SIZE or rate=SIZE:SECONDS") }
+        guard parts.count == 2 else { throw CocomemError(.invalidArgument, "workload '\(s)' is not none, touch=SIZE, pagecache=SIZE, hugetlb=SIZE or rate=SIZE:SECONDS") }
         if parts[0] == "rate" {
             let f = parts[1].split(separator: ":").map(String.init)
             guard f.count == 2, let secs = UInt64(f[1]), secs > 0, secs <= 1_000_000 else {
@@ -35,7 +39,10 @@ public enum Workload: Sendable, Equatable {
         switch parts[0] {
         case "touch": return .touch(size)
         case "pagecache": return .pageCache(size)
-        default: throw CocomemError(.invalidArgument, "unknown workload '\(parts[0])' (expected touch, pagecache or rate)")
+        case "hugetlb":
+            guard size % (2 << 20) == 0 else { throw CocomemError(.invalidArgument, "workload '\(s)': the hugetlb pool grows in 2 MiB pages") }
+            return .hugetlb(size)
+        default: throw CocomemError(.invalidArgument, "unknown workload '\(parts[0])' (expected touch, pagecache, hugetlb or rate)")
         }
     }
 }

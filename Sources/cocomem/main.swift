@@ -50,7 +50,7 @@ struct ScenarioOptions: ParsableArguments {
     @Flag(name: .customLong("snp-prefault"), help: "The VMM pre-faults on page state change (KVM_PRE_FAULT_MEMORY)") var prefault = false
     @Option(name: .customLong("deferred-init"), help: "on or off (CONFIG_DEFERRED_STRUCT_PAGE_INIT)") var deferred = "on"
     @Option(name: .customLong("boot-alloc"), help: "Memory user space allocates on the way to a shell") var bootAlloc = "256M"
-    @Option(help: "none, touch=SIZE|all, pagecache=SIZE, rate=SIZE:SECONDS (SIZE allocated every second)") var workload = "none"
+    @Option(help: "none, touch=SIZE|all, pagecache=SIZE, hugetlb=SIZE (grow the 2 MiB hugetlb pool), rate=SIZE:SECONDS (SIZE allocated every second)") var workload = "none"
     @Option var seed: UInt64 = 0
     @Option(help: "Calibration file (default: built-in)") var calibration: String?
     @Flag(name: .customLong("step-by-step"), help: "Simulate every TDCALL/PVALIDATE one at a time") var step = false
@@ -134,6 +134,7 @@ struct Dump: ParsableCommand {
     @Flag(help: "Compute the exact kdump-compressed size without writing") var estimate = false
     @Option(help: "With --estimate: compress this many memmap pages per stratum, drawn with the scenario's seed, instead of all of them; the report gives the 95% margin") var sample: Int?
     @Flag(name: .customLong("mem-usage"), help: "Print makedumpfile --mem-usage's table for the guest (pages a -d 31 dump excludes, by kind)") var memUsage = false
+    @Option(help: "transparent_hugepage: always (anonymous memory in 2 MiB folios where aligned) or never") var thp = "never"
     @Flag(name: .customLong("no-vmcoreinfo"), help: "Leave the VMCOREINFO note out of the vmcore (then only -d 0 and -d 1 work)") var noVmcoreinfo = false
     @Flag var json = false
 
@@ -157,7 +158,8 @@ struct Dump: ParsableCommand {
             } else {
                 let r = try guest.boot(crashKernel: try ByteCount.parse(crashKernel).value)
                 if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }
-                image = try CaptureView.image(from: r, seed: r.scenario.seed)
+                guard thp == "always" || thp == "never" else { throw CocomemError(.invalidArgument, "thp '\(thp)' is not always or never") }
+                image = try CaptureView.image(from: r, seed: r.scenario.seed, transparentHugepages: thp == "always")
             }
             if noVmcoreinfo { image.vmcoreinfo = nil }
             if memUsage {

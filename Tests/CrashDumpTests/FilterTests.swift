@@ -2,15 +2,18 @@ import CrashDump
 import Foundation
 import GuestKernel
 import MemoryModel
+import Simulation
 import Testing
 
 @Suite struct FilterTests {
     /// The per-range filter equals makedumpfile's page-by-page walk over
     /// the generated memmap bytes, for every modelled version and the
     /// levels that exercise each branch of the chain.
-    @Test(arguments: [KernelVersion.v6_12, .v6_16])
-    func rangeFilterEqualsPageByPageWalk(kernel: KernelVersion) throws {
-        let img = try smallGuestImage(memory: 768 << 20, kernel: kernel, workload: .touch(40 << 20))
+    /// Also with 2 MiB folios: THP anonymous memory and a hugetlb pool.
+    @Test(arguments: [(KernelVersion.v6_12, Workload.touch(40 << 20), false), (.v6_16, .touch(40 << 20), false),
+                      (.v6_16, .touch(64 << 20), true), (.v6_12, .hugetlb(64 << 20), false), (.v6_16, .hugetlb(32 << 20), false)])
+    func rangeFilterEqualsPageByPageWalk(kernel: KernelVersion, workload: Workload, thp: Bool) throws {
+        let img = try smallGuestImage(memory: 768 << 20, kernel: kernel, workload: workload, thp: thp)
         for v in MakedumpfileVersion.allCases {
             for level in [0, 1, 2, 4, 8, 16, 31] {
                 let f = MakedumpfileFilter(version: v, dumpLevel: level, vmcoreinfo: img.vmcoreinfo!)
@@ -38,6 +41,25 @@ import Testing
                 #expect(before == after)
             }
         }
+    }
+
+    /// 2 MiB folios by makedumpfile version, at `-d 8`: 1.7.7 reads the
+    /// order from the first tail and drops a THP or hugetlb folio whole;
+    /// 1.7.2 has no order on 6.x kernels, so a THP loses only its head (the
+    /// tails are skipped as tails and dumped) and a hugetlb folio, whose head
+    /// is not anonymous, stays.
+    @Test func hugePagesFollowEachVersionsChain() throws {
+        let thp = try smallGuestImage(memory: 768 << 20, kernel: .v6_16, workload: .touch(64 << 20), thp: true)
+        let folios = thp.kernel!.roles.measure(in: 0..<thp.maxMapnr) { $0 == .transparentHuge } / 512
+        #expect(folios >= 16)
+        func user(_ img: GuestMemoryImage, _ v: MakedumpfileVersion) -> UInt64 {
+            img.filter(MakedumpfileFilter(version: v, dumpLevel: 8, vmcoreinfo: img.vmcoreinfo!)).counts.user
+        }
+        #expect(user(thp, .v1_7_7) - user(thp, .v1_7_2) == 511 * folios)
+        let pool = try smallGuestImage(memory: 768 << 20, kernel: .v6_16, workload: .hugetlb(32 << 20))
+        let poolPages = pool.kernel!.roles.measure(in: 0..<pool.maxMapnr) { $0 == .hugetlb }
+        #expect(poolPages == (32 << 20) >> 12)
+        #expect(user(pool, .v1_7_7) - user(pool, .v1_7_2) == poolPages)
     }
 
     /// The chain's quirks, on hand-made struct pages.

@@ -10,9 +10,10 @@ import Testing
     /// copied, only block heads built) changes no byte. The guests have
     /// page cache, anonymous and slab pages, buddy blocks of every order
     /// and unaccepted blocks, on the kernel without and with `PGTY_unaccepted`.
-    @Test(arguments: [(KernelVersion.v6_12, Workload.pageCache(24 << 20)), (.v6_16, .touch(40 << 20))])
-    func memmapPagesAreTheirStructPages(kernel: KernelVersion, workload: Workload) throws {
-        let img = try smallGuestImage(memory: 2 << 30, kernel: kernel, workload: workload)
+    @Test(arguments: [(KernelVersion.v6_12, Workload.pageCache(24 << 20), false), (.v6_16, .touch(40 << 20), false),
+                      (.v6_16, .touch(64 << 20), true), (.v6_16, .hugetlb(32 << 20), false)])
+    func memmapPagesAreTheirStructPages(kernel: KernelVersion, workload: Workload, thp: Bool) throws {
+        let img = try smallGuestImage(memory: 2 << 30, kernel: kernel, workload: workload, thp: thp)
         let k = try #require(img.kernel)
         var roles: Set<PageRole> = []
         for (q, pfn) in k.memmapPFNs.enumerated() {
@@ -31,5 +32,7 @@ import Testing
             }
         }
         #expect(roles.isSuperset(of: [.reserved, .free, .unacceptedBlock]))
+        if thp { #expect(roles.contains(.transparentHuge)) }
+        if case .hugetlb = workload { #expect(roles.contains(.hugetlb)) }
     }
 }

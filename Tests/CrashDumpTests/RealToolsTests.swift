@@ -42,6 +42,26 @@ import Testing
         #expect(mine == theirs)
     }
 
+    /// 2 MiB folios (THP anonymous memory, a hugetlb pool): makedumpfile
+    /// 1.7.2 walks their heads and tails and writes the same bytes as
+    /// cocomem's 1.7.2 profile, kdump-compressed and `-E`.
+    @Test(arguments: [(Workload.touch(48 << 20), true, 31), (.touch(48 << 20), true, 8), (.hugetlb(32 << 20), false, 31)])
+    func hugePagesMatchMakedumpfile(workload: Workload, thp: Bool, level: Int) throws {
+        guard requireTool(Self.makedumpfile) else { return }
+        let img = try smallGuestImage(memory: 512 << 20, kernel: .v6_16, workload: workload, thp: thp)
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ELFVmcore.write(img, to: dir + "/vmcore")
+        try KdumpCompressedWriter(image: img, options: DumpOptions(dumpLevel: level, compression: .zlib, makedumpfile: .v1_7_2)).write(to: dir + "/cocomem")
+        try ELFDumpWriter(image: img, options: DumpOptions(dumpLevel: level, compression: .none, makedumpfile: .v1_7_2)).write(to: dir + "/cocomem.elf")
+        for (args, mine) in [(["-c"], "cocomem"), (["-E"], "cocomem.elf")] {
+            let (rc, out) = try run(Self.makedumpfile, args + ["-d", String(level), dir + "/vmcore", dir + "/theirs"])
+            #expect(rc == 0, "makedumpfile failed: \(out.suffix(500))")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/" + mine)) == (try Data(contentsOf: URL(fileURLWithPath: dir + "/theirs"))), "\(args)")
+            try? FileManager.default.removeItem(atPath: dir + "/theirs")
+        }
+    }
+
     /// Converting an ELF vmcore (`cocomem dump --input`) gives the file
     /// makedumpfile 1.7.2 writes from the same ELF, byte for byte, at the
     /// levels conversion supports, and the file cocomem writes from the

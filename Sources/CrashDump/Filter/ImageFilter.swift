@@ -65,6 +65,16 @@ extension GuestMemoryImage {
                         case .exclude(let kind, let pages): exclude(x, kind, pages); x = max(x + 1, min(skipUntil, run.upperBound))
                         case .keep, .tail: out.keep(x..<blockEnd); x = blockEnd
                         }
+                    case .transparentHuge, .hugetlb:
+                        // 2 MiB folios: the chain decides at each head (reading the first
+                        // tail for the order); tails it does not cover are skipped as tails.
+                        let head = x & ~511, blockEnd = min(head + 512, run.upperBound)
+                        if head == x, case .exclude(let kind, let pages) = f.decide(k.structPage(x), next: k.structPage(x + 1), pfn: x) {
+                            exclude(x, kind, pages)
+                            x = min(max(x + 1, skipUntil), blockEnd)
+                        }
+                        if x < blockEnd { out.keep(x..<blockEnd) }
+                        x = blockEnd
                     case .reserved, .slab, .pageCache, .anonymous:
                         // Order-0 pages whose struct pages differ only in pointers the chain does not read.
                         switch f.decide(k.structPage(x), next: nil, pfn: x) {

@@ -19,6 +19,9 @@ public struct KernelStructuresInput: Sendable {
     /// VMCOREINFO carries `NUMBER(PAGE_UNACCEPTED_MAPCOUNT_VALUE)` (6.16+).
     public var exportsUnacceptedNumber: Bool
     public var seed: UInt64
+    /// `transparent_hugepage=always`: anonymous memory is in 2 MiB folios
+    /// wherever a 2 MiB-aligned block lies wholly inside it.
+    public var transparentHugepages = false
 
     public init(ram: [AddressRange], kernelImage: AddressRange, pageTablesArea: AddressRange, otherArea: AddressRange,
                 memmapArea: AddressRange, unacceptedBlocks: [Range<UInt64>], release: String,
@@ -131,8 +134,13 @@ public struct KernelStructures: Sendable {
                 case .pageCache: role = .pageCache
                 case .anonymous: role = .anonymous
                 case .kernelText, .kernelData, .memmap, .pageTables, .crashKernel: role = .reserved
+                case .hugetlb: role = .hugetlb
                 }
                 roles.assign(pfns, role)
+                if c == .anonymous, i.transparentHugepages {
+                    let folios = alignUp(pfns.lowerBound, 512)..<alignDown(pfns.upperBound, 512)
+                    if folios.lowerBound < folios.upperBound { roles.assign(folios, .transparentHuge) }
+                }
             }
         }
         for b in i.unacceptedBlocks { roles.assign(b, .unacceptedBlock) }
@@ -245,7 +253,7 @@ public struct KernelStructures: Sendable {
             switch role {
             case .free, .unacceptedBlock, .reserved:
                 fillUniformRun(pfn..<stop, role: role, run: run, into: base + Int(pfn - firstPFN) * 64)
-            case .slab, .pageCache, .anonymous:
+            case .slab, .pageCache, .anonymous, .transparentHuge, .hugetlb:
                 for p in pfn..<stop { structPage(p, role: role, run: run).store(to: base + Int(p - firstPFN) * 64) }
             }
             pfn = stop
@@ -347,8 +355,47 @@ public struct KernelStructures: Sendable {
             p.index = 0x7f00_0000 + (pfn & 0xf_ffff)
             p.mapcount = 0
             p.refcount = 1
+        case .transparentHuge, .hugetlb:
+            return folioPage(pfn, role: role, run: run, zone: zone)
         }
         if role == .free || role == .unacceptedBlock { p.refcount = 0 }   // __free_pages_core(): set_page_count(p, 0)
+        return p
+    }
+
+    /// A page of a 2 MiB folio (6.16 `struct folio` over the first pages):
+    /// the head with `PG_head`; the first tail's `_flags_1` holding the order
+    /// (`folio_set_order()`) and the folio's counts; every tail's
+    /// `compound_head` the head's address | 1 (`prep_compound_tail()`), and
+    /// `TAIL_MAPPING` from the third tail on. A THP is PMD-mapped once (head
+    /// `_mapcount` -1, on the LRU, anonymous); a free hugetlb folio has
+    /// `PGTY_hugetlb` and sits on the hstate free list with refcount 0.
+    func folioPage(_ pfn: UInt64, role: PageRole, run: Range<UInt64>, zone: UInt64) -> StructPage {
+        let head = pfn & ~511
+        var p = StructPage()
+        p.flags = zone << PageFlag.zonesShift
+        let listHead = kernelDataVirtual + 0x7000 + (role == .hugetlb ? 0x100 : 0)   // hstate free list / LRU list head
+        switch pfn - head {
+        case 0:
+            p.flags |= 1 << PageFlag.head
+            p.word1 = head + 512 < run.upperBound ? StructPage.lruAddress(of: head + 512) : listHead
+            p.word2 = head > run.lowerBound ? StructPage.lruAddress(of: head - 512) : listHead
+            if role == .transparentHuge {
+                p.flags |= 1 << PageFlag.lru | 1 << PageFlag.uptodate | 1 << PageFlag.swapbacked | 1 << PageFlag.active
+                p.mapping = (kernelDataVirtual + 0x6000 + ((pfn >> 9) % 16) * 0x80) | 1    // anon_vma | PAGE_MAPPING_ANON
+                p.index = 0x7f00_0000 + (pfn & 0xf_ffff)
+                p.refcount = 2                                                             // the mapping and the LRU
+            } else {
+                p.mapcount = PageType.hugetlb.word
+            }
+        case 1:
+            p.flags |= 9                                      // _flags_1: folio order
+            p.word1 = StructPage.address(of: head) | 1
+            p.word2 = role == .transparentHuge ? 0 : 0xffff_ffff_ffff_ffff   // _large_mapcount, _entire_mapcount
+            p.mapping = 512                                   // _folio_nr_pages
+        default:
+            p.word1 = StructPage.address(of: head) | 1
+            if pfn - head >= 3 { p.mapping = PageFlag.tailMapping }
+        }
         return p
     }
 

@@ -32,6 +32,8 @@ public enum PageFlag {
     /// `PG_swapcache` = `PG_owner_priv_1`.
     public static let swapcache = 10
     public static let reserved = 13, privateFlag = 14, swapbacked = 17, hwpoison = 21
+    /// `TAIL_MAPPING` (`0x400 + POISON_POINTER_DELTA`): `mapping` of tail pages past the folio's own fields.
+    public static let tailMapping: UInt64 = 0xdead_0000_0000_0400
     /// The `zone` field of `page->flags`: NODES_WIDTH 10 at the top, then
     /// ZONES_WIDTH 3 (five zones with ZONE_DEVICE). Node 0 only; no
     /// last_cpupid field (CONFIG_NUMA_BALANCING off) [derived].
@@ -66,6 +68,11 @@ public enum PageRole: UInt8, Sendable, Equatable {
     case pageCache
     /// An anonymous page mapped once (`mapping` = anon_vma | PAGE_MAPPING_ANON).
     case anonymous
+    /// Anonymous memory in PMD-mapped 2 MiB folios (THP): a `PG_head` head,
+    /// the order in the first tail's `_flags_1`, tails pointing at the head.
+    case transparentHuge
+    /// A free 2 MiB folio of the hugetlb pool: the head carries `PGTY_hugetlb`.
+    case hugetlb
 }
 
 /// The 64-byte `struct page` of 6.16 as a dump tool reads it. Offsets:
