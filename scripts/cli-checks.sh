@@ -66,7 +66,8 @@ expect_error "convert a missing file" "cannot read" dump --input "$tmp/does-not-
 "$bin" dump --memory 256M --kernel 6.16 --elf "$tmp/small.vmcore" >/dev/null 2>&1
 head -c 5000 "$tmp/small.vmcore" >"$tmp/trunc.vmcore"
 expect_error "convert a truncated vmcore" "truncated" dump --input "$tmp/trunc.vmcore" -o "$tmp/x" -c
-expect_error "convert at a level needing struct pages" "use -d 0 or -d 1" dump --input "$tmp/small.vmcore" -o "$tmp/x" -d 31
+"$bin" dump --memory 256M --kernel 6.16 --no-vmcoreinfo --elf "$tmp/noinfo.vmcore" >/dev/null 2>&1
+expect_error "convert without VMCOREINFO at a level needing struct pages" "this file has none" dump --input "$tmp/noinfo.vmcore" -o "$tmp/x" -d 31
 expect_error "--elf from an ELF input" "an input file is one already" dump --input "$tmp/small.vmcore" --elf "$tmp/y"
 expect_error "mem-usage of a vmcore file" "running guest" dump --input "$tmp/small.vmcore" --mem-usage
 expect_error "unknown kexec syscall" "not kexec_file_load or kexec_load" kexec --memory 1G --syscall kexec2

@@ -27,10 +27,10 @@ public struct DumpOptions: Sendable {
             throw CocomemError(.invalidArgument, "dump level \(dumpLevel) is not between 0 and 31")
         }
         guard (1...256).contains(threads) else { throw CocomemError(.invalidArgument, "--num-threads \(threads) is not between 1 and 256") }
-        if dumpLevel & ~1 != 0, image.input != nil {
-            throw CocomemError(.unsupported, "dump level \(dumpLevel) on an ELF input needs makedumpfile's walk of the page tables and struct pages in the file, which cocomem does not do; use -d 0 or -d 1")
+        if dumpLevel & ~1 != 0, image.input != nil, image.vmcoreinfo == nil {
+            throw CocomemError(.unsupported, "dump level \(dumpLevel) needs the vmcore's VMCOREINFO note to find the struct pages; this file has none; use -d 0 or -d 1")
         }
-        if dumpLevel & ~1 != 0, image.kernel == nil || image.vmcoreinfo == nil {
+        if dumpLevel & ~1 != 0, image.input == nil, image.kernel == nil || image.vmcoreinfo == nil {
             throw CocomemError(.unsupported, "dump level \(dumpLevel) needs the kernel's struct pages and a VMCOREINFO note; this vmcore has none (kernels before 6.12 are not generated, or --no-vmcoreinfo was given); use -d 0 or -d 1")
         }
     }
@@ -130,7 +130,7 @@ public struct KdumpCompressedWriter: Sendable {
         compressed = comp
         isZero = zero
         let filter = image.vmcoreinfo.map { MakedumpfileFilter(version: options.makedumpfile, dumpLevel: options.dumpLevel, vmcoreinfo: $0) }
-        filtered = image.filter(filter)
+        filtered = image.input == nil ? image.filter(filter) : try image.filterInput(filter)
     }
 
     // MARK: Layout

@@ -117,10 +117,10 @@ struct Boot: ParsableCommand {
 struct Dump: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Boot a guest, crash it into a kdump kernel, and write its vmcore (ELF) and/or a kdump-compressed file.",
-        discussion: "Level and compressor flags follow makedumpfile: -d LEVEL (1 zero, 2 cache, 4 private cache, 8 user, 16 free), -c zlib, -l lzo, -p snappy, -z zstd, --num-threads N. Levels above 1 walk the struct pages cocomem generates (kernels 6.12 and later).")
+        discussion: "Level and compressor flags follow makedumpfile: -d LEVEL (1 zero, 2 cache, 4 private cache, 8 user, 16 free), -c zlib, -l lzo, -p snappy, -z zstd, --num-threads N. Levels above 1 walk the struct pages cocomem generates (kernels 6.12 and later), or, with --input, those in the file, found through its VMCOREINFO.")
     @OptionGroup var guest: ScenarioOptions
     @Option(name: .customLong("crashkernel"), help: "crashkernel= reservation (accepted when memblock reserves it)") var crashKernel = "256M"
-    @Option(name: .customLong("input"), help: "Convert this ELF vmcore instead of booting a guest (makedumpfile -d 0|1 ... in out)") var input: String?
+    @Option(name: .customLong("input"), help: "Convert this ELF vmcore instead of booting a guest (makedumpfile -d LEVEL ... in out)") var input: String?
     @Option(name: .customLong("elf"), help: "Write the capture kernel's /proc/vmcore (ELF) here") var elf: String?
     @Option(name: [.short, .long], help: "Write a kdump-compressed file here") var output: String?
     @Option(name: .short, help: "makedumpfile dump level") var d = 1

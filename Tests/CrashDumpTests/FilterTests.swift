@@ -1,4 +1,4 @@
-import CrashDump
+@testable import CrashDump
 import Foundation
 import GuestKernel
 import MemoryModel
@@ -60,6 +60,35 @@ import Testing
         let poolPages = pool.kernel!.roles.measure(in: 0..<pool.maxMapnr) { $0 == .hugetlb }
         #expect(poolPages == (32 << 20) >> 12)
         #expect(user(pool, .v1_7_7) - user(pool, .v1_7_2) == poolPages)
+    }
+
+    /// The filter on an ELF vmcore file, which finds the struct pages
+    /// through the file's VMCOREINFO, `mem_section` and page tables, equals
+    /// the filter on the simulated guest it was written from, for every
+    /// profile and level, with 2 MiB folios present.
+    @Test func fileFilterEqualsModelFilter() throws {
+        let img = try smallGuestImage(memory: 768 << 20, kernel: .v6_16, workload: .touch(64 << 20), thp: true)
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ELFVmcore.write(img, to: dir + "/vmcore")
+        let file = GuestMemoryImage(input: try ELFInput(path: dir + "/vmcore"))
+        for v in MakedumpfileVersion.allCases {
+            for level in [2, 8, 16, 31] {
+                let f = MakedumpfileFilter(version: v, dumpLevel: level, vmcoreinfo: img.vmcoreinfo!)
+                #expect(try file.filterInput(f) == img.filter(f), "\(v.rawValue) -d \(level)")
+            }
+        }
+        // Without SYMBOL(mem_section) the walk cannot start: a clear error.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: dir + "/vmcore"))
+        let key = Data("SYMBOL(mem_section)".utf8)
+        let at = try #require(bytes.range(of: key))
+        bytes.replaceSubrange(at, with: Data("SYMBOL(mem_sectioX)".utf8))
+        try bytes.write(to: URL(fileURLWithPath: dir + "/broken"))
+        let broken = GuestMemoryImage(input: try ELFInput(path: dir + "/broken"))
+        #expect(throws: CocomemError.self) { try KdumpCompressedWriter(image: broken, options: DumpOptions(dumpLevel: 31)) }
+        do { _ = try KdumpCompressedWriter(image: broken, options: DumpOptions(dumpLevel: 31)) } catch {
+            #expect("\(error)".contains("SYMBOL(mem_section)"))
+        }
     }
 
     /// The chain's quirks, on hand-made struct pages.

@@ -96,16 +96,14 @@ extension GuestMemoryImage {
     /// generated memmap, one PFN at a time. For tests.
     /// - Complexity: O(pages).
     public func filterStepByStep(_ f: MakedumpfileFilter?) -> FilterResult {
-        var out = FilterResult()
         guard let f, let k = kernel, f.walksMemMap else {
+            var out = FilterResult()
             for l in loadPFNs { out.keep(l) }
             return out
         }
-        var bitmap = [Bool](repeating: false, count: Int(maxMapnr))
-        for l in loadPFNs { for p in l { bitmap[Int(p)] = true } }
         var memmapPage = [UInt8](repeating: 0, count: 4096)
         var cachedMemmapPFN = UInt64.max
-        func readStructPage(_ pfn: UInt64) -> StructPage {
+        return walkMemMap(f, sections: k.presentSections) { pfn in
             // vmemmap + 64·pfn, through the section's 2 MiB of the memmap buffer.
             let s = pfn / X86Layout.pagesPerSection
             let ordinal = UInt64(k.presentSections.firstIndex(of: s)!)
@@ -116,30 +114,40 @@ extension GuestMemoryImage {
             }
             return memmapPage.withUnsafeBytes { StructPage.load(from: $0.baseAddress! + Int(pfn % 64) * 64) }
         }
-        let inLoad: (UInt64) -> Bool = { p in self.loadPFNs.contains { $0.contains(p) } }
-        for s in k.presentSections {
+    }
+
+    /// makedumpfile's walk (`__exclude_unnecessary_pages()` over each
+    /// section's mem_map): the chain at every PFN of the PT_LOADs, the next
+    /// struct page read when it is in the same section, an exclusion
+    /// skipping the pages it covers; then the 2nd bitmap as ranges.
+    /// - Complexity: O(pages of the sections).
+    func walkMemMap(_ f: MakedumpfileFilter, sections: [UInt64], structPage: (UInt64) throws -> StructPage) rethrows -> FilterResult {
+        var out = FilterResult()
+        let maxMapnr = self.maxMapnr
+        var bitmap = PageBitmap(count: maxMapnr)
+        for l in loadPFNs { bitmap.set(l) }
+        let loads = loadPFNs
+        var loadIndex = 0
+        func inLoad(_ p: UInt64) -> Bool {
+            while loadIndex < loads.count, loads[loadIndex].upperBound <= p { loadIndex += 1 }
+            return loadIndex < loads.count && loads[loadIndex].contains(p)
+        }
+        for s in sections {
             let start = s * X86Layout.pagesPerSection, end = min(start + X86Layout.pagesPerSection, maxMapnr)
             var pfn = start
             while pfn < end {
                 defer { pfn += 1 }
                 guard inLoad(pfn) else { continue }
-                let p = readStructPage(pfn)
-                let next = pfn + 1 < end ? readStructPage(pfn + 1) : nil
+                let p = try structPage(pfn)
+                let next = pfn + 1 < end ? try structPage(pfn + 1) : nil
                 guard case .exclude(let kind, let pages) = f.decide(p, next: next, pfn: pfn) else { continue }
                 let stop = min(pfn + pages, maxMapnr)
-                for q in pfn..<stop { bitmap[Int(q)] = false }
+                bitmap.clear(pfn..<stop)
                 out.count(kind, stop - pfn)
                 pfn += pages - 1
             }
         }
-        var p: UInt64 = 0
-        while p < maxMapnr {
-            if bitmap[Int(p)] {
-                let a = p
-                while p < maxMapnr && bitmap[Int(p)] { p += 1 }
-                out.keep(a..<p)
-            } else { p += 1 }
-        }
+        for r in bitmap.setRuns(in: 0..<maxMapnr) { out.keep(r) }
         return out
     }
 }

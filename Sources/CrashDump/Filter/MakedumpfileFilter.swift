@@ -23,6 +23,7 @@ public struct VmcoreinfoNumbers: Sendable, Equatable {
     public var numbers: [String: Int64] = [:]
     public var lengths: [String: Int64] = [:]
     public var offsets: [String: Int64] = [:]
+    public var sizes: [String: Int64] = [:]
     /// `SYMBOL(name)=%lx` addresses.
     public var symbols: [String: UInt64] = [:]
 
@@ -38,7 +39,8 @@ public struct VmcoreinfoNumbers: Sendable, Equatable {
             let v = Int64(value) ?? (value.hasPrefix("0x") ? UInt64(value.dropFirst(2), radix: 16).map { Int64(bitPattern: $0) } : nil)
             guard let v else { continue }
             func name(_ p: String) -> String? { key.hasPrefix(p) && key.hasSuffix(")") ? String(key.dropFirst(p.count).dropLast()) : nil }
-            if let n = name("NUMBER(") { numbers[n] = v } else if let n = name("LENGTH(") { lengths[n] = v } else if let n = name("OFFSET(") { offsets[n] = v }
+            if let n = name("NUMBER(") { numbers[n] = v } else if let n = name("LENGTH(") { lengths[n] = v }
+            else if let n = name("OFFSET(") { offsets[n] = v } else if let n = name("SIZE(") { sizes[n] = v }
         }
     }
 
