@@ -54,7 +54,8 @@ public struct ELFDumpWriter: Sendable {
     public struct Layout: Sendable, Equatable {
         /// The PT_NOTE, then the PT_LOADs in order.
         public var programHeaders: [ELFProgramHeader]
-        /// Physical address each PT_LOAD's file data is read from (its `p_paddr`).
+        /// File offsets of the note contents and of the first PT_LOAD's data
+        /// (each PT_LOAD's data is read from memory at its `p_paddr`).
         public var noteOffset: UInt64
         public var loadOffset: UInt64
         public var fileSize: UInt64
