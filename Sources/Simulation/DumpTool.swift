@@ -108,44 +108,35 @@ public enum DumpTool {
     }
 
     /// Writes what is asked (`elf`, `output`) and reports; with
-    /// `estimateOnly` nothing is written and the size comes from
-    /// `estimate(sampling:)` (exact when `sampling` is nil).
+    /// `estimateOnly` nothing is written. The report of a written dump
+    /// comes from the write itself; only when no dump is written is the
+    /// size estimated (`estimate(sampling:)`, exact when `sampling` is nil),
+    /// so no page is read or compressed twice. `elfDump` writes
+    /// makedumpfile's `-E` ELF dump instead of the kdump-compressed file.
     public static func run(image: GuestMemoryImage, options: DumpOptions, elf: String?, output: String?, estimateOnly: Bool,
                            sampling: EstimateSampling? = nil, elfDump: Bool = false) throws -> Result {
-        if elfDump { return try runELFDump(image: image, options: options, elf: elf, output: output, estimateOnly: estimateOnly, sampling: sampling) }
-        let writer = try KdumpCompressedWriter(image: image, options: options)
-        guard sampling == nil || (estimateOnly && image.input == nil) else {
-            throw CocomemError(.invalidArgument, "--sample applies to --estimate of a simulated guest (a written file and an input file are sized exactly)")
-        }
-        if let f = image.input {
-            // A file's pages must all be read and compressed to know the
-            // size: estimate only when nothing is written.
-            guard let output, !estimateOnly else {
-                let report = try writer.estimate()
-                try f.checkReads()
-                return Result(report: report, maxMapnr: image.maxMapnr, elfBytes: f.fileSize, written: [])
+        let estimate: () throws -> DumpReport, write: (String) throws -> DumpReport
+        if elfDump {
+            guard sampling == nil else { throw CocomemError(.invalidArgument, "--sample applies to the kdump-compressed estimate; -E sizes are exact") }
+            let writer = try ELFDumpWriter(image: image, options: options)
+            (estimate, write) = ({ writer.estimate() }, { try writer.write(to: $0) })
+        } else {
+            let writer = try KdumpCompressedWriter(image: image, options: options)
+            guard sampling == nil || (estimateOnly && image.input == nil) else {
+                throw CocomemError(.invalidArgument, "--sample applies to --estimate of a simulated guest (a written file and an input file are sized exactly)")
             }
-            return Result(report: try writer.write(to: output), maxMapnr: image.maxMapnr, elfBytes: f.fileSize, written: [output])
+            (estimate, write) = ({ try writer.estimate(sampling: sampling) }, { try writer.write(to: $0) })
         }
-        var result = Result(report: try writer.estimate(sampling: sampling), maxMapnr: image.maxMapnr, elfBytes: ELFVmcore.fileSize(image), written: [])
-        if estimateOnly { return result }
-        if let elf { try ELFVmcore.write(image, to: elf); result.written.append(elf) }
-        if let output { result.report = try writer.write(to: output); result.written.append(output) }
-        return result
-    }
-
-    /// `makedumpfile -E`: the filtered ELF dump file instead of the
-    /// kdump-compressed one; its size is exact from the layout alone.
-    static func runELFDump(image: GuestMemoryImage, options: DumpOptions, elf: String?, output: String?, estimateOnly: Bool,
-                           sampling: EstimateSampling?) throws -> Result {
-        guard sampling == nil else { throw CocomemError(.invalidArgument, "--sample applies to the kdump-compressed estimate; -E sizes are exact") }
-        let writer = try ELFDumpWriter(image: image, options: options)
-        let elfBytes = image.input?.fileSize ?? ELFVmcore.fileSize(image)
-        var result = Result(report: writer.estimate(), maxMapnr: image.maxMapnr, elfBytes: elfBytes, written: [])
-        try image.input?.checkReads()
-        if estimateOnly { return result }
-        if let elf { try ELFVmcore.write(image, to: elf); result.written.append(elf) }
-        if let output { result.report = try writer.write(to: output); result.written.append(output) }
-        return result
+        var written: [String] = []
+        if !estimateOnly, let elf, image.input == nil { try ELFVmcore.write(image, to: elf); written.append(elf) }
+        let report: DumpReport
+        if !estimateOnly, let output {
+            report = try write(output)
+            written.append(output)
+        } else {
+            report = try estimate()
+            try image.input?.checkReads()
+        }
+        return Result(report: report, maxMapnr: image.maxMapnr, elfBytes: image.input?.fileSize ?? ELFVmcore.fileSize(image), written: written)
     }
 }
