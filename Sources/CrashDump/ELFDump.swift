@@ -59,14 +59,12 @@ public struct ELFDumpWriter: Sendable {
         public var noteOffset: UInt64
         public var loadOffset: UInt64
         public var fileSize: UInt64
-        /// Whether the header uses extended numbering (`e_phnum` = PN_XNUM).
-        public var extendedNumbering: Bool
-        /// Pages excluded in the 2nd bitmap that the file still holds (runs under 256).
-        public var pagesKeptInFile: UInt64
         /// `pfn_elf_excluded`: pages really left out of the file.
         public var elfExcludedPages: UInt64
         /// Zero pages taken out of the 2nd bitmap.
         public var zeroPages: UInt64
+        /// Whether the header uses extended numbering (`e_phnum` = PN_XNUM).
+        public var extendedNumbering: Bool { programHeaders.count >= ELFDumpWriter.pnXNum }
     }
 
     // MARK: The 2nd bitmap of ELF mode
@@ -90,9 +88,9 @@ public struct ELFDumpWriter: Sendable {
                 if zero.allSatisfy({ $0 }) {
                     zeros += UInt64(pfns.count) - generated.reduce(0) { $0 + UInt64($1.count) }
                 } else if zero.allSatisfy({ !$0 }) {
-                    kept += Self.subtract(generated, from: pfns)
+                    kept += [pfns].subtracting(generated)
                 } else {
-                    perPage += Self.subtract(generated, from: pfns)
+                    perPage += [pfns].subtracting(generated)
                 }
             }
         }
@@ -114,17 +112,6 @@ public struct ELFDumpWriter: Sendable {
         return (Self.coalesced(kept), zeros)
     }
 
-    /// `r` without the sorted, disjoint `cuts` inside it.
-    static func subtract(_ cuts: [Range<UInt64>], from r: Range<UInt64>) -> [Range<UInt64>] {
-        var out: [Range<UInt64>] = [], a = r.lowerBound
-        for c in cuts {
-            if a < c.lowerBound { out.append(a..<c.lowerBound) }
-            a = max(a, c.upperBound)
-        }
-        if a < r.upperBound { out.append(a..<r.upperBound) }
-        return out
-    }
-
     /// Sorted, with touching ranges merged.
     static func coalesced(_ rs: [Range<UInt64>]) -> [Range<UInt64>] {
         var out: [Range<UInt64>] = []
@@ -140,11 +127,11 @@ public struct ELFDumpWriter: Sendable {
     /// - Complexity: O(input PT_LOADs + dumpable runs) once the bitmap is known.
     public func layout() -> Layout {
         let (kept, zeros) = dumpable()
-        var loads: [ELFProgramHeader] = [], keptInFile: UInt64 = 0, elfExcluded: UInt64 = 0
+        var loads: [ELFProgramHeader] = [], elfExcluded: UInt64 = 0
         var offset: UInt64 = 0   // relative to the start of the load data
         for phdr in inputHeaders where phdr.type == ELFProgramHeader.load && phdr.paddr != .max {
             let s = Self.splitLoad(phdr, kept: kept, offset: &offset)
-            loads += s.segments; keptInFile += s.keptInFile; elfExcluded += s.elfExcluded
+            loads += s.segments; elfExcluded += s.elfExcluded
         }
         let phnum = loads.count + 1
         let xnum = phnum >= Self.pnXNum
@@ -154,7 +141,7 @@ public struct ELFDumpWriter: Sendable {
         var note = noteHeader
         note.offset = noteOffset
         return Layout(programHeaders: [note] + loads, noteOffset: noteOffset, loadOffset: loadOffset, fileSize: loadOffset + offset,
-                      extendedNumbering: xnum, pagesKeptInFile: keptInFile, elfExcludedPages: elfExcluded, zeroPages: zeros)
+                      elfExcludedPages: elfExcluded, zeroPages: zeros)
     }
 
     /// The input's first PT_NOTE.
@@ -165,7 +152,7 @@ public struct ELFDumpWriter: Sendable {
     /// relative to the load data; a cut-off segment with no data gets
     /// `noDataOffset`, which becomes 0 (`offset` is only advanced by data).
     static func splitLoad(_ phdr: ELFProgramHeader, kept: [Range<UInt64>], offset: inout UInt64)
-        -> (segments: [ELFProgramHeader], keptInFile: UInt64, elfExcluded: UInt64) {
+        -> (segments: [ELFProgramHeader], elfExcluded: UInt64) {
         let page = Self.pageSize
         var pfnStart = phdr.paddr / page, pfnEnd = (phdr.paddr + phdr.memsz) / page
         let fracHead = page - phdr.paddr % page, fracTail = (phdr.paddr + phdr.memsz) % page
@@ -177,7 +164,7 @@ public struct ELFDumpWriter: Sendable {
             UInt64(pfns.count) * page - (fracTail != 0 && pfns.contains(pfnEnd - 1) ? page - fracTail : 0)
         }
         var out: [ELFProgramHeader] = [], load = phdr
-        var excluded: UInt64 = 0, keptInFile: UInt64 = 0, elfExcluded: UInt64 = 0
+        var excluded: UInt64 = 0, elfExcluded: UInt64 = 0
         Self.forEachRun(in: pfnStart..<max(pfnStart, pfnEnd), kept: kept) { pfns, dumpable in
             guard dumpable else { excluded += UInt64(pfns.count); memsz += bytes(pfns); return }
             let first = pfns.lowerBound..<(pfns.lowerBound + 1)
@@ -185,7 +172,6 @@ public struct ELFDumpWriter: Sendable {
                 memsz += bytes(first); filesz += bytes(first)
             } else if excluded < Self.pfnExcluded {
                 memsz += bytes(first); filesz += page * excluded + bytes(first)
-                keptInFile += excluded
             } else {
                 elfExcluded += excluded
                 load.memsz = memsz; load.filesz = filesz
@@ -203,7 +189,7 @@ public struct ELFDumpWriter: Sendable {
         load.memsz = memsz; load.filesz = filesz; load.offset = offset
         out.append(load)
         offset += filesz
-        return (out, keptInFile, elfExcluded)
+        return (out, elfExcluded)
     }
 
     /// Calls `body` with the alternating runs of dumpable and excluded PFNs of `r`.

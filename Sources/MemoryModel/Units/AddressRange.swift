@@ -25,15 +25,24 @@ extension Array where Element == AddressRange {
     /// what the capture kernel leaves out.
     /// - Complexity: O((count + cuts) log cuts) for sorted input, O(count × cuts) at worst.
     public func subtracting(_ cuts: [AddressRange]) -> [AddressRange] {
-        let sortedCuts = cuts.filter { !$0.isEmpty }.sorted { $0.start < $1.start }
-        var out: [AddressRange] = []
+        map { $0.start..<$0.end }.subtracting(cuts.map { $0.start..<$0.end }).map { AddressRange(start: $0.lowerBound, end: $0.upperBound) }
+    }
+}
+
+extension Array where Element == Range<UInt64> {
+    /// The parts of these ranges outside every range in `cuts`, in order
+    /// (for address and PFN ranges alike).
+    /// - Complexity: O((count + cuts) log cuts) for sorted input, O(count × cuts) at worst.
+    public func subtracting(_ cuts: [Range<UInt64>]) -> [Range<UInt64>] {
+        let sortedCuts = cuts.filter { !$0.isEmpty }.sorted { $0.lowerBound < $1.lowerBound }
+        var out: [Range<UInt64>] = []
         for r in self where !r.isEmpty {
-            var s = r.start
-            for c in sortedCuts where c.overlaps(AddressRange(start: s, end: r.end)) {
-                if c.start > s { out.append(AddressRange(start: s, end: c.start)) }
-                s = Swift.max(s, c.end)
+            var s = r.lowerBound
+            for c in sortedCuts where c.lowerBound < r.upperBound && s < c.upperBound {
+                if c.lowerBound > s { out.append(s..<c.lowerBound) }
+                s = Swift.max(s, c.upperBound)
             }
-            if s < r.end { out.append(AddressRange(start: s, end: r.end)) }
+            if s < r.upperBound { out.append(s..<r.upperBound) }
         }
         return out
     }
