@@ -49,6 +49,8 @@ import Testing
     func hugePagesMatchMakedumpfile(workload: Workload, thp: Bool, level: Int) throws {
         guard requireTool(Self.makedumpfile) else { return }
         let img = try smallGuestImage(memory: 512 << 20, kernel: .v6_16, workload: workload, thp: thp)
+        // The guest really has 2 MiB folios for the tools to walk.
+        #expect(img.kernel!.roles.measure(in: 0..<img.maxMapnr) { $0 == .transparentHuge || $0 == .hugetlb } >= 8 * 512)
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try ELFVmcore.write(img, to: dir + "/vmcore")
