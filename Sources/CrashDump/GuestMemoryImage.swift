@@ -10,7 +10,7 @@ public struct GuestMemoryImage: Sendable {
     /// Physical ranges of the PT_LOADs, ascending, page-aligned, disjoint.
     public var loads: [AddressRange]
     /// Page class per PFN; PFNs outside `loads` are never read.
-    public var classes: IntervalMap<PageClass>
+    public var classes: IntervalMap<UInt64, PageClass>
     public var content: PageContent
     /// Number of CPUs with a `CORE`/NT_PRSTATUS note.
     public var cpus: Int
@@ -23,7 +23,7 @@ public struct GuestMemoryImage: Sendable {
     /// from the model, and it carries its own notes.
     public var input: ELFInput?
 
-    public init(loads: [AddressRange], classes: IntervalMap<PageClass>, content: PageContent, cpus: Int, vmcoreinfo: String?,
+    public init(loads: [AddressRange], classes: IntervalMap<UInt64, PageClass>, content: PageContent, cpus: Int, vmcoreinfo: String?,
                 kernel: KernelStructures? = nil) {
         self.loads = loads
         self.classes = classes

@@ -16,7 +16,7 @@ public struct UnacceptedTable: Equatable, Sendable {
     public var physBase: UInt64
     /// Bitmap size in bytes, as the kernel struct stores it.
     public var size: UInt64
-    public var bitmap: PageBitmap
+    public var bitmap: PageBitmap<UInt64>
     /// Physical address of the table itself (in EFI ACPI reclaim memory).
     public var address: UInt64
 
@@ -25,7 +25,7 @@ public struct UnacceptedTable: Equatable, Sendable {
         self.physBase = physBase
         self.size = size
         self.address = address
-        bitmap = PageBitmap(count: size * 8)
+        bitmap = PageBitmap<UInt64>(count: size * 8)
     }
 
     /// Bytes the table occupies (header and bitmap).

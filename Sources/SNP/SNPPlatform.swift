@@ -42,7 +42,7 @@ public final class SNPPlatform {
     /// QEMU pre-faults on page state change (KVM_PRE_FAULT_MEMORY), so no NPF
     /// follows a PSC ("i386/kvm: Prefault memory on page state change", 2025).
     public let prefaultOnPSC: Bool
-    public private(set) var rmp = IntervalMap<RMPState>(initial: .unbacked)
+    public private(set) var rmp = IntervalMap<UInt64, RMPState>(initial: .unbacked)
 
     public init(policy: SNPBackingPolicy, prefaultOnPSC: Bool = false) {
         self.policy = policy

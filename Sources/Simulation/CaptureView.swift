@@ -22,7 +22,7 @@ public enum CaptureView {
     public static func image(from r: BootResult, structures: Bool = true, seed: UInt64,
                              transparentHugepages: Bool = false) throws -> GuestMemoryImage {
         guard let k = r.kernel else { throw CocomemError(.invalidScenario, "the guest did not reach the kernel; there is no vmcore to take") }
-        var classes = IntervalMap<PageClass>(initial: .freeZero)
+        var classes = IntervalMap<UInt64, PageClass>(initial: .freeZero)
         var crashKernel: AddressRange? = nil
         for (range, what) in k.reservations {
             let pfns = (range.start >> 12)..<divRoundUp(range.end, 4096)

@@ -27,7 +27,7 @@ import Testing
     @Test(arguments: [1, 2, 3, 42] as [UInt64]) func matchesReferenceModel(seed: UInt64) {
         var rng = SplitMix64(seed: seed)
         let n: UInt64 = 517
-        var bm = PageBitmap(count: n)
+        var bm = PageBitmap<UInt64>(count: n)
         var ref = [Bool](repeating: false, count: Int(n))
         for _ in 0..<400 {
             let a = rng.next() % n, b = min(n, a + rng.next() % 140)
@@ -55,7 +55,7 @@ import Testing
 @Suite struct IntervalMapTests {
     @Test(arguments: [7, 8, 9] as [UInt64]) func matchesReferenceModel(seed: UInt64) {
         var rng = SplitMix64(seed: seed)
-        var m = IntervalMap<UInt8>(initial: 0)
+        var m = IntervalMap<UInt64, UInt8>(initial: 0)
         var ref = [UInt8](repeating: 0, count: 300)
         for _ in 0..<500 {
             let a = rng.next() % 300, b = min(300, a + 1 + rng.next() % 80)

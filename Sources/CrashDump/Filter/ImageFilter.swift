@@ -124,7 +124,7 @@ extension GuestMemoryImage {
     func walkMemMap(_ f: MakedumpfileFilter, sections: [UInt64], structPage: (UInt64) throws -> StructPage) rethrows -> FilterResult {
         var out = FilterResult()
         let maxMapnr = self.maxMapnr
-        var bitmap = PageBitmap(count: maxMapnr)
+        var bitmap = PageBitmap<UInt64>(count: maxMapnr)
         for l in loadPFNs { bitmap.set(l) }
         let loads = loadPFNs
         var loadIndex = 0

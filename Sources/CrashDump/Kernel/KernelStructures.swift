@@ -56,7 +56,7 @@ enum StructurePage: Equatable, Sendable {
 public struct KernelStructures: Sendable {
     public let input: KernelStructuresInput
     /// Page role per PFN, per range.
-    public let roles: IntervalMap<PageRole>
+    public let roles: IntervalMap<UInt64, PageRole>
     /// Present sections, ascending; the vmemmap of the i-th is the i-th
     /// 2 MiB of the memmap buffer (`sparse_buffer_alloc()` in order).
     public let presentSections: [UInt64]
@@ -72,7 +72,7 @@ public struct KernelStructures: Sendable {
     /// Kernel-data addresses used as list heads and owners in struct pages.
     let kernelDataVirtual: UInt64
 
-    public init(_ i: KernelStructuresInput, classes: IntervalMap<PageClass>) throws {
+    public init(_ i: KernelStructuresInput, classes: IntervalMap<UInt64, PageClass>) throws {
         input = i
         guard i.kernelImage.start >= X86Layout.physicalStart else {
             throw CocomemError(.unsupported, "the kernel image starts below 16 MiB; phys_base would be negative")
@@ -123,8 +123,8 @@ public struct KernelStructures: Sendable {
 
     /// Page roles: classes decide (the crash kernel is its own class, so
     /// reserved), non-RAM stays reserved, and the unaccepted list overrides.
-    static func roles(_ i: KernelStructuresInput, classes: IntervalMap<PageClass>, presentSections: [UInt64]) -> IntervalMap<PageRole> {
-        var roles = IntervalMap<PageRole>(initial: .reserved)
+    static func roles(_ i: KernelStructuresInput, classes: IntervalMap<UInt64, PageClass>, presentSections: [UInt64]) -> IntervalMap<UInt64, PageRole> {
+        var roles = IntervalMap<UInt64, PageRole>(initial: .reserved)
         for r in i.ram {
             classes.forEachRun(in: (r.start >> 12)..<(r.end >> 12)) { pfns, c in
                 let role: PageRole

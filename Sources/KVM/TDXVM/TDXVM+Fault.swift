@@ -160,7 +160,7 @@ extension TDXVM {
     }
 
     /// `hugepage_set_guest_inhibit()`: one way, never cleared.
-    func setGuestInhibit(_ map: ReferenceWritableKeyPath<TDXVM, IntervalMap<LpageInfo>>, _ i: UInt64) {
+    func setGuestInhibit(_ map: ReferenceWritableKeyPath<TDXVM, IntervalMap<UInt64, LpageInfo>>, _ i: UInt64) {
         var v = self[keyPath: map].value(at: i)
         guard !v.guestInhibit else { return }
         v.guestInhibit = true

@@ -82,7 +82,7 @@ extension ChunkState {
 extension TDXVM {
     /// The uniform value of `map` over `r`, or nil.
     @inline(__always)
-    func uniform<V>(_ map: IntervalMap<V>, _ r: Range<UInt64>) -> V? {
+    func uniform<V>(_ map: IntervalMap<UInt64, V>, _ r: Range<UInt64>) -> V? {
         let run = map.run(containing: r.lowerBound)
         return run.range.upperBound >= r.upperBound ? run.value : nil
     }

@@ -71,27 +71,27 @@ public final class TDXVM {
     /// out from a 1G-aligned base, slots one after another (fixed at init).
     private var slotHFNBase: [UInt64] = []
     /// Private (`KVM_MEMORY_ATTRIBUTE_PRIVATE`) by guest frame.
-    public internal(set) var privateAttr = IntervalMap<Bool>(initial: true)
+    public internal(set) var privateAttr = IntervalMap<UInt64, Bool>(initial: true)
     /// Mirror 2M-level entries by `gfn >> 9`.
-    public internal(set) var mirror2M = IntervalMap<MirrorEntry>(initial: .none)
+    public internal(set) var mirror2M = IntervalMap<UInt64, MirrorEntry>(initial: .none)
     /// Mirror 4K leaves by guest frame (under a `.table` 2M entry).
-    public internal(set) var mirror4K = IntervalMap<Bool>(initial: false)
+    public internal(set) var mirror4K = IntervalMap<UInt64, Bool>(initial: false)
     /// Mirror non-leaves at 1G (`gfn >> 18`) and 512G (`gfn >> 27`).
-    public internal(set) var mirrorPD = IntervalMap<Bool>(initial: false)
-    public internal(set) var mirrorPDPT = IntervalMap<Bool>(initial: false)
+    public internal(set) var mirrorPD = IntervalMap<UInt64, Bool>(initial: false)
+    public internal(set) var mirrorPDPT = IntervalMap<UInt64, Bool>(initial: false)
     /// Shared EPT 4K leaves by guest frame (shared memory is mapped at 4K
     /// with in-place conversion).
-    public internal(set) var sharedMapped = IntervalMap<Bool>(initial: false)
+    public internal(set) var sharedMapped = IntervalMap<UInt64, Bool>(initial: false)
     /// lpage_info at 2M (`gfn >> 9`) and 1G (`gfn >> 18`).
-    public internal(set) var lpage2M = IntervalMap<LpageInfo>(initial: LpageInfo())
-    public internal(set) var lpage1G = IntervalMap<LpageInfo>(initial: LpageInfo())
+    public internal(set) var lpage2M = IntervalMap<UInt64, LpageInfo>(initial: LpageInfo())
+    public internal(set) var lpage1G = IntervalMap<UInt64, LpageInfo>(initial: LpageInfo())
     /// guest_memfd folio order by guest frame (log2 pages), and whether the
     /// folio is allocated.
-    public internal(set) var folioOrder = IntervalMap<UInt8>(initial: 0)
-    public internal(set) var folioAllocated = IntervalMap<Bool>(initial: false)
+    public internal(set) var folioOrder = IntervalMap<UInt64, UInt8>(initial: 0)
+    public internal(set) var folioAllocated = IntervalMap<UInt64, Bool>(initial: false)
     /// `tdx_pamt_get/put` refcount per 2M host range (`hfn >> 9`) for guest
     /// memory; the S-EPT page pool's refcounts are derived (see `septPool`).
-    public internal(set) var pamtRefcount = IntervalMap<UInt32>(initial: 0)
+    public internal(set) var pamtRefcount = IntervalMap<UInt64, UInt32>(initial: 0)
     /// Host pages for S-EPT tables come from a bump pool (never freed while
     /// the TD runs); the refcount of a pool 2M range is the number of pool
     /// pages in it, so `tdx_pamt_get` PAMT.ADDs when a page opens a range.
@@ -177,7 +177,7 @@ public final class TDXVM {
         if lo < hi { folioOrder.assign(lo..<hi, s.backing.order) }
     }
 
-    func bumpDisallow(_ map: ReferenceWritableKeyPath<TDXVM, IntervalMap<LpageInfo>>, _ r: Range<UInt64>) {
+    func bumpDisallow(_ map: ReferenceWritableKeyPath<TDXVM, IntervalMap<UInt64, LpageInfo>>, _ r: Range<UInt64>) {
         for (rr, v) in self[keyPath: map].runs(in: r) {
             var n = v; n.disallow += 1
             self[keyPath: map].assign(rr, n)

@@ -1,22 +1,23 @@
-/// A total map from `UInt64` keys (addresses or frame numbers) to values,
-/// stored as maximal runs of equal values. Used for every per-range state
+/// A total map from the positions of one index space (guest frames, host
+/// frames, 2M regions, addresses) to values, stored as maximal runs of
+/// equal values. Used for every per-range state
 /// in cocomem (host mapping state, RMP state, page classes, EFI types) so
 /// that a 4 TiB guest costs as many entries as it has distinct ranges, not
 /// pages.
 ///
 /// Invariants: `starts[0] == 0`, `starts` strictly increasing, and no two
 /// adjacent runs hold equal values.
-public struct IntervalMap<Value: Equatable & Sendable>: Sendable, Equatable {
-    @usableFromInline var _starts: [UInt64]
+public struct IntervalMap<Key: IndexSpace, Value: Equatable & Sendable>: Sendable, Equatable {
+    @usableFromInline var _starts: [Key]
     @usableFromInline var _values: [Value]
     /// Start key of each run, strictly increasing from 0.
-    @inlinable public var starts: [UInt64] { _starts }
+    @inlinable public var starts: [Key] { _starts }
     /// Value of each run.
     @inlinable public var values: [Value] { _values }
 
     /// A map where every key holds `initial`.
     @inlinable public init(initial: Value) {
-        _starts = [0]
+        _starts = [Key.lowest]
         _values = [initial]
     }
 
@@ -25,7 +26,7 @@ public struct IntervalMap<Value: Equatable & Sendable>: Sendable, Equatable {
 
     /// Index of the run containing `key`.
     /// - Complexity: O(log n).
-    @inlinable @inline(__always) func runIndex(_ key: UInt64) -> Int {
+    @inlinable @inline(__always) func runIndex(_ key: Key) -> Int {
         var lo = 0, hi = _starts.count  // find last start <= key
         while hi - lo > 1 {
             let mid = (lo + hi) / 2
@@ -35,7 +36,7 @@ public struct IntervalMap<Value: Equatable & Sendable>: Sendable, Equatable {
     }
 
     /// First index whose start is >= key.
-    @inlinable func lowerBound(_ key: UInt64) -> Int {
+    @inlinable func lowerBound(_ key: Key) -> Int {
         var lo = 0, hi = _starts.count
         while lo < hi {
             let mid = (lo + hi) / 2
@@ -45,25 +46,25 @@ public struct IntervalMap<Value: Equatable & Sendable>: Sendable, Equatable {
     }
 
     /// - Complexity: O(log n).
-    @inlinable public func value(at key: UInt64) -> Value { _values[runIndex(key)] }
+    @inlinable public func value(at key: Key) -> Value { _values[runIndex(key)] }
 
     /// The run containing `key`: its extent and value.
-    @inlinable public func run(containing key: UInt64) -> (range: Range<UInt64>, value: Value) {
+    @inlinable public func run(containing key: Key) -> (range: Range<Key>, value: Value) {
         let i = runIndex(key)
-        let end = i + 1 < _starts.count ? _starts[i + 1] : UInt64.max
+        let end = i + 1 < _starts.count ? _starts[i + 1] : Key.highest
         return (_starts[i]..<end, _values[i])
     }
 
     /// Sets every key in `r` to `v`.
     /// - Complexity: O(log n + k) where k is the number of runs replaced,
     ///   plus an array shift.
-    @inlinable public mutating func assign(_ r: Range<UInt64>, _ v: Value) {
+    @inlinable public mutating func assign(_ r: Range<Key>, _ v: Value) {
         guard !r.isEmpty else { return }
         let lo = r.lowerBound, hi = r.upperBound
-        let tail: Value? = hi == UInt64.max ? nil : value(at: hi)
+        let tail: Value? = hi == Key.highest ? nil : value(at: hi)
         let a = lowerBound(lo)
         let b = lowerBound(hi)
-        var newStarts: [UInt64] = [lo]
+        var newStarts: [Key] = [lo]
         var newValues: [Value] = [v]
         if let tail, b == _starts.count || _starts[b] != hi {
             newStarts.append(hi)
@@ -83,13 +84,13 @@ public struct IntervalMap<Value: Equatable & Sendable>: Sendable, Equatable {
 
     /// Runs intersecting `r`, clipped to it, in ascending order.
     /// - Complexity: O(log n + k).
-    @inlinable public func runs(in r: Range<UInt64>) -> [(range: Range<UInt64>, value: Value)] {
+    @inlinable public func runs(in r: Range<Key>) -> [(range: Range<Key>, value: Value)] {
         guard !r.isEmpty else { return [] }
-        var out: [(Range<UInt64>, Value)] = []
+        var out: [(Range<Key>, Value)] = []
         var i = runIndex(r.lowerBound)
         while i < _starts.count, _starts[i] < r.upperBound {
             let s = max(_starts[i], r.lowerBound)
-            let e = min(i + 1 < _starts.count ? _starts[i + 1] : UInt64.max, r.upperBound)
+            let e = min(i + 1 < _starts.count ? _starts[i + 1] : Key.highest, r.upperBound)
             out.append((s..<e, _values[i]))
             i += 1
         }
@@ -99,12 +100,12 @@ public struct IntervalMap<Value: Equatable & Sendable>: Sendable, Equatable {
     /// Calls `body` with each run intersecting `r`, clipped to it, in
     /// ascending order, without allocating.
     /// - Complexity: O(log n + k).
-    @inlinable public func forEachRun(in r: Range<UInt64>, _ body: (Range<UInt64>, Value) -> Void) {
+    @inlinable public func forEachRun(in r: Range<Key>, _ body: (Range<Key>, Value) -> Void) {
         guard !r.isEmpty else { return }
         var i = runIndex(r.lowerBound)
         while i < _starts.count, _starts[i] < r.upperBound {
             let s = max(_starts[i], r.lowerBound)
-            let e = min(i + 1 < _starts.count ? _starts[i + 1] : UInt64.max, r.upperBound)
+            let e = min(i + 1 < _starts.count ? _starts[i + 1] : Key.highest, r.upperBound)
             body(s..<e, _values[i])
             i += 1
         }
@@ -112,7 +113,7 @@ public struct IntervalMap<Value: Equatable & Sendable>: Sendable, Equatable {
 
     /// True if every key in `r` satisfies `p`.
     /// - Complexity: O(log n + k).
-    @inlinable public func allSatisfy(in r: Range<UInt64>, _ p: (Value) -> Bool) -> Bool {
+    @inlinable public func allSatisfy(in r: Range<Key>, _ p: (Value) -> Bool) -> Bool {
         guard !r.isEmpty else { return true }
         var i = runIndex(r.lowerBound)
         while i < _starts.count, _starts[i] < r.upperBound {
@@ -124,16 +125,16 @@ public struct IntervalMap<Value: Equatable & Sendable>: Sendable, Equatable {
 
     /// Total number of keys in `r` whose value satisfies `p`.
     /// - Complexity: O(log n + k).
-    @inlinable public func measure(in r: Range<UInt64>, where p: (Value) -> Bool) -> UInt64 {
+    @inlinable public func measure(in r: Range<Key>, where p: (Value) -> Bool) -> UInt64 {
         var total: UInt64 = 0
-        forEachRun(in: r) { range, v in if p(v) { total += UInt64(range.count) } }
+        forEachRun(in: r) { range, v in if p(v) { total += range.length } }
         return total
     }
 
     /// Debug-only structural check.
     public func _checkInvariants() {
         #if DEBUG
-        precondition(_starts.first == 0 && _starts.count == _values.count)
+        precondition(_starts.first == Key.lowest && _starts.count == _values.count)
         for i in 1..<max(1, _starts.count) {
             precondition(_starts[i - 1] < _starts[i], "IntervalMap _starts not increasing")
             precondition(_values[i - 1] != _values[i], "IntervalMap adjacent runs not merged")

@@ -5,7 +5,10 @@
 /// Bit `i` lives in word `i / 64`, bit `i % 64`, least significant first,
 /// exactly the kernel's `unsigned long` bitmap layout on x86-64, so the
 /// words can be written out as the table's bytes.
-public struct PageBitmap: Equatable, Sendable {
+///
+/// `Key` is the index space of the bits (an unaccepted-memory unit, a
+/// dump's PFN); the words themselves are raw.
+public struct PageBitmap<Key: IndexSpace>: Equatable, Sendable {
     public private(set) var words: [UInt64]
     /// Number of valid bits.
     public let count: UInt64
@@ -19,18 +22,19 @@ public struct PageBitmap: Equatable, Sendable {
     }
 
     /// - Complexity: O(1).
-    @inlinable public func test(_ i: UInt64) -> Bool {
+    @inlinable public func test(_ key: Key) -> Bool {
+        let i = key.value
         precondition(i < count, "bit index out of range")
         return words[Int(i >> 6)] & (1 << (i & 63)) != 0
     }
 
     /// Sets bits `[r.lowerBound, r.upperBound)`.
     /// - Complexity: O(r.count / 64).
-    public mutating func set(_ r: Range<UInt64>) { apply(r, set: true) }
+    public mutating func set(_ r: Range<Key>) { apply(r.raw, set: true) }
 
     /// Clears bits `[r.lowerBound, r.upperBound)`.
     /// - Complexity: O(r.count / 64).
-    public mutating func clear(_ r: Range<UInt64>) { apply(r, set: false) }
+    public mutating func clear(_ r: Range<Key>) { apply(r.raw, set: false) }
 
     private mutating func apply(_ r: Range<UInt64>, set: Bool) {
         let lo = r.lowerBound, hi = min(r.upperBound, count)
@@ -54,13 +58,13 @@ public struct PageBitmap: Equatable, Sendable {
 
     /// The first set bit at or after `from` and below `limit`.
     /// - Complexity: O((limit - from) / 64).
-    public func firstSet(from: UInt64, below limit: UInt64) -> UInt64? {
-        find(from: from, below: limit, set: true)
+    public func firstSet(from: Key, below limit: Key) -> Key? {
+        find(from: from.value, below: limit.value, set: true).map(Key.init)
     }
 
     /// The first clear bit at or after `from` and below `limit`.
-    public func firstClear(from: UInt64, below limit: UInt64) -> UInt64? {
-        find(from: from, below: limit, set: false)
+    public func firstClear(from: Key, below limit: Key) -> Key? {
+        find(from: from.value, below: limit.value, set: false).map(Key.init)
     }
 
     private func find(from: UInt64, below limit: UInt64, set: Bool) -> UInt64? {
@@ -80,16 +84,16 @@ public struct PageBitmap: Equatable, Sendable {
     }
 
     /// True if any bit in `r` is set.
-    public func anySet(in r: Range<UInt64>) -> Bool { firstSet(from: r.lowerBound, below: r.upperBound) != nil }
+    public func anySet(in r: Range<Key>) -> Bool { firstSet(from: r.lowerBound, below: r.upperBound) != nil }
 
     /// Number of set bits in `r`.
     /// - Complexity: O(r.count / 64).
-    public func countSet(in r: Range<UInt64>) -> UInt64 {
+    public func countSet(in r: Range<Key>) -> UInt64 {
         var n: UInt64 = 0
         var start = r.lowerBound
         while let a = firstSet(from: start, below: r.upperBound) {
-            let b = firstClear(from: a, below: r.upperBound) ?? min(r.upperBound, count)
-            n += b - a
+            let b = firstClear(from: a, below: r.upperBound) ?? Key(Swift.min(r.upperBound.value, count))
+            n += b.value - a.value
             start = b
         }
         return n
@@ -98,10 +102,10 @@ public struct PageBitmap: Equatable, Sendable {
     /// Maximal runs of set bits inside `r`, in ascending order
     /// (`for_each_set_bitrange_from()`).
     /// - Complexity: O(r.count / 64 + number of runs).
-    public func setRuns(in r: Range<UInt64>) -> [Range<UInt64>] {
-        var runs: [Range<UInt64>] = []
+    public func setRuns(in r: Range<Key>) -> [Range<Key>] {
+        var runs: [Range<Key>] = []
         var start = r.lowerBound
-        let hi = min(r.upperBound, count)
+        let hi = Key(Swift.min(r.upperBound.value, count))
         while let a = firstSet(from: start, below: hi) {
             let b = firstClear(from: a, below: hi) ?? hi
             runs.append(a..<b)

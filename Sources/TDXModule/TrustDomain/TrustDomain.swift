@@ -13,13 +13,13 @@ public final class TrustDomain {
     public var features: TDXModuleFeatures
     public var lifecycle: TDLifecycle = .building
     /// Entries at the 2M level, by `gfn >> 9`.
-    public internal(set) var pde = IntervalMap<SEPTEntry>(initial: .free)
+    public internal(set) var pde = IntervalMap<UInt64, SEPTEntry>(initial: .free)
     /// Entries at the 4K level, by guest frame; FREE where no table exists.
-    public internal(set) var pte = IntervalMap<SEPTEntry>(initial: .free)
+    public internal(set) var pte = IntervalMap<UInt64, SEPTEntry>(initial: .free)
     /// Whether the 1G-level entry (by `gfn >> 18`) is NL_MAPPED.
-    public internal(set) var pdpte = IntervalMap<Bool>(initial: false)
+    public internal(set) var pdpte = IntervalMap<UInt64, Bool>(initial: false)
     /// Whether the 512G-level entry (by `gfn >> 27`) is NL_MAPPED.
-    public internal(set) var pml4e = IntervalMap<Bool>(initial: false)
+    public internal(set) var pml4e = IntervalMap<UInt64, Bool>(initial: false)
     /// TD_EPOCH, incremented by TDH.MEM.TRACK.
     public internal(set) var tdEpoch: UInt64 = 1
     /// Per vCPU: the epoch it entered the TD in, or nil when outside.
@@ -29,10 +29,10 @@ public final class TrustDomain {
     /// A host-side interrupt is pending on the CPU issuing the next DEMOTE.
     public var interruptPending = false
     /// DPAMT: whether PAMT_4K entries are installed, by `hfn >> 9`.
-    public internal(set) var pamt4K = IntervalMap<Bool>(initial: false)
+    public internal(set) var pamt4K = IntervalMap<UInt64, Bool>(initial: false)
     /// 4K pages of this TD (guest pages mapped at 4K and S-EPT pages) per
     /// 2M host range, by `hfn >> 9`: what PAMT.REMOVE checks.
-    public internal(set) var hpa4KInUse = IntervalMap<UInt32>(initial: 0)
+    public internal(set) var hpa4KInUse = IntervalMap<UInt64, UInt32>(initial: 0)
     /// PAMT pages the module holds for DPAMT (2 per installed 2M range).
     public var pamtPages: UInt64 { Self.dpamtEntryPages * pamt4K.measure(in: 0..<UInt64.max) { $0 } }
     /// Every call by leaf and status.
