@@ -21,5 +21,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 swift build --build-tests
+bash scripts/goldens.sh
 swift test --skip-build 2>&1 | tee /tmp/cocomem-test.log
 bash scripts/cli-checks.sh
