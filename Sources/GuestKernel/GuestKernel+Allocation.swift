@@ -42,7 +42,7 @@ extension GuestKernel {
         }
         let target = v.targetsPromoWatermark ? z.watermarkPromo : z.watermarkHigh
         if target == 0 {
-            return v.acceptsOneBlockWhileWatermarksZero ? 1 : (free == 0 ? 0 : 0)
+            return v.acceptsOneBlockWhileWatermarksZero ? 1 : 0
         }
         guard free < target else { return 0 }
         return (target - free + 1023) / 1024

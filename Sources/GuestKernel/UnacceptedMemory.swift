@@ -181,10 +181,3 @@ public final class UnacceptedMemory {
         return k
     }
 }
-
-extension UnacceptedMemory {
-    /// Writes a bit of the bitmap directly, as a stray write to the table's
-    /// memory would (used to model the table page being reused).
-    public func markUnaccepted(_ unit: UInt64) { table.bitmap.set(unit..<(unit + 1)) }
-    public func markAccepted(_ unit: UInt64) { table.bitmap.clear(unit..<(unit + 1)) }
-}
