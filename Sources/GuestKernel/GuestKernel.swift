@@ -53,6 +53,31 @@ public struct MemblockPlan: Sendable {
     }
 }
 
+/// What a memblock reservation holds: the caller of `memblock_reserve()`
+/// or `memblock_alloc*()` that made it. The raw value is the label the
+/// text output prints.
+public enum MemblockReservation: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// The decompressed kernel, `_text` to `_end` (`early_reserve_memory()`).
+    case kernelImage = "kernel image"
+    /// Direct-map page tables (`alloc_low_pages()`).
+    case pageTables = "page tables"
+    /// The struct page array (`sparse_buffer_init()`).
+    case memmap
+    /// The per-CPU first chunk (`pcpu_embed_first_chunk()`).
+    case percpu = "per-cpu areas"
+    /// The SWIOTLB bounce buffer (`swiotlb_init_remap()`).
+    case swiotlb
+    /// Every other early allocation (log buffer, ACPI copies, ...).
+    case other
+    /// `crashkernel=` (`reserve_crashkernel()`).
+    case crashKernel = "crash kernel"
+    /// The EFI unaccepted table (`reserve_unaccepted()`).
+    case unacceptedTable = "unaccepted table"
+    /// The initrd a boot loader or kexec left (`reserve_initrd()`).
+    case initrd
+    public var description: String { rawValue }
+}
+
 /// A Linux guest kernel's memory: memblock, zones, the unaccepted table and
 /// the page allocator's acceptance policy.
 public final class GuestKernel {
@@ -65,7 +90,7 @@ public final class GuestKernel {
     /// RAM the kernel manages (E820 RAM ranges).
     public let ram: [AddressRange]
     /// memblock reservations and what each is for, in the order they were made.
-    public private(set) var reservations: [(range: AddressRange, what: String)] = []
+    public private(set) var reservations: [(range: AddressRange, kind: MemblockReservation)] = []
     /// The reserved ranges alone.
     public var reserved: [AddressRange] { reservations.map(\.range) }
     public internal(set) var events: [String] = []
@@ -108,13 +133,18 @@ public final class GuestKernel {
 
     /// `memblock_reserve()` of a range early boot must keep (the initrd a
     /// boot loader or kexec left, `reserve_initrd()`).
-    public func reserve(_ r: AddressRange, what: String) { reservations.append((r, what)) }
+    public func reserve(_ r: AddressRange, _ kind: MemblockReservation) { reservations.append((r, kind)) }
+
+    /// The first reservation of `kind`, if any.
+    public func reservation(_ kind: MemblockReservation) -> AddressRange? {
+        reservations.first(where: { $0.kind == kind })?.range
+    }
 
     /// `free_reserved_area()` of a reservation no longer needed (the initrd
     /// once unpacked, `free_initrd_mem()`): its pages, written by whoever
     /// loaded them and so accepted, go to the buddy allocator page by page.
-    public func freeReservation(_ what: String) {
-        guard let i = reservations.firstIndex(where: { $0.what == what }) else { return }
+    public func freeReservation(_ kind: MemblockReservation) {
+        guard let i = reservations.firstIndex(where: { $0.kind == kind }) else { return }
         let r = reservations.remove(at: i).range
         for z in ZoneKind.allCases {
             let part = r.clamped(to: AddressRange(start: z.range.lowerBound, end: z.range.upperBound))
@@ -138,7 +168,7 @@ public final class GuestKernel {
         let needed = AddressRange(start: start, end: alignUp(t.address + t.totalBytes, 4096))
         let reservedRange = config.version.reserveUnacceptedEndAligned
             ? needed : AddressRange(start: start, size: alignUp(t.totalBytes, 4096))
-        reservations.append((reservedRange, "unaccepted table"))
+        reservations.append((reservedRange, .unacceptedTable))
         if reservedRange.end < needed.end {
             let tail = AddressRange(start: reservedRange.end, end: needed.end)
             events.append("reserve_unaccepted(): table \(AddressRange(start: t.address, size: t.totalBytes)) reserved only \(reservedRange); \(tail) is neither reserved nor in the direct map")
@@ -151,7 +181,7 @@ public final class GuestKernel {
 
     /// Allocates `bytes` top-down from RAM below `limit` the way
     /// `memblock_alloc_range_nid()` does, and accepts it.
-    func memblockAlloc(_ bytes: UInt64, below limit: UInt64, align: UInt64 = 4096, what: String, vcpu: Int, clock: inout PhaseClock) -> (AddressRange?, AcceptOutcome) {
+    func memblockAlloc(_ bytes: UInt64, below limit: UInt64, align: UInt64 = 4096, what: MemblockReservation, vcpu: Int, clock: inout PhaseClock) -> (AddressRange?, AcceptOutcome) {
         let size = alignUp(bytes, 4096)
         for r in ram.reversed() {
             var top = min(r.end, limit)
@@ -170,17 +200,17 @@ public final class GuestKernel {
 
     /// The early memblock allocations, each accepted as it is made.
     public func memblockAllocations(kernelImage: AddressRange, clock: inout PhaseClock) -> AcceptOutcome {
-        reservations.append((kernelImage, "kernel image"))
+        reservations.append((kernelImage, .kernelImage))
         let plan = MemblockPlan(ram: ram, vcpus: vcpus)
-        var items: [(UInt64, UInt64, String)] = [
-            (plan.pageTables, .max, "page tables"), (plan.memmap, .max, "memmap"),
-            (plan.percpu, .max, "per-cpu areas"), (plan.swiotlb, 1 << 32, "swiotlb"), (plan.other, .max, "other"),
+        var items: [(UInt64, UInt64, MemblockReservation)] = [
+            (plan.pageTables, .max, .pageTables), (plan.memmap, .max, .memmap),
+            (plan.percpu, .max, .percpu), (plan.swiotlb, 1 << 32, .swiotlb), (plan.other, .max, .other),
         ]
         // reserve_crashkernel(): crashkernel=X is reserved below 4 GiB
         // (CRASH_ADDR_LOW_MAX) through memblock, so it is accepted here.
-        if config.crashKernelBytes > 0 { items.append((config.crashKernelBytes, 1 << 32, "crash kernel")) }
+        if config.crashKernelBytes > 0 { items.append((config.crashKernelBytes, 1 << 32, .crashKernel)) }
         for (size, limit, what) in items {
-            let align: UInt64 = what == "memmap" ? Sparsemem.sectionMapBytes : 4096
+            let align: UInt64 = what == .memmap ? Sparsemem.sectionMapBytes : 4096
             let (_, o) = memblockAlloc(size, below: limit, align: align, what: what, vcpu: 0, clock: &clock)
             if o != .ok { return o }
         }

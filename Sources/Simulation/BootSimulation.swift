@@ -168,7 +168,7 @@ public struct BootSimulation {
         var outcome = kernel.decompress(image: kernelImage, clock: &kclock)
         if outcome == .ok {
             _ = kernel.reserveUnacceptedTable()
-            if let i = initrd { kernel.reserve(i, what: "initrd") }
+            if let i = initrd { kernel.reserve(i, .initrd) }
             outcome = kernel.memblockAllocations(kernelImage: kernelImage, clock: &kclock)
         }
         var dclock = PhaseClock(vcpus: s.vcpus)
@@ -179,7 +179,7 @@ public struct BootSimulation {
         if outcome == .ok { outcome = kernel.earlyAllocations(clock: &eclock) }
         r.times.earlyAllocations = eclock.seconds(costs)
         kernel.initWatermarks()
-        kernel.freeReservation("initrd")
+        kernel.freeReservation(.initrd)
         var uclock = PhaseClock(vcpus: s.vcpus)
         uclock.charge(.userspaceFixed, vcpu: 0, costs: costs)
         var full: Double? = nil

@@ -24,17 +24,17 @@ public enum CaptureView {
         guard let k = r.kernel else { throw CocomemError(.invalidScenario, "the guest did not reach the kernel; there is no vmcore to take") }
         var classes = IntervalMap<UInt64, PageClass>(initial: .freeZero)
         var crashKernel: AddressRange? = nil
-        for (range, what) in k.reservations {
+        for (range, kind) in k.reservations {
             let pfns = (range.start >> 12)..<divRoundUp(range.end, 4096)
-            switch what {
-            case "kernel image":
+            switch kind {
+            case .kernelImage:
                 let half = pfns.lowerBound + UInt64(pfns.count) / 2
                 classes.assign(pfns.lowerBound..<half, .kernelText)
                 classes.assign(half..<pfns.upperBound, .kernelData)
-            case "memmap": classes.assign(pfns, .memmap)
-            case "page tables": classes.assign(pfns, .pageTables)
-            case "crash kernel": crashKernel = range; classes.assign(pfns, .crashKernel)
-            default: classes.assign(pfns, .kernelData)
+            case .memmap: classes.assign(pfns, .memmap)
+            case .pageTables: classes.assign(pfns, .pageTables)
+            case .crashKernel: crashKernel = range; classes.assign(pfns, .crashKernel)
+            case .percpu, .swiotlb, .other, .unacceptedTable, .initrd: classes.assign(pfns, .kernelData)
             }
         }
         if let u = k.unaccepted {
@@ -93,19 +93,19 @@ public enum CaptureView {
     /// What the kernel structures are generated from: the memblock
     /// reservations and each zone's pending unaccepted blocks.
     static func kernelInput(_ r: BootResult, _ k: GuestKernel, seed: UInt64) throws -> KernelStructuresInput {
-        func reservation(_ what: String) throws -> AddressRange {
-            guard let x = k.reservations.first(where: { $0.what == what }) else {
-                throw CocomemError(.invalidScenario, "the guest kernel has no '\(what)' reservation to build its structures from")
+        func reservation(_ kind: MemblockReservation) throws -> AddressRange {
+            guard let x = k.reservation(kind) else {
+                throw CocomemError(.invalidScenario, "the guest kernel has no '\(kind)' reservation to build its structures from")
             }
-            return x.range
+            return x
         }
         var blocks: [Range<UInt64>] = []
         for z in k.zones { for b in z.pendingUnacceptedBlocks { blocks.append((b.address >> 12)..<((b.address >> 12) + b.count * 1024)) } }
         blocks.sort { $0.lowerBound < $1.lowerBound }
         let v = k.config.version
         return KernelStructuresInput(
-            ram: k.ram, kernelImage: try reservation("kernel image"), pageTablesArea: try reservation("page tables"),
-            otherArea: try reservation("other"), memmapArea: try reservation("memmap"),
+            ram: k.ram, kernelImage: try reservation(.kernelImage), pageTablesArea: try reservation(.pageTables),
+            otherArea: try reservation(.other), memmapArea: try reservation(.memmap),
             unacceptedBlocks: blocks, release: "\(v.rawValue).0-cocomem",
             crashTime: bootEpoch + Int64(r.times.totalBoot + r.times.workload),
             hasUnacceptedType: v.hasPageUnacceptedType, exportsUnacceptedNumber: v.exportsUnacceptedMapcount, seed: seed)

@@ -170,7 +170,7 @@ func kexecBoot(_ f: (inout Scenario) -> Void, plan: KexecPlan) throws -> KexecRe
         var plan = KexecPlan()
         plan.request.type = .crash
         let out = try kexecBoot({ $0.memory = 4 << 30; $0.kernel.crashKernelBytes = 256 << 20 }, plan: plan)
-        let crash = try #require(out.first.kernel?.reservations.first { $0.what == "crash kernel" }?.range)
+        let crash = try #require(out.first.kernel?.reservation(.crashKernel))
         guard case .success(let image)? = out.load else { Issue.record("load failed: \(out.loadOutcome)"); return }
         #expect(image.segments.first?.kind == .elfcorehdr && image.segments.first?.mem == crash.start)
         #expect(image.segments.allSatisfy { crash.start <= $0.mem && $0.range.end <= crash.end })
