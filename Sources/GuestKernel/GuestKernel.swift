@@ -47,7 +47,7 @@ public struct MemblockPlan: Sendable {
         let ramBytes = ram.reduce(0) { $0 + $1.size }
         memmap = UInt64(Sparsemem.presentSections(ram).count) * Sparsemem.sectionMapBytes
         percpu = alignUp(UInt64(vcpus) * (256 << 10), 2 << 20)
-        pageTables = alignUp(divRoundUp(ramBytes, 1 << 30) * 4096 + (16 << 10), 4096)
+        pageTables = alignUp(divRoundUp(ramBytes, PageLevel.size1G.bytes) * 4096 + (16 << 10), 4096)
         swiotlb = 64 << 20
         other = 16 << 20
     }
@@ -150,8 +150,8 @@ public final class GuestKernel {
             let part = r.clamped(to: AddressRange(start: z.range.lowerBound, end: z.range.upperBound))
             guard !part.isEmpty else { continue }
             let zi = zoneIndex(part.start)
-            zones[zi].managed += part.size >> 12
-            zones[zi].freePages += part.size >> 12
+            zones[zi].managed += part.bytes.frames()
+            zones[zi].freePages += part.bytes.frames()
         }
     }
 
@@ -164,15 +164,15 @@ public final class GuestKernel {
     /// of a bitmap byte in it. Returns the unreserved tail, if any.
     public func reserveUnacceptedTable() -> AddressRange? {
         guard let t = unaccepted?.table else { return nil }
-        let start = alignDown(t.address, 4096)
-        let needed = AddressRange(start: start, end: alignUp(t.address + t.totalBytes, 4096))
+        let start = alignDown(t.address.value, 4096)
+        let needed = AddressRange(start: start, end: alignUp(t.address.value + t.totalBytes, 4096))
         let reservedRange = config.version.reserveUnacceptedEndAligned
             ? needed : AddressRange(start: start, size: alignUp(t.totalBytes, 4096))
         reservations.append((reservedRange, .unacceptedTable))
         if reservedRange.end < needed.end {
             let tail = AddressRange(start: reservedRange.end, end: needed.end)
-            events.append("reserve_unaccepted(): table \(AddressRange(start: t.address, size: t.totalBytes)) reserved only \(reservedRange); \(tail) is neither reserved nor in the direct map")
-            let bitmapStart = t.address + UnacceptedTable.headerSize
+            events.append("reserve_unaccepted(): table \(AddressRange(start: t.address.value, size: t.totalBytes)) reserved only \(reservedRange); \(tail) is neither reserved nor in the direct map")
+            let bitmapStart = t.address.value + UnacceptedTable.headerSize
             unaccepted?.unmappedBitmapBytes = (tail.start - bitmapStart)..<t.size
             return tail
         }
@@ -229,8 +229,8 @@ public final class GuestKernel {
     /// MAX_PAGE_ORDER, whole unaccepted 4 MiB blocks to the zone's list
     /// (lazy) or accepted first (eager).
     public func freeAll(early: inout PhaseClock, deferred: inout PhaseClock) -> AcceptOutcome {
-        let ramPages = ram.reduce(0) { $0 + $1.size >> 12 }
-        let normalPages = ram.reduce(0) { $0 + $1.clamped(to: AddressRange(start: 1 << 32, end: .max)).size >> 12 }
+        let ramPages = ram.reduce(0) { $0 + $1.bytes.frames() }
+        let normalPages = ram.reduce(0) { $0 + $1.clamped(to: AddressRange(start: 1 << 32, end: .max)).bytes.frames() }
         early.charge(.kernelStructPageInit, ramPages - (config.deferredStructPageInit ? normalPages : 0), vcpu: 0, costs: costs)
         if config.deferredStructPageInit, normalPages > 0 {
             // padata splits the work evenly over the node's CPUs.
@@ -291,33 +291,34 @@ public final class GuestKernel {
     /// `__free_pages_memory()` over one range of one zone.
     func freeRange(_ r: AddressRange, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         let zi = zoneIndex(r.start)
-        var p = r.start >> 12
-        let e = r.end >> 12
+        var p = r.lowerAddress.frame
+        let e = r.upperAddress.frame
         while p < e {
-            if p % 1024 == 0, e - p >= 1024 {
-                let n = (alignDown(e, 1024) - p) / 1024
+            if p.value % 1024 == 0, e - p >= 1024 {
+                let n = (alignDown(e.value, 1024) - p.value) / 1024
                 let o = freeBlocks(firstPFN: p, count: n, zone: zi, vcpu: vcpu, clock: &clock)
                 if o != .ok { return o }
-                p += n * 1024
+                p = p + n * 1024
                 continue
             }
-            var order: UInt64 = min(10, UInt64(p == 0 ? 10 : p.trailingZeroBitCount))
+            var order: UInt64 = min(10, UInt64(p.value == 0 ? 10 : p.value.trailingZeroBitCount))
             while p + (1 << order) > e { order -= 1 }
             let o = freeChunk(pfn: p, pages: 1 << order, zone: zi, vcpu: vcpu, clock: &clock)
             if o != .ok { return o }
-            p += 1 << order
+            p = p + (1 << order)
         }
         return .ok
     }
 
     /// `__free_pages_core()` of a chunk smaller than MAX_PAGE_ORDER: accepted
     /// up front if it touches unaccepted memory.
-    func freeChunk(pfn: UInt64, pages: UInt64, zone zi: Int, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
+    func freeChunk(pfn: GuestFrameNumber, pages: UInt64, zone zi: Int, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         if let u = unaccepted {
-            let contains = u.rangeContainsUnaccepted(start: pfn << 12, size: pages << 12)
+            let chunk = AddressRange(frames: Range(start: pfn, count: pages))
+            let contains = u.rangeContainsUnaccepted(start: chunk.start, size: chunk.size)
             if let f = u.fault { return .terminated(f) }
             if contains {
-                let o = u.acceptMemory(start: pfn << 12, size: pages << 12, vcpu: vcpu, clock: &clock)
+                let o = u.acceptMemory(start: chunk.start, size: chunk.size, vcpu: vcpu, clock: &clock)
                 if o != .ok { return o }
             }
         }
@@ -329,9 +330,9 @@ public final class GuestKernel {
     /// `__free_pages_core()` of `count` MAX_PAGE_ORDER blocks: those that
     /// contain unaccepted units (guard included) go to `unaccepted_pages`
     /// (lazy, `__free_unaccepted()`) or are accepted (eager).
-    func freeBlocks(firstPFN: UInt64, count: UInt64, zone zi: Int, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
+    func freeBlocks(firstPFN: GuestFrameNumber, count: UInt64, zone zi: Int, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         let blockBytes: UInt64 = 4 << 20
-        let start = firstPFN << 12
+        let start = firstPFN.address.value
         zones[zi].managed += count * 1024
         let parts = partitionBlocks(start: start, count: count)
         if let f = unaccepted?.fault { return .terminated(f) }
@@ -360,12 +361,12 @@ public final class GuestKernel {
         // A block [a, a+4M) contains unaccepted iff a set unit lies in [a, a+6M).
         var containing: [Range<UInt64>] = []
         // Every block window lies in [start, end + one unit): the guard is added by unitWindow.
-        let from = max(start, t.physBase)
+        let from = max(start, t.physBase.value)
         if end > from, let w = u.unitWindow(start: from, size: end - from) {
             // page_contains_unaccepted() reads the bitmap for every block.
             if u.readFault(w, in: "range_contains_unaccepted_memory") != nil { return [(0..<count, false)] }
             for run in t.bitmap.setRuns(in: w) {
-                let a = t.physBase + run.lowerBound * t.unitSize, b = t.physBase + run.upperBound * t.unitSize
+                let a = t.address(of: run.lowerBound), b = t.address(of: run.upperBound)
                 // Block i at A = start + 4M·i has window [A, A+6M); it meets
                 // [a, b) iff A < b and A + 6M > a.
                 let window: UInt64 = 6 << 20

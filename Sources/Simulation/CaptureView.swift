@@ -39,10 +39,9 @@ public enum CaptureView {
         }
         if let u = k.unaccepted {
             let t = u.table
-            for run in t.bitmap.setRuns(in: 0..<t.bitmap.count) {
-                let a = (t.physBase + run.lowerBound * t.unitSize) >> 12
-                let b = (t.physBase + run.upperBound * t.unitSize) >> 12
-                classes.assign(a..<b, .unaccepted)
+            for run in t.bitmap.setRuns(in: t.allUnits) {
+                // Units are whole frames (unit_size is a multiple of 4 KiB).
+                classes.assign(t.addresses(of: run).frames.raw, .unaccepted)
             }
         }
         let loads = GuestMemoryImage.loads(ram: k.ram, excluding: crashKernel)
