@@ -340,7 +340,7 @@ public final class GuestKernel {
             let addr = start + blocks.lowerBound * blockBytes
             let n = UInt64(blocks.count)
             if contains && config.lazyAccept {
-                zones[zi].queueUnaccepted(address: addr, count: n)
+                zones[zi].queueUnaccepted(first: GuestPhysicalAddress(addr).frame, count: n)
                 continue
             }
             if contains, let u = unaccepted {

@@ -101,7 +101,7 @@ public enum CaptureView {
         }
         var blocks: [Range<GuestFrameNumber>] = []
         for z in k.zones {
-            for b in z.pendingUnacceptedBlocks { blocks.append(Range(start: GuestPhysicalAddress(b.address).frame, count: b.count * 1024)) }
+            for b in z.pendingUnacceptedBlocks { blocks.append(Range(start: b.first, count: b.count * Zone.blockPages)) }
         }
         blocks.sort { $0.lowerBound < $1.lowerBound }
         let v = k.config.version
