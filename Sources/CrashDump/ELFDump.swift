@@ -81,7 +81,8 @@ public struct ELFDumpWriter: Sendable {
         var kept: [Range<UInt64>] = [], zeros: UInt64 = 0, perPage: [Range<UInt64>] = []
         if image.input != nil { perPage = filtered }
         for d in filtered where image.input == nil {
-            image.classes.forEachRun(in: d) { pfns, c in
+            image.classes.forEachRun(in: Range(raw: d)) { frames, c in
+                let pfns = frames.raw
                 let generated = image.kernel?.generatedRanges(in: pfns) ?? []
                 perPage += generated
                 let zero = (0..<Int(PageContent.templatesPerClass)).map { source.isZero(c, $0) }

@@ -97,10 +97,10 @@ public enum ELFVmcore {
         try f.write(n, at: l.noteOffset)
         for (i, load) in image.loads.enumerated() {
             let base = l.loadOffsets[i]
-            var pfnRuns: [(Range<UInt64>, PageClass)] = []
-            image.classes.forEachRun(in: (load.start >> 12)..<(load.end >> 12)) { pfnRuns.append(($0, $1)) }
+            var pfnRuns: [(Range<GuestFrameNumber>, PageClass)] = []
+            image.classes.forEachRun(in: load.lowerAddress.frame..<load.upperAddress.frame) { pfnRuns.append(($0, $1)) }
             for (pfns, c) in pfnRuns where !c.readsAsZero {
-                for pfn in pfns { try f.write(image.page(pfn), at: base + (pfn << 12) - load.start) }
+                for pfn in pfns { try f.write(image.page(pfn), at: base + pfn.address.value - load.start) }
             }
         }
         // Zero pages are not written: extend the file so trailing ones read as zeros.

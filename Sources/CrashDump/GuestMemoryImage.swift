@@ -9,8 +9,9 @@ import MemoryModel
 public struct GuestMemoryImage: Sendable {
     /// Physical ranges of the PT_LOADs, ascending, page-aligned, disjoint.
     public var loads: [AddressRange]
-    /// Page class per PFN; PFNs outside `loads` are never read.
-    public var classes: IntervalMap<UInt64, PageClass>
+    /// Page class per PFN (the dumped guest's own frames); PFNs outside
+    /// `loads` are never read.
+    public var classes: IntervalMap<GuestFrameNumber, PageClass>
     public var content: PageContent
     /// Number of CPUs with a `CORE`/NT_PRSTATUS note.
     public var cpus: Int
@@ -23,7 +24,7 @@ public struct GuestMemoryImage: Sendable {
     /// from the model, and it carries its own notes.
     public var input: ELFInput?
 
-    public init(loads: [AddressRange], classes: IntervalMap<UInt64, PageClass>, content: PageContent, cpus: Int, vmcoreinfo: String?,
+    public init(loads: [AddressRange], classes: IntervalMap<GuestFrameNumber, PageClass>, content: PageContent, cpus: Int, vmcoreinfo: String?,
                 kernel: KernelStructures? = nil) {
         self.loads = loads
         self.classes = classes
@@ -49,24 +50,42 @@ public struct GuestMemoryImage: Sendable {
     public var maxMapnr: UInt64 { divRoundUp(loads.map(\.end).max() ?? 0, 4096) }
 
     /// Pages in all PT_LOADs.
-    public var ramPages: UInt64 { loads.reduce(0) { $0 + $1.size >> 12 } }
+    public var ramPages: UInt64 { loads.reduce(0) { $0 + $1.bytes.frames() } }
+
+    /// The frames of each PT_LOAD (page-aligned), ascending.
+    public var loadFrames: [Range<GuestFrameNumber>] { loads.map { $0.lowerAddress.frame..<$0.upperAddress.frame } }
 
     /// Calls `body(pfnRange, class)` for every run of one class inside the
     /// PT_LOADs, in PFN order.
     /// - Complexity: O(runs).
-    public func forEachRun(_ body: (Range<UInt64>, PageClass) -> Void) {
-        for l in loads { classes.forEachRun(in: (l.start >> 12)..<(l.end >> 12), body) }
+    public func forEachRun(_ body: (Range<GuestFrameNumber>, PageClass) -> Void) {
+        for l in loadFrames { classes.forEachRun(in: l, body) }
     }
 
     /// Bytes of page `pfn` as `/proc/vmcore` reads them.
-    public func page(_ pfn: UInt64) -> [UInt8] {
+    public func page(_ pfn: GuestFrameNumber) -> [UInt8] {
         if let f = input {
             var out = [UInt8](repeating: 0, count: 4096)
-            out.withUnsafeMutableBytes { f.read(paddr: pfn << 12, into: $0) }
+            out.withUnsafeMutableBytes { f.read(paddr: pfn.address.value, into: $0) }
             return out
         }
-        if let k = kernel, k.isGenerated(pfn) { return k.generatedPage(pfn) }
-        return content.page(pfn: pfn, class: classes.value(at: pfn))
+        if let k = kernel, k.isGenerated(pfn.value) { return k.generatedPage(pfn.value) }
+        return content.page(pfn: pfn.value, class: classes.value(at: pfn))
+    }
+
+    /// Reads `out.count` bytes at physical address `paddr` from the pages,
+    /// as a dump tool reads `/proc/vmcore`.
+    public func read(paddr: UInt64, into out: UnsafeMutableRawBufferPointer) {
+        var done = 0
+        while done < out.count {
+            let a = GuestPhysicalAddress(paddr + UInt64(done))
+            let offset = Int(a.value - a.frame.address.value)
+            let n = min(out.count - done, 4096 - offset)
+            page(a.frame).withUnsafeBytes { p in
+                out.baseAddress!.advanced(by: done).copyMemory(from: p.baseAddress! + offset, byteCount: n)
+            }
+            done += n
+        }
     }
 
     /// The capture kernel's PT_LOADs: the first kernel's RAM ranges without

@@ -59,7 +59,8 @@ extension KdumpCompressedWriter {
         // An input file's pages are all read and compressed, like generated ones.
         if image.input != nil { generated = filtered.dumpable }
         for d in filtered.dumpable where image.input == nil {
-            image.classes.forEachRun(in: d) { pfns, c in
+            image.classes.forEachRun(in: Range(raw: d)) { frames, c in
+                let pfns = frames.raw
                 let gen = image.kernel?.generatedRanges(in: pfns) ?? []
                 generated += gen
                 for t in 0..<Int(PageContent.templatesPerClass) {

@@ -158,7 +158,7 @@ public struct KdumpCompressedWriter: Sendable {
             big.withUnsafeMutableBytes { b in
                 for r in ranges {
                     let bytes = UnsafeMutableRawBufferPointer(rebasing: b[0..<(r.count * 4096)])
-                    f.read(paddr: r.lowerBound << 12, into: bytes)
+                    f.read(paddr: GuestFrameNumber(r.lowerBound).address.value, into: bytes)
                     for i in 0..<r.count {
                         body(r.lowerBound + UInt64(i), .bytes(UnsafeRawBufferPointer(rebasing: bytes[(i * 4096)..<((i + 1) * 4096)])))
                     }
@@ -174,7 +174,7 @@ public struct KdumpCompressedWriter: Sendable {
                         k.generate(pfn, into: b)
                         body(pfn, .bytes(UnsafeRawBufferPointer(b)))
                     } else {
-                        let c = image.classes.value(at: pfn)
+                        let c = image.classes.value(at: GuestFrameNumber(pfn))
                         body(pfn, .template(c, PageContent.template(pfn: pfn, c)))
                     }
                 }
@@ -335,27 +335,32 @@ public struct KdumpCompressedWriter: Sendable {
     }
 
     /// `info->system_utsname` as `check_release()` reads it from
-    /// `init_uts_ns`, or zeros without VMCOREINFO.
+    /// `init_uts_ns`, or zeros without VMCOREINFO. A model image is read the
+    /// way a file is: through its VMCOREINFO and its pages, nothing else.
     func utsname() -> [UInt8] {
         if let f = image.input { return Self.utsname(from: f) }
-        guard let k = image.kernel, image.vmcoreinfo != nil else { return [UInt8](repeating: 0, count: 6 * 65) }
-        let page = k.generatedPage(k.utsPage >> 12)
-        return Array(page[0..<(6 * 65)])
+        guard image.kernel != nil else { return [UInt8](repeating: 0, count: 6 * 65) }
+        return Self.utsname(vmcoreinfo: image.vmcoreinfo) { paddr, out in image.read(paddr: paddr, into: out) }
     }
 
-    /// `get_utsname()` on an input file: `SYMBOL(init_uts_ns)` plus
-    /// `OFFSET(uts_namespace.name)` (or the `kref` int before it), a kernel
-    /// image address translated as `vaddr - __START_KERNEL_map + phys_base`.
     static func utsname(from f: ELFInput) -> [UInt8] {
+        utsname(vmcoreinfo: f.vmcoreinfo) { paddr, out in f.read(paddr: paddr, into: out) }
+    }
+
+    /// `get_utsname()`: `SYMBOL(init_uts_ns)` plus
+    /// `OFFSET(uts_namespace.name)` (or the `kref` int before it), a kernel
+    /// image address translated as `vaddr - __START_KERNEL_map + phys_base`,
+    /// read from memory with `read`.
+    static func utsname(vmcoreinfo: String?, read: (UInt64, UnsafeMutableRawBufferPointer) -> Void) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 6 * 65)
-        guard let v = f.vmcoreinfo else { return out }
+        guard let v = vmcoreinfo else { return out }
         let info = VmcoreinfoNumbers(text: v)
         guard let sym = info.symbols["init_uts_ns"] else { return out }
         let vaddr = sym &+ (info.offset("uts_namespace.name") ?? 4)
         let startKernelMap: UInt64 = 0xffff_ffff_8000_0000
         guard vaddr >= startKernelMap else { return out }
         let paddr = vaddr - startKernelMap &+ UInt64(bitPattern: info.number("phys_base") ?? 0)
-        out.withUnsafeMutableBytes { f.read(paddr: paddr, into: $0) }
+        out.withUnsafeMutableBytes { read(paddr, $0) }
         return out
     }
 

@@ -27,7 +27,7 @@ public enum EFIStub {
         guard let page = map.allocateTopDown(poolHeader + UnacceptedTable.headerSize + size, type: .acpiReclaim) else {
             throw CocomemError(.unsupported, "no conventional memory below 4G for the unaccepted table")
         }
-        return UnacceptedTable(unitSize: unit, physBase: base, size: size, address: page + poolHeader)
+        return UnacceptedTable(unitSize: unit, physBase: GuestPhysicalAddress(base), size: size, address: GuestPhysicalAddress(page + poolHeader))
     }
 
     /// `process_unaccepted_memory()` for one Unaccepted descriptor: small
@@ -58,16 +58,17 @@ public enum EFIStub {
             let o = acc(alignDown(end, unit), end); if o != .ok { return (accepted, o) }
             end = alignDown(end, unit)
         }
-        if start < table.physBase {
-            let o = acc(start, min(table.physBase, end)); if o != .ok { return (accepted, o) }
-            start = table.physBase
+        let physBase = table.physBase.value
+        if start < physBase {
+            let o = acc(start, min(physBase, end)); if o != .ok { return (accepted, o) }
+            start = physBase
         }
         if start >= end { return (accepted, .ok) }
         if end > table.coveredEnd {
             let o = acc(max(start, table.coveredEnd), end); if o != .ok { return (accepted, o) }
             end = max(start, table.coveredEnd)
         }
-        table.bitmap.set(((start - table.physBase) / unit)..<((end - table.physBase) / unit))
+        table.bitmap.set(table.unit(containing: start)..<table.unit(containing: end))
         return (accepted, .ok)
     }
 }

@@ -148,7 +148,7 @@ public struct FirmwareBoot {
         var table: UnacceptedTable? = nil
         if stubRuns && loader.kernelSupportsUnaccepted {
             table = try EFIStub.allocateUnacceptedBitmap(map: &map)
-            if let t = table { events.append("efi stub: unaccepted table at \(hex16(t.address)), unit 2M, phys_base \(hex16(t.physBase)), \(t.size) bytes") }
+            if let t = table { events.append("efi stub: unaccepted table at \(t.address), unit 2M, phys_base \(t.physBase), \(t.size) bytes") }
         }
         // SNP: AmdSevDxe accepts everything at ExitBootServices unless allowed.
         if config.generation == .ovmfSNP && config.snpAcceptanceProtocol {
@@ -167,7 +167,7 @@ public struct FirmwareBoot {
                     events.append("loader: first ExitBootServices() failed (EFI_INVALID_PARAMETER, stale map key); GetMemoryMap() and retry succeeded")
                 }
                 // The table sized for type-15 memory now describes nothing to accept.
-                if var t = table { t.bitmap.clear(0..<t.bitmap.count); table = t }
+                if var t = table { t.bitmap.clear(t.allUnits); table = t }
             }
         }
         result.firmwareClock = fwClock
@@ -177,7 +177,7 @@ public struct FirmwareBoot {
         // setup_e820(): type 15 is RAM only for a kernel that supports it.
         for d in map.descriptors where d.type == .unaccepted {
             guard stubRuns && loader.kernelSupportsUnaccepted, var t = table else {
-                result.lostBytes += d.numberOfPages << 12
+                result.lostBytes += d.bytes.value
                 continue
             }
             let (acc, o) = EFIStub.processUnacceptedMemory(d.range, table: &t, acceptor: stubAcceptor, clock: &stubClock)

@@ -1,5 +1,14 @@
 import MemoryModel
 
+/// A unit of the unaccepted bitmap: bit `n` stands for the `unit_size`
+/// bytes at `phys_base + n * unit_size` (drivers/firmware/efi/unaccepted_memory.c:
+/// `bitmap_set(unaccepted->bitmap, (start - phys_base) / unit_size, ...)`).
+/// Neither a frame number nor an address: its size is the table's.
+public struct UnacceptedUnit: IndexSpace {
+    public var value: UInt64
+    @inlinable public init(_ value: UInt64) { self.value = value }
+}
+
 /// `struct efi_unaccepted_memory` (include/linux/efi.h): the table the EFI
 /// stub installs under `LINUX_EFI_UNACCEPTED_MEM_TABLE_GUID`
 /// (d5d1de3c-105c-44f9-9ea9-bcef98120031). A set bit means the 2 MiB unit
@@ -9,29 +18,50 @@ public struct UnacceptedTable: Equatable, Sendable {
     /// Size of the header before the bitmap.
     public static let headerSize: UInt64 = 24
     /// `EFI_UNACCEPTED_UNIT_SIZE` = PMD_SIZE on x86.
-    public static let defaultUnitSize: UInt64 = 2 << 20
+    public static let defaultUnitSize: UInt64 = PageLevel.size2M.bytes
 
     public var version: UInt32 = 1
+    /// `unit_size`, in bytes.
     public var unitSize: UInt64
-    public var physBase: UInt64
+    /// `phys_base`: the address bit 0 stands for.
+    public var physBase: GuestPhysicalAddress
     /// Bitmap size in bytes, as the kernel struct stores it.
     public var size: UInt64
-    public var bitmap: PageBitmap<UInt64>
+    public var bitmap: PageBitmap<UnacceptedUnit>
     /// Physical address of the table itself (in EFI ACPI reclaim memory).
-    public var address: UInt64
+    public var address: GuestPhysicalAddress
 
-    public init(unitSize: UInt64 = UnacceptedTable.defaultUnitSize, physBase: UInt64, size: UInt64, address: UInt64) {
+    public init(unitSize: UInt64 = UnacceptedTable.defaultUnitSize, physBase: GuestPhysicalAddress, size: UInt64, address: GuestPhysicalAddress) {
         self.unitSize = unitSize
         self.physBase = physBase
         self.size = size
         self.address = address
-        bitmap = PageBitmap<UInt64>(count: size * 8)
+        bitmap = PageBitmap<UnacceptedUnit>(count: size * 8)
     }
 
     /// Bytes the table occupies (header and bitmap).
     public var totalBytes: UInt64 { UnacceptedTable.headerSize + size }
     /// End of memory the bitmap can describe.
-    public var coveredEnd: UInt64 { physBase + size * 8 * unitSize }
+    public var coveredEnd: UInt64 { physBase.value + size * 8 * unitSize }
     /// Number of units still marked unaccepted.
     public var unitsSet: UInt64 { bitmap.popcount }
+    /// Every unit of the bitmap.
+    public var allUnits: Range<UnacceptedUnit> { Range(start: .lowest, count: bitmap.count) }
+
+    /// The unit holding byte `address` (`(addr - phys_base) / unit_size`);
+    /// `address` must not lie below `physBase`.
+    @inlinable public func unit(containing address: UInt64) -> UnacceptedUnit {
+        UnacceptedUnit((address - physBase.value) / unitSize)
+    }
+    /// The first unit that starts at or above `address`
+    /// (`DIV_ROUND_UP(addr - phys_base, unit_size)`).
+    @inlinable public func unit(roundingUp address: UInt64) -> UnacceptedUnit {
+        UnacceptedUnit(divRoundUp(address - physBase.value, unitSize))
+    }
+    /// The first byte unit `u` stands for (`phys_base + u * unit_size`).
+    @inlinable public func address(of u: UnacceptedUnit) -> UInt64 { physBase.value + u.value * unitSize }
+    /// The bytes `units` stand for.
+    @inlinable public func addresses(of units: Range<UnacceptedUnit>) -> AddressRange {
+        AddressRange(start: address(of: units.lowerBound), end: address(of: units.upperBound))
+    }
 }

@@ -20,7 +20,7 @@ extension GuestKernel {
     func acceptFromList(zone zi: Int, blocks n: UInt64, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         for run in zones[zi].takeUnaccepted(n) {
             if let u = unaccepted {
-                let o = u.acceptBlocks(firstBlockAddress: run.address, count: run.count, vcpu: vcpu, clock: &clock)
+                let o = u.acceptBlocks(firstBlockAddress: run.first.address.value, count: run.count, vcpu: vcpu, clock: &clock)
                 if o != .ok { return o }
             }
             zones[zi].freePages += run.count * 1024  // __free_pages_ok(MAX_PAGE_ORDER)
@@ -42,7 +42,7 @@ extension GuestKernel {
         }
         let target = v.targetsPromoWatermark ? z.watermarkPromo : z.watermarkHigh
         if target == 0 {
-            return v.acceptsOneBlockWhileWatermarksZero ? 1 : (free == 0 ? 0 : 0)
+            return v.acceptsOneBlockWhileWatermarksZero ? 1 : 0
         }
         guard free < target else { return 0 }
         return (target - free + 1023) / 1024

@@ -47,10 +47,35 @@ public struct MemblockPlan: Sendable {
         let ramBytes = ram.reduce(0) { $0 + $1.size }
         memmap = UInt64(Sparsemem.presentSections(ram).count) * Sparsemem.sectionMapBytes
         percpu = alignUp(UInt64(vcpus) * (256 << 10), 2 << 20)
-        pageTables = alignUp(divRoundUp(ramBytes, 1 << 30) * 4096 + (16 << 10), 4096)
+        pageTables = alignUp(divRoundUp(ramBytes, PageLevel.size1G.bytes) * 4096 + (16 << 10), 4096)
         swiotlb = 64 << 20
         other = 16 << 20
     }
+}
+
+/// What a memblock reservation holds: the caller of `memblock_reserve()`
+/// or `memblock_alloc*()` that made it. The raw value is the label the
+/// text output prints.
+public enum MemblockReservation: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// The decompressed kernel, `_text` to `_end` (`early_reserve_memory()`).
+    case kernelImage = "kernel image"
+    /// Direct-map page tables (`alloc_low_pages()`).
+    case pageTables = "page tables"
+    /// The struct page array (`sparse_buffer_init()`).
+    case memmap
+    /// The per-CPU first chunk (`pcpu_embed_first_chunk()`).
+    case percpu = "per-cpu areas"
+    /// The SWIOTLB bounce buffer (`swiotlb_init_remap()`).
+    case swiotlb
+    /// Every other early allocation (log buffer, ACPI copies, ...).
+    case other
+    /// `crashkernel=` (`reserve_crashkernel()`).
+    case crashKernel = "crash kernel"
+    /// The EFI unaccepted table (`reserve_unaccepted()`).
+    case unacceptedTable = "unaccepted table"
+    /// The initrd a boot loader or kexec left (`reserve_initrd()`).
+    case initrd
+    public var description: String { rawValue }
 }
 
 /// A Linux guest kernel's memory: memblock, zones, the unaccepted table and
@@ -65,7 +90,7 @@ public final class GuestKernel {
     /// RAM the kernel manages (E820 RAM ranges).
     public let ram: [AddressRange]
     /// memblock reservations and what each is for, in the order they were made.
-    public private(set) var reservations: [(range: AddressRange, what: String)] = []
+    public private(set) var reservations: [(range: AddressRange, kind: MemblockReservation)] = []
     /// The reserved ranges alone.
     public var reserved: [AddressRange] { reservations.map(\.range) }
     public internal(set) var events: [String] = []
@@ -108,20 +133,25 @@ public final class GuestKernel {
 
     /// `memblock_reserve()` of a range early boot must keep (the initrd a
     /// boot loader or kexec left, `reserve_initrd()`).
-    public func reserve(_ r: AddressRange, what: String) { reservations.append((r, what)) }
+    public func reserve(_ r: AddressRange, _ kind: MemblockReservation) { reservations.append((r, kind)) }
+
+    /// The first reservation of `kind`, if any.
+    public func reservation(_ kind: MemblockReservation) -> AddressRange? {
+        reservations.first(where: { $0.kind == kind })?.range
+    }
 
     /// `free_reserved_area()` of a reservation no longer needed (the initrd
     /// once unpacked, `free_initrd_mem()`): its pages, written by whoever
     /// loaded them and so accepted, go to the buddy allocator page by page.
-    public func freeReservation(_ what: String) {
-        guard let i = reservations.firstIndex(where: { $0.what == what }) else { return }
+    public func freeReservation(_ kind: MemblockReservation) {
+        guard let i = reservations.firstIndex(where: { $0.kind == kind }) else { return }
         let r = reservations.remove(at: i).range
         for z in ZoneKind.allCases {
             let part = r.clamped(to: AddressRange(start: z.range.lowerBound, end: z.range.upperBound))
             guard !part.isEmpty else { continue }
             let zi = zoneIndex(part.start)
-            zones[zi].managed += part.size >> 12
-            zones[zi].freePages += part.size >> 12
+            zones[zi].managed += part.bytes.frames()
+            zones[zi].freePages += part.bytes.frames()
         }
     }
 
@@ -134,15 +164,15 @@ public final class GuestKernel {
     /// of a bitmap byte in it. Returns the unreserved tail, if any.
     public func reserveUnacceptedTable() -> AddressRange? {
         guard let t = unaccepted?.table else { return nil }
-        let start = alignDown(t.address, 4096)
-        let needed = AddressRange(start: start, end: alignUp(t.address + t.totalBytes, 4096))
+        let start = alignDown(t.address.value, 4096)
+        let needed = AddressRange(start: start, end: alignUp(t.address.value + t.totalBytes, 4096))
         let reservedRange = config.version.reserveUnacceptedEndAligned
             ? needed : AddressRange(start: start, size: alignUp(t.totalBytes, 4096))
-        reservations.append((reservedRange, "unaccepted table"))
+        reservations.append((reservedRange, .unacceptedTable))
         if reservedRange.end < needed.end {
             let tail = AddressRange(start: reservedRange.end, end: needed.end)
-            events.append("reserve_unaccepted(): table \(AddressRange(start: t.address, size: t.totalBytes)) reserved only \(reservedRange); \(tail) is neither reserved nor in the direct map")
-            let bitmapStart = t.address + UnacceptedTable.headerSize
+            events.append("reserve_unaccepted(): table \(AddressRange(start: t.address.value, size: t.totalBytes)) reserved only \(reservedRange); \(tail) is neither reserved nor in the direct map")
+            let bitmapStart = t.address.value + UnacceptedTable.headerSize
             unaccepted?.unmappedBitmapBytes = (tail.start - bitmapStart)..<t.size
             return tail
         }
@@ -151,7 +181,7 @@ public final class GuestKernel {
 
     /// Allocates `bytes` top-down from RAM below `limit` the way
     /// `memblock_alloc_range_nid()` does, and accepts it.
-    func memblockAlloc(_ bytes: UInt64, below limit: UInt64, align: UInt64 = 4096, what: String, vcpu: Int, clock: inout PhaseClock) -> (AddressRange?, AcceptOutcome) {
+    func memblockAlloc(_ bytes: UInt64, below limit: UInt64, align: UInt64 = 4096, what: MemblockReservation, vcpu: Int, clock: inout PhaseClock) -> (AddressRange?, AcceptOutcome) {
         let size = alignUp(bytes, 4096)
         for r in ram.reversed() {
             var top = min(r.end, limit)
@@ -170,17 +200,17 @@ public final class GuestKernel {
 
     /// The early memblock allocations, each accepted as it is made.
     public func memblockAllocations(kernelImage: AddressRange, clock: inout PhaseClock) -> AcceptOutcome {
-        reservations.append((kernelImage, "kernel image"))
+        reservations.append((kernelImage, .kernelImage))
         let plan = MemblockPlan(ram: ram, vcpus: vcpus)
-        var items: [(UInt64, UInt64, String)] = [
-            (plan.pageTables, .max, "page tables"), (plan.memmap, .max, "memmap"),
-            (plan.percpu, .max, "per-cpu areas"), (plan.swiotlb, 1 << 32, "swiotlb"), (plan.other, .max, "other"),
+        var items: [(UInt64, UInt64, MemblockReservation)] = [
+            (plan.pageTables, .max, .pageTables), (plan.memmap, .max, .memmap),
+            (plan.percpu, .max, .percpu), (plan.swiotlb, 1 << 32, .swiotlb), (plan.other, .max, .other),
         ]
         // reserve_crashkernel(): crashkernel=X is reserved below 4 GiB
         // (CRASH_ADDR_LOW_MAX) through memblock, so it is accepted here.
-        if config.crashKernelBytes > 0 { items.append((config.crashKernelBytes, 1 << 32, "crash kernel")) }
+        if config.crashKernelBytes > 0 { items.append((config.crashKernelBytes, 1 << 32, .crashKernel)) }
         for (size, limit, what) in items {
-            let align: UInt64 = what == "memmap" ? Sparsemem.sectionMapBytes : 4096
+            let align: UInt64 = what == .memmap ? Sparsemem.sectionMapBytes : 4096
             let (_, o) = memblockAlloc(size, below: limit, align: align, what: what, vcpu: 0, clock: &clock)
             if o != .ok { return o }
         }
@@ -199,8 +229,8 @@ public final class GuestKernel {
     /// MAX_PAGE_ORDER, whole unaccepted 4 MiB blocks to the zone's list
     /// (lazy) or accepted first (eager).
     public func freeAll(early: inout PhaseClock, deferred: inout PhaseClock) -> AcceptOutcome {
-        let ramPages = ram.reduce(0) { $0 + $1.size >> 12 }
-        let normalPages = ram.reduce(0) { $0 + $1.clamped(to: AddressRange(start: 1 << 32, end: .max)).size >> 12 }
+        let ramPages = ram.reduce(0) { $0 + $1.bytes.frames() }
+        let normalPages = ram.reduce(0) { $0 + $1.clamped(to: AddressRange(start: 1 << 32, end: .max)).bytes.frames() }
         early.charge(.kernelStructPageInit, ramPages - (config.deferredStructPageInit ? normalPages : 0), vcpu: 0, costs: costs)
         if config.deferredStructPageInit, normalPages > 0 {
             // padata splits the work evenly over the node's CPUs.
@@ -261,33 +291,34 @@ public final class GuestKernel {
     /// `__free_pages_memory()` over one range of one zone.
     func freeRange(_ r: AddressRange, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         let zi = zoneIndex(r.start)
-        var p = r.start >> 12
-        let e = r.end >> 12
+        var p = r.lowerAddress.frame
+        let e = r.upperAddress.frame
         while p < e {
-            if p % 1024 == 0, e - p >= 1024 {
-                let n = (alignDown(e, 1024) - p) / 1024
+            if p.value % 1024 == 0, e - p >= 1024 {
+                let n = (alignDown(e.value, 1024) - p.value) / 1024
                 let o = freeBlocks(firstPFN: p, count: n, zone: zi, vcpu: vcpu, clock: &clock)
                 if o != .ok { return o }
-                p += n * 1024
+                p = p + n * 1024
                 continue
             }
-            var order: UInt64 = min(10, UInt64(p == 0 ? 10 : p.trailingZeroBitCount))
+            var order: UInt64 = min(10, UInt64(p.value == 0 ? 10 : p.value.trailingZeroBitCount))
             while p + (1 << order) > e { order -= 1 }
             let o = freeChunk(pfn: p, pages: 1 << order, zone: zi, vcpu: vcpu, clock: &clock)
             if o != .ok { return o }
-            p += 1 << order
+            p = p + (1 << order)
         }
         return .ok
     }
 
     /// `__free_pages_core()` of a chunk smaller than MAX_PAGE_ORDER: accepted
     /// up front if it touches unaccepted memory.
-    func freeChunk(pfn: UInt64, pages: UInt64, zone zi: Int, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
+    func freeChunk(pfn: GuestFrameNumber, pages: UInt64, zone zi: Int, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         if let u = unaccepted {
-            let contains = u.rangeContainsUnaccepted(start: pfn << 12, size: pages << 12)
+            let chunk = AddressRange(frames: Range(start: pfn, count: pages))
+            let contains = u.rangeContainsUnaccepted(start: chunk.start, size: chunk.size)
             if let f = u.fault { return .terminated(f) }
             if contains {
-                let o = u.acceptMemory(start: pfn << 12, size: pages << 12, vcpu: vcpu, clock: &clock)
+                let o = u.acceptMemory(start: chunk.start, size: chunk.size, vcpu: vcpu, clock: &clock)
                 if o != .ok { return o }
             }
         }
@@ -299,9 +330,9 @@ public final class GuestKernel {
     /// `__free_pages_core()` of `count` MAX_PAGE_ORDER blocks: those that
     /// contain unaccepted units (guard included) go to `unaccepted_pages`
     /// (lazy, `__free_unaccepted()`) or are accepted (eager).
-    func freeBlocks(firstPFN: UInt64, count: UInt64, zone zi: Int, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
+    func freeBlocks(firstPFN: GuestFrameNumber, count: UInt64, zone zi: Int, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         let blockBytes: UInt64 = 4 << 20
-        let start = firstPFN << 12
+        let start = firstPFN.address.value
         zones[zi].managed += count * 1024
         let parts = partitionBlocks(start: start, count: count)
         if let f = unaccepted?.fault { return .terminated(f) }
@@ -309,7 +340,7 @@ public final class GuestKernel {
             let addr = start + blocks.lowerBound * blockBytes
             let n = UInt64(blocks.count)
             if contains && config.lazyAccept {
-                zones[zi].queueUnaccepted(address: addr, count: n)
+                zones[zi].queueUnaccepted(first: GuestPhysicalAddress(addr).frame, count: n)
                 continue
             }
             if contains, let u = unaccepted {
@@ -330,12 +361,12 @@ public final class GuestKernel {
         // A block [a, a+4M) contains unaccepted iff a set unit lies in [a, a+6M).
         var containing: [Range<UInt64>] = []
         // Every block window lies in [start, end + one unit): the guard is added by unitWindow.
-        let from = max(start, t.physBase)
+        let from = max(start, t.physBase.value)
         if end > from, let w = u.unitWindow(start: from, size: end - from) {
             // page_contains_unaccepted() reads the bitmap for every block.
             if u.readFault(w, in: "range_contains_unaccepted_memory") != nil { return [(0..<count, false)] }
             for run in t.bitmap.setRuns(in: w) {
-                let a = t.physBase + run.lowerBound * t.unitSize, b = t.physBase + run.upperBound * t.unitSize
+                let a = t.address(of: run.lowerBound), b = t.address(of: run.upperBound)
                 // Block i at A = start + 4M·i has window [A, A+6M); it meets
                 // [a, b) iff A < b and A + 6M > a.
                 let window: UInt64 = 6 << 20

@@ -17,7 +17,6 @@ public enum KernelVersion: String, Sendable, CaseIterable {
     case v7_0 = "7.0"
 
     var order: Int { KernelVersion.allCases.firstIndex(of: self)! }
-    public var acceptsBeforeWatermarkCheck: Bool { order >= KernelVersion.v6_11.order }
     public var targetsPromoWatermark: Bool { order >= KernelVersion.v6_12.order }
     public var unacceptedIsUnusableForWatermarks: Bool { order < KernelVersion.v6_11.order }
     public var acceptsOneBlockWhileWatermarksZero: Bool { order >= KernelVersion.v6_16.order }

@@ -13,7 +13,7 @@ public final class UnacceptedMemory {
     /// `accepting_list`: ranges (in units) being accepted. The simulation runs
     /// one accept at a time, so it is empty between calls; overlaps are
     /// counted when a caller would have to spin.
-    private var acceptingList: [Range<UInt64>] = []
+    private var acceptingList: [Range<UnacceptedUnit>] = []
     /// Bytes accepted through `accept_memory()` since the last reset.
     public var acceptedBytes: UInt64 = 0
     /// Number of `arch_accept_memory()` calls made.
@@ -44,16 +44,15 @@ public final class UnacceptedMemory {
     /// The unit range `accept_memory(start, size)` works on, or nil when it
     /// lies outside the table: clamp to phys_base, add the guard unit when the
     /// end is unit-aligned, clamp to the bitmap.
-    func unitWindow(start s0: UInt64, size: UInt64) -> Range<UInt64>? {
-        let unit = table.unitSize
+    func unitWindow(start s0: UInt64, size: UInt64) -> Range<UnacceptedUnit>? {
+        let unit = table.unitSize, physBase = table.physBase.value
         var start = s0, end = s0 + size
-        if start < table.physBase { start = table.physBase }
-        if end < table.physBase { return nil }
-        start -= table.physBase; end -= table.physBase
-        if end % unit == 0 { end += unit }
-        end = min(end, table.size * 8 * unit)
+        if start < physBase { start = physBase }
+        if end < physBase { return nil }
+        if (end - physBase) % unit == 0 { end += unit }
+        end = min(end, table.coveredEnd)
         guard start < end else { return nil }
-        return (start / unit)..<divRoundUp(end, unit)
+        return table.unit(containing: start)..<table.unit(roundingUp: end)
     }
 
     /// `accept_memory(start, size)`: one `arch_accept_memory()` per run of set
@@ -64,8 +63,7 @@ public final class UnacceptedMemory {
         acceptingList.append(w)
         defer { acceptingList.removeLast() }
         for run in table.bitmap.setRuns(in: w) {
-            let a = table.physBase + run.lowerBound * table.unitSize
-            let b = table.physBase + run.upperBound * table.unitSize
+            let a = table.address(of: run.lowerBound), b = table.address(of: run.upperBound)
             archCalls += 1
             onArchAccept?(a, b)
             let o = acceptor.accept(AddressRange(start: a, end: b), vcpu: vcpu, clock: &clock)
@@ -79,12 +77,11 @@ public final class UnacceptedMemory {
     /// The decompressor's and EFI stub's simpler `accept_memory()` copy
     /// (arch/x86/boot/compressed/mem.c): no guard unit, no list.
     public func bootAcceptMemory(start: UInt64, end: UInt64, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
-        let unit = table.unitSize
-        let s = max(start, table.physBase), e = min(end, table.coveredEnd)
+        let s = max(start, table.physBase.value), e = min(end, table.coveredEnd)
         guard s < e else { return .ok }
-        let w = ((s - table.physBase) / unit)..<divRoundUp(e - table.physBase, unit)
+        let w = table.unit(containing: s)..<table.unit(roundingUp: e)
         for run in table.bitmap.setRuns(in: w) {
-            let a = table.physBase + run.lowerBound * unit, b = table.physBase + run.upperBound * unit
+            let a = table.address(of: run.lowerBound), b = table.address(of: run.upperBound)
             archCalls += 1
             let o = acceptor.accept(AddressRange(start: a, end: b), vcpu: vcpu, clock: &clock)
             if o != .ok { return o }
@@ -104,19 +101,20 @@ public final class UnacceptedMemory {
 
     /// The oops of reading the bitmap bytes of units `w` when some of them
     /// are unmapped (canonical/tdx#421), recorded in `fault`.
-    func readFault(_ w: Range<UInt64>, in function: String) -> String? {
+    func readFault(_ w: Range<UnacceptedUnit>, in function: String) -> String? {
         if let f = fault { return f }
         guard let bad = unmappedBitmapBytes, !w.isEmpty else { return nil }
-        let bytes = (w.lowerBound / 8)..<((w.upperBound - 1) / 8 + 1)
+        // Bit n of the bitmap is in byte n / 8.
+        let bytes = (w.lowerBound.value / 8)..<((w.upperBound.value - 1) / 8 + 1)
         guard bytes.overlaps(bad) else { return nil }
-        let address = table.address + UnacceptedTable.headerSize + max(bytes.lowerBound, bad.lowerBound)
+        let address = table.address.value + UnacceptedTable.headerSize + max(bytes.lowerBound, bad.lowerBound)
         fault = "kernel panic: BUG: unable to handle page fault for address \(hex16(address)) (direct map) in \(function)(): "
             + "the unaccepted table's last page was not reserved or mapped by reserve_unaccepted() (canonical/tdx#421)"
         return fault
     }
 
     /// First unit whose bitmap byte is unmapped; replays stop short of it.
-    var firstUnmappedUnit: UInt64 { unmappedBitmapBytes.map { $0.lowerBound * 8 } ?? UInt64.max }
+    var firstUnmappedUnit: UnacceptedUnit { unmappedBitmapBytes.map { UnacceptedUnit($0.lowerBound * 8) } ?? .highest }
 
     /// `count` successive `accept_memory(block, 4 MiB)` calls on consecutive
     /// 4 MiB blocks from `firstBlockAddress`, as `__accept_page()` (lazy) or
@@ -137,8 +135,8 @@ public final class UnacceptedMemory {
             let sig = steadySignature(addr: addr)
             let o = acceptMemory(start: addr, size: blockSize, vcpu: vcpu, clock: &clock)
             if o != .ok { return o }
-            if let sig, let st = acceptor.chunkState(gfn: (addr + table.unitSize) >> 12),
-               acceptor.chunkState(gfn: (addr + 2 * table.unitSize) >> 12) == st {
+            if let sig, let st = acceptor.chunkState(gfn: acceptorFrame(addr + table.unitSize)),
+               acceptor.chunkState(gfn: acceptorFrame(addr + 2 * table.unitSize)) == st {
                 steadyMemo[sig] = (clock.counts - before - (acceptor.contextOperations - context0), st)
             }
             i += 1
@@ -146,45 +144,42 @@ public final class UnacceptedMemory {
         return .ok
     }
 
+    /// The frame holding `addr`, as the accept interface (`ArchAcceptor`'s
+    /// replay hooks) takes it: a raw frame number until CoCoGuest is typed.
+    private func acceptorFrame(_ addr: UInt64) -> UInt64 { GuestPhysicalAddress(addr).frame.value }
+
     /// Units of the block at `addr` relative to the table: own two and the guard.
-    private func blockUnits(_ addr: UInt64) -> UInt64? {
-        guard addr >= table.physBase, (addr - table.physBase) % table.unitSize == 0 else { return nil }
-        let u = (addr - table.physBase) / table.unitSize
-        return u + 3 <= table.bitmap.count ? u : nil
+    private func blockUnits(_ addr: UInt64) -> UnacceptedUnit? {
+        guard addr >= table.physBase.value, (addr - table.physBase.value) % table.unitSize == 0 else { return nil }
+        let u = table.unit(containing: addr)
+        return u.value + 3 <= table.bitmap.count ? u : nil
     }
 
     /// The memo key of a steady call at `addr`: unit u clear, u+1 and u+2 set.
     private func steadySignature(addr: UInt64) -> ReplayKey? {
         guard table.unitSize == 2 << 20, let u = blockUnits(addr), !table.bitmap.test(u),
               table.bitmap.test(u + 1), table.bitmap.test(u + 2),
-              let sig = acceptor.chunkSignature(gfn: (addr + table.unitSize) >> 12),
-              acceptor.chunksSharing(sig, from: (addr + table.unitSize) >> 12, limit: 2) == 2 else { return nil }
+              let sig = acceptor.chunkSignature(gfn: acceptorFrame(addr + table.unitSize)),
+              acceptor.chunksSharing(sig, from: acceptorFrame(addr + table.unitSize), limit: 2) == 2 else { return nil }
         return sig
     }
 
     private func replaySteady(addr: UInt64, remaining: UInt64, vcpu: Int, clock: inout PhaseClock) -> UInt64? {
         guard let sig = steadySignature(addr: addr), let memo = steadyMemo[sig], let u = blockUnits(addr) else { return nil }
         // Units u+1 ..< u+1+2k must all be set and the platform uniform over them.
-        let firstGFN = (addr + table.unitSize) >> 12
+        let firstGFN = acceptorFrame(addr + table.unitSize)
         // Calls whose window reaches an unmapped byte are stepped, so the fault is seen.
         guard u + 3 < firstUnmappedUnit else { return nil }
-        let maxUnits = min(2 * remaining, table.bitmap.count - (u + 1), (firstUnmappedUnit - (u + 3)) / 2 * 2)
+        let maxUnits = min(2 * remaining, table.bitmap.count - (u.value + 1), (firstUnmappedUnit - (u + 3)) / 2 * 2)
         let setEnd = table.bitmap.firstClear(from: u + 1, below: u + 1 + maxUnits) ?? (u + 1 + maxUnits)
         let chunks = acceptor.chunksSharing(sig, from: firstGFN, limit: setEnd - (u + 1))
         let k = chunks / 2
         guard k > 0 else { return nil }
         clock.charge(memo.counts, times: k, vcpu: vcpu, costs: costs)
         clock.charge(acceptor.replayChunks(signature: sig, state: memo.state, from: firstGFN, count: 2 * k), vcpu: vcpu, costs: costs)
-        table.bitmap.clear((u + 1)..<(u + 1 + 2 * k))
+        table.bitmap.clear(Range(start: u + 1, count: 2 * k))
         archCalls += k
         acceptedBytes += 2 * k * table.unitSize
         return k
     }
-}
-
-extension UnacceptedMemory {
-    /// Writes a bit of the bitmap directly, as a stray write to the table's
-    /// memory would (used to model the table page being reused).
-    public func markUnaccepted(_ unit: UInt64) { table.bitmap.set(unit..<(unit + 1)) }
-    public func markAccepted(_ unit: UInt64) { table.bitmap.clear(unit..<(unit + 1)) }
 }

@@ -22,9 +22,13 @@ public struct Zone: Sendable {
     public var freePages: UInt64 = 0
     /// `NR_UNACCEPTED`.
     public var unacceptedPages: UInt64 = 0
+    /// `MAX_ORDER_NR_PAGES`: pages in one block of `unaccepted_pages`.
+    public static let blockPages: UInt64 = 1024
+
     /// `zone->unaccepted_pages`, FIFO (`list_add_tail` / `list_first_entry`),
-    /// kept as runs of consecutive 4 MiB blocks: (first block address, count).
-    public var unacceptedList: [(address: UInt64, count: UInt64)] = []
+    /// kept as runs of consecutive 4 MiB blocks: (first frame of the first
+    /// block, whose struct page is the list entry; number of blocks).
+    public var unacceptedList: [(first: GuestFrameNumber, count: UInt64)] = []
     var listHead = 0
     /// `_watermark[WMARK_MIN/LOW/HIGH/PROMO]`; zero until `init_per_zone_wmark_min()`.
     public var watermarkMin: UInt64 = 0, watermarkLow: UInt64 = 0, watermarkHigh: UInt64 = 0, watermarkPromo: UInt64 = 0
@@ -36,13 +40,13 @@ public struct Zone: Sendable {
     public var hasUnaccepted: Bool { unacceptedPages > 0 }
 
     /// `__free_unaccepted()` for `count` consecutive blocks.
-    mutating func queueUnaccepted(address: UInt64, count: UInt64) {
+    mutating func queueUnaccepted(first: GuestFrameNumber, count: UInt64) {
         guard count > 0 else { return }
         if let last = unacceptedList.last, unacceptedList.count > listHead,
-           last.address + last.count * (4 << 20) == address {
+           last.first + last.count * Self.blockPages == first {
             unacceptedList[unacceptedList.count - 1].count += count
         } else {
-            unacceptedList.append((address, count))
+            unacceptedList.append((first, count))
         }
         freePages += 1024 * count
         unacceptedPages += 1024 * count
@@ -50,15 +54,15 @@ public struct Zone: Sendable {
 
     /// Takes up to `n` blocks from the head of the list (`list_del` of the
     /// first entries, accounting moved off NR_UNACCEPTED but not yet freed).
-    mutating func takeUnaccepted(_ n: UInt64) -> [(address: UInt64, count: UInt64)] {
-        var out: [(UInt64, UInt64)] = []
+    mutating func takeUnaccepted(_ n: UInt64) -> [(first: GuestFrameNumber, count: UInt64)] {
+        var out: [(GuestFrameNumber, UInt64)] = []
         var left = n
         while left > 0, listHead < unacceptedList.count {
             let e = unacceptedList[listHead]
             let k = min(left, e.count)
-            out.append((e.address, k))
+            out.append((e.first, k))
             if k == e.count { listHead += 1 } else {
-                unacceptedList[listHead] = (e.address + k * (4 << 20), e.count - k)
+                unacceptedList[listHead] = (e.first + k * Self.blockPages, e.count - k)
             }
             left -= k
         }
@@ -74,8 +78,8 @@ public struct Zone: Sendable {
     public var unacceptedBlocks: UInt64 { unacceptedPages / 1024 }
 
     /// The 4 MiB blocks still on `zone->unaccepted_pages`, in list order:
-    /// (first block address, number of consecutive blocks).
-    public var pendingUnacceptedBlocks: ArraySlice<(address: UInt64, count: UInt64)> { unacceptedList[listHead...] }
+    /// (first frame, number of consecutive blocks).
+    public var pendingUnacceptedBlocks: ArraySlice<(first: GuestFrameNumber, count: UInt64)> { unacceptedList[listHead...] }
 
     /// `__setup_per_zone_wmarks()` for this zone's share of `pagesMin`.
     mutating func setWatermarks(pagesMin: UInt64, lowmemPages: UInt64, scaleFactor: UInt64 = 10) {

@@ -7,7 +7,6 @@ public struct CocomemError: Error, Equatable, CustomStringConvertible, Sendable 
     /// Stable categories, so scripts and tests can match on them.
     public enum Code: String, Sendable {
         case invalidSize
-        case invalidAddress
         case invalidMemoryMap
         case invalidScenario
         case invalidArgument

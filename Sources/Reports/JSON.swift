@@ -27,7 +27,7 @@ public indirect enum JSON: Sendable, Equatable {
         case .int(let v): out += String(v)
         case .uint(let v): out += String(v)
         case .double(let v):
-            if v.isFinite { out += v == v.rounded() && abs(v) < 1e15 ? String(format6(v)) : String(format6(v)) }
+            if v.isFinite { out += format6(v) }
             else { out += "null" }
         case .string(let s): out += quote(s)
         case .bool(let b): out += b ? "true" : "false"

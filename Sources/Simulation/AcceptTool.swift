@@ -46,7 +46,7 @@ public struct AcceptTool {
             stubAccepts += acc
             if case .terminated(let why) = o { throw CocomemError(.unsupported, why) }
         }
-        let tableJSON: JSON = .object([("version", .uint(1)), ("unit_size", .uint(table.unitSize)), ("phys_base", .uint(table.physBase)),
+        let tableJSON: JSON = .object([("version", .uint(1)), ("unit_size", .uint(table.unitSize)), ("phys_base", .uint(table.physBase.value)),
                                        ("size", .uint(table.size)), ("units_set", .uint(table.unitsSet))])
         let um = UnacceptedMemory(table: table, acceptor: acceptor, costs: costs)
         var callsJSON: [JSON] = []
@@ -56,7 +56,7 @@ public struct AcceptTool {
             _ = um.acceptMemory(start: s, size: z, vcpu: 0, clock: &clock)
             callsJSON.append(.object([("start", .uint(s)), ("size", .uint(z)), ("arch_accepts", .array(archs))]))
         }
-        let runs = um.table.bitmap.setRuns(in: 0..<um.table.bitmap.count).map { JSON.array([.uint($0.lowerBound), .uint($0.upperBound)]) }
+        let runs = um.table.bitmap.setRuns(in: um.table.allUnits).map { JSON.array([.uint($0.lowerBound.value), .uint($0.upperBound.value)]) }
         return .object([("unaccepted_table", tableJSON),
                         ("stub_accepts", .array(stubAccepts.map { .array([.uint($0.start), .uint($0.end)]) })),
                         ("calls", .array(callsJSON)), ("unaccepted_units", .array(runs))])

@@ -69,7 +69,7 @@ extension BenchRunner {
         let cal = try Calibration.builtIn()
         let costs = CostTable(cal)
         let bytes = try ByteCount.parseGuestMemory(size).value
-        let pages = alignDown(bytes >> 12, 512)
+        let pages = alignDown(ByteCount(bytes).frames(), PageLevel.size2M.pages)
         func makeVM(_ model: TDXHostModel) throws -> TDXVM {
             let (o, f) = model.configuration
             let vm = try TDXVM(options: o, features: f, vcpus: 8,
@@ -92,7 +92,7 @@ extension BenchRunner {
             let vm = try makeVM(model)
             let acc = TDXAcceptor(host: vm, driver: .linux, costs: costs)
             var clock = PhaseClock(vcpus: 1)
-            let t = timed { _ = acc.accept(AddressRange(start: 0, size: pages << 12), vcpu: 0, clock: &clock) }
+            let t = timed { _ = acc.accept(AddressRange(start: 0, size: ByteCount.frames(pages).value), vcpu: 0, clock: &clock) }
             row("fault in + accept \(size) (\(model == .tdxHuge ? "2M, tdx-huge" : "4K, tdx"))", t, vm)
             if model == .tdxHuge { huge = vm }
         }

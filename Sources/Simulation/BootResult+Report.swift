@@ -31,14 +31,14 @@ extension BootResult {
         let map = firmware.map
         let efi: [JSON] = map.descriptors.map { d in
             .object([("type", .string(d.type.name)), ("type_id", .uint(UInt64(d.type.rawValue))),
-                     ("start", .uint(d.physicalStart)), ("end", .uint(d.end)), ("bytes", .uint(d.numberOfPages << 12))])
+                     ("start", .uint(d.physicalStart)), ("end", .uint(d.end)), ("bytes", .uint(d.bytes.value))])
         }
         var table: JSON = .null
         if let u = kernel?.unaccepted?.table ?? firmware.table {
             table = .object([("version", .uint(UInt64(u.version))), ("unit_size", .uint(u.unitSize)),
-                             ("phys_base", .uint(u.physBase)), ("size", .uint(u.size)),
+                             ("phys_base", .uint(u.physBase.value)), ("size", .uint(u.size)),
                              ("units_set", .uint(firmware.table?.unitsSet ?? 0)),
-                             ("units_set_now", .uint(u.unitsSet)), ("address", .uint(u.address))])
+                             ("units_set_now", .uint(u.unitsSet)), ("address", .uint(u.address.value))])
         }
         let meminfo: JSON = .object((kernel?.meminfo ?? []).map { ($0.0, .uint($0.1)) })
         let vmstat: JSON = .object([("nr_free_pages", .uint(kernel?.totalFreePages ?? 0)),
@@ -82,7 +82,7 @@ extension BootResult {
         o += "firmware \(scenario.firmware.rawValue), kernel \(scenario.kernel.version.rawValue)\n\n"
         o += "EFI memory map (as the kernel prints it with efi=debug):\n" + firmware.mapAtLoader.kernelFormat() + "\n"
         if let t = firmware.table {
-            o += "Unaccepted table: unit \(ByteCount(t.unitSize)), phys_base \(hex16(t.physBase)), \(t.size) bytes, \(t.unitsSet) units set after the stub\n\n"
+            o += "Unaccepted table: unit \(ByteCount(t.unitSize)), phys_base \(t.physBase), \(t.size) bytes, \(t.unitsSet) units set after the stub\n\n"
         }
         o += "Accepted by:\n"
         for (who, b) in [("firmware", acceptedFirmware), ("EFI stub", acceptedStub), ("kernel boot", acceptedKernelBoot), ("workload", acceptedWorkload)] {

@@ -65,9 +65,10 @@ public struct BootSimulation {
     /// The memslots QEMU creates for a q35 TD: RAM below 4 GiB, RAM above
     /// it, and the firmware flash (each bound to a guest_memfd).
     static func memslots(_ layout: Q35Layout, backing: GmemBacking) -> [Memslot] {
-        var slots = [Memslot(id: 1, baseGFN: 0, pages: layout.lowRAM.end >> 12, backing: backing)]
-        if let h = layout.highRAM { slots.append(Memslot(id: 2, baseGFN: h.start >> 12, pages: h.size >> 12, backing: backing)) }
-        slots.append(Memslot(id: 3, baseGFN: Q35Layout.flash.start >> 12, pages: Q35Layout.flash.size >> 12, backing: .buddy))
+        // Memslot (KVM) still takes raw frame numbers.
+        var slots = [Memslot(id: 1, baseGFN: 0, pages: layout.lowRAM.upperAddress.frame.value, backing: backing)]
+        if let h = layout.highRAM { slots.append(Memslot(id: 2, baseGFN: h.lowerAddress.frame.value, pages: h.bytes.frames(), backing: backing)) }
+        slots.append(Memslot(id: 3, baseGFN: Q35Layout.flash.lowerAddress.frame.value, pages: Q35Layout.flash.bytes.frames(), backing: .buddy))
         return slots
     }
 
@@ -75,7 +76,7 @@ public struct BootSimulation {
     /// memslot covering `[0, bytes)`, for tools that accept memory directly.
     public static func plainTDXHost(coveringBytes bytes: UInt64, costs: CostTable) throws -> TDXVM {
         let (opts, features) = TDXHostModel.tdx.configuration
-        let slot = Memslot(id: 1, baseGFN: 0, pages: alignUp(bytes, 1 << 30) >> 12, backing: .buddy)
+        let slot = Memslot(id: 1, baseGFN: 0, pages: ByteCount(alignUp(bytes, PageLevel.size1G.bytes)).frames(), backing: .buddy)
         let vm = try TDXVM(options: opts, features: features, vcpus: 1, slots: [slot], costs: costs)
         vm.finalize()
         return vm
@@ -95,8 +96,9 @@ public struct BootSimulation {
 
     func makeAcceptors(_ layout: Q35Layout) throws -> Acceptors {
         let s = scenario
-        let added = (Q35Layout.firmwareAddedRAM.start >> 12)..<(Q35Layout.firmwareAddedRAM.end >> 12)
-        let flash = (Q35Layout.flash.start >> 12)..<(Q35Layout.flash.end >> 12)
+        // The host's build interface still takes raw frame numbers; both ranges are page-aligned.
+        let added = Q35Layout.firmwareAddedRAM.frames.raw
+        let flash = Q35Layout.flash.frames.raw
         switch s.platform {
         case .tdx:
             let (vm, build) = try makeTDXVM(layout, added: added, flash: flash)
@@ -168,7 +170,7 @@ public struct BootSimulation {
         var outcome = kernel.decompress(image: kernelImage, clock: &kclock)
         if outcome == .ok {
             _ = kernel.reserveUnacceptedTable()
-            if let i = initrd { kernel.reserve(i, what: "initrd") }
+            if let i = initrd { kernel.reserve(i, .initrd) }
             outcome = kernel.memblockAllocations(kernelImage: kernelImage, clock: &kclock)
         }
         var dclock = PhaseClock(vcpus: s.vcpus)
@@ -179,12 +181,12 @@ public struct BootSimulation {
         if outcome == .ok { outcome = kernel.earlyAllocations(clock: &eclock) }
         r.times.earlyAllocations = eclock.seconds(costs)
         kernel.initWatermarks()
-        kernel.freeReservation("initrd")
+        kernel.freeReservation(.initrd)
         var uclock = PhaseClock(vcpus: s.vcpus)
         uclock.charge(.userspaceFixed, vcpu: 0, costs: costs)
         var full: Double? = nil
         if outcome == .ok {
-            let (_, o) = kernel.allocate(pages: s.bootAllocationBytes >> 12, use: .pageCache, touch: true, clock: &uclock, fullyAcceptedAt: &full)
+            let (_, o) = kernel.allocate(pages: ByteCount(s.bootAllocationBytes).frames(), use: .pageCache, touch: true, clock: &uclock, fullyAcceptedAt: &full)
             outcome = o
         }
         r.times.userspace = uclock.seconds(costs)
@@ -201,15 +203,15 @@ public struct BootSimulation {
             switch workload {
             case .none: break
             case .touch(let b):
-                let (_, o) = kernel.allocate(pages: b >> 12, use: .anonymous, touch: true, clock: &wclock, fullyAcceptedAt: &wfull)
+                let (_, o) = kernel.allocate(pages: ByteCount(b).frames(), use: .anonymous, touch: true, clock: &wclock, fullyAcceptedAt: &wfull)
                 outcome = o
             case .pageCache(let b):
-                let (_, o) = kernel.allocate(pages: b >> 12, use: .pageCache, touch: true, clock: &wclock, fullyAcceptedAt: &wfull)
+                let (_, o) = kernel.allocate(pages: ByteCount(b).frames(), use: .pageCache, touch: true, clock: &wclock, fullyAcceptedAt: &wfull)
                 outcome = o
             case .rate(let perSecond, let seconds):
                 (outcome, wfull) = runRate(kernel, perSecond: perSecond, seconds: seconds, clock: &wclock)
             case .hugetlb(let b):
-                let (_, o) = kernel.allocate(pages: b >> 12, use: .hugetlb, touch: false, clock: &wclock, fullyAcceptedAt: &wfull)
+                let (_, o) = kernel.allocate(pages: ByteCount(b).frames(), use: .hugetlb, touch: false, clock: &wclock, fullyAcceptedAt: &wfull)
                 outcome = o
             }
             if r.fullyAcceptedAfter == nil, let w = wfull { r.fullyAcceptedAfter = r.times.totalBoot + w }
@@ -231,11 +233,11 @@ public struct BootSimulation {
         for _ in 0..<seconds {
             var slice = PhaseClock(vcpus: clock.vcpus)
             var sliceFull: Double? = nil
-            let (got, o) = kernel.allocate(pages: perSecond >> 12, use: .anonymous, touch: true, clock: &slice, fullyAcceptedAt: &sliceFull)
+            let (got, o) = kernel.allocate(pages: ByteCount(perSecond).frames(), use: .anonymous, touch: true, clock: &slice, fullyAcceptedAt: &sliceFull)
             if full == nil, let f = sliceFull { full = elapsed + f }
             elapsed += max(1.0, slice.seconds(costs))
             clock.record(slice)
-            if o != .ok || got < perSecond >> 12 { clock.pacedSeconds = elapsed; return (o, full) }
+            if o != .ok || got < ByteCount(perSecond).frames() { clock.pacedSeconds = elapsed; return (o, full) }
         }
         clock.pacedSeconds = elapsed
         return (.ok, full)

@@ -22,27 +22,26 @@ public enum CaptureView {
     public static func image(from r: BootResult, structures: Bool = true, seed: UInt64,
                              transparentHugepages: Bool = false) throws -> GuestMemoryImage {
         guard let k = r.kernel else { throw CocomemError(.invalidScenario, "the guest did not reach the kernel; there is no vmcore to take") }
-        var classes = IntervalMap<UInt64, PageClass>(initial: .freeZero)
+        var classes = IntervalMap<GuestFrameNumber, PageClass>(initial: .freeZero)
         var crashKernel: AddressRange? = nil
-        for (range, what) in k.reservations {
-            let pfns = (range.start >> 12)..<divRoundUp(range.end, 4096)
-            switch what {
-            case "kernel image":
-                let half = pfns.lowerBound + UInt64(pfns.count) / 2
+        for (range, kind) in k.reservations {
+            let pfns = range.frames
+            switch kind {
+            case .kernelImage:
+                let half = pfns.lowerBound + pfns.length / 2
                 classes.assign(pfns.lowerBound..<half, .kernelText)
                 classes.assign(half..<pfns.upperBound, .kernelData)
-            case "memmap": classes.assign(pfns, .memmap)
-            case "page tables": classes.assign(pfns, .pageTables)
-            case "crash kernel": crashKernel = range; classes.assign(pfns, .crashKernel)
-            default: classes.assign(pfns, .kernelData)
+            case .memmap: classes.assign(pfns, .memmap)
+            case .pageTables: classes.assign(pfns, .pageTables)
+            case .crashKernel: crashKernel = range; classes.assign(pfns, .crashKernel)
+            case .percpu, .swiotlb, .other, .unacceptedTable, .initrd: classes.assign(pfns, .kernelData)
             }
         }
         if let u = k.unaccepted {
             let t = u.table
-            for run in t.bitmap.setRuns(in: 0..<t.bitmap.count) {
-                let a = (t.physBase + run.lowerBound * t.unitSize) >> 12
-                let b = (t.physBase + run.upperBound * t.unitSize) >> 12
-                classes.assign(a..<b, .unaccepted)
+            for run in t.bitmap.setRuns(in: t.allUnits) {
+                // Units are whole frames (unit_size is a multiple of 4 KiB).
+                classes.assign(t.addresses(of: run).frames, .unaccepted)
             }
         }
         let loads = GuestMemoryImage.loads(ram: k.ram, excluding: crashKernel)
@@ -52,23 +51,24 @@ public enum CaptureView {
         var wanted: [(PageClass, UInt64)] = [(.slab, kernelOwn), (.pageCache, k.pageCachePages), (.anonymous, anon)]
         let high = loads.filter { $0.start >= 1 << 32 }, low = loads.filter { $0.start < 1 << 32 }
         // The hugetlb pool first: its folios are 2 MiB-aligned order-9 blocks.
-        var hugetlb = k.hugetlbPages / 512
+        let folio = PageLevel.size2M.pages
+        var hugetlb = k.hugetlbPages / folio
         for l in high + low where hugetlb > 0 {
-            var free: [Range<UInt64>] = []
-            classes.forEachRun(in: (l.start >> 12)..<(l.end >> 12)) { pfns, c in if c == .freeZero { free.append(pfns) } }
+            var free: [Range<GuestFrameNumber>] = []
+            classes.forEachRun(in: l.lowerAddress.frame..<l.upperAddress.frame) { pfns, c in if c == .freeZero { free.append(pfns) } }
             for f in free where hugetlb > 0 {
-                let a = alignUp(f.lowerBound, 512)
-                let n = min(hugetlb, a < f.upperBound ? (f.upperBound - a) / 512 : 0)
-                if n > 0 { classes.assign(a..<(a + n * 512), .hugetlb); hugetlb -= n }
+                let a = f.lowerBound.isAligned(to: .size2M) ? f.lowerBound : f.lowerBound.alignedDown(to: .size2M) + folio
+                let n = min(hugetlb, a < f.upperBound ? (f.upperBound - a) / folio : 0)
+                if n > 0 { classes.assign(Range(start: a, count: n * folio), .hugetlb); hugetlb -= n }
             }
         }
         for l in high + low {
-            var free: [Range<UInt64>] = []
-            classes.forEachRun(in: (l.start >> 12)..<(l.end >> 12)) { pfns, c in if c == .freeZero { free.append(pfns) } }
+            var free: [Range<GuestFrameNumber>] = []
+            classes.forEachRun(in: l.lowerAddress.frame..<l.upperAddress.frame) { pfns, c in if c == .freeZero { free.append(pfns) } }
             for var f in free {
                 while !f.isEmpty, let i = wanted.firstIndex(where: { $0.1 > 0 }) {
-                    let n = min(UInt64(f.count), wanted[i].1)
-                    classes.assign(f.lowerBound..<(f.lowerBound + n), wanted[i].0)
+                    let n = min(f.length, wanted[i].1)
+                    classes.assign(Range(start: f.lowerBound, count: n), wanted[i].0)
                     wanted[i].1 -= n
                     f = (f.lowerBound + n)..<f.upperBound
                 }
@@ -93,19 +93,21 @@ public enum CaptureView {
     /// What the kernel structures are generated from: the memblock
     /// reservations and each zone's pending unaccepted blocks.
     static func kernelInput(_ r: BootResult, _ k: GuestKernel, seed: UInt64) throws -> KernelStructuresInput {
-        func reservation(_ what: String) throws -> AddressRange {
-            guard let x = k.reservations.first(where: { $0.what == what }) else {
-                throw CocomemError(.invalidScenario, "the guest kernel has no '\(what)' reservation to build its structures from")
+        func reservation(_ kind: MemblockReservation) throws -> AddressRange {
+            guard let x = k.reservation(kind) else {
+                throw CocomemError(.invalidScenario, "the guest kernel has no '\(kind)' reservation to build its structures from")
             }
-            return x.range
+            return x
         }
-        var blocks: [Range<UInt64>] = []
-        for z in k.zones { for b in z.pendingUnacceptedBlocks { blocks.append((b.address >> 12)..<((b.address >> 12) + b.count * 1024)) } }
+        var blocks: [Range<GuestFrameNumber>] = []
+        for z in k.zones {
+            for b in z.pendingUnacceptedBlocks { blocks.append(Range(start: b.first, count: b.count * Zone.blockPages)) }
+        }
         blocks.sort { $0.lowerBound < $1.lowerBound }
         let v = k.config.version
         return KernelStructuresInput(
-            ram: k.ram, kernelImage: try reservation("kernel image"), pageTablesArea: try reservation("page tables"),
-            otherArea: try reservation("other"), memmapArea: try reservation("memmap"),
+            ram: k.ram, kernelImage: try reservation(.kernelImage), pageTablesArea: try reservation(.pageTables),
+            otherArea: try reservation(.other), memmapArea: try reservation(.memmap),
             unacceptedBlocks: blocks, release: "\(v.rawValue).0-cocomem",
             crashTime: bootEpoch + Int64(r.times.totalBoot + r.times.workload),
             hasUnacceptedType: v.hasPageUnacceptedType, exportsUnacceptedNumber: v.exportsUnacceptedMapcount, seed: seed)

@@ -63,13 +63,13 @@ extension BootSimulation {
         guard reboot.outcome == .ok else { return out }
 
         let table = k.unaccepted.map { UnacceptedMemory(table: $0.table, acceptor: $0.acceptor, costs: costs) }
-        if let t = table?.table { out.unacceptedAtHandover = t.bitmap.countSet(in: 0..<t.bitmap.count) * t.unitSize }
+        if let t = table?.table { out.unacceptedAtHandover = t.bitmap.countSet(in: t.allUnits) * t.unitSize }
         let setAtHandover = table?.table.bitmap
         var reaccepted: UInt64 = 0
         table?.onArchAccept = { a, b in
             guard let t = table?.table, let bits = setAtHandover else { return }
-            let units = ((a - t.physBase) / t.unitSize)..<divRoundUp(b - t.physBase, t.unitSize)
-            reaccepted += (UInt64(units.count) - bits.countSet(in: units)) * t.unitSize
+            let units = t.unit(containing: a)..<t.unit(roundingUp: b)
+            reaccepted += (units.length - bits.countSet(in: units)) * t.unitSize
         }
         guard let kseg = image.segments.first(where: { $0.kind == .kernel }) else { return out }
         var config = scenario.kernel
@@ -115,13 +115,13 @@ extension KexecResult {
             o += image.log.map { "  " + $0 }.joined(separator: "\n") + "\n"
             o += "  accept_memory() of the destinations at load: \(ByteCount(image.acceptedAtLoad))"
             o += s.kernel.version.acceptsKexecDestinations ? "\n" : " (this kernel has no accept-on-load fix)\n"
-            o += "  source pages from the page allocator: \(image.sourcePages) (\(ByteCount(image.sourcePages << 12)))\n"
+            o += "  source pages from the page allocator: \(image.sourcePages) (\(ByteCount.frames(image.sourcePages)))\n"
             o += "  load time: \(format3(loadSeconds)) s\n"
         }
         o += "Load: \(loadOutcome)\n"
         o += "Reboot (kexec -e): \(rebootOutcome)\n"
         if let f = reboot?.faultAddress, let seg = reboot?.faultSegment {
-            o += "  relocate_kernel touched \(hex16(f)) in the \(seg.rawValue) segment before anything accepted it\n"
+            o += "  relocate_kernel touched \(f) in the \(seg.rawValue) segment before anything accepted it\n"
         }
         if let b = second {
             o += "\nHand-over: \(ByteCount(unacceptedAtHandover)) still unaccepted in the table\n"
@@ -147,7 +147,7 @@ extension KexecResult {
             fields.append(("load_s", .double(loadSeconds)))
         }
         fields.append(("reboot", .string(rebootOutcome)))
-        if let f = reboot?.faultAddress { fields.append(("fault_address", .uint(f))) }
+        if let f = reboot?.faultAddress { fields.append(("fault_address", .uint(f.value))) }
         if let b = second {
             fields.append(("unaccepted_at_handover_bytes", .uint(unacceptedAtHandover)))
             fields.append(("next_boot_s", .double(b.times.totalBoot)))

@@ -43,7 +43,7 @@ public enum PublishedFigures {
     /// 8 vCPUs the model gives ~13.5 s lazy). docs/CALIBRATION.md.
     static func snp128(lazy: Bool) -> (inout Scenario) -> Void {
         { s in
-            s.platform = .snp; s.memory = 128 << 30; s.vcpus = 2; s.lazy = lazy; s.firmware = .ovmfSNP
+            s.platform = .snp; s.memory = ByteCount.gib(128).value; s.vcpus = 2; s.lazy = lazy; s.firmware = .ovmfSNP
             s.kernel.version = .v6_12; s.hostMapping = .map4K
         }
     }
@@ -67,13 +67,13 @@ public enum PublishedFigures {
 
     public static func evaluate(calibration cal: Calibration) throws -> [Row] {
         var rows: [Row] = []
-        for (id, mem, target) in [("boot-4g", UInt64(4) << 30, 2.5), ("boot-64g", UInt64(64) << 30, 4.0)] {
+        for (id, mem, target) in [("boot-4g", ByteCount.gib(4).value, 2.5), ("boot-64g", ByteCount.gib(64).value, 4.0)] {
             let lazy = try boot(tdx2022(mem, lazy: true), cal).times.totalBoot
             let eager = try boot(tdx2022(mem, lazy: false), cal).times.totalBoot
             rows.append(Row(id: id, configuration: "tdx tdvf-2022 (256M partial, BSP), kernel 6.5 no deferred init, 1 vCPU, 4k host",
                             published: target, model: eager / lazy, unit: "x eager/lazy"))
         }
-        let b90: UInt64 = 90 << 30
+        let b90 = ByteCount.gib(90).value
         rows.append(Row(id: "accept-90g (1 vCPU)", configuration: "tdx, Linux tdx_accept_memory, 4k host", published: 60,
                         model: try acceptTime(bytes: b90, vcpus: 1, cal: cal), unit: "s"))
         rows.append(Row(id: "accept-90g (4 vCPUs)", configuration: "same, 4 threads", published: 40,

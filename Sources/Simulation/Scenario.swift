@@ -72,7 +72,7 @@ public enum TDXHostModel: String, Sendable, CaseIterable {
 /// Everything that defines one simulated boot.
 public struct Scenario: Sendable {
     public var platform: PlatformKind = .tdx
-    public var memory: UInt64 = 4 << 30
+    public var memory: UInt64 = ByteCount.gib(4).value
     public var vcpus: Int = 4
     public var lazy = true
     /// SEV-SNP host backing (4K or 2M guest_memfd folios).

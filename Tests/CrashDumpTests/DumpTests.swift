@@ -116,7 +116,7 @@ func run(_ exe: String, _ args: [String]) throws -> (Int32, String) {
             var pfn = paddr >> 12
             while pfn < (paddr + size) >> 12 {
                 let at = Int(off + (pfn << 12) - paddr)
-                #expect(Array(data[at..<(at + 4096)]) == img.page(pfn))
+                #expect(Array(data[at..<(at + 4096)]) == img.page(GuestFrameNumber(pfn)))
                 checked += 1
                 pfn += 997
             }

@@ -50,14 +50,14 @@ import Testing
     /// is not anonymous, stays.
     @Test func hugePagesFollowEachVersionsChain() throws {
         let thp = try smallGuestImage(memory: 768 << 20, kernel: .v6_16, workload: .touch(64 << 20), thp: true)
-        let folios = thp.kernel!.roles.measure(in: 0..<thp.maxMapnr) { $0 == .transparentHuge } / 512
+        let folios = thp.kernel!.roles.measure(in: Range(start: .lowest, count: thp.maxMapnr)) { $0 == .transparentHuge } / 512
         #expect(folios >= 16)
         func user(_ img: GuestMemoryImage, _ v: MakedumpfileVersion) -> UInt64 {
             img.filter(MakedumpfileFilter(version: v, dumpLevel: 8, vmcoreinfo: img.vmcoreinfo!)).counts.user
         }
         #expect(user(thp, .v1_7_7) - user(thp, .v1_7_2) == 511 * folios)
         let pool = try smallGuestImage(memory: 768 << 20, kernel: .v6_16, workload: .hugetlb(32 << 20))
-        let poolPages = pool.kernel!.roles.measure(in: 0..<pool.maxMapnr) { $0 == .hugetlb }
+        let poolPages = pool.kernel!.roles.measure(in: Range(start: .lowest, count: pool.maxMapnr)) { $0 == .hugetlb }
         #expect(poolPages == (32 << 20) >> 12)
         #expect(user(pool, .v1_7_7) - user(pool, .v1_7_2) == poolPages)
     }

@@ -21,7 +21,7 @@ import Testing
             let first = k.presentSections[q / 512] * X86Layout.pagesPerSection + UInt64(q % 512) * 64
             var expected: [UInt8] = []
             for p in first..<(first + 64) {
-                roles.insert(k.roles.value(at: p))
+                roles.insert(k.roles.value(at: GuestFrameNumber(p)))
                 var bytes = [UInt8](repeating: 0, count: 64)
                 bytes.withUnsafeMutableBytes { k.structPage(p).store(to: $0.baseAddress!) }
                 expected += bytes

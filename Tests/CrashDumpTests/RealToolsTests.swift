@@ -50,7 +50,7 @@ import Testing
         guard requireTool(Self.makedumpfile) else { return }
         let img = try smallGuestImage(memory: 512 << 20, kernel: .v6_16, workload: workload, thp: thp)
         // The guest really has 2 MiB folios for the tools to walk.
-        #expect(img.kernel!.roles.measure(in: 0..<img.maxMapnr) { $0 == .transparentHuge || $0 == .hugetlb } >= 8 * 512)
+        #expect(img.kernel!.roles.measure(in: Range(start: .lowest, count: img.maxMapnr)) { $0 == .transparentHuge || $0 == .hugetlb } >= 8 * 512)
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try ELFVmcore.write(img, to: dir + "/vmcore")
@@ -142,7 +142,7 @@ import Testing
         let kept = w.filtered.dumpable
         var excludedSeen = 0
         while pfn < img.maxMapnr {
-            let bytes = inRAM.contains(pfn) ? img.page(pfn).reduce(into: UInt64(1469598103934665603)) { $0 = ($0 ^ UInt64($1)) &* 1099511628211 } : 0
+            let bytes = inRAM.contains(pfn) ? img.page(GuestFrameNumber(pfn)).reduce(into: UInt64(1469598103934665603)) { $0 = ($0 ^ UInt64($1)) &* 1099511628211 } : 0
             let dumpable = kept.contains { $0.contains(pfn) }
             if inRAM.contains(pfn) && !dumpable { excludedSeen += 1 }
             expected += "\(pfn) \(inRAM.contains(pfn) ? String(bytes) : "nodata") \(dumpable ? "kept" : "excluded")\n"

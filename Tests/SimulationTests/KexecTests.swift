@@ -170,7 +170,7 @@ func kexecBoot(_ f: (inout Scenario) -> Void, plan: KexecPlan) throws -> KexecRe
         var plan = KexecPlan()
         plan.request.type = .crash
         let out = try kexecBoot({ $0.memory = 4 << 30; $0.kernel.crashKernelBytes = 256 << 20 }, plan: plan)
-        let crash = try #require(out.first.kernel?.reservations.first { $0.what == "crash kernel" }?.range)
+        let crash = try #require(out.first.kernel?.reservation(.crashKernel))
         guard case .success(let image)? = out.load else { Issue.record("load failed: \(out.loadOutcome)"); return }
         #expect(image.segments.first?.kind == .elfcorehdr && image.segments.first?.mem == crash.start)
         #expect(image.segments.allSatisfy { crash.start <= $0.mem && $0.range.end <= crash.end })
@@ -189,9 +189,9 @@ func kexecBoot(_ f: (inout Scenario) -> Void, plan: KexecPlan) throws -> KexecRe
         #expect(oldImage.acceptedAtLoad == 0)
         let fault = try #require(old.reboot?.faultAddress)
         let initrd = try #require(oldImage.segments.first { $0.kind == .initrd })
-        #expect(old.reboot?.faultSegment == .initrd && initrd.range.contains(fault))
+        #expect(old.reboot?.faultSegment == .initrd && initrd.range.contains(fault.value))
         guard case .terminated(let why)? = old.reboot?.outcome else { Issue.record("TD survived"); return }
-        #expect(why.contains("Guest access before accepting \(hex16(fault))"))
+        #expect(why.contains("Guest access before accepting \(hex16(fault.value))"))
         #expect(old.second == nil)
 
         let new = try kexecBoot({ $0.memory = 4 << 30; $0.kernel.version = .v6_16 }, plan: plan)
@@ -224,7 +224,7 @@ func kexecBoot(_ f: (inout Scenario) -> Void, plan: KexecPlan) throws -> KexecRe
         let out = try kexecBoot({ $0.platform = .snp; $0.firmware = .ovmfSNP; $0.memory = 4 << 30; $0.kernel.version = .v6_12 }, plan: plan)
         guard case .terminated(let why)? = out.reboot?.outcome else { Issue.record("guest survived: \(out.rebootOutcome)"); return }
         let fault = try #require(out.reboot?.faultAddress)
-        #expect(why.contains("#VC") && why.contains("0x404") && why.contains(hex16(fault)))
+        #expect(why.contains("#VC") && why.contains("0x404") && why.contains(hex16(fault.value)))
     }
 
     /// Same inputs, same report.

@@ -28,7 +28,7 @@ public struct FilterResult: Sendable, Equatable {
 
 extension GuestMemoryImage {
     /// PT_LOAD PFN ranges, ascending.
-    var loadPFNs: [Range<UInt64>] { loads.map { ($0.start >> 12)..<($0.end >> 12) } }
+    var loadPFNs: [Range<UInt64>] { loadFrames.map(\.raw) }
 
     /// The 2nd bitmap before zero-page detection: every PT_LOAD PFN, minus
     /// what the filter excludes. Without kernel structures nothing is
@@ -52,9 +52,10 @@ extension GuestMemoryImage {
             skipUntil = max(skipUntil, pfn + pages)
         }
         for load in loadPFNs {
-            for (run, role) in k.roles.runs(in: load) {
+            for (typedRun, role) in k.roles.runs(in: Range(raw: load)) {
+                let run = typedRun.raw
                 var x = max(run.lowerBound, skipUntil)
-                let maximal = k.roles.run(containing: run.lowerBound).range
+                let maximal = k.roles.run(containing: typedRun.lowerBound).range.raw
                 while x < run.upperBound {
                     switch role {
                     case .free, .unacceptedBlock:
@@ -124,8 +125,9 @@ extension GuestMemoryImage {
     func walkMemMap(_ f: MakedumpfileFilter, sections: [UInt64], structPage: (UInt64) throws -> StructPage) rethrows -> FilterResult {
         var out = FilterResult()
         let maxMapnr = self.maxMapnr
-        var bitmap = PageBitmap<UInt64>(count: maxMapnr)
-        for l in loadPFNs { bitmap.set(l) }
+        // makedumpfile's 2nd bitmap: bit n is PFN n.
+        var bitmap = PageBitmap<GuestFrameNumber>(count: maxMapnr)
+        for l in loadFrames { bitmap.set(l) }
         let loads = loadPFNs
         var loadIndex = 0
         func inLoad(_ p: UInt64) -> Bool {
@@ -142,12 +144,12 @@ extension GuestMemoryImage {
                 let next = pfn + 1 < end ? try structPage(pfn + 1) : nil
                 guard case .exclude(let kind, let pages) = f.decide(p, next: next, pfn: pfn) else { continue }
                 let stop = min(pfn + pages, maxMapnr)
-                bitmap.clear(pfn..<stop)
+                bitmap.clear(Range(raw: pfn..<stop))
                 out.count(kind, stop - pfn)
                 pfn += pages - 1
             }
         }
-        for r in bitmap.setRuns(in: 0..<maxMapnr) { out.keep(r) }
+        for r in bitmap.setRuns(in: Range(start: .lowest, count: maxMapnr)) { out.keep(r.raw) }
         return out
     }
 }

@@ -32,7 +32,7 @@ public final class ELFInput: @unchecked Sendable {
     /// Offset of the VMCOREINFO text inside `notes`.
     public let vmcoreinfoOffset: UInt64?
     /// Physical memory the PT_LOADs cover, page-granular, merged and sorted
-    /// (makedumpfile's 1st bitmap: `paddr >> 12 ..< (paddr + memsz) >> 12`).
+    /// (makedumpfile's 1st bitmap: `paddr >> PAGE_SHIFT ..< (paddr + memsz) >> PAGE_SHIFT`).
     public let ranges: [AddressRange]
     let fd: Int32
     private let lock = NSLock()
@@ -149,7 +149,7 @@ public final class ELFInput: @unchecked Sendable {
     /// PT_LOAD pages, merged where PT_LOADs touch or overlap (a real
     /// `/proc/vmcore` also maps the kernel text a second time).
     static func mergedRanges(_ loads: [Load]) -> [AddressRange] {
-        let rs = loads.map { AddressRange(start: ($0.paddr >> 12) << 12, end: (($0.paddr + $0.memsz) >> 12) << 12) }
+        let rs = loads.map { AddressRange(frames: GuestPhysicalAddress($0.paddr).frame..<GuestPhysicalAddress($0.paddr + $0.memsz).frame) }
             .filter { !$0.isEmpty }.sorted { $0.start < $1.start }
         var out: [AddressRange] = []
         for r in rs {

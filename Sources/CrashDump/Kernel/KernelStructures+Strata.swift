@@ -51,7 +51,8 @@ extension KernelStructures {
         func firstPFN(_ q: UInt64) -> UInt64 { sectionFirst + (q % 512) * 64 }
         let pfns = firstPFN(qs.lowerBound)..<(firstPFN(qs.upperBound - 1) + 64)
         var cursor = qs.lowerBound
-        roles.forEachRun(in: pfns) { run, role in
+        roles.forEachRun(in: Range(raw: pfns)) { typedRun, role in
+            let run = typedRun.raw
             let lo = qs.lowerBound + divRoundUp(run.lowerBound - pfns.lowerBound, 64)
             let hi = qs.lowerBound + (run.upperBound - pfns.lowerBound) / 64
             guard lo < hi else { return }

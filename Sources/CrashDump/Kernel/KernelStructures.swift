@@ -10,8 +10,8 @@ public struct KernelStructuresInput: Sendable {
     public var pageTablesArea: AddressRange
     public var otherArea: AddressRange
     public var memmapArea: AddressRange
-    /// 4 MiB blocks still on each zone's `unaccepted_pages`, in list order (PFN ranges).
-    public var unacceptedBlocks: [Range<UInt64>]
+    /// 4 MiB blocks still on each zone's `unaccepted_pages`, in list order.
+    public var unacceptedBlocks: [Range<GuestFrameNumber>]
     public var release: String
     public var crashTime: Int64
     /// The kernel marks unaccepted block heads with `PGTY_unaccepted` (6.12+).
@@ -24,7 +24,7 @@ public struct KernelStructuresInput: Sendable {
     public var transparentHugepages = false
 
     public init(ram: [AddressRange], kernelImage: AddressRange, pageTablesArea: AddressRange, otherArea: AddressRange,
-                memmapArea: AddressRange, unacceptedBlocks: [Range<UInt64>], release: String,
+                memmapArea: AddressRange, unacceptedBlocks: [Range<GuestFrameNumber>], release: String,
                 crashTime: Int64, hasUnacceptedType: Bool, exportsUnacceptedNumber: Bool, seed: UInt64) {
         self.ram = ram; self.kernelImage = kernelImage; self.pageTablesArea = pageTablesArea; self.otherArea = otherArea
         self.memmapArea = memmapArea; self.unacceptedBlocks = unacceptedBlocks
@@ -56,7 +56,7 @@ enum StructurePage: Equatable, Sendable {
 public struct KernelStructures: Sendable {
     public let input: KernelStructuresInput
     /// Page role per PFN, per range.
-    public let roles: IntervalMap<UInt64, PageRole>
+    public let roles: IntervalMap<GuestFrameNumber, PageRole>
     /// Present sections, ascending; the vmemmap of the i-th is the i-th
     /// 2 MiB of the memmap buffer (`sparse_buffer_alloc()` in order).
     public let presentSections: [UInt64]
@@ -72,7 +72,7 @@ public struct KernelStructures: Sendable {
     /// Kernel-data addresses used as list heads and owners in struct pages.
     let kernelDataVirtual: UInt64
 
-    public init(_ i: KernelStructuresInput, classes: IntervalMap<UInt64, PageClass>) throws {
+    public init(_ i: KernelStructuresInput, classes: IntervalMap<GuestFrameNumber, PageClass>) throws {
         input = i
         guard i.kernelImage.start >= X86Layout.physicalStart else {
             throw CocomemError(.unsupported, "the kernel image starts below 16 MiB; phys_base would be negative")
@@ -88,16 +88,18 @@ public struct KernelStructures: Sendable {
         let data = alignUp(i.kernelImage.start + i.kernelImage.size / 2, 4096)
         topPGT = data; level3Kernel = data + 0x1000; level2Kernel = data + 0x2000; utsPage = data + 0x3000
         kernelDataVirtual = X86Layout.startKernelMap + (data + 0x4000 - physBase)
-        var singles: [UInt64: StructurePage] = [topPGT >> 12: .topPGT, level3Kernel >> 12: .level3Kernel,
-                                                level2Kernel >> 12: .level2Kernel, utsPage >> 12: .utsName]
+        /// The PFN of a physical address (`singles` is keyed by raw PFN: it is read per page on the dump path).
+        func pfn(_ phys: UInt64) -> UInt64 { GuestPhysicalAddress(phys).frame.value }
+        var singles: [UInt64: StructurePage] = [pfn(topPGT): .topPGT, pfn(level3Kernel): .level3Kernel,
+                                                pfn(level2Kernel): .level2Kernel, pfn(utsPage): .utsName]
         // memblock "other": the root array (sparse_init: NR_SECTION_ROOTS pointers), then one page per root in use.
         rootArray = i.otherArea.start
-        for p in 0..<4 { singles[(rootArray >> 12) + UInt64(p)] = .rootArray(p) }
+        for p in 0..<4 { singles[pfn(rootArray) + UInt64(p)] = .rootArray(p) }
         var roots: [UInt64: UInt64] = [:]
         var next = rootArray + 0x4000
         for s in presentSections where roots[s / X86Layout.sectionsPerRoot] == nil {
             roots[s / X86Layout.sectionsPerRoot] = next
-            singles[next >> 12] = .sectionRoot(s / X86Layout.sectionsPerRoot)
+            singles[pfn(next)] = .sectionRoot(s / X86Layout.sectionsPerRoot)
             next += 0x1000
         }
         guard next <= i.otherArea.end else { throw CocomemError(.invalidScenario, "mem_section roots do not fit memblock's early area") }
@@ -106,12 +108,12 @@ public struct KernelStructures: Sendable {
         let maxPhys = i.ram.map(\.end).max() ?? 0
         var pt = i.pageTablesArea.start
         var puds: [UInt64] = []
-        for n in 0..<max(1, divRoundUp(maxPhys, 512 << 30)) { puds.append(pt); singles[pt >> 12] = .directPUD(n); pt += 0x1000 }
+        for n in 0..<max(1, divRoundUp(maxPhys, 512 * PageLevel.size1G.bytes)) { puds.append(pt); singles[pfn(pt)] = .directPUD(n); pt += 0x1000 }
         directPUDs = puds
-        vmemmapPUD = pt; singles[pt >> 12] = .vmemmapPUD; pt += 0x1000
+        vmemmapPUD = pt; singles[pfn(pt)] = .vmemmapPUD; pt += 0x1000
         var pmds: [UInt64: UInt64] = [:]
         for s in presentSections where pmds[s / 512] == nil {
-            pmds[s / 512] = pt; singles[pt >> 12] = .vmemmapPMD(s / 512); pt += 0x1000
+            pmds[s / 512] = pt; singles[pfn(pt)] = .vmemmapPMD(s / 512); pt += 0x1000
         }
         guard pt <= i.pageTablesArea.end else { throw CocomemError(.invalidScenario, "the page tables do not fit memblock's page-table reservation") }
         guard presentSections.last.map({ $0 / 512 < 512 }) ?? true else {
@@ -123,10 +125,10 @@ public struct KernelStructures: Sendable {
 
     /// Page roles: classes decide (the crash kernel is its own class, so
     /// reserved), non-RAM stays reserved, and the unaccepted list overrides.
-    static func roles(_ i: KernelStructuresInput, classes: IntervalMap<UInt64, PageClass>, presentSections: [UInt64]) -> IntervalMap<UInt64, PageRole> {
-        var roles = IntervalMap<UInt64, PageRole>(initial: .reserved)
+    static func roles(_ i: KernelStructuresInput, classes: IntervalMap<GuestFrameNumber, PageClass>, presentSections: [UInt64]) -> IntervalMap<GuestFrameNumber, PageRole> {
+        var roles = IntervalMap<GuestFrameNumber, PageRole>(initial: .reserved)
         for r in i.ram {
-            classes.forEachRun(in: (r.start >> 12)..<(r.end >> 12)) { pfns, c in
+            classes.forEachRun(in: r.lowerAddress.frame..<r.upperAddress.frame) { pfns, c in
                 let role: PageRole
                 switch c {
                 case .freeZero, .unaccepted: role = .free
@@ -138,8 +140,9 @@ public struct KernelStructures: Sendable {
                 }
                 roles.assign(pfns, role)
                 if c == .anonymous, i.transparentHugepages {
-                    let folios = alignUp(pfns.lowerBound, 512)..<alignDown(pfns.upperBound, 512)
-                    if folios.lowerBound < folios.upperBound { roles.assign(folios, .transparentHuge) }
+                    let folio = PageLevel.size2M.pages
+                    let folios = alignUp(pfns.lowerBound.value, folio)..<alignDown(pfns.upperBound.value, folio)
+                    if folios.lowerBound < folios.upperBound { roles.assign(Range(raw: folios), .transparentHuge) }
                 }
             }
         }
@@ -151,7 +154,7 @@ public struct KernelStructures: Sendable {
 
     /// PFN range of the memmap buffer in use.
     public var memmapPFNs: Range<UInt64> {
-        let s = input.memmapArea.start >> 12
+        let s = input.memmapArea.lowerAddress.frame.value
         return s..<(s + UInt64(presentSections.count) * 512)
     }
 
@@ -186,22 +189,22 @@ public struct KernelStructures: Sendable {
             entry(Self.index(X86Layout.vmemmapStart, level: 39), vmemmapPUD | X86Layout.tableEntry)
             entry(Self.index(X86Layout.startKernelMap, level: 39), level3Kernel | X86Layout.tableEntry)
         case .level3Kernel:
-            entry(Self.index(X86Layout.startKernelMap, level: 30), level2Kernel | X86Layout.tableEntry)
+            entry(Self.index(X86Layout.startKernelMap, level: PageLevel.size1G.shift), level2Kernel | X86Layout.tableEntry)
         case .level2Kernel:
             // level2_kernel_pgt maps phys_base.. in 2 MiB pages up to _end.
             let n = divRoundUp(input.kernelImage.end - physBase, 2 << 20)
-            for k in 0..<Int(min(n, 512)) { entry(k, (physBase + UInt64(k) << 21) | X86Layout.largeLeaf) }
+            for k in 0..<Int(min(n, 512)) { entry(k, (physBase + UInt64(k) * PageLevel.size2M.bytes) | X86Layout.largeLeaf) }
         case .directPUD(let n):
             let maxPhys = input.ram.map(\.end).max() ?? 0
             for k in 0..<512 {
-                let phys = (n * 512 + UInt64(k)) << 30
+                let phys = (n * 512 + UInt64(k)) * PageLevel.size1G.bytes
                 if phys < maxPhys { entry(k, phys | X86Layout.largeLeaf) }
             }
         case .vmemmapPUD:
-            for (g, pmd) in vmemmapPMDs { entry(Self.index(X86Layout.vmemmapStart + g << 30, level: 30), pmd | X86Layout.tableEntry) }
+            for (g, pmd) in vmemmapPMDs { entry(Self.index(X86Layout.vmemmapStart + g * PageLevel.size1G.bytes, level: PageLevel.size1G.shift), pmd | X86Layout.tableEntry) }
         case .vmemmapPMD(let g):
             for (o, s) in presentSections.enumerated() where s / 512 == g {
-                entry(Int(s % 512), (input.memmapArea.start + UInt64(o) << 21) | X86Layout.largeLeaf)
+                entry(Int(s % 512), (input.memmapArea.start + UInt64(o) * PageLevel.size2M.bytes) | X86Layout.largeLeaf)
             }
         case .utsName:
             // struct uts_namespace starts with struct new_utsname (6 x 65 bytes).
@@ -238,7 +241,7 @@ public struct KernelStructures: Sendable {
     // MARK: Struct pages
 
     /// The zone index of a PFN: DMA below 16 MiB, DMA32 below 4 GiB, Normal above.
-    static func zone(_ pfn: UInt64) -> UInt64 { UInt64(X86Zones.index(ofAddress: pfn << 12)) }
+    static func zone(_ pfn: UInt64) -> UInt64 { UInt64(X86Zones.index(ofAddress: GuestFrameNumber(pfn).address.value)) }
 
     /// Fills the 64 struct pages from `firstPFN` at `base`, one role run at
     /// a time. Free and unaccepted runs differ from page to page only in
@@ -248,7 +251,8 @@ public struct KernelStructures: Sendable {
         let end = firstPFN + 64
         var pfn = firstPFN
         while pfn < end {
-            let (run, role) = roles.run(containing: pfn)
+            let (typedRun, role) = roles.run(containing: GuestFrameNumber(pfn))
+            let run = typedRun.raw
             let stop = min(end, run.upperBound)
             switch role {
             case .free, .unacceptedBlock, .reserved:
@@ -291,8 +295,8 @@ public struct KernelStructures: Sendable {
 
     /// The struct page of `pfn`, whose role is `role` over the maximal run `run`.
     public func structPage(_ pfn: UInt64) -> StructPage {
-        let (run, role) = roles.run(containing: pfn)
-        return structPage(pfn, role: role, run: run)
+        let (run, role) = roles.run(containing: GuestFrameNumber(pfn))
+        return structPage(pfn, role: role, run: run.raw)
     }
 
     /// The buddy block holding `pfn` in the free run `run`: the largest
@@ -338,7 +342,7 @@ public struct KernelStructures: Sendable {
             p.word1 = kernelDataVirtual + 0x2000 + (pfn % 8) * 0x100
             p.word2 = StructPage.address(of: pfn) + 16
             p.mapping = StructPage.address(of: pfn) + 16
-            p.index = X86Layout.pageOffset + (pfn << 12) + (pfn % 7) * 64
+            p.index = X86Layout.pageOffset + GuestFrameNumber(pfn).address.value + (pfn % 7) * 64
             p.privateValue = 0x8040_0040
             p.mapcount = PageType.slab.word
             p.refcount = 1
@@ -351,7 +355,7 @@ public struct KernelStructures: Sendable {
         case .anonymous:
             p.flags |= 1 << PageFlag.lru | 1 << PageFlag.uptodate | 1 << PageFlag.swapbacked | 1 << PageFlag.active
             p.word1 = StructPage.lruAddress(of: pfn + 1); p.word2 = StructPage.lruAddress(of: pfn &- 1)
-            p.mapping = (kernelDataVirtual + 0x6000 + ((pfn >> 9) % 16) * 0x80) | 1     // anon_vma | PAGE_MAPPING_ANON
+            p.mapping = (kernelDataVirtual + 0x6000 + (GuestFrameNumber(pfn).region2M.value % 16) * 0x80) | 1     // anon_vma | PAGE_MAPPING_ANON
             p.index = 0x7f00_0000 + (pfn & 0xf_ffff)
             p.mapcount = 0
             p.refcount = 1
@@ -381,7 +385,7 @@ public struct KernelStructures: Sendable {
             p.word2 = head > run.lowerBound ? StructPage.lruAddress(of: head - 512) : listHead
             if role == .transparentHuge {
                 p.flags |= 1 << PageFlag.lru | 1 << PageFlag.uptodate | 1 << PageFlag.swapbacked | 1 << PageFlag.active
-                p.mapping = (kernelDataVirtual + 0x6000 + ((pfn >> 9) % 16) * 0x80) | 1    // anon_vma | PAGE_MAPPING_ANON
+                p.mapping = (kernelDataVirtual + 0x6000 + (GuestFrameNumber(pfn).region2M.value % 16) * 0x80) | 1    // anon_vma | PAGE_MAPPING_ANON
                 p.index = 0x7f00_0000 + (pfn & 0xf_ffff)
                 p.refcount = 2                                                             // the mapping and the LRU
             } else {

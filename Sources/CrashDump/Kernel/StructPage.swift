@@ -14,7 +14,7 @@ public enum X86Layout {
     /// `CONFIG_PHYSICAL_START`: `_text` is `__START_KERNEL_map + 16 MiB`.
     public static let physicalStart: UInt64 = 16 << 20
     /// `KERNEL_IMAGE_SIZE` with `CONFIG_RANDOMIZE_BASE`.
-    public static let kernelImageSize: UInt64 = 1 << 30
+    public static let kernelImageSize: UInt64 = PageLevel.size1G.bytes
     /// `SECTION_SIZE_BITS`, `MAX_PHYSMEM_BITS` (4-level).
     public static let sectionSizeBits = 27, maxPhysmemBits = 46
     public static let pagesPerSection: UInt64 = 1 << 15

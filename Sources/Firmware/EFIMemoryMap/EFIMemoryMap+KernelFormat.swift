@@ -30,7 +30,7 @@ extension EFIMemoryMap {
         for (i, d) in descriptors.enumerated() {
             let idx = i < 10 ? "0\(i)" : "\(i)"
             out += "efi: mem\(idx): \(d.typeAttrString(hotPluggableColumn: hotPluggableColumn)) "
-            out += "range=[\(hex16(d.physicalStart))-\(hex16(d.end - 1))] (\((d.numberOfPages << 12) >> 20)MB)\n"
+            out += "range=[\(hex16(d.physicalStart))-\(hex16(d.end - 1))] (\(d.bytes.value >> 20)MB)\n"
         }
         return out
     }

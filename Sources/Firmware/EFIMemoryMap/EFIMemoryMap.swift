@@ -27,7 +27,7 @@ public struct EFIMemoryMap: Equatable, Sendable {
 
     /// Total bytes of descriptors of `type`.
     public func bytes(of type: EFIMemoryType) -> UInt64 {
-        descriptors.filter { $0.type == type }.reduce(0) { $0 + ($1.numberOfPages << 12) }
+        descriptors.filter { $0.type == type }.reduce(0) { $0 + $1.bytes.value }
     }
 
     /// Ranges of `type`, merged where adjacent.

@@ -61,10 +61,12 @@ public struct EFIMemoryDescriptor: Hashable, Sendable {
     public init(type: EFIMemoryType, start: UInt64, end: UInt64, attribute: EFIMemoryAttributes = .ramDefault) {
         self.type = type
         physicalStart = start
-        numberOfPages = (end - start) >> 12
+        numberOfPages = ByteCount(end - start).frames()
         self.attribute = attribute
     }
 
-    public var end: UInt64 { physicalStart + numberOfPages << 12 }
+    /// `NumberOfPages` counts EFI pages (`EFI_PAGE_SIZE`, 4 KiB: UEFI 2.9 §7.2), the kernel's 4K frames.
+    public var bytes: ByteCount { .frames(numberOfPages) }
+    public var end: UInt64 { physicalStart + bytes.value }
     public var range: AddressRange { AddressRange(start: physicalStart, end: end) }
 }

@@ -124,7 +124,7 @@ extension GuestKernel {
     /// The "System RAM" resources a search walks, or the crash kernel's.
     func kexecSearchRegions(_ type: KexecImageType) throws -> [AddressRange] {
         guard type == .crash else { return ram }
-        guard let c = reservations.first(where: { $0.what == "crash kernel" })?.range else {
+        guard let c = reservation(.crashKernel) else {
             throw KexecLoadFailure(errno: "EADDRNOTAVAIL", message: "no crash kernel reservation (boot with crashkernel=)")
         }
         return [c]
@@ -186,7 +186,7 @@ extension GuestKernel {
     /// later CPUs and ranges is not added.
     func elfcorehdrPhdrs() -> UInt64 {
         var cuts = [AddressRange(start: 0, end: 1 << 20)]
-        if let c = reservations.first(where: { $0.what == "crash kernel" })?.range { cuts.append(c) }
+        if let c = reservation(.crashKernel) { cuts.append(c) }
         return UInt64(vcpus) + 2 + UInt64(ram.subtracting(cuts).count)
     }
 

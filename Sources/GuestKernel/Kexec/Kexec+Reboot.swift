@@ -6,7 +6,7 @@ import MemoryModel
 public struct KexecReboot: Sendable {
     public var outcome: AcceptOutcome
     /// The first destination page the relocation found not accepted, if any.
-    public var faultAddress: UInt64?
+    public var faultAddress: GuestPhysicalAddress?
     /// The segment that page belongs to.
     public var faultSegment: KexecSegmentKind?
 }
@@ -26,23 +26,23 @@ extension GuestKernel {
         guard image.type == .normal else { return KexecReboot(outcome: .ok) }
         for s in image.segments {
             guard let gfn = firstInaccessibleFrame(s.range) else { continue }
-            let (ops, outcome) = platform.touch(gfn: gfn, vcpu: 0)
+            let (ops, outcome) = platform.touch(gfn: gfn.value, vcpu: 0)
             clock.charge(ops, vcpu: 0, costs: costs)
-            events.append("kexec: relocate_kernel touched \(hex16(gfn << 12)) (\(s.kind.rawValue)), which is not accepted")
-            return KexecReboot(outcome: outcome, faultAddress: gfn << 12, faultSegment: s.kind)
+            events.append("kexec: relocate_kernel touched \(gfn.address) (\(s.kind.rawValue)), which is not accepted")
+            return KexecReboot(outcome: outcome, faultAddress: gfn.address, faultSegment: s.kind)
         }
         return KexecReboot(outcome: .ok)
     }
 
     /// The lowest 4K frame in `r` that is not accessible, by bisection over
     /// the platform's per-range state.
-    func firstInaccessibleFrame(_ r: AddressRange) -> UInt64? {
-        var lo = r.start >> 12, hi = divRoundUp(r.end, 4096)
-        guard lo < hi, !platform.isAccessible(AddressRange(start: lo << 12, end: hi << 12)) else { return nil }
+    func firstInaccessibleFrame(_ r: AddressRange) -> GuestFrameNumber? {
+        var (lo, hi) = (r.frames.lowerBound, r.frames.upperBound)
+        guard lo < hi, !platform.isAccessible(AddressRange(frames: lo..<hi)) else { return nil }
         // Invariant: [lo, hi) holds an inaccessible frame and none lies below lo.
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2
-            if platform.isAccessible(AddressRange(start: lo << 12, end: mid << 12)) { lo = mid } else { hi = mid }
+            if platform.isAccessible(AddressRange(frames: lo..<mid)) { lo = mid } else { hi = mid }
         }
         return lo
     }

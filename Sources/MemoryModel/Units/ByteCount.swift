@@ -6,10 +6,8 @@ public struct ByteCount: Hashable, Comparable, Sendable, CustomStringConvertible
     @inlinable public init(_ value: UInt64) { self.value = value }
 
     public static let zero = ByteCount(0)
-    @inlinable public static func kib(_ n: UInt64) -> ByteCount { ByteCount(n << 10) }
     @inlinable public static func mib(_ n: UInt64) -> ByteCount { ByteCount(n << 20) }
     @inlinable public static func gib(_ n: UInt64) -> ByteCount { ByteCount(n << 30) }
-    @inlinable public static func tib(_ n: UInt64) -> ByteCount { ByteCount(n << 40) }
 
     /// Number of whole 4 KiB pages.
     @inlinable public var pages4K: UInt64 { value >> 12 }
