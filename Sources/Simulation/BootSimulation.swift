@@ -4,7 +4,6 @@ import Firmware
 import GuestKernel
 import KVM
 import MemoryModel
-import Reports
 import SNP
 import TDXModule
 

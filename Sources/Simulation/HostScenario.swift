@@ -2,7 +2,6 @@ import CoCoGuest
 import CostModel
 import KVM
 import MemoryModel
-import Reports
 import TDXModule
 
 /// A host-side scenario: a TD, its memslots, and a sequence of guest and
@@ -192,7 +191,7 @@ public final class HostRun {
     let linux: TDXAcceptor
     let edk4K: TDXAcceptor
     let edk2M: TDXAcceptor
-    let costs: CostTable
+    public let costs: CostTable
     public private(set) var clock: PhaseClock
 
     public init(_ s: HostScenario, calibration: Calibration, log: Bool) throws {
@@ -275,19 +274,5 @@ public final class HostRun {
         if !vm.isMapped(g) { clock.charge(vm.handleEPTViolation(gfn: g, acceptLevel: nil), vcpu: 0, costs: costs) }
         guard vm.isMapped(g), !vm.isDead else { return }
         _ = edk4K.accept(AddressRange(start: g << 12, size: 4096), vcpu: 0, clock: &clock)
-    }
-
-    public var json: JSON {
-        .object([("stats", vm.statsJSON), ("guest_ops", .object(clock.counts.nonZero.map { ($0.0.name, .uint($0.1)) })),
-                 ("virtual_time_s", .double(clock.seconds(costs))), ("log", .array(vm.log.map { .string($0) })),
-                 ("outcome", .string(vm.outcomeString))])
-    }
-
-    public var text: String {
-        var o = ""
-        if !vm.log.isEmpty { o += "Operation log:\n" + vm.log.map { "  " + $0 }.joined(separator: "\n") + "\n\n" }
-        o += "Host stats:\n" + vm.statsText
-        o += "\nGuest virtual time: \(format3(clock.seconds(costs))) s\nOutcome: \(vm.outcomeString)\n"
-        return o
     }
 }

@@ -3,7 +3,6 @@ import CostModel
 import Firmware
 import GuestKernel
 import MemoryModel
-import Reports
 
 /// A kexec of a booted guest: what to load and whether to jump to it.
 public struct KexecPlan: Sendable {
@@ -103,58 +102,5 @@ extension KexecResult {
         case .ok: return "ok"
         case .terminated(let why): return "guest_terminated: \(why)"
         }
-    }
-
-    /// The report `cocomem kexec` prints.
-    public var text: String {
-        let s = first.scenario
-        var o = "\(s.platform.rawValue.uppercased()) guest, \(ByteCount(s.memory)), kernel \(s.kernel.version.rawValue): "
-        o += "first boot \(format3(first.times.totalBoot)) s, outcome \(first.outcomeString)\n\n"
-        if case .success(let image)? = load {
-            o += "\(image.syscall.rawValue) (\(image.type == .crash ? "crash" : "normal") image):\n"
-            o += image.log.map { "  " + $0 }.joined(separator: "\n") + "\n"
-            o += "  accept_memory() of the destinations at load: \(ByteCount(image.acceptedAtLoad))"
-            o += s.kernel.version.acceptsKexecDestinations ? "\n" : " (this kernel has no accept-on-load fix)\n"
-            o += "  source pages from the page allocator: \(image.sourcePages) (\(ByteCount.frames(image.sourcePages)))\n"
-            o += "  load time: \(format3(loadSeconds)) s\n"
-        }
-        o += "Load: \(loadOutcome)\n"
-        o += "Reboot (kexec -e): \(rebootOutcome)\n"
-        if let f = reboot?.faultAddress, let seg = reboot?.faultSegment {
-            o += "  relocate_kernel touched \(f) in the \(seg.rawValue) segment before anything accepted it\n"
-        }
-        if let b = second {
-            o += "\nHand-over: \(ByteCount(unacceptedAtHandover)) still unaccepted in the table\n"
-            o += "Next kernel \(b.scenario.kernel.version.rawValue): boot \(format3(b.times.totalBoot)) s, accepted \(ByteCount(b.acceptedKernelBoot)) more"
-            o += ", re-accepted \(ByteCount(reacceptedBytes)), outcome \(b.outcomeString)\n"
-            if let k = b.kernel { o += "  MemTotal \(k.totalManagedPages * 4) kB, unaccepted \(k.totalUnacceptedPages * 4) kB\n" }
-        }
-        return o
-    }
-
-    public var json: JSON {
-        var fields: [(String, JSON)] = [
-            ("first_boot_s", .double(first.times.totalBoot)), ("first_outcome", .string(first.outcomeString)),
-            ("load", .string(loadOutcome)),
-        ]
-        if case .success(let image)? = load {
-            fields.append(("syscall", .string(image.syscall.rawValue)))
-            fields.append(("segments", .array(image.segments.map { s in
-                .object([("kind", .string(s.kind.rawValue)), ("mem", .uint(s.mem)), ("memsz", .uint(s.memsz)), ("bufsz", .uint(s.bufsz))])
-            })))
-            fields.append(("accepted_at_load_bytes", .uint(image.acceptedAtLoad)))
-            fields.append(("source_pages", .uint(image.sourcePages)))
-            fields.append(("load_s", .double(loadSeconds)))
-        }
-        fields.append(("reboot", .string(rebootOutcome)))
-        if let f = reboot?.faultAddress { fields.append(("fault_address", .uint(f.value))) }
-        if let b = second {
-            fields.append(("unaccepted_at_handover_bytes", .uint(unacceptedAtHandover)))
-            fields.append(("next_boot_s", .double(b.times.totalBoot)))
-            fields.append(("next_accepted_bytes", .uint(b.acceptedKernelBoot)))
-            fields.append(("next_reaccepted_bytes", .uint(reacceptedBytes)))
-            fields.append(("next_outcome", .string(b.outcomeString)))
-        }
-        return .object(fields)
     }
 }

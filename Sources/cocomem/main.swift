@@ -9,6 +9,7 @@ import MemoryModel
 import Reports
 import KVM
 import Simulation
+import Validation
 import TDXModule
 
 @main
@@ -250,7 +251,7 @@ struct Accept: ParsableCommand {
                 cs = try AcceptTool.parseCalls(c)
             }
             let out = try AcceptTool.run(map: AcceptTool.parseMap(m), calls: cs, calibration: Calibration.builtIn())
-            print(out.serialized(pretty: true))
+            print(out.json.serialized(pretty: true))
         }
     }
 }

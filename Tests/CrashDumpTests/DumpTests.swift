@@ -3,6 +3,7 @@ import CrashDump
 import GuestKernel
 import Foundation
 import MemoryModel
+import Reports
 import Simulation
 import Testing
 

@@ -3,6 +3,8 @@ import CostModel
 import Firmware
 import GuestKernel
 import MemoryModel
+import Reports
+import Validation
 import Simulation
 import Testing
 import TDXModule
@@ -116,7 +118,7 @@ func bootResult(_ f: (inout Scenario) -> Void) throws -> BootResult {
         let map = try EFIMemoryMap([EFIMemoryDescriptor(type: .conventional, start: 0, end: 0x4000_0000),
                                     EFIMemoryDescriptor(type: .unaccepted, start: 0x1_0010_0000, end: 0x1_00F0_1000),
                                     EFIMemoryDescriptor(type: .unaccepted, start: 0x2_0000_0000, end: 0x2_0030_0000)])
-        let out = try AcceptTool.run(map: map, calls: [(0x1_0020_0000, 0x40_0000)], calibration: Calibration.builtIn()).serialized(pretty: false)
+        let out = try AcceptTool.run(map: map, calls: [(0x1_0020_0000, 0x40_0000)], calibration: Calibration.builtIn()).json.serialized(pretty: false)
         // Head [0x100100000, 0x100200000), tail [0x100e00000, 0x100f01000), the 3 MiB range whole.
         #expect(out.contains("[4296015872,4297064448]"))
         #expect(out.contains("[8589934592,8593080320]"))

@@ -2,6 +2,7 @@ import CoCoGuest
 import CostModel
 @testable import GuestKernel
 import MemoryModel
+import Reports
 import Simulation
 import Testing
 

@@ -3,6 +3,8 @@ import CostModel
 import Firmware
 import GuestKernel
 import MemoryModel
+import Reports
+import Simulation
 import TDXModule
 
 /// The published measurements of calibration/PUBLISHED.md that the model

@@ -1,6 +1,6 @@
 import KVM
 import MemoryModel
-import Reports
+import Simulation
 import TDXModule
 
 extension TDXVM {

@@ -3,6 +3,8 @@ import CostModel
 import KVM
 import Foundation
 import MemoryModel
+import Reports
+import Simulation
 import TDXModule
 
 /// Wall-clock and peak-memory measurements of the simulator itself

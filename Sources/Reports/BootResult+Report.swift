@@ -3,7 +3,7 @@ import Firmware
 import GuestKernel
 import KVM
 import MemoryModel
-import Reports
+import Simulation
 
 extension BootResult {
     /// Platform operation counts nested by name (`tdx.accept.4k.success` →
@@ -106,16 +106,4 @@ extension BootResult {
         o += "\nOutcome: \(outcomeString)\n"
         return o
     }
-}
-
-extension String {
-    /// A table cell: left-aligned in `n` columns, with at least one space after it.
-    func padded(_ n: Int) -> String { count >= n ? self + " " : rightPadded(n) }
-}
-
-func format3(_ v: Double) -> String {
-    let m = (v * 1000).rounded()
-    let i = Int64(m)
-    let frac = abs(i % 1000)
-    return "\(i / 1000).\(frac < 10 ? "00" : frac < 100 ? "0" : "")\(frac)"
 }
