@@ -7,7 +7,7 @@ struct Accept: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the EFI stub and accept_memory() alone on a memory map and a list of calls; prints JSON.")
     @Option(help: "Memory map in the kernel's efi=debug format or JSON") var memmap: String
     @Option(help: "File with one 'start size' accept_memory() call per line") var calls: String?
-    @OptionGroup var output: JSONOption
+    @Flag(help: "Accepted like every command's --json; the output is always JSON") var json = false
     @OptionGroup var calibration: CalibrationOption
 
     func run() throws {
@@ -21,7 +21,6 @@ struct Accept: ParsableCommand {
             }
             cs = try AcceptTool.parseCalls(c)
         }
-        // The output is JSON with or without --json (the flag is kept so every command takes it).
         let out = try AcceptTool.run(map: AcceptTool.parseMap(m), calls: cs, calibration: calibration.load())
         print(out.serialized(pretty: true))
     }
