@@ -10,12 +10,31 @@ fail=0
 pass=0
 
 # expect_error DESCRIPTION EXPECTED-SUBSTRING ARGS...
+# Passes when the command exits non-zero without a signal (1: the model
+# rejected the input; 64: a bad command line) and stderr is exactly one line,
+# "error: ..." containing EXPECTED-SUBSTRING, with no trap or stack trace.
 expect_error() {
     local what=$1 want=$2; shift 2
     "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
     local rc=$?
-    if [ "$rc" -eq 0 ] || ! grep -q "^error: .*$want" "$tmp/err" || grep -qi "fatal error\|stack dump\|backtrace" "$tmp/err"; then
-        echo "FAIL: $what (exit $rc): $(head -c 300 "$tmp/err")"; fail=$((fail + 1))
+    local lines
+    lines=$(wc -l <"$tmp/err")
+    if [ "$rc" -eq 0 ] || [ "$rc" -ge 128 ] || [ "$lines" -ne 1 ] || ! grep -q "^error: .*$want" "$tmp/err" \
+        || grep -qi "fatal error\|stack dump\|backtrace" "$tmp/err"; then
+        echo "FAIL: $what (exit $rc, $lines lines): $(head -c 300 "$tmp/err")"; fail=$((fail + 1))
+    else
+        pass=$((pass + 1))
+    fi
+}
+
+# expect_output DESCRIPTION EXPECTED-REGEX ARGS...: exit 0 and stdout, with
+# help's line wrapping undone (whitespace runs read as one space), matching.
+expect_output() {
+    local what=$1 want=$2; shift 2
+    "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    if [ "$rc" -ne 0 ] || ! tr -s ' \n' ' ' <"$tmp/out" | sed 's/ $//' | grep -q -- "$want"; then
+        echo "FAIL: $what (exit $rc): $(head -c 300 "$tmp/out" "$tmp/err")"; fail=$((fail + 1))
     else
         pass=$((pass + 1))
     fi
@@ -34,12 +53,12 @@ expect_error "host scenario missing" "cannot read" host "$tmp/nonexistent.host"
 expect_error "host scenario bad command" "line 4" host "$tmp/bad.host"
 expect_error "host memslots overlap" "overlaps" host "$tmp/overlap.host"
 expect_error "host frames outside a memslot" "not inside one memslot" host "$tmp/outside.host"
-expect_error "unknown TDX host" "not tdx or tdx-huge" boot --host kvm
+expect_error "unknown TDX host" "'kvm' is invalid for '--host <host>'. Please provide one of 'tdx' and 'tdx-huge'" boot --host kvm
 expect_error "negative size" "negative" boot --memory=-5G
 expect_error "non-numeric size" "not a number" boot --memory abc
 expect_error "more than 4 PiB" "4 PiB" boot --memory 5P
 expect_error "zero vCPUs" "vcpus" boot --vcpus 0
-expect_error "unknown platform" "platform" boot --platform arm
+expect_error "unknown platform" "'arm' is invalid for '--platform <platform>'. Please provide one of 'tdx' and 'snp'" boot --platform arm
 expect_error "unknown workload" "workload" boot --workload eat=5
 expect_error "unreadable memory map" "cannot read" accept --memmap "$tmp/does-not-exist"
 expect_error "unreadable calibration" "cannot read" boot --calibration "$tmp/does-not-exist"
@@ -51,13 +70,13 @@ expect_error "dump into a missing directory" "cannot write" dump --memory 512M -
 expect_error "dump level out of range" "dump level" dump --memory 512M -o "$tmp/x" -d 32
 expect_error "dump level needing struct pages (kernel 6.11)" "struct pages" dump --memory 512M --kernel 6.11 -o "$tmp/x" -d 31
 expect_error "dump level without VMCOREINFO" "VMCOREINFO" dump --memory 512M --no-vmcoreinfo -o "$tmp/x" -d 31
-expect_error "unknown makedumpfile version" "makedumpfile version" dump --memory 512M --makedumpfile 1.6 --estimate
+expect_error "unknown makedumpfile version" "'1.6' is invalid for '--makedumpfile <makedumpfile>'. Please provide one of '1.7.2', '1.7.7' or '1.7.8'" dump --memory 512M --makedumpfile 1.6 --estimate
 expect_error "dump with nothing to do" "nothing to do" dump --memory 512M
 expect_error "two compressors" "at most one" dump --memory 512M -o "$tmp/x" -c -z
 expect_error "sample of one page" "--sample 1 is not" dump --memory 512M --estimate --sample 1
 expect_error "ELF dump with a compressor" "leave out -c" dump --memory 512M -E -c -o "$tmp/x"
 expect_error "ELF dump with --mem-usage" "leave out -E" dump --memory 512M -E --mem-usage
-expect_error "unknown THP mode" "thp 'madvise' is not always or never" dump --memory 512M --thp madvise --estimate
+expect_error "unknown THP mode" "'madvise' is invalid for '--thp <thp>'. Please provide one of 'always' and 'never'" dump --memory 512M --thp madvise --estimate
 expect_error "hugetlb pool not in 2 MiB pages" "2 MiB pages" boot --memory 1G --workload hugetlb=3M
 expect_error "sample while writing" "--sample applies to --estimate" dump --memory 512M -o "$tmp/x" --sample 64
 printf 'this is not an ELF vmcore, only text that is long enough to get past the size check.\n' >"$tmp/notelf"
@@ -70,10 +89,30 @@ expect_error "convert a truncated vmcore" "truncated" dump --input "$tmp/trunc.v
 expect_error "convert without VMCOREINFO at a level needing struct pages" "this file has none" dump --input "$tmp/noinfo.vmcore" -o "$tmp/x" -d 31
 expect_error "--elf from an ELF input" "an input file is one already" dump --input "$tmp/small.vmcore" --elf "$tmp/y"
 expect_error "mem-usage of a vmcore file" "running guest" dump --input "$tmp/small.vmcore" --mem-usage
-expect_error "unknown kexec syscall" "not kexec_file_load or kexec_load" kexec --memory 1G --syscall kexec2
+expect_error "unknown kexec syscall" "'kexec2' is invalid for '--syscall <syscall>'. Please provide one of 'kexec_file_load' and 'kexec_load'" kexec --memory 1G --syscall kexec2
 expect_error "kernel alignment not a power of two" "power of two" kexec --memory 1G --kernel-alignment 3M
-expect_error "unknown next kernel" "next-kernel" kexec --memory 1G --next-kernel 5.4
+expect_error "unknown next kernel" "'5.4' is invalid for '--next-kernel <next-kernel>'. Please provide one of '6.5', '6.11', '6.12', '6.16' or '7.0'" kexec --memory 1G --next-kernel 5.4
 expect_error "negative initrd" "negative" kexec --memory 1G --initrd=-1M
+
+# Every option enum lists its values in the error, from the type.
+expect_error "unknown kernel" "'6.1' is invalid for '--kernel <kernel>'. Please provide one of '6.5', '6.11', '6.12', '6.16' or '7.0'" boot --kernel 6.1
+expect_error "unknown accept mode" "'sometimes' is invalid for '--accept <accept>'. Please provide one of 'lazy' and 'eager'" boot --accept sometimes
+expect_error "unknown loader" "'grub' is invalid for '--loader <loader>'. Please provide one of 'efistub' and 'grub-ebs'" boot --loader grub
+expect_error "unknown deferred-init" "'yes' is invalid for '--deferred-init <deferred-init>'. Please provide one of 'on' and 'off'" boot --deferred-init yes
+expect_error "unknown gmem backing" "'thp' is invalid for '--gmem <gmem>'. Please provide one of 'hugetlb-1g', 'hugetlb-2m' or 'buddy'" boot --gmem thp
+expect_error "unknown SNP host mapping" "'1g' is invalid for '--host-mapping <host-mapping>'. Please provide one of '4k' and '2m'" boot --platform snp --host-mapping 1g
+expect_error "unknown firmware" "'seabios' is invalid for '--firmware <firmware>'. Please provide one of 'tdvf', 'tdvf-2022' or 'ovmf-snp'" boot --firmware seabios
+expect_error "unknown precheck" "'yes' is invalid for '--precheck <precheck>'. Please provide one of 'on' and 'off'" host --precheck yes
+expect_error "unknown accept level" "'always' is invalid for '--accept-level <accept-level>'. Please provide one of 'inhibit', 'per-fault' or 'none'" host --accept-level always
+expect_error "unknown conversion policy" "'random' is invalid for '--policy <policy>'. Please provide one of 'wip-hugetlb', 'zap-first', 'sept-first' or 'multi-folio'" host --policy random
+expect_error "kernel in the wrong command" "'4.19' is invalid for '--kernel <kernel>'" kexec --memory 1G --kernel 4.19
+expect_error "bench --host is now --host-model" "Unknown option '--host'" bench --host 1T
+expect_error "unknown option" "Unknown option '--bogus'" boot --bogus
+expect_error "missing required option" "Missing expected argument '--memmap <memmap>'" accept
+expect_error "non-numeric vCPUs" "'many' is invalid for '--vcpus <vcpus>'" boot --vcpus many
+expect_output "version" "^[0-9][0-9]*\\.[0-9][0-9]*\\.[0-9][0-9]*$" --version
+expect_output "help lists the kernels from the type" "values: 6.5, 6.11, 6.12, 6.16, 7.0; default: 7.0" boot --help
+expect_output "help lists the makedumpfile versions from the type" "values: 1.7.2, 1.7.7, 1.7.8; default: 1.7.8" dump --help
 
 # A kexec load that cannot be placed is an outcome of the simulation, reported, not an error.
 if "$bin" kexec --memory 1G --initrd 900M >"$tmp/out" 2>"$tmp/err" && grep -q "Load: failed: E" "$tmp/out"; then

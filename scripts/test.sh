@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs cocomem's whole test suite: the Swift Testing suite (its summary line
 # is the last thing `swift test` prints) and the command-line bad-input checks.
-# First installs what the build and the tests need from Debian: zlib (the
-# kdump-compressed writer links it) and the real dump tools the tests run
-# against cocomem's files: makedumpfile, python3-libkdumpfile and crash.
+# First installs what the build and the tests need from Debian: zlib's headers
+# (the kdump-compressed writer links it), the lzo, snappy and zstd runtime
+# libraries (loaded with dlopen when a dump asks for them; no headers needed)
+# and the real dump tools the tests run against cocomem's files:
+# makedumpfile, python3-libkdumpfile and crash.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(zlib1g-dev liblzo2-dev libsnappy-dev libzstd-dev makedumpfile python3-libkdumpfile crash)
+packages=(zlib1g-dev liblzo2-2 libsnappy1v5 libzstd1 makedumpfile python3-libkdumpfile crash)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

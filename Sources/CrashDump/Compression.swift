@@ -1,7 +1,4 @@
-import CLZO
-import CSnappy
 import CZlib
-import CZstd
 import MemoryModel
 
 /// The page compressors of the kdump-compressed format. The raw values are
@@ -40,30 +37,41 @@ public final class PageCompressor {
     private var zlibReady = false
     private var lzoWork: [UInt8] = []
     private var zstdContext: OpaquePointer?
+    private var lzo: CompressionLibraries.LZO?
+    private var snappy: CompressionLibraries.Snappy?
+    private var zstd: CompressionLibraries.Zstd?
     private var out: [UInt8]
 
+    /// Throws when the library `kind` needs is not installed
+    /// (`CompressionLibraries`), naming the package to install.
     public init(_ kind: DumpCompression) throws {
         self.kind = kind
         out = [UInt8](repeating: 0, count: 4096 + 4096 / 16 + 4096)
         switch kind {
-        case .none, .snappy: break
+        case .none: break
+        case .snappy:
+            snappy = try CompressionLibraries.Snappy.shared.get()
         case .zlib:
             guard deflateInit_(&zstream, Z_BEST_SPEED, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
                 throw CocomemError(.io, "zlib: deflateInit failed")
             }
             zlibReady = true
         case .lzo:
-            guard cocomem_lzo_init() == LZO_E_OK else { throw CocomemError(.io, "lzo: lzo_init failed") }
-            lzoWork = [UInt8](repeating: 0, count: Int(cocomem_lzo1x_1_mem_compress()))
+            let lib = try CompressionLibraries.LZO.shared.get()
+            guard lib.initialize() == CompressionLibraries.LZO.ok else { throw CocomemError(.io, "lzo: lzo_init failed") }
+            lzo = lib
+            lzoWork = [UInt8](repeating: 0, count: CompressionLibraries.LZO.workMemoryBytes)
         case .zstd:
-            guard let c = ZSTD_createCCtx() else { throw CocomemError(.io, "zstd: cannot create a context") }
+            let lib = try CompressionLibraries.Zstd.shared.get()
+            guard let c = lib.createCCtx() else { throw CocomemError(.io, "zstd: cannot create a context") }
+            zstd = lib
             zstdContext = c
         }
     }
 
     deinit {
         if zlibReady { deflateEnd(&zstream) }
-        if let c = zstdContext { ZSTD_freeCCtx(c) }
+        if let c = zstdContext { _ = zstd?.freeCCtx(c) }
     }
 
     /// The stored form of one page: its compressed bytes if shorter than
@@ -98,21 +106,21 @@ public final class PageCompressor {
                 size = Int(zstream.total_out)
                 return true
             case .lzo:
-                var len: lzo_uint = 0
-                let rc = lzoWork.withUnsafeMutableBytes { w in lzo1x_1_compress(src, lzo_uint(n), dst, &len, w.baseAddress) }
+                var len: UInt = 0
+                let rc = lzoWork.withUnsafeMutableBytes { w in lzo!.compress1X1(src, UInt(n), dst, &len, w.baseAddress) }
                 size = Int(len)
-                return rc == LZO_E_OK
+                return rc == CompressionLibraries.LZO.ok
             case .snappy:
                 var len = o.count
                 let rc = page.withMemoryRebound(to: CChar.self) { s in
-                    o.withMemoryRebound(to: CChar.self) { d in snappy_compress(s.baseAddress, n, d.baseAddress, &len) }
+                    o.withMemoryRebound(to: CChar.self) { d in snappy!.compress(s.baseAddress, n, d.baseAddress, &len) }
                 }
                 size = len
-                return rc == SNAPPY_OK
+                return rc == CompressionLibraries.Snappy.ok
             case .zstd:
-                let r = ZSTD_compressCCtx(zstdContext, dst, o.count, src, n, 1)
+                let r = zstd!.compressCCtx(zstdContext, dst, o.count, src, n, 1)
                 size = r
-                return ZSTD_isError(r) == 0
+                return zstd!.isError(r) == 0
             }
         }
         guard ok, size < n else { return nil }

@@ -1,1 +1,0 @@
-#include <snappy-c.h>

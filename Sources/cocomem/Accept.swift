@@ -1,0 +1,28 @@
+import ArgumentParser
+import Foundation
+import MemoryModel
+import Reports
+import Simulation
+
+struct Accept: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the EFI stub and accept_memory() alone on a memory map and a list of calls; prints JSON.")
+    @Option(help: "Memory map in the kernel's efi=debug format or JSON") var memmap: String
+    @Option(help: "File with one 'start size' accept_memory() call per line") var calls: String?
+    @Flag(help: "Accepted like every command's --json; the output is always JSON") var json = false
+    @OptionGroup var calibration: CalibrationOption
+
+    func run() throws {
+        guard let m = FileManager.default.contents(atPath: memmap).flatMap({ String(data: $0, encoding: .utf8) }) else {
+            throw CocomemError(.io, "cannot read memory map '\(memmap)'")
+        }
+        var cs: [(UInt64, UInt64)] = []
+        if let calls {
+            guard let c = FileManager.default.contents(atPath: calls).flatMap({ String(data: $0, encoding: .utf8) }) else {
+                throw CocomemError(.io, "cannot read calls file '\(calls)'")
+            }
+            cs = try AcceptTool.parseCalls(c)
+        }
+        let out = try AcceptTool.run(map: AcceptTool.parseMap(m), calls: cs, calibration: calibration.load())
+        print(out.json.serialized(pretty: true))
+    }
+}

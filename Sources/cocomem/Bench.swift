@@ -1,0 +1,21 @@
+import ArgumentParser
+import Reports
+import Simulation
+import Validation
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time the simulator itself (wall clock, peak memory) on large guests.",
+        discussion: "cocomem bench boots each size lazy and eager; cocomem bench --host-model --sizes 1T times the host model instead (fault in + accept at 2M and 4K, 10% conversions) on a TD of each size.")
+    @Option(help: "Comma-separated guest sizes (default: 4G,64G,1T,4T; with --host-model: 1T)") var sizes: String?
+    @Flag(name: .customLong("host-model"), help: "Time the host model (KVM's TDX MMU and the TDX module) instead of booting") var hostModel = false
+
+    func run() throws {
+        let list = (sizes ?? (hostModel ? "1T" : "4G,64G,1T,4T")).split(separator: ",").map(String.init)
+        if hostModel {
+            for size in list { print(try BenchRunner.runHost(size: size), terminator: "") }
+            return
+        }
+        print(try BenchRunner.run(sizes: list), terminator: "")
+    }
+}

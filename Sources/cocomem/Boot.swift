@@ -1,0 +1,14 @@
+import ArgumentParser
+import Reports
+
+struct Boot: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Boot a simulated TD or SNP guest and report what was accepted, by whom and when.")
+    @OptionGroup var guest: ScenarioOptions
+    @OptionGroup var output: JSONOption
+    @Flag(name: .customLong("meminfo"), help: "Print only /proc/meminfo (--json wins when both are given)") var meminfoOnly = false
+
+    func run() throws {
+        let r = try guest.boot()
+        if output.json { print(r.json.serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else { print(r.text, terminator: "") }
+    }
+}

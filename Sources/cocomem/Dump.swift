@@ -1,0 +1,76 @@
+import ArgumentParser
+import CrashDump
+import Foundation
+import MemoryModel
+import Reports
+import Simulation
+
+struct Dump: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Boot a guest, crash it into a kdump kernel, and write its vmcore (ELF) and/or a kdump-compressed file.",
+        discussion: "Level and compressor flags follow makedumpfile: -d LEVEL (1 zero, 2 cache, 4 private cache, 8 user, 16 free), -c zlib, -l lzo, -p snappy, -z zstd, --num-threads N. Levels above 1 walk the struct pages cocomem generates (kernels 6.12 and later), or, with --input, those in the file, found through its VMCOREINFO. lzo, snappy and zstd are loaded when asked for (liblzo2-2, libsnappy1v5, libzstd1).")
+    @OptionGroup var guest: ScenarioOptions
+    @Option(name: .customLong("crashkernel"), help: "crashkernel= reservation (accepted when memblock reserves it)") var crashKernel = "256M"
+    @Option(name: .customLong("input"), help: "Convert this ELF vmcore instead of booting a guest (makedumpfile -d LEVEL ... in out)") var input: String?
+    @Option(name: .customLong("elf"), help: "Write the capture kernel's /proc/vmcore (ELF) here") var elf: String?
+    @Option(name: [.short, .long], help: "Write a kdump-compressed file here") var output: String?
+    @Option(name: .short, help: "makedumpfile dump level, 0-31") var d = 1
+    @Flag(name: .short, help: "Compress pages with zlib") var c = false
+    @Flag(name: .short, help: "Compress pages with lzo") var l = false
+    @Flag(name: .short, help: "Compress pages with snappy") var p = false
+    @Flag(name: .short, help: "Compress pages with zstd") var z = false
+    @Flag(name: .customShort("E"), help: "Write an ELF dump file instead (makedumpfile -E: uncompressed, PT_LOADs cut around runs of 256 or more excluded pages)") var elfDump = false
+    @Option(help: "Follow this makedumpfile's filter (1.7.8 excludes unaccepted blocks under -d 16)") var makedumpfile: MakedumpfileVersion = .v1_7_8
+    @Option(name: .customLong("num-threads"), help: "Threads compressing pages (default: all cores); the output does not depend on it") var threads: Int?
+    @Flag(help: "Compute the exact kdump-compressed size without writing") var estimate = false
+    @Option(help: "With --estimate: compress this many memmap pages per stratum (2-16777216), drawn with the scenario's seed, instead of all of them; the report gives the 95% margin") var sample: Int?
+    @Flag(name: .customLong("mem-usage"), help: "Print makedumpfile --mem-usage's table for the guest (pages a -d 31 dump excludes, by kind)") var memUsage = false
+    @Option(help: "transparent_hugepage: always (anonymous memory in 2 MiB folios where aligned) or never") var thp: THPMode = .never
+    @Flag(name: .customLong("no-vmcoreinfo"), help: "Leave the VMCOREINFO note out of the vmcore (then only -d 0 and -d 1 work)") var noVmcoreinfo = false
+    @OptionGroup var json: JSONOption
+
+    var compression: DumpCompression {
+        [(c, DumpCompression.zlib), (l, .lzo), (p, .snappy), (z, .zstd)].first(where: \.0)?.1 ?? .none
+    }
+
+    func validate() throws {
+        guard [c, l, p, z].filter({ $0 }).count <= 1 else { throw ValidationError("choose at most one of -c, -l, -p, -z") }
+        guard elf != nil || output != nil || estimate || memUsage else {
+            throw ValidationError("nothing to do: give --elf PATH, -o PATH, --estimate or --mem-usage")
+        }
+        if input != nil {
+            guard elf == nil else { throw ValidationError("--elf writes a simulated guest's /proc/vmcore; an input file is one already (for makedumpfile -E give -E -o PATH)") }
+            guard !noVmcoreinfo else { throw ValidationError("--no-vmcoreinfo applies to simulated guests; an input file keeps its notes") }
+        }
+        if memUsage {
+            guard !elfDump else { throw ValidationError("Commandline parameter is invalid: --mem-usage writes no file; leave out -E") }
+            guard input == nil else { throw ValidationError("--mem-usage reads the running guest (makedumpfile reads /proc/kcore), not a vmcore file") }
+        }
+        if !memUsage, let sample, sample < 2 || sample > 1 << 24 {
+            throw ValidationError("--sample \(sample) is not between 2 and 16777216 pages")
+        }
+    }
+
+    func run() throws {
+        let options = DumpOptions(dumpLevel: d, compression: compression, makedumpfile: makedumpfile,
+                                  threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        var image: GuestMemoryImage
+        if let input {
+            image = GuestMemoryImage(input: try ELFInput(path: input))
+        } else {
+            let r = try guest.boot(crashKernel: try ByteCount.parse(crashKernel).value)
+            if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }
+            image = try CaptureView.image(from: r, seed: r.scenario.seed, transparentHugepages: thp == .always)
+        }
+        if noVmcoreinfo { image.vmcoreinfo = nil }
+        if memUsage {
+            let u = try DumpTool.memUsage(image: image, makedumpfile: makedumpfile, threads: options.threads)
+            print(json.json ? u.json.serialized() : u.text, terminator: json.json ? "\n" : "")
+            return
+        }
+        let sampling = sample.map { EstimateSampling(pagesPerStratum: $0, seed: guest.seed) }
+        let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling,
+                                      elfDump: elfDump)
+        print(json.json ? result.json.serialized() : result.text, terminator: json.json ? "\n" : "")
+    }
+}

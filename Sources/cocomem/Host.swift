@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import KVM
+import MemoryModel
+import Reports
+import Simulation
+
+struct Host: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a host-side TDX scenario (KVM's TDX MMU on the TDX module): operation log, debugfs stats, SEAMCALLs, outcome.",
+        discussion: "Without FILE, runs the built-in 4 GiB / 8-vCPU TD of seed 004's [5] and [6]; --print-default shows it as a file to edit.")
+    @Argument(help: "Host scenario file (see --print-default for the format)") var file: String?
+    @OptionGroup var output: JSONOption
+    @Flag(help: "Print the operation log") var log = false
+    @Flag(name: .customLong("print-default"), help: "Print the built-in scenario and exit") var printDefault = false
+    @Option(help: "Override: lpage_info pre-check") var precheck: OnOff?
+    @Option(name: .customLong("accept-level"), help: "Override: how KVM honours the guest's accept level") var acceptLevel: AcceptLevelPolicy?
+    @Option(help: "Override: conversion policy") var policy: ConversionPolicy?
+    @Flag(name: .customLong("check-invariants"), help: "Check every invariant after every host operation") var check = false
+    @OptionGroup var calibration: CalibrationOption
+
+    func run() throws {
+        if printDefault { print(HostScenario.seed004); return }
+        var text = HostScenario.seed004
+        if let f = file {
+            guard let d = FileManager.default.contents(atPath: f), let t = String(data: d, encoding: .utf8) else {
+                throw CocomemError(.io, "cannot read host scenario '\(f)'")
+            }
+            text = t
+        }
+        var s = try HostScenario.parse(text)
+        if let precheck { s.options.lpagePrecheck = precheck.isOn }
+        if let acceptLevel { s.options.acceptLevelPolicy = acceptLevel }
+        if let policy { s.options.conversionPolicy = policy }
+        if check { s.options.checkInvariants = true }
+        let r = try HostRun(s, calibration: calibration.load(), log: log)
+        try r.run()
+        if output.json { print(r.json.serialized()) } else { print(r.text, terminator: "") }
+    }
+}

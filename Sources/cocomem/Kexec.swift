@@ -1,0 +1,50 @@
+import ArgumentParser
+import GuestKernel
+import MemoryModel
+import Reports
+import Simulation
+
+struct Kexec: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Boot a guest, kexec_load or kexec_file_load a new kernel into it, kexec -e, and boot the next kernel from the acceptance state the first left.",
+        discussion: "Segments are placed as the kernel (kexec_file_load) or kexec-tools (kexec_load) place them on x86-64. Kernels 6.16 and later accept the destinations at load; older ones let the relocation touch unaccepted memory, which kills the guest.")
+    @OptionGroup var guest: ScenarioOptions
+    @Option(help: "kexec_file_load (kexec -s) or kexec_load (kexec -c)") var syscall: KexecSyscall = .fileLoad
+    @Flag(help: "Load a crash image into the crashkernel= region (kexec -p); it is only loaded") var crash = false
+    @Option(name: .customLong("crashkernel"), help: "crashkernel= reservation (default: 256M with --crash, none otherwise)") var crashKernel: String?
+    @Option(help: "Initrd size (0: none)") var initrd = "64M"
+    @Option(name: .customLong("kernel-size"), help: "bzImage file size") var kernelSize = "14M"
+    @Option(name: .customLong("init-size"), help: "setup_header.init_size (default: the scenario's decompressed kernel footprint, 64M)") var initSize: String?
+    @Option(name: .customLong("kernel-alignment"), help: "setup_header.kernel_alignment (CONFIG_PHYSICAL_ALIGN), a power of two of at least 4K") var kernelAlignment = "2M"
+    @Option(name: .customLong("cmdline-len"), help: "Command line length including the NUL, 1 to 1048576") var cmdlineLen: UInt64 = 128
+    @Option(name: .customLong("next-kernel"), help: "Generation of the kernel kexec boots (default: the running one's)") var nextKernel: KernelVersion?
+    @Flag(name: .customLong("load-only"), help: "Load without executing (kexec -l)") var loadOnly = false
+    @OptionGroup var output: JSONOption
+
+    func run() throws {
+        var s = try guest.scenario()
+        s.kernel.crashKernelBytes = try crashKernel.map { try ByteCount.parse($0).value } ?? (crash ? 256 << 20 : 0)
+        var plan = KexecPlan()
+        plan.request.syscall = syscall
+        plan.request.type = crash ? .crash : .normal
+        var p = KexecPayload()
+        p.initrdBytes = try ByteCount.parse(initrd).value
+        p.kernelFileBytes = try ByteCount.parse(kernelSize).value
+        p.initSize = try initSize.map { try ByteCount.parse($0).value } ?? s.kernel.kernelInitBytes
+        s.kernel.kernelInitBytes = p.initSize
+        p.kernelAlignment = try ByteCount.parse(kernelAlignment).value
+        guard p.kernelAlignment >= 4096, p.kernelAlignment & (p.kernelAlignment - 1) == 0 else {
+            throw ValidationError("--kernel-alignment \(kernelAlignment) is not a power of two of at least 4K")
+        }
+        guard p.initSize > 0, cmdlineLen >= 1, cmdlineLen <= 1 << 20 else {
+            throw ValidationError("--init-size must be positive and --cmdline-len between 1 and 1M")
+        }
+        p.cmdlineBytes = cmdlineLen
+        if let nextKernel { plan.nextKernel = nextKernel }
+        plan.execute = !loadOnly
+        let sim = BootSimulation(scenario: s, calibration: try guest.calibration.load())
+        plan.request.payload = p
+        let r = try sim.runKexec(plan)
+        print(output.json ? r.json.serialized() : r.text, terminator: output.json ? "\n" : "")
+    }
+}

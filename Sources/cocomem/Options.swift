@@ -1,0 +1,120 @@
+import ArgumentParser
+import CoCoGuest
+import CostModel
+import CrashDump
+import Firmware
+import GuestKernel
+import KVM
+import MemoryModel
+import Reports
+import Simulation
+import TDXModule
+
+// The library's option enums (same package, so no @retroactive), read by their raw
+// values; help texts and errors list `allCases` (docs/CLI.md).
+extension PlatformKind: ExpressibleByArgument {}
+extension KernelVersion: ExpressibleByArgument {}
+extension TDXHostModel: ExpressibleByArgument {}
+extension GmemBacking: ExpressibleByArgument {}
+extension HostMappingPolicy: ExpressibleByArgument {}
+extension FirmwareGeneration: ExpressibleByArgument {}
+extension MakedumpfileVersion: ExpressibleByArgument {}
+extension KexecSyscall: ExpressibleByArgument {}
+extension AcceptLevelPolicy: ExpressibleByArgument {}
+extension ConversionPolicy: ExpressibleByArgument {}
+
+/// `on` or `off`.
+enum OnOff: String, ExpressibleByArgument, CaseIterable {
+    case on, off
+    var isOn: Bool { self == .on }
+}
+
+/// `accept_memory=`: lazy or eager.
+enum AcceptMode: String, ExpressibleByArgument, CaseIterable {
+    case lazy, eager
+}
+
+/// Who calls ExitBootServices.
+enum LoaderKind: String, ExpressibleByArgument, CaseIterable {
+    /// The kernel's EFI stub.
+    case efistub
+    /// The boot loader (GRUB) before it jumps to the kernel.
+    case grubEBS = "grub-ebs"
+}
+
+/// `transparent_hugepage=`.
+enum THPMode: String, ExpressibleByArgument, CaseIterable {
+    case always, never
+}
+
+/// `--json`, the same in every command that has it.
+struct JSONOption: ParsableArguments {
+    @Flag(help: "Print one JSON object instead of the text report") var json = false
+}
+
+/// `--calibration`, the same in every command that has it.
+struct CalibrationOption: ParsableArguments {
+    @Option(help: "Calibration file (default: the built-in Sources/CostModel/Resources/calibration.json)") var calibration: String?
+
+    func load() throws -> Calibration {
+        if let calibration { return try Calibration.load(path: calibration) }
+        return try Calibration.builtIn()
+    }
+}
+
+/// The options that define a simulated guest, shared by `boot`, `dump` and `kexec`.
+struct ScenarioOptions: ParsableArguments {
+    @Option(help: "Platform") var platform: PlatformKind = .tdx
+    @Option(help: "Guest memory (64G, 512M, 1.5T, 0x100000000)") var memory = "4G"
+    @Option(help: "vCPUs") var vcpus = 4
+    @Option(help: "accept_memory=") var accept: AcceptMode = .lazy
+    @Option(help: "TDX host: tdx (KVM + TDX module, 4K private mappings, as upstream), tdx-huge (TDX huge pages v3 + Dynamic PAMT)") var host: TDXHostModel = .tdx
+    @Option(help: "guest_memfd backing for the KVM host (default: buddy for tdx, hugetlb-2m for tdx-huge)") var gmem: GmemBacking?
+    @Option(name: .customLong("host-mapping"), help: "SEV-SNP host backing") var hostMapping: HostMappingPolicy = .map4K
+    @Option(help: "Firmware (default: tdvf for TDX, ovmf-snp for SNP)") var firmware: FirmwareGeneration?
+    @Option(name: .customLong("fw-partial-accept"), help: "tdvf-2022 PcdTdxAcceptPartialMemorySize (0 = all)") var partial = "256M"
+    @Option(help: "Kernel generation") var kernel: KernelVersion = .v7_0
+    @Option(help: "Who calls ExitBootServices: efistub (the kernel's EFI stub) or grub-ebs (the loader)") var loader: LoaderKind = .efistub
+    @Flag(name: .customLong("no-unaccepted-support"), help: "Kernel without CONFIG_UNACCEPTED_MEMORY") var noSupport = false
+    @Flag(name: .customLong("no-acceptance-protocol-call"), help: "Kernel stub that does not call AllowUnacceptedMemory() (SNP)") var noProtocolCall = false
+    @Flag(name: .customLong("snp-firmware-without-protocol"), help: "SNP firmware without OVMF_SEV_MEMORY_ACCEPTANCE_PROTOCOL (edk2-stable202302)") var noFwProtocol = false
+    @Flag(name: .customLong("snp-prefault"), help: "The VMM pre-faults on page state change (KVM_PRE_FAULT_MEMORY)") var prefault = false
+    @Option(name: .customLong("deferred-init"), help: "CONFIG_DEFERRED_STRUCT_PAGE_INIT") var deferred: OnOff = .on
+    @Option(name: .customLong("boot-alloc"), help: "Memory user space allocates on the way to a shell") var bootAlloc = "256M"
+    @Option(help: "none, touch=SIZE|all, pagecache=SIZE, hugetlb=SIZE (grow the 2 MiB hugetlb pool), rate=SIZE:SECONDS (SIZE allocated every second)") var workload = "none"
+    @Option(help: "Seed of every random choice (page contents, samples)") var seed: UInt64 = 0
+    @OptionGroup var calibration: CalibrationOption
+    @Flag(name: .customLong("step-by-step"), help: "Simulate every TDCALL/PVALIDATE one at a time") var step = false
+
+    func scenario() throws -> Scenario {
+        var s = Scenario()
+        s.platform = platform
+        s.memory = try ByteCount.parseGuestMemory(memory).value
+        s.vcpus = vcpus
+        s.lazy = accept == .lazy
+        s.kernel.lazyAccept = s.lazy
+        s.hostMapping = hostMapping
+        s.tdxHost = host
+        if let gmem { s.gmemBacking = gmem }
+        s.firmware = firmware ?? (platform == .tdx ? .tdvf : .ovmfSNP)
+        s.partialAcceptBytes = try ByteCount.parse(partial).value
+        s.kernel.version = kernel
+        s.loader.loaderCallsExitBootServices = loader == .grubEBS
+        s.loader.kernelSupportsUnaccepted = !noSupport
+        s.loader.stubCallsAcceptanceProtocol = !noProtocolCall
+        s.snpAcceptanceProtocol = !noFwProtocol
+        s.snpPrefault = prefault
+        s.kernel.deferredStructPageInit = deferred.isOn
+        s.bootAllocationBytes = try ByteCount.parse(bootAlloc).value
+        s.workload = try Workload.parse(workload, memory: s.memory)
+        s.seed = seed
+        s.stepByStep = step
+        return s
+    }
+
+    func boot(crashKernel: UInt64 = 0) throws -> BootResult {
+        var s = try scenario()
+        s.kernel.crashKernelBytes = crashKernel
+        return try BootSimulation(scenario: s, calibration: calibration.load()).run()
+    }
+}
