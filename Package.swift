@@ -29,9 +29,13 @@ let package = Package(
         .target(name: "Checking", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "Simulation"], swiftSettings: strict),
         .target(name: "Validation", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "CoCoGuest", "Firmware", "GuestKernel", "Simulation", "Reports"], swiftSettings: strict),
         .executableTarget(name: "cocomem", dependencies: ["Simulation", "Reports", "Validation", "Checking", "CrashDump", "KVM", "TDXModule", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["MemoryModel", "CostModel", "CrashDump", "GuestKernel", "Simulation"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "ArchitectureTests", swiftSettings: strict),
         .testTarget(name: "MemoryModelTests", dependencies: ["MemoryModel"], swiftSettings: strict),
-        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Reports", "Validation", "KVM", "TDXModule", "MemoryModel", "CoCoGuest", "CostModel", "GuestKernel"], swiftSettings: strict),
-        .testTarget(name: "CrashDumpTests", dependencies: ["CrashDump", "Simulation", "Reports", "MemoryModel", "CostModel", "GuestKernel"], swiftSettings: strict),
+        .testTarget(name: "FirmwareTests", dependencies: ["Firmware", "MemoryModel", "CostModel", "Simulation", "Reports"], swiftSettings: strict),
+        .testTarget(name: "GuestKernelTests", dependencies: ["GuestKernel", "MemoryModel", "CostModel", "CoCoGuest", "Firmware", "TDXModule", "Simulation", "Reports", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "CrashDumpTests", dependencies: ["CrashDump", "Simulation", "Reports", "MemoryModel", "CostModel", "GuestKernel", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Reports", "KVM", "TDXModule", "MemoryModel", "CoCoGuest", "CostModel", "Firmware", "GuestKernel", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "ValidationTests", dependencies: ["Validation", "CostModel"], swiftSettings: strict),
     ]
 )

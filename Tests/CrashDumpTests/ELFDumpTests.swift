@@ -1,5 +1,6 @@
 @testable import CrashDump
 import MemoryModel
+import TestSupport
 import Testing
 
 @Suite struct ELFDumpTests {

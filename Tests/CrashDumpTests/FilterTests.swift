@@ -3,6 +3,7 @@ import Foundation
 import GuestKernel
 import MemoryModel
 import Simulation
+import TestSupport
 import Testing
 
 @Suite struct FilterTests {

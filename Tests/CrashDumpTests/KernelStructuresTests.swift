@@ -2,6 +2,7 @@
 import GuestKernel
 import MemoryModel
 import Simulation
+import TestSupport
 import Testing
 
 @Suite struct KernelStructuresTests {

@@ -3,6 +3,7 @@ import GuestKernel
 import Foundation
 import MemoryModel
 import Simulation
+import TestSupport
 import Testing
 
 /// cocomem's files checked by the real tools, installed by scripts/test.sh

@@ -4,6 +4,7 @@ import CostModel
 import MemoryModel
 import Reports
 import Simulation
+import TestSupport
 import Testing
 
 /// A platform on which everything is accessible, for placement-only tests.
