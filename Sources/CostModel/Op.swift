@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// Every operation the model counts and charges time for. `name` is its
 /// stable name in the calibration file and in JSON output.

@@ -277,7 +277,7 @@ public struct ELFDumpWriter: Sendable {
     func writeSegment(from paddr: UInt64, bytes: UInt64, into data: inout ChunkedWriter) throws {
         let end = paddr + bytes
         let pfns = (paddr / Self.pageSize)..<divRoundUp(end, Self.pageSize)
-        var failure: Error?
+        var failure: (any Error)?
         for batch in BatchCutter.cut([pfns], pages: KdumpCompressedWriter.batchPages) {
             source.forEachPage(batch) { pfn, page in
                 guard failure == nil else { return }

@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// The capture kernel's view of a crashed guest: the RAM ranges
 /// `/proc/vmcore` exports as PT_LOADs, what each page holds, the CPUs whose

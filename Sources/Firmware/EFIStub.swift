@@ -1,6 +1,6 @@
-import CoCoGuest
-import CostModel
-import MemoryModel
+public import CoCoGuest
+public import CostModel
+public import MemoryModel
 
 /// The x86 Linux EFI stub's handling of unaccepted memory
 /// (drivers/firmware/efi/libstub/unaccepted_memory.c, x86-stub.c).
@@ -36,7 +36,7 @@ public enum EFIStub {
     /// accepted now, and the aligned middle is marked in the bitmap.
     /// Returns the ranges accepted.
     public static func processUnacceptedMemory(_ r: AddressRange, table: inout UnacceptedTable,
-                                               acceptor: ArchAcceptor, clock: inout PhaseClock) -> ([AddressRange], AcceptOutcome) {
+                                               acceptor: any ArchAcceptor, clock: inout PhaseClock) -> ([AddressRange], AcceptOutcome) {
         var accepted: [AddressRange] = []
         func acc(_ s: UInt64, _ e: UInt64) -> AcceptOutcome {
             guard e > s else { return .ok }

@@ -1,6 +1,6 @@
-import CoCoGuest
-import CostModel
-import MemoryModel
+public import CoCoGuest
+public import CostModel
+public import MemoryModel
 
 /// Firmware generations whose acceptance behaviour differs.
 public enum FirmwareGeneration: String, Sendable, CaseIterable {
@@ -107,7 +107,7 @@ public struct FirmwareBoot {
 
     /// Runs the firmware. `acceptor` is the firmware's accept driver (edk2),
     /// `stubAcceptor` the EFI stub's (Linux boot stub).
-    public func run(acceptor: ArchAcceptor, stubAcceptor: ArchAcceptor, costs: CostTable,
+    public func run(acceptor: any ArchAcceptor, stubAcceptor: any ArchAcceptor, costs: CostTable,
                     eagerFirmware: Bool = false) throws -> FirmwareBootResult {
         var fwClock = PhaseClock(vcpus: vcpus)
         fwClock.charge(.firmwareFixed, vcpu: 0, costs: costs)
@@ -201,7 +201,7 @@ public struct FirmwareBoot {
     /// with `MpAcceptMemoryResourceRange`: the BSP takes an unaligned head; a
     /// remainder of at most 32 MiB is the BSP's; otherwise CPU i accepts the
     /// 32 MiB chunks i, i+N, i+2N, ...
-    func tdvfAccept(_ ranges: [AddressRange], acceptor: ArchAcceptor, clock: inout PhaseClock,
+    func tdvfAccept(_ ranges: [AddressRange], acceptor: any ArchAcceptor, clock: inout PhaseClock,
                     accepted: inout [AddressRange]) -> AcceptOutcome {
         var rs = ranges
         let chunk: UInt64 = 32 << 20

@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// QEMU's q35 machine RAM layout (`pc_q35_init()`): RAM below 4 GiB up to
 /// 0xB0000000, or only 2 GiB of it once RAM reaches 2816 MiB (0xB0000000),

@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// A unit of the unaccepted bitmap: bit `n` stands for the `unit_size`
 /// bytes at `phys_base + n * unit_size` (drivers/firmware/efi/unaccepted_memory.c:

@@ -1,5 +1,5 @@
-import CoCoGuest
-import CostModel
+public import CoCoGuest
+public import CostModel
 import MemoryModel
 
 /// Where allocated pages go: anonymous memory, the page cache, or the

@@ -1,7 +1,7 @@
-import CoCoGuest
-import CostModel
+public import CoCoGuest
+public import CostModel
 import Firmware
-import MemoryModel
+public import MemoryModel
 
 /// Kernel configuration a scenario chooses.
 public struct KernelConfig: Sendable {
@@ -84,7 +84,7 @@ public final class GuestKernel {
     public let config: KernelConfig
     public let vcpus: Int
     public let costs: CostTable
-    public let platform: GuestPlatform
+    public let platform: any GuestPlatform
     public let unaccepted: UnacceptedMemory?
     public internal(set) var zones: [Zone] = ZoneKind.allCases.map { Zone(kind: $0) }
     /// RAM the kernel manages (E820 RAM ranges).
@@ -109,7 +109,7 @@ public final class GuestKernel {
     /// `allocatedPages` too), such as kexec's source copies.
     public internal(set) var kernelPages: UInt64 = 0
 
-    public init(config: KernelConfig, vcpus: Int, costs: CostTable, platform: GuestPlatform,
+    public init(config: KernelConfig, vcpus: Int, costs: CostTable, platform: any GuestPlatform,
                 ram: [AddressRange], unaccepted: UnacceptedMemory?) {
         self.config = config
         self.vcpus = vcpus

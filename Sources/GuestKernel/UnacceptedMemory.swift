@@ -1,6 +1,6 @@
-import CoCoGuest
-import CostModel
-import Firmware
+public import CoCoGuest
+public import CostModel
+public import Firmware
 import MemoryModel
 
 /// The kernel's side of the unaccepted table
@@ -9,7 +9,7 @@ import MemoryModel
 /// `load_unaligned_zeropad()` guard unit and the accepting list.
 public final class UnacceptedMemory {
     public private(set) var table: UnacceptedTable
-    public let acceptor: ArchAcceptor
+    public let acceptor: any ArchAcceptor
     /// `accepting_list`: ranges (in units) being accepted. The simulation runs
     /// one accept at a time, so it is empty between calls; overlaps are
     /// counted when a caller would have to spin.
@@ -35,7 +35,7 @@ public final class UnacceptedMemory {
 
     public let costs: CostTable
 
-    public init(table: UnacceptedTable, acceptor: ArchAcceptor, costs: CostTable) {
+    public init(table: UnacceptedTable, acceptor: any ArchAcceptor, costs: CostTable) {
         self.table = table
         self.acceptor = acceptor
         self.costs = costs

@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// The zones of an x86-64 node.
 public enum ZoneKind: String, Sendable, CaseIterable {

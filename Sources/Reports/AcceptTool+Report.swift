@@ -1,6 +1,6 @@
 import Firmware
 import MemoryModel
-import Simulation
+public import Simulation
 
 extension AcceptTool.Result {
     /// The object `cocomem accept` prints: `unaccepted_table`,

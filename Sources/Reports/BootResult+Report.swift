@@ -1,9 +1,11 @@
+import CoCoGuest
 import CostModel
 import Firmware
 import GuestKernel
 import KVM
 import MemoryModel
-import Simulation
+public import Simulation
+import TDXModule
 
 extension BootResult {
     /// Platform operation counts nested by name (`tdx.accept.4k.success` →

@@ -1,6 +1,7 @@
 import CrashDump
+import Foundation
 import MemoryModel
-import Simulation
+public import Simulation
 
 extension DumpTool.Result {
     /// makedumpfile's `print_report()` layout.

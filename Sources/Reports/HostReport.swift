@@ -1,4 +1,4 @@
-import KVM
+public import KVM
 import MemoryModel
 import Simulation
 import TDXModule

@@ -1,6 +1,7 @@
+import CostModel
 import KVM
 import MemoryModel
-import Simulation
+public import Simulation
 
 extension HostRun {
     public var json: JSON {

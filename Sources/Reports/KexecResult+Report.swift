@@ -1,6 +1,7 @@
+import CoCoGuest
 import GuestKernel
 import MemoryModel
-import Simulation
+public import Simulation
 
 extension KexecResult {
     /// The report `cocomem kexec` prints.

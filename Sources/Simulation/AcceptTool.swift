@@ -1,9 +1,9 @@
-import Foundation
 import CoCoGuest
-import CostModel
-import Firmware
+public import CostModel
+public import Firmware
+import Foundation
 import GuestKernel
-import MemoryModel
+public import MemoryModel
 import TDXModule
 
 /// `cocomem accept`: the EFI stub and `accept_memory()` alone, on a given

@@ -1,8 +1,8 @@
-import CoCoGuest
-import CostModel
-import Firmware
-import GuestKernel
-import KVM
+public import CoCoGuest
+public import CostModel
+public import Firmware
+public import GuestKernel
+public import KVM
 import MemoryModel
 import SNP
 import TDXModule
@@ -53,10 +53,10 @@ public struct BootSimulation {
     }
 
     struct Acceptors {
-        var firmware: ArchAcceptor
-        var stub: ArchAcceptor
-        var kernel: ArchAcceptor
-        var platform: GuestPlatform
+        var firmware: any ArchAcceptor
+        var stub: any ArchAcceptor
+        var kernel: any ArchAcceptor
+        var platform: any GuestPlatform
         var buildCounts: OpCounts
         var vm: TDXVM? = nil
     }
@@ -158,7 +158,7 @@ public struct BootSimulation {
     /// what a boot loader starts after ExitBootServices, or kexec starts
     /// with the kernel at `image` and the initrd it loaded. The kernel finds
     /// the unaccepted table as the previous owner of the machine left it.
-    func bootKernel(config: KernelConfig, ram: [AddressRange], unaccepted: UnacceptedMemory?, platform: GuestPlatform,
+    func bootKernel(config: KernelConfig, ram: [AddressRange], unaccepted: UnacceptedMemory?, platform: any GuestPlatform,
                     image kernelImage: AddressRange, initrd: AddressRange?, workload: Workload, into r: inout BootResult) {
         let s = scenario
         unaccepted?.stepByStep = s.stepByStep

@@ -1,4 +1,5 @@
-import CrashDump
+public import CrashDump
+import Firmware
 import GuestKernel
 import MemoryModel
 

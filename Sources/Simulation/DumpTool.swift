@@ -1,4 +1,4 @@
-import CrashDump
+public import CrashDump
 import GuestKernel
 import MemoryModel
 

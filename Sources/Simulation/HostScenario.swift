@@ -1,8 +1,8 @@
 import CoCoGuest
-import CostModel
-import KVM
-import MemoryModel
-import TDXModule
+public import CostModel
+public import KVM
+public import MemoryModel
+public import TDXModule
 
 /// A host-side scenario: a TD, its memslots, and a sequence of guest and
 /// VMM operations with faults to inject. Text format, one command per

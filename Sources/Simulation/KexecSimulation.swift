@@ -1,7 +1,7 @@
 import CoCoGuest
-import CostModel
+public import CostModel
 import Firmware
-import GuestKernel
+public import GuestKernel
 import MemoryModel
 
 /// A kexec of a booted guest: what to load and whether to jump to it.

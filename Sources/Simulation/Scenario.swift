@@ -1,11 +1,11 @@
-import CoCoGuest
-import Firmware
-import GuestKernel
-import KVM
+public import CoCoGuest
+public import Firmware
+public import GuestKernel
+public import KVM
 import MemoryModel
-import TDXModule
 import SNP
-import TDXModule
+public import TDXModule
+public import TDXModule
 
 /// A workload run after boot.
 public enum Workload: Sendable, Equatable {

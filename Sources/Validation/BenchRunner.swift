@@ -1,7 +1,8 @@
 import CoCoGuest
 import CostModel
-import KVM
 import Foundation
+import GuestKernel
+import KVM
 import MemoryModel
 import Reports
 import Simulation

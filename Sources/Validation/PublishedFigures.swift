@@ -1,5 +1,5 @@
 import CoCoGuest
-import CostModel
+public import CostModel
 import Firmware
 import GuestKernel
 import MemoryModel

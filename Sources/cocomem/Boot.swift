@@ -1,5 +1,7 @@
 import ArgumentParser
+import GuestKernel
 import Reports
+import Simulation
 
 struct Boot: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Boot a simulated TD or SNP guest and report what was accepted, by whom and when.")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CoCoGuest
 import CrashDump
 import Foundation
 import MemoryModel

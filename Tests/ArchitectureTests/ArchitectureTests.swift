@@ -78,3 +78,34 @@ import Testing
         }
     }
 }
+
+extension ArchitectureTests {
+    /// `dependencies:` of each target in Package.swift, by target name.
+    static func declaredDependencies() throws -> [String: Set<String>] {
+        let manifest = try String(contentsOf: root.appendingPathComponent("Package.swift"), encoding: .utf8)
+        let target = try Regex(#"\.(?:target|testTarget|executableTarget)\(name: "(\w+)"(?:, dependencies: \[([^\]]*)\])?"#)
+        let quoted = try Regex(#""(\w+)""#)
+        var out: [String: Set<String>] = [:]
+        for m in manifest.matches(of: target) {
+            guard let name = m.output[1].substring.map(String.init) else { continue }
+            let list = m.output[2].substring.map(String.init) ?? ""
+            out[name] = Set(list.matches(of: quoted).compactMap { $0.output[1].substring.map(String.init) })
+        }
+        return out
+    }
+
+    /// A target that imports a module it does not declare builds only by
+    /// accident of the build order: every import is declared in Package.swift.
+    @Test func everyTargetDeclaresWhatItImports() throws {
+        let declared = try Self.declaredDependencies()
+        #expect(declared["Simulation"] != nil, "Package.swift's targets were not found")
+        for (module, file, number, text) in try Self.sourceLines() {
+            guard let deps = declared[module] else { continue }
+            let words = text.split(separator: " ").map(String.init)
+            guard let at = words.firstIndex(of: "import"), at + 1 < words.count, at <= 1 else { continue }
+            let imported = words[at + 1]
+            if Self.systemModules.contains(imported) { continue }
+            #expect(deps.contains(imported), "\(file):\(number): \(module) imports \(imported) but Package.swift does not declare it")
+        }
+    }
+}

@@ -1,7 +1,7 @@
 import CostModel
 import CrashDump
-import GuestKernel
 import Foundation
+import GuestKernel
 import MemoryModel
 import Reports
 import Simulation

@@ -1,6 +1,6 @@
 import CrashDump
-import GuestKernel
 import Foundation
+import GuestKernel
 import MemoryModel
 import Simulation
 import TestSupport

@@ -1,5 +1,6 @@
 import CoCoGuest
 import CostModel
+import Firmware
 @testable import GuestKernel
 import MemoryModel
 import Reports

@@ -2,6 +2,7 @@ import CoCoGuest
 import CostModel
 import KVM
 import MemoryModel
+import Reports
 import Simulation
 import TDXModule
 import Testing

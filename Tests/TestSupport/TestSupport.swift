@@ -1,9 +1,10 @@
 import CostModel
-import CrashDump
+public import CrashDump
+import Firmware
 import Foundation
-import GuestKernel
+public import GuestKernel
 import MemoryModel
-import Simulation
+public import Simulation
 
 // Helpers shared by the test targets: building small guests, temporary
 // directories and running the real tools.

@@ -1,5 +1,5 @@
 import Foundation
-import MemoryModel
+public import MemoryModel
 
 /// An ELF64 vmcore read from a file: `/proc/vmcore` as a capture kernel
 /// exports it, or a copy, or what `cocomem dump --elf` wrote. Parsed the

@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// Where the first kernel put the things a dump tool needs, read from the
 /// simulated guest.

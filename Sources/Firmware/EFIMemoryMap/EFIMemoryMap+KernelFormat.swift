@@ -1,5 +1,5 @@
-import MemoryModel
 import Foundation
+import MemoryModel
 
 extension EFIMemoryDescriptor {
     /// `efi_md_typeattr_format()`. `hotPluggableColumn` selects the newer

@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// The UEFI memory map as `GetMemoryMap()` returns it: descriptors sorted by
 /// address, non-overlapping.

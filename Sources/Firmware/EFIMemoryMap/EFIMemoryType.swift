@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// `EFI_MEMORY_TYPE` (UEFI 2.9, Table 7-5), with 15 = `EfiUnacceptedMemoryType`.
 /// `name` is the kernel's `memory_type_name[]` entry (drivers/firmware/efi/efi.c).

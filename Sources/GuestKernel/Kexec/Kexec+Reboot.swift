@@ -1,6 +1,6 @@
-import CoCoGuest
-import CostModel
-import MemoryModel
+public import CoCoGuest
+public import CostModel
+public import MemoryModel
 
 /// What `kexec -e` did to the running guest.
 public struct KexecReboot: Sendable {

@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// The system call that loads a kexec image.
 public enum KexecSyscall: String, Sendable, CaseIterable {
