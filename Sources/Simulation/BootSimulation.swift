@@ -65,9 +65,9 @@ public struct BootSimulation {
     /// The memslots QEMU creates for a q35 TD: RAM below 4 GiB, RAM above
     /// it, and the firmware flash (each bound to a guest_memfd).
     static func memslots(_ layout: Q35Layout, backing: GmemBacking) -> [Memslot] {
-        var slots = [Memslot(id: 1, baseGFN: 0, pages: layout.lowRAM.end >> 12, backing: backing)]
-        if let h = layout.highRAM { slots.append(Memslot(id: 2, baseGFN: h.start >> 12, pages: h.size >> 12, backing: backing)) }
-        slots.append(Memslot(id: 3, baseGFN: Q35Layout.flash.start >> 12, pages: Q35Layout.flash.size >> 12, backing: .buddy))
+        var slots = [Memslot(id: 1, baseGFN: GuestFrameNumber(0), pages: layout.lowRAM.end >> 12, backing: backing)]
+        if let h = layout.highRAM { slots.append(Memslot(id: 2, baseGFN: GuestPhysicalAddress(h.start).frame, pages: h.size >> 12, backing: backing)) }
+        slots.append(Memslot(id: 3, baseGFN: GuestPhysicalAddress(Q35Layout.flash.start).frame, pages: Q35Layout.flash.size >> 12, backing: .buddy))
         return slots
     }
 
@@ -75,7 +75,7 @@ public struct BootSimulation {
     /// memslot covering `[0, bytes)`, for tools that accept memory directly.
     public static func plainTDXHost(coveringBytes bytes: UInt64, costs: CostTable) throws -> TDXVM {
         let (opts, features) = TDXHostModel.tdx.configuration
-        let slot = Memslot(id: 1, baseGFN: 0, pages: alignUp(bytes, 1 << 30) >> 12, backing: .buddy)
+        let slot = Memslot(id: 1, baseGFN: GuestFrameNumber(0), pages: alignUp(bytes, 1 << 30) >> 12, backing: .buddy)
         let vm = try TDXVM(options: opts, features: features, vcpus: 1, slots: [slot], costs: costs)
         vm.finalize()
         return vm
@@ -87,8 +87,8 @@ public struct BootSimulation {
         let (opts, features) = s.tdxHost.configuration
         let backing = s.gmemBacking ?? (s.tdxHost == .tdxHuge ? .hugetlb2M : .buddy)
         let vm = try TDXVM(options: opts, features: features, vcpus: s.vcpus, slots: Self.memslots(layout, backing: backing), costs: costs)
-        var build = try vm.addInitialMemory(added)
-        build.add(try vm.addInitialMemory(flash))
+        var build = try vm.addInitialMemory(Range(raw: added))
+        build.add(try vm.addInitialMemory(Range(raw: flash)))
         vm.finalize()
         return (vm, build)
     }

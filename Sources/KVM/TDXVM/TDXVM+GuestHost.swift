@@ -4,19 +4,19 @@ import TDXModule
 
 /// The guest's platform seam: the guest's TDCALLs go to the module, its
 /// EPT violations to KVM.
-extension TDXVM: TDXHost {
+extension TDXVM: TDXHostReplay {
     /// TDG.MEM.PAGE.ACCEPT, answered by the module.
-    public func accept(gfn: UInt64, level: PageLevel) -> AcceptCallResult {
+    public func accept(gfn: GuestFrameNumber, level: PageLevel) -> AcceptCallResult {
         // Once KVM_RUN has failed or the VM is dead, the vCPU does not run again.
         outcome != .ok ? .status(.operandInvalid) : module.accept(gfn: gfn, level: level)
     }
 
     /// An ACCEPT-type EPT violation (`tdx_handle_ept_violation()`).
-    public func handleEPTViolation(gfn: UInt64, acceptLevel: PageLevel) -> OpCounts {
+    public func handleEPTViolation(gfn: GuestFrameNumber, acceptLevel: PageLevel) -> OpCounts {
         handleEPTViolation(gfn: gfn, acceptLevel: Optional(acceptLevel))
     }
 
-    public func isAccessible(_ frames: Range<UInt64>) -> Bool { module.isAccessible(frames) }
+    public func isAccessible(_ frames: Range<GuestFrameNumber>) -> Bool { module.isAccessible(frames) }
 
     /// A guest access to private memory outside a TDCALL. An unmapped GPA
     /// takes an EPT violation that KVM resolves by TDH.MEM.PAGE.AUG (the
@@ -28,43 +28,43 @@ extension TDXVM: TDXHost {
     /// KVM_EXIT_MEMORY_FAULT instead, which QEMU treats as fatal). Without
     /// SEPT_VE_DISABLE the guest takes a #VE, and Linux's handler panics on
     /// an EPT violation for a private GPA (`virt_exception_kernel()`).
-    public func guestAccess(gfn: UInt64, vcpu: Int) -> (OpCounts, fatal: String?) {
+    public func guestAccess(gfn: GuestFrameNumber, vcpu: Int) -> (OpCounts, fatal: String?) {
         guard outcome == .ok else { return (OpCounts(), "the TD is no longer running") }
-        if module.isAccessible(gfn..<(gfn + 1)) { return (OpCounts(), nil) }
+        if module.isAccessible(gfn.only) { return (OpCounts(), nil) }
         var c = OpCounts()
         if !isMapped(gfn) { c = handleEPTViolation(gfn: gfn, acceptLevel: nil) }
         guard outcome == .ok else { return (c, "\(outcome)") }
-        guard isMapped(gfn) else { return (c, "KVM could not map \(hex16(gfn << 12))") }
+        guard isMapped(gfn) else { return (c, "KVM could not map \(gfn.address)") }
         if options.septVEDisable {
-            let why = "Guest access before accepting \(hex16(gfn << 12)) on vCPU \(vcpu)"
+            let why = "Guest access before accepting \(gfn.address) on vCPU \(vcpu)"
             guestKilled(why)
             return (c, "KVM: VM dead: " + why)
         }
-        return (c, "kernel panic: Unexpected EPT-violation on private memory at \(hex16(gfn << 12)) (#VE)")
+        return (c, "kernel panic: Unexpected EPT-violation on private memory at \(gfn.address) (#VE)")
     }
 
-    public func chunkSignature(gfn: UInt64) -> ReplayKey? {
-        replayAllowed ? chunkStateOf(gfn >> 9)?.key : nil
+    package func chunkSignature(gfn: GuestFrameNumber) -> ReplayKey? {
+        replayAllowed ? chunkStateOf(gfn.region2M)?.key : nil
     }
 
-    public func chunksSharing(_ signature: ReplayKey, from gfn: UInt64, limit: UInt64) -> UInt64 {
-        chunksSharing(signature, fromChunk: gfn >> 9, limit: limit)
+    package func chunksSharing(_ signature: ReplayKey, from gfn: GuestFrameNumber, limit: UInt64) -> UInt64 {
+        chunksSharing(signature, fromChunk: gfn.region2M, limit: limit)
     }
 
-    public func beginChunkStep(gfn: UInt64) {
-        if replayAllowed, let k = chunkStateOf(gfn >> 9)?.key { beginChunkStep(gfn: gfn, key: k) }
+    package func beginChunkStep(gfn: GuestFrameNumber) {
+        if replayAllowed, let k = chunkStateOf(gfn.region2M)?.key { beginChunkStep(gfn: gfn, key: k) }
     }
 
-    public func chunkState(gfn: UInt64) -> ReplayKey? {
+    package func chunkState(gfn: GuestFrameNumber) -> ReplayKey? {
         if let s = stepSignature, s.gfn == gfn { return finishChunkStep(gfn: gfn) }
-        return chunkStateOf(gfn >> 9)?.key
+        return chunkStateOf(gfn.region2M)?.key
     }
 
-    public func replay(signature: ReplayKey, state: ReplayKey, to gfn: UInt64, count: UInt64) -> OpCounts {
-        replay(signature: signature, final: state, fromChunk: gfn >> 9, count: count)
+    package func replay(signature: ReplayKey, state: ReplayKey, to gfn: GuestFrameNumber, count: UInt64) -> OpCounts {
+        replay(signature: signature, final: state, fromChunk: gfn.region2M, count: count)
     }
 
-    public var contextOperations: OpCounts { contextOps }
+    package var contextOperations: OpCounts { contextOps }
 
     // MARK: Build time
 
@@ -72,27 +72,27 @@ extension TDXVM: TDXHost {
     /// mirror (tables linked with SEPT.ADD) and added with TDH.MEM.PAGE.ADD
     /// (after `tdx_pamt_get()` under DPAMT). Only before `finalize()`.
     /// - Returns: the operations, charged to build time.
-    public func addInitialMemory(_ frames: Range<UInt64>) throws -> OpCounts {
+    public func addInitialMemory(_ frames: Range<GuestFrameNumber>) throws -> OpCounts {
         guard module.lifecycle == .building else { throw CocomemError(.invalidArgument, "KVM_TDX_INIT_MEM_REGION after the TD is finalized") }
         let before = ops
         for g in frames {
             guard slot(g) != nil, privateAttr.value(at: g) else {
-                throw CocomemError(.invalidArgument, "initial memory at \(hex16(g << 12)) is not private memory in a memslot")
+                throw CocomemError(.invalidArgument, "initial memory at \(g.address) is not private memory in a memslot")
             }
-            guard linkUpperTables(g) else { throw CocomemError(.invalidArgument, "SEPT.ADD failed at \(hex16(g << 12))") }
-            let c = g >> 9
+            guard linkUpperTables(g) else { throw CocomemError(.invalidArgument, "SEPT.ADD failed at \(g.address)") }
+            let c = g.region2M
             if mirror2M.value(at: c) == .none {
                 _ = module.septAdd(gfn: g, entryLevel: 2, pageHFN: allocSeptPage(viaSplitCache: false))
                 ops.add(.tdxSeptAdd)
-                mirror2M.assign(c..<(c + 1), .table)
+                mirror2M.assign(c.only, .table)
             }
             guard !mirror4K.value(at: g) else { continue }
-            gmemAllocate(g..<(g + 1))
-            guard pamtGet(hfn: hfn(g)) else { throw CocomemError(.invalidArgument, "PAMT.ADD failed at \(hex16(g << 12))") }
+            gmemAllocate(g.only)
+            guard pamtGet(hfn: hfn(g)) else { throw CocomemError(.invalidArgument, "PAMT.ADD failed at \(g.address)") }
             let s = module.pageAdd(gfn: g, hfn: hfn(g))
             ops.add(.tdxPageAdd)
-            guard s == .success else { throw CocomemError(.invalidArgument, "TDH.MEM.PAGE.ADD \(s) at \(hex16(g << 12))") }
-            mirror4K.assign(g..<(g + 1), true)
+            guard s == .success else { throw CocomemError(.invalidArgument, "TDH.MEM.PAGE.ADD \(s) at \(g.address)") }
+            mirror4K.assign(g.only, true)
         }
         return ops - before
     }

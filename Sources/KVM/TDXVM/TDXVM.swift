@@ -8,18 +8,21 @@ import TDXModule
 /// buddy pages the file allocates from; contiguous within a folio).
 public struct Memslot: Sendable, Equatable {
     public var id: Int
-    public var baseGFN: UInt64
+    public var baseGFN: GuestFrameNumber
     public var pages: UInt64
     public var backing: GmemBacking
-    /// `(base_gfn ^ userspace_addr >> 12)` aligned to 2M and 1G.
+    /// `(base_gfn ^ userspace_addr >> PAGE_SHIFT)` aligned to 2M and 1G.
     public var userspaceAddrAligned: Bool
 
-    public init(id: Int, baseGFN: UInt64, pages: UInt64, backing: GmemBacking, userspaceAddrAligned: Bool = true) {
+    public init(id: Int, baseGFN: GuestFrameNumber, pages: UInt64, backing: GmemBacking, userspaceAddrAligned: Bool = true) {
         self.id = id; self.baseGFN = baseGFN; self.pages = pages; self.backing = backing
         self.userspaceAddrAligned = userspaceAddrAligned
     }
 
-    public var frames: Range<UInt64> { baseGFN..<(baseGFN + pages) }
+    public var frames: Range<GuestFrameNumber> { Range(start: baseGFN, count: pages) }
+
+    /// Pages in one backing folio (`1 << order`).
+    public var folioPages: UInt64 { UInt64(1) << UInt64(backing.order) }
 }
 
 /// What the mirror (KVM's private TDP root) holds at a 2M-level entry.
@@ -69,29 +72,29 @@ public final class TDXVM {
     public private(set) var slots: [Memslot] = []
     /// Host frame of each slot's offset 0, by slot order: each file is laid
     /// out from a 1G-aligned base, slots one after another (fixed at init).
-    private var slotHFNBase: [UInt64] = []
+    private var slotHFNBase: [HostFrameNumber] = []
     /// Private (`KVM_MEMORY_ATTRIBUTE_PRIVATE`) by guest frame.
-    public internal(set) var privateAttr = IntervalMap<UInt64, Bool>(initial: true)
-    /// Mirror 2M-level entries by `gfn >> 9`.
-    public internal(set) var mirror2M = IntervalMap<UInt64, MirrorEntry>(initial: .none)
+    public internal(set) var privateAttr = IntervalMap<GuestFrameNumber, Bool>(initial: true)
+    /// Mirror 2M-level entries by 2M region.
+    public internal(set) var mirror2M = IntervalMap<GuestRegion2M, MirrorEntry>(initial: .none)
     /// Mirror 4K leaves by guest frame (under a `.table` 2M entry).
-    public internal(set) var mirror4K = IntervalMap<UInt64, Bool>(initial: false)
-    /// Mirror non-leaves at 1G (`gfn >> 18`) and 512G (`gfn >> 27`).
-    public internal(set) var mirrorPD = IntervalMap<UInt64, Bool>(initial: false)
-    public internal(set) var mirrorPDPT = IntervalMap<UInt64, Bool>(initial: false)
+    public internal(set) var mirror4K = IntervalMap<GuestFrameNumber, Bool>(initial: false)
+    /// Mirror non-leaves at 1G and 512G.
+    public internal(set) var mirrorPD = IntervalMap<GuestRegion1G, Bool>(initial: false)
+    public internal(set) var mirrorPDPT = IntervalMap<GuestRegion512G, Bool>(initial: false)
     /// Shared EPT 4K leaves by guest frame (shared memory is mapped at 4K
     /// with in-place conversion).
-    public internal(set) var sharedMapped = IntervalMap<UInt64, Bool>(initial: false)
-    /// lpage_info at 2M (`gfn >> 9`) and 1G (`gfn >> 18`).
-    public internal(set) var lpage2M = IntervalMap<UInt64, LpageInfo>(initial: LpageInfo())
-    public internal(set) var lpage1G = IntervalMap<UInt64, LpageInfo>(initial: LpageInfo())
+    public internal(set) var sharedMapped = IntervalMap<GuestFrameNumber, Bool>(initial: false)
+    /// lpage_info at 2M and 1G.
+    public internal(set) var lpage2M = IntervalMap<GuestRegion2M, LpageInfo>(initial: LpageInfo())
+    public internal(set) var lpage1G = IntervalMap<GuestRegion1G, LpageInfo>(initial: LpageInfo())
     /// guest_memfd folio order by guest frame (log2 pages), and whether the
     /// folio is allocated.
-    public internal(set) var folioOrder = IntervalMap<UInt64, UInt8>(initial: 0)
-    public internal(set) var folioAllocated = IntervalMap<UInt64, Bool>(initial: false)
-    /// `tdx_pamt_get/put` refcount per 2M host range (`hfn >> 9`) for guest
-    /// memory; the S-EPT page pool's refcounts are derived (see `septPool`).
-    public internal(set) var pamtRefcount = IntervalMap<UInt64, UInt32>(initial: 0)
+    public internal(set) var folioOrder = IntervalMap<GuestFrameNumber, UInt8>(initial: 0)
+    public internal(set) var folioAllocated = IntervalMap<GuestFrameNumber, Bool>(initial: false)
+    /// `tdx_pamt_get/put` refcount per 2M host region for guest memory; the
+    /// S-EPT page pool's refcounts are derived (see `septPool`).
+    public internal(set) var pamtRefcount = IntervalMap<HostRegion2M, UInt32>(initial: 0)
     /// Host pages for S-EPT tables come from a bump pool (never freed while
     /// the TD runs); the refcount of a pool 2M range is the number of pool
     /// pages in it, so `tdx_pamt_get` PAMT.ADDs when a page opens a range.
@@ -119,12 +122,13 @@ public final class TDXVM {
     var contextCounters = KVMCounters()
     var replayMemo: [MemoKey: ChunkMemo] = [:]
     var pieceMemo: [PieceKey: ReplayKey] = [:]
-    var stepSignature: (gfn: UInt64, key: ReplayKey, snapshot: StepSnapshot)?
+    var stepSignature: (gfn: GuestFrameNumber, key: ReplayKey, snapshot: StepSnapshot)?
     var poolEvents: [PoolEvent] = []
     var recordingPoolEvents = false
 
-    /// Host frame of the S-EPT page pool (far above guest memory).
-    static let septPoolBase: UInt64 = 1 << 38
+    /// Host frame of the S-EPT page pool (far above guest memory: frame
+    /// 2^38, 1 PiB; a placement, not a page shift).
+    static let septPoolBase = HostFrameNumber(1 << 38)
 
     /// Creates the VM, its TD and memslots. The TD starts in the build phase;
     /// call `finalize()` (TDH.MR.FINALIZE) to make it runnable.
@@ -133,8 +137,10 @@ public final class TDXVM {
         self.costs = costs
         module = TrustDomain(features: features, vcpus: vcpus)
         for s in slots { try addSlot(s) }
-        var base: UInt64 = 1 << 18
-        for s in self.slots { slotHFNBase.append(base); base += alignUp(s.pages, 1 << 18) }
+        // Each file's host frames start 1G-aligned, from the second 1G region.
+        let huge = PageLevel.size1G.pages
+        var base = HostFrameNumber(huge)
+        for s in self.slots { slotHFNBase.append(base); base = base + alignUp(s.pages, huge) }
     }
 
     /// Huge pages are allowed only if `tdx_huge_page` is set and the module
@@ -153,31 +159,35 @@ public final class TDXVM {
         for o in slots where o.frames.overlaps(s.frames) {
             throw CocomemError(.invalidArgument, "memslot \(s.id) overlaps memslot \(o.id)")
         }
-        guard s.baseGFN % (1 << UInt64(s.backing.order)) == 0 else {
-            throw CocomemError(.invalidArgument, "memslot \(s.id) base \(hex16(s.baseGFN << 12)) is not aligned to its \(s.backing.rawValue) folios")
+        guard s.baseGFN.isMultiple(of: s.folioPages) else {
+            throw CocomemError(.invalidArgument, "memslot \(s.id) base \(s.baseGFN.address) is not aligned to its \(s.backing.rawValue) folios")
         }
         slots.append(s)
         slots.sort { $0.baseGFN < $1.baseGFN }
         let misaligned = !s.userspaceAddrAligned && !options.gmemIgnoresUaddrAlignment
-        for (map, shift) in [(\TDXVM.lpage2M, UInt64(9)), (\TDXVM.lpage1G, UInt64(18))] {
-            let first = s.baseGFN >> shift, last = (s.frames.upperBound - 1) >> shift
-            if misaligned {
-                bumpDisallow(map, first..<(last + 1))
-            } else {
-                if s.baseGFN & ((1 << shift) - 1) != 0 { bumpDisallow(map, first..<(first + 1)) }
-                if s.frames.upperBound & ((1 << shift) - 1) != 0 && (last != first || s.baseGFN & ((1 << shift) - 1) == 0) {
-                    bumpDisallow(map, last..<(last + 1))
-                }
-            }
-        }
+        disallowPartial(\.lpage2M, level: .size2M, slot: s, misaligned: misaligned) { $0.region2M }
+        disallowPartial(\.lpage1G, level: .size1G, slot: s, misaligned: misaligned) { $0.region1G }
         // Folios: the backing order where a whole aligned folio fits in the slot, else 4K.
-        let unit = UInt64(1) << UInt64(s.backing.order)
-        let lo = alignUp(s.baseGFN, unit), hi = alignDown(s.frames.upperBound, unit)
+        let lo = s.baseGFN.alignedUp(toMultipleOf: s.folioPages), hi = s.frames.upperBound.alignedDown(toMultipleOf: s.folioPages)
         folioOrder.assign(s.frames, 0)
         if lo < hi { folioOrder.assign(lo..<hi, s.backing.order) }
     }
 
-    func bumpDisallow(_ map: ReferenceWritableKeyPath<TDXVM, IntervalMap<UInt64, LpageInfo>>, _ r: Range<UInt64>) {
+    /// `disallow_lpage` on the `level` ranges of `s` the slot does not cover whole.
+    func disallowPartial<K: IndexSpace>(_ map: ReferenceWritableKeyPath<TDXVM, IntervalMap<K, LpageInfo>>, level: PageLevel,
+                                        slot s: Memslot, misaligned: Bool, region: (GuestFrameNumber) -> K) {
+        let first = region(s.baseGFN), last = region(s.frames.upperBound - 1)
+        if misaligned {
+            bumpDisallow(map, first..<(last + 1))
+        } else {
+            if !s.baseGFN.isAligned(to: level) { bumpDisallow(map, first..<(first + 1)) }
+            if !s.frames.upperBound.isAligned(to: level) && (last != first || s.baseGFN.isAligned(to: level)) {
+                bumpDisallow(map, last..<(last + 1))
+            }
+        }
+    }
+
+    func bumpDisallow<K: IndexSpace>(_ map: ReferenceWritableKeyPath<TDXVM, IntervalMap<K, LpageInfo>>, _ r: Range<K>) {
         for (rr, v) in self[keyPath: map].runs(in: r) {
             var n = v; n.disallow += 1
             self[keyPath: map].assign(rr, n)
@@ -185,21 +195,25 @@ public final class TDXVM {
     }
 
     /// The memslot containing `gfn`.
-    public func slot(_ gfn: UInt64) -> Memslot? { slots.first { $0.frames.contains(gfn) } }
+    public func slot(_ gfn: GuestFrameNumber) -> Memslot? { slots.first { $0.frames.contains(gfn) } }
 
-    /// Host frame backing `gfn` (see `slotHFNBase`).
-    public func hfn(_ gfn: UInt64) -> UInt64 {
-        guard let s = slot(gfn) else { return gfn }
+    /// Host frame backing `gfn` (see `slotHFNBase`): the one place a guest
+    /// frame becomes a host frame, as `kvm_gmem_get_pfn()` does through
+    /// the memslot's file offset. A frame outside every slot has no
+    /// backing; it maps to the equal host frame number so that callers
+    /// (which check the slot first) never see a failure here.
+    public func hfn(_ gfn: GuestFrameNumber) -> HostFrameNumber {
+        guard let s = slot(gfn) else { return HostFrameNumber(gfn.value) }
         return hfnBase(s) + (gfn - s.baseGFN)
     }
 
-    func hfnBase(_ s: Memslot) -> UInt64 {
+    func hfnBase(_ s: Memslot) -> HostFrameNumber {
         slotHFNBase[slots.firstIndex { $0.id == s.id }!]
     }
 
     /// TDH.MR.FINALIZE: the TD becomes runnable and its vCPUs enter it.
     public func finalize() {
-        module.lifecycle = .runnable
+        module.mrFinalize()
         for v in module.vcpuEpoch.indices { module.enter(vcpu: v) }
         note("TDH.MR.FINALIZE: TD runnable")
     }
@@ -223,20 +237,20 @@ public final class TDXVM {
 
     /// `pages_4k`: 4K leaves in the VM's TDP roots (private mirror and shared).
     public var pages4K: UInt64 {
-        mirror4K.measure(in: 0..<UInt64.max) { $0 } + sharedMapped.measure(in: 0..<UInt64.max) { $0 }
+        mirror4K.measure(in: .lowest ..< .highest) { $0 } + sharedMapped.measure(in: .lowest ..< .highest) { $0 }
     }
 
     /// `pages_2m`: 2M leaves.
-    public var pages2M: UInt64 { mirror2M.measure(in: 0..<UInt64.max) { $0 == .leaf } }
+    public var pages2M: UInt64 { mirror2M.measure(in: .lowest ..< .highest) { $0 == .leaf } }
 
     /// S-EPT pages in use: one per 4K table, PD and PDPT (the root is part of the TD).
     public var septPages: UInt64 {
-        mirror2M.measure(in: 0..<UInt64.max) { $0 == .table } + mirrorPD.measure(in: 0..<UInt64.max) { $0 }
-            + mirrorPDPT.measure(in: 0..<UInt64.max) { $0 }
+        mirror2M.measure(in: .lowest ..< .highest) { $0 == .table } + mirrorPD.measure(in: .lowest ..< .highest) { $0 }
+            + mirrorPDPT.measure(in: .lowest ..< .highest) { $0 }
     }
 
     /// Host memory pinned for the guest: allocated folios, S-EPT pages and DPAMT pages, in 4K pages.
     public var committedPages: UInt64 {
-        folioAllocated.measure(in: 0..<UInt64.max) { $0 } + septPool + pamtPagesAllocated
+        folioAllocated.measure(in: .lowest ..< .highest) { $0 } + septPool + pamtPagesAllocated
     }
 }
