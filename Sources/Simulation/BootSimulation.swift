@@ -105,7 +105,7 @@ public struct BootSimulation {
             return Acceptors(firmware: fw, stub: linux, kernel: linux, platform: TDXGuestPlatform(host: vm), buildCounts: build, vm: vm)
         case .snp:
             let p = SNPPlatform(policy: s.hostMapping == .map2M ? .back2M : .back4K, prefaultOnPSC: s.snpPrefault)
-            p.launchUpdate(added); p.launchUpdate(flash)
+            p.launchUpdate(Range(raw: added)); p.launchUpdate(Range(raw: flash))
             return Acceptors(firmware: SNPAcceptor(platform: p, driver: .edk2, costs: costs),
                              stub: SNPAcceptor(platform: p, driver: .linuxMSR, costs: costs),
                              kernel: SNPAcceptor(platform: p, driver: .linuxGHCB, costs: costs),

@@ -48,6 +48,7 @@ struct ChunkState: Equatable {
     var septPDPT: Bool
     var inhibit1G: Bool
 
+    /// Bit fields, not page shifts: each field at a fixed offset of the key.
     var key: ReplayKey {
         var s = UInt64(mirror.rawValue) | UInt64(mirror4K ? 1 : 0) << 2 | UInt64(pde.rawValue) << 3 | UInt64(pte.rawValue) << 6
         s |= UInt64(min(disallow, 255)) << 9 | UInt64(inhibit2M ? 1 : 0) << 17 | UInt64(isPrivate ? 1 : 0) << 18
@@ -60,7 +61,7 @@ struct ChunkState: Equatable {
 }
 
 extension ChunkState {
-    /// Unpacks `key`; nil if it is not a packed chunk state.
+    /// Unpacks `key` (the bit fields of `key`); nil if it is not a packed chunk state.
     init?(key k: ReplayKey) {
         let s = k.state, c = k.context
         guard let m = MirrorEntry(rawValue: UInt8(s & 3)), let d = SEPTState(rawValue: UInt8(s >> 3 & 7)),
