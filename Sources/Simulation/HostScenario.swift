@@ -265,8 +265,8 @@ public final class HostRun {
     func guestAccess(_ frame: UInt64) {
         let g = GuestFrameNumber(frame)
         if vm.module.isAccessible(g.only) { return }
-        if !vm.privateAttr.value(at: g) {
-            if !vm.sharedMapped.value(at: g) { clock.charge(vm.sharedFault(gfn: g), vcpu: 0, costs: costs) }
+        if !vm.attributes.isPrivate(g) {
+            if !vm.mmu.sharedMapped.value(at: g) { clock.charge(vm.sharedFault(gfn: g), vcpu: 0, costs: costs) }
             return
         }
         if vm.options.septVEDisable {

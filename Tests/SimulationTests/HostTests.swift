@@ -116,7 +116,7 @@ func hugeVM(_ configure: (inout KVMOptions) -> Void = { _ in }, backing: GmemBac
         var clock = PhaseClock(vcpus: 1)
         #expect(acc.accept(AddressRange(start: 0x1000, size: 0x1000), vcpu: 0, clock: &clock) == .ok)
         #expect(vm.counters[.splitsAccept] == 0 && vm.pages4K == 1 && vm.pages2M == 0)
-        #expect(vm.lpage2M.value(at: GuestRegion2M(0)).guestInhibit && vm.lpage1G.value(at: GuestRegion1G(0)).guestInhibit)
+        #expect(vm.lpageInfo.lpage2M.value(at: GuestRegion2M(0)).guestInhibit && vm.lpageInfo.lpage1G.value(at: GuestRegion1G(0)).guestInhibit)
         // The rest of that 2M range stays 4K even when accepted at 2M: SIZE_MISMATCH, then 4K.
         #expect(acc.accept(AddressRange(start: 0, size: 2 << 20), vcpu: 0, clock: &clock) == .ok)
         #expect(vm.pages2M == 0 && vm.pages4K == 512)
@@ -164,9 +164,9 @@ func hugeVM(_ configure: (inout KVMOptions) -> Void = { _ in }, backing: GmemBac
             #expect(broken.contains("after private memory was zapped") && broken.contains("neither private-mapped nor shared"))
         case .wipHugetlb, .septSplitFirst:
             #expect(broken.isEmpty, "\(broken)")
-            #expect(vm.counters[.conversionsFailed] == 1 && vm.privateAttr.value(at: GFN(7)))
+            #expect(vm.counters[.conversionsFailed] == 1 && vm.attributes.privateAttr.value(at: GFN(7)))
         case .multiFolio:
-            #expect(broken.isEmpty && vm.counters[.conversionsFailed] == 0 && !vm.privateAttr.value(at: GFN(7)))
+            #expect(broken.isEmpty && vm.counters[.conversionsFailed] == 0 && !vm.attributes.privateAttr.value(at: GFN(7)))
         }
         #expect(!broken.contains("invariant"))
     }
@@ -285,8 +285,8 @@ func hugeVM(_ configure: (inout KVMOptions) -> Void = { _ in }, backing: GmemBac
             do { try run.execute(c, line: i) } catch { return "threw \(error)" }
             let v = run.vm.checkInvariants()
             if !v.isEmpty { return "after op \(i): \(v[0])" }
-            for g in 0..<4 as Range<UInt64> where run.vm.lpage2M.value(at: GuestRegion2M(g)).guestInhibit { inhibited.insert(g) }
-            for g in inhibited where !run.vm.lpage2M.value(at: GuestRegion2M(g)).guestInhibit { return "GUEST_INHIBIT cleared at chunk \(g)" }
+            for g in 0..<4 as Range<UInt64> where run.vm.lpageInfo.lpage2M.value(at: GuestRegion2M(g)).guestInhibit { inhibited.insert(g) }
+            for g in inhibited where !run.vm.lpageInfo.lpage2M.value(at: GuestRegion2M(g)).guestInhibit { return "GUEST_INHIBIT cleared at chunk \(g)" }
             if run.vm.isDead { break }
         }
         return nil
@@ -336,10 +336,10 @@ func hugeVM(_ configure: (inout KVMOptions) -> Void = { _ in }, backing: GmemBac
             #expect(vm.convertInPieces(Range(raw: 300..<(20 * 512)), toPrivate: true, stepByStep: s) == .ok)
         }
         #expect(bulk.statsJSON.serialized() == step.statsJSON.serialized())
-        #expect(bulk.mirror2M == step.mirror2M && bulk.mirror4K == step.mirror4K && bulk.privateAttr == step.privateAttr)
+        #expect(bulk.mmu.mirror2M == step.mmu.mirror2M && bulk.mmu.mirror4K == step.mmu.mirror4K && bulk.attributes.privateAttr == step.attributes.privateAttr)
         #expect(bulk.module.pde == step.module.pde && bulk.module.pte == step.module.pte)
-        #expect(bulk.pamtRefcount == step.pamtRefcount && bulk.module.pamt4K == step.module.pamt4K)
-        #expect(bulk.folioOrder == step.folioOrder && bulk.septPool == step.septPool && bulk.splitCache == step.splitCache)
+        #expect(bulk.tdx.pamtRefcount == step.tdx.pamtRefcount && bulk.module.pamt4K == step.module.pamt4K)
+        #expect(bulk.gmem.folioOrder == step.gmem.folioOrder && bulk.septPool == step.septPool && bulk.splitCache == step.splitCache)
         #expect(bulk.module.tdEpoch == step.module.tdEpoch && bulk.ops == step.ops)
         #expect(bulk.checkInvariants().isEmpty)
         #expect(bulk.counters[.splitsConversion] == 31)  // chunks 0...30, the last one partly

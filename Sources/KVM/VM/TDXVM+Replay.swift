@@ -103,20 +103,20 @@ extension TDXVM {
               let sept = module.chunkSnapshot(c, host: h) else { return nil }
         let pd = sept.pde, pt = sept.pte
         let leafDelta = SEPTEntry(.mapped, mapping: g, to: h.firstFrame).hfnDelta
-        guard let m = uniform(mirror2M, c.only), let m4 = uniform(mirror4K, frames),
+        guard let m = uniform(mmu.mirror2M, c.only), let m4 = uniform(mmu.mirror4K, frames),
               pd.bepoch == 0, pt.bepoch == 0, pd.hfnDelta == (pd.state.isLeaf ? leafDelta : 0),
               pt.hfnDelta == (pt.state.isLeaf ? leafDelta : 0),
-              let li = uniform(lpage2M, c.only), let p = uniform(privateAttr, frames),
-              let sh = uniform(sharedMapped, frames), let al = uniform(folioAllocated, frames),
-              let o = uniform(folioOrder, frames), let rc = uniform(pamtRefcount, h.only),
+              let li = uniform(lpageInfo.lpage2M, c.only), let p = uniform(attributes.privateAttr, frames),
+              let sh = uniform(mmu.sharedMapped, frames), let al = uniform(gmem.folioAllocated, frames),
+              let o = uniform(gmem.folioOrder, frames), let rc = uniform(tdx.pamtRefcount, h.only),
               li.disallow < 255, rc < 1023, sept.inUse < 1023
         else { return nil }
         return ChunkState(mirror: m, mirror4K: m4, pde: pd.state, pte: pt.state, disallow: li.disallow,
                           inhibit2M: li.guestInhibit, isPrivate: p, shared: sh, allocated: al, order: o,
                           refcount: rc, pamtInstalled: sept.pamtInstalled, inUse: sept.inUse,
-                          mirrorPD: mirrorPD.value(at: g.region1G), mirrorPDPT: mirrorPDPT.value(at: g.region512G),
+                          mirrorPD: mmu.mirrorPD.value(at: g.region1G), mirrorPDPT: mmu.mirrorPDPT.value(at: g.region512G),
                           septPD: sept.pdpte, septPDPT: sept.pml4e,
-                          inhibit1G: lpage1G.value(at: g.region1G).guestInhibit)
+                          inhibit1G: lpageInfo.lpage1G.value(at: g.region1G).guestInhibit)
     }
 
     var replayAllowed: Bool { !faults.isArmed && !options.checkInvariants && !isDead }
@@ -174,18 +174,18 @@ extension TDXVM {
         let h = hfn(g).region2M
         let sept = module.runEnds(frame: g, chunk: c, host: h)
         var endG = min(s.frames.upperBound, g.region1G.frames.upperBound)
-        for r in [mirror4K.run(containing: g).range, privateAttr.run(containing: g).range,
-                  sharedMapped.run(containing: g).range, folioAllocated.run(containing: g).range,
-                  folioOrder.run(containing: g).range] {
+        for r in [mmu.mirror4K.run(containing: g).range, attributes.privateAttr.run(containing: g).range,
+                  mmu.sharedMapped.run(containing: g).range, gmem.folioAllocated.run(containing: g).range,
+                  gmem.folioOrder.run(containing: g).range] {
             endG = min(endG, r.upperBound)
         }
         endG = min(endG, sept.frame)
         var endC = endG.region2M
-        for r in [mirror2M.run(containing: c).range, lpage2M.run(containing: c).range] {
+        for r in [mmu.mirror2M.run(containing: c).range, lpageInfo.lpage2M.run(containing: c).range] {
             endC = min(endC, r.upperBound)
         }
         endC = min(endC, sept.chunk)
-        let hostEnd = min(pamtRefcount.run(containing: h).range.upperBound, sept.host)
+        let hostEnd = min(tdx.pamtRefcount.run(containing: h).range.upperBound, sept.host)
         let left = hostEnd - h
         if left < endC - c { endC = c + left }
         return endC > c ? min(endC - c, limit) : 0
@@ -203,23 +203,22 @@ extension TDXVM {
         let h = hfn(g)
         let hosts = Range(start: h.region2M, count: k)
         let leaf = SEPTEntry(.mapped, mapping: g, to: h).hfnDelta
-        mirror2M.assign(chunks, st.mirror)
-        mirror4K.assign(frames, st.mirror4K)
+        mmu.setMirror2M(chunks, st.mirror)
+        mmu.setMirror4K(frames, st.mirror4K)
         module.replaceEntries(chunks: chunks, pde: SEPTEntry(st.pde, hfnDelta: st.pde.isLeaf ? leaf : 0),
                               frames: frames, pte: SEPTEntry(st.pte, hfnDelta: st.pte.isLeaf ? leaf : 0),
                               hostRanges: hosts, pamtInstalled: st.pamtInstalled, inUse: st.inUse)
-        lpage2M.assign(chunks, LpageInfo(disallow: st.disallow, guestInhibit: st.inhibit2M))
-        privateAttr.assign(frames, st.isPrivate)
-        sharedMapped.assign(frames, st.shared)
-        folioAllocated.assign(frames, st.allocated)
-        folioOrder.assign(frames, st.order)
-        pamtRefcount.assign(hosts, st.refcount)
+        lpageInfo.replace(chunks, LpageInfo(disallow: st.disallow, guestInhibit: st.inhibit2M))
+        attributes.set(frames, private: st.isPrivate)
+        mmu.mapShared(frames, st.shared)
+        gmem.replace(frames, allocated: st.allocated, order: st.order)
+        tdx.setRefcount(hosts, st.refcount)
         let g1 = frames.covering1G
         let g512 = frames.covering512G
-        if st.mirrorPD { mirrorPD.assign(g1, true) }
-        if st.mirrorPDPT { mirrorPDPT.assign(g512, true) }
+        if st.mirrorPD { mmu.linkPD(g1) }
+        if st.mirrorPDPT { mmu.linkPDPT(g512) }
         module.markUpperTables(pd: st.septPD ? g1 : nil, pdpt: st.septPDPT ? g512 : nil)
-        if st.inhibit1G { for i in g1 { setGuestInhibit(\.lpage1G, i) } }
+        if st.inhibit1G { for i in g1 { lpageInfo.setGuestInhibit(i) } }
         ops.add(memo.ops, times: k)
         module.addCalls(memo.calls, times: k)
         counters.add(memo.counters, times: k)

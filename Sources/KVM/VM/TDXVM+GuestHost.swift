@@ -76,23 +76,23 @@ extension TDXVM: TDXHostReplay {
         guard module.lifecycle == .building else { throw CocomemError(.invalidArgument, "KVM_TDX_INIT_MEM_REGION after the TD is finalized") }
         let before = ops
         for g in frames {
-            guard slot(g) != nil, privateAttr.value(at: g) else {
+            guard slot(g) != nil, attributes.isPrivate(g) else {
                 throw CocomemError(.invalidArgument, "initial memory at \(g.address) is not private memory in a memslot")
             }
             guard linkUpperTables(g) else { throw CocomemError(.invalidArgument, "SEPT.ADD failed at \(g.address)") }
             let c = g.region2M
-            if mirror2M.value(at: c) == .none {
+            if mmu.mirror2M.value(at: c) == .none {
                 _ = module.septAdd(gfn: g, entryLevel: 2, pageHFN: allocSeptPage(viaSplitCache: false))
                 ops.add(.tdxSeptAdd)
-                mirror2M.assign(c.only, .table)
+                mmu.setMirror2M(c.only, .table)
             }
-            guard !mirror4K.value(at: g) else { continue }
-            gmemAllocate(g.only)
+            guard !mmu.mirror4K.value(at: g) else { continue }
+            gmem.allocate(g.only)
             guard pamtGet(hfn: hfn(g)) else { throw CocomemError(.invalidArgument, "PAMT.ADD failed at \(g.address)") }
             let s = module.pageAdd(gfn: g, hfn: hfn(g))
             ops.add(.tdxPageAdd)
             guard s == .success else { throw CocomemError(.invalidArgument, "TDH.MEM.PAGE.ADD \(s) at \(g.address)") }
-            mirror4K.assign(g.only, true)
+            mmu.setMirror4K(g.only, true)
         }
         return ops - before
     }

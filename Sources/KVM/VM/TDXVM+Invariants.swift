@@ -12,7 +12,7 @@ extension TDXVM {
     package func checkInvariants() -> [String] {
         var v: [String] = []
         // One pass over the mirror's 2M entries.
-        for (r, m) in mirror2M.runs(in: .lowest..<GuestRegion2M.highestIndexed) {
+        for (r, m) in mmu.mirror2M.runs(in: .lowest..<GuestRegion2M.highestIndexed) {
             let frames = r.frames
             // Mirror and S-EPT agree at 2M.
             module.forEach2MEntry(in: r) { rr, e in
@@ -28,7 +28,7 @@ extension TDXVM {
             case .none: continue
             case .table:
                 // Mirror and S-EPT agree at 4K inside tables.
-                mirror4K.forEachRun(in: frames) { rr, present in
+                mmu.mirror4K.forEachRun(in: frames) { rr, present in
                     module.forEach4KEntry(in: rr) { r4, e in
                         if present != (e.state.isLeaf && !e.state.isBlocked) {
                             v.append("mirror 4K \(present) but S-EPT \(e.state) at \(r4.lowerBound.address)")
@@ -41,9 +41,9 @@ extension TDXVM {
                     v.append("2M mapping at \(c.firstFrame.address) larger than its folio")
                 }
                 // No private mapping of shared memory.
-                if !privateAttr.allSatisfy(in: frames, { $0 }) { v.append("2M private mapping over shared memory at \(frames.lowerBound.address)") }
+                if !attributes.allPrivate(frames) { v.append("2M private mapping over shared memory at \(frames.lowerBound.address)") }
                 // No page mapped at two levels.
-                if mirror4K.measure(in: frames, where: { $0 }) > 0 { v.append("frames under a 2M leaf also mapped at 4K at \(frames.lowerBound.address)") }
+                if mmu.mirror4K.measure(in: frames, where: { $0 }) > 0 { v.append("frames under a 2M leaf also mapped at 4K at \(frames.lowerBound.address)") }
                 if module.used4KEntries(in: frames) > 0 { v.append("S-EPT 4K entries under a 2M leaf at \(frames.lowerBound.address)") }
             }
             // DPAMT: refcount equals the 4K private mappings in each guest 2M range.
@@ -54,14 +54,14 @@ extension TDXVM {
                 // The refcount is kept per host region: look it up through the
                 // guest frame's backing, never by the guest number itself.
                 let host = hfn(g).region2M
-                let want = m == .table ? UInt32(mirror4K.measure(in: c.frames) { $0 }) : 0
-                let have = pamtRefcount.value(at: host)
+                let want = m == .table ? UInt32(mmu.mirror4K.measure(in: c.frames) { $0 }) : 0
+                let have = tdx.pamtRefcount.value(at: host)
                 if want != have { v.append("PAMT refcount \(have) but \(want) 4K mappings in \(g.address)"); break }
                 if want > 0 && !module.isPAMT4KInstalled(host) { v.append("4K mappings without PAMT_4K at \(g.address)"); break }
             }
         }
         // Split cache never negative (it is unsigned; a wrap shows as huge).
-        if splitCache > 1 << 40 { v.append("split cache underflow") }
+        if tdx.splitCache > 1 << 40 { v.append("split cache underflow") }
         for s in v { flag("invariant: \(s)") }
         return v
     }

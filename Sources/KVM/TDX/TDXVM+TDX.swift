@@ -11,7 +11,10 @@ enum PoolEvent: Equatable {
 }
 
 /// The TDX glue of KVM (`arch/x86/kvm/vmx/tdx.c`) and the host kernel's
-/// TDX helpers (`arch/x86/virt/vmx/tdx/tdx.c`) that the MMU hooks call.
+/// TDX helpers (`arch/x86/virt/vmx/tdx/tdx.c`) that the MMU hooks call:
+/// the SEAMCALL wrappers, the S-EPT page pool with `tdx_pamt_get/put`,
+/// the split cache, and the S-EPT side of split and zap. Their state is
+/// `KVMTDX`; these run as part of the VM's flows, counting operations.
 extension TDXVM {
     // MARK: SEAMCALL helpers
 
@@ -63,11 +66,9 @@ extension TDXVM {
     /// In the split path the PAMT pair comes from the split cache.
     func allocSeptPage(viaSplitCache: Bool) -> HostFrameNumber {
         if recordingPoolEvents { poolEvents.append(.septPage(viaSplitCache: viaSplitCache)) }
-        let hfn = Self.septPoolBase + septPool
-        let opensRange = hfn.isAligned(to: .size2M)
-        septPool += 1
+        let (hfn, opensRange) = tdx.takePoolPage()
         if module.features.dynamicPAMT && opensRange {
-            if viaSplitCache { splitCache -= TrustDomain.dpamtEntryPages }
+            if viaSplitCache { tdx.dequeuePAMTPair() }
             let s = module.pamtAdd(range2M: hfn.region2M)
             contextCalls.record(.phymemPamtAdd, s)
             ops.add(.tdxPamtAdd)
@@ -81,13 +82,13 @@ extension TDXVM {
     func pamtGet(hfn: HostFrameNumber) -> Bool {
         guard module.features.dynamicPAMT else { return true }
         let r = hfn.region2M
-        let n = pamtRefcount.value(at: r)
+        let n = tdx.pamtRefcount.value(at: r)
         if n == 0 {
             let s = module.pamtAdd(range2M: r)
             ops.add(.tdxPamtAdd)
             guard s == .success else { return false }
         }
-        pamtRefcount.assign(r.only, n + 1)
+        tdx.setRefcount(r.only, n + 1)
         return true
     }
 
@@ -96,30 +97,25 @@ extension TDXVM {
     func pamtPut(hfn: HostFrameNumber) {
         guard module.features.dynamicPAMT else { return }
         let r = hfn.region2M
-        let n = pamtRefcount.value(at: r)
+        let n = tdx.pamtRefcount.value(at: r)
         guard n > 0 else { flag("tdx_pamt_put underflow at host frame \(hfn.address)"); return }
-        if n > 1 { pamtRefcount.assign(r.only, n - 1); return }
+        if n > 1 { tdx.setRefcount(r.only, n - 1); return }
         let s = module.pamtRemove(range2M: r)
         ops.add(.tdxPamtRemove)
         if s == .success {
-            pamtRefcount.assign(r.only, 0)
+            tdx.setRefcount(r.only, 0)
         } else {
             note("WARN: tdx_pamt_put: PAMT.REMOVE failed \(s) for host range \(r.firstFrame.address)")
         }
     }
 
-    /// `tdx_min_split_cache_sz()`: 2 PAMT pairs per 2M split under DPAMT
-    /// (the new S-EPT page's range and the demoted guest range), else 0.
-    var minSplitCache: UInt64 { module.features.dynamicPAMT ? 2 * TrustDomain.dpamtEntryPages : 0 }
-
     /// Steps 2.1–2.2: if the cache is below the minimum, drop `mmu_lock`,
     /// allocate and enqueue, re-take it. Returns false on -ENOMEM.
     func topUpSplitCache() -> Bool {
         if recordingPoolEvents { poolEvents.append(.splitTopup) }
-        guard splitCache < minSplitCache else { return true }
+        guard tdx.splitCache < tdx.minSplitCache else { return true }
         if faults.fire(.splitCacheTopupNoMem) { return false }
-        let n = minSplitCache - splitCache
-        splitCache += n
+        _ = tdx.fillSplitCache()
         counters.bump(.splitCacheTopups)
         contextCounters.bump(.splitCacheTopups)
         return true
@@ -129,7 +125,7 @@ extension TDXVM {
     func dequeueGuestPair() -> Bool {
         if recordingPoolEvents { poolEvents.append(.dequeueGuestPair) }
         guard module.features.dynamicPAMT else { return false }
-        splitCache -= TrustDomain.dpamtEntryPages
+        tdx.dequeuePAMTPair()
         return true
     }
 
@@ -171,11 +167,11 @@ extension TDXVM {
         // 3.6) the guest range's PAMT refcount 0 → 512.
         if module.features.dynamicPAMT {
             let r = hfn(gfn).region2M
-            if pamtRefcount.value(at: r) != 0 { note("WARN: pamt refcount of \(r.firstFrame.address) not 0 at demote") }
-            pamtRefcount.assign(r.only, UInt32(PageLevel.size2M.pages))
+            if tdx.pamtRefcount.value(at: r) != 0 { note("WARN: pamt refcount of \(r.firstFrame.address) not 0 at demote") }
+            tdx.setRefcount(r.only, UInt32(PageLevel.size2M.pages))
         }
-        mirror2M.assign(c.only, .table)
-        mirror4K.assign(c.frames, true)
+        mmu.setMirror2M(c.only, .table)
+        mmu.setMirror4K(c.frames, true)
         counters.bump(cause.counter)
         note("split 2M \(gfn.address) (\(cause.rawValue)): BLOCK, TRACK, DEMOTE")
         return nil
@@ -189,7 +185,7 @@ extension TDXVM {
         var candidates: [GuestRegion2M] = [frames.lowerBound.region2M]
         let last = (frames.upperBound - 1).region2M
         if last != candidates[0] { candidates.append(last) }
-        for c in candidates where mirror2M.value(at: c) == .leaf {
+        for c in candidates where mmu.mirror2M.value(at: c) == .leaf {
             let inside = frames.lowerBound <= c.frames.lowerBound && c.frames.upperBound <= frames.upperBound
             if !inside, let e = splitPrivate(chunk: c, cause: cause) { return e }
         }
@@ -204,17 +200,17 @@ extension TDXVM {
     /// failure is a KVM_BUG_ON.
     func zapPrivate(_ frames: Range<GuestFrameNumber>) {
         guard !frames.isEmpty else { return }
-        for (r, e) in mirror2M.runs(in: frames.covering2M) {
+        for (r, e) in mmu.mirror2M.runs(in: frames.covering2M) {
             switch e {
             case .none: continue
             case .leaf:
                 for c in r { zapLeaf(gfn: c.firstFrame, level: .size2M); if isDead { return } }
-                mirror2M.assign(r, .none)
+                mmu.setMirror2M(r, .none)
             case .table:
                 let lo = max(frames.lowerBound, r.frames.lowerBound), hi = min(frames.upperBound, r.frames.upperBound)
-                for (rr, present) in mirror4K.runs(in: lo..<hi) where present {
+                for (rr, present) in mmu.mirror4K.runs(in: lo..<hi) where present {
                     for g in rr { zapLeaf(gfn: g, level: .size4K); if isDead { return } }
-                    mirror4K.assign(rr, false)
+                    mmu.setMirror4K(rr, false)
                 }
             }
         }

@@ -6,26 +6,12 @@ import TDXModule
 /// with the S-EPT split placed where each `ConversionPolicy` places it
 /// (seed 004 discussion, Ackerley's steps 1–7).
 extension TDXVM {
-    /// The folios overlapping `frames`, as ranges.
-    func folios(overlapping frames: Range<GuestFrameNumber>) -> [(range: Range<GuestFrameNumber>, order: UInt8)] {
-        var out: [(Range<GuestFrameNumber>, UInt8)] = []
-        var g = frames.lowerBound
-        while g < frames.upperBound {
-            let o = folioOrder.value(at: g)
-            let size = UInt64(1) << UInt64(o)
-            let start = g.alignedDown(toMultipleOf: size)
-            out.append((Range(start: start, count: size), o))
-            g = start + size
-        }
-        return out
-    }
-
     /// Step 2b: split every huge folio overlapping `frames` into 4K folios
     /// (hugetlb restructuring; undoing HVO needs memory and can fail).
     func splitFolios(_ frames: Range<GuestFrameNumber>) -> Bool {
-        for (r, o) in folios(overlapping: frames) where o > 0 {
+        for (r, o) in gmem.folios(overlapping: frames) where o > 0 {
             if faults.fire(.folioSplitNoMem) { note("folio split \(r.lowerBound.address) failed: -ENOMEM undoing HVO"); return false }
-            folioOrder.assign(r, 0)
+            gmem.setOrder(r, 0)
             counters.bump(.foliosSplit)
             note("folio split \(r.lowerBound.address) order \(o) → 4K")
         }
@@ -40,8 +26,8 @@ extension TDXVM {
         var g = max(frames.lowerBound.alignedDown(toMultipleOf: unit), s.baseGFN.alignedUp(toMultipleOf: unit))
         while g < frames.upperBound && g + unit <= s.frames.upperBound {
             let r = Range(start: g, count: unit)
-            if folioOrder.value(at: g) != s.backing.order, privateAttr.allSatisfy(in: r, { $0 }) {
-                folioOrder.assign(r, s.backing.order)
+            if gmem.folioOrder.value(at: g) != s.backing.order, attributes.allPrivate(r) {
+                gmem.setOrder(r, s.backing.order)
                 counters.bump(.foliosMerged)
             }
             g = g + unit
@@ -58,8 +44,8 @@ extension TDXVM {
     /// "mapping size ≤ folio size" is broken.
     func checkMappingWithinFolios(_ frames: Range<GuestFrameNumber>) {
         guard options.conversionPolicy != .multiFolio, !frames.isEmpty else { return }
-        for (r, e) in mirror2M.runs(in: frames.covering2M) where e == .leaf {
-            for c in r where folioOrder.value(at: c.firstFrame) < UInt8(PageLevel.size2M.frameShift) {
+        for (r, e) in mmu.mirror2M.runs(in: frames.covering2M) where e == .leaf {
+            for c in r where gmem.folioOrder.value(at: c.firstFrame) < UInt8(PageLevel.size2M.frameShift) {
                 flag("2M mapping at \(c.firstFrame.address) is larger than its folio")
             }
         }
@@ -119,24 +105,22 @@ extension TDXVM {
         }
         zapPrivate(frames)
         if isDead { return outcome }
-        privateAttr.assign(frames, false)
+        attributes.set(frames, private: false)
         return .ok
     }
 
     func convertToPrivate(_ frames: Range<GuestFrameNumber>) -> HostOutcome {
         if faults.fire(.sharedRefcountBusy) { return .ioctlError("EAGAIN: shared folio has an elevated refcount") }
         zapShared(frames)
-        privateAttr.assign(frames, true)
+        attributes.set(frames, private: true)
         if options.conversionPolicy != .multiFolio { mergeFolios(frames) }
         return .ok
     }
 
+    /// `kvm_unmap_gfn_range()` on the shared root, counted.
     func zapShared(_ frames: Range<GuestFrameNumber>) {
-        let n = sharedMapped.measure(in: frames) { $0 }
-        if n > 0 {
-            sharedMapped.assign(frames, false)
-            counters.bump(.zapsShared4K, n)
-        }
+        let n = mmu.zapShared(frames)
+        if n > 0 { counters.bump(.zapsShared4K, n) }
     }
 
     /// KVM_SET_MEMORY_ATTRIBUTES (P15): to shared, split private leaves
@@ -151,7 +135,7 @@ extension TDXVM {
         } else {
             zapShared(frames)
         }
-        privateAttr.assign(frames, isPrivate)
+        attributes.set(frames, private: isPrivate)
         check()
         return .ok
     }
@@ -174,8 +158,7 @@ extension TDXVM {
         zapPrivate(frames)
         zapShared(frames)
         if isDead { return outcome }
-        folioAllocated.assign(frames, false)
-        folioOrder.assign(frames, s.backing.order)
+        gmem.free(frames, order: s.backing.order)
         note("punch hole \(frames.lowerBound.address)+\(frames.count) pages")
         check()
         return .ok
@@ -186,8 +169,8 @@ extension TDXVM {
         let before = ops
         counters.bump(.eptViolations)
         ops.add(.tdxEPTViolationExit)
-        gmemAllocate(gfn.only)
-        sharedMapped.assign(gfn.only, true)
+        gmem.allocate(gfn.only)
+        mmu.mapShared(gfn.only, true)
         return ops - before
     }
 

@@ -20,7 +20,7 @@ extension TDXVM {
     func isMixed(chunk c: GuestRegion2M) -> Bool {
         guard let s = slot(c.firstFrame) else { return false }
         let lo = max(c.frames.lowerBound, s.baseGFN), hi = min(c.frames.upperBound, s.frames.upperBound)
-        return privateAttr.run(containing: lo).range.upperBound < hi
+        return attributes.isMixed(lo..<hi)
     }
 
     /// guest_memfd's answer for the largest mapping at `gfn`: the folio's
@@ -29,15 +29,15 @@ extension TDXVM {
     func gmemMaxLevel(_ gfn: GuestFrameNumber) -> PageLevel {
         let order2M = UInt8(PageLevel.size2M.frameShift)
         if options.conversionPolicy == .multiFolio {
-            guard let s = slot(gfn), s.backing.order >= order2M else { return folioOrder.value(at: gfn) >= order2M ? .size2M : .size4K }
+            guard let s = slot(gfn), s.backing.order >= order2M else { return gmem.folioOrder.value(at: gfn) >= order2M ? .size2M : .size4K }
             let c = gfn.region2M
             // Contiguous: inside one backing folio of the slot; homogeneous: all private.
             let unit = s.folioPages
             let inFolio = s.baseGFN.alignedUp(toMultipleOf: unit) <= c.frames.lowerBound
                 && c.frames.upperBound <= s.frames.upperBound.alignedDown(toMultipleOf: unit)
-            return inFolio && !isMixed(chunk: c) && privateAttr.value(at: gfn) ? .size2M : .size4K
+            return inFolio && !isMixed(chunk: c) && attributes.isPrivate(gfn) ? .size2M : .size4K
         }
-        return folioOrder.value(at: gfn) >= order2M ? .size2M : .size4K
+        return gmem.folioOrder.value(at: gfn) >= order2M ? .size2M : .size4K
     }
 
     /// The mapping level of a private fault at `gfn`: the min of guest_memfd's
@@ -52,39 +52,28 @@ extension TDXVM {
     public func maxPrivateLevel(_ gfn: GuestFrameNumber, ignoringGuestInhibit: Bool = false) -> PageLevel {
         guard module.lifecycle == .runnable, hugePagesEnabled, gmemMaxLevel(gfn) == .size2M else { return .size4K }
         let c = gfn.region2M
-        let li = lpage2M.value(at: c)
+        let li = lpageInfo.lpage2M.value(at: c)
         if li.disallow > 0 || (li.guestInhibit && !ignoringGuestInhibit) || isMixed(chunk: c) { return .size4K }
-        if mirror2M.value(at: c) == .table && !ignoringGuestInhibit { return .size4K }
+        if mmu.mirror2M.value(at: c) == .table && !ignoringGuestInhibit { return .size4K }
         return .size2M
     }
 
     // MARK: Fault path
 
-    /// `kvm_gmem_get_pfn()`: allocates the folio(s) backing `frames` on first use.
-    func gmemAllocate(_ frames: Range<GuestFrameNumber>) {
-        var lo = frames.lowerBound, hi = frames.upperBound
-        let o = UInt64(1) << UInt64(folioOrder.value(at: lo))
-        lo = lo.alignedDown(toMultipleOf: o)
-        let o2 = UInt64(1) << UInt64(folioOrder.value(at: hi - 1))
-        hi = (hi - 1).alignedDown(toMultipleOf: o2) + o2
-        if let s = slot(frames.lowerBound) { lo = max(lo, s.baseGFN); hi = min(hi, s.frames.upperBound) }
-        folioAllocated.assign(lo..<hi, true)
-    }
-
     /// Makes sure the mirror's PDPT and PD above `gfn` exist, linking each
     /// new one to the S-EPT (`link_external_spt` → TDH.MEM.SEPT.ADD).
     func linkUpperTables(_ gfn: GuestFrameNumber) -> Bool {
-        if !mirrorPDPT.value(at: gfn.region512G) {
+        if !mmu.mirrorPDPT.value(at: gfn.region512G) {
             let s = module.septAdd(gfn: gfn, entryLevel: 4, pageHFN: allocSeptPage(viaSplitCache: false))
             ops.add(.tdxSeptAdd)
             guard s == .success else { return false }
-            mirrorPDPT.assign(gfn.region512G.only, true)
+            mmu.linkPDPT(gfn.region512G.only)
         }
-        if !mirrorPD.value(at: gfn.region1G) {
+        if !mmu.mirrorPD.value(at: gfn.region1G) {
             let s = module.septAdd(gfn: gfn, entryLevel: 3, pageHFN: allocSeptPage(viaSplitCache: false))
             ops.add(.tdxSeptAdd)
             guard s == .success else { return false }
-            mirrorPD.assign(gfn.region1G.only, true)
+            mmu.linkPD(gfn.region1G.only)
         }
         return true
     }
@@ -96,12 +85,12 @@ extension TDXVM {
     /// (-EOPNOTSUPP, P09): the fault is retried.
     func privateFault(gfn: GuestFrameNumber, acceptLevel: PageLevel?) -> FaultResult {
         guard let s = slot(gfn) else { return .failed("EFAULT: no memslot for \(gfn.address)") }
-        guard privateAttr.value(at: gfn) else { return .userspaceExit }
+        guard attributes.isPrivate(gfn) else { return .userspaceExit }
         var level = maxPrivateLevel(gfn)
         if options.acceptLevelPolicy == .perFault, let a = acceptLevel, a.rawValue < level.rawValue { level = a }
         guard linkUpperTables(gfn) else { return .failed("EIO: SEPT.ADD failed") }
         let c = gfn.region2M
-        switch (mirror2M.value(at: c), level) {
+        switch (mmu.mirror2M.value(at: c), level) {
         case (.leaf, .size2M), (.leaf, .size1G):
             return .mapped
         case (.leaf, .size4K):
@@ -110,11 +99,11 @@ extension TDXVM {
             return .retry
         case (.none, .size2M), (.none, .size1G):
             let base = c.firstFrame
-            gmemAllocate(c.frames)
+            gmem.allocate(c.frames)
             let st = module.pageAug(gfn: base, level: .size2M, hfn: hfn(base))
             ops.add(.tdxAug2M)
             guard st == .success else { return st == .operandBusy ? .retry : .failed("EIO: AUG \(st)") }
-            mirror2M.assign(c.only, .leaf)
+            mmu.setMirror2M(c.only, .leaf)
             note("AUG 2M \(base.address)")
             return .mapped
         case (.none, .size4K):
@@ -122,15 +111,15 @@ extension TDXVM {
             let st = module.septAdd(gfn: gfn, entryLevel: 2, pageHFN: page)
             ops.add(.tdxSeptAdd)
             guard st == .success else { return .failed("EIO: SEPT.ADD \(st)") }
-            mirror2M.assign(c.only, .table)
+            mmu.setMirror2M(c.only, .table)
             return aug4K(gfn, slot: s)
         case (.table, _):
-            return mirror4K.value(at: gfn) ? .mapped : aug4K(gfn, slot: s)
+            return mmu.mirror4K.value(at: gfn) ? .mapped : aug4K(gfn, slot: s)
         }
     }
 
     func aug4K(_ gfn: GuestFrameNumber, slot s: Memslot) -> FaultResult {
-        gmemAllocate(gfn.only)
+        gmem.allocate(gfn.only)
         let h = hfn(gfn)
         guard pamtGet(hfn: h) else { return .failed("ENOMEM: tdx_pamt_get") }
         let st = module.pageAug(gfn: gfn, level: .size4K, hfn: h)
@@ -139,7 +128,7 @@ extension TDXVM {
             pamtPut(hfn: h)
             return st == .operandBusy ? .retry : .failed("EIO: AUG \(st)")
         }
-        mirror4K.assign(gfn.only, true)
+        mmu.setMirror4K(gfn.only, true)
         return .mapped
     }
 
@@ -150,23 +139,15 @@ extension TDXVM {
     /// (and level+2 for 4K). Split errors go to userspace.
     func honorAcceptLevel(gfn: GuestFrameNumber, level: PageLevel) -> String? {
         guard options.acceptLevelPolicy == .guestInhibit, level != .size1G else { return nil }
-        let above = level == .size4K ? lpage2M.value(at: gfn.region2M) : lpage1G.value(at: gfn.region1G)
+        let above = level == .size4K ? lpageInfo.lpage2M.value(at: gfn.region2M) : lpageInfo.lpage1G.value(at: gfn.region1G)
         if options.lpagePrecheck && above.guestInhibit { return nil }
         counters.bump(.writeLockAcquisitions)
         counters.bump(.writeLockAcceptLevel)
         let base = gfn.alignedDown(to: level)
         if let e = splitCrossBoundaryLeafs(Range(start: base, count: level.pages), cause: .accept) { return e }
-        if level == .size4K { setGuestInhibit(\.lpage2M, gfn.region2M) }
-        setGuestInhibit(\.lpage1G, gfn.region1G)
+        if level == .size4K { lpageInfo.setGuestInhibit(gfn.region2M) }
+        lpageInfo.setGuestInhibit(gfn.region1G)
         return nil
-    }
-
-    /// `hugepage_set_guest_inhibit()`: one way, never cleared.
-    func setGuestInhibit<K: IndexSpace>(_ map: ReferenceWritableKeyPath<TDXVM, IntervalMap<K, LpageInfo>>, _ i: K) {
-        var v = self[keyPath: map].value(at: i)
-        guard !v.guestInhibit else { return }
-        v.guestInhibit = true
-        self[keyPath: map].assign(i..<(i + 1), v)
     }
 
     /// `tdx_handle_ept_violation()` for a private GPA: honour the accept
@@ -209,13 +190,8 @@ extension TDXVM {
 
 extension TDXVM {
     /// True if a private leaf maps `gfn` in the mirror.
-    public func isMapped(_ gfn: GuestFrameNumber) -> Bool {
-        switch mirror2M.value(at: gfn.region2M) {
-        case .leaf: true
-        case .table: mirror4K.value(at: gfn)
-        case .none: false
-        }
-    }
+    /// - Complexity: O(log runs).
+    public func isMapped(_ gfn: GuestFrameNumber) -> Bool { mmu.isMapped(gfn) }
 
     /// `kvm_vm_dead()` for a guest error.
     public func guestKilled(_ why: String) { kill(.vmDead(why)) }
