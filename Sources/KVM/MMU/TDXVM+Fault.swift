@@ -50,7 +50,7 @@ extension TDXVM {
     /// map at 2M" means in seed 004's count of 4K accepts.
     /// - Complexity: O(log runs).
     public func maxPrivateLevel(_ gfn: GuestFrameNumber, ignoringGuestInhibit: Bool = false) -> PageLevel {
-        guard module.lifecycle == .runnable, hugePagesEnabled, gmemMaxLevel(gfn) == .size2M else { return .size4K }
+        guard tdx.isRunnable, hugePagesEnabled, gmemMaxLevel(gfn) == .size2M else { return .size4K }
         let c = gfn.region2M
         let li = lpageInfo.lpage2M.value(at: c)
         if li.disallow > 0 || (li.guestInhibit && !ignoringGuestInhibit) || isMixed(chunk: c) { return .size4K }
@@ -155,6 +155,7 @@ extension TDXVM {
     /// keeps retrying (a split rejected under the shared lock) is reported
     /// after a bounded number of passes instead of spinning.
     /// - Returns: the operations performed, for the faulting vCPU's clock.
+    /// - Complexity: O(log runs), at most 4 fault passes.
     public func handleEPTViolation(gfn: GuestFrameNumber, acceptLevel: PageLevel?) -> OpCounts {
         let before = ops
         guard outcome == .ok else { return OpCounts() }

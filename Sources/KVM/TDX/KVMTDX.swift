@@ -17,6 +17,9 @@ public struct KVMTDX {
     public private(set) var septPool: UInt64 = 0
     /// Pages held by the per-VM external split cache.
     public private(set) var splitCache: UInt64 = 0
+    /// `kvm_tdx->state == TD_STATE_RUNNABLE`: set once TDH.MR.FINALIZE
+    /// succeeded. KVM keeps its own copy; it never reads the module's.
+    public private(set) var isRunnable = false
 
     /// Host frame of the S-EPT page pool (far above guest memory: frame
     /// 2^38, 1 PiB; a placement, not a page shift).
@@ -31,6 +34,14 @@ public struct KVMTDX {
     /// `tdx_min_split_cache_sz()`: 2 PAMT pairs per 2M split under DPAMT
     /// (the new S-EPT page's range and the demoted guest range), else 0.
     var minSplitCache: UInt64 { module.features.dynamicPAMT ? 2 * TrustDomain.dpamtEntryPages : 0 }
+
+    /// KVM_TDX_FINALIZE_VM (`tdx_td_finalize()`): TDH.MR.FINALIZE, and the
+    /// TD is runnable if it succeeded.
+    mutating func finalize() -> TDXStatus {
+        let s = module.mrFinalize()
+        if s == .success { isRunnable = true }
+        return s
+    }
 
     /// Takes the next S-EPT page from the pool; returns it and whether it
     /// opens a 2M host range (which then needs its PAMT_4K under DPAMT).

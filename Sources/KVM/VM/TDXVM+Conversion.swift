@@ -66,6 +66,7 @@ extension TDXVM {
 
     /// guest_memfd conversion ioctl for `frames`. Returns `.ok` or the
     /// ioctl's error; failures the reviewers call broken are flagged.
+    /// - Complexity: O(log runs) per 2M chunk touched, plus the splits and zaps.
     @discardableResult
     public func convert(_ frames: Range<GuestFrameNumber>, toPrivate: Bool) -> HostOutcome {
         guard !isDead else { return outcome }
@@ -126,6 +127,7 @@ extension TDXVM {
     /// KVM_SET_MEMORY_ATTRIBUTES (P15): to shared, split private leaves
     /// crossing the range first (`kvm_arch_pre_set_memory_attributes`), then
     /// unmap and update; -ENOMEM fails the ioctl (earlier splits stay).
+    /// - Complexity: O(log runs + leaves zapped).
     @discardableResult
     public func setMemoryAttributes(_ frames: Range<GuestFrameNumber>, private isPrivate: Bool) -> HostOutcome {
         guard !isDead else { return outcome }
@@ -143,6 +145,7 @@ extension TDXVM {
     /// fallocate(PUNCH_HOLE) on guest_memfd (P16): hugetlb holes must be
     /// huge-page aligned; split private leaves crossing the hole, zap, free
     /// the folios.
+    /// - Complexity: O(log runs + leaves zapped).
     @discardableResult
     public func punchHole(_ frames: Range<GuestFrameNumber>) -> HostOutcome {
         guard !isDead else { return outcome }
@@ -165,6 +168,7 @@ extension TDXVM {
     }
 
     /// A guest access to `gfn` while it is shared: KVM maps it at 4K in the shared EPT.
+    /// - Complexity: O(log runs).
     public func sharedFault(gfn: GuestFrameNumber) -> OpCounts {
         let before = ops
         counters.bump(.eptViolations)

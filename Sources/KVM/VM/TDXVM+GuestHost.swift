@@ -6,6 +6,7 @@ import TDXModule
 /// EPT violations to KVM.
 extension TDXVM: TDXHostReplay {
     /// TDG.MEM.PAGE.ACCEPT, answered by the module.
+    /// - Complexity: O(log runs).
     public func accept(gfn: GuestFrameNumber, level: PageLevel) -> AcceptCallResult {
         // Once KVM_RUN has failed or the VM is dead, the vCPU does not run again.
         outcome != .ok ? .status(.operandInvalid) : module.accept(gfn: gfn, level: level)
@@ -16,6 +17,7 @@ extension TDXVM: TDXHostReplay {
         handleEPTViolation(gfn: gfn, acceptLevel: Optional(acceptLevel))
     }
 
+    /// - Complexity: O(log runs + k).
     public func isAccessible(_ frames: Range<GuestFrameNumber>) -> Bool { module.isAccessible(frames) }
 
     /// A guest access to private memory outside a TDCALL. An unmapped GPA
@@ -28,6 +30,7 @@ extension TDXVM: TDXHostReplay {
     /// KVM_EXIT_MEMORY_FAULT instead, which QEMU treats as fatal). Without
     /// SEPT_VE_DISABLE the guest takes a #VE, and Linux's handler panics on
     /// an EPT violation for a private GPA (`virt_exception_kernel()`).
+    /// - Complexity: O(log runs).
     public func guestAccess(gfn: GuestFrameNumber, vcpu: Int) -> (OpCounts, fatal: String?) {
         guard outcome == .ok else { return (OpCounts(), "the TD is no longer running") }
         if module.isAccessible(gfn.only) { return (OpCounts(), nil) }
@@ -72,8 +75,9 @@ extension TDXVM: TDXHostReplay {
     /// mirror (tables linked with SEPT.ADD) and added with TDH.MEM.PAGE.ADD
     /// (after `tdx_pamt_get()` under DPAMT). Only before `finalize()`.
     /// - Returns: the operations, charged to build time.
+    /// - Complexity: O(frames × log runs).
     public func addInitialMemory(_ frames: Range<GuestFrameNumber>) throws -> OpCounts {
-        guard module.lifecycle == .building else { throw CocomemError(.invalidArgument, "KVM_TDX_INIT_MEM_REGION after the TD is finalized") }
+        guard !tdx.isRunnable else { throw CocomemError(.invalidArgument, "KVM_TDX_INIT_MEM_REGION after the TD is finalized") }
         let before = ops
         for g in frames {
             guard slot(g) != nil, attributes.isPrivate(g) else {

@@ -88,9 +88,9 @@ extension TDXVM {
         return run.range.upperBound >= r.upperBound ? run.value : nil
     }
 
-    /// Host 2M region backing guest chunk `c` of slot `s`, if the slot maps
+    /// Host 2M region backing guest chunk `c`, if its memslot maps
     /// the chunk onto one aligned 2M host range.
-    func hostRegion(_ c: GuestRegion2M, in s: Memslot) -> HostRegion2M? {
+    func hostRegion(_ c: GuestRegion2M) -> HostRegion2M? {
         let h = hfn(c.firstFrame)
         return h.isAligned(to: .size2M) ? h.region2M : nil
     }
@@ -99,7 +99,7 @@ extension TDXVM {
     /// it, the chunk is not inside one slot, or an entry is blocked.
     func chunkStateOf(_ c: GuestRegion2M) -> ChunkState? {
         let g = c.firstFrame, frames = c.frames
-        guard let s = slot(g), s.frames.upperBound >= frames.upperBound, let h = hostRegion(c, in: s),
+        guard let s = slot(g), s.frames.upperBound >= frames.upperBound, let h = hostRegion(c),
               let sept = module.chunkSnapshot(c, host: h) else { return nil }
         let pd = sept.pde, pt = sept.pte
         let leafDelta = SEPTEntry(.mapped, mapping: g, to: h.firstFrame).hfnDelta

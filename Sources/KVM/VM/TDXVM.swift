@@ -107,8 +107,9 @@ public final class TDXVM {
 
     /// KVM_TDX_FINALIZE_VM: TDH.MR.FINALIZE makes the TD runnable, then its
     /// vCPUs enter it (TDH.VP.ENTER).
+    /// - Complexity: O(vCPUs).
     public func finalize() {
-        module.mrFinalize()
+        _ = tdx.finalize()
         for v in module.vcpuEpoch.indices { module.enter(vcpu: v) }
         note("TDH.MR.FINALIZE: TD runnable")
     }
