@@ -101,9 +101,10 @@ public final class TDXVM {
     /// - Complexity: O(slots).
     public func slot(_ gfn: GuestFrameNumber) -> Memslot? { gmem.slot(gfn) }
 
-    /// Host frame backing `gfn`, through its memslot's guest_memfd.
+    /// Host frame backing `gfn`, through its memslot's guest_memfd (not
+    /// API: the host's own lookup, for its flows and invariants).
     /// - Complexity: O(slots).
-    public func hfn(_ gfn: GuestFrameNumber) -> HostFrameNumber { gmem.hfn(gfn) }
+    package func hfn(_ gfn: GuestFrameNumber) -> HostFrameNumber { gmem.hfn(gfn) }
 
     /// KVM_TDX_FINALIZE_VM: TDH.MR.FINALIZE makes the TD runnable, then its
     /// vCPUs enter it (TDH.VP.ENTER).

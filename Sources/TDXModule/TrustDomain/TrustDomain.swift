@@ -6,9 +6,15 @@ import MemoryModel
 /// guest acceptance through `accept` (`TrustDomain+Accept.swift`), each
 /// following the module's legality table and returning its real status.
 ///
-/// State is per range: 2M-level entries by 2M index, 4K entries by guest
+/// State is per range: 2M-level entries by 2M region, 4K entries by guest
 /// frame (meaningful only under a 2M non-leaf), 1G and 512G non-leaves by
-/// index. A 4K table that was never created costs nothing.
+/// region. A 4K table that was never created costs nothing.
+///
+/// Nothing outside this module writes the state: the lifecycle changes by
+/// TDH.MR.FINALIZE (`mrFinalize()`), entries by SEAMCALLs and TDCALLs, and
+/// the `package` doors are bulk replay (`TrustDomain+Replay.swift`),
+/// read-only inspection for invariants (`TrustDomain+Inspection.swift`) and
+/// fault injection (`hold`, `lag`, `raiseHostInterrupt`).
 public final class TrustDomain {
     public let features: TDXModuleFeatures
     /// Changed only by TDH.MR.FINALIZE (`mrFinalize()`).
