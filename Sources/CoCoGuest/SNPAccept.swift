@@ -43,7 +43,7 @@ public final class SNPAcceptor: ArchAcceptor {
     }
 
     func msrAccept(_ r: AddressRange, counts c: inout OpCounts) -> AcceptOutcome {
-        for g in (r.start >> 12)..<(r.end >> 12) {
+        for g in r.framesTruncated {
             c.add(platform.msrPageStateChange(gfn: g))
             let (res, d) = platform.pvalidate(gfn: g, level: .size4K)
             c.add(d)
@@ -52,24 +52,25 @@ public final class SNPAcceptor: ArchAcceptor {
         return .ok
     }
 
-    func terminated(_ g: UInt64, _ res: PvalidateResult) -> AcceptOutcome {
+    func terminated(_ g: GuestFrameNumber, _ res: PvalidateResult) -> AcceptOutcome {
         let why = res == .noUpdate ? "double validation" : "PVALIDATE failed (\(res.rawValue))"
-        return .terminated("SNP: \(why) at \(hex16(g << 12)) (GHCB_TERM_PVALIDATE)")
+        return .terminated("SNP: \(why) at \(g.address) (GHCB_TERM_PVALIDATE)")
     }
 
     func batchedAccept(_ r: AddressRange, counts c: inout OpCounts) -> AcceptOutcome {
-        var g = r.start >> 12
-        let end = r.end >> 12
-        let fullBatchFrames = UInt64(maxEntries) * 512
+        let frames = r.framesTruncated
+        var g = frames.lowerBound
+        let end = frames.upperBound
+        let fullBatchFrames = UInt64(maxEntries) * PageLevel.size2M.pages
         while g < end {
-            let fullBatch = g % 512 == 0 && end - g >= fullBatchFrames
+            let fullBatch = g.isAligned(to: .size2M) && end - g >= fullBatchFrames
             let sig = (!stepByStep && fullBatch) ? platform.signature(gfn: g, frames: fullBatchFrames) : nil
             if let sig, let m = memo[sig] {
                 let k = platform.blocksSharing(sig, from: g, frames: fullBatchFrames, limit: (end - g) / fullBatchFrames)
                 if k > 0, let state = RMPState(rawValue: UInt8(truncatingIfNeeded: m.finalState.state)) {
                     c.add(m.counts, times: k)
-                    platform.replay(state: state, frames: g..<(g + k * fullBatchFrames))
-                    g += k * fullBatchFrames
+                    platform.replay(state: state, frames: Range(start: g, count: k * fullBatchFrames))
+                    g = g + k * fullBatchFrames
                     continue
                 }
             }
@@ -86,14 +87,14 @@ public final class SNPAcceptor: ArchAcceptor {
     }
 
     /// Fills one PSC descriptor from `g`, issues it and validates its entries.
-    func oneBatch(from g0: UInt64, end: UInt64, counts c: inout OpCounts) -> (UInt64, AcceptOutcome?) {
-        var entries: [(gfn: UInt64, level: PageLevel)] = []
+    func oneBatch(from g0: GuestFrameNumber, end: GuestFrameNumber, counts c: inout OpCounts) -> (GuestFrameNumber, AcceptOutcome?) {
+        var entries: [(gfn: GuestFrameNumber, level: PageLevel)] = []
         var g = g0
         while g < end, entries.count < maxEntries {
-            if g % 512 == 0, end - g >= 512 {
-                entries.append((g, .size2M)); g += 512
+            if g.isAligned(to: .size2M), end - g >= PageLevel.size2M.pages {
+                entries.append((g, .size2M)); g = g + PageLevel.size2M.pages
             } else {
-                entries.append((g, .size4K)); g += 1
+                entries.append((g, .size4K)); g = g + 1
             }
         }
         c.add(platform.pageStateChange(entries))
@@ -102,7 +103,7 @@ public final class SNPAcceptor: ArchAcceptor {
             c.add(d)
             if res == .success { continue }
             if res == .failSizeMismatch, e.level == .size2M {
-                for f in e.gfn..<(e.gfn + 512) {
+                for f in e.gfn.region2M.frames {
                     let (r4, d4) = platform.pvalidate(gfn: f, level: .size4K)
                     c.add(d4)
                     if r4 != .success { return (g, terminated(f, r4)) }
@@ -116,18 +117,22 @@ public final class SNPAcceptor: ArchAcceptor {
 }
 
 extension SNPAcceptor {
-    public func chunkSignature(gfn: UInt64) -> ReplayKey? { platform.signature(gfn: gfn, frames: 512) }
+    // `ArchAcceptor` still numbers frames raw (its callers in GuestKernel
+    // are typed separately); the typed frame is made here.
+    public func chunkSignature(gfn: UInt64) -> ReplayKey? {
+        platform.signature(gfn: GuestFrameNumber(gfn), frames: PageLevel.size2M.pages)
+    }
     public func chunksSharing(_ sig: ReplayKey, from gfn: UInt64, limit: UInt64) -> UInt64 {
-        platform.blocksSharing(sig, from: gfn, frames: 512, limit: limit)
+        platform.blocksSharing(sig, from: GuestFrameNumber(gfn), frames: PageLevel.size2M.pages, limit: limit)
     }
     public func chunkState(gfn: UInt64) -> ReplayKey? {
-        platform.finalState(gfn: gfn, frames: 512).map { ReplayKey(state: UInt64($0.rawValue)) }
+        platform.finalState(gfn: GuestFrameNumber(gfn), frames: PageLevel.size2M.pages).map { ReplayKey(state: UInt64($0.rawValue)) }
     }
     /// The RMP has no context outside a chunk.
     public var contextOperations: OpCounts { OpCounts() }
     public func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: UInt64, count: UInt64) -> OpCounts {
         guard let s = RMPState(rawValue: UInt8(truncatingIfNeeded: state.state)) else { return OpCounts() }
-        platform.replay(state: s, frames: gfn..<(gfn + count * 512))
+        platform.replay(state: s, frames: Range(start: GuestFrameNumber(gfn), count: count * PageLevel.size2M.pages))
         return OpCounts()
     }
 }
@@ -138,10 +143,10 @@ public final class SNPGuestPlatform: GuestPlatform {
     public init(platform: SNPPlatform) { self.platform = platform }
     public var name: String { "snp" }
     public var kind: PlatformKind { .snp }
-    public func isAccessible(_ r: AddressRange) -> Bool { platform.isAccessible((r.start >> 12)..<divRoundUp(r.end, 4096)) }
-    public var committedBytes: UInt64 { platform.committedPages << 12 }
+    public func isAccessible(_ r: AddressRange) -> Bool { platform.isAccessible(r.framesCovering) }
+    public var committedBytes: UInt64 { ByteCount.frames(platform.committedPages).value }
     public func touch(gfn: UInt64, vcpu: Int) -> (OpCounts, AcceptOutcome) {
-        let (ops, fatal) = platform.guestAccess(gfn: gfn)
+        let (ops, fatal) = platform.guestAccess(gfn: GuestFrameNumber(gfn))
         return (ops, fatal.map { .terminated($0) } ?? .ok)
     }
 }

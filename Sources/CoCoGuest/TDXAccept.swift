@@ -17,13 +17,14 @@ public enum TDXAcceptDriver: Sendable {
 
 /// A TDX guest accepting memory through TDG.MEM.PAGE.ACCEPT against a `TDXHost`.
 public final class TDXAcceptor: ArchAcceptor {
-    public let host: TDXHost
+    /// The host behind the TDCALLs, with its replay hooks (`package`).
+    package let host: any TDXHostReplay
     public let driver: TDXAcceptDriver
     public let costs: CostTable
     public var stepByStep = false
     private var memo: [ReplayKey: ReplayMemo] = [:]
 
-    public init(host: TDXHost, driver: TDXAcceptDriver, costs: CostTable) {
+    package init(host: any TDXHostReplay, driver: TDXAcceptDriver, costs: CostTable) {
         self.host = host
         self.driver = driver
         self.costs = costs
@@ -55,7 +56,7 @@ public final class TDXAcceptor: ArchAcceptor {
     }
 
     /// One TDCALL, re-executed after each EPT violation the host resolves.
-    func tdcall(gfn: UInt64, level: PageLevel, counts c: inout OpCounts) -> TDXStatus {
+    func tdcall(gfn: GuestFrameNumber, level: PageLevel, counts c: inout OpCounts) -> TDXStatus {
         // A TDCALL that keeps exiting without the host changing anything is
         // a livelock; it is cut off and reported as a failed accept.
         for _ in 0..<64 {
@@ -87,41 +88,44 @@ public final class TDXAcceptor: ArchAcceptor {
     // MARK: Linux
 
     /// `try_accept_one()`: false without a TDCALL when misaligned or too short.
-    func tryAcceptOne(gfn: UInt64, frames: UInt64, level: PageLevel, counts c: inout OpCounts) -> Bool {
-        guard gfn % level.pages == 0, frames >= level.pages else { return false }
+    func tryAcceptOne(gfn: GuestFrameNumber, frames: UInt64, level: PageLevel, counts c: inout OpCounts) -> Bool {
+        guard gfn.isAligned(to: level), frames >= level.pages else { return false }
         return tdcall(gfn: gfn, level: level, counts: &c) == .success
     }
 
     func linuxAccept(_ r: AddressRange, counts c: inout OpCounts) -> AcceptOutcome {
-        var g = r.start >> 12
-        let end = r.end >> 12
+        let frames = r.framesTruncated
+        var g = frames.lowerBound
+        let end = frames.upperBound
+        let huge = PageLevel.size1G.pages, chunk = PageLevel.size2M.pages
         while g < end {
-            if tryAcceptOne(gfn: g, frames: end - g, level: .size1G, counts: &c) { g += PageLevel.size1G.pages; continue }
-            if g % 512 == 0, end - g >= 512 {
+            if tryAcceptOne(gfn: g, frames: end - g, level: .size1G, counts: &c) { g = g + huge; continue }
+            if g.isAligned(to: .size2M), end - g >= chunk {
                 // 2M chunks up to the next position where a 1G attempt is made.
-                let next1G = alignDown(g, 1 << 18) + (1 << 18)
-                let limit = next1G + (1 << 18) <= end ? next1G : alignDown(end, 512)
-                let n = (min(limit, alignDown(end, 512)) - g) / 512
+                let next1G = g.alignedDown(to: .size1G) + huge
+                let limit = next1G + huge <= end ? next1G : end.alignedDown(to: .size2M)
+                let n = (min(limit, end.alignedDown(to: .size2M)) - g) / chunk
                 if let failed = chunks(from: g, count: max(1, n), counts: &c, step: linuxChunk) {
-                    return .terminated("TDX: Failed to accept memory at \(hex16(failed << 12))")
+                    return .terminated("TDX: Failed to accept memory at \(failed.address)")
                 }
-                g += max(1, n) * 512
+                g = g + max(1, n) * chunk
                 continue
             }
             if !tryAcceptOne(gfn: g, frames: end - g, level: .size2M, counts: &c),
                !tryAcceptOne(gfn: g, frames: end - g, level: .size4K, counts: &c) {
-                return .terminated("TDX: Failed to accept memory at \(hex16(g << 12))")
+                return .terminated("TDX: Failed to accept memory at \(g.address)")
             }
-            g += 1
+            g = g + 1
         }
         return .ok
     }
 
     /// The Linux loop over one 2M-aligned chunk (after the 1G attempt):
     /// 2M, else 512 × 4K. Returns the failing frame, if any.
-    func linuxChunk(_ g: UInt64, _ c: inout OpCounts) -> UInt64? {
-        if tryAcceptOne(gfn: g, frames: 512, level: .size2M, counts: &c) { return nil }
-        for f in g..<(g + 512) where !tryAcceptOne(gfn: f, frames: g + 512 - f, level: .size4K, counts: &c) {
+    func linuxChunk(_ g: GuestFrameNumber, _ c: inout OpCounts) -> GuestFrameNumber? {
+        let chunk = g.region2M.frames
+        if tryAcceptOne(gfn: g, frames: chunk.length, level: .size2M, counts: &c) { return nil }
+        for f in chunk where !tryAcceptOne(gfn: f, frames: chunk.upperBound - f, level: .size4K, counts: &c) {
             return f
         }
         return nil
@@ -130,8 +134,8 @@ public final class TDXAcceptor: ArchAcceptor {
     /// Runs `step` on `count` consecutive 2M chunks from `g`, replaying the
     /// recorded result for chunks the host reports identical. Returns the
     /// first failing frame.
-    func chunks(from g0: UInt64, count: UInt64, counts c: inout OpCounts,
-                step: (UInt64, inout OpCounts) -> UInt64?) -> UInt64? {
+    func chunks(from g0: GuestFrameNumber, count: UInt64, counts c: inout OpCounts,
+                step: (GuestFrameNumber, inout OpCounts) -> GuestFrameNumber?) -> GuestFrameNumber? {
         var g = g0
         var left = count
         while left > 0 {
@@ -141,7 +145,7 @@ public final class TDXAcceptor: ArchAcceptor {
                 if k > 0 {
                     c.add(m.counts, times: k)
                     c.add(host.replay(signature: sig, state: m.finalState, to: g, count: k))
-                    g += k * 512; left -= k
+                    g = g + k * PageLevel.size2M.pages; left -= k
                     continue
                 }
             }
@@ -153,49 +157,53 @@ public final class TDXAcceptor: ArchAcceptor {
             if let sig, let final = host.chunkState(gfn: g) {
                 memo[sig] = ReplayMemo(counts: d - (host.contextOperations - context0), finalState: final)
             }
-            g += 512; left -= 1
+            g = g + PageLevel.size2M.pages; left -= 1
         }
         return nil
     }
 
-    public func chunkSignature(gfn: UInt64) -> ReplayKey? { host.chunkSignature(gfn: gfn) }
+    // `ArchAcceptor` still numbers frames raw (its callers in GuestKernel
+    // are typed separately); the typed frame is made here.
+    public func chunkSignature(gfn: UInt64) -> ReplayKey? { host.chunkSignature(gfn: GuestFrameNumber(gfn)) }
     public func chunksSharing(_ sig: ReplayKey, from gfn: UInt64, limit: UInt64) -> UInt64 {
-        host.chunksSharing(sig, from: gfn, limit: limit)
+        host.chunksSharing(sig, from: GuestFrameNumber(gfn), limit: limit)
     }
-    public func chunkState(gfn: UInt64) -> ReplayKey? { host.chunkState(gfn: gfn) }
+    public func chunkState(gfn: UInt64) -> ReplayKey? { host.chunkState(gfn: GuestFrameNumber(gfn)) }
     public var contextOperations: OpCounts { host.contextOperations }
     public func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: UInt64, count: UInt64) -> OpCounts {
-        host.replay(signature: signature, state: state, to: gfn, count: count)
+        host.replay(signature: signature, state: state, to: GuestFrameNumber(gfn), count: count)
     }
 
     // MARK: edk2
 
     func edk2Accept(_ r: AddressRange, pageSize: PageLevel, counts c: inout OpCounts) -> AcceptOutcome {
-        var g = r.start >> 12
-        let end = r.end >> 12
+        let frames = r.framesTruncated
+        var g = frames.lowerBound
+        let end = frames.upperBound
+        let chunk = PageLevel.size2M.pages
         // TDVF accepts 2M pages where aligned and 4K pages for unaligned pieces.
         while g < end {
-            if pageSize == .size2M, g % 512 == 0, end - g >= 512 {
-                let n = (alignDown(end, 512) - g) / 512
+            if pageSize == .size2M, g.isAligned(to: .size2M), end - g >= chunk {
+                let n = (end.alignedDown(to: .size2M) - g) / chunk
                 if let failed = chunks(from: g, count: n, counts: &c, step: edk2Chunk) {
-                    return .terminated("TDVF: TdAcceptPages failed at \(hex16(failed << 12))")
+                    return .terminated("TDVF: TdAcceptPages failed at \(failed.address)")
                 }
-                g += n * 512
+                g = g + n * chunk
                 continue
             }
             if !edk2AcceptPage(gfn: g, level: .size4K, counts: &c) {
-                return .terminated("TDVF: TdAcceptPages failed at \(hex16(g << 12))")
+                return .terminated("TDVF: TdAcceptPages failed at \(g.address)")
             }
-            g += 1
+            g = g + 1
         }
         return .ok
     }
 
-    func edk2Chunk(_ g: UInt64, _ c: inout OpCounts) -> UInt64? {
+    func edk2Chunk(_ g: GuestFrameNumber, _ c: inout OpCounts) -> GuestFrameNumber? {
         edk2AcceptPage(gfn: g, level: .size2M, counts: &c) ? nil : g
     }
 
-    func edk2AcceptPage(gfn: UInt64, level: PageLevel, counts c: inout OpCounts) -> Bool {
+    func edk2AcceptPage(gfn: GuestFrameNumber, level: PageLevel, counts c: inout OpCounts) -> Bool {
         var busyRetries = 0
         while true {
             switch tdcall(gfn: gfn, level: level, counts: &c) {
@@ -206,7 +214,7 @@ public final class TDXAcceptor: ArchAcceptor {
                 return true
             case .pageSizeMismatch:
                 guard let smaller = level.smaller else { return false }
-                for i in 0..<512 as Range<UInt64> {
+                for i in 0..<PageLevel.size2M.pages {  // 512 entries of the smaller level
                     if !edk2AcceptPage(gfn: gfn + i * smaller.pages, level: smaller, counts: &c) { return false }
                 }
                 return true
@@ -222,14 +230,14 @@ public final class TDXAcceptor: ArchAcceptor {
 
 /// The TDX platform seen by the guest.
 public final class TDXGuestPlatform: GuestPlatform {
-    public let host: TDXHost
-    public init(host: TDXHost) { self.host = host }
+    public let host: any TDXHost
+    public init(host: any TDXHost) { self.host = host }
     public var name: String { "tdx" }
     public var kind: PlatformKind { .tdx }
-    public func isAccessible(_ r: AddressRange) -> Bool { host.isAccessible((r.start >> 12)..<divRoundUp(r.end, 4096)) }
-    public var committedBytes: UInt64 { host.committedPages << 12 }
+    public func isAccessible(_ r: AddressRange) -> Bool { host.isAccessible(r.framesCovering) }
+    public var committedBytes: UInt64 { ByteCount.frames(host.committedPages).value }
     public func touch(gfn: UInt64, vcpu: Int) -> (OpCounts, AcceptOutcome) {
-        let (ops, fatal) = host.guestAccess(gfn: gfn, vcpu: vcpu)
+        let (ops, fatal) = host.guestAccess(gfn: GuestFrameNumber(gfn), vcpu: vcpu)
         return (ops, fatal.map { .terminated($0) } ?? .ok)
     }
 }

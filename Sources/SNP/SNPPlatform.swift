@@ -42,7 +42,10 @@ public final class SNPPlatform {
     /// QEMU pre-faults on page state change (KVM_PRE_FAULT_MEMORY), so no NPF
     /// follows a PSC ("i386/kvm: Prefault memory on page state change", 2025).
     public let prefaultOnPSC: Bool
-    public private(set) var rmp = IntervalMap<UInt64, RMPState>(initial: .unbacked)
+    /// RMP state by guest frame. The real RMP is indexed by system physical
+    /// page; the model gives SNP no host frames, so each entry is found by
+    /// the guest frame it is assigned to (the RMP entry's GPA field).
+    package private(set) var rmp = IntervalMap<GuestFrameNumber, RMPState>(initial: .unbacked)
 
     public init(policy: SNPBackingPolicy, prefaultOnPSC: Bool = false) {
         self.policy = policy
@@ -51,20 +54,21 @@ public final class SNPPlatform {
 
     /// Memory measured and validated at launch (SNP_LAUNCH_UPDATE): the
     /// firmware image and pre-validated SEC ranges.
-    public func launchUpdate(_ frames: Range<UInt64>) {
+    /// - Complexity: O(log runs).
+    public func launchUpdate(_ frames: Range<GuestFrameNumber>) {
         rmp.assign(frames, .validated4K)
     }
 
     /// Backs `gfn` with a host page, as KVM's fault path does for a private
     /// guest_memfd page: a 2M RMP entry when the policy and the request allow
     /// it and nothing in the 2M range is backed yet, else a 4K entry.
-    private func back(gfn: UInt64, level: PageLevel, counts c: inout OpCounts) {
-        let chunk = alignDown(gfn, 512)
-        if policy == .back2M, level == .size2M, rmp.allSatisfy(in: chunk..<(chunk + 512), { $0 == .unbacked }) {
-            rmp.assign(chunk..<(chunk + 512), .assigned2M)
+    private func back(gfn: GuestFrameNumber, level: PageLevel, counts c: inout OpCounts) {
+        let chunk = gfn.region2M.frames
+        if policy == .back2M, level == .size2M, rmp.allSatisfy(in: chunk, { $0 == .unbacked }) {
+            rmp.assign(chunk, .assigned2M)
             c.add(.snpRMPUpdate2M)
         } else if rmp.value(at: gfn) == .unbacked {
-            rmp.assign(gfn..<(gfn + 1), .assigned4K)
+            rmp.assign(gfn.only, .assigned4K)
             c.add(.snpRMPUpdate4K)
         }
     }
@@ -72,7 +76,8 @@ public final class SNPPlatform {
     /// One Page State Change VMGEXIT through the GHCB, every entry to
     /// private (`SVM_VMGEXIT_PSC`). The hypervisor breaks a 2M entry it
     /// cannot back at 2M into 512 4K requests.
-    public func pageStateChange(_ entries: [(gfn: UInt64, level: PageLevel)]) -> OpCounts {
+    /// - Complexity: O(entries × log runs).
+    public func pageStateChange(_ entries: [(gfn: GuestFrameNumber, level: PageLevel)]) -> OpCounts {
         var c = OpCounts()
         c.add(.snpPSCExit)
         for e in entries {
@@ -81,7 +86,7 @@ public final class SNPPlatform {
             if e.level == .size2M, policy == .back2M {
                 back(gfn: e.gfn, level: .size2M, counts: &c)
             } else {
-                for g in e.gfn..<(e.gfn + e.level.pages) { back(gfn: g, level: .size4K, counts: &c) }
+                for g in Range(start: e.gfn, count: e.level.pages) { back(gfn: g, level: .size4K, counts: &c) }
             }
         }
         return c
@@ -89,7 +94,8 @@ public final class SNPPlatform {
 
     /// Page State Change through the GHCB MSR protocol (`GHCB_MSR_PSC_REQ`):
     /// one 4K page per VMGEXIT, used before a GHCB exists.
-    public func msrPageStateChange(gfn: UInt64) -> OpCounts {
+    /// - Complexity: O(log runs).
+    public func msrPageStateChange(gfn: GuestFrameNumber) -> OpCounts {
         var c = OpCounts()
         c.add(.snpMSRPSCExit)
         if prefaultOnPSC { back(gfn: gfn, level: .size4K, counts: &c) }
@@ -99,9 +105,10 @@ public final class SNPPlatform {
     /// PVALIDATE (validate) of the page at `gfn` with size `level`. A first
     /// touch of an unbacked page takes a nested page fault, after which the
     /// instruction re-executes.
-    public func pvalidate(gfn: UInt64, level: PageLevel) -> (PvalidateResult, OpCounts) {
+    /// - Complexity: O(log runs).
+    public func pvalidate(gfn: GuestFrameNumber, level: PageLevel) -> (PvalidateResult, OpCounts) {
         var c = OpCounts()
-        guard level != .size1G, gfn % level.pages == 0 else {
+        guard level != .size1G, gfn.isAligned(to: level) else {
             c.add(level == .size2M ? .snpPvalidate2MFail : .snpPvalidate4KFail)
             return (.failInput, c)
         }
@@ -112,9 +119,10 @@ public final class SNPPlatform {
             c.add(grew2M ? .snpNPF2M : .snpNPF4K)
         }
         if level == .size2M {
-            let runs = rmp.runs(in: gfn..<(gfn + 512))
+            let chunk = gfn.region2M.frames
+            let runs = rmp.runs(in: chunk)
             if runs.count == 1, runs[0].value == .assigned2M {
-                rmp.assign(gfn..<(gfn + 512), .validated2M)
+                rmp.assign(chunk, .validated2M)
                 c.add(.snpPvalidate2MSuccess)
                 return (.success, c)
             }
@@ -127,15 +135,14 @@ public final class SNPPlatform {
         }
         switch rmp.value(at: gfn) {
         case .assigned4K:
-            rmp.assign(gfn..<(gfn + 1), .validated4K)
+            rmp.assign(gfn.only, .validated4K)
             c.add(.snpPvalidate4KSuccess)
             return (.success, c)
         case .assigned2M:
             // RMP size-mismatch fault: the host PSMASHes the 2M entry into 512 4K entries.
-            let chunk = alignDown(gfn, 512)
-            rmp.assign(chunk..<(chunk + 512), .assigned4K)
+            rmp.assign(gfn.region2M.frames, .assigned4K)
             c.add(.snpNPF4K)
-            rmp.assign(gfn..<(gfn + 1), .validated4K)
+            rmp.assign(gfn.only, .validated4K)
             c.add(.snpPvalidate4KSuccess)
             return (.success, c)
         case .validated4K, .validated2M:
@@ -147,11 +154,12 @@ public final class SNPPlatform {
         }
     }
 
-    public func isAccessible(_ frames: Range<UInt64>) -> Bool {
+    /// - Complexity: O(log runs + k).
+    public func isAccessible(_ frames: Range<GuestFrameNumber>) -> Bool {
         rmp.allSatisfy(in: frames) { $0.isValidated }
     }
 
-    public var committedPages: UInt64 { rmp.measure(in: 0..<UInt64.max) { $0.isBacked } }
+    public var committedPages: UInt64 { rmp.measure(in: .lowest ..< .highest) { $0.isBacked } }
 
     /// A guest access with the C-bit set to `gfn` outside PVALIDATE. A page
     /// with no host backing takes a nested page fault, which KVM resolves
@@ -161,7 +169,7 @@ public final class SNPPlatform {
     /// vol. 2 §15.36.10). Linux has no handler for it: `vc_handle_exitcode()`
     /// returns ES_UNSUPPORTED and the guest terminates itself
     /// (GHCB_SEV_ES_GEN_REQ). Returns the operations and, when fatal, why.
-    public func guestAccess(gfn: UInt64) -> (OpCounts, fatal: String?) {
+    public func guestAccess(gfn: GuestFrameNumber) -> (OpCounts, fatal: String?) {
         var c = OpCounts()
         let state = rmp.value(at: gfn)
         if state.isValidated { return (c, nil) }
@@ -169,12 +177,14 @@ public final class SNPPlatform {
             back(gfn: gfn, level: .size4K, counts: &c)
             c.add(.snpNPF4K)
         }
-        return (c, "SNP: #VC exception, error code 0x404 (SVM_EXIT_NOT_VALIDATED) at \(hex16(gfn << 12)): the guest terminated itself (GHCB_SEV_ES_GEN_REQ)")
+        return (c, "SNP: #VC exception, error code 0x404 (SVM_EXIT_NOT_VALIDATED) at \(gfn.address): the guest terminated itself (GHCB_SEV_ES_GEN_REQ)")
     }
 
-    // Bulk support, as for the TDX host.
+    // Bulk support, as for the TDX host: no real interface has these, so
+    // they are `package`, used only by the guest's accept driver to replay
+    // its own identical PSC/PVALIDATE sequences.
     /// Signature of the uniform range `[gfn, gfn + frames)`, or nil.
-    public func signature(gfn: UInt64, frames: UInt64) -> ReplayKey? {
+    package func signature(gfn: GuestFrameNumber, frames: UInt64) -> ReplayKey? {
         let run = rmp.run(containing: gfn)
         guard run.range.upperBound >= gfn + frames else { return nil }
         return ReplayKey(state: UInt64(run.value.rawValue))
@@ -182,15 +192,15 @@ public final class SNPPlatform {
 
     /// Number of consecutive blocks of `frames` from `gfn` (at most `limit`)
     /// in the same uniform state.
-    public func blocksSharing(_ sig: ReplayKey, from gfn: UInt64, frames: UInt64, limit: UInt64) -> UInt64 {
+    package func blocksSharing(_ sig: ReplayKey, from gfn: GuestFrameNumber, frames: UInt64, limit: UInt64) -> UInt64 {
         guard signature(gfn: gfn, frames: frames) == sig else { return 0 }
         return min(limit, (rmp.run(containing: gfn).range.upperBound - gfn) / frames)
     }
 
-    public func finalState(gfn: UInt64, frames: UInt64) -> RMPState? {
+    package func finalState(gfn: GuestFrameNumber, frames: UInt64) -> RMPState? {
         let run = rmp.run(containing: gfn)
         return run.range.upperBound >= gfn + frames && run.range.lowerBound <= gfn ? run.value : nil
     }
 
-    public func replay(state: RMPState, frames: Range<UInt64>) { rmp.assign(frames, state) }
+    package func replay(state: RMPState, frames: Range<GuestFrameNumber>) { rmp.assign(frames, state) }
 }

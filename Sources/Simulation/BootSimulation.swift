@@ -64,10 +64,9 @@ public struct BootSimulation {
     /// The memslots QEMU creates for a q35 TD: RAM below 4 GiB, RAM above
     /// it, and the firmware flash (each bound to a guest_memfd).
     static func memslots(_ layout: Q35Layout, backing: GmemBacking) -> [Memslot] {
-        // Memslot (KVM) still takes raw frame numbers.
-        var slots = [Memslot(id: 1, baseGFN: 0, pages: layout.lowRAM.upperAddress.frame.value, backing: backing)]
-        if let h = layout.highRAM { slots.append(Memslot(id: 2, baseGFN: h.lowerAddress.frame.value, pages: h.bytes.frames(), backing: backing)) }
-        slots.append(Memslot(id: 3, baseGFN: Q35Layout.flash.lowerAddress.frame.value, pages: Q35Layout.flash.bytes.frames(), backing: .buddy))
+        var slots = [Memslot(id: 1, baseGFN: GuestFrameNumber(0), pages: layout.lowRAM.upperAddress.frame.value, backing: backing)]
+        if let h = layout.highRAM { slots.append(Memslot(id: 2, baseGFN: h.lowerAddress.frame, pages: h.bytes.frames(), backing: backing)) }
+        slots.append(Memslot(id: 3, baseGFN: Q35Layout.flash.lowerAddress.frame, pages: Q35Layout.flash.bytes.frames(), backing: .buddy))
         return slots
     }
 
@@ -75,7 +74,7 @@ public struct BootSimulation {
     /// memslot covering `[0, bytes)`, for tools that accept memory directly.
     public static func plainTDXHost(coveringBytes bytes: UInt64, costs: CostTable) throws -> TDXVM {
         let (opts, features) = TDXHostModel.tdx.configuration
-        let slot = Memslot(id: 1, baseGFN: 0, pages: ByteCount(alignUp(bytes, PageLevel.size1G.bytes)).frames(), backing: .buddy)
+        let slot = Memslot(id: 1, baseGFN: GuestFrameNumber(0), pages: ByteCount(alignUp(bytes, PageLevel.size1G.bytes)).frames(), backing: .buddy)
         let vm = try TDXVM(options: opts, features: features, vcpus: 1, slots: [slot], costs: costs)
         vm.finalize()
         return vm
@@ -87,8 +86,8 @@ public struct BootSimulation {
         let (opts, features) = s.tdxHost.configuration
         let backing = s.gmemBacking ?? (s.tdxHost == .tdxHuge ? .hugetlb2M : .buddy)
         let vm = try TDXVM(options: opts, features: features, vcpus: s.vcpus, slots: Self.memslots(layout, backing: backing), costs: costs)
-        var build = try vm.addInitialMemory(added)
-        build.add(try vm.addInitialMemory(flash))
+        var build = try vm.addInitialMemory(Range(raw: added))
+        build.add(try vm.addInitialMemory(Range(raw: flash)))
         vm.finalize()
         return (vm, build)
     }
@@ -106,7 +105,7 @@ public struct BootSimulation {
             return Acceptors(firmware: fw, stub: linux, kernel: linux, platform: TDXGuestPlatform(host: vm), buildCounts: build, vm: vm)
         case .snp:
             let p = SNPPlatform(policy: s.hostMapping == .map2M ? .back2M : .back4K, prefaultOnPSC: s.snpPrefault)
-            p.launchUpdate(added); p.launchUpdate(flash)
+            p.launchUpdate(Range(raw: added)); p.launchUpdate(Range(raw: flash))
             return Acceptors(firmware: SNPAcceptor(platform: p, driver: .edk2, costs: costs),
                              stub: SNPAcceptor(platform: p, driver: .linuxMSR, costs: costs),
                              kernel: SNPAcceptor(platform: p, driver: .linuxGHCB, costs: costs),

@@ -126,7 +126,7 @@ public struct HostScenario: Sendable {
                     guard let g = GmemBacking(rawValue: v) else { throw err("backing must be buddy, hugetlb-2m or hugetlb-1g") }
                     return g
                 } ?? .hugetlb2M
-                s.slots.append(Memslot(id: id, baseGFN: b, pages: p, backing: backing, userspaceAddrAligned: d["uaddr-aligned"] != "off"))
+                s.slots.append(Memslot(id: id, baseGFN: GuestFrameNumber(b), pages: p, backing: backing, userspaceAddrAligned: d["uaddr-aligned"] != "off"))
             case "build": s.commands.append(.build(try frames(1)))
             case "finalize": s.commands.append(.finalize)
             case "accept":
@@ -214,7 +214,7 @@ public final class HostRun {
     }
 
     func requireSlot(_ r: Range<UInt64>, line: Int) throws {
-        guard let s = vm.slot(r.lowerBound), r.upperBound <= s.frames.upperBound else {
+        guard let s = vm.slot(GuestFrameNumber(r.lowerBound)), GuestFrameNumber(r.upperBound) <= s.frames.upperBound else {
             throw CocomemError(.invalidScenario, "host scenario line \(line): frames \(hex16(r.lowerBound << 12))+\(r.count) are not inside one memslot")
         }
     }
@@ -223,7 +223,7 @@ public final class HostRun {
         switch c {
         case .build(let r):
             try requireSlot(r, line: line)
-            _ = try vm.addInitialMemory(r)
+            _ = try vm.addInitialMemory(Range(raw: r))
         case .finalize: vm.finalize()
         case .accept(let r, let level):
             try requireSlot(r, line: line)
@@ -235,20 +235,20 @@ public final class HostRun {
             for g in r where !vm.isDead { guestAccess(g) }
         case .convert(let r, let p):
             try requireSlot(r, line: line)
-            let o = vm.convert(r, toPrivate: p)
+            let o = vm.convert(Range(raw: r), toPrivate: p)
             if o != .ok { vm.note("userspace: conversion failed: \(o)") }
         case .attributes(let r, let p):
             try requireSlot(r, line: line)
-            _ = vm.setMemoryAttributes(r, private: p)
+            _ = vm.setMemoryAttributes(Range(raw: r), private: p)
         case .punch(let r):
             try requireSlot(r, line: line)
-            let o = vm.punchHole(r)
+            let o = vm.punchHole(Range(raw: r))
             if o != .ok { vm.note("userspace: punch hole failed: \(o)") }
         case .cycle(let r, let n):
             try requireSlot(r, line: line)
             for _ in 0..<n where !vm.isDead {
-                guard vm.convert(r, toPrivate: false) == .ok else { break }
-                guard vm.convert(r, toPrivate: true) == .ok else { break }
+                guard vm.convert(Range(raw: r), toPrivate: false) == .ok else { break }
+                guard vm.convert(Range(raw: r), toPrivate: true) == .ok else { break }
                 _ = edk4K.accept(AddressRange(start: r.lowerBound << 12, end: r.upperBound << 12), vcpu: 0, clock: &clock)
             }
         case .inject(let p, let n): vm.faults.inject(p, times: n)
@@ -261,10 +261,11 @@ public final class HostRun {
     /// level); touching a PENDING page kills a SEPT_VE_DISABLE TD ("Guest
     /// access before accepting") or gives the guest a #VE, whose handler
     /// accepts at 4K.
-    func guestAccess(_ g: UInt64) {
-        if vm.module.isAccessible(g..<(g + 1)) { return }
-        if !vm.privateAttr.value(at: g) {
-            if !vm.sharedMapped.value(at: g) { clock.charge(vm.sharedFault(gfn: g), vcpu: 0, costs: costs) }
+    func guestAccess(_ frame: UInt64) {
+        let g = GuestFrameNumber(frame)
+        if vm.module.isAccessible(g.only) { return }
+        if !vm.attributes.isPrivate(g) {
+            if !vm.mmu.sharedMapped.value(at: g) { clock.charge(vm.sharedFault(gfn: g), vcpu: 0, costs: costs) }
             return
         }
         if vm.options.septVEDisable {
@@ -273,6 +274,6 @@ public final class HostRun {
         }
         if !vm.isMapped(g) { clock.charge(vm.handleEPTViolation(gfn: g, acceptLevel: nil), vcpu: 0, costs: costs) }
         guard vm.isMapped(g), !vm.isDead else { return }
-        _ = edk4K.accept(AddressRange(start: g << 12, size: 4096), vcpu: 0, clock: &clock)
+        _ = edk4K.accept(AddressRange(start: frame << 12, size: 4096), vcpu: 0, clock: &clock)
     }
 }

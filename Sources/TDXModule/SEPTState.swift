@@ -1,3 +1,5 @@
+import MemoryModel
+
 /// S-EPT entry states the model keeps: the subset of the module's
 /// `sept_state_lookup` states that private-memory mapping, splitting and
 /// acceptance use (intel/tdx-module `src/common/memory_handlers/sept_manager.h`).
@@ -67,7 +69,8 @@ public enum SEPTState: UInt8, Sendable, CaseIterable, CustomStringConvertible {
 }
 
 /// One S-EPT entry: its state, the host frame it maps as an offset from the
-/// guest frame (so that a contiguous mapping is one uniform run), and the
+/// guest frame (so that a contiguous mapping is one uniform run: the offset
+/// is the one raw number relating the two spaces), and the
 /// TD epoch recorded when it was blocked (kept in the page's PAMT entry as
 /// BEPOCH by the real module).
 public struct SEPTEntry: Hashable, Sendable {
@@ -81,6 +84,15 @@ public struct SEPTEntry: Hashable, Sendable {
         self.hfnDelta = hfnDelta
         self.bepoch = bepoch
     }
+
+    /// A leaf in `state` mapping the page at `gfn` to the host page at `hfn`.
+    public init(_ state: SEPTState, mapping gfn: GuestFrameNumber, to hfn: HostFrameNumber) {
+        self.init(state, hfnDelta: hfn.value &- gfn.value)
+    }
+
+    /// The host frame this leaf maps at `gfn` (the HPA field of the entry).
+    /// - Complexity: O(1).
+    public func hfn(at gfn: GuestFrameNumber) -> HostFrameNumber { HostFrameNumber(gfn.value &+ hfnDelta) }
 
     public static let free = SEPTEntry(.free)
 }

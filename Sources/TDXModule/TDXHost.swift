@@ -6,44 +6,49 @@ import MemoryModel
 /// violations it causes. The KVM module's `TDXVM` (KVM's TDX MMU on the TDX
 /// module's S-EPT) implements it.
 ///
-/// Frame numbers are guest frame numbers (4K units); the host converts them
-/// to host frames internally.
+/// Frame numbers are guest frame numbers; the host converts them to host
+/// frames internally (memslot and guest_memfd).
 public protocol TDXHost: AnyObject {
     /// TDG.MEM.PAGE.ACCEPT (`tdg_mem_page_accept.c`): the module's answer for
     /// one TDCALL at `gfn` and `level`, applying its state change on success.
-    func accept(gfn: UInt64, level: PageLevel) -> AcceptCallResult
+    func accept(gfn: GuestFrameNumber, level: PageLevel) -> AcceptCallResult
     /// KVM's handling of an ACCEPT-type EPT violation
     /// (`tdx_handle_ept_violation()` → fault → AUG). Returns the host
     /// operations it performed, to be charged to the faulting vCPU.
-    func handleEPTViolation(gfn: UInt64, acceptLevel: PageLevel) -> OpCounts
+    func handleEPTViolation(gfn: GuestFrameNumber, acceptLevel: PageLevel) -> OpCounts
     /// True if every frame in `frames` is accepted (guest-accessible).
-    func isAccessible(_ frames: Range<UInt64>) -> Bool
+    func isAccessible(_ frames: Range<GuestFrameNumber>) -> Bool
     /// A guest load or store to private `gfn` on `vcpu` outside any
     /// TDCALL: KVM faults the page in if it is not mapped, and an access to
     /// a page still PENDING is fatal (`tdx_handle_ept_violation()` →
     /// `tdx_is_sept_violation_unexpected_pending()`). Returns the host
     /// operations performed and, when the TD died, why.
-    func guestAccess(gfn: UInt64, vcpu: Int) -> (OpCounts, fatal: String?)
+    func guestAccess(gfn: GuestFrameNumber, vcpu: Int) -> (OpCounts, fatal: String?)
     /// Frames backed by host memory, plus S-EPT pages, in 4K pages.
     var committedPages: UInt64 { get }
+}
 
-    // Bulk support: identical chunks are replayed instead of re-simulated.
+/// Bulk support: identical chunks are replayed instead of re-simulated.
+/// Not part of the TDCALL interface (the guest cannot ask the host any of
+/// this), so `package`: only the guest's accept driver uses it to replay
+/// its own identical TDCALL sequences.
+package protocol TDXHostReplay: TDXHost {
     /// A value identifying everything the host's answers for the 2M chunk at
     /// `gfn` depend on, or nil if the chunk is not uniform.
-    func chunkSignature(gfn: UInt64) -> ReplayKey?
+    func chunkSignature(gfn: GuestFrameNumber) -> ReplayKey?
     /// How many consecutive 2M chunks from `gfn` (at most `limit`) share
     /// `signature`, so that each would behave exactly like the first.
-    func chunksSharing(_ signature: ReplayKey, from gfn: UInt64, limit: UInt64) -> UInt64
+    func chunksSharing(_ signature: ReplayKey, from gfn: GuestFrameNumber, limit: UInt64) -> UInt64
     /// Called before the chunk at `gfn` is stepped, so that a host keeping
     /// its own tallies can memoise what the step does.
-    func beginChunkStep(gfn: UInt64)
+    func beginChunkStep(gfn: GuestFrameNumber)
     /// The uniform state of the 2M chunk at `gfn` after it was stepped, or nil.
-    func chunkState(gfn: UInt64) -> ReplayKey?
+    func chunkState(gfn: GuestFrameNumber) -> ReplayKey?
     /// Puts `count` chunks from `gfn` into `state`, as stepping each of them
     /// from `signature` would have, and returns the operations that depend
     /// on context outside the chunk (upper S-EPT tables and the like),
     /// which the caller charges on top of its memo.
-    func replay(signature: ReplayKey, state: ReplayKey, to gfn: UInt64, count: UInt64) -> OpCounts
+    func replay(signature: ReplayKey, state: ReplayKey, to gfn: GuestFrameNumber, count: UInt64) -> OpCounts
     /// Running total of the context-dependent operations (upper S-EPT table
     /// adds) this host has performed, stepped or replayed. A memo of stepped
     /// work subtracts the part of this total that accrued while stepping,

@@ -76,7 +76,7 @@ extension BenchRunner {
         func makeVM(_ model: TDXHostModel) throws -> TDXVM {
             let (o, f) = model.configuration
             let vm = try TDXVM(options: o, features: f, vcpus: 8,
-                               slots: [Memslot(id: 1, baseGFN: 0, pages: pages, backing: model == .tdxHuge ? .hugetlb2M : .buddy)], costs: costs)
+                               slots: [Memslot(id: 1, baseGFN: GuestFrameNumber(0), pages: pages, backing: model == .tdxHuge ? .hugetlb2M : .buddy)], costs: costs)
             vm.finalize()
             return vm
         }
@@ -101,9 +101,9 @@ extension BenchRunner {
         }
         if let vm = huge {
             let tenth = alignDown(pages / 10, 512)
-            let t1 = timed { vm.convertInPieces(0..<tenth, toPrivate: false) }
+            let t1 = timed { vm.convertInPieces(Range(raw: 0..<tenth), toPrivate: false) }
             row("convert 10% to shared in 4K pieces", t1, vm)
-            let t2 = timed { vm.convertInPieces(0..<tenth, toPrivate: true) }
+            let t2 = timed { vm.convertInPieces(Range(raw: 0..<tenth), toPrivate: true) }
             row("convert it back to private in 4K pieces", t2, vm)
         }
         return o

@@ -10,9 +10,9 @@ import Testing
 /// A runnable TD with every upper table present and one vCPU in the guest.
 func runnableTD(_ f: TDXModuleFeatures = TDXModuleFeatures()) -> TrustDomain {
     let td = TrustDomain(features: f, vcpus: 1)
-    #expect(td.septAdd(gfn: 0, entryLevel: 4, pageHFN: 1 << 30) == .success)
-    #expect(td.septAdd(gfn: 0, entryLevel: 3, pageHFN: 1 << 30 | 1) == .success)
-    td.lifecycle = .runnable
+    #expect(td.septAdd(gfn: GFN(0), entryLevel: 4, pageHFN: HFN(1 << 30)) == .success)
+    #expect(td.septAdd(gfn: GFN(0), entryLevel: 3, pageHFN: HFN(1 << 30 | 1)) == .success)
+    td.mrFinalize()
     td.enter(vcpu: 0)
     return td
 }
@@ -21,7 +21,7 @@ func hugeVM(_ configure: (inout KVMOptions) -> Void = { _ in }, backing: GmemBac
     var o = KVMOptions()
     configure(&o)
     let vm = try TDXVM(options: o, features: TDXModuleFeatures(), vcpus: 2,
-                       slots: [Memslot(id: 1, baseGFN: 0, pages: 8 * 512, backing: backing)])
+                       slots: [Memslot(id: 1, baseGFN: GFN(0), pages: 8 * 512, backing: backing)])
     vm.finalize()
     return vm
 }
@@ -31,62 +31,82 @@ func hugeVM(_ configure: (inout KVMOptions) -> Void = { _ in }, backing: GmemBac
         for cases in AcceptWalkCases.allCases {
             var f = TDXModuleFeatures(); f.acceptWalkCases = cases
             let td = runnableTD(f)
-            #expect(td.accept(gfn: 0, level: .size2M) == .eptViolation(acceptLevel: .size2M))  // nothing mapped
-            #expect(td.accept(gfn: 0, level: .size1G) == .status(.operandInvalid))
-            #expect(td.pageAug(gfn: 0, level: .size2M, hfn: 512) == .success)
-            #expect(td.accept(gfn: 5, level: .size4K) == .eptViolation(acceptLevel: .size4K))  // 2M PENDING above
-            #expect(td.accept(gfn: 0, level: .size2M) == .status(.success))
-            #expect(td.accept(gfn: 0, level: .size2M) == .status(.pageAlreadyAccepted))
+            #expect(td.accept(gfn: GFN(0), level: .size2M) == .eptViolation(acceptLevel: .size2M))  // nothing mapped
+            #expect(td.accept(gfn: GFN(0), level: .size1G) == .status(.operandInvalid))
+            #expect(td.pageAug(gfn: GFN(0), level: .size2M, hfn: HFN(512)) == .success)
+            #expect(td.accept(gfn: GFN(5), level: .size4K) == .eptViolation(acceptLevel: .size4K))  // 2M PENDING above
+            #expect(td.accept(gfn: GFN(0), level: .size2M) == .status(.success))
+            #expect(td.accept(gfn: GFN(0), level: .size2M) == .status(.pageAlreadyAccepted))
             let above: TDXStatus = cases == .moduleCode ? .pageAlreadyAccepted : .pageSizeMismatch
-            #expect(td.accept(gfn: 5, level: .size4K) == .status(above))
+            #expect(td.accept(gfn: GFN(5), level: .size4K) == .status(above))
             // Host mapped 4K, guest accepts 2M: SIZE_MISMATCH.
-            #expect(td.septAdd(gfn: 512, entryLevel: 2, pageHFN: 1 << 30 | 2) == .success)
-            #expect(td.pageAug(gfn: 512, level: .size4K, hfn: 4096) == .success)
-            #expect(td.accept(gfn: 512, level: .size2M) == .status(.pageSizeMismatch))
-            #expect(td.accept(gfn: 512, level: .size4K) == .status(.success))
-            #expect(td.isAccessible(0..<513) && !td.isAccessible(0..<514))
+            #expect(td.septAdd(gfn: GFN(512), entryLevel: 2, pageHFN: HFN(1 << 30 | 2)) == .success)
+            #expect(td.pageAug(gfn: GFN(512), level: .size4K, hfn: HFN(4096)) == .success)
+            #expect(td.accept(gfn: GFN(512), level: .size2M) == .status(.pageSizeMismatch))
+            #expect(td.accept(gfn: GFN(512), level: .size4K) == .status(.success))
+            #expect(td.isAccessible(Range(raw: 0..<513)) && !td.isAccessible(Range(raw: 0..<514)))
         }
     }
 
     @Test func demoteNeedsBlockedAndTrackedAndTheEpochRules() {
         let td = runnableTD()
-        #expect(td.pageAug(gfn: 0, level: .size2M, hfn: 512) == .success)
-        #expect(td.demote(gfn: 0, level: .size2M, pageHFN: 9, pamtPagesGiven: true) == .gpaRangeNotBlocked)
-        #expect(td.rangeBlock(gfn: 0, level: .size2M) == .success)
-        #expect(td.rangeBlock(gfn: 0, level: .size2M) == .gpaRangeAlreadyBlocked)
-        #expect(td.demote(gfn: 0, level: .size2M, pageHFN: 9, pamtPagesGiven: true) == .tlbTrackingNotDone)
+        #expect(td.pageAug(gfn: GFN(0), level: .size2M, hfn: HFN(512)) == .success)
+        #expect(td.demote(gfn: GFN(0), level: .size2M, pageHFN: HFN(9), pamtPagesGiven: true) == .gpaRangeNotBlocked)
+        #expect(td.rangeBlock(gfn: GFN(0), level: .size2M) == .success)
+        #expect(td.rangeBlock(gfn: GFN(0), level: .size2M) == .gpaRangeAlreadyBlocked)
+        #expect(td.demote(gfn: GFN(0), level: .size2M, pageHFN: HFN(9), pamtPagesGiven: true) == .tlbTrackingNotDone)
         #expect(td.track() == .success)
         // vCPU 0 still runs in the blocking epoch: not tracked, and a second TRACK is busy.
-        #expect(td.demote(gfn: 0, level: .size2M, pageHFN: 9, pamtPagesGiven: true) == .tlbTrackingNotDone)
+        #expect(td.demote(gfn: GFN(0), level: .size2M, pageHFN: HFN(9), pamtPagesGiven: true) == .tlbTrackingNotDone)
         #expect(td.track() == .previousTLBEpochBusy)
         #expect(td.kickAll() == 1)
-        td.hold(.guestEntry(gfn: 0, level: .size2M), vcpu: 0)
-        #expect(td.demote(gfn: 0, level: .size2M, pageHFN: 9, pamtPagesGiven: true) == .operandBusy)
+        td.hold(.guestEntry(gfn: GFN(0), level: .size2M), vcpu: 0)
+        #expect(td.demote(gfn: GFN(0), level: .size2M, pageHFN: HFN(9), pamtPagesGiven: true) == .operandBusy)
         td.kickAll()
-        #expect(td.demote(gfn: 0, level: .size2M, pageHFN: 9, pamtPagesGiven: true) == .success)
-        #expect(td.entry(gfn: 0, level: .size2M).state == .nlMapped)
-        #expect(td.entry(gfn: 7, level: .size4K).state == .pending)  // children unblocked, no UNBLOCK needed
-        #expect(td.pamt4K.value(at: 1))  // DPAMT installed for the guest range by DEMOTE
+        #expect(td.demote(gfn: GFN(0), level: .size2M, pageHFN: HFN(9), pamtPagesGiven: true) == .success)
+        #expect(td.entry(gfn: GFN(0), level: .size2M).state == .nlMapped)
+        #expect(td.entry(gfn: GFN(7), level: .size4K).state == .pending)  // children unblocked, no UNBLOCK needed
+        #expect(td.pamt4K.value(at: HostRegion2M(1)))  // DPAMT installed for the guest range by DEMOTE
     }
 
     @Test func demoteOnLegacyModuleIsInterruptible() {
         let td = runnableTD(.legacy)
-        #expect(td.pageAug(gfn: 0, level: .size2M, hfn: 512) == .success)
-        #expect(td.rangeBlock(gfn: 0, level: .size2M) == .success)
+        #expect(td.pageAug(gfn: GFN(0), level: .size2M, hfn: HFN(512)) == .success)
+        #expect(td.rangeBlock(gfn: GFN(0), level: .size2M) == .success)
         #expect(td.track() == .success); td.kickAll()
-        td.interruptPending = true
-        #expect(td.demote(gfn: 0, level: .size2M, pageHFN: 9, pamtPagesGiven: false) == .interruptedRestartable)
-        #expect(td.demote(gfn: 0, level: .size2M, pageHFN: 9, pamtPagesGiven: false) == .success)
+        td.raiseHostInterrupt()
+        #expect(td.demote(gfn: GFN(0), level: .size2M, pageHFN: HFN(9), pamtPagesGiven: false) == .interruptedRestartable)
+        #expect(td.demote(gfn: GFN(0), level: .size2M, pageHFN: HFN(9), pamtPagesGiven: false) == .success)
     }
 
     @Test func promoteNeedsUniformContiguousChildren() {
         let td = runnableTD()
-        #expect(td.septAdd(gfn: 0, entryLevel: 2, pageHFN: 9) == .success)
-        for g in 0..<512 as Range<UInt64> { #expect(td.pageAug(gfn: g, level: .size4K, hfn: 512 + g) == .success) }
-        #expect(td.accept(gfn: 3, level: .size4K) == .status(.success))  // 511 PENDING + 1 MAPPED
-        #expect(td.rangeBlock(gfn: 0, level: .size2M) == .success)
+        #expect(td.septAdd(gfn: GFN(0), entryLevel: 2, pageHFN: HFN(9)) == .success)
+        for g in 0..<512 as Range<UInt64> { #expect(td.pageAug(gfn: GFN(g), level: .size4K, hfn: HFN(512 + g)) == .success) }
+        #expect(td.accept(gfn: GFN(3), level: .size4K) == .status(.success))  // 511 PENDING + 1 MAPPED
+        #expect(td.rangeBlock(gfn: GFN(0), level: .size2M) == .success)
         #expect(td.track() == .success); td.kickAll()
-        #expect(td.promote(gfn: 0, level: .size2M) == .eptInvalidPromoteConditions)
+        #expect(td.promote(gfn: GFN(0), level: .size2M) == .eptInvalidPromoteConditions)
+    }
+
+    /// TDH.MEM.RANGE.UNBLOCK: only a blocked entry, only once tracked, back
+    /// to the state it was blocked from.
+    @Test func unblockNeedsABlockedTrackedEntry() {
+        let td = runnableTD()
+        #expect(td.pageAug(gfn: GFN(0), level: .size2M, hfn: HFN(512)) == .success)
+        #expect(td.rangeUnblock(gfn: GFN(0), level: .size2M) == .eptEntryStateIncorrect)  // not blocked
+        #expect(td.rangeBlock(gfn: GFN(0), level: .size2M) == .success)
+        #expect(td.entry(gfn: GFN(0), level: .size2M).state == .pendingBlocked)
+        #expect(td.rangeUnblock(gfn: GFN(0), level: .size2M) == .tlbTrackingNotDone)
+        #expect(td.track() == .success); td.kickAll()
+        td.hold(.treeLock, vcpu: 0)
+        #expect(td.rangeUnblock(gfn: GFN(0), level: .size2M) == .operandBusy)
+        td.kickAll()
+        #expect(td.rangeUnblock(gfn: GFN(0), level: .size2M) == .success)
+        #expect(td.entry(gfn: GFN(0), level: .size2M) == SEPTEntry(.pending, mapping: GFN(0), to: HFN(512)))
+        #expect(td.calls[leaf: .memRangeUnblock, status: .success] == 1)
+        // The guest can accept it again as if never blocked.
+        #expect(td.accept(gfn: GFN(0), level: .size2M) == .status(.success))
     }
 }
 
@@ -97,7 +117,7 @@ func hugeVM(_ configure: (inout KVMOptions) -> Void = { _ in }, backing: GmemBac
         var clock = PhaseClock(vcpus: 1)
         #expect(acc.accept(AddressRange(start: 0x1000, size: 0x1000), vcpu: 0, clock: &clock) == .ok)
         #expect(vm.counters[.splitsAccept] == 0 && vm.pages4K == 1 && vm.pages2M == 0)
-        #expect(vm.lpage2M.value(at: 0).guestInhibit && vm.lpage1G.value(at: 0).guestInhibit)
+        #expect(vm.lpageInfo.lpage2M.value(at: GuestRegion2M(0)).guestInhibit && vm.lpageInfo.lpage1G.value(at: GuestRegion1G(0)).guestInhibit)
         // The rest of that 2M range stays 4K even when accepted at 2M: SIZE_MISMATCH, then 4K.
         #expect(acc.accept(AddressRange(start: 0, size: 2 << 20), vcpu: 0, clock: &clock) == .ok)
         #expect(vm.pages2M == 0 && vm.pages4K == 512)
@@ -145,9 +165,9 @@ func hugeVM(_ configure: (inout KVMOptions) -> Void = { _ in }, backing: GmemBac
             #expect(broken.contains("after private memory was zapped") && broken.contains("neither private-mapped nor shared"))
         case .wipHugetlb, .septSplitFirst:
             #expect(broken.isEmpty, "\(broken)")
-            #expect(vm.counters[.conversionsFailed] == 1 && vm.privateAttr.value(at: 7))
+            #expect(vm.counters[.conversionsFailed] == 1 && vm.attributes.privateAttr.value(at: GFN(7)))
         case .multiFolio:
-            #expect(broken.isEmpty && vm.counters[.conversionsFailed] == 0 && !vm.privateAttr.value(at: 7))
+            #expect(broken.isEmpty && vm.counters[.conversionsFailed] == 0 && !vm.attributes.privateAttr.value(at: GFN(7)))
         }
         #expect(!broken.contains("invariant"))
     }
@@ -191,10 +211,10 @@ func hugeVM(_ configure: (inout KVMOptions) -> Void = { _ in }, backing: GmemBac
     }
 
     @Test func hugePagesNeedTheModuleFeatureOrTheWorkaround() throws {
-        let legacy = try TDXVM(options: KVMOptions(), features: .legacy, vcpus: 1, slots: [Memslot(id: 1, baseGFN: 0, pages: 512, backing: .hugetlb2M)])
+        let legacy = try TDXVM(options: KVMOptions(), features: .legacy, vcpus: 1, slots: [Memslot(id: 1, baseGFN: GFN(0), pages: 512, backing: .hugetlb2M)])
         #expect(!legacy.hugePagesEnabled)
         var o = KVMOptions(); o.demoteRestartableLoop = true
-        let loop = try TDXVM(options: o, features: .legacy, vcpus: 1, slots: [Memslot(id: 1, baseGFN: 0, pages: 512, backing: .hugetlb2M)])
+        let loop = try TDXVM(options: o, features: .legacy, vcpus: 1, slots: [Memslot(id: 1, baseGFN: GFN(0), pages: 512, backing: .hugetlb2M)])
         #expect(loop.hugePagesEnabled)
     }
 
@@ -266,8 +286,8 @@ func hugeVM(_ configure: (inout KVMOptions) -> Void = { _ in }, backing: GmemBac
             do { try run.execute(c, line: i) } catch { return "threw \(error)" }
             let v = run.vm.checkInvariants()
             if !v.isEmpty { return "after op \(i): \(v[0])" }
-            for g in 0..<4 as Range<UInt64> where run.vm.lpage2M.value(at: g).guestInhibit { inhibited.insert(g) }
-            for g in inhibited where !run.vm.lpage2M.value(at: g).guestInhibit { return "GUEST_INHIBIT cleared at chunk \(g)" }
+            for g in 0..<4 as Range<UInt64> where run.vm.lpageInfo.lpage2M.value(at: GuestRegion2M(g)).guestInhibit { inhibited.insert(g) }
+            for g in inhibited where !run.vm.lpageInfo.lpage2M.value(at: GuestRegion2M(g)).guestInhibit { return "GUEST_INHIBIT cleared at chunk \(g)" }
             if run.vm.isDead { break }
         }
         return nil
@@ -304,7 +324,7 @@ func hugeVM(_ configure: (inout KVMOptions) -> Void = { _ in }, backing: GmemBac
         func make() throws -> TDXVM {
             var f = TDXModuleFeatures(); f.dynamicPAMT = dpamt
             let vm = try TDXVM(options: KVMOptions(), features: f, vcpus: 4,
-                               slots: [Memslot(id: 1, baseGFN: 0, pages: 40 * 512, backing: .hugetlb2M)])
+                               slots: [Memslot(id: 1, baseGFN: GFN(0), pages: 40 * 512, backing: .hugetlb2M)])
             vm.finalize()
             let acc = TDXAcceptor(host: vm, driver: .linux, costs: CostTable(try Calibration.builtIn()))
             var clock = PhaseClock(vcpus: 1)
@@ -313,14 +333,14 @@ func hugeVM(_ configure: (inout KVMOptions) -> Void = { _ in }, backing: GmemBac
         }
         let bulk = try make(), step = try make()
         for (vm, s) in [(bulk, false), (step, true)] {
-            #expect(vm.convertInPieces(300..<(30 * 512 + 7), toPrivate: false, stepByStep: s) == .ok)
-            #expect(vm.convertInPieces(300..<(20 * 512), toPrivate: true, stepByStep: s) == .ok)
+            #expect(vm.convertInPieces(Range(raw: 300..<(30 * 512 + 7)), toPrivate: false, stepByStep: s) == .ok)
+            #expect(vm.convertInPieces(Range(raw: 300..<(20 * 512)), toPrivate: true, stepByStep: s) == .ok)
         }
         #expect(bulk.statsJSON.serialized() == step.statsJSON.serialized())
-        #expect(bulk.mirror2M == step.mirror2M && bulk.mirror4K == step.mirror4K && bulk.privateAttr == step.privateAttr)
+        #expect(bulk.mmu.mirror2M == step.mmu.mirror2M && bulk.mmu.mirror4K == step.mmu.mirror4K && bulk.attributes.privateAttr == step.attributes.privateAttr)
         #expect(bulk.module.pde == step.module.pde && bulk.module.pte == step.module.pte)
-        #expect(bulk.pamtRefcount == step.pamtRefcount && bulk.module.pamt4K == step.module.pamt4K)
-        #expect(bulk.folioOrder == step.folioOrder && bulk.septPool == step.septPool && bulk.splitCache == step.splitCache)
+        #expect(bulk.tdx.pamtRefcount == step.tdx.pamtRefcount && bulk.module.pamt4K == step.module.pamt4K)
+        #expect(bulk.gmem.folioOrder == step.gmem.folioOrder && bulk.septPool == step.septPool && bulk.splitCache == step.splitCache)
         #expect(bulk.module.tdEpoch == step.module.tdEpoch && bulk.ops == step.ops)
         #expect(bulk.checkInvariants().isEmpty)
         #expect(bulk.counters[.splitsConversion] == 31)  // chunks 0...30, the last one partly

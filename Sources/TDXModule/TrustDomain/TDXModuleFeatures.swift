@@ -52,7 +52,7 @@ public enum VCPUHold: Equatable, Sendable {
     /// The vCPU is inside TDG.MEM.PAGE.ACCEPT and holds the guest-side lock
     /// of the entry mapping `gfn` at `level`. [inferred] a host try-lock of
     /// the same entry fails while it is held.
-    case guestEntry(gfn: UInt64, level: PageLevel)
+    case guestEntry(gfn: GuestFrameNumber, level: PageLevel)
 }
 
 import MemoryModel

@@ -16,7 +16,7 @@ extension TrustDomain {
     /// `features.acceptWalkCases` selects the spec's answer (SIZE_MISMATCH)
     /// for an accepted leaf above the requested level.
     /// - Complexity: O(log runs).
-    public func accept(gfn: UInt64, level: PageLevel) -> AcceptCallResult {
+    public func accept(gfn: GuestFrameNumber, level: PageLevel) -> AcceptCallResult {
         let r = acceptResult(gfn: gfn, level: level)
         switch r {
         case .status(let s): calls.record(.tdgMemPageAccept, s)
@@ -25,17 +25,17 @@ extension TrustDomain {
         return r
     }
 
-    func acceptResult(gfn: UInt64, level: PageLevel) -> AcceptCallResult {
-        guard level != .size1G, gfn % level.pages == 0 else { return .status(.operandInvalid) }
+    func acceptResult(gfn: GuestFrameNumber, level: PageLevel) -> AcceptCallResult {
+        guard level != .size1G, gfn.isAligned(to: level) else { return .status(.operandInvalid) }
         guard upperPresent(gfn) else { return .eptViolation(acceptLevel: level) }
-        let e2 = pde.value(at: gfn >> 9)
+        let e2 = pde.value(at: gfn.region2M)
         if level == .size2M {
             switch e2.state {
             case .free, .blocked, .pendingBlocked, .nlBlocked: return .eptViolation(acceptLevel: level)
             case .nlMapped: return .status(.pageSizeMismatch)
             case .mapped: return .status(.pageAlreadyAccepted)
             case .pending:
-                pde.assign((gfn >> 9)..<((gfn >> 9) + 1), SEPTEntry(.mapped, hfnDelta: e2.hfnDelta))
+                pde.assign(gfn.region2M.only, SEPTEntry(.mapped, hfnDelta: e2.hfnDelta))
                 return .status(.success)
             }
         }
@@ -48,7 +48,7 @@ extension TrustDomain {
         let e = pte.value(at: gfn)
         switch e.state {
         case .pending:
-            pte.assign(gfn..<(gfn + 1), SEPTEntry(.mapped, hfnDelta: e.hfnDelta))
+            pte.assign(gfn.only, SEPTEntry(.mapped, hfnDelta: e.hfnDelta))
             return .status(.success)
         case .mapped: return .status(.pageAlreadyAccepted)
         default: return .eptViolation(acceptLevel: level)
@@ -57,16 +57,15 @@ extension TrustDomain {
 
     /// True if every frame of `frames` is guest-accessible (MAPPED at 4K or 2M).
     /// - Complexity: O(runs in range).
-    public func isAccessible(_ frames: Range<UInt64>) -> Bool {
+    public func isAccessible(_ frames: Range<GuestFrameNumber>) -> Bool {
         guard !frames.isEmpty else { return true }
-        let chunks = (frames.lowerBound >> 9)..<(((frames.upperBound - 1) >> 9) + 1)
         var ok = true
-        pde.forEachRun(in: chunks) { r, e in
+        pde.forEachRun(in: frames.covering2M) { r, e in
             guard ok else { return }
             switch e.state {
             case .mapped: break
             case .nlMapped, .nlBlocked:
-                let lo = max(frames.lowerBound, r.lowerBound << 9), hi = min(frames.upperBound, r.upperBound << 9)
+                let lo = max(frames.lowerBound, r.frames.lowerBound), hi = min(frames.upperBound, r.frames.upperBound)
                 if !pte.allSatisfy(in: lo..<hi, { $0.state == .mapped }) { ok = false }
             default: ok = false
             }

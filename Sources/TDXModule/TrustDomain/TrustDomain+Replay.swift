@@ -2,13 +2,51 @@ import MemoryModel
 
 /// Bulk replay support for the host model: puts ranges into a state that
 /// stepping the same SEAMCALLs chunk by chunk would have produced, and adds
-/// the recorded call counts. Used only by `TDXVM`'s replay, which tests hold
-/// equal to stepping.
+/// the recorded call counts. Used only by KVM's replay (`TDXVM+Replay`),
+/// which tests hold equal to stepping; no real interface has these, hence
+/// `package`.
 extension TrustDomain {
+    /// The S-EPT and PAMT state of one 2M guest chunk mapped at 2M host
+    /// region `host`, when every map is uniform over it.
+    package struct ChunkSnapshot: Equatable {
+        package var pde: SEPTEntry
+        package var pte: SEPTEntry
+        package var pamtInstalled: Bool
+        package var inUse: UInt32
+        /// The 1G- and 512G-level entries above are NL_MAPPED.
+        package var pdpte: Bool
+        package var pml4e: Bool
+    }
+
+    /// The uniform state of chunk `c` (whose host frames lie in `host`), or
+    /// nil if an entry map is not uniform over it.
+    /// - Complexity: O(log runs).
+    package func chunkSnapshot(_ c: GuestRegion2M, host: HostRegion2M) -> ChunkSnapshot? {
+        func uniform<K, V>(_ m: IntervalMap<K, V>, _ r: Range<K>) -> V? {
+            let run = m.run(containing: r.lowerBound)
+            return run.range.upperBound >= r.upperBound ? run.value : nil
+        }
+        guard let d = uniform(pde, c.only), let t = uniform(pte, c.frames),
+              let p = uniform(pamt4K, host.only), let u = uniform(hpa4KInUse, host.only) else { return nil }
+        let g = c.firstFrame
+        return ChunkSnapshot(pde: d, pte: t, pamtInstalled: p, inUse: u,
+                             pdpte: pdpte.value(at: g.region1G), pml4e: pml4e.value(at: g.region512G))
+    }
+
+    /// Where the current runs of the entry maps end: the 4K run holding
+    /// `frame`, the 2M run holding `chunk`, and the PAMT runs holding `host`.
+    /// - Complexity: O(log runs).
+    package func runEnds(frame: GuestFrameNumber, chunk: GuestRegion2M, host: HostRegion2M)
+        -> (frame: GuestFrameNumber, chunk: GuestRegion2M, host: HostRegion2M) {
+        (pte.run(containing: frame).range.upperBound, pde.run(containing: chunk).range.upperBound,
+         min(pamt4K.run(containing: host).range.upperBound, hpa4KInUse.run(containing: host).range.upperBound))
+    }
+
     /// Sets the 2M entries of `chunks`, the 4K entries of `frames`, and the
     /// PAMT state of `hostRanges`.
-    public func replaceEntries(chunks: Range<UInt64>, pde e2: SEPTEntry, frames: Range<UInt64>, pte e4: SEPTEntry,
-                               hostRanges: Range<UInt64>, pamtInstalled: Bool, inUse: UInt32) {
+    /// - Complexity: O(log runs).
+    package func replaceEntries(chunks: Range<GuestRegion2M>, pde e2: SEPTEntry, frames: Range<GuestFrameNumber>, pte e4: SEPTEntry,
+                                hostRanges: Range<HostRegion2M>, pamtInstalled: Bool, inUse: UInt32) {
         pde.assign(chunks, e2)
         pte.assign(frames, e4)
         pamt4K.assign(hostRanges, pamtInstalled)
@@ -16,16 +54,16 @@ extension TrustDomain {
     }
 
     /// Marks the 1G-level (`pd`) and 512G-level (`pdpt`) entries NL_MAPPED.
-    public func markUpperTables(pd: Range<UInt64>?, pdpt: Range<UInt64>?) {
+    package func markUpperTables(pd: Range<GuestRegion1G>?, pdpt: Range<GuestRegion512G>?) {
         if let pd { pdpte.assign(pd, true) }
         if let pdpt { pml4e.assign(pdpt, true) }
     }
 
-    public func addCalls(_ c: SEAMCALLCounts, times k: UInt64) { calls.add(c, times: k) }
+    package func addCalls(_ c: SEAMCALLCounts, times k: UInt64) { calls.add(c, times: k) }
 
     /// `n` successful TRACKs, each followed (if `kicked`) by a kick that puts
     /// every running vCPU in the new epoch.
-    public func advanceEpoch(by n: UInt64, kicked: Bool) {
+    package func advanceEpoch(by n: UInt64, kicked: Bool) {
         tdEpoch += n
         if kicked { for v in vcpuEpoch.indices where vcpuEpoch[v] != nil { vcpuEpoch[v] = tdEpoch } }
     }

@@ -7,22 +7,23 @@ extension TrustDomain {
     /// TDH.MEM.SEPT.ADD: links a new S-EPT page (at host frame `pageHFN`)
     /// below the entry at `entryLevel` (2 = 2M entry gets a 4K table,
     /// 3 = 1G entry gets a PD, 4 = 512G entry gets a PDPT).
-    public func septAdd(gfn: UInt64, entryLevel: Int, pageHFN: UInt64) -> TDXStatus {
+    /// - Complexity: O(log runs).
+    public func septAdd(gfn: GuestFrameNumber, entryLevel: Int, pageHFN: HostFrameNumber) -> TDXStatus {
         if busy(gfn: gfn, level: .size2M) && entryLevel == 2 { return record(.memSeptAdd, .operandBusy) }
         switch entryLevel {
         case 4:
-            guard !pml4e.value(at: gfn >> 27) else { return record(.memSeptAdd, .eptEntryStateIncorrect) }
-            pml4e.assign((gfn >> 27)..<((gfn >> 27) + 1), true)
+            guard !pml4e.value(at: gfn.region512G) else { return record(.memSeptAdd, .eptEntryStateIncorrect) }
+            pml4e.assign(gfn.region512G.only, true)
         case 3:
-            guard pml4e.value(at: gfn >> 27) else { return record(.memSeptAdd, .eptWalkFailed) }
-            guard !pdpte.value(at: gfn >> 18) else { return record(.memSeptAdd, .eptEntryStateIncorrect) }
-            pdpte.assign((gfn >> 18)..<((gfn >> 18) + 1), true)
+            guard pml4e.value(at: gfn.region512G) else { return record(.memSeptAdd, .eptWalkFailed) }
+            guard !pdpte.value(at: gfn.region1G) else { return record(.memSeptAdd, .eptEntryStateIncorrect) }
+            pdpte.assign(gfn.region1G.only, true)
         case 2:
             guard upperPresent(gfn) else { return record(.memSeptAdd, .eptWalkFailed) }
-            guard pde.value(at: gfn >> 9).state == .free else { return record(.memSeptAdd, .eptEntryStateIncorrect) }
-            let c = gfn >> 9
-            pde.assign(c..<(c + 1), SEPTEntry(.nlMapped))
-            pte.assign((c << 9)..<((c + 1) << 9), .free)
+            let c = gfn.region2M
+            guard pde.value(at: c).state == .free else { return record(.memSeptAdd, .eptEntryStateIncorrect) }
+            pde.assign(c.only, SEPTEntry(.nlMapped))
+            pte.assign(c.frames, .free)
         default:
             return record(.memSeptAdd, .operandInvalid)
         }
@@ -31,21 +32,23 @@ extension TrustDomain {
 
     /// TDH.MEM.PAGE.ADD: a 4K page of the initial image, MAPPED at once
     /// (4K only; KVM issues it only before the TD is runnable).
-    public func pageAdd(gfn: UInt64, hfn: UInt64) -> TDXStatus {
-        guard upperPresent(gfn), pde.value(at: gfn >> 9).state == .nlMapped else { return record(.memPageAdd, .eptWalkFailed) }
+    /// - Complexity: O(log runs).
+    public func pageAdd(gfn: GuestFrameNumber, hfn: HostFrameNumber) -> TDXStatus {
+        guard upperPresent(gfn), pde.value(at: gfn.region2M).state == .nlMapped else { return record(.memPageAdd, .eptWalkFailed) }
         guard pte.value(at: gfn).state == .free else { return record(.memPageAdd, .eptEntryStateIncorrect) }
-        pte.assign(gfn..<(gfn + 1), SEPTEntry(.mapped, hfnDelta: hfn &- gfn))
+        pte.assign(gfn.only, SEPTEntry(.mapped, mapping: gfn, to: hfn))
         adjustInUse(hfn: hfn, pages: 1, by: 1)
         return record(.memPageAdd, .success)
     }
 
     /// TDH.MEM.PAGE.AUG: a FREE entry at 4K or 2M becomes PENDING with the
     /// host range `hfn` (`check_and_lock_free_range_hpa` over 4K or 2M).
-    public func pageAug(gfn: UInt64, level: PageLevel, hfn: UInt64) -> TDXStatus {
-        guard level != .size1G, gfn % level.pages == 0, hfn % level.pages == 0 else { return record(.memPageAug, .operandInvalid) }
+    /// - Complexity: O(log runs).
+    public func pageAug(gfn: GuestFrameNumber, level: PageLevel, hfn: HostFrameNumber) -> TDXStatus {
+        guard level != .size1G, gfn.isAligned(to: level), hfn.isAligned(to: level) else { return record(.memPageAug, .operandInvalid) }
         if busy(gfn: gfn, level: level) { return record(.memPageAug, .operandBusy) }
         guard upperPresent(gfn) else { return record(.memPageAug, .eptWalkFailed) }
-        let e2 = pde.value(at: gfn >> 9)
+        let e2 = pde.value(at: gfn.region2M)
         if level == .size2M {
             guard e2.state == .free else { return record(.memPageAug, .eptEntryStateIncorrect) }
         } else {
@@ -53,17 +56,18 @@ extension TrustDomain {
             guard pte.value(at: gfn).state == .free else { return record(.memPageAug, .eptEntryStateIncorrect) }
             adjustInUse(hfn: hfn, pages: 1, by: 1)
         }
-        setEntry(gfn: gfn, level: level, SEPTEntry(.pending, hfnDelta: hfn &- gfn))
+        setEntry(gfn: gfn, level: level, SEPTEntry(.pending, mapping: gfn, to: hfn))
         return record(.memPageAug, .success)
     }
 
     /// TDH.MEM.RANGE.BLOCK: NL_MAPPED → NL_BLOCKED, MAPPED → BLOCKED,
     /// PENDING → PENDING_BLOCKED, recording the current epoch as BEPOCH.
     /// Takes the tree lock exclusive.
-    public func rangeBlock(gfn: UInt64, level: PageLevel) -> TDXStatus {
+    /// - Complexity: O(log runs).
+    public func rangeBlock(gfn: GuestFrameNumber, level: PageLevel) -> TDXStatus {
         if busy(gfn: gfn, level: level) { return record(.memRangeBlock, .operandBusy) }
         guard upperPresent(gfn) else { return record(.memRangeBlock, .eptWalkFailed) }
-        if level == .size4K && !pde.value(at: gfn >> 9).state.isNonLeaf { return record(.memRangeBlock, .eptWalkFailed) }
+        if level == .size4K && !pde.value(at: gfn.region2M).state.isNonLeaf { return record(.memRangeBlock, .eptWalkFailed) }
         var e = entry(gfn: gfn, level: level)
         if e.state.isBlocked { return record(.memRangeBlock, .gpaRangeAlreadyBlocked) }
         guard e.state != .free else { return record(.memRangeBlock, .eptEntryStateIncorrect) }
@@ -74,7 +78,10 @@ extension TrustDomain {
     }
 
     /// TDH.MEM.RANGE.UNBLOCK: back to the unblocked state once tracked.
-    public func rangeUnblock(gfn: UInt64, level: PageLevel) -> TDXStatus {
+    /// Linux's TDX glue never issues it (a blocked private entry is always
+    /// removed or demoted next); the module has it, and tests cover it.
+    /// - Complexity: O(log runs).
+    public func rangeUnblock(gfn: GuestFrameNumber, level: PageLevel) -> TDXStatus {
         if busy(gfn: gfn, level: level) { return record(.memRangeUnblock, .operandBusy) }
         var e = entry(gfn: gfn, level: level)
         guard e.state.isBlocked else { return record(.memRangeUnblock, .eptEntryStateIncorrect) }
@@ -86,6 +93,7 @@ extension TrustDomain {
 
     /// TDH.MEM.TRACK: increments TD_EPOCH unless a vCPU still runs in the
     /// previous epoch.
+    /// - Complexity: O(vCPUs).
     public func track() -> TDXStatus {
         if vcpuEpoch.contains(where: { $0 != nil && $0! < tdEpoch }) { return record(.memTrack, .previousTLBEpochBusy) }
         tdEpoch += 1
@@ -106,24 +114,25 @@ extension TrustDomain {
     /// the host passes (`pamtPagesGiven`) back the guest range's PAMT_4K
     /// (`pamt_demote`). Without ENHANCED_DEMOTE_INTERRUPTIBILITY a pending
     /// host interrupt gives TDX_INTERRUPTED_RESTARTABLE with nothing done.
-    public func demote(gfn: UInt64, level: PageLevel, pageHFN: UInt64, pamtPagesGiven: Bool) -> TDXStatus {
-        guard level == .size2M, gfn % 512 == 0 else { return record(.memPageDemote, .operandInvalid) }
+    /// - Complexity: O(log runs).
+    public func demote(gfn: GuestFrameNumber, level: PageLevel, pageHFN: HostFrameNumber, pamtPagesGiven: Bool) -> TDXStatus {
+        guard level == .size2M, gfn.isAligned(to: .size2M) else { return record(.memPageDemote, .operandInvalid) }
         if busy(gfn: gfn, level: level) { return record(.memPageDemote, .operandBusy) }
         if interruptPending && !features.enhancedDemoteInterruptibility {
             interruptPending = false
             return record(.memPageDemote, .interruptedRestartable)
         }
-        let e = pde.value(at: gfn >> 9)
+        let c = gfn.region2M
+        let e = pde.value(at: c)
         guard e.state.isLeaf else { return record(.memPageDemote, .eptEntryStateIncorrect) }
         if let s = requireBlockedAndTracked(e) { return record(.memPageDemote, s) }
-        let hfn = gfn &+ e.hfnDelta
+        let hfn = e.hfn(at: gfn)
         if features.dynamicPAMT {
             guard pamtPagesGiven else { return record(.memPageDemote, .operandInvalid) }
-            if !pamt4K.value(at: hfn >> 9) { installPAMT(hfn >> 9) }
+            if !pamt4K.value(at: hfn.region2M) { installPAMT(hfn.region2M) }
         }
-        let c = gfn >> 9
-        pde.assign(c..<(c + 1), SEPTEntry(.nlMapped))
-        pte.assign(gfn..<(gfn + 512), SEPTEntry(e.state.unblocked, hfnDelta: e.hfnDelta))
+        pde.assign(c.only, SEPTEntry(.nlMapped))
+        pte.assign(c.frames, SEPTEntry(e.state.unblocked, hfnDelta: e.hfnDelta))
         adjustInUse(hfn: hfn, pages: 512, by: 1)
         return record(.memPageDemote, .success)
     }
@@ -132,35 +141,38 @@ extension TrustDomain {
     /// MAPPED or uniformly PENDING over a contiguous, 2M-aligned host range
     /// becomes one 2M leaf; the S-EPT page (and under DPAMT the range's 2
     /// PAMT pages) are returned.
-    public func promote(gfn: UInt64, level: PageLevel) -> TDXStatus {
-        guard level == .size2M, gfn % 512 == 0 else { return record(.memPagePromote, .operandInvalid) }
+    /// - Complexity: O(log runs).
+    public func promote(gfn: GuestFrameNumber, level: PageLevel) -> TDXStatus {
+        guard level == .size2M, gfn.isAligned(to: .size2M) else { return record(.memPagePromote, .operandInvalid) }
         if busy(gfn: gfn, level: level, childrenToo: true) { return record(.memPagePromote, .operandBusy) }
-        let e = pde.value(at: gfn >> 9)
+        let c = gfn.region2M
+        let e = pde.value(at: c)
         guard e.state.isNonLeaf else { return record(.memPagePromote, .eptEntryStateIncorrect) }
         if let s = requireBlockedAndTracked(e) { return record(.memPagePromote, s) }
         let run = pte.run(containing: gfn)
         let child = run.value
-        guard run.range.lowerBound <= gfn, run.range.upperBound >= gfn + 512,
+        guard run.range.lowerBound <= gfn, run.range.upperBound >= c.frames.upperBound,
               child.state == .mapped || child.state == .pending,
-              (gfn &+ child.hfnDelta) % 512 == 0
+              child.hfn(at: gfn).isAligned(to: .size2M)
         else { return record(.memPagePromote, .eptInvalidPromoteConditions) }
-        let hfn = gfn &+ child.hfnDelta
-        pde.assign((gfn >> 9)..<((gfn >> 9) + 1), SEPTEntry(child.state, hfnDelta: child.hfnDelta))
-        pte.assign(gfn..<(gfn + 512), .free)
+        let hfn = child.hfn(at: gfn)
+        pde.assign(c.only, SEPTEntry(child.state, hfnDelta: child.hfnDelta))
+        pte.assign(c.frames, .free)
         adjustInUse(hfn: hfn, pages: 512, by: -1)
-        if features.dynamicPAMT && pamt4K.value(at: hfn >> 9) { removePAMT(hfn >> 9) }
+        if features.dynamicPAMT && pamt4K.value(at: hfn.region2M) { removePAMT(hfn.region2M) }
         return record(.memPagePromote, .success)
     }
 
     /// TDH.MEM.PAGE.REMOVE of a leaf: the entry becomes FREE; returns the
     /// host frame it mapped on success.
-    public func remove(gfn: UInt64, level: PageLevel) -> (TDXStatus, hfn: UInt64?) {
-        guard level != .size1G, gfn % level.pages == 0 else { return (record(.memPageRemove, .operandInvalid), nil) }
+    /// - Complexity: O(log runs).
+    public func remove(gfn: GuestFrameNumber, level: PageLevel) -> (TDXStatus, hfn: HostFrameNumber?) {
+        guard level != .size1G, gfn.isAligned(to: level) else { return (record(.memPageRemove, .operandInvalid), nil) }
         if busy(gfn: gfn, level: level) { return (record(.memPageRemove, .operandBusy), nil) }
         let e = entry(gfn: gfn, level: level)
         guard e.state.isLeaf else { return (record(.memPageRemove, .eptEntryStateIncorrect), nil) }
         if let s = requireBlockedAndTracked(e) { return (record(.memPageRemove, s), nil) }
-        let hfn = gfn &+ e.hfnDelta
+        let hfn = e.hfn(at: gfn)
         setEntry(gfn: gfn, level: level, .free)
         if level == .size4K { adjustInUse(hfn: hfn, pages: 1, by: -1) }
         return (record(.memPageRemove, .success), hfn)
@@ -168,17 +180,20 @@ extension TrustDomain {
 
     /// TDH.PHYMEM.PAGE.WBINVD: write back and invalidate one 4K page with
     /// the TD's key (callers loop 512 times for a 2M page).
-    public func wbinvd(hfn: UInt64) -> TDXStatus { record(.phymemPageWbinvd, .success) }
+    /// - Complexity: O(1).
+    public func wbinvd(hfn: HostFrameNumber) -> TDXStatus { record(.phymemPageWbinvd, .success) }
 
     /// TDH.PHYMEM.PAGE.RECLAIM: only once the TD is torn down.
-    public func reclaim(hfn: UInt64) -> TDXStatus {
+    /// - Complexity: O(1).
+    public func reclaim(hfn: HostFrameNumber) -> TDXStatus {
         record(.phymemPageReclaim, lifecycle == .teardown ? .success : .lifecycleStateIncorrect)
     }
 
     // MARK: DPAMT
 
-    /// TDH.PHYMEM.PAMT.ADD for the 2M host range `range2M` (`hfn >> 9`).
-    public func pamtAdd(range2M: UInt64) -> TDXStatus {
+    /// TDH.PHYMEM.PAMT.ADD for the 2M host range `range2M`.
+    /// - Complexity: O(log runs).
+    public func pamtAdd(range2M: HostRegion2M) -> TDXStatus {
         if pamt4K.value(at: range2M) { return record(.phymemPamtAdd, .hpaRangeNotFree) }
         installPAMT(range2M)
         return record(.phymemPamtAdd, .success)
@@ -187,14 +202,28 @@ extension TrustDomain {
     /// TDH.PHYMEM.PAMT.REMOVE: fails while any 4K page in the range is in
     /// use. [inferred] the status is TDX_PAGE_METADATA_INCORRECT (a PAMT_4K
     /// entry is not NDA); the public sources give no code.
-    public func pamtRemove(range2M: UInt64) -> TDXStatus {
+    /// - Complexity: O(log runs).
+    public func pamtRemove(range2M: HostRegion2M) -> TDXStatus {
         guard pamt4K.value(at: range2M) else { return record(.phymemPamtRemove, .pageMetadataIncorrect) }
         guard hpa4KInUse.value(at: range2M) == 0 else { return record(.phymemPamtRemove, .pageMetadataIncorrect) }
         removePAMT(range2M)
         return record(.phymemPamtRemove, .success)
     }
 
-    func installPAMT(_ r: UInt64) { pamt4K.assign(r..<(r + 1), true) }
+    func installPAMT(_ r: HostRegion2M) { pamt4K.assign(r.only, true) }
 
-    func removePAMT(_ r: UInt64) { pamt4K.assign(r..<(r + 1), false) }
+    func removePAMT(_ r: HostRegion2M) { pamt4K.assign(r.only, false) }
+
+    // MARK: TD life cycle
+
+    /// TDH.MR.FINALIZE: the measurement is final and the TD becomes
+    /// runnable; PAGE.ADD is no longer allowed. Not counted in `calls`,
+    /// which tallies the memory-management leaves only.
+    /// - Complexity: O(1).
+    @discardableResult
+    public func mrFinalize() -> TDXStatus {
+        guard lifecycle == .building else { return .lifecycleStateIncorrect }
+        lifecycle = .runnable
+        return .success
+    }
 }

@@ -6,35 +6,43 @@ import MemoryModel
 /// guest acceptance through `accept` (`TrustDomain+Accept.swift`), each
 /// following the module's legality table and returning its real status.
 ///
-/// State is per range: 2M-level entries by 2M index, 4K entries by guest
+/// State is per range: 2M-level entries by 2M region, 4K entries by guest
 /// frame (meaningful only under a 2M non-leaf), 1G and 512G non-leaves by
-/// index. A 4K table that was never created costs nothing.
+/// region. A 4K table that was never created costs nothing.
+///
+/// Nothing outside this module writes the state: the lifecycle changes by
+/// TDH.MR.FINALIZE (`mrFinalize()`), entries by SEAMCALLs and TDCALLs, and
+/// the `package` doors are bulk replay (`TrustDomain+Replay.swift`),
+/// read-only inspection for invariants (`TrustDomain+Inspection.swift`) and
+/// fault injection (`hold`, `lag`, `raiseHostInterrupt`).
 public final class TrustDomain {
-    public var features: TDXModuleFeatures
-    public var lifecycle: TDLifecycle = .building
-    /// Entries at the 2M level, by `gfn >> 9`.
-    public internal(set) var pde = IntervalMap<UInt64, SEPTEntry>(initial: .free)
+    public let features: TDXModuleFeatures
+    /// Changed only by TDH.MR.FINALIZE (`mrFinalize()`).
+    public internal(set) var lifecycle: TDLifecycle = .building
+    /// Entries at the 2M level, by 2M region.
+    package internal(set) var pde = IntervalMap<GuestRegion2M, SEPTEntry>(initial: .free)
     /// Entries at the 4K level, by guest frame; FREE where no table exists.
-    public internal(set) var pte = IntervalMap<UInt64, SEPTEntry>(initial: .free)
-    /// Whether the 1G-level entry (by `gfn >> 18`) is NL_MAPPED.
-    public internal(set) var pdpte = IntervalMap<UInt64, Bool>(initial: false)
-    /// Whether the 512G-level entry (by `gfn >> 27`) is NL_MAPPED.
-    public internal(set) var pml4e = IntervalMap<UInt64, Bool>(initial: false)
+    package internal(set) var pte = IntervalMap<GuestFrameNumber, SEPTEntry>(initial: .free)
+    /// Whether the 1G-level entry is NL_MAPPED, by 1G region.
+    package internal(set) var pdpte = IntervalMap<GuestRegion1G, Bool>(initial: false)
+    /// Whether the 512G-level entry is NL_MAPPED, by 512G region.
+    package internal(set) var pml4e = IntervalMap<GuestRegion512G, Bool>(initial: false)
     /// TD_EPOCH, incremented by TDH.MEM.TRACK.
     public internal(set) var tdEpoch: UInt64 = 1
     /// Per vCPU: the epoch it entered the TD in, or nil when outside.
     public internal(set) var vcpuEpoch: [UInt64?]
     /// Locks vCPUs inside the TD hold right now.
-    public internal(set) var holds: [(vcpu: Int, hold: VCPUHold)] = []
-    /// A host-side interrupt is pending on the CPU issuing the next DEMOTE.
-    public var interruptPending = false
-    /// DPAMT: whether PAMT_4K entries are installed, by `hfn >> 9`.
-    public internal(set) var pamt4K = IntervalMap<UInt64, Bool>(initial: false)
+    package internal(set) var holds: [(vcpu: Int, hold: VCPUHold)] = []
+    /// A host-side interrupt is pending on the CPU issuing the next DEMOTE
+    /// (set by fault injection, `raiseHostInterrupt()`).
+    package internal(set) var interruptPending = false
+    /// DPAMT: whether PAMT_4K entries are installed, by 2M host region.
+    package internal(set) var pamt4K = IntervalMap<HostRegion2M, Bool>(initial: false)
     /// 4K pages of this TD (guest pages mapped at 4K and S-EPT pages) per
-    /// 2M host range, by `hfn >> 9`: what PAMT.REMOVE checks.
-    public internal(set) var hpa4KInUse = IntervalMap<UInt64, UInt32>(initial: 0)
+    /// 2M host region: what PAMT.REMOVE checks.
+    package internal(set) var hpa4KInUse = IntervalMap<HostRegion2M, UInt32>(initial: 0)
     /// PAMT pages the module holds for DPAMT (2 per installed 2M range).
-    public var pamtPages: UInt64 { Self.dpamtEntryPages * pamt4K.measure(in: 0..<UInt64.max) { $0 } }
+    public var pamtPages: UInt64 { Self.dpamtEntryPages * pamt4K.measure(in: .lowest ..< .highest) { $0 } }
     /// Every call by leaf and status.
     public internal(set) var calls = SEAMCALLCounts()
 
@@ -58,14 +66,18 @@ public final class TrustDomain {
     }
 
     /// A vCPU in the guest takes `hold` (fault injection for BUSY paths).
-    public func hold(_ hold: VCPUHold, vcpu: Int) {
+    package func hold(_ hold: VCPUHold, vcpu: Int) {
         if vcpuEpoch[vcpu] == nil { vcpuEpoch[vcpu] = tdEpoch }
         holds.append((vcpu, hold))
     }
 
     /// Makes a vCPU lag in the previous epoch (it has not exited since the
     /// last TRACK), the situation behind TDX_PREVIOUS_TLB_EPOCH_BUSY.
-    public func lag(vcpu: Int) { vcpuEpoch[vcpu] = tdEpoch - 1 }
+    package func lag(vcpu: Int) { vcpuEpoch[vcpu] = tdEpoch - 1 }
+
+    /// A host interrupt arrives on the CPU about to issue DEMOTE (fault
+    /// injection for TDX_INTERRUPTED_RESTARTABLE).
+    package func raiseHostInterrupt() { interruptPending = true }
 
     /// `kvm_make_all_cpus_request(KVM_REQ_OUTSIDE_GUEST_MODE)`: every vCPU
     /// in the guest exits, dropping its locks, and re-enters in the current
@@ -80,44 +92,44 @@ public final class TrustDomain {
 
     /// `is_tlb_and_iotlb_tracked(BEPOCH)`: a TRACK happened after the block
     /// and no vCPU still runs in the blocking epoch or before.
-    public func isTracked(_ bepoch: UInt64) -> Bool {
+    package func isTracked(_ bepoch: UInt64) -> Bool {
         tdEpoch > bepoch && vcpuEpoch.allSatisfy { $0 == nil || $0! > bepoch }
     }
 
     // MARK: Walk helpers
 
     /// The entry mapping `gfn` at `level` (4K or 2M).
-    public func entry(gfn: UInt64, level: PageLevel) -> SEPTEntry {
-        level == .size2M ? pde.value(at: gfn >> 9) : pte.value(at: gfn)
+    package func entry(gfn: GuestFrameNumber, level: PageLevel) -> SEPTEntry {
+        level == .size2M ? pde.value(at: gfn.region2M) : pte.value(at: gfn)
     }
 
     /// True if the walk down to the 2M-level entry for `gfn` finds tables.
-    func upperPresent(_ gfn: UInt64) -> Bool { pml4e.value(at: gfn >> 27) && pdpte.value(at: gfn >> 18) }
+    func upperPresent(_ gfn: GuestFrameNumber) -> Bool { pml4e.value(at: gfn.region512G) && pdpte.value(at: gfn.region1G) }
 
     /// A vCPU holds the S-EPT tree lock (every memory SEAMCALL takes it,
     /// shared or exclusive), or the guest-side lock of the entry at
     /// (`gfn`, `level`), or with `childrenToo` of an entry below it.
-    func busy(gfn: UInt64, level: PageLevel, childrenToo: Bool = false) -> Bool {
+    func busy(gfn: GuestFrameNumber, level: PageLevel, childrenToo: Bool = false) -> Bool {
         for (_, h) in holds {
             switch h {
             case .treeLock: return true
             case .guestEntry(let g, let l):
-                if l == level && alignDown(g, level.pages) == alignDown(gfn, level.pages) { return true }
-                if childrenToo && l.rawValue < level.rawValue && alignDown(g, level.pages) == alignDown(gfn, level.pages) { return true }
+                if l == level && g.alignedDown(to: level) == gfn.alignedDown(to: level) { return true }
+                if childrenToo && l.rawValue < level.rawValue && g.alignedDown(to: level) == gfn.alignedDown(to: level) { return true }
             }
         }
         return false
     }
 
-    func setEntry(gfn: UInt64, level: PageLevel, _ e: SEPTEntry) {
-        if level == .size2M { pde.assign((gfn >> 9)..<((gfn >> 9) + 1), e) } else { pte.assign(gfn..<(gfn + 1), e) }
+    func setEntry(gfn: GuestFrameNumber, level: PageLevel, _ e: SEPTEntry) {
+        if level == .size2M { pde.assign(gfn.region2M.only, e) } else { pte.assign(gfn.only, e) }
     }
 
-    func adjustInUse(hfn: UInt64, pages: UInt64, by delta: Int64) {
+    func adjustInUse(hfn: HostFrameNumber, pages: UInt64, by delta: Int64) {
         // Pages of one 4K mapping or one demoted 2M leaf lie in one 2M host range.
-        let r = hfn >> 9
+        let r = hfn.region2M
         let v = Int64(hpa4KInUse.value(at: r)) + delta * Int64(pages)
-        hpa4KInUse.assign(r..<(r + 1), UInt32(max(0, v)))
+        hpa4KInUse.assign(r.only, UInt32(max(0, v)))
     }
 
     @discardableResult

@@ -48,6 +48,7 @@ struct ChunkState: Equatable {
     var septPDPT: Bool
     var inhibit1G: Bool
 
+    /// Bit fields, not page shifts: each field at a fixed offset of the key.
     var key: ReplayKey {
         var s = UInt64(mirror.rawValue) | UInt64(mirror4K ? 1 : 0) << 2 | UInt64(pde.rawValue) << 3 | UInt64(pte.rawValue) << 6
         s |= UInt64(min(disallow, 255)) << 9 | UInt64(inhibit2M ? 1 : 0) << 17 | UInt64(isPrivate ? 1 : 0) << 18
@@ -60,7 +61,7 @@ struct ChunkState: Equatable {
 }
 
 extension ChunkState {
-    /// Unpacks `key`; nil if it is not a packed chunk state.
+    /// Unpacks `key` (the bit fields of `key`); nil if it is not a packed chunk state.
     init?(key k: ReplayKey) {
         let s = k.state, c = k.context
         guard let m = MirrorEntry(rawValue: UInt8(s & 3)), let d = SEPTState(rawValue: UInt8(s >> 3 & 7)),
@@ -82,39 +83,40 @@ extension ChunkState {
 extension TDXVM {
     /// The uniform value of `map` over `r`, or nil.
     @inline(__always)
-    func uniform<V>(_ map: IntervalMap<UInt64, V>, _ r: Range<UInt64>) -> V? {
+    func uniform<K, V>(_ map: IntervalMap<K, V>, _ r: Range<K>) -> V? {
         let run = map.run(containing: r.lowerBound)
         return run.range.upperBound >= r.upperBound ? run.value : nil
     }
 
-    /// Delta between host and guest frames in `s` (`hfn = gfn &+ delta`).
-    func slotDelta(_ s: Memslot) -> UInt64 { hfnBase(s) &- s.baseGFN }
+    /// Host 2M region backing guest chunk `c`, if its memslot maps
+    /// the chunk onto one aligned 2M host range.
+    func hostRegion(_ c: GuestRegion2M) -> HostRegion2M? {
+        let h = hfn(c.firstFrame)
+        return h.isAligned(to: .size2M) ? h.region2M : nil
+    }
 
     /// The packed state of chunk `c`, or nil if any map is not uniform over
     /// it, the chunk is not inside one slot, or an entry is blocked.
-    func chunkStateOf(_ c: UInt64) -> ChunkState? {
-        let g = c << 9, frames = g..<(g + 512)
-        guard let s = slot(g), s.frames.upperBound >= g + 512 else { return nil }
-        let delta = slotDelta(s)
-        let h = g &+ delta
-        guard h % 512 == 0,
-              let m = uniform(mirror2M, c..<(c + 1)), let m4 = uniform(mirror4K, frames),
-              let pd = uniform(module.pde, c..<(c + 1)), let pt = uniform(module.pte, frames),
-              pd.bepoch == 0, pt.bepoch == 0, pd.hfnDelta == (pd.state.isLeaf ? delta : 0),
-              pt.hfnDelta == (pt.state.isLeaf ? delta : 0),
-              let li = uniform(lpage2M, c..<(c + 1)), let p = uniform(privateAttr, frames),
-              let sh = uniform(sharedMapped, frames), let al = uniform(folioAllocated, frames),
-              let o = uniform(folioOrder, frames), let rc = uniform(pamtRefcount, (h >> 9)..<((h >> 9) + 1)),
-              let pi = uniform(module.pamt4K, (h >> 9)..<((h >> 9) + 1)),
-              let iu = uniform(module.hpa4KInUse, (h >> 9)..<((h >> 9) + 1)),
-              li.disallow < 255, rc < 1023, iu < 1023
+    func chunkStateOf(_ c: GuestRegion2M) -> ChunkState? {
+        let g = c.firstFrame, frames = c.frames
+        guard let s = slot(g), s.frames.upperBound >= frames.upperBound, let h = hostRegion(c),
+              let sept = module.chunkSnapshot(c, host: h) else { return nil }
+        let pd = sept.pde, pt = sept.pte
+        let leafDelta = SEPTEntry(.mapped, mapping: g, to: h.firstFrame).hfnDelta
+        guard let m = uniform(mmu.mirror2M, c.only), let m4 = uniform(mmu.mirror4K, frames),
+              pd.bepoch == 0, pt.bepoch == 0, pd.hfnDelta == (pd.state.isLeaf ? leafDelta : 0),
+              pt.hfnDelta == (pt.state.isLeaf ? leafDelta : 0),
+              let li = uniform(lpageInfo.lpage2M, c.only), let p = uniform(attributes.privateAttr, frames),
+              let sh = uniform(mmu.sharedMapped, frames), let al = uniform(gmem.folioAllocated, frames),
+              let o = uniform(gmem.folioOrder, frames), let rc = uniform(tdx.pamtRefcount, h.only),
+              li.disallow < 255, rc < 1023, sept.inUse < 1023
         else { return nil }
         return ChunkState(mirror: m, mirror4K: m4, pde: pd.state, pte: pt.state, disallow: li.disallow,
                           inhibit2M: li.guestInhibit, isPrivate: p, shared: sh, allocated: al, order: o,
-                          refcount: rc, pamtInstalled: pi, inUse: iu,
-                          mirrorPD: mirrorPD.value(at: g >> 18), mirrorPDPT: mirrorPDPT.value(at: g >> 27),
-                          septPD: module.pdpte.value(at: g >> 18), septPDPT: module.pml4e.value(at: g >> 27),
-                          inhibit1G: lpage1G.value(at: g >> 18).guestInhibit)
+                          refcount: rc, pamtInstalled: sept.pamtInstalled, inUse: sept.inUse,
+                          mirrorPD: mmu.mirrorPD.value(at: g.region1G), mirrorPDPT: mmu.mirrorPDPT.value(at: g.region512G),
+                          septPD: sept.pdpte, septPDPT: sept.pml4e,
+                          inhibit1G: lpageInfo.lpage1G.value(at: g.region1G).guestInhibit)
     }
 
     var replayAllowed: Bool { !faults.isArmed && !options.checkInvariants && !isDead }
@@ -125,16 +127,16 @@ extension TDXVM {
     }
 
     /// Starts recording a chunk step; `finishChunkStep` memoises it.
-    func beginChunkStep(gfn: UInt64, key: ReplayKey) {
+    func beginChunkStep(gfn: GuestFrameNumber, key: ReplayKey) {
         stepSignature = (gfn, key, snapshot())
         poolEvents = []
         recordingPoolEvents = true
     }
 
     /// Memoises the step begun at `gfn` if the chunk ended uniform; returns its final key.
-    func finishChunkStep(gfn: UInt64) -> ReplayKey? {
+    func finishChunkStep(gfn: GuestFrameNumber) -> ReplayKey? {
         recordingPoolEvents = false
-        guard let st = chunkStateOf(gfn >> 9) else { stepSignature = nil; return nil }
+        guard let st = chunkStateOf(gfn.region2M) else { stepSignature = nil; return nil }
         let final = st.key
         guard let (g, sig, s0) = stepSignature, g == gfn, replayAllowed else { stepSignature = nil; return final }
         stepSignature = nil
@@ -148,7 +150,7 @@ extension TDXVM {
     }
 
     /// Consecutive chunks from `c` (at most `limit`) with signature `sig`.
-    func chunksSharing(_ sig: ReplayKey, fromChunk c: UInt64, limit: UInt64) -> UInt64 {
+    func chunksSharing(_ sig: ReplayKey, fromChunk c: GuestRegion2M, limit: UInt64) -> UInt64 {
         // A step that creates an upper table or sets GUEST_INHIBIT at 1G
         // changes its neighbours' context: such a chunk replays alone.
         guard let st = ChunkState(key: sig), limit > 0 else { return 0 }
@@ -165,56 +167,58 @@ extension TDXVM {
     /// How many chunks from `c` lie inside the current run of every map, the
     /// same slot and the same 1G region (so they share a signature with `c`
     /// if `c` has it).
-    func runSpan(fromChunk c: UInt64, limit: UInt64) -> UInt64 {
-        let g = c << 9
+    func runSpan(fromChunk c: GuestRegion2M, limit: UInt64) -> UInt64 {
+        let g = c.firstFrame
         guard let s = slot(g) else { return 0 }
-        var endG = min(s.frames.upperBound, alignDown(g, 1 << 18) + (1 << 18))
-        for r in [mirror4K.run(containing: g).range, module.pte.run(containing: g).range,
-                  privateAttr.run(containing: g).range, sharedMapped.run(containing: g).range,
-                  folioAllocated.run(containing: g).range, folioOrder.run(containing: g).range] {
+        // Only called on chunks with a signature, whose host range is aligned.
+        let h = hfn(g).region2M
+        let sept = module.runEnds(frame: g, chunk: c, host: h)
+        var endG = min(s.frames.upperBound, g.region1G.frames.upperBound)
+        for r in [mmu.mirror4K.run(containing: g).range, attributes.privateAttr.run(containing: g).range,
+                  mmu.sharedMapped.run(containing: g).range, gmem.folioAllocated.run(containing: g).range,
+                  gmem.folioOrder.run(containing: g).range] {
             endG = min(endG, r.upperBound)
         }
-        var endC = endG >> 9
-        for r in [mirror2M.run(containing: c).range, module.pde.run(containing: c).range, lpage2M.run(containing: c).range] {
+        endG = min(endG, sept.frame)
+        var endC = endG.region2M
+        for r in [mmu.mirror2M.run(containing: c).range, lpageInfo.lpage2M.run(containing: c).range] {
             endC = min(endC, r.upperBound)
         }
-        let h = g &+ slotDelta(s)
-        for r in [pamtRefcount.run(containing: h >> 9).range, module.pamt4K.run(containing: h >> 9).range,
-                  module.hpa4KInUse.run(containing: h >> 9).range] {
-            let left = r.upperBound - (h >> 9)
-            if left < endC - c { endC = c + left }
-        }
+        endC = min(endC, sept.chunk)
+        let hostEnd = min(tdx.pamtRefcount.run(containing: h).range.upperBound, sept.host)
+        let left = hostEnd - h
+        if left < endC - c { endC = c + left }
         return endC > c ? min(endC - c, limit) : 0
     }
 
     /// Puts chunks `[c, c + k)` into `final` and adds the memo's tallies `k`
     /// times, re-running its pool events per chunk.
-    func replay(signature: ReplayKey, final: ReplayKey, fromChunk c: UInt64, count k: UInt64) -> OpCounts {
+    func replay(signature: ReplayKey, final: ReplayKey, fromChunk c: GuestRegion2M, count k: UInt64) -> OpCounts {
         stepSignature = nil
         guard k > 0, let memo = replayMemo[MemoKey(signature: signature, final: final)],
-              let st = ChunkState(key: final), let s = slot(c << 9) else { return OpCounts() }
+              let st = ChunkState(key: final), slot(c.firstFrame) != nil else { return OpCounts() }
         let context0 = contextOps
-        let chunks = c..<(c + k), frames = (c << 9)..<((c + k) << 9)
-        let delta = slotDelta(s)
-        let hr = ((c << 9) &+ delta) >> 9
-        let hosts = hr..<(hr + k)
-        mirror2M.assign(chunks, st.mirror)
-        mirror4K.assign(frames, st.mirror4K)
-        module.replaceEntries(chunks: chunks, pde: SEPTEntry(st.pde, hfnDelta: st.pde.isLeaf ? delta : 0),
-                              frames: frames, pte: SEPTEntry(st.pte, hfnDelta: st.pte.isLeaf ? delta : 0),
+        let chunks = Range(start: c, count: k), frames = chunks.frames
+        let g = c.firstFrame
+        let h = hfn(g)
+        let hosts = Range(start: h.region2M, count: k)
+        let leaf = SEPTEntry(.mapped, mapping: g, to: h).hfnDelta
+        mmu.setMirror2M(chunks, st.mirror)
+        mmu.setMirror4K(frames, st.mirror4K)
+        module.replaceEntries(chunks: chunks, pde: SEPTEntry(st.pde, hfnDelta: st.pde.isLeaf ? leaf : 0),
+                              frames: frames, pte: SEPTEntry(st.pte, hfnDelta: st.pte.isLeaf ? leaf : 0),
                               hostRanges: hosts, pamtInstalled: st.pamtInstalled, inUse: st.inUse)
-        lpage2M.assign(chunks, LpageInfo(disallow: st.disallow, guestInhibit: st.inhibit2M))
-        privateAttr.assign(frames, st.isPrivate)
-        sharedMapped.assign(frames, st.shared)
-        folioAllocated.assign(frames, st.allocated)
-        folioOrder.assign(frames, st.order)
-        pamtRefcount.assign(hosts, st.refcount)
-        let g1 = (frames.lowerBound >> 18)..<(((frames.upperBound - 1) >> 18) + 1)
-        let g512 = (frames.lowerBound >> 27)..<(((frames.upperBound - 1) >> 27) + 1)
-        if st.mirrorPD { mirrorPD.assign(g1, true) }
-        if st.mirrorPDPT { mirrorPDPT.assign(g512, true) }
+        lpageInfo.replace(chunks, LpageInfo(disallow: st.disallow, guestInhibit: st.inhibit2M))
+        attributes.set(frames, private: st.isPrivate)
+        mmu.mapShared(frames, st.shared)
+        gmem.replace(frames, allocated: st.allocated, order: st.order)
+        tdx.setRefcount(hosts, st.refcount)
+        let g1 = frames.covering1G
+        let g512 = frames.covering512G
+        if st.mirrorPD { mmu.linkPD(g1) }
+        if st.mirrorPDPT { mmu.linkPDPT(g512) }
         module.markUpperTables(pd: st.septPD ? g1 : nil, pdpt: st.septPDPT ? g512 : nil)
-        if st.inhibit1G { for i in g1 { setGuestInhibit(\.lpage1G, i) } }
+        if st.inhibit1G { for i in g1 { lpageInfo.setGuestInhibit(i) } }
         ops.add(memo.ops, times: k)
         module.addCalls(memo.calls, times: k)
         counters.add(memo.counters, times: k)
@@ -228,7 +232,7 @@ extension TDXVM {
                 }
             }
         }
-        note("replayed \(k) chunks from \(hex16(c << 21)) like the memoised step")
+        note("replayed \(k) chunks from \(g.address) like the memoised step")
         return contextOps - context0
     }
 }

@@ -17,25 +17,27 @@ extension TDXVM {
 
     /// `hugepage_has_attrs()`: the 2M range (clipped to its slot) is not
     /// uniformly private or shared, i.e. KVM_LPAGE_MIXED_FLAG.
-    func isMixed(chunk c: UInt64) -> Bool {
-        guard let s = slot(c << 9) else { return false }
-        let lo = max(c << 9, s.baseGFN), hi = min((c + 1) << 9, s.frames.upperBound)
-        return privateAttr.run(containing: lo).range.upperBound < hi
+    func isMixed(chunk c: GuestRegion2M) -> Bool {
+        guard let s = slot(c.firstFrame) else { return false }
+        let lo = max(c.frames.lowerBound, s.baseGFN), hi = min(c.frames.upperBound, s.frames.upperBound)
+        return attributes.isMixed(lo..<hi)
     }
 
     /// guest_memfd's answer for the largest mapping at `gfn`: the folio's
     /// order (`kvm_gmem_max_mapping_level()`), or under the multi-folio
     /// policy the contiguous, homogeneous private range it reports.
-    func gmemMaxLevel(_ gfn: UInt64) -> PageLevel {
+    func gmemMaxLevel(_ gfn: GuestFrameNumber) -> PageLevel {
+        let order2M = UInt8(PageLevel.size2M.frameShift)
         if options.conversionPolicy == .multiFolio {
-            guard let s = slot(gfn), s.backing.order >= 9 else { return folioOrder.value(at: gfn) >= 9 ? .size2M : .size4K }
-            let c = gfn >> 9
+            guard let s = slot(gfn), s.backing.order >= order2M else { return gmem.folioOrder.value(at: gfn) >= order2M ? .size2M : .size4K }
+            let c = gfn.region2M
             // Contiguous: inside one backing folio of the slot; homogeneous: all private.
-            let unit = UInt64(1) << UInt64(s.backing.order)
-            let inFolio = alignUp(s.baseGFN, unit) <= c << 9 && (c + 1) << 9 <= alignDown(s.frames.upperBound, unit)
-            return inFolio && !isMixed(chunk: c) && privateAttr.value(at: gfn) ? .size2M : .size4K
+            let unit = s.folioPages
+            let inFolio = s.baseGFN.alignedUp(toMultipleOf: unit) <= c.frames.lowerBound
+                && c.frames.upperBound <= s.frames.upperBound.alignedDown(toMultipleOf: unit)
+            return inFolio && !isMixed(chunk: c) && attributes.isPrivate(gfn) ? .size2M : .size4K
         }
-        return folioOrder.value(at: gfn) >= 9 ? .size2M : .size4K
+        return gmem.folioOrder.value(at: gfn) >= order2M ? .size2M : .size4K
     }
 
     /// The mapping level of a private fault at `gfn`: the min of guest_memfd's
@@ -47,42 +49,31 @@ extension TDXVM {
     /// (GUEST_INHIBIT and the no-promotion rule left out): what "KVM could
     /// map at 2M" means in seed 004's count of 4K accepts.
     /// - Complexity: O(log runs).
-    public func maxPrivateLevel(_ gfn: UInt64, ignoringGuestInhibit: Bool = false) -> PageLevel {
-        guard module.lifecycle == .runnable, hugePagesEnabled, gmemMaxLevel(gfn) == .size2M else { return .size4K }
-        let c = gfn >> 9
-        let li = lpage2M.value(at: c)
+    public func maxPrivateLevel(_ gfn: GuestFrameNumber, ignoringGuestInhibit: Bool = false) -> PageLevel {
+        guard tdx.isRunnable, hugePagesEnabled, gmemMaxLevel(gfn) == .size2M else { return .size4K }
+        let c = gfn.region2M
+        let li = lpageInfo.lpage2M.value(at: c)
         if li.disallow > 0 || (li.guestInhibit && !ignoringGuestInhibit) || isMixed(chunk: c) { return .size4K }
-        if mirror2M.value(at: c) == .table && !ignoringGuestInhibit { return .size4K }
+        if mmu.mirror2M.value(at: c) == .table && !ignoringGuestInhibit { return .size4K }
         return .size2M
     }
 
     // MARK: Fault path
 
-    /// `kvm_gmem_get_pfn()`: allocates the folio(s) backing `frames` on first use.
-    func gmemAllocate(_ frames: Range<UInt64>) {
-        var lo = frames.lowerBound, hi = frames.upperBound
-        let o = UInt64(1) << UInt64(folioOrder.value(at: lo))
-        lo = alignDown(lo, o)
-        let o2 = UInt64(1) << UInt64(folioOrder.value(at: hi - 1))
-        hi = alignDown(hi - 1, o2) + o2
-        if let s = slot(frames.lowerBound) { lo = max(lo, s.baseGFN); hi = min(hi, s.frames.upperBound) }
-        folioAllocated.assign(lo..<hi, true)
-    }
-
     /// Makes sure the mirror's PDPT and PD above `gfn` exist, linking each
     /// new one to the S-EPT (`link_external_spt` → TDH.MEM.SEPT.ADD).
-    func linkUpperTables(_ gfn: UInt64) -> Bool {
-        if !mirrorPDPT.value(at: gfn >> 27) {
+    func linkUpperTables(_ gfn: GuestFrameNumber) -> Bool {
+        if !mmu.mirrorPDPT.value(at: gfn.region512G) {
             let s = module.septAdd(gfn: gfn, entryLevel: 4, pageHFN: allocSeptPage(viaSplitCache: false))
             ops.add(.tdxSeptAdd)
             guard s == .success else { return false }
-            mirrorPDPT.assign((gfn >> 27)..<((gfn >> 27) + 1), true)
+            mmu.linkPDPT(gfn.region512G.only)
         }
-        if !mirrorPD.value(at: gfn >> 18) {
+        if !mmu.mirrorPD.value(at: gfn.region1G) {
             let s = module.septAdd(gfn: gfn, entryLevel: 3, pageHFN: allocSeptPage(viaSplitCache: false))
             ops.add(.tdxSeptAdd)
             guard s == .success else { return false }
-            mirrorPD.assign((gfn >> 18)..<((gfn >> 18) + 1), true)
+            mmu.linkPD(gfn.region1G.only)
         }
         return true
     }
@@ -92,43 +83,43 @@ extension TDXVM {
     /// 4K after `tdx_pamt_get()`, or at 2M). Meeting a 2M leaf where 4K is
     /// wanted needs a split, which TDX rejects under the shared lock
     /// (-EOPNOTSUPP, P09): the fault is retried.
-    func privateFault(gfn: UInt64, acceptLevel: PageLevel?) -> FaultResult {
-        guard let s = slot(gfn) else { return .failed("EFAULT: no memslot for \(hex16(gfn << 12))") }
-        guard privateAttr.value(at: gfn) else { return .userspaceExit }
+    func privateFault(gfn: GuestFrameNumber, acceptLevel: PageLevel?) -> FaultResult {
+        guard let s = slot(gfn) else { return .failed("EFAULT: no memslot for \(gfn.address)") }
+        guard attributes.isPrivate(gfn) else { return .userspaceExit }
         var level = maxPrivateLevel(gfn)
         if options.acceptLevelPolicy == .perFault, let a = acceptLevel, a.rawValue < level.rawValue { level = a }
         guard linkUpperTables(gfn) else { return .failed("EIO: SEPT.ADD failed") }
-        let c = gfn >> 9
-        switch (mirror2M.value(at: c), level) {
+        let c = gfn.region2M
+        switch (mmu.mirror2M.value(at: c), level) {
         case (.leaf, .size2M), (.leaf, .size1G):
             return .mapped
         case (.leaf, .size4K):
             counters.bump(.splitsRejectedShared)
-            note("fault \(hex16(gfn << 12)): 2M leaf, 4K wanted: split rejected under shared mmu_lock, retry")
+            note("fault \(gfn.address): 2M leaf, 4K wanted: split rejected under shared mmu_lock, retry")
             return .retry
         case (.none, .size2M), (.none, .size1G):
-            let base = c << 9
-            gmemAllocate(base..<(base + 512))
+            let base = c.firstFrame
+            gmem.allocate(c.frames)
             let st = module.pageAug(gfn: base, level: .size2M, hfn: hfn(base))
             ops.add(.tdxAug2M)
             guard st == .success else { return st == .operandBusy ? .retry : .failed("EIO: AUG \(st)") }
-            mirror2M.assign(c..<(c + 1), .leaf)
-            note("AUG 2M \(hex16(base << 12))")
+            mmu.setMirror2M(c.only, .leaf)
+            note("AUG 2M \(base.address)")
             return .mapped
         case (.none, .size4K):
             let page = allocSeptPage(viaSplitCache: false)
             let st = module.septAdd(gfn: gfn, entryLevel: 2, pageHFN: page)
             ops.add(.tdxSeptAdd)
             guard st == .success else { return .failed("EIO: SEPT.ADD \(st)") }
-            mirror2M.assign(c..<(c + 1), .table)
+            mmu.setMirror2M(c.only, .table)
             return aug4K(gfn, slot: s)
         case (.table, _):
-            return mirror4K.value(at: gfn) ? .mapped : aug4K(gfn, slot: s)
+            return mmu.mirror4K.value(at: gfn) ? .mapped : aug4K(gfn, slot: s)
         }
     }
 
-    func aug4K(_ gfn: UInt64, slot s: Memslot) -> FaultResult {
-        gmemAllocate(gfn..<(gfn + 1))
+    func aug4K(_ gfn: GuestFrameNumber, slot s: Memslot) -> FaultResult {
+        gmem.allocate(gfn.only)
         let h = hfn(gfn)
         guard pamtGet(hfn: h) else { return .failed("ENOMEM: tdx_pamt_get") }
         let st = module.pageAug(gfn: gfn, level: .size4K, hfn: h)
@@ -137,7 +128,7 @@ extension TDXVM {
             pamtPut(hfn: h)
             return st == .operandBusy ? .retry : .failed("EIO: AUG \(st)")
         }
-        mirror4K.assign(gfn..<(gfn + 1), true)
+        mmu.setMirror4K(gfn.only, true)
         return .mapped
     }
 
@@ -146,25 +137,17 @@ extension TDXVM {
     /// the lock when `lpagePrecheck`), take the write `mmu_lock`, split
     /// leaves crossing the accepted range, and set GUEST_INHIBIT at level+1
     /// (and level+2 for 4K). Split errors go to userspace.
-    func honorAcceptLevel(gfn: UInt64, level: PageLevel) -> String? {
+    func honorAcceptLevel(gfn: GuestFrameNumber, level: PageLevel) -> String? {
         guard options.acceptLevelPolicy == .guestInhibit, level != .size1G else { return nil }
-        let above = level == .size4K ? lpage2M.value(at: gfn >> 9) : lpage1G.value(at: gfn >> 18)
+        let above = level == .size4K ? lpageInfo.lpage2M.value(at: gfn.region2M) : lpageInfo.lpage1G.value(at: gfn.region1G)
         if options.lpagePrecheck && above.guestInhibit { return nil }
         counters.bump(.writeLockAcquisitions)
         counters.bump(.writeLockAcceptLevel)
-        let base = alignDown(gfn, level.pages)
-        if let e = splitCrossBoundaryLeafs(base..<(base + level.pages), cause: .accept) { return e }
-        if level == .size4K { setGuestInhibit(\.lpage2M, gfn >> 9) }
-        setGuestInhibit(\.lpage1G, gfn >> 18)
+        let base = gfn.alignedDown(to: level)
+        if let e = splitCrossBoundaryLeafs(Range(start: base, count: level.pages), cause: .accept) { return e }
+        if level == .size4K { lpageInfo.setGuestInhibit(gfn.region2M) }
+        lpageInfo.setGuestInhibit(gfn.region1G)
         return nil
-    }
-
-    /// `hugepage_set_guest_inhibit()`: one way, never cleared.
-    func setGuestInhibit(_ map: ReferenceWritableKeyPath<TDXVM, IntervalMap<UInt64, LpageInfo>>, _ i: UInt64) {
-        var v = self[keyPath: map].value(at: i)
-        guard !v.guestInhibit else { return }
-        v.guestInhibit = true
-        self[keyPath: map].assign(i..<(i + 1), v)
     }
 
     /// `tdx_handle_ept_violation()` for a private GPA: honour the accept
@@ -172,7 +155,8 @@ extension TDXVM {
     /// keeps retrying (a split rejected under the shared lock) is reported
     /// after a bounded number of passes instead of spinning.
     /// - Returns: the operations performed, for the faulting vCPU's clock.
-    public func handleEPTViolation(gfn: UInt64, acceptLevel: PageLevel?) -> OpCounts {
+    /// - Complexity: O(log runs), at most 4 fault passes.
+    public func handleEPTViolation(gfn: GuestFrameNumber, acceptLevel: PageLevel?) -> OpCounts {
         let before = ops
         guard outcome == .ok else { return OpCounts() }
         counters.bump(.eptViolations)
@@ -181,7 +165,7 @@ extension TDXVM {
             counters.bump(.acceptEPTViolations)
             if a == .size4K && maxPrivateLevel(gfn, ignoringGuestInhibit: true) == .size2M { counters.bump(.accept4KWhere2MPossible) }
             if let e = honorAcceptLevel(gfn: gfn, level: a) {
-                if !isDead { outcome = .ioctlError("KVM_RUN: \(e) honouring the guest's accept level at \(hex16(gfn << 12))") }
+                if !isDead { outcome = .ioctlError("KVM_RUN: \(e) honouring the guest's accept level at \(gfn.address)") }
                 return ops - before
             }
         }
@@ -190,12 +174,12 @@ extension TDXVM {
             case .mapped: return ops - before
             case .retry:
                 counters.bump(.faultRetries)
-                if pass == 3 { flag("repeated faults at \(hex16(gfn << 12)): a 2M leaf needs a split that TDX rejects under the shared mmu_lock") }
+                if pass == 3 { flag("repeated faults at \(gfn.address): a 2M leaf needs a split that TDX rejects under the shared mmu_lock") }
             case .userspaceExit:
                 // KVM_EXIT_MEMORY_FAULT: the VMM converts the page to private
                 // (QEMU's kvm_convert_memory()) and re-enters.
-                note("KVM_EXIT_MEMORY_FAULT at \(hex16(gfn << 12)): VMM converts it to private")
-                guard convert(gfn..<(gfn + 1), toPrivate: true) == .ok else { return ops - before }
+                note("KVM_EXIT_MEMORY_FAULT at \(gfn.address): VMM converts it to private")
+                guard convert(gfn.only, toPrivate: true) == .ok else { return ops - before }
             case .failed(let e):
                 if !isDead { outcome = .ioctlError("KVM_RUN: \(e)") }
                 return ops - before
@@ -207,13 +191,8 @@ extension TDXVM {
 
 extension TDXVM {
     /// True if a private leaf maps `gfn` in the mirror.
-    public func isMapped(_ gfn: UInt64) -> Bool {
-        switch mirror2M.value(at: gfn >> 9) {
-        case .leaf: true
-        case .table: mirror4K.value(at: gfn)
-        case .none: false
-        }
-    }
+    /// - Complexity: O(log runs).
+    public func isMapped(_ gfn: GuestFrameNumber) -> Bool { mmu.isMapped(gfn) }
 
     /// `kvm_vm_dead()` for a guest error.
     public func guestKilled(_ why: String) { kill(.vmDead(why)) }

@@ -11,7 +11,10 @@ enum PoolEvent: Equatable {
 }
 
 /// The TDX glue of KVM (`arch/x86/kvm/vmx/tdx.c`) and the host kernel's
-/// TDX helpers (`arch/x86/virt/vmx/tdx/tdx.c`) that the MMU hooks call.
+/// TDX helpers (`arch/x86/virt/vmx/tdx/tdx.c`) that the MMU hooks call:
+/// the SEAMCALL wrappers, the S-EPT page pool with `tdx_pamt_get/put`,
+/// the split cache, and the S-EPT side of split and zap. Their state is
+/// `KVMTDX`; these run as part of the VM's flows, counting operations.
 extension TDXVM {
     // MARK: SEAMCALL helpers
 
@@ -42,11 +45,11 @@ extension TDXVM {
     }
 
     /// Arms the module-level conditions an injected fault stands for.
-    func armModuleFaults(for leaf: SEAMCALLLeaf, gfn: UInt64, level: PageLevel) {
+    func armModuleFaults(for leaf: SEAMCALLLeaf, gfn: GuestFrameNumber, level: PageLevel) {
         switch leaf {
         case .memPageDemote:
             if faults.fire(.demoteBusy) { module.hold(.guestEntry(gfn: gfn, level: level), vcpu: 0) }
-            if faults.fire(.demoteInterrupt) { module.interruptPending = true }
+            if faults.fire(.demoteInterrupt) { module.raiseHostInterrupt() }
         case .memRangeBlock:
             if faults.fire(.blockBusy) { module.hold(.treeLock, vcpu: 0) }
         case .memTrack:
@@ -61,14 +64,12 @@ extension TDXVM {
     /// `tdx_pamt_get()` for it: the pool range's refcount is the number of
     /// pool pages in it, so PAMT.ADD happens when the page opens a 2M range.
     /// In the split path the PAMT pair comes from the split cache.
-    func allocSeptPage(viaSplitCache: Bool) -> UInt64 {
+    func allocSeptPage(viaSplitCache: Bool) -> HostFrameNumber {
         if recordingPoolEvents { poolEvents.append(.septPage(viaSplitCache: viaSplitCache)) }
-        let hfn = Self.septPoolBase + septPool
-        let opensRange = septPool % 512 == 0
-        septPool += 1
+        let (hfn, opensRange) = tdx.takePoolPage()
         if module.features.dynamicPAMT && opensRange {
-            if viaSplitCache { splitCache -= TrustDomain.dpamtEntryPages }
-            let s = module.pamtAdd(range2M: hfn >> 9)
+            if viaSplitCache { tdx.dequeuePAMTPair() }
+            let s = module.pamtAdd(range2M: hfn.region2M)
             contextCalls.record(.phymemPamtAdd, s)
             ops.add(.tdxPamtAdd)
             contextOps.add(.tdxPamtAdd)
@@ -78,48 +79,43 @@ extension TDXVM {
 
     /// `tdx_pamt_get()` for a guest page mapped at 4K: the first user of a
     /// 2M host range installs its PAMT_4K with PAMT.ADD.
-    func pamtGet(hfn: UInt64) -> Bool {
+    func pamtGet(hfn: HostFrameNumber) -> Bool {
         guard module.features.dynamicPAMT else { return true }
-        let r = hfn >> 9
-        let n = pamtRefcount.value(at: r)
+        let r = hfn.region2M
+        let n = tdx.pamtRefcount.value(at: r)
         if n == 0 {
             let s = module.pamtAdd(range2M: r)
             ops.add(.tdxPamtAdd)
             guard s == .success else { return false }
         }
-        pamtRefcount.assign(r..<(r + 1), n + 1)
+        tdx.setRefcount(r.only, n + 1)
         return true
     }
 
     /// `tdx_pamt_put()`: the last user removes the range's PAMT_4K; a
     /// failed PAMT.REMOVE re-takes the reference and warns loudly (v3 P18).
-    func pamtPut(hfn: UInt64) {
+    func pamtPut(hfn: HostFrameNumber) {
         guard module.features.dynamicPAMT else { return }
-        let r = hfn >> 9
-        let n = pamtRefcount.value(at: r)
-        guard n > 0 else { flag("tdx_pamt_put underflow at host frame \(hex16(hfn << 12))"); return }
-        if n > 1 { pamtRefcount.assign(r..<(r + 1), n - 1); return }
+        let r = hfn.region2M
+        let n = tdx.pamtRefcount.value(at: r)
+        guard n > 0 else { flag("tdx_pamt_put underflow at host frame \(hfn.address)"); return }
+        if n > 1 { tdx.setRefcount(r.only, n - 1); return }
         let s = module.pamtRemove(range2M: r)
         ops.add(.tdxPamtRemove)
         if s == .success {
-            pamtRefcount.assign(r..<(r + 1), 0)
+            tdx.setRefcount(r.only, 0)
         } else {
-            note("WARN: tdx_pamt_put: PAMT.REMOVE failed \(s) for host range \(hex16(r << 21))")
+            note("WARN: tdx_pamt_put: PAMT.REMOVE failed \(s) for host range \(r.firstFrame.address)")
         }
     }
-
-    /// `tdx_min_split_cache_sz()`: 2 PAMT pairs per 2M split under DPAMT
-    /// (the new S-EPT page's range and the demoted guest range), else 0.
-    var minSplitCache: UInt64 { module.features.dynamicPAMT ? 2 * TrustDomain.dpamtEntryPages : 0 }
 
     /// Steps 2.1–2.2: if the cache is below the minimum, drop `mmu_lock`,
     /// allocate and enqueue, re-take it. Returns false on -ENOMEM.
     func topUpSplitCache() -> Bool {
         if recordingPoolEvents { poolEvents.append(.splitTopup) }
-        guard splitCache < minSplitCache else { return true }
+        guard tdx.splitCache < tdx.minSplitCache else { return true }
         if faults.fire(.splitCacheTopupNoMem) { return false }
-        let n = minSplitCache - splitCache
-        splitCache += n
+        _ = tdx.fillSplitCache()
         counters.bump(.splitCacheTopups)
         contextCounters.bump(.splitCacheTopups)
         return true
@@ -129,7 +125,7 @@ extension TDXVM {
     func dequeueGuestPair() -> Bool {
         if recordingPoolEvents { poolEvents.append(.dequeueGuestPair) }
         guard module.features.dynamicPAMT else { return false }
-        splitCache -= TrustDomain.dpamtEntryPages
+        tdx.dequeuePAMTPair()
         return true
     }
 
@@ -139,8 +135,8 @@ extension TDXVM {
     /// `tdp_mmu_split_huge_pages_root()` → `tdx_sept_split_private_spte()`
     /// (steps 1, 2.1–2.2, 3.1–3.6 of the v3 cover letter). Returns an errno
     /// name on failure; a DEMOTE error other than BUSY bugs the VM.
-    func splitPrivate(chunk c: UInt64, cause: SplitCause) -> String? {
-        let gfn = c << 9
+    func splitPrivate(chunk c: GuestRegion2M, cause: SplitCause) -> String? {
+        let gfn = c.firstFrame
         // 1) tdp_mmu_alloc_sp_for_split(), with the external_spt page.
         if faults.fire(.splitAllocNoMem) { return "ENOMEM" }
         // 2.1/2.2) top up the per-VM split cache outside the lock.
@@ -151,7 +147,7 @@ extension TDXVM {
         armModuleFaults(for: .memRangeBlock, gfn: gfn, level: .size2M)
         let b = doNoVCPUs { module.rangeBlock(gfn: gfn, level: .size2M) }
         ops.add(.tdxBlock)
-        guard b == .success else { kill(.vmBugged("TDH.MEM.RANGE.BLOCK \(b) splitting \(hex16(gfn << 12))")); return "EIO" }
+        guard b == .success else { kill(.vmBugged("TDH.MEM.RANGE.BLOCK \(b) splitting \(gfn.address)")); return "EIO" }
         armModuleFaults(for: .memTrack, gfn: gfn, level: .size2M)
         let t = tdxTrack()
         guard t == .success else { kill(.vmBugged("TDH.MEM.TRACK \(t)")); return "EIO" }
@@ -165,32 +161,32 @@ extension TDXVM {
         }
         ops.add(.tdxDemote2M)
         guard d == .success else {
-            kill(.vmBugged("TDX_BUG_ON: TDH.MEM.PAGE.DEMOTE \(d) at \(hex16(gfn << 12))"))
+            kill(.vmBugged("TDX_BUG_ON: TDH.MEM.PAGE.DEMOTE \(d) at \(gfn.address)"))
             return "EIO"
         }
         // 3.6) the guest range's PAMT refcount 0 → 512.
         if module.features.dynamicPAMT {
-            let r = hfn(gfn) >> 9
-            if pamtRefcount.value(at: r) != 0 { note("WARN: pamt refcount of \(hex16(r << 21)) not 0 at demote") }
-            pamtRefcount.assign(r..<(r + 1), 512)
+            let r = hfn(gfn).region2M
+            if tdx.pamtRefcount.value(at: r) != 0 { note("WARN: pamt refcount of \(r.firstFrame.address) not 0 at demote") }
+            tdx.setRefcount(r.only, UInt32(PageLevel.size2M.pages))
         }
-        mirror2M.assign(c..<(c + 1), .table)
-        mirror4K.assign(gfn..<(gfn + 512), true)
+        mmu.setMirror2M(c.only, .table)
+        mmu.setMirror4K(c.frames, true)
         counters.bump(cause.counter)
-        note("split 2M \(hex16(gfn << 12)) (\(cause.rawValue)): BLOCK, TRACK, DEMOTE")
+        note("split 2M \(gfn.address) (\(cause.rawValue)): BLOCK, TRACK, DEMOTE")
         return nil
     }
 
     /// `kvm_split_cross_boundary_leafs()`: splits the private 2M leaves that
     /// straddle the boundaries of `frames` (only the first and last chunk can).
     /// - Complexity: O(1) splits, O(log runs) lookups.
-    func splitCrossBoundaryLeafs(_ frames: Range<UInt64>, cause: SplitCause) -> String? {
+    func splitCrossBoundaryLeafs(_ frames: Range<GuestFrameNumber>, cause: SplitCause) -> String? {
         guard !frames.isEmpty else { return nil }
-        var candidates: [UInt64] = [frames.lowerBound >> 9]
-        let last = (frames.upperBound - 1) >> 9
+        var candidates: [GuestRegion2M] = [frames.lowerBound.region2M]
+        let last = (frames.upperBound - 1).region2M
         if last != candidates[0] { candidates.append(last) }
-        for c in candidates where mirror2M.value(at: c) == .leaf {
-            let inside = frames.lowerBound <= c << 9 && (c + 1) << 9 <= frames.upperBound
+        for c in candidates where mmu.mirror2M.value(at: c) == .leaf {
+            let inside = frames.lowerBound <= c.frames.lowerBound && c.frames.upperBound <= frames.upperBound
             if !inside, let e = splitPrivate(chunk: c, cause: cause) { return e }
         }
         return nil
@@ -202,41 +198,40 @@ extension TDXVM {
     /// (which must not cut a 2M leaf): BLOCK, TRACK, REMOVE, WBINVD per 4K,
     /// `tdx_quirk_reset_folio()`, and `tdx_pamt_put()` for 4K leaves. A
     /// failure is a KVM_BUG_ON.
-    func zapPrivate(_ frames: Range<UInt64>) {
+    func zapPrivate(_ frames: Range<GuestFrameNumber>) {
         guard !frames.isEmpty else { return }
-        let chunks = (frames.lowerBound >> 9)..<(((frames.upperBound - 1) >> 9) + 1)
-        for (r, e) in mirror2M.runs(in: chunks) {
+        for (r, e) in mmu.mirror2M.runs(in: frames.covering2M) {
             switch e {
             case .none: continue
             case .leaf:
-                for c in r { zapLeaf(gfn: c << 9, level: .size2M); if isDead { return } }
-                mirror2M.assign(r, .none)
+                for c in r { zapLeaf(gfn: c.firstFrame, level: .size2M); if isDead { return } }
+                mmu.setMirror2M(r, .none)
             case .table:
-                let lo = max(frames.lowerBound, r.lowerBound << 9), hi = min(frames.upperBound, r.upperBound << 9)
-                for (rr, present) in mirror4K.runs(in: lo..<hi) where present {
+                let lo = max(frames.lowerBound, r.frames.lowerBound), hi = min(frames.upperBound, r.frames.upperBound)
+                for (rr, present) in mmu.mirror4K.runs(in: lo..<hi) where present {
                     for g in rr { zapLeaf(gfn: g, level: .size4K); if isDead { return } }
-                    mirror4K.assign(rr, false)
+                    mmu.setMirror4K(rr, false)
                 }
             }
         }
     }
 
-    func zapLeaf(gfn: UInt64, level: PageLevel) {
+    func zapLeaf(gfn: GuestFrameNumber, level: PageLevel) {
         let b = doNoVCPUs { module.rangeBlock(gfn: gfn, level: level) }
         ops.add(.tdxBlock)
-        guard b == .success || b == .gpaRangeAlreadyBlocked else { kill(.vmBugged("KVM_BUG_ON: BLOCK \(b) at \(hex16(gfn << 12))")); return }
+        guard b == .success || b == .gpaRangeAlreadyBlocked else { kill(.vmBugged("KVM_BUG_ON: BLOCK \(b) at \(gfn.address)")); return }
         guard tdxTrack() == .success else { kill(.vmBugged("KVM_BUG_ON: TRACK failed")); return }
         let (s, h) = doNoVCPUsRemove(gfn: gfn, level: level)
         ops.add(.tdxRemove)
-        guard s == .success, let h else { kill(.vmBugged("KVM_BUG_ON: REMOVE \(s) at \(hex16(gfn << 12))")); return }
+        guard s == .success, let h else { kill(.vmBugged("KVM_BUG_ON: REMOVE \(s) at \(gfn.address)")); return }
         for i in 0..<level.pages { _ = module.wbinvd(hfn: h + i) }
         ops.add(.tdxWbinvd4K, level.pages)
         if level == .size4K { pamtPut(hfn: h) }
         counters.bump(level == .size4K ? .zapsPrivate4K : .zapsPrivate2M)
     }
 
-    func doNoVCPUsRemove(gfn: UInt64, level: PageLevel) -> (TDXStatus, UInt64?) {
-        var h: UInt64?
+    func doNoVCPUsRemove(gfn: GuestFrameNumber, level: PageLevel) -> (TDXStatus, HostFrameNumber?) {
+        var h: HostFrameNumber?
         let s = doNoVCPUs { let r = module.remove(gfn: gfn, level: level); h = r.hfn; return r.0 }
         return (s, h)
     }

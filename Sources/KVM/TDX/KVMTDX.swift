@@ -1,0 +1,65 @@
+import MemoryModel
+import TDXModule
+
+/// KVM's TDX glue state (`struct kvm_tdx`, `arch/x86/kvm/vmx/tdx.c`): the
+/// TD in the TDX module it issues SEAMCALLs to, the Dynamic PAMT refcounts
+/// of `tdx_pamt_get()`/`tdx_pamt_put()` (`arch/x86/virt/vmx/tdx/tdx.c`),
+/// the S-EPT page pool and the per-VM external split cache.
+public struct KVMTDX {
+    /// The TD: KVM learns its state only from SEAMCALL return values.
+    public let module: TrustDomain
+    /// `tdx_pamt_get/put` refcount per 2M host region for guest memory;
+    /// the S-EPT page pool's refcounts are derived (see `septPool`).
+    public private(set) var pamtRefcount = IntervalMap<HostRegion2M, UInt32>(initial: 0)
+    /// Host pages for S-EPT tables come from a bump pool (never freed while
+    /// the TD runs); the refcount of a pool 2M range is the number of pool
+    /// pages in it, so `tdx_pamt_get` PAMT.ADDs when a page opens a range.
+    public private(set) var septPool: UInt64 = 0
+    /// Pages held by the per-VM external split cache.
+    public private(set) var splitCache: UInt64 = 0
+    /// `kvm_tdx->state == TD_STATE_RUNNABLE`: set once TDH.MR.FINALIZE
+    /// succeeded. KVM keeps its own copy; it never reads the module's.
+    public private(set) var isRunnable = false
+
+    /// Host frame of the S-EPT page pool (far above guest memory: frame
+    /// 2^38, 1 PiB; a placement, not a page shift).
+    static let septPoolBase = HostFrameNumber(1 << 38)
+
+    init(module: TrustDomain) { self.module = module }
+
+    /// Host pages allocated for DPAMT: those installed in the module and
+    /// those waiting in the split cache.
+    public var pamtPagesAllocated: UInt64 { module.pamtPages + splitCache }
+
+    /// `tdx_min_split_cache_sz()`: 2 PAMT pairs per 2M split under DPAMT
+    /// (the new S-EPT page's range and the demoted guest range), else 0.
+    var minSplitCache: UInt64 { module.features.dynamicPAMT ? 2 * TrustDomain.dpamtEntryPages : 0 }
+
+    /// KVM_TDX_FINALIZE_VM (`tdx_td_finalize()`): TDH.MR.FINALIZE, and the
+    /// TD is runnable if it succeeded.
+    mutating func finalize() -> TDXStatus {
+        let s = module.mrFinalize()
+        if s == .success { isRunnable = true }
+        return s
+    }
+
+    /// Takes the next S-EPT page from the pool; returns it and whether it
+    /// opens a 2M host range (which then needs its PAMT_4K under DPAMT).
+    mutating func takePoolPage() -> (page: HostFrameNumber, opensRange: Bool) {
+        let hfn = Self.septPoolBase + septPool
+        septPool += 1
+        return (hfn, hfn.isAligned(to: .size2M))
+    }
+
+    /// Takes one PAMT pair out of the split cache.
+    mutating func dequeuePAMTPair() { splitCache -= TrustDomain.dpamtEntryPages }
+
+    /// Fills the split cache up to its minimum; returns how many pages were added.
+    mutating func fillSplitCache() -> UInt64 {
+        let n = minSplitCache - splitCache
+        splitCache += n
+        return n
+    }
+
+    mutating func setRefcount(_ r: Range<HostRegion2M>, _ n: UInt32) { pamtRefcount.assign(r, n) }
+}

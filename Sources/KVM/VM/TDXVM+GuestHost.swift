@@ -1,0 +1,103 @@
+import CostModel
+import MemoryModel
+import TDXModule
+
+/// The guest's platform seam: the guest's TDCALLs go to the module, its
+/// EPT violations to KVM.
+extension TDXVM: TDXHostReplay {
+    /// TDG.MEM.PAGE.ACCEPT, answered by the module.
+    /// - Complexity: O(log runs).
+    public func accept(gfn: GuestFrameNumber, level: PageLevel) -> AcceptCallResult {
+        // Once KVM_RUN has failed or the VM is dead, the vCPU does not run again.
+        outcome != .ok ? .status(.operandInvalid) : module.accept(gfn: gfn, level: level)
+    }
+
+    /// An ACCEPT-type EPT violation (`tdx_handle_ept_violation()`).
+    public func handleEPTViolation(gfn: GuestFrameNumber, acceptLevel: PageLevel) -> OpCounts {
+        handleEPTViolation(gfn: gfn, acceptLevel: Optional(acceptLevel))
+    }
+
+    /// - Complexity: O(log runs + k).
+    public func isAccessible(_ frames: Range<GuestFrameNumber>) -> Bool { module.isAccessible(frames) }
+
+    /// A guest access to private memory outside a TDCALL. An unmapped GPA
+    /// takes an EPT violation that KVM resolves by TDH.MEM.PAGE.AUG (the
+    /// page is then PENDING); the retried access to a PENDING page exits
+    /// with a pending-EPT-violation qualification, and with SEPT_VE_DISABLE
+    /// (which Linux guests require) KVM marks the VM dead: "Guest access
+    /// before accepting 0x%llx on vCPU %d" (`tdx_handle_ept_violation()`,
+    /// 6.16; later kernels exit to user space with a zero-size
+    /// KVM_EXIT_MEMORY_FAULT instead, which QEMU treats as fatal). Without
+    /// SEPT_VE_DISABLE the guest takes a #VE, and Linux's handler panics on
+    /// an EPT violation for a private GPA (`virt_exception_kernel()`).
+    /// - Complexity: O(log runs).
+    public func guestAccess(gfn: GuestFrameNumber, vcpu: Int) -> (OpCounts, fatal: String?) {
+        guard outcome == .ok else { return (OpCounts(), "the TD is no longer running") }
+        if module.isAccessible(gfn.only) { return (OpCounts(), nil) }
+        var c = OpCounts()
+        if !isMapped(gfn) { c = handleEPTViolation(gfn: gfn, acceptLevel: nil) }
+        guard outcome == .ok else { return (c, "\(outcome)") }
+        guard isMapped(gfn) else { return (c, "KVM could not map \(gfn.address)") }
+        if options.septVEDisable {
+            let why = "Guest access before accepting \(gfn.address) on vCPU \(vcpu)"
+            guestKilled(why)
+            return (c, "KVM: VM dead: " + why)
+        }
+        return (c, "kernel panic: Unexpected EPT-violation on private memory at \(gfn.address) (#VE)")
+    }
+
+    package func chunkSignature(gfn: GuestFrameNumber) -> ReplayKey? {
+        replayAllowed ? chunkStateOf(gfn.region2M)?.key : nil
+    }
+
+    package func chunksSharing(_ signature: ReplayKey, from gfn: GuestFrameNumber, limit: UInt64) -> UInt64 {
+        chunksSharing(signature, fromChunk: gfn.region2M, limit: limit)
+    }
+
+    package func beginChunkStep(gfn: GuestFrameNumber) {
+        if replayAllowed, let k = chunkStateOf(gfn.region2M)?.key { beginChunkStep(gfn: gfn, key: k) }
+    }
+
+    package func chunkState(gfn: GuestFrameNumber) -> ReplayKey? {
+        if let s = stepSignature, s.gfn == gfn { return finishChunkStep(gfn: gfn) }
+        return chunkStateOf(gfn.region2M)?.key
+    }
+
+    package func replay(signature: ReplayKey, state: ReplayKey, to gfn: GuestFrameNumber, count: UInt64) -> OpCounts {
+        replay(signature: signature, final: state, fromChunk: gfn.region2M, count: count)
+    }
+
+    package var contextOperations: OpCounts { contextOps }
+
+    // MARK: Build time
+
+    /// KVM_TDX_INIT_MEM_REGION: the initial image, mapped at 4K through the
+    /// mirror (tables linked with SEPT.ADD) and added with TDH.MEM.PAGE.ADD
+    /// (after `tdx_pamt_get()` under DPAMT). Only before `finalize()`.
+    /// - Returns: the operations, charged to build time.
+    /// - Complexity: O(frames × log runs).
+    public func addInitialMemory(_ frames: Range<GuestFrameNumber>) throws -> OpCounts {
+        guard !tdx.isRunnable else { throw CocomemError(.invalidArgument, "KVM_TDX_INIT_MEM_REGION after the TD is finalized") }
+        let before = ops
+        for g in frames {
+            guard slot(g) != nil, attributes.isPrivate(g) else {
+                throw CocomemError(.invalidArgument, "initial memory at \(g.address) is not private memory in a memslot")
+            }
+            guard linkUpperTables(g) else { throw CocomemError(.invalidArgument, "SEPT.ADD failed at \(g.address)") }
+            let c = g.region2M
+            if mmu.mirror2M.value(at: c) == .none {
+                _ = module.septAdd(gfn: g, entryLevel: 2, pageHFN: allocSeptPage(viaSplitCache: false))
+                ops.add(.tdxSeptAdd)
+                mmu.setMirror2M(c.only, .table)
+            }
+            guard !mmu.mirror4K.value(at: g) else { continue }
+            gmem.allocate(g.only)
+            guard pamtGet(hfn: hfn(g)) else { throw CocomemError(.invalidArgument, "PAMT.ADD failed at \(g.address)") }
+            let s = module.pageAdd(gfn: g, hfn: hfn(g))
+            ops.add(.tdxPageAdd)
+            guard s == .success else { throw CocomemError(.invalidArgument, "TDH.MEM.PAGE.ADD \(s) at \(g.address)") }
+            mmu.setMirror4K(g.only, true)
+        }
+        return ops - before
+    }
+}

@@ -1,0 +1,68 @@
+import MemoryModel
+import TDXModule
+
+/// The host's invariants (issue 4, section 6), each naming the rule it holds.
+extension TDXVM {
+    /// Checks every invariant and returns the violations (empty when all
+    /// hold), without trapping, so that a checker can collect them.
+    /// Violations are also flagged as broken outcomes (what
+    /// `--check-invariants` reports).
+    /// - Complexity: O(runs) over every map.
+    @discardableResult
+    package func checkInvariants() -> [String] {
+        var v: [String] = []
+        // One pass over the mirror's 2M entries.
+        for (r, m) in mmu.mirror2M.runs(in: .lowest..<GuestRegion2M.highestIndexed) {
+            let frames = r.frames
+            // Mirror and S-EPT agree at 2M.
+            module.forEach2MEntry(in: r) { rr, e in
+                let ok: Bool
+                switch m {
+                case .none: ok = e.state == .free
+                case .leaf: ok = e.state.isLeaf && !e.state.isBlocked
+                case .table: ok = e.state == .nlMapped
+                }
+                if !ok { v.append("mirror \(m) but S-EPT \(e.state) at \(rr.lowerBound.firstFrame.address)") }
+            }
+            switch m {
+            case .none: continue
+            case .table:
+                // Mirror and S-EPT agree at 4K inside tables.
+                mmu.mirror4K.forEachRun(in: frames) { rr, present in
+                    module.forEach4KEntry(in: rr) { r4, e in
+                        if present != (e.state.isLeaf && !e.state.isBlocked) {
+                            v.append("mirror 4K \(present) but S-EPT \(e.state) at \(r4.lowerBound.address)")
+                        }
+                    }
+                }
+            case .leaf:
+                // No mapping larger than its folio (or contiguous range under multi-folio).
+                if let c = r.first(where: { gmemMaxLevel($0.firstFrame) != .size2M }) {
+                    v.append("2M mapping at \(c.firstFrame.address) larger than its folio")
+                }
+                // No private mapping of shared memory.
+                if !attributes.allPrivate(frames) { v.append("2M private mapping over shared memory at \(frames.lowerBound.address)") }
+                // No page mapped at two levels.
+                if mmu.mirror4K.measure(in: frames, where: { $0 }) > 0 { v.append("frames under a 2M leaf also mapped at 4K at \(frames.lowerBound.address)") }
+                if module.used4KEntries(in: frames) > 0 { v.append("S-EPT 4K entries under a 2M leaf at \(frames.lowerBound.address)") }
+            }
+            // DPAMT: refcount equals the 4K private mappings in each guest 2M range.
+            guard module.features.dynamicPAMT else { continue }
+            for c in r {
+                let g = c.firstFrame
+                guard slot(g) != nil else { continue }
+                // The refcount is kept per host region: look it up through the
+                // guest frame's backing, never by the guest number itself.
+                let host = hfn(g).region2M
+                let want = m == .table ? UInt32(mmu.mirror4K.measure(in: c.frames) { $0 }) : 0
+                let have = tdx.pamtRefcount.value(at: host)
+                if want != have { v.append("PAMT refcount \(have) but \(want) 4K mappings in \(g.address)"); break }
+                if want > 0 && !module.isPAMT4KInstalled(host) { v.append("4K mappings without PAMT_4K at \(g.address)"); break }
+            }
+        }
+        // Split cache never negative (it is unsigned; a wrap shows as huge).
+        if tdx.splitCache > 1 << 40 { v.append("split cache underflow") }
+        for s in v { flag("invariant: \(s)") }
+        return v
+    }
+}

@@ -1,0 +1,154 @@
+import CostModel
+import MemoryModel
+import TDXModule
+
+/// The outcome of a host operation or of the run, as a user sees it.
+public enum HostOutcome: Equatable, Sendable {
+    case ok
+    /// An ioctl failed and returned this errno to userspace.
+    case ioctlError(String)
+    /// KVM_BUG_ON / TDX_BUG_ON: the VM is bugged and dead.
+    case vmBugged(String)
+    /// kvm_vm_dead() for a guest error.
+    case vmDead(String)
+}
+
+/// A KVM VM running a TD on the TDX module (`struct kvm` with its
+/// `kvm_tdx`), following the TDX huge page series v3 (seed 004). It holds
+/// the parts Linux has, each its own type:
+///
+/// - `mmu`: the mirror and shared TDP roots (`arch/x86/kvm/mmu/tdp_mmu.c`),
+/// - `lpageInfo`: `lpage_info` with GUEST_INHIBIT (`arch/x86/kvm/mmu/mmu.c`),
+/// - `attributes`: KVM_SET_MEMORY_ATTRIBUTES (`virt/kvm/kvm_main.c`),
+/// - `gmem`: memslots bound to guest_memfd and their folios (`virt/kvm/guest_memfd.c`),
+/// - `tdx`: the TDX glue, its TD, DPAMT refcounts, S-EPT pool and split cache (`arch/x86/kvm/vmx/tdx.c`),
+///
+/// and coordinates them in the ioctl-level flows (fault, conversion,
+/// attributes, punch hole, build), keeping counters, outcome and log.
+/// Nothing outside KVM changes its state except through those flows.
+///
+/// State is per range: every map is an `IntervalMap`; per-4K state exists
+/// only inside 2M ranges that really are split.
+public final class TDXVM {
+    public let options: KVMOptions
+    public let costs: CostTable?
+    /// The mirror and shared TDP roots.
+    public internal(set) var mmu = TDPMirrorMMU()
+    /// Large-page bookkeeping.
+    public internal(set) var lpageInfo = LpageInfoTable()
+    /// Private/shared attributes.
+    public internal(set) var attributes = MemoryAttributes()
+    /// Memslots, guest_memfd folios, and the GFN → HFN lookup.
+    public internal(set) var gmem = GuestMemfd()
+    /// The TDX glue and its TD.
+    public internal(set) var tdx: KVMTDX
+    public internal(set) var counters = KVMCounters()
+    /// Faults to inject (a test and scenario harness, not KVM state).
+    package var faults = FaultPlan()
+    public internal(set) var outcome: HostOutcome = .ok
+    /// Flags for results the seed 004 reviewers call broken.
+    public internal(set) var brokenOutcomes: [String] = []
+    /// Operation log, when enabled.
+    public var logEnabled = false
+    public internal(set) var log: [String] = []
+    /// Guest-visible operations (exits, AUGs, ...) for the cost model.
+    public internal(set) var ops = OpCounts()
+    /// Operations whose count depends on state outside a 2M chunk (S-EPT
+    /// pool pages and their PAMT, split-cache top-ups); bulk replay
+    /// recomputes these.
+    public internal(set) var contextOps = OpCounts()
+    var contextCalls = SEAMCALLCounts()
+    var contextCounters = KVMCounters()
+    var replayMemo: [MemoKey: ChunkMemo] = [:]
+    var pieceMemo: [PieceKey: ReplayKey] = [:]
+    var stepSignature: (gfn: GuestFrameNumber, key: ReplayKey, snapshot: StepSnapshot)?
+    var poolEvents: [PoolEvent] = []
+    var recordingPoolEvents = false
+
+    /// Creates the VM, its TD and memslots. The TD starts in the build phase;
+    /// call `finalize()` (TDH.MR.FINALIZE) to make it runnable.
+    public init(options: KVMOptions, features: TDXModuleFeatures, vcpus: Int, slots: [Memslot], costs: CostTable? = nil) throws {
+        self.options = options
+        self.costs = costs
+        tdx = KVMTDX(module: TrustDomain(features: features, vcpus: vcpus))
+        for s in slots { try addSlot(s) }
+        gmem.layOutHostFrames()
+    }
+
+    /// The TD, as the TDX glue reaches it.
+    public var module: TrustDomain { tdx.module }
+
+    /// Huge pages are allowed only if `tdx_huge_page` is set and the module
+    /// has ENHANCED_DEMOTE_INTERRUPTIBILITY (or the restartable-loop workaround is in).
+    public var hugePagesEnabled: Bool {
+        options.tdxHugePage && (module.features.enhancedDemoteInterruptibility || options.demoteRestartableLoop)
+    }
+
+    /// KVM_SET_USER_MEMORY_REGION2 with a guest_memfd: binds the file
+    /// (`kvm_gmem_bind()`) and allocates the slot's `lpage_info`
+    /// (`kvm_alloc_memslot_metadata()`), with `disallow_lpage` on partial
+    /// huge ranges, and on all of them when the userspace address is
+    /// misaligned (unless the gmem FIXUP lifts it).
+    func addSlot(_ s: Memslot) throws {
+        try gmem.bind(s)
+        lpageInfo.addSlot(s, misaligned: !s.userspaceAddrAligned && !options.gmemIgnoresUaddrAlignment)
+    }
+
+    /// Memslots by base frame.
+    public var slots: [Memslot] { gmem.slots }
+
+    /// The memslot containing `gfn`.
+    /// - Complexity: O(slots).
+    public func slot(_ gfn: GuestFrameNumber) -> Memslot? { gmem.slot(gfn) }
+
+    /// Host frame backing `gfn`, through its memslot's guest_memfd (not
+    /// API: the host's own lookup, for its flows and invariants).
+    /// - Complexity: O(slots).
+    package func hfn(_ gfn: GuestFrameNumber) -> HostFrameNumber { gmem.hfn(gfn) }
+
+    /// KVM_TDX_FINALIZE_VM: TDH.MR.FINALIZE makes the TD runnable, then its
+    /// vCPUs enter it (TDH.VP.ENTER).
+    /// - Complexity: O(vCPUs).
+    public func finalize() {
+        _ = tdx.finalize()
+        for v in module.vcpuEpoch.indices { module.enter(vcpu: v) }
+        note("TDH.MR.FINALIZE: TD runnable")
+    }
+
+    public func note(_ s: @autoclosure () -> String) { if logEnabled { log.append(s()) } }
+
+    /// Marks the VM dead (KVM_BUG_ON/TDX_BUG_ON or kvm_vm_dead).
+    func kill(_ o: HostOutcome) {
+        if outcome == .ok || { if case .ioctlError = outcome { return true }; return false }() { outcome = o }
+        note("VM dead: \(o)")
+    }
+
+    public var isDead: Bool {
+        switch outcome {
+        case .vmBugged, .vmDead: true
+        default: false
+        }
+    }
+
+    // MARK: Stats as debugfs shows them
+
+    /// `pages_4k`: 4K leaves in the VM's TDP roots (private mirror and shared).
+    public var pages4K: UInt64 { mmu.pages4K }
+
+    /// `pages_2m`: 2M leaves.
+    public var pages2M: UInt64 { mmu.pages2M }
+
+    /// S-EPT pages in use: one per 4K table, PD and PDPT (the root is part of the TD).
+    public var septPages: UInt64 { mmu.tablePages }
+
+    /// S-EPT pool pages taken, and the split cache's pages.
+    public var septPool: UInt64 { tdx.septPool }
+    public var splitCache: UInt64 { tdx.splitCache }
+
+    /// Host pages allocated for DPAMT: those installed in the module and
+    /// those waiting in the split cache.
+    public var pamtPagesAllocated: UInt64 { tdx.pamtPagesAllocated }
+
+    /// Host memory pinned for the guest: allocated folios, S-EPT pages and DPAMT pages, in 4K pages.
+    public var committedPages: UInt64 { gmem.allocatedPages + tdx.septPool + pamtPagesAllocated }
+}
