@@ -10,7 +10,6 @@ let settings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
-let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 let package = Package(
     name: "cocomem",
@@ -25,10 +24,10 @@ let package = Package(
     targets: [
         .target(name: "MemoryModel", swiftSettings: settings),
         .target(name: "CostModel", dependencies: ["MemoryModel"], resources: [.copy("Resources/calibration.json")], swiftSettings: settings),
-        .target(name: "TDXModule", dependencies: ["MemoryModel", "CostModel"], swiftSettings: strict),
-        .target(name: "KVM", dependencies: ["MemoryModel", "CostModel", "TDXModule"], swiftSettings: strict),
-        .target(name: "SNP", dependencies: ["MemoryModel", "CostModel"], swiftSettings: strict),
-        .target(name: "CoCoGuest", dependencies: ["MemoryModel", "CostModel", "TDXModule", "SNP"], swiftSettings: strict),
+        .target(name: "TDXModule", dependencies: ["MemoryModel", "CostModel"], swiftSettings: settings),
+        .target(name: "KVM", dependencies: ["MemoryModel", "CostModel", "TDXModule"], swiftSettings: settings),
+        .target(name: "SNP", dependencies: ["MemoryModel", "CostModel"], swiftSettings: settings),
+        .target(name: "CoCoGuest", dependencies: ["MemoryModel", "CostModel", "TDXModule", "SNP"], swiftSettings: settings),
         .target(name: "Firmware", dependencies: ["MemoryModel", "CostModel", "CoCoGuest"], swiftSettings: settings),
         .target(name: "GuestKernel", dependencies: ["MemoryModel", "Firmware", "CoCoGuest", "CostModel"], swiftSettings: settings),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),

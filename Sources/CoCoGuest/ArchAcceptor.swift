@@ -1,5 +1,5 @@
-import CostModel
-import MemoryModel
+public import CostModel
+public import MemoryModel
 
 /// The result of an accept: done, or the guest was terminated (a fatal
 /// platform event such as a failed 4K TDX accept or a double validation).

@@ -1,6 +1,6 @@
-import CostModel
-import MemoryModel
-import SNP
+public import CostModel
+public import MemoryModel
+public import SNP
 
 /// Which guest code validates memory on SNP.
 public enum SNPAcceptDriver: Sendable {

@@ -1,6 +1,6 @@
-import CostModel
-import MemoryModel
-import TDXModule
+public import CostModel
+public import MemoryModel
+public import TDXModule
 
 /// Who issues the TDCALLs, which decides what a non-success status means.
 public enum TDXAcceptDriver: Sendable {

@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// Host counters beyond the SEAMCALL table, with the names `--json` uses.
 public enum KVMCounter: Int, CaseIterable, Sendable {

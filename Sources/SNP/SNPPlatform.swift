@@ -1,5 +1,5 @@
-import CostModel
-import MemoryModel
+public import CostModel
+public import MemoryModel
 
 /// The RMP state of one 4K guest frame, as far as validation is concerned
 /// (`struct rmpentry`: assigned, pagesize, validated).

@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// Host SEAMCALL leaves the model implements, numbered as in Linux
 /// `arch/x86/virt/vmx/tdx/tdx.h` (TDH_MEM_PAGE_ADD = 2, ...), plus the

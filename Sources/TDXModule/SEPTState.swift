@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// S-EPT entry states the model keeps: the subset of the module's
 /// `sept_state_lookup` states that private-memory mapping, splitting and

@@ -1,5 +1,5 @@
-import CostModel
-import MemoryModel
+public import CostModel
+public import MemoryModel
 
 /// The seam between the guest's TDCALLs and the host: the TDX module's
 /// answer to TDG.MEM.PAGE.ACCEPT and the host's reaction to the EPT

@@ -59,5 +59,5 @@ public enum AcceptCallResult: Equatable, Sendable {
     case eptViolation(acceptLevel: MemoryModelPageLevel)
 }
 
-import MemoryModel
+public import MemoryModel
 public typealias MemoryModelPageLevel = PageLevel

@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// A KVM memslot bound to a guest_memfd (`struct kvm_memory_slot` with
 /// `gmem.file`): guest frames `[baseGFN, baseGFN + pages)` are file offsets

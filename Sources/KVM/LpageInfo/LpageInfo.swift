@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// `slot->arch.lpage_info[level - 2][idx]` for one huge range: the
 /// `disallow_lpage` refcount (bits 0..29) and the one-way

@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// What the mirror (KVM's private TDP root) holds at a 2M-level entry.
 public enum MirrorEntry: UInt8, Sendable, Equatable {

@@ -1,5 +1,5 @@
-import CostModel
-import MemoryModel
+public import CostModel
+public import MemoryModel
 import TDXModule
 
 /// The result of one pass through KVM's private fault path.

@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// Per-VM memory attributes (`virt/kvm/kvm_main.c`,
 /// KVM_SET_MEMORY_ATTRIBUTES, `kvm->mem_attr_array`): whether each guest

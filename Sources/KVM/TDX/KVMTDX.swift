@@ -1,5 +1,5 @@
-import MemoryModel
-import TDXModule
+public import MemoryModel
+public import TDXModule
 
 /// KVM's TDX glue state (`struct kvm_tdx`, `arch/x86/kvm/vmx/tdx.c`): the
 /// TD in the TDX module it issues SEAMCALLs to, the Dynamic PAMT refcounts

@@ -1,5 +1,5 @@
-import CostModel
-import MemoryModel
+public import CostModel
+public import MemoryModel
 import TDXModule
 
 /// Memory attribute changes, guest_memfd conversions and hole punching,

@@ -1,6 +1,6 @@
-import CostModel
-import MemoryModel
-import TDXModule
+public import CostModel
+public import MemoryModel
+public import TDXModule
 
 /// The guest's platform seam: the guest's TDCALLs go to the module, its
 /// EPT violations to KVM.

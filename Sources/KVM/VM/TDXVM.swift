@@ -1,6 +1,6 @@
-import CostModel
-import MemoryModel
-import TDXModule
+public import CostModel
+public import MemoryModel
+public import TDXModule
 
 /// The outcome of a host operation or of the run, as a user sees it.
 public enum HostOutcome: Equatable, Sendable {

@@ -55,4 +55,4 @@ public enum VCPUHold: Equatable, Sendable {
     case guestEntry(gfn: GuestFrameNumber, level: PageLevel)
 }
 
-import MemoryModel
+public import MemoryModel

@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 extension TrustDomain {
     /// TDG.MEM.PAGE.ACCEPT (`tdg_mem_page_accept.c`, `check_tdaccept_failure()`):

@@ -1,4 +1,4 @@
-import MemoryModel
+package import MemoryModel
 
 /// Read-only views of the S-EPT for invariants and diagnostics. The host
 /// never learns S-EPT state this way in the real system (KVM sees only

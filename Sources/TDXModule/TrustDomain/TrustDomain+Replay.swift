@@ -1,4 +1,4 @@
-import MemoryModel
+package import MemoryModel
 
 /// Bulk replay support for the host model: puts ranges into a state that
 /// stepping the same SEAMCALLs chunk by chunk would have produced, and adds

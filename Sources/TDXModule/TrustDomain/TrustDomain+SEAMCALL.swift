@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// Host SEAMCALLs on the S-EPT, following `seamcall_sept_state_lookup`
 /// (which states each leaf accepts) and the checks in

@@ -1,4 +1,4 @@
-import MemoryModel
+package import MemoryModel
 
 /// The TDX module's state for one TD: its S-EPT, TLB epoch, the vCPUs'
 /// epochs, and the PAMT it manages for the TD's pages. Every host change
