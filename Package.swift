@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "CrashDump", dependencies: ["MemoryModel", "CZlib"], swiftSettings: settings),
         .target(name: "Simulation", dependencies: ["MemoryModel", "Firmware", "GuestKernel", "CoCoGuest", "TDXModule", "KVM", "SNP", "CostModel", "CrashDump"], swiftSettings: settings),
         .target(name: "Reports", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "CoCoGuest", "Firmware", "GuestKernel", "CrashDump", "Simulation"], swiftSettings: settings),
-        .target(name: "Checking", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "Simulation"], swiftSettings: settings),
+        .target(name: "Checking", dependencies: ["MemoryModel", "CostModel", "KVM", "Simulation"], swiftSettings: settings),
         .target(name: "Validation", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "CoCoGuest", "Firmware", "GuestKernel", "Simulation", "Reports"], swiftSettings: settings),
         .executableTarget(name: "cocomem", dependencies: ["MemoryModel", "CostModel", "CoCoGuest", "Firmware", "GuestKernel", "CrashDump", "TDXModule", "KVM", "Simulation", "Reports", "Validation", "Checking", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: settings),
         .target(name: "TestSupport", dependencies: ["MemoryModel", "CostModel", "CrashDump", "Firmware", "GuestKernel", "Simulation"], path: "Tests/TestSupport", swiftSettings: settings),
@@ -44,6 +44,9 @@ let package = Package(
         .testTarget(name: "GuestKernelTests", dependencies: ["GuestKernel", "MemoryModel", "CostModel", "CoCoGuest", "Firmware", "TDXModule", "Simulation", "Reports", "TestSupport"], swiftSettings: settings),
         .testTarget(name: "CrashDumpTests", dependencies: ["CrashDump", "Simulation", "Reports", "MemoryModel", "CostModel", "GuestKernel", "TestSupport"], swiftSettings: settings),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Reports", "KVM", "TDXModule", "MemoryModel", "CoCoGuest", "CostModel", "Firmware", "GuestKernel", "TestSupport"], swiftSettings: settings),
+        .testTarget(name: "TDXModuleTests", dependencies: ["TDXModule", "MemoryModel"], swiftSettings: settings),
+        .testTarget(name: "KVMTests", dependencies: ["KVM", "TDXModule", "MemoryModel", "CostModel", "CoCoGuest", "Simulation", "Reports"], swiftSettings: settings),
+        .testTarget(name: "CheckingTests", dependencies: ["Checking", "KVM", "MemoryModel"], swiftSettings: settings),
         .testTarget(name: "ValidationTests", dependencies: ["Validation", "CostModel"], swiftSettings: settings),
     ]
 )

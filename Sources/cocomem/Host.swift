@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checking
 import Foundation
 import KVM
 import MemoryModel
@@ -34,7 +35,8 @@ struct Host: ParsableCommand {
         if let policy { s.options.conversionPolicy = policy }
         if check { s.options.checkInvariants = true }
         let r = try HostRun(s, calibration: calibration.load(), log: log)
-        try r.run()
-        if output.json { print(r.json.serialized()) } else { print(r.text, terminator: "") }
+        var violations: [String]? = nil
+        if check { violations = try r.runChecked() } else { try r.run() }
+        if output.json { print(r.json(violations: violations).serialized()) } else { print(r.text(violations: violations), terminator: "") }
     }
 }

@@ -1,0 +1,65 @@
+import CostModel
+public import KVM
+import MemoryModel
+import Simulation
+
+/// Seeded random sequences of host operations (the host command language of
+/// `cocomem host`) on a 4-chunk, 2048-frame TD, with injected faults; each
+/// is run with every invariant checked after every step, and a failing one
+/// is shrunk to a shortest failing sequence.
+public enum HostSequences {
+    /// The operations drawn from, before their frames are chosen.
+    public static let verbs = ["accept 4k", "accept 2m", "access", "convert shared", "convert private", "punch",
+                               "inject folio-split-nomem", "inject split-cache-nomem", "inject demote-busy", "inject block-busy",
+                               "attributes shared", "attributes private"]
+
+    /// Frames of the TD the sequences run on: four 2M chunks.
+    public static let frames: UInt64 = 2048
+
+    /// `length` operations drawn with `seed`.
+    /// - Complexity: O(length).
+    public static func sequence(seed: UInt64, length: Int) -> [String] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<length).map { _ in
+            let v = verbs[Int(rng.next() % UInt64(verbs.count))]
+            let chunk = rng.next() % 4, off = rng.next() % 512
+            let parts = v.split(separator: " ")
+            switch parts[0] {
+            case "accept":
+                let start = chunk * 512 + (parts[1] == "2m" ? 0 : off)
+                return "accept \(hex(start))+\(parts[1] == "2m" ? 512 : min(1 + rng.next() % 8, frames - start)) \(parts[1])"
+            case "access": return "access \(hex(chunk * 512 + off))"
+            case "convert", "attributes":
+                let start = chunk * 512 + off
+                return "\(parts[0]) \(hex(start))+\(min(1 + rng.next() % 4, frames - start)) \(parts[1])"
+            case "punch": return "punch \(hex(chunk * 512))+512"
+            default: return v
+            }
+        }
+    }
+
+    /// The scenario a sequence runs in: a tdx-huge TD with one 2048-frame
+    /// memslot under `policy`.
+    public static func scenario(_ ops: [String], policy: ConversionPolicy) -> String {
+        "td host=tdx-huge sept-ve-disable=off policy=\(policy.rawValue)\nslot id=1 base=0 pages=\(frames)\nfinalize\n"
+            + ops.joined(separator: "\n")
+    }
+
+    /// Runs `ops`; returns the first violation, if any.
+    public static func firstFailure(_ ops: [String], policy: ConversionPolicy) -> String? {
+        guard let s = try? HostScenario.parse(scenario(ops, policy: policy)),
+              let run = try? HostRun(s, calibration: try Calibration.builtIn(), log: false) else { return "scenario did not parse" }
+        var invariants = HostInvariants(watching: Range(start: .lowest, count: frames / PageLevel.size2M.pages))
+        for (i, c) in s.commands.enumerated() {
+            do { try run.execute(c, line: i) } catch { return "threw \(error)" }
+            if let v = invariants.violations(after: run.vm).first { return "after op \(i): \(v)" }
+            if run.vm.isDead { break }
+        }
+        return nil
+    }
+
+    /// A shortest failing subsequence of a failing `ops` (1-minimal).
+    public static func shrink(_ ops: [String], policy: ConversionPolicy) -> [String] {
+        Shrinking.oneMinimal(ops) { firstFailure($0, policy: policy) != nil }
+    }
+}

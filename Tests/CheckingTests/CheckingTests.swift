@@ -1,0 +1,47 @@
+import Checking
+import KVM
+import MemoryModel
+import Testing
+
+/// Seeded random operation sequences against the host, with faults; every
+/// invariant is checked after every operation and GUEST_INHIBIT must never
+/// clear. A failure prints the shortest failing sequence.
+@Suite struct HostRandomizedTests {
+    @Test(arguments: [ConversionPolicy.septSplitFirst, .multiFolio])
+    func invariantsHoldOnRandomSequences(_ policy: ConversionPolicy) {
+        for seed in 0..<600 as Range<UInt64> {
+            let ops = HostSequences.sequence(seed: seed &* 7919 &+ UInt64(policy.rawValue.count), length: 24)
+            if let f = HostSequences.firstFailure(ops, policy: policy) {
+                let short = HostSequences.shrink(ops, policy: policy)
+                Issue.record("seed \(seed), \(policy.rawValue): \(f)\nshortest sequence:\n\(short.joined(separator: "\n"))")
+                return
+            }
+        }
+    }
+
+    /// The runner reports what breaks and shrinks to it: a sequence with
+    /// one command the language rejects fails, and shrinks to that command.
+    @Test func aFailingSequenceShrinksToItsCause() {
+        var ops = HostSequences.sequence(seed: 3, length: 12)
+        #expect(HostSequences.firstFailure(ops, policy: .multiFolio) == nil)
+        ops.insert("convert 0x10+1 sideways", at: 5)
+        #expect(HostSequences.firstFailure(ops, policy: .multiFolio) != nil)
+        #expect(HostSequences.shrink(ops, policy: .multiFolio) == ["convert 0x10+1 sideways"])
+    }
+}
+
+@Suite struct ShrinkingTests {
+    /// Against a reference: for "contains every value of a required set",
+    /// the 1-minimal result is exactly one occurrence of each, in order.
+    @Test(arguments: [11, 12, 13, 14] as [UInt64]) func shrinksToTheRequiredCore(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        let required: Set<UInt64> = [2, 5, 7]
+        var ops = (0..<40).map { _ in rng.next() % 10 }
+        ops += Array(required)
+        let fails: ([UInt64]) -> Bool = { required.isSubset(of: Set($0)) }
+        let short = Shrinking.oneMinimal(ops, fails: fails)
+        #expect(fails(short))
+        #expect(Set(short) == required && short.count == required.count)
+        for i in short.indices { var t = short; t.remove(at: i); #expect(!fails(t)) }
+    }
+}
