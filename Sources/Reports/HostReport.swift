@@ -24,7 +24,7 @@ extension TDXVM {
             ("sept_pages", .uint(septPages)),
             ("pamt_pages", .uint(pamtPagesAllocated)),
             ("split_cache_pages", .uint(splitCache)),
-            ("host_committed_bytes", .uint(committedPages << 12)),
+            ("host_committed_bytes", .uint(ByteCount.frames(committedPages).value)),
             ("huge_pages_enabled", .bool(hugePagesEnabled)),
             ("broken", .array(brokenOutcomes.map { .string($0) })),
             ("outcome", .string(outcomeString)),

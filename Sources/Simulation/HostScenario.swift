@@ -24,15 +24,15 @@ public import TDXModule
 ///     check                         # run every invariant now
 public struct HostScenario: Sendable {
     public enum Command: Sendable, Equatable {
-        case build(Range<UInt64>)
+        case build(Range<GuestFrameNumber>)
         case finalize
         /// Accept with edk2's `TdAcceptPages()` at a page size, or (nil) Linux's `tdx_accept_memory()`.
-        case accept(Range<UInt64>, PageLevel?)
-        case access(Range<UInt64>)
-        case convert(Range<UInt64>, toPrivate: Bool)
-        case attributes(Range<UInt64>, toPrivate: Bool)
-        case punch(Range<UInt64>)
-        case cycle(Range<UInt64>, count: Int)
+        case accept(Range<GuestFrameNumber>, PageLevel?)
+        case access(Range<GuestFrameNumber>)
+        case convert(Range<GuestFrameNumber>, toPrivate: Bool)
+        case attributes(Range<GuestFrameNumber>, toPrivate: Bool)
+        case punch(Range<GuestFrameNumber>)
+        case cycle(Range<GuestFrameNumber>, count: Int)
         case inject(FaultPoint, Int)
         case check
     }
@@ -57,13 +57,13 @@ public struct HostScenario: Sendable {
             let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
             guard let verb = f.first else { continue }
             func err(_ m: String) -> CocomemError { CocomemError(.invalidScenario, "host scenario line \(n): \(m)") }
-            func frames(_ k: Int) throws -> Range<UInt64> {
+            func frames(_ k: Int) throws -> Range<GuestFrameNumber> {
                 guard f.count > k else { throw err("\(verb) needs a GFN[+COUNT]") }
                 let parts = f[k].split(separator: "+")
                 guard let a = parseInteger(parts[0]), parts.count <= 2 else { throw err("bad frames '\(f[k])'") }
                 let c = parts.count == 2 ? parseInteger(parts[1]) : 1
                 guard let c, c > 0, a <= UInt64.max >> 13, c <= 1 << 40 else { throw err("bad frame count in '\(f[k])'") }
-                return a..<(a + c)
+                return Range(start: GuestFrameNumber(a), count: c)
             }
             /// key=value pairs in the order written.
             func pairs(_ from: Int) throws -> [(String, String)] {
@@ -213,9 +213,9 @@ public final class HostRun {
         }
     }
 
-    func requireSlot(_ r: Range<UInt64>, line: Int) throws {
-        guard let s = vm.slot(GuestFrameNumber(r.lowerBound)), GuestFrameNumber(r.upperBound) <= s.frames.upperBound else {
-            throw CocomemError(.invalidScenario, "host scenario line \(line): frames \(hex16(r.lowerBound << 12))+\(r.count) are not inside one memslot")
+    func requireSlot(_ r: Range<GuestFrameNumber>, line: Int) throws {
+        guard let s = vm.slot(r.lowerBound), r.upperBound <= s.frames.upperBound else {
+            throw CocomemError(.invalidScenario, "host scenario line \(line): frames \(r.lowerBound.address)+\(r.length) are not inside one memslot")
         }
     }
 
@@ -223,33 +223,33 @@ public final class HostRun {
         switch c {
         case .build(let r):
             try requireSlot(r, line: line)
-            _ = try vm.addInitialMemory(Range(raw: r))
+            _ = try vm.addInitialMemory(r)
         case .finalize: vm.finalize()
         case .accept(let r, let level):
             try requireSlot(r, line: line)
             let a = level == .size4K ? edk4K : level == .size2M ? edk2M : linux
-            let o = a.accept(AddressRange(start: r.lowerBound << 12, end: r.upperBound << 12), vcpu: 0, clock: &clock)
+            let o = a.accept(AddressRange(frames: r), vcpu: 0, clock: &clock)
             if case .terminated(let why) = o, !vm.isDead { vm.note("guest: \(why)") }
         case .access(let r):
             try requireSlot(r, line: line)
             for g in r where !vm.isDead { guestAccess(g) }
         case .convert(let r, let p):
             try requireSlot(r, line: line)
-            let o = vm.convert(Range(raw: r), toPrivate: p)
+            let o = vm.convert(r, toPrivate: p)
             if o != .ok { vm.note("userspace: conversion failed: \(o)") }
         case .attributes(let r, let p):
             try requireSlot(r, line: line)
-            _ = vm.setMemoryAttributes(Range(raw: r), private: p)
+            _ = vm.setMemoryAttributes(r, private: p)
         case .punch(let r):
             try requireSlot(r, line: line)
-            let o = vm.punchHole(Range(raw: r))
+            let o = vm.punchHole(r)
             if o != .ok { vm.note("userspace: punch hole failed: \(o)") }
         case .cycle(let r, let n):
             try requireSlot(r, line: line)
             for _ in 0..<n where !vm.isDead {
-                guard vm.convert(Range(raw: r), toPrivate: false) == .ok else { break }
-                guard vm.convert(Range(raw: r), toPrivate: true) == .ok else { break }
-                _ = edk4K.accept(AddressRange(start: r.lowerBound << 12, end: r.upperBound << 12), vcpu: 0, clock: &clock)
+                guard vm.convert(r, toPrivate: false) == .ok else { break }
+                guard vm.convert(r, toPrivate: true) == .ok else { break }
+                _ = edk4K.accept(AddressRange(frames: r), vcpu: 0, clock: &clock)
             }
         case .inject(let p, let n): vm.faults.inject(p, times: n)
         case .check: vm.checkInvariants()
@@ -261,8 +261,7 @@ public final class HostRun {
     /// level); touching a PENDING page kills a SEPT_VE_DISABLE TD ("Guest
     /// access before accepting") or gives the guest a #VE, whose handler
     /// accepts at 4K.
-    func guestAccess(_ frame: UInt64) {
-        let g = GuestFrameNumber(frame)
+    func guestAccess(_ g: GuestFrameNumber) {
         if vm.module.isAccessible(g.only) { return }
         if !vm.attributes.isPrivate(g) {
             if !vm.mmu.sharedMapped.value(at: g) { clock.charge(vm.sharedFault(gfn: g), vcpu: 0, costs: costs) }
@@ -274,6 +273,6 @@ public final class HostRun {
         }
         if !vm.isMapped(g) { clock.charge(vm.handleEPTViolation(gfn: g, acceptLevel: nil), vcpu: 0, costs: costs) }
         guard vm.isMapped(g), !vm.isDead else { return }
-        _ = edk4K.accept(AddressRange(start: frame << 12, size: 4096), vcpu: 0, clock: &clock)
+        _ = edk4K.accept(AddressRange(frames: g.only), vcpu: 0, clock: &clock)
     }
 }

@@ -66,14 +66,22 @@ import Testing
     }
 
     /// Page shifts belong to MemoryModel's index spaces; one elsewhere must
-    /// say why on its line or the line before.
+    /// say why on its line, or in the comment just above the statement it
+    /// is part of (at most four lines up, no blank line between).
     @Test func noUnexplainedPageShiftsOutsideMemoryModel() throws {
         let shift = try Regex(#"(>>|<<)\s*(9|12|18|21|27|30)\b"#)
         let lines = try Self.sourceLines()
         for (i, l) in lines.enumerated() where l.module != "MemoryModel" && l.text.contains(shift) {
             let code = l.text.split(separator: "//", maxSplits: 1).first.map(String.init) ?? ""
             guard code.contains(shift) else { continue }
-            let commented = l.text.contains("//") || (i > 0 && lines[i - 1].file == l.file && lines[i - 1].text.trimmingCharacters(in: .whitespaces).hasPrefix("//"))
+            var commented = l.text.contains("//")
+            var j = i - 1
+            while !commented, j >= 0, j >= i - 4, lines[j].file == l.file {
+                let above = lines[j].text.trimmingCharacters(in: .whitespaces)
+                if above.isEmpty { break }
+                commented = above.hasPrefix("//")
+                j -= 1
+            }
             #expect(commented, "\(l.file):\(l.number): raw page shift without a comment saying why: \(l.text.trimmingCharacters(in: .whitespaces))")
         }
     }

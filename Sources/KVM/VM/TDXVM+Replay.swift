@@ -66,6 +66,7 @@ extension ChunkState {
         let s = k.state, c = k.context
         guard let m = MirrorEntry(rawValue: UInt8(s & 3)), let d = SEPTState(rawValue: UInt8(s >> 3 & 7)),
               let t = SEPTState(rawValue: UInt8(s >> 6 & 7)) else { return nil }
+        // Bit fields of the packed key (see `key`), not page shifts.
         self.init(mirror: m, mirror4K: s >> 2 & 1 == 1, pde: d, pte: t, disallow: UInt32(s >> 9 & 255),
                   inhibit2M: s >> 17 & 1 == 1, isPrivate: s >> 18 & 1 == 1, shared: s >> 19 & 1 == 1,
                   allocated: s >> 20 & 1 == 1, order: UInt8(s >> 21 & 31), refcount: UInt32(s >> 26 & 1023),
