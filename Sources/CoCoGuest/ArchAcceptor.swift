@@ -18,20 +18,25 @@ public protocol ArchAcceptor: AnyObject {
     /// false, identical chunks are replayed. Both give the same state,
     /// counts and time (tests hold them equal).
     var stepByStep: Bool { get set }
+}
 
-    // Span replay, used by the kernel to replay identical accept_memory()
-    // calls over uniform memory. Units are 2M chunks of 512 frames.
+/// Span replay, used by the kernel to replay identical `accept_memory()`
+/// calls over uniform memory instead of stepping every TDCALL/PVALIDATE.
+/// Not part of the accept interface a guest has, so `package`: the
+/// simulation uses it, no other layer can. Units are 2M chunks of 512
+/// frames.
+package protocol ArchAcceptorReplay: ArchAcceptor {
     /// Signature of the platform state of the 2M chunk at `gfn`, or nil if not uniform.
-    func chunkSignature(gfn: UInt64) -> ReplayKey?
+    func chunkSignature(gfn: GuestFrameNumber) -> ReplayKey?
     /// Consecutive chunks from `gfn` (at most `limit`) that would behave like the first.
-    func chunksSharing(_ sig: ReplayKey, from gfn: UInt64, limit: UInt64) -> UInt64
+    func chunksSharing(_ sig: ReplayKey, from gfn: GuestFrameNumber, limit: UInt64) -> UInt64
     /// State of the chunk at `gfn` (after an accept), or nil if not uniform.
-    func chunkState(gfn: UInt64) -> ReplayKey?
+    func chunkState(gfn: GuestFrameNumber) -> ReplayKey?
     /// Puts `count` chunks from `gfn` into `state` (stepped from
     /// `signature`); returns the
     /// context-dependent operations the replay performed (see
     /// `contextOperations`), to be charged on top of the memo.
-    func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: UInt64, count: UInt64) -> OpCounts
+    func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: GuestFrameNumber, count: UInt64) -> OpCounts
     /// Running total of the operations whose count depends on context
     /// outside a chunk (TDX: upper S-EPT tables). Memos subtract what accrued
     /// while stepping; replays recompute it.
@@ -48,7 +53,7 @@ public protocol GuestPlatform: AnyObject {
     /// fatal otherwise, with the platform's own report of the access.
     /// Returns the platform operations the access caused (for the vCPU's
     /// clock) and the outcome.
-    func touch(gfn: UInt64, vcpu: Int) -> (OpCounts, AcceptOutcome)
+    func touch(gfn: GuestFrameNumber, vcpu: Int) -> (OpCounts, AcceptOutcome)
     /// Host memory committed to the guest, in bytes.
     var committedBytes: UInt64 { get }
     /// Counts of platform operations are kept by the clocks; this names the

@@ -20,7 +20,7 @@ public enum SNPAcceptDriver: Sendable {
 }
 
 /// An SNP guest validating memory against an `SNPPlatform`.
-public final class SNPAcceptor: ArchAcceptor {
+public final class SNPAcceptor: ArchAcceptorReplay {
     public let platform: SNPPlatform
     public let driver: SNPAcceptDriver
     public let costs: CostTable
@@ -117,22 +117,20 @@ public final class SNPAcceptor: ArchAcceptor {
 }
 
 extension SNPAcceptor {
-    // `ArchAcceptor` still numbers frames raw (its callers in GuestKernel
-    // are typed separately); the typed frame is made here.
-    public func chunkSignature(gfn: UInt64) -> ReplayKey? {
-        platform.signature(gfn: GuestFrameNumber(gfn), frames: PageLevel.size2M.pages)
+    package func chunkSignature(gfn: GuestFrameNumber) -> ReplayKey? {
+        platform.signature(gfn: gfn, frames: PageLevel.size2M.pages)
     }
-    public func chunksSharing(_ sig: ReplayKey, from gfn: UInt64, limit: UInt64) -> UInt64 {
-        platform.blocksSharing(sig, from: GuestFrameNumber(gfn), frames: PageLevel.size2M.pages, limit: limit)
+    package func chunksSharing(_ sig: ReplayKey, from gfn: GuestFrameNumber, limit: UInt64) -> UInt64 {
+        platform.blocksSharing(sig, from: gfn, frames: PageLevel.size2M.pages, limit: limit)
     }
-    public func chunkState(gfn: UInt64) -> ReplayKey? {
-        platform.finalState(gfn: GuestFrameNumber(gfn), frames: PageLevel.size2M.pages).map { ReplayKey(state: UInt64($0.rawValue)) }
+    package func chunkState(gfn: GuestFrameNumber) -> ReplayKey? {
+        platform.finalState(gfn: gfn, frames: PageLevel.size2M.pages).map { ReplayKey(state: UInt64($0.rawValue)) }
     }
     /// The RMP has no context outside a chunk.
-    public var contextOperations: OpCounts { OpCounts() }
-    public func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: UInt64, count: UInt64) -> OpCounts {
+    package var contextOperations: OpCounts { OpCounts() }
+    package func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: GuestFrameNumber, count: UInt64) -> OpCounts {
         guard let s = RMPState(rawValue: UInt8(truncatingIfNeeded: state.state)) else { return OpCounts() }
-        platform.replay(state: s, frames: Range(start: GuestFrameNumber(gfn), count: count * PageLevel.size2M.pages))
+        platform.replay(state: s, frames: Range(start: gfn, count: count * PageLevel.size2M.pages))
         return OpCounts()
     }
 }
@@ -145,8 +143,8 @@ public final class SNPGuestPlatform: GuestPlatform {
     public var kind: PlatformKind { .snp }
     public func isAccessible(_ r: AddressRange) -> Bool { platform.isAccessible(r.framesCovering) }
     public var committedBytes: UInt64 { ByteCount.frames(platform.committedPages).value }
-    public func touch(gfn: UInt64, vcpu: Int) -> (OpCounts, AcceptOutcome) {
-        let (ops, fatal) = platform.guestAccess(gfn: GuestFrameNumber(gfn))
+    public func touch(gfn: GuestFrameNumber, vcpu: Int) -> (OpCounts, AcceptOutcome) {
+        let (ops, fatal) = platform.guestAccess(gfn: gfn)
         return (ops, fatal.map { .terminated($0) } ?? .ok)
     }
 }

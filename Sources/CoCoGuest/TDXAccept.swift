@@ -16,7 +16,7 @@ public enum TDXAcceptDriver: Sendable {
 }
 
 /// A TDX guest accepting memory through TDG.MEM.PAGE.ACCEPT against a `TDXHost`.
-public final class TDXAcceptor: ArchAcceptor {
+public final class TDXAcceptor: ArchAcceptorReplay {
     /// The host behind the TDCALLs, with its replay hooks (`package`).
     package let host: any TDXHostReplay
     public let driver: TDXAcceptDriver
@@ -162,16 +162,15 @@ public final class TDXAcceptor: ArchAcceptor {
         return nil
     }
 
-    // `ArchAcceptor` still numbers frames raw (its callers in GuestKernel
-    // are typed separately); the typed frame is made here.
-    public func chunkSignature(gfn: UInt64) -> ReplayKey? { host.chunkSignature(gfn: GuestFrameNumber(gfn)) }
-    public func chunksSharing(_ sig: ReplayKey, from gfn: UInt64, limit: UInt64) -> UInt64 {
-        host.chunksSharing(sig, from: GuestFrameNumber(gfn), limit: limit)
+    // ArchAcceptorReplay: the host's chunk replay, passed through.
+    package func chunkSignature(gfn: GuestFrameNumber) -> ReplayKey? { host.chunkSignature(gfn: gfn) }
+    package func chunksSharing(_ sig: ReplayKey, from gfn: GuestFrameNumber, limit: UInt64) -> UInt64 {
+        host.chunksSharing(sig, from: gfn, limit: limit)
     }
-    public func chunkState(gfn: UInt64) -> ReplayKey? { host.chunkState(gfn: GuestFrameNumber(gfn)) }
-    public var contextOperations: OpCounts { host.contextOperations }
-    public func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: UInt64, count: UInt64) -> OpCounts {
-        host.replay(signature: signature, state: state, to: GuestFrameNumber(gfn), count: count)
+    package func chunkState(gfn: GuestFrameNumber) -> ReplayKey? { host.chunkState(gfn: gfn) }
+    package var contextOperations: OpCounts { host.contextOperations }
+    package func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: GuestFrameNumber, count: UInt64) -> OpCounts {
+        host.replay(signature: signature, state: state, to: gfn, count: count)
     }
 
     // MARK: edk2
@@ -236,8 +235,8 @@ public final class TDXGuestPlatform: GuestPlatform {
     public var kind: PlatformKind { .tdx }
     public func isAccessible(_ r: AddressRange) -> Bool { host.isAccessible(r.framesCovering) }
     public var committedBytes: UInt64 { ByteCount.frames(host.committedPages).value }
-    public func touch(gfn: UInt64, vcpu: Int) -> (OpCounts, AcceptOutcome) {
-        let (ops, fatal) = host.guestAccess(gfn: GuestFrameNumber(gfn), vcpu: vcpu)
+    public func touch(gfn: GuestFrameNumber, vcpu: Int) -> (OpCounts, AcceptOutcome) {
+        let (ops, fatal) = host.guestAccess(gfn: gfn, vcpu: vcpu)
         return (ops, fatal.map { .terminated($0) } ?? .ok)
     }
 }

@@ -10,6 +10,8 @@ import MemoryModel
 public final class UnacceptedMemory {
     public private(set) var table: UnacceptedTable
     public let acceptor: any ArchAcceptor
+    /// The acceptor's span replay, when it has one; without it every call is stepped.
+    private let replay: (any ArchAcceptorReplay)?
     /// `accepting_list`: ranges (in units) being accepted. The simulation runs
     /// one accept at a time, so it is empty between calls; overlaps are
     /// counted when a caller would have to spin.
@@ -38,6 +40,7 @@ public final class UnacceptedMemory {
     public init(table: UnacceptedTable, acceptor: any ArchAcceptor, costs: CostTable) {
         self.table = table
         self.acceptor = acceptor
+        self.replay = acceptor as? any ArchAcceptorReplay
         self.costs = costs
     }
 
@@ -131,22 +134,21 @@ public final class UnacceptedMemory {
                 continue
             }
             let before = clock.counts
-            let context0 = acceptor.contextOperations
+            let context0 = replay?.contextOperations ?? OpCounts()
             let sig = steadySignature(addr: addr)
             let o = acceptMemory(start: addr, size: blockSize, vcpu: vcpu, clock: &clock)
             if o != .ok { return o }
-            if let sig, let st = acceptor.chunkState(gfn: acceptorFrame(addr + table.unitSize)),
-               acceptor.chunkState(gfn: acceptorFrame(addr + 2 * table.unitSize)) == st {
-                steadyMemo[sig] = (clock.counts - before - (acceptor.contextOperations - context0), st)
+            if let replay, let sig, let st = replay.chunkState(gfn: acceptorFrame(addr + table.unitSize)),
+               replay.chunkState(gfn: acceptorFrame(addr + 2 * table.unitSize)) == st {
+                steadyMemo[sig] = (clock.counts - before - (replay.contextOperations - context0), st)
             }
             i += 1
         }
         return .ok
     }
 
-    /// The frame holding `addr`, as the accept interface (`ArchAcceptor`'s
-    /// replay hooks) takes it: a raw frame number until CoCoGuest is typed.
-    private func acceptorFrame(_ addr: UInt64) -> UInt64 { GuestPhysicalAddress(addr).frame.value }
+    /// The frame holding `addr`, as the replay hooks take it.
+    private func acceptorFrame(_ addr: UInt64) -> GuestFrameNumber { GuestPhysicalAddress(addr).frame }
 
     /// Units of the block at `addr` relative to the table: own two and the guard.
     private func blockUnits(_ addr: UInt64) -> UnacceptedUnit? {
@@ -159,24 +161,24 @@ public final class UnacceptedMemory {
     private func steadySignature(addr: UInt64) -> ReplayKey? {
         guard table.unitSize == 2 << 20, let u = blockUnits(addr), !table.bitmap.test(u),
               table.bitmap.test(u + 1), table.bitmap.test(u + 2),
-              let sig = acceptor.chunkSignature(gfn: acceptorFrame(addr + table.unitSize)),
-              acceptor.chunksSharing(sig, from: acceptorFrame(addr + table.unitSize), limit: 2) == 2 else { return nil }
+              let replay, let sig = replay.chunkSignature(gfn: acceptorFrame(addr + table.unitSize)),
+              replay.chunksSharing(sig, from: acceptorFrame(addr + table.unitSize), limit: 2) == 2 else { return nil }
         return sig
     }
 
     private func replaySteady(addr: UInt64, remaining: UInt64, vcpu: Int, clock: inout PhaseClock) -> UInt64? {
-        guard let sig = steadySignature(addr: addr), let memo = steadyMemo[sig], let u = blockUnits(addr) else { return nil }
+        guard let replay, let sig = steadySignature(addr: addr), let memo = steadyMemo[sig], let u = blockUnits(addr) else { return nil }
         // Units u+1 ..< u+1+2k must all be set and the platform uniform over them.
         let firstGFN = acceptorFrame(addr + table.unitSize)
         // Calls whose window reaches an unmapped byte are stepped, so the fault is seen.
         guard u + 3 < firstUnmappedUnit else { return nil }
         let maxUnits = min(2 * remaining, table.bitmap.count - (u.value + 1), (firstUnmappedUnit - (u + 3)) / 2 * 2)
         let setEnd = table.bitmap.firstClear(from: u + 1, below: u + 1 + maxUnits) ?? (u + 1 + maxUnits)
-        let chunks = acceptor.chunksSharing(sig, from: firstGFN, limit: setEnd - (u + 1))
+        let chunks = replay.chunksSharing(sig, from: firstGFN, limit: setEnd - (u + 1))
         let k = chunks / 2
         guard k > 0 else { return nil }
         clock.charge(memo.counts, times: k, vcpu: vcpu, costs: costs)
-        clock.charge(acceptor.replayChunks(signature: sig, state: memo.state, from: firstGFN, count: 2 * k), vcpu: vcpu, costs: costs)
+        clock.charge(replay.replayChunks(signature: sig, state: memo.state, from: firstGFN, count: 2 * k), vcpu: vcpu, costs: costs)
         table.bitmap.clear(Range(start: u + 1, count: 2 * k))
         archCalls += k
         acceptedBytes += 2 * k * table.unitSize

@@ -14,7 +14,7 @@ final class OpenPlatform: GuestPlatform {
     var kind: PlatformKind { .tdx }
     var committedBytes: UInt64 { 0 }
     func isAccessible(_ r: AddressRange) -> Bool { true }
-    func touch(gfn: UInt64, vcpu: Int) -> (OpCounts, AcceptOutcome) { (OpCounts(), .ok) }
+    func touch(gfn: GuestFrameNumber, vcpu: Int) -> (OpCounts, AcceptOutcome) { (OpCounts(), .ok) }
 }
 
 /// The E820 RAM of the x86-64 machine whose kexec debug output Qiang Ma

@@ -26,7 +26,7 @@ extension GuestKernel {
         guard image.type == .normal else { return KexecReboot(outcome: .ok) }
         for s in image.segments {
             guard let gfn = firstInaccessibleFrame(s.range) else { continue }
-            let (ops, outcome) = platform.touch(gfn: gfn.value, vcpu: 0)
+            let (ops, outcome) = platform.touch(gfn: gfn, vcpu: 0)
             clock.charge(ops, vcpu: 0, costs: costs)
             events.append("kexec: relocate_kernel touched \(gfn.address) (\(s.kind.rawValue)), which is not accepted")
             return KexecReboot(outcome: outcome, faultAddress: gfn.address, faultSegment: s.kind)
