@@ -1,5 +1,5 @@
 import CoCoGuest
-public import CostModel
+import CostModel
 public import KVM
 public import MemoryModel
 public import TDXModule
@@ -182,97 +182,4 @@ public struct HostScenario: Sendable {
     accept 0x100000+0x10c00 linux # kernel: lazy accepts up to login
     check
     """
-}
-
-/// Runs a host scenario and reports.
-public final class HostRun {
-    public let scenario: HostScenario
-    public let vm: TDXVM
-    let linux: TDXAcceptor
-    let edk4K: TDXAcceptor
-    let edk2M: TDXAcceptor
-    public let costs: CostTable
-    public private(set) var clock: PhaseClock
-
-    public init(_ s: HostScenario, calibration: Calibration, log: Bool) throws {
-        scenario = s
-        costs = CostTable(calibration)
-        vm = try TDXVM(options: s.options, features: s.features, vcpus: s.vcpus, slots: s.slots, costs: costs)
-        vm.logEnabled = log
-        linux = TDXAcceptor(host: vm, driver: .linux, costs: costs)
-        edk4K = TDXAcceptor(host: vm, driver: .edk2(pageSize: .size4K), costs: costs)
-        edk2M = TDXAcceptor(host: vm, driver: .edk2(pageSize: .size2M), costs: costs)
-        clock = PhaseClock(vcpus: s.vcpus)
-    }
-
-    /// Runs every command; a VM death stops the run.
-    public func run() throws {
-        for (i, c) in scenario.commands.enumerated() {
-            if vm.isDead { break }
-            try execute(c, line: i < scenario.lines.count ? scenario.lines[i] : 0)
-        }
-    }
-
-    func requireSlot(_ r: Range<GuestFrameNumber>, line: Int) throws {
-        guard let s = vm.slot(r.lowerBound), r.upperBound <= s.frames.upperBound else {
-            throw CocomemError(.invalidScenario, "host scenario line \(line): frames \(r.lowerBound.address)+\(r.length) are not inside one memslot")
-        }
-    }
-
-    public func execute(_ c: HostScenario.Command, line: Int) throws {
-        switch c {
-        case .build(let r):
-            try requireSlot(r, line: line)
-            _ = try vm.addInitialMemory(r)
-        case .finalize: vm.finalize()
-        case .accept(let r, let level):
-            try requireSlot(r, line: line)
-            let a = level == .size4K ? edk4K : level == .size2M ? edk2M : linux
-            let o = a.accept(AddressRange(frames: r), vcpu: 0, clock: &clock)
-            if case .terminated(let why) = o, !vm.isDead { vm.note("guest: \(why)") }
-        case .access(let r):
-            try requireSlot(r, line: line)
-            for g in r where !vm.isDead { guestAccess(g) }
-        case .convert(let r, let p):
-            try requireSlot(r, line: line)
-            let o = vm.convert(r, toPrivate: p)
-            if o != .ok { vm.note("userspace: conversion failed: \(o)") }
-        case .attributes(let r, let p):
-            try requireSlot(r, line: line)
-            _ = vm.setMemoryAttributes(r, private: p)
-        case .punch(let r):
-            try requireSlot(r, line: line)
-            let o = vm.punchHole(r)
-            if o != .ok { vm.note("userspace: punch hole failed: \(o)") }
-        case .cycle(let r, let n):
-            try requireSlot(r, line: line)
-            for _ in 0..<n where !vm.isDead {
-                guard vm.convert(r, toPrivate: false) == .ok else { break }
-                guard vm.convert(r, toPrivate: true) == .ok else { break }
-                _ = edk4K.accept(AddressRange(frames: r), vcpu: 0, clock: &clock)
-            }
-        case .inject(let p, let n): vm.faults.inject(p, times: n)
-        case .check: vm.checkInvariants()
-        }
-    }
-
-    /// A guest load/store to `gfn`: shared pages fault into the shared EPT;
-    /// private pages not yet mapped fault in at KVM's level (no accept
-    /// level); touching a PENDING page kills a SEPT_VE_DISABLE TD ("Guest
-    /// access before accepting") or gives the guest a #VE, whose handler
-    /// accepts at 4K.
-    func guestAccess(_ g: GuestFrameNumber) {
-        if vm.module.isAccessible(g.only) { return }
-        if !vm.attributes.isPrivate(g) {
-            if !vm.mmu.sharedMapped.value(at: g) { clock.charge(vm.sharedFault(gfn: g), vcpu: 0, costs: costs) }
-            return
-        }
-        if vm.options.septVEDisable {
-            clock.charge(vm.guestAccess(gfn: g, vcpu: 0).0, vcpu: 0, costs: costs)
-            return
-        }
-        if !vm.isMapped(g) { clock.charge(vm.handleEPTViolation(gfn: g, acceptLevel: nil), vcpu: 0, costs: costs) }
-        guard vm.isMapped(g), !vm.isDead else { return }
-        _ = edk4K.accept(AddressRange(frames: g.only), vcpu: 0, clock: &clock)
-    }
 }
