@@ -12,6 +12,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .target(name: "MemoryModel", swiftSettings: strict),
@@ -24,7 +25,7 @@ let package = Package(
         .target(name: "GuestKernel", dependencies: ["MemoryModel", "Firmware", "CoCoGuest", "CostModel"], swiftSettings: strict),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "CrashDump", dependencies: ["MemoryModel", "CZlib"], swiftSettings: strict),
-        .target(name: "Simulation", dependencies: ["MemoryModel", "Firmware", "GuestKernel", "CoCoGuest", "TDXModule", "KVM", "SNP", "CostModel", "CrashDump"], swiftSettings: strict),
+        .target(name: "Simulation", dependencies: ["MemoryModel", "Firmware", "GuestKernel", "CoCoGuest", "TDXModule", "KVM", "SNP", "CostModel", "CrashDump", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         .target(name: "Reports", dependencies: ["MemoryModel", "CostModel", "TDXModule", "SNP", "KVM", "CoCoGuest", "Firmware", "GuestKernel", "CrashDump", "Simulation"], swiftSettings: strict),
         .target(name: "Checking", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "Simulation"], swiftSettings: strict),
         .target(name: "Validation", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "CoCoGuest", "Firmware", "GuestKernel", "Simulation", "Reports"], swiftSettings: strict),

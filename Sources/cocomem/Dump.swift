@@ -28,6 +28,7 @@ struct Dump: ParsableCommand {
     @Option(help: "transparent_hugepage: always (anonymous memory in 2 MiB folios where aligned) or never") var thp: THPMode = .never
     @Flag(name: .customLong("no-vmcoreinfo"), help: "Leave the VMCOREINFO note out of the vmcore (then only -d 0 and -d 1 work)") var noVmcoreinfo = false
     @OptionGroup var json: JSONOption
+    @OptionGroup var printScenario: PrintScenarioOption
 
     var compression: DumpCompression {
         [(c, DumpCompression.zlib), (l, .lzo), (p, .snappy), (z, .zstd)].first(where: \.0)?.1 ?? .none
@@ -52,6 +53,7 @@ struct Dump: ParsableCommand {
     }
 
     func run() throws {
+        if printScenario.on { print(try scenarioFile().yaml, terminator: ""); return }
         let options = DumpOptions(dumpLevel: d, compression: compression, makedumpfile: makedumpfile,
                                   threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         var image: GuestMemoryImage

@@ -18,6 +18,7 @@ struct Host: ParsableCommand {
     @Option(help: "Override: conversion policy") var policy: ConversionPolicy?
     @Flag(name: .customLong("check-invariants"), help: "Check every invariant after every host operation") var check = false
     @OptionGroup var calibration: CalibrationOption
+    @OptionGroup var printScenario: PrintScenarioOption
 
     func run() throws {
         if printDefault { print(HostScenario.seed004); return }
@@ -28,6 +29,7 @@ struct Host: ParsableCommand {
             }
             text = t
         }
+        if printScenario.on { print(scenarioFile(text: file == nil ? nil : text).yaml, terminator: ""); return }
         var s = try HostScenario.parse(text)
         if let precheck { s.options.lpagePrecheck = precheck.isOn }
         if let acceptLevel { s.options.acceptLevelPolicy = acceptLevel }

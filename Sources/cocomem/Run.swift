@@ -1,0 +1,20 @@
+import ArgumentParser
+import Foundation
+import MemoryModel
+import Reports
+import Simulation
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a scenario file: the boot, then each step (kexec, dump, host); prints each report, or one JSON object.",
+        discussion: "The file is YAML or JSON in the schema of docs/SCENARIOS.md; a JSON result of any command is accepted too (its scenario_file is run). boot, dump, kexec and host print the file their flags describe with --print-scenario.")
+    @Argument(help: "Scenario file (YAML or JSON; a command's JSON result works too)") var file: String
+    @Option(help: "Directory the dump steps' elf: and output: paths are relative to") var out = "."
+    @OptionGroup var output: JSONOption
+
+    func run() throws {
+        let f = try ScenarioFile.load(path: file)
+        let r = try f.run(outputDirectory: out)
+        print(output.json ? r.json.serialized() : r.text, terminator: output.json ? "\n" : "")
+    }
+}
