@@ -11,6 +11,6 @@ struct Boot: ParsableCommand {
     func run() throws {
         if printScenario.on { print(try scenarioFile().yaml, terminator: ""); return }
         let r = try guest.boot()
-        if output.json { print(r.json.serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else { print(r.text, terminator: "") }
+        if output.json { print(r.json.embedding(try scenarioFile()).serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else { print(r.text, terminator: "") }
     }
 }

@@ -67,12 +67,12 @@ struct Dump: ParsableCommand {
         if noVmcoreinfo { image.vmcoreinfo = nil }
         if memUsage {
             let u = try DumpTool.memUsage(image: image, makedumpfile: makedumpfile, threads: options.threads)
-            print(json.json ? u.json.serialized() : u.text, terminator: json.json ? "\n" : "")
+            print(json.json ? u.json.embedding(try scenarioFile()).serialized() : u.text, terminator: json.json ? "\n" : "")
             return
         }
         let sampling = sample.map { EstimateSampling(pagesPerStratum: $0, seed: guest.seed) }
         let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling,
                                       elfDump: elfDump)
-        print(json.json ? result.json.serialized() : result.text, terminator: json.json ? "\n" : "")
+        print(json.json ? result.json.embedding(try scenarioFile()).serialized() : result.text, terminator: json.json ? "\n" : "")
     }
 }

@@ -37,6 +37,6 @@ struct Host: ParsableCommand {
         if check { s.options.checkInvariants = true }
         let r = try HostRun(s, calibration: calibration.load(), log: log)
         try r.run()
-        if output.json { print(r.json.serialized()) } else { print(r.text, terminator: "") }
+        if output.json { print(r.json.embedding(scenarioFile(text: file == nil ? nil : text)).serialized()) } else { print(r.text, terminator: "") }
     }
 }

@@ -47,6 +47,6 @@ struct Kexec: ParsableCommand {
         let sim = BootSimulation(scenario: s, calibration: try guest.calibration.load())
         plan.request.payload = p
         let r = try sim.runKexec(plan)
-        print(output.json ? r.json.serialized() : r.text, terminator: output.json ? "\n" : "")
+        print(output.json ? r.json.embedding(try scenarioFile()).serialized() : r.text, terminator: output.json ? "\n" : "")
     }
 }
