@@ -21,7 +21,7 @@ extension ScenarioFile {
         do {
             root = try Yams.compose(yaml: normalized)
         } catch let e as YamlError {
-            throw CocomemError(.invalidScenario, "\(name): \(describe(e))")
+            throw CocomemError(.invalidScenario, "\(name) \(describe(e))")
         }
         guard var node = root else {
             throw CocomemError(.invalidScenario, "\(name): the file is empty (expected a mapping with keys \(Reader.topKeys.joined(separator: ", ")))")
@@ -50,7 +50,7 @@ extension ScenarioFile {
         case .duplicatedKeysInMapping(let dups, let context):
             return "line \(context.mark.line): duplicate key \(dups.map { "'\($0)'" }.joined(separator: ", "))"
         default:
-            return "not valid YAML: \(e)"
+            return "line ?: not valid YAML: \(e)"
         }
     }
 }
