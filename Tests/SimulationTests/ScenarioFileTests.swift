@@ -137,7 +137,8 @@ import Testing
         ("steps:\n  - dump: {level: 31}\n", "f.yaml line 2: dump: nothing to do"),
         ("steps:\n  - kexec: {kernel-alignment: 3M}\n", "f.yaml line 2: 'kernel-alignment' 3145728 is not a power of two"),
         ("steps:\n  - host: |\n      td vcpus=2\n      bogus\n", "f.yaml line 2: host step: host scenario line 2: unknown command 'bogus'"),
-        ("workload: [touch=1G, pagecache=1G]\n", "f.yaml line 1: 'workload' has 2 phases"),
+        ("workload: [touch=1G, 7]\n", "f.yaml line 1: 'workload': workload '7' is not none"),
+        ("workload: {touch: 1G}\n", "f.yaml line 1: 'workload' must be a list of phases such as touch=32G, got a mapping"),
         ("workload: [jump=1G]\n", "f.yaml line 1: 'workload': unknown workload 'jump'"),
         ("guest: {platform: snp}\nfirmware: {generation: tdvf}\n", "f.yaml line 2: firmware tdvf is a TDX firmware"),
         ("guest: [1\n", "f.yaml line 2: not valid YAML"),
@@ -155,6 +156,24 @@ import Testing
         } catch {
             Issue.record("not a CocomemError: \(error)")
         }
+    }
+
+    /// A list of phases runs them one after the other on the same kernel:
+    /// one phase is exactly `--workload`; two accept more than the first
+    /// alone and take longer.
+    @Test func workloadPhasesRunInSequence() throws {
+        let one = try ScenarioFile.parse("guest: {memory: 4G, vcpus: 2}\nworkload: [touch=1G]\n").run()
+        var s = Scenario(); s.memory = 4 << 30; s.vcpus = 2; s.workload = .touch(1 << 30)
+        #expect(one.boot?.json.serialized() == (try Self.bootJSON(s)))
+        let two = try ScenarioFile.parse("guest: {memory: 4G, vcpus: 2}\nworkload:\n  - touch=1G\n  - pagecache=1G\n")
+        #expect(two.scenario.workload == .phases([.touch(1 << 30), .pageCache(1 << 30)]))
+        #expect(try ScenarioFile.parse(two.yaml).tree == two.tree)
+        let r = try two.run()
+        guard let b = r.boot, let b1 = one.boot else { Issue.record("no boot"); return }
+        #expect(b.outcome == .ok)
+        #expect(b.acceptedWorkload > b1.acceptedWorkload)
+        #expect(b.times.workload > b1.times.workload)
+        #expect(b.times.totalBoot == b1.times.totalBoot)
     }
 
     @Test func crlfFilesWork() throws {

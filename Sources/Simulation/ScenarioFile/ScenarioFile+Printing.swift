@@ -58,7 +58,7 @@ extension ScenarioFile {
         if let g = s.gmemBacking { host.append(Entry("gmem", .string(g.rawValue))) }
         host += [Entry("mapping", .string(s.hostMapping.rawValue)), Entry("snp-prefault", .bool(s.snpPrefault))]
         top.append(Entry("host", .map(host)))
-        top.append(Entry("workload", .list(s.workload == .none ? [] : [.string(Self.workload(s.workload))])))
+        top.append(Entry("workload", .list(Self.phases(s.workload).map { .string(Self.workload($0)) })))
         top.append(Entry("seed", .int(s.seed)))
         return top
     }
@@ -106,6 +106,15 @@ extension ScenarioFile {
         return String(v)
     }
 
+    /// The phases of a workload, in order (none: no phase).
+    static func phases(_ w: Workload) -> [Workload] {
+        switch w {
+        case .none: []
+        case .phases(let ps): ps.flatMap(phases)
+        default: [w]
+        }
+    }
+
     /// A workload in `--workload`'s syntax.
     static func workload(_ w: Workload) -> String {
         switch w {
@@ -114,6 +123,7 @@ extension ScenarioFile {
         case .pageCache(let b): "pagecache=\(size(b))"
         case .hugetlb(let b): "hugetlb=\(size(b))"
         case .rate(let b, let s): "rate=\(size(b)):\(s)"
+        case .phases(let ps): ps.map(workload).joined(separator: " then ")
         }
     }
 

@@ -229,8 +229,7 @@ struct Reader {
     }
 
     /// `workload:` a list of phases in `--workload`'s syntax (a single
-    /// value is a list of one). `BootSimulation` runs one workload after
-    /// boot, so a list of more than one phase is an error.
+    /// value is a list of one), run one after the other (`Workload.phases`).
     func workload(_ v: Node, memory: UInt64) throws -> Workload {
         var items: [Node]
         switch v {
@@ -238,12 +237,11 @@ struct Reader {
         case .scalar: items = [v]
         default: throw error(v, "'workload' must be a list of phases such as touch=32G, got \(kind(v))")
         }
-        if items.count > 1 {
-            throw error(items[1], "'workload' has \(items.count) phases; a boot runs one workload phase (BootSimulation runs a single workload), give a list of one")
-        }
-        guard let item = items.first else { return .none }
-        let text = try string(item, "workload")
-        do { return try Workload.parse(text, memory: memory) } catch let e as CocomemError { throw error(item, "'workload': \(e.message)") }
+        let phases = try items.map { item -> Workload in
+            let text = try string(item, "workload")
+            do { return try Workload.parse(text, memory: memory) } catch let e as CocomemError { throw error(item, "'workload': \(e.message)") }
+        }.filter { $0 != .none }
+        return phases.count <= 1 ? phases.first ?? .none : .phases(phases)
     }
 
     func steps(_ v: Node) throws -> [ScenarioFile.Step] {
