@@ -321,12 +321,14 @@ struct Reader {
 
     func host(_ v: Node) throws -> ScenarioFile.HostStep {
         var h = ScenarioFile.HostStep()
+        var commandsNode: Node? = nil
         if let s = v.scalar, !s.string.isEmpty, s.string != "~", s.string != "null" {
             h.commands = s.string
+            commandsNode = v
         } else {
             for (key, _, v) in try body(v, "'host'", keys: Self.hostStepKeys) {
                 switch key {
-                case "commands": h.commands = try string(v, key)
+                case "commands": h.commands = try string(v, key); commandsNode = v
                 case "log": h.log = try bool(v, key)
                 case "precheck": h.precheck = try bool(v, key)
                 case "accept-level": h.acceptLevel = try choice(v, key, AcceptLevelPolicy.self)
@@ -335,8 +337,17 @@ struct Reader {
                 }
             }
         }
-        // Host command errors name the host scenario's own line; say where the text starts.
-        do { _ = try h.hostScenario() } catch let e as CocomemError { throw error(v, "host step: \(e.message)") }
+        do { _ = try h.hostScenario() } catch let e as CocomemError {
+            // A host command's error names its line in the commands; in a
+            // block scalar (`|`) that line is the file's line after the indicator's.
+            let prefix = "host scenario line "
+            if let c = commandsNode, let s = c.scalar, s.style == .literal, let mark = c.mark,
+               e.message.hasPrefix(prefix), let colon = e.message.firstIndex(of: ":"),
+               let n = Int(e.message[e.message.index(e.message.startIndex, offsetBy: prefix.count)..<colon]) {
+                throw CocomemError(.invalidScenario, "\(name) line \(mark.line + n): host command: \(e.message[e.message.index(after: colon)...].drop(while: { $0 == " " }))")
+            }
+            throw error(v, "host step: \(e.message)")
+        }
         return h
     }
 }

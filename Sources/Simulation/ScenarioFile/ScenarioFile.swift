@@ -167,7 +167,7 @@ public struct ScenarioFile: Sendable {
     /// what each result embeds as its `scenario_file`.
     public func only(step index: Int?) -> ScenarioFile {
         var f = self
-        f.steps = index.map { [steps[$0]] } ?? []
+        f.steps = index.map { steps.indices.contains($0) ? [steps[$0]] : [] } ?? []
         return f
     }
 
