@@ -9,7 +9,7 @@ struct Boot: ParsableCommand {
     @OptionGroup var printScenario: PrintScenarioOption
 
     func run() throws {
-        if printScenario.on { print(try scenarioFile().yaml, terminator: ""); return }
+        if printScenario.on { printScenario.print(try scenarioFile()); return }
         let r = try guest.boot()
         if output.json { print(r.json.embedding(try scenarioFile()).serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else { print(r.text, terminator: "") }
     }

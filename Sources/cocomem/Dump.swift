@@ -53,7 +53,7 @@ struct Dump: ParsableCommand {
     }
 
     func run() throws {
-        if printScenario.on { print(try scenarioFile().yaml, terminator: ""); return }
+        if printScenario.on { printScenario.print(try scenarioFile()); return }
         let options = DumpOptions(dumpLevel: d, compression: compression, makedumpfile: makedumpfile,
                                   threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         var image: GuestMemoryImage

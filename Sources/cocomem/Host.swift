@@ -29,7 +29,7 @@ struct Host: ParsableCommand {
             }
             text = t
         }
-        if printScenario.on { print(scenarioFile(text: file == nil ? nil : text).yaml, terminator: ""); return }
+        if printScenario.on { printScenario.print(scenarioFile(text: file == nil ? nil : text)); return }
         var s = try HostScenario.parse(text)
         if let precheck { s.options.lpagePrecheck = precheck.isOn }
         if let acceptLevel { s.options.acceptLevelPolicy = acceptLevel }

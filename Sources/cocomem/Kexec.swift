@@ -23,7 +23,7 @@ struct Kexec: ParsableCommand {
     @OptionGroup var printScenario: PrintScenarioOption
 
     func run() throws {
-        if printScenario.on { print(try scenarioFile().yaml, terminator: ""); return }
+        if printScenario.on { printScenario.print(try scenarioFile()); return }
         var s = try guest.scenario()
         s.kernel.crashKernelBytes = try crashKernel.map { try ByteCount.parse($0).value } ?? (crash ? 256 << 20 : 0)
         var plan = KexecPlan()

@@ -7,6 +7,14 @@ import Simulation
 /// `--print-scenario`, the same in every command that has it.
 struct PrintScenarioOption: ParsableArguments {
     @Flag(name: .customLong("print-scenario"), help: "Print the equivalent scenario file (YAML, for cocomem run) and exit") var on = false
+
+    /// Prints `file` with the command line it equals as a comment.
+    func print(_ file: ScenarioFile) {
+        let args = CommandLine.arguments.dropFirst().filter { $0 != "--print-scenario" }.map { a in
+            a.isEmpty || a.contains(where: { " \t'\"$\\".contains($0) }) ? "'" + a.replacingOccurrences(of: "'", with: "'\\''") + "'" : a
+        }
+        Swift.print(file.yaml(from: (["cocomem"] + args).joined(separator: " ")), terminator: "")
+    }
 }
 
 extension ScenarioOptions {

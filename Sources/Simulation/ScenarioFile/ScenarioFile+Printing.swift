@@ -128,8 +128,13 @@ extension ScenarioFile {
     }
 
     /// The file as YAML, with a first comment line.
-    public var yaml: String {
+    public var yaml: String { yaml(from: nil) }
+
+    /// The file as YAML, with a first comment line and, when given, a
+    /// second one saying where it came from (the command line it equals).
+    public func yaml(from origin: String?) -> String {
         var o = "# cocomem scenario: run with `cocomem run FILE` (docs/SCENARIOS.md)\n"
+        if let origin { o += "# from: " + origin.split(whereSeparator: \.isNewline).joined(separator: " ") + "\n" }
         guard case .map(let entries) = tree else { return o }
         Self.emit(entries, indent: 0, into: &o)
         return o
