@@ -20,6 +20,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .target(name: "MemoryModel", swiftSettings: settings),
@@ -32,7 +33,7 @@ let package = Package(
         .target(name: "GuestKernel", dependencies: ["MemoryModel", "Firmware", "CoCoGuest", "CostModel"], swiftSettings: settings),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "CrashDump", dependencies: ["MemoryModel", "CZlib"], swiftSettings: settings),
-        .target(name: "Simulation", dependencies: ["MemoryModel", "Firmware", "GuestKernel", "CoCoGuest", "TDXModule", "KVM", "SNP", "CostModel", "CrashDump"], swiftSettings: settings),
+        .target(name: "Simulation", dependencies: ["MemoryModel", "Firmware", "GuestKernel", "CoCoGuest", "TDXModule", "KVM", "SNP", "CostModel", "CrashDump", .product(name: "Yams", package: "Yams")], swiftSettings: settings),
         .target(name: "Reports", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "CoCoGuest", "Firmware", "GuestKernel", "CrashDump", "Simulation"], swiftSettings: settings),
         .target(name: "Checking", dependencies: ["MemoryModel", "CostModel", "KVM", "Simulation"], swiftSettings: settings),
         .target(name: "Validation", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "CoCoGuest", "Firmware", "GuestKernel", "Simulation", "Reports"], swiftSettings: settings),

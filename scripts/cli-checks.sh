@@ -114,6 +114,66 @@ expect_output "version" "^[0-9][0-9]*\\.[0-9][0-9]*\\.[0-9][0-9]*$" --version
 expect_output "help lists the kernels from the type" "values: 6.5, 6.11, 6.12, 6.16, 7.0; default: 7.0" boot --help
 expect_output "help lists the makedumpfile versions from the type" "values: 1.7.2, 1.7.7, 1.7.8; default: 1.7.8" dump --help
 
+# cocomem run: a bad scenario file is one error line naming the file, the line and the key.
+printf 'guest:\n  platform: tdx\n  memroy: 4G\n' >"$tmp/unknown-key.yaml"
+expect_error "run: unknown key" "unknown-key.yaml line 3: unknown key 'memroy' under 'guest' (expected: platform, memory, vcpus)" run "$tmp/unknown-key.yaml"
+printf 'guest:\n  vcpus: eight\n' >"$tmp/wrong-type.yaml"
+expect_error "run: wrong type" "line 2: 'vcpus' must be an integer, got 'eight'" run "$tmp/wrong-type.yaml"
+printf 'kernel:\n  version: "6.1"\n' >"$tmp/bad-enum.yaml"
+expect_error "run: bad enum" "line 2: 'version' must be one of 6.5, 6.11, 6.12, 6.16, 7.0, got '6.1'" run "$tmp/bad-enum.yaml"
+printf 'guest:\n  memory: 4Q\n' >"$tmp/bad-size.yaml"
+expect_error "run: bad size" "line 2: 'memory': size '4Q'" run "$tmp/bad-size.yaml"
+: >"$tmp/empty.yaml"
+expect_error "run: empty file" "empty.yaml: the file is empty" run "$tmp/empty.yaml"
+printf -- '- boot\n' >"$tmp/list.yaml"
+expect_error "run: top level not a mapping" "line 1: the top level must be a mapping" run "$tmp/list.yaml"
+printf 'steps:\n  - reboot: {}\n' >"$tmp/step.yaml"
+expect_error "run: unknown step kind" "line 2: unknown step kind 'reboot' (expected: kexec, dump, host)" run "$tmp/step.yaml"
+printf 'guest: [1\n' >"$tmp/syntax.yaml"
+expect_error "run: YAML syntax" "syntax.yaml line 2: not valid YAML" run "$tmp/syntax.yaml"
+printf 'workload: [touch=1G, jump=1G]\n' >"$tmp/phases.yaml"
+expect_error "run: a bad workload phase" "line 1: 'workload': unknown workload 'jump'" run "$tmp/phases.yaml"
+printf 'steps:\n  - dump: {level: 31}\n' >"$tmp/dump-nothing.yaml"
+expect_error "run: dump step with nothing to do" "line 2: dump: nothing to do" run "$tmp/dump-nothing.yaml"
+printf 'boot: false\nsteps: [{kexec: {}}]\n' >"$tmp/noboot.yaml"
+expect_error "run: kexec without a boot" "needs a booted guest" run "$tmp/noboot.yaml"
+expect_error "run: missing file" "cannot read scenario file" run "$tmp/does-not-exist.yaml"
+expect_error "run: a directory" "cannot read scenario file" run "$tmp"
+expect_error "run: no file" "Missing expected argument '<file>'" run
+
+# --print-scenario round trips: the file a command prints runs to the same result.
+roundtrip() {
+    local what=$1; shift
+    local cmd=$1; shift
+    "$bin" "$cmd" "$@" --json >"$tmp/direct.json" 2>&1
+    "$bin" "$cmd" "$@" --print-scenario >"$tmp/printed.yaml" 2>&1
+    "$bin" run "$tmp/printed.yaml" --json >"$tmp/run.json" 2>&1
+    if python3 - "$cmd" "$tmp/direct.json" "$tmp/run.json" <<'PY'
+import json, sys
+cmd, a, b = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+got = b["boot"] if cmd == "boot" else b["steps"][0]["result"]
+sys.exit(0 if a == got else 1)
+PY
+    then pass=$((pass + 1)); else echo "FAIL: round trip $what: $(head -c 300 "$tmp/run.json")"; fail=$((fail + 1)); fi
+}
+roundtrip "boot default" boot
+roundtrip "boot 64G eager tdx-huge" boot --memory 64G --vcpus 8 --accept eager --host tdx-huge --workload touch=4G
+roundtrip "boot snp" boot --platform snp --memory 4G --host-mapping 2m --no-acceptance-protocol-call --snp-prefault
+roundtrip "boot tdvf-2022 6.5" boot --memory 6G --firmware tdvf-2022 --fw-partial-accept 512M --kernel 6.5 --loader grub-ebs --deferred-init off --boot-alloc 128M --workload rate=256M:5 --seed 3
+roundtrip "boot 65.5G 6.16" boot --memory 65.5G --kernel 6.16
+roundtrip "kexec" kexec --memory 4G --kernel 6.16 --initrd 256M --syscall kexec_load --init-size 48M --kernel-alignment 16M --cmdline-len 300 --next-kernel 7.0
+roundtrip "kexec crash" kexec --memory 8G --crash --load-only
+roundtrip "dump estimate" dump --memory 2G --kernel 6.16 -c -d 31 --estimate --sample 64 --thp always --workload touch=512M --makedumpfile 1.7.7
+roundtrip "dump mem-usage" dump --memory 2G --kernel 6.16 --mem-usage --crashkernel 128M
+roundtrip "host" host --policy zap-first --precheck off --check-invariants
+# A JSON result reruns as itself.
+"$bin" kexec --memory 2G --kernel 6.12 --initrd 256M --json >"$tmp/result.json"
+if "$bin" run "$tmp/result.json" --json | python3 -c "import json,sys; a=json.load(open('$tmp/result.json')); b=json.load(sys.stdin); sys.exit(0 if a == b['steps'][0]['result'] else 1)"; then
+    pass=$((pass + 1))
+else
+    echo "FAIL: a JSON result does not rerun as itself"; fail=$((fail + 1))
+fi
+
 # A kexec load that cannot be placed is an outcome of the simulation, reported, not an error.
 if "$bin" kexec --memory 1G --initrd 900M >"$tmp/out" 2>"$tmp/err" && grep -q "Load: failed: E" "$tmp/out"; then
     pass=$((pass + 1))

@@ -8,9 +8,11 @@ struct Boot: ParsableCommand {
     @OptionGroup var guest: ScenarioOptions
     @OptionGroup var output: JSONOption
     @Flag(name: .customLong("meminfo"), help: "Print only /proc/meminfo (--json wins when both are given)") var meminfoOnly = false
+    @OptionGroup var printScenario: PrintScenarioOption
 
     func run() throws {
+        if printScenario.on { printScenario.print(try scenarioFile()); return }
         let r = try guest.boot()
-        if output.json { print(r.json.serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else { print(r.text, terminator: "") }
+        if output.json { print(r.json.embedding(try scenarioFile()).serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else { print(r.text, terminator: "") }
     }
 }

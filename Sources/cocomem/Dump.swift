@@ -29,6 +29,7 @@ struct Dump: ParsableCommand {
     @Option(help: "transparent_hugepage: always (anonymous memory in 2 MiB folios where aligned) or never") var thp: THPMode = .never
     @Flag(name: .customLong("no-vmcoreinfo"), help: "Leave the VMCOREINFO note out of the vmcore (then only -d 0 and -d 1 work)") var noVmcoreinfo = false
     @OptionGroup var json: JSONOption
+    @OptionGroup var printScenario: PrintScenarioOption
 
     var compression: DumpCompression {
         [(c, DumpCompression.zlib), (l, .lzo), (p, .snappy), (z, .zstd)].first(where: \.0)?.1 ?? .none
@@ -53,6 +54,7 @@ struct Dump: ParsableCommand {
     }
 
     func run() throws {
+        if printScenario.on { printScenario.print(try scenarioFile()); return }
         let options = DumpOptions(dumpLevel: d, compression: compression, makedumpfile: makedumpfile,
                                   threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         var image: GuestMemoryImage
@@ -66,12 +68,12 @@ struct Dump: ParsableCommand {
         if noVmcoreinfo { image.vmcoreinfo = nil }
         if memUsage {
             let u = try DumpTool.memUsage(image: image, makedumpfile: makedumpfile, threads: options.threads)
-            print(json.json ? u.json.serialized() : u.text, terminator: json.json ? "\n" : "")
+            print(json.json ? u.json.embedding(try scenarioFile()).serialized() : u.text, terminator: json.json ? "\n" : "")
             return
         }
         let sampling = sample.map { EstimateSampling(pagesPerStratum: $0, seed: guest.seed) }
         let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling,
                                       elfDump: elfDump)
-        print(json.json ? result.json.serialized() : result.text, terminator: json.json ? "\n" : "")
+        print(json.json ? result.json.embedding(try scenarioFile()).serialized() : result.text, terminator: json.json ? "\n" : "")
     }
 }

@@ -19,6 +19,7 @@ struct Host: ParsableCommand {
     @Option(help: "Override: conversion policy") var policy: ConversionPolicy?
     @Flag(name: .customLong("check-invariants"), help: "Check every invariant after every host operation") var check = false
     @OptionGroup var calibration: CalibrationOption
+    @OptionGroup var printScenario: PrintScenarioOption
 
     func run() throws {
         if printDefault { print(HostScenario.seed004); return }
@@ -29,6 +30,7 @@ struct Host: ParsableCommand {
             }
             text = t
         }
+        if printScenario.on { printScenario.print(scenarioFile(text: file == nil ? nil : text)); return }
         var s = try HostScenario.parse(text)
         if let precheck { s.options.lpagePrecheck = precheck.isOn }
         if let acceptLevel { s.options.acceptLevelPolicy = acceptLevel }
@@ -37,6 +39,10 @@ struct Host: ParsableCommand {
         let r = try HostRun(s, calibration: calibration.load(), log: log)
         var violations: [String]? = nil
         if check { violations = try r.runChecked() } else { try r.run() }
-        if output.json { print(r.json(violations: violations).serialized()) } else { print(r.text(violations: violations), terminator: "") }
+        if output.json {
+            print(r.json(violations: violations).embedding(scenarioFile(text: file == nil ? nil : text)).serialized())
+        } else {
+            print(r.text(violations: violations), terminator: "")
+        }
     }
 }

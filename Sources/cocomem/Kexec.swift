@@ -20,8 +20,10 @@ struct Kexec: ParsableCommand {
     @Option(name: .customLong("next-kernel"), help: "Generation of the kernel kexec boots (default: the running one's)") var nextKernel: KernelVersion?
     @Flag(name: .customLong("load-only"), help: "Load without executing (kexec -l)") var loadOnly = false
     @OptionGroup var output: JSONOption
+    @OptionGroup var printScenario: PrintScenarioOption
 
     func run() throws {
+        if printScenario.on { printScenario.print(try scenarioFile()); return }
         var s = try guest.scenario()
         s.kernel.crashKernelBytes = try crashKernel.map { try ByteCount.parse($0).value } ?? (crash ? 256 << 20 : 0)
         var plan = KexecPlan()
@@ -45,6 +47,6 @@ struct Kexec: ParsableCommand {
         let sim = BootSimulation(scenario: s, calibration: try guest.calibration.load())
         plan.request.payload = p
         let r = try sim.runKexec(plan)
-        print(output.json ? r.json.serialized() : r.text, terminator: output.json ? "\n" : "")
+        print(output.json ? r.json.embedding(try scenarioFile()).serialized() : r.text, terminator: output.json ? "\n" : "")
     }
 }

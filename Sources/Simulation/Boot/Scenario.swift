@@ -5,7 +5,6 @@ public import KVM
 import MemoryModel
 import SNP
 public import TDXModule
-public import TDXModule
 
 /// A workload run after boot.
 public enum Workload: Sendable, Equatable {
@@ -21,6 +20,9 @@ public enum Workload: Sendable, Equatable {
     /// (`echo N > /proc/sys/vm/nr_hugepages`): order-9 allocations from the
     /// buddy allocator, accepting like any allocation, not written.
     case hugetlb(UInt64)
+    /// Several workloads one after the other (a scenario file's list of
+    /// phases; the `--workload` flag gives one).
+    case phases([Workload])
 
     /// Parses `none`, `touch=SIZE`, `pagecache=SIZE`, `touch=all`,
     /// `rate=SIZE:SECONDS` (SIZE per second for SECONDS), `hugetlb=SIZE`.

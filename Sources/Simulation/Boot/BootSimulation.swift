@@ -197,21 +197,8 @@ public struct BootSimulation {
         // The workload after boot.
         var wclock = PhaseClock(vcpus: s.vcpus)
         if outcome == .ok {
-            var wfull: Double? = nil
-            switch workload {
-            case .none: break
-            case .touch(let b):
-                let (_, o) = kernel.allocate(pages: ByteCount(b).frames(), use: .anonymous, touch: true, clock: &wclock, fullyAcceptedAt: &wfull)
-                outcome = o
-            case .pageCache(let b):
-                let (_, o) = kernel.allocate(pages: ByteCount(b).frames(), use: .pageCache, touch: true, clock: &wclock, fullyAcceptedAt: &wfull)
-                outcome = o
-            case .rate(let perSecond, let seconds):
-                (outcome, wfull) = runRate(kernel, perSecond: perSecond, seconds: seconds, clock: &wclock)
-            case .hugetlb(let b):
-                let (_, o) = kernel.allocate(pages: ByteCount(b).frames(), use: .hugetlb, touch: false, clock: &wclock, fullyAcceptedAt: &wfull)
-                outcome = o
-            }
+            let wfull: Double?
+            (outcome, wfull) = runWorkload(workload, kernel, clock: &wclock)
             if r.fullyAcceptedAfter == nil, let w = wfull { r.fullyAcceptedAfter = r.times.totalBoot + w }
         }
         r.times.workload = wclock.seconds(costs)
@@ -219,6 +206,41 @@ public struct BootSimulation {
         r.perPhaseCounts.append(("workload", wclock.counts))
         r.events += kernel.events
         r.outcome = outcome
+    }
+
+    /// Runs a workload on the booted kernel. Returns the outcome and when
+    /// memory became fully accepted, in seconds from the start of the workload.
+    func runWorkload(_ workload: Workload, _ kernel: GuestKernel, clock wclock: inout PhaseClock) -> (AcceptOutcome, Double?) {
+        var wfull: Double? = nil
+        switch workload {
+        case .none: return (.ok, nil)
+        case .touch(let b):
+            let (_, o) = kernel.allocate(pages: ByteCount(b).frames(), use: .anonymous, touch: true, clock: &wclock, fullyAcceptedAt: &wfull)
+            return (o, wfull)
+        case .pageCache(let b):
+            let (_, o) = kernel.allocate(pages: ByteCount(b).frames(), use: .pageCache, touch: true, clock: &wclock, fullyAcceptedAt: &wfull)
+            return (o, wfull)
+        case .rate(let perSecond, let seconds):
+            return runRate(kernel, perSecond: perSecond, seconds: seconds, clock: &wclock)
+        case .hugetlb(let b):
+            let (_, o) = kernel.allocate(pages: ByteCount(b).frames(), use: .hugetlb, touch: false, clock: &wclock, fullyAcceptedAt: &wfull)
+            return (o, wfull)
+        case .phases(let phases):
+            // One phase after the other on the same kernel, each timed on its
+            // own clock (as rate= times its slices): the workload's time is
+            // their sum; a phase that kills the guest ends the sequence.
+            var elapsed = 0.0
+            for phase in phases {
+                var pclock = PhaseClock(vcpus: wclock.vcpus)
+                let (o, pfull) = runWorkload(phase, kernel, clock: &pclock)
+                if wfull == nil, let f = pfull { wfull = elapsed + f }
+                elapsed += pclock.seconds(costs)
+                wclock.record(pclock)
+                if o != .ok { wclock.pacedSeconds = elapsed; return (o, wfull) }
+            }
+            wclock.pacedSeconds = elapsed
+            return (.ok, wfull)
+        }
     }
 
     /// `rate=SIZE:SECONDS`: every second, `perSecond` bytes are allocated and

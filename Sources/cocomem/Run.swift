@@ -1,0 +1,27 @@
+import ArgumentParser
+import Checking
+import Foundation
+import MemoryModel
+import Reports
+import Simulation
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a scenario file: the boot, then each step (kexec, dump, host); prints each report, or one JSON object.",
+        discussion: "The file is YAML or JSON in the schema of docs/SCENARIOS.md; a JSON result of any command is accepted too (its scenario_file is run). boot, dump, kexec and host print the file their flags describe with --print-scenario.")
+    @Argument(help: "Scenario file (YAML or JSON; a command's JSON result works too)") var file: String
+    @Option(help: "Directory the dump steps' elf: and output: paths are relative to (created if missing)") var out = "."
+    @OptionGroup var output: JSONOption
+
+    func run() throws {
+        let f = try ScenarioFile.load(path: file)
+        let writes = f.steps.contains { if case .dump(let d) = $0 { !d.estimate && !d.memUsage && (d.elf ?? d.output) != nil } else { false } }
+        if writes, out != ".", !FileManager.default.fileExists(atPath: out) {
+            do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
+                throw CocomemError(.io, "cannot create output directory '\(out)'")
+            }
+        }
+        let r = try f.run(outputDirectory: out, checkedHostRun: { try $0.runChecked() })
+        print(output.json ? r.json.serialized() : r.text, terminator: output.json ? "\n" : "")
+    }
+}
