@@ -23,30 +23,10 @@ struct Kexec: ParsableCommand {
     @OptionGroup var printScenario: PrintScenarioOption
 
     func run() throws {
-        if printScenario.on { printScenario.print(try scenarioFile()); return }
-        var s = try guest.scenario()
-        s.kernel.crashKernelBytes = try crashKernel.map { try ByteCount.parse($0).value } ?? (crash ? 256 << 20 : 0)
-        var plan = KexecPlan()
-        plan.request.syscall = syscall
-        plan.request.type = crash ? .crash : .normal
-        var p = KexecPayload()
-        p.initrdBytes = try ByteCount.parse(initrd).value
-        p.kernelFileBytes = try ByteCount.parse(kernelSize).value
-        p.initSize = try initSize.map { try ByteCount.parse($0).value } ?? s.kernel.kernelInitBytes
-        s.kernel.kernelInitBytes = p.initSize
-        p.kernelAlignment = try ByteCount.parse(kernelAlignment).value
-        guard p.kernelAlignment >= 4096, p.kernelAlignment & (p.kernelAlignment - 1) == 0 else {
-            throw ValidationError("--kernel-alignment \(kernelAlignment) is not a power of two of at least 4K")
-        }
-        guard p.initSize > 0, cmdlineLen >= 1, cmdlineLen <= 1 << 20 else {
-            throw ValidationError("--init-size must be positive and --cmdline-len between 1 and 1M")
-        }
-        p.cmdlineBytes = cmdlineLen
-        if let nextKernel { plan.nextKernel = nextKernel }
-        plan.execute = !loadOnly
-        let sim = BootSimulation(scenario: s, calibration: try guest.calibration.load())
-        plan.request.payload = p
-        let r = try sim.runKexec(plan)
-        print(output.json ? r.json.embedding(try scenarioFile()).serialized() : r.text, terminator: output.json ? "\n" : "")
+        let f = try scenarioFile()
+        if printScenario.on { printScenario.print(f); return }
+        guard case .kexec(let k)? = f.steps.first else { return }
+        let r = try f.runKexec(k, calibration: try guest.calibration.load())
+        print(output.json ? r.json.embedding(f).serialized() : r.text, terminator: output.json ? "\n" : "")
     }
 }

@@ -1,5 +1,5 @@
 import CoCoGuest
-import CostModel
+public import CostModel
 import CrashDump
 public import Foundation
 import GuestKernel
@@ -106,7 +106,8 @@ extension ScenarioFile {
         return plan
     }
 
-    func runKexec(_ k: KexecStep, calibration: Calibration) throws -> KexecResult {
+    /// Runs a kexec step on the file's guest, as `cocomem kexec` does.
+    public func runKexec(_ k: KexecStep, calibration: Calibration) throws -> KexecResult {
         try BootSimulation(scenario: scenario, calibration: calibration).runKexec(kexecPlan(k))
     }
 
