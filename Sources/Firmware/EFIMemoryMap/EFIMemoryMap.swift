@@ -11,10 +11,11 @@ public struct EFIMemoryMap: Equatable, Sendable {
     /// the kernel's e820 table holds 3200 (`E820_MAX_ENTRIES`); every
     /// per-descriptor step of the model stays fast well past this.
     public static let maximumDescriptors = 16384
-    /// The end of the physical address space a map may describe: 2^53
-    /// (8 PiB). The model's largest guest (4 PiB) with its 32-bit hole
-    /// fits; x86-64's MAXPHYADDR is 52 bits.
-    public static let maximumAddress: UInt64 = 1 << 53
+    /// The end of the physical address space a map may describe: 4 PiB +
+    /// 4 GiB, the model's largest guest (4 PiB, `ByteCount.maximumGuestSize`)
+    /// with its RAM moved above the 32-bit hole. The EFI stub's unaccepted
+    /// bitmap for it is the 256 MiB its own comment sizes for 4 PiB.
+    public static let maximumAddress: UInt64 = (1 << 52) + (1 << 32)
 
     static func tooManyDescriptors(line: Int? = nil, entries: Int? = nil) -> CocomemError {
         CocomemError(.invalidMemoryMap, "memory map has more than \(maximumDescriptors) descriptors\(line.map { " (line \($0))" } ?? "")\(entries.map { " (\($0) entries)" } ?? ""), the most a map may have")
