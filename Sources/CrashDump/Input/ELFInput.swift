@@ -34,6 +34,10 @@ public final class ELFInput: @unchecked Sendable {
     /// Physical memory the PT_LOADs cover, page-granular, merged and sorted
     /// (makedumpfile's 1st bitmap: `paddr >> PAGE_SHIFT ..< (paddr + memsz) >> PAGE_SHIFT`).
     public let ranges: [AddressRange]
+    /// Which PT_LOAD serves each byte: disjoint pieces sorted by address,
+    /// each owned by the first PT_LOAD (in file order) covering it, so a read
+    /// finds its PT_LOAD by binary search however many there are.
+    let pieces: [(start: UInt64, end: UInt64, load: Int)]
     let fd: Int32
     private let lock = NSLock()
     private var readError: String? = nil
@@ -82,6 +86,7 @@ public final class ELFInput: @unchecked Sendable {
             vmcoreinfo = parsed.vmcoreinfo
             vmcoreinfoOffset = parsed.vmcoreinfoOffset
             ranges = parsed.ranges
+            pieces = Self.pieces(parsed.loads)
         } catch {
             close(fd)
             throw error
@@ -200,10 +205,49 @@ public final class ELFInput: @unchecked Sendable {
         return out
     }
 
+    /// The pieces of `loads`: a sweep over their start and end addresses
+    /// with a min-heap of the file indices of the PT_LOADs covering the
+    /// current address (the smallest owns it).
+    /// - Complexity: O(n log n) in the number of PT_LOADs.
+    static func pieces(_ loads: [Load]) -> [(start: UInt64, end: UInt64, load: Int)] {
+        let order = loads.indices.filter { loads[$0].memsz > 0 }.sorted { loads[$0].paddr < loads[$1].paddr }
+        var bounds = Array(Set(order.flatMap { [loads[$0].paddr, loads[$0].paddr + loads[$0].memsz] })).sorted()
+        if bounds.isEmpty { bounds = [0] }
+        var heap: [Int] = []   // file indices, a binary min-heap
+        func push(_ i: Int) {
+            heap.append(i)
+            var c = heap.count - 1
+            while c > 0, heap[(c - 1) / 2] > heap[c] { heap.swapAt(c, (c - 1) / 2); c = (c - 1) / 2 }
+        }
+        func pop() {
+            heap.swapAt(0, heap.count - 1); heap.removeLast()
+            var p = 0
+            while true {
+                let l = 2 * p + 1, r = l + 1
+                var m = p
+                if l < heap.count, heap[l] < heap[m] { m = l }
+                if r < heap.count, heap[r] < heap[m] { m = r }
+                if m == p { break }
+                heap.swapAt(p, m); p = m
+            }
+        }
+        var out: [(start: UInt64, end: UInt64, load: Int)] = []
+        var next = 0
+        for (k, b) in bounds.enumerated().dropLast() {
+            while next < order.count, loads[order[next]].paddr <= b { push(order[next]); next += 1 }
+            while let top = heap.first, loads[top].paddr + loads[top].memsz <= b { pop() }
+            guard let owner = heap.first else { continue }
+            let e = bounds[k + 1]
+            if let last = out.last, last.load == owner, last.end == b { out[out.count - 1].end = e } else { out.append((b, e, owner)) }
+        }
+        return out
+    }
+
     /// Reads physical `[paddr, paddr + buffer.count)` into `buffer`, from the
     /// first PT_LOAD holding each byte (as makedumpfile's `readmem()` picks
     /// one); bytes past a PT_LOAD's `filesz` or in no PT_LOAD read as zeros.
     /// A failed read zero-fills and is reported by `checkReads()`.
+    /// - Complexity: O(log PT_LOADs) per piece read.
     public func read(paddr: UInt64, into buffer: UnsafeMutableRawBufferPointer) {
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
         // An address from the file's own data (a page table, VMCOREINFO) may be anything: past the top, nothing is there.
@@ -211,12 +255,14 @@ public final class ELFInput: @unchecked Sendable {
         guard !wraps else { return }
         var a = paddr
         while a < end {
-            guard let l = segments.first(where: { $0.paddr <= a && a < $0.paddr + $0.memsz }) else {
-                // Nothing here: skip to the next PT_LOAD start, if any.
-                a = segments.map(\.paddr).filter { $0 > a }.min().map { min($0, end) } ?? end
-                continue
-            }
-            let stop = min(end, l.paddr + l.memsz)
+            // The first piece ending after a.
+            var lo = 0, hi = pieces.count
+            while lo < hi { let mid = (lo + hi) / 2; if pieces[mid].end <= a { lo = mid + 1 } else { hi = mid } }
+            guard lo < pieces.count else { break }
+            let piece = pieces[lo]
+            guard piece.start <= a else { a = min(piece.start, end); continue }   // a hole: zeros up to the next piece
+            let l = segments[piece.load]
+            let stop = min(end, piece.end)
             let inFile = l.paddr + l.filesz
             if a < inFile {
                 let n = Int(min(stop, inFile) - a)
