@@ -34,6 +34,11 @@ public struct AcceptTool {
             guard f.count == 2, let s = parseInteger(f[0]), let z = parseInteger(f[1]) else {
                 throw CocomemError(.invalidArgument, "calls line \(n + 1): expected 'start size' (decimal or 0x hex): '\(l)'")
             }
+            // accept_memory() computes start + size (and adds a guard unit): past the map's address space it would wrap.
+            let (end, wraps) = s.addingReportingOverflow(z)
+            guard !wraps, end <= EFIMemoryMap.maximumAddress else {
+                throw CocomemError(.invalidArgument, "calls line \(n + 1): start + size passes \(hex16(EFIMemoryMap.maximumAddress)), the highest address a map may describe: '\(l)'")
+            }
             out.append((s, z))
         }
         return out

@@ -51,5 +51,9 @@ import Testing
         #expect(calls.map(\.0) == [0x1_0000_0000, 0x1_0000_0000])
         #expect(calls.map(\.1) == [0x20_0000, 0x20_0000])
         #expect(throws: CocomemError.self) { try AcceptTool.parseCalls("1 2 3\r\n") }
+        // start + size past 2^64 trapped in unitWindow(); past the address limit it is refused.
+        #expect { _ = try AcceptTool.parseCalls("0xfffffffffffff000 0x2000\n") } throws: {
+            ($0 as? CocomemError)?.message.contains("calls line 1: start + size passes") == true
+        }
     }
 }
