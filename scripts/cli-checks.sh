@@ -114,6 +114,16 @@ expect_output "version" "^[0-9][0-9]*\\.[0-9][0-9]*\\.[0-9][0-9]*$" --version
 expect_output "help lists the kernels from the type" "values: 6.5, 6.11, 6.12, 6.16, 7.0; default: 7.0" boot --help
 expect_output "help lists the makedumpfile versions from the type" "values: 1.7.2, 1.7.7, 1.7.8; default: 1.7.8" dump --help
 
+# A CRLF map (a serial-console log) has the same unaccepted table as an LF one.
+printf 'efi: mem00: [Conventional|   |  |  |  |  |  |  |  |  |   |WB|WT|WC|UC] range=[0x0-0x3fffffff] (1024MB)\r\nefi: mem01: [Unaccepted  |   |  |  |  |  |  |  |  |  |   |WB|WT|WC|UC] range=[0x100000000-0x13fffffff] (1024MB)\r\n' >"$tmp/crlf.map"
+expect_output "CRLF memory map" '"units_set": 512' accept --memmap "$tmp/crlf.map"
+printf '0xffffffffffffffff 0xffffffffffffffff\r\n' >"$tmp/wrap.calls"
+expect_error "calls line past the address space" "calls line 1: start + size passes" accept --memmap "$tmp/crlf.map" --calls "$tmp/wrap.calls"
+printf '{"core_write_gib_per_s": {"value": -1, "source": "x"}}\n' >"$tmp/neg.calibration"
+expect_error "negative calibration rate" "core_write_gib_per_s" boot --calibration "$tmp/neg.calibration"
+mkfifo "$tmp/fifo.map"
+expect_error "a FIFO as --memmap" "not a regular file" accept --memmap "$tmp/fifo.map"
+
 # A kexec load that cannot be placed is an outcome of the simulation, reported, not an error.
 if "$bin" kexec --memory 1G --initrd 900M >"$tmp/out" 2>"$tmp/err" && grep -q "Load: failed: E" "$tmp/out"; then
     pass=$((pass + 1))

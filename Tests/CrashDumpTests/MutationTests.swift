@@ -10,7 +10,7 @@ import TestSupport
 /// Issue 15's promise, sampled: seeded random byte flips and truncations of
 /// a small valid ELF vmcore, EFI map, calibration file and calls file, each
 /// read by its parser (the vmcore also converted at `-d 31` to a temporary
-/// file). Every outcome is a success or a `CocomemError`; a trap would end
+/// file, kdump-compressed or, one in three, `-E`). Every outcome is a success or a `CocomemError`; a trap would end
 /// the test process. Time per input is bounded by the design (every loop is
 /// over a count checked against the file or a stated limit), not by a clock.
 @Suite(.serialized) struct MutationTests {
@@ -53,7 +53,9 @@ import TestSupport
             try Data(m).write(to: URL(fileURLWithPath: path))
             let fine = Self.outcome("vmcore mutation \(i)") {
                 let image = GuestMemoryImage(input: try ELFInput(path: path))
-                _ = try DumpTool.run(image: image, options: DumpOptions(dumpLevel: 31), elf: nil, output: dir + "/out", estimateOnly: false, force: true)
+                // Every third one as makedumpfile -E instead.
+                _ = try DumpTool.run(image: image, options: DumpOptions(dumpLevel: 31, compression: i % 3 == 2 ? .none : .zlib), elf: nil,
+                                     output: dir + "/out", estimateOnly: false, elfDump: i % 3 == 2, force: true)
             }
             if fine { ok += 1 } else { refused += 1 }
             try? FileManager.default.removeItem(atPath: path)
