@@ -123,6 +123,7 @@ printf '{"core_write_gib_per_s": {"value": -1, "source": "x"}}\n' >"$tmp/neg.cal
 expect_error "negative calibration rate" "core_write_gib_per_s" boot --calibration "$tmp/neg.calibration"
 mkfifo "$tmp/fifo.map"
 expect_error "a FIFO as --memmap" "not a regular file" accept --memmap "$tmp/fifo.map"
+expect_error "a FIFO as a host scenario" "not a regular file" host "$tmp/fifo.map"
 
 # A kexec load that cannot be placed is an outcome of the simulation, reported, not an error.
 if "$bin" kexec --memory 1G --initrd 900M >"$tmp/out" 2>"$tmp/err" && grep -q "Load: failed: E" "$tmp/out"; then

@@ -23,10 +23,8 @@ struct Host: ParsableCommand {
         if printDefault { print(HostScenario.seed004); return }
         var text = HostScenario.seed004
         if let f = file {
-            guard let d = FileManager.default.contents(atPath: f), let t = String(data: d, encoding: .utf8) else {
-                throw CocomemError(.io, "cannot read host scenario '\(f)'")
-            }
-            text = t
+            // A regular file of at most 16 MiB: a FIFO hung here.
+            text = try readTextFile(f, what: "host scenario", maxBytes: 16 << 20)
         }
         var s = try HostScenario.parse(text)
         if let precheck { s.options.lpagePrecheck = precheck.isOn }
