@@ -36,7 +36,8 @@ public final class AtomicFile {
         // An interrupt stops the write and exits (even where the shell started us with SIGINT ignored).
         InterruptCleanup.install()
         #if os(Linux)
-        let unnamed = open(dir, Self.oTmpfile | O_WRONLY | O_CLOEXEC, 0o644)
+        // An unnamed file is named at the end through /proc/self/fd: without /proc, use a named one.
+        let unnamed = access("/proc/self/fd", F_OK) == 0 ? open(dir, Self.oTmpfile | O_WRONLY | O_CLOEXEC, 0o644) : -1
         #else
         let unnamed: Int32 = -1
         #endif
