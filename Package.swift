@@ -43,11 +43,12 @@ let package = Package(
         .testTarget(name: "MemoryModelTests", dependencies: ["MemoryModel"], swiftSettings: settings),
         .testTarget(name: "FirmwareTests", dependencies: ["Firmware", "MemoryModel", "CostModel", "Simulation", "Reports"], swiftSettings: settings),
         .testTarget(name: "GuestKernelTests", dependencies: ["GuestKernel", "MemoryModel", "CostModel", "CoCoGuest", "Firmware", "TDXModule", "Simulation", "Reports", "TestSupport"], swiftSettings: settings),
-        .testTarget(name: "CrashDumpTests", dependencies: ["CrashDump", "Simulation", "Reports", "MemoryModel", "CostModel", "GuestKernel", "TestSupport"], swiftSettings: settings),
+        .testTarget(name: "CrashDumpTests", dependencies: ["CrashDump", "Simulation", "Reports", "MemoryModel", "CostModel", "GuestKernel", "Firmware", "TestSupport"], swiftSettings: settings),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Reports", "KVM", "TDXModule", "MemoryModel", "CoCoGuest", "CostModel", "Firmware", "GuestKernel", "TestSupport"], swiftSettings: settings),
         .testTarget(name: "TDXModuleTests", dependencies: ["TDXModule", "MemoryModel"], swiftSettings: settings),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "TDXModule", "MemoryModel", "CostModel", "CoCoGuest", "Simulation", "Reports"], swiftSettings: settings),
         .testTarget(name: "CheckingTests", dependencies: ["Checking", "KVM", "MemoryModel"], swiftSettings: settings),
+        .testTarget(name: "CostModelTests", dependencies: ["CostModel", "MemoryModel"], swiftSettings: settings),
         .testTarget(name: "ValidationTests", dependencies: ["Validation", "CostModel"], swiftSettings: settings),
     ]
 )

@@ -173,6 +173,16 @@ if "$bin" run "$tmp/result.json" --json | python3 -c "import json,sys; a=json.lo
 else
     echo "FAIL: a JSON result does not rerun as itself"; fail=$((fail + 1))
 fi
+# A CRLF map (a serial-console log) has the same unaccepted table as an LF one.
+printf 'efi: mem00: [Conventional|   |  |  |  |  |  |  |  |  |   |WB|WT|WC|UC] range=[0x0-0x3fffffff] (1024MB)\r\nefi: mem01: [Unaccepted  |   |  |  |  |  |  |  |  |  |   |WB|WT|WC|UC] range=[0x100000000-0x13fffffff] (1024MB)\r\n' >"$tmp/crlf.map"
+expect_output "CRLF memory map" '"units_set": 512' accept --memmap "$tmp/crlf.map"
+printf '0xffffffffffffffff 0xffffffffffffffff\r\n' >"$tmp/wrap.calls"
+expect_error "calls line past the address space" "calls line 1: start + size passes" accept --memmap "$tmp/crlf.map" --calls "$tmp/wrap.calls"
+printf '{"core_write_gib_per_s": {"value": -1, "source": "x"}}\n' >"$tmp/neg.calibration"
+expect_error "negative calibration rate" "core_write_gib_per_s" boot --calibration "$tmp/neg.calibration"
+mkfifo "$tmp/fifo.map"
+expect_error "a FIFO as --memmap" "not a regular file" accept --memmap "$tmp/fifo.map"
+expect_error "a FIFO as a host scenario" "not a regular file" host "$tmp/fifo.map"
 
 # A kexec load that cannot be placed is an outcome of the simulation, reported, not an error.
 if "$bin" kexec --memory 1G --initrd 900M >"$tmp/out" 2>"$tmp/err" && grep -q "Load: failed: E" "$tmp/out"; then
@@ -181,24 +191,67 @@ else
     echo "FAIL: oversized kexec load: $(head -c 300 "$tmp/out" "$tmp/err")"; fail=$((fail + 1))
 fi
 
-# An interrupted dump leaves no file and no temporary file behind. Wait
-# until the temporary file exists, so the interrupt lands mid-write.
-mkdir -p "$tmp/int"
-"$bin" dump --memory 4G --kernel 6.12 --workload pagecache=2G --elf "$tmp/int/vmcore" >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 1 200); do
-    ls -A "$tmp/int" | grep -q tmp && break
-    sleep 0.1
+# An interrupted dump (SIGINT) or a killed one (SIGKILL, which no handler
+# sees) leaves no file and no temporary file behind. Wait until the process
+# has its output open (an unnamed O_TMPFILE file in the directory, or a
+# named temporary where the filesystem has none), so the signal lands mid-write.
+for sig in INT KILL; do
+    rm -rf "$tmp/int"; mkdir -p "$tmp/int"
+    "$bin" dump --memory 4G --kernel 6.12 --workload pagecache=2G --elf "$tmp/int/vmcore" >/dev/null 2>&1 &
+    pid=$!
+    started=
+    for _ in $(seq 1 200); do
+        if ls -l "/proc/$pid/fd" 2>/dev/null | grep -q "$tmp/int/"; then started=yes; break; fi
+        sleep 0.1
+    done
+    kill -"$sig" "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    if [ -z "$started" ]; then
+        echo "FAIL: SIG$sig during a dump: the write never started"; fail=$((fail + 1))
+    elif [ -n "$(ls -A "$tmp/int")" ]; then
+        echo "FAIL: SIG$sig during a dump left files: $(ls -A "$tmp/int")"; fail=$((fail + 1))
+    else
+        pass=$((pass + 1))
+    fi
 done
-started=$(ls -A "$tmp/int")
-kill -INT "$pid" 2>/dev/null
-wait "$pid" 2>/dev/null
-if [ -z "$started" ]; then
-    echo "FAIL: interrupted dump: the write never started"; fail=$((fail + 1))
-elif [ -n "$(ls -A "$tmp/int")" ]; then
-    echo "FAIL: interrupted dump left files: $(ls -A "$tmp/int")"; fail=$((fail + 1))
-else
+
+# Dangerous outputs: one error line, nothing written, nothing replaced.
+# expect_untouched DESCRIPTION: the directory $tmp/paths holds only what it held before.
+mkdir -p "$tmp/paths"
+"$bin" dump --memory 256M --kernel 6.16 -d 1 -o "$tmp/paths/existing" >/dev/null 2>&1
+mkfifo "$tmp/paths/fifo"
+before=$(ls -A "$tmp/paths" | sort | tr '\n' ' ')
+expect_untouched() {
+    local now
+    now=$(ls -A "$tmp/paths" | sort | tr '\n' ' ')
+    if [ "$now" != "$before" ]; then echo "FAIL: $1 left: $now (before: $before)"; fail=$((fail + 1)); else pass=$((pass + 1)); fi
+}
+if [ -w /dev/null ]; then
+    expect_error "-o a character device, even with -f" "character device" dump --memory 256M -o /dev/null -f
+    if [ -c /dev/null ]; then pass=$((pass + 1)); else echo "FAIL: /dev/null is no longer a device"; fail=$((fail + 1)); fi
+fi
+expect_error "-o a FIFO" "only a regular file is ever replaced" dump --memory 256M -o "$tmp/paths/fifo" -f
+expect_untouched "-o a FIFO"
+expect_error "-o the input vmcore" "is the input vmcore" dump --input "$tmp/small.vmcore" -o "$tmp/small.vmcore" -f
+expect_error "--elf and -o the same file" "both name" dump --memory 256M --elf "$tmp/paths/same" -o "$tmp/paths/same"
+expect_untouched "--elf and -o the same file"
+expect_error "existing dump file without -f" "Can't open the dump file ($tmp/paths/existing). File exists" dump --memory 256M -o "$tmp/paths/existing"
+expect_untouched "existing dump file without -f"
+expect_error "-o /proc/version" "/proc/version" dump --memory 256M -o /proc/version -f
+expect_untouched "-o /proc/version"
+expect_error "a FIFO as --input" "a FIFO, not a regular file" dump --input "$tmp/paths/fifo" -o "$tmp/paths/out"
+expect_untouched "a FIFO as --input"
+if "$bin" dump --memory 256M --kernel 6.16 -d 1 -o "$tmp/paths/existing" -f >/dev/null 2>&1; then pass=$((pass + 1)); else echo "FAIL: -f did not overwrite a dump file"; fail=$((fail + 1)); fi
+expect_untouched "-f over an existing dump file"
+
+# A host scenario with CRLF line endings runs exactly as the LF one.
+"$bin" host --print-default >"$tmp/lf.host"
+sed 's/$/\r/' "$tmp/lf.host" >"$tmp/crlf.host"
+if "$bin" host "$tmp/lf.host" >"$tmp/lf.json" 2>&1 && "$bin" host "$tmp/crlf.host" >"$tmp/crlf.json" 2>&1 \
+    && cmp -s "$tmp/lf.json" "$tmp/crlf.json"; then
     pass=$((pass + 1))
+else
+    echo "FAIL: a CRLF host scenario differs from the LF one: $(head -c 300 "$tmp/crlf.json")"; fail=$((fail + 1))
 fi
 
 echo "cli-checks: $pass passed, $fail failed"

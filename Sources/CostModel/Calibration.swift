@@ -37,12 +37,28 @@ public struct Calibration: Sendable {
 
     /// Loads a calibration file.
     public static func load(path: String) throws -> Calibration {
-        guard let d = FileManager.default.contents(atPath: path) else {
-            throw CocomemError(.io, "cannot read calibration file '\(path)'")
-        }
-        return try load(d, origin: path)
+        // 1 MiB: the built-in file is 30 KiB.
+        let text = try readTextFile(path, what: "calibration file", maxBytes: 1 << 20)
+        return try load(Data(text.utf8), origin: path)
     }
 
+    /// The range every value of a calibration file must be in; a file
+    /// outside them is refused on load, naming the key. They keep every
+    /// integer cost in range (`CostTable` turns them into picoseconds) and
+    /// are far outside any measured figure:
+    /// - an operation's `ns` and `serial_ns`: 0 to 10^9 (one second; the
+    ///   largest built-in cost is 0.25 s);
+    /// - its `bytes`: 0 to 1 GiB (the largest page any operation writes);
+    /// - the write rates: 0.001 to 10^6 GiB/s.
+    public enum Limits {
+        public static let nanoseconds: ClosedRange<Double> = 0...1e9
+        public static let bytes: ClosedRange<Double> = 0...1073741824
+        public static let gibPerSecond: ClosedRange<Double> = 0.001...1e6
+    }
+
+    /// Parses and validates calibration JSON; `origin` names it in errors.
+    /// - Throws: `.invalidScenario` naming the key that is missing, not a
+    ///   number, not finite, or outside `Limits`.
     static func load(_ data: Data, origin: String) throws -> Calibration {
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw CocomemError(.invalidScenario, "\(origin): not a JSON object")
@@ -52,7 +68,13 @@ public struct Calibration: Sendable {
                   let s = o["source"] as? String else {
                 throw CocomemError(.invalidScenario, "\(origin): '\(key)' needs {value, source}")
             }
+            try check(v, key, in: Limits.gibPerSecond, unit: "GiB/s")
             return (v, s)
+        }
+        func check(_ v: Double, _ key: String, in range: ClosedRange<Double>, unit: String) throws {
+            guard v.isFinite, range.contains(v) else {
+                throw CocomemError(.invalidScenario, "\(origin): '\(key)' is \(v) \(unit), not a finite number between \(range.lowerBound) and \(range.upperBound) \(unit)")
+            }
         }
         let (core, coreSrc) = try number("core_write_gib_per_s")
         let (shared, sharedSrc) = try number("shared_write_gib_per_s")
@@ -68,8 +90,15 @@ public struct Calibration: Sendable {
                   !src.isEmpty else {
                 throw CocomemError(.invalidScenario, "\(origin): operation '\(name)' needs ns and a source")
             }
-            let bytes = (o["bytes"] as? Double).map { UInt64($0) } ?? 0
+            let bytesValue = o["bytes"] as? Double ?? 0
             let serial = o["serial_ns"] as? Double ?? 0
+            try check(ns, "ops.\(name).ns", in: Limits.nanoseconds, unit: "ns")
+            try check(serial, "ops.\(name).serial_ns", in: Limits.nanoseconds, unit: "ns")
+            try check(bytesValue, "ops.\(name).bytes", in: Limits.bytes, unit: "bytes")
+            guard bytesValue.rounded() == bytesValue else {
+                throw CocomemError(.invalidScenario, "\(origin): 'ops.\(name).bytes' is \(bytesValue), not a whole number of bytes")
+            }
+            let bytes = UInt64(bytesValue)
             ops[op.index] = OpCost(nanoseconds: ns, bytesWritten: bytes, serialNanoseconds: serial, source: src)
         }
         let missing = Op.allCases.filter { ops[$0.index] == nil }.map(\.name)

@@ -1,39 +1,69 @@
 import Foundation
 import MemoryModel
 
-/// A file written under a temporary name in the target directory and
-/// renamed over the target only by `commit()`. Anything that stops the
-/// write early (an error, a full disk) removes the temporary file, so no
-/// half-written dump is ever left under the target name.
+/// A file written where no reader can see it and put in place only by
+/// `commit()`: an unnamed `O_TMPFILE` file in the target's directory,
+/// linked into place at the end (`linkat()` of `/proc/self/fd/N`), so a run
+/// that is killed, even by SIGKILL, leaves nothing behind. Where the
+/// filesystem has no `O_TMPFILE`, a named `<dir>/.<name>.cocomem-<pid>.tmp`
+/// is used instead and removed on an error or an interrupt (SIGINT,
+/// SIGTERM, SIGHUP; a SIGKILL can leave it).
+///
+/// Only a regular file is ever replaced: a target that exists as anything
+/// else (a device node, a FIFO, a directory, a symbolic link) is refused
+/// when the file is created and again before it is put in place.
 ///
 /// Writes go through `pwrite` at explicit offsets, so a format can fill
 /// two regions (descriptors and page data) at once.
 public final class AtomicFile {
     public let path: String
-    let tempPath: String
+    /// The named temporary file, or nil for an unnamed `O_TMPFILE` one.
+    let tempPath: String?
+    let dir: String
     let fd: Int32
     private var committed = false
 
-    /// Creates `<dir>/.<name>.cocomem-<pid>.tmp`.
     public init(path: String) throws {
         self.path = path
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent().path
+        self.dir = dir
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             throw CocomemError(.io, "cannot write '\(path)': directory '\(dir)' does not exist")
         }
-        tempPath = dir + "/." + url.lastPathComponent + ".cocomem-\(getpid()).tmp"
-        fd = open(tempPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else {
-            throw CocomemError(.io, "cannot write '\(path)': \(String(cString: strerror(errno)))")
+        try OutputPaths.refuseNonRegular(path)
+        // An interrupt stops the write and exits (even where the shell started us with SIGINT ignored).
+        InterruptCleanup.install()
+        #if os(Linux)
+        // An unnamed file is named at the end through /proc/self/fd: without /proc, use a named one.
+        let unnamed = access("/proc/self/fd", F_OK) == 0 ? open(dir, Self.oTmpfile | O_WRONLY | O_CLOEXEC, 0o644) : -1
+        #else
+        let unnamed: Int32 = -1
+        #endif
+        if unnamed >= 0 {
+            fd = unnamed
+            tempPath = nil
+        } else {
+            // No O_TMPFILE here (EOPNOTSUPP, EISDIR on old kernels): a named temporary file.
+            let t = dir + "/." + url.lastPathComponent + ".cocomem-\(getpid()).tmp"
+            fd = open(t, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            guard fd >= 0 else {
+                throw CocomemError(.io, "cannot write '\(path)': \(String(cString: strerror(errno)))")
+            }
+            tempPath = t
+            InterruptCleanup.register(t)
         }
-        InterruptCleanup.register(tempPath)
     }
 
+    #if os(Linux)
+    /// `O_TMPFILE` (`__O_TMPFILE | O_DIRECTORY`), which Glibc's module does not export.
+    static let oTmpfile: Int32 = 0o20000000 | O_DIRECTORY
+    #endif
+
     deinit {
-        if !committed { close(fd); unlink(tempPath) }
-        InterruptCleanup.unregister(tempPath)
+        if !committed { close(fd); if let t = tempPath { unlink(t) } }
+        if let t = tempPath { InterruptCleanup.unregister(t) }
     }
 
     /// Writes all of `bytes` at `offset`.
@@ -55,23 +85,101 @@ public final class AtomicFile {
 
     /// Sets the file's length; pages never written read as zeros.
     public func setSize(_ size: UInt64) throws {
-        guard ftruncate(fd, off_t(size)) == 0 else {
+        guard size <= UInt64(Int64.max), ftruncate(fd, off_t(size)) == 0 else {
             throw CocomemError(.io, "writing '\(path)' failed: \(String(cString: strerror(errno)))")
         }
     }
 
-    /// Flushes, closes and renames the file over the target.
+    /// Flushes the file and puts it in place: linked in as the target if
+    /// there is none, else linked under a temporary name and renamed over
+    /// the (regular) target.
     public func commit() throws {
-        guard fsync(fd) == 0, close(fd) == 0 else {
+        func fail(_ what: String) -> CocomemError {
             let e = String(cString: strerror(errno))
-            unlink(tempPath); committed = true
-            throw CocomemError(.io, "writing '\(path)' failed: \(e)")
+            if let t = tempPath { unlink(t) }
+            return CocomemError(.io, "\(what) '\(path)' failed: \(e)")
         }
-        committed = true
-        guard rename(tempPath, path) == 0 else {
+        guard fsync(fd) == 0 else { let e = fail("writing"); close(fd); committed = true; throw e }
+        defer { committed = true }
+        do { try OutputPaths.refuseNonRegular(path) } catch { close(fd); if let t = tempPath { unlink(t) }; throw error }
+        var source = tempPath
+        if source == nil {
+            // Name the unnamed file: straight as the target when there is none.
+            if linkat(AT_FDCWD, "/proc/self/fd/\(fd)", AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0 { close(fd); return }
+            guard errno == EEXIST else { let e = fail("linking the finished dump to"); close(fd); throw e }
+            let t = dir + "/." + URL(fileURLWithPath: path).lastPathComponent + ".cocomem-\(getpid()).tmp"
+            unlink(t)
+            guard linkat(AT_FDCWD, "/proc/self/fd/\(fd)", AT_FDCWD, t, AT_SYMLINK_FOLLOW) == 0 else {
+                let e = fail("linking the finished dump to"); close(fd); throw e
+            }
+            source = t
+        }
+        guard close(fd) == 0 else { let e = fail("writing"); if let s = source { unlink(s) }; throw e }
+        guard rename(source!, path) == 0 else {
             let e = String(cString: strerror(errno))
-            unlink(tempPath)
+            unlink(source!)
             throw CocomemError(.io, "cannot rename the finished dump to '\(path)': \(e)")
+        }
+    }
+}
+
+/// Checks on the files a dump run writes, made before anything is written
+/// (makedumpfile's `check_dump_file()` and more).
+public enum OutputPaths {
+    /// What a file that is not a regular one is, for errors.
+    static func kind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFDIR: return "a directory"
+        case S_IFSOCK: return "a socket"
+        case S_IFLNK: return "a symbolic link"
+        default: return "not a regular file"
+        }
+    }
+
+    /// Throws if `path` exists as anything but a regular file: a dump never
+    /// replaces a device node, a FIFO, a directory or a symbolic link, even
+    /// with `-f`.
+    public static func refuseNonRegular(_ path: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw CocomemError(.io, "cannot write '\(path)': it is \(kind(st.st_mode)), and only a regular file is ever replaced (even with -f)")
+        }
+    }
+
+    /// Checks every output before the run writes any: two outputs may not
+    /// name one file, an output may not be one of the inputs, an existing
+    /// non-regular file is never replaced, and an existing regular file is
+    /// replaced only with `force`, as makedumpfile's `-f` (without it:
+    /// "Can't open the dump file (PATH). File exists", its message).
+    public static func check(outputs: [(option: String, path: String)], inputs: [String], force: Bool) throws {
+        func identity(_ p: String) -> (dev_t, ino_t)? {
+            var st = stat()
+            return stat(p, &st) == 0 ? (st.st_dev, st.st_ino) : nil
+        }
+        func standardized(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.path }
+        func same(_ a: String, _ b: String) -> Bool {
+            if let x = identity(a), let y = identity(b) { return x == y }
+            return standardized(a) == standardized(b)
+        }
+        for (i, o) in outputs.enumerated() {
+            for p in outputs[..<i] where same(p.path, o.path) {
+                throw CocomemError(.invalidArgument, "\(p.option) and \(o.option) both name '\(o.path)': each output needs its own file")
+            }
+            for input in inputs where same(input, o.path) {
+                throw CocomemError(.invalidArgument, "\(o.option) '\(o.path)' is the input vmcore: writing it would replace the file being read")
+            }
+            try refuseNonRegular(o.path)
+            guard access(o.path, F_OK) == 0 else { continue }
+            if !force {
+                throw CocomemError(.io, "Can't open the dump file (\(o.path)). \(String(cString: strerror(EEXIST))) (give -f to overwrite it)")
+            }
+            guard access(o.path, W_OK) == 0 else {
+                throw CocomemError(.io, "Can't open the dump file (\(o.path)). \(String(cString: strerror(errno)))")
+            }
         }
     }
 }

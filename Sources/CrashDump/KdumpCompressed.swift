@@ -389,14 +389,14 @@ public struct KdumpCompressedWriter: Sendable {
     }
 
     var crashTime: Int64 {
-        guard let v = image.vmcoreinfo, let line = v.split(separator: "\n").first(where: { $0.hasPrefix("CRASHTIME=") }) else { return 0 }
+        guard let v = image.vmcoreinfo, let line = v.splitLines().first(where: { $0.hasPrefix("CRASHTIME=") }) else { return 0 }
         return Int64(line.dropFirst("CRASHTIME=".count)) ?? 0
     }
 
     func vmcoreinfoNumber(_ name: String) -> UInt64? {
         guard let v = image.vmcoreinfo else { return nil }
         let key = "NUMBER(\(name))="
-        guard let line = v.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return nil }
+        guard let line = v.splitLines().first(where: { $0.hasPrefix(key) }) else { return nil }
         return Int64(line.dropFirst(key.count)).map { UInt64(bitPattern: $0) }
     }
 

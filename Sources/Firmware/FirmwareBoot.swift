@@ -87,8 +87,10 @@ public struct FirmwareBoot {
             return (layout.ramResources.filter { $0.end <= 1 << 32 }, nil)
         case .tdvf2022:
             let partial = config.partialAcceptBytes
-            var budget = (partial == 0 || eagerFirmware) ? UInt64.max
-                : partial + config.kernelImageBytes + config.initrdBytes
+            // Saturating: a PcdTdxAcceptPartialMemorySize beyond the RAM accepts all of it (it overflowed).
+            let (withImage, o1) = partial.addingReportingOverflow(config.kernelImageBytes)
+            let (withInitrd, o2) = withImage.addingReportingOverflow(config.initrdBytes)
+            var budget = (partial == 0 || eagerFirmware || o1 || o2) ? UInt64.max : withInitrd
             var plan: [AddressRange] = []
             var lowLeft: AddressRange? = nil
             for r in layout.ramResources where budget > 0 {

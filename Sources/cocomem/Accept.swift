@@ -12,15 +12,10 @@ struct Accept: ParsableCommand {
     @OptionGroup var calibration: CalibrationOption
 
     func run() throws {
-        guard let m = FileManager.default.contents(atPath: memmap).flatMap({ String(data: $0, encoding: .utf8) }) else {
-            throw CocomemError(.io, "cannot read memory map '\(memmap)'")
-        }
+        let m = try readTextFile(memmap, what: "memory map", maxBytes: AcceptTool.maximumFileBytes)
         var cs: [(UInt64, UInt64)] = []
         if let calls {
-            guard let c = FileManager.default.contents(atPath: calls).flatMap({ String(data: $0, encoding: .utf8) }) else {
-                throw CocomemError(.io, "cannot read calls file '\(calls)'")
-            }
-            cs = try AcceptTool.parseCalls(c)
+            cs = try AcceptTool.parseCalls(readTextFile(calls, what: "calls file", maxBytes: AcceptTool.maximumFileBytes))
         }
         let out = try AcceptTool.run(map: AcceptTool.parseMap(m), calls: cs, calibration: calibration.load())
         print(out.json.serialized(pretty: true))

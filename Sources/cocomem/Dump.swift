@@ -27,6 +27,7 @@ struct Dump: ParsableCommand {
     @Option(help: "With --estimate: compress this many memmap pages per stratum (2-16777216), drawn with the scenario's seed, instead of all of them; the report gives the 95% margin") var sample: Int?
     @Flag(name: .customLong("mem-usage"), help: "Print makedumpfile --mem-usage's table for the guest (pages a -d 31 dump excludes, by kind)") var memUsage = false
     @Option(help: "transparent_hugepage: always (anonymous memory in 2 MiB folios where aligned) or never") var thp: THPMode = .never
+    @Flag(name: [.short, .long], help: "Overwrite an existing dump file (makedumpfile -f); a file that is not a regular one is never replaced") var force = false
     @Flag(name: .customLong("no-vmcoreinfo"), help: "Leave the VMCOREINFO note out of the vmcore (then only -d 0 and -d 1 work)") var noVmcoreinfo = false
     @OptionGroup var json: JSONOption
     @OptionGroup var printScenario: PrintScenarioOption
@@ -73,7 +74,7 @@ struct Dump: ParsableCommand {
         }
         let sampling = sample.map { EstimateSampling(pagesPerStratum: $0, seed: guest.seed) }
         let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling,
-                                      elfDump: elfDump)
+                                      elfDump: elfDump, force: force)
         print(json.json ? result.json.embedding(try scenarioFile()).serialized() : result.text, terminator: json.json ? "\n" : "")
     }
 }

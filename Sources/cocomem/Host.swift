@@ -25,10 +25,8 @@ struct Host: ParsableCommand {
         if printDefault { print(HostScenario.seed004); return }
         var text = HostScenario.seed004
         if let f = file {
-            guard let d = FileManager.default.contents(atPath: f), let t = String(data: d, encoding: .utf8) else {
-                throw CocomemError(.io, "cannot read host scenario '\(f)'")
-            }
-            text = t
+            // A regular file of at most 16 MiB: a FIFO hung here.
+            text = try readTextFile(f, what: "host scenario", maxBytes: 16 << 20)
         }
         if printScenario.on { printScenario.print(scenarioFile(text: file == nil ? nil : text)); return }
         var s = try HostScenario.parse(text)

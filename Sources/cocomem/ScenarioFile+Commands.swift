@@ -46,6 +46,7 @@ extension Dump {
         d.memUsage = memUsage
         d.thp = thp == .always
         d.vmcoreinfo = !noVmcoreinfo
+        d.force = force
         d.elf = elf
         d.output = output
         d.input = input

@@ -48,3 +48,30 @@ public func run(_ exe: String, _ args: [String]) throws -> (Int32, String) {
     p.waitUntilExit()
     return (p.terminationStatus, String(decoding: data, as: UTF8.self))
 }
+
+/// A small, valid ELF vmcore for mutation tests: a 128 MiB 6.16 guest
+/// whose PT_LOADs keep only the pages a dump tool walks (page tables,
+/// `mem_section`, `init_uts_ns`, the memmap) and a little data, so a
+/// `-d 31` conversion reads struct pages through the file in well under a
+/// second. Returns the file's path inside `dir`.
+public func smallVmcoreFile(in dir: String, name: String = "small.vmcore") throws -> String {
+    var img = try smallGuestImage(memory: 128 << 20, kernel: .v6_16, workload: .pageCache(8 << 20))
+    let k = try require2(img.kernel)
+    var keep: [Range<UInt64>] = []
+    let loads = img.loadFrames.map { $0.lowerBound.value..<$0.upperBound.value }
+    for l in loads { keep += k.generatedRanges(in: l) }
+    if let first = loads.first { keep.append(first.lowerBound..<min(first.upperBound, first.lowerBound + 16)) }
+    keep.sort { $0.lowerBound < $1.lowerBound }
+    var merged: [Range<UInt64>] = []
+    for r in keep {
+        if let last = merged.last, last.upperBound >= r.lowerBound { merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, r.upperBound) }
+        else { merged.append(r) }
+    }
+    img.loads = merged.map { AddressRange(frames: GuestFrameNumber($0.lowerBound)..<GuestFrameNumber($0.upperBound)) }
+    let path = dir + "/" + name
+    try ELFVmcore.write(img, to: path)
+    return path
+}
+
+struct MissingValue: Error {}
+func require2<T>(_ v: T?) throws -> T { guard let v else { throw MissingValue() }; return v }

@@ -143,10 +143,11 @@ extension GuestMemoryImage {
                 let p = try structPage(pfn)
                 let next = pfn + 1 < end ? try structPage(pfn + 1) : nil
                 guard case .exclude(let kind, let pages) = f.decide(p, next: next, pfn: pfn) else { continue }
-                let stop = min(pfn + pages, maxMapnr)
+                // pages >= 1 (decide() never returns 0); a block past max_mapnr stops there.
+                let stop = pages > maxMapnr - pfn ? maxMapnr : pfn + pages
                 bitmap.clear(Range(raw: pfn..<stop))
                 out.count(kind, stop - pfn)
-                pfn += pages - 1
+                pfn = stop - 1
             }
         }
         for r in bitmap.setRuns(in: Range(start: .lowest, count: maxMapnr)) { out.keep(r.raw) }

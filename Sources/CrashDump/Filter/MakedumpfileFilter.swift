@@ -28,7 +28,7 @@ public struct VmcoreinfoNumbers: Sendable, Equatable {
     public var symbols: [String: UInt64] = [:]
 
     public init(text: String) {
-        for line in text.split(separator: "\n") {
+        for line in text.splitLines() {
             guard let eq = line.firstIndex(of: "=") else { continue }
             let key = line[..<eq], value = line[line.index(after: eq)...]
             if key.hasPrefix("SYMBOL("), key.hasSuffix(")"), let a = UInt64(value, radix: 16) {
@@ -109,8 +109,18 @@ public struct MakedumpfileFilter: Sendable {
         flags & UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: 1 << (nr & 0x1f)))) != 0
     }
 
+    /// Bit `nr` of `flags`, for a bit number from VMCOREINFO (false for one
+    /// outside 0...63, where C's shift would be undefined).
+    static func bit(_ nr: Int, _ flags: UInt64) -> Bool { (0..<64).contains(nr) && flags & (1 << UInt64(nr)) != 0 }
+
+    /// `1 << order` pages for an order read from the file (a struct page's
+    /// `private`, `LENGTH(zone.free_area)`), or nil where the order is not
+    /// a valid shift: the page is then kept, as makedumpfile keeps a free
+    /// page of an invalid order.
+    static func pages(order: Int64) -> UInt64? { (0..<64).contains(order) ? 1 << UInt64(order) : nil }
+
     func isSlab(_ p: StructPage) -> Bool {
-        let flag = p.flags & (1 << UInt64(pgSlab)) != 0
+        let flag = Self.bit(pgSlab, p.flags)
         switch version {
         case .v1_7_2: return flag
         case .v1_7_7, .v1_7_8: return (slab.map { Int32(bitPattern: p.mapcount) == Int32(truncatingIfNeeded: $0) } ?? false) || flag
@@ -154,16 +164,18 @@ public struct MakedumpfileFilter: Sendable {
         let buddyPage: Bool = {
             guard hasPageIsBuddy else { return false }
             switch version {
-            case .v1_7_2: return p.flags & (1 << UInt64(pgSlab)) == 0 && matches(p, buddy)
+            case .v1_7_2: return !Self.bit(pgSlab, p.flags) && matches(p, buddy)
             case .v1_7_7, .v1_7_8: return !slabPage && matches(p, buddy)
             }
         }()
         if dumpLevel & 16 != 0, buddyPage {
             if let m = maxOrder, Int64(bitPattern: p.privateValue) >= m { return .keep }   // "Invalid free page order" warning
-            return .exclude(.free, pages: 1 << p.privateValue)
+            guard let pages = Self.pages(order: Int64(bitPattern: p.privateValue)) else { return .keep }
+            return .exclude(.free, pages: pages)
         }
         if version == .v1_7_8, dumpLevel & 16 != 0, matches(p, unaccepted) {
-            return .exclude(.free, pages: 1 << UInt64((maxOrder ?? 11) - 1))
+            guard let pages = Self.pages(order: (maxOrder ?? 11) &- 1) else { return .keep }
+            return .exclude(.free, pages: pages)
         }
         let anon = isAnon(p)
         if dumpLevel & 2 != 0, isCachePage(p), !Self.testBit(pgPrivate, p.flags), !anon {

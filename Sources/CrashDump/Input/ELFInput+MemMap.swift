@@ -19,6 +19,9 @@ struct FileMemMap {
     /// Low flag bits of `section_mem_map` (PRESENT, HAS_MEM_MAP, ONLINE, EARLY, ...).
     static let sectionMapFlags: UInt64 = 0x3f
     static let sectionHasMemMap: UInt64 = 1 << 1
+    /// The most `mem_section` roots read: NR_SECTION_ROOTS with 52-bit
+    /// physical addresses (`(1 << (52 - 27)) / 256`).
+    static let maximumSectionRoots: Int64 = (1 << (52 - 27)) / 256
 
     init(file: ELFInput, vmcoreinfo: VmcoreinfoNumbers, maxMapnr: UInt64) throws {
         self.file = file
@@ -46,8 +49,14 @@ struct FileMemMap {
         topPGT = top &- X86Layout.startKernelMap &+ UInt64(bitPattern: physBase)
         let pagesPerSection: UInt64 = 1 << (UInt64(sectionBits) - 12)
         let perRoot = pageSize / 16
-        for r in 0..<UInt64(roots) {
-            guard let slot = translate(memSection + r * 8) else {
+        // NR_SECTION_ROOTS on x86-64: 2^(MAX_PHYSMEM_BITS 52 - SECTION_SIZE_BITS 27) sections, 256 per root.
+        guard roots > 0, roots <= Self.maximumSectionRoots else {
+            throw CocomemError(.invalidArgument, "this vmcore's VMCOREINFO has LENGTH(mem_section)=\(roots), not between 1 and \(Self.maximumSectionRoots) (NR_SECTION_ROOTS for 52-bit physical addresses)")
+        }
+        // Only the roots whose sections start below max_mapnr are read: the walk is bounded by the PT_LOADs.
+        let usefulRoots = min(UInt64(roots), maxMapnr / (perRoot * pagesPerSection) + 1)
+        for r in 0..<usefulRoots {
+            guard let slot = translate(memSection &+ r * 8) else {
                 throw CocomemError(.unsupported, "the mem_section root array at \(hex(memSection)) is not mapped in this vmcore")
             }
             let root = readU64(slot)

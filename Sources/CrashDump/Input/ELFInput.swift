@@ -34,19 +34,46 @@ public final class ELFInput: @unchecked Sendable {
     /// Physical memory the PT_LOADs cover, page-granular, merged and sorted
     /// (makedumpfile's 1st bitmap: `paddr >> PAGE_SHIFT ..< (paddr + memsz) >> PAGE_SHIFT`).
     public let ranges: [AddressRange]
+    /// Which PT_LOAD serves each byte: disjoint pieces sorted by address,
+    /// each owned by the first PT_LOAD (in file order) covering it, so a read
+    /// finds its PT_LOAD by binary search however many there are.
+    let pieces: [(start: UInt64, end: UInt64, load: Int)]
     let fd: Int32
     private let lock = NSLock()
     private var readError: String? = nil
 
 
+    /// The smallest bitmap limit: whatever the file's size, PT_LOADs may
+    /// reach 8 TiB of physical address space (a 256 MiB bitmap, one bit per
+    /// 4 KiB page). See `maximumBitmapBytes(fileSize:)`.
+    public static let minimumBitmapLimit: UInt64 = 256 << 20
+
+    /// The largest bitmap (one bit per PFN up to the highest PT_LOAD page,
+    /// makedumpfile's `max_mapnr`) a file of `fileSize` bytes may ask for:
+    /// its own size, or 256 MiB if that is more. A dump's two bitmaps, and
+    /// the memory its filter uses, are then bounded by the input file: a
+    /// 4 KiB PT_LOAD at 64 TiB in a small file is refused instead of taking
+    /// 2 GiB of memory, and a flipped `p_memsz` cannot turn a 100 MB vmcore
+    /// into a 9 GB output. A real `/proc/vmcore` or a copy holds every page
+    /// it maps (its bitmap is 1/32768 of it); a `makedumpfile -E` file of a
+    /// guest up to 8 TiB is always read.
+    public static func maximumBitmapBytes(fileSize: UInt64) -> UInt64 { max(fileSize, minimumBitmapLimit) }
+
+    /// Opens `path` without blocking (a FIFO or a device never hangs the
+    /// open) and refuses anything but a regular file.
     public init(path: String) throws {
         self.path = path
-        fd = open(path, O_RDONLY)
+        fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw CocomemError(.io, "cannot read '\(path)': \(String(cString: strerror(errno)))") }
         var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+        guard fstat(fd, &st) == 0 else {
+            let e = String(cString: strerror(errno))
             close(fd)
-            throw CocomemError(.io, "cannot read '\(path)': not a regular file")
+            throw CocomemError(.io, "cannot read '\(path)': \(e)")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw CocomemError(.io, "cannot read '\(path)': \(Self.kind(st.st_mode)), not a regular file (a vmcore is read at offsets its headers give, so it must be a file)")
         }
         fileSize = UInt64(st.st_size)
         do {
@@ -59,6 +86,7 @@ public final class ELFInput: @unchecked Sendable {
             vmcoreinfo = parsed.vmcoreinfo
             vmcoreinfoOffset = parsed.vmcoreinfoOffset
             ranges = parsed.ranges
+            pieces = Self.pieces(parsed.loads)
         } catch {
             close(fd)
             throw error
@@ -66,6 +94,18 @@ public final class ELFInput: @unchecked Sendable {
     }
 
     deinit { close(fd) }
+
+    /// What a non-regular file is, for the error.
+    static func kind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFDIR: return "a directory"
+        case S_IFSOCK: return "a socket"
+        default: return "not a regular file"
+        }
+    }
 
     struct Parsed {
         var loads: [Load] = [], notes: [UInt8] = [], cpus = 0
@@ -106,7 +146,8 @@ public final class ELFInput: @unchecked Sendable {
             switch pType {
             case ELFProgramHeader.load:
                 guard filesz <= memsz else { throw bad(path, "PT_LOAD \(i) has p_filesz \(filesz) > p_memsz \(memsz)") }
-                guard paddr <= UInt64.max - memsz else { throw bad(path, "PT_LOAD \(i) wraps the physical address space") }
+                // makedumpfile reads p_memsz - p_filesz as zeros; the end is bounded below with max_mapnr.
+                guard paddr <= UInt64.max - memsz else { throw bad(path, "PT_LOAD \(i): p_paddr \(hex(paddr)) + p_memsz \(hex(memsz)) wraps the physical address space") }
                 out.loads.append(Load(paddr: paddr, memsz: memsz, offset: offset, filesz: filesz))
             case ELFProgramHeader.note where !noteSeen:
                 noteSeen = true
@@ -117,6 +158,12 @@ public final class ELFInput: @unchecked Sendable {
             }
         }
         guard !out.loads.isEmpty else { throw bad(path, "no PT_LOAD program header") }
+        // The highest PFN sizes every bitmap: bound it by the file before anything is allocated.
+        let limit = maximumBitmapBytes(fileSize: fileSize)
+        if let (i, top) = out.loads.enumerated().map({ ($0.offset, $0.element.paddr + $0.element.memsz) }).max(by: { $0.1 < $1.1 }),
+           (top / 4096 + 1) / 8 > limit {
+            throw bad(path, "PT_LOAD \(i) ends at physical address \(hex(top)) (p_memsz \(out.loads[i].memsz)): its bitmaps, one bit per 4 KiB page up to there, would need \(top / 4096 / 8 / (1 << 20)) MiB; a \(fileSize)-byte file may address at most \(limit * 8 * 4096 / (1 << 40)) TiB (bitmaps up to the larger of the file's size and 256 MiB)")
+        }
         try parseNotes(&out, path: path)
         out.ranges = mergedRanges(out.loads)
         return out
@@ -158,21 +205,64 @@ public final class ELFInput: @unchecked Sendable {
         return out
     }
 
+    /// The pieces of `loads`: a sweep over their start and end addresses
+    /// with a min-heap of the file indices of the PT_LOADs covering the
+    /// current address (the smallest owns it).
+    /// - Complexity: O(n log n) in the number of PT_LOADs.
+    static func pieces(_ loads: [Load]) -> [(start: UInt64, end: UInt64, load: Int)] {
+        let order = loads.indices.filter { loads[$0].memsz > 0 }.sorted { loads[$0].paddr < loads[$1].paddr }
+        var bounds = Array(Set(order.flatMap { [loads[$0].paddr, loads[$0].paddr + loads[$0].memsz] })).sorted()
+        if bounds.isEmpty { bounds = [0] }
+        var heap: [Int] = []   // file indices, a binary min-heap
+        func push(_ i: Int) {
+            heap.append(i)
+            var c = heap.count - 1
+            while c > 0, heap[(c - 1) / 2] > heap[c] { heap.swapAt(c, (c - 1) / 2); c = (c - 1) / 2 }
+        }
+        func pop() {
+            heap.swapAt(0, heap.count - 1); heap.removeLast()
+            var p = 0
+            while true {
+                let l = 2 * p + 1, r = l + 1
+                var m = p
+                if l < heap.count, heap[l] < heap[m] { m = l }
+                if r < heap.count, heap[r] < heap[m] { m = r }
+                if m == p { break }
+                heap.swapAt(p, m); p = m
+            }
+        }
+        var out: [(start: UInt64, end: UInt64, load: Int)] = []
+        var next = 0
+        for (k, b) in bounds.enumerated().dropLast() {
+            while next < order.count, loads[order[next]].paddr <= b { push(order[next]); next += 1 }
+            while let top = heap.first, loads[top].paddr + loads[top].memsz <= b { pop() }
+            guard let owner = heap.first else { continue }
+            let e = bounds[k + 1]
+            if let last = out.last, last.load == owner, last.end == b { out[out.count - 1].end = e } else { out.append((b, e, owner)) }
+        }
+        return out
+    }
+
     /// Reads physical `[paddr, paddr + buffer.count)` into `buffer`, from the
     /// first PT_LOAD holding each byte (as makedumpfile's `readmem()` picks
     /// one); bytes past a PT_LOAD's `filesz` or in no PT_LOAD read as zeros.
     /// A failed read zero-fills and is reported by `checkReads()`.
+    /// - Complexity: O(log PT_LOADs) per piece read.
     public func read(paddr: UInt64, into buffer: UnsafeMutableRawBufferPointer) {
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
-        let end = paddr + UInt64(buffer.count)
+        // An address from the file's own data (a page table, VMCOREINFO) may be anything: past the top, nothing is there.
+        let (end, wraps) = paddr.addingReportingOverflow(UInt64(buffer.count))
+        guard !wraps else { return }
         var a = paddr
         while a < end {
-            guard let l = segments.first(where: { $0.paddr <= a && a < $0.paddr + $0.memsz }) else {
-                // Nothing here: skip to the next PT_LOAD start, if any.
-                a = segments.map(\.paddr).filter { $0 > a }.min().map { min($0, end) } ?? end
-                continue
-            }
-            let stop = min(end, l.paddr + l.memsz)
+            // The first piece ending after a.
+            var lo = 0, hi = pieces.count
+            while lo < hi { let mid = (lo + hi) / 2; if pieces[mid].end <= a { lo = mid + 1 } else { hi = mid } }
+            guard lo < pieces.count else { break }
+            let piece = pieces[lo]
+            guard piece.start <= a else { a = min(piece.start, end); continue }   // a hole: zeros up to the next piece
+            let l = segments[piece.load]
+            let stop = min(end, piece.end)
             let inFile = l.paddr + l.filesz
             if a < inFile {
                 let n = Int(min(stop, inFile) - a)

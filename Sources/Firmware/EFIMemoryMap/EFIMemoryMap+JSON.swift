@@ -11,6 +11,7 @@ extension EFIMemoryMap {
         }
         let list = (any as? [Any]) ?? ((any as? [String: Any])?["efi_memory_map"] as? [Any])
         guard let list else { throw CocomemError(.invalidMemoryMap, "memory map JSON must be a list of descriptors") }
+        guard list.count <= maximumDescriptors else { throw tooManyDescriptors(entries: list.count) }
         var ds: [EFIMemoryDescriptor] = []
         for (i, e) in list.enumerated() {
             guard let o = e as? [String: Any] else { throw CocomemError(.invalidMemoryMap, "memory map entry \(i) is not an object") }
@@ -24,8 +25,12 @@ extension EFIMemoryMap {
             else if let n = o["type"] as? String { type = EFIMemoryType(name: n) }
             else if let id = num("type") { type = EFIMemoryType(rawValue: UInt32(truncatingIfNeeded: id)) }
             guard let type else { throw CocomemError(.invalidMemoryMap, "memory map entry \(i): unknown or missing type") }
-            guard let start = num("start"), let end = num("end") ?? num("bytes").map({ start + $0 }), end > start else {
+            guard let start = num("start"), let end = num("end") ?? num("bytes").map({ start.addingReportingOverflow($0) }).map({ $0.overflow ? UInt64.max : $0.partialValue }),
+                  end > start else {
                 throw CocomemError(.invalidMemoryMap, "memory map entry \(i): needs start and end (or bytes)")
+            }
+            guard end <= maximumAddress else {
+                throw CocomemError(.invalidMemoryMap, "memory map entry \(i): ends above \(hex16(maximumAddress)), the highest address a map may describe")
             }
             guard start % 4096 == 0, end % 4096 == 0 else { throw CocomemError(.invalidMemoryMap, "memory map entry \(i): not 4 KiB aligned") }
             ds.append(EFIMemoryDescriptor(type: type, start: start, end: end))

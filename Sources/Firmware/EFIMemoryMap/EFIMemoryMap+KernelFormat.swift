@@ -42,9 +42,10 @@ extension EFIMemoryMap {
     /// - Throws: `.invalidMemoryMap` naming the line number and the problem.
     public static func parseKernelFormat(_ text: String) throws -> EFIMemoryMap {
         var ds: [EFIMemoryDescriptor] = []
-        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (n, raw) in text.splitLines().enumerated() {
             let line = raw.trimmingCharacters(in: " \t\r")
             if line.isEmpty || line.hasPrefix("#") { continue }
+            guard ds.count < maximumDescriptors else { throw tooManyDescriptors(line: n + 1) }
             ds.append(try parseLine(line, number: n + 1))
         }
         guard !ds.isEmpty else { throw CocomemError(.invalidMemoryMap, "memory map has no entries") }
@@ -91,7 +92,8 @@ extension EFIMemoryMap {
         guard parts.count == 2, let s = parseInteger(parts[0]), let e = parseInteger(parts[1]) else {
             throw bad("range is not two hex addresses")
         }
-        guard e >= s, e < UInt64.max else { throw bad("range end before start") }
+        guard e >= s else { throw bad("range end before start") }
+        guard e < maximumAddress else { throw bad("range ends at or above \(hex16(maximumAddress)), the highest address a map may describe") }
         guard s % 4096 == 0, (e + 1) % 4096 == 0 else { throw bad("range is not 4 KiB aligned") }
         return EFIMemoryDescriptor(type: type, start: s, end: e + 1, attribute: attr)
     }

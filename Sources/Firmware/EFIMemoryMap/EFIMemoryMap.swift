@@ -7,8 +7,30 @@ public struct EFIMemoryMap: Equatable, Sendable {
     /// Incremented on every change, like the map key ExitBootServices() checks.
     public private(set) var mapKey: UInt64 = 1
 
-    /// - Throws: `.invalidMemoryMap` if descriptors overlap, are empty or unaligned.
+    /// The most descriptors a map may have: 16384. edk2 maps have tens;
+    /// the kernel's e820 table holds 3200 (`E820_MAX_ENTRIES`); every
+    /// per-descriptor step of the model stays fast well past this.
+    public static let maximumDescriptors = 16384
+    /// The end of the physical address space a map may describe: 4 PiB +
+    /// 4 GiB, the model's largest guest (4 PiB, `ByteCount.maximumGuestSize`)
+    /// with its RAM moved above the 32-bit hole. The EFI stub's unaccepted
+    /// bitmap for it is the 256 MiB its own comment sizes for 4 PiB.
+    public static let maximumAddress: UInt64 = (1 << 52) + (1 << 32)
+
+    static func tooManyDescriptors(line: Int? = nil, entries: Int? = nil) -> CocomemError {
+        CocomemError(.invalidMemoryMap, "memory map has more than \(maximumDescriptors) descriptors\(line.map { " (line \($0))" } ?? "")\(entries.map { " (\($0) entries)" } ?? ""), the most a map may have")
+    }
+
+    /// - Throws: `.invalidMemoryMap` if descriptors overlap, are empty or
+    ///   unaligned, end above `maximumAddress`, or are more than `maximumDescriptors`.
     public init(_ descriptors: [EFIMemoryDescriptor]) throws {
+        guard descriptors.count <= Self.maximumDescriptors else { throw Self.tooManyDescriptors(entries: descriptors.count) }
+        for d in descriptors {
+            let (end, wraps) = d.physicalStart.addingReportingOverflow(d.numberOfPages.multipliedReportingOverflow(by: 4096).partialValue)
+            guard d.numberOfPages <= Self.maximumAddress / 4096, !wraps, end <= Self.maximumAddress else {
+                throw CocomemError(.invalidMemoryMap, "descriptor at \(hex16(d.physicalStart)) of \(d.numberOfPages) pages ends above \(hex16(Self.maximumAddress)), the highest address a map may describe")
+            }
+        }
         let sorted = descriptors.sorted { $0.physicalStart < $1.physicalStart }
         for (i, d) in sorted.enumerated() {
             guard d.physicalStart % 4096 == 0 else {

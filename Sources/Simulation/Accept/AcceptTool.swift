@@ -9,6 +9,13 @@ import TDXModule
 /// `cocomem accept`: the EFI stub and `accept_memory()` alone, on a given
 /// memory map and a list of `accept_memory(start, size)` calls.
 public struct AcceptTool {
+    /// The largest memory map or calls file read: 16 MiB, room for the
+    /// descriptor limit (`EFIMemoryMap.maximumDescriptors`) at any line
+    /// length the kernel prints, and for as many calls.
+    public static let maximumFileBytes = 16 << 20
+    /// The most `accept_memory()` calls one calls file may list.
+    public static let maximumCalls = 65536
+
     public static func parseMap(_ text: String) throws -> EFIMemoryMap {
         let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
         if t.hasPrefix("[") || t.hasPrefix("{") { return try EFIMemoryMap.parseJSON(t) }
@@ -17,12 +24,20 @@ public struct AcceptTool {
 
     public static func parseCalls(_ text: String) throws -> [(UInt64, UInt64)] {
         var out: [(UInt64, UInt64)] = []
-        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (n, line) in text.splitLines().enumerated() {
             let l = line.trimmingCharacters(in: .whitespaces)
             if l.isEmpty || l.hasPrefix("#") { continue }
-            let f = l.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" })
+            guard out.count < maximumCalls else {
+                throw CocomemError(.invalidArgument, "calls line \(n + 1): more than \(maximumCalls) calls in one file")
+            }
+            let f = l.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" || $0 == "\r" })
             guard f.count == 2, let s = parseInteger(f[0]), let z = parseInteger(f[1]) else {
                 throw CocomemError(.invalidArgument, "calls line \(n + 1): expected 'start size' (decimal or 0x hex): '\(l)'")
+            }
+            // accept_memory() computes start + size (and adds a guard unit): past the map's address space it would wrap.
+            let (end, wraps) = s.addingReportingOverflow(z)
+            guard !wraps, end <= EFIMemoryMap.maximumAddress else {
+                throw CocomemError(.invalidArgument, "calls line \(n + 1): start + size passes \(hex16(EFIMemoryMap.maximumAddress)), the highest address a map may describe: '\(l)'")
             }
             out.append((s, z))
         }

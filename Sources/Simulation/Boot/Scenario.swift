@@ -109,5 +109,13 @@ public struct Scenario: Sendable {
             throw CocomemError(.invalidArgument, "firmware ovmf-snp is for SNP guests; TDX guests use tdvf or tdvf-2022")
         }
         _ = try Q35Layout(memory: memory)
+        // Sizes that cannot fit the guest are refused up front, not discovered by an overflow deep in the boot.
+        let defaultAllocation = Scenario().bootAllocationBytes
+        guard bootAllocationBytes <= max(memory, defaultAllocation) else {
+            throw CocomemError(.invalidSize, "boot allocation of \(bootAllocationBytes) bytes is larger than the guest's \(memory) bytes of memory")
+        }
+        guard kernel.kernelInitBytes <= memory else {
+            throw CocomemError(.invalidSize, "kernel init size of \(kernel.kernelInitBytes) bytes is larger than the guest's \(memory) bytes of memory")
+        }
     }
 }

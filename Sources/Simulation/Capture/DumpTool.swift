@@ -34,8 +34,18 @@ public enum DumpTool {
     /// size estimated (`estimate(sampling:)`, exact when `sampling` is nil),
     /// so no page is read or compressed twice. `elfDump` writes
     /// makedumpfile's `-E` ELF dump instead of the kdump-compressed file.
+    ///
+    /// Before anything is written, the outputs are checked
+    /// (`OutputPaths.check`): not one file twice, not the input, never a
+    /// non-regular file, and an existing file only with `force` (makedumpfile's `-f`).
     public static func run(image: GuestMemoryImage, options: DumpOptions, elf: String?, output: String?, estimateOnly: Bool,
-                           sampling: EstimateSampling? = nil, elfDump: Bool = false) throws -> Result {
+                           sampling: EstimateSampling? = nil, elfDump: Bool = false, force: Bool = false) throws -> Result {
+        if !estimateOnly {
+            var outputs: [(option: String, path: String)] = []
+            if let elf, image.input == nil { outputs.append(("--elf", elf)) }
+            if let output { outputs.append(("-o", output)) }
+            try OutputPaths.check(outputs: outputs, inputs: image.input.map { [$0.path] } ?? [], force: force)
+        }
         let estimate: () throws -> DumpReport, write: (String) throws -> DumpReport
         if elfDump {
             guard sampling == nil else { throw CocomemError(.invalidArgument, "--sample applies to the kdump-compressed estimate; -E sizes are exact") }

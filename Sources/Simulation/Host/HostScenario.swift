@@ -51,7 +51,7 @@ public struct HostScenario: Sendable {
     public static func parse(_ text: String) throws -> HostScenario {
         var s = HostScenario()
         var sawTD = false
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (i, raw) in text.splitLines().enumerated() {
             let n = i + 1
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
             let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)

@@ -84,6 +84,8 @@ extension ScenarioFile {
             if let n = d.sample { e.append(Entry("sample", .int(UInt64(n)))) }
             e += [Entry("mem-usage", .bool(d.memUsage)), Entry("thp", .string(d.thp ? "always" : "never")),
                   Entry("vmcoreinfo", .bool(d.vmcoreinfo))]
+            // Written only when set, so files printed before the key existed read the same.
+            if d.force { e.append(Entry("force", .bool(true))) }
             if let p = d.elf { e.append(Entry("elf", .string(p))) }
             if let p = d.output { e.append(Entry("output", .string(p))) }
             if let p = d.input { e.append(Entry("input", .string(p))) }

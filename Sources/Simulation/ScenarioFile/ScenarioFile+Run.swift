@@ -132,6 +132,6 @@ extension ScenarioFile {
         let sampling = d.sample.map { EstimateSampling(pagesPerStratum: $0, seed: scenario.seed) }
         return .dump(try DumpTool.run(image: image, options: options, elf: d.elf.map { Self.resolve($0, in: outputDirectory) },
                                       output: d.output.map { Self.resolve($0, in: outputDirectory) }, estimateOnly: d.estimate,
-                                      sampling: sampling, elfDump: d.elfDump))
+                                      sampling: sampling, elfDump: d.elfDump, force: d.force))
     }
 }

@@ -69,7 +69,7 @@ struct Reader {
     static let stepKinds = ["kexec", "dump", "host"]
     static let kexecKeys = ["syscall", "crash", "initrd", "kernel-size", "kernel-alignment", "cmdline-len", "next-kernel", "load-only"]
     static let dumpKeys = ["level", "compression", "elf-dump", "makedumpfile", "num-threads", "estimate", "sample", "mem-usage", "thp",
-                           "vmcoreinfo", "elf", "output", "input"]
+                           "vmcoreinfo", "force", "elf", "output", "input"]
     static let hostStepKeys = ["commands", "log", "precheck", "accept-level", "policy", "check-invariants"]
 
     func line(_ n: Node) -> String { n.mark.map { "line \($0.line)" } ?? "line ?" }
@@ -310,6 +310,7 @@ struct Reader {
                 guard t == "always" || t == "never" else { throw error(v, "'thp' must be one of always, never, got '\(t)'") }
                 d.thp = t == "always"
             case "vmcoreinfo": d.vmcoreinfo = try bool(v, key)
+            case "force": d.force = try bool(v, key)
             case "elf": d.elf = try string(v, key)
             case "output": d.output = try string(v, key)
             default: d.input = try string(v, key)

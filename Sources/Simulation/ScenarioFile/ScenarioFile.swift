@@ -93,6 +93,8 @@ public struct ScenarioFile: Sendable {
         public var thp = false
         /// `vmcoreinfo:` (false: `--no-vmcoreinfo`).
         public var vmcoreinfo = true
+        /// `force:` (`-f`, makedumpfile's: replace an existing dump file).
+        public var force = false
         /// `elf:` (`--elf`), relative to `cocomem run --out DIR`.
         public var elf: String? = nil
         /// `output:` (`-o`), relative to `cocomem run --out DIR`.
