@@ -201,5 +201,30 @@ else
     pass=$((pass + 1))
 fi
 
+# --fail-on: exit 2 after the report when the outcome matches, 0 when it does not.
+# expect_exit DESCRIPTION CODE EXPECTED-STDOUT-REGEX ARGS...
+expect_exit() {
+    local what=$1 code=$2 want=$3; shift 3
+    "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    if [ "$rc" -ne "$code" ] || ! grep -q -- "$want" "$tmp/out" || [ -s "$tmp/err" ]; then
+        echo "FAIL: $what (exit $rc, want $code): $(head -c 300 "$tmp/out" "$tmp/err")"; fail=$((fail + 1))
+    else
+        pass=$((pass + 1))
+    fi
+}
+expect_exit "--fail-on degraded on a degraded boot" 2 "^Outcome: degraded: kernel without CONFIG_UNACCEPTED_MEMORY" \
+    boot --memory 8G --no-unaccepted-support --fail-on degraded
+expect_exit "--fail-on any on a degraded boot (JSON)" 2 '"outcome": "degraded: workload touch=128G clamped' \
+    boot --memory 4G --workload touch=128G --json --fail-on any
+expect_exit "--fail-on guest_terminated on a degraded boot" 0 "^Outcome: degraded" \
+    boot --memory 8G --no-unaccepted-support --fail-on guest_terminated,load_failed
+expect_exit "--fail-on any on an ok boot" 0 "^Outcome: ok" boot --memory 4G --fail-on any
+expect_exit "--fail-on guest_terminated on a kexec that dies" 2 "guest_terminated" \
+    kexec --memory 4G --kernel 6.12 --initrd 256M --fail-on guest_terminated
+expect_exit "--fail-on any on an ok host run" 0 "Outcome: ok" host --fail-on any
+expect_exit "--fail-on on run" 2 "guest_terminated" run examples/tdx421-65.5g-oops-on-6.16.yaml --fail-on degraded,guest_terminated
+expect_error "--fail-on with an unknown outcome" "'bogus' is not an outcome" boot --fail-on bogus
+
 echo "cli-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
