@@ -101,6 +101,14 @@ expect_error "unknown loader" "'grub' is invalid for '--loader <loader>'. Please
 expect_error "unknown deferred-init" "'yes' is invalid for '--deferred-init <deferred-init>'. Please provide one of 'on' and 'off'" boot --deferred-init yes
 expect_error "unknown gmem backing" "'thp' is invalid for '--gmem <gmem>'. Please provide one of 'hugetlb-1g', 'hugetlb-2m' or 'buddy'" boot --gmem thp
 expect_error "unknown SNP host mapping" "'1g' is invalid for '--host-mapping <host-mapping>'. Please provide one of '4k' and '2m'" boot --platform snp --host-mapping 1g
+# Options that cannot apply to the guest are errors, not silently ignored (exit 1).
+expect_error "TDX host on SNP" "--host tdx-huge cannot apply" boot --platform snp --host tdx-huge
+expect_error "gmem on SNP" "--gmem hugetlb-1g cannot apply" boot --platform snp --gmem hugetlb-1g
+expect_error "SNP host mapping on TDX" "--host-mapping 2m cannot apply" boot --host-mapping 2m
+expect_error "partial accept with tdvf" "--fw-partial-accept 512M cannot apply" boot --fw-partial-accept 512M
+expect_error "SNP prefault on TDX" "--snp-prefault cannot apply" kexec --snp-prefault
+expect_error "SNP firmware protocol on TDX" "--snp-firmware-without-protocol cannot apply" dump --snp-firmware-without-protocol --estimate
+expect_error "stub protocol call on TDX" "--no-acceptance-protocol-call cannot apply" boot --no-acceptance-protocol-call
 expect_error "unknown firmware" "'seabios' is invalid for '--firmware <firmware>'. Please provide one of 'tdvf', 'tdvf-2022' or 'ovmf-snp'" boot --firmware seabios
 expect_error "unknown precheck" "'yes' is invalid for '--precheck <precheck>'. Please provide one of 'on' and 'off'" host --precheck yes
 expect_error "unknown accept level" "'always' is invalid for '--accept-level <accept-level>'. Please provide one of 'inhibit', 'per-fault' or 'none'" host --accept-level always

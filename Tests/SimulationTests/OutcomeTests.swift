@@ -2,9 +2,11 @@ import CoCoGuest
 import CostModel
 import Firmware
 import GuestKernel
+import KVM
 import MemoryModel
 import Reports
 import Simulation
+import TDXModule
 import TestSupport
 import Testing
 
@@ -89,5 +91,47 @@ import Testing
         #expect(OutcomeKind.of("guest_terminated: kernel panic: x") == "guest_terminated")
         #expect(OutcomeKind.of("load failed: no room") == "load_failed")
         #expect(OutcomeKind.of("vm_dead: x") == "vm_dead")
+    }
+
+    /// Options the model would ignore on this platform or firmware are
+    /// errors from validate() (so scenario files get them too), naming the option.
+    struct Refused: Sendable, CustomTestStringConvertible {
+        var option: String
+        var change: @Sendable (inout Scenario) -> Void
+        var testDescription: String { option }
+    }
+
+    static let snp: @Sendable (inout Scenario) -> Void = { $0.platform = .snp; $0.firmware = .ovmfSNP }
+
+    @Test(arguments: [
+        Refused(option: "--host tdx-huge") { snp(&$0); $0.tdxHost = .tdxHuge },
+        Refused(option: "--gmem hugetlb-2m") { snp(&$0); $0.gmemBacking = .hugetlb2M },
+        Refused(option: "--host-mapping 2m") { $0.hostMapping = .map2M },
+        Refused(option: "--snp-prefault") { $0.snpPrefault = true },
+        Refused(option: "--snp-firmware-without-protocol") { $0.snpAcceptanceProtocol = false },
+        Refused(option: "--no-acceptance-protocol-call") { $0.loader.stubCallsAcceptanceProtocol = false },
+        Refused(option: "--fw-partial-accept 512M") { $0.partialAcceptBytes = 512 << 20 },
+        Refused(option: "--fw-partial-accept 0") { snp(&$0); $0.partialAcceptBytes = 0 },
+    ])
+    func optionThatCannotApplyIsAnError(_ c: Refused) throws {
+        var s = Scenario()
+        s.memory = 2 << 30
+        c.change(&s)
+        let e = #expect(throws: CocomemError.self) { try s.validate() }
+        #expect(e?.message.hasPrefix("\(c.option) cannot apply: ") == true)
+        #expect(throws: CocomemError.self) { try BootSimulation(scenario: s, calibration: Calibration.builtIn()).run() }
+    }
+
+    /// Defaults never trigger the errors, and each option is fine where it applies.
+    @Test func optionsWhereTheyApplyAreAccepted() throws {
+        var snpDefaults = Scenario(); Self.snp(&snpDefaults)
+        try snpDefaults.validate()
+        var snp = snpDefaults
+        snp.hostMapping = .map2M; snp.snpPrefault = true; snp.snpAcceptanceProtocol = false; snp.loader.stubCallsAcceptanceProtocol = false
+        try snp.validate()
+        var tdx = Scenario(); tdx.tdxHost = .tdxHuge; tdx.gmemBacking = .hugetlb1G
+        try tdx.validate()
+        var old = Scenario(); old.firmware = .tdvf2022; old.partialAcceptBytes = 0
+        try old.validate()
     }
 }
