@@ -85,6 +85,20 @@ import Testing
         #expect(k.text.contains("outcome degraded: "))
     }
 
+    /// A run's outcome is its first failure even after a degraded boot.
+    @Test func runReportsAFailureBeforeADegradedBoot() throws {
+        var s = Scenario()
+        s.kernel.version = .v6_12
+        s.workload = .touch(8 << 30)
+        var k = ScenarioFile.KexecStep()
+        k.initrdBytes = 256 << 20
+        let r = try ScenarioFile(scenario: s, steps: [.kexec(k)]).run()
+        #expect(r.boot?.isDegraded == true)
+        #expect(OutcomeKind.of(r.outcome) == "load_failed")
+        let degradedOnly = try ScenarioFile(scenario: s).run()
+        #expect(degradedOnly.outcome.hasPrefix("degraded: workload touch=8G clamped: requested 8G, given "))
+    }
+
     @Test func outcomeKinds() {
         #expect(OutcomeKind.of("ok") == "ok")
         #expect(OutcomeKind.of("degraded: a; b") == "degraded")
