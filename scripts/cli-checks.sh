@@ -101,6 +101,14 @@ expect_error "unknown loader" "'grub' is invalid for '--loader <loader>'. Please
 expect_error "unknown deferred-init" "'yes' is invalid for '--deferred-init <deferred-init>'. Please provide one of 'on' and 'off'" boot --deferred-init yes
 expect_error "unknown gmem backing" "'thp' is invalid for '--gmem <gmem>'. Please provide one of 'hugetlb-1g', 'hugetlb-2m' or 'buddy'" boot --gmem thp
 expect_error "unknown SNP host mapping" "'1g' is invalid for '--host-mapping <host-mapping>'. Please provide one of '4k' and '2m'" boot --platform snp --host-mapping 1g
+# Options that cannot apply to the guest are errors, not silently ignored (exit 1).
+expect_error "TDX host on SNP" "--host tdx-huge cannot apply" boot --platform snp --host tdx-huge
+expect_error "gmem on SNP" "--gmem hugetlb-1g cannot apply" boot --platform snp --gmem hugetlb-1g
+expect_error "SNP host mapping on TDX" "--host-mapping 2m cannot apply" boot --host-mapping 2m
+expect_error "partial accept with tdvf" "--fw-partial-accept 512M cannot apply" boot --fw-partial-accept 512M
+expect_error "SNP prefault on TDX" "--snp-prefault cannot apply" kexec --snp-prefault
+expect_error "SNP firmware protocol on TDX" "--snp-firmware-without-protocol cannot apply" dump --snp-firmware-without-protocol --estimate
+expect_error "stub protocol call on TDX" "--no-acceptance-protocol-call cannot apply" boot --no-acceptance-protocol-call
 expect_error "unknown firmware" "'seabios' is invalid for '--firmware <firmware>'. Please provide one of 'tdvf', 'tdvf-2022' or 'ovmf-snp'" boot --firmware seabios
 expect_error "unknown precheck" "'yes' is invalid for '--precheck <precheck>'. Please provide one of 'on' and 'off'" host --precheck yes
 expect_error "unknown accept level" "'always' is invalid for '--accept-level <accept-level>'. Please provide one of 'inhibit', 'per-fault' or 'none'" host --accept-level always
@@ -253,6 +261,31 @@ if "$bin" host "$tmp/lf.host" >"$tmp/lf.json" 2>&1 && "$bin" host "$tmp/crlf.hos
 else
     echo "FAIL: a CRLF host scenario differs from the LF one: $(head -c 300 "$tmp/crlf.json")"; fail=$((fail + 1))
 fi
+
+# --fail-on: exit 2 after the report when the outcome matches, 0 when it does not.
+# expect_exit DESCRIPTION CODE EXPECTED-STDOUT-REGEX ARGS...
+expect_exit() {
+    local what=$1 code=$2 want=$3; shift 3
+    "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    if [ "$rc" -ne "$code" ] || ! grep -q -- "$want" "$tmp/out" || [ -s "$tmp/err" ]; then
+        echo "FAIL: $what (exit $rc, want $code): $(head -c 300 "$tmp/out" "$tmp/err")"; fail=$((fail + 1))
+    else
+        pass=$((pass + 1))
+    fi
+}
+expect_exit "--fail-on degraded on a degraded boot" 2 "^Outcome: degraded: kernel without CONFIG_UNACCEPTED_MEMORY" \
+    boot --memory 8G --no-unaccepted-support --fail-on degraded
+expect_exit "--fail-on any on a degraded boot (JSON)" 2 '"outcome": "degraded: workload touch=128G clamped' \
+    boot --memory 4G --workload touch=128G --json --fail-on any
+expect_exit "--fail-on guest_terminated on a degraded boot" 0 "^Outcome: degraded" \
+    boot --memory 8G --no-unaccepted-support --fail-on guest_terminated,load_failed
+expect_exit "--fail-on any on an ok boot" 0 "^Outcome: ok" boot --memory 4G --fail-on any
+expect_exit "--fail-on guest_terminated on a kexec that dies" 2 "guest_terminated" \
+    kexec --memory 4G --kernel 6.12 --initrd 256M --fail-on guest_terminated
+expect_exit "--fail-on any on an ok host run" 0 "Outcome: ok" host --fail-on any
+expect_exit "--fail-on on run" 2 "guest_terminated" run examples/tdx421-65.5g-oops-on-6.16.yaml --fail-on degraded,guest_terminated
+expect_error "--fail-on with an unknown outcome" "'bogus' is not an outcome" boot --fail-on bogus
 
 echo "cli-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -66,6 +66,7 @@ extension BootResult {
             ("virtual_time", vt),
             ("events", .array(events.map { .string($0) })),
             ("outcome", .string(outcomeString)),
+            ("degradations", .array(degradations.map { .string($0) })),
         ])
     }
 

@@ -20,6 +20,7 @@ struct Host: ParsableCommand {
     @Flag(name: .customLong("check-invariants"), help: "Check every invariant after every host operation") var check = false
     @OptionGroup var calibration: CalibrationOption
     @OptionGroup var printScenario: PrintScenarioOption
+    @OptionGroup var failOn: FailOnOption
 
     func run() throws {
         if printDefault { print(HostScenario.seed004); return }
@@ -42,5 +43,6 @@ struct Host: ParsableCommand {
         } else {
             print(r.text(violations: violations), terminator: "")
         }
+        try failOn.check(r.vm.outcomeString)
     }
 }

@@ -21,6 +21,7 @@ struct Kexec: ParsableCommand {
     @Flag(name: .customLong("load-only"), help: "Load without executing (kexec -l)") var loadOnly = false
     @OptionGroup var output: JSONOption
     @OptionGroup var printScenario: PrintScenarioOption
+    @OptionGroup var failOn: FailOnOption
 
     func run() throws {
         let f = try scenarioFile()
@@ -28,5 +29,6 @@ struct Kexec: ParsableCommand {
         guard case .kexec(let k)? = f.steps.first else { return }
         let r = try f.runKexec(k, calibration: try guest.calibration.load())
         print(output.json ? r.json.embedding(f).serialized() : r.text, terminator: output.json ? "\n" : "")
+        try failOn.check(r.outcome)
     }
 }

@@ -62,6 +62,39 @@ struct CalibrationOption: ParsableArguments {
     }
 }
 
+/// `--fail-on`, the same in every command that has it: exit 2 after the
+/// report when the outcome is one of the chosen kinds. It belongs to the
+/// command line, not to the scenario file (a file describes the guest and
+/// its steps, not what counts as failure for the caller).
+struct FailOnOption: ParsableArguments {
+    @Option(name: .customLong("fail-on"), help: ArgumentHelp("Exit 2 after the report when the outcome is one of OUTCOMES (comma-separated: \(OutcomeKind.all.joined(separator: ", ")), or any for anything but ok)", valueName: "OUTCOMES"))
+    var failOn: String?
+
+    /// The chosen kinds.
+    var kinds: Set<String> {
+        guard let failOn else { return [] }
+        var out: Set<String> = []
+        for k in failOn.split(separator: ",").map(String.init) {
+            if k == "any" { out.formUnion(OutcomeKind.all.filter { $0 != "ok" }) } else { out.insert(k) }
+        }
+        return out
+    }
+
+    func validate() throws {
+        guard let failOn else { return }
+        let given = failOn.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        for k in given where k != "any" && !OutcomeKind.all.contains(k) {
+            throw ValidationError("--fail-on: '\(k)' is not an outcome (expected \(OutcomeKind.all.joined(separator: ", ")) or any)")
+        }
+    }
+
+    /// Exits 2 (after the report, which the caller has printed) when
+    /// `outcome` is of a chosen kind.
+    func check(_ outcome: String) throws {
+        if kinds.contains(OutcomeKind.of(outcome)) { throw ExitCode(2) }
+    }
+}
+
 /// The options that define a simulated guest, shared by `boot`, `dump` and `kexec`.
 struct ScenarioOptions: ParsableArguments {
     @Option(help: "Platform") var platform: PlatformKind = .tdx

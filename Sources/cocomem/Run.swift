@@ -12,6 +12,7 @@ struct Run: ParsableCommand {
     @Argument(help: "Scenario file (YAML or JSON; a command's JSON result works too)") var file: String
     @Option(help: "Directory the dump steps' elf: and output: paths are relative to (created if missing)") var out = "."
     @OptionGroup var output: JSONOption
+    @OptionGroup var failOn: FailOnOption
 
     func run() throws {
         let f = try ScenarioFile.load(path: file)
@@ -23,5 +24,6 @@ struct Run: ParsableCommand {
         }
         let r = try f.run(outputDirectory: out, checkedHostRun: { try $0.runChecked() })
         print(output.json ? r.json.serialized() : r.text, terminator: output.json ? "\n" : "")
+        try failOn.check(r.outcome)
     }
 }

@@ -40,7 +40,9 @@ import Testing
     func bulkEqualsStepByStep(_ c: BulkCase) throws {
         func run(_ step: Bool) throws -> BootResult {
             try bootResult { s in
-                s.platform = c.platform; s.memory = c.memory; s.vcpus = c.vcpus; s.lazy = c.lazy; s.hostMapping = c.host; s.tdxHost = c.host == .map2M ? .tdxHuge : .tdx
+                s.platform = c.platform; s.memory = c.memory; s.vcpus = c.vcpus; s.lazy = c.lazy
+                // host-mapping is SNP's host; TDX's is the host model (validate() refuses the other).
+                if c.platform == .snp { s.hostMapping = c.host } else { s.tdxHost = c.host == .map2M ? .tdxHuge : .tdx }
                 s.firmware = c.firmware ?? (c.platform == .tdx ? .tdvf : .ovmfSNP); s.stepByStep = step
                 s.workload = c.workload; s.kernel.version = c.kernel; s.kernel.deferredStructPageInit = c.deferred
                 s.snpPrefault = c.prefault

@@ -31,15 +31,22 @@ public struct BootResult {
     public var fullyAcceptedAfter: Double? = nil
     public var events: [String] = []
     public var outcome: AcceptOutcome = .ok
+    /// What the run lost or clamped while completing: memory the kernel
+    /// could not use, allocations given less than they asked for. A run
+    /// that is otherwise ok with any of these is `degraded`.
+    public var degradations: [String] = []
     /// The KVM host model the TD ran on (nil for SNP and the placeholder host).
     public var host: TDXVM? = nil
 
     public var outcomeString: String {
         switch outcome {
-        case .ok: "ok"
+        case .ok: degradations.isEmpty ? "ok" : "degraded: " + degradations.joined(separator: "; ")
         case .terminated(let why): "guest_terminated: \(why)"
         }
     }
+
+    /// Whether the run completed but lost or clamped something.
+    public var isDegraded: Bool { outcome == .ok && !degradations.isEmpty }
 }
 
 /// Assembles firmware, platform and kernel for a scenario and boots it.
@@ -141,6 +148,12 @@ public struct BootSimulation {
         r.times.efiStub = fw.stubClock.seconds(costs)
         r.perPhaseCounts = [("firmware", fw.firmwareClock.counts), ("efi_stub", fw.stubClock.counts)]
         r.outcome = fw.outcome
+        if fw.lostBytes > 0 {
+            // setup_e820() (FirmwareBoot): type 15 left in the map the kernel cannot use.
+            let why = !s.loader.kernelSupportsUnaccepted ? "kernel without CONFIG_UNACCEPTED_MEMORY"
+                : "the EFI stub did not run (the loader called ExitBootServices)"
+            r.degradations.append("\(why): \(ByteCount(fw.lostBytes)) of \(ByteCount(s.memory)) is EFI type 15 (unaccepted), treated as reserved and lost")
+        }
         guard fw.outcome == .ok else { return (finish(&r, acc), acc) }
 
         let unaccepted = fw.table.map { UnacceptedMemory(table: $0, acceptor: acc.kernel, costs: costs) }
@@ -184,8 +197,12 @@ public struct BootSimulation {
         uclock.charge(.userspaceFixed, vcpu: 0, costs: costs)
         var full: Double? = nil
         if outcome == .ok {
-            let (_, o) = kernel.allocate(pages: ByteCount(s.bootAllocationBytes).frames(), use: .pageCache, touch: true, clock: &uclock, fullyAcceptedAt: &full)
+            let want = ByteCount(s.bootAllocationBytes).frames()
+            let (got, o) = kernel.allocate(pages: want, use: .pageCache, touch: true, clock: &uclock, fullyAcceptedAt: &full)
             outcome = o
+            if o == .ok, got < want {
+                r.degradations.append("user space on the way to a shell clamped: requested \(ByteCount(s.bootAllocationBytes)), given \(ByteCount(got * 4096)) (page allocation failure: out of memory)")
+            }
         }
         r.times.userspace = uclock.seconds(costs)
         r.acceptedKernelBoot = unaccepted?.acceptedBytes ?? 0
@@ -198,7 +215,7 @@ public struct BootSimulation {
         var wclock = PhaseClock(vcpus: s.vcpus)
         if outcome == .ok {
             let wfull: Double?
-            (outcome, wfull) = runWorkload(workload, kernel, clock: &wclock)
+            (outcome, wfull) = runWorkload(workload, kernel, clock: &wclock, clamped: &r.degradations)
             if r.fullyAcceptedAfter == nil, let w = wfull { r.fullyAcceptedAfter = r.times.totalBoot + w }
         }
         r.times.workload = wclock.seconds(costs)
@@ -210,21 +227,26 @@ public struct BootSimulation {
 
     /// Runs a workload on the booted kernel. Returns the outcome and when
     /// memory became fully accepted, in seconds from the start of the workload.
-    func runWorkload(_ workload: Workload, _ kernel: GuestKernel, clock wclock: inout PhaseClock) -> (AcceptOutcome, Double?) {
+    /// A phase the kernel gives less memory than it asked for (the
+    /// allocator's out-of-memory stop) adds a line to `clamped`.
+    func runWorkload(_ workload: Workload, _ kernel: GuestKernel, clock wclock: inout PhaseClock,
+                     clamped: inout [String]) -> (AcceptOutcome, Double?) {
         var wfull: Double? = nil
+        func allocate(_ b: UInt64, _ use: PageUse, touch: Bool) -> AcceptOutcome {
+            let want = ByteCount(b).frames()
+            let (got, o) = kernel.allocate(pages: want, use: use, touch: touch, clock: &wclock, fullyAcceptedAt: &wfull)
+            if o == .ok, got < want {
+                clamped.append("workload \(ScenarioFile.workload(workload)) clamped: requested \(ByteCount(b)), given \(ByteCount(got * 4096)) (page allocation failure: out of memory)")
+            }
+            return o
+        }
         switch workload {
         case .none: return (.ok, nil)
-        case .touch(let b):
-            let (_, o) = kernel.allocate(pages: ByteCount(b).frames(), use: .anonymous, touch: true, clock: &wclock, fullyAcceptedAt: &wfull)
-            return (o, wfull)
-        case .pageCache(let b):
-            let (_, o) = kernel.allocate(pages: ByteCount(b).frames(), use: .pageCache, touch: true, clock: &wclock, fullyAcceptedAt: &wfull)
-            return (o, wfull)
+        case .touch(let b): return (allocate(b, .anonymous, touch: true), wfull)
+        case .pageCache(let b): return (allocate(b, .pageCache, touch: true), wfull)
         case .rate(let perSecond, let seconds):
-            return runRate(kernel, perSecond: perSecond, seconds: seconds, clock: &wclock)
-        case .hugetlb(let b):
-            let (_, o) = kernel.allocate(pages: ByteCount(b).frames(), use: .hugetlb, touch: false, clock: &wclock, fullyAcceptedAt: &wfull)
-            return (o, wfull)
+            return runRate(kernel, perSecond: perSecond, seconds: seconds, clock: &wclock, clamped: &clamped)
+        case .hugetlb(let b): return (allocate(b, .hugetlb, touch: false), wfull)
         case .phases(let phases):
             // One phase after the other on the same kernel, each timed on its
             // own clock (as rate= times its slices): the workload's time is
@@ -232,7 +254,7 @@ public struct BootSimulation {
             var elapsed = 0.0
             for phase in phases {
                 var pclock = PhaseClock(vcpus: wclock.vcpus)
-                let (o, pfull) = runWorkload(phase, kernel, clock: &pclock)
+                let (o, pfull) = runWorkload(phase, kernel, clock: &pclock, clamped: &clamped)
                 if wfull == nil, let f = pfull { wfull = elapsed + f }
                 elapsed += pclock.seconds(costs)
                 wclock.record(pclock)
@@ -247,16 +269,22 @@ public struct BootSimulation {
     /// touched on the vCPUs. A slice whose work takes longer than a second
     /// delays the next. Returns the outcome and when memory became fully
     /// accepted, in seconds from the start of the workload.
-    func runRate(_ kernel: GuestKernel, perSecond: UInt64, seconds: UInt64, clock: inout PhaseClock) -> (AcceptOutcome, Double?) {
+    /// A slice given less than `perSecond` (out of memory) ends the workload
+    /// there and adds a line to `clamped`.
+    func runRate(_ kernel: GuestKernel, perSecond: UInt64, seconds: UInt64, clock: inout PhaseClock,
+                 clamped: inout [String]) -> (AcceptOutcome, Double?) {
         var elapsed = 0.0
         var full: Double? = nil
-        for _ in 0..<seconds {
+        for second in 0..<seconds {
             var slice = PhaseClock(vcpus: clock.vcpus)
             var sliceFull: Double? = nil
             let (got, o) = kernel.allocate(pages: ByteCount(perSecond).frames(), use: .anonymous, touch: true, clock: &slice, fullyAcceptedAt: &sliceFull)
             if full == nil, let f = sliceFull { full = elapsed + f }
             elapsed += max(1.0, slice.seconds(costs))
             clock.record(slice)
+            if o == .ok, got < ByteCount(perSecond).frames() {
+                clamped.append("workload \(ScenarioFile.workload(.rate(bytesPerSecond: perSecond, seconds: seconds))) clamped: second \(second + 1) of \(seconds) was given \(ByteCount(got * 4096)) of \(ByteCount(perSecond)) (page allocation failure: out of memory), and the workload stopped there")
+            }
             if o != .ok || got < ByteCount(perSecond).frames() { clock.pacedSeconds = elapsed; return (o, full) }
         }
         clock.pacedSeconds = elapsed

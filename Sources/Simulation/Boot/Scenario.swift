@@ -108,6 +108,7 @@ public struct Scenario: Sendable {
         if platform == .tdx && firmware == .ovmfSNP {
             throw CocomemError(.invalidArgument, "firmware ovmf-snp is for SNP guests; TDX guests use tdvf or tdvf-2022")
         }
+        try refuseOptionsThatCannotApply()
         _ = try Q35Layout(memory: memory)
         // Sizes that cannot fit the guest are refused up front, not discovered by an overflow deep in the boot.
         let defaultAllocation = Scenario().bootAllocationBytes
@@ -116,6 +117,42 @@ public struct Scenario: Sendable {
         }
         guard kernel.kernelInitBytes <= memory else {
             throw CocomemError(.invalidSize, "kernel init size of \(kernel.kernelInitBytes) bytes is larger than the guest's \(memory) bytes of memory")
+        }
+    }
+
+    /// Options the model would silently ignore on this platform or firmware
+    /// are errors. Only a value other than the default can be told apart
+    /// (the scenario holds values, not whether they were given): the
+    /// default `host: tdx` on an SNP guest, `host-mapping: 4k` on a TDX
+    /// guest or `fw-partial-accept: 256M` with tdvf are accepted, as the
+    /// printed scenario files carry them.
+    func refuseOptionsThatCannotApply() throws {
+        let defaults = Scenario()
+        func refuse(_ option: String, _ why: String) throws {
+            throw CocomemError(.invalidArgument, "\(option) cannot apply: \(why)")
+        }
+        switch platform {
+        case .snp:
+            if tdxHost != defaults.tdxHost {
+                try refuse("--host \(tdxHost.rawValue)", "it chooses the TDX host model; an SNP guest's host is set by --host-mapping")
+            }
+            if let g = gmemBacking {
+                try refuse("--gmem \(g.rawValue)", "it backs the TDX host model's guest_memfd; an SNP guest's host is set by --host-mapping")
+            }
+        case .tdx:
+            if hostMapping != defaults.hostMapping {
+                try refuse("--host-mapping \(hostMapping.rawValue)", "it is the SEV-SNP host backing; a TDX guest's host is set by --host and --gmem")
+            }
+            if snpPrefault { try refuse("--snp-prefault", "pre-faulting on page state change is an SEV-SNP host feature; this is a TDX guest") }
+            if !snpAcceptanceProtocol {
+                try refuse("--snp-firmware-without-protocol", "the memory acceptance protocol is OVMF's for SEV-SNP; this TDX guest runs \(firmware.rawValue)")
+            }
+            if !loader.stubCallsAcceptanceProtocol {
+                try refuse("--no-acceptance-protocol-call", "only ovmf-snp offers the acceptance protocol the stub would call; this TDX guest runs \(firmware.rawValue)")
+            }
+        }
+        if firmware != .tdvf2022, partialAcceptBytes != defaults.partialAcceptBytes {
+            try refuse("--fw-partial-accept \(ByteCount(partialAcceptBytes))", "it is tdvf-2022's PcdTdxAcceptPartialMemorySize; firmware \(firmware.rawValue) accepts all memory below 4 GiB")
         }
     }
 }

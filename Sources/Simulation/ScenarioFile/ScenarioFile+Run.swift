@@ -39,7 +39,8 @@ public struct ScenarioRunResult {
                 }
             }
         }
-        return all.first { $0 != "ok" } ?? "ok"
+        // A failure anywhere wins over a degraded run before it.
+        return all.first { $0 != "ok" && !$0.hasPrefix("degraded: ") } ?? all.first { $0 != "ok" } ?? "ok"
     }
 }
 
@@ -51,6 +52,9 @@ extension KexecResult {
         if case .failure? = load { return "load " + loadOutcome }
         if reboot != nil, rebootOutcome != "ok" { return rebootOutcome }
         if let s = second, s.outcome != .ok { return s.outcomeString }
+        // Completed, but a boot lost or clamped memory.
+        if first.isDegraded { return first.outcomeString }
+        if let s = second, s.isDegraded { return s.outcomeString }
         return "ok"
     }
 }
