@@ -285,6 +285,9 @@ expect_exit "--fail-on guest_terminated on a kexec that dies" 2 "guest_terminate
     kexec --memory 4G --kernel 6.12 --initrd 256M --fail-on guest_terminated
 expect_exit "--fail-on any on an ok host run" 0 "Outcome: ok" host --fail-on any
 expect_exit "--fail-on on run" 2 "guest_terminated" run examples/tdx421-65.5g-oops-on-6.16.yaml --fail-on degraded,guest_terminated
+expect_exit "--fail-on degraded on a dump of a degraded guest" 2 "^Write bytes" \
+    dump --memory 8G --kernel 6.16 --no-unaccepted-support -d 31 --estimate --fail-on degraded
+expect_exit "--fail-on any on a dump of an ok guest" 0 "^Write bytes" dump --memory 2G --kernel 6.16 -d 31 --estimate --fail-on any
 expect_error "--fail-on with an unknown outcome" "'bogus' is not an outcome" boot --fail-on bogus
 
 echo "cli-checks: $pass passed, $fail failed"

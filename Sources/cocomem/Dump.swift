@@ -31,6 +31,7 @@ struct Dump: ParsableCommand {
     @Flag(name: .customLong("no-vmcoreinfo"), help: "Leave the VMCOREINFO note out of the vmcore (then only -d 0 and -d 1 work)") var noVmcoreinfo = false
     @OptionGroup var json: JSONOption
     @OptionGroup var printScenario: PrintScenarioOption
+    @OptionGroup var failOn: FailOnOption
 
     var compression: DumpCompression {
         [(c, DumpCompression.zlib), (l, .lzo), (p, .snappy), (z, .zstd)].first(where: \.0)?.1 ?? .none
@@ -59,22 +60,28 @@ struct Dump: ParsableCommand {
         let options = DumpOptions(dumpLevel: d, compression: compression, makedumpfile: makedumpfile,
                                   threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         var image: GuestMemoryImage
+        // The outcome --fail-on looks at: the crashed guest's boot (a
+        // vmcore file has none, so ok).
+        var bootOutcome = "ok"
         if let input {
             image = GuestMemoryImage(input: try ELFInput(path: input))
         } else {
             let r = try guest.boot(crashKernel: try ByteCount.parse(crashKernel).value)
             if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }
             image = try CaptureView.image(from: r, seed: r.scenario.seed, transparentHugepages: thp == .always)
+            bootOutcome = r.outcomeString
         }
         if noVmcoreinfo { image.vmcoreinfo = nil }
         if memUsage {
             let u = try DumpTool.memUsage(image: image, makedumpfile: makedumpfile, threads: options.threads)
             print(json.json ? u.json.embedding(try scenarioFile()).serialized() : u.text, terminator: json.json ? "\n" : "")
+            try failOn.check(bootOutcome)
             return
         }
         let sampling = sample.map { EstimateSampling(pagesPerStratum: $0, seed: guest.seed) }
         let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling,
                                       elfDump: elfDump, force: force)
         print(json.json ? result.json.embedding(try scenarioFile()).serialized() : result.text, terminator: json.json ? "\n" : "")
+        try failOn.check(bootOutcome)
     }
 }
