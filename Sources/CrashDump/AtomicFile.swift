@@ -126,7 +126,7 @@ public final class AtomicFile {
 /// Checks on the files a dump run writes, made before anything is written
 /// (makedumpfile's `check_dump_file()` and more).
 public enum OutputPaths {
-    /// What a file that is not a regular one is, for errors.
+    /// What a file that is not a regular one is, for errors (outputs and inputs).
     static func kind(_ mode: mode_t) -> String {
         switch mode & S_IFMT {
         case S_IFIFO: return "a FIFO"

@@ -73,7 +73,7 @@ public final class ELFInput: @unchecked Sendable {
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
             close(fd)
-            throw CocomemError(.io, "cannot read '\(path)': \(Self.kind(st.st_mode)), not a regular file (a vmcore is read at offsets its headers give, so it must be a file)")
+            throw CocomemError(.io, "cannot read '\(path)': \(OutputPaths.kind(st.st_mode)), not a regular file (a vmcore is read at offsets its headers give, so it must be a file)")
         }
         fileSize = UInt64(st.st_size)
         do {
@@ -94,18 +94,6 @@ public final class ELFInput: @unchecked Sendable {
     }
 
     deinit { close(fd) }
-
-    /// What a non-regular file is, for the error.
-    static func kind(_ mode: mode_t) -> String {
-        switch mode & S_IFMT {
-        case S_IFIFO: return "a FIFO"
-        case S_IFCHR: return "a character device"
-        case S_IFBLK: return "a block device"
-        case S_IFDIR: return "a directory"
-        case S_IFSOCK: return "a socket"
-        default: return "not a regular file"
-        }
-    }
 
     struct Parsed {
         var loads: [Load] = [], notes: [UInt8] = [], cpus = 0
