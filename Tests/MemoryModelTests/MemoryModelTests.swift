@@ -27,18 +27,18 @@ import Testing
     @Test(arguments: [1, 2, 3, 42] as [UInt64]) func matchesReferenceModel(seed: UInt64) {
         var rng = SplitMix64(seed: seed)
         let n: UInt64 = 517
-        var bm = PageBitmap<UInt64>(count: n)
+        var bm = PageBitmap<GuestFrameNumber>(count: n)
         var ref = [Bool](repeating: false, count: Int(n))
         for _ in 0..<400 {
             let a = rng.next() % n, b = min(n, a + rng.next() % 140)
             let set = rng.next() & 1 == 0
-            if set { bm.set(a..<b) } else { bm.clear(a..<b) }
+            if set { bm.set(Range(raw: a..<b)) } else { bm.clear(Range(raw: a..<b)) }
             for i in a..<b { ref[Int(i)] = set }
             #expect(bm.popcount == UInt64(ref.filter { $0 }.count))
             let q = rng.next() % n, r = min(n, q + rng.next() % 200)
             let refRuns = runs(ref, q, r)
-            #expect(bm.setRuns(in: q..<r) == refRuns)
-            #expect(bm.countSet(in: q..<r) == refRuns.reduce(0) { $0 + UInt64($1.count) })
+            #expect(bm.setRuns(in: Range(raw: q..<r)).map(\.raw) == refRuns)
+            #expect(bm.countSet(in: Range(raw: q..<r)) == refRuns.reduce(0) { $0 + UInt64($1.count) })
         }
         bm._checkInvariants()
     }
@@ -55,17 +55,17 @@ import Testing
 @Suite struct IntervalMapTests {
     @Test(arguments: [7, 8, 9] as [UInt64]) func matchesReferenceModel(seed: UInt64) {
         var rng = SplitMix64(seed: seed)
-        var m = IntervalMap<UInt64, UInt8>(initial: 0)
+        var m = IntervalMap<GuestFrameNumber, UInt8>(initial: 0)
         var ref = [UInt8](repeating: 0, count: 300)
         for _ in 0..<500 {
             let a = rng.next() % 300, b = min(300, a + 1 + rng.next() % 80)
             let v = UInt8(rng.next() % 3)
-            m.assign(a..<b, v)
+            m.assign(Range(raw: a..<b), v)
             for i in a..<b { ref[Int(i)] = v }
             m._checkInvariants()
-            for _ in 0..<5 { let k = rng.next() % 300; #expect(m.value(at: k) == ref[Int(k)]) }
+            for _ in 0..<5 { let k = rng.next() % 300; #expect(m.value(at: GuestFrameNumber(k)) == ref[Int(k)]) }
             let q = rng.next() % 300
-            #expect(m.measure(in: q..<300) { $0 == 1 } == UInt64(ref[Int(q)...].filter { $0 == 1 }.count))
+            #expect(m.measure(in: Range(raw: q..<300)) { $0 == 1 } == UInt64(ref[Int(q)...].filter { $0 == 1 }.count))
         }
     }
 }
