@@ -37,6 +37,9 @@ public struct BootResult {
     public var degradations: [String] = []
     /// The KVM host model the TD ran on (nil for SNP and the placeholder host).
     public var host: TDXVM? = nil
+    /// What the run recorded over virtual time (issue 14): phases, series,
+    /// memory snapshots, vCPU lanes, allocation latency.
+    public var record = RunRecord()
 
     public var outcomeString: String {
         switch outcome {
