@@ -6,7 +6,7 @@ import GuestKernel
 import KVM
 import MemoryModel
 import TDXModule
-import Yams
+package import Yams
 
 extension ScenarioFile {
     /// Reads a scenario file: YAML, or JSON (a YAML subset) in the same
@@ -28,6 +28,13 @@ extension ScenarioFile {
         }
         if let m = node.mapping, let inner = m["scenario_file"] { node = inner }
         return try Reader(name: name).file(node)
+    }
+
+    /// Reads an already composed YAML node tree (a sweep's expanded point,
+    /// whose nodes keep the marks of the sweep file's lines, so every error
+    /// names the line the value came from). `scenario_file` is not unwrapped.
+    package static func parse(node: Node, name: String) throws -> ScenarioFile {
+        try Reader(name: name).file(node)
     }
 
     /// Reads a scenario file (`path`, named as given in errors; `-` is
