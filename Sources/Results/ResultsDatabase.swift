@@ -162,9 +162,7 @@ public enum ResultsDatabase {
         config.readonly = readonly
         config.busyMode = .immediateError
         config.label = "cocomem-results"
-        do { return try DatabaseQueue(path: path, configuration: config) } catch {
-            throw CocomemError(.io, "cannot open results database '\(path)': \(describe(error))")
-        }
+        return try guarded(path) { try DatabaseQueue(path: path, configuration: config) }
     }
 
     /// Turns SQLite's errors into one clear line.
@@ -275,10 +273,7 @@ public enum ResultsDatabase {
         c.rows = rows.map { r in
             var row = Sweep.Row()
             for (name, value) in r {
-                let cell = Cell(value)
-                // A column another sweep added is NULL here: not part of this point.
-                if cell == .null, !RowSchema.leading.contains(name) { continue }
-                row.append(name, cell)
+                row.append(name, Cell(value))
             }
             row.scenarioColumns = scenario.intersection(row.columns)
             return row

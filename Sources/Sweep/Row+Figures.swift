@@ -17,7 +17,7 @@ extension Row {
     /// reports print (`Reports`: `BootResult.json`, each step's `json`), so
     /// each figure has one definition: `virtual_time_total_boot_s`,
     /// `accepted_bytes_firmware`, `meminfo_MemTotal`,
-    /// `platform_ops_tdx_accept_4k_success`, `host_seamcalls`,
+    /// `platform_ops_accept_4k_success`, `host_seamcalls`,
     /// `step1_dump_dump_bytes`, `degradations` (joined with "; ").
     /// - Complexity: O(size of the result's JSON).
     public static func of(_ result: ScenarioRunResult, key: String, point: Int, calibrationHash: String) -> Row {
@@ -104,7 +104,9 @@ extension Row {
     mutating func flatten(_ json: JSON, prefix: String) {
         guard case .object(let fields) = json else { return }
         for (k, v) in fields where !Self.skippedKeys.contains(k) {
-            let name = prefix + Self.column(k)
+            var name = prefix + Self.column(k)
+            // The boot's own outcome beside the run's (`outcome`, which counts the steps too).
+            if RowSchema.leading.contains(name) { name = "boot_" + name }
             switch v {
             case .object: flatten(v, prefix: name + "_")
             case .int(let i): append(name, .int(i))
@@ -121,8 +123,16 @@ extension Row {
 
     static func integer(_ u: UInt64) -> Cell { u <= UInt64(Int64.max) ? .int(Int64(u)) : .double(Double(u)) }
 
-    /// A key as a column name: `-` and `.` become `_`.
+    /// A key as a column name: every run of characters other than letters,
+    /// digits and `_` becomes one `_` (`free (zero)` → `free_zero`), so
+    /// every column is a plain SQL identifier.
     public static func column(_ key: String) -> String {
-        String(key.map { $0 == "-" || $0 == "." ? "_" : $0 })
+        var out = ""
+        for c in key {
+            if c.isASCII && (c.isLetter || c.isNumber || c == "_") { out.append(c) }
+            else if !out.hasSuffix("_") { out.append("_") }
+        }
+        while out.hasSuffix("_") && out.count > 1 { out.removeLast() }
+        return out
     }
 }

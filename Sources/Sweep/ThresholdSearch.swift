@@ -82,7 +82,7 @@ extension SweepRunner {
                 value = range.text(found)
                 let other = find.largest ? at(h) : at(l)
                 reason = find.largest ? "holds at \(range.text(found)), fails at \(range.text(other))" : "fails at \(range.text(other)), holds at \(range.text(found))"
-                reason += " (resolution \(range.text(res)))"
+                reason += "; resolution \(range.text(res))"
             } else {
                 value = axis.values[b]
                 let next = find.largest ? axis.values[b + 1] : axis.values[b - 1]
