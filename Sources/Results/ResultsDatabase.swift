@@ -68,6 +68,7 @@ public enum ResultsDatabase {
     ///   a locked one, or one that cannot be read.
     public static func read(path: String) throws -> Contents {
         guard FileManager.default.fileExists(atPath: path) else { return Contents() }
+        guard isRegularFile(path) else { throw CocomemError(.io, "'\(path)' is not a regular file, not a results database") }
         let queue = try open(path, readonly: true)
         return try guarded(path) { try queue.read { db in try contents(db, path: path) } }
     }
