@@ -1,7 +1,7 @@
 import Foundation
 import MemoryModel
 import Reports
-public import Sweep
+import Sweep
 
 /// `cocomem results export`: every point of a database as CSV (RFC 4180,
 /// a header of the table's columns) or JSON (an array of objects, one per

@@ -19,6 +19,7 @@ public struct SweepRunner: Sendable {
     /// database), from the worker thread that completed it: the hook for
     /// progress lines. Arguments: the point index and its row.
     public var onPointCompleted: (@Sendable (Int, Row) -> Void)?
+    let modelClock = ModelClock()
 
     public init(file: SweepFile, jobs: Int = ProcessInfo.processInfo.activeProcessorCount, shard: Shard? = nil,
                 existing: @escaping @Sendable (String) -> Row? = { _ in nil },
@@ -41,6 +42,10 @@ public struct SweepRunner: Sendable {
         public var isNew: [Bool]
         /// One answer per combination of the other axes (this shard's), with `find:`.
         public var answers: [FindAnswer]
+        /// Wall-clock seconds spent inside the model's runs, summed over the
+        /// threads: for `cocomem sweep --timings` (benchmarks) only; never
+        /// stored, never part of a row.
+        public var modelSeconds: Double = 0
     }
 
     /// One point to run: its index, its digits, and the axis values a search overrides.
@@ -70,7 +75,7 @@ public struct SweepRunner: Sendable {
             }.map { try $0.get() }
             for (a, r, n) in searched { answers.append(a); rows += r; isNew += n }
         }
-        return Result(rows: rows, isNew: isNew, answers: answers)
+        return Result(rows: rows, isNew: isNew, answers: answers, modelSeconds: modelClock.seconds)
     }
 
     /// The points of this run: all, or this shard's (by point, or by find group).
@@ -134,6 +139,8 @@ public struct SweepRunner: Sendable {
         }
         let row: Row
         do {
+            let start = DispatchTime.now().uptimeNanoseconds
+            defer { modelClock.add(DispatchTime.now().uptimeNanoseconds - start) }
             let r = try f.run(outputDirectory: ".", threads: 1, checkedHostRun: checkedHostRun)
             row = Row.of(r, key: key, point: index, calibrationHash: calibrationHash)
         } catch let e as CocomemError {
@@ -163,4 +170,12 @@ public struct SweepRunner: Sendable {
             }
         }
     }
+}
+
+/// The wall-clock time spent in the model, summed across threads (benchmarks only).
+final class ModelClock: @unchecked Sendable {
+    private var nanoseconds: UInt64 = 0
+    private let lock = NSLock()
+    func add(_ ns: UInt64) { lock.lock(); nanoseconds += ns; lock.unlock() }
+    var seconds: Double { lock.lock(); defer { lock.unlock() }; return Double(nanoseconds) / 1e9 }
 }

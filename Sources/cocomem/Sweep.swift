@@ -19,9 +19,11 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Points run at once (default: the number of cores)") var jobs: Int?
     @Option(help: "Run only the I-th of N shares of the points (1-based: 1/4 ... 4/4)") var shard: String?
     @Flag(help: "Run a sweep of more points than its limit (sweep.max-points, default 100000)") var yes = false
+    @Flag(help: "Print on stderr the wall time, the time inside the model (summed over threads) and the rest (expansion, scheduling, SQLite) per point: for benchmarks; nothing of it goes into the database") var timings = false
     @OptionGroup var output: JSONOption
 
     func run() throws {
+        let started = DispatchTime.now().uptimeNanoseconds
         let sweep = try SweepFile.load(path: file)
         try sweep.checkLimit(yes: yes)
         let shard = try shard.map(Shard.parse)
@@ -38,6 +40,14 @@ struct SweepCommand: ParsableCommand {
         let record = ResultsDatabase.RunRecord(cocomemVersion: CocomemVersion.current, calibrationHash: hashes, sweepFile: sweep.text,
                                                shard: shard?.description ?? "", points: result.rows.count, newPoints: fresh.count)
         let added = try ResultsDatabase.append(path: db, runs: [record], rows: fresh)
+        if timings {
+            let wall = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            let n = Double(max(1, result.rows.count))
+            let threads = Double(jobs ?? ProcessInfo.processInfo.activeProcessorCount)
+            let machinery = max(0, wall * min(threads, n) - result.modelSeconds)
+            FileHandle.standardError.write(Data(String(format: "timings: %d points, wall %.3f s, model %.3f s (summed over threads, %.3f ms/point), machinery %.3f ms/point (thread-seconds outside the model)\n",
+                                                        result.rows.count, wall, result.modelSeconds, result.modelSeconds / n * 1000, machinery / n * 1000).utf8))
+        }
         if output.json {
             let answers: [JSON] = result.answers.map { a in
                 .object([("group", .object(a.group.map { ($0, .string($1)) })), ("value", a.value.map { .string($0) } ?? .null),

@@ -31,6 +31,32 @@ import Testing
         #expect(parts.sorted { $0.key < $1.key } == whole.sorted { $0.key < $1.key })
     }
 
+    /// With `find:`, a shard takes whole groups, so the shards' rows (coarse
+    /// and bisected) and answers together are the single run's.
+    @Test func shardsOfASearchAreTheWholeSearch() throws {
+        let f = try SweepFile.parse("""
+            guest:
+              memory: 2G..14G +4G
+              vcpus: [1, 2, 4]
+            sweep:
+              find:
+                largest: memory
+                where: "total_boot_s < 4"
+                resolution: 1G
+            """)
+        let whole = try SweepRunner(file: f, jobs: 2).run()
+        var rows: [Row] = []
+        var answers: [FindAnswer] = []
+        for i in 1...2 {
+            let r = try SweepRunner(file: f, jobs: 1, shard: Shard(index: i, count: 2)).run()
+            rows += r.rows
+            answers += r.answers
+        }
+        #expect(rows.count > 12, "no bisection ran: choose another threshold")
+        #expect(rows.sorted { $0.key < $1.key } == whole.rows.sorted { $0.key < $1.key })
+        #expect(Set(answers.map { "\($0.group)=\($0.value ?? "none")" }) == Set(whole.answers.map { "\($0.group)=\($0.value ?? "none")" }))
+    }
+
     @Test func rowsCarryTheReportsFigures() throws {
         let f = try SweepFile.parse("guest:\n  memory: 2G\nsteps:\n  - dump:\n      estimate: true\n      level: 31\n")
         let row = try SweepRunner(file: f, jobs: 1).run().rows[0]
