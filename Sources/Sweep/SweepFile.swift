@@ -35,8 +35,8 @@ public struct SweepFile: @unchecked Sendable {
 
     /// The most points a sweep runs without `--yes` (`sweep.max-points` changes it).
     public static let defaultMaxPoints: UInt64 = 100_000
-    /// The most points a sweep runs even with `--yes`: beyond, the rows would not fit in memory.
-    public static let hardMaxPoints: UInt64 = 10_000_000
+    /// The most points a sweep runs even with `--yes`: the rows are held in memory until the write (about 5 KB a point).
+    public static let hardMaxPoints: UInt64 = 1_000_000
 
     public var name: String
     /// The file's text, as read (the `runs` table keeps it).
@@ -55,7 +55,7 @@ public struct SweepFile: @unchecked Sendable {
         let normalized = text.replacingOccurrences(of: "\r\n", with: "\n")
         let composed: Node?
         do { composed = try Yams.compose(yaml: normalized) } catch let e as YamlError {
-            throw CocomemError(.invalidScenario, "\(name) \(ScenarioFile.describeForSweep(e))")
+            throw CocomemError(.invalidScenario, "\(name) \(ScenarioFile.describe(e))")
         }
         guard let node = composed, let mapping = node.mapping else {
             throw CocomemError(.invalidScenario, "\(name): the file is empty or not a mapping (expected a scenario file, docs/SCENARIOS.md)")
@@ -227,18 +227,5 @@ public struct SweepFile: @unchecked Sendable {
         if matches.count == 1 { return matches[0] }
         let known = axes.map(\.column).joined(separator: ", ")
         throw CocomemError(.invalidScenario, "\(name): 'find' names axis '\(n)', \(matches.isEmpty ? "which is not a list or range of the file" : "which is ambiguous") (axes: \(known.isEmpty ? "none" : known))")
-    }
-}
-
-extension ScenarioFile {
-    static func describeForSweep(_ e: YamlError) -> String {
-        switch e {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-            return "line \(mark.line): not valid YAML: \(problem)"
-        case .duplicatedKeysInMapping(let dups, let context):
-            return "line \(context.mark.line): duplicate key \(dups.map { "'\($0)'" }.joined(separator: ", "))"
-        default:
-            return "line ?: not valid YAML: \(e)"
-        }
     }
 }

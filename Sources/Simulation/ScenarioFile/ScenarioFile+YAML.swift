@@ -50,7 +50,8 @@ extension ScenarioFile {
         return try parse(t, name: path)
     }
 
-    static func describe(_ e: YamlError) -> String {
+    /// A YAML error as one line naming the line (the sweep reader uses it too).
+    package static func describe(_ e: YamlError) -> String {
         switch e {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
             return "line \(mark.line): not valid YAML: \(problem)"
