@@ -1,8 +1,10 @@
+import CoCoGuest
 import Firmware
 import GuestKernel
 import KVM
 import MemoryModel
 import SNP
+import TDXModule
 
 extension Recorder {
     typealias PageClass = SnapshotRange.PageClass
@@ -44,6 +46,29 @@ extension Recorder {
                 if d.type != .mmio && d.type != .mmioPortSpace { top = max(top, d.range.end) }
             }
             if let t = table { Self.markUnaccepted(t, in: &acceptance) }
+            // Type-15 memory the stub accepted is free; what the table still has set is unaccepted.
+            var accepted: [Range<GuestFrameNumber>] = [], unaccepted: [Range<GuestFrameNumber>] = []
+            classes.forEachRun(in: .lowest ..< AddressRange(start: 0, end: top).upperAddress.frameRoundingUp) { f, c in
+                guard c == .unaccepted else { return }
+                acceptance.forEachRun(in: f) { g, a in if a == .unaccepted { unaccepted.append(g) } else { accepted.append(g) } }
+            }
+            for f in accepted { classes.assign(f, .free) }
+            for f in unaccepted { classes.assign(f, .unaccepted) }
+        } else if let vm, !hostSlots.isEmpty {
+            // A host run: no guest kernel, the memslots are the guest's memory,
+            // accepted where the S-EPT has a MAPPED (or BLOCKED) leaf.
+            for slot in hostSlots {
+                top = max(top, slot.upperBound.address.value)
+                classes.assign(slot, .unknown)
+                acceptance.assign(slot, .unaccepted)
+                for f in Self.acceptedFrames(vm, in: slot) { acceptance.assign(f, .accepted) }
+            }
+            vm.attributes.privateAttr.forEachRun(in: .lowest ..< AddressRange(start: 0, end: top).upperAddress.frameRoundingUp) { f, p in
+                if !p { acceptance.assign(f, .accepted) }
+            }
+            var holes: [Range<GuestFrameNumber>] = []
+            classes.forEachRun(in: .lowest ..< AddressRange(start: 0, end: top).upperAddress.frameRoundingUp) { f, c in if c == .hole { holes.append(f) } }
+            for f in holes { acceptance.assign(f, .notRAM) }
         }
         guard top > 0 else { return [] }
         let window = GuestFrameNumber(0)..<AddressRange(start: 0, end: top).upperAddress.frameRoundingUp
@@ -54,6 +79,21 @@ extension Recorder {
         hostShared(window).forEachRun(in: window) { sources.shared.append(($0.upperBound, $1)) }
         hostPinned(window).forEachRun(in: window) { sources.pinned.append(($0.upperBound, $1)) }
         return sources.merged(upTo: window.upperBound)
+    }
+
+    /// Frames the guest has accepted in `frames`: S-EPT leaves MAPPED or
+    /// BLOCKED at 2M, or at 4K under a non-leaf (the TDX module's state,
+    /// read through its inspection view as the checker does).
+    static func acceptedFrames(_ vm: TDXVM, in frames: Range<GuestFrameNumber>) -> [Range<GuestFrameNumber>] {
+        var out: [Range<GuestFrameNumber>] = []
+        func isAccepted(_ s: SEPTState) -> Bool { s == .mapped || s == .blocked }
+        vm.module.forEach2MEntry(in: frames.covering2M) { regions, e in
+            let lo = max(frames.lowerBound, regions.frames.lowerBound), hi = min(frames.upperBound, regions.frames.upperBound)
+            guard lo < hi else { return }
+            if isAccepted(e.state) { out.append(lo..<hi) }
+            else if e.state.isNonLeaf { vm.module.forEach4KEntry(in: lo..<hi) { f, e4 in if isAccepted(e4.state) { out.append(f) } } }
+        }
+        return out
     }
 
     /// Units set in the table are unaccepted (within RAM only: the table
@@ -211,5 +251,25 @@ struct SnapshotSources {
             if p.0 == next { i.4 += 1 }
         }
         return out
+    }
+}
+
+extension BootResult {
+    /// The boot's record with the snapshot `at the crash`: the guest's
+    /// memory when it panics into kdump (`cocomem dump` crashes it at the
+    /// end of the run), what the capture kernel's vmcore is taken from.
+    /// Empty when the scenario does not record.
+    /// - Complexity: O(runs of the maps read).
+    public var recordAtTheCrash: RunRecord {
+        var record = self.record
+        guard scenario.record, let k = kernel else { return record }
+        let rec = Recorder(costs: k.costs, vcpus: scenario.vcpus)
+        rec.kernel = k
+        rec.vm = host
+        rec.snp = (k.platform as? SNPGuestPlatform)?.platform
+        rec.segmentStart = record.phases.last?.end ?? 0
+        rec.snapshot("at the crash")
+        record.snapshots += rec.record.snapshots
+        return record
     }
 }

@@ -33,6 +33,8 @@ package final class Recorder {
     /// The host model: KVM's TDX MMU (TDX) or the RMP (SNP).
     var vm: TDXVM? = nil
     var snp: SNPPlatform? = nil
+    /// A host run's memslots (no kernel, no firmware): the guest's memory.
+    var hostSlots: [Range<GuestFrameNumber>] = []
     /// Unaccepted bytes before a kernel exists (the EFI map's type 15 / the table).
     var preKernelUnaccepted: UInt64 = 0
 
@@ -282,5 +284,17 @@ extension Recorder {
             }
             return r
         }
+    }
+}
+
+// MARK: Host runs
+
+extension Recorder {
+    /// A host command ended with the run's clock at `clock`: its phase, and
+    /// a row of the host's committed memory and the counters.
+    func hostStep(_ name: String, _ clock: PhaseClock) {
+        settledCounts = clock.counts
+        for cpu in 0..<min(vcpus, clock.vcpus) { settledVCPUCounts[cpu] = clock.perVCPUCounts[cpu] }
+        phase(name, nil, seconds: max(0, clock.seconds(costs) - segmentStart))
     }
 }

@@ -86,6 +86,8 @@ public struct SnapshotRange: Sendable, Equatable {
     /// The guest kernel's use of a range (the page classes makedumpfile filters by, plus the states before the kernel runs).
     public enum PageClass: String, Sendable, CaseIterable {
         case firmware, kernel, memmap, pageTables = "page_tables", pageCache = "page_cache", anonymous, hugetlb, free, unaccepted, reserved, hole
+        /// Guest memory whose use no guest model tracks: a `host` run drives the TD directly, without a kernel.
+        case unknown
     }
     /// How the host maps the range in the secure EPT / NPT (or RMP page size on SNP).
     public enum HostMapping: String, Sendable, CaseIterable { case none, map4K = "4K", map2M = "2M", map1G = "1G" }
