@@ -189,6 +189,8 @@ public struct AllocationStalls: Sendable, Equatable {
     /// Extra picoseconds of each allocation that accepted, in order.
     public private(set) var stalls: [UInt64] = []
     public init() {}
+    /// A measurement as given (tests of the distribution built from it).
+    package init(allocations: UInt64, stalls: [UInt64]) { self.allocations = allocations; self.stalls = stalls }
     mutating func stall(picoseconds: UInt64) { stalls.append(picoseconds) }
     /// Starts a new measurement (a new workload phase).
     public mutating func reset() { allocations = 0; stalls = [] }

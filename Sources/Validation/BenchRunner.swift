@@ -109,3 +109,38 @@ extension BenchRunner {
         return o
     }
 }
+
+extension BenchRunner {
+    /// What recording (issue 14) adds to a boot with a workload: the same
+    /// scenario booted `repetitions` times with `Scenario.record` off and
+    /// on, alternating, median wall time of each, and the size of the record.
+    /// Returns a Markdown table.
+    public static func runRecording(size: String, workload: String, vcpus: Int = 8, repetitions: Int = 5) throws -> String {
+        let cal = try Calibration.builtIn()
+        var s = Scenario()
+        s.memory = try ByteCount.parseGuestMemory(size).value
+        s.vcpus = vcpus
+        s.workload = try Workload.parse(workload, memory: s.memory)
+        var off: [Double] = [], on: [Double] = []
+        var record = RunRecord()
+        var virtual = 0.0
+        for _ in 0..<max(1, repetitions) {
+            for rec in [false, true] {
+                s.record = rec
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                let r = try BootSimulation(scenario: s, calibration: cal).run()
+                let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                if rec { on.append(wall); record = r.record } else { off.append(wall) }
+                virtual = r.times.totalBoot + r.times.workload
+            }
+        }
+        let points = record.series.reduce(0) { $0 + $1.points.count }
+        let ranges = record.snapshots.reduce(0) { $0 + $1.ranges.count }
+        let spans = record.lanes.reduce(0) { $0 + $1.spans.count }
+        var o = "| memory | workload | vCPUs | virtual (s) | wall off (s) | wall on (s) | extra (s) | series | points | snapshots | ranges | lane spans |\n"
+        o += "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        o += "| \(size) | \(workload) | \(vcpus) | \(format3(virtual)) | \(String(format: "%.4f", median(off))) | \(String(format: "%.4f", median(on))) | "
+        o += "\(String(format: "%.4f", median(on) - median(off))) | \(record.series.count) | \(points) | \(record.snapshots.count) | \(ranges) | \(spans) |\n"
+        return o
+    }
+}

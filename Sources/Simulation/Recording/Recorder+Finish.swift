@@ -19,11 +19,10 @@ extension Recorder {
     /// over the kept points (so they average over what was dropped).
     func series() -> [TimeSeries] {
         var out: [TimeSeries] = []
-        let boundarySet = Set(boundaries)
         func column(_ i: Int) -> [TimeSeries.Point] {
             var pts: [TimeSeries.Point] = []
             for (t, row) in zip(times, rows) where !row[i].isNaN { pts.append(.init(time: t, value: row[i])) }
-            return TimeSeries.downsample(pts, keeping: boundarySet)
+            return TimeSeries.downsample(pts, keeping: boundaries)
         }
         for c in Recorder.Column.allCases {
             // An actor that accepted nothing in a run that has no such actor (no kexec) is left out.

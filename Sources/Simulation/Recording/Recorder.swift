@@ -12,10 +12,11 @@ import SNP
 /// each `rate=` slice, each batch of acceptance the page allocator makes and
 /// each deferred-init padata chunk (`GuestKernel.onAcceptBatch`), never per
 /// page. A sample is one row of values read from the model as it stands
-/// (O(vCPUs + host runs)); rows are kept with their time relative to the
-/// segment that is running and placed on the run's time axis when that
-/// segment closes, because a phase's start is known only once the phases
-/// before it have ended. Series are downsampled when the record is finished.
+/// (O(vCPUs + host runs)), placed on the run's time axis at the running
+/// segment's start plus its clock; deferred init's rows, taken while
+/// kernel_boot's clock is still open, wait until it closes. Rows are
+/// thinned while the run goes (`compact()`), so memory stays bounded; series
+/// are downsampled when the record is finished.
 ///
 /// `package`: the simulation's own machinery, not an interface of a real
 /// component.
@@ -42,20 +43,22 @@ package final class Recorder {
 
     /// Bytes accepted by each actor that are settled (past phases).
     var settledAccepted: [UInt64] = Array(repeating: 0, count: Column.actors.count)
-    /// Operation counts of closed segments, in total and per vCPU.
-    var settledCounts = OpCounts()
-    var settledVCPUCounts: [OpCounts]
+    /// Counters of closed segments: accept calls, exits, bytes each vCPU accepted.
+    var settledCalls: UInt64 = 0
+    var settledExits: UInt64 = 0
+    var settledVCPUAccepted: [UInt64]
     let vcpus: Int
 
     /// Start of the running segment, in virtual seconds from reset.
     var segmentStart = 0.0
-    /// Rows of the running segment, times relative to `segmentStart`.
+    /// Rows of a segment that ran beside the one before it (deferred
+    /// init's padata chunks), times relative to `segmentStart`, placed when it closes.
     var pending: [Row] = []
     /// Rows placed on the time axis.
     var times: [Double] = []
     var rows: [[Double]] = []
     /// Times of phase boundaries (downsampling keeps them).
-    var boundaries: [Double] = [0]
+    var boundaries: Set<Double> = [0]
     var rawLanes: [[VCPULane.Span]]
     /// Allocation latency, per workload phase, built as each phase ends.
     var latencies: [LatencyDistribution] = []
@@ -68,7 +71,7 @@ package final class Recorder {
     package init(costs: CostTable, vcpus: Int) {
         self.costs = costs
         self.vcpus = max(1, vcpus)
-        settledVCPUCounts = Array(repeating: OpCounts(), count: max(1, vcpus))
+        settledVCPUAccepted = Array(repeating: 0, count: max(1, vcpus))
         rawLanes = Array(repeating: [], count: max(1, vcpus))
     }
 
@@ -115,20 +118,27 @@ package final class Recorder {
         let (priv, shared) = committed()
         v[Column.committedPrivate.rawValue] = Double(priv)
         v[Column.committedShared.rawValue] = Double(shared)
-        var counts = settledCounts
-        if let c = clock { counts.add(c.counts) }
-        v[Column.acceptCalls.rawValue] = Double(Self.acceptCalls(counts))
-        v[Column.exits.rawValue] = Double(Self.exits(counts))
+        // Counters are linear in the counts: settled plus running, without adding vectors.
+        v[Column.acceptCalls.rawValue] = Double(settledCalls + (clock.map { Self.acceptCalls($0.counts) } ?? 0))
+        v[Column.exits.rawValue] = Double(settledExits + (clock.map { Self.exits($0.counts) } ?? 0))
         for cpu in 0..<vcpus {
-            var c = settledVCPUCounts[cpu]
-            if let clock, cpu < clock.vcpus { c.add(clock.perVCPUCounts[cpu]) }
-            v[Column.allCases.count + cpu] = Double(Self.acceptedBytes(c))
+            var bytes = settledVCPUAccepted[cpu]
+            if let clock, cpu < clock.vcpus { bytes += Self.acceptedBytes(clock.perVCPUCounts[cpu]) }
+            v[Column.allCases.count + cpu] = Double(bytes)
         }
         return Row(time: clock?.seconds(costs) ?? 0, values: v)
     }
 
-    /// Samples the running segment (the allocator's accept batches, padata chunks).
-    func sample(_ clock: PhaseClock) { pending.append(row(clock)) }
+    /// Samples the running segment (the allocator's accept batches), placed
+    /// at once: the segment's start is known. Samples closer than
+    /// `minInterval` to the last row are skipped (the allocator accepts a
+    /// block at a time below its watermark: a 1 TiB touch makes 262,144
+    /// batches); the interval grows as the run does (`compact()`).
+    func sample(_ clock: PhaseClock) {
+        let t = segmentStart + clock.seconds(costs)
+        if let last = times.last, t - last < minInterval { return }
+        place(t, row(clock).values)
+    }
 
     /// Ends the running segment after `seconds`: its rows go on the time
     /// axis, its counts are settled, and a row is taken at its end.
@@ -137,16 +147,18 @@ package final class Recorder {
         for r in pending { place(segmentStart + min(r.time, seconds), r.values) }
         pending = []
         if let c = clock {
-            settledCounts.add(c.counts)
+            settledCalls += Self.acceptCalls(c.counts)
+            settledExits += Self.exits(c.counts)
             for cpu in 0..<min(vcpus, c.vcpus) {
-                let before = Self.acceptedBytes(settledVCPUCounts[cpu])
-                settledVCPUCounts[cpu].add(c.perVCPUCounts[cpu])
+                let accepted = Self.acceptedBytes(c.perVCPUCounts[cpu])
+                settledVCPUAccepted[cpu] += accepted
                 if let label {
                     let busy = Double(c.vcpuPicoseconds[cpu]) / 1e12
-                    let accepted = Self.acceptedBytes(settledVCPUCounts[cpu]) - before
                     if busy > 0 || accepted > 0 {
                         rawLanes[cpu].append(VCPULane.Span(start: segmentStart, end: segmentStart + min(busy, seconds),
                                                             label: label, acceptedBytes: accepted))
+                        // Bounded while the run goes (a long rate= run has a span a slice).
+                        if rawLanes[cpu].count > 4 * TimeSeries.maxPoints { rawLanes[cpu] = Self.bound(rawLanes[cpu]) }
                     }
                 }
             }
@@ -163,6 +175,29 @@ package final class Recorder {
             return
         }
         times.append(time); rows.append(values)
+        if times.count > Self.rowBudget { compact() }
+    }
+
+    /// Samples closer than this to the last row are skipped.
+    var minInterval = 0.0
+
+    /// Rows kept while the run goes before every other one is dropped:
+    /// memory stays O(budget × columns) however long the run.
+    static let rowBudget = 8 * TimeSeries.maxPoints
+
+    /// Drops every other row but the first, the last and the phase boundaries,
+    /// and widens `minInterval` to the spacing left.
+    /// - Complexity: O(rows).
+    func compact() {
+        // The rows kept are about twice as far apart as before: so are new ones.
+        if let first = times.first, let last = times.last { minInterval = 2 * (last - first) / Double(Self.rowBudget) }
+        var t: [Double] = [], r: [[Double]] = []
+        t.reserveCapacity(times.count / 2 + boundaries.count)
+        r.reserveCapacity(times.count / 2 + boundaries.count)
+        for i in times.indices where i % 2 == 0 || i == times.count - 1 || boundaries.contains(times[i]) {
+            t.append(times[i]); r.append(rows[i])
+        }
+        times = t; rows = r
     }
 
     /// Settles what the kernel's `accept_memory()` counter holds into the
@@ -180,14 +215,14 @@ package final class Recorder {
     /// Records a phase `[segmentStart, segmentStart + seconds)` and closes it.
     func phase(_ name: String, _ clock: PhaseClock?, seconds: Double) {
         record.phases.append(PhaseSpan(name: name, start: segmentStart, end: segmentStart + seconds))
+        boundaries.insert(segmentStart + seconds)
         closeSegment(clock, seconds: seconds, lane: name)
-        boundaries.append(segmentStart)
     }
 
     /// Records a phase whose time was spent in segments already closed (a `rate=` workload's slices).
     func phase(_ name: String, from start: Double) {
         record.phases.append(PhaseSpan(name: name, start: start, end: segmentStart))
-        boundaries.append(segmentStart)
+        boundaries.insert(segmentStart)
     }
 
     // MARK: Counters from operation counts
@@ -293,8 +328,9 @@ extension Recorder {
     /// A host command ended with the run's clock at `clock`: its phase, and
     /// a row of the host's committed memory and the counters.
     func hostStep(_ name: String, _ clock: PhaseClock) {
-        settledCounts = clock.counts
-        for cpu in 0..<min(vcpus, clock.vcpus) { settledVCPUCounts[cpu] = clock.perVCPUCounts[cpu] }
+        settledCalls = Self.acceptCalls(clock.counts)
+        settledExits = Self.exits(clock.counts)
+        for cpu in 0..<min(vcpus, clock.vcpus) { settledVCPUAccepted[cpu] = Self.acceptedBytes(clock.perVCPUCounts[cpu]) }
         phase(name, nil, seconds: max(0, clock.seconds(costs) - segmentStart))
     }
 }
