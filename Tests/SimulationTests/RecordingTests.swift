@@ -74,6 +74,12 @@ import Testing
         let labels = r.record.snapshots.map(\.label)
         #expect(labels == ["firmware hand-off", "ExitBootServices", "end of boot", "end of workload touch=1G", "end of workload pagecache=512M"])
         for s in r.record.snapshots { checkCovers(s, top: top) }
+        // At each snapshot after the kernel started, the series' unaccepted bytes (meminfo's Unaccepted) equal its unaccepted class.
+        let unaccepted = try series(r.record, "unaccepted_bytes")
+        for snap in r.record.snapshots.dropFirst(2) {
+            let p = try #require(unaccepted.points.last { $0.time <= snap.time })
+            #expect(p.value == Double(bytes(snap) { $0.pageClass == .unaccepted }), "\(snap.label)")
+        }
         let last = try #require(r.record.snapshots.last)
         // The kernel's view: unaccepted blocks, page cache, anonymous memory as meminfo counts them.
         #expect(bytes(last) { $0.pageClass == .unaccepted } == k.totalUnacceptedPages * 4096)
