@@ -33,7 +33,12 @@ extension Recorder {
             out.append(TimeSeries(name: name, unit: "per_second", points: Self.rate(column(c.rawValue))))
         }
         for cpu in 0..<vcpus {
-            out.append(TimeSeries(name: "accepted_bytes", unit: "bytes", vcpu: cpu, points: column(Recorder.Column.allCases.count + cpu)))
+            out.append(TimeSeries(name: "accepted_bytes", unit: "bytes", vcpu: cpu, points: column(Recorder.vcpuColumn(cpu, 0))))
+            let calls = column(Recorder.vcpuColumn(cpu, 1)), exits = column(Recorder.vcpuColumn(cpu, 2))
+            out.append(TimeSeries(name: "accept_calls", unit: "count", vcpu: cpu, points: calls))
+            out.append(TimeSeries(name: "accept_calls_per_s", unit: "per_second", vcpu: cpu, points: Self.rate(calls)))
+            out.append(TimeSeries(name: "exits", unit: "count", vcpu: cpu, points: exits))
+            out.append(TimeSeries(name: "exits_per_s", unit: "per_second", vcpu: cpu, points: Self.rate(exits)))
         }
         return out
     }

@@ -46,7 +46,7 @@ package final class Recorder {
     /// Counters of closed segments: accept calls, exits, bytes each vCPU accepted.
     var settledCalls: UInt64 = 0
     var settledExits: UInt64 = 0
-    var settledVCPUAccepted: [UInt64]
+    var settledVCPU: [VCPUCounters]
     let vcpus: Int
 
     /// Start of the running segment, in virtual seconds from reset.
@@ -71,7 +71,7 @@ package final class Recorder {
     package init(costs: CostTable, vcpus: Int) {
         self.costs = costs
         self.vcpus = max(1, vcpus)
-        settledVCPUAccepted = Array(repeating: 0, count: max(1, vcpus))
+        settledVCPU = Array(repeating: VCPUCounters(), count: max(1, vcpus))
         rawLanes = Array(repeating: [], count: max(1, vcpus))
     }
 
@@ -101,12 +101,25 @@ package final class Recorder {
 
     struct Row { var time: Double; var values: [Double] }
 
+    /// A vCPU's counters: bytes its successful accepts accepted, its accept calls, its exits.
+    struct VCPUCounters {
+        var acceptedBytes: UInt64 = 0, acceptCalls: UInt64 = 0, exits: UInt64 = 0
+        init() {}
+        init(_ c: OpCounts) { acceptedBytes = Recorder.acceptedBytes(c); acceptCalls = Recorder.acceptCalls(c); exits = Recorder.exits(c) }
+        static func += (a: inout VCPUCounters, b: VCPUCounters) {
+            a.acceptedBytes += b.acceptedBytes; a.acceptCalls += b.acceptCalls; a.exits += b.exits
+        }
+    }
+
+    /// Column of counter `k` (0 accepted bytes, 1 accept calls, 2 exits) of `cpu`, after the whole-guest columns.
+    static func vcpuColumn(_ cpu: Int, _ k: Int) -> Int { Column.allCases.count + 3 * cpu + k }
+
     // MARK: Sampling
 
     /// One row of the model as it stands, `clock` being the running segment's clock.
     /// - Complexity: O(vCPUs + runs of the host's maps).
     func row(_ clock: PhaseClock?) -> Row {
-        var v = Array(repeating: Double.nan, count: Column.allCases.count + vcpus)
+        var v = Array(repeating: Double.nan, count: Self.vcpuColumn(vcpus, 0))
         for a in Column.actors { v[a.rawValue] = Double(settledAccepted[a.rawValue]) }
         if let k = kernel {
             v[kernelActor.rawValue] += Double((k.unaccepted?.acceptedBytes ?? 0) - min(counterSettled, k.unaccepted?.acceptedBytes ?? 0))
@@ -122,9 +135,11 @@ package final class Recorder {
         v[Column.acceptCalls.rawValue] = Double(settledCalls + (clock.map { Self.acceptCalls($0.counts) } ?? 0))
         v[Column.exits.rawValue] = Double(settledExits + (clock.map { Self.exits($0.counts) } ?? 0))
         for cpu in 0..<vcpus {
-            var bytes = settledVCPUAccepted[cpu]
-            if let clock, cpu < clock.vcpus { bytes += Self.acceptedBytes(clock.perVCPUCounts[cpu]) }
-            v[Column.allCases.count + cpu] = Double(bytes)
+            var c = settledVCPU[cpu]
+            if let clock, cpu < clock.vcpus { c += VCPUCounters(clock.perVCPUCounts[cpu]) }
+            v[Self.vcpuColumn(cpu, 0)] = Double(c.acceptedBytes)
+            v[Self.vcpuColumn(cpu, 1)] = Double(c.acceptCalls)
+            v[Self.vcpuColumn(cpu, 2)] = Double(c.exits)
         }
         return Row(time: clock?.seconds(costs) ?? 0, values: v)
     }
@@ -150,8 +165,9 @@ package final class Recorder {
             settledCalls += Self.acceptCalls(c.counts)
             settledExits += Self.exits(c.counts)
             for cpu in 0..<min(vcpus, c.vcpus) {
-                let accepted = Self.acceptedBytes(c.perVCPUCounts[cpu])
-                settledVCPUAccepted[cpu] += accepted
+                let segment = VCPUCounters(c.perVCPUCounts[cpu])
+                let accepted = segment.acceptedBytes
+                settledVCPU[cpu] += segment
                 if let label {
                     let busy = Double(c.vcpuPicoseconds[cpu]) / 1e12
                     if busy > 0 || accepted > 0 {
@@ -315,7 +331,10 @@ extension Recorder {
             r.values[Column.acceptCalls.rawValue] += calls
             r.values[Column.exits.rawValue] += exits
             for cpu in 0..<min(vcpus, before.vcpus) {
-                r.values[Column.allCases.count + cpu] += Double(Self.acceptedBytes(before.perVCPUCounts[cpu]))
+                let c = VCPUCounters(before.perVCPUCounts[cpu])
+                r.values[Self.vcpuColumn(cpu, 0)] += Double(c.acceptedBytes)
+                r.values[Self.vcpuColumn(cpu, 1)] += Double(c.acceptCalls)
+                r.values[Self.vcpuColumn(cpu, 2)] += Double(c.exits)
             }
             return r
         }
@@ -330,7 +349,7 @@ extension Recorder {
     func hostStep(_ name: String, _ clock: PhaseClock) {
         settledCalls = Self.acceptCalls(clock.counts)
         settledExits = Self.exits(clock.counts)
-        for cpu in 0..<min(vcpus, clock.vcpus) { settledVCPUAccepted[cpu] = Self.acceptedBytes(clock.perVCPUCounts[cpu]) }
+        for cpu in 0..<min(vcpus, clock.vcpus) { settledVCPU[cpu] = VCPUCounters(clock.perVCPUCounts[cpu]) }
         phase(name, nil, seconds: max(0, clock.seconds(costs) - segmentStart))
     }
 }

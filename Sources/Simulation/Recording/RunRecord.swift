@@ -22,7 +22,8 @@ public import MemoryModel
 /// bytes; `unaccepted_bytes`, `free_bytes` (MemFree, from the kernel on),
 /// `host_committed_private_bytes`, `host_committed_shared_bytes`;
 /// `accept_calls`, `exits` (cumulative counts) and `accept_calls_per_s`,
-/// `exits_per_s`. Per vCPU: `accepted_bytes` (cumulative bytes).
+/// `exits_per_s`. Per vCPU: `accepted_bytes`, `accept_calls`, `exits`
+/// (cumulative) and `accept_calls_per_s`, `exits_per_s`.
 ///
 /// Snapshot labels: `firmware hand-off`, `ExitBootServices`, `end of boot`,
 /// `end of workload <workload>` (one a workload phase); kexec: `before
