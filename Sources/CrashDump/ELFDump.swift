@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// `makedumpfile -E`: an ELF dump file, filtered like a kdump-compressed
 /// one but uncompressed, as makedumpfile writes it (`write_elf_header()`,
@@ -250,11 +250,19 @@ public struct ELFDumpWriter: Sendable {
         return r
     }
 
-    /// Writes the ELF dump file to `path` through a temporary file.
+    /// Writes the ELF dump file to `path` through a temporary file;
+    /// `progress`, if given, follows the PT_LOAD bytes as they are written.
     /// - Complexity: O(pages written).
     @discardableResult
-    public func write(to path: String) throws -> DumpReport {
+    public func write(to path: String, progress: (any ProgressReporter)? = nil) throws -> DumpReport {
         let l = layout()
+        let loadBytes = l.programHeaders.dropFirst().reduce(0) { $0 + $1.filesz }
+        return try progress.run(ProgressTask("writing \(path)", total: loadBytes)) {
+            try writeFile(l, to: path, progress: progress)
+        }
+    }
+
+    func writeFile(_ l: Layout, to path: String, progress: (any ProgressReporter)?) throws -> DumpReport {
         let f = try AtomicFile(path: path)
         var w = ByteWriter()
         w.raw(elfHeader(l))
@@ -264,7 +272,7 @@ public struct ELFDumpWriter: Sendable {
         try f.write(w.bytes, at: 0)
         var data = ChunkedWriter(file: f, offset: l.loadOffset)
         for s in l.programHeaders.dropFirst() where s.filesz > 0 {
-            try writeSegment(from: s.paddr, bytes: s.filesz, into: &data)
+            try writeSegment(from: s.paddr, bytes: s.filesz, into: &data, progress: progress)
         }
         try data.flush()
         try source.image.input?.checkReads()
@@ -274,7 +282,7 @@ public struct ELFDumpWriter: Sendable {
     }
 
     /// `write_elf_load_segment()`: `bytes` bytes of memory from `paddr`.
-    func writeSegment(from paddr: UInt64, bytes: UInt64, into data: inout ChunkedWriter) throws {
+    func writeSegment(from paddr: UInt64, bytes: UInt64, into data: inout ChunkedWriter, progress: (any ProgressReporter)? = nil) throws {
         let end = paddr + bytes
         let pfns = (paddr / Self.pageSize)..<divRoundUp(end, Self.pageSize)
         var failure: (any Error)?
@@ -291,6 +299,8 @@ public struct ELFDumpWriter: Sendable {
                 } catch { failure = error }
             }
             if let failure { throw failure }
+            let first = max(paddr, batch[0].lowerBound * Self.pageSize), last = min(end, batch[batch.count - 1].upperBound * Self.pageSize)
+            progress?.advance(by: last - first)
         }
     }
 }
