@@ -297,8 +297,9 @@ expect_error "--fail-on with an unknown outcome" "'bogus' is not an outcome" boo
 expect_progress() {
     local what=$1 want=$2 file=$3; shift 3
     rm -rf "$tmp/p" "$tmp/q"; mkdir -p "$tmp/p" "$tmp/q"
-    (cd "$tmp/p" && "$bin" "$@" >"$tmp/out" 2>"$tmp/err"); local rc=$?
-    (cd "$tmp/q" && "$bin" "$@" --no-progress >"$tmp/out2" 2>"$tmp/err2")
+    local exe; exe=$(realpath "$bin")
+    (cd "$tmp/p" && "$exe" "$@" >"$tmp/out" 2>"$tmp/err"); local rc=$?
+    (cd "$tmp/q" && "$exe" "$@" --no-progress >"$tmp/out2" 2>"$tmp/err2")
     local shown=no
     grep -q "%.*) in [0-9]" "$tmp/err" && shown=yes
     if [ "$rc" -ne 0 ] || [ "$shown" != "$want" ] || [ -s "$tmp/err2" ] || ! cmp -s "$tmp/out" "$tmp/out2" \
@@ -313,8 +314,8 @@ expect_progress "no progress line when stderr is not a terminal" no x.kdump dump
 expect_progress "--progress on a dump write" yes x.kdump dump --memory 1G --kernel 6.16 -d 31 -c -o x.kdump --progress
 expect_progress "--progress on an ELF vmcore and -E dump" yes x.elf dump --memory 1G --kernel 6.16 -d 31 -E -o x.elf --elf v.elf --progress
 expect_progress "--progress on an exact estimate" yes "" dump --memory 1G --kernel 6.16 -d 31 -c --estimate --progress
-expect_progress "--progress on a step-by-step boot" yes "" boot --memory 1G --accept eager --step-by-step --progress
-printf 'guest: {memory: 1G}\nkernel: {accept: eager}\nstep-by-step: true\n' >"$tmp/stepbystep.yaml"
+expect_progress "--progress on a step-by-step boot" yes "" boot --memory 512M --accept eager --step-by-step --progress
+printf 'guest: {memory: 512M}\nkernel: {accept: eager}\nstep-by-step: true\n' >"$tmp/stepbystep.yaml"
 expect_progress "--progress on run" yes "" run "$tmp/stepbystep.yaml" --progress --json
 
 echo "cli-checks: $pass passed, $fail failed"
