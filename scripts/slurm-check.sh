@@ -19,16 +19,10 @@ bin=${COCOMEM_BIN:-.build/debug/cocomem}
 sweep=${COCOMEM_SLURM_SWEEP:-Tests/Fixtures/slurm-sweep.yaml}
 shards=4
 
-# `boot` is the default subcommand, so `cocomem sweep --help` succeeds even
-# without a sweep command (it prints boot's help): look for sweep's own usage.
-if ! timeout 30 "$bin" sweep --help 2>/dev/null | grep -q 'USAGE: cocomem sweep'; then
-    echo "slurm-check: skipped: cocomem has no sweep command"
-    exit 0
-fi
-
 tmp=$(mktemp -d /tmp/cocomem-slurm-check.XXXXXX)
+cluster_started=0
 cleanup() {
-    timeout 60 bash scripts/slurm/cluster.sh stop || true
+    [ "$cluster_started" -eq 0 ] || timeout 60 bash scripts/slurm/cluster.sh stop || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -45,9 +39,43 @@ summary() {
     exit $?
 }
 
+# Bad input to slurm-sweep.sh: one "error: slurm-sweep: ..." line naming the
+# problem, exit 1, nothing submitted (all are refused before sbatch runs).
+# sweep_refuses DESCRIPTION EXPECTED-SUBSTRING ARGS...
+sweep_refuses() {
+    local what=$1 want=$2; shift 2
+    timeout 30 bash scripts/slurm-sweep.sh "$@" >"$tmp/bad.out" 2>"$tmp/bad.err"
+    local rc=$?
+    if [ "$rc" -ne 1 ] || [ "$(wc -l <"$tmp/bad.err")" -ne 1 ] || ! grep -q "^error: slurm-sweep: .*$want" "$tmp/bad.err" \
+        || [ -s "$tmp/bad.out" ]; then
+        echo "FAIL: slurm-sweep.sh $what (exit $rc): $(head -c 300 "$tmp/bad.err")"; fail=$((fail + 1))
+    else
+        pass=$((pass + 1))
+    fi
+}
+touch "$tmp/not-a-dir"
+sweep_refuses "without a sweep file" "no sweep file" --shards 4 --out "$tmp/o"
+sweep_refuses "with a missing sweep file" "not a regular file" "$tmp/missing.yaml" --shards 4 --out "$tmp/o"
+sweep_refuses "with --shards 0" "positive whole number" "$sweep" --shards 0 --out "$tmp/o"
+sweep_refuses "with --shards 4/2" "positive whole number" "$sweep" --shards 4/2 --out "$tmp/o"
+sweep_refuses "without --out" "no --out" "$sweep" --shards 4
+sweep_refuses "with --out naming a file" "not a directory" "$sweep" --shards 4 --out "$tmp/not-a-dir" --bin "$bin"
+sweep_refuses "with an unknown option" "unknown option '--nodes'" "$sweep" --shards 4 --out "$tmp/o" --nodes 3
+sweep_refuses "with a bad --wait-timeout" "--wait-timeout" "$sweep" --shards 4 --out "$tmp/o" --wait --wait-timeout soon
+sweep_refuses "with a binary that is not there" "not an executable" "$sweep" --shards 4 --out "$tmp/o" --bin "$tmp/nothing"
+
+# `boot` is the default subcommand, so `cocomem sweep --help` succeeds even
+# without a sweep command (it prints boot's help): look for sweep's own usage.
+if ! timeout 30 "$bin" sweep --help 2>/dev/null | grep -q 'USAGE: cocomem sweep'; then
+    echo "slurm-check: skipped: cocomem has no sweep command"
+    [ "$fail" -eq 0 ] || summary
+    exit 0
+fi
+
 rows() { timeout 30 sqlite3 "$1" "SELECT * FROM points ORDER BY key"; }
 count() { timeout 30 sqlite3 "$1" "SELECT count(*) FROM points"; }
 
+cluster_started=1
 if ! COCOMEM_SLURM_TIMEOUT=60 timeout 180 bash scripts/slurm/cluster.sh start; then
     fail=$((fail + 1)); echo "FAIL: the single-node Slurm cluster did not start"
     summary
