@@ -102,6 +102,18 @@ struct FailOnOption: ParsableArguments {
 /// stderr is a terminal, and only for a task still running after half a
 /// second; `--progress` shows it whatever stderr is, from the start;
 /// `--no-progress` never. Progress never reaches stdout or a written file.
+///
+/// For `sweep`: `@OptionGroup var progress: ProgressOption`, then
+///
+///     let p = progress.reporter()
+///     try p.run(ProgressTask("sweep", total: UInt64(points.count), unit: .items("points"))) {
+///         ... p?.advance(by: 1) for each point finished ...
+///     }
+///
+/// calling `advance` from the thread that collects results in order (a
+/// reporter is called by one thread at a time), and handing `p` to the
+/// simulations a point runs only if their own lines are wanted (they would
+/// replace the sweep's line while they run).
 struct ProgressOption: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Show a progress line (percent, ETA) on stderr during long runs (default: when stderr is a terminal)")
     var progress: Bool?
