@@ -73,8 +73,10 @@ public struct ELFDumpWriter: Sendable {
     /// level bit 1 is set; and how many zero pages that removed. Class runs
     /// are decided per run; generated pages and an input file's pages are
     /// read, on `options.threads`.
+    /// `progress`, if given, follows the pages read (all of them for a
+    /// file: a conversion reads its input twice, here and when writing).
     /// - Complexity: O(runs + generated pages) for a model, O(pages) for a file.
-    func dumpable() -> (ranges: [Range<UInt64>], zeroPages: UInt64) {
+    func dumpable(progress: (any ProgressReporter)? = nil) -> (ranges: [Range<UInt64>], zeroPages: UInt64) {
         let filtered = source.filtered.dumpable
         guard source.options.excludeZero else { return (filtered, 0) }
         let image = source.image
@@ -95,8 +97,27 @@ public struct ELFDumpWriter: Sendable {
                 }
             }
         }
-        let checked = parallelMap(BatchCutter.cut(perPage.sorted { $0.lowerBound < $1.lowerBound }, pages: KdumpCompressedWriter.batchPages),
-                                  threads: source.options.threads) { batch -> ([Range<UInt64>], UInt64) in
+        let batches = BatchCutter.cut(perPage.sorted { $0.lowerBound < $1.lowerBound }, pages: KdumpCompressedWriter.batchPages)
+        let task = ProgressTask("finding zero pages", total: KdumpCompressedWriter.pages(perPage) * KdumpCompressedWriter.blockSize)
+        var checked: [([Range<UInt64>], UInt64)] = []
+        progress.run(task) {
+            // 4 batches per thread at a time, kept in order, so that progress
+            // can be told between groups.
+            let group = 4 * max(1, source.options.threads)
+            for start in stride(from: 0, to: batches.count, by: group) {
+                let some = Array(batches[start..<min(batches.count, start + group)])
+                checked += zeroScan(some)
+                progress?.advance(by: some.reduce(0) { $0 + KdumpCompressedWriter.pages($1) } * KdumpCompressedWriter.blockSize)
+            }
+        }
+        for (r, z) in checked { kept += r; zeros += z }
+        return (Self.coalesced(kept), zeros)
+    }
+
+    /// The non-zero PFN runs of each batch and its zero pages, read on
+    /// `options.threads`, in batch order.
+    func zeroScan(_ batches: [[Range<UInt64>]]) -> [([Range<UInt64>], UInt64)] {
+        parallelMap(batches, threads: source.options.threads) { batch -> ([Range<UInt64>], UInt64) in
             var out: [Range<UInt64>] = [], z: UInt64 = 0
             self.source.forEachPage(batch) { pfn, page in
                 let isZero: Bool
@@ -109,8 +130,6 @@ public struct ELFDumpWriter: Sendable {
             }
             return (out, z)
         }
-        for (r, z) in checked { kept += r; zeros += z }
-        return (Self.coalesced(kept), zeros)
     }
 
     /// Sorted, with touching ranges merged.
@@ -126,8 +145,8 @@ public struct ELFDumpWriter: Sendable {
 
     /// The output's headers and sizes, from the ELF-mode bitmap.
     /// - Complexity: O(input PT_LOADs + dumpable runs) once the bitmap is known.
-    public func layout() -> Layout {
-        let (kept, zeros) = dumpable()
+    public func layout(progress: (any ProgressReporter)? = nil) -> Layout {
+        let (kept, zeros) = dumpable(progress: progress)
         var loads: [ELFProgramHeader] = [], elfExcluded: UInt64 = 0
         var offset: UInt64 = 0   // relative to the start of the load data
         for phdr in inputHeaders where phdr.type == ELFProgramHeader.load && phdr.paddr != .max {
@@ -255,7 +274,7 @@ public struct ELFDumpWriter: Sendable {
     /// - Complexity: O(pages written).
     @discardableResult
     public func write(to path: String, progress: (any ProgressReporter)? = nil) throws -> DumpReport {
-        let l = layout()
+        let l = layout(progress: progress)
         let loadBytes = l.programHeaders.dropFirst().reduce(0) { $0 + $1.filesz }
         return try progress.run(ProgressTask("writing \(path)", total: loadBytes)) {
             try writeFile(l, to: path, progress: progress)
