@@ -290,5 +290,33 @@ expect_exit "--fail-on degraded on a dump of a degraded guest" 2 "^Write bytes" 
 expect_exit "--fail-on any on a dump of an ok guest" 0 "^Write bytes" dump --memory 2G --kernel 6.16 -d 31 --estimate --fail-on any
 expect_error "--fail-on with an unknown outcome" "'bogus' is not an outcome" boot --fail-on bogus
 
+# Progress lines (issue 14, section 3): nothing on a stderr that is not a
+# terminal, lines on it with --progress, and the same stdout and files either way.
+# expect_progress DESCRIPTION WANT(yes|no) OUTPUT-FILE ARGS...: runs in $tmp/p,
+# compares stdout and the written file with a run given --no-progress.
+expect_progress() {
+    local what=$1 want=$2 file=$3; shift 3
+    rm -rf "$tmp/p" "$tmp/q"; mkdir -p "$tmp/p" "$tmp/q"
+    local exe; exe=$(realpath "$bin")
+    (cd "$tmp/p" && "$exe" "$@" >"$tmp/out" 2>"$tmp/err"); local rc=$?
+    (cd "$tmp/q" && "$exe" "$@" --no-progress >"$tmp/out2" 2>"$tmp/err2")
+    local shown=no
+    grep -q "%.*) in [0-9]" "$tmp/err" && shown=yes
+    if [ "$rc" -ne 0 ] || [ "$shown" != "$want" ] || [ -s "$tmp/err2" ] || ! cmp -s "$tmp/out" "$tmp/out2" \
+        || { [ -n "$file" ] && ! cmp -s "$tmp/p/$file" "$tmp/q/$file"; } \
+        || { [ "$want" = no ] && [ -s "$tmp/err" ]; }; then
+        echo "FAIL: $what (exit $rc, progress shown: $shown): $(head -c 300 "$tmp/err")"; fail=$((fail + 1))
+    else
+        pass=$((pass + 1))
+    fi
+}
+expect_progress "no progress line when stderr is not a terminal" no x.kdump dump --memory 1G --kernel 6.16 -d 31 -c -o x.kdump
+expect_progress "--progress on a dump write" yes x.kdump dump --memory 1G --kernel 6.16 -d 31 -c -o x.kdump --progress
+expect_progress "--progress on an ELF vmcore and -E dump" yes x.elf dump --memory 1G --kernel 6.16 -d 31 -E -o x.elf --elf v.elf --progress
+expect_progress "--progress on an exact estimate" yes "" dump --memory 1G --kernel 6.16 -d 31 -c --estimate --progress
+expect_progress "--progress on a step-by-step boot" yes "" boot --memory 512M --accept eager --step-by-step --progress
+printf 'guest: {memory: 512M}\nkernel: {accept: eager}\nstep-by-step: true\n' >"$tmp/stepbystep.yaml"
+expect_progress "--progress on run" yes "" run "$tmp/stepbystep.yaml" --progress --json
+
 echo "cli-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

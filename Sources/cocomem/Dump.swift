@@ -32,6 +32,7 @@ struct Dump: ParsableCommand {
     @OptionGroup var json: JSONOption
     @OptionGroup var printScenario: PrintScenarioOption
     @OptionGroup var failOn: FailOnOption
+    @OptionGroup var progress: ProgressOption
 
     var compression: DumpCompression {
         [(c, DumpCompression.zlib), (l, .lzo), (p, .snappy), (z, .zstd)].first(where: \.0)?.1 ?? .none
@@ -59,6 +60,7 @@ struct Dump: ParsableCommand {
         if printScenario.on { printScenario.print(try scenarioFile()); return }
         let options = DumpOptions(dumpLevel: d, compression: compression, makedumpfile: makedumpfile,
                                   threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let progress = self.progress.reporter()
         var image: GuestMemoryImage
         // The outcome --fail-on looks at: the crashed guest's boot (a
         // vmcore file has none, so ok).
@@ -66,7 +68,7 @@ struct Dump: ParsableCommand {
         if let input {
             image = GuestMemoryImage(input: try ELFInput(path: input))
         } else {
-            let r = try guest.boot(crashKernel: try ByteCount.parse(crashKernel).value)
+            let r = try guest.boot(crashKernel: try ByteCount.parse(crashKernel).value, progress: progress)
             if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }
             image = try CaptureView.image(from: r, seed: r.scenario.seed, transparentHugepages: thp == .always)
             bootOutcome = r.outcomeString
@@ -80,7 +82,7 @@ struct Dump: ParsableCommand {
         }
         let sampling = sample.map { EstimateSampling(pagesPerStratum: $0, seed: guest.seed) }
         let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling,
-                                      elfDump: elfDump, force: force)
+                                      elfDump: elfDump, force: force, progress: progress)
         print(json.json ? result.json.embedding(try scenarioFile()).serialized() : result.text, terminator: json.json ? "\n" : "")
         try failOn.check(bootOutcome)
     }

@@ -95,6 +95,39 @@ struct FailOnOption: ParsableArguments {
     }
 }
 
+/// `--progress` / `--no-progress`, the same in every command with long runs
+/// (`dump`, `boot`, `run`; a `sweep` command takes this group too and tells
+/// the reporter one `.items("points")` task). By default a progress line
+/// (`TerminalProgress`: percent, counts, ETA, on stderr) is shown only when
+/// stderr is a terminal, and only for a task still running after half a
+/// second; `--progress` shows it whatever stderr is, from the start;
+/// `--no-progress` never. Progress never reaches stdout or a written file.
+///
+/// For `sweep`: `@OptionGroup var progress: ProgressOption`, then
+///
+///     let p = progress.reporter()
+///     try p.run(ProgressTask("sweep", total: UInt64(points.count), unit: .items("points"))) {
+///         ... p?.advance(by: 1) for each point finished ...
+///     }
+///
+/// calling `advance` from the thread that collects results in order (a
+/// reporter is called by one thread at a time), and handing `p` to the
+/// simulations a point runs only if their own lines are wanted (they would
+/// replace the sweep's line while they run).
+struct ProgressOption: ParsableArguments {
+    @Flag(inversion: .prefixedNo, help: "Show a progress line (percent, ETA) on stderr during long runs (default: when stderr is a terminal)")
+    var progress: Bool?
+
+    /// The reporter to hand down, or nil when nobody is to be shown progress.
+    func reporter() -> (any ProgressReporter)? {
+        switch progress {
+        case .some(true): TerminalProgress(delay: 0)
+        case .some(false): nil
+        case .none: TerminalProgress.standardErrorIsTerminal ? TerminalProgress() : nil
+        }
+    }
+}
+
 /// The options that define a simulated guest, shared by `boot`, `dump` and `kexec`.
 struct ScenarioOptions: ParsableArguments {
     @Option(help: "Platform") var platform: PlatformKind = .tdx
@@ -145,9 +178,9 @@ struct ScenarioOptions: ParsableArguments {
         return s
     }
 
-    func boot(crashKernel: UInt64 = 0) throws -> BootResult {
+    func boot(crashKernel: UInt64 = 0, progress: (any ProgressReporter)? = nil) throws -> BootResult {
         var s = try scenario()
         s.kernel.crashKernelBytes = crashKernel
-        return try BootSimulation(scenario: s, calibration: calibration.load()).run()
+        return try BootSimulation(scenario: s, calibration: calibration.load(), progress: progress).run()
     }
 }
