@@ -13,7 +13,6 @@ import TDXModule
 // The library's option enums (same package, so no @retroactive), read by their raw
 // values; help texts and errors list `allCases` (docs/CLI.md).
 extension PlatformKind: ExpressibleByArgument {}
-extension KernelVersion: ExpressibleByArgument {}
 extension TDXHostModel: ExpressibleByArgument {}
 extension GmemBacking: ExpressibleByArgument {}
 extension HostMappingPolicy: ExpressibleByArgument {}
@@ -106,7 +105,7 @@ struct ScenarioOptions: ParsableArguments {
     @Option(name: .customLong("host-mapping"), help: "SEV-SNP host backing") var hostMapping: HostMappingPolicy = .map4K
     @Option(help: "Firmware (default: tdvf for TDX, ovmf-snp for SNP)") var firmware: FirmwareGeneration?
     @Option(name: .customLong("fw-partial-accept"), help: "tdvf-2022 PcdTdxAcceptPartialMemorySize (0 = all)") var partial = "256M"
-    @Option(help: "Kernel generation") var kernel: KernelVersion = .v7_0
+    @Option(help: "Kernel release as uname -r starts: 6.5 to 7.1 (mainline, x.y = x.y.0) or a stable point release such as 6.12.30 (docs/VERSIONS.md)") var kernel = "7.0"
     @Option(help: "Who calls ExitBootServices: efistub (the kernel's EFI stub) or grub-ebs (the loader)") var loader: LoaderKind = .efistub
     @Flag(name: .customLong("no-unaccepted-support"), help: "Kernel without CONFIG_UNACCEPTED_MEMORY") var noSupport = false
     @Flag(name: .customLong("no-acceptance-protocol-call"), help: "Kernel stub that does not call AllowUnacceptedMemory() (SNP)") var noProtocolCall = false
@@ -131,7 +130,7 @@ struct ScenarioOptions: ParsableArguments {
         if let gmem { s.gmemBacking = gmem }
         s.firmware = firmware ?? (platform == .tdx ? .tdvf : .ovmfSNP)
         s.partialAcceptBytes = try ByteCount.parse(partial).value
-        s.kernel.version = kernel
+        s.kernel.version = try KernelVersion(parsing: kernel)
         s.loader.loaderCallsExitBootServices = loader == .grubEBS
         s.loader.kernelSupportsUnaccepted = !noSupport
         s.loader.stubCallsAcceptanceProtocol = !noProtocolCall

@@ -71,7 +71,7 @@ extension Kexec {
         }
         guard cmdlineLen >= 1, cmdlineLen <= 1 << 20 else { throw ValidationError("--init-size must be positive and --cmdline-len between 1 and 1M") }
         k.cmdlineBytes = cmdlineLen
-        k.nextKernel = nextKernel
+        k.nextKernel = try nextKernel.map { try KernelVersion(parsing: $0) }
         k.loadOnly = loadOnly
         let crashDefault: UInt64 = crash ? 256 << 20 : 0
         return try guest.scenarioFile(steps: [.kexec(k)]) { s in

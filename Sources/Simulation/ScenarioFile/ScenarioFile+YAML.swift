@@ -141,6 +141,13 @@ struct Reader {
         return e
     }
 
+    /// A kernel release (`6.12`, `6.12.30`), read as a string even when YAML
+    /// reads `6.12` as a number; the error names the line.
+    func kernel(_ v: Node, _ key: String) throws -> KernelVersion {
+        guard let s = v.scalar?.string else { throw error(v, "'\(key)' must be a kernel release such as 6.12 or 6.12.30, got \(kind(v))") }
+        do { return try KernelVersion(parsing: s) } catch let e as CocomemError { throw error(v, "'\(key)': \(e.message)") }
+    }
+
     func file(_ root: Node) throws -> ScenarioFile {
         var f = ScenarioFile()
         var s = Scenario()
@@ -184,7 +191,7 @@ struct Reader {
         if let k = sections["kernel"] {
             for (key, _, v) in try mapping(k, "'kernel'", keys: Self.kernelKeys) {
                 switch key {
-                case "version": s.kernel.version = try choice(v, key, KernelVersion.self)
+                case "version": s.kernel.version = try kernel(v, key)
                 case "accept":
                     accept = try string(v, key)
                     guard accept == "lazy" || accept == "eager" else { throw error(v, "'accept' must be one of lazy, eager, got '\(accept)'") }
@@ -281,7 +288,7 @@ struct Reader {
                 let c = try unsigned(v, key)
                 guard c >= 1, c <= 1 << 20 else { throw error(v, "'cmdline-len' must be between 1 and 1048576") }
                 k.cmdlineBytes = c
-            case "next-kernel": k.nextKernel = try choice(v, key, KernelVersion.self)
+            case "next-kernel": k.nextKernel = try kernel(v, key)
             default: k.loadOnly = try bool(v, key)
             }
         }
