@@ -53,6 +53,8 @@ extension BootResult {
                                 ("fully_accepted_s", fullyAcceptedAfter.map { .double($0) } ?? .null)])
         return .object([
             ("scenario", scenarioJSON),
+            ("kernel_release", .string(scenario.kernel.version.release.description)),
+            ("kernel_behaviours", scenario.kernel.version.behavioursJSON),
             ("efi_memory_map", .array(efi)),
             ("unaccepted_table", table),
             ("accepted_bytes", .object([("firmware", .uint(acceptedFirmware)), ("efi_stub", .uint(acceptedStub)),
@@ -83,6 +85,7 @@ extension BootResult {
         var o = "cocomem boot: \(scenario.platform.rawValue) \(ByteCount(scenario.memory)) \(scenario.vcpus) vCPUs, "
         o += "accept_memory=\(scenario.lazy ? "lazy" : "eager"), host \(scenario.platform == .tdx ? scenario.tdxHost.rawValue : "snp-" + scenario.hostMapping.rawValue), "
         o += "firmware \(scenario.firmware.rawValue), kernel \(scenario.kernel.version.rawValue)\n\n"
+        o += scenario.kernel.version.reportText + "\n"
         o += "EFI memory map (as the kernel prints it with efi=debug):\n" + firmware.mapAtLoader.kernelFormat() + "\n"
         if let t = firmware.table {
             o += "Unaccepted table: unit \(ByteCount(t.unitSize)), phys_base \(t.physBase), \(t.size) bytes, \(t.unitsSet) units set after the stub\n\n"
