@@ -70,7 +70,9 @@ expect_error "dump into a missing directory" "cannot write" dump --memory 512M -
 expect_error "dump level out of range" "dump level" dump --memory 512M -o "$tmp/x" -d 32
 expect_error "dump level needing struct pages (kernel 6.11)" "struct pages" dump --memory 512M --kernel 6.11 -o "$tmp/x" -d 31
 expect_error "dump level without VMCOREINFO" "VMCOREINFO" dump --memory 512M --no-vmcoreinfo -o "$tmp/x" -d 31
-expect_error "unknown makedumpfile version" "'1.6' is invalid for '--makedumpfile <makedumpfile>'. Please provide one of '1.7.2', '1.7.7' or '1.7.8'" dump --memory 512M --makedumpfile 1.6 --estimate
+expect_error "unknown makedumpfile version" "makedumpfile '1.6' is not a release cocomem knows; known: 1.7.2, 1.7.7, 1.7.8, 1.7.9" dump --memory 512M --makedumpfile 1.6 --estimate
+expect_error "makedumpfile release not modelled" "makedumpfile 1.7.5 is not modelled: .*nearest modelled: 1.7.2, 1.7.7" dump --memory 512M --makedumpfile 1.7.5 --estimate
+expect_error "makedumpfile release newer than known" "makedumpfile '1.7.10' is not a release cocomem knows" dump --memory 512M --makedumpfile 1.7.10 --estimate
 expect_error "dump with nothing to do" "nothing to do" dump --memory 512M
 expect_error "two compressors" "at most one" dump --memory 512M -o "$tmp/x" -c -z
 expect_error "sample of one page" "--sample 1 is not" dump --memory 512M --estimate --sample 1
@@ -128,7 +130,7 @@ expect_error "missing required option" "Missing expected argument '--memmap <mem
 expect_error "non-numeric vCPUs" "'many' is invalid for '--vcpus <vcpus>'" boot --vcpus many
 expect_output "version" "^[0-9][0-9]*\\.[0-9][0-9]*\\.[0-9][0-9]*$" --version
 expect_output "help names the kernel releases" "6.5 to 7.1 (mainline, x.y = x.y.0) or a stable point release such as 6.12.30 (docs/VERSIONS.md) (default: 7.0)" boot --help
-expect_output "help lists the makedumpfile versions from the type" "values: 1.7.2, 1.7.7, 1.7.8; default: 1.7.8" dump --help
+expect_output "help lists the makedumpfile releases" "filter: 1.7.2, 1.7.7, 1.7.8 or 1.7.9 (1.7.8 and later exclude unaccepted blocks under -d 16; docs/VERSIONS.md) (default: 1.7.8)" dump --help
 
 # cocomem run: a bad scenario file is one error line naming the file, the line and the key.
 printf 'guest:\n  platform: tdx\n  memroy: 4G\n' >"$tmp/unknown-key.yaml"

@@ -17,7 +17,6 @@ extension TDXHostModel: ExpressibleByArgument {}
 extension GmemBacking: ExpressibleByArgument {}
 extension HostMappingPolicy: ExpressibleByArgument {}
 extension FirmwareGeneration: ExpressibleByArgument {}
-extension MakedumpfileVersion: ExpressibleByArgument {}
 extension KexecSyscall: ExpressibleByArgument {}
 extension AcceptLevelPolicy: ExpressibleByArgument {}
 extension ConversionPolicy: ExpressibleByArgument {}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import CrashDump
 import GuestKernel
 import MemoryModel
 import Reports
@@ -39,7 +40,7 @@ extension Dump {
         d.level = self.d
         d.compression = compression
         d.elfDump = elfDump
-        d.makedumpfile = makedumpfile
+        d.makedumpfile = try MakedumpfileVersion.parse(makedumpfile)
         d.threads = threads
         d.estimate = estimate
         d.sample = sample

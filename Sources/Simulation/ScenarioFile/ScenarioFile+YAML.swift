@@ -307,7 +307,8 @@ struct Reader {
                 }
                 d.compression = x
             case "elf-dump": d.elfDump = try bool(v, key)
-            case "makedumpfile": d.makedumpfile = try choice(v, key, MakedumpfileVersion.self)
+            case "makedumpfile":
+                do { d.makedumpfile = try MakedumpfileVersion.parse(try string(v, key)) } catch let e as CocomemError { throw error(v, "'\(key)': \(e.message)") }
             case "num-threads": d.threads = try integer(v, key)
             case "estimate": d.estimate = try bool(v, key)
             case "sample": d.sample = try integer(v, key)
