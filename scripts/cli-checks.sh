@@ -119,7 +119,12 @@ expect_error "partial accept with tdvf" "--fw-partial-accept 512M cannot apply" 
 expect_error "SNP prefault on TDX" "--snp-prefault cannot apply" kexec --snp-prefault
 expect_error "SNP firmware protocol on TDX" "--snp-firmware-without-protocol cannot apply" dump --snp-firmware-without-protocol --estimate
 expect_error "stub protocol call on TDX" "--no-acceptance-protocol-call cannot apply" boot --no-acceptance-protocol-call
-expect_error "unknown firmware" "'seabios' is invalid for '--firmware <firmware>'. Please provide one of 'tdvf', 'tdvf-2022' or 'ovmf-snp'" boot --firmware seabios
+expect_error "unknown firmware" "firmware 'seabios' is neither a generation (tdvf, tdvf-2022, ovmf-snp) nor an edk2 stable tag such as edk2-stable202508" boot --firmware seabios
+expect_error "edk2 tag with BSP-only lazy accept" "firmware edk2-stable202211 is not modelled: .*came in edk2-stable202302" boot --firmware edk2-stable202211
+expect_error "edk2 tag before unaccepted memory" "firmware 'edk2-stable202208' is older than edk2-stable202211" boot --firmware edk2-stable202208
+expect_error "edk2 tag newer than known" "firmware 'edk2-stable202608' is not an edk2 stable tag cocomem knows; nearest known: edk2-stable202605" boot --firmware edk2-stable202608
+expect_error "edk2 tag that does not exist" "nearest known: edk2-stable202508, edk2-stable202508.01" boot --firmware edk2-stable202508.00
+expect_error "edk2 tag in a scenario file" "line 2: 'generation': firmware 'edk2-stable2025' is not an edk2 stable tag" run /dev/stdin <<<$'firmware:\n  generation: edk2-stable2025'
 expect_error "unknown precheck" "'yes' is invalid for '--precheck <precheck>'. Please provide one of 'on' and 'off'" host --precheck yes
 expect_error "unknown accept level" "'always' is invalid for '--accept-level <accept-level>'. Please provide one of 'inhibit', 'per-fault' or 'none'" host --accept-level always
 expect_error "unknown conversion policy" "'random' is invalid for '--policy <policy>'. Please provide one of 'wip-hugetlb', 'zap-first', 'sept-first' or 'multi-folio'" host --policy random
@@ -181,6 +186,8 @@ roundtrip "boot 64G eager tdx-huge" boot --memory 64G --vcpus 8 --accept eager -
 roundtrip "boot snp" boot --platform snp --memory 4G --host-mapping 2m --no-acceptance-protocol-call --snp-prefault
 roundtrip "boot tdvf-2022 6.5" boot --memory 6G --firmware tdvf-2022 --fw-partial-accept 512M --kernel 6.5 --loader grub-ebs --deferred-init off --boot-alloc 128M --workload rate=256M:5 --seed 3
 roundtrip "boot 65.5G 6.16" boot --memory 65.5G --kernel 6.16
+roundtrip "boot edk2 tag" boot --platform snp --memory 6G --firmware edk2-stable202508 --kernel 6.12.30
+roundtrip "boot stable point release" boot --memory 8G --vcpus 64 --kernel 6.6.87
 roundtrip "kexec" kexec --memory 4G --kernel 6.16 --initrd 256M --syscall kexec_load --init-size 48M --kernel-alignment 16M --cmdline-len 300 --next-kernel 7.0
 roundtrip "kexec crash" kexec --memory 8G --crash --load-only
 roundtrip "dump estimate" dump --memory 2G --kernel 6.16 -c -d 31 --estimate --sample 64 --thp always --workload touch=512M --makedumpfile 1.7.7

@@ -151,7 +151,7 @@ struct Reader {
     func file(_ root: Node) throws -> ScenarioFile {
         var f = ScenarioFile()
         var s = Scenario()
-        var platformNode: Node? = nil, firmware: FirmwareGeneration? = nil, firmwareNode: Node? = nil
+        var platformNode: Node? = nil, firmware: FirmwareGeneration? = nil, firmwareNode: Node? = nil, edk2: EDK2Release? = nil
         var crashKernel: UInt64? = nil
         var workloadNode: Node? = nil
         var accept = "lazy"
@@ -182,7 +182,12 @@ struct Reader {
         if let fw = sections["firmware"] {
             for (key, _, v) in try mapping(fw, "'firmware'", keys: Self.firmwareKeys) {
                 switch key {
-                case "generation": firmware = try choice(v, key, FirmwareGeneration.self); firmwareNode = v
+                case "generation":
+                    let g = try string(v, key)
+                    if let known = FirmwareGeneration(rawValue: g) { firmware = known } else {
+                        do { edk2 = try EDK2Release.parse(g) } catch let e as CocomemError { throw error(v, "'\(key)': \(e.message)") }
+                    }
+                    firmwareNode = v
                 case "partial-accept": s.partialAcceptBytes = try size(v, key)
                 default: s.snpAcceptanceProtocol = try bool(v, key)
                 }
@@ -223,7 +228,8 @@ struct Reader {
         }
         s.lazy = accept == "lazy"
         s.kernel.lazyAccept = s.lazy
-        s.firmware = firmware ?? (s.platform == .tdx ? .tdvf : .ovmfSNP)
+        s.firmware = firmware ?? edk2?.generation(tdx: s.platform == .tdx) ?? (s.platform == .tdx ? .tdvf : .ovmfSNP)
+        s.edk2Release = edk2
         if let w = workloadNode { s.workload = try workload(w, memory: s.memory) }
         s.kernel.crashKernelBytes = crashKernel ?? ScenarioFile.defaultCrashKernel(for: f.steps)
         f.scenario = s
