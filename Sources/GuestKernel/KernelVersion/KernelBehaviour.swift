@@ -69,7 +69,7 @@ public enum KernelBehaviour: String, Sendable, CaseIterable {
         case .pageUnacceptedType:
             return Origin(commit: "310183de7bb2", subject: "mm: introduce PageUnaccepted() page type",
                           mainline: KernelRelease(6, 12), backports: [],
-                          verified: "mm-stable list next to 59149bf8cea9, pulled for v6.12; not in stable (Kirill Shutemov: \"Stable tree doesn't include 59149bf8cea9\")")
+                          verified: "linux-next revlist of 15 Sep 2024 carrying the v6.12 mm-stable series, in sequence with 59149bf8cea9 (upstream id per Kirill Shutemov); not in stable (Kirill Shutemov: \"Stable tree doesn't include 59149bf8cea9\")")
         case .acceptToPromoWatermark:
             return Origin(commit: "59149bf8cea9", subject: "mm: accept to promo watermark",
                           mainline: KernelRelease(6, 12), backports: [],
