@@ -21,7 +21,7 @@ struct Dump: ParsableCommand {
     @Flag(name: .short, help: "Compress pages with snappy") var p = false
     @Flag(name: .short, help: "Compress pages with zstd") var z = false
     @Flag(name: .customShort("E"), help: "Write an ELF dump file instead (makedumpfile -E: uncompressed, PT_LOADs cut around runs of 256 or more excluded pages)") var elfDump = false
-    @Option(help: "Follow this makedumpfile's filter (1.7.8 excludes unaccepted blocks under -d 16)") var makedumpfile: MakedumpfileVersion = .v1_7_8
+    @Option(help: "Follow this makedumpfile release's filter: 1.7.2, 1.7.7, 1.7.8 or 1.7.9 (1.7.8 and later exclude unaccepted blocks under -d 16; docs/VERSIONS.md)") var makedumpfile = "1.7.8"
     @Option(name: .customLong("num-threads"), help: "Threads compressing pages (default: all cores); the output does not depend on it") var threads: Int?
     @Flag(help: "Compute the exact kdump-compressed size without writing") var estimate = false
     @Option(help: "With --estimate: compress this many memmap pages per stratum (2-16777216), drawn with the scenario's seed, instead of all of them; the report gives the 95% margin") var sample: Int?
@@ -58,6 +58,7 @@ struct Dump: ParsableCommand {
 
     func run() throws {
         if printScenario.on { printScenario.print(try scenarioFile()); return }
+        let makedumpfile = try MakedumpfileVersion.parse(self.makedumpfile)
         let options = DumpOptions(dumpLevel: d, compression: compression, makedumpfile: makedumpfile,
                                   threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         let progress = self.progress.reporter()
