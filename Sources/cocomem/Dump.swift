@@ -66,6 +66,7 @@ struct Dump: ParsableCommand {
         // The outcome --fail-on looks at: the crashed guest's boot (a
         // vmcore file has none, so ok).
         var bootOutcome = "ok"
+        var record = RunRecord()
         if let input {
             image = GuestMemoryImage(input: try ELFInput(path: input))
         } else {
@@ -73,6 +74,7 @@ struct Dump: ParsableCommand {
             if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }
             image = try CaptureView.image(from: r, seed: r.scenario.seed, transparentHugepages: thp == .always)
             bootOutcome = r.outcomeString
+            record = r.recordAtTheCrash
         }
         if noVmcoreinfo { image.vmcoreinfo = nil }
         if memUsage {
@@ -82,8 +84,9 @@ struct Dump: ParsableCommand {
             return
         }
         let sampling = sample.map { EstimateSampling(pagesPerStratum: $0, seed: guest.seed) }
-        let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling,
+        var result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling,
                                       elfDump: elfDump, force: force, progress: progress)
+        result.record = record  // what --report/--trace draw (issue 14)
         print(json.json ? result.json.embedding(try scenarioFile()).serialized() : result.text, terminator: json.json ? "\n" : "")
         try failOn.check(bootOutcome)
     }
