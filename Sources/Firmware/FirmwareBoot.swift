@@ -41,8 +41,10 @@ public struct FirmwareConfig: Sendable {
     /// fw_cfg kernel image and initrd sizes (tdvf-2022 adds them to the partial size).
     public var kernelImageBytes: UInt64 = 12 << 20
     public var initrdBytes: UInt64 = 32 << 20
-    /// SNP firmware provides OVMF_SEV_MEMORY_ACCEPTANCE_PROTOCOL (edk2 2023+);
-    /// edk2-stable202302 reported type 15 without it.
+    /// SNP firmware provides OVMF_SEV_MEMORY_ACCEPTANCE_PROTOCOL (26847fb6be,
+    /// edk2-stable202302). No edk2 release reports type 15 without it: the
+    /// protocol came before 0d129ef7c3 "SEV-SNP make >=4GB unaccepted" in the
+    /// same series; false models other firmware.
     public var snpAcceptanceProtocol = true
     public init(generation: FirmwareGeneration) { self.generation = generation }
 }
@@ -109,8 +111,11 @@ public struct FirmwareBoot {
 
     /// Runs the firmware. `acceptor` is the firmware's accept driver (edk2),
     /// `stubAcceptor` the EFI stub's (Linux boot stub).
+    /// `onHandOff` is called when the firmware hands its memory map to the
+    /// OS loader (before the EFI stub runs), with the firmware's clock then:
+    /// where a recorder takes the hand-off snapshot.
     public func run(acceptor: any ArchAcceptor, stubAcceptor: any ArchAcceptor, costs: CostTable,
-                    eagerFirmware: Bool = false) throws -> FirmwareBootResult {
+                    eagerFirmware: Bool = false, onHandOff: ((EFIMemoryMap, PhaseClock) -> Void)? = nil) throws -> FirmwareBootResult {
         var fwClock = PhaseClock(vcpus: vcpus)
         fwClock.charge(.firmwareFixed, vcpu: 0, costs: costs)
         let plan = preAcceptPlan(eagerFirmware: eagerFirmware)
@@ -139,6 +144,7 @@ public struct FirmwareBoot {
             for r in accepted where r.start >= 1 << 32 { mapAtLoader.retype(r, to: .conventional) }
         }
         var map = mapAtLoader
+        if outcome == .ok { onHandOff?(mapAtLoader, fwClock) }
         var result = FirmwareBootResult(map: map, mapAtLoader: mapAtLoader, table: nil, firmwareAccepted: accepted,
                                         events: events, firmwareClock: fwClock, stubClock: PhaseClock(vcpus: vcpus),
                                         outcome: outcome)

@@ -10,10 +10,11 @@ struct Boot: ParsableCommand {
     @Flag(name: .customLong("meminfo"), help: "Print only /proc/meminfo (--json wins when both are given)") var meminfoOnly = false
     @OptionGroup var printScenario: PrintScenarioOption
     @OptionGroup var failOn: FailOnOption
+    @OptionGroup var progress: ProgressOption
 
     func run() throws {
         if printScenario.on { printScenario.print(try scenarioFile()); return }
-        let r = try guest.boot()
+        let r = try guest.boot(progress: progress.reporter())
         if output.json { print(r.json.embedding(try scenarioFile()).serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else { print(r.text, terminator: "") }
         try failOn.check(r.outcomeString)
     }
