@@ -21,6 +21,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .target(name: "MemoryModel", swiftSettings: settings),
@@ -35,9 +36,11 @@ let package = Package(
         .target(name: "CrashDump", dependencies: ["MemoryModel", "CZlib"], swiftSettings: settings),
         .target(name: "Simulation", dependencies: ["MemoryModel", "Firmware", "GuestKernel", "CoCoGuest", "TDXModule", "KVM", "SNP", "CostModel", "CrashDump", .product(name: "Yams", package: "Yams")], swiftSettings: settings),
         .target(name: "Reports", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "CoCoGuest", "Firmware", "GuestKernel", "CrashDump", "Simulation"], swiftSettings: settings),
+        .target(name: "Sweep", dependencies: ["MemoryModel", "CostModel", "Simulation", "Reports", .product(name: "Yams", package: "Yams")], swiftSettings: settings),
+        .target(name: "Results", dependencies: ["MemoryModel", "Sweep", "Reports", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: settings),
         .target(name: "Checking", dependencies: ["MemoryModel", "CostModel", "KVM", "Simulation"], swiftSettings: settings),
         .target(name: "Validation", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "CoCoGuest", "Firmware", "GuestKernel", "Simulation", "Reports"], swiftSettings: settings),
-        .executableTarget(name: "cocomem", dependencies: ["MemoryModel", "CostModel", "CoCoGuest", "Firmware", "GuestKernel", "CrashDump", "TDXModule", "KVM", "Simulation", "Reports", "Validation", "Checking", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: settings),
+        .executableTarget(name: "cocomem", dependencies: ["MemoryModel", "CostModel", "CoCoGuest", "Firmware", "GuestKernel", "CrashDump", "TDXModule", "KVM", "Simulation", "Reports", "Validation", "Checking", "Sweep", "Results", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: settings),
         .target(name: "TestSupport", dependencies: ["MemoryModel", "CostModel", "CrashDump", "Firmware", "GuestKernel", "Simulation"], path: "Tests/TestSupport", swiftSettings: settings),
         .testTarget(name: "ArchitectureTests", swiftSettings: settings),
         .testTarget(name: "MemoryModelTests", dependencies: ["MemoryModel"], swiftSettings: settings),
@@ -49,6 +52,8 @@ let package = Package(
         .testTarget(name: "KVMTests", dependencies: ["KVM", "TDXModule", "MemoryModel", "CostModel", "CoCoGuest", "Simulation", "Reports"], swiftSettings: settings),
         .testTarget(name: "CheckingTests", dependencies: ["Checking", "KVM", "MemoryModel"], swiftSettings: settings),
         .testTarget(name: "CostModelTests", dependencies: ["CostModel", "MemoryModel"], swiftSettings: settings),
+        .testTarget(name: "SweepTests", dependencies: ["Sweep", "Simulation", "MemoryModel"], swiftSettings: settings),
+        .testTarget(name: "ResultsTests", dependencies: ["Results", "Sweep", "MemoryModel", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: settings),
         .testTarget(name: "ValidationTests", dependencies: ["Validation", "CostModel"], swiftSettings: settings),
     ]
 )

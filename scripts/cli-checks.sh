@@ -311,6 +311,40 @@ expect_exit "--fail-on degraded on a dump of a degraded guest" 2 "^Write bytes" 
 expect_exit "--fail-on any on a dump of an ok guest" 0 "^Write bytes" dump --memory 2G --kernel 6.16 -d 31 --estimate --fail-on any
 expect_error "--fail-on with an unknown outcome" "'bogus' is not an outcome" boot --fail-on bogus
 
+# Sweeps and results databases (docs/SCENARIOS.md "Sweeps", docs/RESULTS.md).
+printf 'guest:\n  memroy: [4G, 8G]\n' >"$tmp/sw-key.yaml"
+printf 'guest:\n  vcpus: [one, 2]\n' >"$tmp/sw-type.yaml"
+printf 'guest:\n  memory: 4G..64G +0\n' >"$tmp/sw-endless.yaml"
+printf 'guest:\n  memory: 64G..4G *2\n' >"$tmp/sw-backwards.yaml"
+printf 'guest:\n  memory: 4G..404G +4M\n  vcpus: [1, 2]\n' >"$tmp/sw-many.yaml"
+printf 'guest:\n  memory: 1G\n' >"$tmp/sw-one.yaml"
+printf 'guest:\n  memory: 1G..2G +1G\nsweep:\n  find:\n    largest: memroy\n    where: "total_boot_s < 45"\n' >"$tmp/sw-find.yaml"
+printf 'not sqlite\n' >"$tmp/foreign.db"
+expect_error "sweep: unknown key" "line 2: unknown key 'memroy'" sweep "$tmp/sw-key.yaml" --db "$tmp/s.db"
+expect_error "sweep: wrong type" "line 2: 'vcpus' must be an integer" sweep "$tmp/sw-type.yaml" --db "$tmp/s.db"
+expect_error "sweep: endless range" "never ends" sweep "$tmp/sw-endless.yaml" --db "$tmp/s.db"
+expect_error "sweep: backwards range" "never ends" sweep "$tmp/sw-backwards.yaml" --db "$tmp/s.db"
+expect_error "sweep: too many points" "pass --yes" sweep "$tmp/sw-many.yaml" --db "$tmp/s.db"
+expect_error "sweep: find names no axis" "'memroy', which is not a list or range" sweep "$tmp/sw-find.yaml" --db "$tmp/s.db"
+expect_error "sweep: --shard 5/4" "I must be between 1 and 4" sweep "$tmp/sw-one.yaml" --db "$tmp/s.db" --shard 5/4
+expect_error "sweep: --shard 0/4" "I must be between 1 and 4" sweep "$tmp/sw-one.yaml" --db "$tmp/s.db" --shard 0/4
+expect_error "sweep: --shard 1/0" "N must be at least 1" sweep "$tmp/sw-one.yaml" --db "$tmp/s.db" --shard 1/0
+expect_error "sweep: foreign database" "not a cocomem results database" sweep "$tmp/sw-one.yaml" --db "$tmp/foreign.db"
+expect_error "sweep: database is a directory" "not a regular file" sweep "$tmp/sw-one.yaml" --db "$tmp"
+[ -e "$tmp/s.db" ] && { echo "FAIL: a failed sweep left a database"; fail=$((fail + 1)); }
+if command -v sqlite3 >/dev/null; then
+    sqlite3 "$tmp/other.db" "CREATE TABLE t (a)"
+    expect_error "sweep: SQLite database of another schema" "no 'cocomem-results 1' schema" sweep "$tmp/sw-one.yaml" --db "$tmp/other.db"
+    "$bin" sweep "$tmp/sw-one.yaml" --db "$tmp/locked.db" >/dev/null
+    (printf 'BEGIN EXCLUSIVE;\n'; sleep 5) | sqlite3 "$tmp/locked.db" & locker=$!
+    sleep 1
+    expect_error "sweep: locked database" "is locked" sweep "$tmp/sw-one.yaml" --db "$tmp/locked.db"
+    kill "$locker" 2>/dev/null; wait "$locker" 2>/dev/null
+fi
+expect_error "results merge into an input" "both an input and the output" results merge --into "$tmp/foreign.db" "$tmp/foreign.db"
+expect_error "results merge of a foreign database" "not a cocomem results database" results merge --into "$tmp/m.db" "$tmp/foreign.db"
+expect_error "results export of a missing database" "no results database" results export "$tmp/none.db" --format csv
+expect_error "results show with a bad condition" "expected a value" results show "$tmp/locked.db" --where "outcome =="
 # Progress lines (issue 14, section 3): nothing on a stderr that is not a
 # terminal, lines on it with --progress, and the same stdout and files either way.
 # expect_progress DESCRIPTION WANT(yes|no) OUTPUT-FILE ARGS...: runs in $tmp/p,

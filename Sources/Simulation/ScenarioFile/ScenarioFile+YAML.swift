@@ -6,7 +6,7 @@ import GuestKernel
 import KVM
 import MemoryModel
 import TDXModule
-import Yams
+package import Yams
 
 extension ScenarioFile {
     /// Reads a scenario file: YAML, or JSON (a YAML subset) in the same
@@ -30,6 +30,13 @@ extension ScenarioFile {
         return try Reader(name: name).file(node)
     }
 
+    /// Reads an already composed YAML node tree (a sweep's expanded point,
+    /// whose nodes keep the marks of the sweep file's lines, so every error
+    /// names the line the value came from). `scenario_file` is not unwrapped.
+    package static func parse(node: Node, name: String) throws -> ScenarioFile {
+        try Reader(name: name).file(node)
+    }
+
     /// Reads a scenario file (`path`, named as given in errors; `-` is
     /// standard input; pipes such as `<(cocomem boot --print-scenario)` work).
     public static func load(path: String) throws -> ScenarioFile {
@@ -43,7 +50,8 @@ extension ScenarioFile {
         return try parse(t, name: path)
     }
 
-    static func describe(_ e: YamlError) -> String {
+    /// A YAML error as one line naming the line (the sweep reader uses it too).
+    package static func describe(_ e: YamlError) -> String {
         switch e {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
             return "line \(mark.line): not valid YAML: \(problem)"

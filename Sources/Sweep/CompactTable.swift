@@ -1,0 +1,48 @@
+import Foundation
+import MemoryModel
+
+/// The compact table `cocomem sweep` and `cocomem results show` print: the
+/// point index, the scenario columns whose values differ between the rows
+/// (the axes), the total boot time, and the outcome.
+public enum CompactTable {
+    /// The figures every table shows, when the rows have them.
+    public static let figures = ["virtual_time_total_boot_s", "outcome"]
+
+    public static func render(_ rows: [Row]) -> String {
+        guard let first = rows.first else { return "(no points)\n" }
+        var scenario: [String] = []
+        for c in first.columns where first.scenarioColumns.contains(c) && !scenario.contains(c) { scenario.append(c) }
+        for r in rows.dropFirst() { for c in r.columns where r.scenarioColumns.contains(c) && !scenario.contains(c) { scenario.append(c) } }
+        let varying = scenario.filter { c in Set(rows.map { $0[c] ?? .null }).count > 1 }
+        let columns = ["point"] + varying + figures
+        let header = columns.map { $0 == "virtual_time_total_boot_s" ? "total_boot_s" : $0 }
+        let body = rows.map { r in columns.map { c in text(r[c] ?? .null, column: c) } }
+        var widths = header.map(\.count)
+        for line in body { for (i, v) in line.enumerated() where i < columns.count - 1 { widths[i] = max(widths[i], v.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, v in i == cells.count - 1 ? v : v.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ") + "\n"
+        }
+        return line(header) + body.map(line).joined()
+    }
+
+    /// Sizes as `64G`, times with three decimals, the rest as stored.
+    static func text(_ cell: Cell, column: String) -> String {
+        if case .int(let i) = cell, i >= 0, Row.sizeKeys.contains(where: { column.hasSuffix(Row.column($0)) }) {
+            return SweepRange.sizeText(UInt64(i))
+        }
+        if case .double(let d) = cell { return Cell.decimal((d * 1000).rounded() / 1000) }
+        return cell.text
+    }
+
+    /// The find answers, one line per combination of the other axes.
+    public static func render(_ answers: [FindAnswer], find: FindSpec, axis: String) -> String {
+        var o = "find: \(find.largest ? "largest" : "smallest") \(axis) where \(find.whereText)\n"
+        for a in answers {
+            let group = a.group.isEmpty ? "" : a.group.map { "\($0)=\($1)" }.joined(separator: " ") + ": "
+            o += "  \(group)\(a.value ?? "none") (\(a.reason))\n"
+            for v in a.violations { o += "    not monotone: \(v)\n" }
+        }
+        return o
+    }
+}

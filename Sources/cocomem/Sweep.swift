@@ -1,0 +1,66 @@
+import ArgumentParser
+import Checking
+import Foundation
+import MemoryModel
+import Reports
+import Results
+import Simulation
+import Sweep
+
+/// `cocomem sweep FILE`: runs every point of a sweep file into the results
+/// database and prints the compact table (and the find answers).
+struct SweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Run a sweep file (a scenario file whose values may be lists or ranges) into a SQLite results database.",
+        discussion: "docs/SCENARIOS.md (Sweeps) has the grammar, docs/RESULTS.md the database. Points whose key the database has are not run again. The rows are the same whatever --jobs; --shard I/N runs point index mod N == I-1 (with find:, the searches' groups), and 'cocomem results merge' combines the shards.")
+    @Argument(help: "Sweep file (YAML)") var file: String
+    @Option(help: "Results database (SQLite; created if missing)") var db = "results.db"
+    @Option(help: "Points run at once (default: the number of cores)") var jobs: Int?
+    @Option(help: "Run only the I-th of N shares of the points (1-based: 1/4 ... 4/4)") var shard: String?
+    @Flag(help: "Run a sweep of more points than its limit (sweep.max-points, default 100000)") var yes = false
+    @Flag(help: "Print on stderr the wall time, the time inside the model (summed over threads) and the rest (expansion, scheduling, SQLite) per point: for benchmarks; nothing of it goes into the database") var timings = false
+    @OptionGroup var output: JSONOption
+
+    func run() throws {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let sweep = try SweepFile.load(path: file)
+        try sweep.checkLimit(yes: yes)
+        let shard = try shard.map(Shard.parse)
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        let existing = try ResultsDatabase.read(path: db)
+        var byKey: [String: Row] = [:]
+        for r in existing.rows { byKey[r.key] = r }
+        let known = byKey
+        let runner = SweepRunner(file: sweep, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, shard: shard,
+                                 existing: { known[$0] }, checkedHostRun: { try $0.runChecked() })
+        let result = try runner.run()
+        let fresh = zip(result.rows, result.isNew).filter(\.1).map(\.0)
+        let hashes = Set(result.rows.map { ($0["calibration_hash"] ?? .null).text }).sorted().joined(separator: ",")
+        let record = ResultsDatabase.RunRecord(cocomemVersion: CocomemVersion.current, calibrationHash: hashes, sweepFile: sweep.text,
+                                               shard: shard?.description ?? "", points: result.rows.count, newPoints: fresh.count)
+        let added = try ResultsDatabase.append(path: db, runs: [record], rows: fresh)
+        if timings {
+            let wall = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            let n = Double(max(1, result.rows.count))
+            let threads = Double(jobs ?? ProcessInfo.processInfo.activeProcessorCount)
+            let machinery = max(0, wall * min(threads, n) - result.modelSeconds)
+            FileHandle.standardError.write(Data(String(format: "timings: %d points, wall %.3f s, model %.3f s (summed over threads, %.3f ms/point), machinery %.3f ms/point (thread-seconds outside the model)\n",
+                                                        result.rows.count, wall, result.modelSeconds, result.modelSeconds / n * 1000, machinery / n * 1000).utf8))
+        }
+        if output.json {
+            let answers: [JSON] = result.answers.map { a in
+                .object([("group", .object(a.group.map { ($0, .string($1)) })), ("value", a.value.map { .string($0) } ?? .null),
+                         ("reason", .string(a.reason)), ("not_monotone", .array(a.violations.map { .string($0) }))])
+            }
+            let rows = ResultsExport.json(ResultsDatabase.Contents(runs: [], rows: result.rows, columns: []))
+            print("{\"db\": \(JSON.string(db).serialized()), \"points\": \(result.rows.count), \"new_points\": \(added), \"find\": \(JSON.array(answers).serialized(pretty: false)), \"rows\": \(rows.trimmingCharacters(in: CharacterSet.newlines))}")
+            return
+        }
+        print(CompactTable.render(result.rows), terminator: "")
+        if let find = sweep.find {
+            print(CompactTable.render(result.answers, find: find, axis: sweep.axes[find.axis].column), terminator: "")
+        }
+        print("\(result.rows.count) points (\(added) new) in \(db)\(shard.map { ", shard \($0)" } ?? "")")
+    }
+}
