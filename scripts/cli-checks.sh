@@ -372,6 +372,9 @@ expect_progress "--progress on an exact estimate" yes "" dump --memory 1G --kern
 expect_progress "--progress on a step-by-step boot" yes "" boot --memory 512M --accept eager --step-by-step --progress
 printf 'guest: {memory: 512M}\nkernel: {accept: eager}\nstep-by-step: true\n' >"$tmp/stepbystep.yaml"
 expect_progress "--progress on run" yes "" run "$tmp/stepbystep.yaml" --progress --json
+printf 'guest: {memory: [1G, 2G]}\n' >"$tmp/sweep2.yaml"
+expect_progress "--progress on a sweep" yes x.db sweep "$tmp/sweep2.yaml" --db x.db --progress
+expect_progress "no sweep progress line when stderr is not a terminal" no "" sweep "$tmp/sweep2.yaml" --db x.db
 
 echo "cli-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -21,6 +21,7 @@ struct SweepCommand: ParsableCommand {
     @Flag(help: "Run a sweep of more points than its limit (sweep.max-points, default 100000)") var yes = false
     @Flag(help: "Print on stderr the wall time, the time inside the model (summed over threads) and the rest (expansion, scheduling, SQLite) per point: for benchmarks; nothing of it goes into the database") var timings = false
     @OptionGroup var output: JSONOption
+    @OptionGroup var progress: ProgressOption
 
     func run() throws {
         let started = DispatchTime.now().uptimeNanoseconds
@@ -32,9 +33,15 @@ struct SweepCommand: ParsableCommand {
         var byKey: [String: Row] = [:]
         for r in existing.rows { byKey[r.key] = r }
         let known = byKey
+        let line: SweepProgress? = progress.reporter().map { SweepProgress($0) }
+        var pointDone: (@Sendable (Int, Row) -> Void)? = nil
+        if let line { pointDone = { _, _ in line.pointDone() } }
         let runner = SweepRunner(file: sweep, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, shard: shard,
-                                 existing: { known[$0] }, checkedHostRun: { try $0.runChecked() })
-        let result = try runner.run()
+                                 existing: { known[$0] }, checkedHostRun: { try $0.runChecked() },
+                                 onPointCompleted: pointDone)
+        line?.begin(SweepProgress.task(sweep, shard: shard))
+        let result: SweepRunner.Result
+        do { result = try runner.run(); line?.end() } catch { line?.end(); throw error }
         let fresh = zip(result.rows, result.isNew).filter(\.1).map(\.0)
         let hashes = Set(result.rows.map { ($0["calibration_hash"] ?? .null).text }).sorted().joined(separator: ",")
         let record = ResultsDatabase.RunRecord(cocomemVersion: CocomemVersion.current, calibrationHash: hashes, sweepFile: sweep.text,
@@ -63,4 +70,25 @@ struct SweepCommand: ParsableCommand {
         }
         print("\(result.rows.count) points (\(added) new) in \(db)\(shard.map { ", shard \($0)" } ?? "")")
     }
+}
+
+/// The sweep's progress line: points done of the points this shard runs.
+/// `SweepRunner` reports a point from the worker thread that completed it,
+/// in completion order; a reporter takes calls from one thread at a time,
+/// so they pass through a lock. Counting is order-free, so the line does
+/// not depend on which thread finished first.
+final class SweepProgress: @unchecked Sendable {
+    let reporter: any ProgressReporter
+    let lock = NSLock()
+    init(_ reporter: any ProgressReporter) { self.reporter = reporter }
+
+    /// The grid's points of this shard; with `find:` the bisection visits
+    /// fewer than its axis has, so the total is an upper bound (no ETA).
+    static func task(_ sweep: SweepFile, shard: Shard?) -> ProgressTask {
+        let n = shard.map { s in (0..<sweep.count).count { $0 % s.count == s.index - 1 } } ?? sweep.count
+        return ProgressTask("sweep \(URL(fileURLWithPath: sweep.name).lastPathComponent)", total: UInt64(n), unit: .items("points"), totalIsExact: sweep.find == nil)
+    }
+    func begin(_ task: ProgressTask) { lock.withLock { reporter.begin(task) } }
+    func pointDone() { lock.withLock { reporter.advance(by: 1) } }
+    func end() { lock.withLock { reporter.end() } }
 }
