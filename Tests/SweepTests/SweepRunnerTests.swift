@@ -119,7 +119,9 @@ import Testing
     @Test func thereAreSweepExamples() { #expect(Self.examples.count >= 3) }
 
     /// Every sweep example runs and gives what its `# expect:` lines claim:
-    /// `points N`, `find GROUP: VALUE`, `not monotone GROUP`.
+    /// `points N`, `find GROUP: VALUE`, `not monotone GROUP`, and
+    /// `row I: EXPRESSION` (the `where:` language, held by point I's row),
+    /// which keeps the answers docs/QUESTIONS.md quotes true.
     @Test(arguments: examples)
     func examplesAnswerWhatTheyClaim(_ name: String) throws {
         let path = Self.examplesDir.appendingPathComponent(name).path
@@ -129,6 +131,12 @@ import Testing
         #expect(!claims.isEmpty)
         for c in claims {
             if c.hasPrefix("points ") { #expect(r.rows.count == Int(c.dropFirst(7))); continue }
+            if c.hasPrefix("row "), let colon = c.firstIndex(of: ":"), let i = Int(c[c.index(c.startIndex, offsetBy: 4)..<colon]) {
+                let condition = try Expression.parse(String(c[c.index(after: colon)...]).trimmingCharacters(in: .whitespaces))
+                #expect(i < r.rows.count, "\(name): no row \(i)")
+                if i < r.rows.count { #expect(try condition.holds(for: r.rows[i]), "\(name): row \(i) does not hold \(c)") }
+                continue
+            }
             let isMonotone = c.hasPrefix("not monotone ")
             let body = String(c.dropFirst(isMonotone ? "not monotone ".count : "find ".count))
             let (group, value) = isMonotone ? (body, "") : (String(body.split(separator: ":")[0]), String(body.split(separator: ":")[1].dropFirst()))
