@@ -49,6 +49,7 @@ let package = Package(
         .testTarget(name: "KVMTests", dependencies: ["KVM", "TDXModule", "MemoryModel", "CostModel", "CoCoGuest", "Simulation", "Reports"], swiftSettings: settings),
         .testTarget(name: "CheckingTests", dependencies: ["Checking", "KVM", "MemoryModel"], swiftSettings: settings),
         .testTarget(name: "CostModelTests", dependencies: ["CostModel", "MemoryModel"], swiftSettings: settings),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Simulation", "MemoryModel", "CrashDump", "GuestKernel", "TestSupport"], swiftSettings: settings),
         .testTarget(name: "ValidationTests", dependencies: ["Validation", "CostModel"], swiftSettings: settings),
     ]
 )

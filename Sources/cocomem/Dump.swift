@@ -32,6 +32,8 @@ struct Dump: ParsableCommand {
     @OptionGroup var json: JSONOption
     @OptionGroup var printScenario: PrintScenarioOption
     @OptionGroup var failOn: FailOnOption
+    @OptionGroup var report: ReportOption
+    @OptionGroup var record: RecordOptions
 
     var compression: DumpCompression {
         [(c, DumpCompression.zlib), (l, .lzo), (p, .snappy), (z, .zstd)].first(where: \.0)?.1 ?? .none
@@ -49,6 +51,7 @@ struct Dump: ParsableCommand {
         if memUsage {
             guard !elfDump else { throw ValidationError("Commandline parameter is invalid: --mem-usage writes no file; leave out -E") }
             guard input == nil else { throw ValidationError("--mem-usage reads the running guest (makedumpfile reads /proc/kcore), not a vmcore file") }
+            guard report.report == nil, record.trace == nil, !record.strip else { throw ValidationError("--report, --trace and --strip draw a dump; --mem-usage prints only its table") }
         }
         if !memUsage, let sample, sample < 2 || sample > 1 << 24 {
             throw ValidationError("--sample \(sample) is not between 2 and 16777216 pages")
@@ -59,7 +62,14 @@ struct Dump: ParsableCommand {
         if printScenario.on { printScenario.print(try scenarioFile()); return }
         let options = DumpOptions(dumpLevel: d, compression: compression, makedumpfile: makedumpfile,
                                   threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let inputs = guest.inputs + (input.map { [$0] } ?? [])
+        var dumpOutputs: [(option: String, path: String)] = []
+        if let elf { dumpOutputs.append(("--elf", elf)) }
+        if let output { dumpOutputs.append(("-o", output)) }
+        try report.check(inputs: inputs, outputs: dumpOutputs)
+        try record.check(inputs: inputs, outputs: dumpOutputs + (report.report.map { [("--report", $0)] } ?? []))
         var image: GuestMemoryImage
+        var boot: BootResult? = nil
         // The outcome --fail-on looks at: the crashed guest's boot (a
         // vmcore file has none, so ok).
         var bootOutcome = "ok"
@@ -70,6 +80,7 @@ struct Dump: ParsableCommand {
             if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }
             image = try CaptureView.image(from: r, seed: r.scenario.seed, transparentHugepages: thp == .always)
             bootOutcome = r.outcomeString
+            boot = r
         }
         if noVmcoreinfo { image.vmcoreinfo = nil }
         if memUsage {
@@ -81,7 +92,15 @@ struct Dump: ParsableCommand {
         let sampling = sample.map { EstimateSampling(pagesPerStratum: $0, seed: guest.seed) }
         let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling,
                                       elfDump: elfDump, force: force)
-        print(json.json ? result.json.embedding(try scenarioFile()).serialized() : result.text, terminator: json.json ? "\n" : "")
+        let records = boot.map { [("crashed guest", $0.record)] } ?? []
+        print(json.json ? result.json.embedding(try scenarioFile()).serialized() : result.text + record.stripText(records, json: false), terminator: json.json ? "\n" : "")
+        if report.report != nil {
+            // What each level removes under each version: the filter alone, per range.
+            let levels = Array(Set([0, 1, 2, 4, 8, 16, 31, d])).sorted()
+            let comparison = try image.levelComparison(levels: levels, versions: MakedumpfileVersion.allCases)
+            try report.write(result.htmlReport(boot: boot, levels: comparison, level: d, version: makedumpfile))
+        }
+        try record.write(records)
         try failOn.check(bootOutcome)
     }
 }

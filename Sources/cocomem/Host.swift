@@ -21,6 +21,7 @@ struct Host: ParsableCommand {
     @OptionGroup var calibration: CalibrationOption
     @OptionGroup var printScenario: PrintScenarioOption
     @OptionGroup var failOn: FailOnOption
+    @OptionGroup var report: ReportOption
 
     func run() throws {
         if printDefault { print(HostScenario.seed004); return }
@@ -30,6 +31,7 @@ struct Host: ParsableCommand {
             text = try readTextFile(f, what: "host scenario", maxBytes: 16 << 20)
         }
         if printScenario.on { printScenario.print(scenarioFile(text: file == nil ? nil : text)); return }
+        try report.check(inputs: (file.map { [$0] } ?? []) + (calibration.calibration.map { [$0] } ?? []))
         var s = try HostScenario.parse(text)
         if let precheck { s.options.lpagePrecheck = precheck.isOn }
         if let acceptLevel { s.options.acceptLevelPolicy = acceptLevel }
@@ -43,6 +45,7 @@ struct Host: ParsableCommand {
         } else {
             print(r.text(violations: violations), terminator: "")
         }
+        try report.write(r.htmlReport)
         try failOn.check(r.vm.outcomeString)
     }
 }
