@@ -25,13 +25,13 @@ struct Host: ParsableCommand {
 
     func run() throws {
         if printDefault { print(HostScenario.seed004); return }
+        try report.check(inputs: (file.map { [$0] } ?? []) + (calibration.calibration.map { [$0] } ?? []))
         var text = HostScenario.seed004
         if let f = file {
             // A regular file of at most 16 MiB: a FIFO hung here.
             text = try readTextFile(f, what: "host scenario", maxBytes: 16 << 20)
         }
         if printScenario.on { printScenario.print(scenarioFile(text: file == nil ? nil : text)); return }
-        try report.check(inputs: (file.map { [$0] } ?? []) + (calibration.calibration.map { [$0] } ?? []))
         var s = try HostScenario.parse(text)
         if let precheck { s.options.lpagePrecheck = precheck.isOn }
         if let acceptLevel { s.options.acceptLevelPolicy = acceptLevel }
