@@ -84,6 +84,26 @@ func rowBytes(_ html: String, aspect: String) -> [UInt64] {
         for i in 1..<placed.count { #expect(abs(placed[i].x0 - placed[i - 1].x1) < 1e-9) }
     }
 
+    /// 20,000 alternating 2 MiB accepted and unaccepted ranges (acceptance
+    /// by many vCPUs in scattered 2 MiB units): the strip draws a bounded
+    /// number of pieces and still adds up to the guest.
+    @Test func fragmentedMemoryStaysBoundedAndAddsUp() {
+        let m: UInt64 = 2 << 20
+        var ranges: [SnapshotRange] = []
+        for i in 0..<UInt64(20_000) {
+            ranges.append(SnapshotRange(range: GPA(i * m)..<GPA((i + 1) * m), acceptance: i % 2 == 0 ? .accepted : .unaccepted,
+                                        pageClass: i % 2 == 0 ? .anonymous : .unaccepted, hostMapping: i % 2 == 0 ? .map2M : .none))
+        }
+        ranges.append(SnapshotRange(range: GPA(20_000 * m)..<GPA(1 << 40), acceptance: .unaccepted, pageClass: .unaccepted, hostMapping: .none))
+        let html = MemoryStrip.html(MemorySnapshot(label: "fragmented", time: 1, ranges: ranges), guestBytes: 1 << 40)
+        #expect(xmlError(html.components(separatedBy: "<div class=\"legend\">")[0]) == nil)
+        for a in MemoryStrip.Aspect.allCases { #expect(rowBytes(html, aspect: a.rawValue) == [1 << 40]) }
+        let rects = html.components(separatedBy: "<rect").count - 1
+        #expect(rects <= 5 * 2 * MemoryStrip.maximumPieces)
+        #expect(html.contains(" ranges: accepted "))
+        #expect(html.contains("drawn as one pale bar"))
+    }
+
     @Test func labelsAreEscaped() throws {
         var r = RecordFixtures.tdBoot(memory: 4 * Self.gib)
         r.snapshots[0].label = "a<b>&c\"d'"

@@ -57,13 +57,63 @@ package struct MemoryStrip {
     /// are so many ranges that the minimum would take half the strip).
     /// - Complexity: O(n log n) in the number of ranges.
     static func place(_ ranges: [SnapshotRange], x0: Double, width: Double) -> (placed: [Placed], minimum: Double) {
-        let holes = ranges.filter { $0.acceptance == .notRAM }.count
-        let ram = ranges.indices.filter { ranges[$0].acceptance != .notRAM }
+        place(ranges.map { Item(start: $0.range.lowerBound.value, end: $0.range.upperBound.value, hole: $0.acceptance == .notRAM, members: 0..<1) }, x0: x0, width: width)
+    }
+
+    /// What the strip draws as one piece: a hole, one RAM range, or (when a
+    /// snapshot has more ranges than the strip has room for) a run of
+    /// neighbouring small RAM ranges, `members` of the snapshot's ranges.
+    struct Item { var start: UInt64; var end: UInt64; var hole: Bool; var members: Range<Int> }
+
+    /// At most this many pieces are drawn per row (one per 2 px); beyond it,
+    /// neighbouring small ranges are drawn together.
+    static let maximumPieces = 440
+
+    /// The snapshot's ranges as pieces: one per range while they fit, else
+    /// small neighbours (never across a hole) joined until each piece holds
+    /// about 1/`maximumPieces` of the RAM; larger ranges stay alone.
+    /// - Complexity: O(n).
+    static func items(_ ranges: [SnapshotRange]) -> [Item] {
+        func bytes(_ r: SnapshotRange) -> UInt64 { r.range.upperBound.value - r.range.lowerBound.value }
+        let ramCount = ranges.filter { $0.acceptance != .notRAM }.count
+        guard ramCount > maximumPieces else {
+            return ranges.indices.map { Item(start: ranges[$0].range.lowerBound.value, end: ranges[$0].range.upperBound.value, hole: ranges[$0].acceptance == .notRAM, members: $0..<($0 + 1)) }
+        }
+        let ram = ranges.reduce(UInt64(0)) { $0 + ($1.acceptance == .notRAM ? 0 : bytes($1)) }
+        let target = max(ram / UInt64(maximumPieces), 1)
+        var out: [Item] = []
+        var open: Item? = nil
+        for (i, r) in ranges.enumerated() {
+            let hole = r.acceptance == .notRAM
+            if hole || bytes(r) >= target {
+                if let o = open { out.append(o); open = nil }
+                out.append(Item(start: r.range.lowerBound.value, end: r.range.upperBound.value, hole: hole, members: i..<(i + 1)))
+                continue
+            }
+            if var o = open {
+                o.end = r.range.upperBound.value; o.members = o.members.lowerBound..<(i + 1)
+                open = o
+            } else {
+                open = Item(start: r.range.lowerBound.value, end: r.range.upperBound.value, hole: false, members: i..<(i + 1))
+            }
+            if let o = open, o.end - o.start >= target { out.append(o); open = nil }
+        }
+        if let o = open { out.append(o) }
+        return out
+    }
+
+    /// Places every piece: holes `holeWidth` wide, RAM proportional to its
+    /// size but at least `minimumWidth` (shrunk only when there are so many
+    /// pieces that the minimum would take half the strip).
+    /// - Complexity: O(n log n) in the number of pieces.
+    static func place(_ ranges: [Item], x0: Double, width: Double) -> (placed: [Placed], minimum: Double) {
+        let holes = ranges.filter { $0.hole }.count
+        let ram = ranges.indices.filter { !ranges[$0].hole }
         let available = max(width - Double(holes) * holeWidth, width * 0.2)
         var minimum = minimumWidth
         if !ram.isEmpty, Double(ram.count) * minimum > available / 2 { minimum = available / 2 / Double(ram.count) }
         // The smallest ranges get the minimum; the rest share what is left in proportion.
-        let sizes = ram.map { Double(ranges[$0].range.upperBound.value - ranges[$0].range.lowerBound.value) }
+        let sizes = ram.map { Double(ranges[$0].end - ranges[$0].start) }
         let sorted = sizes.sorted()
         var rest = sorted.reduce(0, +)
         var scale = rest > 0 ? available / rest : 0
@@ -79,8 +129,8 @@ package struct MemoryStrip {
         var x = x0
         let holeW = holes > 0 ? min(holeWidth, (width - available) / Double(holes)) : holeWidth
         for r in ranges {
-            let s = r.range.lowerBound.value, e = r.range.upperBound.value
-            let hole = r.acceptance == .notRAM
+            let s = r.start, e = r.end
+            let hole = r.hole
             let w = hole ? holeW : max(minimum, Double(e - s) * scale)
             out.append(Placed(start: s, end: e, x0: x, x1: x + w, hole: hole))
             x += w
@@ -99,24 +149,37 @@ package struct MemoryStrip {
     /// - Complexity: O(n log n) in the number of ranges.
     package static func html(_ snapshot: MemorySnapshot, guestBytes: UInt64, aspects: [Aspect] = Aspect.allCases) -> String {
         let ranges = snapshot.ranges
+        let pieces = items(ranges)
         let plotX = labelWidth, plotW = width - labelWidth - 8
-        let (placed, minimum) = place(ranges, x0: plotX, width: plotW)
+        let (placed, minimum) = place(pieces, x0: plotX, width: plotW)
         let height = Double(aspects.count) * (rowHeight + rowGap) + 40
         var o = "<svg class=\"strip\" viewBox=\"0 0 \(Markup.num(width)) \(Markup.num(height))\" width=\"100%\" role=\"img\""
         o += " data-guest-bytes=\"\(guestBytes)\" data-label=\"\(Markup.escape(snapshot.label))\" xmlns=\"http://www.w3.org/2000/svg\">"
         o += "<title>\(Markup.escape("Memory at \(snapshot.label) (\(Markup.seconds(snapshot.time)))"))</title>"
         var presentStates: [Aspect: Set<String>] = [:]
+        var anyMixed = false
         for (row, aspect) in aspects.enumerated() {
             let y = Double(row) * (rowHeight + rowGap) + 4
             o += "<text class=\"rowlabel\" x=\"\(Markup.num(labelWidth - 8))\" y=\"\(Markup.num(y + rowHeight / 2 + 4))\" text-anchor=\"end\">\(Markup.escape(aspect.rawValue))</text>"
             o += "<g data-aspect=\"\(aspect.rawValue)\">"
-            // Neighbours in the same state are one rectangle (holes always stand alone).
+            // Each piece's bytes by state in this aspect (one state unless the piece joins several ranges).
+            let states: [[(String, UInt64)]] = pieces.map { p in
+                if p.hole { return [("not_ram", 0)] }
+                var by: [(String, UInt64)] = []
+                for r in ranges[p.members] {
+                    let st = aspect.state(r), b = r.range.upperBound.value - r.range.lowerBound.value
+                    if let k = by.firstIndex(where: { $0.0 == st }) { by[k].1 += b } else { by.append((st, b)) }
+                }
+                return by
+            }
+            // Neighbours in the same single state are one rectangle (holes and mixed pieces stand alone).
             var i = 0
-            while i < ranges.count {
-                let state = ranges[i].acceptance == .notRAM ? "not_ram" : aspect.state(ranges[i])
+            while i < pieces.count {
+                let single = states[i].count == 1
+                let state = placed[i].hole ? "not_ram" : single ? states[i][0].0 : "mixed"
                 var j = i + 1
                 var ramBytes: UInt64 = placed[i].hole ? 0 : placed[i].end - placed[i].start
-                while j < ranges.count, !placed[i].hole, !placed[j].hole, aspect.state(ranges[j]) == state {
+                while j < pieces.count, single, !placed[i].hole, !placed[j].hole, states[j].count == 1, states[j][0].0 == state {
                     ramBytes += placed[j].end - placed[j].start
                     j += 1
                 }
@@ -126,10 +189,19 @@ package struct MemoryStrip {
                     let t = "\(Markup.addressRange(a.start, a.end)) \(size) hole (not RAM)"
                     o += "<rect class=\"hole\" x=\"\(Markup.num(a.x0))\" y=\"\(Markup.num(y))\" width=\"\(Markup.num(a.x1 - a.x0))\" height=\"\(Markup.num(rowHeight))\""
                     o += " fill=\"url(#hatch)\" data-bytes=\"0\" data-state=\"not_ram\"><title>\(Markup.escape(t))</title></rect>"
+                } else if !single {
+                    // Several small ranges in a few pixels: the colour of the state with most bytes, lighter, and the breakdown on hover.
+                    anyMixed = true
+                    let major = states[i].max { $0.1 < $1.1 }!.0
+                    presentStates[aspect, default: []].insert(major)
+                    let t = "\(Markup.addressRange(a.start, a.end)) \(size), \(pieces[i].members.count) ranges: " + states[i].map { "\($0.0) \(Markup.bytes($0.1))" }.joined(separator: ", ")
+                    o += "<rect x=\"\(Markup.num(a.x0))\" y=\"\(Markup.num(y))\" width=\"\(Markup.num(max(a.x1 - a.x0, 0.5)))\" height=\"\(Markup.num(rowHeight))\""
+                    o += " fill=\"\(aspect.color(major))\" fill-opacity=\"0.55\" data-bytes=\"\(ramBytes)\" data-state=\"mixed\"><title>\(Markup.escape(t))</title></rect>"
                 } else {
                     presentStates[aspect, default: []].insert(state)
                     // The hover text gives every aspect when the rectangle is one range, else this aspect's state.
-                    let detail = j == i + 1 ? Aspect.allCases.map { $0.state(ranges[i]) }.joined(separator: " ") : state
+                    let one = j == i + 1 && pieces[i].members.count == 1
+                    let detail = one ? Aspect.allCases.map { $0.state(ranges[pieces[i].members.lowerBound]) }.joined(separator: " ") : state
                     let t = "\(Markup.addressRange(a.start, b.end)) \(size) \(detail)"
                     o += "<rect x=\"\(Markup.num(a.x0))\" y=\"\(Markup.num(y))\" width=\"\(Markup.num(max(b.x1 - a.x0, 0.5)))\" height=\"\(Markup.num(rowHeight))\""
                     o += " fill=\"\(aspect.color(state))\" data-bytes=\"\(ramBytes)\" data-state=\"\(Markup.escape(state))\"><title>\(Markup.escape(t))</title></rect>"
@@ -156,11 +228,11 @@ package struct MemoryStrip {
             o += "<text class=\"holelabel\" x=\"\(Markup.num((p.x0 + p.x1) / 2))\" y=\"\(Markup.num(axisY + 30))\" text-anchor=\"middle\">\(Markup.escape("hole " + Markup.bytes(p.end - p.start)))</text>"
         }
         o += "</svg>"
-        o += legend(aspects: aspects, present: presentStates, minimum: minimum, hasHoles: placed.contains { $0.hole })
+        o += legend(aspects: aspects, present: presentStates, minimum: minimum, hasHoles: placed.contains { $0.hole }, mixed: anyMixed)
         return o
     }
 
-    static func legend(aspects: [Aspect], present: [Aspect: Set<String>], minimum: Double, hasHoles: Bool) -> String {
+    static func legend(aspects: [Aspect], present: [Aspect: Set<String>], minimum: Double, hasHoles: Bool, mixed: Bool) -> String {
         var o = "<div class=\"legend\">"
         for a in aspects {
             let states = a.palette.filter { present[a]?.contains($0.0) ?? false }
@@ -171,6 +243,7 @@ package struct MemoryStrip {
         }
         o += "</div><p class=\"note\">Address runs left to right. Every RAM range is drawn at least \(Markup.num(minimum)) px wide, so tiny ranges stay visible and widths are only roughly proportional"
         if hasHoles { o += "; holes (not RAM, such as the PCI gap below 4 GiB) are drawn \(Markup.num(holeWidth)) px wide and hatched whatever their size" }
+        if mixed { o += "; this snapshot has more ranges than the strip has room for, so runs of neighbouring small ranges are drawn as one pale bar in the colour of their largest state" }
         o += ". Hover over a range for its exact addresses.</p>"
         return o
     }
