@@ -309,6 +309,8 @@ expect_error "--report the host scenario" "is one of the command's inputs" host 
 expect_error "--report the calibration file" "is one of the command's inputs" boot --calibration Sources/CostModel/Resources/calibration.json --report Sources/CostModel/Resources/calibration.json
 expect_error "--report with --mem-usage" "--mem-usage prints only its table" dump --memory 256M --mem-usage --report "$tmp/paths/m.html"
 expect_untouched "--report with --mem-usage"
+expect_error "--strip with --json" "--strip adds to the text report" boot --memory 1G --strip --json
+expect_error "--strip with --meminfo" "--strip adds to the text report" boot --memory 1G --strip --meminfo
 if "$bin" boot --memory 1G --report "$tmp/paths/existing.html" >/dev/null 2>&1 && "$bin" boot --memory 1G --report "$tmp/paths/existing.html" >/dev/null 2>&1 \
     && grep -q "</html>" "$tmp/paths/existing.html"; then pass=$((pass + 1)); rm "$tmp/paths/existing.html"; else echo "FAIL: --report did not write or replace a report"; fail=$((fail + 1)); fi
 expect_untouched "--report written and replaced"

@@ -17,7 +17,7 @@ struct Boot: ParsableCommand {
         if printScenario.on { printScenario.print(try scenarioFile()); return }
         let inputs = guest.inputs
         try report.check(inputs: inputs)
-        try record.check(inputs: inputs, outputs: report.report.map { [("--report", $0)] } ?? [])
+        try record.check(inputs: inputs, outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json && !meminfoOnly)
         let r = try guest.boot()
         if output.json { print(r.json.embedding(try scenarioFile()).serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else { print(r.text + record.stripText([("boot", r.record)], json: false), terminator: "") }
         try report.write(r.htmlReport)

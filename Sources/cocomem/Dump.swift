@@ -67,7 +67,7 @@ struct Dump: ParsableCommand {
         if let elf { dumpOutputs.append(("--elf", elf)) }
         if let output { dumpOutputs.append(("-o", output)) }
         try report.check(inputs: inputs, outputs: dumpOutputs)
-        try record.check(inputs: inputs, outputs: dumpOutputs + (report.report.map { [("--report", $0)] } ?? []))
+        try record.check(inputs: inputs, outputs: dumpOutputs + (report.report.map { [("--report", $0)] } ?? []), textReport: !json.json)
         var image: GuestMemoryImage
         var boot: BootResult? = nil
         // The outcome --fail-on looks at: the crashed guest's boot (a

@@ -30,7 +30,7 @@ struct Kexec: ParsableCommand {
         if printScenario.on { printScenario.print(f); return }
         guard case .kexec(let k)? = f.steps.first else { return }
         try report.check(inputs: guest.inputs)
-        try record.check(inputs: guest.inputs, outputs: report.report.map { [("--report", $0)] } ?? [])
+        try record.check(inputs: guest.inputs, outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json)
         let r = try f.runKexec(k, calibration: try guest.calibration.load())
         let records = [("first kernel", r.first.record)] + (r.second.map { [("next kernel", $0.record)] } ?? [])
         print(output.json ? r.json.embedding(f).serialized() : r.text + record.stripText(records, json: false), terminator: output.json ? "\n" : "")

@@ -182,7 +182,10 @@ struct RecordOptions: ParsableArguments {
     @Flag(help: "Add a memory strip per recorded snapshot to the text report (one line per RAM region: accepted, unaccepted)")
     var strip = false
 
-    func check(inputs: [String], outputs: [(option: String, path: String)] = []) throws {
+    /// Checks, before the run, that the trace can be written (as `ReportOption.check`)
+    /// and that `--strip` has a text report to add to.
+    func check(inputs: [String], outputs: [(option: String, path: String)] = [], textReport: Bool = true) throws {
+        if strip && !textReport { throw ValidationError("--strip adds to the text report; leave out --json (and --meminfo)") }
         guard let trace else { return }
         try checkArtifactPaths([("--trace", trace)], inputs: inputs, outputs: outputs)
     }

@@ -18,7 +18,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         try report.check(inputs: [file])
-        try record.check(inputs: [file], outputs: report.report.map { [("--report", $0)] } ?? [])
+        try record.check(inputs: [file], outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json)
         let f = try ScenarioFile.load(path: file)
         let writes = f.steps.contains { if case .dump(let d) = $0 { !d.estimate && !d.memUsage && (d.elf ?? d.output) != nil } else { false } }
         if writes, out != ".", !FileManager.default.fileExists(atPath: out) {

@@ -28,7 +28,9 @@ package enum DumpFigures {
             let pct = Double(n) * 100 / Double(total)
             let t = "\(c.description): \(Markup.count(n)) pages, \(Markup.bytes(n * 4096)), \(Markup.trimmed(pct))%"
             o += "<rect x=\"\(Markup.num(x))\" y=\"2\" width=\"\(Markup.num(max(w, 1)))\" height=\"\(Markup.num(h))\" fill=\"\(classColors[c] ?? "#999")\" data-pages=\"\(n)\" data-class=\"\(Markup.escape(c.description))\"><title>\(Markup.escape(t))</title></rect>"
-            if w > 70 { o += "<text class=\"barlabel\" x=\"\(Markup.num(x + 4))\" y=\"\(Markup.num(h / 2 + 6))\" fill=\"#fff\" font-size=\"12\">\(Markup.escape(c.description))</text>" }
+            // Dark text on the light classes (unaccepted, free), white on the others.
+            let light = c == .unaccepted || c == .freeZero
+            if w > 70 { o += "<text class=\"barlabel\" x=\"\(Markup.num(x + 4))\" y=\"\(Markup.num(h / 2 + 6))\" fill=\"\(light ? "#222" : "#fff")\" font-size=\"12\">\(Markup.escape(c.description))</text>" }
             x += w
             legend.append((c.description, classColors[c] ?? "#999"))
             rows += "<tr><td><span class=\"sw\" style=\"background:\(classColors[c] ?? "#999")\"></span>\(Markup.escape(c.description))</td><td>\(Markup.count(n))</td><td>\(Markup.escape(Markup.bytes(n * 4096)))</td><td>\(Markup.trimmed(pct))%</td></tr>"

@@ -65,9 +65,9 @@ package struct MemoryStrip {
     /// neighbouring small RAM ranges, `members` of the snapshot's ranges.
     struct Item { var start: UInt64; var end: UInt64; var hole: Bool; var members: Range<Int> }
 
-    /// At most this many pieces are drawn per row (one per 2 px); beyond it,
+    /// At most this many pieces are drawn per row (one per 4 px); beyond it,
     /// neighbouring small ranges are drawn together.
-    static let maximumPieces = 440
+    static let maximumPieces = 220
 
     /// The snapshot's ranges as pieces: one per range while they fit, else
     /// small neighbours (never across a hole) joined until each piece holds
