@@ -52,7 +52,7 @@ package enum DumpFigures {
                 rows[i].versions.append(c.version)
             } else { rows.append((c.dumpLevel, [c.version], c)) }
         }
-        let rowH = 24.0, labelW = 250.0, width = 1000.0
+        let rowH = 24.0, labelW = 300.0, width = 1000.0
         let barW = width - labelW - 170
         let height = Double(rows.count) * (rowH + 6) + 8
         var o = "<svg class=\"levels\" viewBox=\"0 0 \(Markup.num(width)) \(Markup.num(height))\" width=\"100%\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\"><title>Pages each dump level keeps</title>"

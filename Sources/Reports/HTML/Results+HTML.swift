@@ -120,11 +120,10 @@ extension DumpTool.Result {
     /// crashed guest's boot when there was one (nil with `--input`).
     /// - Complexity: O(classes + comparisons + what the boot's record holds).
     public func htmlReport(boot: BootResult?, levels: [LevelComparison], level: Int, version: MakedumpfileVersion) -> String {
-        var summary = summaryRows
-        if let boot { summary = boot.summaryRows.map { ("boot: " + $0.0, $0.1) } + summary }
+        let summary: [(title: String?, rows: [(String, String)])] = (boot.map { [("The crashed guest's boot", $0.summaryRows)] } ?? []) + [("The dump (makedumpfile's report)", summaryRows)]
         var secs = sections(levels: levels, level: level, version: version)
         if let boot { secs += RecordFigures.sections(boot.record, guestBytes: boot.scenario.memory) }
-        return HTMLPage(title: "cocomem dump -d \(level)", subtitle: boot?.headline ?? "converted vmcore", summary: summary, sections: secs).render()
+        return HTMLPage(title: "cocomem dump -d \(level)", subtitle: boot?.headline ?? "converted vmcore", summaryGroups: summary, sections: secs).render()
     }
 }
 
@@ -156,26 +155,26 @@ extension ScenarioRunResult {
     /// `cocomem run --report`: the boot, then each step, one page.
     /// - Complexity: O(what the records hold).
     public var htmlReport: String {
-        var summary: [(String, String)] = boot?.summaryRows ?? []
+        var summary: [(title: String?, rows: [(String, String)])] = boot.map { [("boot", $0.summaryRows)] } ?? []
         var secs: [HTMLPage.Section] = boot.map { b in RecordFigures.sections(b.record, guestBytes: b.scenario.memory) + b.eventsSection } ?? []
         for (i, s) in steps.enumerated() {
             let tag = "step \(i + 1) (\(file.steps[i].kind))"
             switch s {
             case .kexec(let k):
-                summary += k.summaryRows.map { ("\(tag): \($0.0)", $0.1) }
+                summary.append((tag, k.summaryRows))
                 secs += k.sections.map { HTMLPage.Section(title: "\(tag): \($0.title)", html: $0.html) }
             case .dump(let d):
-                summary += d.summaryRows.map { ("\(tag): \($0.0)", $0.1) }
+                summary.append((tag, d.summaryRows))
                 secs.append(HTMLPage.Section(title: "\(tag): the vmcore by page class", html: DumpFigures.composition(d.report.pagesByClass)))
             case .memUsage(let u):
-                summary.append(("\(tag): kernel data pages", Markup.count(u.kernelData)))
+                summary.append((tag, [("kernel data pages", Markup.count(u.kernelData))]))
             case .host(let h, _):
-                summary += h.summaryRows.map { ("\(tag): \($0.0)", $0.1) }
+                summary.append((tag, h.summaryRows))
                 secs += h.sections.map { HTMLPage.Section(title: "\(tag): \($0.title)", html: $0.html) }
             }
         }
-        summary.append(("outcome", outcome))
-        return HTMLPage(title: "cocomem run", subtitle: boot?.headline ?? "scenario file", summary: summary, sections: secs).render()
+        summary.append(("the run", [("outcome", outcome)]))
+        return HTMLPage(title: "cocomem run", subtitle: boot?.headline ?? "scenario file", summaryGroups: summary, sections: secs).render()
     }
 
     /// Every record of the run, named, for the trace and the terminal strip.
