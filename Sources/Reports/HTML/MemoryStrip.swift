@@ -65,9 +65,9 @@ package struct MemoryStrip {
     /// neighbouring small RAM ranges, `members` of the snapshot's ranges.
     struct Item { var start: UInt64; var end: UInt64; var hole: Bool; var members: Range<Int> }
 
-    /// At most this many pieces are drawn per row (one per 4 px); beyond it,
+    /// At most this many pieces are drawn per row (one per 5.5 px); beyond it,
     /// neighbouring small ranges are drawn together.
-    static let maximumPieces = 220
+    static let maximumPieces = 160
 
     /// The snapshot's ranges as pieces: one per range while they fit, else
     /// small neighbours (never across a hole) joined until each piece holds
@@ -147,7 +147,8 @@ package struct MemoryStrip {
     /// legend (HTML). `guestBytes` is the guest's memory as configured
     /// (`data-guest-bytes`), which the RAM ranges add up to.
     /// - Complexity: O(n log n) in the number of ranges.
-    package static func html(_ snapshot: MemorySnapshot, guestBytes: UInt64, aspects: [Aspect] = Aspect.allCases) -> String {
+    /// `explain` adds the note on how to read the scale (the first strip of a page).
+    package static func html(_ snapshot: MemorySnapshot, guestBytes: UInt64, aspects: [Aspect] = Aspect.allCases, explain: Bool = true) -> String {
         let ranges = snapshot.ranges
         let pieces = items(ranges)
         let plotX = labelWidth, plotW = width - labelWidth - 8
@@ -228,11 +229,11 @@ package struct MemoryStrip {
             o += "<text class=\"holelabel\" x=\"\(Markup.num((p.x0 + p.x1) / 2))\" y=\"\(Markup.num(axisY + 30))\" text-anchor=\"middle\">\(Markup.escape("hole " + Markup.bytes(p.end - p.start)))</text>"
         }
         o += "</svg>"
-        o += legend(aspects: aspects, present: presentStates, minimum: minimum, hasHoles: placed.contains { $0.hole }, mixed: anyMixed)
+        o += legend(aspects: aspects, present: presentStates, minimum: minimum, hasHoles: placed.contains { $0.hole }, mixed: anyMixed, explain: explain)
         return o
     }
 
-    static func legend(aspects: [Aspect], present: [Aspect: Set<String>], minimum: Double, hasHoles: Bool, mixed: Bool) -> String {
+    static func legend(aspects: [Aspect], present: [Aspect: Set<String>], minimum: Double, hasHoles: Bool, mixed: Bool, explain: Bool) -> String {
         var o = "<div class=\"legend\">"
         for a in aspects {
             let states = a.palette.filter { present[a]?.contains($0.0) ?? false }
@@ -241,7 +242,9 @@ package struct MemoryStrip {
             for (s, c) in states { o += " <span class=\"sw\" style=\"background:\(c)\"></span>\(Markup.escape(s))" }
             o += "</span>"
         }
-        o += "</div><p class=\"note\">Address runs left to right. Every RAM range is drawn at least \(Markup.num(minimum)) px wide, so tiny ranges stay visible and widths are only roughly proportional"
+        o += "</div>"
+        guard explain || mixed else { return o }
+        o += "<p class=\"note\">Address runs left to right. Every RAM range is drawn at least \(Markup.num(minimum)) px wide, so tiny ranges stay visible and widths are only roughly proportional"
         if hasHoles { o += "; holes (not RAM, such as the PCI gap below 4 GiB) are drawn \(Markup.num(holeWidth)) px wide and hatched whatever their size" }
         if mixed { o += "; this snapshot has more ranges than the strip has room for, so runs of neighbouring small ranges are drawn as one pale bar in the colour of their largest state" }
         o += ". Hover over a range for its exact addresses.</p>"

@@ -14,9 +14,9 @@ package enum RecordFigures {
         }
         if !record.snapshots.isEmpty {
             var html = ""
-            for s in record.snapshots {
+            for (k, s) in record.snapshots.enumerated() {
                 html += "<h3>\(Markup.escape(s.label)) <span class=\"when\">at \(Markup.escape(Markup.seconds(s.time)))</span></h3>"
-                html += MemoryStrip.html(s, guestBytes: guestBytes)
+                html += MemoryStrip.html(s, guestBytes: guestBytes, explain: k == 0)
             }
             out.append(HTMLPage.Section(title: "Memory strips", html: html))
         }
