@@ -19,8 +19,9 @@ func xmlError(_ xml: String) -> String? {
 func rowBytes(_ html: String, aspect: String) -> [UInt64] {
     var out: [[UInt64]] = []
     var rest = html[...]
-    while let g = rest.range(of: "<g data-aspect=\"\(aspect)\">") {
-        let body = rest[g.upperBound...]
+    while let g = rest.range(of: "<g data-aspect=\"\(aspect)\"") {
+        let open = rest[g.upperBound...]
+        let body = open[open.firstIndex(of: ">")!...]
         let end = body.range(of: "</g>")!
         var values: [UInt64] = []
         var seg = body[..<end.lowerBound]

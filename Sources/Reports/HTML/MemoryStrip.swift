@@ -65,9 +65,9 @@ package struct MemoryStrip {
     /// neighbouring small RAM ranges, `members` of the snapshot's ranges.
     struct Item { var start: UInt64; var end: UInt64; var hole: Bool; var members: Range<Int> }
 
-    /// At most this many pieces are drawn per row (one per 5.5 px); beyond it,
+    /// At most this many pieces are drawn per row (one per 7 px); beyond it,
     /// neighbouring small ranges are drawn together.
-    static let maximumPieces = 160
+    static let maximumPieces = 128
 
     /// The snapshot's ranges as pieces: one per range while they fit, else
     /// small neighbours (never across a hole) joined until each piece holds
@@ -162,7 +162,8 @@ package struct MemoryStrip {
         for (row, aspect) in aspects.enumerated() {
             let y = Double(row) * (rowHeight + rowGap) + 4
             o += "<text class=\"rowlabel\" x=\"\(Markup.num(labelWidth - 8))\" y=\"\(Markup.num(y + rowHeight / 2 + 4))\" text-anchor=\"end\">\(Markup.escape(aspect.rawValue))</text>"
-            o += "<g data-aspect=\"\(aspect.rawValue)\">"
+            // The row's rectangles sit at y 0 of a translated group: one `y` per row, not per rectangle.
+            o += "<g data-aspect=\"\(aspect.rawValue)\" transform=\"translate(0 \(Markup.num(y)))\">"
             // Each piece's bytes by state in this aspect (one state unless the piece joins several ranges).
             let states: [[(String, UInt64)]] = pieces.map { p in
                 if p.hole { return [("not_ram", 0)] }
@@ -188,7 +189,7 @@ package struct MemoryStrip {
                 let size = Markup.bytes(b.end - a.start)
                 if a.hole {
                     let t = "\(Markup.addressRange(a.start, a.end)) \(size) hole (not RAM)"
-                    o += "<rect class=\"hole\" x=\"\(Markup.num(a.x0))\" y=\"\(Markup.num(y))\" width=\"\(Markup.num(a.x1 - a.x0))\" height=\"\(Markup.num(rowHeight))\""
+                    o += "<rect class=\"hole\" x=\"\(Markup.num(a.x0))\" width=\"\(Markup.num(a.x1 - a.x0))\" height=\"\(Markup.num(rowHeight))\""
                     o += " fill=\"url(#hatch)\" data-bytes=\"0\" data-state=\"not_ram\"><title>\(Markup.escape(t))</title></rect>"
                 } else if !single {
                     // Several small ranges in a few pixels: the colour of the state with most bytes, lighter, and the breakdown on hover.
@@ -196,7 +197,7 @@ package struct MemoryStrip {
                     let major = states[i].max { $0.1 < $1.1 }!.0
                     presentStates[aspect, default: []].insert(major)
                     let t = "\(Markup.addressRange(a.start, a.end)) \(size), \(pieces[i].members.count) ranges: " + states[i].map { "\($0.0) \(Markup.bytes($0.1))" }.joined(separator: ", ")
-                    o += "<rect x=\"\(Markup.num(a.x0))\" y=\"\(Markup.num(y))\" width=\"\(Markup.num(max(a.x1 - a.x0, 0.5)))\" height=\"\(Markup.num(rowHeight))\""
+                    o += "<rect x=\"\(Markup.num(a.x0))\" width=\"\(Markup.num(max(a.x1 - a.x0, 0.5)))\" height=\"\(Markup.num(rowHeight))\""
                     o += " fill=\"\(aspect.color(major))\" fill-opacity=\"0.55\" data-bytes=\"\(ramBytes)\" data-state=\"mixed\"><title>\(Markup.escape(t))</title></rect>"
                 } else {
                     presentStates[aspect, default: []].insert(state)
@@ -204,7 +205,7 @@ package struct MemoryStrip {
                     let one = j == i + 1 && pieces[i].members.count == 1
                     let detail = one ? Aspect.allCases.map { $0.state(ranges[pieces[i].members.lowerBound]) }.joined(separator: " ") : state
                     let t = "\(Markup.addressRange(a.start, b.end)) \(size) \(detail)"
-                    o += "<rect x=\"\(Markup.num(a.x0))\" y=\"\(Markup.num(y))\" width=\"\(Markup.num(max(b.x1 - a.x0, 0.5)))\" height=\"\(Markup.num(rowHeight))\""
+                    o += "<rect x=\"\(Markup.num(a.x0))\" width=\"\(Markup.num(max(b.x1 - a.x0, 0.5)))\" height=\"\(Markup.num(rowHeight))\""
                     o += " fill=\"\(aspect.color(state))\" data-bytes=\"\(ramBytes)\" data-state=\"\(Markup.escape(state))\"><title>\(Markup.escape(t))</title></rect>"
                 }
                 i = j
