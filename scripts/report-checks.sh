@@ -69,12 +69,13 @@ done
 # The hand-built records: strips at 4 GiB and 4 TiB, timelines, lanes, histograms, a sweep.
 mkdir -p "$tmp/samples"
 if COCOMEM_REPORT_SAMPLES="$tmp/samples" swift test --skip-build --filter ReportSamples >"$tmp/samples.log" 2>&1; then
-    for s in sample-4g sample-4t sample-sweep; do cp "$tmp/samples/$s.html" "$tmp/$s.html"; done
+    for s in sample-4g sample-4t sample-sweep sample-fragmented; do cp "$tmp/samples/$s.html" "$tmp/$s.html"; done
     for s in sample-4g sample-4t; do
         page "$s" 3000 "Memory strips" "firmware hand-off" "end of boot" "hole 2 GiB" "Timelines" "Memory" "Rates" \
             "vCPU lanes" "vCPU 0 (BSP)" "Allocation latency" "lazy p99" "eager p50" "virtual time (s)"
         if $check trace "$tmp/samples/$s.json"; then ok; else bad "$s.json is not a valid trace"; fi
     done
+    page sample-fragmented 1400 "fragmented" "drawn as one pale bar"
     page sample-sweep 800 "total_boot_s against memory" "vcpus = 16" "(log scale)"
 else
     bad "writing the sample reports failed: $(tail -5 "$tmp/samples.log")"

@@ -1,4 +1,5 @@
 import Foundation
+import MemoryModel
 @testable import Reports
 import Simulation
 import Testing
@@ -21,6 +22,22 @@ import TestSupport
             out.append((name + ".html", page, "\(memory)"))
             out.append((name + ".json", ChromeTrace.json(r, name: name), ""))
         }
+        // 64 GiB accepted in scattered 2 MiB pieces by many vCPUs: 20,000 ranges above 4 GiB, more than the strip has room for.
+        var frag = RecordFixtures.tdBoot(memory: 64 * gib, vcpus: 8)
+        var ranges = Array(frag.snapshots[1].ranges.prefix { $0.acceptance != .notRAM }) + [frag.snapshots[1].ranges.first { $0.acceptance == .notRAM }!]
+        let m: UInt64 = 2 << 20
+        var a: UInt64 = 4 * gib
+        for i in 0..<UInt64(20_000) {
+            let accepted = (i * 7919) % 3 != 0
+            ranges.append(SnapshotRange(range: GPA(a)..<GPA(a + m), acceptance: accepted ? .accepted : .unaccepted, pageClass: accepted ? .anonymous : .unaccepted,
+                                        hostMapping: accepted ? .map2M : .none, pinned: accepted))
+            a += m
+        }
+        ranges.append(SnapshotRange(range: GPA(a)..<GPA(66 * gib), acceptance: .unaccepted, pageClass: .unaccepted, hostMapping: .none))
+        frag.snapshots = [MemorySnapshot(label: "fragmented", time: frag.phases[6].end, ranges: ranges)]
+        let fragPage = HTMLPage(title: "cocomem boot (hand-built, fragmented)", subtitle: "tdx 64 GiB: a hand-built RunRecord, not the simulation's", summary: [("memory", "\(64 * gib)")],
+                                sections: RecordFigures.sections(frag, guestBytes: 64 * gib)).render()
+        out.append(("sample-fragmented.html", fragPage, ""))
         var rows: [[String: SweepValue]] = []
         for v in [1, 4, 16, 64] {
             for m in [4, 16, 64, 256, 1024, 4096] {

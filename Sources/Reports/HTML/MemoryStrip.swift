@@ -154,7 +154,7 @@ package struct MemoryStrip {
         let plotX = labelWidth, plotW = width - labelWidth - 8
         let (placed, minimum) = place(pieces, x0: plotX, width: plotW)
         let height = Double(aspects.count) * (rowHeight + rowGap) + 40
-        var o = "<svg class=\"strip\" viewBox=\"0 0 \(Markup.num(width)) \(Markup.num(height))\" width=\"100%\" role=\"img\""
+        var o = "<svg class=\"strip\" viewBox=\"0 0 \(Markup.num(width)) \(Markup.num(height))\" width=\"100%\" role=\"img\" shape-rendering=\"crispEdges\""
         o += " data-guest-bytes=\"\(guestBytes)\" data-label=\"\(Markup.escape(snapshot.label))\" xmlns=\"http://www.w3.org/2000/svg\">"
         o += "<title>\(Markup.escape("Memory at \(snapshot.label) (\(Markup.seconds(snapshot.time)))"))</title>"
         var presentStates: [Aspect: Set<String>] = [:]
