@@ -64,7 +64,7 @@ extension BenchRunner {
             r.series.append(TimeSeries(name: "series_\(k)", unit: k % 3 == 0 ? "per_second" : "bytes", vcpu: k >= 8 ? k - 8 : nil,
                                        points: (0..<n).map { .init(time: end * Double($0) / Double(n - 1), value: Double(memory) * Double($0) / Double(n - 1)) }))
         }
-        let low: UInt64 = 2 << 30, high: UInt64 = 4 << 30
+        let low = ByteCount.gib(2).value, high = ByteCount.gib(4).value
         for snap in 0..<8 {
             var ranges = [SnapshotRange(range: GPA(0)..<GPA(low), acceptance: .accepted, pageClass: .kernel, hostMapping: .map2M),
                           SnapshotRange(range: GPA(low)..<GPA(high), acceptance: .notRAM, pageClass: .hole, hostMapping: .none)]
@@ -79,7 +79,7 @@ extension BenchRunner {
         }
         for v in 0..<256 {
             r.lanes.append(VCPULane(vcpu: v, spans: (0..<16).map { i in
-                .init(start: end * Double(i) / 16, end: end * (Double(i) + 0.8) / 16, label: i % 2 == 0 ? "accept" : "fault", acceptedBytes: 1 << 30)
+                .init(start: end * Double(i) / 16, end: end * (Double(i) + 0.8) / 16, label: i % 2 == 0 ? "accept" : "fault", acceptedBytes: ByteCount.gib(1).value)
             }))
         }
         let bounds = (0...40).map { 1e-7 * pow(10, Double($0) / 8) }
@@ -92,10 +92,11 @@ extension BenchRunner {
 
     /// `count` synthetic sweep rows: memory from 4 GiB to 4 TiB, 5 vCPU counts.
     static func sweepRows(_ count: Int) -> [[String: SweepValue]] {
-        (0..<count).map { i in
+        let gib = Double(ByteCount.gib(1).value)
+        return (0..<count).map { i in
             let vcpus = [1, 4, 16, 64, 256][i % 5]
-            let memory = 4.0 * pow(1024, Double(i / 5) / Double(max(1, count / 5 - 1))) * Double(1 << 30)
-            return ["memory": .number(memory), "vcpus": .number(Double(vcpus)), "total_boot_s": .number(1 + memory / Double(1 << 30) / 64 / Double(vcpus))]
+            let memory = 4.0 * pow(1024, Double(i / 5) / Double(max(1, count / 5 - 1))) * gib
+            return ["memory": .number(memory), "vcpus": .number(Double(vcpus)), "total_boot_s": .number(1 + memory / gib / 64 / Double(vcpus))]
         }
     }
 }
