@@ -70,7 +70,9 @@ expect_error "dump into a missing directory" "cannot write" dump --memory 512M -
 expect_error "dump level out of range" "dump level" dump --memory 512M -o "$tmp/x" -d 32
 expect_error "dump level needing struct pages (kernel 6.11)" "struct pages" dump --memory 512M --kernel 6.11 -o "$tmp/x" -d 31
 expect_error "dump level without VMCOREINFO" "VMCOREINFO" dump --memory 512M --no-vmcoreinfo -o "$tmp/x" -d 31
-expect_error "unknown makedumpfile version" "'1.6' is invalid for '--makedumpfile <makedumpfile>'. Please provide one of '1.7.2', '1.7.7' or '1.7.8'" dump --memory 512M --makedumpfile 1.6 --estimate
+expect_error "unknown makedumpfile version" "makedumpfile '1.6' is not a release cocomem knows; known: 1.7.2, 1.7.7, 1.7.8, 1.7.9" dump --memory 512M --makedumpfile 1.6 --estimate
+expect_error "makedumpfile release not modelled" "makedumpfile 1.7.5 is not modelled: .*nearest modelled: 1.7.2, 1.7.7" dump --memory 512M --makedumpfile 1.7.5 --estimate
+expect_error "makedumpfile release newer than known" "makedumpfile '1.7.10' is not a release cocomem knows" dump --memory 512M --makedumpfile 1.7.10 --estimate
 expect_error "dump with nothing to do" "nothing to do" dump --memory 512M
 expect_error "two compressors" "at most one" dump --memory 512M -o "$tmp/x" -c -z
 expect_error "sample of one page" "--sample 1 is not" dump --memory 512M --estimate --sample 1
@@ -91,11 +93,19 @@ expect_error "--elf from an ELF input" "an input file is one already" dump --inp
 expect_error "mem-usage of a vmcore file" "running guest" dump --input "$tmp/small.vmcore" --mem-usage
 expect_error "unknown kexec syscall" "'kexec2' is invalid for '--syscall <syscall>'. Please provide one of 'kexec_file_load' and 'kexec_load'" kexec --memory 1G --syscall kexec2
 expect_error "kernel alignment not a power of two" "power of two" kexec --memory 1G --kernel-alignment 3M
-expect_error "unknown next kernel" "'5.4' is invalid for '--next-kernel <next-kernel>'. Please provide one of '6.5', '6.11', '6.12', '6.16' or '7.0'" kexec --memory 1G --next-kernel 5.4
+expect_error "unknown next kernel" "kernel '5.4' is older than 6.5, the first release with unaccepted memory support (CONFIG_UNACCEPTED_MEMORY); nearest known: 6.5, 6.6" kexec --memory 1G --next-kernel 5.4
 expect_error "negative initrd" "negative" kexec --memory 1G --initrd=-1M
 
 # Every option enum lists its values in the error, from the type.
-expect_error "unknown kernel" "'6.1' is invalid for '--kernel <kernel>'. Please provide one of '6.5', '6.11', '6.12', '6.16' or '7.0'" boot --kernel 6.1
+expect_error "unknown kernel" "kernel '6.1' is older than 6.5.*nearest known: 6.5, 6.6" boot --kernel 6.1
+expect_error "kernel just before unaccepted memory" "kernel '6.4' is older than 6.5, the first release with unaccepted memory support.*nearest known: 6.5, 6.6" boot --kernel 6.4
+expect_error "kernel point release not a number" "kernel '6.12.x' is not a release: write a mainline release such as 6.12 or a stable point release such as 6.12.30" boot --kernel 6.12.x
+expect_error "kernel newer than the table" "kernel '99.1' is newer than the newest release the version table knows; nearest known: 7.0, 7.1" boot --kernel 99.1
+expect_error "kernel with a leading v" "kernel 'v6.12.30' starts with 'v'.*(6.12.30)" boot --kernel v6.12.30
+expect_error "kernel with a distribution suffix" "kernel '6.8.0-45-generic' has a local version, release-candidate or distribution suffix" boot --kernel 6.8.0-45-generic
+expect_error "kernel with four parts" "kernel '6.12.30.1' is not a release" boot --kernel 6.12.30.1
+expect_error "kernel 6.20 does not exist" "kernel '6.20' is not a Linux release; nearest known: 6.19, 7.0" boot --kernel 6.20
+expect_error "empty kernel" "kernel '' is not a release" boot --kernel ""
 expect_error "unknown accept mode" "'sometimes' is invalid for '--accept <accept>'. Please provide one of 'lazy' and 'eager'" boot --accept sometimes
 expect_error "unknown loader" "'grub' is invalid for '--loader <loader>'. Please provide one of 'efistub' and 'grub-ebs'" boot --loader grub
 expect_error "unknown deferred-init" "'yes' is invalid for '--deferred-init <deferred-init>'. Please provide one of 'on' and 'off'" boot --deferred-init yes
@@ -109,18 +119,23 @@ expect_error "partial accept with tdvf" "--fw-partial-accept 512M cannot apply" 
 expect_error "SNP prefault on TDX" "--snp-prefault cannot apply" kexec --snp-prefault
 expect_error "SNP firmware protocol on TDX" "--snp-firmware-without-protocol cannot apply" dump --snp-firmware-without-protocol --estimate
 expect_error "stub protocol call on TDX" "--no-acceptance-protocol-call cannot apply" boot --no-acceptance-protocol-call
-expect_error "unknown firmware" "'seabios' is invalid for '--firmware <firmware>'. Please provide one of 'tdvf', 'tdvf-2022' or 'ovmf-snp'" boot --firmware seabios
+expect_error "unknown firmware" "firmware 'seabios' is neither a generation (tdvf, tdvf-2022, ovmf-snp) nor an edk2 stable tag such as edk2-stable202508" boot --firmware seabios
+expect_error "edk2 tag with BSP-only lazy accept" "firmware edk2-stable202211 is not modelled: .*came in edk2-stable202302" boot --firmware edk2-stable202211
+expect_error "edk2 tag before unaccepted memory" "firmware 'edk2-stable202208' is older than edk2-stable202211" boot --firmware edk2-stable202208
+expect_error "edk2 tag newer than known" "firmware 'edk2-stable202608' is not an edk2 stable tag cocomem knows; nearest known: edk2-stable202605" boot --firmware edk2-stable202608
+expect_error "edk2 tag that does not exist" "nearest known: edk2-stable202508, edk2-stable202508.01" boot --firmware edk2-stable202508.00
+expect_error "edk2 tag in a scenario file" "line 2: 'generation': firmware 'edk2-stable2025' is not an edk2 stable tag" run /dev/stdin <<<$'firmware:\n  generation: edk2-stable2025'
 expect_error "unknown precheck" "'yes' is invalid for '--precheck <precheck>'. Please provide one of 'on' and 'off'" host --precheck yes
 expect_error "unknown accept level" "'always' is invalid for '--accept-level <accept-level>'. Please provide one of 'inhibit', 'per-fault' or 'none'" host --accept-level always
 expect_error "unknown conversion policy" "'random' is invalid for '--policy <policy>'. Please provide one of 'wip-hugetlb', 'zap-first', 'sept-first' or 'multi-folio'" host --policy random
-expect_error "kernel in the wrong command" "'4.19' is invalid for '--kernel <kernel>'" kexec --memory 1G --kernel 4.19
+expect_error "kernel in the wrong command" "kernel '4.19' is older than 6.5" kexec --memory 1G --kernel 4.19
 expect_error "bench --host is now --host-model" "Unknown option '--host'" bench --host 1T
 expect_error "unknown option" "Unknown option '--bogus'" boot --bogus
 expect_error "missing required option" "Missing expected argument '--memmap <memmap>'" accept
 expect_error "non-numeric vCPUs" "'many' is invalid for '--vcpus <vcpus>'" boot --vcpus many
 expect_output "version" "^[0-9][0-9]*\\.[0-9][0-9]*\\.[0-9][0-9]*$" --version
-expect_output "help lists the kernels from the type" "values: 6.5, 6.11, 6.12, 6.16, 7.0; default: 7.0" boot --help
-expect_output "help lists the makedumpfile versions from the type" "values: 1.7.2, 1.7.7, 1.7.8; default: 1.7.8" dump --help
+expect_output "help names the kernel releases" "6.5 to 7.1 (mainline, x.y = x.y.0) or a stable point release such as 6.12.30 (docs/VERSIONS.md) (default: 7.0)" boot --help
+expect_output "help lists the makedumpfile releases" "filter: 1.7.2, 1.7.7, 1.7.8 or 1.7.9 (1.7.8 and later exclude unaccepted blocks under -d 16; docs/VERSIONS.md) (default: 1.7.8)" dump --help
 
 # cocomem run: a bad scenario file is one error line naming the file, the line and the key.
 printf 'guest:\n  platform: tdx\n  memroy: 4G\n' >"$tmp/unknown-key.yaml"
@@ -128,7 +143,9 @@ expect_error "run: unknown key" "unknown-key.yaml line 3: unknown key 'memroy' u
 printf 'guest:\n  vcpus: eight\n' >"$tmp/wrong-type.yaml"
 expect_error "run: wrong type" "line 2: 'vcpus' must be an integer, got 'eight'" run "$tmp/wrong-type.yaml"
 printf 'kernel:\n  version: "6.1"\n' >"$tmp/bad-enum.yaml"
-expect_error "run: bad enum" "line 2: 'version' must be one of 6.5, 6.11, 6.12, 6.16, 7.0, got '6.1'" run "$tmp/bad-enum.yaml"
+expect_error "run: bad enum" "line 2: 'version': kernel '6.1' is older than 6.5.*nearest known: 6.5, 6.6" run "$tmp/bad-enum.yaml"
+printf 'kernel:\n  version: 6.12.x\n' >"$tmp/bad-kernel.yaml"
+expect_error "run: kernel not a release" "line 2: 'version': kernel '6.12.x' is not a release" run "$tmp/bad-kernel.yaml"
 printf 'guest:\n  memory: 4Q\n' >"$tmp/bad-size.yaml"
 expect_error "run: bad size" "line 2: 'memory': size '4Q'" run "$tmp/bad-size.yaml"
 : >"$tmp/empty.yaml"
@@ -169,6 +186,8 @@ roundtrip "boot 64G eager tdx-huge" boot --memory 64G --vcpus 8 --accept eager -
 roundtrip "boot snp" boot --platform snp --memory 4G --host-mapping 2m --no-acceptance-protocol-call --snp-prefault
 roundtrip "boot tdvf-2022 6.5" boot --memory 6G --firmware tdvf-2022 --fw-partial-accept 512M --kernel 6.5 --loader grub-ebs --deferred-init off --boot-alloc 128M --workload rate=256M:5 --seed 3
 roundtrip "boot 65.5G 6.16" boot --memory 65.5G --kernel 6.16
+roundtrip "boot edk2 tag" boot --platform snp --memory 6G --firmware edk2-stable202508 --kernel 6.12.30
+roundtrip "boot stable point release" boot --memory 8G --vcpus 64 --kernel 6.6.87
 roundtrip "kexec" kexec --memory 4G --kernel 6.16 --initrd 256M --syscall kexec_load --init-size 48M --kernel-alignment 16M --cmdline-len 300 --next-kernel 7.0
 roundtrip "kexec crash" kexec --memory 8G --crash --load-only
 roundtrip "dump estimate" dump --memory 2G --kernel 6.16 -c -d 31 --estimate --sample 64 --thp always --workload touch=512M --makedumpfile 1.7.7
@@ -314,6 +333,33 @@ expect_error "--strip with --meminfo" "--strip adds to the text report" boot --m
 if "$bin" boot --memory 1G --report "$tmp/paths/existing.html" >/dev/null 2>&1 && "$bin" boot --memory 1G --report "$tmp/paths/existing.html" >/dev/null 2>&1 \
     && grep -q "</html>" "$tmp/paths/existing.html"; then pass=$((pass + 1)); rm "$tmp/paths/existing.html"; else echo "FAIL: --report did not write or replace a report"; fail=$((fail + 1)); fi
 expect_untouched "--report written and replaced"
+# Progress lines (issue 14, section 3): nothing on a stderr that is not a
+# terminal, lines on it with --progress, and the same stdout and files either way.
+# expect_progress DESCRIPTION WANT(yes|no) OUTPUT-FILE ARGS...: runs in $tmp/p,
+# compares stdout and the written file with a run given --no-progress.
+expect_progress() {
+    local what=$1 want=$2 file=$3; shift 3
+    rm -rf "$tmp/p" "$tmp/q"; mkdir -p "$tmp/p" "$tmp/q"
+    local exe; exe=$(realpath "$bin")
+    (cd "$tmp/p" && "$exe" "$@" >"$tmp/out" 2>"$tmp/err"); local rc=$?
+    (cd "$tmp/q" && "$exe" "$@" --no-progress >"$tmp/out2" 2>"$tmp/err2")
+    local shown=no
+    grep -q "%.*) in [0-9]" "$tmp/err" && shown=yes
+    if [ "$rc" -ne 0 ] || [ "$shown" != "$want" ] || [ -s "$tmp/err2" ] || ! cmp -s "$tmp/out" "$tmp/out2" \
+        || { [ -n "$file" ] && ! cmp -s "$tmp/p/$file" "$tmp/q/$file"; } \
+        || { [ "$want" = no ] && [ -s "$tmp/err" ]; }; then
+        echo "FAIL: $what (exit $rc, progress shown: $shown): $(head -c 300 "$tmp/err")"; fail=$((fail + 1))
+    else
+        pass=$((pass + 1))
+    fi
+}
+expect_progress "no progress line when stderr is not a terminal" no x.kdump dump --memory 1G --kernel 6.16 -d 31 -c -o x.kdump
+expect_progress "--progress on a dump write" yes x.kdump dump --memory 1G --kernel 6.16 -d 31 -c -o x.kdump --progress
+expect_progress "--progress on an ELF vmcore and -E dump" yes x.elf dump --memory 1G --kernel 6.16 -d 31 -E -o x.elf --elf v.elf --progress
+expect_progress "--progress on an exact estimate" yes "" dump --memory 1G --kernel 6.16 -d 31 -c --estimate --progress
+expect_progress "--progress on a step-by-step boot" yes "" boot --memory 512M --accept eager --step-by-step --progress
+printf 'guest: {memory: 512M}\nkernel: {accept: eager}\nstep-by-step: true\n' >"$tmp/stepbystep.yaml"
+expect_progress "--progress on run" yes "" run "$tmp/stepbystep.yaml" --progress --json
 
 echo "cli-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -55,7 +55,7 @@ if $check dom "$tmp/short.html" >/dev/null; then bad "a strip that does not add 
 "$bin" boot --memory 4G --report "$tmp/boot.html" --trace "$tmp/boot.json" >/dev/null || bad "boot --report exited $?"
 page boot 1200 "cocomem boot" "Summary" "accepted by firmware" "MemTotal" "outcome"
 "$bin" dump --memory 4G --kernel 6.16 -d 31 --estimate --report "$tmp/dump.html" --trace "$tmp/dump.json" >/dev/null || bad "dump --report exited $?"
-page dump 1800 "cocomem dump -d 31" "The vmcore by page class" "What each dump level removes" "-d 31, makedumpfile 1.7.8 (this run)" "unaccepted" "write bytes"
+page dump 1800 "cocomem dump -d 31" "The vmcore by page class" "What each dump level removes" "(this run)" "-d 16, makedumpfile 1.7.2, 1.7.7" "unaccepted" "write bytes"
 "$bin" kexec --memory 4G --report "$tmp/kexec.html" --trace "$tmp/kexec.json" >/dev/null || bad "kexec --report exited $?"
 page kexec 1000 "cocomem kexec" "first boot" "reboot (kexec -e)"
 "$bin" host --report "$tmp/host.html" >/dev/null || bad "host --report exited $?"

@@ -25,6 +25,11 @@ public final class SNPAcceptor: ArchAcceptorReplay {
     public let driver: SNPAcceptDriver
     public let costs: CostTable
     public var stepByStep = false
+    /// Told the bytes each accept call gets through, PSC batch by batch
+    /// (issue 14's progress line of `--step-by-step` boots); nil: nobody asks.
+    package var progress: (any ProgressReporter)?
+    /// Bytes of the current call already told to `progress`.
+    private var reportedInCall: UInt64 = 0
     private var memo: [ReplayKey: ReplayMemo] = [:]
 
     public init(platform: SNPPlatform, driver: SNPAcceptDriver, costs: CostTable) {
@@ -37,9 +42,19 @@ public final class SNPAcceptor: ArchAcceptorReplay {
 
     public func accept(_ r: AddressRange, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         var c = OpCounts()
+        reportedInCall = 0
         let outcome = driver == .linuxMSR ? msrAccept(r, counts: &c) : batchedAccept(r, counts: &c)
+        if outcome == .ok, r.size > reportedInCall { progress?.advance(by: r.size - reportedInCall) }
         clock.charge(c, vcpu: vcpu, costs: costs)
         return outcome
+    }
+
+    /// `frames` more 4K frames of the current call are validated.
+    private func report(frames: UInt64) {
+        guard let progress else { return }
+        let bytes = ByteCount.frames(frames).value
+        reportedInCall += bytes
+        progress.advance(by: bytes)
     }
 
     func msrAccept(_ r: AddressRange, counts c: inout OpCounts) -> AcceptOutcome {
@@ -71,6 +86,7 @@ public final class SNPAcceptor: ArchAcceptorReplay {
                     c.add(m.counts, times: k)
                     platform.replay(state: state, frames: Range(start: g, count: k * fullBatchFrames))
                     g = g + k * fullBatchFrames
+                    report(frames: k * fullBatchFrames)
                     continue
                 }
             }
@@ -81,6 +97,7 @@ public final class SNPAcceptor: ArchAcceptorReplay {
             if let sig, let st = platform.finalState(gfn: g, frames: fullBatchFrames) {
                 memo[sig] = ReplayMemo(counts: d, finalState: ReplayKey(state: UInt64(st.rawValue)))
             }
+            report(frames: next - g)
             g = next
         }
         return .ok

@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// `makedumpfile -E`: an ELF dump file, filtered like a kdump-compressed
 /// one but uncompressed, as makedumpfile writes it (`write_elf_header()`,
@@ -73,8 +73,10 @@ public struct ELFDumpWriter: Sendable {
     /// level bit 1 is set; and how many zero pages that removed. Class runs
     /// are decided per run; generated pages and an input file's pages are
     /// read, on `options.threads`.
+    /// `progress`, if given, follows the pages read (all of them for a
+    /// file: a conversion reads its input twice, here and when writing).
     /// - Complexity: O(runs + generated pages) for a model, O(pages) for a file.
-    func dumpable() -> (ranges: [Range<UInt64>], zeroPages: UInt64) {
+    func dumpable(progress: (any ProgressReporter)? = nil) -> (ranges: [Range<UInt64>], zeroPages: UInt64) {
         let filtered = source.filtered.dumpable
         guard source.options.excludeZero else { return (filtered, 0) }
         let image = source.image
@@ -95,8 +97,27 @@ public struct ELFDumpWriter: Sendable {
                 }
             }
         }
-        let checked = parallelMap(BatchCutter.cut(perPage.sorted { $0.lowerBound < $1.lowerBound }, pages: KdumpCompressedWriter.batchPages),
-                                  threads: source.options.threads) { batch -> ([Range<UInt64>], UInt64) in
+        let batches = BatchCutter.cut(perPage.sorted { $0.lowerBound < $1.lowerBound }, pages: KdumpCompressedWriter.batchPages)
+        let task = ProgressTask("finding zero pages", total: KdumpCompressedWriter.pages(perPage) * KdumpCompressedWriter.blockSize)
+        var checked: [([Range<UInt64>], UInt64)] = []
+        progress.run(task) {
+            // 4 batches per thread at a time, kept in order, so that progress
+            // can be told between groups.
+            let group = 4 * max(1, source.options.threads)
+            for start in stride(from: 0, to: batches.count, by: group) {
+                let some = Array(batches[start..<min(batches.count, start + group)])
+                checked += zeroScan(some)
+                progress?.advance(by: some.reduce(0) { $0 + KdumpCompressedWriter.pages($1) } * KdumpCompressedWriter.blockSize)
+            }
+        }
+        for (r, z) in checked { kept += r; zeros += z }
+        return (Self.coalesced(kept), zeros)
+    }
+
+    /// The non-zero PFN runs of each batch and its zero pages, read on
+    /// `options.threads`, in batch order.
+    func zeroScan(_ batches: [[Range<UInt64>]]) -> [([Range<UInt64>], UInt64)] {
+        parallelMap(batches, threads: source.options.threads) { batch -> ([Range<UInt64>], UInt64) in
             var out: [Range<UInt64>] = [], z: UInt64 = 0
             self.source.forEachPage(batch) { pfn, page in
                 let isZero: Bool
@@ -109,8 +130,6 @@ public struct ELFDumpWriter: Sendable {
             }
             return (out, z)
         }
-        for (r, z) in checked { kept += r; zeros += z }
-        return (Self.coalesced(kept), zeros)
     }
 
     /// Sorted, with touching ranges merged.
@@ -126,8 +145,8 @@ public struct ELFDumpWriter: Sendable {
 
     /// The output's headers and sizes, from the ELF-mode bitmap.
     /// - Complexity: O(input PT_LOADs + dumpable runs) once the bitmap is known.
-    public func layout() -> Layout {
-        let (kept, zeros) = dumpable()
+    public func layout(progress: (any ProgressReporter)? = nil) -> Layout {
+        let (kept, zeros) = dumpable(progress: progress)
         var loads: [ELFProgramHeader] = [], elfExcluded: UInt64 = 0
         var offset: UInt64 = 0   // relative to the start of the load data
         for phdr in inputHeaders where phdr.type == ELFProgramHeader.load && phdr.paddr != .max {
@@ -250,11 +269,19 @@ public struct ELFDumpWriter: Sendable {
         return r
     }
 
-    /// Writes the ELF dump file to `path` through a temporary file.
+    /// Writes the ELF dump file to `path` through a temporary file;
+    /// `progress`, if given, follows the PT_LOAD bytes as they are written.
     /// - Complexity: O(pages written).
     @discardableResult
-    public func write(to path: String) throws -> DumpReport {
-        let l = layout()
+    public func write(to path: String, progress: (any ProgressReporter)? = nil) throws -> DumpReport {
+        let l = layout(progress: progress)
+        let loadBytes = l.programHeaders.dropFirst().reduce(0) { $0 + $1.filesz }
+        return try progress.run(ProgressTask("writing \(path)", total: loadBytes)) {
+            try writeFile(l, to: path, progress: progress)
+        }
+    }
+
+    func writeFile(_ l: Layout, to path: String, progress: (any ProgressReporter)?) throws -> DumpReport {
         let f = try AtomicFile(path: path)
         var w = ByteWriter()
         w.raw(elfHeader(l))
@@ -264,7 +291,7 @@ public struct ELFDumpWriter: Sendable {
         try f.write(w.bytes, at: 0)
         var data = ChunkedWriter(file: f, offset: l.loadOffset)
         for s in l.programHeaders.dropFirst() where s.filesz > 0 {
-            try writeSegment(from: s.paddr, bytes: s.filesz, into: &data)
+            try writeSegment(from: s.paddr, bytes: s.filesz, into: &data, progress: progress)
         }
         try data.flush()
         try source.image.input?.checkReads()
@@ -274,7 +301,7 @@ public struct ELFDumpWriter: Sendable {
     }
 
     /// `write_elf_load_segment()`: `bytes` bytes of memory from `paddr`.
-    func writeSegment(from paddr: UInt64, bytes: UInt64, into data: inout ChunkedWriter) throws {
+    func writeSegment(from paddr: UInt64, bytes: UInt64, into data: inout ChunkedWriter, progress: (any ProgressReporter)? = nil) throws {
         let end = paddr + bytes
         let pfns = (paddr / Self.pageSize)..<divRoundUp(end, Self.pageSize)
         var failure: (any Error)?
@@ -291,6 +318,8 @@ public struct ELFDumpWriter: Sendable {
                 } catch { failure = error }
             }
             if let failure { throw failure }
+            let first = max(paddr, batch[0].lowerBound * Self.pageSize), last = min(end, batch[batch.count - 1].upperBound * Self.pageSize)
+            progress?.advance(by: last - first)
         }
     }
 }

@@ -1,4 +1,4 @@
-import MemoryModel
+public import MemoryModel
 
 /// The capture kernel's `/proc/vmcore` as an ELF64 core file, as the kernel
 /// builds it: `crash_prepare_elf64_headers()` (one PT_LOAD per RAM range,
@@ -83,9 +83,18 @@ public enum ELFVmcore {
         layout(image, noteSize: UInt64(notes(cpus: image.cpus, vmcoreinfo: image.vmcoreinfo).count)).fileSize
     }
 
-    /// Writes the ELF vmcore to `path` (through a temporary file).
+    /// Writes the ELF vmcore to `path` (through a temporary file);
+    /// `progress`, if given, follows the PT_LOAD bytes (holes count as done
+    /// when they are passed).
     /// - Complexity: O(pages); zero pages are left as holes of the file.
-    public static func write(_ image: GuestMemoryImage, to path: String) throws {
+    public static func write(_ image: GuestMemoryImage, to path: String, progress: (any ProgressReporter)? = nil) throws {
+        let total = image.loads.reduce(0) { $0 + $1.size }
+        try progress.run(ProgressTask("writing \(path)", total: total)) {
+            try writeFile(image, to: path, progress: progress)
+        }
+    }
+
+    static func writeFile(_ image: GuestMemoryImage, to path: String, progress: (any ProgressReporter)?) throws {
         let n = notes(cpus: image.cpus, vmcoreinfo: image.vmcoreinfo)
         let l = layout(image, noteSize: UInt64(n.count))
         let f = try AtomicFile(path: path)
@@ -99,8 +108,15 @@ public enum ELFVmcore {
             let base = l.loadOffsets[i]
             var pfnRuns: [(Range<GuestFrameNumber>, PageClass)] = []
             image.classes.forEachRun(in: load.lowerAddress.frame..<load.upperAddress.frame) { pfnRuns.append(($0, $1)) }
-            for (pfns, c) in pfnRuns where !c.readsAsZero {
-                for pfn in pfns { try f.write(image.page(pfn), at: base + pfn.address.value - load.start) }
+            for (pfns, c) in pfnRuns {
+                guard !c.readsAsZero else { progress?.advance(by: ByteCount.frames(UInt64(pfns.count)).value); continue }
+                var pending: UInt64 = 0
+                for pfn in pfns {
+                    try f.write(image.page(pfn), at: base + pfn.address.value - load.start)
+                    pending += 1
+                    if pending == 2048 { progress?.advance(by: ByteCount.frames(pending).value); pending = 0 }
+                }
+                progress?.advance(by: ByteCount.frames(pending).value)
             }
         }
         // Zero pages are not written: extend the file so trailing ones read as zeros.

@@ -1,5 +1,5 @@
 import Foundation
-import MemoryModel
+public import MemoryModel
 
 /// How `estimate(sampling:)` sizes generated pages: a seeded random sample
 /// of each stratum instead of every page.
@@ -50,9 +50,14 @@ extension KdumpCompressedWriter {
     /// memmap pages (`KernelStructures.strata(of:)`) larger than the sample
     /// is estimated from a seeded simple random sample, and the report
     /// carries the 95% margin.
+    ///
+    /// `progress`, if given, follows the pages compressed one by one (the
+    /// long part of an exact estimate); `slowHint` is the task's hint
+    /// (`ProgressTask.slowHint`), e.g. the sampled estimate.
     /// - Complexity: O(runs × templates + generated pages) exact;
     ///   O(runs × templates + sections + strata × sample) sampled.
-    public func estimate(sampling: EstimateSampling? = nil) throws -> DumpReport {
+    public func estimate(sampling: EstimateSampling? = nil, progress: (any ProgressReporter)? = nil,
+                         slowHint: String? = nil) throws -> DumpReport {
         var r = baseReport()
         var data: UInt64 = options.excludeZero ? Self.blockSize : 0
         var generated: [Range<UInt64>] = []
@@ -94,12 +99,24 @@ extension KdumpCompressedWriter {
             r.zeroPages += UInt64(estimatedZeros.rounded())
             r.fileSizeMargin = UInt64((1.96 * variance.squareRoot()).rounded(.up))
         }
-        let sums = parallelMap(BatchCutter.cut(exact.sorted { $0.lowerBound < $1.lowerBound }, pages: Self.batchPages),
-                               threads: options.threads) { chunk -> (bytes: UInt64, zeros: UInt64) in
-            guard let compressor = try? PageCompressor(self.options.compression) else { return (0, 0) }
-            return self.storedSize(chunk, compressor)
+        let batches = BatchCutter.cut(exact.sorted { $0.lowerBound < $1.lowerBound }, pages: Self.batchPages)
+        let task = ProgressTask(sampling == nil ? "estimating the dump size" : "estimating the dump size (sampled)",
+                                total: Self.pages(exact) * Self.blockSize, slowHint: slowHint)
+        progress.run(task) {
+            // 4 batches per thread at a time, summed in order, so that
+            // progress can be told between groups; the sum does not depend
+            // on the grouping.
+            let group = 4 * max(1, options.threads)
+            for start in stride(from: 0, to: batches.count, by: group) {
+                let some = Array(batches[start..<min(batches.count, start + group)])
+                let sums = parallelMap(some, threads: options.threads) { chunk -> (bytes: UInt64, zeros: UInt64) in
+                    guard let compressor = try? PageCompressor(self.options.compression) else { return (0, 0) }
+                    return self.storedSize(chunk, compressor)
+                }
+                for (b, z) in sums { data += b; r.zeroPages += z }
+                progress?.advance(by: some.reduce(0) { $0 + Self.pages($1) } * Self.blockSize)
+            }
         }
-        for (b, z) in sums { data += b; r.zeroPages += z }
         r.dataBytes = data + 24 * r.dumpablePages
         r.fileSize = descriptorOffset + r.dataBytes
         return r

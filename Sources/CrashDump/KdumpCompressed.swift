@@ -1,5 +1,5 @@
 import Foundation
-import MemoryModel
+public import MemoryModel
 
 import Dispatch
 
@@ -226,12 +226,17 @@ public struct KdumpCompressedWriter: Sendable {
     }
 
     /// Runs `body` on every batch of dumpable PFNs, `options.threads` batches
-    /// at a time, and hands the results to `sink` in PFN order.
-    func forEachBatch<T>(_ body: @escaping @Sendable (KdumpCompressedWriter, [Range<UInt64>]) -> T, sink: (T) throws -> Void) throws {
+    /// at a time, and hands the results to `sink` in PFN order; `progress`
+    /// advances by each batch's bytes once its result is sunk.
+    func forEachBatch<T>(progress: (any ProgressReporter)? = nil, _ body: @escaping @Sendable (KdumpCompressedWriter, [Range<UInt64>]) -> T,
+                         sink: (T) throws -> Void) throws {
         var batches: [[Range<UInt64>]] = []
         func flush() throws {
             let results = parallelMap(batches, threads: options.threads) { body(self, $0) }
-            for r in results { try sink(r) }
+            for (batch, r) in zip(batches, results) {
+                try sink(r)
+                progress?.advance(by: Self.pages(batch) * Self.blockSize)
+            }
             batches.removeAll(keepingCapacity: true)
         }
         var cutter = BatchCutter(pages: Self.batchPages)
@@ -262,10 +267,20 @@ public struct KdumpCompressedWriter: Sendable {
 
     // MARK: Write
 
-    /// Writes the file to `path` through a temporary file.
+    /// Pages in `ranges`.
+    static func pages(_ ranges: [Range<UInt64>]) -> UInt64 { ranges.reduce(0) { $0 + UInt64($1.count) } }
+
+    /// Writes the file to `path` through a temporary file; `progress`, if
+    /// given, follows the dumpable pages as they are written.
     /// - Complexity: O(dumpable pages), compression spread over `options.threads`.
     @discardableResult
-    public func write(to path: String) throws -> DumpReport {
+    public func write(to path: String, progress: (any ProgressReporter)? = nil) throws -> DumpReport {
+        try progress.run(ProgressTask("writing \(path)", total: filtered.dumpableCount * Self.blockSize)) {
+            try writeFile(to: path, progress: progress)
+        }
+    }
+
+    func writeFile(to path: String, progress: (any ProgressReporter)?) throws -> DumpReport {
         var report = baseReport()
         let f = try AtomicFile(path: path)
         try f.write(header(), at: 0)
@@ -277,7 +292,7 @@ public struct KdumpCompressedWriter: Sendable {
         var data = ChunkedWriter(file: f, offset: dataStart)
         if options.excludeZero { try data.append([UInt8](repeating: 0, count: Int(Self.blockSize))) }
         let flags = options.compression.rawValue
-        try forEachBatch({ w, ranges -> StoredBatch in
+        try forEachBatch(progress: progress, { w, ranges -> StoredBatch in
             guard let compressor = try? PageCompressor(w.options.compression) else { return StoredBatch() }
             return w.storeBatch(ranges, compressor)
         }, sink: { batch in

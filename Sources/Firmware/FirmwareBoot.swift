@@ -41,8 +41,10 @@ public struct FirmwareConfig: Sendable {
     /// fw_cfg kernel image and initrd sizes (tdvf-2022 adds them to the partial size).
     public var kernelImageBytes: UInt64 = 12 << 20
     public var initrdBytes: UInt64 = 32 << 20
-    /// SNP firmware provides OVMF_SEV_MEMORY_ACCEPTANCE_PROTOCOL (edk2 2023+);
-    /// edk2-stable202302 reported type 15 without it.
+    /// SNP firmware provides OVMF_SEV_MEMORY_ACCEPTANCE_PROTOCOL (26847fb6be,
+    /// edk2-stable202302). No edk2 release reports type 15 without it: the
+    /// protocol came before 0d129ef7c3 "SEV-SNP make >=4GB unaccepted" in the
+    /// same series; false models other firmware.
     public var snpAcceptanceProtocol = true
     public init(generation: FirmwareGeneration) { self.generation = generation }
 }

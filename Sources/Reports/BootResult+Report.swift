@@ -51,8 +51,12 @@ extension BootResult {
                                 ("early_allocations", .double(t.earlyAllocations)), ("userspace", .double(t.userspace)),
                                 ("workload", .double(t.workload)), ("total_boot_s", .double(t.totalBoot)),
                                 ("fully_accepted_s", fullyAcceptedAfter.map { .double($0) } ?? .null)])
+        let firmwareRelease: [(String, JSON)] = scenario.edk2Release.map { [("firmware_release", .string($0.tag))] } ?? []
         return .object([
             ("scenario", scenarioJSON),
+            ("kernel_release", .string(scenario.kernel.version.release.description)),
+            ("kernel_behaviours", scenario.kernel.version.behavioursJSON),
+        ] + firmwareRelease + [
             ("efi_memory_map", .array(efi)),
             ("unaccepted_table", table),
             ("accepted_bytes", .object([("firmware", .uint(acceptedFirmware)), ("efi_stub", .uint(acceptedStub)),
@@ -82,7 +86,8 @@ extension BootResult {
     public var text: String {
         var o = "cocomem boot: \(scenario.platform.rawValue) \(ByteCount(scenario.memory)) \(scenario.vcpus) vCPUs, "
         o += "accept_memory=\(scenario.lazy ? "lazy" : "eager"), host \(scenario.platform == .tdx ? scenario.tdxHost.rawValue : "snp-" + scenario.hostMapping.rawValue), "
-        o += "firmware \(scenario.firmware.rawValue), kernel \(scenario.kernel.version.rawValue)\n\n"
+        o += "firmware \(scenario.firmware.rawValue)\(scenario.edk2Release.map { " (\($0))" } ?? ""), kernel \(scenario.kernel.version.rawValue)\n\n"
+        o += scenario.kernel.version.reportText + "\n"
         o += "EFI memory map (as the kernel prints it with efi=debug):\n" + firmware.mapAtLoader.kernelFormat() + "\n"
         if let t = firmware.table {
             o += "Unaccepted table: unit \(ByteCount(t.unitSize)), phys_base \(t.physBase), \(t.size) bytes, \(t.unitsSet) units set after the stub\n\n"

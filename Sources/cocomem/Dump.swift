@@ -21,7 +21,7 @@ struct Dump: ParsableCommand {
     @Flag(name: .short, help: "Compress pages with snappy") var p = false
     @Flag(name: .short, help: "Compress pages with zstd") var z = false
     @Flag(name: .customShort("E"), help: "Write an ELF dump file instead (makedumpfile -E: uncompressed, PT_LOADs cut around runs of 256 or more excluded pages)") var elfDump = false
-    @Option(help: "Follow this makedumpfile's filter (1.7.8 excludes unaccepted blocks under -d 16)") var makedumpfile: MakedumpfileVersion = .v1_7_8
+    @Option(help: "Follow this makedumpfile release's filter: 1.7.2, 1.7.7, 1.7.8 or 1.7.9 (1.7.8 and later exclude unaccepted blocks under -d 16; docs/VERSIONS.md)") var makedumpfile = "1.7.8"
     @Option(name: .customLong("num-threads"), help: "Threads compressing pages (default: all cores); the output does not depend on it") var threads: Int?
     @Flag(help: "Compute the exact kdump-compressed size without writing") var estimate = false
     @Option(help: "With --estimate: compress this many memmap pages per stratum (2-16777216), drawn with the scenario's seed, instead of all of them; the report gives the 95% margin") var sample: Int?
@@ -32,6 +32,7 @@ struct Dump: ParsableCommand {
     @OptionGroup var json: JSONOption
     @OptionGroup var printScenario: PrintScenarioOption
     @OptionGroup var failOn: FailOnOption
+    @OptionGroup var progress: ProgressOption
     @OptionGroup var report: ReportOption
     @OptionGroup var record: RecordOptions
 
@@ -60,6 +61,7 @@ struct Dump: ParsableCommand {
 
     func run() throws {
         if printScenario.on { printScenario.print(try scenarioFile()); return }
+        let makedumpfile = try MakedumpfileVersion.parse(self.makedumpfile)
         let options = DumpOptions(dumpLevel: d, compression: compression, makedumpfile: makedumpfile,
                                   threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         let inputs = guest.inputs + (input.map { [$0] } ?? [])
@@ -68,6 +70,7 @@ struct Dump: ParsableCommand {
         if let output { dumpOutputs.append(("-o", output)) }
         try report.check(inputs: inputs, outputs: dumpOutputs)
         try record.check(inputs: inputs, outputs: dumpOutputs + (report.report.map { [("--report", $0)] } ?? []), textReport: !json.json)
+        let progress = self.progress.reporter()
         var image: GuestMemoryImage
         var boot: BootResult? = nil
         // The outcome --fail-on looks at: the crashed guest's boot (a
@@ -76,7 +79,7 @@ struct Dump: ParsableCommand {
         if let input {
             image = GuestMemoryImage(input: try ELFInput(path: input))
         } else {
-            let r = try guest.boot(crashKernel: try ByteCount.parse(crashKernel).value)
+            let r = try guest.boot(crashKernel: try ByteCount.parse(crashKernel).value, progress: progress)
             if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }
             image = try CaptureView.image(from: r, seed: r.scenario.seed, transparentHugepages: thp == .always)
             bootOutcome = r.outcomeString
@@ -91,7 +94,7 @@ struct Dump: ParsableCommand {
         }
         let sampling = sample.map { EstimateSampling(pagesPerStratum: $0, seed: guest.seed) }
         let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling,
-                                      elfDump: elfDump, force: force)
+                                      elfDump: elfDump, force: force, progress: progress)
         let records = boot.map { [("crashed guest", $0.record)] } ?? []
         print(json.json ? result.json.embedding(try scenarioFile()).serialized() : result.text + record.stripText(records, json: false), terminator: json.json ? "\n" : "")
         if report.report != nil {

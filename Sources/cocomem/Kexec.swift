@@ -7,7 +7,7 @@ import Simulation
 struct Kexec: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Boot a guest, kexec_load or kexec_file_load a new kernel into it, kexec -e, and boot the next kernel from the acceptance state the first left.",
-        discussion: "Segments are placed as the kernel (kexec_file_load) or kexec-tools (kexec_load) place them on x86-64. Kernels 6.16 and later accept the destinations at load; older ones let the relocation touch unaccepted memory, which kills the guest.")
+        discussion: "Segments are placed as the kernel (kexec_file_load) or kexec-tools (kexec_load) place them on x86-64. Kernels 6.15 and later accept the destinations at load; older ones let the relocation touch unaccepted memory, which kills the guest.")
     @OptionGroup var guest: ScenarioOptions
     @Option(help: "kexec_file_load (kexec -s) or kexec_load (kexec -c)") var syscall: KexecSyscall = .fileLoad
     @Flag(help: "Load a crash image into the crashkernel= region (kexec -p); it is only loaded") var crash = false
@@ -17,7 +17,7 @@ struct Kexec: ParsableCommand {
     @Option(name: .customLong("init-size"), help: "setup_header.init_size (default: the scenario's decompressed kernel footprint, 64M)") var initSize: String?
     @Option(name: .customLong("kernel-alignment"), help: "setup_header.kernel_alignment (CONFIG_PHYSICAL_ALIGN), a power of two of at least 4K") var kernelAlignment = "2M"
     @Option(name: .customLong("cmdline-len"), help: "Command line length including the NUL, 1 to 1048576") var cmdlineLen: UInt64 = 128
-    @Option(name: .customLong("next-kernel"), help: "Generation of the kernel kexec boots (default: the running one's)") var nextKernel: KernelVersion?
+    @Option(name: .customLong("next-kernel"), help: "Release of the kernel kexec boots, as --kernel (default: the running one's)") var nextKernel: String?
     @Flag(name: .customLong("load-only"), help: "Load without executing (kexec -l)") var loadOnly = false
     @OptionGroup var output: JSONOption
     @OptionGroup var printScenario: PrintScenarioOption

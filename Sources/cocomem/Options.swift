@@ -14,12 +14,9 @@ import TDXModule
 // The library's option enums (same package, so no @retroactive), read by their raw
 // values; help texts and errors list `allCases` (docs/CLI.md).
 extension PlatformKind: ExpressibleByArgument {}
-extension KernelVersion: ExpressibleByArgument {}
 extension TDXHostModel: ExpressibleByArgument {}
 extension GmemBacking: ExpressibleByArgument {}
 extension HostMappingPolicy: ExpressibleByArgument {}
-extension FirmwareGeneration: ExpressibleByArgument {}
-extension MakedumpfileVersion: ExpressibleByArgument {}
 extension KexecSyscall: ExpressibleByArgument {}
 extension AcceptLevelPolicy: ExpressibleByArgument {}
 extension ConversionPolicy: ExpressibleByArgument {}
@@ -96,6 +93,39 @@ struct FailOnOption: ParsableArguments {
     }
 }
 
+/// `--progress` / `--no-progress`, the same in every command with long runs
+/// (`dump`, `boot`, `run`; a `sweep` command takes this group too and tells
+/// the reporter one `.items("points")` task). By default a progress line
+/// (`TerminalProgress`: percent, counts, ETA, on stderr) is shown only when
+/// stderr is a terminal, and only for a task still running after half a
+/// second; `--progress` shows it whatever stderr is, from the start;
+/// `--no-progress` never. Progress never reaches stdout or a written file.
+///
+/// For `sweep`: `@OptionGroup var progress: ProgressOption`, then
+///
+///     let p = progress.reporter()
+///     try p.run(ProgressTask("sweep", total: UInt64(points.count), unit: .items("points"))) {
+///         ... p?.advance(by: 1) for each point finished ...
+///     }
+///
+/// calling `advance` from the thread that collects results in order (a
+/// reporter is called by one thread at a time), and handing `p` to the
+/// simulations a point runs only if their own lines are wanted (they would
+/// replace the sweep's line while they run).
+struct ProgressOption: ParsableArguments {
+    @Flag(inversion: .prefixedNo, help: "Show a progress line (percent, ETA) on stderr during long runs (default: when stderr is a terminal)")
+    var progress: Bool?
+
+    /// The reporter to hand down, or nil when nobody is to be shown progress.
+    func reporter() -> (any ProgressReporter)? {
+        switch progress {
+        case .some(true): TerminalProgress(delay: 0)
+        case .some(false): nil
+        case .none: TerminalProgress.standardErrorIsTerminal ? TerminalProgress() : nil
+        }
+    }
+}
+
 /// The options that define a simulated guest, shared by `boot`, `dump` and `kexec`.
 struct ScenarioOptions: ParsableArguments {
     @Option(help: "Platform") var platform: PlatformKind = .tdx
@@ -105,13 +135,13 @@ struct ScenarioOptions: ParsableArguments {
     @Option(help: "TDX host: tdx (KVM + TDX module, 4K private mappings, as upstream), tdx-huge (TDX huge pages v3 + Dynamic PAMT)") var host: TDXHostModel = .tdx
     @Option(help: "guest_memfd backing for the KVM host (default: buddy for tdx, hugetlb-2m for tdx-huge)") var gmem: GmemBacking?
     @Option(name: .customLong("host-mapping"), help: "SEV-SNP host backing") var hostMapping: HostMappingPolicy = .map4K
-    @Option(help: "Firmware (default: tdvf for TDX, ovmf-snp for SNP)") var firmware: FirmwareGeneration?
+    @Option(help: "Firmware: tdvf, tdvf-2022, ovmf-snp, or an edk2 stable tag from edk2-stable202302 (the platform's upstream generation; docs/VERSIONS.md) (default: tdvf for TDX, ovmf-snp for SNP)") var firmware: String?
     @Option(name: .customLong("fw-partial-accept"), help: "tdvf-2022 PcdTdxAcceptPartialMemorySize (0 = all)") var partial = "256M"
-    @Option(help: "Kernel generation") var kernel: KernelVersion = .v7_0
+    @Option(help: "Kernel release as uname -r starts: 6.5 to 7.1 (mainline, x.y = x.y.0) or a stable point release such as 6.12.30 (docs/VERSIONS.md)") var kernel = "7.0"
     @Option(help: "Who calls ExitBootServices: efistub (the kernel's EFI stub) or grub-ebs (the loader)") var loader: LoaderKind = .efistub
     @Flag(name: .customLong("no-unaccepted-support"), help: "Kernel without CONFIG_UNACCEPTED_MEMORY") var noSupport = false
     @Flag(name: .customLong("no-acceptance-protocol-call"), help: "Kernel stub that does not call AllowUnacceptedMemory() (SNP)") var noProtocolCall = false
-    @Flag(name: .customLong("snp-firmware-without-protocol"), help: "SNP firmware without OVMF_SEV_MEMORY_ACCEPTANCE_PROTOCOL (edk2-stable202302)") var noFwProtocol = false
+    @Flag(name: .customLong("snp-firmware-without-protocol"), help: "SNP firmware without OVMF_SEV_MEMORY_ACCEPTANCE_PROTOCOL (no edk2 release: 26847fb6be added it before 0d129ef7c3 left RAM above 4 GiB unaccepted, both in edk2-stable202302)") var noFwProtocol = false
     @Flag(name: .customLong("snp-prefault"), help: "The VMM pre-faults on page state change (KVM_PRE_FAULT_MEMORY)") var prefault = false
     @Option(name: .customLong("deferred-init"), help: "CONFIG_DEFERRED_STRUCT_PAGE_INIT") var deferred: OnOff = .on
     @Option(name: .customLong("boot-alloc"), help: "Memory user space allocates on the way to a shell") var bootAlloc = "256M"
@@ -130,9 +160,17 @@ struct ScenarioOptions: ParsableArguments {
         s.hostMapping = hostMapping
         s.tdxHost = host
         if let gmem { s.gmemBacking = gmem }
-        s.firmware = firmware ?? (platform == .tdx ? .tdvf : .ovmfSNP)
+        if let firmware, let g = FirmwareGeneration(rawValue: firmware) {
+            s.firmware = g
+        } else if let firmware {
+            let release = try EDK2Release.parse(firmware)
+            s.edk2Release = release
+            s.firmware = release.generation(tdx: platform == .tdx)
+        } else {
+            s.firmware = platform == .tdx ? .tdvf : .ovmfSNP
+        }
         s.partialAcceptBytes = try ByteCount.parse(partial).value
-        s.kernel.version = kernel
+        s.kernel.version = try KernelVersion(parsing: kernel)
         s.loader.loaderCallsExitBootServices = loader == .grubEBS
         s.loader.kernelSupportsUnaccepted = !noSupport
         s.loader.stubCallsAcceptanceProtocol = !noProtocolCall
@@ -149,10 +187,10 @@ struct ScenarioOptions: ParsableArguments {
     /// The files the scenario reads (an output may not replace them).
     var inputs: [String] { calibration.calibration.map { [$0] } ?? [] }
 
-    func boot(crashKernel: UInt64 = 0) throws -> BootResult {
+    func boot(crashKernel: UInt64 = 0, progress: (any ProgressReporter)? = nil) throws -> BootResult {
         var s = try scenario()
         s.kernel.crashKernelBytes = crashKernel
-        return try BootSimulation(scenario: s, calibration: calibration.load()).run()
+        return try BootSimulation(scenario: s, calibration: calibration.load(), progress: progress).run()
     }
 }
 

@@ -13,6 +13,7 @@ struct Run: ParsableCommand {
     @Option(help: "Directory the dump steps' elf: and output: paths are relative to (created if missing)") var out = "."
     @OptionGroup var output: JSONOption
     @OptionGroup var failOn: FailOnOption
+    @OptionGroup var progress: ProgressOption
     @OptionGroup var report: ReportOption
     @OptionGroup var record: RecordOptions
 
@@ -26,7 +27,7 @@ struct Run: ParsableCommand {
                 throw CocomemError(.io, "cannot create output directory '\(out)'")
             }
         }
-        let r = try f.run(outputDirectory: out, checkedHostRun: { try $0.runChecked() })
+        let r = try f.run(outputDirectory: out, checkedHostRun: { try $0.runChecked() }, progress: progress.reporter())
         print(output.json ? r.json.serialized() : r.text + record.stripText(r.records, json: false), terminator: output.json ? "\n" : "")
         try report.write(r.htmlReport)
         try record.write(r.records)

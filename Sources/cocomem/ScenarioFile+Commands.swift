@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import CrashDump
 import GuestKernel
 import MemoryModel
 import Reports
@@ -39,7 +40,7 @@ extension Dump {
         d.level = self.d
         d.compression = compression
         d.elfDump = elfDump
-        d.makedumpfile = makedumpfile
+        d.makedumpfile = try MakedumpfileVersion.parse(makedumpfile)
         d.threads = threads
         d.estimate = estimate
         d.sample = sample
@@ -71,7 +72,7 @@ extension Kexec {
         }
         guard cmdlineLen >= 1, cmdlineLen <= 1 << 20 else { throw ValidationError("--init-size must be positive and --cmdline-len between 1 and 1M") }
         k.cmdlineBytes = cmdlineLen
-        k.nextKernel = nextKernel
+        k.nextKernel = try nextKernel.map { try KernelVersion(parsing: $0) }
         k.loadOnly = loadOnly
         let crashDefault: UInt64 = crash ? 256 << 20 : 0
         return try guest.scenarioFile(steps: [.kexec(k)]) { s in

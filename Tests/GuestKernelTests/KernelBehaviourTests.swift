@@ -28,8 +28,8 @@ import Testing
     }
 
     /// Before watermarks exist every allocation accepts a 4 MiB block
-    /// (6.16+), so the acceptance at boot grows with the vCPU count
-    /// (Dstack PR 1220: ~13 GiB at 248 vCPUs); 6.12 does not do this.
+    /// (800f1059c99e: 6.14+, 6.6.86, 6.12.21, 6.13.9), so the acceptance at boot grows with the vCPU count
+    /// (Dstack PR 1220: ~13 GiB at 248 vCPUs); 6.12.0 does not do this.
     @Test func earlyAcceptStormGrowsWithVCPUsOnNewKernels() throws {
         let many = try bootResult { $0.memory = 32 << 30; $0.vcpus = 248; $0.kernel.version = .v7_0 }
         let few = try bootResult { $0.memory = 32 << 30; $0.vcpus = 4; $0.kernel.version = .v7_0 }

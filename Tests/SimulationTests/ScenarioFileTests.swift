@@ -123,7 +123,11 @@ import Testing
         ("guest:\n  vcpus: eight\n", "f.yaml line 2: 'vcpus' must be an integer, got 'eight'"),
         ("guest:\n  vcpus: [1, 2]\n", "f.yaml line 2: 'vcpus' must be a single value, got a list"),
         ("guest: 4G\n", "f.yaml line 1: 'guest' must be a mapping with keys platform, memory, vcpus, got '4G'"),
-        ("kernel:\n  version: \"6.1\"\n", "f.yaml line 2: 'version' must be one of 6.5, 6.11, 6.12, 6.16, 7.0, got '6.1'"),
+        ("kernel:\n  version: \"6.1\"\n", "f.yaml line 2: 'version': kernel '6.1' is older than 6.5, the first release with unaccepted memory support (CONFIG_UNACCEPTED_MEMORY); nearest known: 6.5, 6.6"),
+        ("kernel:\n  version: 6.12.x\n", "f.yaml line 2: 'version': kernel '6.12.x' is not a release"),
+        ("kernel:\n  version: [6.12]\n", "f.yaml line 2: 'version' must be a kernel release such as 6.12 or 6.12.30, got a list"),
+        ("steps:\n  - kexec: {next-kernel: 8.0}\n", "f.yaml line 2: 'next-kernel': kernel '8.0' is newer than the newest release the version table knows; nearest known: 7.0, 7.1"),
+        ("steps:\n  - dump: {makedumpfile: 1.7.4, estimate: true}\n", "f.yaml line 2: 'makedumpfile': makedumpfile 1.7.4 is not modelled"),
         ("host:\n  kind: kvm\n", "f.yaml line 2: 'kind' must be one of tdx, tdx-huge, got 'kvm'"),
         ("kernel:\n  accept: sometimes\n", "f.yaml line 2: 'accept' must be one of lazy, eager, got 'sometimes'"),
         ("kernel:\n  deferred-init: maybe\n", "f.yaml line 2: 'deferred-init' must be true or false, got 'maybe'"),
@@ -181,6 +185,19 @@ import Testing
         #expect(b.acceptedWorkload > b1.acceptedWorkload)
         #expect(b.times.workload > b1.times.workload)
         #expect(b.times.totalBoot == b1.times.totalBoot)
+    }
+
+    /// Releases as users write them read back as written; 6.10 stays 6.10
+    /// (not the number 6.1) and a point release keeps its point.
+    @Test(arguments: ["6.10", "6.12.30", "7.1", "6.6.87"])
+    func kernelReleasesReadAndPrintAsWritten(_ release: String) throws {
+        let f = try ScenarioFile.parse("kernel: {version: \(release)}\nsteps: [{kexec: {next-kernel: \(release)}}]\n")
+        #expect(f.scenario.kernel.version.rawValue == release)
+        #expect(f.yaml.contains("version: \"\(release)\""))
+        let back = try ScenarioFile.parse(f.yaml)
+        #expect(back.scenario.kernel.version == f.scenario.kernel.version)
+        guard case .kexec(let k)? = back.steps.first else { Issue.record("no kexec step"); return }
+        #expect(k.nextKernel?.rawValue == release)
     }
 
     @Test func crlfFilesWork() throws {

@@ -13,8 +13,32 @@ import MemoryModel
 /// - 1.7.8: 1.7.7 plus commit c1a930185482: with dump level bit 16, a head
 ///   whose `_mapcount` is `PAGE_UNACCEPTED_MAPCOUNT_VALUE` excludes
 ///   `1 << (LENGTH(zone.free_area) - 1)` pages, counted as free.
+/// - 1.7.9: 1.7.8's filter; `git log 1.7.8..1.7.9` is only eb42d63
+///   "[v1.7.9] Update version".
+///
+/// 1.7.3 to 1.7.6 are not modelled: they have the compound-order fixes for
+/// 6.3 and 6.6 (446c4f6, 9661c1d) that 1.7.2 lacks, and 1.7.6 the 6.9
+/// hugetlb and 6.10 slab fixes (985e575, bad2a7c), but none has 1.7.7's
+/// 6.12 typed-page detection (72c3414), so on the struct pages cocomem
+/// generates (6.12 and later) each filters unlike any modelled release.
 public enum MakedumpfileVersion: String, Sendable, CaseIterable {
-    case v1_7_2 = "1.7.2", v1_7_7 = "1.7.7", v1_7_8 = "1.7.8"
+    case v1_7_2 = "1.7.2", v1_7_7 = "1.7.7", v1_7_8 = "1.7.8", v1_7_9 = "1.7.9"
+
+    /// The filter this release runs (1.7.9 runs 1.7.8's).
+    public var profile: MakedumpfileVersion { self == .v1_7_9 ? .v1_7_8 : self }
+
+    /// Parses a makedumpfile release (`1.7.8`, as `makedumpfile -v` prints it).
+    /// - Throws: `CocomemError(.invalidArgument)`: unknown releases list the
+    ///   known ones; 1.7.3 to 1.7.6 say why they are not modelled.
+    /// - Complexity: O(1).
+    public static func parse(_ text: String) throws -> MakedumpfileVersion {
+        if let v = MakedumpfileVersion(rawValue: text) { return v }
+        let known = allCases.map(\.rawValue).joined(separator: ", ")
+        if ["1.7.3", "1.7.4", "1.7.5", "1.7.6"].contains(text) {
+            throw CocomemError(.invalidArgument, "makedumpfile \(text) is not modelled: it has the 6.3/6.6 compound-page fixes 1.7.2 lacks but not 1.7.7's 6.12 typed-page detection (72c3414), so it filters 6.12+ struct pages unlike any modelled release; nearest modelled: 1.7.2, 1.7.7")
+        }
+        throw CocomemError(.invalidArgument, "makedumpfile '\(text)' is not a release cocomem knows; known: \(known)")
+    }
 }
 
 /// The VMCOREINFO values the filter reads (`read_vmcoreinfo()`), parsed
@@ -68,6 +92,7 @@ public struct MakedumpfileFilter: Sendable {
         case exclude(Kind, pages: UInt64)
     }
 
+    /// The filter profile (`MakedumpfileVersion.profile` of the release asked for).
     public let version: MakedumpfileVersion
     public let dumpLevel: Int
     let n: VmcoreinfoNumbers
@@ -78,7 +103,7 @@ public struct MakedumpfileFilter: Sendable {
     let maxOrder: Int64?
 
     public init(version: MakedumpfileVersion, dumpLevel: Int, vmcoreinfo: String) {
-        self.version = version
+        self.version = version.profile
         self.dumpLevel = dumpLevel
         n = VmcoreinfoNumbers(text: vmcoreinfo)
         pgLRU = Int(n.number("PG_lru") ?? 5)
@@ -123,7 +148,7 @@ public struct MakedumpfileFilter: Sendable {
         let flag = Self.bit(pgSlab, p.flags)
         switch version {
         case .v1_7_2: return flag
-        case .v1_7_7, .v1_7_8: return (slab.map { Int32(bitPattern: p.mapcount) == Int32(truncatingIfNeeded: $0) } ?? false) || flag
+        case .v1_7_7, .v1_7_8, .v1_7_9: return (slab.map { Int32(bitPattern: p.mapcount) == Int32(truncatingIfNeeded: $0) } ?? false) || flag
         }
     }
 
@@ -151,7 +176,7 @@ public struct MakedumpfileFilter: Sendable {
             switch version {
             case .v1_7_2:
                 break   // no OFFSET(page.compound_order) on 6.6+ kernels: order stays 0
-            case .v1_7_7, .v1_7_8:
+            case .v1_7_7, .v1_7_8, .v1_7_9:
                 if hugetlb != nil {
                     order = next.flags & 0xff
                     isHugetlb = matches(p, hugetlb)
@@ -165,7 +190,7 @@ public struct MakedumpfileFilter: Sendable {
             guard hasPageIsBuddy else { return false }
             switch version {
             case .v1_7_2: return !Self.bit(pgSlab, p.flags) && matches(p, buddy)
-            case .v1_7_7, .v1_7_8: return !slabPage && matches(p, buddy)
+            case .v1_7_7, .v1_7_8, .v1_7_9: return !slabPage && matches(p, buddy)
             }
         }()
         if dumpLevel & 16 != 0, buddyPage {

@@ -3,7 +3,7 @@ public import CostModel
 public import Firmware
 public import GuestKernel
 public import KVM
-import MemoryModel
+public import MemoryModel
 import SNP
 import TDXModule
 
@@ -56,10 +56,15 @@ public struct BootResult {
 public struct BootSimulation {
     public let scenario: Scenario
     public let costs: CostTable
+    /// Told the bytes accepted as a `--step-by-step` boot goes (the one
+    /// boot mode slow enough to need it); nil: nobody is shown progress.
+    /// It sees only how far the run is, never changes it.
+    public let progress: (any ProgressReporter)?
 
-    public init(scenario: Scenario, calibration: Calibration) {
+    public init(scenario: Scenario, calibration: Calibration, progress: (any ProgressReporter)? = nil) {
         self.scenario = scenario
         costs = CostTable(calibration)
+        self.progress = progress
     }
 
     struct Acceptors {
@@ -124,7 +129,13 @@ public struct BootSimulation {
     }
 
     /// Runs the whole boot and the workload.
-    public func run() throws -> BootResult { try boot().result }
+    public func run() throws -> BootResult {
+        guard scenario.stepByStep, let progress else { return try boot().result }
+        // An upper bound: a lazy boot accepts only part of the guest, and
+        // holes are never accepted, so the line shows no ETA.
+        let task = ProgressTask("step-by-step boot, memory accepted", total: scenario.memory, totalIsExact: false)
+        return try progress.run(task) { try boot().result }
+    }
 
     /// The firmware, the EFI stub and the kernel's boot, returning the
     /// platform the guest runs on with the result (kexec boots the next
@@ -134,7 +145,13 @@ public struct BootSimulation {
         try s.validate()
         let layout = try Q35Layout(memory: s.memory)
         let acc = try makeAcceptors(layout)
-        for a in [acc.firmware, acc.stub, acc.kernel] { a.stepByStep = s.stepByStep }
+        for a in [acc.firmware, acc.stub, acc.kernel] {
+            a.stepByStep = s.stepByStep
+            if s.stepByStep, let progress {
+                (a as? TDXAcceptor)?.progress = progress
+                (a as? SNPAcceptor)?.progress = progress
+            }
+        }
         var fwConfig = FirmwareConfig(generation: s.firmware)
         fwConfig.partialAcceptBytes = s.partialAcceptBytes
         fwConfig.snpAcceptanceProtocol = s.snpAcceptanceProtocol

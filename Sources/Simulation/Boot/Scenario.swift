@@ -85,6 +85,9 @@ public struct Scenario: Sendable {
     /// `tdx`, hugetlb 2M for `tdx-huge`).
     public var gmemBacking: GmemBacking? = nil
     public var firmware: FirmwareGeneration = .tdvf
+    /// The edk2 stable tag the firmware was named by (`edk2-stable202508`),
+    /// if any; `firmware` is the generation it maps to (`EDK2Release`).
+    public var edk2Release: EDK2Release? = nil
     public var partialAcceptBytes: UInt64 = 256 << 20
     public var snpAcceptanceProtocol = true
     public var snpPrefault = false

@@ -109,7 +109,7 @@ public enum CaptureView {
         return KernelStructuresInput(
             ram: k.ram, kernelImage: try reservation(.kernelImage), pageTablesArea: try reservation(.pageTables),
             otherArea: try reservation(.other), memmapArea: try reservation(.memmap),
-            unacceptedBlocks: blocks, release: "\(v.rawValue).0-cocomem",
+            unacceptedBlocks: blocks, release: "\(v.release.uname)-cocomem",
             crashTime: bootEpoch + Int64(r.times.totalBoot + r.times.workload),
             hasUnacceptedType: v.hasPageUnacceptedType, exportsUnacceptedNumber: v.exportsUnacceptedMapcount, seed: seed)
     }

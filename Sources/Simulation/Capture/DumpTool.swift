@@ -1,6 +1,6 @@
 public import CrashDump
 import GuestKernel
-import MemoryModel
+public import MemoryModel
 
 /// `cocomem dump`: writes the capture kernel's vmcore and/or a
 /// kdump-compressed file from a booted guest, or estimates its size.
@@ -20,6 +20,13 @@ public enum DumpTool {
         public var kernelData: UInt64 { report.totalPages - report.excluded }
     }
 
+    /// The hint an exact estimate of a simulated guest shows when it will
+    /// take long (`ProgressTask.slowHint`): the exact estimate compresses
+    /// every memmap page (2 M at 512 GiB), the sampled one a few thousand
+    /// per stratum, with the 95% margin in the report (docs/PERFORMANCE.md).
+    public static let sampledEstimateHint =
+        "note: an exact estimate compresses every memmap page; --sample 4096 sizes the dump in a fraction of the time, with a 95% margin"
+
     /// Counts what `makedumpfile --mem-usage` reports for the guest: the
     /// filter at level 31 and zero-page detection on what it keeps (the
     /// same counts as a `-d 31` dump's report), without compressing.
@@ -38,8 +45,13 @@ public enum DumpTool {
     /// Before anything is written, the outputs are checked
     /// (`OutputPaths.check`): not one file twice, not the input, never a
     /// non-regular file, and an existing file only with `force` (makedumpfile's `-f`).
+    ///
+    /// `progress`, if given, is told each file written and the pages an
+    /// exact estimate compresses; an exact estimate of a simulated guest
+    /// carries the sampled estimate as its hint (`sampledEstimateHint`).
     public static func run(image: GuestMemoryImage, options: DumpOptions, elf: String?, output: String?, estimateOnly: Bool,
-                           sampling: EstimateSampling? = nil, elfDump: Bool = false, force: Bool = false) throws -> Result {
+                           sampling: EstimateSampling? = nil, elfDump: Bool = false, force: Bool = false,
+                           progress: (any ProgressReporter)? = nil) throws -> Result {
         if !estimateOnly {
             var outputs: [(option: String, path: String)] = []
             if let elf, image.input == nil { outputs.append(("--elf", elf)) }
@@ -50,16 +62,18 @@ public enum DumpTool {
         if elfDump {
             guard sampling == nil else { throw CocomemError(.invalidArgument, "--sample applies to the kdump-compressed estimate; -E sizes are exact") }
             let writer = try ELFDumpWriter(image: image, options: options)
-            (estimate, write) = ({ writer.estimate() }, { try writer.write(to: $0) })
+            (estimate, write) = ({ writer.estimate() }, { try writer.write(to: $0, progress: progress) })
         } else {
             let writer = try KdumpCompressedWriter(image: image, options: options)
             guard sampling == nil || (estimateOnly && image.input == nil) else {
                 throw CocomemError(.invalidArgument, "--sample applies to --estimate of a simulated guest (a written file and an input file are sized exactly)")
             }
-            (estimate, write) = ({ try writer.estimate(sampling: sampling) }, { try writer.write(to: $0) })
+            let hint = sampling == nil && image.input == nil && image.kernel != nil ? sampledEstimateHint : nil
+            (estimate, write) = ({ try writer.estimate(sampling: sampling, progress: progress, slowHint: hint) },
+                                 { try writer.write(to: $0, progress: progress) })
         }
         var written: [String] = []
-        if !estimateOnly, let elf, image.input == nil { try ELFVmcore.write(image, to: elf); written.append(elf) }
+        if !estimateOnly, let elf, image.input == nil { try ELFVmcore.write(image, to: elf, progress: progress); written.append(elf) }
         let report: DumpReport
         if !estimateOnly, let output {
             report = try write(output)

@@ -45,7 +45,7 @@ extension ScenarioFile {
         var top: [Entry] = []
         top.append(Entry("guest", .map([Entry("platform", .string(s.platform.rawValue)), Entry("memory", .string(Self.size(s.memory))),
                                         Entry("vcpus", .int(UInt64(s.vcpus)))])))
-        top.append(Entry("firmware", .map([Entry("generation", .string(s.firmware.rawValue)),
+        top.append(Entry("firmware", .map([Entry("generation", .string(s.edk2Release?.tag ?? s.firmware.rawValue)),
                                            Entry("partial-accept", .string(Self.size(s.partialAcceptBytes))),
                                            Entry("acceptance-protocol", .bool(s.snpAcceptanceProtocol))])))
         top.append(Entry("kernel", .map([

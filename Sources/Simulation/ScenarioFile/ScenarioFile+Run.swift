@@ -4,7 +4,7 @@ import CrashDump
 public import Foundation
 import GuestKernel
 import KVM
-import MemoryModel
+public import MemoryModel
 
 /// What `cocomem run` produced: the boot and each step's result.
 public struct ScenarioRunResult {
@@ -70,19 +70,24 @@ extension ScenarioFile {
     /// module's `HostRun.runChecked()`, which the caller passes in because
     /// Checking builds on this module); without it, only KVM's own checks
     /// after every host operation run.
+    ///
+    /// `progress`, if given, follows a `step-by-step` boot and each dump
+    /// step's writing or exact estimate (it never changes a result).
     public func run(outputDirectory: String = ".", threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                    checkedHostRun: ((HostRun) throws -> [String])? = nil) throws -> ScenarioRunResult {
+                    checkedHostRun: ((HostRun) throws -> [String])? = nil,
+                    progress: (any ProgressReporter)? = nil) throws -> ScenarioRunResult {
         let calibration = try loadCalibration()
         var out = ScenarioRunResult(file: self)
         if boot {
-            out.boot = try BootSimulation(scenario: scenario, calibration: calibration).run()
+            out.boot = try BootSimulation(scenario: scenario, calibration: calibration, progress: progress).run()
         } else if let step = steps.first(where: { if case .dump(let d) = $0 { d.input == nil } else if case .kexec = $0 { true } else { false } }) {
             throw CocomemError(.invalidScenario, "boot: false, but a \(step.kind) step needs a booted guest")
         }
         for step in steps {
             switch step {
             case .kexec(let k): out.steps.append(.kexec(try runKexec(k, calibration: calibration)))
-            case .dump(let d): out.steps.append(try runDump(d, calibration: calibration, outputDirectory: outputDirectory, threads: threads))
+            case .dump(let d):
+                out.steps.append(try runDump(d, calibration: calibration, outputDirectory: outputDirectory, threads: threads, progress: progress))
             case .host(let h):
                 let r = try HostRun(try h.hostScenario(), calibration: calibration, log: h.log)
                 var violations: [String]? = nil
@@ -119,13 +124,14 @@ extension ScenarioFile {
         path.hasPrefix("/") || dir == "." ? path : (dir.hasSuffix("/") ? dir + path : dir + "/" + path)
     }
 
-    func runDump(_ d: DumpStep, calibration: Calibration, outputDirectory: String, threads: Int) throws -> ScenarioRunResult.StepResult {
+    func runDump(_ d: DumpStep, calibration: Calibration, outputDirectory: String, threads: Int,
+                 progress: (any ProgressReporter)? = nil) throws -> ScenarioRunResult.StepResult {
         let options = DumpOptions(dumpLevel: d.level, compression: d.compression, makedumpfile: d.makedumpfile, threads: d.threads ?? threads)
         var image: GuestMemoryImage
         if let input = d.input {
             image = GuestMemoryImage(input: try ELFInput(path: input))
         } else {
-            let r = try BootSimulation(scenario: scenario, calibration: calibration).run()
+            let r = try BootSimulation(scenario: scenario, calibration: calibration, progress: progress).run()
             if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }
             image = try CaptureView.image(from: r, seed: r.scenario.seed, transparentHugepages: d.thp)
         }
@@ -136,6 +142,6 @@ extension ScenarioFile {
         let sampling = d.sample.map { EstimateSampling(pagesPerStratum: $0, seed: scenario.seed) }
         return .dump(try DumpTool.run(image: image, options: options, elf: d.elf.map { Self.resolve($0, in: outputDirectory) },
                                       output: d.output.map { Self.resolve($0, in: outputDirectory) }, estimateOnly: d.estimate,
-                                      sampling: sampling, elfDump: d.elfDump, force: d.force))
+                                      sampling: sampling, elfDump: d.elfDump, force: d.force, progress: progress))
     }
 }

@@ -141,10 +141,17 @@ struct Reader {
         return e
     }
 
+    /// A kernel release (`6.12`, `6.12.30`), read as a string even when YAML
+    /// reads `6.12` as a number; the error names the line.
+    func kernel(_ v: Node, _ key: String) throws -> KernelVersion {
+        guard let s = v.scalar?.string else { throw error(v, "'\(key)' must be a kernel release such as 6.12 or 6.12.30, got \(kind(v))") }
+        do { return try KernelVersion(parsing: s) } catch let e as CocomemError { throw error(v, "'\(key)': \(e.message)") }
+    }
+
     func file(_ root: Node) throws -> ScenarioFile {
         var f = ScenarioFile()
         var s = Scenario()
-        var platformNode: Node? = nil, firmware: FirmwareGeneration? = nil, firmwareNode: Node? = nil
+        var platformNode: Node? = nil, firmware: FirmwareGeneration? = nil, firmwareNode: Node? = nil, edk2: EDK2Release? = nil
         var crashKernel: UInt64? = nil
         var workloadNode: Node? = nil
         var accept = "lazy"
@@ -175,7 +182,12 @@ struct Reader {
         if let fw = sections["firmware"] {
             for (key, _, v) in try mapping(fw, "'firmware'", keys: Self.firmwareKeys) {
                 switch key {
-                case "generation": firmware = try choice(v, key, FirmwareGeneration.self); firmwareNode = v
+                case "generation":
+                    let g = try string(v, key)
+                    if let known = FirmwareGeneration(rawValue: g) { firmware = known } else {
+                        do { edk2 = try EDK2Release.parse(g) } catch let e as CocomemError { throw error(v, "'\(key)': \(e.message)") }
+                    }
+                    firmwareNode = v
                 case "partial-accept": s.partialAcceptBytes = try size(v, key)
                 default: s.snpAcceptanceProtocol = try bool(v, key)
                 }
@@ -184,7 +196,7 @@ struct Reader {
         if let k = sections["kernel"] {
             for (key, _, v) in try mapping(k, "'kernel'", keys: Self.kernelKeys) {
                 switch key {
-                case "version": s.kernel.version = try choice(v, key, KernelVersion.self)
+                case "version": s.kernel.version = try kernel(v, key)
                 case "accept":
                     accept = try string(v, key)
                     guard accept == "lazy" || accept == "eager" else { throw error(v, "'accept' must be one of lazy, eager, got '\(accept)'") }
@@ -216,7 +228,8 @@ struct Reader {
         }
         s.lazy = accept == "lazy"
         s.kernel.lazyAccept = s.lazy
-        s.firmware = firmware ?? (s.platform == .tdx ? .tdvf : .ovmfSNP)
+        s.firmware = firmware ?? edk2?.generation(tdx: s.platform == .tdx) ?? (s.platform == .tdx ? .tdvf : .ovmfSNP)
+        s.edk2Release = edk2
         if let w = workloadNode { s.workload = try workload(w, memory: s.memory) }
         s.kernel.crashKernelBytes = crashKernel ?? ScenarioFile.defaultCrashKernel(for: f.steps)
         f.scenario = s
@@ -281,7 +294,7 @@ struct Reader {
                 let c = try unsigned(v, key)
                 guard c >= 1, c <= 1 << 20 else { throw error(v, "'cmdline-len' must be between 1 and 1048576") }
                 k.cmdlineBytes = c
-            case "next-kernel": k.nextKernel = try choice(v, key, KernelVersion.self)
+            case "next-kernel": k.nextKernel = try kernel(v, key)
             default: k.loadOnly = try bool(v, key)
             }
         }
@@ -300,7 +313,8 @@ struct Reader {
                 }
                 d.compression = x
             case "elf-dump": d.elfDump = try bool(v, key)
-            case "makedumpfile": d.makedumpfile = try choice(v, key, MakedumpfileVersion.self)
+            case "makedumpfile":
+                do { d.makedumpfile = try MakedumpfileVersion.parse(try string(v, key)) } catch let e as CocomemError { throw error(v, "'\(key)': \(e.message)") }
             case "num-threads": d.threads = try integer(v, key)
             case "estimate": d.estimate = try bool(v, key)
             case "sample": d.sample = try integer(v, key)

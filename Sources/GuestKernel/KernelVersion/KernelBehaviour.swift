@@ -1,0 +1,124 @@
+/// One change to the guest kernel's unaccepted-memory handling that the model
+/// reproduces, named by the mainline commit that introduced it.
+///
+/// `table` is the version table (docs/VERSIONS.md): for each behaviour the
+/// mainline release it first appeared in and the stable point releases that
+/// backported it. A release has a behaviour when its mainline base is at or
+/// after `mainline`, or when it is a point release of a stable series at or
+/// after the backport's first point release. Every entry says how it was
+/// checked; backports that could not be checked are not in the table (so a
+/// stable release without a listed backport is modelled without it).
+public enum KernelBehaviour: String, Sendable, CaseIterable {
+    /// b3ba234171cd: a top-down kexec_file buffer walks System RAM from the
+    /// top (`walk_system_ram_res_rev()`); before it kexec_file placed the
+    /// kernel bottom-up.
+    case kexecFileTopDown = "kexec_file_top_down"
+    /// 807174a93d24: unaccepted memory counts as free for the watermark check
+    /// and `cond_accept_memory()` accepts before it. Before it,
+    /// `try_to_accept_memory()` ran only after a failed watermark check,
+    /// accepted up to the high watermark (at least one block), and
+    /// `NR_UNACCEPTED` was unusable free memory.
+    case unacceptedFreeForWatermarks = "unaccepted_free_for_watermarks"
+    /// 310183de7bb2: the `PageUnaccepted()` page type (`PGTY_unaccepted`)
+    /// marks the head page of each block on `zone->unaccepted_pages`.
+    case pageUnacceptedType = "page_unaccepted_type"
+    /// 59149bf8cea9: `cond_accept_memory()` accepts up to the promo watermark
+    /// instead of the high one.
+    case acceptToPromoWatermark = "accept_to_promo_watermark"
+    /// 800f1059c99e: while watermarks are still zero (before the postcore
+    /// initcall sets them) every allocation accepts one MAX_ORDER block.
+    case acceptOneBlockWhileWatermarksZero = "accept_one_block_while_watermarks_zero"
+    /// "kexec_core: accept unaccepted kexec segments' destination addresses":
+    /// `sanity_check_segment_list()` ends with `accept_memory()` of every
+    /// segment.
+    case kexecAcceptsDestinations = "kexec_accepts_destinations"
+    /// "crash: export PAGE_UNACCEPTED_MAPCOUNT_VALUE to vmcoreinfo":
+    /// vmcoreinfo carries `NUMBER(PAGE_UNACCEPTED_MAPCOUNT_VALUE)`, which
+    /// makedumpfile 1.7.8 uses to exclude unaccepted blocks.
+    case vmcoreinfoUnacceptedMapcount = "vmcoreinfo_unaccepted_mapcount"
+    /// 0862438c9048: `reserve_unaccepted()` reserves up to the page-aligned
+    /// end of the table, not the page-aligned size from its aligned-down
+    /// start (a table starting mid-page had its last page unreserved).
+    case reserveUnacceptedEndAligned = "reserve_unaccepted_end_aligned"
+
+    /// Where a behaviour came from and where it went.
+    public struct Origin: Sendable {
+        /// The mainline commit, 12 hex digits, or nil when only the merge that
+        /// brought it in could be checked (see `verified`).
+        public var commit: String?
+        public var subject: String
+        /// The first mainline release that has it.
+        public var mainline: KernelRelease
+        /// The first stable point release of each series that backported it.
+        public var backports: [KernelRelease]
+        /// How the entry was checked.
+        public var verified: String
+    }
+
+    /// The version table.
+    public var origin: Origin {
+        switch self {
+        case .kexecFileTopDown:
+            return Origin(commit: "b3ba234171cd", subject: "kexec_file: load kernel at top of system RAM if required",
+                          mainline: KernelRelease(6, 8), backports: [],
+                          verified: "posted Nov 2023 (lore 20231114091658.228030-1-bhe@redhat.com), merged with the v6.8 mm-nonmm material; no stable backport found")
+        case .unacceptedFreeForWatermarks:
+            return Origin(commit: "807174a93d24", subject: "mm: fix endless reclaim on machines with unaccepted memory",
+                          mainline: KernelRelease(6, 11), backports: [KernelRelease(6, 6, 48), KernelRelease(6, 10, 7)],
+                          verified: "torvalds master (kernel test robot report, Sep 2024); stable review mails \"[PATCH 6.6 226/341]\" of 6.6.48-rc1 and \"6.10-stable review\" of 6.10.7-rc1")
+        case .pageUnacceptedType:
+            return Origin(commit: "310183de7bb2", subject: "mm: introduce PageUnaccepted() page type",
+                          mainline: KernelRelease(6, 12), backports: [],
+                          verified: "linux-next revlist of 15 Sep 2024 carrying the v6.12 mm-stable series, in sequence with 59149bf8cea9 (upstream id per Kirill Shutemov); not in stable (Kirill Shutemov: \"Stable tree doesn't include 59149bf8cea9\")")
+        case .acceptToPromoWatermark:
+            return Origin(commit: "59149bf8cea9", subject: "mm: accept to promo watermark",
+                          mainline: KernelRelease(6, 12), backports: [],
+                          verified: "v6.12 mm pull (Kirill A. Shutemov (7)); Kirill Shutemov on the 6.6.y backport of 800f1059c99e: not in stable trees")
+        case .acceptOneBlockWhileWatermarksZero:
+            return Origin(commit: "800f1059c99e", subject: "mm/page_alloc: fix memory accept before watermarks gets initialized",
+                          mainline: KernelRelease(6, 14),
+                          backports: [KernelRelease(6, 6, 86), KernelRelease(6, 12, 21), KernelRelease(6, 13, 9)],
+                          verified: "mm-hotfixes-stable 2025-03-16, merged after v6.14-rc6; stable review mails of 6.6.86-rc1, 6.12.21-rc1, 6.13.9-rc1 (\"commit 800f1059c99e upstream\")")
+        case .kexecAcceptsDestinations:
+            return Origin(commit: nil, subject: "kexec_core: accept unaccepted kexec segments' destination addresses",
+                          mainline: KernelRelease(6, 15), backports: [],
+                          verified: "in the pull mm-nonmm-stable-2025-03-30-18-23 (merge d6b02199cde4, v6.15-rc1); the commit's own mainline id unverified; no stable backport found")
+        case .vmcoreinfoUnacceptedMapcount:
+            return Origin(commit: nil, subject: "crash: export PAGE_UNACCEPTED_MAPCOUNT_VALUE to vmcoreinfo",
+                          mainline: KernelRelease(6, 16), backports: [],
+                          verified: "makedumpfile c1a930185482 (\"since kernel 6.16\"), patch of Apr 2025 in the mm-nonmm tree; mainline id unverified; no stable backport found")
+        case .reserveUnacceptedEndAligned:
+            return Origin(commit: "0862438c9048", subject: "efi: Fix reservation of unaccepted memory table",
+                          mainline: KernelRelease(7, 0), backports: [],
+                          verified: "efi-fixes-for-v7.0-1 pull (Feb 2026) for v7.0-rc1; carries a Fixes: tag, but no stable backport could be checked")
+        }
+    }
+
+    /// Whether `release` has this behaviour: its mainline base is at or after
+    /// the mainline release, or it is a stable point release at or after a
+    /// backport in its series.
+    public func isPresent(in release: KernelRelease) -> Bool {
+        let o = origin
+        if release.series >= o.mainline.series { return true }
+        return o.backports.contains { $0.series == release.series && release.point >= $0.point }
+    }
+
+    /// The first point release of `release`'s series that backported this
+    /// behaviour, when that is why `release` has it.
+    public func backport(for release: KernelRelease) -> KernelRelease? {
+        guard release.series < origin.mainline.series else { return nil }
+        return origin.backports.first { $0.series == release.series && release.point >= $0.point }
+    }
+}
+
+/// Kernel changes users meet that the model does not reproduce; listed so the
+/// version table is complete (docs/VERSIONS.md).
+public enum KernelKnownNotModelled {
+    /// 4067196a5227 "mm/page_alloc: fix deadlock on cpu_hotplug_lock in
+    /// __accept_page()" (v6.15-rc; 5493d473b49e in the mm-hotfixes branch):
+    /// kernels with 800f1059c99e but without it can hang bringing up CPUs on
+    /// guests with many vCPUs (static key increment under cpu_hotplug_lock).
+    /// Not modelled: the model has no CPU hotplug lock; a `guest_hang`
+    /// outcome would be invented.
+    public static let acceptPageHotplugDeadlockFix = "4067196a5227"
+}
