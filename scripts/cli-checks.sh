@@ -130,6 +130,8 @@ expect_error "unknown accept level" "'always' is invalid for '--accept-level <ac
 expect_error "unknown conversion policy" "'random' is invalid for '--policy <policy>'. Please provide one of 'wip-hugetlb', 'zap-first', 'sept-first' or 'multi-folio'" host --policy random
 expect_error "kernel in the wrong command" "kernel '4.19' is older than 6.5" kexec --memory 1G --kernel 4.19
 expect_error "bench --host is now --host-model" "Unknown option '--host'" bench --host 1T
+expect_error "bench --recording with a bad workload" "unknown workload" bench --recording bogus=1G --sizes 4G
+expect_error "bench --recording with a bad size" "" bench --recording touch=1G --sizes 4X
 expect_error "unknown option" "Unknown option '--bogus'" boot --bogus
 expect_error "missing required option" "Missing expected argument '--memmap <memmap>'" accept
 expect_error "non-numeric vCPUs" "'many' is invalid for '--vcpus <vcpus>'" boot --vcpus many

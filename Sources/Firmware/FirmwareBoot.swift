@@ -111,8 +111,11 @@ public struct FirmwareBoot {
 
     /// Runs the firmware. `acceptor` is the firmware's accept driver (edk2),
     /// `stubAcceptor` the EFI stub's (Linux boot stub).
+    /// `onHandOff` is called when the firmware hands its memory map to the
+    /// OS loader (before the EFI stub runs), with the firmware's clock then:
+    /// where a recorder takes the hand-off snapshot.
     public func run(acceptor: any ArchAcceptor, stubAcceptor: any ArchAcceptor, costs: CostTable,
-                    eagerFirmware: Bool = false) throws -> FirmwareBootResult {
+                    eagerFirmware: Bool = false, onHandOff: ((EFIMemoryMap, PhaseClock) -> Void)? = nil) throws -> FirmwareBootResult {
         var fwClock = PhaseClock(vcpus: vcpus)
         fwClock.charge(.firmwareFixed, vcpu: 0, costs: costs)
         let plan = preAcceptPlan(eagerFirmware: eagerFirmware)
@@ -141,6 +144,7 @@ public struct FirmwareBoot {
             for r in accepted where r.start >= 1 << 32 { mapAtLoader.retype(r, to: .conventional) }
         }
         var map = mapAtLoader
+        if outcome == .ok { onHandOff?(mapAtLoader, fwClock) }
         var result = FirmwareBootResult(map: map, mapAtLoader: mapAtLoader, table: nil, firmwareAccepted: accepted,
                                         events: events, firmwareClock: fwClock, stubClock: PhaseClock(vcpus: vcpus),
                                         outcome: outcome)

@@ -65,8 +65,12 @@ extension GuestKernel {
                 let vcpu = onVCPU ?? clock.leastLoadedVCPU
                 let k = blocksToAccept(zone: zones[zi])
                 if k > 0 {
+                    let before = clock.vcpuPicoseconds[vcpu]
                     let o = acceptFromList(zone: zi, blocks: k, vcpu: vcpu, clock: &clock)
                     if o != .ok { return (n - left, o) }
+                    // The allocation that found the zone short paid the accept on its own vCPU.
+                    allocationStalls.stall(picoseconds: clock.vcpuPicoseconds[vcpu] - before)
+                    onAcceptBatch?(clock)
                     if fullyAcceptedAt == nil, zones.allSatisfy({ !$0.hasUnaccepted }) { fullyAcceptedAt = clock.seconds(costs) }
                 }
                 let z = zones[zi]
@@ -89,6 +93,7 @@ extension GuestKernel {
                 if use == .hugetlb { hugetlbPages += take }
                 if touch { clock.charge(.kernelTouchPage, take, vcpu: vcpu, costs: costs) }
                 left -= take
+                allocationStalls.allocations += take
                 progressed = true
                 break
             }
@@ -170,3 +175,23 @@ extension GuestKernel {
     }
 }
 
+
+/// The extra latency order-0 allocations paid accepting memory, kept per
+/// event rather than per page: `allocations` counts every page `allocate()`
+/// handed out; `stalls` holds, for each allocation that had to accept first
+/// (the one that found `zone_watermark_ok()`'s check short and called
+/// `cond_accept_memory()` / `try_to_accept_memory()`), the CPU time its vCPU
+/// spent in `accept_page()` → `arch_accept_memory()`, in picoseconds. Every
+/// other allocation paid nothing extra. O(acceptance events), never O(pages).
+public struct AllocationStalls: Sendable, Equatable {
+    /// Order-0 allocations made.
+    public var allocations: UInt64 = 0
+    /// Extra picoseconds of each allocation that accepted, in order.
+    public private(set) var stalls: [UInt64] = []
+    public init() {}
+    /// A measurement as given (tests of the distribution built from it).
+    package init(allocations: UInt64, stalls: [UInt64]) { self.allocations = allocations; self.stalls = stalls }
+    mutating func stall(picoseconds: UInt64) { stalls.append(picoseconds) }
+    /// Starts a new measurement (a new workload phase).
+    public mutating func reset() { allocations = 0; stalls = [] }
+}

@@ -108,6 +108,16 @@ public final class GuestKernel {
     /// Pages the kernel allocated for itself after boot (counted in
     /// `allocatedPages` too), such as kexec's source copies.
     public internal(set) var kernelPages: UInt64 = 0
+    /// The order-0 allocations `allocate()` made and the extra time those
+    /// that found the zone short of accepted pages paid accepting
+    /// (`cond_accept_memory()` / `try_to_accept_memory()`), for the
+    /// allocation-latency distribution (issue 14). Cleared by its owner.
+    public var allocationStalls = AllocationStalls()
+    /// Called after each batch of acceptance the page allocator makes
+    /// (`cond_accept_memory()` in `allocate()`) and after each deferred
+    /// init padata chunk, with the phase's clock as it stands: where a
+    /// recorder samples, never per page.
+    public var onAcceptBatch: ((PhaseClock) -> Void)? = nil
 
     public init(config: KernelConfig, vcpus: Int, costs: CostTable, platform: any GuestPlatform,
                 ram: [AddressRange], unaccepted: UnacceptedMemory?) {
@@ -263,6 +273,7 @@ public final class GuestKernel {
         for chunk in Self.padataChunks(r, maxThreads: vcpus) {
             let o = freeRange(chunk, vcpu: clock.leastLoadedVCPU, clock: &clock)
             if o != .ok { return o }
+            onAcceptBatch?(clock)
         }
         return .ok
     }

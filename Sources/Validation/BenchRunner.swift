@@ -19,6 +19,14 @@ public enum BenchRunner {
         return UInt64(u.ru_maxrss) * 1024
     }
 
+    /// CPU seconds this process has used (user and system): steadier than
+    /// wall time on a machine other work shares.
+    static func cpuSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
+
     static func median(_ xs: [Double]) -> Double {
         let s = xs.sorted()
         return s.isEmpty ? 0 : s[s.count / 2]
@@ -106,6 +114,42 @@ extension BenchRunner {
             let t2 = timed { vm.convertInPieces(Range(raw: 0..<tenth), toPrivate: true) }
             row("convert it back to private in 4K pieces", t2, vm)
         }
+        return o
+    }
+}
+
+extension BenchRunner {
+    /// What recording (issue 14) adds to a boot with a workload: the same
+    /// scenario booted `repetitions` times with `Scenario.record` off and
+    /// on, alternating, median wall time of each, and the size of the record.
+    /// Returns a Markdown table.
+    public static func runRecording(size: String, workload: String, vcpus: Int = 8, repetitions: Int = 5) throws -> String {
+        let cal = try Calibration.builtIn()
+        var s = Scenario()
+        s.memory = try ByteCount.parseGuestMemory(size).value
+        s.vcpus = vcpus
+        s.workload = try Workload.parse(workload, memory: s.memory)
+        var off: [Double] = [], on: [Double] = [], cpuOff: [Double] = [], cpuOn: [Double] = []
+        var record = RunRecord()
+        var virtual = 0.0
+        for _ in 0..<max(1, repetitions) {
+            for rec in [false, true] {
+                s.record = rec
+                let t0 = DispatchTime.now().uptimeNanoseconds, c0 = cpuSeconds()
+                let r = try BootSimulation(scenario: s, calibration: cal).run()
+                let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9, cpu = cpuSeconds() - c0
+                if rec { on.append(wall); cpuOn.append(cpu); record = r.record } else { off.append(wall); cpuOff.append(cpu) }
+                virtual = r.times.totalBoot + r.times.workload
+            }
+        }
+        let points = record.series.reduce(0) { $0 + $1.points.count }
+        let ranges = record.snapshots.reduce(0) { $0 + $1.ranges.count }
+        let spans = record.lanes.reduce(0) { $0 + $1.spans.count }
+        func f(_ x: Double) -> String { String(format: "%.3f", x) }
+        var o = "| memory | workload | vCPUs | virtual (s) | wall off / on (s) | CPU off / on (s) | extra CPU (s) | series | points | snapshots | ranges | lane spans |\n"
+        o += "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        o += "| \(size) | \(workload) | \(vcpus) | \(format3(virtual)) | \(f(median(off))) / \(f(median(on))) | \(f(median(cpuOff))) / \(f(median(cpuOn))) | "
+        o += "\(f(median(cpuOn) - median(cpuOff))) | \(record.series.count) | \(points) | \(record.snapshots.count) | \(ranges) | \(spans) |\n"
         return o
     }
 }

@@ -76,6 +76,7 @@ struct Dump: ParsableCommand {
         // The outcome --fail-on looks at: the crashed guest's boot (a
         // vmcore file has none, so ok).
         var bootOutcome = "ok"
+        var crashRecord = RunRecord()
         if let input {
             image = GuestMemoryImage(input: try ELFInput(path: input))
         } else {
@@ -84,6 +85,7 @@ struct Dump: ParsableCommand {
             image = try CaptureView.image(from: r, seed: r.scenario.seed, transparentHugepages: thp == .always)
             bootOutcome = r.outcomeString
             boot = r
+            crashRecord = r.recordAtTheCrash
         }
         if noVmcoreinfo { image.vmcoreinfo = nil }
         if memUsage {
@@ -93,9 +95,10 @@ struct Dump: ParsableCommand {
             return
         }
         let sampling = sample.map { EstimateSampling(pagesPerStratum: $0, seed: guest.seed) }
-        let result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling,
+        var result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling,
                                       elfDump: elfDump, force: force, progress: progress)
-        let records = boot.map { [("crashed guest", $0.record)] } ?? []
+        result.record = crashRecord  // what --report/--trace draw (issue 14)
+        let records = input == nil ? [("crashed guest", crashRecord)] : []
         print(json.json ? result.json.embedding(try scenarioFile()).serialized() : result.text + record.stripText(records, json: false), terminator: json.json ? "\n" : "")
         if report.report != nil {
             // What each level removes under each version: the filter alone, per range.

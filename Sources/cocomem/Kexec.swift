@@ -32,7 +32,7 @@ struct Kexec: ParsableCommand {
         try report.check(inputs: guest.inputs)
         try record.check(inputs: guest.inputs, outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json)
         let r = try f.runKexec(k, calibration: try guest.calibration.load())
-        let records = [("first kernel", r.first.record)] + (r.second.map { [("next kernel", $0.record)] } ?? [])
+        let records = [("kexec", r.record)]
         print(output.json ? r.json.embedding(f).serialized() : r.text + record.stripText(records, json: false), terminator: output.json ? "\n" : "")
         try report.write(r.htmlReport)
         try record.write(records)

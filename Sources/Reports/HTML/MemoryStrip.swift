@@ -148,7 +148,12 @@ package struct MemoryStrip {
     /// (`data-guest-bytes`), which the RAM ranges add up to.
     /// - Complexity: O(n log n) in the number of ranges.
     /// `explain` adds the note on how to read the scale (the first strip of a page).
-    package static func html(_ snapshot: MemorySnapshot, guestBytes: UInt64, aspects: [Aspect] = Aspect.allCases, explain: Bool = true) -> String {
+    /// `guestRAM` is where the guest's memory lies (q35's RAM below and above
+    /// the PCI hole, or the memslots): a hole inside it (the legacy VGA and
+    /// BIOS area, reserved firmware memory the map does not call RAM) is
+    /// guest memory all the same, and counts in its `data-bytes`, so the RAM
+    /// and those holes add up to `guestBytes`; the PCI gap counts 0.
+    package static func html(_ snapshot: MemorySnapshot, guestBytes: UInt64, guestRAM: [Range<UInt64>] = [], aspects: [Aspect] = Aspect.allCases, explain: Bool = true) -> String {
         let ranges = snapshot.ranges
         let pieces = items(ranges)
         let plotX = labelWidth, plotW = width - labelWidth - 8
@@ -188,9 +193,11 @@ package struct MemoryStrip {
                 let a = placed[i], b = placed[j - 1]
                 let size = Markup.bytes(b.end - a.start)
                 if a.hole {
-                    let t = "\(Markup.addressRange(a.start, a.end)) \(size) hole (not RAM)"
+                    let inside = guestRAM.reduce(UInt64(0)) { $0 + (max($1.lowerBound, a.start) < min($1.upperBound, a.end) ? min($1.upperBound, a.end) - max($1.lowerBound, a.start) : 0) }
+                    var t = "\(Markup.addressRange(a.start, a.end)) \(size) hole (not RAM)"
+                    if inside > 0 { t += ", \(Markup.bytes(inside)) of it guest memory the memory map does not call RAM" }
                     o += "<rect class=\"hole\" x=\"\(Markup.num(a.x0))\" width=\"\(Markup.num(a.x1 - a.x0))\" height=\"\(Markup.num(rowHeight))\""
-                    o += " fill=\"url(#hatch)\" data-bytes=\"0\" data-state=\"not_ram\"><title>\(Markup.escape(t))</title></rect>"
+                    o += " fill=\"url(#hatch)\" data-bytes=\"\(inside)\" data-state=\"not_ram\"><title>\(Markup.escape(t))</title></rect>"
                 } else if !single {
                     // Several small ranges in a few pixels: the colour of the state with most bytes, lighter, and the breakdown on hover.
                     anyMixed = true

@@ -7,7 +7,7 @@ package enum RecordFigures {
     /// The sections for `record`, in reading order; `guestBytes` is the
     /// guest's configured memory (what each strip's RAM adds up to).
     /// - Complexity: O(ranges log ranges + points + spans + buckets).
-    package static func sections(_ record: RunRecord, guestBytes: UInt64) -> [HTMLPage.Section] {
+    package static func sections(_ record: RunRecord, guestBytes: UInt64, guestRAM: [Range<UInt64>] = []) -> [HTMLPage.Section] {
         var out: [HTMLPage.Section] = []
         if record.snapshots.isEmpty && record.series.isEmpty && record.lanes.isEmpty && record.latencies.isEmpty {
             return [HTMLPage.Section(title: "Over virtual time", html: "<p class=\"note\">This run recorded nothing over virtual time (no phases, series, snapshots, vCPU lanes or latencies), so there is nothing to draw here.</p>")]
@@ -16,7 +16,7 @@ package enum RecordFigures {
             var html = ""
             for (k, s) in record.snapshots.enumerated() {
                 html += "<h3>\(Markup.escape(s.label)) <span class=\"when\">at \(Markup.escape(Markup.seconds(s.time)))</span></h3>"
-                html += MemoryStrip.html(s, guestBytes: guestBytes, explain: k == 0)
+                html += MemoryStrip.html(s, guestBytes: guestBytes, guestRAM: guestRAM, explain: k == 0)
             }
             out.append(HTMLPage.Section(title: "Memory strips", html: html))
         }

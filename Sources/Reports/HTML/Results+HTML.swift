@@ -46,6 +46,9 @@ extension BootResult {
         return rows
     }
 
+    /// Where the guest's memory lies: q35's RAM below and above the PCI hole.
+    var guestRAM: [Range<UInt64>] { q35RAM(scenario.memory) }
+
     var eventsSection: [HTMLPage.Section] {
         events.isEmpty ? [] : [HTMLPage.Section(title: "Events", html: "<ul>" + events.map { "<li>\(Markup.escape($0))</li>" }.joined() + "</ul>")]
     }
@@ -54,7 +57,7 @@ extension BootResult {
     /// - Complexity: O(what the record holds), never per page.
     public var htmlReport: String {
         HTMLPage(title: "cocomem boot", subtitle: headline, summary: summaryRows,
-                 sections: RecordFigures.sections(record, guestBytes: scenario.memory) + eventsSection).render()
+                 sections: RecordFigures.sections(record, guestBytes: scenario.memory, guestRAM: guestRAM) + eventsSection).render()
     }
 }
 
@@ -74,13 +77,8 @@ extension KexecResult {
         return rows
     }
 
-    var sections: [HTMLPage.Section] {
-        var out = RecordFigures.sections(first.record, guestBytes: first.scenario.memory).map { HTMLPage.Section(title: "First kernel: " + $0.title, html: $0.html) }
-        if let b = second {
-            out += RecordFigures.sections(b.record, guestBytes: b.scenario.memory).map { HTMLPage.Section(title: "Next kernel: " + $0.title, html: $0.html) }
-        }
-        return out
-    }
+    /// The whole run's record (the first boot, the load, the reboot, the next kernel) drawn on one time axis.
+    var sections: [HTMLPage.Section] { RecordFigures.sections(record, guestBytes: first.scenario.memory, guestRAM: first.guestRAM) }
 
     /// `cocomem kexec --report`.
     /// - Complexity: O(what the two records hold).
@@ -122,7 +120,7 @@ extension DumpTool.Result {
     public func htmlReport(boot: BootResult?, levels: [LevelComparison], level: Int, version: MakedumpfileVersion) -> String {
         let summary: [(title: String?, rows: [(String, String)])] = (boot.map { [("The crashed guest's boot", $0.summaryRows)] } ?? []) + [("The dump (makedumpfile's report)", summaryRows)]
         var secs = sections(levels: levels, level: level, version: version)
-        if let boot { secs += RecordFigures.sections(boot.record, guestBytes: boot.scenario.memory) }
+        if let boot { secs += RecordFigures.sections(record, guestBytes: boot.scenario.memory, guestRAM: boot.guestRAM) }
         return HTMLPage(title: "cocomem dump -d \(level)", subtitle: boot?.headline ?? "converted vmcore", summaryGroups: summary, sections: secs).render()
     }
 }
@@ -138,12 +136,17 @@ extension HostRun {
     var sections: [HTMLPage.Section] {
         var rows = ""
         for (leaf, st, n) in vm.module.calls.nonZero { rows += "<tr><td>\(Markup.escape("\(leaf)"))</td><td>\(Markup.escape("\(st)"))</td><td>\(Markup.count(n))</td></tr>" }
-        var out = [HTMLPage.Section(title: "SEAMCALLs", html: "<table class=\"small\"><tr><th>leaf</th><th>status</th><th>calls</th></tr>\(rows)</table>")]
+        let slots = scenario.slots.map { ByteCount.frames($0.baseGFN.value).value ..< ByteCount.frames($0.baseGFN.value + $0.pages).value }
+        var out = RecordFigures.sections(record, guestBytes: guestBytes, guestRAM: slots)
+        out.append(HTMLPage.Section(title: "SEAMCALLs", html: "<table class=\"small\"><tr><th>leaf</th><th>status</th><th>calls</th></tr>\(rows)</table>"))
         if !vm.brokenOutcomes.isEmpty {
             out.append(HTMLPage.Section(title: "Broken", html: "<ul>" + vm.brokenOutcomes.map { "<li>\(Markup.escape($0))</li>" }.joined() + "</ul>"))
         }
         return out
     }
+
+    /// The TD's memory: its memslots (RAM below and above the PCI hole, the flash).
+    var guestBytes: UInt64 { scenario.slots.reduce(UInt64(0)) { $0 + ByteCount.frames($1.pages).value } }
 
     /// `cocomem host --report`.
     public var htmlReport: String {
@@ -156,7 +159,7 @@ extension ScenarioRunResult {
     /// - Complexity: O(what the records hold).
     public var htmlReport: String {
         var summary: [(title: String?, rows: [(String, String)])] = boot.map { [("boot", $0.summaryRows)] } ?? []
-        var secs: [HTMLPage.Section] = boot.map { b in RecordFigures.sections(b.record, guestBytes: b.scenario.memory) + b.eventsSection } ?? []
+        var secs: [HTMLPage.Section] = boot.map { b in RecordFigures.sections(b.record, guestBytes: b.scenario.memory, guestRAM: b.guestRAM) + b.eventsSection } ?? []
         for (i, s) in steps.enumerated() {
             let tag = "step \(i + 1) (\(file.steps[i].kind))"
             switch s {
@@ -166,6 +169,7 @@ extension ScenarioRunResult {
             case .dump(let d):
                 summary.append((tag, d.summaryRows))
                 secs.append(HTMLPage.Section(title: "\(tag): the vmcore by page class", html: DumpFigures.composition(d.report.pagesByClass)))
+                secs += RecordFigures.sections(d.record, guestBytes: file.scenario.memory, guestRAM: q35RAM(file.scenario.memory)).map { HTMLPage.Section(title: "\(tag): \($0.title)", html: $0.html) }
             case .memUsage(let u):
                 summary.append((tag, [("kernel data pages", Markup.count(u.kernelData))]))
             case .host(let h, _):
@@ -181,11 +185,19 @@ extension ScenarioRunResult {
     public var records: [(String, RunRecord)] {
         var out: [(String, RunRecord)] = boot.map { [("boot", $0.record)] } ?? []
         for (i, s) in steps.enumerated() {
-            if case .kexec(let k) = s {
-                out.append(("step \(i + 1) first kernel", k.first.record))
-                if let b = k.second { out.append(("step \(i + 1) next kernel", b.record)) }
+            switch s {
+            case .kexec(let k): out.append(("step \(i + 1) kexec", k.record))
+            case .dump(let d): out.append(("step \(i + 1) dump", d.record))
+            case .host(let h, _): out.append(("step \(i + 1) host", h.record))
+            case .memUsage: break
             }
         }
         return out
     }
+}
+
+/// QEMU's q35 RAM layout for `memory` bytes (`Q35Layout`), as address ranges.
+func q35RAM(_ memory: UInt64) -> [Range<UInt64>] {
+    guard let l = try? Q35Layout(memory: memory) else { return [] }
+    return [l.lowRAM.start..<l.lowRAM.end] + (l.highRAM.map { [$0.start..<$0.end] } ?? [])
 }

@@ -74,6 +74,8 @@ public struct BootSimulation {
         var platform: any GuestPlatform
         var buildCounts: OpCounts
         var vm: TDXVM? = nil
+        /// What the run records (nil when the scenario does not record).
+        var recorder: Recorder? = nil
     }
 
     /// The memslots QEMU creates for a q35 TD: RAM below 4 GiB, RAM above
@@ -144,7 +146,7 @@ public struct BootSimulation {
         let s = scenario
         try s.validate()
         let layout = try Q35Layout(memory: s.memory)
-        let acc = try makeAcceptors(layout)
+        var acc = try makeAcceptors(layout)
         for a in [acc.firmware, acc.stub, acc.kernel] {
             a.stepByStep = s.stepByStep
             if s.stepByStep, let progress {
@@ -152,13 +154,17 @@ public struct BootSimulation {
                 (a as? SNPAcceptor)?.progress = progress
             }
         }
+        let recorder = s.record ? Recorder(costs: costs, vcpus: s.vcpus) : nil
+        recorder?.start(vm: acc.vm, snp: (acc.platform as? SNPGuestPlatform)?.platform)
+        acc.recorder = recorder
         var fwConfig = FirmwareConfig(generation: s.firmware)
         fwConfig.partialAcceptBytes = s.partialAcceptBytes
         fwConfig.snpAcceptanceProtocol = s.snpAcceptanceProtocol
         // The 2022 kernels had no accept_memory=eager: eager meant firmware accepting everything.
         let eagerFirmware = !s.lazy && s.firmware == .tdvf2022
         let fw = try FirmwareBoot(layout: layout, config: fwConfig, loader: s.loader, vcpus: s.vcpus)
-            .run(acceptor: acc.firmware, stubAcceptor: acc.stub, costs: costs, eagerFirmware: eagerFirmware)
+            .run(acceptor: acc.firmware, stubAcceptor: acc.stub, costs: costs, eagerFirmware: eagerFirmware,
+                 onHandOff: recorder.map { rec in { map, clock in rec.handOff(map, at: clock.seconds(rec.costs)) } })
         var r = BootResult(scenario: s, firmware: fw)
         r.buildCounts = acc.buildCounts
         r.events = fw.events
@@ -168,6 +174,7 @@ public struct BootSimulation {
         r.times.efiStub = fw.stubClock.seconds(costs)
         r.perPhaseCounts = [("firmware", fw.firmwareClock.counts), ("efi_stub", fw.stubClock.counts)]
         r.outcome = fw.outcome
+        recorder?.firmwareDone(r, fw)
         if fw.lostBytes > 0 {
             // setup_e820() (FirmwareBoot): type 15 left in the map the kernel cannot use.
             let why = !s.loader.kernelSupportsUnaccepted ? "kernel without CONFIG_UNACCEPTED_MEMORY"
@@ -182,7 +189,7 @@ public struct BootSimulation {
         let ram = mergeRanges(fw.map.ranges(of: ramTypes))
         let kernelImage = AddressRange(start: 16 << 20, size: s.kernel.kernelInitBytes)
         bootKernel(config: s.kernel, ram: ram, unaccepted: unaccepted, platform: acc.platform,
-                   image: kernelImage, initrd: nil, workload: s.workload, into: &r)
+                   image: kernelImage, initrd: nil, workload: s.workload, into: &r, recorder: recorder)
         return (finish(&r, acc), acc)
     }
 
@@ -191,11 +198,17 @@ public struct BootSimulation {
     /// with the kernel at `image` and the initrd it loaded. The kernel finds
     /// the unaccepted table as the previous owner of the machine left it.
     func bootKernel(config: KernelConfig, ram: [AddressRange], unaccepted: UnacceptedMemory?, platform: any GuestPlatform,
-                    image kernelImage: AddressRange, initrd: AddressRange?, workload: Workload, into r: inout BootResult) {
+                    image kernelImage: AddressRange, initrd: AddressRange?, workload: Workload, into r: inout BootResult,
+                    recorder: Recorder?, prefix: String = "") {
         let s = scenario
         unaccepted?.stepByStep = s.stepByStep
         let kernel = GuestKernel(config: config, vcpus: s.vcpus, costs: costs, platform: platform, ram: ram, unaccepted: unaccepted)
         r.kernel = kernel
+        recorder?.kernel = kernel
+        recorder?.counterSettled = 0
+        // Deferred init's padata chunks run while kernel_boot's clock is still open: kept apart until it closes.
+        var deferredRows: [Recorder.Row] = []
+        if let rec = recorder { kernel.onAcceptBatch = { deferredRows.append(rec.row($0)) } }
         var kclock = PhaseClock(vcpus: s.vcpus)
         kclock.charge(.kernelFixed, vcpu: 0, costs: costs)
         var outcome = kernel.decompress(image: kernelImage, clock: &kclock)
@@ -208,9 +221,14 @@ public struct BootSimulation {
         if outcome == .ok { outcome = kernel.freeAll(early: &kclock, deferred: &dclock) }
         r.times.kernelBoot = kclock.seconds(costs)
         r.times.deferredInit = dclock.seconds(costs)
+        recorder?.phase(prefix + "kernel_boot", kclock, seconds: r.times.kernelBoot)
+        recorder?.appendPending(deferredRows, after: kclock)
+        recorder?.phase(prefix + "deferred_init", dclock, seconds: r.times.deferredInit)
+        if let rec = recorder { kernel.onAcceptBatch = { rec.sample($0) } }
         var eclock = PhaseClock(vcpus: s.vcpus)
         if outcome == .ok { outcome = kernel.earlyAllocations(clock: &eclock) }
         r.times.earlyAllocations = eclock.seconds(costs)
+        recorder?.phase(prefix + "early_allocations", eclock, seconds: r.times.earlyAllocations)
         kernel.initWatermarks()
         kernel.freeReservation(.initrd)
         var uclock = PhaseClock(vcpus: s.vcpus)
@@ -225,8 +243,12 @@ public struct BootSimulation {
             }
         }
         r.times.userspace = uclock.seconds(costs)
+        recorder?.phase(prefix + "userspace", uclock, seconds: r.times.userspace)
+        recorder?.snapshot(prefix.isEmpty ? "end of boot" : "end of boot (next kernel)")
         r.acceptedKernelBoot = unaccepted?.acceptedBytes ?? 0
+        recorder?.switchKernelActor(to: .workload)
         unaccepted?.acceptedBytes = 0
+        recorder?.counterSettled = 0
         r.perPhaseCounts += [("kernel_boot", kclock.counts), ("deferred_init", dclock.counts),
                              ("early_allocations", eclock.counts), ("userspace", uclock.counts)]
         if kernel.totalUnacceptedPages == 0 { r.fullyAcceptedAfter = r.times.totalBoot }
@@ -235,7 +257,7 @@ public struct BootSimulation {
         var wclock = PhaseClock(vcpus: s.vcpus)
         if outcome == .ok {
             let wfull: Double?
-            (outcome, wfull) = runWorkload(workload, kernel, clock: &wclock, clamped: &r.degradations)
+            (outcome, wfull) = runWorkload(workload, kernel, clock: &wclock, clamped: &r.degradations, recorder: recorder)
             if r.fullyAcceptedAfter == nil, let w = wfull { r.fullyAcceptedAfter = r.times.totalBoot + w }
         }
         r.times.workload = wclock.seconds(costs)
@@ -243,6 +265,7 @@ public struct BootSimulation {
         r.perPhaseCounts.append(("workload", wclock.counts))
         r.events += kernel.events
         r.outcome = outcome
+        kernel.onAcceptBatch = nil
     }
 
     /// Runs a workload on the booted kernel. Returns the outcome and when
@@ -250,7 +273,24 @@ public struct BootSimulation {
     /// A phase the kernel gives less memory than it asked for (the
     /// allocator's out-of-memory stop) adds a line to `clamped`.
     func runWorkload(_ workload: Workload, _ kernel: GuestKernel, clock wclock: inout PhaseClock,
-                     clamped: inout [String]) -> (AcceptOutcome, Double?) {
+                     clamped: inout [String], recorder: Recorder? = nil) -> (AcceptOutcome, Double?) {
+        let start = recorder?.segmentStart ?? 0
+        kernel.allocationStalls.reset()
+        let result = runWorkloadPhase(workload, kernel, clock: &wclock, clamped: &clamped, recorder: recorder)
+        if let rec = recorder, workload != .none {
+            if case .phases = workload {} else {
+                // A phase the recorder has not closed (one clock, no slices) closes here.
+                let name = "workload " + ScenarioFile.workload(workload)
+                if case .rate = workload { rec.phase(name, from: start) } else { rec.phase(name, wclock, seconds: wclock.seconds(costs)) }
+                rec.closeLatency(phase: ScenarioFile.workload(workload), lazy: kernel.config.lazyAccept)
+                rec.snapshot("end of " + name)
+            }
+        }
+        return result
+    }
+
+    func runWorkloadPhase(_ workload: Workload, _ kernel: GuestKernel, clock wclock: inout PhaseClock,
+                          clamped: inout [String], recorder: Recorder?) -> (AcceptOutcome, Double?) {
         var wfull: Double? = nil
         func allocate(_ b: UInt64, _ use: PageUse, touch: Bool) -> AcceptOutcome {
             let want = ByteCount(b).frames()
@@ -265,7 +305,7 @@ public struct BootSimulation {
         case .touch(let b): return (allocate(b, .anonymous, touch: true), wfull)
         case .pageCache(let b): return (allocate(b, .pageCache, touch: true), wfull)
         case .rate(let perSecond, let seconds):
-            return runRate(kernel, perSecond: perSecond, seconds: seconds, clock: &wclock, clamped: &clamped)
+            return runRate(kernel, perSecond: perSecond, seconds: seconds, clock: &wclock, clamped: &clamped, recorder: recorder)
         case .hugetlb(let b): return (allocate(b, .hugetlb, touch: false), wfull)
         case .phases(let phases):
             // One phase after the other on the same kernel, each timed on its
@@ -274,7 +314,7 @@ public struct BootSimulation {
             var elapsed = 0.0
             for phase in phases {
                 var pclock = PhaseClock(vcpus: wclock.vcpus)
-                let (o, pfull) = runWorkload(phase, kernel, clock: &pclock, clamped: &clamped)
+                let (o, pfull) = runWorkload(phase, kernel, clock: &pclock, clamped: &clamped, recorder: recorder)
                 if wfull == nil, let f = pfull { wfull = elapsed + f }
                 elapsed += pclock.seconds(costs)
                 wclock.record(pclock)
@@ -292,7 +332,7 @@ public struct BootSimulation {
     /// A slice given less than `perSecond` (out of memory) ends the workload
     /// there and adds a line to `clamped`.
     func runRate(_ kernel: GuestKernel, perSecond: UInt64, seconds: UInt64, clock: inout PhaseClock,
-                 clamped: inout [String]) -> (AcceptOutcome, Double?) {
+                 clamped: inout [String], recorder: Recorder? = nil) -> (AcceptOutcome, Double?) {
         var elapsed = 0.0
         var full: Double? = nil
         for second in 0..<seconds {
@@ -302,6 +342,7 @@ public struct BootSimulation {
             if full == nil, let f = sliceFull { full = elapsed + f }
             elapsed += max(1.0, slice.seconds(costs))
             clock.record(slice)
+            recorder?.closeSegment(slice, seconds: max(1.0, slice.seconds(costs)), lane: "workload " + ScenarioFile.workload(.rate(bytesPerSecond: perSecond, seconds: seconds)))
             if o == .ok, got < ByteCount(perSecond).frames() {
                 clamped.append("workload \(ScenarioFile.workload(.rate(bytesPerSecond: perSecond, seconds: seconds))) clamped: second \(second + 1) of \(seconds) was given \(ByteCount(got * 4096)) of \(ByteCount(perSecond)) (page allocation failure: out of memory), and the workload stopped there")
             }
@@ -323,6 +364,7 @@ public struct BootSimulation {
             }
         }
         r.committedBytes = acc.platform.committedBytes
+        if let rec = acc.recorder { r.record = rec.finish() }
         return r
     }
 }

@@ -99,6 +99,9 @@ public struct Scenario: Sendable {
     public var seed: UInt64 = 0
     /// Simulate every TDCALL/PVALIDATE one at a time (for checking the bulk path).
     public var stepByStep = false
+    /// Fill `BootResult.record` (and the kexec and dump results' records):
+    /// phases, series, snapshots, vCPU lanes, allocation latency (issue 14).
+    public var record = true
 
     public init() {}
 

@@ -10,6 +10,9 @@ public enum DumpTool {
         public var maxMapnr: UInt64
         public var elfBytes: UInt64?
         public var written: [String]
+        /// The crashed guest's record (`BootResult.recordAtTheCrash`), set
+        /// by whoever booted it; empty for an input vmcore file.
+        public var record = RunRecord()
     }
 
     /// `makedumpfile --mem-usage`: the page counts a `-d 31` dump would

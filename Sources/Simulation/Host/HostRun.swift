@@ -13,8 +13,11 @@ public final class HostRun {
     let edk2M: TDXAcceptor
     public let costs: CostTable
     public private(set) var clock: PhaseClock
+    /// Records the host's committed memory, exits and accepts after each
+    /// command (`record`); nil when not asked for.
+    let recorder: Recorder?
 
-    public init(_ s: HostScenario, calibration: Calibration, log: Bool) throws {
+    public init(_ s: HostScenario, calibration: Calibration, log: Bool, record: Bool = true) throws {
         scenario = s
         costs = CostTable(calibration)
         vm = try TDXVM(options: s.options, features: s.features, vcpus: s.vcpus, slots: s.slots, costs: costs)
@@ -23,6 +26,23 @@ public final class HostRun {
         edk4K = TDXAcceptor(host: vm, driver: .edk2(pageSize: .size4K), costs: costs)
         edk2M = TDXAcceptor(host: vm, driver: .edk2(pageSize: .size2M), costs: costs)
         clock = PhaseClock(vcpus: s.vcpus)
+        recorder = record ? Recorder(costs: costs, vcpus: s.vcpus) : nil
+        recorder?.hostSlots = s.slots.map(\.frames)
+        recorder?.start(vm: vm, snp: nil)
+    }
+
+    /// What the run recorded (issue 14): a phase per command (`line N:
+    /// verb`), the series of host committed memory (private, shared),
+    /// accept calls and exits after each command, and the snapshot
+    /// `end of host run` (S-EPT mapping level, acceptance, shared, pinned
+    /// per range of the memslots). Empty when the run does not record.
+    /// - Complexity: O(commands + runs of the host's maps).
+    public var record: RunRecord {
+        guard let rec = recorder else { return RunRecord() }
+        var r = rec.finish()
+        r.snapshots = [MemorySnapshot(label: "end of host run", time: rec.segmentStart,
+                                      ranges: rec.snapshotRanges(firmwareMap: nil, table: nil))]
+        return r
     }
 
     /// Runs every command; a VM death stops the run.
@@ -40,6 +60,11 @@ public final class HostRun {
     }
 
     public func execute(_ c: HostScenario.Command, line: Int) throws {
+        try perform(c, line: line)
+        recorder?.hostStep("line \(line): \(c.verb)", clock)
+    }
+
+    func perform(_ c: HostScenario.Command, line: Int) throws {
         switch c {
         case .build(let r):
             try requireSlot(r, line: line)
@@ -94,5 +119,23 @@ public final class HostRun {
         if !vm.isMapped(g) { clock.charge(vm.handleEPTViolation(gfn: g, acceptLevel: nil), vcpu: 0, costs: costs) }
         guard vm.isMapped(g), !vm.isDead else { return }
         _ = edk4K.accept(AddressRange(frames: g.only), vcpu: 0, clock: &clock)
+    }
+}
+
+extension HostScenario.Command {
+    /// The command's keyword in the host scenario language.
+    var verb: String {
+        switch self {
+        case .build: "build"
+        case .finalize: "finalize"
+        case .accept: "accept"
+        case .access: "access"
+        case .convert: "convert"
+        case .attributes: "attributes"
+        case .punch: "punch"
+        case .cycle: "cycle"
+        case .inject: "inject"
+        case .check: "check"
+        }
     }
 }

@@ -31,6 +31,11 @@ public struct KexecResult {
     /// `arch_accept_memory()` ranges the next kernel issued outside the
     /// units still set at hand-over; the table guarantees there are none.
     public var reacceptedBytes: UInt64 = 0
+    /// The whole run over virtual time (issue 14): the first boot's phases,
+    /// `kexec_load`, the snapshot `before kexec`, `kexec_reboot`, and the
+    /// next kernel's phases (`next_kernel.kernel_boot`, ...) with the
+    /// snapshot `end of boot (next kernel)`. Empty without `Scenario.record`.
+    public var record = RunRecord()
 }
 
 extension BootSimulation {
@@ -44,22 +49,34 @@ extension BootSimulation {
     /// `startup_64` with boot_params already filled in.
     public func runKexec(_ plan: KexecPlan) throws -> KexecResult {
         let (first, acc) = try boot()
+        var out = kexec(plan, after: first, acc)
+        if let rec = acc.recorder { out.record = rec.finish() }
+        return out
+    }
+
+    func kexec(_ plan: KexecPlan, after first: BootResult, _ acc: Acceptors) -> KexecResult {
         var out = KexecResult(first: first)
         guard first.outcome == .ok, let k = first.kernel else { return out }
         var lclock = PhaseClock(vcpus: scenario.vcpus)
         var request = plan.request
         // The running kernel hands on the firmware's runtime descriptors.
         request.payload.efiRuntimeDescriptors = UInt64(first.firmware.map.descriptors.filter { $0.attribute.contains(.runtime) }.count)
+        let rec = acc.recorder
+        rec?.switchKernelActor(to: .kexecLoad)
         let load = k.kexecLoad(request, clock: &lclock)
         out.load = load
         out.loadSeconds = lclock.seconds(costs)
         out.loadCounts = lclock.counts
+        rec?.phase("kexec_load", lclock, seconds: out.loadSeconds)
         guard case .success(let image) = load, plan.execute, image.type == .normal else { return out }
+        rec?.snapshot("before kexec")
 
         var rclock = PhaseClock(vcpus: scenario.vcpus)
         let reboot = k.machineKexec(image, clock: &rclock)
         out.reboot = reboot
+        rec?.phase("kexec_reboot", rclock, seconds: rclock.seconds(costs))
         guard reboot.outcome == .ok else { return out }
+        rec?.switchKernelActor(to: .nextKernel)
 
         let table = k.unaccepted.map { UnacceptedMemory(table: $0.table, acceptor: $0.acceptor, costs: costs) }
         if let t = table?.table { out.unacceptedAtHandover = t.bitmap.countSet(in: t.allUnits) * t.unitSize }
@@ -79,7 +96,8 @@ extension BootSimulation {
         let initrd = image.segments.first { $0.kind == .initrd }.map { AddressRange(start: $0.mem, size: $0.memsz) }
         bootKernel(
             config: config, ram: k.ram, unaccepted: table, platform: k.platform,
-            image: AddressRange(start: kseg.mem, size: kseg.memsz), initrd: initrd, workload: .none, into: &second)
+            image: AddressRange(start: kseg.mem, size: kseg.memsz), initrd: initrd, workload: .none, into: &second,
+            recorder: rec, prefix: "next_kernel.")
         table?.onArchAccept = nil
         out.second = finish(&second, acc)
         out.reacceptedBytes = reaccepted

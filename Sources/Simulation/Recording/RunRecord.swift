@@ -5,8 +5,29 @@ public import MemoryModel
 /// phases and a fixed number of points, never by pages: a 4 TiB, hour-long
 /// run records as little as a 4 GiB one.
 ///
-/// The simulation fills it (`Simulation/Recording/`); `Reports` draws it.
+/// The simulation fills it (`Simulation/Recording/`, `Recorder`); `Reports` draws it.
 /// Times are virtual seconds from the start of the run (firmware reset).
+/// docs/REPORTS.md ("What a run records") lists everything below with the
+/// report totals each series ends on.
+///
+/// Phases: `firmware`, `efi_stub`, `kernel_boot`, `deferred_init`,
+/// `early_allocations`, `userspace`, `workload <workload>` (one a workload
+/// phase, e.g. `workload touch=8G`); kexec adds `kexec_load`,
+/// `kexec_reboot`, `next_kernel.kernel_boot` ... `next_kernel.userspace`; a
+/// host run has `line N: <command>` instead.
+///
+/// Series (whole guest): `accepted_bytes.firmware`, `accepted_bytes.efi_stub`,
+/// `accepted_bytes.kernel_boot`, `accepted_bytes.workload` (kexec also
+/// `accepted_bytes.kexec_load`, `accepted_bytes.next_kernel`), cumulative
+/// bytes; `unaccepted_bytes`, `free_bytes` (MemFree, from the kernel on),
+/// `host_committed_private_bytes`, `host_committed_shared_bytes`;
+/// `accept_calls`, `exits` (cumulative counts) and `accept_calls_per_s`,
+/// `exits_per_s`. Per vCPU: `accepted_bytes`, `accept_calls`, `exits`
+/// (cumulative) and `accept_calls_per_s`, `exits_per_s`.
+///
+/// Snapshot labels: `firmware hand-off`, `ExitBootServices`, `end of boot`,
+/// `end of workload <workload>` (one a workload phase); kexec: `before
+/// kexec`, `end of boot (next kernel)`; dump: `at the crash`; host: `end of host run`.
 public struct RunRecord: Sendable {
     /// The phases in order (firmware, efi_stub, kernel_boot, deferred_init,
     /// early_allocations, userspace, each workload phase, kexec, the next
@@ -86,6 +107,8 @@ public struct SnapshotRange: Sendable, Equatable {
     /// The guest kernel's use of a range (the page classes makedumpfile filters by, plus the states before the kernel runs).
     public enum PageClass: String, Sendable, CaseIterable {
         case firmware, kernel, memmap, pageTables = "page_tables", pageCache = "page_cache", anonymous, hugetlb, free, unaccepted, reserved, hole
+        /// Guest memory whose use no guest model tracks: a `host` run drives the TD directly, without a kernel.
+        case unknown
     }
     /// How the host maps the range in the secure EPT / NPT (or RMP page size on SNP).
     public enum HostMapping: String, Sendable, CaseIterable { case none, map4K = "4K", map2M = "2M", map1G = "1G" }

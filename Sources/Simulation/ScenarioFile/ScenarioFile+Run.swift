@@ -128,20 +128,24 @@ extension ScenarioFile {
                  progress: (any ProgressReporter)? = nil) throws -> ScenarioRunResult.StepResult {
         let options = DumpOptions(dumpLevel: d.level, compression: d.compression, makedumpfile: d.makedumpfile, threads: d.threads ?? threads)
         var image: GuestMemoryImage
+        var record = RunRecord()
         if let input = d.input {
             image = GuestMemoryImage(input: try ELFInput(path: input))
         } else {
             let r = try BootSimulation(scenario: scenario, calibration: calibration, progress: progress).run()
             if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }
             image = try CaptureView.image(from: r, seed: r.scenario.seed, transparentHugepages: d.thp)
+            record = r.recordAtTheCrash
         }
         if !d.vmcoreinfo { image.vmcoreinfo = nil }
         if d.memUsage {
             return .memUsage(try DumpTool.memUsage(image: image, makedumpfile: d.makedumpfile, threads: options.threads))
         }
         let sampling = d.sample.map { EstimateSampling(pagesPerStratum: $0, seed: scenario.seed) }
-        return .dump(try DumpTool.run(image: image, options: options, elf: d.elf.map { Self.resolve($0, in: outputDirectory) },
+        var result = try DumpTool.run(image: image, options: options, elf: d.elf.map { Self.resolve($0, in: outputDirectory) },
                                       output: d.output.map { Self.resolve($0, in: outputDirectory) }, estimateOnly: d.estimate,
-                                      sampling: sampling, elfDump: d.elfDump, force: d.force, progress: progress))
+                                      sampling: sampling, elfDump: d.elfDump, force: d.force, progress: progress)
+        result.record = record
+        return .dump(result)
     }
 }
