@@ -46,6 +46,8 @@ package struct MemoryStrip {
     package static let labelWidth = 118.0
     package static let holeWidth = 14.0
     package static let minimumWidth = 2.0
+    /// Holes at least this large are drawn `holeWidth` wide and labelled.
+    package static let bigHole: UInt64 = 64 << 20
     static let rowHeight = 24.0
     static let rowGap = 6.0
 
@@ -74,6 +76,18 @@ package struct MemoryStrip {
     /// about 1/`maximumPieces` of the RAM; larger ranges stay alone.
     /// - Complexity: O(n).
     static func items(_ ranges: [SnapshotRange]) -> [Item] {
+        // Neighbouring holes are one hole (the map splits the PCI gap into MMCONFIG, PCI windows, ...).
+        var out: [Item] = []
+        for i in pieces(ranges) {
+            if i.hole, let l = out.last, l.hole, l.end == i.start {
+                out[out.count - 1].end = i.end
+                out[out.count - 1].members = l.members.lowerBound..<i.members.upperBound
+            } else { out.append(i) }
+        }
+        return out
+    }
+
+    static func pieces(_ ranges: [SnapshotRange]) -> [Item] {
         func bytes(_ r: SnapshotRange) -> UInt64 { r.range.upperBound.value - r.range.lowerBound.value }
         let ramCount = ranges.filter { $0.acceptance != .notRAM }.count
         guard ramCount > maximumPieces else {
@@ -107,8 +121,12 @@ package struct MemoryStrip {
     /// pieces that the minimum would take half the strip).
     /// - Complexity: O(n log n) in the number of pieces.
     static func place(_ ranges: [Item], x0: Double, width: Double) -> (placed: [Placed], minimum: Double) {
-        let holes = ranges.filter { $0.hole }.count
-        let ram = ranges.indices.filter { !ranges[$0].hole }
+        // Gaps (the PCI hole, holes of 64 MiB or more) get the fixed width;
+        // small holes (the legacy VGA/BIOS area, reserved firmware pages) are
+        // sized like RAM, at least the minimum, so a dozen of them do not crowd the strip.
+        func gap(_ r: Item) -> Bool { r.hole && r.end - r.start >= bigHole }
+        let holes = ranges.filter(gap).count
+        let ram = ranges.indices.filter { !gap(ranges[$0]) }
         let available = max(width - Double(holes) * holeWidth, width * 0.2)
         var minimum = minimumWidth
         if !ram.isEmpty, Double(ram.count) * minimum > available / 2 { minimum = available / 2 / Double(ram.count) }
@@ -131,7 +149,7 @@ package struct MemoryStrip {
         for r in ranges {
             let s = r.start, e = r.end
             let hole = r.hole
-            let w = hole ? holeW : max(minimum, Double(e - s) * scale)
+            let w = gap(r) ? holeW : max(minimum, Double(e - s) * scale)
             out.append(Placed(start: s, end: e, x0: x, x1: x + w, hole: hole))
             x += w
         }
@@ -225,7 +243,7 @@ package struct MemoryStrip {
         // Each hole's ends always (its start right-aligned before it, its end
         // left-aligned after it); the strip's ends where they do not crowd them.
         var marks: [(x: Double, addr: UInt64, anchor: String)] = []
-        for p in placed where p.hole { marks.append((p.x0, p.start, "end")); marks.append((p.x1, p.end, "start")) }
+        for p in placed where p.hole && p.end - p.start >= bigHole { marks.append((p.x0, p.start, "end")); marks.append((p.x1, p.end, "start")) }
         if let f = placed.first, !f.hole, !marks.contains(where: { $0.x - f.x0 < 70 }) { marks.insert((f.x0, f.start, "start"), at: 0) }
         if let l = placed.last, !l.hole, !marks.contains(where: { l.x1 - $0.x < 70 }) { marks.append((l.x1, l.end, "end")) }
         for m in marks {
@@ -233,7 +251,7 @@ package struct MemoryStrip {
             o += "<line class=\"tick\" x1=\"\(Markup.num(m.x))\" x2=\"\(Markup.num(m.x))\" y1=\"\(Markup.num(axisY))\" y2=\"\(Markup.num(axisY + 4))\"/>"
             o += "<text class=\"tick\" x=\"\(Markup.num(m.x + dx))\" y=\"\(Markup.num(axisY + 16))\" text-anchor=\"\(m.anchor)\">\(Markup.escape(Markup.bytes(m.addr)))</text>"
         }
-        for p in placed where p.hole {
+        for p in placed where p.hole && p.end - p.start >= bigHole {
             o += "<text class=\"holelabel\" x=\"\(Markup.num((p.x0 + p.x1) / 2))\" y=\"\(Markup.num(axisY + 30))\" text-anchor=\"middle\">\(Markup.escape("hole " + Markup.bytes(p.end - p.start)))</text>"
         }
         o += "</svg>"
@@ -253,7 +271,7 @@ package struct MemoryStrip {
         o += "</div>"
         guard explain || mixed else { return o }
         o += "<p class=\"note\">Address runs left to right. Every RAM range is drawn at least \(Markup.num(minimum)) px wide, so tiny ranges stay visible and widths are only roughly proportional"
-        if hasHoles { o += "; holes (not RAM, such as the PCI gap below 4 GiB) are drawn \(Markup.num(holeWidth)) px wide and hatched whatever their size" }
+        if hasHoles { o += "; holes (not RAM) are hatched: gaps of 64 MiB or more (the PCI gap below 4 GiB) are drawn \(Markup.num(holeWidth)) px wide whatever their size, smaller holes as small ranges" }
         if mixed { o += "; this snapshot has more ranges than the strip has room for, so runs of neighbouring small ranges are drawn as one pale bar in the colour of their largest state" }
         o += ". Hover over a range for its exact addresses.</p>"
         return o
