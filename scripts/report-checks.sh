@@ -53,16 +53,17 @@ if $check dom "$tmp/short.html" >/dev/null; then bad "a strip that does not add 
 
 # Reports from the command line.
 "$bin" boot --memory 4G --report "$tmp/boot.html" --trace "$tmp/boot.json" >/dev/null || bad "boot --report exited $?"
-page boot 1200 "cocomem boot" "Summary" "accepted by firmware" "MemTotal" "outcome"
+page boot 1200 "cocomem boot" "Summary" "accepted by firmware" "MemTotal" "outcome" "Memory strips" "end of boot" "hole 2 GiB" \
+    "Timelines" "vCPU lanes" "vCPU 0 (BSP)"
 "$bin" dump --memory 4G --kernel 6.16 -d 31 --estimate --report "$tmp/dump.html" --trace "$tmp/dump.json" >/dev/null || bad "dump --report exited $?"
 page dump 1800 "cocomem dump -d 31" "The vmcore by page class" "What each dump level removes" "(this run)" "-d 16, makedumpfile 1.7.2, 1.7.7" "unaccepted" "write bytes"
 "$bin" kexec --memory 4G --report "$tmp/kexec.html" --trace "$tmp/kexec.json" >/dev/null || bad "kexec --report exited $?"
 page kexec 1000 "cocomem kexec" "first boot" "reboot (kexec -e)"
-"$bin" host --report "$tmp/host.html" >/dev/null || bad "host --report exited $?"
+"$bin" host --report "$tmp/host.html" --trace "$tmp/host.json" >/dev/null || bad "host --report exited $?"
 page host 1000 "cocomem host" "SEAMCALLs" "TDH.MEM.PAGE.AUG" "pages mapped 4K / 2M"
 "$bin" run examples/kexec-6.12-relocate-kernel-dies.yaml --report "$tmp/run.html" --trace "$tmp/run.json" >/dev/null
 page run 1200 "cocomem run" "step 1 (kexec)" "outcome"
-for t in boot dump kexec run; do
+for t in boot dump kexec host run; do
     if $check trace "$tmp/$t.json"; then ok; else bad "$t.json is not a valid trace"; fi
 done
 
