@@ -54,6 +54,7 @@ let package = Package(
         .testTarget(name: "CostModelTests", dependencies: ["CostModel", "MemoryModel"], swiftSettings: settings),
         .testTarget(name: "SweepTests", dependencies: ["Sweep", "Simulation", "MemoryModel"], swiftSettings: settings),
         .testTarget(name: "ResultsTests", dependencies: ["Results", "Sweep", "MemoryModel", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: settings),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Simulation", "MemoryModel", "CrashDump", "GuestKernel", "TestSupport"], swiftSettings: settings),
         .testTarget(name: "ValidationTests", dependencies: ["Validation", "CostModel"], swiftSettings: settings),
     ]
 )

@@ -345,6 +345,30 @@ expect_error "results merge into an input" "both an input and the output" result
 expect_error "results merge of a foreign database" "not a cocomem results database" results merge --into "$tmp/m.db" "$tmp/foreign.db"
 expect_error "results export of a missing database" "no results database" results export "$tmp/none.db" --format csv
 expect_error "results show with a bad condition" "expected a value" results show "$tmp/locked.db" --where "outcome =="
+# --report and --trace: checked before the run, one error line, nothing written or replaced.
+cp examples/snp-ebs-retry.yaml "$tmp/paths/run.yaml"
+before=$(ls -A "$tmp/paths" | sort | tr '\n' ' ')
+expect_error "--report in a missing directory" "directory '$tmp/nowhere' does not exist" boot --memory 1G --report "$tmp/nowhere/r.html"
+expect_error "--trace in a missing directory" "directory '$tmp/nowhere' does not exist" boot --memory 1G --trace "$tmp/nowhere/t.json"
+expect_error "--report a FIFO" "only a regular file is ever replaced" boot --memory 1G --report "$tmp/paths/fifo"
+expect_untouched "--report a FIFO"
+expect_error "--report a directory" "it is a directory" boot --memory 1G --report "$tmp/paths"
+expect_error "--trace a character device" "character device" boot --memory 1G --trace /dev/null
+expect_error "--report and --trace the same file" "both name" boot --memory 1G --report "$tmp/paths/x" --trace "$tmp/paths/x"
+expect_untouched "--report and --trace the same file"
+expect_error "--report the dump file" "both name" dump --memory 256M -o "$tmp/paths/d" --report "$tmp/paths/d"
+expect_untouched "--report the dump file"
+expect_error "--report the input vmcore" "is one of the command's inputs" dump --input "$tmp/small.vmcore" -o "$tmp/paths/o" --report "$tmp/small.vmcore"
+expect_error "--report the scenario file" "is one of the command's inputs" run "$tmp/paths/run.yaml" --report "$tmp/paths/run.yaml"
+expect_error "--report the host scenario" "is one of the command's inputs" host "$tmp/lf.host" --report "$tmp/lf.host"
+expect_error "--report the calibration file" "is one of the command's inputs" boot --calibration Sources/CostModel/Resources/calibration.json --report Sources/CostModel/Resources/calibration.json
+expect_error "--report with --mem-usage" "--mem-usage prints only its table" dump --memory 256M --mem-usage --report "$tmp/paths/m.html"
+expect_untouched "--report with --mem-usage"
+expect_error "--strip with --json" "--strip adds to the text report" boot --memory 1G --strip --json
+expect_error "--strip with --meminfo" "--strip adds to the text report" boot --memory 1G --strip --meminfo
+if "$bin" boot --memory 1G --report "$tmp/paths/existing.html" >/dev/null 2>&1 && "$bin" boot --memory 1G --report "$tmp/paths/existing.html" >/dev/null 2>&1 \
+    && grep -q "</html>" "$tmp/paths/existing.html"; then pass=$((pass + 1)); rm "$tmp/paths/existing.html"; else echo "FAIL: --report did not write or replace a report"; fail=$((fail + 1)); fi
+expect_untouched "--report written and replaced"
 # Progress lines (issue 14, section 3): nothing on a stderr that is not a
 # terminal, lines on it with --progress, and the same stdout and files either way.
 # expect_progress DESCRIPTION WANT(yes|no) OUTPUT-FILE ARGS...: runs in $tmp/p,

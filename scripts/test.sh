@@ -5,12 +5,13 @@
 # (the kdump-compressed writer links it), the lzo, snappy and zstd runtime
 # libraries (loaded with dlopen when a dump asks for them; no headers needed)
 # and the real dump tools the tests run against cocomem's files:
-# makedumpfile, python3-libkdumpfile and crash; and for the Slurm check a real
-# single-node cluster's munge and slurm-wlm, with sqlite3 to compare databases.
+# makedumpfile, python3-libkdumpfile and crash; for the Slurm check a real
+# single-node cluster's munge and slurm-wlm, with sqlite3 to compare databases;
+# and chromium, which opens the HTML reports headless (scripts/report-checks.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(zlib1g-dev liblzo2-2 libsnappy1v5 libzstd1 makedumpfile python3-libkdumpfile crash munge slurm-wlm sqlite3)
+packages=(zlib1g-dev liblzo2-2 libsnappy1v5 libzstd1 makedumpfile python3-libkdumpfile crash munge slurm-wlm sqlite3 chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -28,3 +29,4 @@ bash scripts/goldens.sh
 swift test --skip-build 2>&1 | tee /tmp/cocomem-test.log
 bash scripts/cli-checks.sh
 bash scripts/slurm-check.sh
+bash scripts/report-checks.sh

@@ -11,11 +11,18 @@ struct Boot: ParsableCommand {
     @OptionGroup var printScenario: PrintScenarioOption
     @OptionGroup var failOn: FailOnOption
     @OptionGroup var progress: ProgressOption
+    @OptionGroup var report: ReportOption
+    @OptionGroup var record: RecordOptions
 
     func run() throws {
         if printScenario.on { printScenario.print(try scenarioFile()); return }
+        let inputs = guest.inputs
+        try report.check(inputs: inputs)
+        try record.check(inputs: inputs, outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json && !meminfoOnly)
         let r = try guest.boot(progress: progress.reporter())
-        if output.json { print(r.json.embedding(try scenarioFile()).serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else { print(r.text, terminator: "") }
+        if output.json { print(r.json.embedding(try scenarioFile()).serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else { print(r.text + record.stripText([("boot", r.record)], json: false), terminator: "") }
+        try report.write(r.htmlReport)
+        try record.write([("boot", r.record)])
         try failOn.check(r.outcomeString)
     }
 }

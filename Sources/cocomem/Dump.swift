@@ -33,6 +33,8 @@ struct Dump: ParsableCommand {
     @OptionGroup var printScenario: PrintScenarioOption
     @OptionGroup var failOn: FailOnOption
     @OptionGroup var progress: ProgressOption
+    @OptionGroup var report: ReportOption
+    @OptionGroup var record: RecordOptions
 
     var compression: DumpCompression {
         [(c, DumpCompression.zlib), (l, .lzo), (p, .snappy), (z, .zstd)].first(where: \.0)?.1 ?? .none
@@ -50,6 +52,7 @@ struct Dump: ParsableCommand {
         if memUsage {
             guard !elfDump else { throw ValidationError("Commandline parameter is invalid: --mem-usage writes no file; leave out -E") }
             guard input == nil else { throw ValidationError("--mem-usage reads the running guest (makedumpfile reads /proc/kcore), not a vmcore file") }
+            guard report.report == nil, record.trace == nil, !record.strip else { throw ValidationError("--report, --trace and --strip draw a dump; --mem-usage prints only its table") }
         }
         if !memUsage, let sample, sample < 2 || sample > 1 << 24 {
             throw ValidationError("--sample \(sample) is not between 2 and 16777216 pages")
@@ -61,12 +64,19 @@ struct Dump: ParsableCommand {
         let makedumpfile = try MakedumpfileVersion.parse(self.makedumpfile)
         let options = DumpOptions(dumpLevel: d, compression: compression, makedumpfile: makedumpfile,
                                   threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let inputs = guest.inputs + (input.map { [$0] } ?? [])
+        var dumpOutputs: [(option: String, path: String)] = []
+        if let elf { dumpOutputs.append(("--elf", elf)) }
+        if let output { dumpOutputs.append(("-o", output)) }
+        try report.check(inputs: inputs, outputs: dumpOutputs)
+        try record.check(inputs: inputs, outputs: dumpOutputs + (report.report.map { [("--report", $0)] } ?? []), textReport: !json.json)
         let progress = self.progress.reporter()
         var image: GuestMemoryImage
+        var boot: BootResult? = nil
         // The outcome --fail-on looks at: the crashed guest's boot (a
         // vmcore file has none, so ok).
         var bootOutcome = "ok"
-        var record = RunRecord()
+        var crashRecord = RunRecord()
         if let input {
             image = GuestMemoryImage(input: try ELFInput(path: input))
         } else {
@@ -74,7 +84,8 @@ struct Dump: ParsableCommand {
             if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }
             image = try CaptureView.image(from: r, seed: r.scenario.seed, transparentHugepages: thp == .always)
             bootOutcome = r.outcomeString
-            record = r.recordAtTheCrash
+            boot = r
+            crashRecord = r.recordAtTheCrash
         }
         if noVmcoreinfo { image.vmcoreinfo = nil }
         if memUsage {
@@ -86,8 +97,16 @@ struct Dump: ParsableCommand {
         let sampling = sample.map { EstimateSampling(pagesPerStratum: $0, seed: guest.seed) }
         var result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling,
                                       elfDump: elfDump, force: force, progress: progress)
-        result.record = record  // what --report/--trace draw (issue 14)
-        print(json.json ? result.json.embedding(try scenarioFile()).serialized() : result.text, terminator: json.json ? "\n" : "")
+        result.record = crashRecord  // what --report/--trace draw (issue 14)
+        let records = input == nil ? [("crashed guest", crashRecord)] : []
+        print(json.json ? result.json.embedding(try scenarioFile()).serialized() : result.text + record.stripText(records, json: false), terminator: json.json ? "\n" : "")
+        if report.report != nil {
+            // What each level removes under each version: the filter alone, per range.
+            let levels = Array(Set([0, 1, 2, 4, 8, 16, 31, d])).sorted()
+            let comparison = try image.levelComparison(levels: levels, versions: MakedumpfileVersion.allCases)
+            try report.write(result.htmlReport(boot: boot, levels: comparison, level: d, version: makedumpfile))
+        }
+        try record.write(records)
         try failOn.check(bootOutcome)
     }
 }

@@ -21,9 +21,14 @@ struct Host: ParsableCommand {
     @OptionGroup var calibration: CalibrationOption
     @OptionGroup var printScenario: PrintScenarioOption
     @OptionGroup var failOn: FailOnOption
+    @OptionGroup var report: ReportOption
+    @OptionGroup var record: RecordOptions
 
     func run() throws {
         if printDefault { print(HostScenario.seed004); return }
+        let inputs = (file.map { [$0] } ?? []) + (calibration.calibration.map { [$0] } ?? [])
+        try report.check(inputs: inputs)
+        try record.check(inputs: inputs, outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json)
         var text = HostScenario.seed004
         if let f = file {
             // A regular file of at most 16 MiB: a FIFO hung here.
@@ -41,8 +46,10 @@ struct Host: ParsableCommand {
         if output.json {
             print(r.json(violations: violations).embedding(scenarioFile(text: file == nil ? nil : text)).serialized())
         } else {
-            print(r.text(violations: violations), terminator: "")
+            print(r.text(violations: violations) + record.stripText([("host", r.record)], json: false), terminator: "")
         }
+        try report.write(r.htmlReport)
+        try record.write([("host", r.record)])
         try failOn.check(r.vm.outcomeString)
     }
 }

@@ -22,13 +22,20 @@ struct Kexec: ParsableCommand {
     @OptionGroup var output: JSONOption
     @OptionGroup var printScenario: PrintScenarioOption
     @OptionGroup var failOn: FailOnOption
+    @OptionGroup var report: ReportOption
+    @OptionGroup var record: RecordOptions
 
     func run() throws {
         let f = try scenarioFile()
         if printScenario.on { printScenario.print(f); return }
         guard case .kexec(let k)? = f.steps.first else { return }
+        try report.check(inputs: guest.inputs)
+        try record.check(inputs: guest.inputs, outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json)
         let r = try f.runKexec(k, calibration: try guest.calibration.load())
-        print(output.json ? r.json.embedding(f).serialized() : r.text, terminator: output.json ? "\n" : "")
+        let records = [("kexec", r.record)]
+        print(output.json ? r.json.embedding(f).serialized() : r.text + record.stripText(records, json: false), terminator: output.json ? "\n" : "")
+        try report.write(r.htmlReport)
+        try record.write(records)
         try failOn.check(r.outcome)
     }
 }

@@ -2,6 +2,7 @@ public import ArgumentParser
 import CoCoGuest
 import CostModel
 import CrashDump
+import Foundation
 import Firmware
 import GuestKernel
 import KVM
@@ -183,9 +184,90 @@ struct ScenarioOptions: ParsableArguments {
         return s
     }
 
+    /// The files the scenario reads (an output may not replace them).
+    var inputs: [String] { calibration.calibration.map { [$0] } ?? [] }
+
     func boot(crashKernel: UInt64 = 0, progress: (any ProgressReporter)? = nil) throws -> BootResult {
         var s = try scenario()
         s.kernel.crashKernelBytes = crashKernel
         return try BootSimulation(scenario: s, calibration: calibration.load(), progress: progress).run()
     }
+}
+
+/// `--report FILE.html`: a self-contained HTML report of the run (docs/REPORTS.md).
+struct ReportOption: ParsableArguments {
+    @Option(help: ArgumentHelp("Also write a self-contained HTML report (inline SVG: memory strips, timelines, vCPU lanes, histograms) to FILE", valueName: "FILE"))
+    var report: String?
+
+    /// Checks, before the run, that the report can be written: an existing
+    /// directory, not an input, not another output, not a non-regular file.
+    func check(inputs: [String], outputs: [(option: String, path: String)] = []) throws {
+        guard let report else { return }
+        try checkArtifactPaths([("--report", report)], inputs: inputs, outputs: outputs)
+    }
+
+    func write(_ html: @autoclosure () -> String) throws {
+        guard let report else { return }
+        try writeArtifact(report, html())
+    }
+}
+
+/// `--trace FILE.json` and `--strip`: what a run recorded over virtual time,
+/// as a Chrome trace and as a memory strip in the text report.
+struct RecordOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Also write the run's record in the Chrome trace event format to FILE (open it in ui.perfetto.dev or chrome://tracing)", valueName: "FILE"))
+    var trace: String?
+    @Flag(help: "Add a memory strip per recorded snapshot to the text report (one line per RAM region: accepted, unaccepted)")
+    var strip = false
+
+    /// Checks, before the run, that the trace can be written (as `ReportOption.check`)
+    /// and that `--strip` has a text report to add to.
+    func check(inputs: [String], outputs: [(option: String, path: String)] = [], textReport: Bool = true) throws {
+        if strip && !textReport { throw ValidationError("--strip adds to the text report; leave out --json (and --meminfo)") }
+        guard let trace else { return }
+        try checkArtifactPaths([("--trace", trace)], inputs: inputs, outputs: outputs)
+    }
+
+    func write(_ records: @autoclosure () -> [(String, RunRecord)]) throws {
+        guard let trace else { return }
+        try writeArtifact(trace, ChromeTrace.json(records()))
+    }
+
+    /// The strip to append to the text report (empty without `--strip` or with `--json`).
+    func stripText(_ records: [(String, RunRecord)], json: Bool) -> String {
+        guard strip, !json else { return "" }
+        return records.map { (records.count > 1 ? "\nMemory strip of the \($0.0):" : "") + TerminalStrip.text($0.1) }.joined()
+    }
+}
+
+/// Checks artifact outputs before a run: the directory exists, and the path
+/// is neither an input, another output, nor an existing non-regular file
+/// (`OutputPaths.check`; an existing regular file is replaced).
+func checkArtifactPaths(_ mine: [(option: String, path: String)], inputs: [String], outputs: [(option: String, path: String)]) throws {
+    for (_, p) in mine {
+        let dir = URL(fileURLWithPath: p).deletingLastPathComponent().path
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw CocomemError(.io, "cannot write '\(p)': directory '\(dir)' does not exist")
+        }
+    }
+    func identity(_ p: String) -> (dev_t, ino_t)? {
+        var st = stat()
+        return stat(p, &st) == 0 ? (st.st_dev, st.st_ino) : nil
+    }
+    for (option, p) in mine {
+        for input in inputs {
+            let same = identity(p).flatMap { a in identity(input).map { b in a == b } }
+                ?? (URL(fileURLWithPath: p).standardizedFileURL.path == URL(fileURLWithPath: input).standardizedFileURL.path)
+            if same { throw CocomemError(.invalidArgument, "\(option) '\(p)' is one of the command's inputs: writing it would replace a file being read") }
+        }
+    }
+    try OutputPaths.check(outputs: outputs + mine, inputs: [], force: true)
+}
+
+/// Writes `text` to `path` atomically (a temporary file renamed into place, `AtomicFile`).
+func writeArtifact(_ path: String, _ text: String) throws {
+    let f = try AtomicFile(path: path)
+    try f.write(Array(text.utf8), at: 0)
+    try f.commit()
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import CrashDump
 import Foundation
 import MemoryModel
+import Reports
 import Results
 import Sweep
 
@@ -45,6 +46,9 @@ struct ResultsCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the compact table of a database's points.")
         @Argument(help: "Results database") var db: String
         @Option(name: .customLong("where"), help: "Only the points where EXPR holds (the find language: total_boot_s < 45 and outcome == ok)") var condition: String?
+        @OptionGroup var report: ReportOption
+        @Option(name: .customLong("plot"), help: ArgumentHelp("A figure of --report: Y against X, one line per value of BY (repeatable; default: total boot time against each numeric axis)", valueName: "X,Y[,BY...]"))
+        var plots: [String] = []
 
         func run() throws {
             let c = try ResultsDatabase.readExisting(path: db)
@@ -53,7 +57,13 @@ struct ResultsCommand: ParsableCommand {
                 let e = try Expression.parse(condition)
                 rows = try rows.filter { try e.holds(for: $0) }
             }
+            let specs = try plots.map(PlotSpec.parse)
+            try report.check(inputs: [db])
             print(CompactTable.render(rows), terminator: "")
+            if report.report != nil {
+                let html = try SweepReport.html(rows: rows, plots: specs.isEmpty ? SweepReport.defaultPlots(rows) : specs, title: "cocomem results \(URL(fileURLWithPath: db).lastPathComponent)")
+                try report.write(html)
+            }
         }
     }
 }

@@ -14,8 +14,12 @@ struct Run: ParsableCommand {
     @OptionGroup var output: JSONOption
     @OptionGroup var failOn: FailOnOption
     @OptionGroup var progress: ProgressOption
+    @OptionGroup var report: ReportOption
+    @OptionGroup var record: RecordOptions
 
     func run() throws {
+        try report.check(inputs: [file])
+        try record.check(inputs: [file], outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json)
         let f = try ScenarioFile.load(path: file)
         let writes = f.steps.contains { if case .dump(let d) = $0 { !d.estimate && !d.memUsage && (d.elf ?? d.output) != nil } else { false } }
         if writes, out != ".", !FileManager.default.fileExists(atPath: out) {
@@ -24,7 +28,9 @@ struct Run: ParsableCommand {
             }
         }
         let r = try f.run(outputDirectory: out, checkedHostRun: { try $0.runChecked() }, progress: progress.reporter())
-        print(output.json ? r.json.serialized() : r.text, terminator: output.json ? "\n" : "")
+        print(output.json ? r.json.serialized() : r.text + record.stripText(r.records, json: false), terminator: output.json ? "\n" : "")
+        try report.write(r.htmlReport)
+        try record.write(r.records)
         try failOn.check(r.outcome)
     }
 }

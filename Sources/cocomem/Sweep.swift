@@ -22,6 +22,9 @@ struct SweepCommand: ParsableCommand {
     @Flag(help: "Print on stderr the wall time, the time inside the model (summed over threads) and the rest (expansion, scheduling, SQLite) per point: for benchmarks; nothing of it goes into the database") var timings = false
     @OptionGroup var output: JSONOption
     @OptionGroup var progress: ProgressOption
+    @OptionGroup var report: ReportOption
+    @Option(name: .customLong("plot"), help: ArgumentHelp("A figure of --report: Y against X, one line per value of BY (repeatable; default: total boot time against each numeric axis, one line per combination of the others)", valueName: "X,Y[,BY...]"))
+    var plots: [String] = []
 
     func run() throws {
         let started = DispatchTime.now().uptimeNanoseconds
@@ -29,6 +32,8 @@ struct SweepCommand: ParsableCommand {
         try sweep.checkLimit(yes: yes)
         let shard = try shard.map(Shard.parse)
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        let plotSpecs = try plots.map(PlotSpec.parse)
+        try report.check(inputs: [file, db])
         let existing = try ResultsDatabase.read(path: db)
         var byKey: [String: Row] = [:]
         for r in existing.rows { byKey[r.key] = r }
@@ -47,6 +52,10 @@ struct SweepCommand: ParsableCommand {
         let record = ResultsDatabase.RunRecord(cocomemVersion: CocomemVersion.current, calibrationHash: hashes, sweepFile: sweep.text,
                                                shard: shard?.description ?? "", points: result.rows.count, newPoints: fresh.count)
         let added = try ResultsDatabase.append(path: db, runs: [record], rows: fresh)
+        if report.report != nil {
+            let html = try SweepReport.html(rows: result.rows, plots: plotSpecs.isEmpty ? SweepReport.defaultPlots(result.rows) : plotSpecs, title: "cocomem sweep \(URL(fileURLWithPath: file).lastPathComponent)")
+            try report.write(html)
+        }
         if timings {
             let wall = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             let n = Double(max(1, result.rows.count))

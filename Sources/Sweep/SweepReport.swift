@@ -1,0 +1,123 @@
+import MemoryModel
+public import Reports
+
+/// One figure of a sweep's report: the figure `y` against the axis `x`,
+/// one line per value of `by` (`--plot memory,total_boot_s,vcpus`: boot
+/// time against memory, one line per vCPU count). Names resolve as in the
+/// `where` language: a full column name, or the one column it ends.
+public struct PlotSpec: Sendable, Equatable {
+    public var x: String
+    public var y: String
+    /// The columns whose combined values name a line (empty: one line).
+    public var by: [String]
+
+    public init(x: String, y: String, by: [String] = []) { self.x = x; self.y = y; self.by = by }
+
+    /// Parses `X,Y[,BY[,BY...]]`.
+    public static func parse(_ text: String) throws -> PlotSpec {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingWhitespace }
+        guard parts.count >= 2, !parts.contains(where: \.isEmpty) else {
+            throw CocomemError(.invalidScenario, "--plot '\(text)' is not X,Y[,BY] (for example memory,total_boot_s,vcpus)")
+        }
+        return PlotSpec(x: parts[0], y: parts[1], by: Array(parts.dropFirst(2)))
+    }
+}
+
+/// The HTML report of a sweep (`cocomem sweep --report`, `cocomem results
+/// show --report`): line plots of its rows drawn by `SweepPlot`, the page
+/// issue 14 asks of a sweep.
+public enum SweepReport {
+    /// The figure plotted when none is named: the total boot time.
+    public static let defaultFigure = "virtual_time_total_boot_s"
+
+    /// The plots drawn when none are named: the total boot time against
+    /// each numeric axis (a scenario column whose values differ between the
+    /// rows), one line per combination of the other axes.
+    /// - Complexity: O(rows × columns).
+    public static func defaultPlots(_ rows: [Row]) -> [PlotSpec] {
+        let axes = varyingScenarioColumns(rows)
+        let numeric = axes.filter { c in rows.allSatisfy { $0[c]?.number != nil } }
+        return numeric.map { x in PlotSpec(x: x, y: defaultFigure, by: axes.filter { $0 != x }) }
+    }
+
+    /// The page: one figure per plot, after a table of the axes.
+    /// - Complexity: O(plots × rows log rows).
+    public static func html(rows: [Row], plots: [PlotSpec], title: String) throws -> String {
+        guard let first = rows.first else { return SweepPlot.page(rows: [], plots: [], title: title) }
+        let resolved = try plots.map { p in
+            PlotSpec(x: try column(p.x, in: first), y: try column(p.y, in: first), by: try p.by.map { try column($0, in: first) })
+        }
+        let table = rows.map { r in plotRow(r, plots: resolved) }
+        return SweepPlot.page(rows: table, plots: resolved.map { ($0.x, $0.y, $0.by.isEmpty ? nil : lineColumn($0.by)) }, title: title)
+    }
+
+    /// The scenario columns whose values differ between the rows: the axes.
+    /// A column that only follows another (the firmware generation a
+    /// platform implies) is left out: it would split no line further.
+    static func varyingScenarioColumns(_ rows: [Row]) -> [String] {
+        guard let first = rows.first else { return [] }
+        let varying = first.columns.filter { c in first.scenarioColumns.contains(c) && Set(rows.map { $0[c] ?? .null }).count > 1 }
+            .sorted { (preferred.firstIndex(of: $0) ?? preferred.count, $0) < (preferred.firstIndex(of: $1) ?? preferred.count, $1) }
+        var kept: [String] = []
+        for c in varying where !kept.contains(where: { sameGrouping($0, c, rows) }) { kept.append(c) }
+        return kept
+    }
+
+    /// The axes users sweep most, named first (and kept over a column that
+    /// follows them, such as the firmware generation of a platform).
+    static let preferred = ["guest_platform", "guest_memory", "guest_vcpus", "kernel_version", "kernel_accept", "host_kind"]
+
+    /// Whether two columns split the rows into the same groups.
+    static func sameGrouping(_ a: String, _ b: String, _ rows: [Row]) -> Bool {
+        var ab: [Cell: Cell] = [:], ba: [Cell: Cell] = [:]
+        for r in rows {
+            let x = r[a] ?? .null, y = r[b] ?? .null
+            if let seen = ab[x], seen != y { return false }
+            if let seen = ba[y], seen != x { return false }
+            ab[x] = y; ba[y] = x
+        }
+        return true
+    }
+
+    static func column(_ name: String, in row: Row) throws -> String {
+        if row[name] != nil { return name }
+        var matches = row.columns.filter { $0.hasSuffix("_" + name) }
+        // `accept` ends several columns; of them, the one axis a user means.
+        if matches.count > 1 { matches = matches.filter(row.scenarioColumns.contains) }
+        guard matches.count == 1 else { _ = try Expression.cell(name, in: row); return name }
+        return matches[0]
+    }
+
+    /// The synthetic column naming a row's line: `kernel_accept=lazy, guest_vcpus=8`.
+    static func lineColumn(_ by: [String]) -> String { by.joined(separator: ", ") }
+
+    static func plotRow(_ r: Row, plots: [PlotSpec]) -> [String: SweepValue] {
+        var out: [String: SweepValue] = [:]
+        for p in plots {
+            for c in [p.x, p.y] + p.by { out[c] = value(r[c] ?? .null) }
+            if !p.by.isEmpty {
+                let values = p.by.map { CompactTable.text(r[$0] ?? .null, column: $0) }
+                out[lineColumn(p.by)] = .text(p.by.count == 1 ? values[0] : zip(p.by, values).map { "\($0)=\($1)" }.joined(separator: ", "))
+            }
+        }
+        return out
+    }
+
+    static func value(_ c: Cell) -> SweepValue? {
+        switch c {
+        case .int(let i): .number(Double(i))
+        case .double(let d): .number(d)
+        case .text(let s): .text(s)
+        case .null: nil
+        }
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        var s = Substring(self)
+        while s.first?.isWhitespace == true { s.removeFirst() }
+        while s.last?.isWhitespace == true { s.removeLast() }
+        return String(s)
+    }
+}
