@@ -5,11 +5,24 @@ public import MemoryModel
 /// The x86 Linux EFI stub's handling of unaccepted memory
 /// (drivers/firmware/efi/libstub/unaccepted_memory.c, x86-stub.c).
 public enum EFIStub {
+    /// edk2's `SIZE_OF_POOL_HEAD` on X64 (`POOL_HEAD`: Signature, Reserved,
+    /// Type, Size; MdeModulePkg/Core/Dxe/Mem/Pool.c): where a page-backed
+    /// pool buffer starts within its first page.
+    public static let edk2PoolHeadBytes: UInt64 = 24
+
     /// `allocate_unaccepted_bitmap()`: reuse a pre-installed table, or size
     /// one over the min..max of the Unaccepted descriptors rounded to the
     /// 2 MiB unit, and allocate it from the firmware as
     /// `EFI_ACPI_RECLAIM_MEMORY` pool (`allocate_pool`, so the table starts
     /// after edk2's 24-byte pool header, not on a page boundary).
+    ///
+    /// Placement: edk2's `CoreAllocatePoolI()` serves a block over 2688 bytes
+    /// (bitmap over 2624 bytes, about 41 GiB of unaccepted memory) from fresh
+    /// pages with the buffer at `Head->Data`, page offset `SIZE_OF_POOL_HEAD`
+    /// = 0x18 (canonical/tdx#421's table at `...7d624018`). Smaller blocks
+    /// come from free lists carved inside one page; they are placed at 0x18
+    /// here too, which cannot change an outcome since such a block never
+    /// crosses a page boundary. See docs/VERSIONS.md (canonical/tdx#421).
     public static func allocateUnacceptedBitmap(map: inout EFIMemoryMap, preinstalled: UnacceptedTable? = nil) throws -> UnacceptedTable? {
         if let preinstalled {
             guard preinstalled.version == 1 else {
@@ -23,7 +36,7 @@ public enum EFIStub {
         let base = alignDown(un.map(\.physicalStart).min() ?? first.physicalStart, unit)
         let end = alignUp(last.end, unit)
         let size = divRoundUp(end - base, unit * 8)
-        let poolHeader: UInt64 = 24
+        let poolHeader = EFIStub.edk2PoolHeadBytes
         guard let page = map.allocateTopDown(poolHeader + UnacceptedTable.headerSize + size, type: .acpiReclaim) else {
             throw CocomemError(.unsupported, "no conventional memory below 4G for the unaccepted table")
         }

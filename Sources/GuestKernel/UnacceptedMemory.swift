@@ -102,22 +102,32 @@ public final class UnacceptedMemory {
         return table.bitmap.anySet(in: w)
     }
 
-    /// The oops of reading the bitmap bytes of units `w` when some of them
+    /// The oops of reading the bitmap words of units `w` when some of them
     /// are unmapped (canonical/tdx#421), recorded in `fault`.
+    ///
+    /// `accept_memory()` and `range_contains_unaccepted_memory()` search the
+    /// window with `find_next_bit()` (lib/find_bit.c `_find_next_bit()`),
+    /// which loads whole `unsigned long` words `bitmap[start / BITS_PER_LONG]`
+    /// onwards, so the faulting address is the first 8-byte word that reaches
+    /// an unmapped byte: in the oops `ff1100007d625008`, word 0x1fb
+    /// (RSI) of the bitmap at `...7d624030`, page offset 0x008.
     func readFault(_ w: Range<UnacceptedUnit>, in function: String) -> String? {
         if let f = fault { return f }
         guard let bad = unmappedBitmapBytes, !w.isEmpty else { return nil }
-        // Bit n of the bitmap is in byte n / 8.
-        let bytes = (w.lowerBound.value / 8)..<((w.upperBound.value - 1) / 8 + 1)
-        guard bytes.overlaps(bad) else { return nil }
-        let address = table.address.value + UnacceptedTable.headerSize + max(bytes.lowerBound, bad.lowerBound)
+        // Bit n of the bitmap is in word n / 64, which holds bytes 8 * (n / 64) ..< + 8.
+        let wordBytes: UInt64 = 8
+        let words = (w.lowerBound.value / 64)..<((w.upperBound.value - 1) / 64 + 1)
+        let badWords = (bad.lowerBound / wordBytes)..<divRoundUp(bad.upperBound, wordBytes)
+        guard words.overlaps(badWords) else { return nil }
+        let address = table.address.value + UnacceptedTable.headerSize + wordBytes * max(words.lowerBound, badWords.lowerBound)
         fault = "kernel panic: BUG: unable to handle page fault for address \(hex16(address)) (direct map) in \(function)(): "
             + "the unaccepted table's last page was not reserved or mapped by reserve_unaccepted() (canonical/tdx#421)"
         return fault
     }
 
-    /// First unit whose bitmap byte is unmapped; replays stop short of it.
-    var firstUnmappedUnit: UnacceptedUnit { unmappedBitmapBytes.map { UnacceptedUnit($0.lowerBound * 8) } ?? .highest }
+    /// First unit whose bitmap word (`find_next_bit()` loads 8-byte words) is
+    /// unmapped; replays stop short of it.
+    var firstUnmappedUnit: UnacceptedUnit { unmappedBitmapBytes.map { UnacceptedUnit($0.lowerBound / 8 * 64) } ?? .highest }
 
     /// `count` successive `accept_memory(block, 4 MiB)` calls on consecutive
     /// 4 MiB blocks from `firstBlockAddress`, as `__accept_page()` (lazy) or
