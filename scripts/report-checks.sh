@@ -67,9 +67,9 @@ for t in boot dump kexec host run; do
     if $check trace "$tmp/$t.json"; then ok; else bad "$t.json is not a valid trace"; fi
 done
 "$bin" sweep examples/sweeps/sweep-snp-vs-tdx.yaml --db "$tmp/sweep.db" --report "$tmp/sweep.html" >/dev/null || bad "sweep --report exited $?"
-page sweep 900 "cocomem sweep sweep-snp-vs-tdx.yaml" "virtual_time_total_boot_s against" "guest_platform=snp, kernel_accept=eager"
-"$bin" results show "$tmp/sweep.db" --report "$tmp/results.html" --plot platform,total_boot_s,kernel_accept >/dev/null || bad "results show --report exited $?"
-page results 900 "cocomem results sweep.db" "virtual_time_total_boot_s against guest_platform" "kernel_accept = lazy"
+page sweep 900 "cocomem sweep sweep-snp-vs-tdx.yaml" "virtual_time_total_boot_s against point" "guest_platform=snp, kernel_accept=eager"
+"$bin" results show "$tmp/sweep.db" --report "$tmp/results.html" --plot point,total_boot_s,kernel_accept >/dev/null || bad "results show --report exited $?"
+page results 900 "cocomem results sweep.db" "virtual_time_total_boot_s against point" "kernel_accept = lazy"
 
 # The hand-built records: strips at 4 GiB and 4 TiB, timelines, lanes, histograms, a sweep.
 mkdir -p "$tmp/samples"

@@ -32,11 +32,14 @@ public enum SweepReport {
 
     /// The plots drawn when none are named: the total boot time against
     /// each numeric axis (a scenario column whose values differ between the
-    /// rows), one line per combination of the other axes.
+    /// rows), one line per combination of the other axes; with no numeric
+    /// axis, against the point index, one marker per combination.
     /// - Complexity: O(rows × columns).
     public static func defaultPlots(_ rows: [Row]) -> [PlotSpec] {
         let axes = varyingScenarioColumns(rows)
         let numeric = axes.filter { c in rows.allSatisfy { $0[c]?.number != nil } }
+        // Axes of names only (platform, accept mode): the points in order, one line per combination.
+        guard !numeric.isEmpty else { return [PlotSpec(x: "point", y: defaultFigure, by: axes)] }
         return numeric.map { x in PlotSpec(x: x, y: defaultFigure, by: axes.filter { $0 != x }) }
     }
 
