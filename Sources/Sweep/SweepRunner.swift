@@ -141,7 +141,11 @@ public struct SweepRunner: Sendable {
         do {
             let start = DispatchTime.now().uptimeNanoseconds
             defer { modelClock.add(DispatchTime.now().uptimeNanoseconds - start) }
-            let r = try f.run(outputDirectory: ".", threads: 1, checkedHostRun: checkedHostRun)
+            // A row holds the reports' figures, never the record over time
+            // (pictures of a sweep are drawn from its rows): do not fill it.
+            var unrecorded = f
+            unrecorded.scenario.record = false
+            let r = try unrecorded.run(outputDirectory: ".", threads: 1, checkedHostRun: checkedHostRun)
             row = Row.of(r, key: key, point: index, calibrationHash: calibrationHash)
         } catch let e as CocomemError {
             row = Row.failed(f, error: e.message, key: key, point: index, calibrationHash: calibrationHash)

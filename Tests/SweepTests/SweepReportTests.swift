@@ -1,4 +1,5 @@
 import MemoryModel
+import Simulation
 import Sweep
 import Testing
 
@@ -48,5 +49,22 @@ import Testing
         #expect(throws: CocomemError.self) { try SweepReport.html(rows: Self.grid(), plots: [PlotSpec(x: "memroy", y: "total_boot_s")], title: "t") }
         #expect(throws: CocomemError.self) { try PlotSpec.parse("memory") }
         #expect(throws: CocomemError.self) { try PlotSpec.parse("memory,,x") }
+    }
+}
+
+/// Sweeps run their points without filling the record over time: the rows
+/// must not depend on it.
+@Suite struct SweepRowsWithoutRecordTests {
+    @Test(arguments: ["guest: {memory: 8G, vcpus: 4}\nkernel: {accept: lazy}\nworkload: [touch=2G, pagecache=1G]",
+                      "guest: {platform: snp, memory: 6G}\nkernel: {accept: eager}",
+                      "guest: {memory: 4G}\nkernel: {version: \"6.16\"}\nsteps: [{kexec: {}}]"])
+    func rowsAreTheSameWithAndWithoutTheRecord(_ text: String) throws {
+        var f = try ScenarioFile.parse(text)
+        f.scenario.record = true
+        let recorded = Row.of(try f.run(outputDirectory: ".", threads: 1), key: "k", point: 0, calibrationHash: "h")
+        f.scenario.record = false
+        let unrecorded = Row.of(try f.run(outputDirectory: ".", threads: 1), key: "k", point: 0, calibrationHash: "h")
+        #expect(recorded == unrecorded)
+        #expect(recorded.columns.count > 20)
     }
 }

@@ -89,7 +89,7 @@ extension ScenarioFile {
             case .dump(let d):
                 out.steps.append(try runDump(d, calibration: calibration, outputDirectory: outputDirectory, threads: threads, progress: progress))
             case .host(let h):
-                let r = try HostRun(try h.hostScenario(), calibration: calibration, log: h.log)
+                let r = try HostRun(try h.hostScenario(), calibration: calibration, log: h.log, record: scenario.record)
                 var violations: [String]? = nil
                 if h.checkInvariants, let checkedHostRun { violations = try checkedHostRun(r) } else { try r.run() }
                 out.steps.append(.host(r, violations: violations))
