@@ -47,34 +47,8 @@ public enum CaptureView {
         }
         let loads = GuestMemoryImage.loads(ram: k.ram, excluding: crashKernel)
         // Pages the allocator handed out, laid into zeroed free memory.
-        let kernelOwn = k.earlyAllocationPages + k.kernelPages
-        let anon = k.allocatedPages - k.pageCachePages - kernelOwn - k.hugetlbPages
-        var wanted: [(PageClass, UInt64)] = [(.slab, kernelOwn), (.pageCache, k.pageCachePages), (.anonymous, anon)]
-        let high = loads.filter { $0.start >= 1 << 32 }, low = loads.filter { $0.start < 1 << 32 }
-        // The hugetlb pool first: its folios are 2 MiB-aligned order-9 blocks.
-        let folio = PageLevel.size2M.pages
-        var hugetlb = k.hugetlbPages / folio
-        for l in high + low where hugetlb > 0 {
-            var free: [Range<GuestFrameNumber>] = []
-            classes.forEachRun(in: l.lowerAddress.frame..<l.upperAddress.frame) { pfns, c in if c == .freeZero { free.append(pfns) } }
-            for f in free where hugetlb > 0 {
-                let a = f.lowerBound.isAligned(to: .size2M) ? f.lowerBound : f.lowerBound.alignedDown(to: .size2M) + folio
-                let n = min(hugetlb, a < f.upperBound ? (f.upperBound - a) / folio : 0)
-                if n > 0 { classes.assign(Range(start: a, count: n * folio), .hugetlb); hugetlb -= n }
-            }
-        }
-        for l in high + low {
-            var free: [Range<GuestFrameNumber>] = []
-            classes.forEachRun(in: l.lowerAddress.frame..<l.upperAddress.frame) { pfns, c in if c == .freeZero { free.append(pfns) } }
-            for var f in free {
-                while !f.isEmpty, let i = wanted.firstIndex(where: { $0.1 > 0 }) {
-                    let n = min(f.length, wanted[i].1)
-                    classes.assign(Range(start: f.lowerBound, count: n), wanted[i].0)
-                    wanted[i].1 -= n
-                    f = (f.lowerBound + n)..<f.upperBound
-                }
-            }
-        }
+        AllocationPlacement.place(k, in: loads, classes: &classes, free: .freeZero, hugetlb: .hugetlb, kernel: .slab,
+                                  pageCache: .pageCache, anonymous: .anonymous)
         var image = GuestMemoryImage(loads: loads, classes: classes, content: PageContent(seed: seed), cpus: r.scenario.vcpus, vmcoreinfo: nil)
         if structures, k.config.version.hasPageUnacceptedType {
             var input = try kernelInput(r, k, seed: seed)

@@ -130,34 +130,8 @@ extension Recorder {
         for z in k.zones {
             for b in z.pendingUnacceptedBlocks { classes.assign(Range(start: b.first, count: b.count * Zone.blockPages), .unaccepted) }
         }
-        let high = k.ram.filter { $0.start >= 1 << 32 }, low = k.ram.filter { $0.start < 1 << 32 }
-        func freeRuns(_ r: AddressRange) -> [Range<GuestFrameNumber>] {
-            var free: [Range<GuestFrameNumber>] = []
-            classes.forEachRun(in: r.frames) { f, c in if c == .free { free.append(f) } }
-            return free
-        }
-        let folio = PageLevel.size2M.pages
-        var hugetlb = k.hugetlbPages / folio
-        for r in high + low where hugetlb > 0 {
-            for f in freeRuns(r) where hugetlb > 0 {
-                let a = f.lowerBound.isAligned(to: .size2M) ? f.lowerBound : f.lowerBound.alignedDown(to: .size2M) + folio
-                let n = min(hugetlb, a < f.upperBound ? (f.upperBound - a) / folio : 0)
-                if n > 0 { classes.assign(Range(start: a, count: n * folio), .hugetlb); hugetlb -= n }
-            }
-        }
-        let kernelOwn = k.earlyAllocationPages + k.kernelPages
-        let anon = k.allocatedPages - k.pageCachePages - kernelOwn - k.hugetlbPages
-        var wanted: [(PageClass, UInt64)] = [(.kernel, kernelOwn), (.pageCache, k.pageCachePages), (.anonymous, anon)]
-        for r in high + low {
-            for var f in freeRuns(r) {
-                while !f.isEmpty, let i = wanted.firstIndex(where: { $0.1 > 0 }) {
-                    let n = min(f.length, wanted[i].1)
-                    classes.assign(Range(start: f.lowerBound, count: n), wanted[i].0)
-                    wanted[i].1 -= n
-                    f = (f.lowerBound + n)..<f.upperBound
-                }
-            }
-        }
+        AllocationPlacement.place(k, in: k.ram, classes: &classes, free: .free, hugetlb: .hugetlb, kernel: .kernel,
+                                  pageCache: .pageCache, anonymous: .anonymous)
         return classes
     }
 
