@@ -9,11 +9,8 @@ public enum CompactTable {
     public static let figures = ["virtual_time_total_boot_s", "outcome"]
 
     public static func render(_ rows: [Row]) -> String {
-        guard let first = rows.first else { return "(no points)\n" }
-        var scenario: [String] = []
-        for c in first.columns where first.scenarioColumns.contains(c) && !scenario.contains(c) { scenario.append(c) }
-        for r in rows.dropFirst() { for c in r.columns where r.scenarioColumns.contains(c) && !scenario.contains(c) { scenario.append(c) } }
-        let varying = scenario.filter { c in Set(rows.map { $0[c] ?? .null }).count > 1 }
+        guard !rows.isEmpty else { return "(no points)\n" }
+        let varying = varyingScenarioColumns(rows)
         let columns = ["point"] + varying + figures
         let header = columns.map { $0 == "virtual_time_total_boot_s" ? "total_boot_s" : $0 }
         let body = rows.map { r in columns.map { c in text(r[c] ?? .null, column: c) } }
@@ -24,6 +21,15 @@ public enum CompactTable {
                 .joined(separator: "  ") + "\n"
         }
         return line(header) + body.map(line).joined()
+    }
+
+    /// The scenario columns whose values differ between the rows (the
+    /// axes), in the order the rows name them.
+    /// - Complexity: O(rows × columns).
+    public static func varyingScenarioColumns(_ rows: [Row]) -> [String] {
+        var scenario: [String] = []
+        for r in rows { for c in r.columns where r.scenarioColumns.contains(c) && !scenario.contains(c) { scenario.append(c) } }
+        return scenario.filter { c in Set(rows.map { $0[c] ?? .null }).count > 1 }
     }
 
     /// Sizes as `64G`, times with three decimals, the rest as stored.

@@ -69,11 +69,20 @@ public indirect enum Expression: Sendable, Equatable {
 
     /// The cell of `name`: an exact column, or the one column ending in `_name`.
     public static func cell(_ name: String, in row: Row) throws -> Cell {
-        if let c = row[name] { return c }
-        let matches = row.columns.indices.filter { row.columns[$0].hasSuffix("_" + name) }
-        if matches.count == 1 { return row.cells[matches[0]] }
+        row[try column(name, in: row)] ?? .null
+    }
+
+    /// The column `name` means: itself, or the one column ending in
+    /// `_name`. With `preferringScenario`, several such columns are narrowed
+    /// to the scenario's (`accept` is `kernel_accept`, not a figure's
+    /// `host_kvm_splits_accept`), as a plot's axis names one.
+    public static func column(_ name: String, in row: Row, preferringScenario: Bool = false) throws -> String {
+        if row[name] != nil { return name }
+        var matches = row.columns.filter { $0.hasSuffix("_" + name) }
+        if preferringScenario, matches.count > 1 { matches = matches.filter(row.scenarioColumns.contains) }
+        if matches.count == 1 { return matches[0] }
         if matches.isEmpty { throw CocomemError(.invalidScenario, "no column '\(name)' in the results (see `cocomem results export` for the columns)") }
-        throw CocomemError(.invalidScenario, "column '\(name)' is ambiguous: \(matches.map { row.columns[$0] }.joined(separator: ", "))")
+        throw CocomemError(.invalidScenario, "column '\(name)' is ambiguous: \(matches.joined(separator: ", "))")
     }
 
     static func apply<T: Comparable>(_ op: Op, _ a: T, _ b: T) -> Bool {

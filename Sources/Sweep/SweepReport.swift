@@ -1,3 +1,4 @@
+import Foundation
 import MemoryModel
 public import Reports
 
@@ -15,7 +16,7 @@ public struct PlotSpec: Sendable, Equatable {
 
     /// Parses `X,Y[,BY[,BY...]]`.
     public static func parse(_ text: String) throws -> PlotSpec {
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingWhitespace }
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         guard parts.count >= 2, !parts.contains(where: \.isEmpty) else {
             throw CocomemError(.invalidScenario, "--plot '\(text)' is not X,Y[,BY] (for example memory,total_boot_s,vcpus)")
         }
@@ -43,13 +44,12 @@ public enum SweepReport {
         return numeric.map { x in PlotSpec(x: x, y: defaultFigure, by: axes.filter { $0 != x }) }
     }
 
-    /// The page: one figure per plot, after a table of the axes.
+    /// The page: one figure per plot.
     /// - Complexity: O(plots × rows log rows).
     public static func html(rows: [Row], plots: [PlotSpec], title: String) throws -> String {
         guard let first = rows.first else { return SweepPlot.page(rows: [], plots: [], title: title) }
-        let resolved = try plots.map { p in
-            PlotSpec(x: try column(p.x, in: first), y: try column(p.y, in: first), by: try p.by.map { try column($0, in: first) })
-        }
+        func column(_ name: String) throws -> String { try Expression.column(name, in: first, preferringScenario: true) }
+        let resolved = try plots.map { p in PlotSpec(x: try column(p.x), y: try column(p.y), by: try p.by.map(column)) }
         let table = rows.map { r in plotRow(r, plots: resolved) }
         return SweepPlot.page(rows: table, plots: resolved.map { ($0.x, $0.y, $0.by.isEmpty ? nil : lineColumn($0.by)) }, title: title)
     }
@@ -58,8 +58,7 @@ public enum SweepReport {
     /// A column that only follows another (the firmware generation a
     /// platform implies) is left out: it would split no line further.
     static func varyingScenarioColumns(_ rows: [Row]) -> [String] {
-        guard let first = rows.first else { return [] }
-        let varying = first.columns.filter { c in first.scenarioColumns.contains(c) && Set(rows.map { $0[c] ?? .null }).count > 1 }
+        let varying = CompactTable.varyingScenarioColumns(rows)
             .sorted { (preferred.firstIndex(of: $0) ?? preferred.count, $0) < (preferred.firstIndex(of: $1) ?? preferred.count, $1) }
         var kept: [String] = []
         for c in varying where !kept.contains(where: { sameGrouping($0, c, rows) }) { kept.append(c) }
@@ -80,15 +79,6 @@ public enum SweepReport {
             ab[x] = y; ba[y] = x
         }
         return true
-    }
-
-    static func column(_ name: String, in row: Row) throws -> String {
-        if row[name] != nil { return name }
-        var matches = row.columns.filter { $0.hasSuffix("_" + name) }
-        // `accept` ends several columns; of them, the one axis a user means.
-        if matches.count > 1 { matches = matches.filter(row.scenarioColumns.contains) }
-        guard matches.count == 1 else { _ = try Expression.cell(name, in: row); return name }
-        return matches[0]
     }
 
     /// The synthetic column naming a row's line: `kernel_accept=lazy, guest_vcpus=8`.
@@ -113,14 +103,5 @@ public enum SweepReport {
         case .text(let s): .text(s)
         case .null: nil
         }
-    }
-}
-
-extension String {
-    var trimmingWhitespace: String {
-        var s = Substring(self)
-        while s.first?.isWhitespace == true { s.removeFirst() }
-        while s.last?.isWhitespace == true { s.removeLast() }
-        return String(s)
     }
 }

@@ -94,7 +94,8 @@ final class SweepProgress: @unchecked Sendable {
     /// The grid's points of this shard; with `find:` the bisection visits
     /// fewer than its axis has, so the total is an upper bound (no ETA).
     static func task(_ sweep: SweepFile, shard: Shard?) -> ProgressTask {
-        let n = shard.map { s in (0..<sweep.count).count { $0 % s.count == s.index - 1 } } ?? sweep.count
+        // Point indices i with i mod N == I - 1.
+        let n = shard.map { s in sweep.count / s.count + (s.index - 1 < sweep.count % s.count ? 1 : 0) } ?? sweep.count
         return ProgressTask("sweep \(URL(fileURLWithPath: sweep.name).lastPathComponent)", total: UInt64(n), unit: .items("points"), totalIsExact: sweep.find == nil)
     }
     func begin(_ task: ProgressTask) { lock.withLock { reporter.begin(task) } }
