@@ -345,6 +345,9 @@ expect_error "results merge into an input" "both an input and the output" result
 expect_error "results merge of a foreign database" "not a cocomem results database" results merge --into "$tmp/m.db" "$tmp/foreign.db"
 expect_error "results export of a missing database" "no results database" results export "$tmp/none.db" --format csv
 expect_error "results show with a bad condition" "expected a value" results show "$tmp/locked.db" --where "outcome =="
+expect_error "sweep: --plot that is not X,Y" "is not X,Y" sweep "$tmp/sw-one.yaml" --db "$tmp/s.db" --plot memory
+expect_error "results show --report over its database" "is one of the command's inputs" results show "$tmp/locked.db" --report "$tmp/locked.db"
+expect_error "results show --plot naming no column" "no column 'memroy'" results show "$tmp/locked.db" --report "$tmp/r.html" --plot memroy,total_boot_s
 # --report and --trace: checked before the run, one error line, nothing written or replaced.
 cp examples/snp-ebs-retry.yaml "$tmp/paths/run.yaml"
 before=$(ls -A "$tmp/paths" | sort | tr '\n' ' ')

@@ -59,11 +59,13 @@ struct ResultsCommand: ParsableCommand {
             }
             let specs = try plots.map(PlotSpec.parse)
             try report.check(inputs: [db])
-            print(CompactTable.render(rows), terminator: "")
-            if report.report != nil {
-                let html = try SweepReport.html(rows: rows, plots: specs.isEmpty ? SweepReport.defaultPlots(rows) : specs, title: "cocomem results \(URL(fileURLWithPath: db).lastPathComponent)")
-                try report.write(html)
+            // The page first: a plot naming no column fails before anything is printed.
+            let html = try report.report.map { _ in
+                try SweepReport.html(rows: rows, plots: specs.isEmpty ? SweepReport.defaultPlots(rows) : specs,
+                                     title: "cocomem results \(URL(fileURLWithPath: db).lastPathComponent)")
             }
+            print(CompactTable.render(rows), terminator: "")
+            if let html { try report.write(html) }
         }
     }
 }
