@@ -116,6 +116,10 @@ expect_error "TDX host on SNP" "--host tdx-huge cannot apply" boot --platform sn
 expect_error "gmem on SNP" "--gmem hugetlb-1g cannot apply" boot --platform snp --gmem hugetlb-1g
 expect_error "SNP host mapping on TDX" "--host-mapping 2m cannot apply" boot --host-mapping 2m
 expect_error "partial accept with tdvf" "--fw-partial-accept 512M cannot apply" boot --fw-partial-accept 512M
+expect_error "partial accept with an eager tdvf-2022" "--fw-partial-accept 512M cannot apply: with --accept eager, tdvf-2022 accepts all memory itself" \
+    boot --firmware tdvf-2022 --accept eager --fw-partial-accept 512M
+printf 'firmware: {generation: tdvf-2022, partial-accept: 1G}\nkernel: {accept: eager}\n' >"$tmp/partial-eager.yaml"
+expect_error "run: partial accept with an eager tdvf-2022" "partial-eager.yaml line 1: --fw-partial-accept 1G cannot apply: with --accept eager" run "$tmp/partial-eager.yaml"
 expect_error "SNP prefault on TDX" "--snp-prefault cannot apply" kexec --snp-prefault
 expect_error "SNP firmware protocol on TDX" "--snp-firmware-without-protocol cannot apply" dump --snp-firmware-without-protocol --estimate
 expect_error "stub protocol call on TDX" "--no-acceptance-protocol-call cannot apply" boot --no-acceptance-protocol-call
