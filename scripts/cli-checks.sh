@@ -368,6 +368,15 @@ expect_error "sweep: --shard 0/4" "I must be between 1 and 4" sweep "$tmp/sw-one
 expect_error "sweep: --shard 1/0" "N must be at least 1" sweep "$tmp/sw-one.yaml" --db "$tmp/s.db" --shard 1/0
 expect_error "sweep: foreign database" "not a cocomem results database" sweep "$tmp/sw-one.yaml" --db "$tmp/foreign.db"
 expect_error "sweep: database is a directory" "not a regular file" sweep "$tmp/sw-one.yaml" --db "$tmp"
+# --plot names resolve before the sweep runs (on its first point of each platform): a typo, one line with the nearest columns.
+printf 'guest:\n  platform: [tdx, snp]\n  memory: [1G, 2G]\n' >"$tmp/sw-plot.yaml"
+expect_error "sweep: --plot naming no column" "--plot memory,totl_boot_s: no column 'totl_boot_s' in the sweep's points (nearest: virtual_time_total_boot_s)" \
+    sweep "$tmp/sw-plot.yaml" --db "$tmp/s.db" --report "$tmp/plot.html" --plot memory,totl_boot_s
+expect_error "sweep: --plot naming no axis" "no column 'memroy' in the sweep's points (nearest: guest_memory" \
+    sweep "$tmp/sw-plot.yaml" --db "$tmp/s.db" --report "$tmp/plot.html" --plot memroy,total_boot_s
+[ -e "$tmp/plot.html" ] && { echo "FAIL: a sweep with a bad --plot wrote its report"; fail=$((fail + 1)); }
+expect_output "sweep: --plot of a figure only SNP points have" "4 points (4 new)" \
+    sweep "$tmp/sw-plot.yaml" --db "$tmp/plot.db" --report "$tmp/plot.html" --plot memory,psc_vmgexit,platform
 [ -e "$tmp/s.db" ] && { echo "FAIL: a failed sweep left a database"; fail=$((fail + 1)); }
 if command -v sqlite3 >/dev/null; then
     sqlite3 "$tmp/other.db" "CREATE TABLE t (a)"
