@@ -185,7 +185,7 @@ expect_error "run: a dump after a host step" "line 5: 'from': previous: step 1 i
 printf 'steps:\n  - kexec: {from: earlier}\n' >"$tmp/from-value.yaml"
 expect_error "run: a bad from value" "line 2: 'from' must be one of boot, previous, got 'earlier'" run "$tmp/from-value.yaml"
 printf 'guest: {memory: 4G}\nkernel: {version: "6.12"}\nsteps:\n  - kexec: {initrd: 256M}\n  - dump: {from: previous, estimate: true}\n' >"$tmp/from-dead.yaml"
-expect_error "run: a dump of a guest a kexec killed" "step 2 continues from a guest that died in step 1: KVM: VM dead: Guest access before accepting" run "$tmp/from-dead.yaml"
+expect_output "run: a dump of a guest a kexec killed is not run" "Not run: the guest it continues from died in step 1. Outcome: guest_terminated: KVM: VM dead: Guest access before accepting" run "$tmp/from-dead.yaml"
 printf 'steps:\n  - kexec: {load-only: true, workload: [touch=1G]}\n' >"$tmp/next-workload-load-only.yaml"
 expect_error "run: a next workload with load-only" "line 2: 'workload' is the next kernel's" run "$tmp/next-workload-load-only.yaml"
 printf 'steps:\n  - kexec: {workload: [jump=1G]}\n' >"$tmp/next-workload-bad.yaml"

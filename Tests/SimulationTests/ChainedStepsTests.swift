@@ -163,10 +163,18 @@ import Testing
         }
     }
 
-    /// A step cannot continue from a guest that died: the error names the step it died in.
-    @Test func continuingFromADeadGuestIsAnError() {
-        #expect(throws: CocomemError(.invalidScenario, "step 2 continues from a guest that died in step 1: KVM: VM dead: Guest access before accepting 0x000000016be00000 on vCPU 0")) {
-            try ScenarioFile.parse("guest: {memory: 4G, vcpus: 2}\nkernel: {version: \"6.12\"}\nsteps: [{kexec: {initrd: 256M}}, {dump: {from: previous, estimate: true}}]").run()
-        }
+    /// A step does not run on a guest that died before it: it is reported
+    /// not run, with the guest's outcome, which is the run's (an outcome of
+    /// the run, not an error of the tool).
+    @Test func aStepAfterTheGuestDiedIsNotRun() throws {
+        let death = "guest_terminated: KVM: VM dead: Guest access before accepting 0x000000016be00000 on vCPU 0"
+        let r = try ScenarioFile.parse("guest: {memory: 4G, vcpus: 2}\nkernel: {version: \"6.12\"}\nsteps: [{kexec: {initrd: 256M}}, {dump: {from: previous, estimate: true}}, {dump: {from: previous, level: 31, estimate: true}}]").run()
+        #expect(r.steps.count == 3)
+        #expect(r.steps.map(\.outcome) == [death, death, death])
+        guard case .notRun(let why, _) = r.steps[1], case .notRun(let why2, _) = r.steps[2] else { Issue.record("steps 2 and 3 ran"); return }
+        #expect(why == "the guest it continues from died in step 1")
+        #expect(why2 == "the guest it continues from died in step 1")
+        #expect(r.outcome == death)
+        #expect(r.text.contains("== step 2: dump, from the guest step 1 left ==\nNot run: the guest it continues from died in step 1.\nOutcome: \(death)\n"))
     }
 }

@@ -27,6 +27,8 @@ struct RunningGuest {
     var uptime: Double
     /// Why the guest died, if it did (a boot, a reboot or a workload killed it).
     var dead: String?
+    /// Where it died: `the boot`, or `step N`.
+    var diedIn = "the boot"
     /// A dump step crashed it into kdump: only another dump of the same
     /// crash continues from here (the reader refuses anything else).
     var crashed = false

@@ -19,6 +19,9 @@ public struct ScenarioRunResult {
         case memUsage(DumpTool.MemUsage)
         /// A host step, with what its invariant checks found when it asked for them.
         case host(HostRun, violations: [String]?)
+        /// A step that continues from a guest that died before it
+        /// (`from: previous`): why it did not run, and the guest's outcome.
+        case notRun(why: String, outcome: String)
     }
 
     /// The first outcome that is not `ok` (the boot's, then each step's in
@@ -38,6 +41,7 @@ extension ScenarioRunResult.StepResult {
         switch self {
         case .kexec(let k): k.outcome
         case .dump, .memUsage: "ok"
+        case .notRun(_, let outcome): outcome
         case .host(let h, _):
             switch h.vm.outcome {
             case .ok: "ok"
@@ -93,10 +97,11 @@ extension ScenarioFile {
             switch step {
             case .kexec(let k) where k.continues:
                 var g = try guest(before: i, calibration: calibration, progress: progress)
-                out.steps.append(.kexec(g.kexec(kexecPlan(k))))
+                out.steps.append(g.dead == nil ? .kexec(g.kexec(kexecPlan(k))) : Self.notRun(i, g))
             case .kexec(let k): out.steps.append(.kexec(try runKexec(k, calibration: calibration)))
             case .dump(let d):
                 let g = d.continues ? try guest(before: i, calibration: calibration, progress: progress) : nil
+                if let g, g.dead != nil { out.steps.append(Self.notRun(i, g)); continue }
                 out.steps.append(try runDump(d, calibration: calibration, outputDirectory: outputDirectory, threads: threads, progress: progress,
                                              guest: g))
             case .host(let h):
@@ -131,22 +136,26 @@ extension ScenarioFile {
     /// file's guest booted again, then the steps of its chain before it
     /// (`chainStart(of:)`) replayed: a kexec runs again, a dump marks the
     /// guest crashed. The run is deterministic, so this is the state the
-    /// previous step left, in objects of the step's own.
-    /// - Throws: when that guest is dead (a boot, a reboot or a workload
-    ///   killed it): nothing continues from it.
+    /// previous step left, in objects of the step's own. When a boot, a
+    /// reboot or a workload killed it, the replay stops there (`dead`,
+    /// `diedIn`): nothing continues from a dead guest.
     func guest(before index: Int, calibration: Calibration, progress: (any ProgressReporter)?) throws -> RunningGuest {
         var g = try RunningGuest.boot(BootSimulation(scenario: scenario, calibration: calibration, progress: progress))
-        var last = "the boot"
         for j in chainStart(of: index)..<index where g.dead == nil {
             switch steps[j] {
             case .kexec(let k): _ = g.kexec(kexecPlan(k))
             case .dump: g.crashed = true
             case .host: throw CocomemError(.invalidScenario, "step \(index + 1) continues from step \(j + 1), a host step, which leaves no guest")
             }
-            last = "step \(j + 1)"
+            if g.dead != nil { g.diedIn = "step \(j + 1)" }
         }
-        if let why = g.dead { throw CocomemError(.invalidScenario, "step \(index + 1) continues from a guest that died in \(last): \(why)") }
         return g
+    }
+
+    /// The result of a step whose guest died before it: not run, as the
+    /// real machine would not get there; the run's outcome is the death.
+    static func notRun(_ index: Int, _ g: RunningGuest) -> ScenarioRunResult.StepResult {
+        .notRun(why: "the guest it continues from died in \(g.diedIn)", outcome: "guest_terminated: \(g.dead ?? "")")
     }
 
     /// Runs a kexec step on the file's guest, as `cocomem kexec` does.
