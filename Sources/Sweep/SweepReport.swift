@@ -1,6 +1,6 @@
 import Foundation
 import MemoryModel
-public import Reports
+import Reports
 
 /// One figure of a sweep's report: the figure `y` against the axis `x`,
 /// one line per value of `by` (`--plot memory,total_boot_s,vcpus`: boot
