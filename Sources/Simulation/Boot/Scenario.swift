@@ -160,5 +160,12 @@ public struct Scenario: Sendable {
         if firmware != .tdvf2022, partialAcceptBytes != defaults.partialAcceptBytes {
             try refuse("--fw-partial-accept \(ByteCount(partialAcceptBytes))", "it is tdvf-2022's PcdTdxAcceptPartialMemorySize; firmware \(firmware.rawValue) accepts all memory below 4 GiB")
         }
+        // The 2022 kernels had no accept_memory=eager: an eager tdvf-2022 boot
+        // is the firmware accepting all memory (FirmwareBoot.preAcceptPlan's
+        // eagerFirmware), which sets the partial size aside. 0 is "accept all"
+        // already, so only another size is contradictory.
+        if firmware == .tdvf2022, !lazy, partialAcceptBytes != defaults.partialAcceptBytes, partialAcceptBytes != 0 {
+            try refuse("--fw-partial-accept \(ByteCount(partialAcceptBytes))", "with --accept eager, tdvf-2022 accepts all memory itself (the 2022 kernels had no accept_memory=eager), so no partial size is left to choose; use --accept lazy, or --fw-partial-accept 0")
+        }
     }
 }
