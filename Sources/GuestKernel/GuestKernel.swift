@@ -275,15 +275,15 @@ public final class GuestKernel {
             }
             return .ok
         }
-        var o = allocate(items)
-        if o != .ok { return o }
-        o = allocateSWIOTLB(plan.swiotlb, clock: &clock)
-        if o != .ok { return o }
-        items = [(plan.other, .max, .other)]
+        items.append((plan.other, .max, .other))
         // reserve_crashkernel(): crashkernel=X is reserved below 4 GiB
         // (CRASH_ADDR_LOW_MAX) through memblock, so it is accepted here.
         if config.crashKernelBytes > 0 { items.append((config.crashKernelBytes, 1 << 32, .crashKernel)) }
-        return allocate(items)
+        let o = allocate(items)
+        if o != .ok { return o }
+        // Last: swiotlb_init_remap() runs in mem_init() (pci_iommu_alloc()),
+        // after setup_arch()'s reservations (crashkernel=) and the per-CPU areas.
+        return allocateSWIOTLB(plan.swiotlb, clock: &clock)
     }
 
     /// `swiotlb_init_remap()`: the buffer below 4 GiB (`memblock_alloc_low()`,

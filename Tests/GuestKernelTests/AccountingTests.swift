@@ -118,6 +118,19 @@ import Testing
         }
     }
 
+    /// The scenario keys reach the kernel: a file with them boots as the flags do.
+    @Test func scenarioKeysSetTheSysctls() throws {
+        let f = try ScenarioFile.parse("guest: {memory: 2G}\nkernel: {transparent-hugepage: never, min-free-kbytes: 90000, watermark-scale-factor: 150}\n")
+        #expect(f.scenario.kernel.transparentHugepage == .never)
+        #expect(f.scenario.kernel.minFreeKbytes == 90000 && f.scenario.kernel.watermarkScaleFactor == 150)
+        let yaml = ScenarioFile(scenario: f.scenario).yaml
+        #expect(yaml.contains("transparent-hugepage: never") && yaml.contains("min-free-kbytes: 90000") && yaml.contains("watermark-scale-factor: 150"))
+        let k = try #require(try f.run().boot?.kernel)
+        #expect(k.minFreeKbytesInEffect == 90000)
+        let normal = k.zones[2]
+        #expect(normal.watermarkLow - normal.watermarkMin == max(normal.watermarkMin / 4, normal.managed * 150 / 10000))
+    }
+
     /// A written vm.min_free_kbytes replaces even the khugepaged value
     /// (`min_free_kbytes_sysctl_handler()` sets `user_min_free_kbytes`).
     @Test func writtenMinFreeKbytesWins() throws {
