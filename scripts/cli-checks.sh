@@ -152,6 +152,22 @@ printf 'kernel:\n  version: "6.1"\n' >"$tmp/bad-enum.yaml"
 expect_error "run: bad enum" "line 2: 'version': kernel '6.1' is older than 6.5.*nearest known: 6.5, 6.6" run "$tmp/bad-enum.yaml"
 printf 'kernel:\n  version: 6.12.x\n' >"$tmp/bad-kernel.yaml"
 expect_error "run: kernel not a release" "line 2: 'version': kernel '6.12.x' is not a release" run "$tmp/bad-kernel.yaml"
+# The sysctls and THP setting of issue 16: the kernel's sysctl bounds, on the command line and in a file.
+expect_error "watermark_scale_factor below the sysctl's range" "vm.watermark_scale_factor 0 is out of the sysctl's range 1 to 3000" boot --watermark-scale-factor 0
+expect_error "watermark_scale_factor above the sysctl's range" "vm.watermark_scale_factor 3001 is out of the sysctl's range 1 to 3000" boot --watermark-scale-factor 3001
+expect_error "min_free_kbytes above INT_MAX" "vm.min_free_kbytes 2147483648 is out of the sysctl's range 0 to 2147483647" boot --min-free-kbytes 2147483648
+expect_error "min_free_kbytes negative" "min-free-kbytes" boot --min-free-kbytes -5
+expect_error "min_free_kbytes not a number" "min-free-kbytes" boot --min-free-kbytes lots
+expect_error "transparent_hugepage not a mode" "transparent-hugepage" boot --transparent-hugepage sometimes
+expect_error "dump THP folios with THP off" "--thp always lays anonymous memory out in transparent huge pages" dump --memory 1G --estimate --thp always --transparent-hugepage never
+expect_error "--meminfo with --zoneinfo" "--meminfo and --zoneinfo each print one file" boot --meminfo --zoneinfo
+expect_output "--zoneinfo prints the five zones" "Node 0, zone DMA pages free .* Node 0, zone Device pages free 0" boot --memory 1G --zoneinfo
+printf 'kernel:\n  watermark-scale-factor: 5000\n' >"$tmp/wsf.yaml"
+expect_error "run: watermark_scale_factor out of range" "vm.watermark_scale_factor 5000 is out of the sysctl's range" run "$tmp/wsf.yaml"
+printf 'kernel:\n  min-free-kbytes: -1\n' >"$tmp/mfk.yaml"
+expect_error "run: min_free_kbytes negative" "line 2: 'min-free-kbytes' must be a non-negative integer, got '-1'" run "$tmp/mfk.yaml"
+printf 'kernel:\n  transparent-hugepage: sometimes\n' >"$tmp/thp.yaml"
+expect_error "run: THP mode unknown" "line 2: 'transparent-hugepage' must be one of always, madvise, never, got 'sometimes'" run "$tmp/thp.yaml"
 printf 'guest:\n  memory: 4Q\n' >"$tmp/bad-size.yaml"
 expect_error "run: bad size" "line 2: 'memory': size '4Q'" run "$tmp/bad-size.yaml"
 : >"$tmp/empty.yaml"
