@@ -59,6 +59,14 @@ public final class TDXVM {
     public internal(set) var contextOps = OpCounts()
     var contextCalls = SEAMCALLCounts()
     var contextCounters = KVMCounters()
+    /// The part of the context tallies a chunk step does because its 1G or
+    /// 512G region lacked a table or GUEST_INHIBIT (`noteUpperWork`); a memo
+    /// keeps it apart so that replay adds it once per such region.
+    var upperOps = OpCounts()
+    var upperCalls = SEAMCALLCounts()
+    var upperCounters = KVMCounters()
+    /// The final states memoised for each signature (`replayMemo`'s keys).
+    var memoFinals: [ReplayKey: [ReplayKey]] = [:]
     var replayMemo: [MemoKey: ChunkMemo] = [:]
     var pieceMemo: [PieceKey: ReplayKey] = [:]
     var stepSignature: (gfn: GuestFrameNumber, key: ReplayKey, snapshot: StepSnapshot)?
