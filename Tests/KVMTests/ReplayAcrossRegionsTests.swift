@@ -85,6 +85,40 @@ import Testing
         }
     }
 
+    /// Linux's `tdx_accept_memory()` over many GiB: the failed 1G TDCALL at
+    /// each region start and the region's chunks are replayed for whole
+    /// regions at once, equal to stepping, in fewer replays than regions.
+    @Test(arguments: [false, true])
+    func linuxAcceptOverManyRegionsEqualsStepping(huge: Bool) throws {
+        let costs = CostTable(try Calibration.builtIn())
+        let (options, features) = huge ? (KVMOptions(), TDXModuleFeatures()) : (KVMOptions.upstream4K, TDXModuleFeatures())
+        // 4K-mapped memory steps 512 TDCALLs a chunk: a smaller range there.
+        let gib: UInt64 = huge ? 9 : 4
+        let base = GuestRegion512G(1).firstFrame - 2 * PageLevel.size1G.pages - 3 * PageLevel.size2M.pages
+        let frames = base..<(base + gib * PageLevel.size1G.pages + 77)
+        func run(step: Bool) throws -> (TDXVM, PhaseClock, AcceptOutcome) {
+            let vm = try TDXVM(options: options, features: features, vcpus: 2,
+                               slots: [Memslot(id: 1, baseGFN: base, pages: UInt64(frames.count), backing: huge ? .hugetlb2M : .buddy)], costs: costs)
+            vm.finalize()
+            vm.logEnabled = !step
+            let linux = TDXAcceptor(host: vm, driver: .linux, costs: costs)
+            linux.stepByStep = step
+            var clock = PhaseClock(vcpus: 2)
+            let o = linux.accept(AddressRange(frames: frames), vcpu: 0, clock: &clock)
+            return (vm, clock, o)
+        }
+        let (bulk, bulkClock, bulkOutcome) = try run(step: false), (step, stepClock, stepOutcome) = try run(step: true)
+        #expect(bulkOutcome == .ok && stepOutcome == .ok)
+        #expect(Self.summary(bulk) == Self.summary(step))
+        #expect(bulkClock.counts == stepClock.counts && bulkClock.seconds(costs) == stepClock.seconds(costs))
+        // A 1G attempt at each 1G-aligned frame with a GiB left: the range
+        // starts 3 chunks before one and ends 77 frames past a GiB multiple.
+        #expect(bulkClock.counts[.tdxAccept1GOperandInvalid] == gib - 1)
+        // Once the contexts of a region's first chunks are memoised, the rest replays in one span.
+        let replays = bulk.log.filter { $0.hasPrefix("replayed ") }.count
+        if huge { #expect(replays < Int(gib) - 1) }
+    }
+
     /// S-EPT pool events replayed `k` times at once equal running them one
     /// by one: pool pages, split-cache top-ups and dequeues, the PAMT.ADDs
     /// of the pool ranges they open, with the pool starting anywhere in a

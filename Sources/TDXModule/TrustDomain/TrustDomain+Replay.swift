@@ -68,6 +68,16 @@ extension TrustDomain {
 
     package func addCalls(_ c: SEAMCALLCounts, times k: UInt64) { calls.add(c, times: k) }
 
+    /// The status of TDG.MEM.PAGE.ACCEPT at `level` when `acceptResult`
+    /// does not read the TD's state for it: 1G, which this module refuses
+    /// (TDX_OPERAND_INVALID) before any walk.
+    package func stateIndependentAcceptStatus(level: PageLevel) -> TDXStatus? {
+        level == .size1G ? .operandInvalid : nil
+    }
+
+    /// `count` TDG.MEM.PAGE.ACCEPT calls answered with `status`.
+    package func recordAccepts(_ status: TDXStatus, count: UInt64) { calls.record(.tdgMemPageAccept, status, count) }
+
     /// TDH.PHYMEM.PAMT.ADD on every 2M range of `ranges`, in order, as
     /// `pamtAdd(range2M:)` on each would do; returns how many failed with
     /// TDX_HPA_RANGE_NOT_FREE (their PAMT_4K was already installed).
