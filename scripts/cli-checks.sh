@@ -336,6 +336,19 @@ else
     echo "FAIL: a CRLF host scenario differs from the LF one: $(head -c 300 "$tmp/crlf.json")"; fail=$((fail + 1))
 fi
 
+# A long host log is not kept in memory: the text report streams every line
+# (24,000 here), the JSON object keeps the first and last 10,000 and says how
+# many it dropped.
+printf 'td host=tdx-huge\nslot id=1 base=0 pages=4096\nfinalize\naccept 0x0+1024 linux\ncycle 0x10+1 8000\n' >"$tmp/long.host"
+"$bin" host "$tmp/long.host" --log >"$tmp/long.txt" 2>&1
+"$bin" host "$tmp/long.host" --log --json >"$tmp/long.json" 2>&1
+if [ "$(grep -c '^  ' "$tmp/long.txt")" -ge 24000 ] \
+    && grep -q '"\.\.\. [0-9]* lines dropped: the log keeps its first 10000 and last 10000 lines' "$tmp/long.json"; then
+    pass=$((pass + 1))
+else
+    echo "FAIL: a long host --log is not streamed (text) or bounded (JSON)"; fail=$((fail + 1))
+fi
+
 # --fail-on: exit 2 after the report when the outcome matches, 0 when it does not.
 # expect_exit DESCRIPTION CODE EXPECTED-STDOUT-REGEX ARGS...
 expect_exit() {
