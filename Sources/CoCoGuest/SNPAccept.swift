@@ -58,13 +58,9 @@ public final class SNPAcceptor: ArchAcceptorReplay {
     }
 
     func msrAccept(_ r: AddressRange, counts c: inout OpCounts) -> AcceptOutcome {
-        for g in r.framesTruncated {
-            c.add(platform.msrPageStateChange(gfn: g))
-            let (res, d) = platform.pvalidate(gfn: g, level: .size4K)
-            c.add(d)
-            if res != .success { return terminated(g, res) }
-        }
-        return .ok
+        guard let (g, res) = platform.validateFrames4K(r.framesTruncated, msrPSC: true, stepByStep: stepByStep, counts: &c)
+        else { return .ok }
+        return terminated(g, res)
     }
 
     func terminated(_ g: GuestFrameNumber, _ res: PvalidateResult) -> AcceptOutcome {
@@ -114,16 +110,15 @@ public final class SNPAcceptor: ArchAcceptorReplay {
                 entries.append((g, .size4K)); g = g + 1
             }
         }
-        c.add(platform.pageStateChange(entries))
+        c.add(platform.pageStateChange(entries, stepByStep: stepByStep))
         for e in entries {
             let (res, d) = platform.pvalidate(gfn: e.gfn, level: e.level)
             c.add(d)
             if res == .success { continue }
             if res == .failSizeMismatch, e.level == .size2M {
-                for f in e.gfn.region2M.frames {
-                    let (r4, d4) = platform.pvalidate(gfn: f, level: .size4K)
-                    c.add(d4)
-                    if r4 != .success { return (g, terminated(f, r4)) }
+                // pvalidate_pages(): FAIL_SIZEMISMATCH on a 2M page retries it as 512 4K pages.
+                if let (f, r4) = platform.validateFrames4K(e.gfn.region2M.frames, msrPSC: false, stepByStep: stepByStep, counts: &c) {
+                    return (g, terminated(f, r4))
                 }
                 continue
             }
