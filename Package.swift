@@ -56,5 +56,6 @@ let package = Package(
         .testTarget(name: "ResultsTests", dependencies: ["Results", "Sweep", "MemoryModel", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: settings),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Simulation", "MemoryModel", "CrashDump", "GuestKernel", "TestSupport"], swiftSettings: settings),
         .testTarget(name: "ValidationTests", dependencies: ["Validation", "CostModel"], swiftSettings: settings),
+        .testTarget(name: "SNPTests", dependencies: ["SNP", "CoCoGuest", "CostModel", "MemoryModel"], swiftSettings: settings),
     ]
 )

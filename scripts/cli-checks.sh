@@ -154,6 +154,22 @@ printf 'kernel:\n  version: "6.1"\n' >"$tmp/bad-enum.yaml"
 expect_error "run: bad enum" "line 2: 'version': kernel '6.1' is older than 6.5.*nearest known: 6.5, 6.6" run "$tmp/bad-enum.yaml"
 printf 'kernel:\n  version: 6.12.x\n' >"$tmp/bad-kernel.yaml"
 expect_error "run: kernel not a release" "line 2: 'version': kernel '6.12.x' is not a release" run "$tmp/bad-kernel.yaml"
+# The sysctls and THP setting of issue 16: the kernel's sysctl bounds, on the command line and in a file.
+expect_error "watermark_scale_factor below the sysctl's range" "vm.watermark_scale_factor 0 is out of the sysctl's range 1 to 3000" boot --watermark-scale-factor 0
+expect_error "watermark_scale_factor above the sysctl's range" "vm.watermark_scale_factor 3001 is out of the sysctl's range 1 to 3000" boot --watermark-scale-factor 3001
+expect_error "min_free_kbytes above INT_MAX" "vm.min_free_kbytes 2147483648 is out of the sysctl's range 0 to 2147483647" boot --min-free-kbytes 2147483648
+expect_error "min_free_kbytes negative" "min-free-kbytes" boot --min-free-kbytes -5
+expect_error "min_free_kbytes not a number" "min-free-kbytes" boot --min-free-kbytes lots
+expect_error "transparent_hugepage not a mode" "transparent-hugepage" boot --transparent-hugepage sometimes
+expect_error "dump THP folios with THP off" "--thp always lays anonymous memory out in transparent huge pages" dump --memory 1G --estimate --thp always --transparent-hugepage never
+expect_error "--meminfo with --zoneinfo" "--meminfo and --zoneinfo each print one file" boot --meminfo --zoneinfo
+expect_output "--zoneinfo prints the five zones" "Node 0, zone DMA pages free .* Node 0, zone Device pages free 0" boot --memory 1G --zoneinfo
+printf 'kernel:\n  watermark-scale-factor: 5000\n' >"$tmp/wsf.yaml"
+expect_error "run: watermark_scale_factor out of range" "vm.watermark_scale_factor 5000 is out of the sysctl's range" run "$tmp/wsf.yaml"
+printf 'kernel:\n  min-free-kbytes: -1\n' >"$tmp/mfk.yaml"
+expect_error "run: min_free_kbytes negative" "line 2: 'min-free-kbytes' must be a non-negative integer, got '-1'" run "$tmp/mfk.yaml"
+printf 'kernel:\n  transparent-hugepage: sometimes\n' >"$tmp/thp.yaml"
+expect_error "run: THP mode unknown" "line 2: 'transparent-hugepage' must be one of always, madvise, never, got 'sometimes'" run "$tmp/thp.yaml"
 printf 'guest:\n  memory: 4Q\n' >"$tmp/bad-size.yaml"
 expect_error "run: bad size" "line 2: 'memory': size '4Q'" run "$tmp/bad-size.yaml"
 : >"$tmp/empty.yaml"
@@ -320,6 +336,19 @@ if "$bin" host "$tmp/lf.host" >"$tmp/lf.json" 2>&1 && "$bin" host "$tmp/crlf.hos
     pass=$((pass + 1))
 else
     echo "FAIL: a CRLF host scenario differs from the LF one: $(head -c 300 "$tmp/crlf.json")"; fail=$((fail + 1))
+fi
+
+# A long host log is not kept in memory: the text report streams every line
+# (24,000 here), the JSON object keeps the first and last 10,000 and says how
+# many it dropped.
+printf 'td host=tdx-huge\nslot id=1 base=0 pages=4096\nfinalize\naccept 0x0+1024 linux\ncycle 0x10+1 8000\n' >"$tmp/long.host"
+"$bin" host "$tmp/long.host" --log >"$tmp/long.txt" 2>&1
+"$bin" host "$tmp/long.host" --log --json >"$tmp/long.json" 2>&1
+if [ "$(grep -c '^  ' "$tmp/long.txt")" -ge 24000 ] \
+    && grep -q '"\.\.\. [0-9]* lines dropped: the log keeps its first 10000 and last 10000 lines' "$tmp/long.json"; then
+    pass=$((pass + 1))
+else
+    echo "FAIL: a long host --log is not streamed (text) or bounded (JSON)"; fail=$((fail + 1))
 fi
 
 # --fail-on: exit 2 after the report when the outcome matches, 0 when it does not.

@@ -121,7 +121,13 @@ public struct Scenario: Sendable {
         guard bootAllocationBytes <= max(memory, defaultAllocation) else {
             throw CocomemError(.invalidSize, "boot allocation of \(bootAllocationBytes) bytes is larger than the guest's \(memory) bytes of memory")
         }
-        guard kernel.kernelInitBytes <= memory else {
+        if let m = kernel.minFreeKbytes, !KernelConfig.minFreeKbytesRange.contains(m) {
+            throw CocomemError(.invalidArgument, "vm.min_free_kbytes \(m) is out of the sysctl's range \(KernelConfig.minFreeKbytesRange.lowerBound) to \(KernelConfig.minFreeKbytesRange.upperBound)")
+        }
+        if let f = kernel.watermarkScaleFactor, !KernelConfig.watermarkScaleFactorRange.contains(f) {
+            throw CocomemError(.invalidArgument, "vm.watermark_scale_factor \(f) is out of the sysctl's range \(KernelConfig.watermarkScaleFactorRange.lowerBound) to \(KernelConfig.watermarkScaleFactorRange.upperBound)")
+        }
+                guard kernel.kernelInitBytes <= memory else {
             throw CocomemError(.invalidSize, "kernel init size of \(kernel.kernelInitBytes) bytes is larger than the guest's \(memory) bytes of memory")
         }
     }

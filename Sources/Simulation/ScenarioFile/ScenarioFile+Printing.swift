@@ -57,7 +57,9 @@ extension ScenarioFile {
             Entry("crashkernel", .string(Self.size(s.kernel.crashKernelBytes))),
             Entry("boot-alloc", .string(Self.size(s.bootAllocationBytes))),
             Entry("init-size", .string(Self.size(s.kernel.kernelInitBytes))),
-        ])))
+            Entry("transparent-hugepage", .string(s.kernel.transparentHugepage.rawValue)),
+        ] + (s.kernel.minFreeKbytes.map { [Entry("min-free-kbytes", .int($0))] } ?? [])
+          + (s.kernel.watermarkScaleFactor.map { [Entry("watermark-scale-factor", .int($0))] } ?? []))))
         var host = [Entry("kind", .string(s.tdxHost.rawValue))]
         if let g = s.gmemBacking { host.append(Entry("gmem", .string(g.rawValue))) }
         host += [Entry("mapping", .string(s.hostMapping.rawValue)), Entry("snp-prefault", .bool(s.snpPrefault))]

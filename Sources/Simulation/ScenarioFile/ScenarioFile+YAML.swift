@@ -72,7 +72,8 @@ struct Reader {
     static let guestKeys = ["platform", "memory", "vcpus"]
     static let firmwareKeys = ["generation", "partial-accept", "acceptance-protocol"]
     static let kernelKeys = ["version", "accept", "deferred-init", "unaccepted-support", "loader", "acceptance-protocol-call",
-                             "crashkernel", "boot-alloc", "init-size"]
+                             "crashkernel", "boot-alloc", "init-size", "transparent-hugepage", "min-free-kbytes",
+                             "watermark-scale-factor"]
     static let hostKeys = ["kind", "gmem", "mapping", "snp-prefault"]
     static let stepKinds = ["kexec", "dump", "host"]
     static let kexecKeys = ["from", "syscall", "crash", "initrd", "kernel-size", "kernel-alignment", "cmdline-len", "next-kernel", "load-only",
@@ -219,6 +220,9 @@ struct Reader {
                 case "acceptance-protocol-call": s.loader.stubCallsAcceptanceProtocol = try bool(v, key)
                 case "crashkernel": crashKernel = try size(v, key)
                 case "boot-alloc": s.bootAllocationBytes = try size(v, key)
+                case "transparent-hugepage": s.kernel.transparentHugepage = try choice(v, key, TransparentHugepage.self)
+                case "min-free-kbytes": s.kernel.minFreeKbytes = try unsigned(v, key)
+                case "watermark-scale-factor": s.kernel.watermarkScaleFactor = try unsigned(v, key)
                 default:
                     let b = try size(v, key)
                     guard b > 0 else { throw error(v, "'init-size' must be positive") }
