@@ -1,0 +1,7 @@
+import Fuzzing
+
+/// libFuzzer's entry point for `FuzzTarget.sweep` (docs/RELIABILITY.md, "Fuzzing").
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    FuzzTarget.sweep.libFuzzerInput(data, size)
+}
