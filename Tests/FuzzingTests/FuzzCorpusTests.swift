@@ -41,12 +41,15 @@ import Testing
     }
 
     /// The tiny vmcore the `elf` seed is: valid, and walked at `-d 31`
-    /// (struct pages found through its page tables exclude pages).
+    /// (struct pages found through its page tables exclude pages). The seed
+    /// is padded with zeros after its last PT_LOAD to a length the `elf`
+    /// target runs at `-d 31` (`count % 6 == 0`).
     /// `COCOMEM_WRITE_FUZZ_CORPUS=1 swift test --filter FuzzCorpusTests`
     /// rewrites `Fuzz/corpus/elf/tiny.vmcore` from it.
     @Test func tinyVmcoreIsAValidSeed() throws {
-        let bytes = try FuzzTarget.tinyVmcore()
+        var bytes = try FuzzTarget.tinyVmcore()
         #expect(bytes.count < 256 << 10, "\(bytes.count) bytes: the seed should stay small")
+        bytes += [UInt8](repeating: 0, count: (6 - bytes.count % 6) % 6)
         try FuzzTarget.elf.run(bytes)
         if ProcessInfo.processInfo.environment["COCOMEM_WRITE_FUZZ_CORPUS"] == "1" {
             try Data(bytes).write(to: Self.root.appendingPathComponent("Fuzz/corpus/elf/tiny.vmcore"))
