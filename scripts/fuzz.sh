@@ -77,9 +77,11 @@ for t in "${targets[@]}"; do
     ft=$(sed -n 's/.*ft: \([0-9]*\).*/\1/p' <<<"$last")
     corp=$(sed -n 's/.*corp: \([0-9]*\/[0-9a-zA-Z]*\).*/\1/p' <<<"$last")
     if [ -z "$execs" ]; then execs=$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$last"); fi
+    # The time it ran: libFuzzer's "Done N runs in T second(s)" when -runs ended it first.
+    took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
     total_exec=$((total_exec + ${execs:-0}))
     printf 'fuzz-%s: %s executions in %s s (%s exec/s), cov: %s ft: %s corpus: %s, peak RSS %s MB\n' \
-        "$t" "${execs:-0}" "$seconds" "${speed:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "${rss:-?}"
+        "$t" "${execs:-0}" "${took:-$seconds}" "${speed:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "${rss:-?}"
     if [ $rc -ne 0 ]; then
         crashes=$((crashes + 1))
         echo "fuzz-$t: FAILED (libFuzzer exit $rc):"

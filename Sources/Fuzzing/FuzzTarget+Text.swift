@@ -52,7 +52,7 @@ extension FuzzTarget {
     }()
 
     static let callsMap: EFIMemoryMap = {
-        do { return try Q35Layout(memory: 8 << 30).efiMap(highType: .unaccepted) } catch { fatalError("the 8 GiB q35 map: \(error)") }
+        do { return try Q35Layout(memory: ByteCount.gib(8).value).efiMap(highType: .unaccepted) } catch { fatalError("the 8 GiB q35 map: \(error)") }
     }()
 
     /// What `EFIMemoryMap.init` promises: sorted, disjoint, aligned,

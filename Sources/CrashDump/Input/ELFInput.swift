@@ -174,7 +174,7 @@ public final class ELFInput: @unchecked Sendable {
         out.ranges = mergedRanges(out.loads)
         let pages = out.ranges.reduce(0) { $0 + $1.size / 4096 }, pageLimit = maximumPages(fileSize: fileSize)
         guard pages <= pageLimit else {
-            throw bad(path, "its PT_LOADs describe \(pages) pages (\(pages >> 18) GiB, zero-filled p_memsz included), more than the \(pageLimit) a \(fileSize)-byte file may (512 bytes of memory per byte of file, at least 64 GiB): a real vmcore holds at least its memmap, 1/64 of the memory it describes")
+            throw bad(path, "its PT_LOADs describe \(pages) pages (\(ByteCount(pages &* 4096)), zero-filled p_memsz included), more than the \(pageLimit) a \(fileSize)-byte file may (512 bytes of memory per byte of file, at least 64 GiB): a real vmcore holds at least its memmap, 1/64 of the memory it describes")
         }
         try parseNotes(&out, path: path)
         return out
