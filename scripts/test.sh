@@ -32,9 +32,9 @@ bash scripts/cli-checks.sh
 bash scripts/slurm-check.sh
 bash scripts/report-checks.sh
 # Coverage-guided fuzzing, briefly (docs/RELIABILITY.md, "Fuzzing"): builds the
-# libFuzzer executables of Fuzz/ (release, about 4 minutes from scratch on two
+# libFuzzer executables of Fuzz/ (release, about 4-5 minutes from scratch on two
 # cores, seconds when built) and runs each of the 9 targets for FUZZ_SECONDS
-# (default 15) on its seed corpus; a crash, a hang past 10 s or 1 GiB of RSS
+# (default 10) on its seed corpus; a crash, a hang past 10 s or 1 GiB of RSS
 # fails the suite and leaves the input under out/fuzz/. Prints
 # "fuzz: N targets, E executions, C crashes".
-bash scripts/fuzz.sh all "${FUZZ_SECONDS:-15}"
+bash scripts/fuzz.sh all "${FUZZ_SECONDS:-10}"
