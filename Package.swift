@@ -60,5 +60,6 @@ let package = Package(
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Simulation", "MemoryModel", "CrashDump", "GuestKernel", "TestSupport"], swiftSettings: settings),
         .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing", "MemoryModel"], swiftSettings: settings),
         .testTarget(name: "ValidationTests", dependencies: ["Validation", "CostModel"], swiftSettings: settings),
+        .testTarget(name: "SNPTests", dependencies: ["SNP", "CoCoGuest", "CostModel", "MemoryModel"], swiftSettings: settings),
     ]
 )

@@ -122,6 +122,10 @@ expect_error "TDX host on SNP" "--host tdx-huge cannot apply" boot --platform sn
 expect_error "gmem on SNP" "--gmem hugetlb-1g cannot apply" boot --platform snp --gmem hugetlb-1g
 expect_error "SNP host mapping on TDX" "--host-mapping 2m cannot apply" boot --host-mapping 2m
 expect_error "partial accept with tdvf" "--fw-partial-accept 512M cannot apply" boot --fw-partial-accept 512M
+expect_error "partial accept with an eager tdvf-2022" "--fw-partial-accept 512M cannot apply: with --accept eager, tdvf-2022 accepts all memory itself" \
+    boot --firmware tdvf-2022 --accept eager --fw-partial-accept 512M
+printf 'firmware: {generation: tdvf-2022, partial-accept: 1G}\nkernel: {accept: eager}\n' >"$tmp/partial-eager.yaml"
+expect_error "run: partial accept with an eager tdvf-2022" "partial-eager.yaml line 1: --fw-partial-accept 1G cannot apply: with --accept eager" run "$tmp/partial-eager.yaml"
 expect_error "SNP prefault on TDX" "--snp-prefault cannot apply" kexec --snp-prefault
 expect_error "SNP firmware protocol on TDX" "--snp-firmware-without-protocol cannot apply" dump --snp-firmware-without-protocol --estimate
 expect_error "stub protocol call on TDX" "--no-acceptance-protocol-call cannot apply" boot --no-acceptance-protocol-call
@@ -154,6 +158,22 @@ printf 'kernel:\n  version: "6.1"\n' >"$tmp/bad-enum.yaml"
 expect_error "run: bad enum" "line 2: 'version': kernel '6.1' is older than 6.5.*nearest known: 6.5, 6.6" run "$tmp/bad-enum.yaml"
 printf 'kernel:\n  version: 6.12.x\n' >"$tmp/bad-kernel.yaml"
 expect_error "run: kernel not a release" "line 2: 'version': kernel '6.12.x' is not a release" run "$tmp/bad-kernel.yaml"
+# The sysctls and THP setting of issue 16: the kernel's sysctl bounds, on the command line and in a file.
+expect_error "watermark_scale_factor below the sysctl's range" "vm.watermark_scale_factor 0 is out of the sysctl's range 1 to 3000" boot --watermark-scale-factor 0
+expect_error "watermark_scale_factor above the sysctl's range" "vm.watermark_scale_factor 3001 is out of the sysctl's range 1 to 3000" boot --watermark-scale-factor 3001
+expect_error "min_free_kbytes above INT_MAX" "vm.min_free_kbytes 2147483648 is out of the sysctl's range 0 to 2147483647" boot --min-free-kbytes 2147483648
+expect_error "min_free_kbytes negative" "min-free-kbytes" boot --min-free-kbytes -5
+expect_error "min_free_kbytes not a number" "min-free-kbytes" boot --min-free-kbytes lots
+expect_error "transparent_hugepage not a mode" "transparent-hugepage" boot --transparent-hugepage sometimes
+expect_error "dump THP folios with THP off" "--thp always lays anonymous memory out in transparent huge pages" dump --memory 1G --estimate --thp always --transparent-hugepage never
+expect_error "--meminfo with --zoneinfo" "--meminfo and --zoneinfo each print one file" boot --meminfo --zoneinfo
+expect_output "--zoneinfo prints the five zones" "Node 0, zone DMA pages free .* Node 0, zone Device pages free 0" boot --memory 1G --zoneinfo
+printf 'kernel:\n  watermark-scale-factor: 5000\n' >"$tmp/wsf.yaml"
+expect_error "run: watermark_scale_factor out of range" "vm.watermark_scale_factor 5000 is out of the sysctl's range" run "$tmp/wsf.yaml"
+printf 'kernel:\n  min-free-kbytes: -1\n' >"$tmp/mfk.yaml"
+expect_error "run: min_free_kbytes negative" "line 2: 'min-free-kbytes' must be a non-negative integer, got '-1'" run "$tmp/mfk.yaml"
+printf 'kernel:\n  transparent-hugepage: sometimes\n' >"$tmp/thp.yaml"
+expect_error "run: THP mode unknown" "line 2: 'transparent-hugepage' must be one of always, madvise, never, got 'sometimes'" run "$tmp/thp.yaml"
 printf 'guest:\n  memory: 4Q\n' >"$tmp/bad-size.yaml"
 expect_error "run: bad size" "line 2: 'memory': size '4Q'" run "$tmp/bad-size.yaml"
 : >"$tmp/empty.yaml"
@@ -171,6 +191,30 @@ expect_error "run: dump step with nothing to do" "line 2: dump: nothing to do" r
 printf 'boot: false\nsteps: [{kexec: {}}]\n' >"$tmp/noboot.yaml"
 expect_error "run: kexec without a boot" "needs a booted guest" run "$tmp/noboot.yaml"
 expect_error "run: missing file" "cannot read scenario file" run "$tmp/does-not-exist.yaml"
+# Steps that continue from the previous step's guest (from: previous): combinations that cannot apply.
+printf 'steps:\n  - host: {from: previous}\n' >"$tmp/from-host.yaml"
+expect_error "run: a host step from previous" "from-host.yaml line 2: 'from': previous: a host step runs its own TD" run "$tmp/from-host.yaml"
+printf 'steps:\n  - dump: {estimate: true}\n  - kexec: {from: previous}\n' >"$tmp/from-dump.yaml"
+expect_error "run: a kexec after a dump" "line 3: 'from': previous: step 1 crashed the guest into kdump" run "$tmp/from-dump.yaml"
+printf 'boot: false\nsteps:\n  - dump: {from: previous, estimate: true}\n' >"$tmp/from-noboot.yaml"
+expect_error "run: from previous without a boot" "line 3: 'from': previous: with boot: false no guest runs" run "$tmp/from-noboot.yaml"
+printf 'steps:\n  - dump: {from: previous, input: x.vmcore, output: y}\n' >"$tmp/from-input.yaml"
+expect_error "run: a dump of a file from previous" "line 2: 'from': previous: a dump of the file 'x.vmcore' does not start from a guest" run "$tmp/from-input.yaml"
+printf 'steps:\n  - kexec: {load-only: true}\n  - kexec:\n      from: previous\n' >"$tmp/from-loaded.yaml"
+expect_error "run: a second load over a loaded image" "line 4: 'from': previous: step 1 loaded a normal image without executing it" run "$tmp/from-loaded.yaml"
+printf 'steps:\n  - host: |\n      td vcpus=2\n      slot id=1 base=0 pages=512\n  - dump: {from: previous, estimate: true}\n' >"$tmp/from-after-host.yaml"
+expect_error "run: a dump after a host step" "line 5: 'from': previous: step 1 is a host step" run "$tmp/from-after-host.yaml"
+printf 'steps:\n  - kexec: {from: earlier}\n' >"$tmp/from-value.yaml"
+expect_error "run: a bad from value" "line 2: 'from' must be one of boot, previous, got 'earlier'" run "$tmp/from-value.yaml"
+printf 'guest: {memory: 4G}\nkernel: {version: "6.12"}\nsteps:\n  - kexec: {initrd: 256M}\n  - dump: {from: previous, estimate: true}\n' >"$tmp/from-dead.yaml"
+expect_output "run: a dump of a guest a kexec killed is not run" "Not run: the guest it continues from died in step 1. Outcome: guest_terminated: KVM: VM dead: Guest access before accepting" run "$tmp/from-dead.yaml"
+printf 'steps:\n  - kexec: {load-only: true, workload: [touch=1G]}\n' >"$tmp/next-workload-load-only.yaml"
+expect_error "run: a next workload with load-only" "line 2: 'workload' is the next kernel's" run "$tmp/next-workload-load-only.yaml"
+printf 'steps:\n  - kexec: {workload: [jump=1G]}\n' >"$tmp/next-workload-bad.yaml"
+expect_error "run: a bad next workload" "line 2: 'workload': unknown workload 'jump'" run "$tmp/next-workload-bad.yaml"
+expect_error "kexec --next-workload with --load-only" "--next-workload runs on the kernel kexec -e boots" kexec --load-only --next-workload touch=1G
+expect_error "kexec --next-workload with --crash" "--crash only loads a crash image" kexec --crash --next-workload touch=1G
+expect_error "kexec --next-workload not a workload" "workload 'bogus' is not none" kexec --next-workload bogus
 expect_error "run: a directory" "cannot read scenario file" run "$tmp"
 expect_error "run: no file" "Missing expected argument '<file>'" run
 
@@ -198,6 +242,7 @@ roundtrip "boot edk2 tag" boot --platform snp --memory 6G --firmware edk2-stable
 roundtrip "boot stable point release" boot --memory 8G --vcpus 64 --kernel 6.6.87
 roundtrip "kexec" kexec --memory 4G --kernel 6.16 --initrd 256M --syscall kexec_load --init-size 48M --kernel-alignment 16M --cmdline-len 300 --next-kernel 7.0
 roundtrip "kexec crash" kexec --memory 8G --crash --load-only
+roundtrip "kexec next workload" kexec --memory 4G --next-kernel 7.0 --next-workload touch=1G
 roundtrip "dump estimate" dump --memory 2G --kernel 6.16 -c -d 31 --estimate --sample 64 --thp always --workload touch=512M --makedumpfile 1.7.7
 roundtrip "dump mem-usage" dump --memory 2G --kernel 6.16 --mem-usage --crashkernel 128M
 roundtrip "host" host --policy zap-first --precheck off --check-invariants
@@ -207,6 +252,14 @@ if "$bin" run "$tmp/result.json" --json | python3 -c "import json,sys; a=json.lo
     pass=$((pass + 1))
 else
     echo "FAIL: a JSON result does not rerun as itself"; fail=$((fail + 1))
+fi
+# A step that continues from the one before reruns from its result: the file it embeds keeps the chain.
+printf 'guest: {memory: 2G}\nkernel: {version: "6.16"}\nworkload: [touch=512M]\nsteps:\n  - kexec: {from: previous, workload: [touch=256M]}\n  - dump: {from: previous, level: 31, estimate: true}\n' >"$tmp/chain.yaml"
+"$bin" run "$tmp/chain.yaml" --json | python3 -c "import json,sys; json.dump(json.load(sys.stdin)['steps'][1]['result'], open('$tmp/chain-step.json', 'w'))"
+if "$bin" run "$tmp/chain-step.json" --json | python3 -c "import json,sys; a=json.load(open('$tmp/chain-step.json')); b=json.load(sys.stdin); sys.exit(0 if a == b['steps'][-1]['result'] and len(b['steps']) == 2 else 1)"; then
+    pass=$((pass + 1))
+else
+    echo "FAIL: a continuing step's JSON result does not rerun as itself"; fail=$((fail + 1))
 fi
 # A CRLF map (a serial-console log) has the same unaccepted table as an LF one.
 printf 'efi: mem00: [Conventional|   |  |  |  |  |  |  |  |  |   |WB|WT|WC|UC] range=[0x0-0x3fffffff] (1024MB)\r\nefi: mem01: [Unaccepted  |   |  |  |  |  |  |  |  |  |   |WB|WT|WC|UC] range=[0x100000000-0x13fffffff] (1024MB)\r\n' >"$tmp/crlf.map"
@@ -289,6 +342,19 @@ else
     echo "FAIL: a CRLF host scenario differs from the LF one: $(head -c 300 "$tmp/crlf.json")"; fail=$((fail + 1))
 fi
 
+# A long host log is not kept in memory: the text report streams every line
+# (24,000 here), the JSON object keeps the first and last 10,000 and says how
+# many it dropped.
+printf 'td host=tdx-huge\nslot id=1 base=0 pages=4096\nfinalize\naccept 0x0+1024 linux\ncycle 0x10+1 8000\n' >"$tmp/long.host"
+"$bin" host "$tmp/long.host" --log >"$tmp/long.txt" 2>&1
+"$bin" host "$tmp/long.host" --log --json >"$tmp/long.json" 2>&1
+if [ "$(grep -c '^  ' "$tmp/long.txt")" -ge 24000 ] \
+    && grep -q '"\.\.\. [0-9]* lines dropped: the log keeps its first 10000 and last 10000 lines' "$tmp/long.json"; then
+    pass=$((pass + 1))
+else
+    echo "FAIL: a long host --log is not streamed (text) or bounded (JSON)"; fail=$((fail + 1))
+fi
+
 # --fail-on: exit 2 after the report when the outcome matches, 0 when it does not.
 # expect_exit DESCRIPTION CODE EXPECTED-STDOUT-REGEX ARGS...
 expect_exit() {
@@ -337,6 +403,15 @@ expect_error "sweep: --shard 0/4" "I must be between 1 and 4" sweep "$tmp/sw-one
 expect_error "sweep: --shard 1/0" "N must be at least 1" sweep "$tmp/sw-one.yaml" --db "$tmp/s.db" --shard 1/0
 expect_error "sweep: foreign database" "not a cocomem results database" sweep "$tmp/sw-one.yaml" --db "$tmp/foreign.db"
 expect_error "sweep: database is a directory" "not a regular file" sweep "$tmp/sw-one.yaml" --db "$tmp"
+# --plot names resolve before the sweep runs (on its first point of each platform): a typo, one line with the nearest columns.
+printf 'guest:\n  platform: [tdx, snp]\n  memory: [1G, 2G]\n' >"$tmp/sw-plot.yaml"
+expect_error "sweep: --plot naming no column" "--plot memory,totl_boot_s: no column 'totl_boot_s' in the sweep's points (nearest: virtual_time_total_boot_s)" \
+    sweep "$tmp/sw-plot.yaml" --db "$tmp/s.db" --report "$tmp/plot.html" --plot memory,totl_boot_s
+expect_error "sweep: --plot naming no axis" "no column 'memroy' in the sweep's points (nearest: guest_memory" \
+    sweep "$tmp/sw-plot.yaml" --db "$tmp/s.db" --report "$tmp/plot.html" --plot memroy,total_boot_s
+[ -e "$tmp/plot.html" ] && { echo "FAIL: a sweep with a bad --plot wrote its report"; fail=$((fail + 1)); }
+expect_output "sweep: --plot of a figure only SNP points have" "4 points (4 new)" \
+    sweep "$tmp/sw-plot.yaml" --db "$tmp/plot.db" --report "$tmp/plot.html" --plot memory,psc_vmgexit,platform
 [ -e "$tmp/s.db" ] && { echo "FAIL: a failed sweep left a database"; fail=$((fail + 1)); }
 if command -v sqlite3 >/dev/null; then
     sqlite3 "$tmp/other.db" "CREATE TABLE t (a)"

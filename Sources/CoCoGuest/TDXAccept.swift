@@ -114,6 +114,10 @@ public final class TDXAcceptor: ArchAcceptorReplay {
         let end = frames.upperBound
         let huge = PageLevel.size1G.pages, chunk = PageLevel.size2M.pages
         while g < end {
+            if !stepByStep, g.isAligned(to: .size1G), let n = replayWholeRegions(from: g, end: end, counts: &c) {
+                g = g + n * huge
+                continue
+            }
             if tryAcceptOne(gfn: g, frames: end - g, level: .size1G, counts: &c) { g = g + huge; continue }
             if g.isAligned(to: .size2M), end - g >= chunk {
                 // 2M chunks up to the next position where a 1G attempt is made.
@@ -133,6 +137,28 @@ public final class TDXAcceptor: ArchAcceptorReplay {
             g = g + 1
         }
         return .ok
+    }
+
+    /// Bulk form of the loop above over whole 1G regions from `g` (each
+    /// followed by at least another GiB, so its chunk run is its own 512
+    /// chunks): when the host answers the 1G TDCALL the same way whatever the
+    /// state, and every region's chunks replay as one span from a memo, each
+    /// region's failed 1G attempt and its chunks are added at once. Returns
+    /// how many regions were done, or nil to step.
+    /// - Complexity: O(the host's span lookup), independent of the regions.
+    func replayWholeRegions(from g: GuestFrameNumber, end: GuestFrameNumber, counts c: inout OpCounts) -> UInt64? {
+        let huge = PageLevel.size1G.pages, perRegion = PageLevel.size1G.pages / PageLevel.size2M.pages
+        guard end - g >= 2 * huge, let s1G = host.stateIndependentAccept(level: .size1G), s1G != .success,
+              let sig = host.chunkSignature(gfn: g), let m = memo[sig] else { return nil }
+        let regions = (end - g) / huge - 1
+        let n = host.chunksSharing(sig, from: g, limit: regions * perRegion) / perRegion
+        guard n > 0 else { return nil }
+        host.recordStateIndependentAccepts(level: .size1G, count: n)
+        c.add(Self.op(.size1G, s1G), n)
+        c.add(m.counts, times: n * perRegion)
+        c.add(host.replay(signature: sig, state: m.finalState, to: g, count: n * perRegion))
+        report(chunks: n * perRegion)
+        return n
     }
 
     /// The Linux loop over one 2M-aligned chunk (after the 1G attempt):

@@ -7,15 +7,6 @@ import MemoryModel
 public enum PageUse: Sendable { case anonymous, pageCache, kernel, hugetlb }
 
 extension GuestKernel {
-    /// `init_per_zone_wmark_min()` → `setup_per_zone_wmarks()`.
-    public func initWatermarks() {
-        let lowmem = zones.reduce(0) { $0 + $1.managed }
-        let minKB = minFreeKbytes(lowmemKbytes: lowmem * 4)
-        for i in zones.indices { zones[i].setWatermarks(pagesMin: minKB >> 2, lowmemPages: lowmem) }
-        watermarksReadySet()
-        events.append("init_per_zone_wmark_min(): min_free_kbytes=\(minKB)")
-    }
-
     /// `try_to_accept_memory_one()` / `__accept_page()` for `n` blocks of zone `zi`.
     func acceptFromList(zone zi: Int, blocks n: UInt64, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         for run in zones[zi].takeUnaccepted(n) {
@@ -74,7 +65,11 @@ extension GuestKernel {
                     if fullyAcceptedAt == nil, zones.allSatisfy({ !$0.hasUnaccepted }) { fullyAcceptedAt = clock.seconds(costs) }
                 }
                 let z = zones[zi]
-                let floor = watermarksReady ? z.watermarkMin : 0
+                // __zone_watermark_ok(): min plus lowmem_reserve[highest_zoneidx]
+                // (ZONE_MOVABLE for user pages, ZONE_NORMAL for the kernel's), so
+                // falling back into DMA32 and DMA leaves their reserve alone.
+                let highest = use == .kernel ? ZoneKind.allCases.firstIndex(of: .normal)! : ZoneKind.movableIndex
+                let floor = watermarksReady ? z.watermarkMin + z.lowmemReserve[highest] : 0
                 guard z.acceptedFree > floor else { continue }
                 // Pages until the next allocation would trigger acceptance again.
                 var step = z.acceptedFree - floor
@@ -132,21 +127,31 @@ extension GuestKernel {
     public var totalFreePages: UInt64 { zones.reduce(0) { $0 + $1.freePages } }
     public var totalManagedPages: UInt64 { zones.reduce(0) { $0 + $1.managed } }
 
-    /// `si_mem_available()`: free minus the reserve (sum of high watermarks),
-    /// plus the reclaimable half of the page cache (above the low watermarks).
+    /// `si_mem_available()`: free minus `totalreserve_pages` (each zone's
+    /// high watermark and largest lowmem_reserve, capped at its managed
+    /// pages), plus the page cache but the smaller of its half and the sum
+    /// of the low watermarks (the empty Movable zone's low watermark counts
+    /// too). Reclaimable slab is not modelled.
     public var memAvailablePages: UInt64 {
-        let reserve = zones.reduce(0) { $0 + $1.watermarkHigh }
-        let lowSum = zones.reduce(0) { $0 + $1.watermarkLow }
+        let reserve = totalReservePages
+        let lowSum = zones.reduce(0) { $0 + $1.watermarkLow } + (watermarksReady ? emptyMovableZoneWatermark : 0)
         var avail = Int64(totalFreePages) - Int64(reserve)
         avail += Int64(pageCachePages) - Int64(min(pageCachePages / 2, lowSum))
         return UInt64(max(0, avail))
     }
 
     /// The kernel's meminfo values in kB, keyed by their /proc/meminfo names.
+    /// In `meminfo_proc_show()`'s order: ..., Cached, ..., AnonPages, ...,
+    /// Unaccepted, Balloon (6.15+; no balloon driver runs in the model, so
+    /// 0), then `hugetlb_report_meminfo()`'s block ending in Hugetlb.
     public var meminfo: [(String, UInt64)] {
-        [("MemTotal", totalManagedPages * 4), ("MemFree", totalFreePages * 4), ("MemAvailable", memAvailablePages * 4),
-         ("Cached", pageCachePages * 4), ("AnonPages", (allocatedPages - pageCachePages - hugetlbPages) * 4),
-         ("Hugetlb", hugetlbPages * 4), ("Unaccepted", totalUnacceptedPages * 4)]
+        var rows: [(String, UInt64)] = [
+            ("MemTotal", totalManagedPages * 4), ("MemFree", totalFreePages * 4), ("MemAvailable", memAvailablePages * 4),
+            ("Cached", pageCachePages * 4), ("AnonPages", (allocatedPages - pageCachePages - hugetlbPages) * 4),
+            ("Unaccepted", totalUnacceptedPages * 4)]
+        if config.version.printsBalloonInMeminfo { rows.append(("Balloon", 0)) }
+        rows.append(("Hugetlb", hugetlbPages * 4))
+        return rows
     }
 
     /// `/proc/meminfo` lines (`show_val_kb()`: `%-16s%8lu kB` with the colon in the name).

@@ -24,7 +24,46 @@ public struct KernelConfig: Sendable {
     public var earlyAllocationsPerVCPU: UInt64 = 12
     /// `crashkernel=` size (0: none).
     public var crashKernelBytes: UInt64 = 0
+    /// `/sys/kernel/mm/transparent_hugepage/enabled` at boot
+    /// (`transparent_hugepage=`, CONFIG_TRANSPARENT_HUGEPAGE_ALWAYS/MADVISE):
+    /// with `always` or `madvise` khugepaged starts and raises
+    /// `min_free_kbytes` (`set_recommended_min_free_kbytes()`).
+    public var transparentHugepage: TransparentHugepage = .madvise
+    /// `mem_encrypt_setup_arch()` sizes SWIOTLB at 6% of memory for this
+    /// guest. True for every kernel the version table covers, built as
+    /// distributions build them (CONFIG_AMD_MEM_ENCRYPT=y, so the code ran
+    /// for a TD even before Alexander Shishkin's 2023 "x86/sev: Move
+    /// sev_setup_arch() to mem_encrypt.c"). False is the TD of 2021:
+    /// before 4d96f9109109 ("x86/sev: Replace occurrences of sev_active()
+    /// with cc_platform_has()", v5.16) `sev_setup_arch()` returned for
+    /// anything but SEV, and a TD kept IO_TLB_DEFAULT_SIZE (64 MiB). The
+    /// published 2021 boot ratios (seed 002, measured for the August 2021
+    /// v1 of the unaccepted memory series) ran such a kernel.
+    public var swiotlbSizedFromMemory = true
+        /// `vm.min_free_kbytes` written before user space (a `sysctl.vm.` boot
+    /// parameter or systemd-sysctl); nil: the kernel's own value.
+    public var minFreeKbytes: UInt64? = nil
+    /// `vm.watermark_scale_factor` written before user space; nil: the
+    /// kernel's default of 10 (0.1% of a zone between watermarks).
+    public var watermarkScaleFactor: UInt64? = nil
     public init() {}
+
+    /// `min_free_kbytes_sysctl_handler()`: `proc_dointvec_minmax` with
+    /// `extra1 = SYSCTL_ZERO`, an int.
+    public static let minFreeKbytesRange: ClosedRange<UInt64> = 0...UInt64(Int32.max)
+    /// `watermark_scale_factor_sysctl_handler()`: `SYSCTL_ONE` to
+    /// `SYSCTL_THREE_THOUSAND` (mm/page_alloc.c's sysctl table).
+    public static let watermarkScaleFactorRange: ClosedRange<UInt64> = 1...3000
+}
+
+/// `transparent_hugepage=` / `/sys/kernel/mm/transparent_hugepage/enabled`.
+/// Ubuntu and Debian build CONFIG_TRANSPARENT_HUGEPAGE_MADVISE (the model's
+/// default); mainline's Kconfig default and RHEL build ALWAYS. Both start
+/// khugepaged (`hugepage_flags_enabled()` / `hugepage_pmd_enabled()`).
+public enum TransparentHugepage: String, Sendable, CaseIterable {
+    case always, madvise, never
+    /// Whether khugepaged runs, and so raises `min_free_kbytes`.
+    public var startsKhugepaged: Bool { self != .never }
 }
 
 /// The memblock allocations of early boot and the rule that sizes each.
@@ -38,17 +77,22 @@ public struct MemblockPlan: Sendable {
     public var percpu: UInt64
     /// Direct-map page tables: one 4 KiB PMD page per GiB plus 16 KiB.
     public var pageTables: UInt64
-    /// SWIOTLB bounce buffer forced on in TDX/SNP guests: 64 MiB below 4 GiB.
-    public var swiotlb: UInt64
+    /// SWIOTLB bounce buffer forced on in TDX/SNP guests, sized from
+    /// memblock's memory (`mem_encrypt_setup_arch()`, `swiotlb_init_remap()`).
+    public var swiotlb: SWIOTLBSizing
     /// Everything else memblock allocates early (log buffer, ACPI copies, ...): 16 MiB.
     public var other: UInt64
 
-    public init(ram: [AddressRange], vcpus: Int) {
+    /// `memblockBytes` is `memblock_phys_mem_size()` when
+    /// `mem_encrypt_setup_arch()` runs: the E820 RAM plus what
+    /// `reserve_unaccepted()` added with `memblock_add()` (efi_init() runs
+    /// before `e820__memblock_setup()`).
+    public init(ram: [AddressRange], vcpus: Int, memblockBytes: UInt64? = nil, adjustsSWIOTLB: Bool = true) {
         let ramBytes = ram.reduce(0) { $0 + $1.size }
         memmap = UInt64(Sparsemem.presentSections(ram).count) * Sparsemem.sectionMapBytes
         percpu = alignUp(UInt64(vcpus) * (256 << 10), 2 << 20)
         pageTables = alignUp(divRoundUp(ramBytes, PageLevel.size1G.bytes) * 4096 + (16 << 10), 4096)
-        swiotlb = 64 << 20
+        swiotlb = SWIOTLBSizing(totalMemBytes: memblockBytes ?? ramBytes, possibleCPUs: vcpus, adjustsSize: adjustsSWIOTLB)
         other = 16 << 20
     }
 }
@@ -94,6 +138,11 @@ public final class GuestKernel {
     /// The reserved ranges alone.
     public var reserved: [AddressRange] { reservations.map(\.range) }
     public internal(set) var events: [String] = []
+    /// The SWIOTLB bounce buffer `swiotlb_init_remap()` mapped (0: none).
+    public internal(set) var swiotlbBytes: UInt64 = 0
+    /// `min_free_kbytes` once watermarks are set up (boot value, raised by
+    /// khugepaged, or written by the scenario's sysctl); 0 before.
+    public internal(set) var minFreeKbytesInEffect: UInt64 = 0
     /// Set once watermarks are initialised.
     public private(set) var watermarksReady = false
     func watermarksReadySet() { watermarksReady = true }
@@ -191,7 +240,8 @@ public final class GuestKernel {
 
     /// Allocates `bytes` top-down from RAM below `limit` the way
     /// `memblock_alloc_range_nid()` does, and accepts it.
-    func memblockAlloc(_ bytes: UInt64, below limit: UInt64, align: UInt64 = 4096, what: MemblockReservation, vcpu: Int, clock: inout PhaseClock) -> (AddressRange?, AcceptOutcome) {
+    func memblockAlloc(_ bytes: UInt64, below limit: UInt64, align: UInt64 = 4096, what: MemblockReservation, vcpu: Int,
+                       clock: inout PhaseClock, reportFailure: Bool = true) -> (AddressRange?, AcceptOutcome) {
         let size = alignUp(bytes, 4096)
         for r in ram.reversed() {
             var top = min(r.end, limit)
@@ -204,26 +254,59 @@ public final class GuestKernel {
                 return (cand, o)
             }
         }
-        events.append("memblock: cannot allocate \(ByteCount(size)) for \(what)")
+        if reportFailure { events.append("memblock: cannot allocate \(ByteCount(size)) for \(what)") }
         return (nil, .ok)
     }
 
     /// The early memblock allocations, each accepted as it is made.
     public func memblockAllocations(kernelImage: AddressRange, clock: inout PhaseClock) -> AcceptOutcome {
         reservations.append((kernelImage, .kernelImage))
-        let plan = MemblockPlan(ram: ram, vcpus: vcpus)
+        let ramBytes = ram.reduce(0) { $0 + $1.size }
+        let plan = MemblockPlan(ram: ram, vcpus: vcpus, memblockBytes: ramBytes + (reservation(.unacceptedTable)?.size ?? 0),
+                                adjustsSWIOTLB: config.swiotlbSizedFromMemory)
         var items: [(UInt64, UInt64, MemblockReservation)] = [
-            (plan.pageTables, .max, .pageTables), (plan.memmap, .max, .memmap),
-            (plan.percpu, .max, .percpu), (plan.swiotlb, 1 << 32, .swiotlb), (plan.other, .max, .other),
+            (plan.pageTables, .max, .pageTables), (plan.memmap, .max, .memmap), (plan.percpu, .max, .percpu),
         ]
+        func allocate(_ items: [(UInt64, UInt64, MemblockReservation)]) -> AcceptOutcome {
+            for (size, limit, what) in items {
+                let align: UInt64 = what == .memmap ? Sparsemem.sectionMapBytes : 4096
+                let (_, o) = memblockAlloc(size, below: limit, align: align, what: what, vcpu: 0, clock: &clock)
+                if o != .ok { return o }
+            }
+            return .ok
+        }
+        items.append((plan.other, .max, .other))
         // reserve_crashkernel(): crashkernel=X is reserved below 4 GiB
         // (CRASH_ADDR_LOW_MAX) through memblock, so it is accepted here.
         if config.crashKernelBytes > 0 { items.append((config.crashKernelBytes, 1 << 32, .crashKernel)) }
-        for (size, limit, what) in items {
-            let align: UInt64 = what == .memmap ? Sparsemem.sectionMapBytes : 4096
-            let (_, o) = memblockAlloc(size, below: limit, align: align, what: what, vcpu: 0, clock: &clock)
+        let o = allocate(items)
+        if o != .ok { return o }
+        // Last: swiotlb_init_remap() runs in mem_init() (pci_iommu_alloc()),
+        // after setup_arch()'s reservations (crashkernel=) and the per-CPU areas.
+        return allocateSWIOTLB(plan.swiotlb, clock: &clock)
+    }
+
+    /// `swiotlb_init_remap()`: the buffer below 4 GiB (`memblock_alloc_low()`,
+    /// halved while it does not fit), then its slot array anywhere; the
+    /// kernel's lines about it go to `events` (see `SWIOTLBSizing`).
+    func allocateSWIOTLB(_ sizing: SWIOTLBSizing, clock: inout PhaseClock) -> AcceptOutcome {
+        let mb = { (b: UInt64) in b >> 20 }
+        var lines = sizing.adjustedBytes.map { ["SWIOTLB bounce buffer size adjusted to \(mb($0))MB"] } ?? []
+        lines.append("area num \(sizing.areas).")
+        if sizing.roundedUp { lines.append("SWIOTLB bounce buffer size roundup to \(mb(sizing.bytes))MB") }
+        for slabs in sizing.attempts {
+            let (got, o) = memblockAlloc(slabs * SWIOTLBSizing.slabBytes, below: 1 << 32, what: .swiotlb, vcpu: 0,
+                                         clock: &clock, reportFailure: false)
             if o != .ok { return o }
+            guard let buffer = got else { continue }
+            if slabs != sizing.slabs { lines.append("SWIOTLB bounce buffer size adjusted \(sizing.slabs) -> \(slabs) slabs") }
+            lines.append("mapped [mem \(hex16(buffer.start))-\(hex16(buffer.end))] (\(mb(buffer.size))MB)")
+            events.append("software IO TLB: " + lines.joined(separator: "; "))
+            swiotlbBytes = buffer.size
+            let (_, so) = memblockAlloc(SWIOTLBSizing.slotArrayBytes(slabs: slabs), below: .max, what: .swiotlb, vcpu: 0, clock: &clock)
+            return so
         }
+        events.append("software IO TLB: " + (lines + ["No low mem"]).joined(separator: "; "))
         return .ok
     }
 

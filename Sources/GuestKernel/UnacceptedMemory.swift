@@ -183,8 +183,11 @@ public final class UnacceptedMemory {
         // Calls whose window reaches an unmapped byte are stepped, so the fault is seen.
         guard u + 3 < firstUnmappedUnit else { return nil }
         let maxUnits = min(2 * remaining, table.bitmap.count - (u.value + 1), (firstUnmappedUnit - (u + 3)) / 2 * 2)
-        let setEnd = table.bitmap.firstClear(from: u + 1, below: u + 1 + maxUnits) ?? (u + 1 + maxUnits)
-        let chunks = replay.chunksSharing(sig, from: firstGFN, limit: setEnd - (u + 1))
+        // The platform's span first: the bitmap is then scanned only over
+        // it (scanning to maxUnits made each GiB's call scan the rest of the range).
+        let shared = replay.chunksSharing(sig, from: firstGFN, limit: maxUnits)
+        let setEnd = table.bitmap.firstClear(from: u + 1, below: u + 1 + shared) ?? (u + 1 + shared)
+        let chunks = setEnd - (u + 1)
         let k = chunks / 2
         guard k > 0 else { return nil }
         clock.charge(memo.counts, times: k, vcpu: vcpu, costs: costs)

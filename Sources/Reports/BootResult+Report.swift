@@ -7,6 +7,16 @@ import MemoryModel
 public import Simulation
 import TDXModule
 
+extension ZoneinfoEntry {
+    /// A zone in JSON: pages, by the kernel's names with `_pages`.
+    var json: JSON {
+        .object([("free_pages", .uint(freePages)), ("min_pages", .uint(min)), ("low_pages", .uint(low)),
+                 ("high_pages", .uint(high)), ("promo_pages", .uint(promo)), ("spanned_pages", .uint(spanned)),
+                 ("present_pages", .uint(present)), ("managed_pages", .uint(managed)),
+                 ("protection_pages", .array(protection.map { .uint($0) })), ("unaccepted_pages", .uint(unacceptedPages))])
+    }
+}
+
 extension BootResult {
     /// Platform operation counts nested by name (`tdx.accept.4k.success` →
     /// `{"tdx": {"accept": {"4k": {"success": n}}}}`), for the scenario's platform.
@@ -45,6 +55,13 @@ extension BootResult {
         let meminfo: JSON = .object((kernel?.meminfo ?? []).map { ($0.0, .uint($0.1)) })
         let vmstat: JSON = .object([("nr_free_pages", .uint(kernel?.totalFreePages ?? 0)),
                                     ("nr_unaccepted", .uint(kernel?.totalUnacceptedPages ?? 0))])
+        let zoneinfo: JSON = .object((kernel?.zoneinfo ?? []).map { ($0.name, $0.json) })
+        let vm: JSON = kernel.map { k in
+            .object([("min_free_kbytes", .uint(k.minFreeKbytesInEffect)),
+                     ("watermark_scale_factor", .uint(k.config.watermarkScaleFactor ?? 10)),
+                     ("transparent_hugepage", .string(k.config.transparentHugepage.rawValue)),
+                     ("totalreserve_pages", .uint(k.totalReservePages)), ("swiotlb_bytes", .uint(k.swiotlbBytes))])
+        } ?? .null
         let t = times
         let vt: JSON = .object([("firmware", .double(t.firmware)), ("efi_stub", .double(t.efiStub)),
                                 ("kernel_boot", .double(t.kernelBoot)), ("deferred_init", .double(t.deferredInit)),
@@ -64,6 +81,8 @@ extension BootResult {
             ("lost_bytes", .uint(firmware.lostBytes)),
             ("meminfo", meminfo),
             ("vmstat", vmstat),
+            ("zoneinfo", zoneinfo),
+            ("vm", vm),
             ("platform_ops", platformOpsJSON),
             ("host_committed_bytes", .uint(committedBytes)),
             ("host", host?.statsJSON ?? .null),
@@ -98,6 +117,11 @@ extension BootResult {
         }
         if firmware.lostBytes > 0 { o += "  lost (type 15 not understood): \(ByteCount(firmware.lostBytes))\n" }
         o += "\n/proc/meminfo:\n" + (kernel?.procMeminfo ?? "") + "\n/proc/vmstat:\n" + (kernel?.procVmstat ?? "")
+        if let k = kernel {
+            o += "\nvm.min_free_kbytes \(k.minFreeKbytesInEffect), vm.watermark_scale_factor \(k.config.watermarkScaleFactor ?? 10), "
+            o += "transparent_hugepage \(k.config.transparentHugepage.rawValue), totalreserve_pages \(k.totalReservePages)\n"
+            o += "\n/proc/zoneinfo (the lines cocomem models; the rest of each zone left out):\n" + k.procZoneinfo
+        }
         o += "\nPlatform operations:\n"
         var total = counts; total.add(buildCounts)
         for (op, n) in total.nonZero where op.name.hasPrefix(scenario.platform.rawValue) { o += "  " + op.name.padded(34) + "\(n)\n" }

@@ -26,6 +26,9 @@ extension KexecResult {
             o += "\nHand-over: \(ByteCount(unacceptedAtHandover)) still unaccepted in the table\n"
             o += "Next kernel \(b.scenario.kernel.version.rawValue): boot \(format3(b.times.totalBoot)) s, accepted \(ByteCount(b.acceptedKernelBoot)) more"
             o += ", re-accepted \(ByteCount(reacceptedBytes)), outcome \(b.outcomeString)\n"
+            if b.scenario.workload != .none {
+                o += "  workload \(ScenarioFile.workloadText(b.scenario.workload)): \(format3(b.times.workload)) s, accepted \(ByteCount(b.acceptedWorkload))\n"
+            }
             if let k = b.kernel { o += "  MemTotal \(k.totalManagedPages * 4) kB, unaccepted \(k.totalUnacceptedPages * 4) kB\n" }
         }
         return o
@@ -52,6 +55,11 @@ extension KexecResult {
             fields.append(("next_boot_s", .double(b.times.totalBoot)))
             fields.append(("next_accepted_bytes", .uint(b.acceptedKernelBoot)))
             fields.append(("next_reaccepted_bytes", .uint(reacceptedBytes)))
+            // Only when the next kernel runs a workload, so results without one read as before.
+            if b.scenario.workload != .none {
+                fields.append(("next_workload_s", .double(b.times.workload)))
+                fields.append(("next_workload_accepted_bytes", .uint(b.acceptedWorkload)))
+            }
             fields.append(("next_outcome", .string(b.outcomeString)))
         }
         return .object(fields)

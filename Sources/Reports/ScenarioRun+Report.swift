@@ -30,6 +30,7 @@ extension ScenarioRunResult.StepResult {
         case .dump(let d): d.text
         case .memUsage(let u): u.text
         case .host(let h, let violations): h.text(violations: violations)
+        case .notRun(let why, let outcome): "Not run: \(why).\nOutcome: \(outcome)\n"
         }
     }
 
@@ -39,6 +40,7 @@ extension ScenarioRunResult.StepResult {
         case .dump(let d): d.json
         case .memUsage(let u): u.json
         case .host(let h, let violations): h.json(violations: violations)
+        case .notRun(let why, let outcome): .object([("not_run", .string(why)), ("outcome", .string(outcome))])
         }
     }
 }
@@ -49,18 +51,28 @@ extension ScenarioRunResult {
         var o = boot?.text ?? ""
         for (i, s) in steps.enumerated() {
             if !o.isEmpty { o += "\n" }
-            o += "== step \(i + 1): \(file.steps[i].kind) ==\n" + s.text
+            o += "== step \(i + 1): \(file.steps[i].kind)\(continuation(i)) ==\n" + s.text
         }
         return o
     }
 
+    /// What a step that continues from the one before says in its header:
+    /// which guest it starts from.
+    func continuation(_ i: Int) -> String {
+        guard file.steps[i].continues else { return "" }
+        return i == 0 ? ", from the boot's guest" : ", from the guest step \(i) left"
+    }
+
     /// One object: the whole file, the boot result and each step's result,
-    /// each result embedding the file that reruns it alone.
+    /// each result embedding the file that reruns it alone (with the steps
+    /// it continues from, for a `from: previous` step). A continuing
+    /// step's entry says so (`"from": "previous"`).
     public var json: JSON {
         var fields: [(String, JSON)] = [("scenario_file", file.tree.json)]
         fields.append(("boot", boot.map { $0.json.embedding(file.only(step: nil)) } ?? .null))
         fields.append(("steps", .array(steps.enumerated().map { i, s in
-            .object([("kind", .string(file.steps[i].kind)), ("result", s.json.embedding(file.only(step: i)))])
+            .object([("kind", .string(file.steps[i].kind))] + (file.steps[i].continues ? [("from", .string("previous"))] : [])
+                        + [("outcome", .string(s.outcome)), ("result", s.json.embedding(file.only(step: i)))])
         })))
         fields.append(("outcome", .string(outcome)))
         return .object(fields)

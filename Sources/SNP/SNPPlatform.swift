@@ -78,6 +78,14 @@ public final class SNPPlatform {
     /// cannot back at 2M into 512 4K requests.
     /// - Complexity: O(entries × log runs).
     public func pageStateChange(_ entries: [(gfn: GuestFrameNumber, level: PageLevel)]) -> OpCounts {
+        pageStateChange(entries, stepByStep: false)
+    }
+
+    /// `pageStateChange(_:)`, with the 4K pages of a 2M entry the host backs
+    /// at 4K either stepped one at a time (`stepByStep`) or backed by runs
+    /// of the RMP (`backFrames4K`); both give the same RMP and counts.
+    /// - Complexity: O(entries × log runs), plus O(pages) when stepping.
+    package func pageStateChange(_ entries: [(gfn: GuestFrameNumber, level: PageLevel)], stepByStep: Bool) -> OpCounts {
         var c = OpCounts()
         c.add(.snpPSCExit)
         for e in entries {
@@ -85,11 +93,26 @@ public final class SNPPlatform {
             guard prefaultOnPSC else { continue }
             if e.level == .size2M, policy == .back2M {
                 back(gfn: e.gfn, level: .size2M, counts: &c)
-            } else {
+            } else if stepByStep {
                 for g in Range(start: e.gfn, count: e.level.pages) { back(gfn: g, level: .size4K, counts: &c) }
+            } else {
+                backFrames4K(Range(start: e.gfn, count: e.level.pages), counts: &c)
             }
         }
         return c
+    }
+
+    /// `back(gfn:level: .size4K)` of every frame of `frames`, by runs: a 4K
+    /// RMPUPDATE of an unbacked frame makes a 4K entry for that frame alone
+    /// (`rmp_make_private()` of one page), so a run of N unbacked frames
+    /// becomes N assigned 4K entries and N RMPUPDATEs in one assignment;
+    /// backed frames are left as they are.
+    /// - Complexity: O(log runs + k) for k runs in `frames`.
+    private func backFrames4K(_ frames: Range<GuestFrameNumber>, counts c: inout OpCounts) {
+        for (range, value) in rmp.runs(in: frames) where value == .unbacked {
+            rmp.assign(range, .assigned4K)
+            c.add(.snpRMPUpdate4K, range.length)
+        }
     }
 
     /// Page State Change through the GHCB MSR protocol (`GHCB_MSR_PSC_REQ`):
@@ -152,6 +175,55 @@ public final class SNPPlatform {
             c.add(.snpPvalidate4KFail)
             return (.failPermission, c)
         }
+    }
+
+    /// PVALIDATE (validate) of each 4K frame of `frames` in ascending order,
+    /// stopping at the first that does not succeed: the 4K loop Linux's
+    /// `pvalidate_pages()` falls back to after a 2M FAIL_SIZEMISMATCH, as
+    /// edk2's `PvalidateRange` does. With `msrPSC`, each frame is first the
+    /// subject of its own GHCB MSR page state change (`msrPageStateChange`),
+    /// as Linux's `__page_state_change()` interleaves them before a GHCB exists.
+    ///
+    /// Stepping (`stepByStep`) issues them one frame at a time. Otherwise
+    /// they go by runs of the RMP: the first frame of a run is stepped, and
+    /// when the run's state is one whose 4K operations read and write only
+    /// the frame's own RMP entry (unbacked: a 4K RMPUPDATE of that page;
+    /// assigned as a 4K entry), the run's other frames start in that same
+    /// state, so each takes the same operations to the same end state: they
+    /// are replayed as one assignment and the first frame's counts times
+    /// their number. A 2M entry is stepped (its first 4K PVALIDATE has the
+    /// host PSMASH all 512 entries). SNPTests hold both paths equal.
+    /// - Returns: the frame that failed and PVALIDATE's result, or nil.
+    /// - Complexity: O(k × log runs) for k runs of the RMP in `frames`;
+    ///   O(pages × log runs) stepping.
+    package func validateFrames4K(_ frames: Range<GuestFrameNumber>, msrPSC: Bool, stepByStep: Bool,
+                                  counts c: inout OpCounts) -> (gfn: GuestFrameNumber, result: PvalidateResult)? {
+        var g = frames.lowerBound
+        while g < frames.upperBound {
+            let run = rmp.run(containing: g)
+            var d = OpCounts()
+            if msrPSC { d.add(msrPageStateChange(gfn: g)) }
+            let (result, v) = pvalidate(gfn: g, level: .size4K)
+            d.add(v)
+            c.add(d)
+            if result != .success { return (g, result) }
+            g = g + 1
+            let end = min(run.range.upperBound, frames.upperBound)
+            guard !stepByStep, g < end, Self.fourKOperationsStayInTheirEntry(run.value),
+                  rmp.run(containing: g).value == run.value else { continue }
+            rmp.assign(g..<end, rmp.value(at: g - 1))
+            c.add(d, times: end - g)
+            g = end
+        }
+        return nil
+    }
+
+    /// True for the states in which a 4K PSC, RMPUPDATE or PVALIDATE of a
+    /// frame touches no other RMP entry: unbacked (KVM backs the one page,
+    /// `rmp_make_private()` at PG_LEVEL_4K) and a 4K entry. Not a 2M entry,
+    /// which the host PSMASHes into 512.
+    private static func fourKOperationsStayInTheirEntry(_ state: RMPState) -> Bool {
+        state == .unbacked || state == .assigned4K
     }
 
     /// - Complexity: O(log runs + k).

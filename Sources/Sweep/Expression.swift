@@ -75,14 +75,55 @@ public indirect enum Expression: Sendable, Equatable {
     /// The column `name` means: itself, or the one column ending in
     /// `_name`. With `preferringScenario`, several such columns are narrowed
     /// to the scenario's (`accept` is `kernel_accept`, not a figure's
-    /// `host_kvm_splits_accept`), as a plot's axis names one.
+    /// `host_kvm_splits_accept`), and among those to the one whose key is the
+    /// name itself (not `firmware_partial_accept`), as a plot's axis names one.
     public static func column(_ name: String, in row: Row, preferringScenario: Bool = false) throws -> String {
         if row[name] != nil { return name }
         var matches = row.columns.filter { $0.hasSuffix("_" + name) }
-        if preferringScenario, matches.count > 1 { matches = matches.filter(row.scenarioColumns.contains) }
+        if preferringScenario, matches.count > 1 {
+            matches = matches.filter(row.scenarioColumns.contains)
+            // A section's own key over a longer one ending the same way:
+            // `accept` is `kernel_accept`, not `firmware_partial_accept`.
+            let own = matches.filter { $0.split(separator: "_", maxSplits: 1).last.map(String.init) == name }
+            if own.count == 1 { matches = own }
+        }
         if matches.count == 1 { return matches[0] }
-        if matches.isEmpty { throw CocomemError(.invalidScenario, "no column '\(name)' in the results (see `cocomem results export` for the columns)") }
+        if matches.isEmpty {
+            let near = nearestColumns(to: name, in: row.columns)
+            throw CocomemError(.invalidScenario, "no column '\(name)' in the results (\(near.isEmpty ? "see `cocomem results export` for the columns" : "nearest: " + near.joined(separator: ", ")))")
+        }
         throw CocomemError(.invalidScenario, "column '\(name)' is ambiguous: \(matches.joined(separator: ", "))")
+    }
+
+    /// The columns closest to a name that matches none, for its error:
+    /// at most `limit`, by edit distance to the whole column or to the part
+    /// after one of its `_` (a name may be a suffix), then by name; none
+    /// further away than half the name's length (nothing like it).
+    /// - Complexity: O(columns × name length × column length).
+    public static func nearestColumns(to name: String, in columns: [String], limit: Int = 3) -> [String] {
+        let n = Array(name.lowercased())
+        var scored: [(Int, String)] = []
+        for c in Set(columns) {
+            let chars = Array(c.lowercased())
+            var best = editDistance(n, chars)
+            for (i, ch) in chars.enumerated() where ch == "_" { best = min(best, editDistance(n, Array(chars[(i + 1)...]))) }
+            if best <= max(1, n.count / 2) { scored.append((best, c)) }
+        }
+        return scored.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.prefix(limit).map(\.1)
+    }
+
+    /// Levenshtein distance.
+    static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+        if a.isEmpty { return b.count }
+        var previous = Array(0...b.count)
+        for (i, x) in a.enumerated() {
+            var current = [i + 1] + [Int](repeating: 0, count: b.count)
+            for (j, y) in b.enumerated() {
+                current[j + 1] = min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
     }
 
     static func apply<T: Comparable>(_ op: Op, _ a: T, _ b: T) -> Bool {

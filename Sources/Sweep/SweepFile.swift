@@ -119,9 +119,11 @@ public struct SweepFile: @unchecked Sendable {
                         try collect(body, path: ["steps", String(j + 1), kind.scalar?.string ?? "?"], location: loc + [j, p], into: &axes, name: name)
                     }
                 }
-            } else if path.isEmpty, key == "workload", let phases = v.sequence {
+            } else if path.isEmpty || path.first == "steps", key == "workload", let phases = v.sequence {
+                // A list of phases (the top level's, or a kexec step's next-kernel workload): an axis only as a list in a phase's place.
                 for (j, phase) in phases.enumerated() where phase.sequence != nil {
-                    try axes.append(listAxis(phase, path: here + [String(j + 1)], column: "workload", location: loc + [j], name: name))
+                    try axes.append(listAxis(phase, path: here + [String(j + 1)], column: path.isEmpty ? "workload" : columnName(here),
+                                             location: loc + [j], name: name))
                 }
             } else if key == "commands" {
                 continue  // the host command language: text, never an axis

@@ -1,6 +1,6 @@
 import Foundation
 import MemoryModel
-public import Reports
+import Reports
 
 /// One figure of a sweep's report: the figure `y` against the axis `x`,
 /// one line per value of `by` (`--plot memory,total_boot_s,vcpus`: boot
@@ -47,11 +47,41 @@ public enum SweepReport {
     /// The page: one figure per plot.
     /// - Complexity: O(plots × rows log rows).
     public static func html(rows: [Row], plots: [PlotSpec], title: String) throws -> String {
-        guard let first = rows.first else { return SweepPlot.page(rows: [], plots: [], title: title) }
-        func column(_ name: String) throws -> String { try Expression.column(name, in: first, preferringScenario: true) }
-        let resolved = try plots.map { p in PlotSpec(x: try column(p.x), y: try column(p.y), by: try p.by.map(column)) }
+        guard !rows.isEmpty else { return SweepPlot.page(rows: [], plots: [], title: title) }
+        // Every row's columns: a figure only some points have (an SNP
+        // counter in a sweep over both platforms) is still a column.
+        let resolved = try resolve(plots, columnsOf: rows)
         let table = rows.map { r in plotRow(r, plots: resolved) }
         return SweepPlot.page(rows: table, plots: resolved.map { ($0.x, $0.y, $0.by.isEmpty ? nil : lineColumn($0.by)) }, title: title)
+    }
+
+    /// Resolves plot names before a sweep runs, so that a typo fails at
+    /// once: against the columns of `probes`, rows of some of the sweep's
+    /// points (`SweepRunner.probe()`: the first point of each platform,
+    /// whose figures are the ones that platform's points have) joined, with
+    /// the `where` language's rule (`Expression.column`, narrowed to
+    /// scenario columns for a name several columns end in). A name no
+    /// column matches is one error naming the nearest columns.
+    /// - Returns: the plots with full column names.
+    /// - Complexity: O(rows × columns) to join them (rows with the columns of
+    ///   the row before cost one comparison), then O(plots × columns).
+    public static func resolve(_ plots: [PlotSpec], columnsOf probes: [Row]) throws -> [PlotSpec] {
+        var vocabulary = Row()
+        var seen: Set<String> = []
+        var previous: [String] = []
+        for r in probes where r.columns != previous {
+            previous = r.columns
+            for c in r.columns where seen.insert(c).inserted { vocabulary.append(c, .null) }
+            vocabulary.scenarioColumns.formUnion(r.scenarioColumns)
+        }
+        return try plots.map { p in
+            func column(_ name: String) throws -> String {
+                do { return try Expression.column(name, in: vocabulary, preferringScenario: true) } catch let e as CocomemError {
+                    throw CocomemError(e.code, "--plot \(([p.x, p.y] + p.by).joined(separator: ",")): \(e.message.replacingOccurrences(of: "in the results", with: "in the sweep's points"))")
+                }
+            }
+            return PlotSpec(x: try column(p.x), y: try column(p.y), by: try p.by.map(column))
+        }
     }
 
     /// The scenario columns whose values differ between the rows: the axes.

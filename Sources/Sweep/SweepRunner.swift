@@ -19,6 +19,11 @@ public struct SweepRunner: Sendable {
     /// database), from the worker thread that completed it: the hook for
     /// progress lines. Arguments: the point index and its row.
     public var onPointCompleted: (@Sendable (Int, Row) -> Void)?
+    /// Points already run, by point index: the rows `probe()` returned. `run()` takes them instead of running the
+    /// point again (the same rows, so the sweep's result does not change).
+    public var done: [Int: Row] = [:]
+    /// Of `done`, the points the probe ran now (not found in the database).
+    public var doneNew: Set<Int> = []
     let modelClock = ModelClock()
 
     public init(file: SweepFile, jobs: Int = ProcessInfo.processInfo.activeProcessorCount, shard: Shard? = nil,
@@ -110,9 +115,36 @@ public struct SweepRunner: Sendable {
         }
     }
 
-    /// Reads every point's scenario first (the first error in point order
-    /// stops the sweep before anything runs), then runs them in parallel.
-    func runPoints(_ points: [Point]) throws -> ([Row], [Bool]) {
+    /// Runs, before the others, the first point of each guest platform among
+    /// the points this run selects (the first point when the platform is
+    /// not an axis): rows with the figure columns each platform's points
+    /// have, against which a report's plot names are resolved before the
+    /// sweep runs (`SweepReport.resolve`). Every point is read first, as
+    /// `run()` reads them (the first bad one in point order stops it).
+    /// - Returns: the rows by point index, and which of them were run now;
+    ///   pass them to `run()` as `done` and `doneNew`.
+    public func probe() throws -> (rows: [Int: Row], new: Set<Int>) {
+        let selected = selectedPoints()
+        let (files, hashes) = try read(selected)
+        let platform = file.axes.firstIndex { $0.column == "guest_platform" }
+        var seen: Set<Int> = []
+        var picked: [Int] = []
+        for (i, p) in selected.enumerated() where seen.insert(platform.map { p.digits[$0] } ?? 0).inserted { picked.append(i) }
+        let chosen = picked
+        let out = parallelMap(chosen.count, jobs: jobs) { k in
+            runOne(files[chosen[k]], index: selected[chosen[k]].index, calibrationHash: hashes[files[chosen[k]].calibration ?? ""] ?? "")
+        }
+        var rows: [Int: Row] = [:], new: Set<Int> = []
+        for (k, (row, isNew)) in out.enumerated() {
+            rows[selected[picked[k]].index] = row
+            if isNew { new.insert(selected[picked[k]].index) }
+        }
+        return (rows, new)
+    }
+
+    /// Reads every point's scenario (the first error in point order stops
+    /// the sweep before anything runs) and the hashes of their calibrations.
+    func read(_ points: [Point]) throws -> ([ScenarioFile], [String: String]) {
         let parsed = parallelMap(points.count, jobs: jobs) { i -> Swift.Result<ScenarioFile, CocomemError> in
             do { return .success(try file.scenario(digits: points[i].digits, overriding: points[i].overriding)) } catch let e as CocomemError { return .failure(e) } catch {
                 return .failure(CocomemError(.invalidScenario, "\(error)"))
@@ -122,10 +154,17 @@ public struct SweepRunner: Sendable {
         files.reserveCapacity(points.count)
         for r in parsed { files.append(try r.get()) }
         for f in files { try Self.checkSweepable(f, name: file.name) }
-        let hashes = try calibrationHashes(files)
-        let scenarios = files
+        return (files, try calibrationHashes(files))
+    }
+
+    /// Reads every point's scenario first (`read`), then runs them in
+    /// parallel (a point in `done` is not run again).
+    func runPoints(_ points: [Point]) throws -> ([Row], [Bool]) {
+        let (scenarios, hashes) = try read(points)
         let out = parallelMap(points.count, jobs: jobs) { i in
-            runOne(scenarios[i], index: points[i].index, calibrationHash: hashes[scenarios[i].calibration ?? ""] ?? "")
+            // Already reported to onPointCompleted when the probe ran it.
+            if let row = done[points[i].index] { return (row, doneNew.contains(points[i].index)) }
+            return runOne(scenarios[i], index: points[i].index, calibrationHash: hashes[scenarios[i].calibration ?? ""] ?? "")
         }
         return (out.map(\.0), out.map(\.1))
     }

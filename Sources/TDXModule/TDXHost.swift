@@ -54,4 +54,10 @@ package protocol TDXHostReplay: TDXHost {
     /// work subtracts the part of this total that accrued while stepping,
     /// since `replay` recomputes it for each span.
     var contextOperations: OpCounts { get }
+    /// The status TDG.MEM.PAGE.ACCEPT at `level` returns whatever the TD's
+    /// state (this module refuses 1G with TDX_OPERAND_INVALID, changing
+    /// nothing), or nil if the answer depends on the state.
+    func stateIndependentAccept(level: PageLevel) -> TDXStatus?
+    /// Counts `count` such accepts, as the module would have.
+    func recordStateIndependentAccepts(level: PageLevel, count: UInt64)
 }

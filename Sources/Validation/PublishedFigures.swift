@@ -35,6 +35,9 @@ public enum PublishedFigures {
         { s in
             s.platform = .tdx; s.memory = mem; s.vcpus = 1; s.lazy = lazy; s.firmware = .tdvf2022
             s.kernel.version = .v6_5; s.kernel.deferredStructPageInit = false; s.hostMapping = .map4K
+            // The v1 series of August 2021 ran on 5.14: sev_setup_arch() sized
+            // SWIOTLB for SEV only, so the TD kept 64 MiB (KernelConfig.swiotlbSizedFromMemory).
+            s.kernel.swiotlbSizedFromMemory = false
         }
     }
 

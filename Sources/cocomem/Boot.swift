@@ -8,19 +8,24 @@ struct Boot: ParsableCommand {
     @OptionGroup var guest: ScenarioOptions
     @OptionGroup var output: JSONOption
     @Flag(name: .customLong("meminfo"), help: "Print only /proc/meminfo (--json wins when both are given)") var meminfoOnly = false
+    @Flag(name: .customLong("zoneinfo"), help: "Print only /proc/zoneinfo, the lines the model keeps (--json wins; not with --meminfo)") var zoneinfoOnly = false
     @OptionGroup var printScenario: PrintScenarioOption
     @OptionGroup var failOn: FailOnOption
     @OptionGroup var progress: ProgressOption
     @OptionGroup var report: ReportOption
     @OptionGroup var record: RecordOptions
 
+    func validate() throws {
+        if meminfoOnly && zoneinfoOnly { throw ValidationError("--meminfo and --zoneinfo each print one file; give one of them") }
+    }
+
     func run() throws {
         if printScenario.on { printScenario.print(try scenarioFile()); return }
         let inputs = guest.inputs
         try report.check(inputs: inputs)
-        try record.check(inputs: inputs, outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json && !meminfoOnly)
+        try record.check(inputs: inputs, outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json && !meminfoOnly && !zoneinfoOnly)
         let r = try guest.boot(progress: progress.reporter())
-        if output.json { print(r.json.embedding(try scenarioFile()).serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else { print(r.text + record.stripText([("boot", r.record)], json: false), terminator: "") }
+        if output.json { print(r.json.embedding(try scenarioFile()).serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else if zoneinfoOnly { print(r.kernel?.procZoneinfo ?? "", terminator: "") } else { print(r.text + record.stripText([("boot", r.record)], json: false), terminator: "") }
         try report.write(r.htmlReport)
         try record.write([("boot", r.record)])
         try failOn.check(r.outcomeString)

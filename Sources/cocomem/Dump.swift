@@ -2,6 +2,7 @@ import ArgumentParser
 import CoCoGuest
 import CrashDump
 import Foundation
+import GuestKernel
 import MemoryModel
 import Reports
 import Simulation
@@ -53,6 +54,9 @@ struct Dump: ParsableCommand {
             guard !elfDump else { throw ValidationError("Commandline parameter is invalid: --mem-usage writes no file; leave out -E") }
             guard input == nil else { throw ValidationError("--mem-usage reads the running guest (makedumpfile reads /proc/kcore), not a vmcore file") }
             guard report.report == nil, record.trace == nil, !record.strip else { throw ValidationError("--report, --trace and --strip draw a dump; --mem-usage prints only its table") }
+        }
+        if thp == .always, guest.transparentHugepage == .never {
+            throw ValidationError("--thp always lays anonymous memory out in transparent huge pages, which --transparent-hugepage never turns off")
         }
         if !memUsage, let sample, sample < 2 || sample > 1 << 24 {
             throw ValidationError("--sample \(sample) is not between 2 and 16777216 pages")

@@ -40,9 +40,18 @@ struct Host: ParsableCommand {
         if let acceptLevel { s.options.acceptLevelPolicy = acceptLevel }
         if let policy { s.options.conversionPolicy = policy }
         if check { s.options.checkInvariants = true }
-        let r = try HostRun(s, calibration: calibration.load(), log: log)
+        // The text report starts with the log: its lines are printed as the
+        // run produces them instead of being kept (the JSON object keeps a
+        // bounded log, OperationLog).
+        var streamed = false
+        let sink: ((String) -> Void)? = log && !output.json ? { line in
+            if !streamed { print("Operation log:"); streamed = true }
+            print("  " + line)
+        } : nil
+        let r = try HostRun(s, calibration: calibration.load(), log: log, logSink: sink)
         var violations: [String]? = nil
         if check { violations = try r.runChecked() } else { try r.run() }
+        if streamed { print("") }
         if output.json {
             print(r.json(violations: violations).embedding(scenarioFile(text: file == nil ? nil : text)).serialized())
         } else {

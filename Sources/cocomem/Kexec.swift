@@ -19,6 +19,7 @@ struct Kexec: ParsableCommand {
     @Option(name: .customLong("cmdline-len"), help: "Command line length including the NUL, 1 to 1048576") var cmdlineLen: UInt64 = 128
     @Option(name: .customLong("next-kernel"), help: "Release of the kernel kexec boots, as --kernel (default: the running one's)") var nextKernel: String?
     @Flag(name: .customLong("load-only"), help: "Load without executing (kexec -l)") var loadOnly = false
+    @Option(name: .customLong("next-workload"), help: "What the next kernel runs after its boot, as --workload (none, touch=SIZE|all, pagecache=SIZE, hugetlb=SIZE, rate=SIZE:SECONDS)") var nextWorkload = "none"
     @OptionGroup var output: JSONOption
     @OptionGroup var printScenario: PrintScenarioOption
     @OptionGroup var failOn: FailOnOption

@@ -20,6 +20,7 @@ extension HostMappingPolicy: ExpressibleByArgument {}
 extension KexecSyscall: ExpressibleByArgument {}
 extension AcceptLevelPolicy: ExpressibleByArgument {}
 extension ConversionPolicy: ExpressibleByArgument {}
+extension TransparentHugepage: ExpressibleByArgument {}
 
 /// `on` or `off`.
 enum OnOff: String, ExpressibleByArgument, CaseIterable {
@@ -147,6 +148,9 @@ struct ScenarioOptions: ParsableArguments {
     @Option(name: .customLong("boot-alloc"), help: "Memory user space allocates on the way to a shell") var bootAlloc = "256M"
     @Option(help: "none, touch=SIZE|all, pagecache=SIZE, hugetlb=SIZE (grow the 2 MiB hugetlb pool), rate=SIZE:SECONDS (SIZE allocated every second)") var workload = "none"
     @Option(help: "Seed of every random choice (page contents, samples)") var seed: UInt64 = 0
+    @Option(name: .customLong("transparent-hugepage"), help: "transparent_hugepage= at boot: always or madvise start khugepaged, which raises vm.min_free_kbytes (set_recommended_min_free_kbytes()); never leaves it") var transparentHugepage: TransparentHugepage = .madvise
+    @Option(name: .customLong("min-free-kbytes"), help: ArgumentHelp("vm.min_free_kbytes written before user space (0 to 2147483647; default: the kernel's own, raised by khugepaged)", valueName: "KB")) var minFreeKbytes: UInt64?
+    @Option(name: .customLong("watermark-scale-factor"), help: ArgumentHelp("vm.watermark_scale_factor written before user space (1 to 3000; default 10)", valueName: "N")) var watermarkScaleFactor: UInt64?
     @OptionGroup var calibration: CalibrationOption
     @Flag(name: .customLong("step-by-step"), help: "Simulate every TDCALL/PVALIDATE one at a time") var step = false
 
@@ -177,6 +181,9 @@ struct ScenarioOptions: ParsableArguments {
         s.snpAcceptanceProtocol = !noFwProtocol
         s.snpPrefault = prefault
         s.kernel.deferredStructPageInit = deferred.isOn
+        s.kernel.transparentHugepage = transparentHugepage
+        s.kernel.minFreeKbytes = minFreeKbytes
+        s.kernel.watermarkScaleFactor = watermarkScaleFactor
         s.bootAllocationBytes = try ByteCount.parse(bootAlloc).value
         s.workload = try Workload.parse(workload, memory: s.memory)
         s.seed = seed

@@ -75,13 +75,20 @@ extension Kexec {
         k.nextKernel = try nextKernel.map { try KernelVersion(parsing: $0) }
         k.loadOnly = loadOnly
         let crashDefault: UInt64 = crash ? 256 << 20 : 0
-        return try guest.scenarioFile(steps: [.kexec(k)]) { s in
+        var f = try guest.scenarioFile(steps: [.kexec(k)]) { s in
             s.kernel.crashKernelBytes = try crashKernel.map { try ByteCount.parse($0).value } ?? crashDefault
             if let initSize {
                 s.kernel.kernelInitBytes = try ByteCount.parse(initSize).value
                 guard s.kernel.kernelInitBytes > 0 else { throw ValidationError("--init-size must be positive and --cmdline-len between 1 and 1M") }
             }
         }
+        // `touch=all` is the guest's memory, known once the scenario is.
+        k.workload = try Workload.parse(nextWorkload, memory: f.scenario.memory)
+        if k.workload != .none, loadOnly || crash {
+            throw ValidationError("--next-workload runs on the kernel kexec -e boots; \(crash ? "--crash only loads a crash image" : "--load-only does not execute")")
+        }
+        f.steps = [.kexec(k)]
+        return f
     }
 }
 

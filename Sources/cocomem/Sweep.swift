@@ -32,7 +32,7 @@ struct SweepCommand: ParsableCommand {
         try sweep.checkLimit(yes: yes)
         let shard = try shard.map(Shard.parse)
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
-        let plotSpecs = try plots.map(PlotSpec.parse)
+        var plotSpecs = try plots.map(PlotSpec.parse)
         try report.check(inputs: [file, db])
         let existing = try ResultsDatabase.read(path: db)
         var byKey: [String: Row] = [:]
@@ -41,12 +41,23 @@ struct SweepCommand: ParsableCommand {
         let line: SweepProgress? = progress.reporter().map { SweepProgress($0) }
         var pointDone: (@Sendable (Int, Row) -> Void)? = nil
         if let line { pointDone = { _, _ in line.pointDone() } }
-        let runner = SweepRunner(file: sweep, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, shard: shard,
+        var runner = SweepRunner(file: sweep, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, shard: shard,
                                  existing: { known[$0] }, checkedHostRun: { try $0.runChecked() },
                                  onPointCompleted: pointDone)
         line?.begin(SweepProgress.task(sweep, shard: shard))
         let result: SweepRunner.Result
-        do { result = try runner.run(); line?.end() } catch { line?.end(); throw error }
+        do {
+            if report.report != nil, !plotSpecs.isEmpty {
+                // The plots' columns resolve before the sweep runs: on the rows
+                // of the first point of each platform, run first and kept.
+                let probe = try runner.probe()
+                plotSpecs = try SweepReport.resolve(plotSpecs, columnsOf: probe.rows.keys.sorted().compactMap { probe.rows[$0] })
+                runner.done = probe.rows
+                runner.doneNew = probe.new
+            }
+            result = try runner.run()
+            line?.end()
+        } catch { line?.end(); throw error }
         let fresh = zip(result.rows, result.isNew).filter(\.1).map(\.0)
         let hashes = Set(result.rows.map { ($0["calibration_hash"] ?? .null).text }).sorted().joined(separator: ",")
         let record = ResultsDatabase.RunRecord(cocomemVersion: CocomemVersion.current, calibrationHash: hashes, sweepFile: sweep.text,

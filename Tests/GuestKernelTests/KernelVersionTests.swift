@@ -13,7 +13,7 @@ import Testing
     static let through6_11: Set<B> = [.kexecFileTopDown, .unacceptedFreeForWatermarks]
     static let through6_12: Set<B> = through6_11.union([.pageUnacceptedType, .acceptToPromoWatermark])
     static let through6_14: Set<B> = through6_12.union([.acceptOneBlockWhileWatermarksZero])
-    static let through6_16: Set<B> = through6_14.union([.kexecAcceptsDestinations, .vmcoreinfoUnacceptedMapcount])
+    static let through6_16: Set<B> = through6_14.union([.kexecAcceptsDestinations, .meminfoBalloon, .vmcoreinfoUnacceptedMapcount])
 
     /// Written by hand from the verified data, not derived from the table.
     static let reference: [(String, Set<B>)] = [
@@ -27,7 +27,7 @@ import Testing
         ("6.12.21", through6_14), ("6.12.30", through6_14),
         ("6.13", through6_12), ("6.13.8", through6_12), ("6.13.9", through6_14),
         ("6.14", through6_14), ("6.14.1", through6_14),
-        ("6.15", through6_14.union([.kexecAcceptsDestinations])),
+        ("6.15", through6_14.union([.kexecAcceptsDestinations, .meminfoBalloon])),
         ("6.16", through6_16), ("6.19", through6_16), ("6.19.3", through6_16),
         ("7.0", through6_16.union([.reserveUnacceptedEndAligned])), ("7.1", Set(B.allCases)),
     ]

@@ -56,6 +56,27 @@ import Testing
         #expect(bulk.json.serialized() == step.json.serialized())
     }
 
+    /// Bulk replay equals stepping on seeded random TDX guests: memory
+    /// between 1 and 5 GiB at a MiB granularity (so spans start and end
+    /// anywhere in a 1G region), either host, lazy or eager, any vCPU count.
+    @Test(arguments: [11, 12, 13] as [UInt64])
+    func randomTDXBootsBulkEqualStepping(seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        let memory = (1024 + rng.next() % 4096) << 20, vcpus = 1 + Int(rng.next() % 6)
+        let lazy = rng.next() % 2 == 0, huge = rng.next() % 2 == 0
+        let kernel: KernelVersion = [.v6_12, .v7_0, .v6_16][Int(rng.next() % 3)]
+        func run(_ step: Bool) throws -> BootResult {
+            try bootResult { s in
+                s.memory = memory; s.vcpus = vcpus; s.lazy = lazy; s.tdxHost = huge ? .tdxHuge : .tdx
+                s.kernel.version = kernel; s.stepByStep = step
+            }
+        }
+        let bulk = try run(false), step = try run(true)
+        #expect(bulk.counts == step.counts && bulk.committedBytes == step.committedBytes)
+        #expect(bulk.times.totalBoot == step.times.totalBoot)
+        #expect(bulk.json.serialized() == step.json.serialized())
+    }
+
     @Test func lazyLeavesHighMemoryUnacceptedAndEagerDoesNot() throws {
         let lazy = try bootResult { $0.memory = 64 << 30; $0.kernel.version = .v6_12 }
         let eager = try bootResult { $0.memory = 64 << 30; $0.lazy = false; $0.kernel.version = .v6_12 }

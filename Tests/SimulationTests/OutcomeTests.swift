@@ -126,6 +126,8 @@ import Testing
         Refused(option: "--no-acceptance-protocol-call") { $0.loader.stubCallsAcceptanceProtocol = false },
         Refused(option: "--fw-partial-accept 512M") { $0.partialAcceptBytes = 512 << 20 },
         Refused(option: "--fw-partial-accept 0") { snp(&$0); $0.partialAcceptBytes = 0 },
+        // An eager tdvf-2022 boot is the firmware accepting everything (preAcceptPlan's eagerFirmware).
+        Refused(option: "--fw-partial-accept 512M") { $0.firmware = .tdvf2022; $0.lazy = false; $0.kernel.lazyAccept = false; $0.partialAcceptBytes = 512 << 20 },
     ])
     func optionThatCannotApplyIsAnError(_ c: Refused) throws {
         var s = Scenario()
@@ -147,5 +149,12 @@ import Testing
         try tdx.validate()
         var old = Scenario(); old.firmware = .tdvf2022; old.partialAcceptBytes = 0
         try old.validate()
+        // Eager with tdvf-2022: accept-all (0) and the default say the same thing, and a lazy boot takes any size.
+        var eager = old; eager.lazy = false; eager.kernel.lazyAccept = false
+        try eager.validate()
+        eager.partialAcceptBytes = Scenario().partialAcceptBytes
+        try eager.validate()
+        var lazy = old; lazy.partialAcceptBytes = 512 << 20
+        try lazy.validate()
     }
 }

@@ -32,6 +32,10 @@ import Testing
         var u = Scenario(); u.memory = 1 << 30; u.loader.kernelSupportsUnaccepted = false; u.workload = .hugetlb(64 << 20)
         u.kernel.crashKernelBytes = 128 << 20; u.stepByStep = true
         out.append(("no unaccepted support, hugetlb, step by step", u))
+        // Issue 16: the THP setting and the two sysctls print and read back, and the boot follows them.
+        var w = Scenario(); w.memory = 2 << 30; w.kernel.transparentHugepage = .never
+        w.kernel.minFreeKbytes = 90000; w.kernel.watermarkScaleFactor = 150
+        out.append(("thp never, vm.min_free_kbytes, vm.watermark_scale_factor", w))
         return out
     }
 
@@ -39,7 +43,7 @@ import Testing
         try BootSimulation(scenario: s, calibration: Calibration.builtIn()).run().json.serialized()
     }
 
-    @Test(arguments: 0..<5)
+    @Test(arguments: 0..<6)
     func printedFileBootsTheSameGuest(_ i: Int) throws {
         let (_, s) = Self.scenarios()[i]
         let file = ScenarioFile(scenario: s)

@@ -44,6 +44,24 @@ import Testing
         #expect(d.level == 31)
     }
 
+    /// A kexec step's next-kernel workload is a list of phases, as the top
+    /// level's: an axis only as a list in a phase's place.
+    @Test func kexecNextWorkloadIsPhasesNotAnAxis() throws {
+        let f = try SweepFile.parse("""
+            steps:
+              - kexec:
+                  workload: [[touch=512M, touch=1G], pagecache=256M]
+              - dump: {from: previous, estimate: true}
+            """)
+        #expect(f.count == 2)
+        #expect(f.axes.map(\.column) == ["step1_kexec_workload"])
+        let last = try f.scenario(digits: f.digits(of: 1))
+        guard case .kexec(let k) = last.steps[0] else { Issue.record("not a kexec"); return }
+        #expect(k.workload == .phases([.touch(1 << 30), .pageCache(256 << 20)]))
+        #expect(last.steps[1].continues)
+        #expect(try SweepFile.parse("steps: [{kexec: {workload: [touch=1G, pagecache=1G]}}]").count == 1)
+    }
+
     @Test func rangeGrammar() throws {
         #expect(try SweepRange.parse("4G..1T *2").count == 9)
         #expect(try SweepRange.parse("4G..64G +4G").count == 16)

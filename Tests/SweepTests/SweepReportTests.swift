@@ -16,12 +16,13 @@ import Testing
                     r.append("key", .text("\(platform)\(gib)\(accept)"))
                     r.append("outcome", .text("ok"))
                     r.append("firmware_generation", .text(platform == "tdx" ? "tdvf" : "ovmf-snp"))
+                    r.append("firmware_partial_accept", .int(256 << 20))
                     r.append("guest_memory", .int(Int64(gib) << 30))
                     r.append("guest_platform", .text(platform))
                     r.append("guest_vcpus", .int(8))
                     r.append("kernel_accept", .text(accept))
                     r.append("virtual_time_total_boot_s", .double(Double(gib) * (accept == "eager" ? 2 : 0.5)))
-                    r.scenarioColumns = ["firmware_generation", "guest_memory", "guest_platform", "guest_vcpus", "kernel_accept"]
+                    r.scenarioColumns = ["firmware_generation", "firmware_partial_accept", "guest_memory", "guest_platform", "guest_vcpus", "kernel_accept"]
                     rows.append(r)
                 }
             }
@@ -45,6 +46,7 @@ import Testing
 
     @Test func shortNamesResolveAndUnknownOnesAreErrors() throws {
         let html = try SweepReport.html(rows: Self.grid(), plots: [try PlotSpec.parse("memory, total_boot_s, accept")], title: "t")
+        // `accept` is kernel_accept, the key itself, not firmware_partial_accept.
         #expect(html.contains("kernel_accept = eager"))
         #expect(throws: CocomemError.self) { try SweepReport.html(rows: Self.grid(), plots: [PlotSpec(x: "memroy", y: "total_boot_s")], title: "t") }
         #expect(throws: CocomemError.self) { try PlotSpec.parse("memory") }

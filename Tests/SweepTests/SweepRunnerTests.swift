@@ -23,6 +23,33 @@ import Testing
         #expect(Set(one.rows.map(\.key)).count == 12)
     }
 
+    /// The probe runs the first point of each platform only, and a run
+    /// that takes its rows gives the same rows, the same new flags, and
+    /// runs each point once; plot names resolve against the probe before
+    /// the rest runs, a typo with its nearest columns.
+    @Test func probeRunsOnePointPerPlatformAndTheRunKeepsItsRows() throws {
+        let f = try SweepFile.parse("guest:\n  platform: [tdx, snp]\n  memory: [1G, 2G]\nkernel:\n  accept: [lazy, eager]\n")
+        let plain = try SweepRunner(file: f, jobs: 2).run()
+        let count = Counter()
+        var runner = SweepRunner(file: f, jobs: 2, onPointCompleted: { i, _ in count.add(i) })
+        let probe = try runner.probe()
+        #expect(probe.rows.keys.sorted() == [0, 4])
+        #expect(probe.new == [0, 4])
+        #expect(count.indices == [0, 4])
+        let plots = try SweepReport.resolve([try PlotSpec.parse("memory,psc_vmgexit,kernel_accept")], columnsOf: Array(probe.rows.values))
+        #expect(plots == [PlotSpec(x: "guest_memory", y: "platform_ops_psc_vmgexit", by: ["kernel_accept"])])
+        let e = #expect(throws: CocomemError.self) { try SweepReport.resolve([try PlotSpec.parse("memory,totl_boot_s")], columnsOf: Array(probe.rows.values)) }
+        #expect(e?.message == "--plot memory,totl_boot_s: no column 'totl_boot_s' in the sweep's points (nearest: virtual_time_total_boot_s)")
+        runner.done = probe.rows
+        runner.doneNew = probe.new
+        let after = try runner.run()
+        #expect(after.rows == plain.rows)
+        #expect(after.isNew == plain.isNew)
+        #expect(count.indices == Array(0..<8))
+        // The report of every row draws the SNP-only figure (the first row is TDX's).
+        #expect(try SweepReport.html(rows: after.rows, plots: plots, title: "t").contains("platform_ops_psc_vmgexit"))
+    }
+
     @Test func shardsTogetherAreTheWholeSweep() throws {
         let f = try SweepFile.parse(Self.grid)
         let whole = try SweepRunner(file: f, jobs: 2).run().rows
@@ -146,4 +173,12 @@ import Testing
             else { #expect((answer?.value ?? "none") == value, "\(name): \(group) found \(answer?.value ?? "none")") }
         }
     }
+}
+
+/// Point indices reported by `onPointCompleted`, from any thread.
+final class Counter: @unchecked Sendable {
+    let lock = NSLock()
+    var seen: [Int] = []
+    func add(_ i: Int) { lock.withLock { seen.append(i) } }
+    var indices: [Int] { lock.withLock { seen.sorted() } }
 }

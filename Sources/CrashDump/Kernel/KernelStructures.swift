@@ -446,8 +446,10 @@ public struct KernelStructures: Sendable {
         return l.joined(separator: "\n") + "\n"
     }
 
-    /// The kernel-text mapping of a physical address inside the image.
-    func kernelVirtual(_ phys: UInt64) -> UInt64 { X86Layout.startKernelMap + phys - physBase }
+    /// The kernel-text mapping of a physical address inside the image
+    /// (the offset first: a kernel kexec loaded high, above 2 GiB, would
+    /// overflow `__START_KERNEL_map + phys`).
+    func kernelVirtual(_ phys: UInt64) -> UInt64 { X86Layout.startKernelMap + (phys - physBase) }
 }
 
 extension Array where Element == UInt64 {

@@ -40,6 +40,10 @@ public enum KernelBehaviour: String, Sendable, CaseIterable {
     /// end of the table, not the page-aligned size from its aligned-down
     /// start (a table starting mid-page had its last page unreserved).
     case reserveUnacceptedEndAligned = "reserve_unaccepted_end_aligned"
+    /// "mm: add a per-node counter for balloon drivers" (Nico Pache):
+    /// `/proc/meminfo` prints `Balloon:` (NR_BALLOON_PAGES) after
+    /// `Unaccepted:` and before the hugetlb block.
+    case meminfoBalloon = "meminfo_balloon"
 
     /// Where a behaviour came from and where it went.
     public struct Origin: Sendable {
@@ -91,6 +95,10 @@ public enum KernelBehaviour: String, Sendable, CaseIterable {
             return Origin(commit: "0862438c9048", subject: "efi: Fix reservation of unaccepted memory table",
                           mainline: KernelRelease(7, 0), backports: [],
                           verified: "efi-fixes-for-v7.0-1 pull (Feb 2026) for v7.0-rc1; carries a Fixes: tag, but no stable backport could be checked")
+        case .meminfoBalloon:
+            return Origin(commit: nil, subject: "mm: add a per-node counter for balloon drivers (NR_BALLOON_PAGES, Balloon: in /proc/meminfo)",
+                          mainline: KernelRelease(6, 15), backports: [],
+                          verified: "patch of 14 Mar 2025 (Nico Pache) and its documentation squash of 17 Mar 2025 in Andrew Morton's mm tree, for the 6.15 merge window; later GPUActive/GPUReclaim patches apply after it; mainline id and release tag not checked; a feature, no stable backport")
         }
     }
 

@@ -58,6 +58,8 @@ public struct KernelVersion: Sendable, Hashable, CustomStringConvertible {
     public var exportsUnacceptedMapcount: Bool { has(.vmcoreinfoUnacceptedMapcount) }
     /// kexec_core accepts segment destinations (6.15).
     public var acceptsKexecDestinations: Bool { has(.kexecAcceptsDestinations) }
+    /// NR_BALLOON_PAGES (6.15): `/proc/meminfo` has a `Balloon:` line.
+    public var printsBalloonInMeminfo: Bool { has(.meminfoBalloon) }
     /// b3ba234171cd (6.8): kexec_file walks System RAM top-down.
     public var kexecFileWalksTopDown: Bool { has(.kexecFileTopDown) }
 }

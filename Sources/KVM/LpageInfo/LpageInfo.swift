@@ -57,6 +57,16 @@ public struct LpageInfoTable: Sendable {
     /// `hugepage_set_guest_inhibit()` at 1G.
     mutating func setGuestInhibit(_ r: GuestRegion1G) { Self.setGuestInhibit(&lpage1G, r) }
 
+    /// `hugepage_set_guest_inhibit()` at 1G on every region of `r` (bulk
+    /// replay), keeping each run's `disallow_lpage`.
+    /// - Complexity: O(log runs + runs in `r`).
+    mutating func setGuestInhibit(_ r: Range<GuestRegion1G>) {
+        for (rr, v) in lpage1G.runs(in: r) where !v.guestInhibit {
+            var n = v; n.guestInhibit = true
+            lpage1G.assign(rr, n)
+        }
+    }
+
     static func setGuestInhibit<K: IndexSpace>(_ map: inout IntervalMap<K, LpageInfo>, _ i: K) {
         var v = map.value(at: i)
         guard !v.guestInhibit else { return }

@@ -62,20 +62,35 @@ extension TDXVM {
 
     /// Makes sure the mirror's PDPT and PD above `gfn` exist, linking each
     /// new one to the S-EPT (`link_external_spt` → TDH.MEM.SEPT.ADD).
+    ///
+    /// Only the first fault in a 1G (512G) region links its table, so the
+    /// SEPT.ADDs are context work (`noteUpperWork`): bulk replay counts
+    /// them per region, not per chunk.
     func linkUpperTables(_ gfn: GuestFrameNumber) -> Bool {
         if !mmu.mirrorPDPT.value(at: gfn.region512G) {
-            let s = module.septAdd(gfn: gfn, entryLevel: 4, pageHFN: allocSeptPage(viaSplitCache: false))
-            ops.add(.tdxSeptAdd)
+            let s = module.septAdd(gfn: gfn, entryLevel: 4, pageHFN: allocUpperTablePage())
+            noteUpperWork(op: .tdxSeptAdd, call: .memSeptAdd, s)
             guard s == .success else { return false }
             mmu.linkPDPT(gfn.region512G.only)
         }
         if !mmu.mirrorPD.value(at: gfn.region1G) {
-            let s = module.septAdd(gfn: gfn, entryLevel: 3, pageHFN: allocSeptPage(viaSplitCache: false))
-            ops.add(.tdxSeptAdd)
+            let s = module.septAdd(gfn: gfn, entryLevel: 3, pageHFN: allocUpperTablePage())
+            noteUpperWork(op: .tdxSeptAdd, call: .memSeptAdd, s)
             guard s == .success else { return false }
             mmu.linkPD(gfn.region1G.only)
         }
         return true
+    }
+
+    /// Counts an operation whose happening depends on the 1G/512G region
+    /// around a chunk rather than on the chunk (a PD or PDPT link, the
+    /// write lock a pre-check would have skipped): in `ops` and the call
+    /// counts as every operation, and also in the context tallies that
+    /// bulk replay recomputes per region.
+    func noteUpperWork(op: Op? = nil, call: SEAMCALLLeaf? = nil, _ status: TDXStatus = .success, counter: KVMCounter? = nil) {
+        if let op { ops.add(op); contextOps.add(op); upperOps.add(op) }
+        if let call { contextCalls.record(call, status); upperCalls.record(call, status) }
+        if let counter { counters.bump(counter); contextCounters.bump(counter); upperCounters.bump(counter) }
     }
 
     /// One pass of `kvm_tdp_mmu_map()` for a private GPA under the shared
@@ -141,8 +156,15 @@ extension TDXVM {
         guard options.acceptLevelPolicy == .guestInhibit, level != .size1G else { return nil }
         let above = level == .size4K ? lpageInfo.lpage2M.value(at: gfn.region2M) : lpageInfo.lpage1G.value(at: gfn.region1G)
         if options.lpagePrecheck && above.guestInhibit { return nil }
-        counters.bump(.writeLockAcquisitions)
-        counters.bump(.writeLockAcceptLevel)
+        if options.lpagePrecheck && level == .size2M {
+            // The pre-check skips the lock once the 1G region is inhibited:
+            // the first 2M accept of each 1G region takes it.
+            noteUpperWork(counter: .writeLockAcquisitions)
+            noteUpperWork(counter: .writeLockAcceptLevel)
+        } else {
+            counters.bump(.writeLockAcquisitions)
+            counters.bump(.writeLockAcceptLevel)
+        }
         let base = gfn.alignedDown(to: level)
         if let e = splitCrossBoundaryLeafs(Range(start: base, count: level.pages), cause: .accept) { return e }
         if level == .size4K { lpageInfo.setGuestInhibit(gfn.region2M) }

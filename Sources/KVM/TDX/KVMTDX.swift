@@ -21,9 +21,12 @@ public struct KVMTDX {
     /// succeeded. KVM keeps its own copy; it never reads the module's.
     public private(set) var isRunnable = false
 
-    /// Host frame of the S-EPT page pool (far above guest memory: frame
-    /// 2^38, 1 PiB; a placement, not a page shift).
-    static let septPoolBase = HostFrameNumber(1 << 38)
+    /// Host frame of the S-EPT page pool, above all guest memory: frame
+    /// 2^41 (8 PiB; a placement, not a page shift). guest_memfd lays the
+    /// largest guest (4 PiB, above the 32-bit hole) out below 4 PiB + 3 GiB
+    /// of host frames, so the pool's 2M ranges (and their Dynamic PAMT) never
+    /// share a range with guest memory.
+    static let septPoolBase = HostFrameNumber(1 << 41)
 
     init(module: TrustDomain) { self.module = module }
 
@@ -49,6 +52,25 @@ public struct KVMTDX {
         let hfn = Self.septPoolBase + septPool
         septPool += 1
         return (hfn, hfn.isAligned(to: .size2M))
+    }
+
+    /// Takes `n` pages from the pool at once, as `n` calls of
+    /// `takePoolPage()` would; returns the 2M host ranges they open (those
+    /// whose first page is among them), in pool order.
+    /// - Complexity: O(1).
+    mutating func takePoolPages(_ n: UInt64) -> Range<HostRegion2M> {
+        let first = Self.septPoolBase + septPool
+        septPool += n
+        let end = Self.septPoolBase + septPool
+        // A range opens when its first (2M-aligned) page is taken.
+        return first.alignedUp(toMultipleOf: PageLevel.size2M.pages).region2M..<end.alignedUp(toMultipleOf: PageLevel.size2M.pages).region2M
+    }
+
+    /// Bulk replay: the pool and split cache as a sequence of pool events
+    /// left them (`TDXVM.replayPoolEvents`).
+    mutating func setPool(pages: UInt64, splitCache cache: UInt64) {
+        septPool = pages
+        splitCache = cache
     }
 
     /// Takes one PAMT pair out of the split cache.

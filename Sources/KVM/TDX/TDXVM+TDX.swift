@@ -4,10 +4,25 @@ import TDXModule
 
 /// Context-dependent host-page events, recorded while a chunk is stepped so
 /// that bulk replay can re-run them in the same order.
-enum PoolEvent: Equatable {
+enum PoolEvent: Hashable {
     case septPage(viaSplitCache: Bool)
+    /// A page for a PD or PDPT linked above the chunk (`link_external_spt`
+    /// at the 1G or 512G level): context work, done only by the first
+    /// chunk of a region without the table.
+    case upperTablePage
     case splitTopup
     case dequeueGuestPair
+
+    /// A pool page taken outside the split path: its only effect is the
+    /// pool's count (and a PAMT.ADD when it opens a 2M range), so any
+    /// number of them can be taken at once.
+    var isPlainPage: Bool {
+        switch self {
+        case .septPage(let via): !via
+        case .upperTablePage: true
+        case .splitTopup, .dequeueGuestPair: false
+        }
+    }
 }
 
 /// The TDX glue of KVM (`arch/x86/kvm/vmx/tdx.c`) and the host kernel's
@@ -66,6 +81,16 @@ extension TDXVM {
     /// In the split path the PAMT pair comes from the split cache.
     func allocSeptPage(viaSplitCache: Bool) -> HostFrameNumber {
         if recordingPoolEvents { poolEvents.append(.septPage(viaSplitCache: viaSplitCache)) }
+        return takeSeptPage(viaSplitCache: viaSplitCache)
+    }
+
+    /// `allocSeptPage` for a PD or PDPT page (recorded as context work).
+    func allocUpperTablePage() -> HostFrameNumber {
+        if recordingPoolEvents { poolEvents.append(.upperTablePage) }
+        return takeSeptPage(viaSplitCache: false)
+    }
+
+    private func takeSeptPage(viaSplitCache: Bool) -> HostFrameNumber {
         let (hfn, opensRange) = tdx.takePoolPage()
         if module.features.dynamicPAMT && opensRange {
             if viaSplitCache { tdx.dequeuePAMTPair() }
@@ -75,6 +100,25 @@ extension TDXVM {
             contextOps.add(.tdxPamtAdd)
         }
         return hfn
+    }
+
+    /// `n` pool pages outside the split path at once: exactly what `n`
+    /// `allocSeptPage(viaSplitCache: false)` calls do, PAMT.ADD for every 2M
+    /// pool range they open included, in O(log runs).
+    func takeSeptPages(_ n: UInt64) {
+        let opened = tdx.takePoolPages(n)
+        pamtAddPoolRanges(opened)
+    }
+
+    /// PAMT.ADD (under DPAMT) for 2M pool ranges a run of pool pages opened.
+    func pamtAddPoolRanges(_ opened: Range<HostRegion2M>) {
+        guard module.features.dynamicPAMT, !opened.isEmpty else { return }
+        let n = opened.upperBound - opened.lowerBound
+        let notFree = module.pamtAdd(ranges: opened)
+        contextCalls.record(.phymemPamtAdd, .success, n - notFree)
+        contextCalls.record(.phymemPamtAdd, .hpaRangeNotFree, notFree)
+        ops.add(.tdxPamtAdd, n)
+        contextOps.add(.tdxPamtAdd, n)
     }
 
     /// `tdx_pamt_get()` for a guest page mapped at 4K: the first user of a

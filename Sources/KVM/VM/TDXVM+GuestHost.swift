@@ -69,6 +69,15 @@ extension TDXVM: TDXHostReplay {
 
     package var contextOperations: OpCounts { contextOps }
 
+    package func stateIndependentAccept(level: PageLevel) -> TDXStatus? {
+        // A dead VM answers every TDCALL without the module (see `accept`).
+        replayAllowed && outcome == .ok ? module.stateIndependentAcceptStatus(level: level) : nil
+    }
+
+    package func recordStateIndependentAccepts(level: PageLevel, count: UInt64) {
+        if let s = module.stateIndependentAcceptStatus(level: level) { module.recordAccepts(s, count: count) }
+    }
+
     // MARK: Build time
 
     /// KVM_TDX_INIT_MEM_REGION: the initial image, mapped at 4K through the

@@ -13,9 +13,15 @@ struct StepSnapshot {
     var contextCounters: KVMCounters
     var epoch: UInt64
     var kicks: UInt64
+    var upperOps: OpCounts
+    var upperCalls: SEAMCALLCounts
+    var upperCounters: KVMCounters
 }
 
-/// What stepping one chunk from a signature did, besides its final state.
+/// What stepping one chunk from a signature did, besides its final state:
+/// the chunk's own work (without any context work), the context work it
+/// did because its 1G or 512G region lacked a table or GUEST_INHIBIT
+/// (`upper*`), and its pool events in order.
 struct ChunkMemo {
     var ops: OpCounts
     var calls: SEAMCALLCounts
@@ -23,6 +29,19 @@ struct ChunkMemo {
     var epochDelta: UInt64
     var kicked: Bool
     var events: [PoolEvent]
+    var upperOps: OpCounts
+    var upperCalls: SEAMCALLCounts
+    var upperCounters: KVMCounters
+
+    /// Every pool event takes a page outside the split path.
+    var plainEvents: Bool { events.allSatisfy(\.isPlainPage) }
+
+    /// True if `other` did the same work in its chunk: only the context
+    /// work (upper tables, the 1G pre-check's lock, pool pages) may differ.
+    func sameChunkWork(as other: ChunkMemo) -> Bool {
+        ops == other.ops && calls == other.calls && counters == other.counters
+            && epochDelta == other.epochDelta && kicked == other.kicked
+    }
 }
 
 /// The uniform per-chunk state packed into a replay key. Context bits
@@ -41,7 +60,7 @@ struct ChunkState: Equatable {
     var refcount: UInt32
     var pamtInstalled: Bool
     var inUse: UInt32
-    // Context.
+    // Context: the 1G-level and 512G-level maps of the chunk's regions.
     var mirrorPD: Bool
     var mirrorPDPT: Bool
     var septPD: Bool
@@ -61,6 +80,12 @@ struct ChunkState: Equatable {
 }
 
 extension ChunkState {
+    /// The context bits of `key` that belong to the 512G region (mirror
+    /// PDPT, S-EPT PML4E) and to the 1G region (mirror PD, S-EPT PDPTE,
+    /// GUEST_INHIBIT at 1G). Bit fields of the packed key, not page shifts.
+    static let context512G: UInt64 = 1 << 1 | 1 << 3
+    static let context1G: UInt64 = 1 << 0 | 1 << 2 | 1 << 4
+
     /// Unpacks `key` (the bit fields of `key`); nil if it is not a packed chunk state.
     init?(key k: ReplayKey) {
         let s = k.state, c = k.context
@@ -79,8 +104,19 @@ extension ChunkState {
 /// Bulk replay: a 2M chunk whose every map is uniform has a signature; the
 /// first chunk with a signature is stepped and memoised, and the following
 /// chunks with the same signature get the memoised final state and tallies.
-/// Context-dependent work (S-EPT pool pages and their PAMT, split-cache
-/// top-ups) is re-run per replayed chunk in the recorded order.
+///
+/// Context-dependent work is recomputed for the whole span, not per chunk:
+/// - the PD and PDPT links (and the 1G pre-check's write lock) happen once
+///   per 1G or 512G region the span enters without them. A span may run on
+///   into such regions when a step from each context a chunk meets there
+///   (first of its 512G region, first of its 1G region, any other) has been
+///   memoised and did the same chunk work; each region's first chunk then
+///   adds its memo's context work, counted per region arithmetically;
+/// - the S-EPT pool pages are a bump allocator: pages taken outside the
+///   split path are taken at once, with a PAMT.ADD per 2M pool range they
+///   open; a sequence with split-cache events is run on the pool's state
+///   (its offset in a 2M range, the cache's fill) until that state repeats,
+///   and the repeating part is multiplied (`replayPoolEvents`).
 extension TDXVM {
     /// The uniform value of `map` over `r`, or nil.
     @inline(__always)
@@ -124,7 +160,8 @@ extension TDXVM {
 
     func snapshot() -> StepSnapshot {
         StepSnapshot(ops: ops, contextOps: contextOps, calls: module.calls, contextCalls: contextCalls,
-                     counters: counters, contextCounters: contextCounters, epoch: module.tdEpoch, kicks: counters[.vcpuKicks])
+                     counters: counters, contextCounters: contextCounters, epoch: module.tdEpoch, kicks: counters[.vcpuKicks],
+                     upperOps: upperOps, upperCalls: upperCalls, upperCounters: upperCounters)
     }
 
     /// Starts recording a chunk step; `finishChunkStep` memoises it.
@@ -145,36 +182,106 @@ extension TDXVM {
                              calls: (module.calls - s0.calls) - (contextCalls - s0.contextCalls),
                              counters: (counters - s0.counters) - (contextCounters - s0.contextCounters),
                              epochDelta: module.tdEpoch - s0.epoch, kicked: counters[.vcpuKicks] > s0.kicks,
-                             events: poolEvents)
-        replayMemo[MemoKey(signature: sig, final: final)] = memo
+                             events: poolEvents, upperOps: upperOps - s0.upperOps, upperCalls: upperCalls - s0.upperCalls,
+                             upperCounters: upperCounters - s0.upperCounters)
+        let key = MemoKey(signature: sig, final: final)
+        if replayMemo.updateValue(memo, forKey: key) == nil { memoFinals[sig, default: []].append(final) }
         return final
     }
 
-    /// Consecutive chunks from `c` (at most `limit`) with signature `sig`.
+    /// Consecutive chunks from `c` (at most `limit`) that replay like a
+    /// chunk with signature `sig`: the same chunk state, and for each
+    /// context a chunk meets (see `variants`) a memoised step that did the
+    /// same chunk work.
+    /// - Complexity: O(runs of the maps in the span + memoised finals).
     func chunksSharing(_ sig: ReplayKey, fromChunk c: GuestRegion2M, limit: UInt64) -> UInt64 {
-        // A step that creates an upper table or sets GUEST_INHIBIT at 1G
-        // changes its neighbours' context: such a chunk replays alone.
         guard let st = ChunkState(key: sig), limit > 0 else { return 0 }
+        let finals = memoFinals[sig] ?? []
+        guard !finals.isEmpty else { return chunksSharingUnmemoised(sig, st, fromChunk: c, limit: limit) }
+        var n: UInt64 = 0
+        while n < limit, let cur = chunkStateOf(c + n)?.key, cur.state == sig.state {
+            let len = runSpan(fromChunk: c + n, limit: limit - n)
+            guard len > 0 else { break }
+            if replays(Range(start: c + n, count: len), raw: cur.context, like: sig, finals: finals, spanStart: c) {
+                n += len
+                continue
+            }
+            // The run's first chunk may still replay (a region's later chunks lack a memo).
+            if replays(Range(start: c + n, count: 1), raw: cur.context, like: sig, finals: finals, spanStart: c) { n += 1 }
+            break
+        }
+        return n
+    }
+
+    /// Without a memo for `sig`, only chunks whose neighbours' context no
+    /// step can change are counted (a step that creates an upper table or
+    /// sets GUEST_INHIBIT at 1G changes its region's context: such a chunk
+    /// is counted alone).
+    func chunksSharingUnmemoised(_ sig: ReplayKey, _ st: ChunkState, fromChunk c: GuestRegion2M, limit: UInt64) -> UInt64 {
         let settled = st.mirrorPD && st.mirrorPDPT && st.septPD && st.septPDPT
             && (st.inhibit1G || options.acceptLevelPolicy != .guestInhibit)
         if !settled { return chunkStateOf(c)?.key == sig ? 1 : 0 }
         var n: UInt64 = 0
         while n < limit, chunkStateOf(c + n)?.key == sig {
-            n += runSpan(fromChunk: c + n, limit: limit - n)
+            let len = runSpan(fromChunk: c + n, limit: limit - n)
+            guard len > 0 else { break }
+            n += len
         }
         return n
     }
 
-    /// How many chunks from `c` lie inside the current run of every map, the
-    /// same slot and the same 1G region (so they share a signature with `c`
-    /// if `c` has it).
+    /// True if every chunk of `run` (one chunk state, raw context `raw`) of
+    /// a span starting at `spanStart` replays like `sig` for every memoised final.
+    func replays(_ run: Range<GuestRegion2M>, raw: UInt64, like sig: ReplayKey, finals: [ReplayKey], spanStart: GuestRegion2M) -> Bool {
+        finals.allSatisfy { f in
+            guard let m = replayMemo[MemoKey(signature: sig, final: f)] else { return false }
+            return variants(of: sig, final: f, run: run, raw: raw, spanStart: spanStart).allSatisfy { v in
+                guard v.count > 0, v.key != sig else { return true }
+                guard m.plainEvents, let mv = replayMemo[MemoKey(signature: v.key, final: f)] else { return false }
+                return mv.plainEvents && mv.sameChunkWork(as: m)
+            }
+        }
+    }
+
+    /// The contexts the chunks of `run` meet when a span from `spanStart`
+    /// is stepped in order, each chunk ending in `final`, with how many
+    /// chunks meet each: the first chunk of the span in its 512G region
+    /// sees the raw context; the first in its 1G region sees its 512G
+    /// region as an earlier step left it (`final`'s) and its own 1G region
+    /// raw; every other chunk sees `final`'s context.
+    /// - Complexity: O(1).
+    func variants(of sig: ReplayKey, final: ReplayKey, run: Range<GuestRegion2M>, raw: UInt64,
+                  spanStart: GuestRegion2M) -> [(key: ReplayKey, count: UInt64)] {
+        let len = run.upperBound - run.lowerBound
+        let first512G = Self.firstsInRegion(run, regionFrames: GuestRegion512G.frames, spanStart: spanStart)
+        let first1G = Self.firstsInRegion(run, regionFrames: PageLevel.size1G.pages, spanStart: spanStart)
+        let f = final.context
+        return [(ReplayKey(state: sig.state, context: raw), first512G),
+                (ReplayKey(state: sig.state, context: raw & ~ChunkState.context512G | f & ChunkState.context512G), first1G - first512G),
+                (ReplayKey(state: sig.state, context: f), len - first1G)]
+    }
+
+    /// Chunks of `run` that are the first of a span from `spanStart` in a
+    /// region of `regionFrames` frames: the span's first chunk and each
+    /// chunk that starts a region.
+    /// - Complexity: O(1).
+    static func firstsInRegion(_ run: Range<GuestRegion2M>, regionFrames n: UInt64, spanStart s: GuestRegion2M) -> UInt64 {
+        let a = run.lowerBound.firstFrame.value, b = run.upperBound.firstFrame.value
+        let starts = divRoundUp(b, n) - divRoundUp(a, n)
+        return starts + (run.contains(s) && !s.firstFrame.isMultiple(of: n) ? 1 : 0)
+    }
+
+    /// How many chunks from `c` lie inside the current run of every map
+    /// (the chunk's own maps and the 1G- and 512G-level context maps) and
+    /// the same slot, so that they have `c`'s state and raw context.
+    /// - Complexity: O(log runs).
     func runSpan(fromChunk c: GuestRegion2M, limit: UInt64) -> UInt64 {
         let g = c.firstFrame
         guard let s = slot(g) else { return 0 }
         // Only called on chunks with a signature, whose host range is aligned.
         let h = hfn(g).region2M
         let sept = module.runEnds(frame: g, chunk: c, host: h)
-        var endG = min(s.frames.upperBound, g.region1G.frames.upperBound)
+        var endG = s.frames.upperBound
         for r in [mmu.mirror4K.run(containing: g).range, attributes.privateAttr.run(containing: g).range,
                   mmu.sharedMapped.run(containing: g).range, gmem.folioAllocated.run(containing: g).range,
                   gmem.folioOrder.run(containing: g).range] {
@@ -186,19 +293,42 @@ extension TDXVM {
             endC = min(endC, r.upperBound)
         }
         endC = min(endC, sept.chunk)
+        // Context runs end at region boundaries; a run reaching past endC's
+        // region (the last run reaches `.highest`) does not bound it.
+        let upper = module.upperRunEnds(frame: g)
+        for e in [mmu.mirrorPD.run(containing: g.region1G).range.upperBound, upper.pd,
+                  lpageInfo.lpage1G.run(containing: g.region1G).range.upperBound] where e <= endC.region1G {
+            endC = min(endC, e.firstFrame.region2M)
+        }
+        for e in [mmu.mirrorPDPT.run(containing: g.region512G).range.upperBound, upper.pdpt]
+            where e <= endC.firstFrame.region512G {
+            endC = min(endC, e.firstFrame.region2M)
+        }
         let hostEnd = min(tdx.pamtRefcount.run(containing: h).range.upperBound, sept.host)
         let left = hostEnd - h
         if left < endC - c { endC = c + left }
         return endC > c ? min(endC - c, limit) : 0
     }
 
-    /// Puts chunks `[c, c + k)` into `final` and adds the memo's tallies `k`
-    /// times, re-running its pool events per chunk.
+    /// Puts chunks `[c, c + k)` into `final` and adds the memo's chunk work
+    /// `k` times, the context work of each region the span enters without
+    /// its tables once per such region, and the pool events of every chunk.
+    /// - Complexity: O(runs of the maps in the span), independent of `k`.
     func replay(signature: ReplayKey, final: ReplayKey, fromChunk c: GuestRegion2M, count k: UInt64) -> OpCounts {
         stepSignature = nil
         guard k > 0, let memo = replayMemo[MemoKey(signature: signature, final: final)],
               let st = ChunkState(key: final), slot(c.firstFrame) != nil else { return OpCounts() }
         let context0 = contextOps
+        // The contexts the chunks meet, read before anything changes.
+        var plan: [(key: ReplayKey, count: UInt64)] = []
+        var n: UInt64 = 0
+        while n < k, let cur = chunkStateOf(c + n)?.key {
+            let len = runSpan(fromChunk: c + n, limit: k - n)
+            guard len > 0 else { break }
+            plan += variants(of: signature, final: final, run: Range(start: c + n, count: len), raw: cur.context, spanStart: c)
+            n += len
+        }
+        if n < k { plan.append((signature, k - n)) }
         let chunks = Range(start: c, count: k), frames = chunks.frames
         let g = c.firstFrame
         let h = hfn(g)
@@ -219,23 +349,88 @@ extension TDXVM {
         if st.mirrorPD { mmu.linkPD(g1) }
         if st.mirrorPDPT { mmu.linkPDPT(g512) }
         module.markUpperTables(pd: st.septPD ? g1 : nil, pdpt: st.septPDPT ? g512 : nil)
-        if st.inhibit1G { for i in g1 { lpageInfo.setGuestInhibit(i) } }
+        if st.inhibit1G { lpageInfo.setGuestInhibit(g1) }
         ops.add(memo.ops, times: k)
         module.addCalls(memo.calls, times: k)
         counters.add(memo.counters, times: k)
         module.advanceEpoch(by: memo.epochDelta * k, kicked: memo.kicked)
-        for _ in 0..<k {
-            for e in memo.events {
-                switch e {
-                case .septPage(let via): _ = allocSeptPage(viaSplitCache: via)
-                case .splitTopup: _ = topUpSplitCache()
-                case .dequeueGuestPair: _ = dequeueGuestPair()
-                }
-            }
+        var plainPages: UInt64 = 0
+        var plain = true
+        for (v, m) in plan where m > 0 {
+            let mv = v == signature ? memo : replayMemo[MemoKey(signature: v, final: final)] ?? memo
+            addUpperWork(mv, times: m)
+            if mv.plainEvents { plainPages += UInt64(mv.events.count) * m } else { plain = false }
         }
+        // chunksSharing spans other contexts only with plain events, so a
+        // sequence with split-cache events is the signature's own, k times.
+        if plain { takeSeptPages(plainPages) } else { replayPoolEvents(memo.events, times: k) }
         note("replayed \(k) chunks from \(g.address) like the memoised step")
         return contextOps - context0
     }
+
+    /// Adds a memo's context work (upper tables, the pre-check's lock) `m` times.
+    func addUpperWork(_ memo: ChunkMemo, times m: UInt64) {
+        ops.add(memo.upperOps, times: m); contextOps.add(memo.upperOps, times: m); upperOps.add(memo.upperOps, times: m)
+        module.addCalls(memo.upperCalls, times: m)
+        contextCalls.add(memo.upperCalls, times: m); upperCalls.add(memo.upperCalls, times: m)
+        counters.add(memo.upperCounters, times: m)
+        contextCounters.add(memo.upperCounters, times: m); upperCounters.add(memo.upperCounters, times: m)
+    }
+
+    /// Runs the pool events of one chunk `k` times, as `allocSeptPage`,
+    /// `topUpSplitCache` and `dequeueGuestPair` would in that order. The
+    /// pool's state between chunks is its offset in a 2M pool range and
+    /// the split cache's fill; once that state repeats, the chunks between
+    /// the two visits repeat too, and whole repetitions are added at once.
+    /// - Complexity: O(events × 512 × cache states), independent of `k`.
+    func replayPoolEvents(_ events: [PoolEvent], times k: UInt64) {
+        guard k > 0, !events.isEmpty else { return }
+        let dpamt = module.features.dynamicPAMT, minCache = tdx.minSplitCache
+        let rangePages = PageLevel.size2M.pages
+        var pool = tdx.septPool, cache = tdx.splitCache, topups: UInt64 = 0
+        var seen: [PoolPhase: (chunk: UInt64, pool: UInt64, topups: UInt64)] = [:]
+        var i: UInt64 = 0
+        var skipped = false
+        while i < k {
+            if !skipped {
+                let phase = PoolPhase(offset: pool % rangePages, cache: cache)
+                if let prev = seen[phase] {
+                    // Chunks prev.chunk ..< i repeat from here on.
+                    let period = i - prev.chunk, reps = (k - i) / period
+                    pool += reps * (pool - prev.pool)
+                    topups += reps * (topups - prev.topups)
+                    i += reps * period
+                    skipped = true
+                    continue
+                }
+                seen[phase] = (i, pool, topups)
+            }
+            for e in events {
+                switch e {
+                case .septPage(let via):
+                    if dpamt && pool % rangePages == 0 && via { cache -= TrustDomain.dpamtEntryPages }
+                    pool += 1
+                case .upperTablePage: pool += 1
+                case .splitTopup:
+                    if cache < minCache { cache = minCache; topups += 1 }
+                case .dequeueGuestPair:
+                    if dpamt { cache -= TrustDomain.dpamtEntryPages }
+                }
+            }
+            i += 1
+        }
+        let opened = tdx.takePoolPages(pool - tdx.septPool)
+        tdx.setPool(pages: pool, splitCache: cache)
+        pamtAddPoolRanges(opened)
+        counters.bump(.splitCacheTopups, topups)
+        contextCounters.bump(.splitCacheTopups, topups)
+    }
+}
+
+/// The pool's state between two chunks' events (`replayPoolEvents`).
+struct PoolPhase: Hashable {
+    var offset: UInt64
+    var cache: UInt64
 }
 
 /// Memo key: signature and final state together.

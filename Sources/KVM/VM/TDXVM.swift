@@ -50,7 +50,10 @@ public final class TDXVM {
     public internal(set) var brokenOutcomes: [String] = []
     /// Operation log, when enabled.
     public var logEnabled = false
-    public internal(set) var log: [String] = []
+    /// The log's lines, streamed to its sink or kept within its bounds.
+    public var operationLog = OperationLog()
+    /// The kept log lines (`OperationLog.lines`).
+    public var log: [String] { operationLog.lines }
     /// Guest-visible operations (exits, AUGs, ...) for the cost model.
     public internal(set) var ops = OpCounts()
     /// Operations whose count depends on state outside a 2M chunk (S-EPT
@@ -59,6 +62,14 @@ public final class TDXVM {
     public internal(set) var contextOps = OpCounts()
     var contextCalls = SEAMCALLCounts()
     var contextCounters = KVMCounters()
+    /// The part of the context tallies a chunk step does because its 1G or
+    /// 512G region lacked a table or GUEST_INHIBIT (`noteUpperWork`); a memo
+    /// keeps it apart so that replay adds it once per such region.
+    var upperOps = OpCounts()
+    var upperCalls = SEAMCALLCounts()
+    var upperCounters = KVMCounters()
+    /// The final states memoised for each signature (`replayMemo`'s keys).
+    var memoFinals: [ReplayKey: [ReplayKey]] = [:]
     var replayMemo: [MemoKey: ChunkMemo] = [:]
     var pieceMemo: [PieceKey: ReplayKey] = [:]
     var stepSignature: (gfn: GuestFrameNumber, key: ReplayKey, snapshot: StepSnapshot)?
@@ -115,7 +126,7 @@ public final class TDXVM {
         note("TDH.MR.FINALIZE: TD runnable")
     }
 
-    public func note(_ s: @autoclosure () -> String) { if logEnabled { log.append(s()) } }
+    public func note(_ s: @autoclosure () -> String) { if logEnabled { operationLog.append(s()) } }
 
     /// Marks the VM dead (KVM_BUG_ON/TDX_BUG_ON or kvm_vm_dead).
     func kill(_ o: HostOutcome) {

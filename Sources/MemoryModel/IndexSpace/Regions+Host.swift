@@ -7,6 +7,10 @@
 public struct GuestRegion512G: IndexSpace {
     public var value: UInt64
     @inlinable public init(_ value: UInt64) { self.value = value }
+    /// The first frame of this region.
+    @inlinable public var firstFrame: GuestFrameNumber { GuestFrameNumber(value << (3 * PageLevel.levelBits)) }
+    /// Guest frames in one 512 GiB region (512 × 512 × 512).
+    @inlinable public static var frames: UInt64 { 1 << (3 * PageLevel.levelBits) }
 }
 
 extension GuestFrameNumber {

@@ -64,14 +64,24 @@ public struct IntervalMap<Key: IndexSpace, Value: Equatable & Sendable>: Sendabl
         let tail: Value? = hi == Key.highest ? nil : value(at: hi)
         let a = lowerBound(lo)
         let b = lowerBound(hi)
-        var newStarts: [Key] = [lo]
-        var newValues: [Value] = [v]
-        if let tail, b == _starts.count || _starts[b] != hi {
-            newStarts.append(hi)
-            newValues.append(tail)
+        // The runs starting in [lo, hi) become one run of `v` at lo, and one resuming `tail` at hi
+        // unless a run already starts there. Resized in place: no temporary arrays, since a bulk
+        // operation's cost is this function's (the RMP and S-EPT maps assign once per run).
+        let resumesTail = tail != nil && (b == _starts.count || _starts[b] != hi)
+        let replacement = resumesTail ? 2 : 1
+        if b - a < replacement {
+            _starts.insert(contentsOf: repeatElement(lo, count: replacement - (b - a)), at: a)
+            _values.insert(contentsOf: repeatElement(v, count: replacement - (b - a)), at: a)
+        } else if b - a > replacement {
+            _starts.removeSubrange((a + replacement)..<b)
+            _values.removeSubrange((a + replacement)..<b)
         }
-        _starts.replaceSubrange(a..<b, with: newStarts)
-        _values.replaceSubrange(a..<b, with: newValues)
+        _starts[a] = lo
+        _values[a] = v
+        if resumesTail, let tail {
+            _starts[a + 1] = hi
+            _values[a + 1] = tail
+        }
         var k = min(a + 2, _starts.count - 1)
         while k >= max(a, 1) {
             if _values[k] == _values[k - 1] {

@@ -172,6 +172,8 @@ extension ScenarioRunResult {
                 secs += RecordFigures.sections(d.record, guestBytes: file.scenario.memory, guestRAM: q35RAM(file.scenario.memory)).map { HTMLPage.Section(title: "\(tag): \($0.title)", html: $0.html) }
             case .memUsage(let u):
                 summary.append((tag, [("kernel data pages", Markup.count(u.kernelData))]))
+            case .notRun(let why, _):
+                summary.append((tag, [("not run", why)]))
             case .host(let h, _):
                 summary.append((tag, h.summaryRows))
                 secs += h.sections.map { HTMLPage.Section(title: "\(tag): \($0.title)", html: $0.html) }
@@ -189,7 +191,7 @@ extension ScenarioRunResult {
             case .kexec(let k): out.append(("step \(i + 1) kexec", k.record))
             case .dump(let d): out.append(("step \(i + 1) dump", d.record))
             case .host(let h, _): out.append(("step \(i + 1) host", h.record))
-            case .memUsage: break
+            case .memUsage, .notRun: break
             }
         }
         return out

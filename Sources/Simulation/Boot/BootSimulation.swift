@@ -132,11 +132,16 @@ public struct BootSimulation {
 
     /// Runs the whole boot and the workload.
     public func run() throws -> BootResult {
-        guard scenario.stepByStep, let progress else { return try boot().result }
+        try bootShowingProgress().result
+    }
+
+    /// `boot()`, with the progress line of a `step-by-step` boot.
+    func bootShowingProgress() throws -> (result: BootResult, acceptors: Acceptors) {
+        guard scenario.stepByStep, let progress else { return try boot() }
         // An upper bound: a lazy boot accepts only part of the guest, and
         // holes are never accepted, so the line shows no ETA.
         let task = ProgressTask("step-by-step boot, memory accepted", total: scenario.memory, totalIsExact: false)
-        return try progress.run(task) { try boot().result }
+        return try progress.run(task) { try boot() }
     }
 
     /// The firmware, the EFI stub and the kernel's boot, returning the
@@ -257,7 +262,7 @@ public struct BootSimulation {
         var wclock = PhaseClock(vcpus: s.vcpus)
         if outcome == .ok {
             let wfull: Double?
-            (outcome, wfull) = runWorkload(workload, kernel, clock: &wclock, clamped: &r.degradations, recorder: recorder)
+            (outcome, wfull) = runWorkload(workload, kernel, clock: &wclock, clamped: &r.degradations, recorder: recorder, prefix: prefix)
             if r.fullyAcceptedAfter == nil, let w = wfull { r.fullyAcceptedAfter = r.times.totalBoot + w }
         }
         r.times.workload = wclock.seconds(costs)
@@ -271,18 +276,19 @@ public struct BootSimulation {
     /// Runs a workload on the booted kernel. Returns the outcome and when
     /// memory became fully accepted, in seconds from the start of the workload.
     /// A phase the kernel gives less memory than it asked for (the
-    /// allocator's out-of-memory stop) adds a line to `clamped`.
+    /// allocator's out-of-memory stop) adds a line to `clamped`. `prefix`
+    /// names the recorded phases of a kernel kexec booted (`next_kernel.`).
     func runWorkload(_ workload: Workload, _ kernel: GuestKernel, clock wclock: inout PhaseClock,
-                     clamped: inout [String], recorder: Recorder? = nil) -> (AcceptOutcome, Double?) {
+                     clamped: inout [String], recorder: Recorder? = nil, prefix: String = "") -> (AcceptOutcome, Double?) {
         let start = recorder?.segmentStart ?? 0
         kernel.allocationStalls.reset()
-        let result = runWorkloadPhase(workload, kernel, clock: &wclock, clamped: &clamped, recorder: recorder)
+        let result = runWorkloadPhase(workload, kernel, clock: &wclock, clamped: &clamped, recorder: recorder, prefix: prefix)
         if let rec = recorder, workload != .none {
             if case .phases = workload {} else {
                 // A phase the recorder has not closed (one clock, no slices) closes here.
-                let name = "workload " + ScenarioFile.workload(workload)
+                let name = prefix + "workload " + ScenarioFile.workload(workload)
                 if case .rate = workload { rec.phase(name, from: start) } else { rec.phase(name, wclock, seconds: wclock.seconds(costs)) }
-                rec.closeLatency(phase: ScenarioFile.workload(workload), lazy: kernel.config.lazyAccept)
+                rec.closeLatency(phase: prefix + ScenarioFile.workload(workload), lazy: kernel.config.lazyAccept)
                 rec.snapshot("end of " + name)
             }
         }
@@ -290,7 +296,7 @@ public struct BootSimulation {
     }
 
     func runWorkloadPhase(_ workload: Workload, _ kernel: GuestKernel, clock wclock: inout PhaseClock,
-                          clamped: inout [String], recorder: Recorder?) -> (AcceptOutcome, Double?) {
+                          clamped: inout [String], recorder: Recorder?, prefix: String) -> (AcceptOutcome, Double?) {
         var wfull: Double? = nil
         func allocate(_ b: UInt64, _ use: PageUse, touch: Bool) -> AcceptOutcome {
             let want = ByteCount(b).frames()
@@ -305,7 +311,7 @@ public struct BootSimulation {
         case .touch(let b): return (allocate(b, .anonymous, touch: true), wfull)
         case .pageCache(let b): return (allocate(b, .pageCache, touch: true), wfull)
         case .rate(let perSecond, let seconds):
-            return runRate(kernel, perSecond: perSecond, seconds: seconds, clock: &wclock, clamped: &clamped, recorder: recorder)
+            return runRate(kernel, perSecond: perSecond, seconds: seconds, clock: &wclock, clamped: &clamped, recorder: recorder, prefix: prefix)
         case .hugetlb(let b): return (allocate(b, .hugetlb, touch: false), wfull)
         case .phases(let phases):
             // One phase after the other on the same kernel, each timed on its
@@ -314,7 +320,7 @@ public struct BootSimulation {
             var elapsed = 0.0
             for phase in phases {
                 var pclock = PhaseClock(vcpus: wclock.vcpus)
-                let (o, pfull) = runWorkload(phase, kernel, clock: &pclock, clamped: &clamped, recorder: recorder)
+                let (o, pfull) = runWorkload(phase, kernel, clock: &pclock, clamped: &clamped, recorder: recorder, prefix: prefix)
                 if wfull == nil, let f = pfull { wfull = elapsed + f }
                 elapsed += pclock.seconds(costs)
                 wclock.record(pclock)
@@ -332,7 +338,7 @@ public struct BootSimulation {
     /// A slice given less than `perSecond` (out of memory) ends the workload
     /// there and adds a line to `clamped`.
     func runRate(_ kernel: GuestKernel, perSecond: UInt64, seconds: UInt64, clock: inout PhaseClock,
-                 clamped: inout [String], recorder: Recorder? = nil) -> (AcceptOutcome, Double?) {
+                 clamped: inout [String], recorder: Recorder? = nil, prefix: String = "") -> (AcceptOutcome, Double?) {
         var elapsed = 0.0
         var full: Double? = nil
         for second in 0..<seconds {
@@ -342,7 +348,7 @@ public struct BootSimulation {
             if full == nil, let f = sliceFull { full = elapsed + f }
             elapsed += max(1.0, slice.seconds(costs))
             clock.record(slice)
-            recorder?.closeSegment(slice, seconds: max(1.0, slice.seconds(costs)), lane: "workload " + ScenarioFile.workload(.rate(bytesPerSecond: perSecond, seconds: seconds)))
+            recorder?.closeSegment(slice, seconds: max(1.0, slice.seconds(costs)), lane: prefix + "workload " + ScenarioFile.workload(.rate(bytesPerSecond: perSecond, seconds: seconds)))
             if o == .ok, got < ByteCount(perSecond).frames() {
                 clamped.append("workload \(ScenarioFile.workload(.rate(bytesPerSecond: perSecond, seconds: seconds))) clamped: second \(second + 1) of \(seconds) was given \(ByteCount(got * 4096)) of \(ByteCount(perSecond)) (page allocation failure: out of memory), and the workload stopped there")
             }

@@ -121,7 +121,13 @@ public struct Scenario: Sendable {
         guard bootAllocationBytes <= max(memory, defaultAllocation) else {
             throw CocomemError(.invalidSize, "boot allocation of \(bootAllocationBytes) bytes is larger than the guest's \(memory) bytes of memory")
         }
-        guard kernel.kernelInitBytes <= memory else {
+        if let m = kernel.minFreeKbytes, !KernelConfig.minFreeKbytesRange.contains(m) {
+            throw CocomemError(.invalidArgument, "vm.min_free_kbytes \(m) is out of the sysctl's range \(KernelConfig.minFreeKbytesRange.lowerBound) to \(KernelConfig.minFreeKbytesRange.upperBound)")
+        }
+        if let f = kernel.watermarkScaleFactor, !KernelConfig.watermarkScaleFactorRange.contains(f) {
+            throw CocomemError(.invalidArgument, "vm.watermark_scale_factor \(f) is out of the sysctl's range \(KernelConfig.watermarkScaleFactorRange.lowerBound) to \(KernelConfig.watermarkScaleFactorRange.upperBound)")
+        }
+                guard kernel.kernelInitBytes <= memory else {
             throw CocomemError(.invalidSize, "kernel init size of \(kernel.kernelInitBytes) bytes is larger than the guest's \(memory) bytes of memory")
         }
     }
@@ -159,6 +165,13 @@ public struct Scenario: Sendable {
         }
         if firmware != .tdvf2022, partialAcceptBytes != defaults.partialAcceptBytes {
             try refuse("--fw-partial-accept \(ByteCount(partialAcceptBytes))", "it is tdvf-2022's PcdTdxAcceptPartialMemorySize; firmware \(firmware.rawValue) accepts all memory below 4 GiB")
+        }
+        // The 2022 kernels had no accept_memory=eager: an eager tdvf-2022 boot
+        // is the firmware accepting all memory (FirmwareBoot.preAcceptPlan's
+        // eagerFirmware), which sets the partial size aside. 0 is "accept all"
+        // already, so only another size is contradictory.
+        if firmware == .tdvf2022, !lazy, partialAcceptBytes != defaults.partialAcceptBytes, partialAcceptBytes != 0 {
+            try refuse("--fw-partial-accept \(ByteCount(partialAcceptBytes))", "with --accept eager, tdvf-2022 accepts all memory itself (the 2022 kernels had no accept_memory=eager), so no partial size is left to choose; use --accept lazy, or --fw-partial-accept 0")
         }
     }
 }

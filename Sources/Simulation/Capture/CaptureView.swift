@@ -20,8 +20,11 @@ public enum CaptureView {
     ///     that points at them (kernels with 6.12 page types only).
     ///   - transparentHugepages: `transparent_hugepage=always`: anonymous
     ///     memory is in 2 MiB folios wherever an aligned 2 MiB block of it is whole.
+    ///   - uptime: virtual seconds from power-on to the crash; nil: the
+    ///     boot and its workload (a kernel kexec booted crashes later:
+    ///     the wall clock ran through the kernels before it).
     public static func image(from r: BootResult, structures: Bool = true, seed: UInt64,
-                             transparentHugepages: Bool = false) throws -> GuestMemoryImage {
+                             transparentHugepages: Bool = false, uptime: Double? = nil) throws -> GuestMemoryImage {
         guard let k = r.kernel else { throw CocomemError(.invalidScenario, "the guest did not reach the kernel; there is no vmcore to take") }
         var classes = IntervalMap<GuestFrameNumber, PageClass>(initial: .freeZero)
         var crashKernel: AddressRange? = nil
@@ -51,7 +54,7 @@ public enum CaptureView {
                                   pageCache: .pageCache, anonymous: .anonymous)
         var image = GuestMemoryImage(loads: loads, classes: classes, content: PageContent(seed: seed), cpus: r.scenario.vcpus, vmcoreinfo: nil)
         if structures, k.config.version.hasPageUnacceptedType {
-            var input = try kernelInput(r, k, seed: seed)
+            var input = try kernelInput(r, k, seed: seed, uptime: uptime ?? r.times.totalBoot + r.times.workload)
             input.transparentHugepages = transparentHugepages
             let ks = try KernelStructures(input, classes: classes)
             image.kernel = ks
@@ -67,7 +70,7 @@ public enum CaptureView {
 
     /// What the kernel structures are generated from: the memblock
     /// reservations and each zone's pending unaccepted blocks.
-    static func kernelInput(_ r: BootResult, _ k: GuestKernel, seed: UInt64) throws -> KernelStructuresInput {
+    static func kernelInput(_ r: BootResult, _ k: GuestKernel, seed: UInt64, uptime: Double) throws -> KernelStructuresInput {
         func reservation(_ kind: MemblockReservation) throws -> AddressRange {
             guard let x = k.reservation(kind) else {
                 throw CocomemError(.invalidScenario, "the guest kernel has no '\(kind)' reservation to build its structures from")
@@ -84,7 +87,7 @@ public enum CaptureView {
             ram: k.ram, kernelImage: try reservation(.kernelImage), pageTablesArea: try reservation(.pageTables),
             otherArea: try reservation(.other), memmapArea: try reservation(.memmap),
             unacceptedBlocks: blocks, release: "\(v.release.uname)-cocomem",
-            crashTime: bootEpoch + Int64(r.times.totalBoot + r.times.workload),
+            crashTime: bootEpoch + Int64(uptime),
             hasUnacceptedType: v.hasPageUnacceptedType, exportsUnacceptedNumber: v.exportsUnacceptedMapcount, seed: seed)
     }
 }

@@ -17,11 +17,15 @@ public final class HostRun {
     /// command (`record`); nil when not asked for.
     let recorder: Recorder?
 
-    public init(_ s: HostScenario, calibration: Calibration, log: Bool, record: Bool = true) throws {
+    /// With `log`, the VM keeps its operation log; with `logSink` too, each
+    /// line goes to the sink as it is produced and none is kept (`vm.log`
+    /// is then empty), so a long run's log costs no memory.
+    public init(_ s: HostScenario, calibration: Calibration, log: Bool, logSink: ((String) -> Void)? = nil, record: Bool = true) throws {
         scenario = s
         costs = CostTable(calibration)
         vm = try TDXVM(options: s.options, features: s.features, vcpus: s.vcpus, slots: s.slots, costs: costs)
         vm.logEnabled = log
+        vm.operationLog.sink = logSink
         linux = TDXAcceptor(host: vm, driver: .linux, costs: costs)
         edk4K = TDXAcceptor(host: vm, driver: .edk2(pageSize: .size4K), costs: costs)
         edk2M = TDXAcceptor(host: vm, driver: .edk2(pageSize: .size2M), costs: costs)

@@ -13,6 +13,9 @@ public struct KexecPlan: Sendable {
     /// images are only loaded: the panic and the capture kernel are
     /// `cocomem dump`'s business.
     public var execute = true
+    /// What the next kernel runs once it has booted (a scenario file's
+    /// kexec `workload:`, `--next-workload`); none by default.
+    public var nextWorkload: Workload = .none
     public init() {}
 }
 
@@ -24,6 +27,8 @@ public struct KexecResult {
     public var loadSeconds = 0.0
     public var loadCounts = OpCounts()
     public var reboot: KexecReboot?
+    /// Virtual time of `machine_kexec()` up to the next kernel's entry.
+    public var rebootSeconds = 0.0
     /// Bytes still marked unaccepted in the table when the next kernel starts.
     public var unacceptedAtHandover: UInt64 = 0
     /// The next kernel's boot (no firmware or EFI stub run after kexec).
@@ -74,7 +79,8 @@ extension BootSimulation {
         var rclock = PhaseClock(vcpus: scenario.vcpus)
         let reboot = k.machineKexec(image, clock: &rclock)
         out.reboot = reboot
-        rec?.phase("kexec_reboot", rclock, seconds: rclock.seconds(costs))
+        out.rebootSeconds = rclock.seconds(costs)
+        rec?.phase("kexec_reboot", rclock, seconds: out.rebootSeconds)
         guard reboot.outcome == .ok else { return out }
         rec?.switchKernelActor(to: .nextKernel)
 
@@ -88,15 +94,18 @@ extension BootSimulation {
             reaccepted += (units.length - bits.countSet(in: units)) * t.unitSize
         }
         guard let kseg = image.segments.first(where: { $0.kind == .kernel }) else { return out }
-        var config = scenario.kernel
+        // The running kernel's configuration (the scenario's, or the one a
+        // previous kexec booted), with the next release if one is named.
+        var config = first.scenario.kernel
         if let v = plan.nextKernel { config.version = v }
-        var s2 = scenario
+        var s2 = first.scenario
         s2.kernel = config
+        s2.workload = plan.nextWorkload
         var second = BootResult(scenario: s2, firmware: first.firmware)
         let initrd = image.segments.first { $0.kind == .initrd }.map { AddressRange(start: $0.mem, size: $0.memsz) }
         bootKernel(
             config: config, ram: k.ram, unaccepted: table, platform: k.platform,
-            image: AddressRange(start: kseg.mem, size: kseg.memsz), initrd: initrd, workload: .none, into: &second,
+            image: AddressRange(start: kseg.mem, size: kseg.memsz), initrd: initrd, workload: plan.nextWorkload, into: &second,
             recorder: rec, prefix: "next_kernel.")
         table?.onArchAccept = nil
         out.second = finish(&second, acc)

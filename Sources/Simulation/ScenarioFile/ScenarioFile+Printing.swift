@@ -57,7 +57,9 @@ extension ScenarioFile {
             Entry("crashkernel", .string(Self.size(s.kernel.crashKernelBytes))),
             Entry("boot-alloc", .string(Self.size(s.bootAllocationBytes))),
             Entry("init-size", .string(Self.size(s.kernel.kernelInitBytes))),
-        ])))
+            Entry("transparent-hugepage", .string(s.kernel.transparentHugepage.rawValue)),
+        ] + (s.kernel.minFreeKbytes.map { [Entry("min-free-kbytes", .int($0))] } ?? [])
+          + (s.kernel.watermarkScaleFactor.map { [Entry("watermark-scale-factor", .int($0))] } ?? []))))
         var host = [Entry("kind", .string(s.tdxHost.rawValue))]
         if let g = s.gmemBacking { host.append(Entry("gmem", .string(g.rawValue))) }
         host += [Entry("mapping", .string(s.hostMapping.rawValue)), Entry("snp-prefault", .bool(s.snpPrefault))]
@@ -70,14 +72,18 @@ extension ScenarioFile {
     static func tree(of step: Step) -> Value {
         switch step {
         case .kexec(let k):
-            var e = [Entry("syscall", .string(k.syscall.rawValue)), Entry("crash", .bool(k.crash)),
+            // `from` and `workload` are written only when set, so files printed before they existed read the same.
+            var e = k.continues ? [Entry("from", .string("previous"))] : []
+            e += [Entry("syscall", .string(k.syscall.rawValue)), Entry("crash", .bool(k.crash)),
                      Entry("initrd", .string(size(k.initrdBytes))), Entry("kernel-size", .string(size(k.kernelFileBytes))),
                      Entry("kernel-alignment", .string(size(k.kernelAlignment))), Entry("cmdline-len", .int(k.cmdlineBytes))]
             if let n = k.nextKernel { e.append(Entry("next-kernel", .string(n.rawValue))) }
             e.append(Entry("load-only", .bool(k.loadOnly)))
+            if k.workload != .none { e.append(Entry("workload", .list(phases(k.workload).map { .string(workload($0)) }))) }
             return .map(e)
         case .dump(let d):
-            var e = [Entry("level", .int(UInt64(d.level))), Entry("compression", .string(d.compression.name)),
+            var e = d.continues ? [Entry("from", .string("previous"))] : []
+            e += [Entry("level", .int(UInt64(d.level))), Entry("compression", .string(d.compression.name)),
                      Entry("elf-dump", .bool(d.elfDump)), Entry("makedumpfile", .string(d.makedumpfile.rawValue))]
             if let t = d.threads { e.append(Entry("num-threads", .int(UInt64(t)))) }
             e.append(Entry("estimate", .bool(d.estimate)))
@@ -120,6 +126,10 @@ extension ScenarioFile {
         default: [w]
         }
     }
+
+    /// A workload as a report names it: its phases in `--workload`'s
+    /// syntax, joined with " then ".
+    public static func workloadText(_ w: Workload) -> String { workload(w) }
 
     /// A workload in `--workload`'s syntax.
     static func workload(_ w: Workload) -> String {

@@ -19,28 +19,37 @@ public struct ScenarioRunResult {
         case memUsage(DumpTool.MemUsage)
         /// A host step, with what its invariant checks found when it asked for them.
         case host(HostRun, violations: [String]?)
+        /// A step that continues from a guest that died before it
+        /// (`from: previous`): why it did not run, and the guest's outcome.
+        case notRun(why: String, outcome: String)
     }
 
     /// The first outcome that is not `ok` (the boot's, then each step's in
     /// order), or `ok`: what the examples' `# expect: outcome` lines check.
     public var outcome: String {
-        var all: [String] = []
-        if let b = boot { all.append(b.outcomeString) }
-        for s in steps {
-            switch s {
-            case .kexec(let k): all.append(k.outcome)
-            case .dump, .memUsage: all.append("ok")
-            case .host(let h, _):
-                switch h.vm.outcome {
-                case .ok: all.append("ok")
-                case .ioctlError(let m): all.append("ioctl_error: \(m)")
-                case .vmBugged(let m): all.append("vm_bugged: \(m)")
-                case .vmDead(let m): all.append("vm_dead: \(m)")
-                }
-            }
-        }
+        let all = (boot.map { [$0.outcomeString] } ?? []) + steps.map(\.outcome)
         // A failure anywhere wins over a degraded run before it.
         return all.first { $0 != "ok" && !$0.hasPrefix("degraded: ") } ?? all.first { $0 != "ok" } ?? "ok"
+    }
+}
+
+extension ScenarioRunResult.StepResult {
+    /// The step's own outcome: a kexec's (`KexecResult.outcome`), a host
+    /// run's VM outcome; a dump's is `ok` (the guest it crashed is the
+    /// boot's or the previous step's, whose outcome is counted there).
+    public var outcome: String {
+        switch self {
+        case .kexec(let k): k.outcome
+        case .dump, .memUsage: "ok"
+        case .notRun(_, let outcome): outcome
+        case .host(let h, _):
+            switch h.vm.outcome {
+            case .ok: "ok"
+            case .ioctlError(let m): "ioctl_error: \(m)"
+            case .vmBugged(let m): "vm_bugged: \(m)"
+            case .vmDead(let m): "vm_dead: \(m)"
+            }
+        }
     }
 }
 
@@ -61,10 +70,11 @@ extension KexecResult {
 
 extension ScenarioFile {
     /// Runs the file: the boot (as `cocomem boot`), then each step as its
-    /// command runs it. Every step starts from the scenario as the file
+    /// command runs it. A step starts from the scenario as the file
     /// describes it (a dump or kexec boots the same guest again, exactly as
-    /// `cocomem dump`/`cocomem kexec` do), not from the state a previous
-    /// step left. Files a step writes (`elf:`, `output:`) go under
+    /// `cocomem dump`/`cocomem kexec` do), or, with `from: previous`, from
+    /// the guest as the step before left it (`guest(before:)`): a dump
+    /// after a kexec dumps the kernel kexec booted. Files a step writes (`elf:`, `output:`) go under
     /// `outputDirectory` unless absolute. A host step with
     /// `check-invariants: true` runs through `checkedHostRun` (the Checking
     /// module's `HostRun.runChecked()`, which the caller passes in because
@@ -83,11 +93,17 @@ extension ScenarioFile {
         } else if let step = steps.first(where: { if case .dump(let d) = $0 { d.input == nil } else if case .kexec = $0 { true } else { false } }) {
             throw CocomemError(.invalidScenario, "boot: false, but a \(step.kind) step needs a booted guest")
         }
-        for step in steps {
+        for (i, step) in steps.enumerated() {
             switch step {
+            case .kexec(let k) where k.continues:
+                var g = try guest(before: i, calibration: calibration, progress: progress)
+                out.steps.append(g.dead == nil ? .kexec(g.kexec(kexecPlan(k))) : Self.notRun(i, g))
             case .kexec(let k): out.steps.append(.kexec(try runKexec(k, calibration: calibration)))
             case .dump(let d):
-                out.steps.append(try runDump(d, calibration: calibration, outputDirectory: outputDirectory, threads: threads, progress: progress))
+                let g = d.continues ? try guest(before: i, calibration: calibration, progress: progress) : nil
+                if let g, g.dead != nil { out.steps.append(Self.notRun(i, g)); continue }
+                out.steps.append(try runDump(d, calibration: calibration, outputDirectory: outputDirectory, threads: threads, progress: progress,
+                                             guest: g))
             case .host(let h):
                 let r = try HostRun(try h.hostScenario(), calibration: calibration, log: h.log, record: scenario.record)
                 var violations: [String]? = nil
@@ -112,7 +128,34 @@ extension ScenarioFile {
         plan.request.payload = p
         plan.nextKernel = k.nextKernel
         plan.execute = !k.loadOnly
+        plan.nextWorkload = k.workload
         return plan
+    }
+
+    /// The guest step `index` continues from (`from: previous`): the
+    /// file's guest booted again, then the steps of its chain before it
+    /// (`chainStart(of:)`) replayed: a kexec runs again, a dump marks the
+    /// guest crashed. The run is deterministic, so this is the state the
+    /// previous step left, in objects of the step's own. When a boot, a
+    /// reboot or a workload killed it, the replay stops there (`dead`,
+    /// `diedIn`): nothing continues from a dead guest.
+    func guest(before index: Int, calibration: Calibration, progress: (any ProgressReporter)?) throws -> RunningGuest {
+        var g = try RunningGuest.boot(BootSimulation(scenario: scenario, calibration: calibration, progress: progress))
+        for j in chainStart(of: index)..<index where g.dead == nil {
+            switch steps[j] {
+            case .kexec(let k): _ = g.kexec(kexecPlan(k))
+            case .dump: g.crashed = true
+            case .host: throw CocomemError(.invalidScenario, "step \(index + 1) continues from step \(j + 1), a host step, which leaves no guest")
+            }
+            if g.dead != nil { g.diedIn = "step \(j + 1)" }
+        }
+        return g
+    }
+
+    /// The result of a step whose guest died before it: not run, as the
+    /// real machine would not get there; the run's outcome is the death.
+    static func notRun(_ index: Int, _ g: RunningGuest) -> ScenarioRunResult.StepResult {
+        .notRun(why: "the guest it continues from died in \(g.diedIn)", outcome: "guest_terminated: \(g.dead ?? "")")
     }
 
     /// Runs a kexec step on the file's guest, as `cocomem kexec` does.
@@ -124,13 +167,19 @@ extension ScenarioFile {
         path.hasPrefix("/") || dir == "." ? path : (dir.hasSuffix("/") ? dir + path : dir + "/" + path)
     }
 
+    /// A dump step: of `guest` when it continues from one, else of the
+    /// file's guest booted again (or of the `input:` file).
     func runDump(_ d: DumpStep, calibration: Calibration, outputDirectory: String, threads: Int,
-                 progress: (any ProgressReporter)? = nil) throws -> ScenarioRunResult.StepResult {
+                 progress: (any ProgressReporter)? = nil, guest: RunningGuest? = nil) throws -> ScenarioRunResult.StepResult {
         let options = DumpOptions(dumpLevel: d.level, compression: d.compression, makedumpfile: d.makedumpfile, threads: d.threads ?? threads)
         var image: GuestMemoryImage
         var record = RunRecord()
         if let input = d.input {
             image = GuestMemoryImage(input: try ELFInput(path: input))
+        } else if let g = guest {
+            // The running kernel crashes into the kdump kernel its crashkernel= region holds.
+            image = try CaptureView.image(from: g.result, seed: scenario.seed, transparentHugepages: d.thp, uptime: g.uptime)
+            record = g.result.recordAtTheCrash
         } else {
             let r = try BootSimulation(scenario: scenario, calibration: calibration, progress: progress).run()
             if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }

@@ -72,13 +72,15 @@ struct Reader {
     static let guestKeys = ["platform", "memory", "vcpus"]
     static let firmwareKeys = ["generation", "partial-accept", "acceptance-protocol"]
     static let kernelKeys = ["version", "accept", "deferred-init", "unaccepted-support", "loader", "acceptance-protocol-call",
-                             "crashkernel", "boot-alloc", "init-size"]
+                             "crashkernel", "boot-alloc", "init-size", "transparent-hugepage", "min-free-kbytes",
+                             "watermark-scale-factor"]
     static let hostKeys = ["kind", "gmem", "mapping", "snp-prefault"]
     static let stepKinds = ["kexec", "dump", "host"]
-    static let kexecKeys = ["syscall", "crash", "initrd", "kernel-size", "kernel-alignment", "cmdline-len", "next-kernel", "load-only"]
-    static let dumpKeys = ["level", "compression", "elf-dump", "makedumpfile", "num-threads", "estimate", "sample", "mem-usage", "thp",
+    static let kexecKeys = ["from", "syscall", "crash", "initrd", "kernel-size", "kernel-alignment", "cmdline-len", "next-kernel", "load-only",
+                            "workload"]
+    static let dumpKeys = ["from", "level", "compression", "elf-dump", "makedumpfile", "num-threads", "estimate", "sample", "mem-usage", "thp",
                            "vmcoreinfo", "force", "elf", "output", "input"]
-    static let hostStepKeys = ["commands", "log", "precheck", "accept-level", "policy", "check-invariants"]
+    static let hostStepKeys = ["from", "commands", "log", "precheck", "accept-level", "policy", "check-invariants"]
 
     func line(_ n: Node) -> String { n.mark.map { "line \($0.line)" } ?? "line ?" }
 
@@ -162,6 +164,7 @@ struct Reader {
         var platformNode: Node? = nil, firmware: FirmwareGeneration? = nil, firmwareNode: Node? = nil, edk2: EDK2Release? = nil
         var crashKernel: UInt64? = nil
         var workloadNode: Node? = nil
+        var fromNodes: [Node?] = [], kexecWorkloadNodes: [Node?] = []
         var accept = "lazy"
         var sections: [String: Node] = [:]
         for (key, _, v) in try mapping(root, "the top level", keys: Self.topKeys) {
@@ -171,7 +174,7 @@ struct Reader {
             case "step-by-step": s.stepByStep = try bool(v, key)
             case "boot": f.boot = try bool(v, key)
             case "workload": workloadNode = v
-            case "steps": f.steps = try steps(v)
+            case "steps": (f.steps, fromNodes, kexecWorkloadNodes) = try steps(v)
             default: sections[key] = v
             }
         }
@@ -217,6 +220,9 @@ struct Reader {
                 case "acceptance-protocol-call": s.loader.stubCallsAcceptanceProtocol = try bool(v, key)
                 case "crashkernel": crashKernel = try size(v, key)
                 case "boot-alloc": s.bootAllocationBytes = try size(v, key)
+                case "transparent-hugepage": s.kernel.transparentHugepage = try choice(v, key, TransparentHugepage.self)
+                case "min-free-kbytes": s.kernel.minFreeKbytes = try unsigned(v, key)
+                case "watermark-scale-factor": s.kernel.watermarkScaleFactor = try unsigned(v, key)
                 default:
                     let b = try size(v, key)
                     guard b > 0 else { throw error(v, "'init-size' must be positive") }
@@ -239,6 +245,17 @@ struct Reader {
         s.firmware = firmware ?? edk2?.generation(tdx: s.platform == .tdx) ?? (s.platform == .tdx ? .tdvf : .ovmfSNP)
         s.edk2Release = edk2
         if let w = workloadNode { s.workload = try workload(w, memory: s.memory) }
+        f.steps = try f.steps.enumerated().map { i, step in
+            guard case .kexec(var k) = step, let w = kexecWorkloadNodes[i] else { return step }
+            k.workload = try workload(w, memory: s.memory)
+            if k.workload != .none, k.loadOnly || k.crash {
+                throw error(w, "'workload' is the next kernel's, after kexec -e boots it; this step \(k.crash ? "loads a crash image, which only a panic starts" : "only loads (load-only)")")
+            }
+            return .kexec(k)
+        }
+        if !f.boot, f.steps.first?.continues == true, let n = fromNodes[0] {
+            throw error(n, "'from': previous: with boot: false no guest runs for step 1 to continue from")
+        }
         s.kernel.crashKernelBytes = crashKernel ?? ScenarioFile.defaultCrashKernel(for: f.steps)
         f.scenario = s
         if f.boot {
@@ -265,18 +282,62 @@ struct Reader {
         return phases.count <= 1 ? phases.first ?? .none : .phases(phases)
     }
 
-    func steps(_ v: Node) throws -> [ScenarioFile.Step] {
+    /// The steps, and for each its `from` value's node (for errors found
+    /// once the whole file is read) and a kexec step's `workload` node
+    /// (read once the guest's memory is known, for `touch=all`).
+    func steps(_ v: Node) throws -> ([ScenarioFile.Step], [Node?], [Node?]) {
         guard case .sequence(let seq) = v else { throw error(v, "'steps' must be a list of steps (kexec, dump, host), got \(kind(v))") }
-        return try seq.map { item in
+        var steps: [ScenarioFile.Step] = []
+        var fromNodes: [Node?] = [], workloadNodes: [Node?] = []
+        for item in seq {
             guard let m = item.mapping, m.count == 1, let (k, body) = m.first.map({ ($0.key, $0.value) }), let kind = k.scalar?.string else {
                 throw error(item, "a step must be a mapping with one key, one of \(Self.stepKinds.joined(separator: ", ")), got \(self.kind(item))")
             }
+            let from = body.mapping?["from"]
+            let step: ScenarioFile.Step
             switch kind {
-            case "kexec": return .kexec(try kexec(body))
-            case "dump": return .dump(try dump(body))
-            case "host": return .host(try host(body))
+            case "kexec": step = .kexec(try kexec(body))
+            case "dump": step = .dump(try dump(body))
+            case "host": step = .host(try host(body))
             default: throw error(k, "unknown step kind '\(kind)' (expected: \(Self.stepKinds.joined(separator: ", ")))")
             }
+            if let from, step.continues { try continuation(step, at: steps.count, after: steps, node: from) }
+            steps.append(step)
+            fromNodes.append(from)
+            workloadNodes.append(kind == "kexec" ? body.mapping?["workload"] : nil)
+        }
+        return (steps, fromNodes, workloadNodes)
+    }
+
+    /// `from:` boot (the default: the step boots the file's guest again, as
+    /// its command does) or previous (the guest as the step before left it).
+    func from(_ v: Node) throws -> Bool {
+        let s = try string(v, "from")
+        guard s == "boot" || s == "previous" else { throw error(v, "'from' must be one of boot, previous, got '\(s)'") }
+        return s == "previous"
+    }
+
+    /// Refuses a `from: previous` that has nothing to continue from, as the
+    /// real machine would: a host step runs its own TD; a crash into kdump
+    /// leaves only the capture kernel, from which only another dump of the
+    /// same crash continues; a normal image loaded without executing would
+    /// be replaced by a second load (`kimage_free()` of the old image),
+    /// which the kernel model does not do.
+    func continuation(_ step: ScenarioFile.Step, at index: Int, after before: [ScenarioFile.Step], node: Node) throws {
+        func refuse(_ why: String) throws -> Never { throw error(node, "'from': previous: \(why)") }
+        if case .dump(let d) = step, let input = d.input { try refuse("a dump of the file '\(input)' does not start from a guest") }
+        guard let previous = before.last else { return }
+        let n = before.count
+        switch (previous, step) {
+        case (.host, _):
+            try refuse("step \(n) is a host step, which runs its own TD from its commands and leaves no guest for step \(index + 1) to continue from")
+        case (.dump(let d), _) where d.input != nil:
+            try refuse("step \(n) dumps a vmcore file and leaves no guest for step \(index + 1) to continue from")
+        case (.dump, .kexec):
+            try refuse("step \(n) crashed the guest into kdump; only another dump of that crash continues from there")
+        case (.kexec(let k), .kexec) where k.loadOnly && !k.crash:
+            try refuse("step \(n) loaded a normal image without executing it (load-only); a second load would replace it (kimage_free()), which is not modelled: execute it in step \(n) instead")
+        default: return
         }
     }
 
@@ -286,10 +347,14 @@ struct Reader {
         return try mapping(v, what, keys: keys)
     }
 
+    /// A kexec step; its `workload:` is read by `file(_:)`, once the
+    /// guest's memory is known (`touch=all`).
     func kexec(_ v: Node) throws -> ScenarioFile.KexecStep {
         var k = ScenarioFile.KexecStep()
         for (key, _, v) in try body(v, "'kexec'", keys: Self.kexecKeys) {
             switch key {
+            case "from": k.continues = try from(v)
+            case "workload": continue
             case "syscall": k.syscall = try choice(v, key, KexecSyscall.self)
             case "crash": k.crash = try bool(v, key)
             case "initrd": k.initrdBytes = try size(v, key)
@@ -313,6 +378,7 @@ struct Reader {
         var d = ScenarioFile.DumpStep()
         for (key, _, v) in try body(v, "'dump'", keys: Self.dumpKeys) {
             switch key {
+            case "from": d.continues = try from(v)
             case "level": d.level = try integer(v, key)
             case "compression":
                 let c = try string(v, key)
@@ -351,6 +417,8 @@ struct Reader {
         } else {
             for (key, _, v) in try body(v, "'host'", keys: Self.hostStepKeys) {
                 switch key {
+                case "from":
+                    if try from(v) { throw error(v, "'from': previous: a host step runs its own TD from its commands; it cannot continue from a guest") }
                 case "commands": h.commands = try string(v, key); commandsNode = v
                 case "log": h.log = try bool(v, key)
                 case "precheck": h.precheck = try bool(v, key)

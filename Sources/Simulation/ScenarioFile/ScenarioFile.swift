@@ -48,6 +48,17 @@ public struct ScenarioFile: Sendable {
             case .host: "host"
             }
         }
+
+        /// `from: previous`: the step runs on the guest as the step before
+        /// it left it (or as the boot left it, for the first step), instead
+        /// of booting the file's guest again as its command does.
+        public var continues: Bool {
+            switch self {
+            case .kexec(let k): k.continues
+            case .dump(let d): d.continues
+            case .host: false
+            }
+        }
     }
 
     /// `cocomem kexec`'s own options.
@@ -68,6 +79,11 @@ public struct ScenarioFile: Sendable {
         public var nextKernel: KernelVersion? = nil
         /// `load-only:` (`--load-only`, `kexec -l`).
         public var loadOnly = false
+        /// `workload:` the next kernel's workload after its boot, a list of
+        /// phases as the file's top-level `workload` (`--next-workload`).
+        public var workload: Workload = .none
+        /// `from: previous` (`Step.continues`).
+        public var continues = false
         public init() {}
     }
 
@@ -101,6 +117,9 @@ public struct ScenarioFile: Sendable {
         public var output: String? = nil
         /// `input:` (`--input`), as given (relative to the current directory).
         public var input: String? = nil
+        /// `from: previous` (`Step.continues`): dump the kernel the step
+        /// before left running (the one a `kexec` step booted).
+        public var continues = false
         public init() {}
 
         /// The checks `cocomem dump` makes on its command line.
@@ -166,11 +185,24 @@ public struct ScenarioFile: Sendable {
     }
 
     /// The same file with only the guest and one of its steps (or none):
-    /// what each result embeds as its `scenario_file`.
+    /// what each result embeds as its `scenario_file`. A step that
+    /// continues from the one before keeps the steps it continues from
+    /// (`chainStart(of:)`), so the file reruns it: its result is the last
+    /// step's of that file.
     public func only(step index: Int?) -> ScenarioFile {
         var f = self
-        f.steps = index.map { steps.indices.contains($0) ? [steps[$0]] : [] } ?? []
+        f.steps = index.map { steps.indices.contains($0) ? Array(steps[chainStart(of: $0)...$0]) : [] } ?? []
         return f
+    }
+
+    /// The first step of the chain step `index` belongs to: the nearest
+    /// step at or before it that does not continue from the one before
+    /// (it boots the file's guest again), or 0 when every step back to the
+    /// first continues (the chain starts at the boot).
+    public func chainStart(of index: Int) -> Int {
+        var i = index
+        while i > 0, steps[i].continues { i -= 1 }
+        return i
     }
 
     /// Loads the calibration the file names (or the built-in one).

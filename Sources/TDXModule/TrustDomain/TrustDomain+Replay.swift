@@ -42,6 +42,13 @@ extension TrustDomain {
          min(pamt4K.run(containing: host).range.upperBound, hpa4KInUse.run(containing: host).range.upperBound))
     }
 
+    /// Where the current runs of the 1G-level (`pdpte`) and 512G-level
+    /// (`pml4e`) entry maps holding `frame` end.
+    /// - Complexity: O(log runs).
+    package func upperRunEnds(frame: GuestFrameNumber) -> (pd: GuestRegion1G, pdpt: GuestRegion512G) {
+        (pdpte.run(containing: frame.region1G).range.upperBound, pml4e.run(containing: frame.region512G).range.upperBound)
+    }
+
     /// Sets the 2M entries of `chunks`, the 4K entries of `frames`, and the
     /// PAMT state of `hostRanges`.
     /// - Complexity: O(log runs).
@@ -60,6 +67,29 @@ extension TrustDomain {
     }
 
     package func addCalls(_ c: SEAMCALLCounts, times k: UInt64) { calls.add(c, times: k) }
+
+    /// The status of TDG.MEM.PAGE.ACCEPT at `level` when `acceptResult`
+    /// does not read the TD's state for it: 1G, which this module refuses
+    /// (TDX_OPERAND_INVALID) before any walk.
+    package func stateIndependentAcceptStatus(level: PageLevel) -> TDXStatus? {
+        level == .size1G ? .operandInvalid : nil
+    }
+
+    /// `count` TDG.MEM.PAGE.ACCEPT calls answered with `status`.
+    package func recordAccepts(_ status: TDXStatus, count: UInt64) { calls.record(.tdgMemPageAccept, status, count) }
+
+    /// TDH.PHYMEM.PAMT.ADD on every 2M range of `ranges`, in order, as
+    /// `pamtAdd(range2M:)` on each would do; returns how many failed with
+    /// TDX_HPA_RANGE_NOT_FREE (their PAMT_4K was already installed).
+    /// - Complexity: O(log runs + runs in `ranges`).
+    package func pamtAdd(ranges: Range<HostRegion2M>) -> UInt64 {
+        let n = ranges.upperBound - ranges.lowerBound
+        let installed = pamt4K.measure(in: ranges) { $0 }
+        pamt4K.assign(ranges, true)
+        calls.record(.phymemPamtAdd, .success, n - installed)
+        calls.record(.phymemPamtAdd, .hpaRangeNotFree, installed)
+        return installed
+    }
 
     /// `n` successful TRACKs, each followed (if `kicked`) by a kick that puts
     /// every running vCPU in the new epoch.

@@ -1,0 +1,67 @@
+import MemoryModel
+
+/// One zone as `/proc/zoneinfo` shows it (`zoneinfo_show_print()`,
+/// mm/vmstat.c), limited to what the model keeps: the watermarks, the spans,
+/// `lowmem_reserve[]` (printed as `protection:`) and the `nr_free_pages` and
+/// `nr_unaccepted` counters. `boost` and `cma` are zero in the model (no
+/// fragmentation event raises `watermark_boost`, no CMA area exists).
+public struct ZoneinfoEntry: Sendable, Equatable {
+    /// `zone_names[]`: DMA, DMA32, Normal, Movable, Device.
+    public var name: String
+    public var freePages: UInt64 = 0
+    public var min: UInt64 = 0, low: UInt64 = 0, high: UInt64 = 0, promo: UInt64 = 0
+    public var spanned: UInt64 = 0, present: UInt64 = 0, managed: UInt64 = 0
+    /// `lowmem_reserve[MAX_NR_ZONES]`.
+    public var protection: [UInt64] = Array(repeating: 0, count: ZoneKind.maxNrZones)
+    public var unacceptedPages: UInt64 = 0
+    /// `populated_zone()`: present pages. An unpopulated zone stops after
+    /// its `protection:` line.
+    public var isPopulated: Bool { present > 0 }
+}
+
+extension GuestKernel {
+    /// Every zone of the node, the three the model fills and the empty
+    /// Movable and Device zones a distribution kernel also has.
+    /// - Complexity: O(zones × RAM ranges).
+    public var zoneinfo: [ZoneinfoEntry] {
+        var out: [ZoneinfoEntry] = []
+        for (i, kind) in ZoneKind.allCases.enumerated() {
+            let z = zones[i]
+            out.append(ZoneinfoEntry(name: kind.rawValue, freePages: z.freePages, min: z.watermarkMin, low: z.watermarkLow,
+                                     high: z.watermarkHigh, promo: z.watermarkPromo, spanned: spannedPages(kind),
+                                     present: presentPages(kind), managed: z.managed, protection: z.lowmemReserve,
+                                     unacceptedPages: z.unacceptedPages))
+        }
+        for name in ZoneKind.emptyZoneNames {
+            var e = ZoneinfoEntry(name: name)
+            if name == "Movable", watermarksReady {
+                let w = emptyMovableZoneWatermark
+                (e.min, e.low, e.high, e.promo) = (w, w, w, w)
+            }
+            out.append(e)
+        }
+        return out
+    }
+
+    /// `/proc/zoneinfo` in the kernel's format for the lines the model keeps
+    /// (see `ZoneinfoEntry`); the per-node stats of the first populated zone,
+    /// the other counters, the pagesets and the trailing fields are left out.
+    public var procZoneinfo: String {
+        var o = ""
+        for e in zoneinfo {
+            o += "Node 0, zone " + e.name.leftPadded(8)
+            o += "\n  pages free     \(e.freePages)"
+            for (label, v) in [("boost", UInt64(0)), ("min", e.min), ("low", e.low), ("high", e.high), ("promo", e.promo),
+                               ("spanned", e.spanned), ("present", e.present), ("managed", e.managed), ("cma", 0)] {
+                o += "\n        " + label.rightPadded(8) + " \(v)"
+            }
+            o += "\n        protection: (" + e.protection.map(String.init).joined(separator: ", ") + ")"
+            if e.isPopulated {
+                o += "\n      " + "nr_free_pages".rightPadded(12) + " \(e.freePages)"
+                o += "\n      " + "nr_unaccepted".rightPadded(12) + " \(e.unacceptedPages)"
+            }
+            o += "\n"
+        }
+        return o
+    }
+}
