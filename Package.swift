@@ -17,6 +17,8 @@ let package = Package(
     products: [
         .executable(name: "cocomem", targets: ["cocomem"]),
         .library(name: "Simulation", targets: ["Simulation"]),
+        // What the coverage-guided fuzzers in Fuzz/ (a package of their own) link.
+        .library(name: "Fuzzing", targets: ["Fuzzing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -40,6 +42,7 @@ let package = Package(
         .target(name: "Results", dependencies: ["MemoryModel", "Sweep", "Reports", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: settings),
         .target(name: "Checking", dependencies: ["MemoryModel", "CostModel", "KVM", "Simulation"], swiftSettings: settings),
         .target(name: "Validation", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "CoCoGuest", "Firmware", "GuestKernel", "Simulation", "Reports"], swiftSettings: settings),
+        .target(name: "Fuzzing", dependencies: ["MemoryModel", "CostModel", "Firmware", "GuestKernel", "CrashDump", "Simulation", "Sweep"], swiftSettings: settings),
         .executableTarget(name: "cocomem", dependencies: ["MemoryModel", "CostModel", "CoCoGuest", "Firmware", "GuestKernel", "CrashDump", "TDXModule", "KVM", "Simulation", "Reports", "Validation", "Checking", "Sweep", "Results", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: settings),
         .target(name: "TestSupport", dependencies: ["MemoryModel", "CostModel", "CrashDump", "Firmware", "GuestKernel", "Simulation"], path: "Tests/TestSupport", swiftSettings: settings),
         .testTarget(name: "ArchitectureTests", swiftSettings: settings),
@@ -55,6 +58,7 @@ let package = Package(
         .testTarget(name: "SweepTests", dependencies: ["Sweep", "Simulation", "MemoryModel"], swiftSettings: settings),
         .testTarget(name: "ResultsTests", dependencies: ["Results", "Sweep", "MemoryModel", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: settings),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Simulation", "MemoryModel", "CrashDump", "GuestKernel", "TestSupport"], swiftSettings: settings),
+        .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing", "MemoryModel"], swiftSettings: settings),
         .testTarget(name: "ValidationTests", dependencies: ["Validation", "CostModel"], swiftSettings: settings),
         .testTarget(name: "SNPTests", dependencies: ["SNP", "CoCoGuest", "CostModel", "MemoryModel"], swiftSettings: settings),
     ]

@@ -55,6 +55,8 @@ expect_error "host memslots overlap" "overlaps" host "$tmp/overlap.host"
 expect_error "host frames outside a memslot" "not inside one memslot" host "$tmp/outside.host"
 printf 'td host=tdx-huge sept-placement=diagonal\nslot id=1 base=0 pages=512\n' >"$tmp/placement.host"
 expect_error "host unknown S-EPT placement" "sept-placement must be contiguous or scattered" host "$tmp/placement.host"
+printf 'td host=tdx-huge\nslot id=1 base=0 pages=512\nfinalize\naccept +\n' >"$tmp/plus.host"
+expect_error "host frames '+' alone (fuzzer finding: a trap)" "line 4: bad frames '+'" host "$tmp/plus.host"
 expect_error "unknown TDX host" "'kvm' is invalid for '--host <host>'. Please provide one of 'tdx' and 'tdx-huge'" boot --host kvm
 expect_error "negative size" "negative" boot --memory=-5G
 expect_error "non-numeric size" "not a number" boot --memory abc
@@ -67,6 +69,8 @@ expect_error "unreadable calibration" "cannot read" boot --calibration "$tmp/doe
 expect_error "malformed memory-map line" "line 2" accept --memmap "$tmp/malformed.map"
 expect_error "overlapping map entries" "overlap" accept --memmap "$tmp/overlap.map"
 expect_error "malformed calls line" "calls line 1" accept --memmap "$tmp/good.json" --calls "$tmp/bad.calls"
+printf '[]' >"$tmp/empty.json"
+expect_error "an empty JSON memory map (fuzzer finding)" "memory map has no entries" accept --memmap "$tmp/empty.json"
 expect_error "SNP with TDX firmware" "firmware" boot --platform snp --firmware tdvf
 expect_error "dump into a missing directory" "cannot write" dump --memory 512M -o "$tmp/no/such/dir/dump" -c
 expect_error "dump level out of range" "dump level" dump --memory 512M -o "$tmp/x" -d 32
@@ -93,6 +97,8 @@ expect_error "convert a truncated vmcore" "truncated" dump --input "$tmp/trunc.v
 expect_error "convert without VMCOREINFO at a level needing struct pages" "this file has none" dump --input "$tmp/noinfo.vmcore" -o "$tmp/x" -d 31
 expect_error "--elf from an ELF input" "an input file is one already" dump --input "$tmp/small.vmcore" --elf "$tmp/y"
 expect_error "mem-usage of a vmcore file" "running guest" dump --input "$tmp/small.vmcore" --mem-usage
+expect_error "a 123-byte vmcore zero-filled to 1 TiB (fuzzer finding)" "more than the 16777216 a 123-byte file may" \
+    dump --input Tests/Fixtures/fuzz-regressions/elf/zero-filled-1tib.vmcore -o "$tmp/x" -d 1
 expect_error "unknown kexec syscall" "'kexec2' is invalid for '--syscall <syscall>'. Please provide one of 'kexec_file_load' and 'kexec_load'" kexec --memory 1G --syscall kexec2
 expect_error "kernel alignment not a power of two" "power of two" kexec --memory 1G --kernel-alignment 3M
 expect_error "unknown next kernel" "kernel '5.4' is older than 6.5, the first release with unaccepted memory support (CONFIG_UNACCEPTED_MEMORY); nearest known: 6.5, 6.6" kexec --memory 1G --next-kernel 5.4

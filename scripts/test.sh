@@ -8,6 +8,7 @@
 # makedumpfile, python3-libkdumpfile and crash; for the Slurm check a real
 # single-node cluster's munge and slurm-wlm, with sqlite3 to compare databases;
 # and chromium, which opens the HTML reports headless (scripts/report-checks.sh).
+# Last, a short coverage-guided fuzzing run of every parser (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,3 +31,10 @@ swift test --skip-build 2>&1 | tee /tmp/cocomem-test.log
 bash scripts/cli-checks.sh
 bash scripts/slurm-check.sh
 bash scripts/report-checks.sh
+# Coverage-guided fuzzing, briefly (docs/RELIABILITY.md, "Fuzzing"): builds the
+# libFuzzer executables of Fuzz/ (release, about 4-5 minutes from scratch on two
+# cores, seconds when built) and runs each of the 9 targets for FUZZ_SECONDS
+# (default 10) on its seed corpus; a crash, a hang past 10 s or 1 GiB of RSS
+# fails the suite and leaves the input under out/fuzz/. Prints
+# "fuzz: N targets, E executions, C crashes".
+bash scripts/fuzz.sh all "${FUZZ_SECONDS:-10}"

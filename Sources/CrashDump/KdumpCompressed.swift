@@ -105,9 +105,9 @@ public struct KdumpCompressedWriter: Sendable {
     let notes: [UInt8]
     /// The 2nd bitmap before zero pages (makedumpfile's filter).
     public let filtered: FilterResult
-    /// Compressed bytes of each template (nil: stored raw), by class.
+    /// Compressed bytes of each template (nil: stored raw), by class; empty for an input file.
     let compressed: [[[UInt8]?]]
-    /// Whether each template is all zeros, by class.
+    /// Whether each template is all zeros, by class; empty for an input file.
     let isZero: [[Bool]]
     /// Pages per batch handed to one thread.
     static let batchPages = 2048
@@ -122,7 +122,10 @@ public struct KdumpCompressedWriter: Sendable {
         let compressor = try PageCompressor(options.compression)
         self.notes = image.input?.notes ?? ELFVmcore.notes(cpus: image.cpus, vmcoreinfo: image.vmcoreinfo)
         var comp: [[[UInt8]?]] = [], zero: [[Bool]] = []
-        for c in PageClass.allCases {
+        // An input file's pages are all read from it, never from a template
+        // (every template use is behind `image.input == nil`): compressing the
+        // 16 templates of every class would cost each opened file ~200 compressions.
+        for c in PageClass.allCases where image.input == nil {
             let ts = image.content.templates[Int(c.rawValue)]
             zero.append(ts.map { $0.allSatisfy { $0 == 0 } })
             comp.append(ts.map { compressor.compress($0) })

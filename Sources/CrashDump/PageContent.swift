@@ -96,6 +96,11 @@ public struct PageContent: Sendable {
         templates = all
     }
 
+    /// The templates of seed 0, made once: an image read from a vmcore file
+    /// carries them but reads every page from the file, so building 1 MiB
+    /// of templates per image (each file a fuzzer opens) is wasted.
+    static let seedZero = PageContent(seed: 0)
+
     static func makeTemplate(_ c: PageClass, _ t: UInt64, seed: UInt64) -> [UInt8] {
         var rng = SplitMix64(seed: seed ^ (UInt64(c.rawValue) << 32) ^ (t &* 0x9E37_79B9_7F4A_7C15))
         var pattern = [UInt8](repeating: 0, count: 64)

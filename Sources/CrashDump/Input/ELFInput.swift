@@ -59,6 +59,25 @@ public final class ELFInput: @unchecked Sendable {
     /// guest up to 8 TiB is always read.
     public static func maximumBitmapBytes(fileSize: UInt64) -> UInt64 { max(fileSize, minimumBitmapLimit) }
 
+    /// The fewest pages the PT_LOADs of any file may describe: 2^24 (64 GiB).
+    /// See `maximumPages(fileSize:)`.
+    public static let minimumPageLimit: UInt64 = 1 << 24
+
+    /// The most pages (4 KiB, overlaps counted once) the PT_LOADs of a file
+    /// of `fileSize` bytes may describe, zero-filled parts (`p_memsz -
+    /// p_filesz`) included: 512 bytes of memory per byte of file, or 64 GiB
+    /// if that is more. Every dump reads each described page (the filter,
+    /// zero-page detection, one page descriptor per page), so this bounds a
+    /// dump's time and output by the file, as the bitmap limit bounds its
+    /// memory: one PT_LOAD of a 200 KB file zero-filled to 1 TiB took minutes
+    /// at `-d 31` and asked for a 6 GiB output. A real vmcore holds at least
+    /// the memmap of the memory it describes (64 bytes of struct page per 4
+    /// KiB page, kernel data no dump level excludes): `/proc/vmcore` and its
+    /// copies hold every page; a `makedumpfile -E` file, whose excluded runs
+    /// are zero-filled, still holds the memmap, 1/64 of the memory, well
+    /// inside 1/512.
+    public static func maximumPages(fileSize: UInt64) -> UInt64 { max(fileSize / 8, minimumPageLimit) }
+
     /// Opens `path` without blocking (a FIFO or a device never hangs the
     /// open) and refuses anything but a regular file.
     public init(path: String) throws {
@@ -152,8 +171,12 @@ public final class ELFInput: @unchecked Sendable {
            (top / 4096 + 1) / 8 > limit {
             throw bad(path, "PT_LOAD \(i) ends at physical address \(hex(top)) (p_memsz \(out.loads[i].memsz)): its bitmaps, one bit per 4 KiB page up to there, would need \(top / 4096 / 8 / (1 << 20)) MiB; a \(fileSize)-byte file may address at most \(limit * 8 * 4096 / (1 << 40)) TiB (bitmaps up to the larger of the file's size and 256 MiB)")
         }
-        try parseNotes(&out, path: path)
         out.ranges = mergedRanges(out.loads)
+        let pages = out.ranges.reduce(0) { $0 + $1.size / 4096 }, pageLimit = maximumPages(fileSize: fileSize)
+        guard pages <= pageLimit else {
+            throw bad(path, "its PT_LOADs describe \(pages) pages (\(ByteCount(pages &* 4096)), zero-filled p_memsz included), more than the \(pageLimit) a \(fileSize)-byte file may (512 bytes of memory per byte of file, at least 64 GiB): a real vmcore holds at least its memmap, 1/64 of the memory it describes")
+        }
+        try parseNotes(&out, path: path)
         return out
     }
 

@@ -35,6 +35,8 @@ extension EFIMemoryMap {
             guard start % 4096 == 0, end % 4096 == 0 else { throw CocomemError(.invalidMemoryMap, "memory map entry \(i): not 4 KiB aligned") }
             ds.append(EFIMemoryDescriptor(type: type, start: start, end: end))
         }
+        // As the efi=debug reader: GetMemoryMap() always returns descriptors (an empty `[]` was accepted here, refused there).
+        guard !ds.isEmpty else { throw CocomemError(.invalidMemoryMap, "memory map has no entries") }
         return try EFIMemoryMap(ds)
     }
 }

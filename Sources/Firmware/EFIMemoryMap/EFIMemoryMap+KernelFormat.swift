@@ -6,9 +6,21 @@ extension EFIMemoryDescriptor {
     /// layout with an `HP` column after `RUN` (added with
     /// EFI_MEMORY_HOT_PLUGGABLE support); the default is the older layout
     /// the issue's example shows.
+    ///
+    /// An attribute with a bit the layout has no column for (any bit above
+    /// the named ones, or `HOT_PLUGGABLE` in the older layout) is printed
+    /// whole instead, as the kernel does: `[Type|attr=0x%016llx]`. Printing
+    /// only the named columns lost the other bits (the memmap fuzzer found
+    /// an `HP` map that read back without it).
     public func typeAttrString(hotPluggableColumn: Bool = false) -> String {
         let name = type.name.padding(toLength: 12, withPad: " ", startingAt: 0)
         let a = attribute
+        var named: EFIMemoryAttributes = [.uc, .wc, .wt, .wb, .uce, .ro, .wp, .rp, .xp, .nv, .sp, .cpuCrypto, .moreReliable, .runtime]
+        if hotPluggableColumn { named.insert(.hotPluggable) }
+        guard a.isSubset(of: named) else {
+            let hex = String(a.rawValue, radix: 16)
+            return "[\(name)|attr=0x\(String(repeating: "0", count: 16 - hex.count))\(hex)]"
+        }
         func f(_ bit: EFIMemoryAttributes, _ s: String, _ w: Int) -> String {
             let v = a.contains(bit) ? s : ""
             return String(repeating: " ", count: max(0, w - v.count)) + v

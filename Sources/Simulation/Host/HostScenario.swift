@@ -59,8 +59,9 @@ public struct HostScenario: Sendable {
             func err(_ m: String) -> CocomemError { CocomemError(.invalidScenario, "host scenario line \(n): \(m)") }
             func frames(_ k: Int) throws -> Range<GuestFrameNumber> {
                 guard f.count > k else { throw err("\(verb) needs a GFN[+COUNT]") }
-                let parts = f[k].split(separator: "+")
-                guard let a = parseInteger(parts[0]), parts.count <= 2 else { throw err("bad frames '\(f[k])'") }
+                // Empty parts kept: "+" alone split to nothing and parts[0] trapped (the host fuzzer's find).
+                let parts = f[k].split(separator: "+", omittingEmptySubsequences: false)
+                guard parts.count <= 2, let a = parseInteger(parts[0]) else { throw err("bad frames '\(f[k])'") }
                 let c = parts.count == 2 ? parseInteger(parts[1]) : 1
                 guard let c, c > 0, a <= UInt64.max >> 13, c <= 1 << 40 else { throw err("bad frame count in '\(f[k])'") }
                 return Range(start: GuestFrameNumber(a), count: c)
