@@ -53,6 +53,8 @@ expect_error "host scenario missing" "cannot read" host "$tmp/nonexistent.host"
 expect_error "host scenario bad command" "line 4" host "$tmp/bad.host"
 expect_error "host memslots overlap" "overlaps" host "$tmp/overlap.host"
 expect_error "host frames outside a memslot" "not inside one memslot" host "$tmp/outside.host"
+printf 'td host=tdx-huge sept-placement=diagonal\nslot id=1 base=0 pages=512\n' >"$tmp/placement.host"
+expect_error "host unknown S-EPT placement" "sept-placement must be contiguous or scattered" host "$tmp/placement.host"
 printf 'td host=tdx-huge\nslot id=1 base=0 pages=512\nfinalize\naccept +\n' >"$tmp/plus.host"
 expect_error "host frames '+' alone (fuzzer finding: a trap)" "line 4: bad frames '+'" host "$tmp/plus.host"
 expect_error "unknown TDX host" "'kvm' is invalid for '--host <host>'. Please provide one of 'tdx' and 'tdx-huge'" boot --host kvm

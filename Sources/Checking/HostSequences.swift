@@ -10,7 +10,7 @@ import Simulation
 public enum HostSequences {
     /// The operations drawn from, before their frames are chosen.
     public static let verbs = ["accept 4k", "accept 2m", "access", "convert shared", "convert private", "punch",
-                               "inject folio-split-nomem", "inject split-cache-nomem", "inject demote-busy", "inject block-busy",
+                               "inject folio-split-nomem", "inject split-cache-nomem", "inject demote-busy", "inject block-busy", "inject aug-busy",
                                "attributes shared", "attributes private"]
 
     /// Frames of the TD the sequences run on: four 2M chunks.
@@ -39,19 +39,24 @@ public enum HostSequences {
     }
 
     /// The scenario a sequence runs in: a tdx-huge TD with one 2048-frame
-    /// memslot under `policy`.
-    public static func scenario(_ ops: [String], policy: ConversionPolicy) -> String {
-        "td host=tdx-huge sept-ve-disable=off policy=\(policy.rawValue)\nslot id=1 base=0 pages=\(frames)\nfinalize\n"
-            + ops.joined(separator: "\n")
+    /// memslot under `policy`, its S-EPT pages placed as `placement` says.
+    public static func scenario(_ ops: [String], policy: ConversionPolicy, placement: SEPTPlacement = .contiguous) -> String {
+        "td host=tdx-huge sept-ve-disable=off policy=\(policy.rawValue) sept-placement=\(placement.rawValue)\n"
+            + "slot id=1 base=0 pages=\(frames)\nfinalize\n" + ops.joined(separator: "\n")
     }
 
-    /// Runs `ops`; returns the first violation, if any.
-    public static func firstFailure(_ ops: [String], policy: ConversionPolicy) -> String? {
-        guard let s = try? HostScenario.parse(scenario(ops, policy: policy)),
+    /// Runs `ops`; returns the first violation, if any. A VM that KVM_BUG_ON
+    /// or TDX_BUG_ON marked bugged is one: those assertions state that KVM
+    /// and the module never get there.
+    public static func firstFailure(_ ops: [String], policy: ConversionPolicy, placement: SEPTPlacement = .contiguous) -> String? {
+        guard let s = try? HostScenario.parse(scenario(ops, policy: policy, placement: placement)),
               let run = try? HostRun(s, calibration: try Calibration.builtIn(), log: false) else { return "scenario did not parse" }
         var invariants = HostInvariants(watching: Range(start: .lowest, count: frames / PageLevel.size2M.pages))
         for (i, c) in s.commands.enumerated() {
             do { try run.execute(c, line: i) } catch { return "threw \(error)" }
+            // A bugged VM stops mid-flow (a blocked entry KVM still maps):
+            // report the bug, not the state it left.
+            if case .vmBugged(let why) = run.vm.outcome { return "after op \(i): VM bugged: \(why)" }
             if let v = invariants.violations(after: run.vm).first { return "after op \(i): \(v)" }
             if run.vm.isDead { break }
         }
@@ -59,7 +64,7 @@ public enum HostSequences {
     }
 
     /// A shortest failing subsequence of a failing `ops` (1-minimal).
-    public static func shrink(_ ops: [String], policy: ConversionPolicy) -> [String] {
-        Shrinking.oneMinimal(ops) { firstFailure($0, policy: policy) != nil }
+    public static func shrink(_ ops: [String], policy: ConversionPolicy, placement: SEPTPlacement = .contiguous) -> [String] {
+        Shrinking.oneMinimal(ops) { firstFailure($0, policy: policy, placement: placement) != nil }
     }
 }

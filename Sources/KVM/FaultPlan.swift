@@ -7,6 +7,9 @@ public enum FaultPoint: String, Sendable, CaseIterable {
     case splitCacheTopupNoMem = "split-cache-nomem"
     /// `tdp_mmu_alloc_sp_for_split()` fails (-ENOMEM).
     case splitAllocNoMem = "split-alloc-nomem"
+    /// Another vCPU's ACCEPT holds the guest-side lock of the entry a 4K AUG
+    /// needs: TDX_OPERAND_BUSY, -EBUSY, RET_PF_RETRY, and the fault again.
+    case augBusy = "aug-busy"
     /// A vCPU holds the guest-side lock of the entry DEMOTE needs: BUSY, then the no-vCPU retry.
     case demoteBusy = "demote-busy"
     /// Zero-step mitigation holds the tree lock when BLOCK runs: BUSY, then the retry.

@@ -50,6 +50,20 @@ public enum GmemBacking: String, Sendable, CaseIterable {
     }
 }
 
+/// Where the host's page allocator puts the S-EPT pages KVM allocates (with
+/// `alloc_page()`, one at a time, as the fault and split paths need them),
+/// which decides how often `tdx_pamt_get()` for one of them opens a 2M host
+/// range and needs TDH.PHYMEM.PAMT.ADD and 2 more PAMT pages under Dynamic
+/// PAMT. The real placement depends on the host's free memory; the two
+/// cases bound it.
+public enum SEPTPlacement: String, Sendable, CaseIterable {
+    /// One run of host memory: a PAMT.ADD per 512 S-EPT pages (best case).
+    case contiguous
+    /// Every page in a 2M range no other page of the TD uses: a PAMT.ADD
+    /// and 2 PAMT pages per S-EPT page (worst case, ~512 times more).
+    case scattered
+}
+
 /// KVM and kvm_intel options of the modelled host.
 public struct KVMOptions: Sendable, Equatable {
     /// `kvm_intel.tdx_huge_page` (patch 24); forced off when the module
@@ -72,6 +86,8 @@ public struct KVMOptions: Sendable, Equatable {
     /// PENDING page exits to KVM, which kills the VM ("Guest access before
     /// accepting"); without it the guest gets a #VE and accepts at 4K.
     public var septVEDisable = true
+    /// The placement assumption for S-EPT pages (their PAMT under DPAMT).
+    public var septPlacement: SEPTPlacement = .contiguous
     /// Check every invariant after every host operation.
     public var checkInvariants = false
 

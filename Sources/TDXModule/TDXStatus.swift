@@ -22,6 +22,11 @@ public enum TDXStatus: UInt64, Sendable, CaseIterable, CustomStringConvertible {
     case pageAlreadyAccepted = 0x0000_0B0A_0000_0000
     case pageSizeMismatch = 0xC000_0B0B_0000_0000
     case eptEntryStateIncorrect = 0xC000_0B0D_0000_0000
+    /// Linux's own code (`TDX_ERROR | GENMASK_ULL(47, 40)`, class 0xFF,
+    /// never used by the module): the host kernel's SEAMCALL wrapper failed
+    /// before calling the module, e.g. `tdh_mem_page_demote()` finding no
+    /// PAMT pages in its cache.
+    case swError = 0x8000_FF00_0000_0000
 
     /// Bit 63 clear: success, possibly with a warning.
     public var isSuccessOrWarning: Bool { rawValue >> 63 == 0 }
@@ -46,6 +51,7 @@ public enum TDXStatus: UInt64, Sendable, CaseIterable, CustomStringConvertible {
         case .pageAlreadyAccepted: "TDX_PAGE_ALREADY_ACCEPTED"
         case .pageSizeMismatch: "TDX_PAGE_SIZE_MISMATCH"
         case .eptEntryStateIncorrect: "TDX_EPT_ENTRY_STATE_INCORRECT"
+        case .swError: "TDX_SW_ERROR"
         }
     }
 }

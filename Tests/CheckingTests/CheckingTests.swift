@@ -19,6 +19,24 @@ import Testing
         }
     }
 
+    /// With scattered S-EPT pages every split's new S-EPT page needs its own
+    /// PAMT pair from the split cache, so a BUSY DEMOTE's retry finds the
+    /// cache empty (DPAMT `tdh_mem_page_demote()` frees its pair on
+    /// failure): TDX_SW_ERROR and a bugged VM. The random sequences find it
+    /// and shrink it to a fault that needs a split after the injection.
+    @Test func scatteredSEPTPagesReachTheDemoteRetryBug() {
+        for seed in 0..<400 as Range<UInt64> {
+            let ops = HostSequences.sequence(seed: seed, length: 24)
+            guard let f = HostSequences.firstFailure(ops, policy: .septSplitFirst, placement: .scattered) else { continue }
+            #expect(f.contains("TDX_SW_ERROR"), "\(f)")
+            let short = HostSequences.shrink(ops, policy: .septSplitFirst, placement: .scattered)
+            #expect(short.count == 2 && short.first == "inject demote-busy", "\(short)")
+            #expect(HostSequences.firstFailure(short, policy: .septSplitFirst) == nil, "contiguous pages do not reach it in this TD")
+            return
+        }
+        Issue.record("no sequence reached the DEMOTE retry bug")
+    }
+
     /// The runner reports what breaks and shrinks to it: a sequence with
     /// one command the language rejects fails, and shrinks to that command.
     @Test func aFailingSequenceShrinksToItsCause() {

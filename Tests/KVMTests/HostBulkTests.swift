@@ -10,11 +10,13 @@ import Testing
 @Suite struct HostBulkTests {
     /// Piecewise conversion in bulk equals converting page by page: same
     /// state, SEAMCALL counts, counters, pool and epoch.
-    @Test(arguments: [false, true])
-    func convertInPiecesBulkEqualsStepByStep(_ dpamt: Bool) throws {
+    /// With both S-EPT placements (scattered: every pool page opens a range).
+    @Test(arguments: [false, true], SEPTPlacement.allCases)
+    func convertInPiecesBulkEqualsStepByStep(_ dpamt: Bool, _ placement: SEPTPlacement) throws {
         func make() throws -> TDXVM {
             var f = TDXModuleFeatures(); f.dynamicPAMT = dpamt
-            let vm = try TDXVM(options: KVMOptions(), features: f, vcpus: 4,
+            var o = KVMOptions(); o.septPlacement = placement
+            let vm = try TDXVM(options: o, features: f, vcpus: 4,
                                slots: [Memslot(id: 1, baseGFN: GFN(0), pages: 40 * 512, backing: .hugetlb2M)])
             vm.finalize()
             let acc = TDXAcceptor(host: vm, driver: .linux, costs: CostTable(try Calibration.builtIn()))

@@ -62,24 +62,26 @@ extension TDXVM {
 
     /// Makes sure the mirror's PDPT and PD above `gfn` exist, linking each
     /// new one to the S-EPT (`link_external_spt` → TDH.MEM.SEPT.ADD).
+    /// Returns nil when both exist, else the fault's result (BUSY retries,
+    /// any other error bugs the VM: `tdx_sept_link_private_spt()`).
     ///
     /// Only the first fault in a 1G (512G) region links its table, so the
     /// SEPT.ADDs are context work (`noteUpperWork`): bulk replay counts
     /// them per region, not per chunk.
-    func linkUpperTables(_ gfn: GuestFrameNumber) -> Bool {
+    func linkUpperTables(_ gfn: GuestFrameNumber) -> FaultResult? {
         if !mmu.mirrorPDPT.value(at: gfn.region512G) {
             let s = module.septAdd(gfn: gfn, entryLevel: 4, pageHFN: allocUpperTablePage())
             noteUpperWork(op: .tdxSeptAdd, call: .memSeptAdd, s)
-            guard s == .success else { return false }
+            if let r = mappingFailure(s, "TDH.MEM.SEPT.ADD", at: gfn) { return r }
             mmu.linkPDPT(gfn.region512G.only)
         }
         if !mmu.mirrorPD.value(at: gfn.region1G) {
             let s = module.septAdd(gfn: gfn, entryLevel: 3, pageHFN: allocUpperTablePage())
             noteUpperWork(op: .tdxSeptAdd, call: .memSeptAdd, s)
-            guard s == .success else { return false }
+            if let r = mappingFailure(s, "TDH.MEM.SEPT.ADD", at: gfn) { return r }
             mmu.linkPD(gfn.region1G.only)
         }
-        return true
+        return nil
     }
 
     /// Counts an operation whose happening depends on the 1G/512G region
@@ -103,7 +105,7 @@ extension TDXVM {
         guard attributes.isPrivate(gfn) else { return .userspaceExit }
         var level = maxPrivateLevel(gfn)
         if options.acceptLevelPolicy == .perFault, let a = acceptLevel, a.rawValue < level.rawValue { level = a }
-        guard linkUpperTables(gfn) else { return .failed("EIO: SEPT.ADD failed") }
+        if let r = linkUpperTables(gfn) { return r }
         let c = gfn.region2M
         switch (mmu.mirror2M.value(at: c), level) {
         case (.leaf, .size2M), (.leaf, .size1G):
@@ -117,7 +119,7 @@ extension TDXVM {
             gmem.allocate(c.frames)
             let st = module.pageAug(gfn: base, level: .size2M, hfn: hfn(base))
             ops.add(.tdxAug2M)
-            guard st == .success else { return st == .operandBusy ? .retry : .failed("EIO: AUG \(st)") }
+            if let r = mappingFailure(st, "TDH.MEM.PAGE.AUG", at: base) { return r }
             mmu.setMirror2M(c.only, .leaf)
             note("AUG 2M \(base.address)")
             return .mapped
@@ -125,7 +127,7 @@ extension TDXVM {
             let page = allocSeptPage(viaSplitCache: false)
             let st = module.septAdd(gfn: gfn, entryLevel: 2, pageHFN: page)
             ops.add(.tdxSeptAdd)
-            guard st == .success else { return .failed("EIO: SEPT.ADD \(st)") }
+            if let r = mappingFailure(st, "TDH.MEM.SEPT.ADD", at: gfn) { return r }
             mmu.setMirror2M(c.only, .table)
             return aug4K(gfn, slot: s)
         case (.table, _):
@@ -133,16 +135,18 @@ extension TDXVM {
         }
     }
 
+    /// `set_external_spte` at 4K: `tdx_pamt_get()`, then AUG (with the
+    /// reference dropped again if AUG fails).
     func aug4K(_ gfn: GuestFrameNumber, slot s: Memslot) -> FaultResult {
         gmem.allocate(gfn.only)
         let h = hfn(gfn)
-        guard pamtGet(hfn: h) else { return .failed("ENOMEM: tdx_pamt_get") }
+        let p = pamtGet(hfn: h)
+        guard p == .success else { return .failed("EIO: tdx_pamt_get: TDH.PHYMEM.PAMT.ADD \(p)") }
+        if faults.fire(.augBusy) { module.hold(.guestEntry(gfn: gfn, level: .size4K), vcpu: 0) }
         let st = module.pageAug(gfn: gfn, level: .size4K, hfn: h)
         ops.add(.tdxAug4K)
-        guard st == .success else {
-            pamtPut(hfn: h)
-            return st == .operandBusy ? .retry : .failed("EIO: AUG \(st)")
-        }
+        if st != .success { pamtPut(hfn: h) }
+        if let r = mappingFailure(st, "TDH.MEM.PAGE.AUG", at: gfn) { return r }
         mmu.setMirror4K(gfn.only, true)
         return .mapped
     }
@@ -196,6 +200,9 @@ extension TDXVM {
             case .mapped: return ops - before
             case .retry:
                 counters.bump(.faultRetries)
+                // While the faulting vCPU re-enters, the other vCPUs' ACCEPTs
+                // complete and drop the entry locks that made AUG busy.
+                module.finishGuestAccepts()
                 if pass == 3 { flag("repeated faults at \(gfn.address): a 2M leaf needs a split that TDX rejects under the shared mmu_lock") }
             case .userspaceExit:
                 // KVM_EXIT_MEMORY_FAULT: the VMM converts the page to private

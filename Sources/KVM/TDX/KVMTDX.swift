@@ -12,8 +12,9 @@ public struct KVMTDX {
     /// the S-EPT page pool's refcounts are derived (see `septPool`).
     public private(set) var pamtRefcount = IntervalMap<HostRegion2M, UInt32>(initial: 0)
     /// Host pages for S-EPT tables come from a bump pool (never freed while
-    /// the TD runs); the refcount of a pool 2M range is the number of pool
-    /// pages in it, so `tdx_pamt_get` PAMT.ADDs when a page opens a range.
+    /// the TD runs), placed as `KVMOptions.septPlacement` says; the
+    /// refcount of a pool 2M range is the number of pool pages in it, so
+    /// `tdx_pamt_get` PAMT.ADDs when a page opens a range.
     public private(set) var septPool: UInt64 = 0
     /// Pages held by the per-VM external split cache.
     public private(set) var splitCache: UInt64 = 0
@@ -47,9 +48,13 @@ public struct KVMTDX {
     }
 
     /// Takes the next S-EPT page from the pool; returns it and whether it
-    /// opens a 2M host range (which then needs its PAMT_4K under DPAMT).
-    mutating func takePoolPage() -> (page: HostFrameNumber, opensRange: Bool) {
-        let hfn = Self.septPoolBase + septPool
+    /// opens a 2M host range (which then needs its PAMT_4K under DPAMT):
+    /// contiguous pages open one range per 512, scattered pages one each.
+    mutating func takePoolPage(_ placement: SEPTPlacement) -> (page: HostFrameNumber, opensRange: Bool) {
+        let hfn = switch placement {
+        case .contiguous: Self.septPoolBase + septPool
+        case .scattered: Self.septPoolBase + septPool * PageLevel.size2M.pages
+        }
         septPool += 1
         return (hfn, hfn.isAligned(to: .size2M))
     }
@@ -58,7 +63,13 @@ public struct KVMTDX {
     /// `takePoolPage()` would; returns the 2M host ranges they open (those
     /// whose first page is among them), in pool order.
     /// - Complexity: O(1).
-    mutating func takePoolPages(_ n: UInt64) -> Range<HostRegion2M> {
+    mutating func takePoolPages(_ n: UInt64, _ placement: SEPTPlacement) -> Range<HostRegion2M> {
+        if placement == .scattered {
+            // Every page opens its own range, the next one up.
+            let first = (Self.septPoolBase + septPool * PageLevel.size2M.pages).region2M
+            septPool += n
+            return first..<(first + n)
+        }
         let first = Self.septPoolBase + septPool
         septPool += n
         let end = Self.septPoolBase + septPool

@@ -33,6 +33,22 @@ enum PoolEvent: Hashable {
 extension TDXVM {
     // MARK: SEAMCALL helpers
 
+    /// What the fault path makes of the status of a SEAMCALL that maps
+    /// (`tdx_mem_page_aug()`, `tdx_sept_link_private_spt()`): nil on
+    /// success; TDX_OPERAND_BUSY is -EBUSY, which `kvm_tdp_mmu_map()` turns
+    /// into RET_PF_RETRY; any other status is `TDX_BUG_ON_2()`: the VM is
+    /// bugged (`kvm_vm_bugged()`, every later ioctl returns -EIO) and the
+    /// fault fails with -EIO.
+    func mappingFailure(_ s: TDXStatus, _ leaf: String, at gfn: GuestFrameNumber) -> FaultResult? {
+        switch s {
+        case .success: return nil
+        case .operandBusy: return .retry
+        default:
+            kill(.vmBugged("TDX_BUG_ON: \(leaf) \(s) at \(gfn.address)"))
+            return .failed("EIO: \(leaf) \(s)")
+        }
+    }
+
     /// `tdh_do_no_vcpus()`: on TDX_OPERAND_BUSY, block TDH.VP.ENTER, kick
     /// every vCPU out of the guest, and call once more ("guaranteed to
     /// succeed, absent KVM and/or TDX-Module bugs").
@@ -91,7 +107,7 @@ extension TDXVM {
     }
 
     private func takeSeptPage(viaSplitCache: Bool) -> HostFrameNumber {
-        let (hfn, opensRange) = tdx.takePoolPage()
+        let (hfn, opensRange) = tdx.takePoolPage(options.septPlacement)
         if module.features.dynamicPAMT && opensRange {
             if viaSplitCache { tdx.dequeuePAMTPair() }
             let s = module.pamtAdd(range2M: hfn.region2M)
@@ -106,7 +122,7 @@ extension TDXVM {
     /// `allocSeptPage(viaSplitCache: false)` calls do, PAMT.ADD for every 2M
     /// pool range they open included, in O(log runs).
     func takeSeptPages(_ n: UInt64) {
-        let opened = tdx.takePoolPages(n)
+        let opened = tdx.takePoolPages(n, options.septPlacement)
         pamtAddPoolRanges(opened)
     }
 
@@ -122,18 +138,28 @@ extension TDXVM {
     }
 
     /// `tdx_pamt_get()` for a guest page mapped at 4K: the first user of a
-    /// 2M host range installs its PAMT_4K with PAMT.ADD.
-    func pamtGet(hfn: HostFrameNumber) -> Bool {
-        guard module.features.dynamicPAMT else { return true }
+    /// 2M host range installs its PAMT_4K with PAMT.ADD and takes the
+    /// refcount 0 → 1. TDX_HPA_RANGE_NOT_FREE means the PAMT_4K is still
+    /// installed (a concurrent `tdx_pamt_put()` took the refcount to 0
+    /// outside `pamt_lock` and has not removed it yet): the refcount is set
+    /// to 1, which makes that put skip its PAMT.REMOVE, and the call
+    /// succeeds (DPAMT v4 P08 "Optimize tdx_alloc/free_page() helpers").
+    /// Any other status fails the call with -EIO.
+    func pamtGet(hfn: HostFrameNumber) -> TDXStatus {
+        guard module.features.dynamicPAMT else { return .success }
         let r = hfn.region2M
         let n = tdx.pamtRefcount.value(at: r)
         if n == 0 {
             let s = module.pamtAdd(range2M: r)
             ops.add(.tdxPamtAdd)
-            guard s == .success else { return false }
+            switch s {
+            case .success: break
+            case .hpaRangeNotFree: note("tdx_pamt_get: PAMT.ADD \(s) at \(r.firstFrame.address): PAMT_4K still installed, refcount 0 -> 1")
+            default: return s
+            }
         }
         tdx.setRefcount(r.only, n + 1)
-        return true
+        return .success
     }
 
     /// `tdx_pamt_put()`: the last user removes the range's PAMT_4K; a
@@ -165,12 +191,49 @@ extension TDXVM {
         return true
     }
 
-    /// Step 3.4: the guest 2M range's PAMT pair for DEMOTE.
+    /// `alloc_pamt_array()` from the split cache (`tdx_alloc_page_pamt_cache()`
+    /// never falls back to the page allocator): one PAMT pair for the guest
+    /// range DEMOTE is given, or false if the cache holds less than a pair.
     func dequeueGuestPair() -> Bool {
         if recordingPoolEvents { poolEvents.append(.dequeueGuestPair) }
-        guard module.features.dynamicPAMT else { return false }
+        guard module.features.dynamicPAMT, tdx.splitCache >= TrustDomain.dpamtEntryPages else { return false }
         tdx.dequeuePAMTPair()
         return true
+    }
+
+    /// `tdh_mem_page_demote()` of the DPAMT huge-page series (v3, and
+    /// Sean Christopherson's squash "KVM: TDX: ... demote"): under DPAMT it
+    /// takes a fresh PAMT pair from the split cache on every call
+    /// (TDX_SW_ERROR, without a SEAMCALL, if the cache is short), frees the
+    /// pair to the page allocator (not back to the cache) when the SEAMCALL
+    /// fails, and on success sets the guest range's refcount with
+    /// `WARN_ON_ONCE(atomic_cmpxchg_release(refcount, 0, PTRS_PER_PMD))`:
+    /// a refcount that is not 0 is warned about and left as it is.
+    /// With the out-of-tree restartable loop [11] it repeats the SEAMCALL
+    /// with the same pair while it is interrupted.
+    func tdhMemPageDemote(gfn: GuestFrameNumber, pageHFN: HostFrameNumber) -> TDXStatus {
+        let dpamt = module.features.dynamicPAMT
+        if dpamt && !dequeueGuestPair() {
+            note("tdh_mem_page_demote: split cache empty: TDX_SW_ERROR")
+            return .swError
+        }
+        var d = module.demote(gfn: gfn, level: .size2M, pageHFN: pageHFN, pamtPagesGiven: dpamt)
+        while d == .interruptedRestartable && options.demoteRestartableLoop {
+            d = module.demote(gfn: gfn, level: .size2M, pageHFN: pageHFN, pamtPagesGiven: dpamt)
+        }
+        ops.add(.tdxDemote2M)
+        guard dpamt else { return d }
+        if d != .success {
+            note("tdh_mem_page_demote: \(d): PAMT pair freed")
+            return d
+        }
+        let r = hfn(gfn).region2M
+        if tdx.pamtRefcount.value(at: r) == 0 {
+            tdx.setRefcount(r.only, UInt32(PageLevel.size2M.pages))
+        } else {
+            note("WARN: tdh_mem_page_demote: PAMT refcount of \(r.firstFrame.address) is \(tdx.pamtRefcount.value(at: r)), not 0: left as it is")
+        }
+        return d
     }
 
     // MARK: Split
@@ -195,24 +258,13 @@ extension TDXVM {
         armModuleFaults(for: .memTrack, gfn: gfn, level: .size2M)
         let t = tdxTrack()
         guard t == .success else { kill(.vmBugged("TDH.MEM.TRACK \(t)")); return "EIO" }
-        // 3.4) the guest range's PAMT pair.
-        let pair = dequeueGuestPair()
-        // 3.5) DEMOTE, retried once with no vCPUs on BUSY.
+        // 3.4–3.6) DEMOTE (its PAMT pair and the refcount 0 → 512 inside
+        // tdh_mem_page_demote()), retried once with no vCPUs on BUSY.
         armModuleFaults(for: .memPageDemote, gfn: gfn, level: .size2M)
-        var d = doNoVCPUs { module.demote(gfn: gfn, level: .size2M, pageHFN: page, pamtPagesGiven: pair) }
-        while d == .interruptedRestartable && options.demoteRestartableLoop {
-            d = module.demote(gfn: gfn, level: .size2M, pageHFN: page, pamtPagesGiven: pair)
-        }
-        ops.add(.tdxDemote2M)
+        let d = doNoVCPUs { tdhMemPageDemote(gfn: gfn, pageHFN: page) }
         guard d == .success else {
             kill(.vmBugged("TDX_BUG_ON: TDH.MEM.PAGE.DEMOTE \(d) at \(gfn.address)"))
             return "EIO"
-        }
-        // 3.6) the guest range's PAMT refcount 0 → 512.
-        if module.features.dynamicPAMT {
-            let r = hfn(gfn).region2M
-            if tdx.pamtRefcount.value(at: r) != 0 { note("WARN: pamt refcount of \(r.firstFrame.address) not 0 at demote") }
-            tdx.setRefcount(r.only, UInt32(PageLevel.size2M.pages))
         }
         mmu.setMirror2M(c.only, .table)
         mmu.setMirror4K(c.frames, true)
@@ -263,7 +315,8 @@ extension TDXVM {
     func zapLeaf(gfn: GuestFrameNumber, level: PageLevel) {
         let b = doNoVCPUs { module.rangeBlock(gfn: gfn, level: level) }
         ops.add(.tdxBlock)
-        guard b == .success || b == .gpaRangeAlreadyBlocked else { kill(.vmBugged("KVM_BUG_ON: BLOCK \(b) at \(gfn.address)")); return }
+        // TDX_BUG_ON_2() on any non-zero status, the ALREADY_BLOCKED warning included.
+        guard b == .success else { kill(.vmBugged("TDX_BUG_ON: TDH.MEM.RANGE.BLOCK \(b) at \(gfn.address)")); return }
         guard tdxTrack() == .success else { kill(.vmBugged("KVM_BUG_ON: TRACK failed")); return }
         let (s, h) = doNoVCPUsRemove(gfn: gfn, level: level)
         ops.add(.tdxRemove)

@@ -92,7 +92,7 @@ extension TDXVM: TDXHostReplay {
             guard slot(g) != nil, attributes.isPrivate(g) else {
                 throw CocomemError(.invalidArgument, "initial memory at \(g.address) is not private memory in a memslot")
             }
-            guard linkUpperTables(g) else { throw CocomemError(.invalidArgument, "SEPT.ADD failed at \(g.address)") }
+            guard linkUpperTables(g) == nil else { throw CocomemError(.invalidArgument, "SEPT.ADD failed at \(g.address)") }
             let c = g.region2M
             if mmu.mirror2M.value(at: c) == .none {
                 _ = module.septAdd(gfn: g, entryLevel: 2, pageHFN: allocSeptPage(viaSplitCache: false))
@@ -101,7 +101,8 @@ extension TDXVM: TDXHostReplay {
             }
             guard !mmu.mirror4K.value(at: g) else { continue }
             gmem.allocate(g.only)
-            guard pamtGet(hfn: hfn(g)) else { throw CocomemError(.invalidArgument, "PAMT.ADD failed at \(g.address)") }
+            let p = pamtGet(hfn: hfn(g))
+            guard p == .success else { throw CocomemError(.invalidArgument, "TDH.PHYMEM.PAMT.ADD \(p) at \(g.address)") }
             let s = module.pageAdd(gfn: g, hfn: hfn(g))
             ops.add(.tdxPageAdd)
             guard s == .success else { throw CocomemError(.invalidArgument, "TDH.MEM.PAGE.ADD \(s) at \(g.address)") }

@@ -386,7 +386,9 @@ extension TDXVM {
     func replayPoolEvents(_ events: [PoolEvent], times k: UInt64) {
         guard k > 0, !events.isEmpty else { return }
         let dpamt = module.features.dynamicPAMT, minCache = tdx.minSplitCache
-        let rangePages = PageLevel.size2M.pages
+        // Scattered S-EPT pages each open a 2M range, so their offset carries no state.
+        let scattered = options.septPlacement == .scattered
+        let rangePages = scattered ? 1 : PageLevel.size2M.pages
         var pool = tdx.septPool, cache = tdx.splitCache, topups: UInt64 = 0
         var seen: [PoolPhase: (chunk: UInt64, pool: UInt64, topups: UInt64)] = [:]
         var i: UInt64 = 0
@@ -419,7 +421,7 @@ extension TDXVM {
             }
             i += 1
         }
-        let opened = tdx.takePoolPages(pool - tdx.septPool)
+        let opened = tdx.takePoolPages(pool - tdx.septPool, options.septPlacement)
         tdx.setPool(pages: pool, splitCache: cache)
         pamtAddPoolRanges(opened)
         counters.bump(.splitCacheTopups, topups)

@@ -8,7 +8,7 @@ public import TDXModule
 /// VMM operations with faults to inject. Text format, one command per
 /// line, frames as guest frame numbers `GFN[+COUNT]` (decimal or 0x hex):
 ///
-///     td vcpus=8 host=tdx-huge policy=zap-first precheck=on accept-level=inhibit module=new|legacy dpamt=on|off spec-accept=off
+///     td vcpus=8 host=tdx-huge policy=zap-first precheck=on accept-level=inhibit module=new|legacy dpamt=on|off spec-accept=off sept-placement=contiguous|scattered
 ///     slot id=1 base=0x0 pages=0x80000 backing=hugetlb-2m
 ///     build 0x800+6                 # KVM_TDX_INIT_MEM_REGION (TDH.MEM.PAGE.ADD)
 ///     finalize                      # TDH.MR.FINALIZE
@@ -114,6 +114,9 @@ public struct HostScenario: Sendable {
                     case "spec-accept": s.features.acceptWalkCases = try onOff(v, k) ? .specTable82 : .moduleCode
                     case "sept-ve-disable": s.options.septVEDisable = try onOff(v, k)
                     case "check": s.options.checkInvariants = try onOff(v, k)
+                    case "sept-placement":
+                        guard let p = SEPTPlacement(rawValue: v) else { throw err("sept-placement must be contiguous or scattered") }
+                        s.options.septPlacement = p
                     default: throw err("unknown td option '\(k)'")
                     }
                 }

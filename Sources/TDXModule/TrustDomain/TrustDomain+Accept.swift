@@ -5,7 +5,8 @@ extension TrustDomain {
     /// the walk stops at the requested level or at a leaf above it.
     ///
     /// - success: a PENDING leaf at the requested level becomes MAPPED (zeroed with the TD key);
-    /// - TDX_PAGE_SIZE_MISMATCH: a non-free non-leaf at the requested level (host mapped smaller);
+    /// - TDX_PAGE_SIZE_MISMATCH: a non-free non-leaf at the requested level (host mapped smaller),
+    ///   NL_BLOCKED included (case 3);
     /// - TDX_PAGE_ALREADY_ACCEPTED: a MAPPED leaf at the level, or (module code) above it;
     /// - an EPT violation carrying the accept level: nothing mapped, or a
     ///   leaf above the level that is not accessible, or a blocked entry;
@@ -31,8 +32,10 @@ extension TrustDomain {
         let e2 = pde.value(at: gfn.region2M)
         if level == .size2M {
             switch e2.state {
-            case .free, .blocked, .pendingBlocked, .nlBlocked: return .eptViolation(acceptLevel: level)
-            case .nlMapped: return .status(.pageSizeMismatch)
+            case .free, .blocked, .pendingBlocked: return .eptViolation(acceptLevel: level)
+            // Case 3: the walk reached the 2M level at a non-free non-leaf,
+            // blocked or not.
+            case .nlMapped, .nlBlocked: return .status(.pageSizeMismatch)
             case .mapped: return .status(.pageAlreadyAccepted)
             case .pending:
                 pde.assign(gfn.region2M.only, SEPTEntry(.mapped, hfnDelta: e2.hfnDelta))

@@ -52,7 +52,7 @@ extension TrustDomain {
         if level == .size2M {
             guard e2.state == .free else { return record(.memPageAug, .eptEntryStateIncorrect) }
         } else {
-            guard e2.state == .nlMapped else { return record(.memPageAug, e2.state == .free ? .eptWalkFailed : .eptEntryStateIncorrect) }
+            guard walksTo4K(gfn) else { return record(.memPageAug, .eptWalkFailed) }
             guard pte.value(at: gfn).state == .free else { return record(.memPageAug, .eptEntryStateIncorrect) }
             adjustInUse(hfn: hfn, pages: 1, by: 1)
         }
@@ -67,7 +67,7 @@ extension TrustDomain {
     public func rangeBlock(gfn: GuestFrameNumber, level: PageLevel) -> TDXStatus {
         if busy(gfn: gfn, level: level) { return record(.memRangeBlock, .operandBusy) }
         guard upperPresent(gfn) else { return record(.memRangeBlock, .eptWalkFailed) }
-        if level == .size4K && !pde.value(at: gfn.region2M).state.isNonLeaf { return record(.memRangeBlock, .eptWalkFailed) }
+        if level == .size4K && !walksTo4K(gfn) { return record(.memRangeBlock, .eptWalkFailed) }
         var e = entry(gfn: gfn, level: level)
         if e.state.isBlocked { return record(.memRangeBlock, .gpaRangeAlreadyBlocked) }
         guard e.state != .free else { return record(.memRangeBlock, .eptEntryStateIncorrect) }
@@ -83,6 +83,7 @@ extension TrustDomain {
     /// - Complexity: O(log runs).
     public func rangeUnblock(gfn: GuestFrameNumber, level: PageLevel) -> TDXStatus {
         if busy(gfn: gfn, level: level) { return record(.memRangeUnblock, .operandBusy) }
+        guard upperPresent(gfn), level != .size4K || walksTo4K(gfn) else { return record(.memRangeUnblock, .eptWalkFailed) }
         var e = entry(gfn: gfn, level: level)
         guard e.state.isBlocked else { return record(.memRangeUnblock, .eptEntryStateIncorrect) }
         guard isTracked(e.bepoch) else { return record(.memRangeUnblock, .tlbTrackingNotDone) }
@@ -98,6 +99,14 @@ extension TrustDomain {
         if vcpuEpoch.contains(where: { $0 != nil && $0! < tdEpoch }) { return record(.memTrack, .previousTLBEpochBusy) }
         tdEpoch += 1
         return record(.memTrack, .success)
+    }
+
+    /// `secure_ept_walk()` reaches the 4K level for `gfn`: it stops at a leaf
+    /// or a non-present (RWX=0: FREE, NL_BLOCKED) entry, and a walk to level
+    /// that stops above the requested level is TDX_EPT_WALK_FAILED
+    /// (`lock_sept_check_and_walk_internal()`).
+    func walksTo4K(_ gfn: GuestFrameNumber) -> Bool {
+        upperPresent(gfn) && pde.value(at: gfn.region2M).state == .nlMapped
     }
 
     /// The running-TD precondition of REMOVE, DEMOTE and PROMOTE: blocked and tracked.
@@ -169,6 +178,7 @@ extension TrustDomain {
     public func remove(gfn: GuestFrameNumber, level: PageLevel) -> (TDXStatus, hfn: HostFrameNumber?) {
         guard level != .size1G, gfn.isAligned(to: level) else { return (record(.memPageRemove, .operandInvalid), nil) }
         if busy(gfn: gfn, level: level) { return (record(.memPageRemove, .operandBusy), nil) }
+        guard upperPresent(gfn), level != .size4K || walksTo4K(gfn) else { return (record(.memPageRemove, .eptWalkFailed), nil) }
         let e = entry(gfn: gfn, level: level)
         guard e.state.isLeaf else { return (record(.memPageRemove, .eptEntryStateIncorrect), nil) }
         if let s = requireBlockedAndTracked(e) { return (record(.memPageRemove, s), nil) }

@@ -71,6 +71,13 @@ public final class TrustDomain {
         holds.append((vcpu, hold))
     }
 
+    /// The vCPUs inside TDG.MEM.PAGE.ACCEPT complete it and drop the entry
+    /// locks they hold (fault injection: what happens while a host fault
+    /// that met one returns RET_PF_RETRY and the vCPU re-enters).
+    package func finishGuestAccepts() {
+        holds.removeAll { if case .guestEntry = $0.hold { return true }; return false }
+    }
+
     /// Makes a vCPU lag in the previous epoch (it has not exited since the
     /// last TRACK), the situation behind TDX_PREVIOUS_TLB_EPOCH_BUSY.
     package func lag(vcpu: Int) { vcpuEpoch[vcpu] = tdEpoch - 1 }
