@@ -188,7 +188,7 @@ public struct KdumpCompressedWriter: Sendable {
         defer { if let b = buffer { readBuffers.give(b) } }
         for r in ranges where !r.isEmpty {
             let paddr = GuestFrameNumber(r.lowerBound).address.value, count = r.count * 4096
-            if let m = f.mapped(paddr: paddr, count: count) { body(r.lowerBound, m); continue }
+            if let m = f.mapped(paddr: paddr, count: count) { body(r.lowerBound, m); f.doneWith(m); continue }
             if buffer == nil { buffer = readBuffers.take() }
             if buffer!.count < count { buffer = [UInt8](repeating: 0, count: max(count, Self.batchPages * 4096)) }
             buffer!.withUnsafeMutableBytes { b in

@@ -302,6 +302,16 @@ public final class ELFInput: @unchecked Sendable {
         return UnsafeRawBufferPointer(start: m.base + Int(at), count: count)
     }
 
+    /// Drops the page table entries of mapped `bytes` once they have been
+    /// used (`MADV_DONTNEED` on the whole pages inside them; the page cache
+    /// keeps the data), so the process's resident set does not grow with the
+    /// file, as makedumpfile keeps it small by mapping a window at a time.
+    public func doneWith(_ bytes: UnsafeRawBufferPointer) {
+        guard let m = mapping, let p = bytes.baseAddress, p >= m.base, p + bytes.count <= m.base + m.length else { return }
+        let lo = (UInt(bitPattern: p) + 4095) & ~UInt(4095), hi = UInt(bitPattern: p + bytes.count) & ~UInt(4095)
+        if lo < hi { _ = madvise(UnsafeMutableRawPointer(bitPattern: lo), Int(hi - lo), MADV_DONTNEED) }
+    }
+
     /// Whether the file is still at least as long as when it was opened:
     /// the mapping is used only then (a truncated file's mapping faults).
     func stillWhole() -> Bool {
