@@ -306,20 +306,35 @@ public struct ELFDumpWriter: Sendable {
         let pfns = (paddr / Self.pageSize)..<divRoundUp(end, Self.pageSize)
         var failure: (any Error)?
         for batch in BatchCutter.cut([pfns], pages: KdumpCompressedWriter.batchPages) {
-            source.forEachPage(batch) { pfn, page in
-                guard failure == nil else { return }
-                let lo = Int(max(paddr, pfn * Self.pageSize) - pfn * Self.pageSize)
-                let hi = Int(min(end, (pfn + 1) * Self.pageSize) - pfn * Self.pageSize)
-                do {
-                    switch page {
-                    case .bytes(let p): try data.append(UnsafeRawBufferPointer(rebasing: p[lo..<hi]))
-                    case .template(let c, let t): try data.append(source.image.content.templates[Int(c.rawValue)][t][lo..<hi])
-                    }
-                } catch { failure = error }
+            if source.image.input != nil {
+                // A file's pages a run at a time, written from its mapping in large blocks.
+                source.forEachRun(batch) { first, run in
+                    guard failure == nil else { return }
+                    let lo = Int(max(paddr, first * Self.pageSize) - first * Self.pageSize)
+                    let hi = Int(min(end, first * Self.pageSize + UInt64(run.count)) - first * Self.pageSize)
+                    do { try data.append(UnsafeRawBufferPointer(rebasing: run[lo..<hi])) } catch { failure = error }
+                }
+            } else {
+                forEachGeneratedPage(batch, from: paddr, to: end, into: &data, failure: &failure)
             }
             if let failure { throw failure }
             let first = max(paddr, batch[0].lowerBound * Self.pageSize), last = min(end, batch[batch.count - 1].upperBound * Self.pageSize)
             progress?.advance(by: last - first)
+        }
+    }
+
+    /// The bytes of a model's pages of `batch` inside `[paddr, end)`, a page at a time.
+    func forEachGeneratedPage(_ batch: [Range<UInt64>], from paddr: UInt64, to end: UInt64, into data: inout ChunkedWriter, failure: inout (any Error)?) {
+        source.forEachPage(batch) { pfn, page in
+            guard failure == nil else { return }
+            let lo = Int(max(paddr, pfn * Self.pageSize) - pfn * Self.pageSize)
+            let hi = Int(min(end, (pfn + 1) * Self.pageSize) - pfn * Self.pageSize)
+            do {
+                switch page {
+                case .bytes(let p): try data.append(UnsafeRawBufferPointer(rebasing: p[lo..<hi]))
+                case .template(let c, let t): try data.append(source.image.content.templates[Int(c.rawValue)][t][lo..<hi])
+                }
+            } catch { failure = error }
         }
     }
 }

@@ -112,8 +112,11 @@ public struct KdumpCompressedWriter: Sendable {
     /// Pages per batch handed to one thread.
     static let batchPages = 2048
     /// Batch-sized byte buffers reused across batches: a fresh 8 MiB
-    /// buffer per batch costs a page fault per page.
+    /// buffer per batch costs a page fault per page. Output buffers (whose
+    /// count is what a batch stored) and input read buffers (always a whole
+    /// batch long) are kept apart, so a taken read buffer is never too short.
     let buffers = BufferPool()
+    let readBuffers = BufferPool()
 
     public init(image: GuestMemoryImage, options: DumpOptions) throws {
         try options.validate(for: image)
@@ -150,21 +153,13 @@ public struct KdumpCompressedWriter: Sendable {
     // MARK: Pages
 
     /// Calls `body` with each page of `ranges`, in order. An input file's
-    /// pages are read one contiguous range at a time (one `pread` per range,
-    /// not per page); generated pages are built in one reused buffer.
+    /// pages come a contiguous run at a time (`forEachRun`); generated pages
+    /// are built in one reused buffer.
     func forEachPage(_ ranges: [Range<UInt64>], _ body: (UInt64, PageBytes) -> Void) {
-        if let f = image.input {
-            let most = ranges.map(\.count).max() ?? 0
-            var big = buffers.take()
-            defer { buffers.give(big) }
-            if big.count < most * 4096 { big = [UInt8](repeating: 0, count: most * 4096) }
-            big.withUnsafeMutableBytes { b in
-                for r in ranges {
-                    let bytes = UnsafeMutableRawBufferPointer(rebasing: b[0..<(r.count * 4096)])
-                    f.read(paddr: GuestFrameNumber(r.lowerBound).address.value, into: bytes)
-                    for i in 0..<r.count {
-                        body(r.lowerBound + UInt64(i), .bytes(UnsafeRawBufferPointer(rebasing: bytes[(i * 4096)..<((i + 1) * 4096)])))
-                    }
+        if image.input != nil {
+            forEachRun(ranges) { first, bytes in
+                for i in 0..<(bytes.count / 4096) {
+                    body(first + UInt64(i), .bytes(UnsafeRawBufferPointer(rebasing: bytes[(i * 4096)..<((i + 1) * 4096)])))
                 }
             }
             return
@@ -181,6 +176,28 @@ public struct KdumpCompressedWriter: Sendable {
                         body(pfn, .template(c, PageContent.template(pfn: pfn, c)))
                     }
                 }
+            }
+        }
+    }
+
+    /// Calls `body` with the bytes of each range of an input file's pages,
+    /// in order: straight from the file's mapping where the range is file
+    /// data of one PT_LOAD (no copy), else read into a reused batch buffer
+    /// (holes, zero-filled tails, a file that shrank, no mapping).
+    /// - Complexity: O(pages) of copying only on the fallback path.
+    func forEachRun(_ ranges: [Range<UInt64>], _ body: (UInt64, UnsafeRawBufferPointer) -> Void) {
+        guard let f = image.input else { return }
+        var buffer: [UInt8]? = nil
+        defer { if let b = buffer { readBuffers.give(b) } }
+        for r in ranges where !r.isEmpty {
+            let paddr = GuestFrameNumber(r.lowerBound).address.value, count = r.count * 4096
+            if let m = f.mapped(paddr: paddr, count: count) { body(r.lowerBound, m); f.doneWith(m); continue }
+            if buffer == nil { buffer = readBuffers.take() }
+            if buffer!.count < count { buffer = [UInt8](repeating: 0, count: max(count, Self.batchPages * 4096)) }
+            buffer!.withUnsafeMutableBytes { b in
+                let bytes = UnsafeMutableRawBufferPointer(rebasing: b[0..<count])
+                f.read(paddr: paddr, into: bytes)
+                body(r.lowerBound, UnsafeRawBufferPointer(bytes))
             }
         }
     }
@@ -299,13 +316,22 @@ public struct KdumpCompressedWriter: Sendable {
             guard let compressor = try? PageCompressor(w.options.compression) else { return StoredBatch() }
             return w.storeBatch(ranges, compressor)
         }, sink: { batch in
-            var cursor = 0
+            // The batch's stored bytes are one run of the data region (templates
+            // aside): descriptors point into it as it grows, and it is appended
+            // whole, in one write where it is large, not a page at a time.
+            var cursor = 0, pending = 0
+            func appendPending() throws {
+                guard pending > 0 else { return }
+                try batch.bytes.withUnsafeBytes { try data.append(UnsafeRawBufferPointer(rebasing: $0[cursor..<(cursor + pending)])) }
+                cursor += pending; pending = 0
+            }
             for e in batch.entries {
                 switch e {
                 case .zero:
                     report.zeroPages += 1
                     try desc.appendDescriptor(offset: dataStart, size: Self.blockSize, flags: 0)
                 case .template(let c, let t):
+                    try appendPending()
                     if let z = compressed[Int(c.rawValue)][t] {
                         try desc.appendDescriptor(offset: data.position, size: UInt64(z.count), flags: flags)
                         try data.append(z[...])
@@ -314,13 +340,14 @@ public struct KdumpCompressedWriter: Sendable {
                         try data.append(image.content.templates[Int(c.rawValue)][t][...])
                     }
                 case .compressed(let n):
-                    try desc.appendDescriptor(offset: data.position, size: UInt64(n), flags: flags)
-                    try data.append(batch.bytes[cursor..<(cursor + n)]); cursor += n
+                    try desc.appendDescriptor(offset: data.position + UInt64(pending), size: UInt64(n), flags: flags)
+                    pending += n
                 case .raw:
-                    try desc.appendDescriptor(offset: data.position, size: Self.blockSize, flags: 0)
-                    try data.append(batch.bytes[cursor..<(cursor + 4096)]); cursor += 4096
+                    try desc.appendDescriptor(offset: data.position + UInt64(pending), size: Self.blockSize, flags: 0)
+                    pending += 4096
                 }
             }
+            try appendPending()
             buffers.give(batch.bytes)
         })
         try desc.flush()
@@ -482,7 +509,16 @@ struct ChunkedWriter {
         if buffer.count >= Self.flushBytes { try flush() }
     }
 
+    /// Appends `bytes`; a block at least `flushBytes` long is written
+    /// straight from where it is (after what is buffered), not copied.
     mutating func append(_ bytes: UnsafeRawBufferPointer) throws {
+        if bytes.count >= Self.flushBytes {
+            try flush()
+            try file.write(bytes, at: position)
+            position += UInt64(bytes.count)
+            bufferStart = position
+            return
+        }
         buffer.append(contentsOf: bytes)
         position += UInt64(bytes.count)
         if buffer.count >= Self.flushBytes { try flush() }

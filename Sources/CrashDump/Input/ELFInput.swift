@@ -9,7 +9,10 @@ public import MemoryModel
 /// output, the `CORE` notes counted as CPUs and the `VMCOREINFO` text.
 ///
 /// Every malformed, truncated or foreign file is rejected with an error
-/// that names what is wrong. Reads use `pread`, so threads may read at once.
+/// that names what is wrong. Pages are read from a private read-only mapping
+/// of the whole file (`FileMapping`, as makedumpfile's `read_with_mmap()`)
+/// where it can be made and the file has not shrunk, else with `pread`;
+/// either way threads may read at once.
 public final class ELFInput: @unchecked Sendable {
     /// One PT_LOAD: `memsz` bytes of physical memory from `paddr`, of which
     /// the first `filesz` are in the file at `offset` (the rest read as zeros).
@@ -39,6 +42,8 @@ public final class ELFInput: @unchecked Sendable {
     /// finds its PT_LOAD by binary search however many there are.
     let pieces: [(start: UInt64, end: UInt64, load: Int)]
     let fd: Int32
+    /// The whole file mapped read-only, or nil (then every read is a `pread`).
+    let mapping: FileMapping?
     private let lock = NSLock()
     private var readError: String? = nil
 
@@ -106,13 +111,17 @@ public final class ELFInput: @unchecked Sendable {
             vmcoreinfoOffset = parsed.vmcoreinfoOffset
             ranges = parsed.ranges
             pieces = Self.pieces(parsed.loads)
+            mapping = FileMapping(fd: fd, length: fileSize)
         } catch {
             close(fd)
             throw error
         }
     }
 
-    deinit { close(fd) }
+    deinit {
+        mapping?.unmap()
+        close(fd)
+    }
 
     struct Parsed {
         var loads: [Load] = [], notes: [UInt8] = [], cpus = 0
@@ -257,13 +266,18 @@ public final class ELFInput: @unchecked Sendable {
     /// Reads physical `[paddr, paddr + buffer.count)` into `buffer`, from the
     /// first PT_LOAD holding each byte (as makedumpfile's `readmem()` picks
     /// one); bytes past a PT_LOAD's `filesz` or in no PT_LOAD read as zeros.
+    /// Only those bytes are zeroed: the rest is written once, by the read.
     /// A failed read zero-fills and is reported by `checkReads()`.
     /// - Complexity: O(log PT_LOADs) per piece read.
     public func read(paddr: UInt64, into buffer: UnsafeMutableRawBufferPointer) {
-        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        guard let base = buffer.baseAddress else { return }
         // An address from the file's own data (a page table, VMCOREINFO) may be anything: past the top, nothing is there.
         let (end, wraps) = paddr.addingReportingOverflow(UInt64(buffer.count))
-        guard !wraps else { return }
+        guard !wraps else { buffer.initializeMemory(as: UInt8.self, repeating: 0); return }
+        func zero(_ from: UInt64, _ to: UInt64) {
+            if from < to { (base + Int(from - paddr)).initializeMemory(as: UInt8.self, repeating: 0, count: Int(to - from)) }
+        }
+        let whole = mapping != nil && stillWhole()
         var a = paddr
         while a < end {
             // The first piece ending after a.
@@ -271,21 +285,61 @@ public final class ELFInput: @unchecked Sendable {
             while lo < hi { let mid = (lo + hi) / 2; if pieces[mid].end <= a { lo = mid + 1 } else { hi = mid } }
             guard lo < pieces.count else { break }
             let piece = pieces[lo]
-            guard piece.start <= a else { a = min(piece.start, end); continue }   // a hole: zeros up to the next piece
+            guard piece.start <= a else { zero(a, min(piece.start, end)); a = min(piece.start, end); continue }   // a hole
             let l = segments[piece.load]
             let stop = min(end, piece.end)
-            let inFile = l.paddr + l.filesz
+            let inFile = min(stop, max(a, l.paddr + l.filesz))
             if a < inFile {
-                let n = Int(min(stop, inFile) - a)
-                let dst = buffer.baseAddress! + Int(a - paddr)
-                if !preadAll(dst, count: n, at: l.offset + (a - l.paddr)) { noteReadError(at: l.offset + (a - l.paddr)) }
+                let n = Int(inFile - a), at = l.offset + (a - l.paddr)
+                let dst = base + Int(a - paddr)
+                if whole, let m = mapping {
+                    dst.copyMemory(from: m.base + Int(at), byteCount: n)
+                } else {
+                    let got = Self.pread(fd: fd, dst, count: n, at: at)
+                    if got != n { noteReadError(at: at + UInt64(got)); zero(a + UInt64(got), inFile) }
+                }
             }
+            zero(inFile, stop)
             a = stop
         }
+        zero(a, end)
     }
 
-    private func preadAll(_ dst: UnsafeMutableRawPointer, count: Int, at offset: UInt64) -> Bool {
-        Self.pread(fd: fd, dst, count: count, at: offset) == count
+    /// Physical `[paddr, paddr + count)` as bytes of the mapped file, without
+    /// a copy, when all of it is file data of one PT_LOAD (the piece that
+    /// `read` would use) and the file has not shrunk since it was opened;
+    /// nil otherwise (a hole, a zero-filled tail, another PT_LOAD's bytes, no
+    /// mapping), and the caller reads into its own buffer.
+    /// - Complexity: O(log PT_LOADs), plus one `fstat`.
+    public func mapped(paddr: UInt64, count: Int) -> UnsafeRawBufferPointer? {
+        guard let m = mapping, count > 0 else { return nil }
+        let (end, wraps) = paddr.addingReportingOverflow(UInt64(count))
+        guard !wraps else { return nil }
+        var lo = 0, hi = pieces.count
+        while lo < hi { let mid = (lo + hi) / 2; if pieces[mid].end <= paddr { lo = mid + 1 } else { hi = mid } }
+        guard lo < pieces.count, pieces[lo].start <= paddr, end <= pieces[lo].end else { return nil }
+        let l = segments[pieces[lo].load]
+        guard end <= l.paddr + l.filesz else { return nil }
+        let at = l.offset + (paddr - l.paddr)
+        guard at + UInt64(count) <= UInt64(m.length), stillWhole() else { return nil }
+        return UnsafeRawBufferPointer(start: m.base + Int(at), count: count)
+    }
+
+    /// Drops the page table entries of mapped `bytes` once they have been
+    /// used (`MADV_DONTNEED` on the whole pages inside them; the page cache
+    /// keeps the data), so the process's resident set does not grow with the
+    /// file, as makedumpfile keeps it small by mapping a window at a time.
+    public func doneWith(_ bytes: UnsafeRawBufferPointer) {
+        guard let m = mapping, let p = bytes.baseAddress, p >= m.base, p + bytes.count <= m.base + m.length else { return }
+        let lo = (UInt(bitPattern: p) + 4095) & ~UInt(4095), hi = UInt(bitPattern: p + bytes.count) & ~UInt(4095)
+        if lo < hi { _ = madvise(UnsafeMutableRawPointer(bitPattern: lo), Int(hi - lo), MADV_DONTNEED) }
+    }
+
+    /// Whether the file is still at least as long as when it was opened:
+    /// the mapping is used only then (a truncated file's mapping faults).
+    func stillWhole() -> Bool {
+        var st = stat()
+        return fstat(fd, &st) == 0 && UInt64(st.st_size) >= fileSize
     }
 
     /// `pread` until `count` bytes, end of file or an error; returns the bytes read.
@@ -309,6 +363,9 @@ public final class ELFInput: @unchecked Sendable {
     public func checkReads() throws {
         lock.lock(); defer { lock.unlock() }
         if let e = readError { throw CocomemError(.io, e) }
+        if let m = mapping, m.damaged {
+            throw CocomemError(.io, "reading '\(path)' failed: the file was truncated while it was read (its mapping faulted past the new end)")
+        }
     }
 
     static func readExactly(fd: Int32, at offset: UInt64, count: Int, path: String) throws -> [UInt8] {

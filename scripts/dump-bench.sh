@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Side-by-side conversion of ELF vmcores by makedumpfile and `cocomem dump --input`
+# (issue 19; docs/PERFORMANCE.md, "Conversion benchmark").
+#
+# The inputs are made by cocomem itself (`cocomem dump --elf`, kernel 6.16, so
+# -d 31 can walk the struct pages through VMCOREINFO), one per kind and size:
+#   cache  3/4 of the guest in page cache         (--workload pagecache=)
+#   anon   3/4 of the guest touched by user space (--workload touch=; anonymous pages)
+#   free   nothing but the boot: mostly free, zero pages
+#   mix    1/4 page cache and 1/4 anonymous       (--workload pagecache= --boot-alloc)
+# Each input is read once (cat > /dev/null) so both tools read it from the page
+# cache. For every format and dump level, the tools run alternately ROUNDS times
+# under /usr/bin/time (wall, user, sys, max RSS); before each run the previous
+# output is removed and `sync` run, so one run's writeback does not land on the
+# next. Every cocomem output is compared byte for byte (cmp) with makedumpfile's.
+# A format the installed makedumpfile was built without (`makedumpfile -v`) is
+# run by cocomem alone and marked "not built in".
+#
+#   scripts/dump-bench.sh [-s "1G 4G 16G"] [-k "cache anon free mix"] [-f "-c -l -z -p -E"]
+#                         [-d "1 31"] [-r ROUNDS] [-w WORKDIR] [-o OUTDIR] [-b COCOMEM] [-m MAKEDUMPFILE]
+# Defaults: sizes 1G, all kinds, all formats, levels 1 and 31, 3 rounds,
+# WORKDIR /tmp/cocomem-dump-bench, COCOMEM .build/release/cocomem (build it
+# first: swift build -c release --product cocomem), MAKEDUMPFILE from PATH.
+# The inputs are kept in WORKDIR between runs (a 16G input is a 16 GB sparse file).
+# Outputs go to OUTDIR (default WORKDIR). On a disk, wall time includes the
+# writeback of the output: cocomem fsyncs its file before linking it into place,
+# makedumpfile 1.7.2 does not. OUTDIR on a tmpfs (-o /dev/shm) compares the
+# pipelines alone.
+# The table goes to stdout (Markdown); each run's line goes to stderr and to WORKDIR/runs.txt.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+sizes="1G"
+kinds="cache anon free mix"
+formats="-c -l -z -p -E"
+levels="1 31"
+rounds=3
+work=/tmp/cocomem-dump-bench
+outdir=
+bin=$root/.build/release/cocomem
+mdf=$(command -v makedumpfile || echo /usr/sbin/makedumpfile)
+while getopts "s:k:f:d:r:w:o:b:m:h" o; do
+    case $o in
+        s) sizes=$OPTARG ;; k) kinds=$OPTARG ;; f) formats=$OPTARG ;; d) levels=$OPTARG ;;
+        r) rounds=$OPTARG ;; w) work=$OPTARG ;; o) outdir=$OPTARG ;; b) bin=$OPTARG ;; m) mdf=$OPTARG ;;
+        *) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2 ;;
+    esac
+done
+[ -x "$bin" ] || { echo "error: no cocomem at $bin (swift build -c release --product cocomem)" >&2; exit 1; }
+[ -x "$mdf" ] || { echo "error: no makedumpfile at $mdf (apt-get install makedumpfile, or -m PATH)" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "error: /usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "error: -r $rounds is not a positive count" >&2; exit 1; }
+mkdir -p "$work"
+outdir=${outdir:-$work}
+[ -d "$outdir" ] || { echo "error: output directory $outdir does not exist" >&2; exit 1; }
+outdir=$(cd "$outdir" && pwd)
+cd "$work"
+: > runs.txt
+
+# What this makedumpfile was built with: "lzo enabled", "snappy disabled", "zstd disabled" (zlib always).
+mdf_version=$("$mdf" -v 2>&1 | head -1)
+supported() {
+    case $1 in
+        -l) "$mdf" -v 2>&1 | grep -q '^lzo[[:space:]]*enabled' ;;
+        -p) "$mdf" -v 2>&1 | grep -q '^snappy[[:space:]]*enabled' ;;
+        -z) "$mdf" -v 2>&1 | grep -q '^zstd[[:space:]]*enabled' ;;
+        *) true ;;
+    esac
+}
+
+# Guest size in MiB from 1G/4G/16G/512M.
+mib() {
+    case $1 in
+        *G) echo $(( ${1%G} * 1024 )) ;;
+        *M) echo "${1%M}" ;;
+        *) echo "error: size $1 is not like 1G or 512M" >&2; exit 1 ;;
+    esac
+}
+
+make_input() {   # kind size -> file name
+    local kind=$1 size=$2 m f
+    m=$(mib "$size")
+    f=vmcore-$kind-$size
+    if [ ! -f "$f" ]; then
+        case $kind in
+            cache) w=(--workload "pagecache=$(( m * 3 / 4 ))M") ;;
+            anon) w=(--workload "touch=$(( m * 3 / 4 ))M") ;;
+            free) w=() ;;
+            mix) w=(--workload "pagecache=$(( m / 4 ))M" --boot-alloc "$(( m / 4 ))M") ;;
+            *) echo "error: input kind $kind is not cache, anon, free or mix" >&2; exit 1 ;;
+        esac
+        "$bin" dump --memory "$size" --vcpus 2 --kernel 6.16 "${w[@]}" --elf "$f.tmp" >/dev/null
+        mv "$f.tmp" "$f"
+    fi
+    echo "$f"
+}
+
+# One timed run: tool name, then the command. Prints "wall user sys rss_kb"; the output is OUTDIR/out-TOOL.
+timed() {
+    local tool=$1; shift
+    rm -f "$outdir/out-$tool"
+    sync
+    if ! /usr/bin/time -f "%e %U %S %M" -o time.txt "$@" >run.log 2>&1; then
+        echo "error: $tool failed: $*" >&2; cat run.log >&2; exit 1
+    fi
+    cat time.txt
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
+
+echo "# $mdf_version; cocomem $bin; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg) at start; $rounds rounds" >&2
+printf '| input | size | format | -d | makedumpfile wall / user / sys (s), RSS (MiB) | cocomem wall / user / sys (s), RSS (MiB) | wall speed-up | CPU ratio (cocomem/makedumpfile) | identical |\n'
+printf '|---|---|---|---|---|---|---|---|---|\n'
+for size in $sizes; do
+    for kind in $kinds; do
+        input=$(make_input "$kind" "$size")
+        cat "$input" > /dev/null     # both tools read it from the page cache
+        for fmt in $formats; do
+            for level in $levels; do
+                with_mdf=yes
+                supported "$fmt" || with_mdf=no
+                : > t-mdf; : > t-cc
+                same=yes
+                for _ in $(seq "$rounds"); do
+                    if [ $with_mdf = yes ]; then
+                        timed mdf "$mdf" "$fmt" -d "$level" "$input" "$outdir/out-mdf" >> t-mdf
+                    fi
+                    timed cc "$bin" dump --input "$input" --makedumpfile 1.7.2 "$fmt" -d "$level" -o "$outdir/out-cc" >> t-cc
+                    if [ $with_mdf = yes ] && ! cmp -s "$outdir/out-mdf" "$outdir/out-cc"; then same=no; fi
+                    echo "$kind $size $fmt -d $level mdf: $(tail -1 t-mdf 2>/dev/null) cc: $(tail -1 t-cc)" | tee -a runs.txt >&2
+                done
+                col() { awk -v c="$2" '{ print $c }' "$1" | median; }
+                ccw=$(col t-cc 1); ccu=$(col t-cc 2); ccs=$(col t-cc 3); ccr=$(( $(col t-cc 4) / 1024 ))
+                cccpu=$(awk '{ print $2 + $3 }' t-cc | median)
+                if [ $with_mdf = yes ]; then
+                    mw=$(col t-mdf 1); mu=$(col t-mdf 2); ms=$(col t-mdf 3); mr=$(( $(col t-mdf 4) / 1024 ))
+                    mcpu=$(awk '{ print $2 + $3 }' t-mdf | median)
+                    printf '| %s | %s | `%s` | %s | %s / %s / %s, %s | %s / %s / %s, %s | %sx | %s | %s |\n' \
+                        "$kind" "$size" "$fmt" "$level" "$mw" "$mu" "$ms" "$mr" "$ccw" "$ccu" "$ccs" "$ccr" \
+                        "$(ratio "$mw" "$ccw")" "$(ratio "$cccpu" "$mcpu")" "$same"
+                else
+                    printf '| %s | %s | `%s` | %s | not built in (`makedumpfile -v`: %s) | %s / %s / %s, %s | | | |\n' \
+                        "$kind" "$size" "$fmt" "$level" "${mdf_version%% (*}" "$ccw" "$ccu" "$ccs" "$ccr"
+                fi
+                rm -f "$outdir/out-mdf" "$outdir/out-cc"
+            done
+        done
+    done
+done
+echo "# load average $(cut -d' ' -f1-3 /proc/loadavg) at the end" >&2
