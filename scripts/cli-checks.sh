@@ -412,6 +412,8 @@ expect_error "sweep: --plot naming no column" "--plot memory,totl_boot_s: no col
 expect_error "sweep: --plot naming no axis" "no column 'memroy' in the sweep's points (nearest: guest_memory" \
     sweep "$tmp/sw-plot.yaml" --db "$tmp/s.db" --report "$tmp/plot.html" --plot memroy,total_boot_s
 [ -e "$tmp/plot.html" ] && { echo "FAIL: a sweep with a bad --plot wrote its report"; fail=$((fail + 1)); }
+expect_error "sweep: --plot without --report" "--plot draws on the --report page" \
+    sweep "$tmp/sw-plot.yaml" --db "$tmp/s.db" --plot memory,total_boot_s
 expect_output "sweep: --plot of a figure only SNP points have" "4 points (4 new)" \
     sweep "$tmp/sw-plot.yaml" --db "$tmp/plot.db" --report "$tmp/plot.html" --plot memory,psc_vmgexit,platform
 [ -e "$tmp/s.db" ] && { echo "FAIL: a failed sweep left a database"; fail=$((fail + 1)); }

@@ -58,6 +58,7 @@ struct ResultsCommand: ParsableCommand {
                 rows = try rows.filter { try e.holds(for: $0) }
             }
             let specs = try plots.map(PlotSpec.parse)
+            if !plots.isEmpty, report.report == nil { throw ValidationError("--plot draws on the --report page; give --report FILE.html") }
             try report.check(inputs: [db])
             // The page first: a plot naming no column fails before anything is printed.
             let html = try report.report.map { _ in

@@ -33,6 +33,8 @@ struct SweepCommand: ParsableCommand {
         let shard = try shard.map(Shard.parse)
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
         var plotSpecs = try plots.map(PlotSpec.parse)
+        // A plot is a figure of the page: without --report it would be silently dropped.
+        if !plots.isEmpty, report.report == nil { throw ValidationError("--plot draws on the --report page; give --report FILE.html") }
         try report.check(inputs: [file, db])
         let existing = try ResultsDatabase.read(path: db)
         var byKey: [String: Row] = [:]
