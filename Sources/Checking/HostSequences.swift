@@ -57,7 +57,7 @@ public enum HostSequences {
             // A bugged VM stops mid-flow (a blocked entry KVM still maps):
             // report the bug, not the state it left.
             if case .vmBugged(let why) = run.vm.outcome { return "after op \(i): VM bugged: \(why)" }
-            if let v = invariants.violations(after: run.vm).first { return "after op \(i): \(v)" }
+            if let v = invariants.registered(after: run.vm).first { return "after op \(i): \(v.detail)" }
             if run.vm.isDead { break }
         }
         return nil
