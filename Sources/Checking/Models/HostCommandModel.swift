@@ -101,12 +101,22 @@ public struct HostCommandModel: TransitionSystem {
                 try run.execute(s.commands[i], line: i)
                 i += 1
             }
-            var v = invariants.registered(after: run.vm)
+            var v: [Violation] = []
             for b in run.vm.brokenOutcomes where !brokenBefore.contains(b) && !b.hasPrefix("invariant: ") {
                 v.append(InvariantRegistry.violation(host: b))
             }
-            if !wasBugged, case .vmBugged(let why) = run.vm.outcome { v.append(Violation(invariant: InvariantRegistry.noBugOn.name, detail: why)) }
-            observed = run.lastGuestFailure ?? "\(run.vm.outcome)"
+            if !wasBugged, case .vmBugged(let why) = run.vm.outcome {
+                // A bugged VM stops mid-flow (a blocked entry KVM still
+                // maps): the finding is the bug, not the state it left
+                // (as HostSequences reports it).
+                v.append(Violation(invariant: InvariantRegistry.noBugOn.name, detail: why))
+                _ = invariants.registered(after: run.vm)
+            } else {
+                v = invariants.registered(after: run.vm) + v
+            }
+            // What the step did as its actor sees it: the VM's death first
+            // (a guest's failed accept after it is only its consequence).
+            observed = !wasBugged && run.vm.isDead ? "\(run.vm.outcome)" : run.lastGuestFailure ?? "\(run.vm.outcome)"
             if let f = run.lastGuestFailure {
                 if f.contains("Guest access before accepting") || f.contains("EPT-violation on private memory") {
                     v.append(Violation(invariant: InvariantRegistry.neverTouchUnaccepted.name, detail: f))

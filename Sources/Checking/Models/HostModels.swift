@@ -16,18 +16,22 @@ public enum HostModels {
         public var chunks: Int
         /// Offset inside each chunk of the 4K page the steps use.
         public var page: UInt64
+        /// Where KVM's S-EPT pages land in host memory (DPAMT, docs/HOST.md).
+        public var placement: SEPTPlacement
 
-        public init(policy: ConversionPolicy, faultPoints: [FaultPoint] = [], maxFaults: Int = 1, chunks: Int = 1, page: UInt64 = 5) {
+        public init(policy: ConversionPolicy, faultPoints: [FaultPoint] = [], maxFaults: Int = 1, chunks: Int = 1, page: UInt64 = 5,
+                    placement: SEPTPlacement = .contiguous) {
             self.policy = policy
             self.faultPoints = faultPoints
             self.maxFaults = maxFaults
             self.chunks = chunks
             self.page = page
+            self.placement = placement
         }
 
         /// The model.
         public func model() throws -> HostCommandModel {
-            let header = "td vcpus=2 host=tdx-huge sept-ve-disable=off policy=\(policy.rawValue)\n"
+            let header = "td vcpus=2 host=tdx-huge sept-ve-disable=off policy=\(policy.rawValue) sept-placement=\(placement.rawValue)\n"
                 + "slot id=1 base=0 pages=\(UInt64(chunks) * 512)\nfinalize"
             var steps: [ModelStep] = []
             for c in 0..<UInt64(chunks) {

@@ -1,0 +1,71 @@
+import Checking
+import KVM
+import MemoryModel
+import Simulation
+import Testing
+
+/// The verdict table's rows, their scenario files replayed through the
+/// scenario runner (`cocomem run`'s library), and the model catalog.
+@Suite struct VerdictsTests {
+    func row(_ id: String, depth: Int = 3) throws -> Verdicts.Row {
+        let spec = try #require(Verdicts.specs.first { $0.id == id })
+        return try Verdicts.run(spec, depth: depth)
+    }
+
+    @Test func aHostCounterexampleReplaysToTheSameViolation() throws {
+        let r = try row("004-zap-first-folio-split-nomem")
+        let f = try #require(r.findings.first { $0.invariant == InvariantRegistry.conversionAtomic.name })
+        let file = try ScenarioFile.parse(f.scenarioFile, name: f.fileName)
+        let run = try file.run(checkedHostRun: { try $0.runChecked() })
+        guard case .host(let h, _) = try #require(run.steps.first) else { Issue.record("not a host step"); return }
+        let found = h.vm.brokenOutcomes.map { InvariantRegistry.classify(host: $0).name }
+        #expect(found.contains(InvariantRegistry.conversionAtomic.name), "\(h.vm.brokenOutcomes)")
+    }
+
+    @Test func theKexecCounterexampleReplaysToTheFatalRelocation() throws {
+        let r = try row("001-kexec-6.12")
+        let f = try #require(r.findings.first { $0.invariant == InvariantRegistry.neverTouchUnaccepted.name })
+        let run = try ScenarioFile.parse(f.scenarioFile, name: f.fileName).run()
+        #expect(run.outcome.contains("Guest access before accepting"), "\(run.outcome)")
+        // The trace says the same.
+        #expect(f.trace.last?.observed.contains("Guest access before accepting") == true)
+    }
+
+    @Test func inPlaceIsARowWithoutAVerdict() throws {
+        let r = try row("004-in-place")
+        #expect(r.states == nil && r.findings.isEmpty && r.notModelled != nil)
+        #expect(Verdicts.markdown([r], depth: 3, scenarioDirectory: "d").contains("not modelled"))
+    }
+
+    @Test func everyRowIdIsUnique() {
+        #expect(Set(Verdicts.specs.map(\.id)).count == Verdicts.specs.count)
+    }
+}
+
+@Suite struct ModelCatalogTests {
+    @Test func exploresANamedModelWithItsParameters() throws {
+        let o = try ModelCatalog.explore(model: "adversarial-host", parameters: ["trusts-already-accepted": "true", "attacks": "remove", "max-attacks": "1"])
+        #expect(o.findings.contains { $0.invariant == InvariantRegistry.acceptOnceWhereContentsMatter.name })
+        #expect(o.readableTraces.contains("vcpu0: accept 0x5+1 4k"))
+        #expect(o.states > 0 && o.complete)
+    }
+
+    @Test func badParametersAreOneClearError() {
+        let cases: [(String, [String: String], String)] = [
+            ("host-conversion", ["policy": "in-place"], "'policy' must be one of"),
+            ("host-conversion", ["policy": "zap-first", "faults": "cosmic-ray"], "unknown fault point 'cosmic-ray'"),
+            ("host-conversion", ["policy": "zap-first", "depth": "99"], "'depth' must be 1...8"),
+            ("kexec", [:], "'kernel' is required"),
+            ("kexec", ["kernel": "6.12", "memory": "4Q"], "'memory'"),
+            ("adversarial-host", ["trusts-already-accepted": "maybe"], "must be true or false"),
+            ("adversarial-host", ["trusts-already-accepted": "true", "colour": "red"], "unknown key 'colour'"),
+            ("snp-host", [:], "unknown model"),
+        ]
+        for (m, p, want) in cases {
+            #expect(throws: CocomemError.self) { try ModelCatalog.explore(model: m, parameters: p) }
+            do { _ = try ModelCatalog.explore(model: m, parameters: p) } catch let e as CocomemError {
+                #expect(e.message.contains(want), "\(e.message)")
+            } catch { Issue.record("\(error)") }
+        }
+    }
+}
