@@ -57,6 +57,9 @@ printf 'td host=tdx-huge sept-placement=diagonal\nslot id=1 base=0 pages=512\n' 
 expect_error "host unknown S-EPT placement" "sept-placement must be contiguous or scattered" host "$tmp/placement.host"
 printf 'td host=tdx-huge\nslot id=1 base=0 pages=512\nfinalize\naccept +\n' >"$tmp/plus.host"
 expect_error "host frames '+' alone (fuzzer finding: a trap)" "line 4: bad frames '+'" host "$tmp/plus.host"
+expect_error "verdicts: depth out of range" "--depth must be 1...8" verdicts --depth 0
+expect_error "verdicts: unknown row" "unknown row 'seed-999'" verdicts --only seed-999
+expect_error "verdicts: scenarios directory missing" "--scenarios: '$tmp/no-such-dir' is not a directory" verdicts --only 004-in-place --scenarios "$tmp/no-such-dir"
 printf 'td host=tdx\nslot id=1 base=0 pages=512\nfinalize\nremove\n' >"$tmp/remove-nothing.host"
 expect_error "adversarial remove without frames" "line 4: remove needs a GFN" host "$tmp/remove-nothing.host"
 printf 'td host=tdx\nslot id=1 base=0 pages=512\nfinalize\nreadd 0x5+1 now\n' >"$tmp/readd-extra.host"

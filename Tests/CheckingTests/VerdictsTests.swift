@@ -1,3 +1,4 @@
+import Foundation
 import Checking
 import KVM
 import MemoryModel
@@ -67,5 +68,52 @@ import Testing
                 #expect(e.message.contains(want), "\(e.message)")
             } catch { Issue.record("\(error)") }
         }
+    }
+}
+
+/// The example configurations under examples/check/ name real models and
+/// keys: each is read (its `key: value` lines, comments dropped) and
+/// explored, and finds what its comment says.
+@Suite struct ExampleConfigTests {
+    static let root = URLPath.packageRoot
+
+    func parameters(_ file: String) throws -> (String, [String: String]) {
+        let text = try readTextFile(Self.root + "/examples/check/" + file, what: "example", maxBytes: 1 << 16)
+        var d: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let body = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let kv = body.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard kv.count == 2, !kv[0].isEmpty else { continue }
+            d[kv[0]] = kv[1].replacingOccurrences(of: "\"", with: "")
+        }
+        let model = try #require(d["model"])
+        d["model"] = nil
+        return (model, d)
+    }
+
+    @Test func theZapFirstExampleFindsTheFailedConversion() throws {
+        let (m, p) = try parameters("host-conversion-zap-first.yaml")
+        let o = try ModelCatalog.explore(model: m, parameters: p)
+        #expect(o.findings.map(\.invariant).contains(InvariantRegistry.conversionAtomic.name))
+    }
+
+    @Test func theAdversarialExampleFindsTheStalePage() throws {
+        let (m, p) = try parameters("adversarial-host.yaml")
+        let o = try ModelCatalog.explore(model: m, parameters: p)
+        #expect(o.findings.map(\.invariant).contains(InvariantRegistry.acceptOnceWhereContentsMatter.name))
+    }
+
+    @Test func theKexecExampleParses() throws {
+        let (m, p) = try parameters("kexec-6.12.yaml")
+        #expect(m == "kexec" && p["kernel"] == "6.12")
+    }
+}
+
+enum URLPath {
+    /// The package root, from this file's path (Tests/CheckingTests/...).
+    static var packageRoot: String {
+        var parts = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3)
+        return parts.joined(separator: "/")
     }
 }
