@@ -117,3 +117,34 @@ enum URLPath {
         return parts.joined(separator: "/")
     }
 }
+
+/// The counterexamples committed under examples/check/verdicts/ (docs/CHECKER.md's
+/// `cocomem run` commands) still replay: each parses, runs, and a host one
+/// shows its invariant in what KVM flagged or its checks found, a kexec one
+/// the fatal relocation.
+@Suite struct CommittedCounterexampleTests {
+    static let files: [String] = {
+        let dir = URLPath.packageRoot + "/examples/check/verdicts"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".yaml") }.sorted().map { dir + "/" + $0 }
+    }()
+
+    @Test func thereAreCounterexamples() { #expect(Self.files.count >= 10) }
+
+    @Test(arguments: files)
+    func replays(_ path: String) throws {
+        let text = try readTextFile(path, what: "scenario", maxBytes: 1 << 20)
+        let run = try ScenarioFile.parse(text, name: path).run(checkedHostRun: { try $0.runChecked() })
+        let name = try #require(text.split(separator: "\n").dropFirst().first?.dropFirst(2).split(separator: ":").first.map(String.init))
+        switch try #require(run.steps.first) {
+        case .host(let h, let violations):
+            let seen = (h.vm.brokenOutcomes + (violations ?? [])).map { InvariantRegistry.classify(host: $0).name }
+                + (h.vm.isDead ? [InvariantRegistry.noBugOn.name] : [])
+            // Guest-side findings (the ledger's, a guest's fatal touch, a hang)
+            // show on the host as the guest's failure or its death, not as a host check.
+            if name.hasPrefix("host.") { #expect(seen.contains(name), "\(path): \(seen)") }
+            else if name == InvariantRegistry.neverTouchUnaccepted.name { #expect(run.outcome.contains("Guest access before accepting"), "\(run.outcome)") }
+        default:
+            #expect(run.outcome.contains("Guest access before accepting"), "\(path): \(run.outcome)")
+        }
+    }
+}
