@@ -77,7 +77,7 @@ public struct GuestLedger: Sendable {
             return [
                 ModelStep(.vcpu(0), "accept \(f)+1 \(driver)", call: acceptCall),
                 ModelStep(.vcpu(0), "access \(f)+1", call: "write: the guest stores its data"),
-                ModelStep(.vcpu(0), "access \(f)+1 ", call: "read: the guest reads its data back"),
+                ModelStep(.vcpu(0), "access \(f)+1", call: "read: the guest reads its data back"),
                 ModelStep(.vcpu(0), "# guest: release \(f)", call: "release: stops using the page, expects the host to take it back"),
             ]
         }
@@ -91,7 +91,9 @@ public struct GuestLedger: Sendable {
         let arg: Substring
         if s.command.hasPrefix("# guest: release ") { verb = "release"; arg = parts[3] }
         else if parts.first == "accept" { verb = "accept"; arg = parts[1] }
-        else if parts.first == "access" { verb = s.command.hasSuffix(" ") ? "read" : "write"; arg = parts[1] }
+        // A read and a write are the same host command (a guest access);
+        // the step's call says which.
+        else if parts.first == "access" { verb = s.call.hasPrefix("read") ? "read" : "write"; arg = parts[1] }
         else { return nil }
         guard let g = parseFrame(String(arg)), let i = config.frames.firstIndex(of: g) else { return nil }
         return (verb, i)
