@@ -55,6 +55,9 @@ public struct HostScenario: Sendable {
         case refuseAUG = "refuse-aug"
     }
 
+    /// The most frames one `readd` or `remap` may cover: 1 GiB.
+    public static let maxReaddFrames: UInt64 = PageLevel.size1G.pages
+
     public var options = KVMOptions()
     public var features = TDXModuleFeatures()
     public var vcpus = 8
@@ -174,7 +177,14 @@ public struct HostScenario: Sendable {
             case "check": s.commands.append(.check)
             case "remove", "readd", "remap", "refuse-aug":
                 guard f.count <= 2 else { throw err("\(verb) takes one GFN[+COUNT], got '\(f[2])'") }
-                s.commands.append(.adversary(HostAttack(rawValue: verb)!, try frames(1)))
+                let r = try frames(1)
+                // readd and remap fault pages in one at a time (as
+                // KVM_PRE_FAULT_MEMORY does): bounded so a typo cannot
+                // run for hours.
+                if verb == "readd" || verb == "remap", r.count > HostScenario.maxReaddFrames {
+                    throw err("\(verb) covers at most \(HostScenario.maxReaddFrames) frames (1 GiB), got \(r.count)")
+                }
+                s.commands.append(.adversary(HostAttack(rawValue: verb)!, r))
             default: throw err("unknown command '\(verb)'")
             }
             if verb != "td" && verb != "slot" { s.lines.append(n) }
