@@ -1,4 +1,4 @@
-public import KVM
+import KVM
 public import MemoryModel
 import TDXModule
 

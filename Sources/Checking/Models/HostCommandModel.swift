@@ -30,7 +30,6 @@ public struct HostCommandModel: TransitionSystem {
     public let maxAttacks: Int
     /// The guest's view of the pages it uses, when the model has one.
     public let ledger: GuestLedger.Config?
-    let costs: CostTable
 
     public init(header: String, steps: [ModelStep], maxFaults: Int, maxAttacks: Int = 0, ledger: GuestLedger.Config? = nil) throws {
         self.header = header
@@ -38,7 +37,6 @@ public struct HostCommandModel: TransitionSystem {
         self.maxFaults = maxFaults
         self.maxAttacks = maxAttacks
         self.ledger = ledger
-        costs = CostTable(try Calibration.builtIn())
         _ = try HostScenario.parse(header)
     }
 

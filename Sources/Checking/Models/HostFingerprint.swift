@@ -1,5 +1,5 @@
 public import KVM
-public import MemoryModel
+import MemoryModel
 import TDXModule
 
 /// A canonical fingerprint of a host (KVM + TDX module) state: every field

@@ -1,5 +1,5 @@
 public import KVM
-public import MemoryModel
+import MemoryModel
 
 /// The configurations of the models on the host's interfaces: what the
 /// TD looks like and which steps each actor may take.

@@ -1,7 +1,7 @@
 import Foundation
 import GuestKernel
-public import KVM
-public import MemoryModel
+import KVM
+import MemoryModel
 
 /// The models on the layers' real interfaces by name, for a configuration
 /// file's `model:` key (`cocomem check FILE`, whose parser hands the other

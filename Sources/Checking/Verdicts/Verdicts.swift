@@ -1,5 +1,5 @@
 import Foundation
-public import KVM
+import KVM
 import MemoryModel
 
 /// The verdict table (issue 20 §2): for each design in the seeds, what the
