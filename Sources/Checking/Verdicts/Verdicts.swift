@@ -158,9 +158,16 @@ public enum Verdicts {
             + "\(depth + 1)) cut short, so \"none\" holds within it only. Reproduce a row with `cocomem verdicts --only ROW`.\n"
         let withFindings = rows.filter { !$0.findings.isEmpty }
         if !withFindings.isEmpty { t += "\n### Shortest traces\n" }
+        // A design's finding that a fault does not change (the same
+        // invariant by the same steps) is printed once, then referred to.
+        var printed: [String: String] = [:]
         for r in withFindings {
             for f in r.findings {
-                t += "\n**`\(r.spec.id)`: `\(f.invariant)`**: \(f.detail)  \n`cocomem run \(scenarioDirectory)/\(f.fileName)`\n\n"
+                t += "\n**`\(r.spec.id)`: `\(f.invariant)`**: \(f.detail)  \n`cocomem run \(scenarioDirectory)/\(f.fileName)`\n"
+                let key = r.spec.design + "|" + f.invariant + "|" + f.trace.map(\.step.command).joined(separator: ";")
+                if let first = printed[key] { t += "\nThe same trace as `\(first)`.\n"; continue }
+                printed[key] = r.spec.id
+                t += "\n"
                 for (i, s) in f.trace.enumerated() {
                     t += "\(i + 1). \(s.step.actor): `\(s.step.command.trimmingCharacters(in: .whitespaces))` (\(s.step.call)) → \(s.observed)\n"
                 }
