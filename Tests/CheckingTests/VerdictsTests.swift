@@ -148,3 +148,11 @@ enum URLPath {
         }
     }
 }
+
+@Suite struct CheckerDocTests {
+    /// docs/CHECKER.md's invariant table names every registered invariant.
+    @Test func theDocListsEveryRegisteredInvariant() throws {
+        let doc = try readTextFile(URLPath.packageRoot + "/docs/CHECKER.md", what: "doc", maxBytes: 1 << 20)
+        for i in InvariantRegistry.all { #expect(doc.contains("| `\(i.name)` |"), "\(i.name)") }
+    }
+}
