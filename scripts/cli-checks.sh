@@ -57,6 +57,19 @@ printf 'td host=tdx-huge sept-placement=diagonal\nslot id=1 base=0 pages=512\n' 
 expect_error "host unknown S-EPT placement" "sept-placement must be contiguous or scattered" host "$tmp/placement.host"
 printf 'td host=tdx-huge\nslot id=1 base=0 pages=512\nfinalize\naccept +\n' >"$tmp/plus.host"
 expect_error "host frames '+' alone (fuzzer finding: a trap)" "line 4: bad frames '+'" host "$tmp/plus.host"
+expect_error "verdicts: depth out of range" "--depth must be 1...8" verdicts --depth 0
+expect_error "verdicts: unknown row" "unknown row 'seed-999'" verdicts --only seed-999
+expect_error "verdicts: scenarios directory missing" "--scenarios: '$tmp/no-such-dir' is not a directory" verdicts --only 004-in-place --scenarios "$tmp/no-such-dir"
+printf 'td host=tdx\nslot id=1 base=0 pages=512\nfinalize\nremove\n' >"$tmp/remove-nothing.host"
+expect_error "adversarial remove without frames" "line 4: remove needs a GFN" host "$tmp/remove-nothing.host"
+printf 'td host=tdx\nslot id=1 base=0 pages=512\nfinalize\nreadd 0x5+1 now\n' >"$tmp/readd-extra.host"
+expect_error "adversarial readd with a stray argument" "line 4: readd takes one GFN" host "$tmp/readd-extra.host"
+printf 'td host=tdx\nslot id=1 base=0 pages=512\nfinalize\nremap 0x1ff+2\n' >"$tmp/remap-outside.host"
+expect_error "adversarial remap outside the memslot" "not inside one memslot" host "$tmp/remap-outside.host"
+printf 'td host=tdx\nslot id=1 base=0 pages=0x100000000\nfinalize\nreadd 0x0+0x100000000\n' >"$tmp/readd-huge.host"
+expect_error "adversarial readd of 16 TiB (page by page: bounded)" "line 4: readd covers at most 262144 frames (1 GiB)" host "$tmp/readd-huge.host"
+printf 'td host=tdx\nslot id=1 base=0 pages=512\nfinalize\nrefuse-aug 0x5+0\n' >"$tmp/refuse-zero.host"
+expect_error "adversarial refuse-aug of no frames" "line 4: bad frame count in '0x5+0'" host "$tmp/refuse-zero.host"
 expect_error "unknown TDX host" "'kvm' is invalid for '--host <host>'. Please provide one of 'tdx' and 'tdx-huge'" boot --host kvm
 expect_error "negative size" "negative" boot --memory=-5G
 expect_error "non-numeric size" "not a number" boot --memory abc

@@ -29,4 +29,11 @@ public struct HostInvariants {
         }
         return out
     }
+
+    /// The same findings as `violations(after:)`, each under the name
+    /// `InvariantRegistry` gives it.
+    /// - Complexity: as `violations(after:)`.
+    public mutating func registered(after vm: TDXVM) -> [Violation] {
+        violations(after: vm).map(InvariantRegistry.violation(host:))
+    }
 }

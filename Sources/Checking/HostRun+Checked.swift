@@ -20,8 +20,8 @@ extension HostRun {
             if vm.isDead { break }
             let line = i < scenario.lines.count ? scenario.lines[i] : 0
             try execute(c, line: line)
-            for v in invariants.violations(after: vm) where seen.insert(v).inserted {
-                violations.append("after line \(line): \(v)")
+            for v in invariants.registered(after: vm) where seen.insert(v.detail).inserted {
+                violations.append("after line \(line): \(v.detail)")
             }
         }
         return violations

@@ -13,15 +13,22 @@ public enum HostSequences {
                                "inject folio-split-nomem", "inject split-cache-nomem", "inject demote-busy", "inject block-busy", "inject aug-busy",
                                "attributes shared", "attributes private"]
 
+    /// The adversarial host's commands (issue 18 §5), drawn besides `verbs`
+    /// by `sequence(seed:length:adversarial: true)`.
+    public static let adversarialVerbs = ["remove", "readd", "remap", "refuse-aug"]
+
     /// Frames of the TD the sequences run on: four 2M chunks.
     public static let frames: UInt64 = 2048
 
     /// `length` operations drawn with `seed`.
     /// - Complexity: O(length).
-    public static func sequence(seed: UInt64, length: Int) -> [String] {
+    /// With `adversarial`, the adversarial host's commands are drawn too
+    /// (the sequences without it are unchanged, seed for seed).
+    public static func sequence(seed: UInt64, length: Int, adversarial: Bool = false) -> [String] {
         var rng = SplitMix64(seed: seed)
+        let pool = adversarial ? verbs + adversarialVerbs : verbs
         return (0..<length).map { _ in
-            let v = verbs[Int(rng.next() % UInt64(verbs.count))]
+            let v = pool[Int(rng.next() % UInt64(pool.count))]
             let chunk = rng.next() % 4, off = rng.next() % 512
             let parts = v.split(separator: " ")
             switch parts[0] {
@@ -33,6 +40,9 @@ public enum HostSequences {
                 let start = chunk * 512 + off
                 return "\(parts[0]) \(hex(start))+\(min(1 + rng.next() % 4, frames - start)) \(parts[1])"
             case "punch": return "punch \(hex(chunk * 512))+512"
+            case "remove", "readd", "remap", "refuse-aug":
+                let start = chunk * 512 + off
+                return "\(v) \(hex(start))+\(min(1 + rng.next() % 4, frames - start))"
             default: return v
             }
         }
@@ -57,7 +67,7 @@ public enum HostSequences {
             // A bugged VM stops mid-flow (a blocked entry KVM still maps):
             // report the bug, not the state it left.
             if case .vmBugged(let why) = run.vm.outcome { return "after op \(i): VM bugged: \(why)" }
-            if let v = invariants.violations(after: run.vm).first { return "after op \(i): \(v)" }
+            if let v = invariants.registered(after: run.vm).first { return "after op \(i): \(v.detail)" }
             if run.vm.isDead { break }
         }
         return nil

@@ -1,3 +1,5 @@
+public import MemoryModel
+
 /// Places in the host where a failure can be injected, each named after the
 /// real call that fails.
 public enum FaultPoint: String, Sendable, CaseIterable {
@@ -26,6 +28,10 @@ public enum FaultPoint: String, Sendable, CaseIterable {
 public struct FaultPlan: Sendable, Equatable {
     public private(set) var remaining: [FaultPoint: Int] = [:]
     public private(set) var fired: [FaultPoint: Int] = [:]
+    /// Frames an adversarial host refuses to TDH.MEM.PAGE.AUG (`refuse-aug`,
+    /// issue 18 §5): its fault path returns without mapping them, as a host
+    /// that declines to back a GPA does. Not KVM state: the host's choice.
+    public private(set) var refusedAUG = IntervalMap<GuestFrameNumber, Bool>(initial: false)
 
     public init() {}
 
@@ -40,4 +46,7 @@ public struct FaultPlan: Sendable, Equatable {
     }
 
     public var isArmed: Bool { remaining.values.contains { $0 > 0 } }
+
+    /// The host refuses to AUG `frames` from now on.
+    public mutating func refuseAUG(_ frames: Range<GuestFrameNumber>) { refusedAUG.assign(frames, true) }
 }

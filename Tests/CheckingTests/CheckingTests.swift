@@ -19,6 +19,22 @@ import Testing
         }
     }
 
+    /// An adversarial host (remove, readd, remap, refuse-aug) uses KVM's
+    /// own flows and SEAMCALLs the module accepts: however it interleaves
+    /// with the guest, the VMM and the faults, every host invariant holds
+    /// (what it breaks is the guest's: the checker's adversarial-host model).
+    @Test(arguments: [ConversionPolicy.septSplitFirst, .multiFolio])
+    func hostInvariantsHoldUnderAnAdversarialHost(_ policy: ConversionPolicy) {
+        for seed in 0..<300 as Range<UInt64> {
+            let ops = HostSequences.sequence(seed: seed &* 104_729 &+ 17, length: 24, adversarial: true)
+            if let f = HostSequences.firstFailure(ops, policy: policy) {
+                let short = HostSequences.shrink(ops, policy: policy)
+                Issue.record("seed \(seed), \(policy.rawValue): \(f)\nshortest sequence:\n\(short.joined(separator: "\n"))")
+                return
+            }
+        }
+    }
+
     /// With scattered S-EPT pages every split's new S-EPT page needs its own
     /// PAMT pair from the split cache, so a BUSY DEMOTE's retry finds the
     /// cache empty (DPAMT `tdh_mem_page_demote()` frees its pair on

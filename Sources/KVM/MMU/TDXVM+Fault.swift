@@ -10,6 +10,9 @@ enum FaultResult: Equatable {
     /// KVM_EXIT_MEMORY_FAULT to userspace (the attributes say shared).
     case userspaceExit
     case failed(String)
+    /// An adversarial host declined to AUG the page (`refuse-aug`): nothing
+    /// is mapped and the vCPU re-enters to fault again, for ever.
+    case refused
 }
 
 extension TDXVM {
@@ -103,6 +106,7 @@ extension TDXVM {
     func privateFault(gfn: GuestFrameNumber, acceptLevel: PageLevel?) -> FaultResult {
         guard let s = slot(gfn) else { return .failed("EFAULT: no memslot for \(gfn.address)") }
         guard attributes.isPrivate(gfn) else { return .userspaceExit }
+        if faults.refusedAUG.value(at: gfn) { return .refused }
         var level = maxPrivateLevel(gfn)
         if options.acceptLevelPolicy == .perFault, let a = acceptLevel, a.rawValue < level.rawValue { level = a }
         if let r = linkUpperTables(gfn) { return r }
@@ -211,6 +215,9 @@ extension TDXVM {
                 guard convert(gfn.only, toPrivate: true) == .ok else { return ops - before }
             case .failed(let e):
                 if !isDead { outcome = .ioctlError("KVM_RUN: \(e)") }
+                return ops - before
+            case .refused:
+                note("fault \(gfn.address): the host refuses to AUG it; the vCPU faults again")
                 return ops - before
             }
         }

@@ -13,6 +13,10 @@ public final class HostRun {
     let edk2M: TDXAcceptor
     public let costs: CostTable
     public private(set) var clock: PhaseClock
+    /// What the guest saw go wrong in the last command (an accept that
+    /// failed, a fatal access), for the checker's guest-side invariants;
+    /// nil when nothing did.
+    package private(set) var lastGuestFailure: String?
     /// Records the host's committed memory, exits and accepts after each
     /// command (`record`); nil when not asked for.
     let recorder: Recorder?
@@ -69,6 +73,7 @@ public final class HostRun {
     }
 
     func perform(_ c: HostScenario.Command, line: Int) throws {
+        lastGuestFailure = nil
         switch c {
         case .build(let r):
             try requireSlot(r, line: line)
@@ -78,7 +83,10 @@ public final class HostRun {
             try requireSlot(r, line: line)
             let a = level == .size4K ? edk4K : level == .size2M ? edk2M : linux
             let o = a.accept(AddressRange(frames: r), vcpu: 0, clock: &clock)
-            if case .terminated(let why) = o, !vm.isDead { vm.note("guest: \(why)") }
+            if case .terminated(let why) = o {
+                lastGuestFailure = why
+                if !vm.isDead { vm.note("guest: \(why)") }
+            }
         case .access(let r):
             try requireSlot(r, line: line)
             for g in r where !vm.isDead { guestAccess(g) }
@@ -102,6 +110,16 @@ public final class HostRun {
             }
         case .inject(let p, let n): vm.faults.inject(p, times: n)
         case .check: vm.checkInvariants()
+        case .adversary(let attack, let r):
+            try requireSlot(r, line: line)
+            let o: HostOutcome
+            switch attack {
+            case .remove: o = vm.hostRemove(r)
+            case .readd: o = vm.hostReadd(r)
+            case .remap: o = vm.hostRemap(r)
+            case .refuseAUG: vm.hostRefuseAUG(r); o = .ok
+            }
+            if o != .ok { vm.note("adversary: \(attack.rawValue) failed: \(o)") }
         }
     }
 
@@ -117,12 +135,17 @@ public final class HostRun {
             return
         }
         if vm.options.septVEDisable {
-            clock.charge(vm.guestAccess(gfn: g, vcpu: 0).0, vcpu: 0, costs: costs)
+            let (c, fatal) = vm.guestAccess(gfn: g, vcpu: 0)
+            clock.charge(c, vcpu: 0, costs: costs)
+            if let fatal { lastGuestFailure = fatal }
             return
         }
         if !vm.isMapped(g) { clock.charge(vm.handleEPTViolation(gfn: g, acceptLevel: nil), vcpu: 0, costs: costs) }
-        guard vm.isMapped(g), !vm.isDead else { return }
-        _ = edk4K.accept(AddressRange(frames: g.only), vcpu: 0, clock: &clock)
+        guard vm.isMapped(g), !vm.isDead else {
+            if !vm.isDead { lastGuestFailure = "access to \(g.address) never completes: the host does not map it" }
+            return
+        }
+        if case .terminated(let why) = edk4K.accept(AddressRange(frames: g.only), vcpu: 0, clock: &clock) { lastGuestFailure = why }
     }
 }
 
@@ -140,6 +163,7 @@ extension HostScenario.Command {
         case .cycle: "cycle"
         case .inject: "inject"
         case .check: "check"
+        case .adversary(let a, _): a.rawValue
         }
     }
 }

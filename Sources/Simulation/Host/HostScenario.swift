@@ -22,6 +22,10 @@ public import TDXModule
 ///     cycle 0x7d9d7+1 974           # COUNT × (shared, private, accept 4k)
 ///     inject folio-split-nomem 1
 ///     check                         # run every invariant now
+///     remove 0x1005+1               # adversarial host: BLOCK, TRACK, REMOVE a private page
+///     readd 0x1005+1                # adversarial host: AUG it again (PENDING)
+///     remap 0x1005+1                # adversarial host: REMOVE, then AUG another frame
+///     refuse-aug 0x1006+1           # adversarial host: never AUG these frames
 public struct HostScenario: Sendable {
     public enum Command: Sendable, Equatable {
         case build(Range<GuestFrameNumber>)
@@ -35,7 +39,24 @@ public struct HostScenario: Sendable {
         case cycle(Range<GuestFrameNumber>, count: Int)
         case inject(FaultPoint, Int)
         case check
+        /// An adversarial host (issue 18 §5): `remove`, `readd`, `remap`, `refuse-aug`.
+        case adversary(HostAttack, Range<GuestFrameNumber>)
     }
+
+    /// What an adversarial host does to a range of private memory.
+    public enum HostAttack: String, Sendable, CaseIterable {
+        /// TDH.MEM.RANGE.BLOCK, TRACK, PAGE.REMOVE (`TDXVM.hostRemove`).
+        case remove
+        /// TDH.MEM.PAGE.AUG again, unasked (`TDXVM.hostReadd`).
+        case readd
+        /// REMOVE then AUG of a new frame (`TDXVM.hostRemap`).
+        case remap
+        /// Never AUG (`TDXVM.hostRefuseAUG`).
+        case refuseAUG = "refuse-aug"
+    }
+
+    /// The most frames one `readd` or `remap` may cover: 1 GiB.
+    public static let maxReaddFrames: UInt64 = PageLevel.size1G.pages
 
     public var options = KVMOptions()
     public var features = TDXModuleFeatures()
@@ -154,6 +175,16 @@ public struct HostScenario: Sendable {
                 guard let c, c > 0 else { throw err("bad inject count") }
                 s.commands.append(.inject(p, c))
             case "check": s.commands.append(.check)
+            case "remove", "readd", "remap", "refuse-aug":
+                guard f.count <= 2 else { throw err("\(verb) takes one GFN[+COUNT], got '\(f[2])'") }
+                let r = try frames(1)
+                // readd and remap fault pages in one at a time (as
+                // KVM_PRE_FAULT_MEMORY does): bounded so a typo cannot
+                // run for hours.
+                if verb == "readd" || verb == "remap", r.count > HostScenario.maxReaddFrames {
+                    throw err("\(verb) covers at most \(HostScenario.maxReaddFrames) frames (1 GiB), got \(r.count)")
+                }
+                s.commands.append(.adversary(HostAttack(rawValue: verb)!, r))
             default: throw err("unknown command '\(verb)'")
             }
             if verb != "td" && verb != "slot" { s.lines.append(n) }

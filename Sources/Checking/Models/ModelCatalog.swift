@@ -1,0 +1,116 @@
+import Foundation
+import GuestKernel
+import KVM
+import MemoryModel
+
+/// The models on the layers' real interfaces by name, for a configuration
+/// file's `model:` key (`cocomem check FILE`, whose parser hands the other
+/// keys over as text): `host-conversion`, `kexec`, `adversarial-host`.
+/// Examples: `examples/check/`.
+public enum ModelCatalog {
+    /// The names `explore` knows.
+    public static let names = ["host-conversion", "kexec", "adversarial-host"]
+
+    /// What one exploration found, with each counterexample as a readable
+    /// trace and as a scenario file.
+    public struct Outcome: Sendable {
+        public let model: String
+        public let states: Int
+        public let transitions: Int
+        public let depthReached: Int
+        public let complete: Bool
+        public let findings: [Verdicts.Finding]
+
+        /// The findings as text: one block per violated invariant, each step
+        /// `N. actor: command (call) → result`.
+        public var readableTraces: String {
+            findings.map { f in
+                "\(f.invariant): \(f.detail)\n" + f.trace.enumerated().map { i, s in
+                    "  \(i + 1). \(s.step.actor): \(s.step.command.trimmingCharacters(in: .whitespaces)) (\(s.step.call)) → \(s.observed)"
+                }.joined(separator: "\n")
+            }.joined(separator: "\n")
+        }
+    }
+
+    /// Explores the model `name` configured by `parameters` (the file's
+    /// keys, values as written).
+    ///
+    /// - `host-conversion`: `policy` (wip-hugetlb, zap-first, sept-first,
+    ///   multi-folio), `faults` (comma-separated fault points), `max-faults`
+    ///   (1), `chunks` (1–4), `sept-placement` (contiguous, scattered),
+    ///   `depth` (4).
+    /// - `kexec`: `kernel` (a release), `memory` (4G), `initrd` (256M),
+    ///   `syscalls` (kexec_file_load,kexec_load), `touches` (1), `touch` (1G).
+    /// - `adversarial-host`: `trusts-already-accepted` (true/false),
+    ///   `attacks` (remove,readd,remap,refuse-aug), `max-attacks` (2),
+    ///   `pages` (1–2), `depth` (5).
+    ///
+    /// Every key is checked: an unknown key or a bad value is a
+    /// `CocomemError` naming it.
+    /// - Complexity: as `Verdicts.run` for the configured model.
+    public static func explore(model name: String, parameters p: [String: String]) throws -> Outcome {
+        func bad(_ m: String) -> CocomemError { CocomemError(.invalidScenario, "model \(name): \(m)") }
+        func allow(_ keys: Set<String>) throws {
+            for k in p.keys.sorted() where !keys.contains(k) { throw bad("unknown key '\(k)' (expected: \(keys.sorted().joined(separator: ", ")))") }
+        }
+        func int(_ k: String, _ d: Int, _ r: ClosedRange<Int>) throws -> Int {
+            guard let v = p[k] else { return d }
+            guard let x = Int(v), r.contains(x) else { throw bad("'\(k)' must be \(r.lowerBound)...\(r.upperBound), got '\(v)'") }
+            return x
+        }
+        func list(_ k: String) -> [String]? {
+            p[k].map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+        }
+        func size(_ k: String, _ d: UInt64) throws -> UInt64 {
+            guard let v = p[k] else { return d }
+            do { return try ByteCount.parse(v).value } catch { throw bad("'\(k)': \((error as? CocomemError)?.message ?? "\(error)")") }
+        }
+        let spec: Verdicts.Spec
+        let depth: Int
+        switch name {
+        case "host-conversion":
+            try allow(["policy", "faults", "max-faults", "chunks", "sept-placement", "depth"])
+            guard let pv = p["policy"], let policy = ConversionPolicy(rawValue: pv) else {
+                throw bad("'policy' must be one of \(ConversionPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let faults = try (list("faults") ?? []).map { f -> FaultPoint in
+                guard let x = FaultPoint(rawValue: f) else { throw bad("unknown fault point '\(f)' (expected: \(FaultPoint.allCases.map(\.rawValue).joined(separator: ", ")))") }
+                return x
+            }
+            let placement = try p["sept-placement"].map { v -> SEPTPlacement in
+                guard let x = SEPTPlacement(rawValue: v) else { throw bad("'sept-placement' must be contiguous or scattered") }
+                return x
+            } ?? .contiguous
+            depth = try int("depth", 4, 1...8)
+            let c = HostModels.Conversion(policy: policy, faultPoints: faults, maxFaults: try int("max-faults", 1, 0...4),
+                                          chunks: try int("chunks", 1, 1...4), placement: placement)
+            spec = Verdicts.Spec(id: "check-host-conversion", design: policy.rawValue, condition: "", build: .host(c))
+        case "kexec":
+            try allow(["kernel", "memory", "initrd", "syscalls", "touches", "touch"])
+            guard let k = p["kernel"] else { throw bad("'kernel' is required (a release such as \"6.12\")") }
+            let syscalls = try (list("syscalls") ?? ["kexec_file_load", "kexec_load"]).map { s -> KexecSyscall in
+                guard let x = KexecSyscall(rawValue: s) else { throw bad("unknown syscall '\(s)' (expected: kexec_file_load, kexec_load)") }
+                return x
+            }
+            var cfg = KexecModel.Config(kernel: k, memory: try size("memory", ByteCount.gib(4).value), initrd: try size("initrd", ByteCount.mib(256).value),
+                                        maxTouches: try int("touches", 1, 0...4), touchBytes: try size("touch", ByteCount.gib(1).value))
+            cfg.syscalls = syscalls
+            depth = 0
+            spec = Verdicts.Spec(id: "check-kexec", design: "kexec", condition: "", build: .kexec(cfg))
+        case "adversarial-host":
+            try allow(["trusts-already-accepted", "attacks", "max-attacks", "pages", "depth"])
+            guard let t = p["trusts-already-accepted"], t == "true" || t == "false" else { throw bad("'trusts-already-accepted' must be true or false") }
+            let attacks = list("attacks") ?? ["remove", "readd", "remap", "refuse-aug"]
+            for a in attacks where !["remove", "readd", "remap", "refuse-aug"].contains(a) { throw bad("unknown attack '\(a)' (expected: remove, readd, remap, refuse-aug)") }
+            depth = try int("depth", 5, 1...8) - 1
+            let a = HostModels.Adversarial(trustsAlreadyAccepted: t == "true", maxAttacks: try int("max-attacks", 2, 0...4),
+                                           pages: try int("pages", 1, 1...2), attacks: attacks)
+            spec = Verdicts.Spec(id: "check-adversarial-host", design: "adversarial host", condition: "", build: .adversarial(a))
+        default:
+            throw bad("unknown model (expected: \(names.joined(separator: ", ")))")
+        }
+        let r = try Verdicts.run(spec, depth: max(depth, 1))
+        return Outcome(model: name, states: r.states ?? 0, transitions: r.transitions, depthReached: r.depthReached,
+                       complete: r.complete, findings: r.findings)
+    }
+}
