@@ -89,6 +89,10 @@ public struct EFIMemoryMap: Equatable, Sendable {
         mapKey += 1
     }
 
+    /// Replaces the descriptors with `merged`, which must cover the same
+    /// sorted, non-overlapping ranges (a merge of the current ones).
+    mutating func replaceDescriptors(_ merged: [EFIMemoryDescriptor]) { descriptors = merged }
+
     /// Allocates `bytes` (rounded up to pages) of `type` from the highest
     /// Conventional memory below `limit`, as edk2's `AllocatePages(AnyPages)`
     /// does top-down. Returns the base address.
