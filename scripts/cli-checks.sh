@@ -169,6 +169,8 @@ expect_error "min_free_kbytes not a number" "min-free-kbytes" boot --min-free-kb
 expect_error "transparent_hugepage not a mode" "transparent-hugepage" boot --transparent-hugepage sometimes
 expect_error "dump THP folios with THP off" "--thp always lays anonymous memory out in transparent huge pages" dump --memory 1G --estimate --thp always --transparent-hugepage never
 expect_error "--meminfo with --zoneinfo" "--meminfo and --zoneinfo each print one file" boot --meminfo --zoneinfo
+expect_error "--dmesg with --meminfo" "--dmesg prints the boot log alone" boot --dmesg --meminfo
+expect_error "accept: unknown --get-memory-map" "get-memory-map" accept --memmap /dev/null --get-memory-map efi
 expect_output "--zoneinfo prints the five zones" "Node 0, zone DMA pages free .* Node 0, zone Device pages free 0" boot --memory 1G --zoneinfo
 printf 'kernel:\n  watermark-scale-factor: 5000\n' >"$tmp/wsf.yaml"
 expect_error "run: watermark_scale_factor out of range" "vm.watermark_scale_factor 5000 is out of the sysctl's range" run "$tmp/wsf.yaml"
