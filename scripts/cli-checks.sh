@@ -171,6 +171,14 @@ expect_error "dump THP folios with THP off" "--thp always lays anonymous memory 
 expect_error "--meminfo with --zoneinfo" "--meminfo and --zoneinfo each print one file" boot --meminfo --zoneinfo
 expect_error "--dmesg with --meminfo" "--dmesg prints the boot log alone" boot --dmesg --meminfo
 expect_error "accept: unknown --get-memory-map" "get-memory-map" accept --memmap /dev/null --get-memory-map efi
+printf 'hello\nworld\n' >"$tmp/nothing.log"
+printf '\xff\xfe\x00bad' >"$tmp/binary.log"
+expect_error "compare: missing log" "No such file" compare "$tmp/none.log"
+expect_error "compare: directory as log" "" compare "$tmp"
+expect_error "compare: nothing recognisable" "no kernel line compare can use" compare "$tmp/nothing.log"
+expect_error "compare: not text" "" compare "$tmp/binary.log"
+expect_error "compare: missing meminfo" "" compare Tests/Fixtures/dmesg/tdx-linux-1.log --meminfo "$tmp/none.meminfo"
+expect_output "compare: partial log says what was missing" "not in the log (model defaults used)" compare Tests/Fixtures/dmesg/tdx-tools-524.log
 expect_output "--zoneinfo prints the five zones" "Node 0, zone DMA pages free .* Node 0, zone Device pages free 0" boot --memory 1G --zoneinfo
 printf 'kernel:\n  watermark-scale-factor: 5000\n' >"$tmp/wsf.yaml"
 expect_error "run: watermark_scale_factor out of range" "vm.watermark_scale_factor 5000 is out of the sysctl's range" run "$tmp/wsf.yaml"

@@ -78,11 +78,12 @@ public struct DmesgLog: Sendable {
                 seconds = v
                 s = s[s.index(after: close)...]
             }
-        } else if s.hasPrefix("<"), let close = s.firstIndex(of: ">") {
+        }
+        if seconds == nil, s.hasPrefix("<"), let close = s.firstIndex(of: ">"), s[s.index(after: s.startIndex)..<close].allSatisfy(\.isNumber) {
             s = s[s.index(after: close)...]
         }
         // printk writes one space after the stamp; the rest is the line's own indent.
-        if s.first == " " { s = s.dropFirst() }
+        if seconds != nil, s.first == " " { s = s.dropFirst() }
         // printk caller id: "[    T0] " / "[  C12] ".
         if s.hasPrefix("["), let close = s.firstIndex(of: "]") {
             let id = s[s.index(after: s.startIndex)..<close].trimmingCharacters(in: .whitespaces)
