@@ -170,6 +170,7 @@ expect_error "transparent_hugepage not a mode" "transparent-hugepage" boot --tra
 expect_error "dump THP folios with THP off" "--thp always lays anonymous memory out in transparent huge pages" dump --memory 1G --estimate --thp always --transparent-hugepage never
 expect_error "--meminfo with --zoneinfo" "--meminfo and --zoneinfo each print one file" boot --meminfo --zoneinfo
 expect_error "--dmesg with --meminfo" "--dmesg prints the boot log alone" boot --dmesg --meminfo
+expect_error "kexec --dmesg without a next kernel" "no next kernel booted" kexec --memory 1G --dmesg --load-only
 expect_error "accept: unknown --get-memory-map" "get-memory-map" accept --memmap /dev/null --get-memory-map efi
 printf 'hello\nworld\n' >"$tmp/nothing.log"
 printf '\xff\xfe\x00bad' >"$tmp/binary.log"
