@@ -180,6 +180,10 @@ expect_error "compare: nothing recognisable" "no kernel line compare can use" co
 expect_error "compare: not text" "" compare "$tmp/binary.log"
 expect_error "compare: missing meminfo" "" compare Tests/Fixtures/dmesg/tdx-linux-1.log --meminfo "$tmp/none.meminfo"
 expect_output "compare: partial log says what was missing" "not in the log (model defaults used)" compare Tests/Fixtures/dmesg/tdx-tools-524.log
+printf 'BIOS-e820: [mem 0x0000000000000000-0x0000000fffffffff] usable\nsmp: Brought up 1 node, 100000 CPUs\n' >"$tmp/manycpus.log"
+printf '[    0.000000] BIOS-e820: [mem 0x0000000100000000-0x0000000100000bff] usable\n' >"$tmp/unaligned.log"
+expect_output "compare: more vCPUs than the model takes" "more than the model's 4096" compare "$tmp/manycpus.log"
+expect_output "compare: RAM ending mid-page" "memory 2097156K" compare "$tmp/unaligned.log"
 expect_output "--zoneinfo prints the five zones" "Node 0, zone DMA pages free .* Node 0, zone Device pages free 0" boot --memory 1G --zoneinfo
 printf 'kernel:\n  watermark-scale-factor: 5000\n' >"$tmp/wsf.yaml"
 expect_error "run: watermark_scale_factor out of range" "vm.watermark_scale_factor 5000 is out of the sysctl's range" run "$tmp/wsf.yaml"

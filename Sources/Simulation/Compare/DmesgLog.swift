@@ -196,7 +196,8 @@ extension DmesgLog {
     /// low RAM are still guest memory).
     public var guestMemoryBytes: UInt64? {
         guard let end = ramRanges.map(\.end).max() else { return nil }
-        if end > 1 << 32 { return end - (1 << 32) + (2 << 30) }
+        // The model takes whole 4 KiB pages; a log's byte-granular end rounds up to one.
+        if end > 1 << 32 { return alignUp(end - (1 << 32) + (2 << 30), 4096) }
         let lowEnd = max(end, e820.filter { $0.range.end <= 0xB000_0000 && $0.type != .reserved }.map(\.range.end).max() ?? 0)
         return alignUp(lowEnd, 2 << 20)
     }
@@ -217,7 +218,9 @@ extension DmesgLog {
         } else {
             d.missing.append("memory layout: no usable BIOS-e820 or node-range lines; the model's default \(ByteCount(d.scenario.memory))")
         }
-        if let v = vcpus {
+        if let v = vcpus, v > Scenario.maximumVCPUs {
+            d.missing.append("vCPUs: the log's \(v) is more than the model's \(Scenario.maximumVCPUs); the model's default \(d.scenario.vcpus)")
+        } else if let v = vcpus {
             d.scenario.vcpus = v
             d.notes.append("vCPUs \(v) (from the smp lines)")
         } else {
