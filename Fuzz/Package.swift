@@ -17,6 +17,7 @@ let package = Package(
     targets: [
         .target(name: "LibFuzzer"),
         .executableTarget(name: "fuzz-size", dependencies: [.product(name: "Fuzzing", package: "cocomem"), "LibFuzzer"], path: "Sources/fuzz-size", swiftSettings: [.swiftLanguageMode(.v6)]),
+        .executableTarget(name: "fuzz-dmesg", dependencies: [.product(name: "Fuzzing", package: "cocomem"), "LibFuzzer"], path: "Sources/fuzz-dmesg", swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(name: "fuzz-memmap", dependencies: [.product(name: "Fuzzing", package: "cocomem"), "LibFuzzer"], path: "Sources/fuzz-memmap", swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(name: "fuzz-calls", dependencies: [.product(name: "Fuzzing", package: "cocomem"), "LibFuzzer"], path: "Sources/fuzz-calls", swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(name: "fuzz-host", dependencies: [.product(name: "Fuzzing", package: "cocomem"), "LibFuzzer"], path: "Sources/fuzz-host", swiftSettings: [.swiftLanguageMode(.v6)]),

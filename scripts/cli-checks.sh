@@ -182,6 +182,21 @@ expect_error "min_free_kbytes not a number" "min-free-kbytes" boot --min-free-kb
 expect_error "transparent_hugepage not a mode" "transparent-hugepage" boot --transparent-hugepage sometimes
 expect_error "dump THP folios with THP off" "--thp always lays anonymous memory out in transparent huge pages" dump --memory 1G --estimate --thp always --transparent-hugepage never
 expect_error "--meminfo with --zoneinfo" "--meminfo and --zoneinfo each print one file" boot --meminfo --zoneinfo
+expect_error "--dmesg with --meminfo" "--dmesg prints the boot log alone" boot --dmesg --meminfo
+expect_error "kexec --dmesg without a next kernel" "no next kernel booted" kexec --memory 1G --dmesg --load-only
+expect_error "accept: unknown --get-memory-map" "get-memory-map" accept --memmap /dev/null --get-memory-map efi
+printf 'hello\nworld\n' >"$tmp/nothing.log"
+printf '\xff\xfe\x00bad' >"$tmp/binary.log"
+expect_error "compare: missing log" "No such file" compare "$tmp/none.log"
+expect_error "compare: directory as log" "" compare "$tmp"
+expect_error "compare: nothing recognisable" "no kernel line compare can use" compare "$tmp/nothing.log"
+expect_error "compare: not text" "" compare "$tmp/binary.log"
+expect_error "compare: missing meminfo" "" compare Tests/Fixtures/dmesg/tdx-linux-1.log --meminfo "$tmp/none.meminfo"
+expect_output "compare: partial log says what was missing" "not in the log (model defaults used)" compare Tests/Fixtures/dmesg/tdx-tools-524.log
+printf 'BIOS-e820: [mem 0x0000000000000000-0x0000000fffffffff] usable\nsmp: Brought up 1 node, 100000 CPUs\n' >"$tmp/manycpus.log"
+printf '[    0.000000] BIOS-e820: [mem 0x0000000100000000-0x0000000100000bff] usable\n' >"$tmp/unaligned.log"
+expect_output "compare: more vCPUs than the model takes" "more than the model's 4096" compare "$tmp/manycpus.log"
+expect_output "compare: RAM ending mid-page" "memory 2097156K" compare "$tmp/unaligned.log"
 expect_output "--zoneinfo prints the five zones" "Node 0, zone DMA pages free .* Node 0, zone Device pages free 0" boot --memory 1G --zoneinfo
 printf 'kernel:\n  watermark-scale-factor: 5000\n' >"$tmp/wsf.yaml"
 expect_error "run: watermark_scale_factor out of range" "vm.watermark_scale_factor 5000 is out of the sysctl's range" run "$tmp/wsf.yaml"

@@ -43,6 +43,15 @@ public enum EFIStub {
         return UnacceptedTable(unitSize: unit, physBase: GuestPhysicalAddress(base), size: size, address: GuestPhysicalAddress(page + poolHeader))
     }
 
+    /// What one `process_unaccepted_memory()` call did.
+    public struct ProcessCall: Sendable {
+        /// The ranges passed to `arch_accept_memory()`, in order.
+        public var accepted: [AddressRange] = []
+        /// The units `bitmap_set()` marked, if any.
+        public var unitsSet: Range<UnacceptedUnit>? = nil
+        public var outcome: AcceptOutcome = .ok
+    }
+
     /// `process_unaccepted_memory()` for one Unaccepted descriptor: small
     /// ranges and unaligned heads and tails are accepted now (through the
     /// boot stub's `arch_accept_memory()`), parts outside the bitmap are
@@ -50,38 +59,47 @@ public enum EFIStub {
     /// Returns the ranges accepted.
     public static func processUnacceptedMemory(_ r: AddressRange, table: inout UnacceptedTable,
                                                acceptor: any ArchAcceptor, clock: inout PhaseClock) -> ([AddressRange], AcceptOutcome) {
-        var accepted: [AddressRange] = []
+        let c = processUnacceptedMemoryCall(r, table: &table, acceptor: acceptor, clock: &clock)
+        return (c.accepted, c.outcome)
+    }
+
+    /// `process_unaccepted_memory()` (drivers/firmware/efi/libstub/unaccepted_memory.c)
+    /// for one Unaccepted descriptor, reporting each `arch_accept_memory()`
+    /// and the `bitmap_set()`.
+    /// - Complexity: O(1) accepts and one bitmap range set.
+    public static func processUnacceptedMemoryCall(_ r: AddressRange, table: inout UnacceptedTable,
+                                                   acceptor: any ArchAcceptor, clock: inout PhaseClock) -> ProcessCall {
+        var call = ProcessCall()
         func acc(_ s: UInt64, _ e: UInt64) -> AcceptOutcome {
             guard e > s else { return .ok }
-            accepted.append(AddressRange(start: s, end: e))
+            call.accepted.append(AddressRange(start: s, end: e))
             return acceptor.accept(AddressRange(start: s, end: e), vcpu: 0, clock: &clock)
         }
+        func done(_ o: AcceptOutcome) -> ProcessCall { call.outcome = o; return call }
         let unit = table.unitSize
         var start = r.start, end = r.end
-        if end - start < 2 * unit {
-            // Accept before building the tuple: its first element is copied first.
-            let o = acc(start, end)
-            return (accepted, o)
-        }
+        if end - start < 2 * unit { return done(acc(start, end)) }
         if start % unit != 0 {
-            let o = acc(start, alignUp(start, unit)); if o != .ok { return (accepted, o) }
+            let o = acc(start, alignUp(start, unit)); if o != .ok { return done(o) }
             start = alignUp(start, unit)
         }
         if end % unit != 0 {
-            let o = acc(alignDown(end, unit), end); if o != .ok { return (accepted, o) }
+            let o = acc(alignDown(end, unit), end); if o != .ok { return done(o) }
             end = alignDown(end, unit)
         }
         let physBase = table.physBase.value
         if start < physBase {
-            let o = acc(start, min(physBase, end)); if o != .ok { return (accepted, o) }
+            let o = acc(start, min(physBase, end)); if o != .ok { return done(o) }
             start = physBase
         }
-        if start >= end { return (accepted, .ok) }
+        if start >= end { return done(.ok) }
         if end > table.coveredEnd {
-            let o = acc(max(start, table.coveredEnd), end); if o != .ok { return (accepted, o) }
+            let o = acc(max(start, table.coveredEnd), end); if o != .ok { return done(o) }
             end = max(start, table.coveredEnd)
         }
-        table.bitmap.set(table.unit(containing: start)..<table.unit(containing: end))
-        return (accepted, .ok)
+        let units = table.unit(containing: start)..<table.unit(containing: end)
+        table.bitmap.set(units)
+        if !units.isEmpty { call.unitsSet = units }
+        return done(.ok)
     }
 }

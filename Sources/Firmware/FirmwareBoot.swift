@@ -46,6 +46,9 @@ public struct FirmwareConfig: Sendable {
     /// protocol came before 0d129ef7c3 "SEV-SNP make >=4GB unaccepted" in the
     /// same series; false models other firmware.
     public var snpAcceptanceProtocol = true
+    /// How GetMemoryMap() hands the map to the OS loader: every generation
+    /// here is edk2, which merges equal neighbours (`CoreGetMemoryMap()`).
+    public var getMemoryMap: GetMemoryMapStyle = .edk2
     public init(generation: FirmwareGeneration) { self.generation = generation }
 }
 
@@ -144,8 +147,9 @@ public struct FirmwareBoot {
             for r in accepted where r.start >= 1 << 32 { mapAtLoader.retype(r, to: .conventional) }
         }
         var map = mapAtLoader
-        if outcome == .ok { onHandOff?(mapAtLoader, fwClock) }
-        var result = FirmwareBootResult(map: map, mapAtLoader: mapAtLoader, table: nil, firmwareAccepted: accepted,
+        let loaderView = mapAtLoader.returned(by: config.getMemoryMap)
+        if outcome == .ok { onHandOff?(loaderView, fwClock) }
+        var result = FirmwareBootResult(map: map.returned(by: config.getMemoryMap), mapAtLoader: loaderView, table: nil, firmwareAccepted: accepted,
                                         events: events, firmwareClock: fwClock, stubClock: PhaseClock(vcpus: vcpus),
                                         outcome: outcome)
         guard outcome == .ok else { return result }
@@ -179,10 +183,13 @@ public struct FirmwareBoot {
             }
         }
         result.firmwareClock = fwClock
-        guard outcome == .ok else { result.outcome = outcome; result.map = map; return result }
+        guard outcome == .ok else { result.outcome = outcome; result.map = map.returned(by: config.getMemoryMap); return result }
         events.append("ExitBootServices()")
 
-        // setup_e820(): type 15 is RAM only for a kernel that supports it.
+        // setup_e820(), on the map GetMemoryMap() returns at ExitBootServices():
+        // one process_unaccepted_memory() per Unaccepted descriptor; type 15
+        // is RAM only for a kernel that supports it.
+        map = map.returned(by: config.getMemoryMap)
         for d in map.descriptors where d.type == .unaccepted {
             guard stubRuns && loader.kernelSupportsUnaccepted, var t = table else {
                 result.lostBytes += d.bytes.value

@@ -37,6 +37,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case elf
     /// `cocomem dump --input tiny.vmcore` with makedumpfile-style options (`-d 31 -c --num-threads 2 -E ...`), writing the dump.
     case dumpOptions = "dump-options"
+    /// `cocomem compare LOG`: a pasted guest dmesg, read and the scenario derived from it.
+    case dmesg
 
     /// Runs one input. Returns normally for an accepted input, throws the
     /// parser's `CocomemError` for a refused one, and stops the process
@@ -54,6 +56,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .calibration: try Self.calibration(data)
         case .elf: try Self.elf(data)
         case .dumpOptions: try Self.dumpOptions(Self.text(data))
+        case .dmesg: try Self.dmesg(Self.text(data))
         }
     }
 

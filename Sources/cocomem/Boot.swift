@@ -8,6 +8,7 @@ struct Boot: ParsableCommand {
     @OptionGroup var guest: ScenarioOptions
     @OptionGroup var output: JSONOption
     @Flag(name: .customLong("meminfo"), help: "Print only /proc/meminfo (--json wins when both are given)") var meminfoOnly = false
+    @Flag(name: .customLong("dmesg"), help: "Print only the memory lines of the guest's dmesg, in the kernel's formats with virtual-time stamps (--json wins; not with --meminfo or --zoneinfo)") var dmesgOnly = false
     @Flag(name: .customLong("zoneinfo"), help: "Print only /proc/zoneinfo, the lines the model keeps (--json wins; not with --meminfo)") var zoneinfoOnly = false
     @OptionGroup var printScenario: PrintScenarioOption
     @OptionGroup var failOn: FailOnOption
@@ -17,15 +18,16 @@ struct Boot: ParsableCommand {
 
     func validate() throws {
         if meminfoOnly && zoneinfoOnly { throw ValidationError("--meminfo and --zoneinfo each print one file; give one of them") }
+        if dmesgOnly && (meminfoOnly || zoneinfoOnly) { throw ValidationError("--dmesg prints the boot log alone; give one of --dmesg, --meminfo and --zoneinfo") }
     }
 
     func run() throws {
         if printScenario.on { printScenario.print(try scenarioFile()); return }
         let inputs = guest.inputs
         try report.check(inputs: inputs)
-        try record.check(inputs: inputs, outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json && !meminfoOnly && !zoneinfoOnly)
+        try record.check(inputs: inputs, outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json && !meminfoOnly && !zoneinfoOnly && !dmesgOnly)
         let r = try guest.boot(progress: progress.reporter())
-        if output.json { print(r.json.embedding(try scenarioFile()).serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else if zoneinfoOnly { print(r.kernel?.procZoneinfo ?? "", terminator: "") } else { print(r.text + record.stripText([("boot", r.record)], json: false), terminator: "") }
+        if output.json { print(r.json.embedding(try scenarioFile()).serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else if zoneinfoOnly { print(r.kernel?.procZoneinfo ?? "", terminator: "") } else if dmesgOnly { print(r.dmesg().map(\.formatted).joined(separator: "\n")) } else { print(r.text + record.stripText([("boot", r.record)], json: false), terminator: "") }
         try report.write(r.htmlReport)
         try record.write([("boot", r.record)])
         try failOn.check(r.outcomeString)

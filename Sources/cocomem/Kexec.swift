@@ -20,6 +20,7 @@ struct Kexec: ParsableCommand {
     @Option(name: .customLong("next-kernel"), help: "Release of the kernel kexec boots, as --kernel (default: the running one's)") var nextKernel: String?
     @Flag(name: .customLong("load-only"), help: "Load without executing (kexec -l)") var loadOnly = false
     @Option(name: .customLong("next-workload"), help: "What the next kernel runs after its boot, as --workload (none, touch=SIZE|all, pagecache=SIZE, hugetlb=SIZE, rate=SIZE:SECONDS)") var nextWorkload = "none"
+    @Flag(name: .customLong("dmesg"), help: "Print only the memory lines of the next kernel's dmesg, as boot --dmesg does (--json wins)") var dmesgOnly = false
     @OptionGroup var output: JSONOption
     @OptionGroup var printScenario: PrintScenarioOption
     @OptionGroup var failOn: FailOnOption
@@ -31,10 +32,18 @@ struct Kexec: ParsableCommand {
         if printScenario.on { printScenario.print(f); return }
         guard case .kexec(let k)? = f.steps.first else { return }
         try report.check(inputs: guest.inputs)
-        try record.check(inputs: guest.inputs, outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json)
+        try record.check(inputs: guest.inputs, outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json && !dmesgOnly)
         let r = try f.runKexec(k, calibration: try guest.calibration.load())
         let records = [("kexec", r.record)]
-        print(output.json ? r.json.embedding(f).serialized() : r.text + record.stripText(records, json: false), terminator: output.json ? "\n" : "")
+        if dmesgOnly && !output.json {
+            // The next kernel's log; with no next kernel (load only, a failed load or reboot) there is none.
+            guard let second = r.second else {
+                throw CocomemError(.unsupported, "--dmesg prints the next kernel's log, and no next kernel booted (\(r.loadOutcome); \(r.rebootOutcome))")
+            }
+            print(second.dmesg().map(\.formatted).joined(separator: "\n"))
+        } else {
+            print(output.json ? r.json.embedding(f).serialized() : r.text + record.stripText(records, json: false), terminator: output.json ? "\n" : "")
+        }
         try report.write(r.htmlReport)
         try record.write(records)
         try failOn.check(r.outcome)

@@ -18,6 +18,7 @@ extension TDXHostModel: ExpressibleByArgument {}
 extension GmemBacking: ExpressibleByArgument {}
 extension HostMappingPolicy: ExpressibleByArgument {}
 extension KexecSyscall: ExpressibleByArgument {}
+extension GetMemoryMapStyle: ExpressibleByArgument {}
 extension AcceptLevelPolicy: ExpressibleByArgument {}
 extension ConversionPolicy: ExpressibleByArgument {}
 extension TransparentHugepage: ExpressibleByArgument {}

@@ -62,32 +62,50 @@ public struct EFIMemoryMap: Equatable, Sendable {
         return out
     }
 
-    /// Re-types `[r.start, r.end)` (which must lie in existing descriptors),
-    /// splitting descriptors as the firmware's GCD/memory services do, and
-    /// merging equal neighbours. Changes the map key.
+    /// Re-types `[r.start, r.end)` (which must lie in existing descriptors)
+    /// as edk2's `CoreConvertPages()` does (MdeModulePkg/Core/Dxe/Mem/Page.c):
+    /// each descriptor the range covers is cut, the pieces outside the range
+    /// keep their type and stay separate, and the converted piece goes back
+    /// through `CoreAddRange()`, which merges it only with the descriptors
+    /// adjacent to it that have the same type and attribute. Equal
+    /// descriptors elsewhere in the map stay apart (GetMemoryMap() may merge
+    /// them: `returned(by:)`). Changes the map key.
+    /// - Complexity: O(n) in the descriptors.
     public mutating func retype(_ r: AddressRange, to type: EFIMemoryType) {
         var out: [EFIMemoryDescriptor] = []
+        out.reserveCapacity(descriptors.count + 2)
+        /// `CoreAddRange()`: merge `d` with the descriptor below it if equal
+        /// (the one above is merged when it is appended next).
+        func addRange(_ d: EFIMemoryDescriptor) {
+            if let last = out.last, last.type == d.type, last.attribute == d.attribute, last.end == d.physicalStart {
+                out[out.count - 1].numberOfPages += d.numberOfPages
+            } else { out.append(d) }
+        }
+        var lastConverted = -1
         for d in descriptors {
             let ov = d.range.clamped(to: r)
-            if ov.isEmpty { out.append(d); continue }
+            if ov.isEmpty {
+                // The descriptor just above a converted piece is its neighbour.
+                if lastConverted == out.count - 1, let last = out.last, last.end == d.physicalStart { addRange(d) }
+                else { out.append(d) }
+                continue
+            }
             if d.physicalStart < ov.start {
                 out.append(EFIMemoryDescriptor(type: d.type, start: d.physicalStart, end: ov.start, attribute: d.attribute))
             }
-            out.append(EFIMemoryDescriptor(type: type, start: ov.start, end: ov.end, attribute: d.attribute))
+            addRange(EFIMemoryDescriptor(type: type, start: ov.start, end: ov.end, attribute: d.attribute))
+            lastConverted = out.count - 1
             if ov.end < d.end {
                 out.append(EFIMemoryDescriptor(type: d.type, start: ov.end, end: d.end, attribute: d.attribute))
             }
         }
-        var merged: [EFIMemoryDescriptor] = []
-        for d in out {
-            if var last = merged.last, last.type == d.type, last.attribute == d.attribute, last.end == d.physicalStart {
-                last.numberOfPages += d.numberOfPages
-                merged[merged.count - 1] = last
-            } else { merged.append(d) }
-        }
-        descriptors = merged
+        descriptors = out
         mapKey += 1
     }
+
+    /// Replaces the descriptors with `merged`, which must cover the same
+    /// sorted, non-overlapping ranges (a merge of the current ones).
+    mutating func replaceDescriptors(_ merged: [EFIMemoryDescriptor]) { descriptors = merged }
 
     /// Allocates `bytes` (rounded up to pages) of `type` from the highest
     /// Conventional memory below `limit`, as edk2's `AllocatePages(AnyPages)`

@@ -44,20 +44,40 @@ public struct AcceptTool {
         return out
     }
 
+    /// One `process_unaccepted_memory()` call of `setup_e820()`.
+    public struct StubCall: Sendable {
+        /// The Unaccepted descriptor, as GetMemoryMap() returned it.
+        public var descriptor: AddressRange
+        /// The `arch_accept_memory()` ranges it made (small range, head, tail,
+        /// parts outside the bitmap).
+        public var archAccepts: [AddressRange]
+        /// The units it set in the bitmap.
+        public var unitsSet: Range<UnacceptedUnit>?
+    }
+
     /// What the stub and the calls did.
     public struct Result: Sendable {
         /// The table the stub allocated, or nil when the map has nothing unaccepted.
         public var table: UnacceptedTable?
-        /// The stub's accepts of the unaligned heads and tails.
-        public var stubAccepts: [AddressRange] = []
+        /// One entry per `process_unaccepted_memory()` call, in map order.
+        public var stubCalls: [StubCall] = []
+        /// The stub's accepts of the unaligned heads and tails, all calls together.
+        public var stubAccepts: [AddressRange] { stubCalls.flatMap(\.archAccepts) }
         /// Each `accept_memory(start, size)` call with the
-        /// `arch_accept_memory()` ranges it made.
+        /// `arch_accept_memory()` ranges it made: one entry per call, also
+        /// when there is no table (the call returns at once).
         public var calls: [(start: UInt64, size: UInt64, archAccepts: [(UInt64, UInt64)])] = []
         /// Units still set in the bitmap at the end.
         public var unacceptedUnits: [Range<UnacceptedUnit>] = []
     }
 
-    public static func run(map m: EFIMemoryMap, calls: [(UInt64, UInt64)], calibration: Calibration) throws -> Result {
+    /// Runs the stub on `m` as the firmware's map and then each call.
+    /// `getMemoryMap` says how the firmware returns its map to the stub
+    /// (`allocate_unaccepted_bitmap()` sizes the table from one call,
+    /// `setup_e820()` walks the next, after the table's allocation).
+    /// - Complexity: O(descriptors + calls + bitmap runs touched).
+    public static func run(map m: EFIMemoryMap, calls: [(UInt64, UInt64)], calibration: Calibration,
+                           getMemoryMap: GetMemoryMapStyle = .unmerged) throws -> Result {
         var map = m
         let costs = CostTable(calibration)
         let top = m.descriptors.map(\.end).max() ?? (1 << 32)
@@ -65,11 +85,19 @@ public struct AcceptTool {
         let acceptor = TDXAcceptor(host: host, driver: .linux, costs: costs)
         var clock = PhaseClock(vcpus: 1)
         var result = Result()
-        guard var table = try EFIStub.allocateUnacceptedBitmap(map: &map) else { return result }
-        for d in map.descriptors where d.type == .unaccepted {
-            let (acc, o) = EFIStub.processUnacceptedMemory(d.range, table: &table, acceptor: acceptor, clock: &clock)
-            result.stubAccepts += acc
-            if case .terminated(let why) = o { throw CocomemError(.unsupported, why) }
+        // The table's size depends only on the lowest and highest Unaccepted
+        // byte, the same in the firmware's list and in what it returns.
+        guard var table = try EFIStub.allocateUnacceptedBitmap(map: &map) else {
+            // accept_memory(): efi_get_unaccepted_table() is NULL, it returns at once.
+            result.calls = calls.map { ($0.0, $0.1, []) }
+            return result
+        }
+        // The allocation changed the firmware's own map; setup_e820() walks
+        // the map ExitBootServices() was called with, read after it.
+        for d in map.returned(by: getMemoryMap).descriptors where d.type == .unaccepted {
+            let c = EFIStub.processUnacceptedMemoryCall(d.range, table: &table, acceptor: acceptor, clock: &clock)
+            result.stubCalls.append(StubCall(descriptor: d.range, archAccepts: c.accepted, unitsSet: c.unitsSet))
+            if case .terminated(let why) = c.outcome { throw CocomemError(.unsupported, why) }
         }
         result.table = table
         let um = UnacceptedMemory(table: table, acceptor: acceptor, costs: costs)
@@ -83,3 +111,4 @@ public struct AcceptTool {
         return result
     }
 }
+

@@ -73,6 +73,8 @@ public enum TDXHostModel: String, Sendable, CaseIterable {
 
 /// Everything that defines one simulated boot.
 public struct Scenario: Sendable {
+    /// The most vCPUs a scenario may have.
+    public static let maximumVCPUs = 4096
     public var platform: PlatformKind = .tdx
     public var memory: UInt64 = ByteCount.gib(4).value
     public var vcpus: Int = 4
@@ -107,7 +109,7 @@ public struct Scenario: Sendable {
 
     /// Checks combinations the model cannot represent.
     public func validate() throws {
-        guard vcpus >= 1, vcpus <= 4096 else { throw CocomemError(.invalidArgument, "vcpus must be between 1 and 4096") }
+        guard vcpus >= 1, vcpus <= Scenario.maximumVCPUs else { throw CocomemError(.invalidArgument, "vcpus must be between 1 and \(Scenario.maximumVCPUs)") }
         if platform == .snp && firmware != .ovmfSNP {
             throw CocomemError(.invalidArgument, "firmware \(firmware.rawValue) is a TDX firmware; SNP guests use ovmf-snp")
         }
