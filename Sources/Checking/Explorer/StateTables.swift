@@ -15,8 +15,8 @@ protocol StateTable<State> {
     var h: UInt64 = 0x9E37_79B9_7F4A_7C15
     for w in p {
         h ^= w
-        h = (h ^ (h >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        h = (h ^ (h >> 27)) &* 0x94D0_49BB_1331_11EB
+        h = (h ^ (h >> 30)) &* 0xBF58_476D_1CE4_E5B9 // splitmix64's constants, not a page shift
+        h = (h ^ (h >> 27)) &* 0x94D0_49BB_1331_11EB // (likewise)
         h ^= h >> 31
     }
     return h
@@ -90,8 +90,8 @@ struct PackedStateTable<System: TransitionSystem>: StateTable {
 struct ValueStateTable<State: Hashable>: StateTable {
     var states: [State] = []
     var hashes: [Int] = []
-    var slots: [UInt32] = Array(repeating: 0, count: 1 << 12)
-    var mask = (1 << 12) - 1
+    var slots: [UInt32] = Array(repeating: 0, count: 4096)
+    var mask = 4095
     var count: Int { states.count }
     var bytes: Int { states.capacity * MemoryLayout<State>.stride + hashes.capacity * 8 + slots.count * 4 }
 
