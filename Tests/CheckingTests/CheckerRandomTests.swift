@@ -159,3 +159,34 @@ struct WrongSymmetry: TransitionSystem {
         #expect(symmetryCaught)
     }
 }
+
+@Suite struct SwarmTests {
+    /// On small random systems, enough random depth-first searches find
+    /// every violation the exhaustive search finds (and never one it does
+    /// not); each search is the same for the same seed; traces replay.
+    @Test func swarmFindsWhatTheExhaustiveSearchFinds() {
+        for seed in 0..<100 as Range<UInt64> {
+            let m = RandomProcesses(seed: seed)
+            let plain = Set(Explorer(m).run().counterexamples.map(\.violation.invariant))
+            let swarm = Swarm(m, options: .init(seeds: Array(0..<40), maxDepth: 50)).run()
+            #expect(Set(swarm.counterexamples.map(\.violation.invariant)) == plain, "seed \(seed)")
+            for cx in swarm.counterexamples {
+                var s = cx.initial
+                for a in cx.actions { s = m.apply(a, to: s) }
+                #expect(m.violations(in: s).contains { $0.invariant == cx.violation.invariant })
+            }
+            let again = Swarm(m, options: .init(seeds: [7], maxDepth: 50)).search(seed: 7)
+            let once = swarm.searches[7]
+            #expect(again.states == once.states && again.transitions == once.transitions)
+            #expect(again.counterexamples.map(\.actions) == once.counterexamples.map(\.actions))
+        }
+    }
+
+    @Test func swarmOnTheAcceptanceCore() throws {
+        let m = AcceptanceCoreTests.core { $0.zaps = 1; $0.acceptingList = false; $0.alreadyAccepted = .trust; $0.progressBound = 6 }
+        let plain = Set(Checker(m).run().counterexamples.map(\.violation.invariant))
+        let swarm = Swarm(m, options: .init(seeds: Array(1...30), maxDepth: 60, maxStatesPerSearch: 2_000)).run()
+        #expect(Set(swarm.counterexamples.map(\.violation.invariant)).isSubset(of: plain))
+        #expect(!swarm.counterexamples.isEmpty)
+    }
+}
