@@ -1,4 +1,4 @@
-public import MemoryModel
+import MemoryModel
 
 /// The acceptance core of a TDX guest as a `TransitionSystem`: a few 2 MiB
 /// ranges, 2–3 vCPUs running the same short program (for each range:

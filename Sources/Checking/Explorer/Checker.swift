@@ -69,6 +69,9 @@ public struct Checker<System: TransitionSystem> {
     public let system: System
     public let options: Options
 
+    /// The most states one search stores: parent pointers are 32-bit.
+    public static var stateLimit: Int { Int(UInt32.max) - 1 }
+
     public init(_ system: System, options: Options = Options()) {
         self.system = system
         self.options = options
@@ -120,6 +123,7 @@ public struct Checker<System: TransitionSystem> {
         var reexpand: [Entry] = []
         var cursor = -1
         var stop = false
+        let limit = options.maxStates > 0 ? min(options.maxStates, Self.stateLimit) : Self.stateLimit
 
         func check(_ s: System.State, _ i: Int) {
             for v in system.violations(in: s) where broken.insert(v.invariant).inserted {
@@ -169,7 +173,7 @@ public struct Checker<System: TransitionSystem> {
                         next.append(Entry(state: c, index: i, only: nil))
                         check(c, i)
                         if stop { break layerLoop }
-                        if options.maxStates > 0 && table.count >= options.maxStates {
+                        if table.count >= limit {
                             result.complete = false
                             stop = true
                             break layerLoop

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Checking
+import Foundation
+import MemoryModel
+import Reports
+
+/// `cocomem check FILE`: explore every state of a small model (or a swarm
+/// of random searches) and print each invariant's violation with its
+/// shortest trace (docs/CHECKER.md).
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Explore every interleaving of a small model (breadth-first or a swarm of random searches) and print each violated invariant with its trace.",
+        discussion: "FILE is a check configuration (docs/CHECKER.md; examples in examples/check/). Models: \(CheckModels.names.joined(separator: ", ")).")
+    @Argument(help: "Check configuration file (YAML)") var file: String
+    @OptionGroup var output: JSONOption
+    @OptionGroup var progress: ProgressOption
+    @Flag(name: .customLong("fail-on-violation"), help: "Exit 2 after the report when an invariant is violated") var failOnViolation = false
+
+    func run() throws {
+        // A regular file of at most 1 MiB: a check file is a few lines.
+        let text = try readTextFile(file, what: "check file", maxBytes: 1 << 20)
+        let config = try CheckFile.parse(text, name: file)
+        let report = try CheckModels.run(config, progress: progress.reporter())
+        if output.json {
+            print(json(report).serialized())
+        } else {
+            print(report.text(), terminator: "")
+        }
+        if failOnViolation && !report.violations.isEmpty { throw ExitCode(2) }
+    }
+
+    func json(_ r: CheckReport) -> JSON {
+        var o: [(String, JSON)] = [
+            ("file", .string(r.file)), ("model", .string(r.model)), ("search", .string(r.search.rawValue)),
+            ("settings", .object(r.settings.map { ($0.0, .string($0.1)) })),
+            ("invariants", .array(r.invariants.map { .string($0) })),
+            ("states", .int(Int64(r.states))), ("transitions", .int(Int64(r.transitions))),
+            ("depth_reached", .int(Int64(r.depthReached))), ("complete", .bool(r.complete)),
+            ("seconds", .double(r.seconds)), ("states_per_second", .double(r.statesPerSecond)),
+        ]
+        if let b = r.bytesPerState { o.append(("bytes_per_state", .double(b))) }
+        if let p = r.omissionProbability { o.append(("omission_probability", .double(p))) }
+        if let n = r.searches { o.append(("searches", .int(Int64(n)))) }
+        o.append(("violations", .array(r.violations.map { v in
+            .object([("invariant", .string(v.invariant)), ("detail", .string(v.detail)),
+                     ("trace", .array(v.steps.map { s in
+                         .object([("actor", .string(s.actor.description)), ("call", .string(s.call)),
+                                  ("result", .string(s.result)), ("state", .string(s.state))])
+                     }))])
+        })))
+        return .object(o)
+    }
+}
