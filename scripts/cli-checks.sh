@@ -509,6 +509,7 @@ ck paramsmap 'model: acceptance-core\nparameters: 3\n'
 ck depth 'model: acceptance-core\nmax-depth: -1\n'
 ck nested 'model: acceptance-core\nparameters: {vcpus: [2, 3]}\n'
 ck badyaml 'model: [acceptance-core\n'
+ck smallswarm 'model: acceptance-core\nsearch: swarm\nswarm: {seeds: 1-4, max-depth: 40}\n'
 expect_error "check: missing file" "cannot read check file" check "$tmp/nonexistent.yaml"
 expect_error "check: a directory" "not a regular file" check "$tmp"
 expect_error "check: empty file" "empty or not a mapping" check "$tmp/empty.yaml"
@@ -530,11 +531,14 @@ expect_error "check: parameters not a mapping" "must be a mapping" check "$tmp/p
 expect_error "check: negative depth" "max-depth: '-1'" check "$tmp/depth.yaml"
 expect_error "check: a list as a parameter" "must be a single value" check "$tmp/nested.yaml"
 expect_error "check: broken YAML" "not valid YAML" check "$tmp/badyaml.yaml"
+expect_error "check: --shard on a bfs search" "splits a swarm's seeds" check examples/check/acceptance-core.yaml --shard 1/2
+expect_error "check: --shard with more shards than seeds" "fewer seeds than shards" check "$tmp/smallswarm.yaml" --shard 5/5
+expect_error "check: a bad --shard" "is not I/N" check examples/check/swarm.yaml --shard 2
+expect_output "check: a swarm shard runs its share of the seeds" "seeds 2, max-depth 40, max-states-per-search 100000, shard 2/2" check "$tmp/smallswarm.yaml" --shard 2/2
 expect_output "check: an example runs clean" "violations: none" check examples/check/acceptance-core.yaml
 expect_output "check: the list-less race is found" "guest.accept-succeeds" check examples/check/no-accepting-list.yaml
 # Progress: a line on stderr with --progress (swarm: one unit a search),
 # nothing without it when stderr is not a terminal.
-ck smallswarm 'model: acceptance-core\nsearch: swarm\nswarm: {seeds: 1-4, max-depth: 40}\n'
 if "$bin" check "$tmp/smallswarm.yaml" --progress >/dev/null 2>"$tmp/err" && grep -q "%.*) in [0-9]" "$tmp/err" \
     && "$bin" check "$tmp/smallswarm.yaml" >/dev/null 2>"$tmp/err2" && [ ! -s "$tmp/err2" ]; then
     pass=$((pass + 1))

@@ -3,6 +3,7 @@ import Checking
 import Foundation
 import MemoryModel
 import Reports
+import Sweep
 
 /// `cocomem check FILE`: explore every state of a small model (or a swarm
 /// of random searches) and print each invariant's violation with its
@@ -14,13 +15,22 @@ struct Check: ParsableCommand {
     @Argument(help: "Check configuration file (YAML)") var file: String
     @OptionGroup var output: JSONOption
     @OptionGroup var progress: ProgressOption
+    @Option(help: "search: swarm only: run the I-th of N shares of the seeds (seed position mod N == I-1), like a sweep's --shard") var shard: String?
     @Flag(help: "Add the search's wall time and states per second to the report (off: the report is the same on every run)") var timing = false
     @Flag(name: .customLong("fail-on-violation"), help: "Exit 2 after the report when an invariant is violated") var failOnViolation = false
 
     func run() throws {
         // A regular file of at most 1 MiB: a check file is a few lines.
         let text = try readTextFile(file, what: "check file", maxBytes: 1 << 20)
-        let config = try CheckFile.parse(text, name: file)
+        var config = try CheckFile.parse(text, name: file)
+        if let s = try shard.map(Shard.parse) {
+            guard config.search == .swarm else {
+                throw CocomemError(.invalidScenario, "--shard splits a swarm's seeds; \(file) has search: bfs, which runs whole")
+            }
+            config.swarmSeeds = config.swarmSeeds.enumerated().filter { s.contains($0.offset) }.map(\.element)
+            guard !config.swarmSeeds.isEmpty else { throw CocomemError(.invalidScenario, "--shard \(s): \(file) has fewer seeds than shards") }
+            config.shard = s.description
+        }
         let report = try CheckModels.run(config, progress: progress.reporter())
         if output.json {
             print(json(report).serialized())

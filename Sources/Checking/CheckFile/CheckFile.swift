@@ -34,6 +34,8 @@ public struct CheckFile: Sendable {
     public var swarmSeeds: [UInt64] = Array(1...16)
     public var swarmMaxDepth = 200
     public var swarmMaxStates = 100_000
+    /// `I/N` when `cocomem check --shard` kept only a share of the seeds.
+    public var shard: String?
 
     static let topKeys = ["model", "parameters", "search", "symmetry", "por", "hash-compaction", "max-depth", "max-states", "stop-at-first-violation", "swarm"]
 

@@ -113,7 +113,7 @@ struct CheckRunner {
             r.violations = res.counterexamples.map { .init(invariant: $0.violation.invariant, detail: $0.violation.detail, steps: $0.steps) }
         case .swarm:
             r.settings = [("symmetry", onOff(file.symmetry)), ("seeds", "\(file.swarmSeeds.count)"), ("max-depth", "\(file.swarmMaxDepth)"),
-                          ("max-states-per-search", "\(file.swarmMaxStates)")]
+                          ("max-states-per-search", "\(file.swarmMaxStates)")] + (file.shard.map { [("shard", $0)] } ?? [])
             let opts = Swarm<S>.Options(seeds: file.swarmSeeds, maxDepth: file.swarmMaxDepth, maxStatesPerSearch: file.swarmMaxStates, symmetry: file.symmetry)
             progress?.begin(ProgressTask("checking \(file.model) (swarm)", total: UInt64(file.swarmSeeds.count), unit: .items("searches")))
             let res = Swarm(system, options: opts).run { _ in progress?.advance(by: 1) }
