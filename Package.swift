@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "Reports", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "CoCoGuest", "Firmware", "GuestKernel", "CrashDump", "Simulation"], swiftSettings: settings),
         .target(name: "Sweep", dependencies: ["MemoryModel", "CostModel", "Simulation", "Reports", .product(name: "Yams", package: "Yams")], swiftSettings: settings),
         .target(name: "Results", dependencies: ["MemoryModel", "Sweep", "Reports", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: settings),
-        .target(name: "Checking", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "CoCoGuest", "Firmware", "GuestKernel", "Simulation"], swiftSettings: settings),
+        .target(name: "Checking", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "CoCoGuest", "Firmware", "GuestKernel", "Simulation", .product(name: "Yams", package: "Yams")], swiftSettings: settings),
         .target(name: "Validation", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "CoCoGuest", "Firmware", "GuestKernel", "Simulation", "Reports"], swiftSettings: settings),
         .target(name: "Fuzzing", dependencies: ["MemoryModel", "CostModel", "Firmware", "GuestKernel", "CrashDump", "Simulation", "Sweep"], swiftSettings: settings),
         .executableTarget(name: "cocomem", dependencies: ["MemoryModel", "CostModel", "CoCoGuest", "Firmware", "GuestKernel", "CrashDump", "TDXModule", "KVM", "Simulation", "Reports", "Validation", "Checking", "Sweep", "Results", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: settings),

@@ -516,5 +516,63 @@ printf 'guest: {memory: [1G, 2G]}\n' >"$tmp/sweep2.yaml"
 expect_progress "--progress on a sweep" yes x.db sweep "$tmp/sweep2.yaml" --db x.db --progress
 expect_progress "no sweep progress line when stderr is not a terminal" no "" sweep "$tmp/sweep2.yaml" --db x.db
 
+# cocomem check: bad configuration files (docs/CHECKER.md).
+ck() { printf '%b' "$2" >"$tmp/$1.yaml"; }
+ck empty ''
+ck notmap '- a\n- b\n'
+ck nomodel 'parameters: {vcpus: 2}\n'
+ck unknownmodel 'model: tla-plus\n'
+ck topkey 'model: acceptance-core\nsymetry: on\n'
+ck paramkey 'model: acceptance-core\nparameters: {vcpu: 2}\n'
+ck vcpus 'model: acceptance-core\nparameters: {vcpus: 4}\n'
+ck pages 'model: acceptance-core\nparameters: {pages-per-range: 0}\n'
+ck mapping 'model: acceptance-core\nparameters: {host-mapping: 1g}\n'
+ck search 'model: acceptance-core\nsearch: dfs\n'
+ck onoff 'model: acceptance-core\nsymmetry: maybe\n'
+ck porhc 'model: acceptance-core\npor: on\nhash-compaction: on\n'
+ck swarmbound 'model: acceptance-core\nsearch: swarm\nmax-states: 10\n'
+ck seeds 'model: acceptance-core\nsearch: swarm\nswarm: {seeds: 5-1}\n'
+ck manyseeds 'model: acceptance-core\nsearch: swarm\nswarm: {seeds: 0-99999999}\n'
+ck paramsmap 'model: acceptance-core\nparameters: 3\n'
+ck depth 'model: acceptance-core\nmax-depth: -1\n'
+ck nested 'model: acceptance-core\nparameters: {vcpus: [2, 3]}\n'
+ck badyaml 'model: [acceptance-core\n'
+ck smallswarm 'model: acceptance-core\nsearch: swarm\nswarm: {seeds: 1-4, max-depth: 40}\n'
+expect_error "check: missing file" "cannot read check file" check "$tmp/nonexistent.yaml"
+expect_error "check: a directory" "not a regular file" check "$tmp"
+expect_error "check: empty file" "empty or not a mapping" check "$tmp/empty.yaml"
+expect_error "check: a list, not a mapping" "empty or not a mapping" check "$tmp/notmap.yaml"
+expect_error "check: no model" "no .model:" check "$tmp/nomodel.yaml"
+expect_error "check: unknown model" "unknown model 'tla-plus'" check "$tmp/unknownmodel.yaml"
+expect_error "check: unknown top-level key" "unknown key 'symetry'" check "$tmp/topkey.yaml"
+expect_error "check: unknown parameter" "unknown key 'parameters.vcpu'" check "$tmp/paramkey.yaml"
+expect_error "check: too many vCPUs" "parameters.vcpus: '4' is not a number in 1...3" check "$tmp/vcpus.yaml"
+expect_error "check: zero pages per range" "pages-per-range" check "$tmp/pages.yaml"
+expect_error "check: unknown host mapping" "host-mapping: '1g' is not one of 4k, 2m" check "$tmp/mapping.yaml"
+expect_error "check: unknown search" "search: 'dfs' is not one of bfs, swarm" check "$tmp/search.yaml"
+expect_error "check: not on or off" "symmetry: 'maybe' is not on or off" check "$tmp/onoff.yaml"
+expect_error "check: por with hash compaction" "cannot be combined" check "$tmp/porhc.yaml"
+expect_error "check: swarm with a bfs bound" "takes its bounds from" check "$tmp/swarmbound.yaml"
+expect_error "check: a reversed seed range" "is not a seed" check "$tmp/seeds.yaml"
+expect_error "check: too many seeds" "more than 1,000,000 searches" check "$tmp/manyseeds.yaml"
+expect_error "check: parameters not a mapping" "must be a mapping" check "$tmp/paramsmap.yaml"
+expect_error "check: negative depth" "max-depth: '-1'" check "$tmp/depth.yaml"
+expect_error "check: a list as a parameter" "must be a single value" check "$tmp/nested.yaml"
+expect_error "check: broken YAML" "not valid YAML" check "$tmp/badyaml.yaml"
+expect_error "check: --shard on a bfs search" "splits a swarm's seeds" check examples/check/acceptance-core.yaml --shard 1/2
+expect_error "check: --shard with more shards than seeds" "fewer seeds than shards" check "$tmp/smallswarm.yaml" --shard 5/5
+expect_error "check: a bad --shard" "is not I/N" check examples/check/swarm.yaml --shard 2
+expect_output "check: a swarm shard runs its share of the seeds" "seeds 2, max-depth 40, max-states-per-search 100000, shard 2/2" check "$tmp/smallswarm.yaml" --shard 2/2
+expect_output "check: an example runs clean" "violations: none" check examples/check/acceptance-core.yaml
+expect_output "check: the list-less race is found" "guest.accept-succeeds" check examples/check/no-accepting-list.yaml
+# Progress: a line on stderr with --progress (swarm: one unit a search),
+# nothing without it when stderr is not a terminal.
+if "$bin" check "$tmp/smallswarm.yaml" --progress >/dev/null 2>"$tmp/err" && grep -q "%.*) in [0-9]" "$tmp/err" \
+    && "$bin" check "$tmp/smallswarm.yaml" >/dev/null 2>"$tmp/err2" && [ ! -s "$tmp/err2" ]; then
+    pass=$((pass + 1))
+else
+    echo "FAIL: check: --progress line on stderr, none by default"; fail=$((fail + 1))
+fi
+
 echo "cli-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

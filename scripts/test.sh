@@ -7,12 +7,13 @@
 # and the real dump tools the tests run against cocomem's files:
 # makedumpfile, python3-libkdumpfile and crash; for the Slurm check a real
 # single-node cluster's munge and slurm-wlm, with sqlite3 to compare databases;
-# and chromium, which opens the HTML reports headless (scripts/report-checks.sh).
+# chromium, which opens the HTML reports headless (scripts/report-checks.sh);
+# and spin, the second opinion on the checker (scripts/spin-check.sh).
 # Last, a short coverage-guided fuzzing run of every parser (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(zlib1g-dev liblzo2-2 libsnappy1v5 libzstd1 makedumpfile python3-libkdumpfile crash munge slurm-wlm sqlite3 chromium)
+packages=(zlib1g-dev liblzo2-2 libsnappy1v5 libzstd1 makedumpfile python3-libkdumpfile crash munge slurm-wlm sqlite3 chromium spin)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -31,6 +32,7 @@ swift test --skip-build 2>&1 | tee /tmp/cocomem-test.log
 bash scripts/cli-checks.sh
 bash scripts/slurm-check.sh
 bash scripts/report-checks.sh
+bash scripts/spin-check.sh
 # Coverage-guided fuzzing, briefly (docs/RELIABILITY.md, "Fuzzing"): builds the
 # libFuzzer executables of Fuzz/ (release, about 4-5 minutes from scratch on two
 # cores, seconds when built) and runs each of the 9 targets for FUZZ_SECONDS

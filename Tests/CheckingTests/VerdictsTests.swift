@@ -77,24 +77,25 @@ import Testing
 @Suite struct ExampleConfigTests {
     static let root = URLPath.packageRoot
 
+    /// An example read as `cocomem check FILE` reads it: the model and the
+    /// keys of its `parameters:`.
     func parameters(_ file: String) throws -> (String, [String: String]) {
         let text = try readTextFile(Self.root + "/examples/check/" + file, what: "example", maxBytes: 1 << 16)
-        var d: [String: String] = [:]
-        for line in text.split(separator: "\n") {
-            let body = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            let kv = body.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard kv.count == 2, !kv[0].isEmpty else { continue }
-            d[kv[0]] = kv[1].replacingOccurrences(of: "\"", with: "")
-        }
-        let model = try #require(d["model"])
-        d["model"] = nil
-        return (model, d)
+        let f = try CheckFile.parse(text, name: file)
+        return (f.model, f.parameters.values)
     }
 
     @Test func theZapFirstExampleFindsTheFailedConversion() throws {
-        let (m, p) = try parameters("host-conversion-zap-first.yaml")
-        let o = try ModelCatalog.explore(model: m, parameters: p)
-        #expect(o.findings.map(\.invariant).contains(InvariantRegistry.conversionAtomic.name))
+        // Through `cocomem check`'s own path: the file, the registry, the report.
+        let text = try readTextFile(Self.root + "/examples/check/host-conversion-zap-first.yaml", what: "example", maxBytes: 1 << 16)
+        let report = try CheckModels.run(CheckFile.parse(text, name: "zap-first"))
+        #expect(report.violations.map(\.invariant).contains(InvariantRegistry.conversionAtomic.name))
+        #expect(report.depthReached == 4)  // the model's own depth bound: incomplete beyond it
+    }
+
+    @Test func engineOptionsAreRefusedForReplayedModels() throws {
+        let text = "model: kexec\npor: on\nparameters:\n  kernel: \"6.12\"\n"
+        #expect(throws: CocomemError.self) { try CheckModels.run(CheckFile.parse(text, name: "x")) }
     }
 
     @Test func theAdversarialExampleFindsTheStalePage() throws {

@@ -39,11 +39,76 @@ public protocol TransitionSystem {
     /// state with identical vCPUs sorted). The default is `state` itself:
     /// no symmetry reduction.
     func canonical(_ state: State) -> State
+
+    /// The number of 64-bit words of `pack`'s fixed-width encoding, 0 when
+    /// the model has none. The default is 0: the fast engine (`Checker`)
+    /// then stores the state values themselves.
+    var packedWords: Int { get }
+
+    /// Writes `state`'s fixed-width encoding into `words` (`packedWords`
+    /// words). Equal states must give equal words and different states
+    /// different words (the engine stores only the words). The default
+    /// writes nothing; it is called only when `packedWords` is not 0.
+    func pack(_ state: State, into words: UnsafeMutableBufferPointer<UInt64>)
+
+    /// The state `pack` encoded in `words`. The default traps: a model
+    /// with `packedWords` > 0 must implement it.
+    func unpack(_ words: UnsafeBufferPointer<UInt64>) -> State
+
+    /// True if `a` and `b`, both enabled in `state`, are independent there:
+    /// neither disables the other and both orders reach the same state.
+    /// The partial-order reduction (sleep sets) relies on it. The default
+    /// is false (every pair dependent: no reduction), which is always sound.
+    func independent(_ a: Action, _ b: Action, in state: State) -> Bool
+
+    /// One step of a trace as a maintainer reads it: the call with its
+    /// arguments and result, and the part of the state it touched, for
+    /// `action` taken in `state`. The default prints the action.
+    func describe(_ action: Action, in state: State) -> TraceStep
 }
 
 extension TransitionSystem {
     public func canonical(_ state: State) -> State { state }
     public func actor(of action: Action) -> ActorID { .system }
+    public var packedWords: Int { 0 }
+    public func pack(_ state: State, into words: UnsafeMutableBufferPointer<UInt64>) {}
+    public func unpack(_ words: UnsafeBufferPointer<UInt64>) -> State {
+        preconditionFailure("packedWords > 0 needs unpack(_:)")
+    }
+    public func independent(_ a: Action, _ b: Action, in state: State) -> Bool { false }
+    public func describe(_ action: Action, in state: State) -> TraceStep {
+        TraceStep(actor: actor(of: action), call: action.description, result: "", state: "")
+    }
+
+    /// True if `a` and `b` commute in `state`: both enabled, each still
+    /// enabled after the other, and both orders reach the same state. A
+    /// model's `independent` may use it as a dynamic check (conditional
+    /// independence at `state`, which is what sleep sets need).
+    /// - Complexity: four `apply` and two `actions(in:)` calls.
+    public func commute(_ a: Action, _ b: Action, in state: State) -> Bool {
+        let sa = apply(a, to: state), sb = apply(b, to: state)
+        guard actions(in: sa).contains(b), actions(in: sb).contains(a) else { return false }
+        return apply(b, to: sa) == apply(a, to: sb)
+    }
+}
+
+/// One step of a readable trace: who called what with which arguments,
+/// what it returned, and the state that matters after it.
+public struct TraceStep: Hashable, Sendable {
+    public var actor: ActorID
+    /// The call and its arguments (`TDG.MEM.PAGE.ACCEPT range=0 level=2M`).
+    public var call: String
+    /// What the call returned (`TDX_PAGE_SIZE_MISMATCH`), empty if nothing.
+    public var result: String
+    /// The part of the state the call read or wrote, after it.
+    public var state: String
+
+    public init(actor: ActorID, call: String, result: String, state: String) {
+        self.actor = actor
+        self.call = call
+        self.result = result
+        self.state = state
+    }
 }
 
 /// Who performs an action: a vCPU of the guest, the host kernel (KVM and

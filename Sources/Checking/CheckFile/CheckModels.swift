@@ -1,0 +1,111 @@
+import Foundation
+public import MemoryModel
+
+/// The models `cocomem check` knows, by the name a check file gives in
+/// `model:`. Adding a model is one entry here: its name, the invariants it
+/// registers, and a factory that reads its `parameters:` (taking each key
+/// it knows; the rest are refused).
+public enum CheckModels {
+    public struct Entry: Sendable {
+        public let name: String
+        public let summary: String
+        /// The registered names of the invariants the model checks.
+        public let invariants: [String]
+        /// Builds the model from its parameters and runs the file's search
+        /// on it, with the engine specialized for the model's own types
+        /// (a search through an existential would run several times slower).
+        let run: @Sendable (CheckFile, (any ProgressReporter)?) throws -> CheckReport
+
+        /// An entry for a model of type `S`: `make` takes its keys from
+        /// `parameters:` (the rest are refused).
+        public static func model<S: TransitionSystem & Sendable>(_ name: String, summary: String, invariants: [String],
+                                                      make: @escaping @Sendable (inout CheckParameters) throws -> S) -> Entry {
+            Entry(name: name, summary: summary, invariants: invariants) { file, progress in
+                var p = file.parameters
+                let system: S
+                do { system = try make(&p) } catch let e as CocomemError {
+                    throw CocomemError(.invalidScenario, "\(file.name): \(e.message)")
+                }
+                try p.finish()
+                return CheckRunner(file: file, invariants: invariants, progress: progress).run(system)
+            }
+        }
+    }
+
+    public static let registry: [Entry] = [
+        .model("acceptance-core",
+               summary: "a TDX guest's accept_memory() on 2-3 vCPUs against a host that AUGs, splits and converts (AcceptanceCore)",
+               invariants: AcceptanceCore.invariants.map(\.name),
+               make: { p in try AcceptanceCore(AcceptanceCore.Configuration(&p)) }),
+        .replayed("host-conversion", summary: "seed 004's conversion policies on the real KVM/TDX host model, with injected faults (HostModels.Conversion)"),
+        .replayed("kexec", summary: "seed 001's kexec load and reboot on the real guest kernel model (KexecModel)"),
+        .replayed("adversarial-host", summary: "a host that removes, re-adds, remaps or refuses pages, against a guest that trusts ALREADY_ACCEPTED or not (HostModels)"),
+    ]
+
+    public static var names: [String] { registry.map(\.name) }
+
+    /// The invariants a replayed model is checked against: the whole
+    /// registry (`InvariantRegistry.all`).
+    static var registeredInvariants: [String] { InvariantRegistry.all.map(\.name) }
+
+    public static func entry(_ name: String) -> Entry? { registry.first { $0.name == name } }
+
+    /// Builds the file's model and searches it as the file says.
+    /// - Throws: `.invalidScenario` for a parameter the model refuses.
+    public static func run(_ file: CheckFile, progress: (any ProgressReporter)? = nil) throws -> CheckReport {
+        guard let entry = entry(file.model) else {
+            throw CocomemError(.invalidScenario, "\(file.name): unknown model '\(file.model)' (one of \(names.joined(separator: ", ")))")
+        }
+        return try entry.run(file, progress)
+    }
+}
+
+extension CheckModels.Entry {
+    /// An entry for a model on the layers' real interfaces
+    /// (`ModelCatalog`): its states are paths replayed through the real
+    /// layers, explored breadth-first to the depth its own `depth`
+    /// parameter gives (`Verdicts.run`). The engine's options (swarm, por,
+    /// hash compaction, max-depth, max-states) apply to packed models only
+    /// and are refused here rather than ignored.
+    static func replayed(_ name: String, summary: String) -> Self {
+        Self(name: name, summary: summary, invariants: CheckModels.registeredInvariants) { file, _ in
+            guard file.search == .bfs, !file.partialOrder, !file.hashCompaction, file.maxDepth == 0, file.maxStates == 0 else {
+                throw CocomemError(.invalidScenario, "\(file.name): model \(name) is explored by replaying paths through the real layers; "
+                    + "search, por, hash-compaction, max-depth and max-states are for the packed models (use the model's own `depth` parameter)")
+            }
+            let outcome: ModelCatalog.Outcome
+            do { outcome = try ModelCatalog.explore(model: name, parameters: file.parameters.values) } catch let e as CocomemError {
+                throw CocomemError(.invalidScenario, "\(file.name): \(e.message)")
+            }
+            var r = CheckReport(file: file.name, model: name, search: .bfs,
+                                settings: [("explored", "by replay through the real layers")] + file.parameters.values.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+                                invariants: CheckModels.registeredInvariants)
+            r.states = outcome.states
+            r.transitions = outcome.transitions
+            r.depthReached = outcome.depthReached
+            r.complete = outcome.complete
+            r.violations = outcome.findings.map { f in
+                .init(invariant: f.invariant, detail: f.detail,
+                      steps: f.trace.map { TraceStep(actor: $0.step.actor, call: "\($0.step.call): \($0.step.command.trimmingCharacters(in: .whitespaces))", result: $0.observed, state: "") })
+            }
+            return r
+        }
+    }
+}
+
+extension AcceptanceCore.Configuration {
+    /// Reads the `acceptance-core` parameters (docs/CHECKER.md).
+    public init(_ p: inout CheckParameters) throws {
+        self.init()
+        vcpus = try p.int("vcpus", default: vcpus, 1...3)
+        ranges = try p.int("ranges", default: ranges, 1...3)
+        pagesPerRange = try p.int("pages-per-range", default: pagesPerRange, 1...4)
+        hostMapping = try p.choice("host-mapping", default: hostMapping)
+        splits = try p.int("splits", default: splits, 0...15)
+        conversions = try p.int("conversions", default: conversions, 0...15)
+        zaps = try p.int("zaps", default: zaps, 0...15)
+        acceptingList = try p.bool("accepting-list", default: acceptingList)
+        alreadyAccepted = try p.choice("already-accepted", default: alreadyAccepted)
+        progressBound = try p.int("progress-bound", default: progressBound, 1...30)
+    }
+}

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Checking
+import Foundation
+import MemoryModel
+import Reports
+import Sweep
+
+/// `cocomem check FILE`: explore every state of a small model (or a swarm
+/// of random searches) and print each invariant's violation with its
+/// shortest trace (docs/CHECKER.md).
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Explore every interleaving of a small model (breadth-first or a swarm of random searches) and print each violated invariant with its trace.",
+        discussion: "FILE is a check configuration (docs/CHECKER.md; examples in examples/check/). Models: \(CheckModels.names.joined(separator: ", ")).")
+    @Argument(help: "Check configuration file (YAML)") var file: String
+    @OptionGroup var output: JSONOption
+    @OptionGroup var progress: ProgressOption
+    @Option(help: "search: swarm only: run the I-th of N shares of the seeds (seed position mod N == I-1), like a sweep's --shard") var shard: String?
+    @Flag(help: "Add the search's wall time and states per second to the report (off: the report is the same on every run)") var timing = false
+    @Flag(name: .customLong("fail-on-violation"), help: "Exit 2 after the report when an invariant is violated") var failOnViolation = false
+
+    func run() throws {
+        // A regular file of at most 1 MiB: a check file is a few lines.
+        let text = try readTextFile(file, what: "check file", maxBytes: 1 << 20)
+        var config = try CheckFile.parse(text, name: file)
+        if let s = try shard.map(Shard.parse) {
+            guard config.search == .swarm else {
+                throw CocomemError(.invalidScenario, "--shard splits a swarm's seeds; \(file) has search: bfs, which runs whole")
+            }
+            config.swarmSeeds = config.swarmSeeds.enumerated().filter { s.contains($0.offset) }.map(\.element)
+            guard !config.swarmSeeds.isEmpty else { throw CocomemError(.invalidScenario, "--shard \(s): \(file) has fewer seeds than shards") }
+            config.shard = s.description
+        }
+        let report = try CheckModels.run(config, progress: progress.reporter())
+        if output.json {
+            print(json(report).serialized())
+        } else {
+            print(report.text(timing: timing), terminator: "")
+        }
+        if failOnViolation && !report.violations.isEmpty { throw ExitCode(2) }
+    }
+
+    func json(_ r: CheckReport) -> JSON {
+        var o: [(String, JSON)] = [
+            ("file", .string(r.file)), ("model", .string(r.model)), ("search", .string(r.search.rawValue)),
+            ("settings", .object(r.settings.map { ($0.0, .string($0.1)) })),
+            ("invariants", .array(r.invariants.map { .string($0) })),
+            ("states", .int(Int64(r.states))), ("transitions", .int(Int64(r.transitions))),
+            ("depth_reached", .int(Int64(r.depthReached))), ("complete", .bool(r.complete)),
+        ]
+        if timing { o += [("seconds", .double(r.seconds)), ("states_per_second", .double(r.statesPerSecond))] }
+        if let b = r.bytesPerState { o.append(("bytes_per_state", .double(b))) }
+        if let p = r.omissionProbability { o.append(("omission_probability", .double(p))) }
+        if let n = r.searches { o.append(("searches", .int(Int64(n)))) }
+        o.append(("violations", .array(r.violations.map { v in
+            .object([("invariant", .string(v.invariant)), ("detail", .string(v.detail)),
+                     ("trace", .array(v.steps.map { s in
+                         .object([("actor", .string(s.actor.description)), ("call", .string(s.call)),
+                                  ("result", .string(s.result)), ("state", .string(s.state))])
+                     }))])
+        })))
+        return .object(o)
+    }
+}
