@@ -27,6 +27,13 @@ public enum MakedumpfileVersion: String, Sendable, CaseIterable {
     /// The filter this release runs (1.7.9 runs 1.7.8's).
     public var profile: MakedumpfileVersion { self == .v1_7_9 ? .v1_7_8 : self }
 
+    /// Whether `exclude_nodata_pages()` starts at the page after the end of
+    /// a PT_LOAD's file data (`roundup()`, f2c5f76 "Fix incorrect page
+    /// exclusion in exclude_nodata_pages()", in 1.7.6 and later) rather than
+    /// at the page holding it (1.7.2, which also clears that partly stored
+    /// page). `ELFInput.nodataFrames(roundsUp:)`.
+    public var nodataRoundsUp: Bool { self != .v1_7_2 }
+
     /// Parses a makedumpfile release (`1.7.8`, as `makedumpfile -v` prints it).
     /// - Throws: `CocomemError(.invalidArgument)`: unknown releases list the
     ///   known ones; 1.7.3 to 1.7.6 say why they are not modelled.
