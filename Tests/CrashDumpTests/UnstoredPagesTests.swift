@@ -146,3 +146,27 @@ enum Outcome: Equatable {
         do { self = .result(try body()) } catch { self = .error("\(error)") }
     }
 }
+
+/// VMCOREINFO read a byte at a time (all-ASCII text, the dump's fast path)
+/// gives the same numbers as `splitLines()` and `Character`s, on seeded
+/// random texts with CRLF, lone CRs, empty values and malformed keys.
+@Suite struct VmcoreinfoParsingTests {
+    @Test func bytewiseEqualsCharacters() {
+        let keys = ["SYMBOL(mem_section)", "NUMBER(PG_lru)", "LENGTH(mem_section)", "OFFSET(page.flags)", "SIZE(page)", "NUMBER(",
+                    "SYMBOL()", "NUMBER()", "junk", "", "OFFSET(page._mapcount)", "CRASHTIME", "NUMBER(phys_base) "]
+        let values = ["5", "-1", "0x1f", "ffffffff81000000", "", "12abc", "0x", "-268435456", "=7", " 3", "99999999999999999999"]
+        let ends = ["\n", "\r\n", "\r", "\r\r\n", "\n\r", ""]
+        var rng = SplitMix64(seed: 0xc0de)
+        for _ in 0..<500 {
+            var text = ""
+            for _ in 0..<(rng.next() % 12) {
+                if rng.next() % 5 == 0 { text += "\r" }
+                text += keys[Int(rng.next() % UInt64(keys.count))]
+                if rng.next() % 6 != 0 { text += "=" }
+                text += values[Int(rng.next() % UInt64(values.count))]
+                text += ends[Int(rng.next() % UInt64(ends.count))]
+            }
+            #expect(VmcoreinfoNumbers(text: text, bytewise: true) == VmcoreinfoNumbers(text: text, bytewise: false), "\(text.debugDescription)")
+        }
+    }
+}

@@ -58,21 +58,51 @@ public struct VmcoreinfoNumbers: Sendable, Equatable {
     /// `SYMBOL(name)=%lx` addresses.
     public var symbols: [String: UInt64] = [:]
 
-    public init(text: String) {
-        for line in text.splitLines() {
-            guard let eq = line.firstIndex(of: "=") else { continue }
-            let key = line[..<eq], value = line[line.index(after: eq)...]
-            if key.hasPrefix("SYMBOL("), key.hasSuffix(")"), let a = UInt64(value, radix: 16) {
-                symbols[String(key.dropFirst(7).dropLast())] = a
-                continue
+    public init(text: String) { self.init(text: text, bytewise: true) }
+
+    /// `bytewise` reads an all-ASCII text a byte at a time (lines end at
+    /// `\n`, `\r` dropped at either end, as `splitLines()` reads them), which
+    /// is what the reading costs in a dump; any other text, or `bytewise`
+    /// false, goes through `splitLines()` and `Character`s. Both give the same
+    /// numbers (`VmcoreinfoParsingTests`).
+    init(text: String, bytewise: Bool) {
+        guard bytewise, text.utf8.allSatisfy({ $0 < 0x80 }) else {
+            for line in text.splitLines() {
+                guard let eq = line.firstIndex(of: "=") else { continue }
+                take(key: line[..<eq], value: line[line.index(after: eq)...])
             }
-            // strtol(): decimal first, then hex (NUMBER(VMALLOC_START) is 0x-prefixed).
-            let v = Int64(value) ?? (value.hasPrefix("0x") ? UInt64(value.dropFirst(2), radix: 16).map { Int64(bitPattern: $0) } : nil)
-            guard let v else { continue }
-            func name(_ p: String) -> String? { key.hasPrefix(p) && key.hasSuffix(")") ? String(key.dropFirst(p.count).dropLast()) : nil }
-            if let n = name("NUMBER(") { numbers[n] = v } else if let n = name("LENGTH(") { lengths[n] = v }
-            else if let n = name("OFFSET(") { offsets[n] = v } else if let n = name("SIZE(") { sizes[n] = v }
+            return
         }
+        var text = text
+        text.withUTF8 { bytes in
+            var start = 0
+            while start < bytes.count {
+                let end = bytes[start...].firstIndex(of: 0x0a) ?? bytes.count
+                var a = start, b = end
+                while a < b, bytes[a] == 0x0d { a += 1 }
+                while b > a, bytes[b - 1] == 0x0d { b -= 1 }
+                if let eq = bytes[a..<b].firstIndex(of: 0x3d) {
+                    let key = String(decoding: UnsafeBufferPointer(rebasing: bytes[a..<eq]), as: UTF8.self)
+                    let value = String(decoding: UnsafeBufferPointer(rebasing: bytes[(eq + 1)..<b]), as: UTF8.self)
+                    take(key: key[...], value: value[...])
+                }
+                start = end + 1
+            }
+        }
+    }
+
+    /// One `KEY=value` line.
+    private mutating func take(key: Substring, value: Substring) {
+        if key.hasPrefix("SYMBOL("), key.hasSuffix(")"), let a = UInt64(value, radix: 16) {
+            symbols[String(key.dropFirst(7).dropLast())] = a
+            return
+        }
+        // strtol(): decimal first, then hex (NUMBER(VMALLOC_START) is 0x-prefixed).
+        let v = Int64(value) ?? (value.hasPrefix("0x") ? UInt64(value.dropFirst(2), radix: 16).map { Int64(bitPattern: $0) } : nil)
+        guard let v else { return }
+        func name(_ p: String) -> String? { key.hasPrefix(p) && key.hasSuffix(")") ? String(key.dropFirst(p.count).dropLast()) : nil }
+        if let n = name("NUMBER(") { numbers[n] = v } else if let n = name("LENGTH(") { lengths[n] = v }
+        else if let n = name("OFFSET(") { offsets[n] = v } else if let n = name("SIZE(") { sizes[n] = v }
     }
 
     /// makedumpfile treats a value of -1 as not found.

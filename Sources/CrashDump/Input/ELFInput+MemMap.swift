@@ -138,8 +138,9 @@ extension GuestMemoryImage {
 
     /// The walk alone; `byRuns` false reads every struct page, for tests.
     func walkInput(_ f: MakedumpfileFilter?, byRuns: Bool = true) throws -> FilterResult {
-        guard let f, let file = input, let text = vmcoreinfo, f.walksMemMap else { return filter(nil) }
-        let m = try FileMemMap(file: file, vmcoreinfo: VmcoreinfoNumbers(text: text), maxMapnr: maxMapnr)
+        guard let f, let file = input, vmcoreinfo != nil, f.walksMemMap else { return filter(nil) }
+        // The filter has read this image's VMCOREINFO once already.
+        let m = try FileMemMap(file: file, vmcoreinfo: f.n, maxMapnr: maxMapnr)
         var reader = StructPageReader(m)
         let memMapOf = Dictionary(uniqueKeysWithValues: m.sections.map { ($0.number, $0.memMap) })
         func vaddr(_ pfn: UInt64) -> UInt64 { memMapOf[pfn / X86Layout.pagesPerSection]! &+ (pfn % X86Layout.pagesPerSection) * 64 }
