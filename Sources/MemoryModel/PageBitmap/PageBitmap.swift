@@ -88,16 +88,24 @@ public struct PageBitmap<Key: IndexSpace>: Equatable, Sendable {
         for c in Int(lo >> chunkShift)...Int((hi - 1) >> chunkShift) {
             let base = UInt64(c) << chunkShift, n = bits(ofChunk: c)
             let from = max(lo, base) - base, to = min(hi, base + n) - base
-            let before = setBits(ofChunk: c)
             if from == 0 && to == n {
+                popcount = popcount - setBits(ofChunk: c) + (set ? n : 0)
                 chunks[c] = uniform
-            } else {
-                if chunks[c] == uniform { continue }
-                var ws = words(ofChunk: c)
-                Self.apply(&ws, from..<to, set: set)
-                chunks[c] = Self.normalized(ws, bits: n)
+                continue
             }
-            popcount = popcount - before + setBits(ofChunk: c)
+            if chunks[c] == uniform { continue }
+            var ws = words(ofChunk: c)
+            chunks[c] = .clear   // drop the chunk's reference, so `ws` is changed in place
+            let touched = Int(from >> 6)...Int((to - 1) >> 6)
+            let before = ws[touched].reduce(0) { $0 + UInt64($1.nonzeroBitCount) }
+            Self.apply(&ws, from..<to, set: set)
+            let after = ws[touched].reduce(0) { $0 + UInt64($1.nonzeroBitCount) }
+            popcount = popcount - before + after
+            // The chunk can only have become uniform in the direction of the
+            // change, and only if every word it touched did (a short last word aside).
+            let mayBeUniform = set ? touched.contains(Int((n - 1) >> 6)) || ws[touched].allSatisfy { $0 == ~0 }
+                                   : ws[touched].allSatisfy { $0 == 0 }
+            chunks[c] = mayBeUniform ? Self.normalized(ws, bits: n) : .words(ws)
         }
     }
 
