@@ -13,6 +13,9 @@ import MemoryModel
 /// - 1.7.8: 1.7.7 plus commit c1a930185482: with dump level bit 16, a head
 ///   whose `_mapcount` is `PAGE_UNACCEPTED_MAPCOUNT_VALUE` excludes
 ///   `1 << (LENGTH(zone.free_area) - 1)` pages, counted as free.
+/// - From 1.7.6 (so every modelled release but 1.7.2), `exclude_nodata_pages()`
+///   starts after the page holding a PT_LOAD's last stored byte (f2c5f76,
+///   `nodataRoundsUp`).
 /// - 1.7.9: 1.7.8's filter; `git log 1.7.8..1.7.9` is only eb42d63
 ///   "[v1.7.9] Update version".
 ///
