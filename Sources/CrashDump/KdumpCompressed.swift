@@ -136,7 +136,7 @@ public struct KdumpCompressedWriter: Sendable {
         compressed = comp
         isZero = zero
         let filter = image.vmcoreinfo.map { MakedumpfileFilter(version: options.makedumpfile, dumpLevel: options.dumpLevel, vmcoreinfo: $0) }
-        filtered = image.input == nil ? image.filter(filter) : try image.filterInput(filter)
+        filtered = image.input == nil ? image.filter(filter) : try image.filterInput(filter, version: options.makedumpfile)
     }
 
     // MARK: Layout

@@ -89,7 +89,7 @@ public struct MemblockPlan: Sendable {
     /// before `e820__memblock_setup()`).
     public init(ram: [AddressRange], vcpus: Int, memblockBytes: UInt64? = nil, adjustsSWIOTLB: Bool = true) {
         let ramBytes = ram.reduce(0) { $0 + $1.size }
-        memmap = UInt64(Sparsemem.presentSections(ram).count) * Sparsemem.sectionMapBytes
+        memmap = Sparsemem.presentSectionCount(ram) * Sparsemem.sectionMapBytes
         percpu = alignUp(UInt64(vcpus) * (256 << 10), 2 << 20)
         pageTables = alignUp(divRoundUp(ramBytes, PageLevel.size1G.bytes) * 4096 + (16 << 10), 4096)
         swiotlb = SWIOTLBSizing(totalMemBytes: memblockBytes ?? ramBytes, possibleCPUs: vcpus, adjustsSize: adjustsSWIOTLB)

@@ -76,7 +76,7 @@ import Testing
         for v in MakedumpfileVersion.allCases {
             for level in [2, 8, 16, 31] {
                 let f = MakedumpfileFilter(version: v, dumpLevel: level, vmcoreinfo: img.vmcoreinfo!)
-                #expect(try file.filterInput(f) == img.filter(f), "\(v.rawValue) -d \(level)")
+                #expect(try file.filterInput(f, version: v) == img.filter(f), "\(v.rawValue) -d \(level)")
             }
         }
         // Without SYMBOL(mem_section) the walk cannot start: a clear error.

@@ -42,6 +42,43 @@ import Testing
         }
         bm._checkInvariants()
     }
+    /// The same against a Bool array with chunks of 1, 2 and 4 words, so
+    /// that ranges cover, half-cover and leave uniform many chunks (the
+    /// per-range state of a 4 PiB guest's bitmap); every word equals the
+    /// reference's, and a bitmap rebuilt from the runs is equal.
+    @Test(arguments: [(1, 5), (2, 6), (4, 7), (1, 8)] as [(Int, UInt64)]) func chunksMatchReferenceModel(chunkWords: Int, seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        let n: UInt64 = 64 * UInt64(chunkWords) * 9 + 37
+        var bm = PageBitmap<GuestFrameNumber>(count: n, chunkWords: chunkWords)
+        var ref = [Bool](repeating: false, count: Int(n))
+        for step in 0..<500 {
+            // Mostly long ranges, which make chunks uniform; some short ones, which break them up.
+            let a = rng.next() % n, b = min(n, a + (step % 3 == 0 ? rng.next() % 9 : rng.next() % (n / 2)))
+            let set = rng.next() & 1 == 0
+            if set { bm.set(Range(raw: a..<b)) } else { bm.clear(Range(raw: a..<b)) }
+            for i in a..<b { ref[Int(i)] = set }
+            #expect(bm.popcount == UInt64(ref.filter { $0 }.count))
+            let q = rng.next() % n, r = min(n, q + rng.next() % n)
+            let refRuns = runs(ref, q, r)
+            #expect(bm.setRuns(in: Range(raw: q..<r)).map(\.raw) == refRuns)
+            #expect(bm.countSet(in: Range(raw: q..<r)) == refRuns.reduce(0) { $0 + UInt64($1.count) })
+            #expect(bm.firstClear(from: GuestFrameNumber(q), below: GuestFrameNumber(r))?.value == (q..<r).first { !ref[Int($0)] })
+            let t = rng.next() % n
+            #expect(bm.test(GuestFrameNumber(t)) == ref[Int(t)])
+            bm._checkInvariants()
+        }
+        for w in 0..<Int(divRoundUp(n, 64)) {
+            let expected = (0..<64).reduce(UInt64(0)) { acc, k in
+                let i = w * 64 + k
+                return i < Int(n) && ref[i] ? acc | 1 << UInt64(k) : acc
+            }
+            #expect(bm.word(w) == expected, "word \(w)")
+        }
+        var rebuilt = PageBitmap<GuestFrameNumber>(count: n, chunkWords: chunkWords)
+        for r in runs(ref, 0, n) { rebuilt.set(Range(raw: r)) }
+        #expect(rebuilt == bm)
+    }
+
     func runs(_ ref: [Bool], _ a: UInt64, _ b: UInt64) -> [Range<UInt64>] {
         var out: [Range<UInt64>] = []
         var i = a
@@ -49,6 +86,24 @@ import Testing
             if ref[Int(i)] { var j = i; while j < b && ref[Int(j)] { j += 1 }; out.append(i..<j); i = j } else { i += 1 }
         }
         return out
+    }
+}
+
+/// `Sparsemem.presentSectionCount` (per range) against the section list
+/// (per section) on seeded random disjoint RAM layouts.
+@Suite struct SparsememTests {
+    @Test func countEqualsTheSectionList() {
+        var rng = SplitMix64(seed: 0x5ec7)
+        for _ in 0..<400 {
+            var ram: [AddressRange] = [], a: UInt64 = rng.next() % (1 << 30)
+            for _ in 0..<(rng.next() % 8) {
+                let size = 1 + rng.next() % (rng.next() % 2 == 0 ? 1 << 20 : 1 << 29)
+                ram.append(AddressRange(start: a, size: size))
+                a += size + rng.next() % (rng.next() % 2 == 0 ? 4096 : 1 << 28)
+            }
+            ram.shuffle(using: &rng)
+            #expect(Sparsemem.presentSectionCount(ram) == UInt64(Sparsemem.presentSections(ram).count), "\(ram)")
+        }
     }
 }
 

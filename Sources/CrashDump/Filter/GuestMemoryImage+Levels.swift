@@ -26,7 +26,7 @@ extension GuestMemoryImage {
         for level in levels {
             for v in versions {
                 let f = vmcoreinfo.map { MakedumpfileFilter(version: v, dumpLevel: level, vmcoreinfo: $0) }
-                let r = input == nil ? filter(f) : try filterInput(f)
+                let r = input == nil ? filter(f) : try filterInput(f, version: v)
                 out.append(LevelComparison(dumpLevel: level, version: v, totalPages: total, keptPages: r.dumpableCount, counts: r.counts))
             }
         }

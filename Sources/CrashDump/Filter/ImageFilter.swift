@@ -14,6 +14,27 @@ public struct FilterResult: Sendable, Equatable {
         } else { dumpable.append(r) }
     }
 
+    /// Clears `cuts` (sorted by start, possibly overlapping) from the
+    /// dumpable ranges without counting them as excluded, as
+    /// `exclude_nodata_pages()` clears bits.
+    /// - Complexity: O(dumpable ranges + cuts).
+    mutating func clear(_ cuts: [Range<UInt64>]) {
+        guard !cuts.isEmpty else { return }
+        var out: [Range<UInt64>] = [], c = 0
+        for r in dumpable {
+            var s = r.lowerBound
+            while c < cuts.count, cuts[c].upperBound <= s { c += 1 }
+            var k = c
+            while s < r.upperBound, k < cuts.count, cuts[k].lowerBound < r.upperBound {
+                if cuts[k].lowerBound > s { out.append(s..<cuts[k].lowerBound) }
+                s = max(s, cuts[k].upperBound)
+                k += 1
+            }
+            if s < r.upperBound { out.append(s..<r.upperBound) }
+        }
+        dumpable = out
+    }
+
     mutating func count(_ k: MakedumpfileFilter.Kind, _ n: UInt64) {
         switch k {
         case .cache: counts.cache += n
@@ -121,8 +142,18 @@ extension GuestMemoryImage {
     /// section's mem_map): the chain at every PFN of the PT_LOADs, the next
     /// struct page read when it is in the same section, an exclusion
     /// skipping the pages it covers; then the 2nd bitmap as ranges.
-    /// - Complexity: O(pages of the sections).
-    func walkMemMap(_ f: MakedumpfileFilter, sections: [UInt64], structPage: (UInt64) throws -> StructPage) rethrows -> FilterResult {
+    ///
+    /// `zeroRun(pfn, limit)`, if given, tells how many struct pages from
+    /// `pfn` (below `limit`) are all zeros by construction (the file stores
+    /// none of their bytes) and after how many PFNs to ask again. A zero
+    /// struct page has no flags, so the chain's decision does not depend on
+    /// its PFN or on the next struct page: the run is decided once and its
+    /// exclusions (a step of `pages` each) are applied arithmetically, as
+    /// the page-by-page walk would apply them (`FilterTests` holds the two
+    /// equal).
+    /// - Complexity: O(pages of the sections), a zero run being one step.
+    func walkMemMap(_ f: MakedumpfileFilter, sections: [UInt64], structPage: (UInt64) throws -> StructPage,
+                    zeroRun: ((UInt64, UInt64) -> (zero: UInt64, nextCheck: UInt64))? = nil) rethrows -> FilterResult {
         var out = FilterResult()
         let maxMapnr = self.maxMapnr
         // makedumpfile's 2nd bitmap: bit n is PFN n.
@@ -134,20 +165,52 @@ extension GuestMemoryImage {
             while loadIndex < loads.count, loads[loadIndex].upperBound <= p { loadIndex += 1 }
             return loadIndex < loads.count && loads[loadIndex].contains(p)
         }
+        /// Clears and counts one exclusion at `pfn`; returns the PFN after it.
+        func exclude(_ pfn: UInt64, _ kind: MakedumpfileFilter.Kind, _ pages: UInt64) -> UInt64 {
+            // pages >= 1 (decide() never returns 0); a block past max_mapnr stops there.
+            let stop = pages > maxMapnr - pfn ? maxMapnr : pfn + pages
+            bitmap.clear(Range(raw: pfn..<stop))
+            out.count(kind, stop - pfn)
+            return stop
+        }
+        /// The walk over `run`, PFNs whose struct pages are all zeros: one
+        /// decision, then its exclusions in steps of `pages` from the run's
+        /// start, each as the walk makes it (the last may reach past the
+        /// run). Returns the PFN the walk continues at.
+        func zeroStructPages(_ run: Range<UInt64>, end: UInt64, structPage: (UInt64) throws -> StructPage,
+                             exclude: (UInt64, MakedumpfileFilter.Kind, UInt64) -> UInt64) rethrows -> UInt64 {
+            let zero = StructPage(mapcount: 0)   // every field zero
+            guard case .exclude(let kind, let pages) = f.decide(zero, next: zero, pfn: run.lowerBound) else {
+                // Kept: the walk reads the struct page after the run's last as its `next`.
+                if run.upperBound < end { _ = try structPage(run.upperBound) }
+                return run.upperBound
+            }
+            let steps = divRoundUp(UInt64(run.count), pages)
+            let last = run.lowerBound + (steps - 1) * pages
+            if last + 1 == run.upperBound, run.upperBound < end { _ = try structPage(run.upperBound) }
+            let stop = pages > (maxMapnr - run.lowerBound) / steps ? maxMapnr : run.lowerBound + steps * pages
+            return exclude(run.lowerBound, kind, stop - run.lowerBound)
+        }
         for s in sections {
             let start = s * X86Layout.pagesPerSection, end = min(start + X86Layout.pagesPerSection, maxMapnr)
             var pfn = start
+            var askFrom = start   // no zero run starts below this PFN
             while pfn < end {
-                defer { pfn += 1 }
-                guard inLoad(pfn) else { continue }
+                guard inLoad(pfn) else { pfn += 1; continue }
+                if let zeroRun, pfn >= askFrom {
+                    let runEnd = min(end, loads[loadIndex].upperBound)
+                    let (zero, nextCheck) = zeroRun(pfn, runEnd)
+                    askFrom = pfn + nextCheck
+                    if zero > 1 {
+                        pfn = try zeroStructPages(pfn..<(pfn + zero), end: end, structPage: structPage, exclude: exclude)
+                        askFrom = max(askFrom, pfn)
+                        continue
+                    }
+                }
                 let p = try structPage(pfn)
                 let next = pfn + 1 < end ? try structPage(pfn + 1) : nil
-                guard case .exclude(let kind, let pages) = f.decide(p, next: next, pfn: pfn) else { continue }
-                // pages >= 1 (decide() never returns 0); a block past max_mapnr stops there.
-                let stop = pages > maxMapnr - pfn ? maxMapnr : pfn + pages
-                bitmap.clear(Range(raw: pfn..<stop))
-                out.count(kind, stop - pfn)
-                pfn = stop - 1
+                guard case .exclude(let kind, let pages) = f.decide(p, next: next, pfn: pfn) else { pfn += 1; continue }
+                pfn = exclude(pfn, kind, pages)
             }
         }
         for r in bitmap.setRuns(in: Range(start: .lowest, count: maxMapnr)) { out.keep(r.raw) }

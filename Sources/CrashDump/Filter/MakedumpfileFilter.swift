@@ -13,6 +13,9 @@ import MemoryModel
 /// - 1.7.8: 1.7.7 plus commit c1a930185482: with dump level bit 16, a head
 ///   whose `_mapcount` is `PAGE_UNACCEPTED_MAPCOUNT_VALUE` excludes
 ///   `1 << (LENGTH(zone.free_area) - 1)` pages, counted as free.
+/// - From 1.7.6 (so every modelled release but 1.7.2), `exclude_nodata_pages()`
+///   starts after the page holding a PT_LOAD's last stored byte (f2c5f76,
+///   `nodataRoundsUp`).
 /// - 1.7.9: 1.7.8's filter; `git log 1.7.8..1.7.9` is only eb42d63
 ///   "[v1.7.9] Update version".
 ///
@@ -26,6 +29,13 @@ public enum MakedumpfileVersion: String, Sendable, CaseIterable {
 
     /// The filter this release runs (1.7.9 runs 1.7.8's).
     public var profile: MakedumpfileVersion { self == .v1_7_9 ? .v1_7_8 : self }
+
+    /// Whether `exclude_nodata_pages()` starts at the page after the end of
+    /// a PT_LOAD's file data (`roundup()`, f2c5f76 "Fix incorrect page
+    /// exclusion in exclude_nodata_pages()", in 1.7.6 and later) rather than
+    /// at the page holding it (1.7.2, which also clears that partly stored
+    /// page). `ELFInput.nodataFrames(roundsUp:)`.
+    public var nodataRoundsUp: Bool { self != .v1_7_2 }
 
     /// Parses a makedumpfile release (`1.7.8`, as `makedumpfile -v` prints it).
     /// - Throws: `CocomemError(.invalidArgument)`: unknown releases list the
@@ -51,21 +61,51 @@ public struct VmcoreinfoNumbers: Sendable, Equatable {
     /// `SYMBOL(name)=%lx` addresses.
     public var symbols: [String: UInt64] = [:]
 
-    public init(text: String) {
-        for line in text.splitLines() {
-            guard let eq = line.firstIndex(of: "=") else { continue }
-            let key = line[..<eq], value = line[line.index(after: eq)...]
-            if key.hasPrefix("SYMBOL("), key.hasSuffix(")"), let a = UInt64(value, radix: 16) {
-                symbols[String(key.dropFirst(7).dropLast())] = a
-                continue
+    public init(text: String) { self.init(text: text, bytewise: true) }
+
+    /// `bytewise` reads an all-ASCII text a byte at a time (lines end at
+    /// `\n`, `\r` dropped at either end, as `splitLines()` reads them), which
+    /// is what the reading costs in a dump; any other text, or `bytewise`
+    /// false, goes through `splitLines()` and `Character`s. Both give the same
+    /// numbers (`VmcoreinfoParsingTests`).
+    init(text: String, bytewise: Bool) {
+        guard bytewise, text.utf8.allSatisfy({ $0 < 0x80 }) else {
+            for line in text.splitLines() {
+                guard let eq = line.firstIndex(of: "=") else { continue }
+                take(key: line[..<eq], value: line[line.index(after: eq)...])
             }
-            // strtol(): decimal first, then hex (NUMBER(VMALLOC_START) is 0x-prefixed).
-            let v = Int64(value) ?? (value.hasPrefix("0x") ? UInt64(value.dropFirst(2), radix: 16).map { Int64(bitPattern: $0) } : nil)
-            guard let v else { continue }
-            func name(_ p: String) -> String? { key.hasPrefix(p) && key.hasSuffix(")") ? String(key.dropFirst(p.count).dropLast()) : nil }
-            if let n = name("NUMBER(") { numbers[n] = v } else if let n = name("LENGTH(") { lengths[n] = v }
-            else if let n = name("OFFSET(") { offsets[n] = v } else if let n = name("SIZE(") { sizes[n] = v }
+            return
         }
+        var text = text
+        text.withUTF8 { bytes in
+            var start = 0
+            while start < bytes.count {
+                let end = bytes[start...].firstIndex(of: 0x0a) ?? bytes.count
+                var a = start, b = end
+                while a < b, bytes[a] == 0x0d { a += 1 }
+                while b > a, bytes[b - 1] == 0x0d { b -= 1 }
+                if let eq = bytes[a..<b].firstIndex(of: 0x3d) {
+                    let key = String(decoding: UnsafeBufferPointer(rebasing: bytes[a..<eq]), as: UTF8.self)
+                    let value = String(decoding: UnsafeBufferPointer(rebasing: bytes[(eq + 1)..<b]), as: UTF8.self)
+                    take(key: key[...], value: value[...])
+                }
+                start = end + 1
+            }
+        }
+    }
+
+    /// One `KEY=value` line.
+    private mutating func take(key: Substring, value: Substring) {
+        if key.hasPrefix("SYMBOL("), key.hasSuffix(")"), let a = UInt64(value, radix: 16) {
+            symbols[String(key.dropFirst(7).dropLast())] = a
+            return
+        }
+        // strtol(): decimal first, then hex (NUMBER(VMALLOC_START) is 0x-prefixed).
+        let v = Int64(value) ?? (value.hasPrefix("0x") ? UInt64(value.dropFirst(2), radix: 16).map { Int64(bitPattern: $0) } : nil)
+        guard let v else { return }
+        func name(_ p: String) -> String? { key.hasPrefix(p) && key.hasSuffix(")") ? String(key.dropFirst(p.count).dropLast()) : nil }
+        if let n = name("NUMBER(") { numbers[n] = v } else if let n = name("LENGTH(") { lengths[n] = v }
+        else if let n = name("OFFSET(") { offsets[n] = v } else if let n = name("SIZE(") { sizes[n] = v }
     }
 
     /// makedumpfile treats a value of -1 as not found.

@@ -122,18 +122,72 @@ struct StructPageReader {
 }
 
 extension GuestMemoryImage {
-    /// makedumpfile's filter on an ELF vmcore file: the same walk as on a
-    /// simulated guest, with the struct pages read from the file through
-    /// its VMCOREINFO and page tables.
-    /// - Complexity: O(pages of the present sections).
-    func filterInput(_ f: MakedumpfileFilter?) throws -> FilterResult {
-        guard let f, let file = input, let text = vmcoreinfo, f.walksMemMap else { return filter(nil) }
-        let m = try FileMemMap(file: file, vmcoreinfo: VmcoreinfoNumbers(text: text), maxMapnr: maxMapnr)
+    /// makedumpfile's 2nd bitmap of an ELF vmcore file (`create_2nd_bitmap()`):
+    /// the PT_LOADs' pages without their unstored part
+    /// (`exclude_nodata_pages()`, by `version`), then the filter's walk — the
+    /// same as on a simulated guest — with the struct pages read from the
+    /// file through its VMCOREINFO and page tables.
+    /// - Complexity: O(PT_LOADs log PT_LOADs) without a walk; with one,
+    ///   O(struct pages read from the file + memmap pages translated), a
+    ///   run of struct pages the file stores no bytes of being one step.
+    func filterInput(_ f: MakedumpfileFilter?, version: MakedumpfileVersion) throws -> FilterResult {
+        var out = try walkInput(f)
+        if let file = input { out.clear(file.nodataFrames(roundsUp: version.nodataRoundsUp)) }
+        return out
+    }
+
+    /// The walk alone; `byRuns` false reads every struct page, for tests.
+    func walkInput(_ f: MakedumpfileFilter?, byRuns: Bool = true) throws -> FilterResult {
+        guard let f, let file = input, vmcoreinfo != nil, f.walksMemMap else { return filter(nil) }
+        // The filter has read this image's VMCOREINFO once already.
+        let m = try FileMemMap(file: file, vmcoreinfo: f.n, maxMapnr: maxMapnr)
         var reader = StructPageReader(m)
         let memMapOf = Dictionary(uniqueKeysWithValues: m.sections.map { ($0.number, $0.memMap) })
-        return try walkMemMap(f, sections: m.sections.map(\.number)) { pfn in
-            let s = pfn / X86Layout.pagesPerSection
-            return try reader.read(memMapOf[s]! &+ (pfn % X86Layout.pagesPerSection) * 64)
+        func vaddr(_ pfn: UInt64) -> UInt64 { memMapOf[pfn / X86Layout.pagesPerSection]! &+ (pfn % X86Layout.pagesPerSection) * 64 }
+        let zeroRun: (UInt64, UInt64) -> (zero: UInt64, nextCheck: UInt64) = { pfn, limit in m.zeroStructPages(from: vaddr(pfn), pages: limit - pfn) }
+        return try walkMemMap(f, sections: m.sections.map(\.number), structPage: { pfn in try reader.read(vaddr(pfn)) },
+                              zeroRun: byRuns ? zeroRun : nil)
+    }
+}
+
+extension FileMemMap {
+    /// `vtop4_x86_64()` returning also how many bytes from `vaddr` the same
+    /// leaf maps contiguously, or nil where a level is not present.
+    func translateLeaf(_ vaddr: UInt64) -> (paddr: UInt64, bytes: UInt64)? {
+        let frame: UInt64 = 0x000f_ffff_ffff_f000
+        var table = topPGT
+        for shift: UInt64 in [39, 30, 21, 12] {
+            let e = readU64(table + ((vaddr >> shift) & 511) * 8)
+            guard e & 1 != 0 else { return nil }
+            let size: UInt64 = 1 << shift
+            if shift == 12 || (shift != 39 && e & 0x80 != 0) {
+                return ((e & frame & ~(size - 1)) &+ (vaddr & (size - 1)), size - (vaddr & (size - 1)))
+            }
+            table = e & frame
         }
+        return nil
+    }
+
+    /// Struct pages from `vaddr` on (at most `pages`) whose bytes the file
+    /// does not store (`ELFInput.zeroPrefix`: zero-filled or in no PT_LOAD),
+    /// so they read as all zeros; and the number of struct pages after
+    /// which a run of such pages may begin (at least 1). Translates one leaf
+    /// per step: a memmap page (64 struct pages) or a 2 MiB leaf (32768).
+    /// - Complexity: O(leaves crossed × (levels + log PT_LOADs)).
+    func zeroStructPages(from vaddr: UInt64, pages: UInt64) -> (zero: UInt64, nextCheck: UInt64) {
+        let want = pages &* 64
+        var done: UInt64 = 0
+        while done < want {
+            guard let (p, leafBytes) = translateLeaf(vaddr &+ done) else { break }
+            let n = min(leafBytes, want - done)
+            let z = file.zeroPrefix(paddr: p, count: n)
+            done += z
+            guard z == n else {
+                if done / 64 > 0 { return (done / 64, done / 64) }
+                // The file stores these bytes: no zero run starts before they end.
+                return (0, max(1, divRoundUp(done + file.dataPrefix(paddr: p + z, count: n - z), 64)))
+            }
+        }
+        return (done / 64, max(1, done / 64))
     }
 }

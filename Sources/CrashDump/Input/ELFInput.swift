@@ -305,6 +305,71 @@ public final class ELFInput: @unchecked Sendable {
         zero(a, end)
     }
 
+    /// The PFNs makedumpfile's `exclude_nodata_pages()` clears from the 2nd
+    /// bitmap: for each PT_LOAD in file order, the pages of `p_memsz` past
+    /// `p_filesz` (commit 1cdabcd, "Mark unstored ELF pages as filtered"),
+    /// which are then neither read nor dumped at any level, nor counted as
+    /// excluded. The first page is `roundup(p_paddr + p_filesz)` when
+    /// `roundsUp` (f2c5f76, makedumpfile 1.7.6 and later), else the page
+    /// holding `p_paddr + p_filesz`, so 1.7.2 also clears a page whose data
+    /// ends inside it. Every other PT_LOAD's data at those pages does not
+    /// keep them. Sorted by start, possibly overlapping.
+    /// - Complexity: O(n log n) in the number of PT_LOADs.
+    public func nodataFrames(roundsUp: Bool) -> [Range<UInt64>] {
+        segments.compactMap { l -> Range<UInt64>? in
+            let dataEnd = l.paddr + l.filesz
+            let first = roundsUp ? divRoundUp(dataEnd, 4096) : dataEnd / 4096
+            let end = divRoundUp(l.paddr + l.memsz, 4096)
+            return first < end ? first..<end : nil
+        }.sorted { $0.lowerBound < $1.lowerBound }
+    }
+
+    /// How many bytes from `paddr` (at most `count`) read as zeros by
+    /// construction, without looking at the file: bytes in no PT_LOAD, or
+    /// past the `p_filesz` of the PT_LOAD that serves them (`read`).
+    /// - Complexity: O(log PT_LOADs + pieces crossed).
+    public func zeroPrefix(paddr: UInt64, count: UInt64) -> UInt64 {
+        let end = paddr.addingReportingOverflow(count).overflow ? UInt64.max : paddr + count
+        var a = paddr
+        var i = firstPiece(endingAfter: a)
+        while a < end {
+            guard i < pieces.count else { return end - paddr }   // past the top: nothing is there
+            let piece = pieces[i]
+            if a < piece.start { a = min(piece.start, end); continue }   // a hole
+            let l = segments[piece.load]
+            guard a >= l.paddr + l.filesz else { break }   // file data
+            a = min(piece.end, end)
+            i += 1
+        }
+        return a - paddr
+    }
+
+    /// How many bytes from `paddr` (at most `count`) are read from the
+    /// file: the complement of `zeroPrefix`.
+    /// - Complexity: O(log PT_LOADs + pieces crossed).
+    public func dataPrefix(paddr: UInt64, count: UInt64) -> UInt64 {
+        let end = paddr.addingReportingOverflow(count).overflow ? UInt64.max : paddr + count
+        var a = paddr
+        var i = firstPiece(endingAfter: a)
+        while a < end, i < pieces.count {
+            let piece = pieces[i]
+            guard piece.start <= a else { break }   // a hole
+            let dataEnd = segments[piece.load].paddr + segments[piece.load].filesz
+            guard a < dataEnd else { break }
+            a = min(piece.end, dataEnd, end)
+            guard a == piece.end else { break }
+            i += 1
+        }
+        return a - paddr
+    }
+
+    /// The index of the first piece ending after `a` (`pieces.count` if none).
+    func firstPiece(endingAfter a: UInt64) -> Int {
+        var lo = 0, hi = pieces.count
+        while lo < hi { let mid = (lo + hi) / 2; if pieces[mid].end <= a { lo = mid + 1 } else { hi = mid } }
+        return lo
+    }
+
     /// Physical `[paddr, paddr + count)` as bytes of the mapped file, without
     /// a copy, when all of it is file data of one PT_LOAD (the piece that
     /// `read` would use) and the file has not shrunk since it was opened;

@@ -4,6 +4,25 @@ public enum Sparsemem {
     /// `section_map_size()`: the 2 MiB of struct pages of one section, PMD-aligned.
     public static let sectionMapBytes: UInt64 = 2 << 20
 
+    /// The number of sections that hold any RAM: `presentSections(ram).count`,
+    /// counted per range (a 4 PiB guest has 2^25 sections).
+    /// - Complexity: O(ranges log ranges).
+    public static func presentSectionCount(_ ram: [AddressRange]) -> UInt64 {
+        var n: UInt64 = 0
+        var last: UInt64? = nil   // the highest section counted so far
+        for r in ram.sorted(by: { $0.start < $1.start }) where !r.isEmpty {
+            var first = r.start / sectionBytes
+            let end = (r.end - 1) / sectionBytes
+            if let l = last {
+                if end <= l { continue }
+                first = max(first, l + 1)
+            }
+            n += end - first + 1
+            last = end
+        }
+        return n
+    }
+
     /// Section numbers that hold any RAM (`memory_present()`), ascending.
     /// - Complexity: O(ranges + sections).
     public static func presentSections(_ ram: [AddressRange]) -> [UInt64] {
