@@ -68,6 +68,20 @@ public struct PhaseClock: Sendable, Equatable {
         for v in 0..<min(vcpus, sub.vcpus) { perVCPUCounts[v].add(sub.perVCPUCounts[v]) }
     }
 
+    /// Virtual time vCPUs spent spinning on a shared resource (a lock, the
+    /// accepting list), summed over vCPUs, in picoseconds: part of their
+    /// clocks, since a spinning vCPU is busy, but charged to no operation.
+    public private(set) var spinPicoseconds: UInt64 = 0
+
+    /// Moves `vcpu`'s clock on to `picoseconds` if it is behind: it spun
+    /// until a shared resource it waited for was free.
+    /// - Complexity: O(1).
+    public mutating func spin(vcpu: Int, until picoseconds: UInt64) {
+        guard picoseconds > vcpuPicoseconds[vcpu] else { return }
+        spinPicoseconds &+= picoseconds - vcpuPicoseconds[vcpu]
+        vcpuPicoseconds[vcpu] = picoseconds
+    }
+
     /// The vCPU with the least time so far (lowest index on ties): where a
     /// work-sharing scheduler puts the next piece of parallel work.
     public var leastLoadedVCPU: Int {
