@@ -16,6 +16,9 @@ public struct PhaseClock: Sendable, Equatable {
     /// Wall time of a phase paced by the clock rather than by its work (a
     /// workload that allocates every second): the phase lasts at least this.
     public var pacedSeconds: Double = 0
+    /// The phase's shared resources (zone locks, the accepting list, write
+    /// bandwidth) as timelines on this clock's time base.
+    public var shared = SharedTimelines()
 
     public init(vcpus: Int) {
         vcpuPicoseconds = Array(repeating: 0, count: max(1, vcpus))

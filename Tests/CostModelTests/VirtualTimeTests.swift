@@ -83,19 +83,27 @@ import Testing
     @Test func acceptingListWaitsForOverlapOnly() {
         var list = AcceptingList()
         let block = { (k: UInt64) in (2 * k)..<(2 * k + 3) }
-        #expect(list.clearTime(for: block(0), at: 0) == 0)
-        list.insert(block(0), until: 1000)
-        #expect(list.clearTime(for: block(2), at: 10) == 10)
-        list.insert(block(2), until: 900)
-        #expect(list.clearTime(for: block(1), at: 20) == 1000)
-        #expect(list.stats.contended == 1 && list.stats.waitPicoseconds == 980)
-        #expect(list.clearTime(for: block(1), at: 1000) == 1000)
+        #expect(list.place(block(0), arrival: 0, duration: 1000) == 0)
+        // k+1 spins until k is done; k+2, arriving as early, gets in beside k.
+        #expect(list.place(block(1), arrival: 0, duration: 1000) == 1000)
+        #expect(list.place(block(2), arrival: 0, duration: 1000) == 0)
+        #expect(list.place(block(3), arrival: 0, duration: 1000) == 1000)
+        #expect(list.stats.contended == 2 && list.stats.waitPicoseconds == 2000)
+        #expect(list.inFlight(at: 500) == 2)
+        // A short call fits in a gap before a later one.
+        #expect(list.place(block(5), arrival: 100, duration: 10) == 100)
     }
 
-    @Test func bandwidthIsFirstComeFirstServed() {
-        var bw = MemoryBandwidth(bytesPerSecond: 1e12)  // one byte a picosecond
-        #expect(bw.transfer(100, at: 0) == 100)
-        #expect(bw.transfer(100, at: 50) == 200)
-        #expect(bw.transfer(100, at: 500) == 600)
+    /// Against a reference: n accepters of consecutive blocks, all arriving
+    /// at 0 with the same duration, finish in two waves: even blocks first.
+    @Test func consecutiveAcceptersAlternate() {
+        var rng = SplitMix64(seed: 3)
+        for _ in 0..<20 {
+            let n = Int(rng.next() % 64) + 1, d = rng.next() % 1000 + 1
+            var list = AcceptingList()
+            var starts: [UInt64] = []
+            for k in 0..<UInt64(n) { starts.append(list.place((2 * k)..<(2 * k + 3), arrival: 0, duration: d)) }
+            #expect(starts == (0..<n).map { $0 % 2 == 0 ? 0 : d })
+        }
     }
 }

@@ -79,59 +79,61 @@ public struct ReaderWriterLock: Sendable, Equatable {
 /// `unaccepted_memory_lock`, spins and retries until that one is done
 /// ("Somebody else accepting the range. Or at least part of it."). Since
 /// `accept_memory()` widens a unit-aligned end by one guard unit for
-/// `load_unaligned_zeropad()`, two calls on adjacent 4 MiB blocks overlap
-/// in that unit: concurrent accepters of consecutive blocks serialise.
+/// `load_unaligned_zeropad()`, calls on adjacent 4 MiB blocks overlap in
+/// that unit: of concurrent accepters of consecutive blocks, every other
+/// one spins.
 ///
-/// Ranges are in units (`UInt64` unit indices, half-open). Requests in
-/// non-decreasing time; entries that ended before a request are dropped.
+/// Each entry is a unit range and the virtual time it was on the list. A
+/// call arriving at `t` that accepts for `d` gets on the list at the
+/// earliest `s >= t` such that `[s, s + d)` meets no overlapping entry: the
+/// retry loop has no queue, so whoever re-checks when the range is clear
+/// gets in. Ranges are unit indices, half-open. Entries that ended before
+/// an arrival are dropped, so arrivals must come in non-decreasing time
+/// (the least-loaded vCPU's clock, or the scheduler's order).
 public struct AcceptingList: Sendable, Equatable {
-    struct Entry: Sendable, Equatable { var units: Range<UInt64>; var end: UInt64 }
+    struct Entry: Sendable, Equatable { var units: Range<UInt64>; var start: UInt64; var end: UInt64 }
     private var entries: [Entry] = []
     public private(set) var stats = ContentionStats()
     public init() {}
 
-    /// The earliest time at or after `t` when no accept overlapping
-    /// `units` is in flight: where a caller arriving at `t` gets past the
-    /// list check. Records the wait.
-    /// - Complexity: O(entries in flight), at most the number of actors.
-    public mutating func clearTime(for units: Range<UInt64>, at t: UInt64) -> UInt64 {
+    /// Places a call on `units` arriving at `t` that accepts for `d`
+    /// picoseconds; returns when it got on the list (it leaves at that
+    /// time plus `d`). Records the wait.
+    /// - Complexity: O(e²) in the entries in flight, at most the number of vCPUs.
+    public mutating func place(_ units: Range<UInt64>, arrival t: UInt64, duration d: UInt64) -> UInt64 {
         entries.removeAll { $0.end <= t }
+        let blocking = entries.filter { $0.units.overlaps(units) }
         var s = t
-        for e in entries where e.units.overlaps(units) { s = max(s, e.end) }
+        // The earliest start among t and the blocking entries' ends whose window is clear.
+        for candidate in ([t] + blocking.map(\.end).filter { $0 > t }).sorted() {
+            let e = candidate &+ d
+            if !blocking.contains(where: { $0.start < e && candidate < $0.end }) { s = candidate; break }
+            s = candidate
+        }
         stats.record(requested: t, granted: s)
+        if !units.isEmpty { entries.append(Entry(units: units, start: s, end: s &+ d)) }
         return s
     }
 
-    /// `list_add(&range.list, &accepting_list)` for a call that accepts
-    /// until `end`; it leaves the list (`list_del()`) then.
-    /// - Complexity: O(1).
-    public mutating func insert(_ units: Range<UInt64>, until end: UInt64) {
-        guard !units.isEmpty else { return }
-        entries.append(Entry(units: units, end: end))
-    }
-
-    /// Accepts still in flight at `t`.
-    public func inFlight(at t: UInt64) -> Int { entries.filter { $0.end > t }.count }
+    /// Accepts on the list at `t`.
+    public func inFlight(at t: UInt64) -> Int { entries.filter { $0.start <= t && t < $0.end }.count }
 }
 
-/// Memory-write bandwidth shared by every vCPU zeroing pages (the TDX
-/// module's `TDG.MEM.PAGE.ACCEPT` clears with MOVDIR64B, the host clears the
-/// page it allocates): a server that moves `bytesPerSecond`, first come
-/// first served. Its long-run effect is `PhaseClock`'s `bytes / bandwidth`
-/// bound; this timeline gives when one transfer finishes when several
-/// vCPUs zero at once.
-public struct MemoryBandwidth: Sendable, Equatable {
-    public let bytesPerSecond: Double
-    public private(set) var busyUntil: UInt64 = 0
-    public private(set) var stats = ContentionStats()
-    public init(bytesPerSecond: Double) { self.bytesPerSecond = bytesPerSecond }
+/// The shared resources of one phase, on that phase's time base (each
+/// `PhaseClock` starts at 0, so the timelines travel with it). Memory-write
+/// bandwidth is not a timeline here: `PhaseClock.seconds` bounds a phase by
+/// `bytes / bandwidth`, which is where it matters for acceptance (the
+/// accept-90g plateau).
+public struct SharedTimelines: Sendable, Equatable {
+    /// `zone->lock`, per zone index.
+    public var zoneLocks: [QueuedSpinLock] = []
+    /// `accepting_list`.
+    public var acceptingList = AcceptingList()
+    public init() {}
 
-    /// Moves `bytes` starting no earlier than `t`; returns when it is done.
-    /// - Complexity: O(1).
-    public mutating func transfer(_ bytes: UInt64, at t: UInt64) -> UInt64 {
-        let start = max(t, busyUntil)
-        stats.record(requested: t, granted: start)
-        busyUntil = start &+ UInt64((Double(bytes) / bytesPerSecond * 1e12).rounded())
-        return busyUntil
+    /// `zone->lock` of zone `i`.
+    public mutating func acquireZoneLock(_ i: Int, at t: UInt64, hold: UInt64) -> UInt64 {
+        while zoneLocks.count <= i { zoneLocks.append(QueuedSpinLock()) }
+        return zoneLocks[i].acquire(at: t, hold: hold)
     }
 }

@@ -1,4 +1,4 @@
-public import MemoryModel
+import MemoryModel
 
 /// A deterministic discrete-event scheduler in virtual time.
 ///
@@ -12,7 +12,7 @@ public import MemoryModel
 ///
 /// The real counterpart is the machine itself: vCPUs run at once and meet
 /// only at shared resources (`QueuedSpinLock`, `ReaderWriterLock`,
-/// `AcceptingList`, `MemoryBandwidth`), which serialise as the kernel's and
+/// `AcceptingList`), which serialise as the kernel's and
 /// KVM's locks do. An actor that must wait is re-queued at the time it can
 /// go on.
 public struct VirtualTimeScheduler: Sendable {
