@@ -30,6 +30,7 @@ extension GuestKernel {
                 if let w = u.unitWindow(start: run.first.address.value, size: run.count * (4 << 20)) {
                     // On the list from `start`; the accept took `cpu` of this vCPU's time from there.
                     let start = clock.shared.acceptingList.place(w.lowerBound.value..<w.upperBound.value, arrival: arrival, duration: cpu)
+                    if start > arrival { acceptingListWaits += 1; acceptingListWaitPicoseconds += start - arrival }
                     clock.spin(vcpu: vcpu, until: start + cpu)
                 }
             }

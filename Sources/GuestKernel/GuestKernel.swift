@@ -174,6 +174,11 @@ public final class GuestKernel {
     public private(set) var deferredEnd: UInt64 = 0
     /// Sections `deferred_grow_zone()` initialised on demand.
     public internal(set) var deferredGrownSections: UInt64 = 0
+    /// Accepts that found an overlapping accept of another vCPU on the
+    /// accepting list and spun (`accept_memory()`'s retry loop), and the
+    /// virtual time they spun, in picoseconds, since boot.
+    public internal(set) var acceptingListWaits: UInt64 = 0
+    public internal(set) var acceptingListWaitPicoseconds: UInt64 = 0
     /// Timer ticks idle APs took (one HLT exit each) during SMP bring-up
     /// and up to the watermarks.
     public internal(set) var idleTickExits: UInt64 = 0
