@@ -143,7 +143,12 @@ extension GuestKernel {
             events.append("smp_init(): \(vcpus - 1) APs brought up; \(earlyAllocationPages - pages0) page allocations before init_per_zone_wmark_min() accepted \(mib) MiB on the BSP; idle APs took \(idleTickExits) ticks (HLT exits) at HZ=\(config.hz)"
                           + (deferredGrownSections > 0 ? "; deferred_grow_zone() initialised \(deferredGrownSections) sections" : ""))
         }
+        // A recorder samples once per AP brought up, not per block: O(vCPUs) rows.
+        let sample = onAcceptBatch
+        onAcceptBatch = nil
+        defer { onAcceptBatch = sample }
         var o = pageAllocatorCalls(config.preSMPAllocations, clock: &clock)
+        sample?(clock)
         let aps = UInt64(max(0, vcpus - 1))
         let forksPerAP = UInt64(SMPBringup.threadsPerAP.count)
         // idle_threads_init(): one fork_idle() per AP before any comes up.
@@ -155,6 +160,7 @@ extension GuestKernel {
             forks += forksPerAP - 1
             o = pageAllocatorCalls(calls, clock: &clock)
             online.append(clock.vcpuPicoseconds[0])
+            sample?(clock)
         }
         guard o == .ok else { return o }
         // Each AP idles from when it came up until the phase ends with the BSP.
