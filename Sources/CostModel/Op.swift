@@ -175,6 +175,9 @@ extension Op {
         "kernel.zone_lock_section",
         "kernel.idle_tick_exit",
     ]
+    /// Operations a calibration file may leave out (they take the built-in cost): added after
+    /// files were written against the rest.
+    static let addedWithDefaults: [Op] = [.kernelZoneLockSection, .kernelIdleTickExit]
     /// The stable name used in the calibration file and JSON output.
     public var name: String { Op.names[rawValue] }
     /// Position in `allCases`.
