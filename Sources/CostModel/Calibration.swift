@@ -104,6 +104,11 @@ public struct Calibration: Sendable {
             let bytes = UInt64(bytesValue)
             ops[op.index] = OpCost(nanoseconds: ns, bytesWritten: bytes, serialNanoseconds: serial, source: src)
         }
+        // Operations added after calibration files were written (issue 17) take the built-in cost
+        // when a file leaves them out, so an older file still loads; every other operation is required.
+        if origin != "built-in calibration.json" {
+            for op in Op.addedWithDefaults where ops[op.index] == nil { ops[op.index] = try builtIn().ops[op.index] }
+        }
         let missing = Op.allCases.filter { ops[$0.index] == nil }.map(\.name)
         guard missing.isEmpty else {
             throw CocomemError(.invalidScenario, "\(origin): no cost for \(missing.joined(separator: ", "))")

@@ -78,6 +78,16 @@ public enum Op: Int, CaseIterable, Sendable {
     case kernelFixed
     /// Fixed user-space work from init to a shell.
     case userspaceFixed
+    /// One `zone->lock` critical section around a 4 MiB unaccepted block:
+    /// `__accept_page()`'s `list_del()` and counters, then
+    /// `__free_pages_ok()` putting the accepted block into the buddy lists
+    /// (mm/page_alloc.c). Serialised per zone (`QueuedSpinLock`).
+    case kernelZoneLockSection
+    /// One timer tick taken by an idle vCPU of a TD: the host's hrtimer
+    /// for the guest's LAPIC timer kicks the halted vCPU, TDH.VP.ENTER, the
+    /// guest's tick handler re-arms its TSC deadline, and TDVMCALL HLT exits
+    /// again (one HLT exit per tick, as Dstack PR 1220 counted them).
+    case kernelIdleTickExit
 }
 
 /// Counts of operations, indexed by `Op`. Cheap to add and to scale, which
@@ -162,7 +172,12 @@ extension Op {
         "firmware.fixed",
         "kernel.fixed",
         "userspace.fixed",
+        "kernel.zone_lock_section",
+        "kernel.idle_tick_exit",
     ]
+    /// Operations a calibration file may leave out (they take the built-in cost): added after
+    /// files were written against the rest.
+    static let addedWithDefaults: [Op] = [.kernelZoneLockSection, .kernelIdleTickExit]
     /// The stable name used in the calibration file and JSON output.
     public var name: String { Op.names[rawValue] }
     /// Position in `allCases`.

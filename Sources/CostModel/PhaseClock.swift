@@ -16,6 +16,9 @@ public struct PhaseClock: Sendable, Equatable {
     /// Wall time of a phase paced by the clock rather than by its work (a
     /// workload that allocates every second): the phase lasts at least this.
     public var pacedSeconds: Double = 0
+    /// The phase's shared resources (zone locks, the accepting list, write
+    /// bandwidth) as timelines on this clock's time base.
+    public var shared = SharedTimelines()
 
     public init(vcpus: Int) {
         vcpuPicoseconds = Array(repeating: 0, count: max(1, vcpus))
@@ -66,6 +69,20 @@ public struct PhaseClock: Sendable, Equatable {
     public mutating func record(_ sub: PhaseClock) {
         counts.add(sub.counts)
         for v in 0..<min(vcpus, sub.vcpus) { perVCPUCounts[v].add(sub.perVCPUCounts[v]) }
+    }
+
+    /// Virtual time vCPUs spent spinning on a shared resource (a lock, the
+    /// accepting list), summed over vCPUs, in picoseconds: part of their
+    /// clocks, since a spinning vCPU is busy, but charged to no operation.
+    public private(set) var spinPicoseconds: UInt64 = 0
+
+    /// Moves `vcpu`'s clock on to `picoseconds` if it is behind: it spun
+    /// until a shared resource it waited for was free.
+    /// - Complexity: O(1).
+    public mutating func spin(vcpu: Int, until picoseconds: UInt64) {
+        guard picoseconds > vcpuPicoseconds[vcpu] else { return }
+        spinPicoseconds &+= picoseconds - vcpuPicoseconds[vcpu]
+        vcpuPicoseconds[vcpu] = picoseconds
     }
 
     /// The vCPU with the least time so far (lowest index on ties): where a

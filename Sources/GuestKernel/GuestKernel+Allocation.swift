@@ -1,5 +1,6 @@
 public import CoCoGuest
 public import CostModel
+import Firmware
 import MemoryModel
 
 /// Where allocated pages go: anonymous memory, the page cache, or the
@@ -8,12 +9,32 @@ public enum PageUse: Sendable { case anonymous, pageCache, kernel, hugetlb }
 
 extension GuestKernel {
     /// `try_to_accept_memory_one()` / `__accept_page()` for `n` blocks of zone `zi`.
+    ///
+    /// What other vCPUs are doing at the same virtual time is felt through
+    /// the phase's shared timelines: `zone->lock` for the `list_del()` (held
+    /// for `kernel.zone_lock_section`), then the accepting list, where a run
+    /// of blocks next to one another vCPU is accepting spins until that one
+    /// is done (the guard unit makes adjacent blocks overlap). The shared
+    /// write bandwidth bounds the phase as a whole (`PhaseClock.seconds`),
+    /// not each run. A vCPU's run never waits for
+    /// the same vCPU's earlier runs: they ended before its clock.
     func acceptFromList(zone zi: Int, blocks n: UInt64, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         for run in zones[zi].takeUnaccepted(n) {
+            let hold = costs.vcpuPicoseconds[Op.kernelZoneLockSection.index]
+            clock.spin(vcpu: vcpu, until: clock.shared.acquireZoneLock(zi, at: clock.vcpuPicoseconds[vcpu], hold: hold))
             if let u = unaccepted {
+                let arrival = clock.vcpuPicoseconds[vcpu]
                 let o = u.acceptBlocks(firstBlockAddress: run.first.address.value, count: run.count, vcpu: vcpu, clock: &clock)
                 if o != .ok { return o }
+                let cpu = clock.vcpuPicoseconds[vcpu] - arrival
+                if let w = u.unitWindow(start: run.first.address.value, size: run.count * (4 << 20)) {
+                    // On the list from `start`; the accept took `cpu` of this vCPU's time from there.
+                    let start = clock.shared.acceptingList.place(w.lowerBound.value..<w.upperBound.value, arrival: arrival, duration: cpu)
+                    if start > arrival { acceptingListWaits += 1; acceptingListWaitPicoseconds += start - arrival }
+                    clock.spin(vcpu: vcpu, until: start + cpu)
+                }
             }
+            clock.charge(.kernelZoneLockSection, run.count, vcpu: vcpu, costs: costs)
             zones[zi].freePages += run.count * 1024  // __free_pages_ok(MAX_PAGE_ORDER)
         }
         return .ok
@@ -64,12 +85,20 @@ extension GuestKernel {
                     onAcceptBatch?(clock)
                     if fullyAcceptedAt == nil, zones.allSatisfy({ !$0.hasUnaccepted }) { fullyAcceptedAt = clock.seconds(costs) }
                 }
-                let z = zones[zi]
                 // __zone_watermark_ok(): min plus lowmem_reserve[highest_zoneidx]
                 // (ZONE_MOVABLE for user pages, ZONE_NORMAL for the kernel's), so
                 // falling back into DMA32 and DMA leaves their reserve alone.
                 let highest = use == .kernel ? ZoneKind.allCases.firstIndex(of: .normal)! : ZoneKind.movableIndex
-                let floor = watermarksReady ? z.watermarkMin + z.lowmemReserve[highest] : 0
+                let floor = watermarksReady ? zones[zi].watermarkMin + zones[zi].lowmemReserve[highest] : 0
+                // The watermark failed and there was nothing to accept: the
+                // zone grows by a section if it still has deferred pages.
+                if zones[zi].acceptedFree <= floor, !zones[zi].hasUnaccepted, zones[zi].kind == .normal,
+                   let o = growDeferredZone(vcpu: vcpu, clock: &clock) {
+                    if o != .ok { return (n - left, o) }
+                    progressed = true
+                    break
+                }
+                let z = zones[zi]
                 guard z.acceptedFree > floor else { continue }
                 // Pages until the next allocation would trigger acceptance again.
                 var step = z.acceptedFree - floor
@@ -102,10 +131,50 @@ extension GuestKernel {
 
     /// Page allocations before watermarks exist: each may accept a block
     /// (the Mar 2025 `if (!wmark)` path), the rest come from accepted memory.
-    /// They run on the BSP, which does the boot and SMP bring-up (Dstack PR
-    /// 1220 saw all of this acceptance on the BSP).
+    /// In `kernel_init_freeable()`'s order, all on the BSP: the calls
+    /// before `smp_init()` (`preSMPAllocations`), `idle_threads_init()`'s
+    /// idle forks for every AP, then each AP's bring-up (`SMPBringup`),
+    /// after which the AP is online and idle, taking the periodic tick
+    /// (`hz`) as one HLT exit each until the watermarks are set.
     public func earlyAllocations(clock: inout PhaseClock) -> AcceptOutcome {
-        let n = config.earlyAllocationsBase + config.earlyAllocationsPerVCPU * UInt64(vcpus)
+        let accepted0 = unaccepted?.acceptedBytes ?? 0, pages0 = earlyAllocationPages
+        defer {
+            let mib = ((unaccepted?.acceptedBytes ?? 0) - accepted0) >> 20
+            events.append("smp_init(): \(vcpus - 1) APs brought up; \(earlyAllocationPages - pages0) page allocations before init_per_zone_wmark_min() accepted \(mib) MiB on the BSP; idle APs took \(idleTickExits) ticks (HLT exits) at HZ=\(config.hz)"
+                          + (deferredGrownSections > 0 ? "; deferred_grow_zone() initialised \(deferredGrownSections) sections" : ""))
+        }
+        // A recorder samples once per AP brought up, not per block: O(vCPUs) rows.
+        let sample = onAcceptBatch
+        onAcceptBatch = nil
+        defer { onAcceptBatch = sample }
+        var o = pageAllocatorCalls(config.preSMPAllocations, clock: &clock)
+        sample?(clock)
+        let aps = UInt64(max(0, vcpus - 1))
+        let forksPerAP = UInt64(SMPBringup.threadsPerAP.count)
+        // idle_threads_init(): one fork_idle() per AP before any comes up.
+        if o == .ok { o = pageAllocatorCalls(SMPBringup.pageAllocatorCalls(forksBefore: 0, forks: aps), clock: &clock) }
+        var online: [UInt64] = [0]
+        var forks = aps
+        for _ in 0..<aps where o == .ok {
+            let calls = SMPBringup.pageAllocatorCalls(forksBefore: forks, forks: forksPerAP - 1)
+            forks += forksPerAP - 1
+            o = pageAllocatorCalls(calls, clock: &clock)
+            online.append(clock.vcpuPicoseconds[0])
+            sample?(clock)
+        }
+        guard o == .ok else { return o }
+        // Each AP idles from when it came up until the phase ends with the BSP.
+        let end = clock.vcpuPicoseconds[0]
+        for ap in 1..<online.count {
+            let ticks = (end - online[ap]) / (1_000_000_000_000 / max(1, config.hz))
+            clock.charge(.kernelIdleTickExit, ticks, vcpu: ap, costs: costs)
+            idleTickExits += ticks
+        }
+        return .ok
+    }
+
+    /// `n` page-allocator calls on the BSP before watermarks exist.
+    func pageAllocatorCalls(_ n: UInt64, clock: inout PhaseClock) -> AcceptOutcome {
         var never: Double? = nil
         var done: UInt64 = 0
         while done < n {

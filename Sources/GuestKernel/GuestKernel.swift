@@ -13,15 +13,18 @@ public struct KernelConfig: Sendable {
     public var deferredStructPageInit = true
     /// Decompressed kernel footprint accepted by the decompressor at 16 MiB.
     public var kernelInitBytes: UInt64 = 64 << 20
-    /// Page-allocator calls made between the buddy allocator coming up and
-    /// `init_per_zone_wmark_min()` (a postcore initcall, after `smp_init()`):
-    /// a base plus a per-vCPU part (idle task stacks, per-CPU pagesets,
-    /// workqueues brought up with each AP). On 6.16+ each one accepts a
-    /// 4 MiB block. The per-vCPU part is derived from Dstack PR 1220 (a
-    /// 248-vCPU TD on a 7.0 kernel: the BSP accepted ~13 GiB = ~3300 blocks
-    /// this way); the base of 300 is an assumption. docs/CALIBRATION.md.
-    public var earlyAllocationsBase: UInt64 = 300
-    public var earlyAllocationsPerVCPU: UInt64 = 12
+    /// Page-allocator calls the kernel makes between the buddy allocator
+    /// coming up (`mm_core_init()`) and `smp_init()`, outside SMP bring-up
+    /// (workqueue and kthreadd set-up, early initcalls): each accepts a
+    /// 4 MiB block on 6.16+ while watermarks are zero. An assumption: no
+    /// count from the source stands behind it (docs/CALIBRATION.md). What
+    /// bring-up allocates per AP is counted from the code (`SMPBringup`).
+    public var preSMPAllocations: UInt64 = 300
+    /// CONFIG_HZ: the periodic tick idle vCPUs take during early boot
+    /// (x86_64_defconfig sets HZ_1000; tick_nohz only stops the tick once
+    /// high-resolution timers are on, after the clocksource switch at
+    /// fs_initcall).
+    public var hz: UInt64 = 1000
     /// `crashkernel=` size (0: none).
     public var crashKernelBytes: UInt64 = 0
     /// `/sys/kernel/mm/transparent_hugepage/enabled` at boot
@@ -162,6 +165,23 @@ public final class GuestKernel {
     /// (`cond_accept_memory()` / `try_to_accept_memory()`), for the
     /// allocation-latency distribution (issue 14). Cleared by its owner.
     public var allocationStalls = AllocationStalls()
+    /// The first Normal-zone address whose struct pages are not yet
+    /// initialised (`pgdat->first_deferred_pfn`), and where Normal-zone RAM
+    /// ends: with deferred struct page init, memmap_init leaves
+    /// `[deferredFrom, deferredEnd)` to `deferred_grow_zone()` and to
+    /// `page_alloc_init_late()`. Both `UInt64.max` when nothing is deferred.
+    public private(set) var deferredFrom: UInt64 = 0
+    public private(set) var deferredEnd: UInt64 = 0
+    /// Sections `deferred_grow_zone()` initialised on demand.
+    public internal(set) var deferredGrownSections: UInt64 = 0
+    /// Accepts that found an overlapping accept of another vCPU on the
+    /// accepting list and spun (`accept_memory()`'s retry loop), and the
+    /// virtual time they spun, in picoseconds, since boot.
+    public internal(set) var acceptingListWaits: UInt64 = 0
+    public internal(set) var acceptingListWaitPicoseconds: UInt64 = 0
+    /// Timer ticks idle APs took (one HLT exit each) during SMP bring-up
+    /// and up to the watermarks.
+    public internal(set) var idleTickExits: UInt64 = 0
     /// Called after each batch of acceptance the page allocator makes
     /// (`cond_accept_memory()` in `allocate()`) and after each deferred
     /// init padata chunk, with the phase's clock as it stands: where a
@@ -315,32 +335,97 @@ public final class GuestKernel {
     /// Free RAM: RAM minus memblock reservations.
     func freeRanges() -> [AddressRange] { ram.subtracting(reserved) }
 
-    /// `memblock_free_all()` for zones below 4 GiB on the boot CPU, and
-    /// deferred init of the Normal zone (padata threads on every vCPU when
-    /// deferred struct page init is on). Every RAM page's struct page is
-    /// initialised; free memory goes to buddy in greedy aligned chunks up to
-    /// MAX_PAGE_ORDER, whole unaccepted 4 MiB blocks to the zone's list
-    /// (lazy) or accepted first (eager).
-    public func freeAll(early: inout PhaseClock, deferred: inout PhaseClock) -> AcceptOutcome {
-        let ramPages = ram.reduce(0) { $0 + $1.bytes.frames() }
-        let normalPages = ram.reduce(0) { $0 + $1.clamped(to: AddressRange(start: 1 << 32, end: .max)).bytes.frames() }
-        early.charge(.kernelStructPageInit, ramPages - (config.deferredStructPageInit ? normalPages : 0), vcpu: 0, costs: costs)
-        if config.deferredStructPageInit, normalPages > 0 {
-            // padata splits the work evenly over the node's CPUs.
-            let per = normalPages / UInt64(vcpus), extra = normalPages % UInt64(vcpus)
-            for v in 0..<vcpus { deferred.charge(.kernelStructPageInit, per + (UInt64(v) < extra ? 1 : 0), vcpu: v, costs: costs) }
+    /// `memblock_free_all()` on the boot CPU: every RAM page's struct page is
+    /// initialised and free memory goes to buddy in greedy aligned chunks up
+    /// to MAX_PAGE_ORDER, whole unaccepted 4 MiB blocks to the zone's list
+    /// (lazy) or accepted first (eager). With deferred struct page init,
+    /// `memmap_init_range()` stops the Normal zone after its first section
+    /// (`defer_init()`: "We start only with one section of pages"); the
+    /// rest waits for `deferred_grow_zone()` (`growDeferredZone`) and
+    /// `page_alloc_init_late()` (`deferredInit`), which runs after
+    /// `smp_init()` in `kernel_init_freeable()`.
+    public func freeAll(early: inout PhaseClock) -> AcceptOutcome {
+        let normal = ZoneKind.normal.range
+        let normalRAM = ram.map { $0.clamped(to: AddressRange(start: normal.lowerBound, end: normal.upperBound)) }.filter { !$0.isEmpty }
+        // Nothing deferred: both at the top of the address space, so every RAM page is freed now.
+        if config.deferredStructPageInit, let first = Self.firstDeferred(normalRAM), let end = normalRAM.last?.end {
+            (deferredFrom, deferredEnd) = (first, end)
+        } else {
+            (deferredFrom, deferredEnd) = (.max, .max)
         }
+        let allPages = ram.reduce(0) { $0 + $1.bytes.frames() }
+        early.charge(.kernelStructPageInit, allPages - ramPages(from: deferredFrom, to: deferredEnd), vcpu: 0, costs: costs)
+        return freeRAM(below: deferredFrom, vcpu: 0, clock: &early)
+    }
+
+    /// `defer_init()`: counting the highest zone's pages from its start, the
+    /// first section-aligned frame after more than PAGES_PER_SECTION
+    /// (128 MiB) were initialised. Nil when the zone is no larger.
+    static func firstDeferred(_ normalRAM: [AddressRange]) -> UInt64? {
+        let section: UInt64 = 128 << 20
+        var counted: UInt64 = 0
+        for r in normalRAM {
+            let a = alignUp(counted >= section ? r.start : r.start + (section - counted), section)
+            if a < r.end { return a }
+            counted += r.size
+        }
+        return nil
+    }
+
+    /// RAM pages in `[from, to)`.
+    func ramPages(from: UInt64, to: UInt64) -> UInt64 {
+        guard from < to else { return 0 }
+        return ram.reduce(0) { $0 + $1.clamped(to: AddressRange(start: from, end: to)).bytes.frames() }
+    }
+
+    /// Frees the free RAM in `[from, below)` zone by zone (`__free_pages_memory()`).
+    func freeRAM(from: UInt64 = 0, below end: UInt64, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         for r in freeRanges() {
-            // Split at zone boundaries.
+            let part = r.clamped(to: AddressRange(start: from, end: end))
+            guard !part.isEmpty else { continue }
             for z in ZoneKind.allCases {
-                let part = r.clamped(to: AddressRange(start: z.range.lowerBound, end: z.range.upperBound))
-                guard !part.isEmpty else { continue }
-                let isDeferred = z == .normal && config.deferredStructPageInit
-                let o = isDeferred ? freeRangeDeferred(part, clock: &deferred) : freeRange(part, vcpu: 0, clock: &early)
+                let zpart = part.clamped(to: AddressRange(start: z.range.lowerBound, end: z.range.upperBound))
+                guard !zpart.isEmpty else { continue }
+                let o = freeRange(zpart, vcpu: vcpu, clock: &clock)
                 if o != .ok { return o }
             }
         }
         // Reserved RAM counts in neither managed nor free.
+        return .ok
+    }
+
+    /// `deferred_grow_zone()`: an allocation found the Normal zone empty
+    /// before `page_alloc_init_late()`, so the allocating CPU initialises
+    /// the next section (`PAGES_PER_SECTION`, the least it grows by) and
+    /// frees it. Returns nil when nothing is left to grow.
+    func growDeferredZone(vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome? {
+        guard deferredFrom < deferredEnd else { return nil }
+        let next = min(deferredEnd, deferredFrom + (128 << 20))
+        clock.charge(.kernelStructPageInit, ramPages(from: deferredFrom, to: next), vcpu: vcpu, costs: costs)
+        let o = freeRAM(from: deferredFrom, below: next, vcpu: vcpu, clock: &clock)
+        deferredFrom = next
+        deferredGrownSections += 1
+        return o
+    }
+
+    /// `page_alloc_init_late()` → `deferred_init_memmap()`: what is left of
+    /// the Normal zone, struct pages and free ranges, on padata threads on
+    /// every vCPU.
+    public func deferredInit(clock deferred: inout PhaseClock) -> AcceptOutcome {
+        let pages = ramPages(from: deferredFrom, to: deferredEnd)
+        if pages > 0 {
+            // padata splits the work evenly over the node's CPUs.
+            let per = pages / UInt64(vcpus), extra = pages % UInt64(vcpus)
+            for v in 0..<vcpus { deferred.charge(.kernelStructPageInit, per + (UInt64(v) < extra ? 1 : 0), vcpu: v, costs: costs) }
+        }
+        let from = deferredFrom
+        deferredFrom = deferredEnd
+        for r in freeRanges() {
+            let part = r.clamped(to: AddressRange(start: from, end: deferredEnd))
+            guard !part.isEmpty else { continue }
+            let o = freeRangeDeferred(part, clock: &deferred)
+            if o != .ok { return o }
+        }
         return .ok
     }
 

@@ -12,10 +12,6 @@ public final class UnacceptedMemory {
     public let acceptor: any ArchAcceptor
     /// The acceptor's span replay, when it has one; without it every call is stepped.
     private let replay: (any ArchAcceptorReplay)?
-    /// `accepting_list`: ranges (in units) being accepted. The simulation runs
-    /// one accept at a time, so it is empty between calls; overlaps are
-    /// counted when a caller would have to spin.
-    private var acceptingList: [Range<UnacceptedUnit>] = []
     /// Bytes accepted through `accept_memory()` since the last reset.
     public var acceptedBytes: UInt64 = 0
     /// Number of `arch_accept_memory()` calls made.
@@ -65,11 +61,13 @@ public final class UnacceptedMemory {
 
     /// `accept_memory(start, size)`: one `arch_accept_memory()` per run of set
     /// bits in the window, each cleared after the platform accepted it.
+    /// The accepting list, where a call overlapping another vCPU's waits,
+    /// is a timeline of the phase (`SharedTimelines.acceptingList`), taken
+    /// by the page allocator's callers (`GuestKernel.acceptFromList`): a
+    /// caller on one vCPU never waits for itself.
     public func acceptMemory(start: UInt64, size: UInt64, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         guard let w = unitWindow(start: start, size: size) else { return .ok }
         if let f = readFault(w, in: "accept_memory") { return .terminated(f) }
-        acceptingList.append(w)
-        defer { acceptingList.removeLast() }
         for run in table.bitmap.setRuns(in: w) {
             let a = table.address(of: run.lowerBound), b = table.address(of: run.upperBound)
             archCalls += 1

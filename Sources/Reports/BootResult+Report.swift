@@ -68,6 +68,18 @@ extension BootResult {
                                 ("early_allocations", .double(t.earlyAllocations)), ("userspace", .double(t.userspace)),
                                 ("workload", .double(t.workload)), ("total_boot_s", .double(t.totalBoot)),
                                 ("fully_accepted_s", fullyAcceptedAfter.map { .double($0) } ?? .null)])
+        // Many vCPUs at once (issue 17): SMP bring-up, the accepting list, allocation latency per workload phase.
+        let concurrency: JSON = kernel.map { k in
+            .object([("aps_brought_up", .uint(UInt64(max(0, k.vcpus - 1)))), ("early_allocation_pages", .uint(k.earlyAllocationPages)),
+                     ("idle_tick_exits", .uint(k.idleTickExits)), ("deferred_grown_sections", .uint(k.deferredGrownSections)),
+                     ("accepting_list_waits", .uint(k.acceptingListWaits)),
+                     ("accepting_list_wait_s", .double(Double(k.acceptingListWaitPicoseconds) / 1e12)),
+                     ("allocation_latency_max_s", .double(record.latencies.map(\.max).max() ?? 0)),
+                     ("allocation_latency", .array(record.latencies.map { d in
+                         .object([("phase", .string(d.phase)), ("allocations", .uint(d.allocations)),
+                                  ("p50_s", .double(d.p50)), ("p99_s", .double(d.p99)), ("max_s", .double(d.max))])
+                     }))])
+        } ?? .null
         let firmwareRelease: [(String, JSON)] = scenario.edk2Release.map { [("firmware_release", .string($0.tag))] } ?? []
         return .object([
             ("scenario", scenarioJSON),
@@ -87,6 +99,7 @@ extension BootResult {
             ("host_committed_bytes", .uint(committedBytes)),
             ("host", host?.statsJSON ?? .null),
             ("virtual_time", vt),
+            ("concurrency", concurrency),
             ("events", .array(events.map { .string($0) })),
             ("outcome", .string(outcomeString)),
             ("degradations", .array(degradations.map { .string($0) })),

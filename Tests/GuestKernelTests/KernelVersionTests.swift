@@ -113,13 +113,14 @@ import Testing
     /// allocations before watermarks exist each accept a 4 MiB block on
     /// 6.12.21 and not on 6.12.20 (Dstack PR 1220's storm).
     @Test func bootDiffersBetweenPointReleasesOfOneSeries() throws {
-        let before = try bootResult { $0.memory = 32 << 30; $0.vcpus = 248; $0.kernel.version = try! KernelVersion(parsing: "6.12.20") }
-        let after = try bootResult { $0.memory = 32 << 30; $0.vcpus = 248; $0.kernel.version = try! KernelVersion(parsing: "6.12.21") }
+        // Deferred struct page init off: the whole unaccepted list is there during SMP bring-up.
+        let before = try bootResult { $0.memory = 32 << 30; $0.vcpus = 248; $0.kernel.deferredStructPageInit = false; $0.kernel.version = try! KernelVersion(parsing: "6.12.20") }
+        let after = try bootResult { $0.memory = 32 << 30; $0.vcpus = 248; $0.kernel.deferredStructPageInit = false; $0.kernel.version = try! KernelVersion(parsing: "6.12.21") }
         #expect(before.acceptedKernelBoot < 3 << 30)
-        #expect(after.acceptedKernelBoot > 12 << 30)
+        #expect(after.acceptedKernelBoot > 8 << 30)
         #expect(after.times.earlyAllocations > 5 * before.times.earlyAllocations)
         // 6.12.20 is 6.12.0 here: same outcome and acceptance.
-        let base = try bootResult { $0.memory = 32 << 30; $0.vcpus = 248; $0.kernel.version = .v6_12 }
+        let base = try bootResult { $0.memory = 32 << 30; $0.vcpus = 248; $0.kernel.deferredStructPageInit = false; $0.kernel.version = .v6_12 }
         #expect(base.acceptedKernelBoot == before.acceptedKernelBoot)
     }
 

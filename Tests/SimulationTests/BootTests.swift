@@ -77,6 +77,30 @@ import Testing
         #expect(bulk.json.serialized() == step.json.serialized())
     }
 
+    /// Bulk replay equals stepping with 2 to 8 vCPUs at once (issue 17):
+    /// SMP bring-up with its idle ticks, deferred init on or off, and a
+    /// lazy workload whose accepts meet on the accepting list and the zone
+    /// lock. Times, counts, the waits and the allocation latencies agree.
+    @Test(arguments: [21, 22, 23] as [UInt64])
+    func concurrentVCPUsBulkEqualStepping(seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        let memory = (1024 + rng.next() % 1024) << 20, vcpus = 2 + Int(rng.next() % 7)
+        let deferred = rng.next() % 2 == 0, touch = (128 + rng.next() % 256) << 20
+        let kernel: KernelVersion = [.v6_12, .v7_0, .v6_16][Int(rng.next() % 3)]
+        func run(_ step: Bool) throws -> BootResult {
+            try bootResult { s in
+                s.memory = memory; s.vcpus = vcpus; s.kernel.version = kernel; s.kernel.deferredStructPageInit = deferred
+                s.workload = .touch(touch); s.stepByStep = step
+            }
+        }
+        let bulk = try run(false), step = try run(true)
+        #expect(bulk.counts == step.counts && bulk.committedBytes == step.committedBytes)
+        #expect(bulk.times.totalBoot == step.times.totalBoot && bulk.times.workload == step.times.workload)
+        #expect(bulk.kernel?.idleTickExits == step.kernel?.idleTickExits)
+        #expect(bulk.kernel?.allocationStalls == step.kernel?.allocationStalls)
+        #expect(bulk.json.serialized() == step.json.serialized())
+    }
+
     @Test func lazyLeavesHighMemoryUnacceptedAndEagerDoesNot() throws {
         let lazy = try bootResult { $0.memory = 64 << 30; $0.kernel.version = .v6_12 }
         let eager = try bootResult { $0.memory = 64 << 30; $0.lazy = false; $0.kernel.version = .v6_12 }

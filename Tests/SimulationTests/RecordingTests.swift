@@ -52,7 +52,8 @@ import Testing
         #expect(calls > 0)
         // Phases tile the run: they follow each other and add up to the times the report prints.
         let names = rec.phases.map(\.name)
-        #expect(names == ["firmware", "efi_stub", "kernel_boot", "deferred_init", "early_allocations", "userspace", "workload touch=3G"])
+        // kernel_init_freeable()'s order: smp_init() (early allocations) before page_alloc_init_late() (deferred init).
+        #expect(names == ["firmware", "efi_stub", "kernel_boot", "early_allocations", "deferred_init", "userspace", "workload touch=3G"])
         for (a, b) in zip(rec.phases, rec.phases.dropFirst()) { #expect(a.end == b.start) }
         #expect(abs(try #require(rec.phases.last).end - (r.times.totalBoot + r.times.workload)) < 1e-9)
         // Cumulative series never go down, and every series ends at the run's end.
@@ -212,7 +213,8 @@ import Testing
         #expect(rec.snapshots.map(\.label).suffix(2) == ["before kexec", "end of boot (next kernel)"])
         let second = try #require(k.second)
         #expect(try final(rec, "accepted_bytes.next_kernel") == Double(second.acceptedKernelBoot))
-        if case .success(let image)? = k.load { #expect(try final(rec, "accepted_bytes.kexec_load") == Double(image.acceptedAtLoad)) }
+        // The destinations accepted at load, plus what the load's own allocations accepted from the zones' lists.
+        if case .success(let image)? = k.load { #expect(try final(rec, "accepted_bytes.kexec_load") >= Double(image.acceptedAtLoad)) }
         #expect(try final(rec, "accepted_bytes.kernel_boot") == Double(k.first.acceptedKernelBoot))
         let nk = try #require(second.kernel)
         #expect(try final(rec, "unaccepted_bytes") == Double(nk.totalUnacceptedPages * 4096))

@@ -211,9 +211,7 @@ public struct BootSimulation {
         r.kernel = kernel
         recorder?.kernel = kernel
         recorder?.counterSettled = 0
-        // Deferred init's padata chunks run while kernel_boot's clock is still open: kept apart until it closes.
-        var deferredRows: [Recorder.Row] = []
-        if let rec = recorder { kernel.onAcceptBatch = { deferredRows.append(rec.row($0)) } }
+        if let rec = recorder { kernel.onAcceptBatch = { rec.sample($0) } }
         var kclock = PhaseClock(vcpus: s.vcpus)
         kclock.charge(.kernelFixed, vcpu: 0, costs: costs)
         var outcome = kernel.decompress(image: kernelImage, clock: &kclock)
@@ -222,18 +220,20 @@ public struct BootSimulation {
             if let i = initrd { kernel.reserve(i, .initrd) }
             outcome = kernel.memblockAllocations(kernelImage: kernelImage, clock: &kclock)
         }
-        var dclock = PhaseClock(vcpus: s.vcpus)
-        if outcome == .ok { outcome = kernel.freeAll(early: &kclock, deferred: &dclock) }
+        if outcome == .ok { outcome = kernel.freeAll(early: &kclock) }
         r.times.kernelBoot = kclock.seconds(costs)
-        r.times.deferredInit = dclock.seconds(costs)
         recorder?.phase(prefix + "kernel_boot", kclock, seconds: r.times.kernelBoot)
-        recorder?.appendPending(deferredRows, after: kclock)
-        recorder?.phase(prefix + "deferred_init", dclock, seconds: r.times.deferredInit)
-        if let rec = recorder { kernel.onAcceptBatch = { rec.sample($0) } }
+        // kernel_init_freeable(): smp_init() (early allocations, before any
+        // watermark), then page_alloc_init_late() (deferred init), then the
+        // initcalls, where init_per_zone_wmark_min() sets the watermarks.
         var eclock = PhaseClock(vcpus: s.vcpus)
         if outcome == .ok { outcome = kernel.earlyAllocations(clock: &eclock) }
         r.times.earlyAllocations = eclock.seconds(costs)
         recorder?.phase(prefix + "early_allocations", eclock, seconds: r.times.earlyAllocations)
+        var dclock = PhaseClock(vcpus: s.vcpus)
+        if outcome == .ok { outcome = kernel.deferredInit(clock: &dclock) }
+        r.times.deferredInit = dclock.seconds(costs)
+        recorder?.phase(prefix + "deferred_init", dclock, seconds: r.times.deferredInit)
         kernel.initWatermarks()
         kernel.freeReservation(.initrd)
         var uclock = PhaseClock(vcpus: s.vcpus)
