@@ -41,6 +41,8 @@ public struct Calibration: Sendable {
     /// The largest configuration any source of this file measured
     /// (`calibrated_range`); predictions beyond it are extrapolations.
     public var calibratedRange: CalibratedRange? = nil
+    /// makedumpfile's own CPU cost (`Calibration+Makedumpfile.swift`), if the file has it.
+    public var makedumpfile: MakedumpfileCost? = nil
 
     public subscript(_ op: Op) -> OpCost { ops[op.index] }
 
@@ -165,6 +167,7 @@ public struct Calibration: Sendable {
         c.coreWriteRange = try range(root["core_write_gib_per_s"] as? [String: Any] ?? [:], "range", "core_write_gib_per_s", Limits.gibPerSecond, unit: "GiB/s")
         c.sharedWriteRange = try range(root["shared_write_gib_per_s"] as? [String: Any] ?? [:], "range", "shared_write_gib_per_s", Limits.gibPerSecond, unit: "GiB/s")
         c.calibratedRange = try CalibratedRange.parse(root["calibrated_range"], origin: origin)
+        c.makedumpfile = try MakedumpfileCost.parse(root["makedumpfile"], origin: origin)
         c.profile = profile
         return c
     }

@@ -77,4 +77,18 @@ import Testing
             ($0 as? CocomemError)?.message.contains("ops.tdx.accept.4k.success.write_gib_per_s") == true
         }
     }
+
+    /// makedumpfile's cost: scan every page, then a per-compressor cost per
+    /// page kept; an uncalibrated compressor gives no answer rather than a guess.
+    @Test func makedumpfileCost() throws {
+        let m = try #require(try Calibration.builtIn().makedumpfile)
+        let all = try #require(m.cpuSeconds(totalPages: 1 << 18, storedPages: 1 << 18, compressor: "zlib"))
+        let half = try #require(m.cpuSeconds(totalPages: 1 << 18, storedPages: 1 << 17, compressor: "zlib"))
+        let lzo = try #require(m.cpuSeconds(totalPages: 1 << 18, storedPages: 1 << 18, compressor: "lzo"))
+        #expect(half < all && lzo < all)
+        #expect(m.cpuSeconds(totalPages: 1 << 18, storedPages: 1 << 18, compressor: "snappy") == nil)
+        let lo = try #require(m.cpuSeconds(totalPages: 1 << 18, storedPages: 1 << 18, compressor: "zlib", end: .low))
+        let hi = try #require(m.cpuSeconds(totalPages: 1 << 18, storedPages: 1 << 18, compressor: "zlib", end: .high))
+        #expect(lo <= all && all <= hi)
+    }
 }

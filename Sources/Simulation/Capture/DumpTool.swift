@@ -13,6 +13,11 @@ public enum DumpTool {
         /// The crashed guest's record (`BootResult.recordAtTheCrash`), set
         /// by whoever booted it; empty for an input vmcore file.
         public var record = RunRecord()
+        /// How long makedumpfile itself would spend on this dump, in CPU
+        /// seconds on one thread (`MakedumpfileCost`): the model's value and
+        /// the ends of the calibration runs' range; nil when not asked or
+        /// the compressor was not calibrated.
+        public var makedumpfileCPU: (value: Double, low: Double, high: Double)? = nil
     }
 
     /// `makedumpfile --mem-usage`: the page counts a `-d 31` dump would
