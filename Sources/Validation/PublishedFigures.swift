@@ -44,6 +44,13 @@ public enum PublishedFigures {
         var compute: (Calibration) throws -> Double
     }
 
+    static func bootThrowing(_ configure: (inout Scenario) throws -> Void, _ cal: Calibration) throws -> BootResult {
+        var s = Scenario()
+        try configure(&s)
+        s.kernel.lazyAccept = s.lazy
+        return try BootSimulation(scenario: s, calibration: cal).run()
+    }
+
     static func boot(_ configure: (inout Scenario) -> Void, _ cal: Calibration) throws -> BootResult {
         var s = Scenario()
         configure(&s)
@@ -123,6 +130,24 @@ public enum PublishedFigures {
                                  profile: "tdx-gnr", published: 8, model: 0, unit: "us/4K"), vcpus: 1, memory: probe) { cal in
             try acceptTime(bytes: probe, vcpus: 1, host: .tdx, cal: cal) / Double(probe / 4096) * 1e6
         })
+        // kata-sweep (kata-containers issue 13535): lazy-accept firmware, a
+        // kata guest kernel of the 6.12 line, mainline KVM (4K private
+        // mappings), kata's default_vcpus = 1 (the CPU guests' vCPU count is
+        // not stated). 128Gi is the upper end of "6-35 s"; from 256Gi the
+        // boot exceeds kata's 45 s reconnect_timeout.
+        let kataConf = "tdx edk2-stable202605 lazy, kernel 6.12, 1 vCPU (kata default_vcpus; not stated), 4K host (mainline KVM)"
+        for (gib, row) in [(UInt64(128), Row(id: "kata-128g", configuration: kataConf, profile: "tdx-emr", published: 35, model: 0, unit: "s")),
+                           (UInt64(256), Row(id: "kata-256g", configuration: kataConf + "; fails a 45 s timeout", profile: "tdx-emr", published: 45, model: 0, unit: "s",
+                                              publishedRange: 45...Double.infinity))] {
+            let mem = ByteCount.gib(gib).value
+            f.append(Figure(row: row, vcpus: 1, memory: mem) { cal in
+                try bootThrowing({ s in
+                    s.platform = .tdx; s.memory = mem; s.vcpus = 1; s.lazy = true
+                    let release = try EDK2Release.parse("edk2-stable202605")
+                    s.edk2Release = release; s.firmware = release.generation(tdx: true); s.kernel.version = .v6_12; s.tdxHost = .tdx
+                }, cal).times.totalBoot
+            })
+        }
         let snpConf = "snp ovmf-snp, kernel 6.12, 2 vCPUs (not stated in the source), 4k guest_memfd, no prefault"
         for (lazy, target) in [(true, 22.0), (false, 227.0)] {
             f.append(Figure(row: Row(id: "snp-128g \(lazy ? "lazy" : "eager")", configuration: snpConf, profile: "snp-genoa",
@@ -160,7 +185,7 @@ public enum PublishedFigures {
     public static func table(_ rows: [Row]) -> String {
         var o = "id                      published    model        band                 within 20%  profile     configuration\n"
         for r in rows {
-            let pub = r.publishedRange.map { fmt($0.lowerBound) + "-" + fmt($0.upperBound) } ?? fmt(r.published)
+            let pub = r.publishedRange.map { $0.upperBound.isInfinite ? ">" + fmt($0.lowerBound) : fmt($0.lowerBound) + "-" + fmt($0.upperBound) } ?? fmt(r.published)
             let band = r.band.map { fmt($0.lowerBound) + "-" + fmt($0.upperBound) } ?? "-"
             o += r.id.padded(24) + (pub + " " + r.unit).padded(13) + (fmt(r.model) + " " + r.unit).padded(13) + band.padded(21)
             o += (r.withinTolerance ? "yes" : "NO").padded(12) + r.profile.padded(12) + r.configuration
