@@ -64,18 +64,6 @@ struct Dump: ParsableCommand {
         }
     }
 
-    /// makedumpfile's CPU seconds for this dump under the calibration's
-    /// `makedumpfile` model (issue 17 §3); nil if the compressor is not calibrated.
-    func makedumpfileCPU(_ r: DumpReport) throws -> (value: Double, low: Double, high: Double)? {
-        guard let m = try guest.calibration.load().makedumpfile else { return nil }
-        let name = r.isELF ? "none" : "\(compression)"
-        let stored = r.totalPages - r.excluded
-        guard let v = m.cpuSeconds(totalPages: r.totalPages, storedPages: stored, compressor: name),
-              let lo = m.cpuSeconds(totalPages: r.totalPages, storedPages: stored, compressor: name, end: .low),
-              let hi = m.cpuSeconds(totalPages: r.totalPages, storedPages: stored, compressor: name, end: .high) else { return nil }
-        return (v, lo, hi)
-    }
-
     func run() throws {
         if printScenario.on { printScenario.print(try scenarioFile()); return }
         let makedumpfile = try MakedumpfileVersion.parse(self.makedumpfile)
@@ -115,7 +103,7 @@ struct Dump: ParsableCommand {
         var result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling,
                                       elfDump: elfDump, force: force, progress: progress)
         result.record = crashRecord  // what --report/--trace draw (issue 14)
-        result.makedumpfileCPU = try makedumpfileCPU(result.report)
+        result.makedumpfileCPU = DumpTool.makedumpfileCPU(result.report, compression: compression, calibration: try guest.calibration.load())
         let records = input == nil ? [("crashed guest", crashRecord)] : []
         print(json.json ? result.json.embedding(try scenarioFile()).serialized() : result.text + record.stripText(records, json: false), terminator: json.json ? "\n" : "")
         if report.report != nil {
