@@ -312,6 +312,12 @@ printf '0xffffffffffffffff 0xffffffffffffffff\r\n' >"$tmp/wrap.calls"
 expect_error "calls line past the address space" "calls line 1: start + size passes" accept --memmap "$tmp/crlf.map" --calls "$tmp/wrap.calls"
 printf '{"core_write_gib_per_s": {"value": -1, "source": "x"}}\n' >"$tmp/neg.calibration"
 expect_error "negative calibration rate" "core_write_gib_per_s" boot --calibration "$tmp/neg.calibration"
+expect_error "unknown calibration profile" "no calibration profile 'tdx-nonesuch'" boot --profile tdx-nonesuch
+expect_error "unknown calibration profile (validate)" "no calibration profile 'x'" validate --profile x
+sed 's/"profiles": {/"profiles": {"p": {"ops": {"no.such.op": {"ns": 1}}},/' Sources/CostModel/Resources/calibration.json >"$tmp/badprofile.calibration"
+expect_error "profile overriding an unknown operation" "not an operation of the file" boot --calibration "$tmp/badprofile.calibration" --profile p
+printf '{"profiles": {"p": {}}}\n' >"$tmp/noprofile.calibration"
+expect_error "profile of a file without it" "no calibration profile 'q'" boot --calibration "$tmp/noprofile.calibration" --profile q
 mkfifo "$tmp/fifo.map"
 expect_error "a FIFO as --memmap" "not a regular file" accept --memmap "$tmp/fifo.map"
 expect_error "a FIFO as a host scenario" "not a regular file" host "$tmp/fifo.map"

@@ -13,6 +13,15 @@ public struct OpCost: Sendable, Equatable {
     public var serialNanoseconds: Double
     /// Where the number comes from.
     public var source: String
+    /// Rate at which this operation writes its bytes, GiB/s, when it is not
+    /// the per-core rate of ordinary stores: the TDX module initialises an
+    /// accepted page with MOVDIR64B under the TD's key (`tdg_mem_page_accept.c`),
+    /// which runs at its own rate (`write_gib_per_s` in the file; nil: the core rate).
+    public var writeGiBPerSecond: Double? = nil
+    /// The range of `nanoseconds` the sources allow (`ns_range`), if given.
+    public var nanosecondsRange: ClosedRange<Double>? = nil
+    /// The range of `writeGiBPerSecond` the sources allow (`write_gib_per_s_range`), if given.
+    public var writeRange: ClosedRange<Double>? = nil
 }
 
 /// Every number the cost model uses, loaded from one JSON file whose every
@@ -24,6 +33,16 @@ public struct Calibration: Sendable {
     /// Rate at which all vCPUs together can write memory while accepting, GiB/s.
     public var sharedWriteGiBPerSecond: Double
     public var sources: [String: String]
+    /// Ranges of the two write rates the sources allow (`range` next to `value`), if given.
+    public var coreWriteRange: ClosedRange<Double>? = nil
+    public var sharedWriteRange: ClosedRange<Double>? = nil
+    /// The profile applied on load (`Calibration+Profiles.swift`); nil: the base values.
+    public var profile: String? = nil
+    /// The largest configuration any source of this file measured
+    /// (`calibrated_range`); predictions beyond it are extrapolations.
+    public var calibratedRange: CalibratedRange? = nil
+    /// makedumpfile's own CPU cost (`Calibration+Makedumpfile.swift`), if the file has it.
+    public var makedumpfile: MakedumpfileCost? = nil
 
     public subscript(_ op: Op) -> OpCost { ops[op.index] }
 
@@ -40,9 +59,24 @@ public struct Calibration: Sendable {
 
     /// Loads a calibration file.
     public static func load(path: String) throws -> Calibration {
+        try load(path: path, profile: nil)
+    }
+
+    /// Loads a calibration file with the profile `profile` applied (nil: the base values).
+    /// - Throws: `.invalidScenario` for an unknown profile, naming the known ones.
+    public static func load(path: String, profile: String?) throws -> Calibration {
         // 1 MiB: the built-in file is 30 KiB.
         let text = try readTextFile(path, what: "calibration file", maxBytes: 1 << 20)
-        return try load(Data(text.utf8), origin: path)
+        return try load(Data(text.utf8), origin: path, profile: profile)
+    }
+
+    /// The built-in calibration with `profile` applied (nil: the base values).
+    public static func builtIn(profile: String?) throws -> Calibration {
+        guard let profile else { return try builtIn() }
+        guard let url = Bundle.module.url(forResource: "calibration", withExtension: "json") else {
+            throw CocomemError(.io, "built-in calibration.json is missing from the bundle")
+        }
+        return try load(Data(contentsOf: url), origin: "built-in calibration.json", profile: profile)
     }
 
     /// The range every value of a calibration file must be in; a file
@@ -62,10 +96,11 @@ public struct Calibration: Sendable {
     /// Parses and validates calibration JSON; `origin` names it in errors.
     /// - Throws: `.invalidScenario` naming the key that is missing, not a
     ///   number, not finite, or outside `Limits`.
-    static func load(_ data: Data, origin: String) throws -> Calibration {
-        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+    static func load(_ data: Data, origin: String, profile: String? = nil) throws -> Calibration {
+        guard var root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw CocomemError(.invalidScenario, "\(origin): not a JSON object")
         }
+        if let profile { root = try applyProfile(profile, to: root, origin: origin) }
         func number(_ key: String) throws -> (Double, String) {
             guard let o = root[key] as? [String: Any], let v = o["value"] as? Double,
                   let s = o["source"] as? String else {
@@ -73,6 +108,15 @@ public struct Calibration: Sendable {
             }
             try check(v, key, in: Limits.gibPerSecond, unit: "GiB/s")
             return (v, s)
+        }
+        func range(_ o: [String: Any], _ key: String, _ name: String, _ limits: ClosedRange<Double>, unit: String) throws -> ClosedRange<Double>? {
+            guard let raw = o[key] else { return nil }
+            guard let a = raw as? [Double], a.count == 2, a[0] <= a[1] else {
+                throw CocomemError(.invalidScenario, "\(origin): '\(name).\(key)' must be [low, high] with low <= high")
+            }
+            try check(a[0], "\(name).\(key)", in: limits, unit: unit)
+            try check(a[1], "\(name).\(key)", in: limits, unit: unit)
+            return a[0]...a[1]
         }
         func check(_ v: Double, _ key: String, in range: ClosedRange<Double>, unit: String) throws {
             guard v.isFinite, range.contains(v) else {
@@ -102,7 +146,17 @@ public struct Calibration: Sendable {
                 throw CocomemError(.invalidScenario, "\(origin): 'ops.\(name).bytes' is \(bytesValue), not a whole number of bytes")
             }
             let bytes = UInt64(bytesValue)
-            ops[op.index] = OpCost(nanoseconds: ns, bytesWritten: bytes, serialNanoseconds: serial, source: src)
+            var cost = OpCost(nanoseconds: ns, bytesWritten: bytes, serialNanoseconds: serial, source: src)
+            if let w = o["write_gib_per_s"] {
+                guard let w = w as? Double else {
+                    throw CocomemError(.invalidScenario, "\(origin): 'ops.\(name).write_gib_per_s' is not a number")
+                }
+                try check(w, "ops.\(name).write_gib_per_s", in: Limits.gibPerSecond, unit: "GiB/s")
+                cost.writeGiBPerSecond = w
+            }
+            cost.nanosecondsRange = try range(o, "ns_range", "ops.\(name)", Limits.nanoseconds, unit: "ns")
+            cost.writeRange = try range(o, "write_gib_per_s_range", "ops.\(name)", Limits.gibPerSecond, unit: "GiB/s")
+            ops[op.index] = cost
         }
         // Operations added after calibration files were written (issue 17) take the built-in cost
         // when a file leaves them out, so an older file still loads; every other operation is required.
@@ -113,8 +167,14 @@ public struct Calibration: Sendable {
         guard missing.isEmpty else {
             throw CocomemError(.invalidScenario, "\(origin): no cost for \(missing.joined(separator: ", "))")
         }
-        return Calibration(ops: ops.map { $0! }, coreWriteGiBPerSecond: core, sharedWriteGiBPerSecond: shared,
-                           sources: ["core_write_gib_per_s": coreSrc, "shared_write_gib_per_s": sharedSrc])
+        var c = Calibration(ops: ops.map { $0! }, coreWriteGiBPerSecond: core, sharedWriteGiBPerSecond: shared,
+                            sources: ["core_write_gib_per_s": coreSrc, "shared_write_gib_per_s": sharedSrc])
+        c.coreWriteRange = try range(root["core_write_gib_per_s"] as? [String: Any] ?? [:], "range", "core_write_gib_per_s", Limits.gibPerSecond, unit: "GiB/s")
+        c.sharedWriteRange = try range(root["shared_write_gib_per_s"] as? [String: Any] ?? [:], "range", "shared_write_gib_per_s", Limits.gibPerSecond, unit: "GiB/s")
+        c.calibratedRange = try CalibratedRange.parse(root["calibrated_range"], origin: origin)
+        c.makedumpfile = try MakedumpfileCost.parse(root["makedumpfile"], origin: origin)
+        c.profile = profile
+        return c
     }
 }
 
@@ -128,9 +188,9 @@ public struct CostTable: Sendable {
     public let sharedBytesPerSecond: Double
 
     public init(_ c: Calibration) {
-        let psPerByte = 1e12 / (c.coreWriteGiBPerSecond * 1073741824.0)
         vcpuPicoseconds = Op.allCases.map { op in
             let o = c[op]
+            let psPerByte = 1e12 / ((o.writeGiBPerSecond ?? c.coreWriteGiBPerSecond) * 1073741824.0)
             return UInt64((o.nanoseconds * 1000).rounded()) + UInt64((Double(o.bytesWritten) * psPerByte).rounded())
         }
         bytes = Op.allCases.map { c[$0].bytesWritten }

@@ -147,6 +147,7 @@ extension BootResult {
             o += "  " + n.padded(20) + String(format3(v)) + "\n"
         }
         if let f = fullyAcceptedAfter { o += "  all memory accepted at \(format3(f)) s\n" }
+        if let n = calibrationNote { o += n.text }
         if !events.isEmpty { o += "\nEvents:\n" + events.map { "  " + $0 }.joined(separator: "\n") + "\n" }
         o += "\nOutcome: \(outcomeString)\n"
         return o

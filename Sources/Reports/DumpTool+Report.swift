@@ -32,6 +32,9 @@ extension DumpTool.Result {
             o += "Estimate margin : ±\(r.fileSizeMargin) bytes at 95% (\(r.sampledPages) of \(r.sampledPopulation) memmap pages compressed)\n"
         }
         if let e = elfBytes { o += "ELF vmcore bytes: \(e)\n" }
+        if let t = makedumpfileCPU {
+            o += "makedumpfile CPU: \(format3(t.value)) s on one thread (\(format3(t.low))-\(format3(t.high)) s over the calibration runs; cocomem's model of makedumpfile 1.7.2)\n"
+        }
         for w in written { o += "wrote \(w)\n" }
         return o
     }
@@ -54,6 +57,7 @@ extension DumpTool.Result {
             ("sampled_pages", .uint(report.sampledPages)), ("sampled_population", .uint(report.sampledPopulation)),
             ("elf_bytes", elfBytes.map { .uint($0) } ?? .null),
             ("pages_by_class", .object(classes)),
+            ("makedumpfile_cpu_s", makedumpfileCPU.map { .object([("value", .double($0.value)), ("low", .double($0.low)), ("high", .double($0.high))]) } ?? .null),
             ("written", .array(written.map { .string($0) })),
         ])
     }

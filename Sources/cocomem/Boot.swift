@@ -26,7 +26,7 @@ struct Boot: ParsableCommand {
         let inputs = guest.inputs
         try report.check(inputs: inputs)
         try record.check(inputs: inputs, outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json && !meminfoOnly && !zoneinfoOnly && !dmesgOnly)
-        let r = try guest.boot(progress: progress.reporter())
+        let r = try guest.bootWithBand(progress: progress.reporter())
         if output.json { print(r.json.embedding(try scenarioFile()).serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else if zoneinfoOnly { print(r.kernel?.procZoneinfo ?? "", terminator: "") } else if dmesgOnly { print(r.dmesg().map(\.formatted).joined(separator: "\n")) } else { print(r.text + record.stripText([("boot", r.record)], json: false), terminator: "") }
         try report.write(r.htmlReport)
         try record.write([("boot", r.record)])

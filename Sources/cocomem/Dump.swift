@@ -1,5 +1,6 @@
 import ArgumentParser
 import CoCoGuest
+import CostModel
 import CrashDump
 import Foundation
 import GuestKernel
@@ -102,6 +103,7 @@ struct Dump: ParsableCommand {
         var result = try DumpTool.run(image: image, options: options, elf: elf, output: output, estimateOnly: estimate, sampling: sampling,
                                       elfDump: elfDump, force: force, progress: progress)
         result.record = crashRecord  // what --report/--trace draw (issue 14)
+        result.makedumpfileCPU = DumpTool.makedumpfileCPU(result.report, compression: compression, calibration: try guest.calibration.load())
         let records = input == nil ? [("crashed guest", crashRecord)] : []
         print(json.json ? result.json.embedding(try scenarioFile()).serialized() : result.text + record.stripText(records, json: false), terminator: json.json ? "\n" : "")
         if report.report != nil {

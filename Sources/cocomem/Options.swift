@@ -55,10 +55,17 @@ struct JSONOption: ParsableArguments {
 /// `--calibration`, the same in every command that has it.
 struct CalibrationOption: ParsableArguments {
     @Option(help: "Calibration file (default: the built-in Sources/CostModel/Resources/calibration.json)") var calibration: String?
+    @Option(help: ArgumentHelp("Calibration profile: the costs measured on one hardware and host software generation, laid over the file's base values (the file's 'profiles'; docs/CALIBRATION.md)", valueName: "NAME"))
+    var profile: String?
 
     func load() throws -> Calibration {
-        if let calibration { return try Calibration.load(path: calibration) }
-        return try Calibration.builtIn()
+        try load(profile: profile)
+    }
+
+    /// The calibration with `profile` applied (nil: the base values).
+    func load(profile: String?) throws -> Calibration {
+        if let calibration { return try Calibration.load(path: calibration, profile: profile) }
+        return try Calibration.builtIn(profile: profile)
     }
 }
 
@@ -199,6 +206,30 @@ struct ScenarioOptions: ParsableArguments {
         var s = try scenario()
         s.kernel.crashKernelBytes = crashKernel
         return try BootSimulation(scenario: s, calibration: calibration.load(), progress: progress).run()
+    }
+
+    /// The boot, with its calibration note: the same scenario booted again
+    /// at both ends of the calibrated ranges (issue 17; three boots when
+    /// the file has ranges), and whether it lies beyond the calibrated range.
+    func bootWithBand(progress: (any ProgressReporter)? = nil) throws -> BootResult {
+        let s = try scenario()
+        let cal = try calibration.load()
+        var r = try BootSimulation(scenario: s, calibration: cal, progress: progress).run()
+        var total: ClosedRange<Double>? = nil, work: ClosedRange<Double>? = nil
+        if cal.hasRanges {
+            // Bulk replay gives the same times as --step-by-step, faster; the
+            // band's two boots need only the times.
+            var bulk = s
+            bulk.stepByStep = false
+            bulk.record = false
+            let ends = try CostEnd.allCases.map { try BootSimulation(scenario: bulk, calibration: cal.atEnd($0)).run().times } + [r.times]
+            let t = ends.map(\.totalBoot), w = ends.map(\.workload)
+            total = t.min()!...t.max()!
+            work = w.min()!...w.max()!
+        }
+        r.calibrationNote = CalibrationNote(profile: cal.profile, totalBootBand: total, workloadBand: work,
+                                            extrapolation: cal.calibratedRange?.extrapolation(vcpus: s.vcpus, memory: s.memory))
+        return r
     }
 }
 

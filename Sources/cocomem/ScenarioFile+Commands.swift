@@ -24,7 +24,9 @@ extension ScenarioOptions {
     func scenarioFile(steps: [ScenarioFile.Step] = [], adjust: (inout Scenario) throws -> Void = { _ in }) throws -> ScenarioFile {
         var s = try scenario()
         try adjust(&s)
-        return ScenarioFile(scenario: s, calibration: calibration.calibration, steps: steps)
+        var f = ScenarioFile(scenario: s, calibration: calibration.calibration, steps: steps)
+        f.calibrationProfile = calibration.profile
+        return f
     }
 }
 
@@ -103,6 +105,8 @@ extension Host {
         h.acceptLevel = acceptLevel
         h.policy = policy
         h.checkInvariants = check
-        return ScenarioFile(calibration: calibration.calibration, boot: false, steps: [.host(h)])
+        var f = ScenarioFile(calibration: calibration.calibration, boot: false, steps: [.host(h)])
+        f.calibrationProfile = calibration.profile
+        return f
     }
 }

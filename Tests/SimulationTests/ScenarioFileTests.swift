@@ -66,9 +66,11 @@ import Testing
         h.acceptLevel = .perFault; h.policy = .multiFolio; h.checkInvariants = true
         var f = ScenarioFile(scenario: Scenario(), calibration: "my calibration.json", steps: [.kexec(k), .dump(d), .dump(m), .host(h)])
         f.scenario.kernel.kernelInitBytes = 48 << 20
+        f.calibrationProfile = "tdx-gnr"
         let back = try ScenarioFile.parse(f.yaml)
         #expect(back.tree == f.tree)
         #expect(back.calibration == "my calibration.json")
+        #expect(back.calibrationProfile == "tdx-gnr")
         guard case .host(let h2) = back.steps[3], case .kexec(let k2) = back.steps[0], case .dump(let d2) = back.steps[1] else {
             Issue.record("steps changed kind"); return
         }

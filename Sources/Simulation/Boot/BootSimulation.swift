@@ -14,8 +14,27 @@ public struct PhaseTimes: Sendable {
     public var totalBoot: Double { firmware + efiStub + kernelBoot + deferredInit + earlyAllocations + userspace }
 }
 
+/// How far a boot's times can be trusted (issue 17): the times at both
+/// ends of the calibration's ranges, and whether the guest is larger than
+/// any source measured. Filled by the caller that asks (`cocomem boot`).
+public struct CalibrationNote: Sendable {
+    /// The profile the costs came from (nil: the file's base values).
+    public var profile: String?
+    /// Total boot time and workload time at the cheap and the dear end of
+    /// every calibrated range (with the base values inside).
+    public var totalBootBand: ClosedRange<Double>?
+    public var workloadBand: ClosedRange<Double>?
+    /// What lies beyond the calibrated range (`CalibratedRange.extrapolation`).
+    public var extrapolation: String?
+    public init(profile: String?, totalBootBand: ClosedRange<Double>?, workloadBand: ClosedRange<Double>?, extrapolation: String?) {
+        self.profile = profile; self.totalBootBand = totalBootBand; self.workloadBand = workloadBand; self.extrapolation = extrapolation
+    }
+}
+
 /// Everything a boot produces.
 public struct BootResult {
+    /// Set by `cocomem boot`: the band and range of these times.
+    public var calibrationNote: CalibrationNote? = nil
     public var scenario: Scenario
     public var firmware: FirmwareBootResult
     public var kernel: GuestKernel?
@@ -90,8 +109,16 @@ public struct BootSimulation {
     /// A runnable TD on the upstream host (4K private mappings) with one
     /// memslot covering `[0, bytes)`, for tools that accept memory directly.
     public static func plainTDXHost(coveringBytes bytes: UInt64, costs: CostTable) throws -> TDXVM {
-        let (opts, features) = TDXHostModel.tdx.configuration
-        let slot = Memslot(id: 1, baseGFN: GuestFrameNumber(0), pages: ByteCount(alignUp(bytes, PageLevel.size1G.bytes)).frames(), backing: .buddy)
+        try plainTDXHost(coveringBytes: bytes, costs: costs, model: .tdx)
+    }
+
+    /// The same on the host model `model`: `.tdxHuge` maps private memory
+    /// at 2M (hugetlb-backed guest_memfd), as the Intel downstream kernels
+    /// behind accept-90g did (docs/CALIBRATION.md).
+    public static func plainTDXHost(coveringBytes bytes: UInt64, costs: CostTable, model: TDXHostModel) throws -> TDXVM {
+        let (opts, features) = model.configuration
+        let slot = Memslot(id: 1, baseGFN: GuestFrameNumber(0), pages: ByteCount(alignUp(bytes, PageLevel.size1G.bytes)).frames(),
+                           backing: model == .tdxHuge ? .hugetlb2M : .buddy)
         let vm = try TDXVM(options: opts, features: features, vcpus: 1, slots: [slot], costs: costs)
         vm.finalize()
         return vm

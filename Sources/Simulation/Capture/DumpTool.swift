@@ -1,3 +1,4 @@
+public import CostModel
 public import CrashDump
 import GuestKernel
 public import MemoryModel
@@ -13,6 +14,25 @@ public enum DumpTool {
         /// The crashed guest's record (`BootResult.recordAtTheCrash`), set
         /// by whoever booted it; empty for an input vmcore file.
         public var record = RunRecord()
+        /// How long makedumpfile itself would spend on this dump, in CPU
+        /// seconds on one thread (`MakedumpfileCost`): the model's value and
+        /// the ends of the calibration runs' range; nil when not asked or
+        /// the compressor was not calibrated.
+        public var makedumpfileCPU: (value: Double, low: Double, high: Double)? = nil
+    }
+
+    /// makedumpfile's CPU seconds for a dump of `report` under the
+    /// calibration's `makedumpfile` model (issue 17 §3): the value and the
+    /// ends of the calibration runs' range; nil if the file has no model or
+    /// the compressor was not calibrated.
+    public static func makedumpfileCPU(_ r: DumpReport, compression: DumpCompression, calibration: Calibration) -> (value: Double, low: Double, high: Double)? {
+        guard let m = calibration.makedumpfile else { return nil }
+        let name = r.isELF ? "none" : "\(compression)"
+        let stored = r.totalPages - r.excluded
+        guard let v = m.cpuSeconds(totalPages: r.totalPages, storedPages: stored, compressor: name),
+              let lo = m.cpuSeconds(totalPages: r.totalPages, storedPages: stored, compressor: name, end: .low),
+              let hi = m.cpuSeconds(totalPages: r.totalPages, storedPages: stored, compressor: name, end: .high) else { return nil }
+        return (v, lo, hi)
     }
 
     /// `makedumpfile --mem-usage`: the page counts a `-d 31` dump would

@@ -34,6 +34,7 @@ extension ScenarioFile {
         if !boot { top.append(Entry("boot", .bool(false))) }
         if boot { top += guestTree }
         if let c = calibration { top.append(Entry("calibration", .string(c))) }
+        if let p = calibrationProfile { top.append(Entry("calibration-profile", .string(p))) }
         if s.stepByStep { top.append(Entry("step-by-step", .bool(true))) }
         if !steps.isEmpty { top.append(Entry("steps", .list(steps.map { .map([Entry($0.kind, Self.tree(of: $0))]) }))) }
         return .map(top)

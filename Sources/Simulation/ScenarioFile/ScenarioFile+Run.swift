@@ -195,6 +195,7 @@ extension ScenarioFile {
                                       output: d.output.map { Self.resolve($0, in: outputDirectory) }, estimateOnly: d.estimate,
                                       sampling: sampling, elfDump: d.elfDump, force: d.force, progress: progress)
         result.record = record
+        result.makedumpfileCPU = DumpTool.makedumpfileCPU(result.report, compression: d.compression, calibration: calibration)
         return .dump(result)
     }
 }

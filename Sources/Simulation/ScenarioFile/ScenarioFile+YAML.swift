@@ -68,7 +68,7 @@ extension ScenarioFile {
 struct Reader {
     let name: String
 
-    static let topKeys = ["guest", "firmware", "kernel", "host", "workload", "seed", "calibration", "step-by-step", "boot", "steps"]
+    static let topKeys = ["guest", "firmware", "kernel", "host", "workload", "seed", "calibration", "calibration-profile", "step-by-step", "boot", "steps"]
     static let guestKeys = ["platform", "memory", "vcpus"]
     static let firmwareKeys = ["generation", "partial-accept", "acceptance-protocol"]
     static let kernelKeys = ["version", "accept", "deferred-init", "unaccepted-support", "loader", "acceptance-protocol-call",
@@ -171,6 +171,7 @@ struct Reader {
             switch key {
             case "seed": s.seed = try unsigned(v, key)
             case "calibration": f.calibration = try string(v, key)
+            case "calibration-profile": f.calibrationProfile = try string(v, key)
             case "step-by-step": s.stepByStep = try bool(v, key)
             case "boot": f.boot = try bool(v, key)
             case "workload": workloadNode = v

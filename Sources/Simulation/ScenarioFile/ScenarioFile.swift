@@ -18,6 +18,8 @@ public struct ScenarioFile: Sendable {
     public var scenario = Scenario()
     /// `calibration:` (`--calibration FILE`); nil: the built-in calibration.
     public var calibration: String? = nil
+    /// `calibration-profile:` (`--profile NAME`); nil: the file's base values.
+    public var calibrationProfile: String? = nil
     /// `boot: false` runs no guest (a file of `host` steps, or a `dump` of
     /// an `input:` vmcore, as `cocomem host` and `cocomem dump --input` do).
     public var boot = true
@@ -207,7 +209,7 @@ public struct ScenarioFile: Sendable {
 
     /// Loads the calibration the file names (or the built-in one).
     public func loadCalibration() throws -> Calibration {
-        if let calibration { return try Calibration.load(path: calibration) }
-        return try Calibration.builtIn()
+        if let calibration { return try Calibration.load(path: calibration, profile: calibrationProfile) }
+        return try Calibration.builtIn(profile: calibrationProfile)
     }
 }
