@@ -35,7 +35,9 @@ public enum HostSequences {
         let pool = (adversarial ? verbs + adversarialVerbs : verbs) + (inPlace ? inPlaceVerbs : [])
         return (0..<length).map { _ in
             let v = pool[Int(rng.next() % UInt64(pool.count))]
-            let chunk = rng.next() % 4, off = rng.next() % 512
+            // In place, offsets stay within 4 frames of the chunk start so
+            // that pins meet the conversions of the same pages.
+            let chunk = rng.next() % 4, off = rng.next() % (inPlace ? 4 : 512)
             let parts = v.split(separator: " ")
             switch parts[0] {
             case "accept":
