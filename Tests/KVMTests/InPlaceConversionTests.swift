@@ -42,6 +42,14 @@ import Testing
         #expect(vm.attributes.isPrivate(GFN(8)) && vm.checkInvariants().isEmpty)
     }
 
+    /// A punched hole drops the file's pages and with them the host's
+    /// references to them: the new folios convert freely.
+    @Test func aPunchedHoleTakesThePinsWithIt() throws {
+        let r = try run("accept 0x0+512 2m\nconvert 0x7+1 shared\npin 0x7+1\npunch 0x0+512")
+        #expect(!r.vm.gmem.hasHostRefs(GFN(7).only))
+        #expect(r.vm.convert(GFN(7).only, toPrivate: true) == .ok)
+    }
+
     /// Private pages cannot be pinned: GUP through guest_memfd's mapping fails.
     @Test func aPrivatePageCannotBePinned() throws {
         let r = try run("accept 0x0+512 2m\npin 0x7+1")

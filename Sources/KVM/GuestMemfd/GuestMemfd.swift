@@ -138,8 +138,11 @@ public struct GuestMemfd: Sendable {
 
     /// `kvm_gmem_punch_hole()`: the folios of `frames` are freed and the
     /// file's backing order restored there.
+    /// The host's references stay on the truncated pages, not on the new
+    /// folios a later fault allocates, so the file's count drops to none.
     mutating func free(_ frames: Range<GuestFrameNumber>, order: UInt8) {
         folioAllocated.assign(frames, false)
+        hostRefs.assign(frames, 0)
         folioOrder.assign(frames, order)
     }
 
