@@ -88,6 +88,8 @@ printf 'td host=tdx-huge policy=in-place\nslot id=1 base=0 pages=512\nfinalize\n
 expect_error "--policy zap-first over a scenario that pins" "need policy in-place" host "$tmp/pin-ok.host" --policy zap-first
 printf 'td host=tdx-huge vm-attributes=on\nslot id=1 base=0 pages=512\n' >"$tmp/vmattr-on.host"
 expect_error "--policy in-place over vm-attributes=on" "needs vm-attributes=off" host "$tmp/vmattr-on.host" --policy in-place
+printf 'boot: false\nsteps:\n  - host:\n      policy: sept-first\n      commands: |\n        td host=tdx-huge policy=in-place\n        slot id=1 base=0 pages=512\n        pin 0x5\n' >"$tmp/yaml-pin.yaml"
+expect_error "scenario file host step: policy sept-first over pin" "need policy in-place" run "$tmp/yaml-pin.yaml"
 printf 'td host=tdx\nslot id=1 base=0 pages=512\nfinalize\nrefuse-aug 0x5+0\n' >"$tmp/refuse-zero.host"
 expect_error "adversarial refuse-aug of no frames" "line 4: bad frame count in '0x5+0'" host "$tmp/refuse-zero.host"
 expect_error "unknown TDX host" "'kvm' is invalid for '--host <host>'. Please provide one of 'tdx' and 'tdx-huge'" boot --host kvm
