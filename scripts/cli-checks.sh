@@ -59,7 +59,7 @@ printf 'td host=tdx-huge\nslot id=1 base=0 pages=512\nfinalize\naccept +\n' >"$t
 expect_error "host frames '+' alone (fuzzer finding: a trap)" "line 4: bad frames '+'" host "$tmp/plus.host"
 expect_error "verdicts: depth out of range" "--depth must be 1...8" verdicts --depth 0
 expect_error "verdicts: unknown row" "unknown row 'seed-999'" verdicts --only seed-999
-expect_error "verdicts: scenarios directory missing" "--scenarios: '$tmp/no-such-dir' is not a directory" verdicts --only 004-in-place --scenarios "$tmp/no-such-dir"
+expect_error "verdicts: scenarios directory missing" "--scenarios: '$tmp/no-such-dir' is not a directory" verdicts --only 004-in-place-no-fault --scenarios "$tmp/no-such-dir"
 printf 'td host=tdx\nslot id=1 base=0 pages=512\nfinalize\nremove\n' >"$tmp/remove-nothing.host"
 expect_error "adversarial remove without frames" "line 4: remove needs a GFN" host "$tmp/remove-nothing.host"
 printf 'td host=tdx\nslot id=1 base=0 pages=512\nfinalize\nreadd 0x5+1 now\n' >"$tmp/readd-extra.host"
@@ -68,6 +68,28 @@ printf 'td host=tdx\nslot id=1 base=0 pages=512\nfinalize\nremap 0x1ff+2\n' >"$t
 expect_error "adversarial remap outside the memslot" "not inside one memslot" host "$tmp/remap-outside.host"
 printf 'td host=tdx\nslot id=1 base=0 pages=0x100000000\nfinalize\nreadd 0x0+0x100000000\n' >"$tmp/readd-huge.host"
 expect_error "adversarial readd of 16 TiB (page by page: bounded)" "line 4: readd covers at most 262144 frames (1 GiB)" host "$tmp/readd-huge.host"
+# In-place conversion (issue 18 §2): the attributes switch against the
+# policy, and the host's page commands only in place.
+printf 'td host=tdx-huge policy=in-place vm-attributes=on\nslot id=1 base=0 pages=512\n' >"$tmp/inplace-vmattr.host"
+expect_error "in-place with VM-wide attributes" "needs vm-attributes=off" host "$tmp/inplace-vmattr.host"
+printf 'td host=tdx-huge policy=zap-first vm-attributes=off\nslot id=1 base=0 pages=512\n' >"$tmp/zapfirst-gmemattr.host"
+expect_error "zap-first without VM-wide attributes" "vm-attributes=off needs policy=in-place" host "$tmp/zapfirst-gmemattr.host"
+printf 'td host=tdx-huge vm-attributes=sometimes\nslot id=1 base=0 pages=512\n' >"$tmp/vmattr-bad.host"
+expect_error "vm-attributes not on/off" "vm-attributes must be on or off" host "$tmp/vmattr-bad.host"
+printf 'td host=tdx-huge\nslot id=1 base=0 pages=512\nfinalize\npin 0x5+1\n' >"$tmp/pin-not-inplace.host"
+expect_error "pin without in-place" "line 4: pin needs policy=in-place" host "$tmp/pin-not-inplace.host"
+printf 'td host=tdx-huge policy=in-place\nslot id=1 base=0 pages=512\nfinalize\nhostmap\n' >"$tmp/hostmap-nothing.host"
+expect_error "hostmap without frames" "line 4: hostmap needs a GFN" host "$tmp/hostmap-nothing.host"
+printf 'td host=tdx-huge policy=in-place\nslot id=1 base=0 pages=512\nfinalize\nunpin 0x5+1 twice\n' >"$tmp/unpin-extra.host"
+expect_error "unpin with a stray argument" "line 4: unpin takes one GFN" host "$tmp/unpin-extra.host"
+printf 'td host=tdx-huge policy=in-place\nslot id=1 base=0 pages=512\nfinalize\npin 0x1ff+2\n' >"$tmp/pin-outside.host"
+expect_error "pin outside the memslot" "not inside one memslot" host "$tmp/pin-outside.host"
+printf 'td host=tdx-huge policy=in-place\nslot id=1 base=0 pages=512\nfinalize\npin 0x5+1\n' >"$tmp/pin-ok.host"
+expect_error "--policy zap-first over a scenario that pins" "need policy in-place" host "$tmp/pin-ok.host" --policy zap-first
+printf 'td host=tdx-huge vm-attributes=on\nslot id=1 base=0 pages=512\n' >"$tmp/vmattr-on.host"
+expect_error "--policy in-place over vm-attributes=on" "needs vm-attributes=off" host "$tmp/vmattr-on.host" --policy in-place
+printf 'boot: false\nsteps:\n  - host:\n      policy: sept-first\n      commands: |\n        td host=tdx-huge policy=in-place\n        slot id=1 base=0 pages=512\n        pin 0x5\n' >"$tmp/yaml-pin.yaml"
+expect_error "scenario file host step: policy sept-first over pin" "need policy in-place" run "$tmp/yaml-pin.yaml"
 printf 'td host=tdx\nslot id=1 base=0 pages=512\nfinalize\nrefuse-aug 0x5+0\n' >"$tmp/refuse-zero.host"
 expect_error "adversarial refuse-aug of no frames" "line 4: bad frame count in '0x5+0'" host "$tmp/refuse-zero.host"
 expect_error "unknown TDX host" "'kvm' is invalid for '--host <host>'. Please provide one of 'tdx' and 'tdx-huge'" boot --host kvm
@@ -166,7 +188,7 @@ expect_error "edk2 tag that does not exist" "nearest known: edk2-stable202508, e
 expect_error "edk2 tag in a scenario file" "line 2: 'generation': firmware 'edk2-stable2025' is not an edk2 stable tag" run /dev/stdin <<<$'firmware:\n  generation: edk2-stable2025'
 expect_error "unknown precheck" "'yes' is invalid for '--precheck <precheck>'. Please provide one of 'on' and 'off'" host --precheck yes
 expect_error "unknown accept level" "'always' is invalid for '--accept-level <accept-level>'. Please provide one of 'inhibit', 'per-fault' or 'none'" host --accept-level always
-expect_error "unknown conversion policy" "'random' is invalid for '--policy <policy>'. Please provide one of 'wip-hugetlb', 'zap-first', 'sept-first' or 'multi-folio'" host --policy random
+expect_error "unknown conversion policy" "'random' is invalid for '--policy <policy>'. Please provide one of 'wip-hugetlb', 'zap-first', 'sept-first', 'multi-folio' or 'in-place'" host --policy random
 expect_error "kernel in the wrong command" "kernel '4.19' is older than 6.5" kexec --memory 1G --kernel 4.19
 expect_error "bench --host is now --host-model" "Unknown option '--host'" bench --host 1T
 expect_error "bench --recording with a bad workload" "unknown workload" bench --recording bogus=1G --sizes 4G

@@ -17,6 +17,11 @@ public enum HostSequences {
     /// by `sequence(seed:length:adversarial: true)`.
     public static let adversarialVerbs = ["remove", "readd", "remap", "refuse-aug"]
 
+    /// The host's own use of guest_memfd's pages and the series' fault
+    /// points under in-place conversion (issue 18 §2), drawn besides
+    /// `verbs` by `sequence(seed:length:inPlace: true)`.
+    public static let inPlaceVerbs = ["pin", "unpin", "hostmap", "inject gmem-attributes-nomem", "inject gmem-safe-refcount"]
+
     /// Frames of the TD the sequences run on: four 2M chunks.
     public static let frames: UInt64 = 2048
 
@@ -24,12 +29,15 @@ public enum HostSequences {
     /// - Complexity: O(length).
     /// With `adversarial`, the adversarial host's commands are drawn too
     /// (the sequences without it are unchanged, seed for seed).
-    public static func sequence(seed: UInt64, length: Int, adversarial: Bool = false) -> [String] {
+    /// With `inPlace`, `inPlaceVerbs` too (for a TD under `in-place`).
+    public static func sequence(seed: UInt64, length: Int, adversarial: Bool = false, inPlace: Bool = false) -> [String] {
         var rng = SplitMix64(seed: seed)
-        let pool = adversarial ? verbs + adversarialVerbs : verbs
+        let pool = (adversarial ? verbs + adversarialVerbs : verbs) + (inPlace ? inPlaceVerbs : [])
         return (0..<length).map { _ in
             let v = pool[Int(rng.next() % UInt64(pool.count))]
-            let chunk = rng.next() % 4, off = rng.next() % 512
+            // In place, offsets stay within 4 frames of the chunk start so
+            // that pins meet the conversions of the same pages.
+            let chunk = rng.next() % 4, off = rng.next() % (inPlace ? 4 : 512)
             let parts = v.split(separator: " ")
             switch parts[0] {
             case "accept":
@@ -40,7 +48,7 @@ public enum HostSequences {
                 let start = chunk * 512 + off
                 return "\(parts[0]) \(hex(start))+\(min(1 + rng.next() % 4, frames - start)) \(parts[1])"
             case "punch": return "punch \(hex(chunk * 512))+512"
-            case "remove", "readd", "remap", "refuse-aug":
+            case "remove", "readd", "remap", "refuse-aug", "pin", "unpin", "hostmap":
                 let start = chunk * 512 + off
                 return "\(v) \(hex(start))+\(min(1 + rng.next() % 4, frames - start))"
             default: return v

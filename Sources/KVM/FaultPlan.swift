@@ -22,6 +22,14 @@ public enum FaultPoint: String, Sendable, CaseIterable {
     case demoteInterrupt = "demote-interrupt"
     /// Unmapping shared memory finds an elevated folio refcount (-EAGAIN).
     case sharedRefcountBusy = "shared-refcount"
+    /// In-place conversion, step 1 (Ackerley Tng's series): allocating the
+    /// guest_memfd attribute (maple tree) entries for the range fails
+    /// (-ENOMEM) before anything has changed.
+    case gmemAttributesNoMem = "gmem-attributes-nomem"
+    /// In-place conversion to private, step 2a: a transient extra reference
+    /// on a shared folio (a speculative GUP or page-cache lookup, not a
+    /// host pin) makes the safe-refcount check fail (-EAGAIN).
+    case gmemSafeRefcount = "gmem-safe-refcount"
 }
 
 /// Failures to inject: each point fails the next `count` times it is reached.

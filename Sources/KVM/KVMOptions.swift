@@ -31,6 +31,17 @@ public enum ConversionPolicy: String, Sendable, CaseIterable {
     /// homogeneous folios; guest_memfd reports the range, no folio split is
     /// needed for KVM's sake.
     case multiFolio = "multi-folio"
+    /// Ackerley Tng's guest_memfd in-place conversion (v8, with
+    /// `kvm.vm_memory_attributes=N`), with Yan Zhao's TDX huge pages on
+    /// top: shared/private state lives in guest_memfd, userspace maps the
+    /// shared pages of the same file, so a page is backed once whichever
+    /// side it is on. To shared (Ackerley's steps 1, 3–6): allocate the
+    /// attribute entry, split only the private mapping crossing the range
+    /// (`kvm_split_cross_boundary_leafs()`), zap, update; the 2 MiB folio
+    /// stays whole in the file. To private (step 2a): unmap from host page
+    /// tables and refuse (-EAGAIN) while a shared page has references
+    /// beyond guest_memfd's own (a pin or GUP by the host).
+    case inPlace = "in-place"
 }
 
 /// guest_memfd backing memory.
@@ -88,10 +99,32 @@ public struct KVMOptions: Sendable, Equatable {
     public var septVEDisable = true
     /// The placement assumption for S-EPT pages (their PAMT under DPAMT).
     public var septPlacement: SEPTPlacement = .contiguous
+    /// `kvm.vm_memory_attributes` (CONFIG_KVM_VM_MEMORY_ATTRIBUTES, the
+    /// in-place series): on, memory attributes are VM-wide
+    /// (KVM_SET_MEMORY_ATTRIBUTES on the VM); off, they live in each
+    /// guest_memfd and change through its conversion ioctl (the in-place
+    /// series' selftests run under `vm_memory_attributes=N`). Nil: the
+    /// policy's own (off for `in-place`, on for the other four).
+    public var vmMemoryAttributes: Bool? = nil
     /// Check every invariant after every host operation.
     public var checkInvariants = false
 
     public init() {}
+
+    /// Whether attributes are VM-wide, after the policy's default.
+    public var vmWideAttributes: Bool { vmMemoryAttributes ?? (conversionPolicy != .inPlace) }
+
+    /// The attributes switch against the policy: in-place conversion keeps
+    /// attributes in guest_memfd, so it needs `vm_memory_attributes=N`;
+    /// the other four policies convert with VM-wide attributes.
+    public func checkAttributesSwitch() throws {
+        if conversionPolicy == .inPlace && vmWideAttributes {
+            throw CocomemError(.invalidScenario, "policy in-place keeps memory attributes in guest_memfd: it needs vm-attributes=off (kvm.vm_memory_attributes=N)")
+        }
+        if conversionPolicy != .inPlace && !vmWideAttributes {
+            throw CocomemError(.invalidScenario, "policy \(conversionPolicy.rawValue) converts with VM-wide attributes: vm-attributes=off needs policy=in-place")
+        }
+    }
 
     /// The upstream host today: no TDX huge pages, no Dynamic PAMT.
     public static var upstream4K: KVMOptions {

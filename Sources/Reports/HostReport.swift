@@ -16,7 +16,7 @@ extension TDXVM {
             if !byStatus.isEmpty { calls.append((leaf.description, .object(byStatus))) }
         }
         let kvm: [(String, JSON)] = KVMCounter.allCases.map { ($0.name, .uint(counters[$0])) }
-        return .object([
+        var fields: [(String, JSON)] = [
             ("pages_4k", .uint(pages4K)),
             ("pages_2m", .uint(pages2M)),
             ("seamcalls", .object(calls)),
@@ -28,6 +28,21 @@ extension TDXVM {
             ("huge_pages_enabled", .bool(hugePagesEnabled)),
             ("broken", .array(brokenOutcomes.map { .string($0) })),
             ("outcome", .string(outcomeString)),
+        ]
+        if options.conversionPolicy == .inPlace { fields.insert(("in_place", inPlaceJSON), at: 9) }
+        return .object(fields)
+    }
+
+    /// In-place conversion's host side: pins, SIGBUS, refused conversions,
+    /// and the host memory that one backing per page saves.
+    var inPlaceJSON: JSON {
+        .object([
+            ("pages_pinned", .uint(inPlace.pagesPinned)),
+            ("pins_refused", .uint(inPlace.pinsRefused)),
+            ("sigbus_to_vmm", .uint(inPlace.sigbus)),
+            ("conversions_refused_host_references", .uint(inPlace.refusedForReferences)),
+            ("shared_pages_backed_once", .uint(doubleBackingAvoidedPages)),
+            ("host_committed_bytes_if_double_backed", .uint(ByteCount.frames(committedPages + doubleBackingAvoidedPages).value)),
         ])
     }
 
@@ -47,6 +62,12 @@ extension TDXVM {
         for (leaf, st, n) in module.calls.nonZero { o += "    " + "\(leaf) \(st)".rightPadded(56) + "\(n)\n" }
         o += "  KVM:\n"
         for c in KVMCounter.allCases where counters[c] > 0 { o += "    " + c.name.rightPadded(56) + "\(counters[c])\n" }
+        if options.conversionPolicy == .inPlace {
+            o += "  In-place conversion (guest_memfd keeps the attributes):\n"
+            o += "    pages pinned \(inPlace.pagesPinned), pins refused (private) \(inPlace.pinsRefused), SIGBUS to the VMM \(inPlace.sigbus)\n"
+            o += "    conversions to private refused (host references) \(inPlace.refusedForReferences)\n"
+            o += "    shared pages backed once \(doubleBackingAvoidedPages): host committed \(ByteCount.frames(committedPages)) against \(ByteCount.frames(committedPages + doubleBackingAvoidedPages)) if shared copies were backed twice\n"
+        }
         for b in brokenOutcomes { o += "  BROKEN: \(b)\n" }
         return o
     }

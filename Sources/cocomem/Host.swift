@@ -38,7 +38,13 @@ struct Host: ParsableCommand {
         var s = try HostScenario.parse(text)
         if let precheck { s.options.lpagePrecheck = precheck.isOn }
         if let acceptLevel { s.options.acceptLevelPolicy = acceptLevel }
-        if let policy { s.options.conversionPolicy = policy }
+        if let policy {
+            s.options.conversionPolicy = policy
+            try s.options.checkAttributesSwitch()
+            if policy != .inPlace, s.commands.contains(where: { if case .hostUse = $0 { true } else { false } }) {
+                throw CocomemError(.invalidArgument, "--policy \(policy.rawValue): the scenario's pin, unpin and hostmap commands need policy in-place")
+            }
+        }
         if check { s.options.checkInvariants = true }
         // The text report starts with the log: its lines are printed as the
         // run produces them instead of being kept (the JSON object keeps a

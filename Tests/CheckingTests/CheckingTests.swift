@@ -1,6 +1,8 @@
 import Checking
+import CostModel
 import KVM
 import MemoryModel
+import Simulation
 import Testing
 
 /// Seeded random operation sequences against the host, with faults; every
@@ -19,14 +21,44 @@ import Testing
         }
     }
 
+    /// In-place conversion (issue 18 §2): the same sequences plus the host's
+    /// pins, unpins and mappings of guest_memfd's pages and the series' own
+    /// fault points, with every invariant after every step.
+    @Test func invariantsHoldOnRandomSequencesInPlace() {
+        for seed in 0..<600 as Range<UInt64> {
+            let ops = HostSequences.sequence(seed: seed &* 7919 &+ 8, length: 24, inPlace: true)
+            if let f = HostSequences.firstFailure(ops, policy: .inPlace) {
+                let short = HostSequences.shrink(ops, policy: .inPlace)
+                Issue.record("seed \(seed), in-place: \(f)\nshortest sequence:\n\(short.joined(separator: "\n"))")
+                return
+            }
+        }
+    }
+
+    /// The in-place sequences do reach the behaviours they are there for:
+    /// a refused pin, a SIGBUS and a conversion refused for a pin.
+    @Test func inPlaceSequencesReachPinsAndSIGBUS() throws {
+        var sigbus = false, refusedPin = false, refusedConversion = false
+        for seed in 0..<600 as Range<UInt64> {
+            let ops = HostSequences.sequence(seed: seed &* 7919 &+ 8, length: 24, inPlace: true)
+            let s = try HostScenario.parse(HostSequences.scenario(ops, policy: .inPlace))
+            let run = try HostRun(s, calibration: try Calibration.builtIn(), log: false)
+            try run.run()
+            sigbus = sigbus || run.vm.inPlace.sigbus > 0
+            refusedPin = refusedPin || run.vm.inPlace.pinsRefused > 0
+            refusedConversion = refusedConversion || run.vm.inPlace.refusedForReferences > 0
+        }
+        #expect(sigbus && refusedPin && refusedConversion, "SIGBUS \(sigbus), pin refused \(refusedPin), conversion refused \(refusedConversion)")
+    }
+
     /// An adversarial host (remove, readd, remap, refuse-aug) uses KVM's
     /// own flows and SEAMCALLs the module accepts: however it interleaves
     /// with the guest, the VMM and the faults, every host invariant holds
     /// (what it breaks is the guest's: the checker's adversarial-host model).
-    @Test(arguments: [ConversionPolicy.septSplitFirst, .multiFolio])
+    @Test(arguments: [ConversionPolicy.septSplitFirst, .multiFolio, .inPlace])
     func hostInvariantsHoldUnderAnAdversarialHost(_ policy: ConversionPolicy) {
         for seed in 0..<300 as Range<UInt64> {
-            let ops = HostSequences.sequence(seed: seed &* 104_729 &+ 17, length: 24, adversarial: true)
+            let ops = HostSequences.sequence(seed: seed &* 104_729 &+ 17, length: 24, adversarial: true, inPlace: policy == .inPlace)
             if let f = HostSequences.firstFailure(ops, policy: policy) {
                 let short = HostSequences.shrink(ops, policy: policy)
                 Issue.record("seed \(seed), \(policy.rawValue): \(f)\nshortest sequence:\n\(short.joined(separator: "\n"))")

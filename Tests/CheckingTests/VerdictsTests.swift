@@ -32,10 +32,14 @@ import Testing
         #expect(f.trace.last?.observed.contains("Guest access before accepting") == true)
     }
 
-    @Test func inPlaceIsARowWithoutAVerdict() throws {
-        let r = try row("004-in-place")
-        #expect(r.states == nil && r.findings.isEmpty && r.notModelled != nil)
-        #expect(Verdicts.markdown([r], depth: 3, scenarioDirectory: "d").contains("not modelled"))
+    /// In-place conversion runs the real model now (issue 18 §2): its rows
+    /// explore states, with the host's pins and mappings among the steps.
+    @Test func inPlaceRowsRunTheModel() throws {
+        let r = try row("004-in-place-no-fault")
+        #expect(r.notModelled == nil && (r.states ?? 0) > 1 && r.findings.isEmpty, "\(r.findings.map(\.invariant))")
+        #expect(Verdicts.specs.contains { $0.id == "004-in-place-gmem-safe-refcount" })
+        #expect(!Verdicts.specs.contains { $0.id == "004-zap-first-gmem-safe-refcount" })
+        #expect(!Verdicts.markdown([r], depth: 3, scenarioDirectory: "d").contains("not modelled"))
     }
 
     @Test func everyRowIdIsUnique() {
@@ -53,7 +57,7 @@ import Testing
 
     @Test func badParametersAreOneClearError() {
         let cases: [(String, [String: String], String)] = [
-            ("host-conversion", ["policy": "in-place"], "'policy' must be one of"),
+            ("host-conversion", ["policy": "in-place-v9"], "'policy' must be one of"),
             ("host-conversion", ["policy": "zap-first", "faults": "cosmic-ray"], "unknown fault point 'cosmic-ray'"),
             ("host-conversion", ["policy": "zap-first", "depth": "99"], "'depth' must be 1...8"),
             ("kexec", [:], "'kernel' is required"),

@@ -74,6 +74,10 @@ func hugeVM(_ configure: (inout KVMOptions) -> Void = { _ in }, backing: GmemBac
             #expect(vm.counters[.conversionsFailed] == 1 && vm.attributes.privateAttr.value(at: GFN(7)))
         case .multiFolio:
             #expect(broken.isEmpty && vm.counters[.conversionsFailed] == 0 && !vm.attributes.privateAttr.value(at: GFN(7)))
+        case .inPlace:
+            // No folio split to fail: the 2 MiB folio stays in the file.
+            #expect(broken.isEmpty && vm.counters[.conversionsFailed] == 0 && !vm.attributes.privateAttr.value(at: GFN(7)))
+            #expect(vm.gmem.folioOrder.value(at: GFN(7)) == 9 && vm.counters[.foliosSplit] == 0)
         }
         #expect(!broken.contains("invariant"))
     }

@@ -63,6 +63,10 @@ public enum InvariantRegistry {
         "host.conversion-atomic", "host",
         "a guest_memfd conversion that fails leaves the memory as it was: it never zaps accepted private memory and then fails",
         source: "seed 004 discussion: Yan Zhao's reason to split the S-EPT before the folio (sept-first)")
+    public static let noHostReferenceOnPrivate = RegisteredInvariant(
+        "host.no-host-reference-on-private", "host",
+        "under in-place conversion no private page keeps a host reference (a pin or GUP through guest_memfd's mapping)",
+        source: "Ackerley Tng's in-place conversion series: conversion to private checks for safe refcounts (step 2a)")
     public static let noBugOn = RegisteredInvariant(
         "host.no-bug-on", "host",
         "KVM never reaches KVM_BUG_ON/TDX_BUG_ON (the VM bugged)",
@@ -101,7 +105,7 @@ public enum InvariantRegistry {
     /// Every registered invariant, in report order.
     public static let all: [RegisteredInvariant] = [
         mirrorAgreesWithSEPT, mappingWithinFolio, noPrivateMappingOfShared, dpamtRefcount, noDoubleLevelMapping,
-        splitCacheNonNegative, guestInhibitOneWay, conversionAtomic, noBugOn,
+        splitCacheNonNegative, guestInhibitOneWay, conversionAtomic, noHostReferenceOnPrivate, noBugOn,
         neverTouchUnaccepted, acceptOnceWhereContentsMatter, contentsIntact, acceptingListExclusive, tableAgreesWithPlatform,
         kexecDestinationsAccepted, acceptCompletes, otherHostCheck,
     ]
@@ -122,6 +126,7 @@ public enum InvariantRegistry {
             ("under a 2M leaf", noDoubleLevelMapping),
             ("but S-EPT", mirrorAgreesWithSEPT),
             ("split cache underflow", splitCacheNonNegative),
+            ("host reference on a private page", noHostReferenceOnPrivate),
             ("GUEST_INHIBIT cleared", guestInhibitOneWay),
             ("repeated faults", acceptCompletes),
             ("VM bugged", noBugOn), ("BUG_ON", noBugOn),

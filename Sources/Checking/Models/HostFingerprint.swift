@@ -75,6 +75,8 @@ public struct HostFingerprint: Hashable, Sendable {
         }
         tag(21); runs(vm.faults.refusedAUG) { $0 ? 1 : 0 }
         tag(22); w.append(stableHash("\(vm.outcome)"))
+        // In place, the host's references to shared pages gate conversion.
+        if vm.options.conversionPolicy == .inPlace { tag(23); runs(vm.gmem.hostRefs) { UInt64($0) } }
         words = w
     }
 }

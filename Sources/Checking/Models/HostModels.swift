@@ -44,6 +44,13 @@ public enum HostModels {
                     ModelStep(.vmm, "convert \(f)+1 private", call: "guest_memfd conversion to private"),
                     ModelStep(.vmm, "punch \(base)+512", call: "fallocate(PUNCH_HOLE)"),
                 ]
+                if policy == .inPlace {
+                    steps += [
+                        ModelStep(.host, "pin \(f)+1", call: "pin_user_pages() through guest_memfd's mapping"),
+                        ModelStep(.host, "unpin \(f)+1", call: "unpin_user_pages()"),
+                        ModelStep(.host, "hostmap \(f)+1", call: "VMM load/store through guest_memfd's mapping (SIGBUS if private)"),
+                    ]
+                }
             }
             steps += faultPoints.map { ModelStep(.system, "inject \($0.rawValue)", call: "fault: the next \($0.rawValue) fails") }
             return try HostCommandModel(header: header, steps: steps, maxFaults: maxFaults)

@@ -55,13 +55,19 @@ public enum Verdicts {
         public let notModelled: String?
     }
 
-    static let conversionFaults: [FaultPoint?] = [nil] + FaultPoint.allCases.map { Optional($0) }
+    /// The in-place series' own fault points, reached only under `in-place`.
+    static let inPlaceFaults: Set<FaultPoint> = [.gmemAttributesNoMem, .gmemSafeRefcount]
+
+    /// The faults a policy's rows inject: every point its flows reach.
+    static func conversionFaults(_ p: ConversionPolicy) -> [FaultPoint?] {
+        [nil] + FaultPoint.allCases.filter { p == .inPlace || !inPlaceFaults.contains($0) }.map { Optional($0) }
+    }
 
     /// Every row of the table, in order.
     public static var specs: [Spec] {
         var out: [Spec] = []
         for p in ConversionPolicy.allCases {
-            for f in conversionFaults {
+            for f in conversionFaults(p) {
                 let id = "004-\(p.rawValue)-\(f?.rawValue ?? "no-fault")"
                 out.append(Spec(id: id, design: "seed 004: \(p.rawValue)", condition: f.map { "fault: \($0.rawValue)" } ?? "no fault",
                                 build: .host(HostModels.Conversion(policy: p, faultPoints: f.map { [$0] } ?? [], maxFaults: f == nil ? 0 : 1))))
@@ -70,8 +76,6 @@ public enum Verdicts {
                             condition: "fault: demote-busy, S-EPT pages scattered (DPAMT)",
                             build: .host(HostModels.Conversion(policy: p, faultPoints: [.demoteBusy], maxFaults: 1, placement: .scattered))))
         }
-        out.append(Spec(id: "004-in-place", design: "seed 004: in-place", condition: "-",
-                        build: .notModelled("guest_memfd in-place conversion (Ackerley Tng's series) is not a policy of the KVM model yet (issue 18 §2): no verdict")))
         for (v, fix) in [("6.12", false), ("6.16", true)] {
             out.append(Spec(id: "001-kexec-\(v)", design: "seed 001: kexec \(fix ? "with" : "without") accepting destinations at load",
                             condition: "kernel \(v), 4 GiB TD, 256 MiB initrd, both syscalls, ≤1 workload phase before the load",

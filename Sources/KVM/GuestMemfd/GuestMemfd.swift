@@ -38,7 +38,24 @@ public struct GuestMemfd: Sendable {
     /// Whether the folio holding a frame is allocated.
     public private(set) var folioAllocated = IntervalMap<GuestFrameNumber, Bool>(initial: false)
 
+    /// In-place conversion: references the host holds on each shared page
+    /// of the file beyond guest_memfd's own (pins and GUPs through the
+    /// file's userspace mapping: vhost, VFIO DMA, O_DIRECT).
+    public private(set) var hostRefs = IntervalMap<GuestFrameNumber, UInt32>(initial: 0)
+
     public init() {}
+
+    /// Adds `delta` host references to every page of `frames` (per run).
+    /// - Complexity: O(log runs + runs in `frames`).
+    mutating func addHostRefs(_ frames: Range<GuestFrameNumber>, _ delta: Int) {
+        for (r, v) in hostRefs.runs(in: frames) {
+            hostRefs.assign(r, UInt32(max(0, Int(v) + delta)))
+        }
+    }
+
+    /// True if any page of `frames` has host references.
+    /// - Complexity: O(log runs + runs in `frames`).
+    public func hasHostRefs(_ frames: Range<GuestFrameNumber>) -> Bool { !hostRefs.allSatisfy(in: frames) { $0 == 0 } }
 
     /// `kvm_gmem_bind()` for `s`: checks it against the slots already bound
     /// and sets its folio orders (the backing order where a whole aligned
@@ -121,8 +138,11 @@ public struct GuestMemfd: Sendable {
 
     /// `kvm_gmem_punch_hole()`: the folios of `frames` are freed and the
     /// file's backing order restored there.
+    /// The host's references stay on the truncated pages, not on the new
+    /// folios a later fault allocates, so the file's count drops to none.
     mutating func free(_ frames: Range<GuestFrameNumber>, order: UInt8) {
         folioAllocated.assign(frames, false)
+        hostRefs.assign(frames, 0)
         folioOrder.assign(frames, order)
     }
 

@@ -74,7 +74,8 @@ extension TDXVM {
             return .ioctlError("EINVAL: conversion range \(frames.lowerBound.address) not inside one memslot")
         }
         counters.bump(.conversions)
-        let r = toPrivate ? convertToPrivate(frames) : convertToShared(frames)
+        let r = options.conversionPolicy == .inPlace ? convertInPlace(frames, toPrivate: toPrivate)
+            : toPrivate ? convertToPrivate(frames) : convertToShared(frames)
         if r != .ok { counters.bump(.conversionsFailed) }
         note("convert \(frames.lowerBound.address)+\(frames.count) pages to \(toPrivate ? "private" : "shared"): \(r)")
         check()
@@ -101,7 +102,7 @@ extension TDXVM {
         case .septSplitFirst:
             if let e = splitForConversion(frames, cause: .conversion) { return fail(e) }
             guard splitFolios(frames) else { return fail("ENOMEM: folio split") }
-        case .multiFolio:
+        case .multiFolio, .inPlace:
             if let e = splitForConversion(frames, cause: .conversion) { return fail(e) }
         }
         zapPrivate(frames)
@@ -131,6 +132,9 @@ extension TDXVM {
     @discardableResult
     public func setMemoryAttributes(_ frames: Range<GuestFrameNumber>, private isPrivate: Bool) -> HostOutcome {
         guard !isDead else { return outcome }
+        guard options.vmWideAttributes else {
+            return .ioctlError("ENOTTY: KVM_SET_MEMORY_ATTRIBUTES on the VM with vm_memory_attributes=N (attributes live in guest_memfd)")
+        }
         if !isPrivate {
             if let e = splitForConversion(frames, cause: .attributes) { return .ioctlError(e) }
             zapPrivate(frames)

@@ -60,6 +60,13 @@ extension TDXVM {
                 if want > 0 && !module.isPAMT4KInstalled(host) { v.append("4K mappings without PAMT_4K at \(g.address)"); break }
             }
         }
+        // In place, a private page never keeps a host reference: the
+        // conversion to private refuses while one is held.
+        gmem.hostRefs.forEachRun(in: .lowest ..< .highest) { r, refs in
+            if refs > 0, attributes.privateAttr.measure(in: r, where: { $0 }) > 0 {
+                v.append("host reference on a private page in \(r.lowerBound.address)+\(r.count)")
+            }
+        }
         // Split cache never negative (it is unsigned; a wrap shows as huge).
         if tdx.splitCache > 1 << 40 { v.append("split cache underflow") }
         for s in v { flag("invariant: \(s)") }

@@ -43,6 +43,8 @@ public final class TDXVM {
     /// The TDX glue and its TD.
     public internal(set) var tdx: KVMTDX
     public internal(set) var counters = KVMCounters()
+    /// In-place conversion's host-side tallies (`TDXVM+InPlace.swift`).
+    public internal(set) var inPlace = InPlaceStats()
     /// Faults to inject (a test and scenario harness, not KVM state).
     package var faults = FaultPlan()
     public internal(set) var outcome: HostOutcome = .ok

@@ -120,6 +120,13 @@ public final class HostRun {
             case .refuseAUG: vm.hostRefuseAUG(r); o = .ok
             }
             if o != .ok { vm.note("adversary: \(attack.rawValue) failed: \(o)") }
+        case .hostUse(let use, let r):
+            try requireSlot(r, line: line)
+            switch use {
+            case .pin: _ = vm.hostPin(r)
+            case .unpin: vm.hostUnpin(r)
+            case .hostmap: _ = vm.hostMap(r)
+            }
         }
     }
 
@@ -164,6 +171,7 @@ extension HostScenario.Command {
         case .inject: "inject"
         case .check: "check"
         case .adversary(let a, _): a.rawValue
+        case .hostUse(let u, _): u.rawValue
         }
     }
 }

@@ -26,6 +26,9 @@ public import TDXModule
 ///     readd 0x1005+1                # adversarial host: AUG it again (PENDING)
 ///     remap 0x1005+1                # adversarial host: REMOVE, then AUG another frame
 ///     refuse-aug 0x1006+1           # adversarial host: never AUG these frames
+///     pin 0x1000+4                  # in-place: the host pins shared pages (vhost, VFIO)
+///     unpin 0x1000+4                # in-place: and drops the pins
+///     hostmap 0x1000+4              # in-place: the VMM touches them through guest_memfd's mapping (SIGBUS on private)
 public struct HostScenario: Sendable {
     public enum Command: Sendable, Equatable {
         case build(Range<GuestFrameNumber>)
@@ -41,6 +44,21 @@ public struct HostScenario: Sendable {
         case check
         /// An adversarial host (issue 18 §5): `remove`, `readd`, `remap`, `refuse-aug`.
         case adversary(HostAttack, Range<GuestFrameNumber>)
+        /// The host's own use of guest_memfd's shared pages under in-place
+        /// conversion: `pin`, `unpin`, `hostmap`.
+        case hostUse(HostUse, Range<GuestFrameNumber>)
+    }
+
+    /// What the host does with guest_memfd's pages through the file's
+    /// userspace mapping (in-place conversion only: with VM-wide attributes
+    /// the VMM's shared memory is separate and guest_memfd never sees it).
+    public enum HostUse: String, Sendable, CaseIterable {
+        /// `pin_user_pages()` (`TDXVM.hostPin`).
+        case pin
+        /// `unpin_user_pages()` (`TDXVM.hostUnpin`).
+        case unpin
+        /// A load or store by the VMM (`TDXVM.hostMap`): SIGBUS on a private page.
+        case hostmap
     }
 
     /// What an adversarial host does to a range of private memory.
@@ -135,6 +153,7 @@ public struct HostScenario: Sendable {
                     case "spec-accept": s.features.acceptWalkCases = try onOff(v, k) ? .specTable82 : .moduleCode
                     case "sept-ve-disable": s.options.septVEDisable = try onOff(v, k)
                     case "check": s.options.checkInvariants = try onOff(v, k)
+                    case "vm-attributes": s.options.vmMemoryAttributes = try onOff(v, k)
                     case "sept-placement":
                         guard let p = SEPTPlacement(rawValue: v) else { throw err("sept-placement must be contiguous or scattered") }
                         s.options.septPlacement = p
@@ -185,12 +204,19 @@ public struct HostScenario: Sendable {
                     throw err("\(verb) covers at most \(HostScenario.maxReaddFrames) frames (1 GiB), got \(r.count)")
                 }
                 s.commands.append(.adversary(HostAttack(rawValue: verb)!, r))
+            case "pin", "unpin", "hostmap":
+                guard s.options.conversionPolicy == .inPlace else {
+                    throw err("\(verb) needs policy=in-place on the td line (only in-place conversion maps guest_memfd's pages to the host)")
+                }
+                guard f.count <= 2 else { throw err("\(verb) takes one GFN[+COUNT], got '\(f[2])'") }
+                s.commands.append(.hostUse(HostUse(rawValue: verb)!, try frames(1)))
             default: throw err("unknown command '\(verb)'")
             }
             if verb != "td" && verb != "slot" { s.lines.append(n) }
         }
         guard sawTD || !s.slots.isEmpty else { throw CocomemError(.invalidScenario, "host scenario has no td or slot line") }
         guard !s.slots.isEmpty else { throw CocomemError(.invalidScenario, "host scenario has no slot line") }
+        try s.options.checkAttributesSwitch()
         return s
     }
 

@@ -167,7 +167,13 @@ public struct ScenarioFile: Sendable {
             var s = try HostScenario.parse(commands ?? HostScenario.seed004)
             if let precheck { s.options.lpagePrecheck = precheck }
             if let acceptLevel { s.options.acceptLevelPolicy = acceptLevel }
-            if let policy { s.options.conversionPolicy = policy }
+            if let policy {
+                s.options.conversionPolicy = policy
+                try s.options.checkAttributesSwitch()
+                if policy != .inPlace, s.commands.contains(where: { if case .hostUse = $0 { true } else { false } }) {
+                    throw CocomemError(.invalidScenario, "host step policy \(policy.rawValue): the commands' pin, unpin and hostmap need policy in-place")
+                }
+            }
             if checkInvariants { s.options.checkInvariants = true }
             return s
         }
