@@ -266,6 +266,12 @@ public struct AllocationStalls: Sendable, Equatable {
     /// A measurement as given (tests of the distribution built from it).
     package init(allocations: UInt64, stalls: [UInt64]) { self.allocations = allocations; self.stalls = stalls }
     mutating func stall(picoseconds: UInt64) { stalls.append(picoseconds) }
+    /// The longest stall of any workload phase so far: kept whether or not a
+    /// recorder takes the phases' distributions, so a figure built on it is
+    /// the same with the record on or off. `foldWorkloadPhase()` adds the
+    /// running phase's stalls.
+    public private(set) var workloadMaxPicoseconds: UInt64 = 0
+    public mutating func foldWorkloadPhase() { workloadMaxPicoseconds = max(workloadMaxPicoseconds, stalls.max() ?? 0) }
     /// Starts a new measurement (a new workload phase).
     public mutating func reset() { allocations = 0; stalls = [] }
 }

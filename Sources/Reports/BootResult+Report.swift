@@ -74,7 +74,7 @@ extension BootResult {
                      ("idle_tick_exits", .uint(k.idleTickExits)), ("deferred_grown_sections", .uint(k.deferredGrownSections)),
                      ("accepting_list_waits", .uint(k.acceptingListWaits)),
                      ("accepting_list_wait_s", .double(Double(k.acceptingListWaitPicoseconds) / 1e12)),
-                     ("allocation_latency_max_s", .double(record.latencies.map(\.max).max() ?? 0)),
+                     ("allocation_latency_max_s", .double(Double(k.allocationStalls.workloadMaxPicoseconds) / 1e12)),
                      ("allocation_latency", .array(record.latencies.map { d in
                          .object([("phase", .string(d.phase)), ("allocations", .uint(d.allocations)),
                                   ("p50_s", .double(d.p50)), ("p99_s", .double(d.p99)), ("max_s", .double(d.max))])

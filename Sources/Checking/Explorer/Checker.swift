@@ -204,7 +204,7 @@ public struct Checker<System: TransitionSystem> {
         }
         result.states = table.count
         result.depthReached = depth
-        let bytes = table.bytes + parent.capacity * 4 + via.capacity * 2 + sleep.count * (16 + 4 * MemoryLayout<System.Action>.stride)
+        let bytes = table.bytes + doublingCapacity(parent.count) * 4 + doublingCapacity(via.count) * 2 + sleep.count * (16 + 4 * MemoryLayout<System.Action>.stride)
         result.bytesPerState = result.states > 0 ? Double(bytes) / Double(result.states) : 0
         result.counterexamples = found.map { concrete($0.0, index: $0.1, parent: parent, via: via) }
         return result

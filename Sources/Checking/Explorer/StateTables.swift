@@ -45,7 +45,7 @@ struct PackedStateTable<System: TransitionSystem>: StateTable {
         scratch = Array(repeating: 0, count: width)
     }
 
-    var bytes: Int { words.capacity * 8 + slots.count * 8 }
+    var bytes: Int { doublingCapacity(words.count) * 8 + slots.count * 8 }
 
     @inline(__always) static func fingerprint(_ h: UInt64) -> UInt64 { h & 0xFFFF_FFFF_0000_0000 }
 
@@ -112,7 +112,7 @@ struct ValueStateTable<State: Hashable>: StateTable {
     var slots: [UInt32] = Array(repeating: 0, count: 4096)
     var mask = 4095
     var count: Int { states.count }
-    var bytes: Int { states.capacity * MemoryLayout<State>.stride + hashes.capacity * 8 + slots.count * 4 }
+    var bytes: Int { doublingCapacity(states.count) * MemoryLayout<State>.stride + doublingCapacity(hashes.count) * 8 + slots.count * 4 }
 
     mutating func insert(_ s: State) -> (index: Int, inserted: Bool) {
         if 2 * (count + 1) > slots.count { grow() }
@@ -198,4 +198,13 @@ struct CompactStateTable<System: TransitionSystem>: StateTable {
     static func omissionProbability(states n: Int) -> Double {
         Double(n) * Double(n) / 36_893_488_147_419_103_232.0
     }
+}
+
+/// The capacity an array grown by doubling has after `count` appends: the
+/// next power of two. Memory figures use it instead of `Array.capacity`,
+/// which includes the allocator's slack (`malloc_usable_size`) and so can
+/// differ from run to run in one process: a report must be the same bytes
+/// every time.
+@inline(__always) func doublingCapacity(_ count: Int) -> Int {
+    count <= 1 ? count : 1 << (Int.bitWidth - (count - 1).leadingZeroBitCount)
 }

@@ -310,6 +310,7 @@ public struct BootSimulation {
         let start = recorder?.segmentStart ?? 0
         kernel.allocationStalls.reset()
         let result = runWorkloadPhase(workload, kernel, clock: &wclock, clamped: &clamped, recorder: recorder, prefix: prefix)
+        kernel.allocationStalls.foldWorkloadPhase()
         if let rec = recorder, workload != .none {
             if case .phases = workload {} else {
                 // A phase the recorder has not closed (one clock, no slices) closes here.
