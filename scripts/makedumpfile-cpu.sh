@@ -37,19 +37,10 @@ formats="-c -E"
 "$mdf" -v 2>&1 | grep -q '^zstd[[:space:]]*enabled' && formats="$formats -z"
 echo "# $("$mdf" -v 2>&1 | head -1); formats $formats; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+. "$root/scripts/lib/vmcore-inputs.sh"   # make_input KIND SIZE
 hexcount() { grep -m1 "$1" mdf.log | sed 's/.*: *//; s/ .*//' | { read -r v; printf '%d' "$v"; }; }
 for kind in cache anon free mix; do
-    f=vmcore-$kind-$size
-    if [ ! -f "$f" ]; then
-        case $kind in
-            cache) w=(--workload "pagecache=$(( m * 3 / 4 ))M") ;;
-            anon) w=(--workload "touch=$(( m * 3 / 4 ))M") ;;
-            free) w=() ;;
-            mix) w=(--workload "pagecache=$(( m / 4 ))M" --boot-alloc "$(( m / 4 ))M") ;;
-        esac
-        "$bin" dump --memory "$size" --vcpus 2 --kernel 6.16 "${w[@]}" --elf "$f.tmp" >/dev/null
-        mv "$f.tmp" "$f"
-    fi
+    f=$(make_input "$kind" "$size")
     cat "$f" > /dev/null
     for fmt in $formats; do
         for level in 1 31; do
