@@ -56,4 +56,12 @@ import Testing
             Issue.record("\(error)")
         }
     }
+
+    /// A bad parameter names the file once (the parameters' own error already has it).
+    @Test func aBadParameterNamesTheFileOnce() throws {
+        let f = try CheckFile.parse("model: acceptance-core\nparameters: {vcpus: 9}\n", name: "c.yaml")
+        do { _ = try CheckModels.run(f); Issue.record("no error") } catch let e as CocomemError {
+            #expect(!e.message.hasPrefix("c.yaml: c.yaml:") && e.message.hasPrefix("c.yaml: "), "\(e.message)")
+        }
+    }
 }

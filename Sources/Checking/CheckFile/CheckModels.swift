@@ -24,7 +24,8 @@ public enum CheckModels {
                 var p = file.parameters
                 let system: S
                 do { system = try make(&p) } catch let e as CocomemError {
-                    throw CocomemError(.invalidScenario, "\(file.name): \(e.message)")
+                    // CheckParameters already names the file; the model's own checks do not.
+                    throw e.message.hasPrefix(file.name + ":") ? e : CocomemError(.invalidScenario, "\(file.name): \(e.message)")
                 }
                 try p.finish()
                 return CheckRunner(file: file, invariants: invariants, progress: progress).run(system)
