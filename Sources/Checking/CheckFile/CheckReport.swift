@@ -1,3 +1,4 @@
+import Foundation
 import MemoryModel
 
 /// What `cocomem check` found, model-independent: the counts, the cost,
@@ -7,6 +8,26 @@ public struct CheckReport: Sendable {
         public var invariant: String
         public var detail: String
         public var steps: [TraceStep]
+        /// The trace as a scenario file `cocomem run` replays (the models on
+        /// the real layers' interfaces write their own commands; the
+        /// acceptance core's are translated, `AcceptanceCore.hostScenario`),
+        /// nil for a model without a translation.
+        public var scenarioFile: String?
+
+        public init(invariant: String, detail: String, steps: [TraceStep], scenarioFile: String? = nil) {
+            self.invariant = invariant
+            self.detail = detail
+            self.steps = steps
+            self.scenarioFile = scenarioFile
+        }
+
+        /// The file name `cocomem check --counterexamples` gives it:
+        /// the check file's stem, then the invariant.
+        public func fileName(checkFile: String) -> String {
+            var stem = checkFile.split(separator: "/").last.map(String.init) ?? checkFile
+            for ext in [".yaml", ".yml"] where stem.hasSuffix(ext) { stem = String(stem.dropLast(ext.count)) }
+            return "\(stem)-\(invariant.replacingOccurrences(of: ".", with: "-")).yaml"
+        }
     }
 
     public var file: String
@@ -86,7 +107,7 @@ struct CheckRunner {
     let invariants: [String]
     let progress: (any ProgressReporter)?
 
-    func run<S: TransitionSystem>(_ system: S) -> CheckReport {
+    func run<S: TransitionSystem>(_ system: S, scenario: ((S, [S.Action], Violation) -> String)? = nil) -> CheckReport {
         var r = CheckReport(file: file.name, model: file.model, search: file.search, settings: [], invariants: invariants)
         let clock = ContinuousClock()
         let start = clock.now
@@ -110,7 +131,9 @@ struct CheckRunner {
             r.complete = res.complete
             r.bytesPerState = res.bytesPerState
             r.omissionProbability = res.omissionProbability
-            r.violations = res.counterexamples.map { .init(invariant: $0.violation.invariant, detail: $0.violation.detail, steps: $0.steps) }
+            r.violations = res.counterexamples.map {
+                .init(invariant: $0.violation.invariant, detail: $0.violation.detail, steps: $0.steps, scenarioFile: scenario?(system, $0.actions, $0.violation))
+            }
         case .swarm:
             r.settings = [("symmetry", onOff(file.symmetry)), ("seeds", "\(file.swarmSeeds.count)"), ("max-depth", "\(file.swarmMaxDepth)"),
                           ("max-states-per-search", "\(file.swarmMaxStates)")] + (file.shard.map { [("shard", $0)] } ?? [])
@@ -123,7 +146,9 @@ struct CheckRunner {
             r.transitions = res.transitions
             r.depthReached = res.depthReached
             r.complete = false
-            r.violations = res.counterexamples.map { .init(invariant: $0.violation.invariant, detail: $0.violation.detail, steps: $0.steps) }
+            r.violations = res.counterexamples.map {
+                .init(invariant: $0.violation.invariant, detail: $0.violation.detail, steps: $0.steps, scenarioFile: scenario?(system, $0.actions, $0.violation))
+            }
         }
         let d = clock.now - start
         r.seconds = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
