@@ -2,7 +2,9 @@ import Foundation
 import Checking
 import KVM
 import MemoryModel
+import Results
 import Simulation
+import Sweep
 import Testing
 
 /// `cocomem check --counterexamples`: every example check file's
@@ -89,5 +91,59 @@ import Testing
             }
         }
         #expect(checked > 100)
+    }
+}
+
+/// A swarm as a sweep (`cocomem sweep CHECKFILE`): one row per seed, and
+/// the shards' databases merged hold exactly the single run's rows.
+@Suite struct CheckSweepTests {
+    static let text = """
+    model: acceptance-core
+    parameters: {vcpus: 2, ranges: 2, pages-per-range: 2, zaps: 1, accepting-list: off, already-accepted: trust}
+    search: swarm
+    swarm: {seeds: 3-9, max-depth: 40, max-states-per-search: 1500}
+    """
+
+    func database(_ rows: [Row], _ path: String) throws {
+        _ = try ResultsDatabase.append(path: path, runs: [], rows: rows)
+    }
+
+    @Test func shardsMergedEqualTheSingleRun() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cocomem-checksweep-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let sweep = try CheckSweep(text: Self.text, name: "swarm.yaml")
+        #expect(sweep.count == 7)
+        let whole = try sweep.run(shard: nil, jobs: 2)
+        try database(whole.rows, dir + "/all.db")
+        var parts: [String] = []
+        for i in 1...3 {
+            let r = try sweep.run(shard: Shard(index: i, count: 3), jobs: 1)
+            #expect(r.rows.count == (i == 1 ? 3 : 2))
+            try database(r.rows, dir + "/s\(i).db")
+            parts.append(dir + "/s\(i).db")
+        }
+        _ = try ResultsDatabase.merge(into: dir + "/merged.db", inputs: parts)
+        let a = try ResultsDatabase.readExisting(path: dir + "/all.db"), b = try ResultsDatabase.readExisting(path: dir + "/merged.db")
+        #expect(a.rows.count == 7)
+        #expect(a.rows.map(\.cells) == b.rows.map(\.cells))
+        #expect(a.rows.map(\.columns) == b.rows.map(\.columns))
+        // The rows are the seeds' searches: the same figures as `cocomem check` merges.
+        let report = try CheckModels.run(CheckFile.parse(Self.text, name: "swarm.yaml"))
+        #expect(a.rows.compactMap { $0["check_states"]?.number }.reduce(0, +) == Double(report.states))
+        let summary = try #require(CheckSweep.summary(a.rows))
+        for v in report.violations {
+            #expect(summary.contains("\(v.invariant): "), "\(summary)")
+            #expect(summary.contains("shortest trace \(v.steps.count) steps"), "\(v.invariant): \(summary)")
+        }
+        // A run finds its rows' keys and runs nothing again.
+        let keys = Dictionary(uniqueKeysWithValues: whole.rows.map { ($0.key, $0) })
+        let again = try sweep.run(shard: nil, jobs: 2, existing: { keys[$0] })
+        #expect(again.isNew.allSatisfy { !$0 } && again.rows == whole.rows)
+    }
+
+    @Test func aCheckFileIsToldFromASweepFile() {
+        #expect(CheckSweep.isCheckFile(Self.text))
+        #expect(!CheckSweep.isCheckFile("guest:\n  memory: [4G, 8G]\n"))
     }
 }
