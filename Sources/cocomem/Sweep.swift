@@ -104,7 +104,7 @@ extension SweepCommand {
     /// "Swarm as a sweep"), into the same database, shards and merge as any sweep.
     func runChecks(_ text: String) throws {
         guard report.report == nil, plots.isEmpty else {
-            throw ValidationError("--report and --plot draw a sweep's boot figures; \(file) is a check file (model:), whose rows have none")
+            throw CocomemError(.invalidArgument, "--report and --plot draw a sweep's boot figures; \(file) is a check file (model:), whose rows have none")
         }
         let checks = try CheckSweep(text: text, name: file)
         if checks.count > Int(SweepFile.defaultMaxPoints) && !yes {

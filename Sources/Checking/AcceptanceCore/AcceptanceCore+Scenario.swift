@@ -62,6 +62,11 @@ extension AcceptanceCore {
                                  + "is still between its ACCEPT calls when the invariant breaks; a host `accept` command runs to completion, so it cannot stop there")
                     break
                 }
+                if let k = ep.members.first(where: { t[$0].kind == .refuseAUG }) {
+                    notes.append("step \(order[k] + 1) (\(describe(t[k], in: states[k]).call)): the host refuses one fault of vcpu\(ep.vcpu)'s accept; "
+                                 + "the host language's `refuse-aug RANGE` refuses every later fault on the range, not one")
+                    break
+                }
                 let foreign = (ep.first...ep.last).filter { !ep.members.contains($0) }
                 if foreign.isEmpty { i = ep.last + 1; continue }
                 let head = Array(order[..<ep.first]), tail = Array(order[(ep.last + 1)...])
@@ -123,7 +128,7 @@ extension AcceptanceCore {
             let b = trace[j], t = states[j]
             switch b.kind {
             case .vcpu where Int(b.index) == v: ep.members.append(j)
-            case .eptViolation where Int(b.index) == v: ep.members.append(j)
+            case .eptViolation where Int(b.index) == v, .refuseAUG where Int(b.index) == v: ep.members.append(j)
             case .block where Int(b.index) == r && t.waiting(v) && t.phase(v) == .accept4K && t.pc(v) >> 1 == r:
                 splitFor = true
                 ep.members.append(j)
@@ -165,7 +170,8 @@ extension AcceptanceCore {
         var i = 0
         while i < trace.count {
             if let ep = episode(startingAt: i, in: trace, states: states) {
-                if ep.members.count != ep.last - ep.first + 1 || !endsAccept(ep.vcpu, states[ep.last + 1]) { return i }
+                if ep.members.count != ep.last - ep.first + 1 || !endsAccept(ep.vcpu, states[ep.last + 1])
+                    || ep.members.contains(where: { trace[$0].kind == .refuseAUG }) { return i }
                 i = ep.last + 1
                 continue
             }
@@ -219,7 +225,7 @@ extension AcceptanceCore {
                              + "(a split happens inside a conversion, a punch or a 4K accept, each of which also changes the memory)")
                 i = end
                 continue
-            case .eptViolation:
+            case .eptViolation, .refuseAUG:
                 // Inside an accept (handled above): a lone one means the
                 // accept around it was cut.
                 break
@@ -307,8 +313,10 @@ extension AcceptanceCore {
                 switch a.kind {
                 case .vcpu: return !core.isAcceptCall(Int(a.index), s) || expand(a, in: s) != nil
                 case .convertShared, .convertPrivate, .zap: return true
-                // Inside an accept only (expand), never on their own.
-                case .eptViolation, .block, .track, .demote: return false
+                // Inside an accept only (expand), never on their own; a
+                // refusal of one fault has no host command (refuse-aug
+                // refuses every later fault on the range).
+                case .eptViolation, .block, .track, .demote, .refuseAUG: return false
                 }
             }
         }

@@ -76,9 +76,9 @@ extension CheckModels.Entry {
     /// and are refused here rather than ignored.
     static func replayed(_ name: String, summary: String) -> Self {
         Self(name: name, summary: summary, invariants: CheckModels.registeredInvariants) { file, _ in
-            guard file.search == .bfs, !file.partialOrder, !file.hashCompaction, file.maxDepth == 0, file.maxStates == 0 else {
+            guard file.search == .bfs, !file.partialOrder, !file.hashCompaction, file.maxDepth == 0, file.maxStates == 0, !file.cycles else {
                 throw CocomemError(.invalidScenario, "\(file.name): model \(name) is explored by replaying paths through the real layers; "
-                    + "search, por, hash-compaction, max-depth and max-states are for the packed models (use the model's own `depth` parameter)")
+                    + "search, por, hash-compaction, max-depth, max-states and cycles are for the packed models (use the model's own `depth` parameter)")
             }
             let outcome: ModelCatalog.Outcome
             do { outcome = try ModelCatalog.explore(model: name, parameters: file.parameters.values) } catch let e as CocomemError {
@@ -117,5 +117,6 @@ extension AcceptanceCore.Configuration {
         acceptingList = try p.bool("accepting-list", default: acceptingList)
         alreadyAccepted = try p.choice("already-accepted", default: alreadyAccepted)
         progressBound = try p.int("progress-bound", default: progressBound, 1...30)
+        refuseAUG = try p.bool("refuse-aug", default: refuseAUG)
     }
 }
