@@ -82,6 +82,9 @@ extension AcceptanceCore {
                 notes.append(notExpressibleNote(ep, order: order, trace: t, states: states))
                 break
             }
+            if budget == 0 && notes.isEmpty && i < order.count {
+                notes.append("the regrouping of the accepts did not settle within its bound; the steps from the first accept still interleaved are not written")
+            }
         }
         let t = trace
         return render(t, order: order, stopAt: notes.isEmpty ? nil : firstUnexpressed(t, initial), notes: notes,
