@@ -44,8 +44,17 @@
 #ifndef BOUND
 #define BOUND 12
 #endif
+#ifndef REFUSE
+#define REFUSE 0
+#endif
 #ifndef INV
 #define INV 0
+#endif
+/* NPC=1: progress labels after every progress step (AcceptanceCore.isProgress),
+ * for spin's non-progress cycles (gcc -DNP, pan -l). They add control states,
+ * so the state count is compared with NPC=0 only. */
+#ifndef NPC
+#define NPC 0
 #endif
 
 /* S-EPT entry states (AcceptanceCore.Entry) */
@@ -321,15 +330,32 @@ inline demote(rr) {
     :: d_step { PRIVATE_ENABLED(rr) -> shared[rr] = 0; check() } \
     :: d_step { ZAP_ENABLED(rr) -> zapsLeft--; removePrivate(rr); check() }
 
+/* AcceptanceCore.isProgress: a touch, a range skipped, an accept_memory() that returns */
+#define PROGRESS_STEP(v) (pc[v] % 2 == 1 || phase[v] == FIN || (phase[v] == CHECK && !bitmap[RANGE(v)]))
+
+/* refuse-aug: the fault path returns without AUG; the vCPU's ACCEPT faults again */
+#define REFUSED(v) :: d_step { REFUSE && EPT_ENABLED(v) -> waiting[v] = 0; check() }
+
+#if NPC
+#define VCPU(v) \
+    :: d_step { VCPU_ENABLED(v) && !PROGRESS_STEP(v) -> step(v) } \
+    :: d_step { VCPU_ENABLED(v) && PROGRESS_STEP(v) -> step(v) }; progress_vcpu##v: skip
+#else
+#define VCPU(v) :: d_step { VCPU_ENABLED(v) -> step(v) }
+#endif
+
 active proctype core() {
 end:
     do
-    :: d_step { VCPU_ENABLED(0) -> step(0) }
-    :: d_step { VCPU_ENABLED(1) -> step(1) }
-    :: d_step { VCPU_ENABLED(2) -> step(2) }
+    VCPU(0)
+    VCPU(1)
+    VCPU(2)
     :: d_step { EPT_ENABLED(0) -> ept(0) }
     :: d_step { EPT_ENABLED(1) -> ept(1) }
     :: d_step { EPT_ENABLED(2) -> ept(2) }
+    REFUSED(0)
+    REFUSED(1)
+    REFUSED(2)
     HOST(0)
     HOST(1)
     HOST(2)

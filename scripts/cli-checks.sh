@@ -580,6 +580,10 @@ ck depth 'model: acceptance-core\nmax-depth: -1\n'
 ck nested 'model: acceptance-core\nparameters: {vcpus: [2, 3]}\n'
 ck badyaml 'model: [acceptance-core\n'
 ck smallswarm 'model: acceptance-core\nsearch: swarm\nswarm: {seeds: 1-4, max-depth: 40}\n'
+ck swarmcycles 'model: acceptance-core\nsearch: swarm\ncycles: on\n'
+ck kexeccycles 'model: kexec\ncycles: on\nparameters:\n  kernel: "6.12"\n'
+ck refuse 'model: acceptance-core\nparameters: {refuse-aug: sometimes}\n'
+ck cyclesbad 'model: acceptance-core\ncycles: both\n'
 expect_error "check: missing file" "cannot read check file" check "$tmp/nonexistent.yaml"
 expect_error "check: a directory" "not a regular file" check "$tmp"
 expect_error "check: empty file" "empty or not a mapping" check "$tmp/empty.yaml"
@@ -606,6 +610,26 @@ expect_error "check: --shard with more shards than seeds" "fewer seeds than shar
 expect_error "check: a bad --shard" "is not I/N" check examples/check/swarm.yaml --shard 2
 expect_output "check: a swarm shard runs its share of the seeds" "seeds 2, max-depth 40, max-states-per-search 100000, shard 2/2" check "$tmp/smallswarm.yaml" --shard 2/2
 expect_output "check: an example runs clean" "violations: none" check examples/check/acceptance-core.yaml
+expect_error "check: cycles with a swarm" "needs .search: bfs" check "$tmp/swarmcycles.yaml"
+expect_error "check: cycles on a replayed model" "cycles are for the packed models" check "$tmp/kexeccycles.yaml"
+expect_error "check: refuse-aug not on or off" "parameters.refuse-aug: 'sometimes' is not on or off" check "$tmp/refuse.yaml"
+expect_error "check: cycles not on or off" "cycles: 'both' is not on or off" check "$tmp/cyclesbad.yaml"
+expect_output "check: the refuse-aug livelock as a cycle" "cycle, 2 steps" check examples/check/refuse-aug-livelock.yaml
+expect_error "check: --counterexamples into a missing directory" "is not a directory" check examples/check/no-accepting-list.yaml --counterexamples "$tmp/no-such-dir"
+mkdir -p "$tmp/cx"
+mkfifo "$tmp/cx/no-accepting-list-guest-accept-succeeds.yaml"
+expect_error "check: --counterexamples never replaces a FIFO" "only a regular file is ever replaced" check examples/check/no-accepting-list.yaml --counterexamples "$tmp/cx"
+rm -f "$tmp/cx/no-accepting-list-guest-accept-succeeds.yaml"
+if "$bin" check examples/check/no-accepting-list.yaml --counterexamples "$tmp/cx" >/dev/null 2>&1 \
+    && "$bin" run "$tmp/cx/no-accepting-list-guest-accept-succeeds.yaml" 2>/dev/null | grep -q "guest: TDX: Failed to accept memory"; then
+    pass=$((pass + 1))
+else
+    echo "FAIL: check: a written counterexample replays with cocomem run to the failed accept"; fail=$((fail + 1))
+fi
+ck swarmsweep 'model: acceptance-core\nparameters: {zaps: 1, accepting-list: off, already-accepted: trust}\nsearch: swarm\nswarm: {seeds: 1-4, max-depth: 30, max-states-per-search: 500}\n'
+expect_output "sweep: a check swarm, one row per seed" "4 points (4 new)" sweep "$tmp/swarmsweep.yaml" --db "$tmp/swarm.db"
+expect_output "results show: the violations across a swarm's seeds" "check: 4 searches" results show "$tmp/swarm.db"
+expect_error "sweep: --report on a check file" "is a check file" sweep "$tmp/swarmsweep.yaml" --db "$tmp/swarm2.db" --report "$tmp/r.html"
 expect_output "check: the list-less race is found" "guest.accept-succeeds" check examples/check/no-accepting-list.yaml
 # Progress: a line on stderr with --progress (swarm: one unit a search),
 # nothing without it when stderr is not a terminal.

@@ -3,20 +3,23 @@
 # (scripts/slurm/cluster.sh), runs a small sweep as a 4-task array job with a
 # merge job (scripts/slurm-sweep.sh --wait), runs the same sweep on this machine
 # without shards, and compares the two databases row for row
-# (`SELECT * FROM points ORDER BY key`). Stops the cluster at the end, whatever
+# (`SELECT * FROM points ORDER BY key`). It does so for a scenario sweep and for
+# a check file's swarm (one point per seed, docs/CHECKER.md), on the one cluster. Stops the cluster at the end, whatever
 # happens. Every wait has a timeout: the whole check takes well under a minute
 # when it passes and at most about four when Slurm does not answer.
 #
 #   bash scripts/slurm-check.sh            # uses .build/debug/cocomem
 #   COCOMEM_BIN=path bash scripts/slurm-check.sh
-#   COCOMEM_SLURM_SWEEP=file.yaml ...      # another sweep file (default Tests/Fixtures/slurm-sweep.yaml)
+#   COCOMEM_SLURM_SWEEP="a.yaml b.yaml" ... # other sweep files (default Tests/Fixtures/slurm-sweep.yaml
+#                                          # and Tests/Fixtures/slurm-check-swarm.yaml)
 #
 # Prints `slurm: N passed, M failed` and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 bin=${COCOMEM_BIN:-.build/debug/cocomem}
-sweep=${COCOMEM_SLURM_SWEEP:-Tests/Fixtures/slurm-sweep.yaml}
+sweeps=${COCOMEM_SLURM_SWEEP:-Tests/Fixtures/slurm-sweep.yaml Tests/Fixtures/slurm-check-swarm.yaml}
+sweep=${sweeps%% *}
 shards=4
 
 tmp=$(mktemp -d /tmp/cocomem-slurm-check.XXXXXX)
@@ -81,48 +84,53 @@ fi
 pass=$((pass + 1))
 eval "$(bash scripts/slurm/cluster.sh env)"
 
-# The cluster run: 4 array tasks and the merge job, waited for with a timeout.
-if timeout 200 bash scripts/slurm-sweep.sh "$sweep" --shards "$shards" --out "$tmp/cluster" \
-        --bin "$bin" --time 5 --wait --wait-timeout 180 --poll 1 >"$tmp/submit.out" 2>"$tmp/submit.err"; then
-    pass=$((pass + 1))
-else
-    fail=$((fail + 1))
-    echo "FAIL: the Slurm array sweep and its merge did not complete: $(tail -1 "$tmp/submit.err")"
-    for log in "$tmp"/cluster/logs/*.out; do [ -s "$log" ] && echo "  $(basename "$log"): $(tail -1 "$log")"; done
-    summary
-fi
+for sweep in $sweeps; do
+    name=$(basename "$sweep" .yaml)
+    out=$tmp/$name
+    mkdir -p "$out"
+    # The cluster run: 4 array tasks and the merge job, waited for with a timeout.
+    if timeout 200 bash scripts/slurm-sweep.sh "$sweep" --shards "$shards" --out "$out/cluster" \
+            --bin "$bin" --time 5 --wait --wait-timeout 180 --poll 1 >"$out/submit.out" 2>"$out/submit.err"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL: $name: the Slurm array sweep and its merge did not complete: $(tail -1 "$out/submit.err")"
+        for log in "$out"/cluster/logs/*.out; do [ -s "$log" ] && echo "  $(basename "$log"): $(tail -1 "$log")"; done
+        continue
+    fi
 
-# The same sweep on one machine, without shards.
-if timeout 180 "$bin" sweep "$sweep" --db "$tmp/local.db" >"$tmp/local.out" 2>"$tmp/local.err"; then
-    pass=$((pass + 1))
-else
-    fail=$((fail + 1)); echo "FAIL: the local sweep failed: $(tail -1 "$tmp/local.err")"
-    summary
-fi
+    # The same sweep on one machine, without shards.
+    if timeout 180 "$bin" sweep "$sweep" --db "$out/local.db" >"$out/local.out" 2>"$out/local.err"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1)); echo "FAIL: $name: the local sweep failed: $(tail -1 "$out/local.err")"
+        continue
+    fi
 
-rows "$tmp/cluster/results.db" >"$tmp/cluster.rows" 2>&1
-rows "$tmp/local.db" >"$tmp/local.rows" 2>&1
-check "the sweep has points" test -s "$tmp/local.rows"
-if cmp -s "$tmp/cluster.rows" "$tmp/local.rows"; then
-    pass=$((pass + 1))
-else
-    fail=$((fail + 1))
-    echo "FAIL: merged Slurm results differ from the local run ($(wc -l <"$tmp/cluster.rows") rows against $(wc -l <"$tmp/local.rows")):"
-    diff "$tmp/local.rows" "$tmp/cluster.rows" | head -10 | sed 's/^/  /'
-fi
+    rows "$out/cluster/results.db" >"$out/cluster.rows" 2>&1
+    rows "$out/local.db" >"$out/local.rows" 2>&1
+    check "$name: the sweep has points" test -s "$out/local.rows"
+    if cmp -s "$out/cluster.rows" "$out/local.rows"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL: $name: merged Slurm results differ from the local run ($(wc -l <"$out/cluster.rows") rows against $(wc -l <"$out/local.rows")):"
+        diff "$out/local.rows" "$out/cluster.rows" | head -10 | sed 's/^/  /'
+    fi
 
-# Each shard ran its own part: the shards' row counts add up to the whole, and
-# none is empty when there are at least as many points as shards.
-total=0 empty=0
-for i in $(seq 1 "$shards"); do
-    n=$(count "$tmp/cluster/shard-$i.db" 2>/dev/null || echo 0)
-    total=$((total + n))
-    [ "$n" -gt 0 ] || empty=$((empty + 1))
+    # Each shard ran its own part: the shards' row counts add up to the whole, and
+    # none is empty when there are at least as many points as shards.
+    total=0 empty=0
+    for i in $(seq 1 "$shards"); do
+        n=$(count "$out/cluster/shard-$i.db" 2>/dev/null || echo 0)
+        total=$((total + n))
+        [ "$n" -gt 0 ] || empty=$((empty + 1))
+    done
+    local_count=$(count "$out/local.db" 2>/dev/null || echo -1)
+    check "$name: shard row counts add up to the local run's ($total against $local_count)" test "$total" -eq "$local_count"
+    if [ "$local_count" -ge "$shards" ]; then
+        check "$name: every shard ran some points ($empty empty)" test "$empty" -eq 0
+    fi
 done
-local_count=$(count "$tmp/local.db" 2>/dev/null || echo -1)
-check "shard row counts add up to the local run's ($total against $local_count)" test "$total" -eq "$local_count"
-if [ "$local_count" -ge "$shards" ]; then
-    check "every shard ran some points ($empty empty)" test "$empty" -eq 0
-fi
 
 summary

@@ -7,11 +7,15 @@ import MemoryModel
 public enum CompactTable {
     /// The figures every table shows, when the rows have them.
     public static let figures = ["virtual_time_total_boot_s", "outcome"]
+    /// The figures of a check sweep's rows (`cocomem sweep CHECKFILE`, the
+    /// Checking module's `CheckSweep`): a search's size and its verdict.
+    public static let checkFigures = ["check_states", "check_depth_reached", "check_violations", "outcome"]
 
     public static func render(_ rows: [Row]) -> String {
         guard !rows.isEmpty else { return "(no points)\n" }
         let varying = varyingScenarioColumns(rows)
-        let columns = ["point"] + varying + figures
+        let onlyChecks = rows.allSatisfy { ($0["check_model"] ?? .null) != .null }
+        let columns = ["point"] + varying + (onlyChecks ? checkFigures : figures)
         let header = columns.map { $0 == "virtual_time_total_boot_s" ? "total_boot_s" : $0 }
         let body = rows.map { r in columns.map { c in text(r[c] ?? .null, column: c) } }
         var widths = header.map(\.count)

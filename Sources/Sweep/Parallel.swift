@@ -27,7 +27,7 @@ final class Slots<T>: @unchecked Sendable {
 
 /// `body(i)` for every i in 0..<count on `jobs` threads, the results in
 /// index order whatever the threads' timing: the same output for any `jobs`.
-func parallelMap<T: Sendable>(_ count: Int, jobs: Int, _ body: @escaping @Sendable (Int) -> T) -> [T] {
+package func parallelMap<T: Sendable>(_ count: Int, jobs: Int, _ body: @escaping @Sendable (Int) -> T) -> [T] {
     let slots = Slots<T>(count: count)
     let workers = max(1, min(jobs, count))
     if workers == 1 {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checking
 import CrashDump
 import Foundation
 import MemoryModel
@@ -66,6 +67,8 @@ struct ResultsCommand: ParsableCommand {
                                      title: "cocomem results \(URL(fileURLWithPath: db).lastPathComponent)")
             }
             print(CompactTable.render(rows), terminator: "")
+            // A check sweep's rows: the violations its searches found, merged.
+            if let s = CheckSweep.summary(rows) { print(s, terminator: "") }
             if let html { try report.write(html) }
         }
     }

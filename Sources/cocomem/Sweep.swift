@@ -28,6 +28,11 @@ struct SweepCommand: ParsableCommand {
 
     func run() throws {
         let started = DispatchTime.now().uptimeNanoseconds
+        // A check file (`model:`): a swarm's searches are the points.
+        if file != "-", let text = try? readTextFile(file, what: "sweep file", maxBytes: 1 << 20), CheckSweep.isCheckFile(text) {
+            try runChecks(text)
+            return
+        }
         let sweep = try SweepFile.load(path: file)
         try sweep.checkLimit(yes: yes)
         let shard = try shard.map(Shard.parse)
@@ -90,6 +95,49 @@ struct SweepCommand: ParsableCommand {
         if let find = sweep.find {
             print(CompactTable.render(result.answers, find: find, axis: sweep.axes[find.axis].column), terminator: "")
         }
+        print("\(result.rows.count) points (\(added) new) in \(db)\(shard.map { ", shard \($0)" } ?? "")")
+    }
+}
+
+extension SweepCommand {
+    /// `cocomem sweep CHECKFILE`: one point per swarm search (docs/CHECKER.md,
+    /// "Swarm as a sweep"), into the same database, shards and merge as any sweep.
+    func runChecks(_ text: String) throws {
+        guard report.report == nil, plots.isEmpty else {
+            throw CocomemError(.invalidArgument, "--report and --plot draw a sweep's boot figures; \(file) is a check file (model:), whose rows have none")
+        }
+        let checks = try CheckSweep(text: text, name: file)
+        if checks.count > Int(SweepFile.defaultMaxPoints) && !yes {
+            throw CocomemError(.invalidScenario, "\(file): the check sweep has \(checks.count) searches, more than the limit of \(SweepFile.defaultMaxPoints); pass --yes to run them all")
+        }
+        let shard = try shard.map(Shard.parse)
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        let existing = try ResultsDatabase.read(path: db)
+        var byKey: [String: Row] = [:]
+        for r in existing.rows { byKey[r.key] = r }
+        let known = byKey
+        let line: SweepProgress? = progress.reporter().map { SweepProgress($0) }
+        let n = shard.map { s in checks.count / s.count + (s.index - 1 < checks.count % s.count ? 1 : 0) } ?? checks.count
+        line?.begin(ProgressTask("check sweep \(URL(fileURLWithPath: file).lastPathComponent)", total: UInt64(n), unit: .items("searches")))
+        let result: (rows: [Row], isNew: [Bool])
+        var done: (@Sendable (Int) -> Void)? = nil
+        if let line { done = { _ in line.pointDone() } }
+        let threads = jobs ?? ProcessInfo.processInfo.activeProcessorCount
+        do {
+            result = try checks.run(shard: shard, jobs: threads, existing: { known[$0] }, onPointCompleted: done)
+            line?.end()
+        } catch { line?.end(); throw error }
+        let fresh = zip(result.rows, result.isNew).filter(\.1).map(\.0)
+        let record = ResultsDatabase.RunRecord(cocomemVersion: CocomemVersion.current, calibrationHash: "", sweepFile: text,
+                                               shard: shard?.description ?? "", points: result.rows.count, newPoints: fresh.count)
+        let added = try ResultsDatabase.append(path: db, runs: [record], rows: fresh)
+        if output.json {
+            let rows = ResultsExport.json(ResultsDatabase.Contents(runs: [], rows: result.rows, columns: []))
+            print("{\"db\": \(JSON.string(db).serialized()), \"points\": \(result.rows.count), \"new_points\": \(added), \"rows\": \(rows.trimmingCharacters(in: CharacterSet.newlines))}")
+            return
+        }
+        print(CompactTable.render(result.rows), terminator: "")
+        if let s = CheckSweep.summary(result.rows) { print(s, terminator: "") }
         print("\(result.rows.count) points (\(added) new) in \(db)\(shard.map { ", shard \($0)" } ?? "")")
     }
 }

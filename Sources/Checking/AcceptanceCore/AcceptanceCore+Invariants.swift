@@ -33,6 +33,25 @@ extension AcceptanceCore {
         return out
     }
 
+    /// A step that moves a vCPU's program on (an `accept_memory()` that
+    /// returns, a range skipped because its bit is clear, a touch): what a
+    /// livelock never takes. ACCEPT calls, the host's and the VMM's steps
+    /// are not progress.
+    public func isProgress(_ a: Action, in s: State) -> Bool {
+        guard a.kind == .vcpu else { return false }
+        let v = Int(a.index), pc = s.pc(v)
+        return pc & 1 == 1 || s.phase(v) == .finish || (s.phase(v) == .check && !s.bitmap(pc >> 1))
+    }
+
+    /// The state without its ACCEPT call counters: a monitor of the
+    /// `progress-bound` invariant that no step reads, so the cycle search
+    /// finds a cycle as soon as the state repeats otherwise.
+    public func withoutMonitors(_ s: State) -> State {
+        var t = s
+        for v in 0..<config.vcpus { t.setAttempts(v, 0) }
+        return t
+    }
+
     /// vCPU `v` is between the accepting-list check and the bitmap clear.
     func inArchAccept(_ v: Int, _ s: State) -> Bool {
         s.pc(v) & 1 == 0 && s.pc(v) < 2 * config.ranges && s.phase(v) != .check
@@ -95,6 +114,10 @@ extension AcceptanceCore {
         case .convertShared: return TraceStep(actor: .vmm, call: "KVM_SET_MEMORY_ATTRIBUTES range \(i) shared", result: "private mapping zapped", state: rangeText(i, after))
         case .convertPrivate: return TraceStep(actor: .vmm, call: "KVM_SET_MEMORY_ATTRIBUTES range \(i) private (KVM_EXIT_MEMORY_FAULT)", result: "0", state: rangeText(i, after))
         case .zap: return TraceStep(actor: .host, call: "fallocate(PUNCH_HOLE) guest_memfd range \(i)", result: "private mapping zapped", state: rangeText(i, after))
+        case .refuseAUG:
+            let r = s.pc(i) >> 1
+            return TraceStep(actor: .host, call: "EPT violation vcpu\(i) range \(r): the fault path returns without AUG (refuse-aug)",
+                             result: "vCPU resumed, its ACCEPT faults again", state: rangeText(r, after))
         }
     }
 

@@ -106,6 +106,7 @@ extension AcceptanceCore {
             return
         }
         for v in 0..<n where eptEnabled(v, s) { body(Action(.eptViolation, v)) }
+        if config.refuseAUG { for v in 0..<n where eptEnabled(v, s) { body(Action(.refuseAUG, v)) } }
         for r in 0..<nr {
             let e = s.entry(r)
             if e.isLeaf2M && (s.splitsLeft > 0 || splitDemanded(r, s)) { body(Action(.block, r)) }
@@ -144,6 +145,8 @@ extension AcceptanceCore {
         case .zap:
             t.zapsLeft -= 1
             removePrivate(i, &t)
+        case .refuseAUG:
+            t.setWaiting(i, false)
         }
         return t
     }

@@ -82,6 +82,10 @@ public struct AcceptanceCore: TransitionSystem, Sendable {
         /// a vCPU waits while another accepts an overlapping range.
         public var acceptingList = true
         public var alreadyAccepted = AlreadyAccepted.linux
+        /// An adversarial host whose fault path may return without AUG, for
+        /// ever (`refuse-aug`, docs/HOST.md): KVM resumes the vCPU, its
+        /// ACCEPT faults again. Any EPT violation may be refused.
+        public var refuseAUG = false
         /// TDG.MEM.PAGE.ACCEPT calls one `accept_memory()` of one range may
         /// take before the progress invariant calls it a livelock, 1...30.
         public var progressBound = 12
@@ -157,6 +161,9 @@ extension AcceptanceCore {
             case convertPrivate
             /// An adversarial host punches a hole in range `index`.
             case zap
+            /// The host returns from vCPU `index`'s EPT violation without
+            /// AUG (`refuse-aug`): the vCPU re-executes its ACCEPT.
+            case refuseAUG
         }
         public let kind: Kind
         public let index: UInt8
@@ -176,6 +183,7 @@ extension AcceptanceCore {
             case .convertShared: "vmm convert-shared range\(index)"
             case .convertPrivate: "vmm convert-private range\(index)"
             case .zap: "host punch-hole range\(index)"
+            case .refuseAUG: "host refuse-aug vcpu\(index)"
             }
         }
     }

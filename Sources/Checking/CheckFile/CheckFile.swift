@@ -31,13 +31,15 @@ public struct CheckFile: Sendable {
     public var maxDepth = 0
     public var maxStates = 0
     public var stopAtFirstViolation = false
+    /// Also search for livelocks as cycles (`CycleSearch`, `cycles: on`).
+    public var cycles = false
     public var swarmSeeds: [UInt64] = Array(1...16)
     public var swarmMaxDepth = 200
     public var swarmMaxStates = 100_000
     /// `I/N` when `cocomem check --shard` kept only a share of the seeds.
     public var shard: String?
 
-    static let topKeys = ["model", "parameters", "search", "symmetry", "por", "hash-compaction", "max-depth", "max-states", "stop-at-first-violation", "swarm"]
+    static let topKeys = ["model", "parameters", "search", "symmetry", "por", "hash-compaction", "max-depth", "max-states", "stop-at-first-violation", "cycles", "swarm"]
 
     /// Reads a configuration.
     /// - Throws: `.invalidScenario` naming the file and the key.
@@ -67,6 +69,7 @@ public struct CheckFile: Sendable {
         f.maxDepth = try top.int("max-depth", default: 0, 0...1_000_000)
         f.maxStates = try top.int("max-states", default: 0, 0...2_000_000_000)
         f.stopAtFirstViolation = try top.bool("stop-at-first-violation", default: false)
+        f.cycles = try top.bool("cycles", default: false)
         if let s = map["swarm"] {
             guard let m = s.mapping else { throw CocomemError(.invalidScenario, "\(name): `swarm:` must be a mapping") }
             var sw = try CheckParameters(m, name: name, section: "swarm")
@@ -80,6 +83,9 @@ public struct CheckFile: Sendable {
         try top.finish()
         if f.partialOrder && f.hashCompaction {
             throw CocomemError(.invalidScenario, "\(name): `por: on` needs the stored states to re-explore revisited ones; it cannot be combined with `hash-compaction: on`")
+        }
+        if f.cycles && f.search == .swarm {
+            throw CocomemError(.invalidScenario, "\(name): `cycles: on` searches every reachable state for a livelock cycle; it needs `search: bfs`")
         }
         if f.search == .swarm && (f.partialOrder || f.hashCompaction || f.maxStates > 0 || f.maxDepth > 0) {
             throw CocomemError(.invalidScenario, "\(name): `search: swarm` takes its bounds from `swarm:` (max-depth, max-states-per-search); por, hash-compaction, max-depth and max-states are for `search: bfs`")

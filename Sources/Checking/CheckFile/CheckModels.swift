@@ -18,8 +18,12 @@ public enum CheckModels {
 
         /// An entry for a model of type `S`: `make` takes its keys from
         /// `parameters:` (the rest are refused).
+        /// `scenario`, when given, writes a counterexample (its actions and
+        /// violation) as a scenario file for `cocomem run`; its first
+        /// argument is the check file's name.
         public static func model<S: TransitionSystem & Sendable>(_ name: String, summary: String, invariants: [String],
-                                                      make: @escaping @Sendable (inout CheckParameters) throws -> S) -> Entry {
+                                                      make: @escaping @Sendable (inout CheckParameters) throws -> S,
+                                                      scenario: (@Sendable (String, S, [S.Action], Violation) -> String)? = nil) -> Entry {
             Entry(name: name, summary: summary, invariants: invariants) { file, progress in
                 var p = file.parameters
                 let system: S
@@ -28,7 +32,8 @@ public enum CheckModels {
                     throw e.message.hasPrefix(file.name + ":") ? e : CocomemError(.invalidScenario, "\(file.name): \(e.message)")
                 }
                 try p.finish()
-                return CheckRunner(file: file, invariants: invariants, progress: progress).run(system)
+                return CheckRunner(file: file, invariants: invariants, progress: progress)
+                    .run(system, scenario: scenario.map { f in { f(file.name, $0, $1, $2) } })
             }
         }
     }
@@ -37,7 +42,8 @@ public enum CheckModels {
         .model("acceptance-core",
                summary: "a TDX guest's accept_memory() on 2-3 vCPUs against a host that AUGs, splits and converts (AcceptanceCore)",
                invariants: AcceptanceCore.invariants.map(\.name),
-               make: { p in try AcceptanceCore(AcceptanceCore.Configuration(&p)) }),
+               make: { p in try AcceptanceCore(AcceptanceCore.Configuration(&p)) },
+               scenario: { file, m, actions, v in m.scenarioFile(actions, violation: v, checkFile: file) }),
         .replayed("host-conversion", summary: "seed 004's conversion policies on the real KVM/TDX host model, with injected faults (HostModels.Conversion)"),
         .replayed("kexec", summary: "seed 001's kexec load and reboot on the real guest kernel model (KexecModel)"),
         .replayed("adversarial-host", summary: "a host that removes, re-adds, remaps or refuses pages, against a guest that trusts ALREADY_ACCEPTED or not (HostModels)"),
@@ -70,9 +76,9 @@ extension CheckModels.Entry {
     /// and are refused here rather than ignored.
     static func replayed(_ name: String, summary: String) -> Self {
         Self(name: name, summary: summary, invariants: CheckModels.registeredInvariants) { file, _ in
-            guard file.search == .bfs, !file.partialOrder, !file.hashCompaction, file.maxDepth == 0, file.maxStates == 0 else {
+            guard file.search == .bfs, !file.partialOrder, !file.hashCompaction, file.maxDepth == 0, file.maxStates == 0, !file.cycles else {
                 throw CocomemError(.invalidScenario, "\(file.name): model \(name) is explored by replaying paths through the real layers; "
-                    + "search, por, hash-compaction, max-depth and max-states are for the packed models (use the model's own `depth` parameter)")
+                    + "search, por, hash-compaction, max-depth, max-states and cycles are for the packed models (use the model's own `depth` parameter)")
             }
             let outcome: ModelCatalog.Outcome
             do { outcome = try ModelCatalog.explore(model: name, parameters: file.parameters.values) } catch let e as CocomemError {
@@ -86,8 +92,11 @@ extension CheckModels.Entry {
             r.depthReached = outcome.depthReached
             r.complete = outcome.complete
             r.violations = outcome.findings.map { f in
-                .init(invariant: f.invariant, detail: f.detail,
-                      steps: f.trace.map { TraceStep(actor: $0.step.actor, call: "\($0.step.call): \($0.step.command.trimmingCharacters(in: .whitespaces))", result: $0.observed, state: "") })
+                // The verdict table's file, its first line naming this command.
+                let body = f.scenarioFile.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).dropFirst().first.map(String.init) ?? ""
+                return .init(invariant: f.invariant, detail: f.detail,
+                             steps: f.trace.map { TraceStep(actor: $0.step.actor, call: "\($0.step.call): \($0.step.command.trimmingCharacters(in: .whitespaces))", result: $0.observed, state: "") },
+                             scenarioFile: "# cocomem scenario: the shortest counterexample `cocomem check \(file.name)` found (docs/CHECKER.md)\n" + body)
             }
             return r
         }
@@ -108,5 +117,6 @@ extension AcceptanceCore.Configuration {
         acceptingList = try p.bool("accepting-list", default: acceptingList)
         alreadyAccepted = try p.choice("already-accepted", default: alreadyAccepted)
         progressBound = try p.int("progress-bound", default: progressBound, 1...30)
+        refuseAUG = try p.bool("refuse-aug", default: refuseAUG)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import MemoryModel
 
 /// What `cocomem check` found, model-independent: the counts, the cost,
@@ -7,6 +8,26 @@ public struct CheckReport: Sendable {
         public var invariant: String
         public var detail: String
         public var steps: [TraceStep]
+        /// The trace as a scenario file `cocomem run` replays (the models on
+        /// the real layers' interfaces write their own commands; the
+        /// acceptance core's are translated, `AcceptanceCore.hostScenario`),
+        /// nil for a model without a translation.
+        public var scenarioFile: String?
+
+        public init(invariant: String, detail: String, steps: [TraceStep], scenarioFile: String? = nil) {
+            self.invariant = invariant
+            self.detail = detail
+            self.steps = steps
+            self.scenarioFile = scenarioFile
+        }
+
+        /// The file name `cocomem check --counterexamples` gives it:
+        /// the check file's stem, then the invariant.
+        public func fileName(checkFile: String) -> String {
+            var stem = checkFile.split(separator: "/").last.map(String.init) ?? checkFile
+            for ext in [".yaml", ".yml"] where stem.hasSuffix(ext) { stem = String(stem.dropLast(ext.count)) }
+            return "\(stem)-\(invariant.replacingOccurrences(of: ".", with: "-")).yaml"
+        }
     }
 
     public var file: String
@@ -26,6 +47,12 @@ public struct CheckReport: Sendable {
     /// Searches run (swarm).
     public var searches: Int?
     public var violations: [Found] = []
+    /// With `cycles: on`: whether the cycle search ran, its states, and the
+    /// shortest livelock lasso it found (nil: none).
+    public var cyclesSearched = false
+    public var cycleStates = 0
+    public var cycleSearchComplete = true
+    public var lasso: (stem: [TraceStep], cycle: [TraceStep])?
 
     public var statesPerSecond: Double { seconds > 0 ? Double(states) / seconds : 0 }
 
@@ -44,6 +71,7 @@ public struct CheckReport: Sendable {
         if let b = bytesPerState { s += "bytes per state: \(Self.fixed(b, 1))\n" }
         if let p = omissionProbability { s += "hash compaction: a state may have been missed with probability at most \(p == 0 ? "0" : String(describing: p))\n" }
         s += "invariants:      \(invariants.count) checked (\(invariants.joined(separator: ", ")))\n"
+        s += cycleText
         if violations.isEmpty {
             s += "violations:      none\n"
             return s
@@ -59,6 +87,28 @@ public struct CheckReport: Sendable {
                 if !st.state.isEmpty { s += "        \(st.state)\n" }
             }
         }
+        return s
+    }
+
+    /// The cycle search's lines: none, or the lasso, its steps numbered on
+    /// from the stem into the cycle.
+    var cycleText: String {
+        guard cyclesSearched else { return "" }
+        var s = "livelock cycles:  searched \(cycleStates) states (monitors cleared, symmetry off)\(cycleSearchComplete ? "" : ", cut by the state bound")"
+        guard let l = lasso else { return s + ": no cycle without progress\n" }
+        s += ": a cycle on which no accept_memory() returns (spin's non-progress cycle)\n"
+        s += "  stem, \(l.stem.count) steps:\n"
+        for (i, st) in l.stem.enumerated() { s += Self.stepLine(i + 1, st) }
+        s += "  cycle, \(l.cycle.count) steps, back to the state after step \(l.stem.count) (the ACCEPT call counter aside), for ever:\n"
+        for (i, st) in l.cycle.enumerated() { s += Self.stepLine(l.stem.count + i + 1, st) }
+        return s
+    }
+
+    static func stepLine(_ n: Int, _ st: TraceStep) -> String {
+        var s = "  \(String(n).leftPad(3)). \(st.actor.description.rightPad(6)) \(st.call)"
+        if !st.result.isEmpty { s += " → \(st.result)" }
+        s += "\n"
+        if !st.state.isEmpty { s += "        \(st.state)\n" }
         return s
     }
 
@@ -86,7 +136,7 @@ struct CheckRunner {
     let invariants: [String]
     let progress: (any ProgressReporter)?
 
-    func run<S: TransitionSystem>(_ system: S) -> CheckReport {
+    func run<S: TransitionSystem>(_ system: S, scenario: ((S, [S.Action], Violation) -> String)? = nil) -> CheckReport {
         var r = CheckReport(file: file.name, model: file.model, search: file.search, settings: [], invariants: invariants)
         let clock = ContinuousClock()
         let start = clock.now
@@ -94,6 +144,7 @@ struct CheckRunner {
         case .bfs:
             r.settings = [("symmetry", onOff(file.symmetry)), ("por", onOff(file.partialOrder)), ("hash-compaction", onOff(file.hashCompaction)),
                           ("max-depth", file.maxDepth == 0 ? "none" : "\(file.maxDepth)"), ("max-states", file.maxStates == 0 ? "none" : "\(file.maxStates)")]
+                + (file.cycles ? [("cycles", "on")] : [])
             let opts = Checker<S>.Options(symmetry: file.symmetry, partialOrder: file.partialOrder, hashCompaction: file.hashCompaction,
                                           maxDepth: file.maxDepth, maxStates: file.maxStates, stopAtFirstViolation: file.stopAtFirstViolation)
             let total = UInt64(file.maxStates > 0 ? file.maxStates : Checker<S>.stateLimit)
@@ -110,7 +161,16 @@ struct CheckRunner {
             r.complete = res.complete
             r.bytesPerState = res.bytesPerState
             r.omissionProbability = res.omissionProbability
-            r.violations = res.counterexamples.map { .init(invariant: $0.violation.invariant, detail: $0.violation.detail, steps: $0.steps) }
+            r.violations = res.counterexamples.map {
+                .init(invariant: $0.violation.invariant, detail: $0.violation.detail, steps: $0.steps, scenarioFile: scenario?(system, $0.actions, $0.violation))
+            }
+            if file.cycles {
+                let c = CycleSearch(system, maxStates: file.maxStates > 0 ? file.maxStates : 5_000_000).run()
+                r.cyclesSearched = true
+                r.cycleStates = c.states
+                r.cycleSearchComplete = c.complete
+                r.lasso = c.lasso.map { ($0.stemSteps, $0.cycleSteps) }
+            }
         case .swarm:
             r.settings = [("symmetry", onOff(file.symmetry)), ("seeds", "\(file.swarmSeeds.count)"), ("max-depth", "\(file.swarmMaxDepth)"),
                           ("max-states-per-search", "\(file.swarmMaxStates)")] + (file.shard.map { [("shard", $0)] } ?? [])
@@ -123,7 +183,9 @@ struct CheckRunner {
             r.transitions = res.transitions
             r.depthReached = res.depthReached
             r.complete = false
-            r.violations = res.counterexamples.map { .init(invariant: $0.violation.invariant, detail: $0.violation.detail, steps: $0.steps) }
+            r.violations = res.counterexamples.map {
+                .init(invariant: $0.violation.invariant, detail: $0.violation.detail, steps: $0.steps, scenarioFile: scenario?(system, $0.actions, $0.violation))
+            }
         }
         let d = clock.now - start
         r.seconds = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18

@@ -65,6 +65,16 @@ public protocol TransitionSystem {
     /// arguments and result, and the part of the state it touched, for
     /// `action` taken in `state`. The default prints the action.
     func describe(_ action: Action, in state: State) -> TraceStep
+
+    /// True if `action` taken in `state` is progress (spin's progress
+    /// label): a cycle of steps none of which is progress is a livelock
+    /// (`CycleSearch`). The default is true: no cycle is a livelock.
+    func isProgress(_ action: Action, in state: State) -> Bool
+
+    /// `state` with the model's pure monitors cleared (counters that only
+    /// an invariant reads, no step), for the cycle search: without them a
+    /// livelock's state repeats. The default is `state` itself.
+    func withoutMonitors(_ state: State) -> State
 }
 
 extension TransitionSystem {
@@ -76,6 +86,8 @@ extension TransitionSystem {
         preconditionFailure("packedWords > 0 needs unpack(_:)")
     }
     public func independent(_ a: Action, _ b: Action, in state: State) -> Bool { false }
+    public func isProgress(_ action: Action, in state: State) -> Bool { true }
+    public func withoutMonitors(_ state: State) -> State { state }
     public func describe(_ action: Action, in state: State) -> TraceStep {
         TraceStep(actor: actor(of: action), call: action.description, result: "", state: "")
     }
