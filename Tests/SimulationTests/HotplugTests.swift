@@ -93,6 +93,9 @@ import Testing
         let windowUnits = fwTable.unit(containing: Self.windowBase)..<fwTable.unit(containing: Self.windowBase + (1 << 30))
         #expect(fwTable.bitmap.countSet(in: windowUnits) == 512)
         #expect(try #require(fwTable.plugged).countSet(in: windowUnits) == 0)
+        // Static memory: plugged by process_unaccepted_memory() ("set plugged bits for static memory and never unset").
+        let highRAM = fwTable.unit(containing: 4 << 30)..<fwTable.unit(containing: Self.windowBase)
+        #expect(try #require(fwTable.plugged).countSet(in: highRAM) == 1024)
         let table = try #require(r.kernel?.unaccepted?.table)
         #expect(try #require(table.plugged).countSet(in: windowUnits) == 512)
     }
