@@ -129,6 +129,9 @@ expect_error "hotplug of nothing" "positive multiple" boot --hotplug 0
 expect_error "unknown hotplug series" "hotplug-accept" boot --hotplug 1G --hotplug-accept linux-next
 expect_error "--uhp without a hot-plug window" "--uhp cannot apply" boot --uhp
 expect_error "uhp kernel without a UHP firmware" "add --uhp" boot --hotplug 1G --hotplug-accept uhp
+expect_error "dump of a guest with hot-plugged memory" "dump with hotplug= or unplug= phases is not modelled" dump --hotplug 1G --estimate
+expect_error "kexec of a guest with hot-plugged memory" "kexec with hotplug= or unplug= phases is not modelled" kexec --hotplug 1G
+expect_error "hotplug in the next kernel's workload" "next kernel's workload are not modelled" kexec --next-workload hotplug=1G
 printf 'kernel:\n  hotplug-accept: maybe\n' >"$tmp/hp.yaml"
 expect_error "run: a bad hotplug-accept" "line 2: 'hotplug-accept'" run "$tmp/hp.yaml"
 printf 'workload: [hotplug=1G:floppy]\n' >"$tmp/hp2.yaml"

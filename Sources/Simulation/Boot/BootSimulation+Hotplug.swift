@@ -40,10 +40,29 @@ public struct HotplugLayout: Sendable, Equatable {
 }
 
 extension Workload {
+    /// Whether this phase plugs or unplugs memory.
+    public var isHotplug: Bool {
+        switch self {
+        case .hotplug, .unplug: true
+        default: false
+        }
+    }
+
     /// The phases in order, nested lists opened.
     public var flattened: [Workload] {
         if case .phases(let ps) = self { return ps.flatMap(\.flattened) }
         return [self]
+    }
+}
+
+extension Scenario {
+    /// Commands that cannot carry hot-plugged memory yet refuse a scenario
+    /// with `hotplug=`/`unplug=` phases rather than give a result that
+    /// leaves the memory out: the capture kernel's vmcore and the next
+    /// kernel's memory map are built from boot memory only.
+    public func refuseHotplug(in command: String) throws {
+        guard workload.flattened.contains(where: \.isHotplug) else { return }
+        throw CocomemError(.invalidScenario, "\(command) with hotplug= or unplug= phases is not modelled: the \(command == "dump" ? "vmcore" : "next kernel") would leave the hot-plugged memory out (docs/HOTPLUG.md)")
     }
 }
 
