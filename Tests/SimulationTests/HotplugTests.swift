@@ -5,6 +5,7 @@ import GuestKernel
 import KVM
 import MemoryModel
 import Simulation
+import TDXModule
 import TestSupport
 import Testing
 
@@ -125,6 +126,9 @@ import Testing
         let vm = try #require(r.host)
         #expect(vm.slots.allSatisfy { $0.frames.upperBound.address.value <= Self.windowBase })
         #expect(r.committedBytes < touched.committedBytes)
+        // The memslot's deletion removed the accepted private pages (TDH.MEM.PAGE.REMOVE).
+        let removes = vm.module.calls[leaf: .memPageRemove, status: .success]
+        #expect(removes > (try #require(touched.host)).module.calls[leaf: .memPageRemove, status: .success])
         let again = try run(plug: Self.dimm1G, then: [.touch(3 << 30), .unplug(1 << 30, .dimm), Self.dimm1G, .touch(1 << 30)], fix: .tdxRFCv2)
         #expect(again.outcomeString == "ok")
     }
