@@ -185,6 +185,14 @@ public final class SNPGuestPlatform: GuestPlatform {
     public var kind: PlatformKind { .snp }
     public func isAccessible(_ r: AddressRange) -> Bool { platform.isAccessible(r.framesCovering) }
     public var committedBytes: UInt64 { ByteCount.frames(platform.committedPages).value }
+    /// A page-state change of `r` to shared without rescinding validation
+    /// (the AMD hotplug RFC's `snp_unaccept_memory()`: `set_pages_state(...,
+    /// SNP_PAGE_STATE_SHARED, SNP_PSC_SHARED_TO_SHARED)`): the host makes the
+    /// RMP entries hypervisor-owned, so the validations are gone and a later
+    /// accept validates afresh. The GHCB requests are not charged.
+    /// - Complexity: O(log runs).
+    public func makeSharedForHotRemove(_ r: AddressRange) { platform.reclaim(r.framesCovering) }
+
     public func touch(gfn: GuestFrameNumber, vcpu: Int) -> (OpCounts, AcceptOutcome) {
         let (ops, fatal) = platform.guestAccess(gfn: gfn)
         return (ops, fatal.map { .terminated($0) } ?? .ok)

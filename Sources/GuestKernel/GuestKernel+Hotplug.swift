@@ -310,6 +310,7 @@ extension GuestKernel {
             guard platform.kind == .snp else {
                 return .terminated("kernel panic: Cannot accept memory: unknown platform (arch_unaccept_memory() from unaccept_hotplug_memory(), the AMD RFC's hot-remove, on TDX)")
             }
+            for run in accepted { (platform as? SNPGuestPlatform)?.makeSharedForHotRemove(u.table.addresses(of: run)) }
             events.append("unaccept_hotplug_memory(): \(acceptedUnits) units of \(what) made shared (SNP page-state change, SNP_PSC_SHARED_TO_SHARED; not charged)")
             return .ok
         case .tdxRFCv2:

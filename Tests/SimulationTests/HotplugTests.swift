@@ -151,6 +151,16 @@ import Testing
         #expect(r.outcomeString.hasPrefix("guest_terminated: TDX: Failed to accept memory at"))
     }
 
+    /// On SNP the AMD RFC's unplug makes the accepted units shared, so a
+    /// re-plugged block validates afresh; the TDX RFC v2's unplug has no SNP
+    /// `arch_unaccept_memory()` and panics.
+    @Test func virtioMemUnplugOnSNP() throws {
+        let plan: [Workload] = [.touch(2 << 30), .unplug(1 << 30, .virtioMem), .hotplug(1 << 30, .virtioMem), .touch(2 << 30)]
+        #expect(try run(.snp, plug: .hotplug(2 << 30, .virtioMem), then: plan, fix: .amdRFC).outcomeString == "ok")
+        let v2 = try run(.snp, plug: .hotplug(2 << 30, .virtioMem), then: plan, fix: .tdxRFCv2)
+        #expect(v2.outcomeString.hasPrefix("guest_terminated: kernel panic: Cannot unaccept memory: unknown platform"))
+    }
+
     /// State is per range: a 1 TiB DIMM costs no more model state than 1 GiB.
     @Test func largeHotplugIsPerRange() throws {
         let r = try bootResult {
