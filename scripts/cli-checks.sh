@@ -121,6 +121,21 @@ expect_error "ELF dump with a compressor" "leave out -c" dump --memory 512M -E -
 expect_error "ELF dump with --mem-usage" "leave out -E" dump --memory 512M -E --mem-usage
 expect_error "unknown THP mode" "'madvise' is invalid for '--thp <thp>'. Please provide one of 'always' and 'never'" dump --memory 512M --thp madvise --estimate
 expect_error "hugetlb pool not in 2 MiB pages" "2 MiB pages" boot --memory 1G --workload hugetlb=3M
+expect_error "hotplug DIMM not whole memory blocks" "positive multiple of 128M" boot --hotplug 100M
+expect_error "hotplug of an unknown device" "is not dimm or virtio-mem" boot --hotplug 1G:nvdimm
+expect_error "virtio-mem unplug not whole MAX_ORDER blocks" "positive multiple of 4M" boot --workload unplug=6M:virtio-mem
+expect_error "hotplug size not a size" "hotplug=lots.: size .lots. is not a number" boot --hotplug lots
+expect_error "hotplug of nothing" "positive multiple" boot --hotplug 0
+expect_error "unknown hotplug series" "hotplug-accept" boot --hotplug 1G --hotplug-accept linux-next
+expect_error "--uhp without a hot-plug window" "--uhp cannot apply" boot --uhp
+expect_error "uhp kernel without a UHP firmware" "add --uhp" boot --hotplug 1G --hotplug-accept uhp
+expect_error "dump of a guest with hot-plugged memory" "dump with hotplug= or unplug= phases is not modelled" dump --hotplug 1G --estimate
+expect_error "kexec of a guest with hot-plugged memory" "kexec with hotplug= or unplug= phases is not modelled" kexec --hotplug 1G
+expect_error "hotplug in the next kernel's workload" "next kernel's workload are not modelled" kexec --next-workload hotplug=1G
+printf 'kernel:\n  hotplug-accept: maybe\n' >"$tmp/hp.yaml"
+expect_error "run: a bad hotplug-accept" "line 2: 'hotplug-accept'" run "$tmp/hp.yaml"
+printf 'workload: [hotplug=1G:floppy]\n' >"$tmp/hp2.yaml"
+expect_error "run: a bad hotplug device" "line 1:" run "$tmp/hp2.yaml"
 expect_error "sample while writing" "--sample applies to --estimate" dump --memory 512M -o "$tmp/x" --sample 64
 printf 'this is not an ELF vmcore, only text that is long enough to get past the size check.\n' >"$tmp/notelf"
 expect_error "convert a file that is not ELF" "no ELF magic" dump --input "$tmp/notelf" -o "$tmp/x" -c

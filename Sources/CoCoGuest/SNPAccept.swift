@@ -43,6 +43,9 @@ public final class SNPAcceptor: ArchAcceptorReplay {
     public func accept(_ r: AddressRange, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         var c = OpCounts()
         reportedInCall = 0
+        if !platform.vmmHasMemory(r.framesCovering) {
+            return .terminated("SNP: page state change for \(GuestPhysicalAddress(r.start))-\(GuestPhysicalAddress(r.end)): the VMM has no memory there (QEMU's kvm_convert_memory() finds no RAM block) and stops the guest")
+        }
         let outcome = driver == .linuxMSR ? msrAccept(r, counts: &c) : batchedAccept(r, counts: &c)
         if outcome == .ok, r.size > reportedInCall { progress?.advance(by: r.size - reportedInCall) }
         clock.charge(c, vcpu: vcpu, costs: costs)
@@ -152,10 +155,15 @@ public final class SNPAcceptor: ArchAcceptorReplay {
 
 extension SNPAcceptor {
     package func chunkSignature(gfn: GuestFrameNumber) -> ReplayKey? {
-        platform.signature(gfn: gfn, frames: PageLevel.size2M.pages)
+        // Chunks without VMM memory are stepped, so the failure is seen.
+        guard platform.vmmHasMemory(Range(start: gfn, count: PageLevel.size2M.pages)) else { return nil }
+        return platform.signature(gfn: gfn, frames: PageLevel.size2M.pages)
     }
     package func chunksSharing(_ sig: ReplayKey, from gfn: GuestFrameNumber, limit: UInt64) -> UInt64 {
-        platform.blocksSharing(sig, from: gfn, frames: PageLevel.size2M.pages, limit: limit)
+        var n = platform.blocksSharing(sig, from: gfn, frames: PageLevel.size2M.pages, limit: limit)
+        // Stop at the first chunk the VMM has no memory behind.
+        while n > 0, !platform.vmmHasMemory(Range(start: gfn, count: n * PageLevel.size2M.pages)) { n /= 2 }
+        return n
     }
     package func chunkState(gfn: GuestFrameNumber) -> ReplayKey? {
         platform.finalState(gfn: gfn, frames: PageLevel.size2M.pages).map { ReplayKey(state: UInt64($0.rawValue)) }
@@ -177,6 +185,14 @@ public final class SNPGuestPlatform: GuestPlatform {
     public var kind: PlatformKind { .snp }
     public func isAccessible(_ r: AddressRange) -> Bool { platform.isAccessible(r.framesCovering) }
     public var committedBytes: UInt64 { ByteCount.frames(platform.committedPages).value }
+    /// A page-state change of `r` to shared without rescinding validation
+    /// (the AMD hotplug RFC's `snp_unaccept_memory()`: `set_pages_state(...,
+    /// SNP_PAGE_STATE_SHARED, SNP_PSC_SHARED_TO_SHARED)`): the host makes the
+    /// RMP entries hypervisor-owned, so the validations are gone and a later
+    /// accept validates afresh. The GHCB requests are not charged.
+    /// - Complexity: O(log runs).
+    public func makeSharedForHotRemove(_ r: AddressRange) { platform.reclaim(r.framesCovering) }
+
     public func touch(gfn: GuestFrameNumber, vcpu: Int) -> (OpCounts, AcceptOutcome) {
         let (ops, fatal) = platform.guestAccess(gfn: gfn)
         return (ops, fatal.map { .terminated($0) } ?? .ok)

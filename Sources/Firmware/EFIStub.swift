@@ -23,24 +23,47 @@ public enum EFIStub {
     /// come from free lists carved inside one page; they are placed at 0x18
     /// here too, which cannot change an outcome since such a block never
     /// crosses a page boundary. See docs/VERSIONS.md (canonical/tdx#421).
-    public static func allocateUnacceptedBitmap(map: inout EFIMemoryMap, preinstalled: UnacceptedTable? = nil) throws -> UnacceptedTable? {
+    ///
+    /// `hotplug` is how a stub that knows about memory hot-plug widens the
+    /// table (`StubHotplugAwareness`); mainline's does not.
+    public static func allocateUnacceptedBitmap(map: inout EFIMemoryMap, preinstalled: UnacceptedTable? = nil,
+                                                hotplug: StubHotplugAwareness = .none) throws -> UnacceptedTable? {
         if let preinstalled {
             guard preinstalled.version == 1 else {
                 throw CocomemError(.unsupported, "pre-installed unaccepted table has version \(preinstalled.version) (EFI_UNSUPPORTED)")
             }
             return preinstalled
         }
-        let un = map.descriptors.filter { $0.type == .unaccepted }
-        guard let first = un.first, let last = un.max(by: { $0.end < $1.end }) else { return nil }
+        // The ranges that size the table: the Unaccepted descriptors (UHP
+        // ones included: an unaware stub takes them as any other, an aware
+        // one sizes for them), and the SRAT's hot-pluggable ranges for the
+        // TDX RFC v2 (`update_mem_boundaries()`).
+        var sizing = map.descriptors.filter { $0.type == .unaccepted }.map(\.range)
+        if case .sratHotpluggable(let ranges) = hotplug { sizing += ranges }
+        guard let lo = sizing.map(\.start).min(), let hi = sizing.map(\.end).max() else { return nil }
         let unit = UnacceptedTable.defaultUnitSize
-        let base = alignDown(un.map(\.physicalStart).min() ?? first.physicalStart, unit)
-        let end = alignUp(last.end, unit)
+        let base = alignDown(lo, unit)
+        let end = alignUp(hi, unit)
         let size = divRoundUp(end - base, unit * 8)
+        let versionTwo: Bool = if case .sratHotpluggable = hotplug { true } else { false }
+        // Version 2 allocates the plugged bitmap right after the unaccepted one (`total_size = bitmap_size << 1`).
+        let bitmaps = versionTwo ? 2 * size : size
         let poolHeader = EFIStub.edk2PoolHeadBytes
-        guard let page = map.allocateTopDown(poolHeader + UnacceptedTable.headerSize + size, type: .acpiReclaim) else {
+        guard let page = map.allocateTopDown(poolHeader + UnacceptedTable.headerSize + bitmaps, type: .acpiReclaim) else {
             throw CocomemError(.unsupported, "no conventional memory below 4G for the unaccepted table")
         }
-        return UnacceptedTable(unitSize: unit, physBase: GuestPhysicalAddress(base), size: size, address: GuestPhysicalAddress(page + poolHeader))
+        var t = UnacceptedTable(unitSize: unit, physBase: GuestPhysicalAddress(base), size: size, address: GuestPhysicalAddress(page + poolHeader))
+        if case .sratHotpluggable(let ranges) = hotplug {
+            t.version = 2
+            t.plugged = PageBitmap<UnacceptedUnit>(count: size * 8)
+            // `mark_hotplug_memory_unaccepted()`: each range rounded inward to
+            // whole units (a range under a unit marks nothing, the review's fix).
+            for r in ranges {
+                let s = alignUp(r.start, unit), e = alignDown(r.end, unit)
+                if s < e { t.bitmap.set(t.unit(containing: s)..<t.unit(containing: e)) }
+            }
+        }
+        return t
     }
 
     /// What one `process_unaccepted_memory()` call did.
@@ -99,7 +122,29 @@ public enum EFIStub {
         }
         let units = table.unit(containing: start)..<table.unit(containing: end)
         table.bitmap.set(units)
+        // TDX RFC v2: "Set plugged bits for static memory and never unset".
+        table.plugged?.set(units)
         if !units.isEmpty { call.unitsSet = units }
         return done(.ok)
     }
+}
+
+/// How the EFI stub treats memory that may be hot-plugged after boot
+/// (issue 16 §4). Every released kernel is `none`.
+public enum StubHotplugAwareness: Sendable, Equatable {
+    /// Mainline: only Unaccepted descriptors size the table, and a
+    /// descriptor with `EFI_MEMORY_UHP` is unaccepted memory like any other
+    /// (RAM in E820, marked in the bitmap).
+    case none
+    /// The TDX hotplug RFC v2 (Zhenzhong Duan, June 2026, patches 1-3):
+    /// `parse_acpi_srat_regions()` reads the SRAT's memory affinity entries
+    /// flagged ENABLED and HOT_PLUGGABLE, widens the table to cover them,
+    /// marks their whole units unaccepted, and makes the table version 2
+    /// with a plugged bitmap (static memory plugged, hot-plug ranges not).
+    case sratHotpluggable([AddressRange])
+    /// A kernel that reads `EFI_MEMORY_UHP` (the prototype the edk2 RFC
+    /// points to, pratiksampat/linux `unaccepted_memory_hotplug-attr`):
+    /// UHP descriptors size the table but are neither RAM nor marked; their
+    /// units are set when the memory is hot-added.
+    case uhpAware
 }

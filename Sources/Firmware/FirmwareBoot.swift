@@ -31,6 +31,9 @@ public struct BootLoaderConfig: Sendable {
     /// The boot loader calls ExitBootServices itself (GRUB's legacy `linux`
     /// path), so the stub never runs its protocol call.
     public var loaderCallsExitBootServices = false
+    /// How the kernel's EFI stub treats memory that may be hot-plugged
+    /// (mainline: not at all).
+    public var hotplugAwareness: StubHotplugAwareness = .none
     public init() {}
 }
 
@@ -49,6 +52,17 @@ public struct FirmwareConfig: Sendable {
     /// How GetMemoryMap() hands the map to the OS loader: every generation
     /// here is edk2, which merges equal neighbours (`CoreGetMemoryMap()`).
     public var getMemoryMap: GetMemoryMapStyle = .edk2
+    /// QEMU's device-memory region, the window DIMMs and virtio-mem devices
+    /// are plugged into (`etc/reserved-memory-end` tells the firmware where
+    /// it ends); nil when the VM has none (no `maxmem` above `-m`).
+    public var hotplugWindow: AddressRange? = nil
+    /// edk2 PR 12811 (code first, July 2026): PlatformInitLib finds the
+    /// window, PlatformPei builds an unaccepted resource HOB tagged
+    /// `EFI_RESOURCE_ATTRIBUTE_UNACCEPTED_HOT_PLUG` for it, and the DXE core
+    /// hands it to the OS as an `EfiUnacceptedMemoryType` descriptor with
+    /// `EFI_MEMORY_UHP`; AmdSevDxe's accept-all pass skips it. No released
+    /// edk2 does this.
+    public var markUHPWindow = false
     public init(generation: FirmwareGeneration) { self.generation = generation }
 }
 
@@ -146,6 +160,10 @@ public struct FirmwareBoot {
         if config.generation == .tdvf2022 {
             for r in accepted where r.start >= 1 << 32 { mapAtLoader.retype(r, to: .conventional) }
         }
+        if config.markUHPWindow, let w = config.hotplugWindow {
+            mapAtLoader = try EFIMemoryMap(mapAtLoader.descriptors + [EFIMemoryDescriptor(type: .unaccepted, start: w.start, end: w.end, attribute: [.ramDefault, .uhp])])
+            events.append("firmware: hot-plug window \(w) described as unaccepted memory with EFI_MEMORY_UHP (edk2 PR 12811)")
+        }
         var map = mapAtLoader
         let loaderView = mapAtLoader.returned(by: config.getMemoryMap)
         if outcome == .ok { onHandOff?(loaderView, fwClock) }
@@ -159,7 +177,7 @@ public struct FirmwareBoot {
         let stubRuns = !loader.loaderCallsExitBootServices
         var table: UnacceptedTable? = nil
         if stubRuns && loader.kernelSupportsUnaccepted {
-            table = try EFIStub.allocateUnacceptedBitmap(map: &map)
+            table = try EFIStub.allocateUnacceptedBitmap(map: &map, hotplug: loader.hotplugAwareness)
             if let t = table { events.append("efi stub: unaccepted table at \(t.address), unit 2M, phys_base \(t.physBase), \(t.size) bytes") }
         }
         // SNP: AmdSevDxe accepts everything at ExitBootServices unless allowed.
@@ -169,7 +187,9 @@ public struct FirmwareBoot {
                 events.append("efi stub: AllowUnacceptedMemory() via OVMF_SEV_MEMORY_ACCEPTANCE_PROTOCOL")
             } else {
                 let keyBefore = map.mapKey
-                for r in map.ranges(of: [.unaccepted]) where outcome == .ok {
+                // PR 12811's AmdSevDxe skips EFI_MEMORY_UHP: the window has no memory to validate.
+                let toAccept = map.descriptors.filter { $0.type == .unaccepted && !$0.attribute.contains(.uhp) }.map(\.range)
+                for r in toAccept where outcome == .ok {
                     outcome = acceptor.accept(r, vcpu: 0, clock: &fwClock)
                     result.firmwareAccepted.append(r)
                     map.retype(r, to: .conventional)
@@ -191,6 +211,8 @@ public struct FirmwareBoot {
         // is RAM only for a kernel that supports it.
         map = map.returned(by: config.getMemoryMap)
         for d in map.descriptors where d.type == .unaccepted {
+            // A UHP-aware stub leaves the window out of E820 and the bitmap until hot-add.
+            if d.attribute.contains(.uhp), loader.hotplugAwareness == .uhpAware { continue }
             guard stubRuns && loader.kernelSupportsUnaccepted, var t = table else {
                 result.lostBytes += d.bytes.value
                 continue

@@ -28,6 +28,13 @@ public struct UnacceptedTable: Equatable, Sendable {
     /// Bitmap size in bytes, as the kernel struct stores it.
     public var size: UInt64
     public var bitmap: PageBitmap<UnacceptedUnit>
+    /// The "plugged" bitmap of the TDX hotplug RFC v2 (Zhenzhong Duan, June
+    /// 2026, "efi/unaccepted: Create plugged bitmap to support hotplug memory
+    /// in coco guest"): `size` more bytes right after `bitmap`
+    /// (`plugged_bitmap_of()`), a set bit meaning the unit is populated by
+    /// the VMM. Only a version-2 table has it; `accept_memory()` then accepts
+    /// units set in both bitmaps. nil: a version-1 table (mainline).
+    public var plugged: PageBitmap<UnacceptedUnit>? = nil
     /// Physical address of the table itself (in EFI ACPI reclaim memory).
     public var address: GuestPhysicalAddress
 
@@ -39,8 +46,39 @@ public struct UnacceptedTable: Equatable, Sendable {
         bitmap = PageBitmap<UnacceptedUnit>(count: size * 8)
     }
 
-    /// Bytes the table occupies (header and bitmap).
-    public var totalBytes: UInt64 { UnacceptedTable.headerSize + size }
+    /// Bytes the table occupies (header and bitmap; version 2: both bitmaps).
+    public var totalBytes: UInt64 { UnacceptedTable.headerSize + size * (plugged == nil ? 1 : 2) }
+
+    /// The table grown so that its bitmap reaches `end` (rounded up to a
+    /// unit): the AMD hotplug RFC's `extend_unaccepted_bitmap()` (Pratik
+    /// Sampat, Nov 2025, "mm: Add support for unaccepted memory hotplug"),
+    /// which copies the firmware-reserved bitmap into a `kzalloc()`'d one
+    /// (or `krealloc()`s its own) with the new bytes zero, and updates
+    /// `size`. A table already large enough is returned as it is.
+    /// - Complexity: O(runs of the bitmap).
+    public func extended(toCover end: UInt64) -> UnacceptedTable {
+        let newSize = divRoundUp(alignUp(end, unitSize) - physBase.value, unitSize * 8)
+        guard newSize > size else { return self }
+        var t = UnacceptedTable(unitSize: unitSize, physBase: physBase, size: newSize, address: address)
+        t.version = version
+        for run in bitmap.setRuns(in: allUnits) { t.bitmap.set(run) }
+        if let p = plugged {
+            var q = PageBitmap<UnacceptedUnit>(count: newSize * 8)
+            for run in p.setRuns(in: allUnits) { q.set(run) }
+            t.plugged = q
+        }
+        return t
+    }
+
+    /// Units set in the unaccepted bitmap and, in a version-2 table, in the
+    /// plugged bitmap too, as runs within `w` (`find_next_and_bit()` in the
+    /// RFC v2's `accept_memory()`; the plain set runs for version 1).
+    /// - Complexity: O(runs in `w`).
+    public func acceptableRuns(in w: Range<UnacceptedUnit>) -> [Range<UnacceptedUnit>] {
+        let runs = bitmap.setRuns(in: w)
+        guard let p = plugged else { return runs }
+        return runs.flatMap { p.setRuns(in: $0) }
+    }
     /// End of memory the bitmap can describe.
     public var coveredEnd: UInt64 { physBase.value + size * 8 * unitSize }
     /// Number of units still marked unaccepted.

@@ -110,6 +110,10 @@ extension GuestKernel {
                     else { step = 1 }
                 }
                 let take = min(left, step)
+                if zi == Self.hotplugZone, !unacceptedInBuddy.isEmpty {
+                    let o = handOutHotplugged(take, zone: z, touch: touch, vcpu: vcpu, clock: &clock)
+                    if o != .ok { return (n - left, o) }
+                }
                 zones[zi].freePages -= take
                 allocatedPages += take
                 if use == .pageCache { pageCachePages += take }

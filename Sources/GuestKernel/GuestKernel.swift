@@ -49,6 +49,9 @@ public struct KernelConfig: Sendable {
     /// `vm.watermark_scale_factor` written before user space; nil: the
     /// kernel's default of 10 (0.1% of a zone between watermarks).
     public var watermarkScaleFactor: UInt64? = nil
+    /// How hot-added memory reaches the page allocator (issue 16 §4):
+    /// mainline, or one of the series proposed to fix it.
+    public var hotplugAcceptance: HotplugAcceptance = .mainline
     public init() {}
 
     /// `min_free_kbytes_sysctl_handler()`: `proc_dointvec_minmax` with
@@ -187,6 +190,14 @@ public final class GuestKernel {
     /// init padata chunk, with the phase's clock as it stands: where a
     /// recorder samples, never per page.
     public var onAcceptBatch: ((PhaseClock) -> Void)? = nil
+    /// Hot-added memory still present (DIMMs, virtio-mem blocks), in the
+    /// order it was added (`GuestKernel+Hotplug.swift`).
+    public internal(set) var hotplugged: [HotplugBlock] = []
+    /// Hot-added ranges the buddy allocator holds that nobody accepted
+    /// (mainline's `generic_online_page()`), in free-list order: the pages
+    /// an allocation reaches once the accepted free pages before them are
+    /// used. Zone Normal's; counted in its `freePages`.
+    var unacceptedInBuddy: [AddressRange] = []
 
     public init(config: KernelConfig, vcpus: Int, costs: CostTable, platform: any GuestPlatform,
                 ram: [AddressRange], unaccepted: UnacceptedMemory?) {

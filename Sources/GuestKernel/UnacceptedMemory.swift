@@ -8,7 +8,7 @@ import MemoryModel
 /// `range_contains_unaccepted_memory()`, with the bitmap clamping, the
 /// `load_unaligned_zeropad()` guard unit and the accepting list.
 public final class UnacceptedMemory {
-    public private(set) var table: UnacceptedTable
+    public internal(set) var table: UnacceptedTable
     public let acceptor: any ArchAcceptor
     /// The acceptor's span replay, when it has one; without it every call is stepped.
     private let replay: (any ArchAcceptorReplay)?
@@ -68,7 +68,7 @@ public final class UnacceptedMemory {
     public func acceptMemory(start: UInt64, size: UInt64, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         guard let w = unitWindow(start: start, size: size) else { return .ok }
         if let f = readFault(w, in: "accept_memory") { return .terminated(f) }
-        for run in table.bitmap.setRuns(in: w) {
+        for run in table.acceptableRuns(in: w) {
             let a = table.address(of: run.lowerBound), b = table.address(of: run.upperBound)
             archCalls += 1
             onArchAccept?(a, b)
@@ -86,7 +86,7 @@ public final class UnacceptedMemory {
         let s = max(start, table.physBase.value), e = min(end, table.coveredEnd)
         guard s < e else { return .ok }
         let w = table.unit(containing: s)..<table.unit(roundingUp: e)
-        for run in table.bitmap.setRuns(in: w) {
+        for run in table.acceptableRuns(in: w) {
             let a = table.address(of: run.lowerBound), b = table.address(of: run.upperBound)
             archCalls += 1
             let o = acceptor.accept(AddressRange(start: a, end: b), vcpu: vcpu, clock: &clock)
@@ -102,7 +102,7 @@ public final class UnacceptedMemory {
     public func rangeContainsUnaccepted(start: UInt64, size: UInt64) -> Bool {
         guard let w = unitWindow(start: start, size: size) else { return false }
         if readFault(w, in: "range_contains_unaccepted_memory") != nil { return false }
-        return table.bitmap.anySet(in: w)
+        return table.plugged == nil ? table.bitmap.anySet(in: w) : !table.acceptableRuns(in: w).isEmpty
     }
 
     /// The oops of reading the bitmap words of units `w` when some of them
@@ -174,6 +174,7 @@ public final class UnacceptedMemory {
     private func steadySignature(addr: UInt64) -> ReplayKey? {
         guard table.unitSize == 2 << 20, let u = blockUnits(addr), !table.bitmap.test(u),
               table.bitmap.test(u + 1), table.bitmap.test(u + 2),
+              table.plugged.map({ $0.test(u + 1) && $0.test(u + 2) }) ?? true,
               let replay, let sig = replay.chunkSignature(gfn: acceptorFrame(addr + table.unitSize)),
               replay.chunksSharing(sig, from: acceptorFrame(addr + table.unitSize), limit: 2) == 2 else { return nil }
         return sig
@@ -189,7 +190,9 @@ public final class UnacceptedMemory {
         // The platform's span first: the bitmap is then scanned only over
         // it (scanning to maxUnits made each GiB's call scan the rest of the range).
         let shared = replay.chunksSharing(sig, from: firstGFN, limit: maxUnits)
-        let setEnd = table.bitmap.firstClear(from: u + 1, below: u + 1 + shared) ?? (u + 1 + shared)
+        var setEnd = table.bitmap.firstClear(from: u + 1, below: u + 1 + shared) ?? (u + 1 + shared)
+        // A version-2 table accepts only plugged units (the TDX hotplug RFC v2).
+        if let p = table.plugged { setEnd = p.firstClear(from: u + 1, below: setEnd) ?? setEnd }
         let chunks = setEnd - (u + 1)
         let k = chunks / 2
         guard k > 0 else { return nil }

@@ -55,6 +55,29 @@ public final class SNPPlatform {
     /// Memory measured and validated at launch (SNP_LAUNCH_UPDATE): the
     /// firmware image and pre-validated SEC ranges.
     /// - Complexity: O(log runs).
+    /// Guest frames the VMM has memory behind (QEMU's RAM blocks); nil:
+    /// every frame, a VM without memory hot-plug. A DIMM or virtio-mem block
+    /// adds its range when it is plugged and takes it away when unplugged.
+    public var vmmMemory: IntervalMap<GuestFrameNumber, Bool>? = nil
+
+    /// Whether the VMM has memory behind every frame of `frames`. A page-state
+    /// change naming a frame outside it cannot be served: KVM forwards the
+    /// request to QEMU (KVM_HC_MAP_GPA_RANGE), whose `kvm_convert_memory()`
+    /// finds no RAM block and fails, and the guest is stopped.
+    /// - Complexity: O(log runs + runs in `frames`).
+    public func vmmHasMemory(_ frames: Range<GuestFrameNumber>) -> Bool {
+        vmmMemory.map { $0.allSatisfy(in: frames) { $0 } } ?? true
+    }
+
+    /// The host takes `frames` back when their memory device goes away: the
+    /// memory backend's pages are freed (guest_memfd's `kvm_gmem_free_folio()`
+    /// → `sev_gmem_invalidate()` makes each RMP entry hypervisor-owned again),
+    /// so the guest's validations there are gone.
+    /// - Complexity: O(log runs).
+    public func reclaim(_ frames: Range<GuestFrameNumber>) {
+        rmp.assign(frames, .unbacked)
+    }
+
     public func launchUpdate(_ frames: Range<GuestFrameNumber>) {
         rmp.assign(frames, .validated4K)
     }

@@ -22,6 +22,7 @@ extension GetMemoryMapStyle: ExpressibleByArgument {}
 extension AcceptLevelPolicy: ExpressibleByArgument {}
 extension ConversionPolicy: ExpressibleByArgument {}
 extension TransparentHugepage: ExpressibleByArgument {}
+extension HotplugAcceptance: ExpressibleByArgument {}
 
 /// `on` or `off`.
 enum OnOff: String, ExpressibleByArgument, CaseIterable {
@@ -159,6 +160,9 @@ struct ScenarioOptions: ParsableArguments {
     @Option(name: .customLong("transparent-hugepage"), help: "transparent_hugepage= at boot: always or madvise start khugepaged, which raises vm.min_free_kbytes (set_recommended_min_free_kbytes()); never leaves it") var transparentHugepage: TransparentHugepage = .madvise
     @Option(name: .customLong("min-free-kbytes"), help: ArgumentHelp("vm.min_free_kbytes written before user space (0 to 2147483647; default: the kernel's own, raised by khugepaged)", valueName: "KB")) var minFreeKbytes: UInt64?
     @Option(name: .customLong("watermark-scale-factor"), help: ArgumentHelp("vm.watermark_scale_factor written before user space (1 to 3000; default 10)", valueName: "N")) var watermarkScaleFactor: UInt64?
+    @Option(help: ArgumentHelp("Hot-plug memory after boot, before the workload: a DIMM (whole 128M blocks) or SIZE more of a virtio-mem device (4M blocks); as the workload phase hotplug=SIZE:KIND (docs/HOTPLUG.md)", valueName: "SIZE[:dimm|virtio-mem]")) var hotplug: String?
+    @Option(name: .customLong("hotplug-accept"), help: "How hot-added memory is accepted: none (mainline: not at all), amd-rfc (accept_hotplug_memory()), tdx-rfc-v2 (plugged bitmap, SRAT in the EFI stub), uhp (a kernel reading EFI_MEMORY_UHP; needs --uhp)") var hotplugAccept: HotplugAcceptance = .mainline
+    @Flag(name: .customLong("uhp"), help: "Firmware marks the hot-plug window EFI_MEMORY_UHP (edk2 PR 12811)") var uhp = false
     @OptionGroup var calibration: CalibrationOption
     @Flag(name: .customLong("step-by-step"), help: "Simulate every TDCALL/PVALIDATE one at a time") var step = false
 
@@ -194,6 +198,12 @@ struct ScenarioOptions: ParsableArguments {
         s.kernel.watermarkScaleFactor = watermarkScaleFactor
         s.bootAllocationBytes = try ByteCount.parse(bootAlloc).value
         s.workload = try Workload.parse(workload, memory: s.memory)
+        if let hotplug {
+            let plug = try Workload.parse("hotplug=" + hotplug, memory: s.memory)
+            s.workload = s.workload == .none ? plug : .phases([plug, s.workload])
+        }
+        s.kernel.hotplugAcceptance = hotplugAccept
+        s.firmwareMarksUHP = uhp
         s.seed = seed
         s.stepByStep = step
         return s

@@ -46,6 +46,13 @@ public struct EFIMemoryAttributes: OptionSet, Sendable, Hashable {
     public static let sp = Self(rawValue: 0x40000)
     public static let cpuCrypto = Self(rawValue: 0x80000)
     public static let hotPluggable = Self(rawValue: 0x100000)
+    /// `EFI_MEMORY_UHP` (Unaccepted Hot-Plug), proposed in edk2 issue 12810
+    /// and PR 12811 (July 2026, code first, not in a UEFI release): set on an
+    /// `EfiUnacceptedMemoryType` descriptor that describes a confidential
+    /// guest's memory hot-plug window, memory with no backing pages yet that
+    /// must not be accepted before it is hot-added. The RFC proposes the
+    /// value 0x200000; the final bit is for the UEFI Forum to assign.
+    public static let uhp = Self(rawValue: 0x200000)
     public static let runtime = Self(rawValue: 1 << 63)
     /// The usual attributes of RAM: `WB|WT|WC|UC`.
     public static let ramDefault: Self = [.uc, .wc, .wt, .wb]

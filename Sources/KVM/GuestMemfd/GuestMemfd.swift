@@ -86,6 +86,34 @@ public struct GuestMemfd: Sendable {
         for s in slots { slotHFNBase.append(base); base = base + alignUp(s.pages, huge) }
     }
 
+    /// A memslot bound after the others were laid out (a hot-plugged
+    /// device's memory backend): its file's host frames start 1G-aligned
+    /// after the highest file's, and no other file moves.
+    /// - Complexity: O(slots + log runs).
+    mutating func bindLate(_ s: Memslot) throws {
+        let huge = PageLevel.size1G.pages
+        var base: [Int: HostFrameNumber] = [:]
+        var next = HostFrameNumber(huge)
+        for (o, b) in zip(slots, slotHFNBase) {
+            base[o.id] = b
+            next = max(next, b + alignUp(o.pages, huge))
+        }
+        try bind(s)
+        base[s.id] = next
+        slotHFNBase = slots.map { base[$0.id]! }
+    }
+
+    /// `kvm_gmem_unbind()` when the memslot is deleted and the memory backend
+    /// closes the file: its folios are freed and the slot forgotten.
+    /// - Complexity: O(slots + log runs).
+    mutating func unbind(id: Int) {
+        guard let i = slots.firstIndex(where: { $0.id == id }) else { return }
+        let s = slots[i]
+        free(s.frames, order: 0)
+        slots.remove(at: i)
+        slotHFNBase.remove(at: i)
+    }
+
     /// The memslot containing `gfn` (`gfn_to_memslot()`).
     /// - Complexity: O(slots).
     public func slot(_ gfn: GuestFrameNumber) -> Memslot? { slots.first { $0.frames.contains(gfn) } }

@@ -79,11 +79,14 @@ public struct BootSimulation {
     /// boot mode slow enough to need it); nil: nobody is shown progress.
     /// It sees only how far the run is, never changes it.
     public let progress: (any ProgressReporter)?
+    /// The memory devices QEMU has plugged during this run (`hotplug=` phases).
+    let devices: MemoryDevices
 
     public init(scenario: Scenario, calibration: Calibration, progress: (any ProgressReporter)? = nil) {
         self.scenario = scenario
         costs = CostTable(calibration)
         self.progress = progress
+        devices = MemoryDevices(layout: scenario.hotplugLayout)
     }
 
     struct Acceptors {
@@ -192,9 +195,12 @@ public struct BootSimulation {
         var fwConfig = FirmwareConfig(generation: s.firmware)
         fwConfig.partialAcceptBytes = s.partialAcceptBytes
         fwConfig.snpAcceptanceProtocol = s.snpAcceptanceProtocol
+        prepareHotplug(&fwConfig, platform: acc.platform)
+        var loader = s.loader
+        loader.hotplugAwareness = s.kernel.hotplugAcceptance.stubAwareness(hotplugWindow: fwConfig.hotplugWindow)
         // The 2022 kernels had no accept_memory=eager: eager meant firmware accepting everything.
         let eagerFirmware = !s.lazy && s.firmware == .tdvf2022
-        let fw = try FirmwareBoot(layout: layout, config: fwConfig, loader: s.loader, vcpus: s.vcpus)
+        let fw = try FirmwareBoot(layout: layout, config: fwConfig, loader: loader, vcpus: s.vcpus)
             .run(acceptor: acc.firmware, stubAcceptor: acc.stub, costs: costs, eagerFirmware: eagerFirmware,
                  onHandOff: recorder.map { rec in { map, clock in rec.handOff(map, at: clock.seconds(rec.costs)) } })
         var r = BootResult(scenario: s, firmware: fw)
@@ -216,13 +222,21 @@ public struct BootSimulation {
         guard fw.outcome == .ok else { return (finish(&r, acc), acc) }
 
         let unaccepted = fw.table.map { UnacceptedMemory(table: $0, acceptor: acc.kernel, costs: costs) }
+        let earlyUHP = watchEarlyUHPAccepts(unaccepted, fwConfig, loader)
         var ramTypes: Set<EFIMemoryType> = [.conventional, .bootServicesCode, .bootServicesData, .loaderCode, .loaderData]
         if s.loader.kernelSupportsUnaccepted && !s.loader.loaderCallsExitBootServices { ramTypes.insert(.unaccepted) }
-        let ram = mergeRanges(fw.map.ranges(of: ramTypes))
+        // A UHP-aware kernel leaves EFI_MEMORY_UHP ranges out of E820 until they are hot-added.
+        let uhpAware = loader.hotplugAwareness == .uhpAware
+        let ram = mergeRanges(fw.map.descriptors.filter { ramTypes.contains($0.type) && !(uhpAware && $0.attribute.contains(.uhp)) }.map(\.range))
         let kernelImage = AddressRange(start: 16 << 20, size: s.kernel.kernelInitBytes)
         bootKernel(config: s.kernel, ram: ram, unaccepted: unaccepted, platform: acc.platform,
                    image: kernelImage, initrd: nil, workload: s.workload, into: &r, recorder: recorder)
-        return (finish(&r, acc), acc)
+        var done = finish(&r, acc)
+        if case .terminated(let why) = done.outcome, let first = earlyUHP?.first {
+            done.outcome = .terminated("broken: \(first) of the EFI_MEMORY_UHP hot-plug window accepted before any memory was plugged there "
+                                       + "(a kernel unaware of UHP takes it for ordinary unaccepted memory; accepting it early is invalid, edk2 issue 12810): \(why)")
+        }
+        return (done, acc)
     }
 
     /// A kernel's boot from the decompressor to a shell and the workload:
@@ -341,6 +355,8 @@ public struct BootSimulation {
         case .rate(let perSecond, let seconds):
             return runRate(kernel, perSecond: perSecond, seconds: seconds, clock: &wclock, clamped: &clamped, recorder: recorder, prefix: prefix)
         case .hugetlb(let b): return (allocate(b, .hugetlb, touch: false), wfull)
+        case .hotplug(let b, let kind): return (hotplugPhase(b, kind, kernel, clock: &wclock, degradations: &clamped), wfull)
+        case .unplug(let b, let kind): return (unplugPhase(b, kind, kernel, clock: &wclock, degradations: &clamped), wfull)
         case .phases(let phases):
             // One phase after the other on the same kernel, each timed on its
             // own clock (as rate= times its slices): the workload's time is

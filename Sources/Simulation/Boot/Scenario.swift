@@ -23,6 +23,13 @@ public enum Workload: Sendable, Equatable {
     /// Several workloads one after the other (a scenario file's list of
     /// phases; the `--workload` flag gives one).
     case phases([Workload])
+    /// `hotplug=SIZE[:dimm|virtio-mem]`: the host plugs SIZE of memory (a
+    /// new DIMM, or SIZE more of the virtio-mem device's requested size) and
+    /// the guest adds and onlines it (issue 16 §4, `BootSimulation+Hotplug`).
+    case hotplug(UInt64, MemoryDeviceKind)
+    /// `unplug=SIZE[:dimm|virtio-mem]`: the most recent DIMM of SIZE is
+    /// ejected, or the virtio-mem requested size drops by SIZE.
+    case unplug(UInt64, MemoryDeviceKind)
 
     /// Parses `none`, `touch=SIZE`, `pagecache=SIZE`, `touch=all`,
     /// `rate=SIZE:SECONDS` (SIZE per second for SECONDS), `hugetlb=SIZE`.
@@ -37,6 +44,7 @@ public enum Workload: Sendable, Equatable {
             }
             return .rate(bytesPerSecond: try ByteCount.parse(f[0]).value, seconds: secs)
         }
+        if parts[0] == "hotplug" || parts[0] == "unplug" { return try parseHotplug(s, parts[0], parts[1]) }
         let size = parts[1] == "all" ? memory : try ByteCount.parse(parts[1]).value
         switch parts[0] {
         case "touch": return .touch(size)
@@ -44,8 +52,35 @@ public enum Workload: Sendable, Equatable {
         case "hugetlb":
             guard size % (2 << 20) == 0 else { throw CocomemError(.invalidArgument, "workload '\(s)': the hugetlb pool grows in 2 MiB pages") }
             return .hugetlb(size)
-        default: throw CocomemError(.invalidArgument, "unknown workload '\(parts[0])' (expected touch, pagecache, hugetlb or rate)")
+        default: throw CocomemError(.invalidArgument, "unknown workload '\(parts[0])' (expected touch, pagecache, hugetlb, rate, hotplug or unplug)")
         }
+    }
+
+    /// `hotplug=SIZE[:dimm|virtio-mem]` and `unplug=...`: a DIMM is whole
+    /// 128 MiB memory blocks (`memory_block_size_bytes()`, what
+    /// `add_memory()` takes), a virtio-mem change whole 4 MiB MAX_ORDER
+    /// blocks (the model onlines whole blocks; a smaller plug would be
+    /// accepted at once by `__free_pages_core()`, which is not modelled).
+    static func parseHotplug(_ s: String, _ verb: String, _ value: String) throws -> Workload {
+        let f = value.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard f.count <= 2 else { throw CocomemError(.invalidArgument, "workload '\(s)': expected \(verb)=SIZE[:dimm|virtio-mem]") }
+        let size: UInt64
+        do { size = try ByteCount.parse(f[0]).value } catch let e as CocomemError {
+            throw CocomemError(e.code, "workload '\(s)': \(e.message)")
+        }
+        let kind: MemoryDeviceKind
+        if f.count == 2 {
+            guard let k = MemoryDeviceKind(rawValue: f[1]) else {
+                throw CocomemError(.invalidArgument, "workload '\(s)': device '\(f[1])' is not dimm or virtio-mem")
+            }
+            kind = k
+        } else { kind = .dimm }
+        let unit: UInt64 = kind == .dimm ? 128 << 20 : 4 << 20
+        guard size > 0, size % unit == 0 else {
+            throw CocomemError(.invalidArgument, "workload '\(s)': a \(kind.rawValue) \(verb) is a positive multiple of \(ByteCount(unit))")
+        }
+        guard size <= 1 << 52 else { throw CocomemError(.invalidSize, "workload '\(s)': more than 4 PiB") }
+        return verb == "hotplug" ? .hotplug(size, kind) : .unplug(size, kind)
     }
 }
 
@@ -104,6 +139,12 @@ public struct Scenario: Sendable {
     /// Fill `BootResult.record` (and the kexec and dump results' records):
     /// phases, series, snapshots, vCPU lanes, allocation latency (issue 14).
     public var record = true
+    /// edk2 PR 12811: the firmware describes the hot-plug window as
+    /// unaccepted memory with `EFI_MEMORY_UHP` (`--uhp`).
+    public var firmwareMarksUHP = false
+
+    /// Where the scenario's memory devices go (nil window: none).
+    public var hotplugLayout: HotplugLayout { HotplugLayout(memory: memory, workload: workload) }
 
     public init() {}
 
@@ -164,6 +205,12 @@ public struct Scenario: Sendable {
             if !loader.stubCallsAcceptanceProtocol {
                 try refuse("--no-acceptance-protocol-call", "only ovmf-snp offers the acceptance protocol the stub would call; this TDX guest runs \(firmware.rawValue)")
             }
+        }
+        if firmwareMarksUHP, hotplugLayout.window == nil {
+            try refuse("--uhp", "it marks the hot-plug window, and this VM has none (no hotplug= phase)")
+        }
+        if kernel.hotplugAcceptance == .uhp, !firmwareMarksUHP {
+            try refuse("--hotplug-accept uhp", "the UHP-aware kernel tracks hot-added memory only inside EFI_MEMORY_UHP ranges; add --uhp for a firmware that marks them")
         }
         if firmware != .tdvf2022, partialAcceptBytes != defaults.partialAcceptBytes {
             try refuse("--fw-partial-accept \(ByteCount(partialAcceptBytes))", "it is tdvf-2022's PcdTdxAcceptPartialMemorySize; firmware \(firmware.rawValue) accepts all memory below 4 GiB")

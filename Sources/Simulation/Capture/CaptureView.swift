@@ -26,6 +26,7 @@ public enum CaptureView {
     public static func image(from r: BootResult, structures: Bool = true, seed: UInt64,
                              transparentHugepages: Bool = false, uptime: Double? = nil) throws -> GuestMemoryImage {
         guard let k = r.kernel else { throw CocomemError(.invalidScenario, "the guest did not reach the kernel; there is no vmcore to take") }
+        try r.scenario.refuseHotplug(in: "dump")
         var classes = IntervalMap<GuestFrameNumber, PageClass>(initial: .freeZero)
         var crashKernel: AddressRange? = nil
         for (range, kind) in k.reservations {

@@ -53,6 +53,10 @@ extension BootSimulation {
     /// The EFI stub does not run again: kexec enters the bzImage at
     /// `startup_64` with boot_params already filled in.
     public func runKexec(_ plan: KexecPlan) throws -> KexecResult {
+        try scenario.refuseHotplug(in: "kexec")
+        if plan.nextWorkload.flattened.contains(where: \.isHotplug) {
+            throw CocomemError(.invalidScenario, "kexec: hotplug= and unplug= phases in the next kernel's workload are not modelled (docs/HOTPLUG.md)")
+        }
         let (first, acc) = try boot()
         var out = kexec(plan, after: first, acc)
         if let rec = acc.recorder { out.record = rec.finish() }

@@ -46,9 +46,11 @@ extension ScenarioFile {
         var top: [Entry] = []
         top.append(Entry("guest", .map([Entry("platform", .string(s.platform.rawValue)), Entry("memory", .string(Self.size(s.memory))),
                                         Entry("vcpus", .int(UInt64(s.vcpus)))])))
+        // `uhp` and `hotplug-accept` are written only when set, so files printed before they existed read the same.
         top.append(Entry("firmware", .map([Entry("generation", .string(s.edk2Release?.tag ?? s.firmware.rawValue)),
                                            Entry("partial-accept", .string(Self.size(s.partialAcceptBytes))),
-                                           Entry("acceptance-protocol", .bool(s.snpAcceptanceProtocol))])))
+                                           Entry("acceptance-protocol", .bool(s.snpAcceptanceProtocol))]
+                                          + (s.firmwareMarksUHP ? [Entry("uhp", .bool(true))] : []))))
         top.append(Entry("kernel", .map([
             Entry("version", .string(s.kernel.version.rawValue)), Entry("accept", .string(s.lazy ? "lazy" : "eager")),
             Entry("deferred-init", .bool(s.kernel.deferredStructPageInit)),
@@ -60,7 +62,8 @@ extension ScenarioFile {
             Entry("init-size", .string(Self.size(s.kernel.kernelInitBytes))),
             Entry("transparent-hugepage", .string(s.kernel.transparentHugepage.rawValue)),
         ] + (s.kernel.minFreeKbytes.map { [Entry("min-free-kbytes", .int($0))] } ?? [])
-          + (s.kernel.watermarkScaleFactor.map { [Entry("watermark-scale-factor", .int($0))] } ?? []))))
+          + (s.kernel.watermarkScaleFactor.map { [Entry("watermark-scale-factor", .int($0))] } ?? [])
+          + (s.kernel.hotplugAcceptance != .mainline ? [Entry("hotplug-accept", .string(s.kernel.hotplugAcceptance.rawValue))] : []))))
         var host = [Entry("kind", .string(s.tdxHost.rawValue))]
         if let g = s.gmemBacking { host.append(Entry("gmem", .string(g.rawValue))) }
         host += [Entry("mapping", .string(s.hostMapping.rawValue)), Entry("snp-prefault", .bool(s.snpPrefault))]
@@ -141,6 +144,8 @@ extension ScenarioFile {
         case .hugetlb(let b): "hugetlb=\(size(b))"
         case .rate(let b, let s): "rate=\(size(b)):\(s)"
         case .phases(let ps): ps.map(workload).joined(separator: " then ")
+        case .hotplug(let b, let k): "hotplug=\(size(b)):\(k.rawValue)"
+        case .unplug(let b, let k): "unplug=\(size(b)):\(k.rawValue)"
         }
     }
 

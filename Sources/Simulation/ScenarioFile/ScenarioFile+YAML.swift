@@ -70,10 +70,10 @@ struct Reader {
 
     static let topKeys = ["guest", "firmware", "kernel", "host", "workload", "seed", "calibration", "calibration-profile", "step-by-step", "boot", "steps"]
     static let guestKeys = ["platform", "memory", "vcpus"]
-    static let firmwareKeys = ["generation", "partial-accept", "acceptance-protocol"]
+    static let firmwareKeys = ["generation", "partial-accept", "acceptance-protocol", "uhp"]
     static let kernelKeys = ["version", "accept", "deferred-init", "unaccepted-support", "loader", "acceptance-protocol-call",
                              "crashkernel", "boot-alloc", "init-size", "transparent-hugepage", "min-free-kbytes",
-                             "watermark-scale-factor"]
+                             "watermark-scale-factor", "hotplug-accept"]
     static let hostKeys = ["kind", "gmem", "mapping", "snp-prefault"]
     static let stepKinds = ["kexec", "dump", "host"]
     static let kexecKeys = ["from", "syscall", "crash", "initrd", "kernel-size", "kernel-alignment", "cmdline-len", "next-kernel", "load-only",
@@ -201,6 +201,7 @@ struct Reader {
                     }
                     firmwareNode = v
                 case "partial-accept": s.partialAcceptBytes = try size(v, key)
+                case "uhp": s.firmwareMarksUHP = try bool(v, key)
                 default: s.snpAcceptanceProtocol = try bool(v, key)
                 }
             }
@@ -224,6 +225,7 @@ struct Reader {
                 case "transparent-hugepage": s.kernel.transparentHugepage = try choice(v, key, TransparentHugepage.self)
                 case "min-free-kbytes": s.kernel.minFreeKbytes = try unsigned(v, key)
                 case "watermark-scale-factor": s.kernel.watermarkScaleFactor = try unsigned(v, key)
+                case "hotplug-accept": s.kernel.hotplugAcceptance = try choice(v, key, HotplugAcceptance.self)
                 default:
                     let b = try size(v, key)
                     guard b > 0 else { throw error(v, "'init-size' must be positive") }
