@@ -15,6 +15,11 @@
 # next. Every cocomem output is compared byte for byte (cmp) with makedumpfile's.
 # A format the installed makedumpfile was built without (`makedumpfile -v`) is
 # run by cocomem alone and marked "not built in".
+# CPU s/GB is (user + sys) per GB (10^9 bytes) of input file; "load" is the
+# 1-minute load average when the row ended (the machine may be shared: rely on
+# user + sys there, not wall). Per input, a "copy bound" row times
+# `cat INPUT > OUTDIR/out-cat` the same way: the cost of moving the input's
+# bytes to the output file, the floor for -E -d 0/1 of a dense input.
 #
 #   scripts/dump-bench.sh [-s "1G 4G 16G"] [-k "cache anon free mix"] [-f "-c -l -z -p -E"]
 #                         [-d "1 31"] [-r ROUNDS] [-w WORKDIR] [-o OUTDIR] [-b COCOMEM] [-m MAKEDUMPFILE]
@@ -83,14 +88,27 @@ timed() {
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
+per_gb() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+load1() { cut -d' ' -f1 /proc/loadavg; }
 
 echo "# $mdf_version; cocomem $bin; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg) at start; $rounds rounds" >&2
-printf '| input | size | format | -d | makedumpfile wall / user / sys (s), RSS (MiB) | cocomem wall / user / sys (s), RSS (MiB) | wall speed-up | CPU ratio (cocomem/makedumpfile) | identical |\n'
-printf '|---|---|---|---|---|---|---|---|---|\n'
+printf '| input | size | format | -d | makedumpfile wall / user / sys (s), RSS (MiB) | cocomem wall / user / sys (s), RSS (MiB) | wall speed-up | CPU s/GB makedumpfile / cocomem | CPU ratio (cocomem/makedumpfile) | identical | load |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
 for size in $sizes; do
     for kind in $kinds; do
         input=$(make_input "$kind" "$size")
         cat "$input" > /dev/null     # both tools read it from the page cache
+        gb=$(stat -c %s "$input" | awk '{ printf "%.3f", $1 / 1e9 }')
+        : > t-cat
+        for _ in $(seq "$rounds"); do
+            rm -f "$outdir/out-cat"; sync
+            /usr/bin/time -f "%e %U %S %M" -o time.txt sh -c 'cat "$1" > "$2"' sh "$input" "$outdir/out-cat"
+            cat time.txt >> t-cat
+        done
+        rm -f "$outdir/out-cat"
+        catw=$(awk '{ print $1 }' t-cat | median); catcpu=$(awk '{ print $2 + $3 }' t-cat | median)
+        printf '| %s | %s | copy bound (`cat > file`) | | | %s / %s / %s | | %s | | | %s |\n' "$kind" "$size" \
+            "$catw" "$(awk '{ print $2 }' t-cat | median)" "$(awk '{ print $3 }' t-cat | median)" "$(per_gb "$catcpu" "$gb")" "$(load1)"
         for fmt in $formats; do
             for level in $levels; do
                 with_mdf=yes
@@ -111,12 +129,12 @@ for size in $sizes; do
                 if [ $with_mdf = yes ]; then
                     mw=$(col t-mdf 1); mu=$(col t-mdf 2); ms=$(col t-mdf 3); mr=$(( $(col t-mdf 4) / 1024 ))
                     mcpu=$(awk '{ print $2 + $3 }' t-mdf | median)
-                    printf '| %s | %s | `%s` | %s | %s / %s / %s, %s | %s / %s / %s, %s | %sx | %s | %s |\n' \
+                    printf '| %s | %s | `%s` | %s | %s / %s / %s, %s | %s / %s / %s, %s | %sx | %s / %s | %s | %s | %s |\n' \
                         "$kind" "$size" "$fmt" "$level" "$mw" "$mu" "$ms" "$mr" "$ccw" "$ccu" "$ccs" "$ccr" \
-                        "$(ratio "$mw" "$ccw")" "$(ratio "$cccpu" "$mcpu")" "$same"
+                        "$(ratio "$mw" "$ccw")" "$(per_gb "$mcpu" "$gb")" "$(per_gb "$cccpu" "$gb")" "$(ratio "$cccpu" "$mcpu")" "$same" "$(load1)"
                 else
-                    printf '| %s | %s | `%s` | %s | not built in (`makedumpfile -v`: %s) | %s / %s / %s, %s | | | |\n' \
-                        "$kind" "$size" "$fmt" "$level" "${mdf_version%% (*}" "$ccw" "$ccu" "$ccs" "$ccr"
+                    printf '| %s | %s | `%s` | %s | not built in (`makedumpfile -v`: %s) | %s / %s / %s, %s | | - / %s | | | %s |\n' \
+                        "$kind" "$size" "$fmt" "$level" "${mdf_version%% (*}" "$ccw" "$ccu" "$ccs" "$ccr" "$(per_gb "$cccpu" "$gb")" "$(load1)"
                 fi
                 rm -f "$outdir/out-mdf" "$outdir/out-cc"
             done

@@ -83,6 +83,41 @@ public final class AtomicFile {
         try bytes.withUnsafeBytes { try write($0, at: offset) }
     }
 
+    /// Whether `sendfile` can copy into this file (false after it said
+    /// EINVAL or ENOSYS: the caller writes from memory).
+    private var canSendfile = true
+
+    /// Copies `count` bytes of the file open as `source` from `sourceOffset`
+    /// to `offset` of this file inside the kernel (`sendfile`, which since
+    /// Linux 2.6.33 writes to any file): the bytes go from the source's page
+    /// cache to this file's without passing through this process's memory
+    /// (no mapping to fault in, no buffer). `copy_file_range` would do the
+    /// same within one filesystem but says EXDEV between two (an input on
+    /// disk, an output on tmpfs), and Swift's Glibc module does not export it.
+    /// Returns the bytes copied, fewer where the source ends early (it was
+    /// truncated), or nil where the kernel cannot copy into this file,
+    /// before anything was copied.
+    /// - Complexity: O(count) in the kernel, a system call per 1 GiB.
+    func copy(from source: Int32, at sourceOffset: UInt64, count: UInt64, to offset: UInt64) throws -> UInt64? {
+        guard canSendfile else { return nil }
+        var done: UInt64 = 0
+        while done < count {
+            var inOff = off_t(sourceOffset + done)
+            var n = -1
+            if lseek(fd, off_t(offset + done), SEEK_SET) >= 0 {
+                n = sendfile(fd, source, &inOff, Int(min(count - done, 1 << 30)))   // 1 GiB a call: Linux moves at most 2 GiB - 4 KiB per call
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if done == 0, errno == EINVAL || errno == ENOSYS { canSendfile = false; return nil }
+                throw CocomemError(.io, "writing '\(path)' failed: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }   // the source ended
+            done += UInt64(n)
+        }
+        return done
+    }
+
     /// Sets the file's length; pages never written read as zeros.
     public func setSize(_ size: UInt64) throws {
         guard size <= UInt64(Int64.max), ftruncate(fd, off_t(size)) == 0 else {

@@ -87,41 +87,53 @@ public final class PageCompressor {
         return try out.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
     }
 
+    /// Bytes a page's compressed form may take before it is known to be
+    /// stored raw: the largest output any of the four libraries writes for a
+    /// 4 KiB page (lzo's `n + n/16 + 64 + 3`, snappy's `32 + n + n/6`, zlib's
+    /// and zstd's bounds are smaller), with room to spare. A destination
+    /// handed to `compress(_:into:)` must have this many bytes.
+    public static let outputCapacity = 4096 + 4096 / 16 + 4096
+
     /// The compressed length of one page when shorter than the page, else
     /// nil; the bytes stay in the compressor's buffer (nothing allocated).
     public func compressedCount(_ page: UnsafeRawBufferPointer) -> Int? {
+        out.withUnsafeMutableBytes { o in compress(page, into: o.baseAddress!) }
+    }
+
+    /// Compresses one page straight into `dst` (at least `outputCapacity`
+    /// bytes: a batch buffer's free tail, so the compressed bytes are never
+    /// copied) and returns their length when shorter than the page, else nil
+    /// (`dst` then holds garbage the caller overwrites with the raw page).
+    public func compress(_ page: UnsafeRawBufferPointer, into dst: UnsafeMutableRawPointer) -> Int? {
         let n = page.count
+        let capacity = Self.outputCapacity
         var size = 0
-        let ok: Bool = out.withUnsafeMutableBytes { o in
-            let dst = o.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            let src = page.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            switch kind {
-            case .none:
-                return false
-            case .zlib:
-                guard deflateReset(&zstream) == Z_OK else { return false }
-                zstream.next_in = UnsafeMutablePointer(mutating: src); zstream.avail_in = UInt32(n)
-                zstream.next_out = dst; zstream.avail_out = UInt32(o.count)
-                guard deflate(&zstream, Z_FINISH) == Z_STREAM_END else { return false }
-                size = Int(zstream.total_out)
-                return true
-            case .lzo:
-                var len: UInt = 0
-                let rc = lzoWork.withUnsafeMutableBytes { w in lzo!.compress1X1(src, UInt(n), dst, &len, w.baseAddress) }
-                size = Int(len)
-                return rc == CompressionLibraries.LZO.ok
-            case .snappy:
-                var len = o.count
-                let rc = page.withMemoryRebound(to: CChar.self) { s in
-                    o.withMemoryRebound(to: CChar.self) { d in snappy!.compress(s.baseAddress, n, d.baseAddress, &len) }
-                }
-                size = len
-                return rc == CompressionLibraries.Snappy.ok
-            case .zstd:
-                let r = zstd!.compressCCtx(zstdContext, dst, o.count, src, n, 1)
-                size = r
-                return zstd!.isError(r) == 0
-            }
+        let d = dst.assumingMemoryBound(to: UInt8.self)
+        let src = page.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        let ok: Bool
+        switch kind {
+        case .none:
+            return nil
+        case .zlib:
+            guard deflateReset(&zstream) == Z_OK else { return nil }
+            zstream.next_in = UnsafeMutablePointer(mutating: src); zstream.avail_in = UInt32(n)
+            zstream.next_out = d; zstream.avail_out = UInt32(capacity)
+            ok = deflate(&zstream, Z_FINISH) == Z_STREAM_END
+            size = Int(zstream.total_out)
+        case .lzo:
+            var len: UInt = 0
+            let rc = lzoWork.withUnsafeMutableBytes { w in lzo!.compress1X1(src, UInt(n), d, &len, w.baseAddress) }
+            size = Int(len)
+            ok = rc == CompressionLibraries.LZO.ok
+        case .snappy:
+            var len = capacity
+            let rc = snappy!.compress(UnsafeRawPointer(src).assumingMemoryBound(to: CChar.self), n, dst.assumingMemoryBound(to: CChar.self), &len)
+            size = len
+            ok = rc == CompressionLibraries.Snappy.ok
+        case .zstd:
+            let r = zstd!.compressCCtx(zstdContext, d, capacity, src, n, 1)
+            size = r
+            ok = zstd!.isError(r) == 0
         }
         guard ok, size < n else { return nil }
         return size

@@ -305,21 +305,43 @@ public struct ELFDumpWriter: Sendable {
         let end = paddr + bytes
         let pfns = (paddr / Self.pageSize)..<divRoundUp(end, Self.pageSize)
         var failure: (any Error)?
+        if let input = source.image.input { return try copySegment(input, from: paddr, bytes: bytes, into: &data, progress: progress) }
         for batch in BatchCutter.cut([pfns], pages: KdumpCompressedWriter.batchPages) {
-            if source.image.input != nil {
-                // A file's pages a run at a time, written from its mapping in large blocks.
-                source.forEachRun(batch) { first, run in
-                    guard failure == nil else { return }
-                    let lo = Int(max(paddr, first * Self.pageSize) - first * Self.pageSize)
-                    let hi = Int(min(end, first * Self.pageSize + UInt64(run.count)) - first * Self.pageSize)
-                    do { try data.append(UnsafeRawBufferPointer(rebasing: run[lo..<hi])) } catch { failure = error }
-                }
-            } else {
-                forEachGeneratedPage(batch, from: paddr, to: end, into: &data, failure: &failure)
-            }
+            forEachGeneratedPage(batch, from: paddr, to: end, into: &data, failure: &failure)
             if let failure { throw failure }
             let first = max(paddr, batch[0].lowerBound * Self.pageSize), last = min(end, batch[batch.count - 1].upperBound * Self.pageSize)
             progress?.advance(by: last - first)
+        }
+    }
+
+    /// Bytes per `copy` call between progress reports.
+    static let copyChunk: UInt64 = 32 << 20
+
+    /// `bytes` bytes of an input file's memory from `paddr`, its file
+    /// extents copied by the kernel (`sendfile`: nothing is mapped or read
+    /// into this process; `pread` where the kernel cannot) and its zero
+    /// extents appended as zeros. A file that ends early (truncated while it
+    /// is read) is an error.
+    /// - Complexity: O(bytes) in the kernel, a system call per 32 MiB.
+    func copySegment(_ input: ELFInput, from paddr: UInt64, bytes: UInt64, into data: inout ChunkedWriter,
+                     progress: (any ProgressReporter)?) throws {
+        try input.forEachExtent(paddr: paddr, count: bytes) { e in
+            switch e {
+            case .zeros(let n):
+                try data.appendZeros(n)
+                progress?.advance(by: n)
+            case .file(let offset, let count):
+                var done: UInt64 = 0
+                while done < count {
+                    let want = min(Self.copyChunk, count - done)
+                    let n = try data.appendCopy(from: input, at: offset + done, count: want)
+                    guard n == want else {
+                        throw CocomemError(.io, "reading '\(input.path)' at offset \(offset + done + n) failed: the file ends there (it was truncated while it was read)")
+                    }
+                    done += n
+                    progress?.advance(by: n)
+                }
+            }
         }
     }
 

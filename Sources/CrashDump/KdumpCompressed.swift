@@ -66,9 +66,12 @@ public struct DumpReport: Sendable, Equatable {
 }
 
 /// The stored pages of one batch, in PFN order: one entry per page, and
-/// the compressed or raw bytes of all of them in one buffer, so a batch
-/// costs one allocation rather than one per page.
-struct StoredBatch {
+/// the compressed or raw bytes of all of them in one page-aligned buffer
+/// that the compressor writes into directly. A batch is a slot of the
+/// write pipeline (`orderedPipeline`): allocated once per write and reused
+/// for every batch it carries, so steady state allocates nothing and
+/// touches no new memory.
+final class PageBatch: @unchecked Sendable {
     enum Entry {
         case zero
         case template(PageClass, Int)
@@ -77,7 +80,27 @@ struct StoredBatch {
         case raw
     }
     var entries: [Entry] = []
-    var bytes: [UInt8] = []
+    /// Room for `pages` raw pages plus one compressor output.
+    let bytes: UnsafeMutableRawPointer
+    let capacity: Int
+    /// Bytes of `bytes` in use.
+    var count = 0
+
+    init(pages: Int) {
+        capacity = pages * 4096 + PageCompressor.outputCapacity
+        bytes = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 4096)
+        entries.reserveCapacity(pages)
+    }
+
+    deinit { bytes.deallocate() }
+
+    func reset() {
+        entries.removeAll(keepingCapacity: true)
+        count = 0
+    }
+
+    /// The stored bytes `lo..<hi`.
+    func slice(_ lo: Int, _ hi: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: bytes + lo, count: hi - lo) }
 }
 
 /// A dumpable page as the writer meets it: bytes (generated structures or
@@ -109,13 +132,12 @@ public struct KdumpCompressedWriter: Sendable {
     let compressed: [[[UInt8]?]]
     /// Whether each template is all zeros, by class; empty for an input file.
     let isZero: [[Bool]]
-    /// Pages per batch handed to one thread.
-    static let batchPages = 2048
-    /// Batch-sized byte buffers reused across batches: a fresh 8 MiB
-    /// buffer per batch costs a page fault per page. Output buffers (whose
-    /// count is what a batch stored) and input read buffers (always a whole
-    /// batch long) are kept apart, so a taken read buffer is never too short.
-    let buffers = BufferPool()
+    /// Pages per batch handed to one thread (4 MiB: large writes, and a
+    /// pipeline of `threads + 2` batches stays small).
+    static let batchPages = 1024
+    /// Batch-sized read buffers (holes, a file that shrank, no mapping)
+    /// reused across batches: a fresh 4 MiB buffer per batch costs a page
+    /// fault per page.
     let readBuffers = BufferPool()
 
     public init(image: GuestMemoryImage, options: DumpOptions) throws {
@@ -204,30 +226,32 @@ public struct KdumpCompressedWriter: Sendable {
 
     func isZero(_ c: PageClass, _ t: Int) -> Bool { isZero[Int(c.rawValue)][t] }
 
-    /// How the dumpable pages of `ranges` are stored, in order: the shared
-    /// zero page (level bit 1), compressed when that is smaller, or raw.
-    func storeBatch(_ ranges: [Range<UInt64>], _ compressor: PageCompressor) -> StoredBatch {
-        var out = StoredBatch()
-        let pages = ranges.reduce(0) { $0 + $1.count }
-        out.entries.reserveCapacity(pages)
-        out.bytes = buffers.take()
-        out.bytes.removeAll(keepingCapacity: true)
-        out.bytes.reserveCapacity(pages * 4096)
+    /// How the dumpable pages of `ranges` are stored, in order, into
+    /// `batch`: the shared zero page (level bit 1), compressed when that is
+    /// smaller, or raw. Each page is compressed straight into the batch's
+    /// buffer (no copy of the compressed bytes); a page stored raw is copied
+    /// over its failed compression.
+    /// - Complexity: O(pages), no allocation.
+    func store(_ ranges: [Range<UInt64>], into batch: PageBatch, _ compressor: PageCompressor) {
+        batch.reset()
+        let excludeZero = options.excludeZero
         forEachPage(ranges) { _, page in
             switch page {
             case .template(let c, let t):
-                out.entries.append(options.excludeZero && isZero(c, t) ? .zero : .template(c, t))
+                batch.entries.append(excludeZero && isZero(c, t) ? .zero : .template(c, t))
             case .bytes(let p):
-                if options.excludeZero, isZeroPage(p) { out.entries.append(.zero); return }
-                if let n = compressor.withCompressed(p, { z in out.bytes.append(contentsOf: z); return z.count }) {
-                    out.entries.append(.compressed(n))
+                if excludeZero, isZeroPage(p) { batch.entries.append(.zero); return }
+                let dst = batch.bytes + batch.count
+                if let n = compressor.compress(p, into: dst) {
+                    batch.count += n
+                    batch.entries.append(.compressed(n))
                 } else {
-                    out.bytes.append(contentsOf: p)
-                    out.entries.append(.raw)
+                    dst.copyMemory(from: p.baseAddress!, byteCount: p.count)
+                    batch.count += p.count
+                    batch.entries.append(.raw)
                 }
             }
         }
-        return out
     }
 
     /// The stored size of the pages of `ranges` and how many are zero
@@ -245,29 +269,32 @@ public struct KdumpCompressedWriter: Sendable {
         return (bytes, zeros)
     }
 
-    /// Runs `body` on every batch of dumpable PFNs, `options.threads` batches
-    /// at a time, and hands the results to `sink` in PFN order; `progress`
-    /// advances by each batch's bytes once its result is sunk.
-    func forEachBatch<T>(progress: (any ProgressReporter)? = nil, _ body: @escaping @Sendable (KdumpCompressedWriter, [Range<UInt64>]) -> T,
-                         sink: (T) throws -> Void) throws {
-        var batches: [[Range<UInt64>]] = []
-        func flush() throws {
-            let results = parallelMap(batches, threads: options.threads) { body(self, $0) }
-            for (batch, r) in zip(batches, results) {
-                try sink(r)
-                progress?.advance(by: Self.pages(batch) * Self.blockSize)
-            }
-            batches.removeAll(keepingCapacity: true)
-        }
+    /// Stores every batch of dumpable PFNs (`store`) on `options.threads`
+    /// threads and hands each to `sink` in PFN order on the calling thread,
+    /// while the next ones are compressed (`orderedPipeline`, `threads + 2`
+    /// batches in flight); `progress` advances by each batch's bytes once
+    /// it is sunk.
+    /// - Complexity: O(dumpable pages); memory O(threads × batch).
+    func forEachStoredBatch(progress: (any ProgressReporter)? = nil, sink: (PageBatch) throws -> Void) throws {
+        let threads = max(1, options.threads)
+        let compressors = try (0..<threads).map { _ in try PageCompressor(options.compression) }
+        let slots = (0..<(threads == 1 ? 1 : threads + 2)).map { _ in PageBatch(pages: Self.batchPages) }
         var cutter = BatchCutter(pages: Self.batchPages)
-        for r in filtered.dumpable {
-            try cutter.add(r) { batch in
-                batches.append(batch)
-                if batches.count == 4 * options.threads { try flush() }
+        var dumpable = filtered.dumpable.makeIterator()
+        var cut: [[Range<UInt64>]] = []
+        // The batches, cut as they are asked for (never all at once: a 4 TiB guest has 10^6).
+        let next: () -> [Range<UInt64>]? = {
+            while cut.isEmpty {
+                if let r = dumpable.next() { cutter.add(r) { cut.append($0) } } else { cutter.finish { cut.append($0) }; break }
             }
+            return cut.isEmpty ? nil : cut.removeFirst()
         }
-        cutter.finish { batches.append($0) }
-        try flush()
+        try orderedPipeline(threads: threads, slots: slots, next: next,
+                            produce: { w, ranges, batch in self.store(ranges, into: batch, compressors[w]) },
+                            consume: { ranges, batch in
+                                try sink(batch)
+                                progress?.advance(by: Self.pages(ranges) * Self.blockSize)
+                            })
     }
 
     /// The report fields that do not depend on page contents.
@@ -312,17 +339,14 @@ public struct KdumpCompressedWriter: Sendable {
         var data = ChunkedWriter(file: f, offset: dataStart)
         if options.excludeZero { try data.append([UInt8](repeating: 0, count: Int(Self.blockSize))) }
         let flags = options.compression.rawValue
-        try forEachBatch(progress: progress, { w, ranges -> StoredBatch in
-            guard let compressor = try? PageCompressor(w.options.compression) else { return StoredBatch() }
-            return w.storeBatch(ranges, compressor)
-        }, sink: { batch in
+        try forEachStoredBatch(progress: progress) { batch in
             // The batch's stored bytes are one run of the data region (templates
             // aside): descriptors point into it as it grows, and it is appended
             // whole, in one write where it is large, not a page at a time.
             var cursor = 0, pending = 0
             func appendPending() throws {
                 guard pending > 0 else { return }
-                try batch.bytes.withUnsafeBytes { try data.append(UnsafeRawBufferPointer(rebasing: $0[cursor..<(cursor + pending)])) }
+                try data.append(batch.slice(cursor, cursor + pending))
                 cursor += pending; pending = 0
             }
             for e in batch.entries {
@@ -348,8 +372,7 @@ public struct KdumpCompressedWriter: Sendable {
                 }
             }
             try appendPending()
-            buffers.give(batch.bytes)
-        })
+        }
         try desc.flush()
         try data.flush()
         guard UInt64(desc.position) == dataStart else { throw CocomemError(.io, "internal: descriptor count differs from the 2nd bitmap") }
@@ -501,10 +524,8 @@ struct ChunkedWriter {
 
     /// Appends one 24-byte `page_desc_t` (offset, size, flags, page_flags 0).
     mutating func appendDescriptor(offset: UInt64, size: UInt64, flags: UInt32) throws {
-        withUnsafeBytes(of: offset.littleEndian) { buffer.append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt32(size).littleEndian) { buffer.append(contentsOf: $0) }
-        withUnsafeBytes(of: flags.littleEndian) { buffer.append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt64(0)) { buffer.append(contentsOf: $0) }
+        let d = (offset.littleEndian, UInt32(size).littleEndian, flags.littleEndian, UInt64(0))
+        withUnsafeBytes(of: d) { buffer.append(contentsOf: $0) }
         position += 24
         if buffer.count >= Self.flushBytes { try flush() }
     }
@@ -534,6 +555,45 @@ struct ChunkedWriter {
         buffer += bytes
         position += UInt64(bytes.count)
         if buffer.count >= Self.flushBytes { try flush() }
+    }
+
+    /// Appends `count` zero bytes.
+    mutating func appendZeros(_ count: UInt64) throws {
+        var left = count
+        while left > 0 {
+            let n = Int(min(left, UInt64(Self.flushBytes)))
+            buffer.append(contentsOf: repeatElement(0, count: n))
+            position += UInt64(n)
+            left -= UInt64(n)
+            if buffer.count >= Self.flushBytes { try flush() }
+        }
+    }
+
+    /// Appends `count` bytes of the input file from `offset`, after what
+    /// is buffered: copied by the kernel (`AtomicFile.copy`), or, where it
+    /// cannot copy between the two files, read with `pread` into the buffer.
+    /// Returns the bytes appended, fewer where the file ended (it shrank).
+    /// - Complexity: O(count), in the kernel where it can.
+    mutating func appendCopy(from input: ELFInput, at offset: UInt64, count: UInt64) throws -> UInt64 {
+        try flush()
+        if let n = try file.copy(from: input.fd, at: offset, count: count, to: position) {
+            position += n
+            bufferStart = position
+            return n
+        }
+        var done: UInt64 = 0
+        while done < count {
+            let n = Int(min(count - done, UInt64(Self.flushBytes)))
+            let start = buffer.count
+            buffer.append(contentsOf: repeatElement(0, count: n))
+            let got = buffer.withUnsafeMutableBytes { ELFInput.pread(fd: input.fd, $0.baseAddress! + start, count: n, at: offset + done) }
+            buffer.removeLast(n - got)
+            position += UInt64(got)
+            done += UInt64(got)
+            if buffer.count >= Self.flushBytes { try flush() }
+            if got < n { break }
+        }
+        return done
     }
 
     mutating func flush() throws {
@@ -580,11 +640,18 @@ final class Counter: @unchecked Sendable {
     func take() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value - 1 }
 }
 
-/// True if the 4 KiB page is all zeros (`is_zero_page()`), eight bytes at a time.
+/// True if the 4 KiB page is all zeros (`is_zero_page()`), 64 bytes at a
+/// time: a page that is not zero is usually known by its first line, so
+/// only zero pages are read whole.
 @inline(__always)
 func isZeroPage(_ page: UnsafeRawBufferPointer) -> Bool {
-    guard let base = page.baseAddress, page.count % 8 == 0 else { return page.allSatisfy { $0 == 0 } }
-    var acc: UInt64 = 0
-    for i in stride(from: 0, to: page.count, by: 8) { acc |= base.loadUnaligned(fromByteOffset: i, as: UInt64.self) }
-    return acc == 0
+    guard let base = page.baseAddress, page.count % 64 == 0 else { return page.allSatisfy { $0 == 0 } }
+    var i = 0
+    while i < page.count {
+        var acc: UInt64 = 0
+        for k in stride(from: 0, to: 64, by: 8) { acc |= base.loadUnaligned(fromByteOffset: i + k, as: UInt64.self) }
+        if acc != 0 { return false }
+        i += 64
+    }
+    return true
 }

@@ -305,6 +305,38 @@ public final class ELFInput: @unchecked Sendable {
         zero(a, end)
     }
 
+    /// Where the bytes of physical `[paddr, paddr + count)` come from, in
+    /// order, as `read` would take them: `.file` extents of the input (one
+    /// PT_LOAD piece's data each) and `.zeros` (holes, zero-filled tails).
+    /// A writer copies the file extents without bringing them into its own
+    /// memory (`AtomicFile.copy`).
+    enum Extent: Equatable {
+        case file(offset: UInt64, count: UInt64)
+        case zeros(UInt64)
+    }
+
+    /// Calls `body` with the extents of `[paddr, paddr + count)` (see `Extent`).
+    /// - Complexity: O(log PT_LOADs + pieces crossed).
+    func forEachExtent(paddr: UInt64, count: UInt64, _ body: (Extent) throws -> Void) rethrows {
+        let (end, wraps) = paddr.addingReportingOverflow(count)
+        guard !wraps else { try body(.zeros(count)); return }
+        var a = paddr
+        var i = firstPiece(endingAfter: a)
+        while a < end {
+            guard i < pieces.count else { break }
+            let piece = pieces[i]
+            guard piece.start <= a else { let b = min(piece.start, end); try body(.zeros(b - a)); a = b; continue }   // a hole
+            let l = segments[piece.load]
+            let stop = min(end, piece.end)
+            let inFile = min(stop, max(a, l.paddr + l.filesz))
+            if a < inFile { try body(.file(offset: l.offset + (a - l.paddr), count: inFile - a)) }
+            if inFile < stop { try body(.zeros(stop - inFile)) }
+            a = stop
+            i += 1
+        }
+        if a < end { try body(.zeros(end - a)) }
+    }
+
     /// The PFNs makedumpfile's `exclude_nodata_pages()` clears from the 2nd
     /// bitmap: for each PT_LOAD in file order, the pages of `p_memsz` past
     /// `p_filesz` (commit 1cdabcd, "Mark unstored ELF pages as filtered"),
