@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "MemoryModel", swiftSettings: settings),
         .target(name: "CostModel", dependencies: ["MemoryModel"], resources: [.copy("Resources/calibration.json")], swiftSettings: settings),
         .target(name: "TDXModule", dependencies: ["MemoryModel", "CostModel"], swiftSettings: settings),
-        .target(name: "KVM", dependencies: ["MemoryModel", "CostModel", "TDXModule"], swiftSettings: settings),
+        .target(name: "KVM", dependencies: ["MemoryModel", "CostModel", "TDXModule", "SNP"], swiftSettings: settings),
         .target(name: "SNP", dependencies: ["MemoryModel", "CostModel"], swiftSettings: settings),
         .target(name: "CoCoGuest", dependencies: ["MemoryModel", "CostModel", "TDXModule", "SNP"], swiftSettings: settings),
         .target(name: "Firmware", dependencies: ["MemoryModel", "CostModel", "CoCoGuest"], swiftSettings: settings),

@@ -1,0 +1,110 @@
+public import MemoryModel
+public import SNP
+
+/// A Linux SNP guest's memory-state changes against an SNP host
+/// (`SNPGuestDoor`): `snp_accept_memory()` and `set_memory_encrypted()` /
+/// `set_memory_decrypted()`, all through `__set_pages_state()`
+/// (arch/x86/coco/sev/core.c), and an SVSM's RMPADJUST after validation.
+/// A PVALIDATE or RMPADJUST that fails terminates the guest
+/// (GHCB_TERM_PVALIDATE), as Linux's `pvalidate_pages()` does.
+public final class SNPHostGuest {
+    public let host: any SNPGuestDoorReplay
+    /// VMGEXIT_PSC_MAX_ENTRY: the entries of one `snp_psc_desc` Linux fills.
+    public static let pscMaxEntries = 64
+
+    public init(host: any SNPGuestDoorReplay) { self.host = host }
+
+    /// Which PVALIDATE sizes a driver uses.
+    public enum Driver: String, Sendable, CaseIterable {
+        /// Linux: 2M entries where the range is 2M-aligned with 2M left, else 4K.
+        case linux
+        /// edk2's `PvalidateRange` at 4K only (TDVF-like `4k` in host scenarios).
+        case fourK = "4k"
+    }
+
+    /// The PSC entries of `frames` as `__set_pages_state()` builds them.
+    func entries(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, driver: Driver) -> [PSCEntry] {
+        var out: [PSCEntry] = []
+        var g = frames.lowerBound
+        while g < frames.upperBound {
+            let two = driver == .linux && g.isAligned(to: .size2M) && frames.upperBound - g >= PageLevel.size2M.pages
+            let level: PageLevel = two ? .size2M : .size4K
+            out.append(PSCEntry(gfn: g, level: level, toPrivate: toPrivate))
+            g = g + level.pages
+        }
+        return out
+    }
+
+    /// `snp_accept_memory()`: `set_pages_state(SNP_PAGE_STATE_PRIVATE)`,
+    /// one PSC VMGEXIT per 64 entries, each followed by PVALIDATE of its
+    /// entries (a 2M FAIL_SIZEMISMATCH falls back to 512 4K PVALIDATEs).
+    /// Returns why the guest died, or nil.
+    /// - Complexity: O(entries × log runs) plus the host's work.
+    public func accept(_ frames: Range<GuestFrameNumber>, driver: Driver = .linux) -> String? {
+        changeState(frames, toPrivate: true, driver: driver)
+    }
+
+    /// `set_memory_decrypted()`: PVALIDATE rescinds each entry, then the PSC
+    /// makes it shared (`__set_pages_state()` rescinds before the VMGEXIT).
+    public func makeShared(_ frames: Range<GuestFrameNumber>, driver: Driver = .linux) -> String? {
+        changeState(frames, toPrivate: false, driver: driver)
+    }
+
+    func changeState(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, driver: Driver) -> String? {
+        let all = entries(frames, toPrivate: toPrivate, driver: driver)
+        var i = 0
+        while i < all.count {
+            let desc = Array(all[i..<min(all.count, i + Self.pscMaxEntries)])
+            if !toPrivate, let why = pvalidate(desc, validate: false) { return why }
+            let st = host.pageStateChange(desc)
+            guard st == .ok else { return "SNP: page state change failed (\(st)): the guest terminated itself (GHCB_TERM_PSC)" }
+            if toPrivate, let why = pvalidate(desc, validate: true) { return why }
+            i += desc.count
+        }
+        return nil
+    }
+
+    /// `pvalidate_pages()` of one descriptor's entries.
+    func pvalidate(_ desc: [PSCEntry], validate: Bool) -> String? {
+        for e in desc {
+            let r = host.pvalidate(gfn: e.gfn, level: e.level, validate: validate)
+            if r == .failSizeMismatch, e.level == .size2M {
+                let frames = Range(start: e.gfn, count: PageLevel.size2M.pages)
+                if validate {
+                    guard let (g, res) = host.pvalidate4K(frames) else { continue }
+                    return terminated(g, res)
+                }
+                for g in frames {
+                    let r4 = host.pvalidate(gfn: g, level: .size4K, validate: false)
+                    if r4 != .success { return terminated(g, r4) }
+                }
+                continue
+            }
+            if r != .success { return terminated(e.gfn, r) }
+        }
+        return nil
+    }
+
+    func terminated(_ g: GuestFrameNumber, _ r: PvalidateResult?) -> String {
+        guard let r else { return "SNP: PVALIDATE of \(g.address) never completes: the host does not resolve its nested page faults" }
+        return "SNP: PVALIDATE of \(g.address) failed (\(r.rawValue)): the guest terminated itself (GHCB_TERM_PVALIDATE)"
+    }
+
+    /// An SVSM at VMPL0 (COCONUT-SVSM after validating memory for the guest
+    /// OS at VMPL1) granting `vmpl` the permissions `perms` with RMPADJUST
+    /// at 2M where the range allows, falling back to 4K on FAIL_SIZEMISMATCH.
+    public func rmpadjust(_ frames: Range<GuestFrameNumber>, vmpl: Int, perms: UInt8) -> String? {
+        for e in entries(frames, toPrivate: true, driver: .linux) {
+            let r = host.rmpadjust(gfn: e.gfn, level: e.level, vmpl: vmpl, perms: perms)
+            if r == .failSizeMismatch, e.level == .size2M {
+                for g in Range(start: e.gfn, count: PageLevel.size2M.pages) {
+                    let r4 = host.rmpadjust(gfn: g, level: .size4K, vmpl: vmpl, perms: perms)
+                    if r4 != .success { return "SNP: RMPADJUST of \(g.address) failed (\(r4.map { String($0.rawValue) } ?? "never completes"))" }
+                }
+            } else if r != .success {
+                return "SNP: RMPADJUST of \(e.gfn.address) failed (\(r.map { String($0.rawValue) } ?? "never completes"))"
+            }
+        }
+        return nil
+    }
+}

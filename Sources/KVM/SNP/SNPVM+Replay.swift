@@ -1,0 +1,93 @@
+import CostModel
+public import MemoryModel
+import SNP
+
+/// Everything the SNP host keeps about one guest frame.
+struct SNPFrameState: Equatable {
+    var npt: NPTLeaf
+    var rmp: RMPEntry
+    var isPrivate: Bool
+    var folioOrder: UInt8
+    var allocated: Bool
+}
+
+extension SNPVM {
+    func frameState(_ g: GuestFrameNumber) -> SNPFrameState {
+        SNPFrameState(npt: npt.value(at: g), rmp: rmpEntry(g), isPrivate: attributes.isPrivate(g),
+                      folioOrder: gmem.folioOrder.value(at: g), allocated: gmem.folioAllocated.value(at: g))
+    }
+
+    /// The end of the run from `g` over which every per-frame map is
+    /// constant, at most `limit` (which must lie in `g`'s memslot).
+    func uniformEnd(_ g: GuestFrameNumber, limit: GuestFrameNumber) -> GuestFrameNumber {
+        let hfn = gmem.hfn(g)
+        let rmpEnd = rmp.entries.run(containing: hfn).range.upperBound
+        guard limit > g else { return limit }
+        return min(npt.run(containing: g).range.upperBound, attributes.privateAttr.run(containing: g).range.upperBound,
+                   gmem.folioOrder.run(containing: g).range.upperBound, gmem.folioAllocated.run(containing: g).range.upperBound,
+                   g + min(rmpEnd - hfn, limit - g))
+    }
+
+    /// Puts every frame of `frames` (one memslot) into `s`.
+    func apply(_ s: SNPFrameState, to frames: Range<GuestFrameNumber>) {
+        npt.assign(frames, s.npt)
+        attributes.set(frames, private: s.isPrivate)
+        gmem.replace(frames, allocated: s.allocated, order: s.folioOrder)
+        rmp.replace(Range(start: gmem.hfn(frames.lowerBound), count: frames.length), with: s.rmp)
+    }
+
+    /// Runs `step` on each frame of `frames` in ascending order, stopping
+    /// at the first for which it returns false (returned). Without
+    /// `stepByStep`, after stepping a frame whose operations left it at 4K
+    /// (no 2M NPT leaf or RMP entry) and raised no warning, the following
+    /// frames of the same 2M range that now hold the state the stepped
+    /// frame started from would take the same operations to the same end
+    /// state: they are replayed as one assignment and the stepped frame's
+    /// counters times their number. The last frame of each 2M range and of
+    /// the memslot is always stepped, since what completes a range (a
+    /// folio merge) happens only there. Tests hold both paths equal.
+    /// - Complexity: O(k × log runs) for k stepped frames.
+    func replayingFrames(_ frames: Range<GuestFrameNumber>, stepByStep: Bool = false,
+                         _ step: (GuestFrameNumber) -> Bool) -> GuestFrameNumber? {
+        var g = frames.lowerBound
+        while g < frames.upperBound {
+            let pre = frameState(g), s0 = stats, o0 = ops, w0 = warnings.count, l0 = log.count
+            guard step(g) else { return g }
+            let post = frameState(g)
+            g = g + 1
+            guard !stepByStep, g < frames.upperBound, let s = slot(g), slot(g - 1)?.id == s.id,
+                  post.npt != .private2M, !post.rmp.pageSize2M, warnings.count == w0 else { continue }
+            let regionLast = g.alignedDown(to: .size2M) + (PageLevel.size2M.pages - 1)
+            let end = uniformEnd(g, limit: min(frames.upperBound, regionLast, s.frames.upperBound - 1))
+            guard end > g, frameState(g) == pre else { continue }
+            let n = end - g
+            let ds = stats - s0, dops = ops - o0
+            apply(post, to: g..<end)
+            stats.add(ds, times: n)
+            ops.add(dops, times: n)
+            if logEnabled, log.count > l0 { log.append("(the same for the \(n) frames \(g)..<\(end))") }
+            g = end
+        }
+        return nil
+    }
+
+    /// Converts each frame of `frames` on its own, as a guest making pages
+    /// shared or private one 4K PSC entry at a time (one
+    /// KVM_HC_MAP_GPA_RANGE exit per page), by runs (`replayingFrames`).
+    /// - Complexity: O(k × log runs).
+    public func convertInPieces(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, stepByStep: Bool = false) {
+        _ = replayingFrames(frames, stepByStep: stepByStep) { g in
+            self.stats.add(.pscExits)
+            self.stats.add(.pscEntries4K)
+            self.ops.add(.snpPSCExit)
+            self.ops.add(.snpPSCEntry4K)
+            self.stats.add(.mapGPARangeExits)
+            return self.mapGPARange(g.only, toPrivate: toPrivate) == .ok
+        }
+    }
+
+    /// `pvalidate4K` frame by frame, never replaying (for the tests).
+    package func pvalidate4KStepping(_ frames: Range<GuestFrameNumber>) -> GuestFrameNumber? {
+        replayingFrames(frames, stepByStep: true) { self.pvalidate(gfn: $0, level: .size4K, validate: true) == .success }
+    }
+}
