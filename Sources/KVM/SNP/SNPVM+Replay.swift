@@ -36,6 +36,11 @@ extension SNPVM {
         rmp.replace(Range(start: gmem.hfn(frames.lowerBound), count: frames.length), with: s.rmp)
     }
 
+    /// Events that change more than the frame they happen for: a step that
+    /// counts one is never replayed.
+    static let wideEvents: [SNPHostStat] = [.folioSplits, .folioMerges, .psmashRMPFault, .psmashInvalidate, .psmashFailed,
+                                            .rmpupdatePrivate2M, .rmpupdateShared2M, .npfPrivate2M, .rmpupdateFailed]
+
     /// Runs `step` on each frame of `frames` in ascending order, stopping
     /// at the first for which it returns false (returned). Without
     /// `stepByStep`, after stepping a frame whose operations left it at 4K
@@ -43,7 +48,8 @@ extension SNPVM {
     /// frames of the same 2M range that now hold the state the stepped
     /// frame started from would take the same operations to the same end
     /// state: they are replayed as one assignment and the stepped frame's
-    /// counters times their number. The last frame of each 2M range and of
+    /// counters times their number. A step with an event that reaches
+    /// beyond its frame (`wideEvents`) is not replayed. The last frame of each 2M range and of
     /// the memslot is always stepped, since what completes a range (a
     /// folio merge) happens only there. Tests hold both paths equal.
     /// - Complexity: O(k × log runs) for k stepped frames.
@@ -57,14 +63,19 @@ extension SNPVM {
             g = g + 1
             guard !stepByStep, g < frames.upperBound, let s = slot(g), slot(g - 1)?.id == s.id,
                   post.npt != .private2M, !post.rmp.pageSize2M, warnings.count == w0 else { continue }
+            let ds = stats - s0, dops = ops - o0
+            guard Self.wideEvents.allSatisfy({ ds[$0] == 0 }) else { continue }
             let regionLast = g.alignedDown(to: .size2M) + (PageLevel.size2M.pages - 1)
             let end = uniformEnd(g, limit: min(frames.upperBound, regionLast, s.frames.upperBound - 1))
             guard end > g, frameState(g) == pre else { continue }
             let n = end - g
-            let ds = stats - s0, dops = ops - o0
             apply(post, to: g..<end)
+            replayedFrames += n
             stats.add(ds, times: n)
             ops.add(dops, times: n)
+            // A merge depends only on the attributes the run leaves: in
+            // stepping it happens at the run's last frame or not at all.
+            if post.isPrivate, !pre.isPrivate { mergeFolios(g..<end) }
             if logEnabled, log.count > l0 { log.append("(the same for the \(n) frames \(g)..<\(end))") }
             g = end
         }

@@ -104,6 +104,8 @@ public final class SNPVM {
     public package(set) var warnings: [String] = []
     /// Log of host operations when `logEnabled`.
     public var logEnabled = false
+    /// Frames the bulk 4K paths replayed instead of stepping (for tests).
+    package var replayedFrames: UInt64 = 0
     public package(set) var log: [String] = []
 
     /// - Complexity: O(slots²).
