@@ -52,4 +52,11 @@ public protocol SNPGuestDoorReplay: SNPGuestDoor {
     /// - Returns: the frame that failed and its result (nil result: never
     ///   completes), or nil when all succeeded.
     func pvalidate4K(_ frames: Range<GuestFrameNumber>) -> (gfn: GuestFrameNumber, result: PvalidateResult?)?
+    /// The guest is about to work through `frames` in equal units, each
+    /// with the same requests.
+    func beginReplayWindow(_ frames: Range<GuestFrameNumber>)
+    /// The guest has worked through the window's first unit, `stepped`:
+    /// true if the host replayed the rest (its state and counters as if the
+    /// guest had made the same requests for every unit), so the guest skips it.
+    func finishReplayWindow(stepped: Range<GuestFrameNumber>) -> Bool
 }

@@ -170,6 +170,26 @@ import Testing
         #expect(replayed > 10_000, "the bulk path replayed only \(replayed) frames")
     }
 
+    /// The replay of whole units (the guest's descriptors of 64 2M entries,
+    /// the 2M ranges of `convertInPieces`) equals doing every request, at
+    /// a size where the windows open (768 MiB and more).
+    @Test func unitReplayEqualsStepping() throws {
+        for backing in [GmemBacking.hugetlb2M, .buddy, .hugetlb1G] {
+            let pages: UInt64 = 0x40000
+            let (a, ga) = try host(backing, pages: pages), (b, gb) = try host(backing, pages: pages)
+            gb.replayWindows = false
+            let r = Range(start: GFN(0x205), count: 0x30000)
+            #expect(ga.accept(r) == nil && gb.accept(r) == nil)
+            #expect(snapshot(a) == snapshot(b), "\(backing) accept")
+            let tenth = Range(start: GFN(0x1000), count: 0x4000)
+            a.convertInPieces(tenth, toPrivate: false); b.convertInPieces(tenth, toPrivate: false, stepByStep: true)
+            #expect(snapshot(a) == snapshot(b), "\(backing) to shared")
+            a.convertInPieces(tenth, toPrivate: true); b.convertInPieces(tenth, toPrivate: true, stepByStep: true)
+            #expect(snapshot(a) == snapshot(b), "\(backing) to private")
+            #expect(a.replayedFrames > 0x20000 && a.checkInvariants().isEmpty, "\(backing)")
+        }
+    }
+
     /// The built-in snp-split-16g scenario's folio splits and merges, as the
     /// mechanism gives them (docs/HOST.md compares them with PUBLISHED.md).
     @Test func snpSplit16GFromTheMechanism() throws {

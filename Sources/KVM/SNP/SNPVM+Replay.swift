@@ -87,6 +87,18 @@ extension SNPVM {
     /// KVM_HC_MAP_GPA_RANGE exit per page), by runs (`replayingFrames`).
     /// - Complexity: O(k × log runs).
     public func convertInPieces(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, stepByStep: Bool = false) {
+        guard !stepByStep else { return convertFrames(frames, toPrivate: toPrivate, stepByStep: true) }
+        let lo = frames.lowerBound.alignedUp(toMultipleOf: PageLevel.size2M.pages)
+        let hi = max(lo, frames.upperBound.alignedDown(toMultipleOf: PageLevel.size2M.pages))
+        guard lo < hi, inOneSlot(frames) else { return convertFrames(frames, toPrivate: toPrivate, stepByStep: false) }
+        convertFrames(frames.lowerBound..<lo, toPrivate: toPrivate, stepByStep: false)
+        replayingUnits(lo..<hi, unit: PageLevel.size2M.pages) { convertFrames($0, toPrivate: toPrivate, stepByStep: false) }
+        convertFrames(hi..<frames.upperBound, toPrivate: toPrivate, stepByStep: false)
+    }
+
+    /// `convertInPieces` of `frames` by runs of frames only.
+    func convertFrames(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, stepByStep: Bool) {
+        guard !frames.isEmpty else { return }
         _ = replayingFrames(frames, stepByStep: stepByStep) { g in
             self.stats.add(.pscExits)
             self.stats.add(.pscEntries4K)
@@ -100,5 +112,74 @@ extension SNPVM {
     /// `pvalidate4K` frame by frame, never replaying (for the tests).
     package func pvalidate4KStepping(_ frames: Range<GuestFrameNumber>) -> GuestFrameNumber? {
         replayingFrames(frames, stepByStep: true) { self.pvalidate(gfn: $0, level: .size4K, validate: true) == .success }
+    }
+}
+
+/// What `beginReplayWindow` remembers until `finishReplayWindow`.
+struct SNPReplayWindow {
+    var frames: Range<GuestFrameNumber>
+    var pre: SNPFrameState
+    var stats: SNPHostStats
+    var ops: OpCounts
+    var warnings: Int
+}
+
+extension SNPVM {
+    /// True if every frame of `frames` (in one memslot) holds the same state.
+    func isUniform(_ frames: Range<GuestFrameNumber>) -> Bool {
+        guard let s = slot(frames.lowerBound), frames.upperBound <= s.frames.upperBound else { return false }
+        return uniformEnd(frames.lowerBound, limit: frames.upperBound) == frames.upperBound
+    }
+
+    /// Replay of whole units: `frames` (a multiple of `unit` frames, in
+    /// one memslot, all in one state) is worked through unit by unit by
+    /// `body` in the same way, so after stepping the first unit, if that
+    /// unit ended in one state and the rest is untouched, the rest is
+    /// replayed: the unit's end state assigned, its counters times the
+    /// number of units. Otherwise every unit is stepped.
+    /// - Complexity: O(one unit's steps + log runs) when replayed.
+    func replayingUnits(_ frames: Range<GuestFrameNumber>, unit: UInt64, _ body: (Range<GuestFrameNumber>) -> Void) {
+        var g = frames.lowerBound
+        while g < frames.upperBound {
+            let r = g..<min(g + unit, frames.upperBound)
+            let all = g..<frames.upperBound
+            let window = all.length >= 2 * unit && all.length % unit == 0 && isUniform(all)
+                ? SNPReplayWindow(frames: all, pre: frameState(g), stats: stats, ops: ops, warnings: warnings.count) : nil
+            body(r)
+            g = r.upperBound
+            if let window, finish(window, stepped: r) { return }
+        }
+    }
+
+    /// Checks a window after its first `stepped` unit and replays the rest.
+    private func finish(_ w: SNPReplayWindow, stepped: Range<GuestFrameNumber>) -> Bool {
+        let rest = stepped.upperBound..<w.frames.upperBound
+        guard !rest.isEmpty, rest.length % stepped.length == 0, warnings.count == w.warnings, isUniform(stepped),
+              isUniform(rest), frameState(rest.lowerBound) == w.pre else { return false }
+        let post = frameState(stepped.lowerBound)
+        let k = rest.length / stepped.length
+        let ds = stats - w.stats, dops = ops - w.ops
+        apply(post, to: rest)
+        replayedFrames += rest.length
+        stats.add(ds, times: k)
+        ops.add(dops, times: k)
+        if post.isPrivate, !w.pre.isPrivate { mergeFolios(rest) }
+        if logEnabled { log.append("(the same for the \(k) following units of \(stepped.length) frames to \(rest.upperBound))") }
+        return true
+    }
+
+    /// `SNPGuestDoorReplay`: the guest is about to work through `frames`
+    /// in units of the same operations; remembered if `frames` is uniform.
+    public func beginReplayWindow(_ frames: Range<GuestFrameNumber>) {
+        pendingWindow = isUniform(frames)
+            ? SNPReplayWindow(frames: frames, pre: frameState(frames.lowerBound), stats: stats, ops: ops, warnings: warnings.count) : nil
+    }
+
+    /// `SNPGuestDoorReplay`: the guest worked through the window's first
+    /// unit `stepped`; true if the rest was replayed (the guest skips it).
+    public func finishReplayWindow(stepped: Range<GuestFrameNumber>) -> Bool {
+        defer { pendingWindow = nil }
+        guard let w = pendingWindow, w.frames.lowerBound == stepped.lowerBound else { return false }
+        return finish(w, stepped: stepped)
     }
 }

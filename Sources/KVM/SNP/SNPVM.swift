@@ -106,6 +106,8 @@ public final class SNPVM {
     public var logEnabled = false
     /// Frames the bulk 4K paths replayed instead of stepping (for tests).
     package var replayedFrames: UInt64 = 0
+    /// The guest's open replay window (`beginReplayWindow`).
+    var pendingWindow: SNPReplayWindow?
     public package(set) var log: [String] = []
 
     /// - Complexity: O(slots²).
