@@ -26,24 +26,20 @@ public final class SNPHostGuest {
         case fourK = "4k"
     }
 
-    /// The PSC entries of `frames` as `__set_pages_state()` builds them.
-    func entries(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, driver: Driver) -> [PSCEntry] {
-        var out: [PSCEntry] = []
-        var g = frames.lowerBound
-        while g < frames.upperBound {
-            let two = driver == .linux && g.isAligned(to: .size2M) && frames.upperBound - g >= PageLevel.size2M.pages
-            let level: PageLevel = two ? .size2M : .size4K
-            out.append(PSCEntry(gfn: g, level: level, toPrivate: toPrivate))
-            g = g + level.pages
-        }
-        return out
+    /// The next entry `__set_pages_state()` builds at `g` for `frames`:
+    /// 2M when `g` is 2M-aligned with 2M left (Linux), else 4K.
+    func entry(at g: GuestFrameNumber, in frames: Range<GuestFrameNumber>, toPrivate: Bool, driver: Driver) -> PSCEntry {
+        let two = driver == .linux && g.isAligned(to: .size2M) && frames.upperBound - g >= PageLevel.size2M.pages
+        return PSCEntry(gfn: g, level: two ? .size2M : .size4K, toPrivate: toPrivate)
     }
 
     /// `snp_accept_memory()`: `set_pages_state(SNP_PAGE_STATE_PRIVATE)`,
     /// one PSC VMGEXIT per 64 entries, each followed by PVALIDATE of its
     /// entries (a 2M FAIL_SIZEMISMATCH falls back to 512 4K PVALIDATEs).
     /// Returns why the guest died, or nil.
-    /// - Complexity: O(entries × log runs) plus the host's work.
+    /// - Complexity: O(entries × log runs) plus the host's work; whole
+    ///   descriptors of 2M entries are offered to the host as one replay
+    ///   window, so a uniform range costs one descriptor's work.
     public func accept(_ frames: Range<GuestFrameNumber>, driver: Driver = .linux) -> String? {
         changeState(frames, toPrivate: true, driver: driver)
     }
@@ -54,30 +50,32 @@ public final class SNPHostGuest {
         changeState(frames, toPrivate: false, driver: driver)
     }
 
+    /// The descriptors of `frames`, built one at a time (a 16 TiB range is
+    /// 8 M entries: never held at once).
     func changeState(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, driver: Driver) -> String? {
-        let all = entries(frames, toPrivate: toPrivate, driver: driver)
-        var i = 0
-        while i < all.count {
-            let desc = Array(all[i..<min(all.count, i + Self.pscMaxEntries)])
-            // Whole descriptors of 2M entries each do the same requests:
-            // offer the host the rest of them as one replay window.
-            let full = replayWindows && desc.count == Self.pscMaxEntries && desc.allSatisfy { $0.level == .size2M }
-            var following = 0
-            if full {
-                var j = i + Self.pscMaxEntries
-                while j + Self.pscMaxEntries <= all.count, all[j + Self.pscMaxEntries - 1].level == .size2M, all[j].level == .size2M {
-                    following += 1
-                    j += Self.pscMaxEntries
-                }
+        let unit = UInt64(Self.pscMaxEntries) * PageLevel.size2M.pages
+        // From the first 2M-aligned frame to the last whole 2M range, every entry is 2M.
+        let twoMEnd = driver == .linux ? frames.upperBound.alignedDown(to: .size2M) : frames.lowerBound
+        var g = frames.lowerBound
+        while g < frames.upperBound {
+            var desc: [PSCEntry] = []
+            var h = g
+            while desc.count < Self.pscMaxEntries, h < frames.upperBound {
+                let e = entry(at: h, in: frames, toPrivate: toPrivate, driver: driver)
+                desc.append(e)
+                h = h + e.level.pages
             }
-            let unit = UInt64(Self.pscMaxEntries) * PageLevel.size2M.pages
-            if following > 0 { host.beginReplayWindow(Range(start: desc[0].gfn, count: unit * UInt64(following + 1))) }
+            // Whole descriptors of 2M entries each make the same requests:
+            // offer the host the ones that follow as one replay window.
+            let full = replayWindows && desc.count == Self.pscMaxEntries && desc.allSatisfy { $0.level == .size2M }
+            let following = full && twoMEnd > h ? (twoMEnd - h) / unit : 0
+            if following > 0 { host.beginReplayWindow(Range(start: g, count: unit * (following + 1))) }
             if let why = changeState(desc: desc, toPrivate: toPrivate) { return why }
-            if following > 0, host.finishReplayWindow(stepped: Range(start: desc[0].gfn, count: unit)) {
-                i += Self.pscMaxEntries * (following + 1)
+            if following > 0, host.finishReplayWindow(stepped: Range(start: g, count: unit)) {
+                g = g + unit * (following + 1)
                 continue
             }
-            i += desc.count
+            g = h
         }
         return nil
     }
@@ -122,7 +120,10 @@ public final class SNPHostGuest {
     /// OS at VMPL1) granting `vmpl` the permissions `perms` with RMPADJUST
     /// at 2M where the range allows, falling back to 4K on FAIL_SIZEMISMATCH.
     public func rmpadjust(_ frames: Range<GuestFrameNumber>, vmpl: Int, perms: UInt8) -> String? {
-        for e in entries(frames, toPrivate: true, driver: .linux) {
+        var g = frames.lowerBound
+        while g < frames.upperBound {
+            let e = entry(at: g, in: frames, toPrivate: true, driver: .linux)
+            g = g + e.level.pages
             let r = host.rmpadjust(gfn: e.gfn, level: e.level, vmpl: vmpl, perms: perms)
             if r == .failSizeMismatch, e.level == .size2M {
                 for g in Range(start: e.gfn, count: PageLevel.size2M.pages) {

@@ -117,6 +117,29 @@ extension SNPVM: SNPGuestDoorReplay {
         return "access to \(gfn.address) never completes: the host keeps answering its RMP faults"
     }
 
+    /// `access(gfn:)` of each frame of `frames` in ascending order, by runs
+    /// (`replayingFrames`), stopping at the first that kills the guest.
+    /// - Complexity: O(k × log runs) for k runs of state and 2M ranges.
+    public func access(_ frames: Range<GuestFrameNumber>) -> String? {
+        guard let s = slot(frames.lowerBound), frames.upperBound <= s.frames.upperBound else {
+            return access(gfn: frames.lowerBound)
+        }
+        var why: String?
+        var g = frames.lowerBound
+        while g < frames.upperBound, why == nil {
+            // A run the guest can already touch changes nothing: skipped whole.
+            let end = uniformEnd(g, limit: frames.upperBound), st = frameState(g)
+            let privateOK = st.isPrivate && (st.npt == .private4K || st.npt == .private2M) && st.rmp.validated
+            if privateOK || (!st.isPrivate && st.npt == .shared4K) { g = end; continue }
+            _ = replayingFrames(g..<end) { f in
+                why = self.access(gfn: f)
+                return why == nil
+            }
+            g = end
+        }
+        return why
+    }
+
     /// `pvalidate(gfn:level: .size4K, validate: true)` of each frame of
     /// `frames`, by runs (`replayingFrames`).
     /// - Complexity: O(k × log runs) for k runs of state and 2M ranges.

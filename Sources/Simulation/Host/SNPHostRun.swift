@@ -68,7 +68,7 @@ public final class SNPHostRun {
             lastGuestFailure = guest.accept(r, driver: level == .size4K ? .fourK : .linux)
         case .access(let r):
             try requireSlot(r, line: line)
-            for g in r where lastGuestFailure == nil { lastGuestFailure = vm.access(gfn: g) }
+            lastGuestFailure = vm.access(r)
         case .convert(let r, let p):
             try requireSlot(r, line: line)
             lastGuestFailure = p ? guest.accept(r) : guest.makeShared(r)
