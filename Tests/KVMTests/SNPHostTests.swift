@@ -190,6 +190,15 @@ import Testing
         }
     }
 
+    /// The operation log keeps at most `maxLogLines` lines and counts the
+    /// rest: a long cycle cannot exhaust memory.
+    @Test func theLogIsBounded() throws {
+        let s = try HostScenario.parse("td platform=snp\nslot id=1 base=0 pages=512\naccept 0x0+512\ncycle 0x5+1 8000")
+        let r = try SNPHostRun(s, calibration: try Calibration.builtIn(), log: true)
+        try r.run()
+        #expect(r.outcomeString == "ok" && r.vm.log.count == SNPVM.maxLogLines && r.vm.droppedLogLines > 0)
+    }
+
     /// The built-in snp-split-16g scenario's folio splits and merges, as the
     /// mechanism gives them (docs/HOST.md compares them with PUBLISHED.md).
     @Test func snpSplit16GFromTheMechanism() throws {

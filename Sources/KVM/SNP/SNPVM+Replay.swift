@@ -76,7 +76,7 @@ extension SNPVM {
             // A merge depends only on the attributes the run leaves: in
             // stepping it happens at the run's last frame or not at all.
             if post.isPrivate, !pre.isPrivate { mergeFolios(g..<end) }
-            if logEnabled, log.count > l0 { log.append("(the same for the \(n) frames \(g)..<\(end))") }
+            if log.count > l0 { note("(the same for the \(n) frames \(g)..<\(end))") }
             g = end
         }
         return nil
@@ -164,7 +164,7 @@ extension SNPVM {
         stats.add(ds, times: k)
         ops.add(dops, times: k)
         if post.isPrivate, !w.pre.isPrivate { mergeFolios(rest) }
-        if logEnabled { log.append("(the same for the \(k) following units of \(stepped.length) frames to \(rest.upperBound))") }
+        note("(the same for the \(k) following units of \(stepped.length) frames to \(rest.upperBound))")
         return true
     }
 

@@ -120,7 +120,15 @@ public final class SNPVM {
     /// The memslot holding `gfn` (`gfn_to_memslot()`).
     public func slot(_ gfn: GuestFrameNumber) -> Memslot? { gmem.slot(gfn) }
 
-    func note(_ s: @autoclosure () -> String) { if logEnabled { log.append(s()) } }
+    /// The most lines `log` keeps; later ones are only counted
+    /// (`droppedLogLines`), so a long run's log cannot exhaust memory.
+    public static let maxLogLines = 20_000
+    public package(set) var droppedLogLines: UInt64 = 0
+
+    func note(_ s: @autoclosure () -> String) {
+        guard logEnabled else { return }
+        if log.count < Self.maxLogLines { log.append(s()) } else { droppedLogLines += 1 }
+    }
     func warn(_ s: String) { warnings.append(s); note("WARN: " + s) }
 
     /// The RMP entry of the page backing `gfn`.
