@@ -68,6 +68,30 @@ printf 'td host=tdx\nslot id=1 base=0 pages=512\nfinalize\nremap 0x1ff+2\n' >"$t
 expect_error "adversarial remap outside the memslot" "not inside one memslot" host "$tmp/remap-outside.host"
 printf 'td host=tdx\nslot id=1 base=0 pages=0x100000000\nfinalize\nreadd 0x0+0x100000000\n' >"$tmp/readd-huge.host"
 expect_error "adversarial readd of 16 TiB (page by page: bounded)" "line 4: readd covers at most 262144 frames (1 GiB)" host "$tmp/readd-huge.host"
+# The SNP host (issue 18 §4): TDX-only options and commands, bad RMPADJUST, mixed platforms.
+printf 'td platform=snp host=tdx-huge\nslot id=1 base=0 pages=512\n' >"$tmp/snp-tdxopt.host"
+expect_error "snp host with a TDX td option" "line 1: td option 'host' is for the TDX host" host "$tmp/snp-tdxopt.host"
+printf 'td platform=sev\nslot id=1 base=0 pages=512\n' >"$tmp/snp-platform.host"
+expect_error "unknown host platform" "platform must be tdx or snp" host "$tmp/snp-platform.host"
+printf 'td platform=snp\nslot id=1 base=0 pages=512\ninject demote-busy\n' >"$tmp/snp-inject.host"
+expect_error "snp host with a TDX fault point" "line 3: inject is a TDX host command" host "$tmp/snp-inject.host"
+printf 'td platform=snp\nslot id=1 base=0 pages=512\nremove 0x5+1\n' >"$tmp/snp-remove.host"
+expect_error "snp host with an adversarial TDX command" "line 3: remove is a TDX host command" host "$tmp/snp-remove.host"
+printf 'td host=tdx\nslot id=1 base=0 pages=512\nrmpadjust 0x0+1 vmpl=1\n' >"$tmp/tdx-rmpadjust.host"
+expect_error "rmpadjust on the TDX host" "line 3: rmpadjust needs platform=snp" host "$tmp/tdx-rmpadjust.host"
+printf 'td platform=snp\nslot id=1 base=0 pages=512\nrmpadjust 0x0+1 vmpl=0\n' >"$tmp/snp-vmpl.host"
+expect_error "rmpadjust of VMPL0" "line 3: rmpadjust takes GFN" host "$tmp/snp-vmpl.host"
+printf 'td platform=snp\nslot id=1 base=0 pages=512\nrmpadjust 0x0+1 vmpl=1 perms=7\n' >"$tmp/snp-perms.host"
+expect_error "rmpadjust with an unknown key" "line 3: rmpadjust takes GFN" host "$tmp/snp-perms.host"
+printf 'td platform=snp\nslot id=1 base=0 pages=512\naccept 0x1f0+0x20 linux\n' >"$tmp/snp-outside.host"
+expect_error "snp host frames outside a memslot" "not inside one memslot" host "$tmp/snp-outside.host"
+printf 'td platform=snp\nslot id=1 base=0 pages=512\nbuild 0x0+2\nbuild 0x1+1\n' >"$tmp/snp-build.host"
+expect_error "snp launch update of an assigned page" "line 4: SNP_LAUNCH_UPDATE of pages already assigned" host "$tmp/snp-build.host"
+printf 'td platform=tdx\nslot id=1 base=0 pages=512\n' >"$tmp/tdx-platform.host"
+expect_error "td platform=tdx run with --platform snp" "platform=tdx on the td line, but --platform snp" host --platform snp "$tmp/tdx-platform.host"
+expect_error "--policy on the snp host" "TDX host options" host --platform snp --policy zap-first
+expect_error "--report on the snp host" "not available for the SNP host" host --platform snp --report "$tmp/r.html"
+expect_error "bench --platform without --host-model" "add --host-model" bench --platform snp
 # In-place conversion (issue 18 §2): the attributes switch against the
 # policy, and the host's page commands only in place.
 printf 'td host=tdx-huge policy=in-place vm-attributes=on\nslot id=1 base=0 pages=512\n' >"$tmp/inplace-vmattr.host"

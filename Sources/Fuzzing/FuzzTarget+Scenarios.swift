@@ -6,13 +6,18 @@ import Sweep
 extension FuzzTarget {
     /// The host command language as `cocomem host FILE` reads it, then the
     /// run on KVM's TDX MMU and the TDX module (without the record, as a
-    /// sweep point runs it). Every command keeps its line number.
+    /// sweep point runs it), or on the SNP host for `td platform=snp`. Every command keeps its line number.
     static func host(_ text: String) throws {
         let s = try HostScenario.parse(text)
         guard s.commands.count == s.lines.count, !s.slots.isEmpty else {
             violated("host scenario: \(s.commands.count) commands, \(s.lines.count) line numbers, \(s.slots.count) slots")
         }
         guard s.vcpus >= 1, s.vcpus <= 4096 else { violated("host scenario: \(s.vcpus) vCPUs accepted") }
+        if s.platform == .snp {
+            let r = try SNPHostRun(s, calibration: builtIn, log: false)
+            try r.run()
+            return
+        }
         let r = try HostRun(s, calibration: builtIn, log: false, record: false)
         try r.run()
     }

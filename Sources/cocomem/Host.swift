@@ -17,6 +17,7 @@ struct Host: ParsableCommand {
     @Option(help: "Override: lpage_info pre-check") var precheck: OnOff?
     @Option(name: .customLong("accept-level"), help: "Override: how KVM honours the guest's accept level") var acceptLevel: AcceptLevelPolicy?
     @Option(help: "Override: conversion policy") var policy: ConversionPolicy?
+    @Option(help: "Run the scenario on this host: tdx (KVM's TDX MMU and the TDX module) or snp (KVM's SEV-SNP host and the RMP); default: the td line's platform=, else tdx") var platform: HostScenario.Platform?
     @Flag(name: .customLong("check-invariants"), help: "Check every invariant after every host operation") var check = false
     @OptionGroup var calibration: CalibrationOption
     @OptionGroup var printScenario: PrintScenarioOption
@@ -25,17 +26,18 @@ struct Host: ParsableCommand {
     @OptionGroup var record: RecordOptions
 
     func run() throws {
-        if printDefault { print(HostScenario.seed004); return }
+        if printDefault { print(platform == .snp ? HostScenario.snpSplit16G : HostScenario.seed004); return }
         let inputs = (file.map { [$0] } ?? []) + (calibration.calibration.map { [$0] } ?? [])
         try report.check(inputs: inputs)
         try record.check(inputs: inputs, outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json)
-        var text = HostScenario.seed004
+        var text = platform == .snp ? HostScenario.snpSplit16G : HostScenario.seed004
         if let f = file {
             // A regular file of at most 16 MiB: a FIFO hung here.
             text = try readTextFile(f, what: "host scenario", maxBytes: 16 << 20)
         }
         if printScenario.on { printScenario.print(scenarioFile(text: file == nil ? nil : text)); return }
-        var s = try HostScenario.parse(text)
+        var s = try HostScenario.parse(text, platform: platform)
+        if s.platform == .snp { try runSNP(s, text: text); return }
         if let precheck { s.options.lpagePrecheck = precheck.isOn }
         if let acceptLevel { s.options.acceptLevelPolicy = acceptLevel }
         if let policy {
@@ -66,5 +68,26 @@ struct Host: ParsableCommand {
         try report.write(r.htmlReport)
         try record.write([("host", r.record)])
         try failOn.check(r.vm.outcomeString)
+    }
+
+    /// The SNP host: same commands, its own report (text or JSON).
+    func runSNP(_ scenario: HostScenario, text: String) throws {
+        var s = scenario
+        guard precheck == nil, acceptLevel == nil, policy == nil else {
+            throw ValidationError("--precheck, --accept-level and --policy are TDX host options; the SNP host has none of them")
+        }
+        guard report.report == nil, record.trace == nil, !record.strip else {
+            throw ValidationError("--report, --trace and --strip are not available for the SNP host")
+        }
+        if check { s.options.checkInvariants = true }
+        let r = try SNPHostRun(s, calibration: calibration.load(), log: log)
+        try r.run()
+        let checked = s.options.checkInvariants
+        if output.json {
+            print(r.json(checked: checked).embedding(scenarioFile(text: file == nil ? nil : text)).serialized())
+        } else {
+            print(r.text(checked: checked), terminator: "")
+        }
+        try failOn.check(r.outcomeString)
     }
 }

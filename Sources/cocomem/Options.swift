@@ -14,6 +14,7 @@ import TDXModule
 // The library's option enums (same package, so no @retroactive), read by their raw
 // values; help texts and errors list `allCases` (docs/CLI.md).
 extension PlatformKind: ExpressibleByArgument {}
+extension HostScenario.Platform: ExpressibleByArgument {}
 extension TDXHostModel: ExpressibleByArgument {}
 extension GmemBacking: ExpressibleByArgument {}
 extension HostMappingPolicy: ExpressibleByArgument {}

@@ -25,6 +25,9 @@ public final class HostRun {
     /// line goes to the sink as it is produced and none is kept (`vm.log`
     /// is then empty), so a long run's log costs no memory.
     public init(_ s: HostScenario, calibration: Calibration, log: Bool, logSink: ((String) -> Void)? = nil, record: Bool = true) throws {
+        guard s.platform == .tdx else {
+            throw CocomemError(.invalidScenario, "a platform=snp host scenario runs with cocomem host (SNPHostRun), not on the TDX host")
+        }
         scenario = s
         costs = CostTable(calibration)
         vm = try TDXVM(options: s.options, features: s.features, vcpus: s.vcpus, slots: s.slots, costs: costs)
@@ -127,6 +130,8 @@ public final class HostRun {
             case .unpin: vm.hostUnpin(r)
             case .hostmap: _ = vm.hostMap(r)
             }
+        case .rmpadjust:
+            throw CocomemError(.invalidScenario, "host scenario line \(line): rmpadjust needs platform=snp")
         }
     }
 
@@ -172,6 +177,7 @@ extension HostScenario.Command {
         case .check: "check"
         case .adversary(let a, _): a.rawValue
         case .hostUse(let u, _): u.rawValue
+        case .rmpadjust: "rmpadjust"
         }
     }
 }

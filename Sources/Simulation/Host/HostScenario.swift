@@ -29,6 +29,15 @@ public import TDXModule
 ///     pin 0x1000+4                  # in-place: the host pins shared pages (vhost, VFIO)
 ///     unpin 0x1000+4                # in-place: and drops the pins
 ///     hostmap 0x1000+4              # in-place: the VMM touches them through guest_memfd's mapping (SIGBUS on private)
+///
+/// `td platform=snp vcpus=8` makes it an SEV-SNP host (`SNPVM`, run by
+/// `SNPHostRun`) with the same commands: `accept` is PSC then PVALIDATE
+/// through the guest (`linux` and `2m`: 2M entries where aligned; `4k`),
+/// `convert` the guest's `set_memory_decrypted()`/`set_memory_encrypted()`,
+/// `attributes` the VMM converting on its own (`kvm_convert_memory()`),
+/// `build` SNP_LAUNCH_UPDATE, and one more command:
+///
+///     rmpadjust 0x1000+512 vmpl=1   # an SVSM grants VMPL1 access (RMPADJUST)
 public struct HostScenario: Sendable {
     public enum Command: Sendable, Equatable {
         case build(Range<GuestFrameNumber>)
@@ -47,6 +56,14 @@ public struct HostScenario: Sendable {
         /// The host's own use of guest_memfd's shared pages under in-place
         /// conversion: `pin`, `unpin`, `hostmap`.
         case hostUse(HostUse, Range<GuestFrameNumber>)
+        /// SNP only: RMPADJUST by an SVSM at VMPL0 granting `vmpl` full access.
+        case rmpadjust(Range<GuestFrameNumber>, vmpl: Int)
+    }
+
+    /// Which confidential-computing host the scenario runs on.
+    public enum Platform: String, Sendable, CaseIterable {
+        case tdx
+        case snp
     }
 
     /// What the host does with guest_memfd's pages through the file's
@@ -76,6 +93,7 @@ public struct HostScenario: Sendable {
     /// The most frames one `readd` or `remap` may cover: 1 GiB.
     public static let maxReaddFrames: UInt64 = PageLevel.size1G.pages
 
+    public var platform = Platform.tdx
     public var options = KVMOptions()
     public var features = TDXModuleFeatures()
     public var vcpus = 8
@@ -86,9 +104,12 @@ public struct HostScenario: Sendable {
 
     public init() {}
 
-    /// Parses the text format; errors name the line.
-    public static func parse(_ text: String) throws -> HostScenario {
+    /// Parses the text format; errors name the line. `platform` (the
+    /// command line's `--platform`) runs the scenario on that host: a td
+    /// line naming the other platform is an error.
+    public static func parse(_ text: String, platform: Platform? = nil) throws -> HostScenario {
         var s = HostScenario()
+        if let platform { s.platform = platform }
         var sawTD = false
         for (i, raw) in text.splitLines().enumerated() {
             let n = i + 1
@@ -127,8 +148,17 @@ public struct HostScenario: Sendable {
                 // first so that the other options refine them.
                 let rank = ["host": 0, "module": 1]
                 let ordered = try pairs(1).enumerated().sorted { (rank[$0.element.0] ?? 2, $0.offset) < (rank[$1.element.0] ?? 2, $1.offset) }
+                if let p = ordered.first(where: { $0.element.0 == "platform" })?.element.1 {
+                    guard let pl = Platform(rawValue: p) else { throw err("platform must be tdx or snp") }
+                    if let platform, platform != pl { throw err("platform=\(p) on the td line, but --platform \(platform.rawValue)") }
+                    s.platform = pl
+                }
                 for (k, v) in ordered.map(\.element) {
+                    if s.platform == .snp, !["platform", "vcpus", "check"].contains(k) {
+                        throw err("td option '\(k)' is for the TDX host; platform=snp takes vcpus= and check=")
+                    }
                     switch k {
+                    case "platform": break
                     case "vcpus":
                         guard let x = Int(v), x >= 1, x <= 4096 else { throw err("vcpus must be 1...4096") }
                         s.vcpus = x
@@ -171,6 +201,15 @@ public struct HostScenario: Sendable {
                     return g
                 } ?? .hugetlb2M
                 s.slots.append(Memslot(id: id, baseGFN: GuestFrameNumber(b), pages: p, backing: backing, userspaceAddrAligned: d["uaddr-aligned"] != "off"))
+            case let v where s.platform == .snp && ["inject", "remove", "readd", "remap", "refuse-aug", "pin", "unpin", "hostmap"].contains(v):
+                throw err("\(verb) is a TDX host command; the SNP host (platform=snp) has no such step")
+            case "rmpadjust":
+                guard s.platform == .snp else { throw err("rmpadjust needs platform=snp on the td line") }
+                let d = try kv(2)
+                guard d.keys.allSatisfy({ $0 == "vmpl" }), let v = Int(d["vmpl"] ?? "1"), (1...3).contains(v) else {
+                    throw err("rmpadjust takes GFN[+COUNT] and vmpl=1...3")
+                }
+                s.commands.append(.rmpadjust(try frames(1), vmpl: v))
             case "build": s.commands.append(.build(try frames(1)))
             case "finalize": s.commands.append(.finalize)
             case "accept":

@@ -1,0 +1,139 @@
+public import MemoryModel
+public import SNP
+
+/// A Linux SNP guest's memory-state changes against an SNP host
+/// (`SNPGuestDoor`): `snp_accept_memory()` and `set_memory_encrypted()` /
+/// `set_memory_decrypted()`, all through `__set_pages_state()`
+/// (arch/x86/coco/sev/core.c), and an SVSM's RMPADJUST after validation.
+/// A PVALIDATE or RMPADJUST that fails terminates the guest
+/// (GHCB_TERM_PVALIDATE), as Linux's `pvalidate_pages()` does.
+public final class SNPHostGuest {
+    public let host: any SNPGuestDoorReplay
+    /// VMGEXIT_PSC_MAX_ENTRY: the entries of one `snp_psc_desc` Linux fills.
+    public static let pscMaxEntries = 64
+
+    /// Offer the host replay windows over whole descriptors (off: every
+    /// request is made, for the tests that hold both equal).
+    public var replayWindows = true
+
+    public init(host: any SNPGuestDoorReplay) { self.host = host }
+
+    /// Which PVALIDATE sizes a driver uses.
+    public enum Driver: String, Sendable, CaseIterable {
+        /// Linux: 2M entries where the range is 2M-aligned with 2M left, else 4K.
+        case linux
+        /// edk2's `PvalidateRange` at 4K only (TDVF-like `4k` in host scenarios).
+        case fourK = "4k"
+    }
+
+    /// The next entry `__set_pages_state()` builds at `g` for `frames`:
+    /// 2M when `g` is 2M-aligned with 2M left (Linux), else 4K.
+    func entry(at g: GuestFrameNumber, in frames: Range<GuestFrameNumber>, toPrivate: Bool, driver: Driver) -> PSCEntry {
+        let two = driver == .linux && g.isAligned(to: .size2M) && frames.upperBound - g >= PageLevel.size2M.pages
+        return PSCEntry(gfn: g, level: two ? .size2M : .size4K, toPrivate: toPrivate)
+    }
+
+    /// `snp_accept_memory()`: `set_pages_state(SNP_PAGE_STATE_PRIVATE)`,
+    /// one PSC VMGEXIT per 64 entries, each followed by PVALIDATE of its
+    /// entries (a 2M FAIL_SIZEMISMATCH falls back to 512 4K PVALIDATEs).
+    /// Returns why the guest died, or nil.
+    /// - Complexity: O(entries × log runs) plus the host's work; whole
+    ///   descriptors of 2M entries are offered to the host as one replay
+    ///   window, so a uniform range costs one descriptor's work.
+    public func accept(_ frames: Range<GuestFrameNumber>, driver: Driver = .linux) -> String? {
+        changeState(frames, toPrivate: true, driver: driver)
+    }
+
+    /// `set_memory_decrypted()`: PVALIDATE rescinds each entry, then the PSC
+    /// makes it shared (`__set_pages_state()` rescinds before the VMGEXIT).
+    public func makeShared(_ frames: Range<GuestFrameNumber>, driver: Driver = .linux) -> String? {
+        changeState(frames, toPrivate: false, driver: driver)
+    }
+
+    /// The descriptors of `frames`, built one at a time (a 16 TiB range is
+    /// 8 M entries: never held at once).
+    func changeState(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, driver: Driver) -> String? {
+        let unit = UInt64(Self.pscMaxEntries) * PageLevel.size2M.pages
+        // From the first 2M-aligned frame to the last whole 2M range, every entry is 2M.
+        let twoMEnd = driver == .linux ? frames.upperBound.alignedDown(to: .size2M) : frames.lowerBound
+        var g = frames.lowerBound
+        while g < frames.upperBound {
+            var desc: [PSCEntry] = []
+            var h = g
+            while desc.count < Self.pscMaxEntries, h < frames.upperBound {
+                let e = entry(at: h, in: frames, toPrivate: toPrivate, driver: driver)
+                desc.append(e)
+                h = h + e.level.pages
+            }
+            // Whole descriptors of 2M entries each make the same requests:
+            // offer the host the ones that follow as one replay window.
+            let full = replayWindows && desc.count == Self.pscMaxEntries && desc.allSatisfy { $0.level == .size2M }
+            let following = full && twoMEnd > h ? (twoMEnd - h) / unit : 0
+            if following > 0 { host.beginReplayWindow(Range(start: g, count: unit * (following + 1))) }
+            if let why = changeState(desc: desc, toPrivate: toPrivate) { return why }
+            if following > 0, host.finishReplayWindow(stepped: Range(start: g, count: unit)) {
+                g = g + unit * (following + 1)
+                continue
+            }
+            g = h
+        }
+        return nil
+    }
+
+    /// One descriptor: the PSC VMGEXIT and its PVALIDATEs, in
+    /// `__set_pages_state()`'s order.
+    func changeState(desc: [PSCEntry], toPrivate: Bool) -> String? {
+        if !toPrivate, let why = pvalidate(desc, validate: false) { return why }
+        let st = host.pageStateChange(desc)
+        guard st == .ok else { return "SNP: page state change failed (\(st)): the guest terminated itself (GHCB_TERM_PSC)" }
+        if toPrivate, let why = pvalidate(desc, validate: true) { return why }
+        return nil
+    }
+
+    /// `pvalidate_pages()` of one descriptor's entries.
+    func pvalidate(_ desc: [PSCEntry], validate: Bool) -> String? {
+        for e in desc {
+            let r = host.pvalidate(gfn: e.gfn, level: e.level, validate: validate)
+            if r == .failSizeMismatch, e.level == .size2M {
+                let frames = Range(start: e.gfn, count: PageLevel.size2M.pages)
+                if validate {
+                    guard let (g, res) = host.pvalidate4K(frames) else { continue }
+                    return terminated(g, res)
+                }
+                for g in frames {
+                    let r4 = host.pvalidate(gfn: g, level: .size4K, validate: false)
+                    if r4 != .success { return terminated(g, r4) }
+                }
+                continue
+            }
+            if r != .success { return terminated(e.gfn, r) }
+        }
+        return nil
+    }
+
+    func terminated(_ g: GuestFrameNumber, _ r: PvalidateResult?) -> String {
+        guard let r else { return "SNP: PVALIDATE of \(g.address) never completes: the host does not resolve its nested page faults" }
+        return "SNP: PVALIDATE of \(g.address) failed (\(r.rawValue)): the guest terminated itself (GHCB_TERM_PVALIDATE)"
+    }
+
+    /// An SVSM at VMPL0 (COCONUT-SVSM after validating memory for the guest
+    /// OS at VMPL1) granting `vmpl` the permissions `perms` with RMPADJUST
+    /// at 2M where the range allows, falling back to 4K on FAIL_SIZEMISMATCH.
+    public func rmpadjust(_ frames: Range<GuestFrameNumber>, vmpl: Int, perms: UInt8) -> String? {
+        var g = frames.lowerBound
+        while g < frames.upperBound {
+            let e = entry(at: g, in: frames, toPrivate: true, driver: .linux)
+            g = g + e.level.pages
+            let r = host.rmpadjust(gfn: e.gfn, level: e.level, vmpl: vmpl, perms: perms)
+            if r == .failSizeMismatch, e.level == .size2M {
+                for g in Range(start: e.gfn, count: PageLevel.size2M.pages) {
+                    let r4 = host.rmpadjust(gfn: g, level: .size4K, vmpl: vmpl, perms: perms)
+                    if r4 != .success { return "SNP: RMPADJUST of \(g.address) failed (\(r4.map { String($0.rawValue) } ?? "never completes"))" }
+                }
+            } else if r != .success {
+                return "SNP: RMPADJUST of \(e.gfn.address) failed (\(r.map { String($0.rawValue) } ?? "never completes"))"
+            }
+        }
+        return nil
+    }
+}

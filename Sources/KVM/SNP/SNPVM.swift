@@ -1,0 +1,154 @@
+public import CostModel
+public import MemoryModel
+public import SNP
+
+/// A private page's nested page table leaf, as KVM's TDP MMU keeps it for
+/// an SNP guest (arch/x86/kvm/mmu/tdp_mmu.c; private and shared GPAs share
+/// one NPT, the C-bit is not part of the GPA).
+public enum NPTLeaf: UInt8, Sendable, Equatable {
+    case none
+    case private4K
+    case private2M
+    /// A shared page mapped from the VMM's memory.
+    case shared4K
+}
+
+/// What the SNP host counts, by the names of the code paths.
+public enum SNPHostStat: Int, CaseIterable, Sendable {
+    case rmpupdatePrivate4K, rmpupdatePrivate2M, rmpupdateShared4K, rmpupdateShared2M
+    case rmpupdateFailed
+    case psmashRMPFault, psmashInvalidate, psmashFailed
+    case npfPrivate4K, npfPrivate2M, npfShared, npfRMP, npfRMPSpurious, memoryFaultExits
+    case zaps
+    case pscExits, pscEntries4K, pscEntries2M, mapGPARangeExits
+    case folioSplits, folioMerges
+    case pvalidate4KSuccess, pvalidate2MSuccess, pvalidateNoUpdate, pvalidateSizeMismatch, pvalidateFailed
+    case rmpadjustSuccess, rmpadjustFailed
+    case punchHoles
+
+    /// The name in the report (as debugfs or the function would name it).
+    public var name: String {
+        switch self {
+        case .rmpupdatePrivate4K: "rmpupdate.private.4k"
+        case .rmpupdatePrivate2M: "rmpupdate.private.2m"
+        case .rmpupdateShared4K: "rmpupdate.shared.4k"
+        case .rmpupdateShared2M: "rmpupdate.shared.2m"
+        case .rmpupdateFailed: "rmpupdate.failed"
+        case .psmashRMPFault: "psmash.rmp_fault"
+        case .psmashInvalidate: "psmash.invalidate"
+        case .psmashFailed: "psmash.failed"
+        case .npfPrivate4K: "npf.private.4k"
+        case .npfPrivate2M: "npf.private.2m"
+        case .npfShared: "npf.shared"
+        case .npfRMP: "npf.rmp"
+        case .npfRMPSpurious: "npf.rmp.spurious"
+        case .memoryFaultExits: "exit.memory_fault"
+        case .zaps: "zap_gfn_range"
+        case .pscExits: "psc.vmgexit"
+        case .pscEntries4K: "psc.entry.4k"
+        case .pscEntries2M: "psc.entry.2m"
+        case .mapGPARangeExits: "exit.hypercall.map_gpa_range"
+        case .folioSplits: "gmem.folio_splits"
+        case .folioMerges: "gmem.folio_merges"
+        case .pvalidate4KSuccess: "pvalidate.4k.success"
+        case .pvalidate2MSuccess: "pvalidate.2m.success"
+        case .pvalidateNoUpdate: "pvalidate.noupdate"
+        case .pvalidateSizeMismatch: "pvalidate.size_mismatch"
+        case .pvalidateFailed: "pvalidate.failed"
+        case .rmpadjustSuccess: "rmpadjust.success"
+        case .rmpadjustFailed: "rmpadjust.failed"
+        case .punchHoles: "gmem.punch_hole"
+        }
+    }
+}
+
+/// Counters of the SNP host, one per `SNPHostStat`.
+public struct SNPHostStats: Sendable, Equatable {
+    var counts = [UInt64](repeating: 0, count: SNPHostStat.allCases.count)
+    public init() {}
+    public subscript(_ s: SNPHostStat) -> UInt64 { counts[s.rawValue] }
+    mutating func add(_ s: SNPHostStat, _ n: UInt64 = 1) { counts[s.rawValue] += n }
+    /// The counters that are not zero, in declaration order.
+    public var nonZero: [(SNPHostStat, UInt64)] { SNPHostStat.allCases.compactMap { counts[$0.rawValue] > 0 ? ($0, counts[$0.rawValue]) : nil } }
+    static func - (a: Self, b: Self) -> Self {
+        var r = Self(); for i in r.counts.indices { r.counts[i] = a.counts[i] - b.counts[i] }; return r
+    }
+    mutating func add(_ d: Self, times k: UInt64) { for i in counts.indices { counts[i] += d.counts[i] * k } }
+}
+
+/// KVM's SEV-SNP host for one guest (arch/x86/kvm/svm/sev.c with the TDP
+/// MMU and guest_memfd), over the RMP of `SNP.RMPTable`. A thin
+/// coordinator, as `TDXVM` is for TDX: guest_memfd and its memslots
+/// (`GuestMemfd`, hugetlb folios split and merged on conversion), the
+/// memory attributes (QEMU sets all guest memory private at start), the
+/// nested page table for the guest's frames, and the RMP. Every map is per
+/// range: a 1 TiB guest mapped at 2M is one run in each.
+///
+/// The guest reaches it only through `SNPGuestDoor` (PSC VMGEXITs,
+/// PVALIDATE/RMPADJUST and the nested page faults they raise, accesses);
+/// the VMM through `mapGPARange` (what QEMU's `kvm_convert_memory()` does
+/// for a KVM_HC_MAP_GPA_RANGE exit) and `punchHole`.
+public final class SNPVM {
+    /// The guest's ASID (`sev->asid`); one guest, so a fixed non-zero value.
+    public let asid: UInt32 = 1
+    public let vcpus: Int
+    public package(set) var gmem = GuestMemfd()
+    public package(set) var attributes = MemoryAttributes()
+    /// NPT leaves by guest frame.
+    public package(set) var npt = IntervalMap<GuestFrameNumber, NPTLeaf>(initial: .none)
+    public package(set) var rmp = RMPTable()
+    public package(set) var stats = SNPHostStats()
+    /// Operations charged to virtual time (the SNP ops of the cost table).
+    public package(set) var ops = OpCounts()
+    /// What went wrong that KVM would WARN or bug the VM for, in order.
+    public package(set) var warnings: [String] = []
+    /// Log of host operations when `logEnabled`.
+    public var logEnabled = false
+    /// Frames the bulk 4K paths replayed instead of stepping (for tests).
+    package var replayedFrames: UInt64 = 0
+    /// The guest's open replay window (`beginReplayWindow`).
+    var pendingWindow: SNPReplayWindow?
+    public package(set) var log: [String] = []
+
+    /// - Complexity: O(slots²).
+    public init(vcpus: Int, slots: [Memslot]) throws {
+        self.vcpus = vcpus
+        for s in slots { try gmem.bind(s) }
+        gmem.layOutHostFrames()
+    }
+
+    /// The memslot holding `gfn` (`gfn_to_memslot()`).
+    public func slot(_ gfn: GuestFrameNumber) -> Memslot? { gmem.slot(gfn) }
+
+    /// The most lines `log` keeps; later ones are only counted
+    /// (`droppedLogLines`), so a long run's log cannot exhaust memory.
+    public static let maxLogLines = 20_000
+    public package(set) var droppedLogLines: UInt64 = 0
+
+    func note(_ s: @autoclosure () -> String) {
+        guard logEnabled else { return }
+        if log.count < Self.maxLogLines { log.append(s()) } else { droppedLogLines += 1 }
+    }
+    func warn(_ s: String) { warnings.append(s); note("WARN: " + s) }
+
+    /// The RMP entry of the page backing `gfn`.
+    public func rmpEntry(_ gfn: GuestFrameNumber) -> RMPEntry { rmp.lookup(gmem.hfn(gfn)) }
+
+    /// The huge-folio order of the slot holding `gfn` (its backing), or 0.
+    func backingOrder(_ gfn: GuestFrameNumber) -> UInt8 { slot(gfn)?.backing.order ?? 0 }
+
+    /// Pages mapped private at 4K and 2M in the NPT.
+    /// - Complexity: O(runs).
+    public var privatePages4K: UInt64 { npt.measure(in: .lowest ..< .highest) { $0 == .private4K } }
+    public var privatePages2M: UInt64 { npt.measure(in: .lowest ..< .highest) { $0 == .private2M } / PageLevel.size2M.pages }
+
+    /// Host memory guest_memfd holds for the guest (allocated folios).
+    public var committedPages: UInt64 { gmem.allocatedPages }
+
+    /// Runs of equal RMP entries (what the per-range RMP costs).
+    public var rmpRuns: Int { rmp.entries.runCount }
+
+    /// Validated guest pages (RMP Validated set).
+    /// - Complexity: O(runs).
+    public var validatedPages: UInt64 { rmp.entries.measure(in: .lowest ..< .highest) { $0.validated } }
+}

@@ -1,0 +1,62 @@
+public import MemoryModel
+
+/// One entry of a Page State Change request (`struct psc_entry` in the
+/// GHCB: gfn, operation, pagesize).
+public struct PSCEntry: Sendable, Equatable {
+    public var gfn: GuestFrameNumber
+    public var level: PageLevel
+    /// VMGEXIT_PSC_OP_PRIVATE (true) or VMGEXIT_PSC_OP_SHARED (false).
+    public var toPrivate: Bool
+    public init(gfn: GuestFrameNumber, level: PageLevel, toPrivate: Bool) {
+        self.gfn = gfn; self.level = level; self.toPrivate = toPrivate
+    }
+}
+
+/// What the hypervisor writes to SW_EXITINFO2 after a PSC VMGEXIT
+/// (`snp_complete_psc()`): 0, or the GHCB spec's error codes.
+public enum PSCStatus: Sendable, Equatable {
+    case ok
+    /// VMGEXIT_PSC_ERROR_INVALID_HDR: more entries than VMGEXIT_PSC_MAX_COUNT.
+    case invalidHeader
+    /// VMGEXIT_PSC_ERROR_INVALID_ENTRY: a 2M entry's GFN not 2M-aligned.
+    case invalidEntry
+    /// VMGEXIT_PSC_ERROR_GENERIC: userspace failed the KVM_HC_MAP_GPA_RANGE exit.
+    case generic
+}
+
+/// The SEV-SNP host as an SNP guest reaches it: Page State Change
+/// VMGEXITs through the GHCB, the PVALIDATE and RMPADJUST instructions
+/// (whose RMP checks may raise nested page faults the host resolves before
+/// the instruction retries), and plain accesses. The KVM host model
+/// (`SNPVM`) conforms; the guest's drivers in `CoCoGuest` use only this.
+public protocol SNPGuestDoor: AnyObject {
+    /// SVM_VMGEXIT_PSC with the entries of one `snp_psc_desc`.
+    func pageStateChange(_ entries: [PSCEntry]) -> PSCStatus
+    /// PVALIDATE of `gfn` at `level` (validate or rescind). Nil when the
+    /// instruction never completes: the host keeps answering its nested
+    /// page faults without resolving them.
+    func pvalidate(gfn: GuestFrameNumber, level: PageLevel, validate: Bool) -> PvalidateResult?
+    /// RMPADJUST at VMPL0 granting `vmpl` the permissions `perms`. Nil as for `pvalidate`.
+    func rmpadjust(gfn: GuestFrameNumber, level: PageLevel, vmpl: Int, perms: UInt8) -> PvalidateResult?
+    /// A load or store with the C-bit set. Returns why the guest died, or nil.
+    func access(gfn: GuestFrameNumber) -> String?
+}
+
+/// Bulk support beside `SNPGuestDoor` (no real interface has it): 4K
+/// PVALIDATEs of a run of frames, replayed by runs of identical state, and
+/// the 4K PSC entries of a range. Results equal stepping frame by frame
+/// (tested).
+public protocol SNPGuestDoorReplay: SNPGuestDoor {
+    /// PVALIDATE (validate) at 4K of each frame of `frames` in ascending
+    /// order, stopping at the first that does not succeed.
+    /// - Returns: the frame that failed and its result (nil result: never
+    ///   completes), or nil when all succeeded.
+    func pvalidate4K(_ frames: Range<GuestFrameNumber>) -> (gfn: GuestFrameNumber, result: PvalidateResult?)?
+    /// The guest is about to work through `frames` in equal units, each
+    /// with the same requests.
+    func beginReplayWindow(_ frames: Range<GuestFrameNumber>)
+    /// The guest has worked through the window's first unit, `stepped`:
+    /// true if the host replayed the rest (its state and counters as if the
+    /// guest had made the same requests for every unit), so the guest skips it.
+    func finishReplayWindow(stepped: Range<GuestFrameNumber>) -> Bool
+}

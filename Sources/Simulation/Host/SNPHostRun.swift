@@ -1,0 +1,98 @@
+public import CoCoGuest
+public import CostModel
+public import KVM
+import MemoryModel
+
+/// Runs a host scenario on the SEV-SNP host (`td platform=snp`): KVM's SNP
+/// host (`SNPVM`) with a Linux guest (`SNPHostGuest`) issuing the PSCs,
+/// PVALIDATEs and accesses the commands ask for.
+public final class SNPHostRun {
+    public let scenario: HostScenario
+    public let vm: SNPVM
+    public let guest: SNPHostGuest
+    public let costs: CostTable
+    public private(set) var clock: PhaseClock
+    /// Why the guest died (it stops the run), or nil.
+    public private(set) var guestFailure: String?
+    /// What the guest saw go wrong in the last command, for the checker.
+    package private(set) var lastGuestFailure: String?
+    /// With `check=on` (or `--check-invariants`): the invariants violated
+    /// after each command, in order.
+    public private(set) var violations: [String] = []
+
+    public init(_ s: HostScenario, calibration: Calibration, log: Bool) throws {
+        guard s.platform == .snp else { throw CocomemError(.invalidScenario, "SNPHostRun needs a platform=snp scenario") }
+        scenario = s
+        costs = CostTable(calibration)
+        vm = try SNPVM(vcpus: s.vcpus, slots: s.slots)
+        vm.logEnabled = log
+        guest = SNPHostGuest(host: vm)
+        clock = PhaseClock(vcpus: s.vcpus)
+    }
+
+    /// Runs every command; the guest's death stops the run.
+    public func run() throws {
+        for (i, c) in scenario.commands.enumerated() {
+            if guestFailure != nil { break }
+            try execute(c, line: i < scenario.lines.count ? scenario.lines[i] : 0)
+        }
+    }
+
+    /// Runs one command, charges its operations to vCPU 0's clock and, when
+    /// asked, checks every invariant after it.
+    public func execute(_ c: HostScenario.Command, line: Int) throws {
+        let before = vm.ops
+        lastGuestFailure = nil
+        try perform(c, line: line)
+        clock.charge(vm.ops - before, vcpu: 0, costs: costs)
+        if let why = lastGuestFailure, guestFailure == nil { guestFailure = why }
+        if scenario.options.checkInvariants {
+            violations += vm.checkInvariants().map { "after line \(line) (\(c.verb)): \($0)" }
+        }
+    }
+
+    func requireSlot(_ r: Range<GuestFrameNumber>, line: Int) throws {
+        guard let s = vm.slot(r.lowerBound), r.upperBound <= s.frames.upperBound else {
+            throw CocomemError(.invalidScenario, "host scenario line \(line): frames \(r.lowerBound.address)+\(r.length) are not inside one memslot")
+        }
+    }
+
+    func perform(_ c: HostScenario.Command, line: Int) throws {
+        switch c {
+        case .build(let r):
+            try requireSlot(r, line: line)
+            if case .invalid(let why) = vm.launchUpdate(r) { throw CocomemError(.invalidScenario, "host scenario line \(line): \(why)") }
+        case .finalize: break
+        case .accept(let r, let level):
+            try requireSlot(r, line: line)
+            lastGuestFailure = guest.accept(r, driver: level == .size4K ? .fourK : .linux)
+        case .access(let r):
+            try requireSlot(r, line: line)
+            lastGuestFailure = vm.access(r)
+        case .convert(let r, let p):
+            try requireSlot(r, line: line)
+            lastGuestFailure = p ? guest.accept(r) : guest.makeShared(r)
+        case .attributes(let r, let p):
+            try requireSlot(r, line: line)
+            _ = vm.mapGPARange(r, toPrivate: p)
+        case .punch(let r):
+            try requireSlot(r, line: line)
+            _ = vm.punchHole(r)
+        case .cycle(let r, let n):
+            try requireSlot(r, line: line)
+            for _ in 0..<n where lastGuestFailure == nil {
+                lastGuestFailure = guest.makeShared(r, driver: .fourK) ?? guest.accept(r, driver: .fourK)
+            }
+        case .check:
+            violations += vm.checkInvariants().map { "at line \(line) (check): \($0)" }
+        case .rmpadjust(let r, let vmpl):
+            try requireSlot(r, line: line)
+            lastGuestFailure = guest.rmpadjust(r, vmpl: vmpl, perms: 0xf)
+        case .inject, .adversary, .hostUse:
+            throw CocomemError(.invalidScenario, "host scenario line \(line): \(c.verb) is a TDX host command")
+        }
+    }
+
+    /// `ok`, or `guest_terminated: why`.
+    public var outcomeString: String { guestFailure.map { "guest_terminated: \($0)" } ?? "ok" }
+}
