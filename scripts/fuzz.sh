@@ -16,7 +16,10 @@
 # and exits non-zero if any target crashed, hung past 10 s or passed 1 GiB;
 # the input that did is kept under FUZZ_ARTIFACTS (default out/fuzz/TARGET/)
 # and its path printed. Environment: FUZZ_SKIP_BUILD=1 uses the built
-# fuzzers as they are; FUZZ_KEEP_CORPUS=DIR keeps the grown corpora there.
+# fuzzers as they are; FUZZ_BIN=DIR runs the fuzz-TARGET executables in DIR
+# (a copy of a build, so a long run is not disturbed by a rebuild; implies
+# FUZZ_SKIP_BUILD=1); FUZZ_KEEP_CORPUS=DIR keeps the grown corpora there;
+# FUZZ_LOG_DIR=DIR writes libFuzzer's whole log to DIR/TARGET.log as it runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +42,7 @@ else
 fi
 
 build=(swift build -c release --package-path Fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library)
+if [ -n "${FUZZ_BIN:-}" ]; then FUZZ_SKIP_BUILD=1; fi
 if [ "${FUZZ_SKIP_BUILD:-0}" != 1 ]; then
     start=$(date +%s)
     if ! "${build[@]}" >/tmp/cocomem-fuzz-build.$$ 2>&1; then
@@ -50,7 +54,7 @@ if [ "${FUZZ_SKIP_BUILD:-0}" != 1 ]; then
     rm -f /tmp/cocomem-fuzz-build.$$
     echo "fuzz: fuzzers built in $(( $(date +%s) - start )) s"
 fi
-bin=$("${build[@]}" --show-bin-path)
+bin=${FUZZ_BIN:-$("${build[@]}" --show-bin-path)}
 
 artifacts=${FUZZ_ARTIFACTS:-out/fuzz}
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/cocomem-fuzz.XXXXXX")
@@ -62,7 +66,7 @@ for t in "${targets[@]}"; do
     corpus="$scratch/$t"
     mkdir -p "$corpus" "$artifacts/$t"
     cp Fuzz/corpus/"$t"/* "$corpus"/
-    log="$scratch/$t.log"
+    log="${FUZZ_LOG_DIR:-$scratch}/$t.log"
     # Swift's backtracer would catch the trap first; libFuzzer's handler
     # must see it to write the crashing input.
     SWIFT_BACKTRACE=enable=no "$exe" "$corpus" -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 \

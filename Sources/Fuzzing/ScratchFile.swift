@@ -22,19 +22,26 @@ final class ScratchFile: @unchecked Sendable {
     }
 
     /// Replaces the contents of scratch file `slot` with `data`; returns its path.
+    /// Written over the previous input and then cut to `data.count` (not
+    /// opened with `O_TRUNC`): the pages of the common length stay
+    /// allocated, so the next input of about the same size (a mutated
+    /// 188 KB vmcore) costs a copy, not the freeing and allocating of its
+    /// tmpfs pages (the elf fuzzer spent about a tenth of its time there).
     func holding(_ data: [UInt8], slot: String) throws -> String {
         lock.lock()
         defer { lock.unlock() }
         let path = directory + "/" + slot
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CocomemError(.io, "cannot write scratch file '\(path)': \(String(cString: strerror(errno)))") }
+        func failed() -> CocomemError { CocomemError(.io, "cannot write scratch file '\(path)': \(String(cString: strerror(errno)))") }
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw failed() }
         defer { close(fd) }
         var done = 0
         while done < data.count {
-            let n = data.withUnsafeBytes { write(fd, $0.baseAddress! + done, data.count - done) }
-            guard n > 0 else { throw CocomemError(.io, "cannot write scratch file '\(path)': \(String(cString: strerror(errno)))") }
+            let n = data.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, data.count - done, off_t(done)) }
+            guard n > 0 else { throw failed() }
             done += n
         }
+        guard ftruncate(fd, off_t(data.count)) == 0 else { throw failed() }
         return path
     }
 }

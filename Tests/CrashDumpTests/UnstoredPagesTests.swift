@@ -169,4 +169,33 @@ enum Outcome: Equatable {
             #expect(VmcoreinfoNumbers(text: text, bytewise: true) == VmcoreinfoNumbers(text: text, bytewise: false), "\(text.debugDescription)")
         }
     }
+
+    /// Lines with other bytes than ASCII (a mutated note: combining marks
+    /// that join a `=` or `)` into another `Character`, replaced invalid
+    /// UTF-8, letters) beside ASCII ones: the line-by-line reading, bytes
+    /// for ASCII lines and `Character`s for the others, gives what the
+    /// whole text read by `Character`s gives.
+    @Test func nonASCIILinesEqualCharacters() {
+        let keys = ["SYMBOL(mem_section)", "NUMBER(PG_lru)", "LENGTH(mem_section)", "SIZE(page)", "NUMBER(PG_lru\u{301})",
+                    "SYMBOL(mem_section)\u{301}", "\u{301}NUMBER(phys_base)", "OFFSET(pagé.flags)", "NUMBER(\u{FFFD})", "é", "\u{1F600}",
+                    // a `=` joined into one Character with a mark after it, or a prepended mark before it
+                    "NUMBER(a=\u{301}b)", "LENGTH(x\u{600}=y)"]
+        let values = ["5", "\u{301}5", "0x1f\u{301}", "ffffffff81000000", "", "é", "-1", "\u{FFFD}"]
+        let seps = ["=", "=\u{301}", "\u{301}=", "="]
+        let ends = ["\n", "\r\n", "\r", "\r\u{301}\n", "\n\u{301}", ""]
+        var rng = SplitMix64(seed: 0xc0de15)
+        for _ in 0..<500 {
+            var bytes: [UInt8] = []
+            for _ in 0..<(rng.next() % 12) {
+                if rng.next() % 5 == 0 { bytes += [0x0d] }
+                bytes += Array(keys[Int(rng.next() % UInt64(keys.count))].utf8)
+                if rng.next() % 6 != 0 { bytes += Array(seps[Int(rng.next() % UInt64(seps.count))].utf8) }
+                if rng.next() % 7 == 0 { bytes += [0xff] }   // invalid UTF-8, read as U+FFFD
+                bytes += Array(values[Int(rng.next() % UInt64(values.count))].utf8)
+                bytes += Array(ends[Int(rng.next() % UInt64(ends.count))].utf8)
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            #expect(VmcoreinfoNumbers(text: text, bytewise: true) == VmcoreinfoNumbers(text: text, bytewise: false), "\(text.debugDescription)")
+        }
+    }
 }

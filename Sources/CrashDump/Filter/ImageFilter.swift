@@ -151,7 +151,8 @@ extension GuestMemoryImage {
     /// exclusions (a step of `pages` each) are applied arithmetically, as
     /// the page-by-page walk would apply them (`FilterTests` holds the two
     /// equal).
-    /// - Complexity: O(pages of the sections), a zero run being one step.
+    /// - Complexity: O(PT_LOAD pages of the sections + sections), a zero run
+    ///   being one step and a hole between PT_LOADs one step.
     func walkMemMap(_ f: MakedumpfileFilter, sections: [UInt64], structPage: (UInt64) throws -> StructPage,
                     zeroRun: ((UInt64, UInt64) -> (zero: UInt64, nextCheck: UInt64))? = nil) rethrows -> FilterResult {
         var out = FilterResult()
@@ -196,7 +197,14 @@ extension GuestMemoryImage {
             var pfn = start
             var askFrom = start   // no zero run starts below this PFN
             while pfn < end {
-                guard inLoad(pfn) else { pfn += 1; continue }
+                guard inLoad(pfn) else {
+                    // A hole between PT_LOADs, or past the last: no struct page
+                    // there is read, so go to the next PT_LOAD's first PFN at
+                    // once (a step per PFN made a small file's walk cost its
+                    // sections' 32768 PFNs each, however few pages it holds).
+                    pfn = loadIndex < loads.count ? min(end, loads[loadIndex].lowerBound) : end
+                    continue
+                }
                 if let zeroRun, pfn >= askFrom {
                     let runEnd = min(end, loads[loadIndex].upperBound)
                     let (zero, nextCheck) = zeroRun(pfn, runEnd)
