@@ -57,6 +57,9 @@ fi
 bin=${FUZZ_BIN:-$("${build[@]}" --show-bin-path)}
 
 artifacts=${FUZZ_ARTIFACTS:-out/fuzz}
+if [ -n "${FUZZ_LOG_DIR:-}" ] && ! mkdir -p "$FUZZ_LOG_DIR"; then
+    echo "error: FUZZ_LOG_DIR '$FUZZ_LOG_DIR' is not a directory that can be made" >&2; exit 2
+fi
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/cocomem-fuzz.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 total_exec=0 crashes=0 ran=0
