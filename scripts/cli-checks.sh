@@ -679,5 +679,15 @@ else
     echo "FAIL: check: --progress line on stderr, none by default"; fail=$((fail + 1))
 fi
 
+# A scenario whose keys are nested collections ('? ' keys): Yams' duplicate-key
+# check compares them in time exponential in their depth (issue 15, found by
+# the scenario fuzzer); refused before parsing, with the line.
+expect_error "run: nested explicit keys" "explicit mapping key" run Tests/Fixtures/fuzz-regressions/scenario/nested-explicit-keys.yaml
+printf 'axes:\n  ? [a]\n  : 1\n' > "$tmp/qkey.yaml"
+expect_error "sweep: an explicit key" "explicit mapping key" sweep "$tmp/qkey.yaml"
+
+# cycle COUNT × pages is the work; bounded over the file (issue 15, the host fuzzer).
+expect_error "host: cycle work beyond the bound" "at most 1000000 pages in all" host Tests/Fixtures/fuzz-regressions/host/cycle-count-times-pages.txt
+
 echo "cli-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -54,6 +54,7 @@ public struct SweepFile: @unchecked Sendable {
     public static func parse(_ text: String, name: String = "sweep") throws -> SweepFile {
         let normalized = text.replacingOccurrences(of: "\r\n", with: "\n")
         let composed: Node?
+        try YAMLKeyGuard.check(normalized, name: name)
         do { composed = try Yams.compose(yaml: normalized) } catch let e as YamlError {
             throw CocomemError(.invalidScenario, "\(name) \(ScenarioFile.describe(e))")
         }

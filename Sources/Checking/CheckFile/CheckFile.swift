@@ -45,7 +45,9 @@ public struct CheckFile: Sendable {
     /// - Throws: `.invalidScenario` naming the file and the key.
     public static func parse(_ text: String, name: String = "check file") throws -> CheckFile {
         let node: Node?
-        do { node = try Yams.compose(yaml: text.replacingOccurrences(of: "\r\n", with: "\n")) } catch let e as YamlError {
+        let normalized = text.replacingOccurrences(of: "\r\n", with: "\n")
+        try YAMLKeyGuard.check(normalized, name: name)
+        do { node = try Yams.compose(yaml: normalized) } catch let e as YamlError {
             throw CocomemError(.invalidScenario, "\(name) \(ScenarioFile.describe(e))")
         }
         guard let map = node?.mapping else {

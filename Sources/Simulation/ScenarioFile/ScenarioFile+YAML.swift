@@ -18,6 +18,7 @@ extension ScenarioFile {
     public static func parse(_ text: String, name: String = "scenario") throws -> ScenarioFile {
         let normalized = text.replacingOccurrences(of: "\r\n", with: "\n")
         let root: Node?
+        try YAMLKeyGuard.check(normalized, name: name)
         do {
             root = try Yams.compose(yaml: normalized)
         } catch let e as YamlError {
