@@ -13,7 +13,8 @@ struct YAMLKeyGuardTests {
         "x: " + String(repeating: "[", count: YAMLKeyGuard.maximumFlowDepth + 1) + String(repeating: "]", count: YAMLKeyGuard.maximumFlowDepth + 1) + "\n",
     ])
     func collectionKeysAreRefusedWithTheLine(text: String) {
-        #expect(throws: CocomemError.self) { try YAMLKeyGuard.check(text, name: "f") }
+        let e = #expect(throws: CocomemError.self) { try YAMLKeyGuard.check(text, name: "f") }
+        #expect(e?.message.hasPrefix("f line ") == true, "\(e?.message ?? "")")
     }
 
     @Test(arguments: [
@@ -33,6 +34,9 @@ struct YAMLKeyGuardTests {
     /// build) is one error line.
     @Test func theFuzzersHangIsRefused() {
         let text = String(repeating: "?  -  ?  -  ", count: 40) + "x\nsteps: []\n"
-        #expect(throws: CocomemError.self) { try ScenarioFile.parse(text, name: "f") }
+        // Yams alone would read this without a guard (its duplicate-key
+        // error or minutes of comparisons); the guard's own reason must be it.
+        let e = #expect(throws: CocomemError.self) { try ScenarioFile.parse(text, name: "f") }
+        #expect(e?.message.contains("explicit mapping key") == true, "\(e?.message ?? "")")
     }
 }
