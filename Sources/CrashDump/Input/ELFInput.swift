@@ -277,7 +277,11 @@ public final class ELFInput: @unchecked Sendable {
         func zero(_ from: UInt64, _ to: UInt64) {
             if from < to { (base + Int(from - paddr)).initializeMemory(as: UInt8.self, repeating: 0, count: Int(to - from)) }
         }
-        let whole = mapping != nil && stillWhole()
+        // A page or less (page tables, struct pages, VMCOREINFO) is copied
+        // from the mapping without the `fstat`: the SIGBUS guard answers a
+        // truncation under it, and the walk's ~3 reads per memmap page made
+        // the `fstat`s most of a `-d 31` conversion's system time.
+        let whole = mapping != nil && (buffer.count <= 4096 || stillWhole())
         var a = paddr
         while a < end {
             // The first piece ending after a.
