@@ -32,6 +32,21 @@ public enum FaultPoint: String, Sendable, CaseIterable {
     case gmemSafeRefcount = "gmem-safe-refcount"
 }
 
+extension FaultPoint {
+    /// Whether handling a guest's ACCEPT of a private page can reach the
+    /// point: the fault path (AUG) and the splits that honour the accept
+    /// level can; guest_memfd's folio splits, refcount checks and in-place
+    /// attribute steps belong to conversions, which an accept reaches only
+    /// through a shared page (KVM_EXIT_MEMORY_FAULT, the VMM converts it).
+    public var reachableFromPrivateAccept: Bool {
+        switch self {
+        case .folioSplitNoMem, .sharedRefcountBusy, .gmemAttributesNoMem, .gmemSafeRefcount: false
+        case .splitCacheTopupNoMem, .splitAllocNoMem, .augBusy, .demoteBusy, .blockBusy, .trackEpochBusy,
+             .demoteInterrupt: true
+        }
+    }
+}
+
 /// Failures to inject: each point fails the next `count` times it is reached.
 public struct FaultPlan: Sendable, Equatable {
     public private(set) var remaining: [FaultPoint: Int] = [:]
@@ -54,6 +69,12 @@ public struct FaultPlan: Sendable, Equatable {
     }
 
     public var isArmed: Bool { remaining.values.contains { $0 > 0 } }
+
+    /// Whether a failure is armed at a point an ACCEPT of a private page can reach.
+    public var isArmedOnPrivateAccept: Bool { remaining.contains { $0.value > 0 && $0.key.reachableFromPrivateAccept } }
+
+    /// How many failures have fired so far, at every point.
+    public var firedCount: Int { fired.values.reduce(0, +) }
 
     /// The host refuses to AUG `frames` from now on.
     public mutating func refuseAUG(_ frames: Range<GuestFrameNumber>) { refusedAUG.assign(frames, true) }

@@ -47,7 +47,8 @@ extension TDXVM: TDXHostReplay {
     }
 
     package func chunkSignature(gfn: GuestFrameNumber) -> ReplayKey? {
-        replayAllowed ? chunkStateOf(gfn.region2M)?.key : nil
+        guard let st = chunkStateOf(gfn.region2M), acceptReplayAllowed(st) else { return nil }
+        return st.key
     }
 
     package func chunksSharing(_ signature: ReplayKey, from gfn: GuestFrameNumber, limit: UInt64) -> UInt64 {
@@ -55,7 +56,7 @@ extension TDXVM: TDXHostReplay {
     }
 
     package func beginChunkStep(gfn: GuestFrameNumber) {
-        if replayAllowed, let k = chunkStateOf(gfn.region2M)?.key { beginChunkStep(gfn: gfn, key: k) }
+        if let st = chunkStateOf(gfn.region2M), acceptReplayAllowed(st) { beginChunkStep(gfn: gfn, key: st.key) }
     }
 
     package func chunkState(gfn: GuestFrameNumber) -> ReplayKey? {

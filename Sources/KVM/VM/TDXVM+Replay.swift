@@ -16,6 +16,8 @@ struct StepSnapshot {
     var upperOps: OpCounts
     var upperCalls: SEAMCALLCounts
     var upperCounters: KVMCounters
+    /// Failures fired before the step (`FaultPlan.firedCount`).
+    var faultsFired: Int
 }
 
 /// What stepping one chunk from a signature did, besides its final state:
@@ -146,7 +148,9 @@ extension TDXVM {
               let li = uniform(lpageInfo.lpage2M, c.only), let p = uniform(attributes.privateAttr, frames),
               let sh = uniform(mmu.sharedMapped, frames), let al = uniform(gmem.folioAllocated, frames),
               let o = uniform(gmem.folioOrder, frames), let rc = uniform(tdx.pamtRefcount, h.only),
-              li.disallow < 255, rc < 1023, sept.inUse < 1023
+              li.disallow < 255, rc < 1023, sept.inUse < 1023,
+              // A frame the host refuses to AUG (`refuse-aug`) answers unlike its neighbours: its chunk is stepped.
+              uniform(faults.refusedAUG, frames) == false
         else { return nil }
         return ChunkState(mirror: m, mirror4K: m4, pde: pd.state, pte: pt.state, disallow: li.disallow,
                           inhibit2M: li.guestInhibit, isPrivate: p, shared: sh, allocated: al, order: o,
@@ -158,10 +162,22 @@ extension TDXVM {
 
     var replayAllowed: Bool { !faults.isArmed && !options.checkInvariants && !isDead }
 
+    /// Whether the guest's accept of chunk state `st` may replay: as
+    /// `replayAllowed`, except that failures armed only at conversion
+    /// points (`FaultPoint.reachableFromPrivateAccept`) cannot fire while a
+    /// private chunk is accepted, so they do not stop its replay. (Before,
+    /// any armed failure, even one the accepts never reach, made a host
+    /// file step every 4K page of every accept after it.)
+    func acceptReplayAllowed(_ st: ChunkState) -> Bool {
+        guard !options.checkInvariants, !isDead else { return false }
+        return !faults.isArmed || (st.isPrivate && !faults.isArmedOnPrivateAccept)
+    }
+
     func snapshot() -> StepSnapshot {
         StepSnapshot(ops: ops, contextOps: contextOps, calls: module.calls, contextCalls: contextCalls,
                      counters: counters, contextCounters: contextCounters, epoch: module.tdEpoch, kicks: counters[.vcpuKicks],
-                     upperOps: upperOps, upperCalls: upperCalls, upperCounters: upperCounters)
+                     upperOps: upperOps, upperCalls: upperCalls, upperCounters: upperCounters,
+                     faultsFired: faults.firedCount)
     }
 
     /// Starts recording a chunk step; `finishChunkStep` memoises it.
@@ -176,7 +192,11 @@ extension TDXVM {
         recordingPoolEvents = false
         guard let st = chunkStateOf(gfn.region2M) else { stepSignature = nil; return nil }
         let final = st.key
-        guard let (g, sig, s0) = stepSignature, g == gfn, replayAllowed else { stepSignature = nil; return final }
+        // Memoised only if the step was allowed when it began, the VM is
+        // alive and no injected failure fired during it.
+        guard let (g, sig, s0) = stepSignature, g == gfn, !options.checkInvariants, !isDead,
+              faults.firedCount == s0.faultsFired
+        else { stepSignature = nil; return final }
         stepSignature = nil
         let memo = ChunkMemo(ops: (ops - s0.ops) - (contextOps - s0.contextOps),
                              calls: (module.calls - s0.calls) - (contextCalls - s0.contextCalls),
@@ -284,7 +304,7 @@ extension TDXVM {
         var endG = s.frames.upperBound
         for r in [mmu.mirror4K.run(containing: g).range, attributes.privateAttr.run(containing: g).range,
                   mmu.sharedMapped.run(containing: g).range, gmem.folioAllocated.run(containing: g).range,
-                  gmem.folioOrder.run(containing: g).range] {
+                  gmem.folioOrder.run(containing: g).range, faults.refusedAUG.run(containing: g).range] {
             endG = min(endG, r.upperBound)
         }
         endG = min(endG, sept.frame)
