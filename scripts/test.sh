@@ -8,7 +8,8 @@
 # makedumpfile, python3-libkdumpfile and crash; for the Slurm check a real
 # single-node cluster's munge and slurm-wlm, with sqlite3 to compare databases;
 # chromium, which opens the HTML reports headless (scripts/report-checks.sh);
-# and spin, the second opinion on the checker (scripts/spin-check.sh).
+# and spin, the second opinion on the checker (scripts/spin-check.sh). Then a
+# short mutation run of the command line (scripts/mutation-run.py, python3).
 # Last, a short coverage-guided fuzzing run of every parser (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,10 @@ swift build --build-tests
 bash scripts/goldens.sh
 swift test --skip-build 2>&1 | tee /tmp/cocomem-test.log
 bash scripts/cli-checks.sh
+# A hostile user's mutation run on the command line (docs/RELIABILITY.md, "Mutation run"):
+# 40 seeded mutants of every input kind through the debug binary; a trap, a hang, 1 GiB,
+# an unclear error or a leftover temporary file fails it. Prints "mutation: ... findings".
+python3 scripts/mutation-run.py --runs 40 --bin .build/debug/cocomem --timeout 60
 bash scripts/slurm-check.sh
 bash scripts/report-checks.sh
 bash scripts/spin-check.sh
