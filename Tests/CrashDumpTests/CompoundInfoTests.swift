@@ -132,6 +132,23 @@ import Testing
         }
     }
 
+    /// A 7.1 ELF vmcore read back: the walk over the file's struct pages
+    /// (through its VMCOREINFO, `mem_section` and page tables) filters as the
+    /// model does, for the releases that miss the tail field and for dev.
+    @Test func fileFilterEqualsModelFilterOn71() throws {
+        let img = try smallGuestImage(memory: 512 << 20, kernel: Self.v7_1, workload: .hugetlb(16 << 20), slabOrder: 2)
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ELFVmcore.write(img, to: dir + "/vmcore")
+        let file = GuestMemoryImage(input: try ELFInput(path: dir + "/vmcore"))
+        for v in [MakedumpfileVersion.v1_7_2, .v1_7_9, .dev] {
+            for level in [8, 31] {
+                let f = MakedumpfileFilter(version: v, dumpLevel: level, vmcoreinfo: try vmcoreinfo(img))
+                #expect(try file.filterInput(f, version: v) == img.filter(f), "\(v.rawValue) -d \(level)")
+            }
+        }
+    }
+
     /// Slab folios need 6.15's page[1]; older kernels are refused.
     @Test func slubOrderNeeds615() throws {
         #expect(throws: CocomemError.self) { try smallGuestImage(memory: 512 << 20, kernel: .v6_12, slabOrder: 1) }
