@@ -153,6 +153,15 @@ expect_error "hotplug of nothing" "positive multiple" boot --hotplug 0
 expect_error "unknown hotplug series" "hotplug-accept" boot --hotplug 1G --hotplug-accept linux-next
 expect_error "--uhp without a hot-plug window" "--uhp cannot apply" boot --uhp
 expect_error "uhp kernel without a UHP firmware" "add --uhp" boot --hotplug 1G --hotplug-accept uhp
+expect_error "--soft-reserved on TDX" "cannot apply: TDVF builds its memory map from the TD HOB" boot --memory 8G --soft-reserved 1G
+expect_error "--soft-reserved not 2 MiB granular" "must be a multiple of 2 MiB" boot --platform snp --memory 8G --soft-reserved 3M
+expect_error "--soft-reserved as large as high RAM" "smaller than the RAM above 4 GiB" boot --platform snp --memory 8G --soft-reserved 6G
+expect_error "--soft-reserved bad size" "lots" boot --platform snp --memory 8G --soft-reserved lots
+expect_error "--retain-soft-reserved without a range" "--retain-soft-reserved cannot apply: there is no SoftReserved range" boot --platform snp --memory 8G --retain-soft-reserved
+expect_error "--retain-soft-reserved on a tag without SoftReserved support" "first in edk2-stable202605" boot --platform snp --memory 8G --soft-reserved 1G --retain-soft-reserved --firmware edk2-stable202511
+expect_error "--slub-order above MAX_PAGE_ORDER" "--slub-order 11 is above 10" dump --memory 512M --slub-order 11 --estimate
+expect_error "--slub-order on a kernel before 6.15" "kernel 6.12 is older" dump --memory 512M --kernel 6.12 --slub-order 1 -d 31 --estimate
+expect_error "--slub-order with --input" "--slub-order lays out a simulated guest" dump --input /nonexistent --slub-order 1 -o "$tmp/x"
 expect_error "dump of a guest with hot-plugged memory" "dump with hotplug= or unplug= phases is not modelled" dump --hotplug 1G --estimate
 expect_error "kexec of a guest with hot-plugged memory" "kexec with hotplug= or unplug= phases is not modelled" kexec --hotplug 1G
 expect_error "hotplug in the next kernel's workload" "next kernel's workload are not modelled" kexec --next-workload hotplug=1G
@@ -237,7 +246,7 @@ expect_error "missing required option" "Missing expected argument '--memmap <mem
 expect_error "non-numeric vCPUs" "'many' is invalid for '--vcpus <vcpus>'" boot --vcpus many
 expect_output "version" "^[0-9][0-9]*\\.[0-9][0-9]*\\.[0-9][0-9]*$" --version
 expect_output "help names the kernel releases" "6.5 to 7.1 (mainline, x.y = x.y.0) or a stable point release such as 6.12.30 (docs/VERSIONS.md) (default: 7.0)" boot --help
-expect_output "help lists the makedumpfile releases" "filter: 1.7.2, 1.7.7, 1.7.8 or 1.7.9 (1.7.8 and later exclude unaccepted blocks under -d 16; docs/VERSIONS.md) (default: 1.7.8)" dump --help
+expect_output "help lists the makedumpfile releases" "filter: 1.7.2, 1.7.7, 1.7.8, 1.7.9 or dev (the development branch after 1.7.9: f50c015 reads Linux 7.1.s page.compound_info); 1.7.8 and later exclude unaccepted blocks under -d 16; docs/VERSIONS.md (default: 1.7.8)" dump --help
 
 # cocomem run: a bad scenario file is one error line naming the file, the line and the key.
 printf 'guest:\n  platform: tdx\n  memroy: 4G\n' >"$tmp/unknown-key.yaml"
@@ -349,6 +358,8 @@ roundtrip "kexec" kexec --memory 4G --kernel 6.16 --initrd 256M --syscall kexec_
 roundtrip "kexec crash" kexec --memory 8G --crash --load-only
 roundtrip "kexec next workload" kexec --memory 4G --next-kernel 7.0 --next-workload touch=1G
 roundtrip "dump estimate" dump --memory 2G --kernel 6.16 -c -d 31 --estimate --sample 64 --thp always --workload touch=512M --makedumpfile 1.7.7
+roundtrip "dump on 7.1 with slab folios" dump --memory 1G --kernel 7.1 -c -d 31 --estimate --slub-order 2 --makedumpfile dev
+roundtrip "SNP SoftReserved range" boot --platform snp --memory 8G --soft-reserved 1G --retain-soft-reserved
 roundtrip "dump mem-usage" dump --memory 2G --kernel 6.16 --mem-usage --crashkernel 128M
 roundtrip "host" host --policy zap-first --precheck off --check-invariants
 # A JSON result reruns as itself.

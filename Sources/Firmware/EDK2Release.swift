@@ -11,11 +11,15 @@ import MemoryModel
 ///   >=4GB unaccepted": edk2-stable202302, the first tag the model's `tdvf`
 ///   and `ovmf-snp` generations describe;
 /// - b15f98e68f "OvmfPkg/IntelTdx: Fix TDVF boot failure with odd-sized
-///   memory below 2816M" (PR 11525): edk2-stable202511. The model's `tdvf`
-///   accepts all low RAM, which is this fixed behaviour; the failure of
-///   earlier tags with odd MiB sizes below 2816M is not modelled.
+///   memory below 2816M" (PR 11525): edk2-stable202511. Earlier tags leave
+///   the sub-2 MiB tail of low RAM PENDING with more than one vCPU
+///   (`FirmwareConfig.tdvfAcceptsSub2MTail`), which kills the TD in PEI.
+/// - 4e90b65e7b "OvmfPkg/PlatformInitLib: Add SoftReserved memory type
+///   support": edk2-stable202605; earlier tags leave an E820 SoftReserved
+///   range out of the map (`SoftReservedHandling`).
 /// - 6c6d0a72c2 "OvmfPkg/PlatformPei: retain SoftReserved memory under
-///   SEV-SNP" (PR 12774, Jul 2026): in no stable tag known here; not modelled.
+///   SEV-SNP" (PR 12774, Jul 2026): in no stable tag known here; selected
+///   by `--retain-soft-reserved`.
 public struct EDK2Release: Sendable, Hashable, CustomStringConvertible {
     /// The tag, `edk2-stableYYYYMM` or `edk2-stableYYYYMM.NN`.
     public let tag: String

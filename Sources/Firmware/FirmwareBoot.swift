@@ -19,6 +19,24 @@ public enum FirmwareGeneration: String, Sendable, CaseIterable {
     case ovmfSNP = "ovmf-snp"
 }
 
+/// What OVMF makes of an E820 SoftReserved range on an SEV-SNP guest.
+public enum SoftReservedHandling: String, Sendable {
+    /// Before 4e90b65e7b (edk2-stable202605): `PlatformAddHobCB()` logs the
+    /// type as "NOT HANDLED" and builds no resource HOB, so the range is in
+    /// no memory map.
+    case notHandled
+    /// 4e90b65e7b builds a tested system-memory HOB with
+    /// `EFI_RESOURCE_ATTRIBUTE_SPECIAL_PURPOSE`; `AmdSevSnpInitialize()`
+    /// turns every system-memory HOB at or above 4 GiB into
+    /// `EFI_RESOURCE_MEMORY_UNACCEPTED`, SP included: an Unaccepted
+    /// descriptor carrying `EFI_MEMORY_SP` (edk2-stable202605).
+    case unaccepted
+    /// 6c6d0a72c2 (PR 12774): SP HOBs keep their type and are pre-validated
+    /// in place like memory below 4 GiB: a Conventional descriptor with
+    /// `EFI_MEMORY_SP`, which edk2 never allocates from.
+    case retained
+}
+
 /// What the OS loader and kernel know, which decides the SNP protocol dance
 /// and whether type 15 is usable.
 public struct BootLoaderConfig: Sendable {
@@ -63,6 +81,19 @@ public struct FirmwareConfig: Sendable {
     /// `EFI_MEMORY_UHP`; AmdSevDxe's accept-all pass skips it. No released
     /// edk2 does this.
     public var markUHPWindow = false
+    /// TDVF's multi-core accept takes the sub-2 MiB tail of a range with
+    /// 4 KiB pages on the BSP: b15f98e68f "OvmfPkg/IntelTdx: Fix TDVF boot
+    /// failure with odd-sized memory below 2816M" (edk2 PR 11525,
+    /// edk2-stable202511). False is every earlier tag: with more than one
+    /// vCPU `BspApAcceptMemoryResourceRange()` accepts
+    /// `MIN(ACCEPT_CHUNK_SIZE, PhysicalEnd - PhysicalAddress) / AcceptPageSize`
+    /// 2 MiB pages per chunk, so the tail is left PENDING while
+    /// `TransferTdxHobList()` reports it as tested system memory.
+    public var tdvfAcceptsSub2MTail = true
+    /// A SoftReserved (Specific Purpose Memory) range QEMU's E820 table
+    /// lists above 4 GiB, and what this firmware makes of it (SEV-SNP).
+    public var softReserved: AddressRange? = nil
+    public var softReservedHandling: SoftReservedHandling = .unaccepted
     public init(generation: FirmwareGeneration) { self.generation = generation }
 }
 
@@ -82,6 +113,10 @@ public struct FirmwareBootResult {
     public var firmwareClock: PhaseClock
     public var stubClock: PhaseClock
     public var outcome: AcceptOutcome = .ok
+    /// RAM below 4 GiB the firmware reported as accepted system memory
+    /// without accepting it (TDVF before b15f98e68f: the MP path's sub-2 MiB
+    /// tails).
+    public var droppedByFirmware: [AddressRange] = []
 }
 
 /// Runs firmware and the EFI stub for a q35 guest.
@@ -131,18 +166,25 @@ public struct FirmwareBoot {
     /// `onHandOff` is called when the firmware hands its memory map to the
     /// OS loader (before the EFI stub runs), with the firmware's clock then:
     /// where a recorder takes the hand-off snapshot.
+    /// `platform` is the guest's view of memory, through which the firmware's
+    /// own loads and stores go (a touch of memory it left PENDING is fatal).
     public func run(acceptor: any ArchAcceptor, stubAcceptor: any ArchAcceptor, costs: CostTable,
-                    eagerFirmware: Bool = false, onHandOff: ((EFIMemoryMap, PhaseClock) -> Void)? = nil) throws -> FirmwareBootResult {
+                    eagerFirmware: Bool = false, platform: (any GuestPlatform)? = nil,
+                    onHandOff: ((EFIMemoryMap, PhaseClock) -> Void)? = nil) throws -> FirmwareBootResult {
         var fwClock = PhaseClock(vcpus: vcpus)
         fwClock.charge(.firmwareFixed, vcpu: 0, costs: costs)
         let plan = preAcceptPlan(eagerFirmware: eagerFirmware)
         var accepted: [AddressRange] = []
         var events: [String] = []
         var outcome = AcceptOutcome.ok
+        var dropped: [AddressRange] = []
 
         switch config.generation {
         case .tdvf:
-            outcome = tdvfAccept(plan.accept, acceptor: acceptor, clock: &fwClock, accepted: &accepted)
+            outcome = tdvfAccept(plan.accept, acceptor: acceptor, clock: &fwClock, accepted: &accepted, dropped: &dropped)
+            if outcome == .ok, !dropped.isEmpty {
+                outcome = touchDroppedTail(dropped, platform: platform, costs: costs, clock: &fwClock, events: &events)
+            }
         case .tdvf2022:
             for r in plan.accept where outcome == .ok {
                 outcome = acceptor.accept(r, vcpu: 0, clock: &fwClock)
@@ -160,6 +202,9 @@ public struct FirmwareBoot {
         if config.generation == .tdvf2022 {
             for r in accepted where r.start >= 1 << 32 { mapAtLoader.retype(r, to: .conventional) }
         }
+        if let sp = config.softReserved, outcome == .ok {
+            outcome = describeSoftReserved(sp, in: &mapAtLoader, acceptor: acceptor, clock: &fwClock, accepted: &accepted, events: &events)
+        }
         if config.markUHPWindow, let w = config.hotplugWindow {
             mapAtLoader = try EFIMemoryMap(mapAtLoader.descriptors + [EFIMemoryDescriptor(type: .unaccepted, start: w.start, end: w.end, attribute: [.ramDefault, .uhp])])
             events.append("firmware: hot-plug window \(w) described as unaccepted memory with EFI_MEMORY_UHP (edk2 PR 12811)")
@@ -169,7 +214,7 @@ public struct FirmwareBoot {
         if outcome == .ok { onHandOff?(loaderView, fwClock) }
         var result = FirmwareBootResult(map: map.returned(by: config.getMemoryMap), mapAtLoader: loaderView, table: nil, firmwareAccepted: accepted,
                                         events: events, firmwareClock: fwClock, stubClock: PhaseClock(vcpus: vcpus),
-                                        outcome: outcome)
+                                        outcome: outcome, droppedByFirmware: dropped)
         guard outcome == .ok else { return result }
 
         // The OS loader: EFI stub (or a loader that exits boot services itself).
@@ -193,6 +238,11 @@ public struct FirmwareBoot {
                     outcome = acceptor.accept(r, vcpu: 0, clock: &fwClock)
                     result.firmwareAccepted.append(r)
                     map.retype(r, to: .conventional)
+                }
+                // AcceptAllMemory() adds each range back as plain system memory: EFI_MEMORY_SP is lost (6c6d0a72c2's message).
+                for d in map.descriptors where d.type == .conventional && d.attribute.contains(.sp) && toAccept.contains(d.range) {
+                    map.describe(d.range, as: .conventional, attribute: d.attribute.subtracting(.sp))
+                    events.append("firmware: AcceptAllMemory re-added the SoftReserved range \(d.range) as ordinary system memory without EFI_MEMORY_SP")
                 }
                 if map.mapKey != keyBefore {
                     events.append("firmware: ResolveUnacceptedMemory accepted all unaccepted memory at ExitBootServices")
@@ -233,17 +283,52 @@ public struct FirmwareBoot {
         return result
     }
 
-    /// `TdxHelperProcessTdHob`: the BSP accepts the APs' stacks
-    /// (ALIGN(vCPUs × 16 KiB, 2 MiB)) from the first region, then each range
-    /// with `MpAcceptMemoryResourceRange`: the BSP takes an unaligned head; a
-    /// remainder of at most 32 MiB is the BSP's; otherwise CPU i accepts the
-    /// 32 MiB chunks i, i+N, i+2N, ...
+    /// A SoftReserved range in the map the OS loader gets, by
+    /// `config.softReservedHandling` (OvmfPkg PlatformInitLib/MemDetect.c
+    /// `PlatformAddHobCB()`, PlatformPei/AmdSev.c `AmdSevSnpInitialize()`,
+    /// MdeModulePkg Gcd.c: `EFI_RESOURCE_ATTRIBUTE_SPECIAL_PURPOSE` becomes
+    /// the `EFI_MEMORY_SP` capability whatever the memory type).
+    func describeSoftReserved(_ sp: AddressRange, in map: inout EFIMemoryMap, acceptor: any ArchAcceptor, clock: inout PhaseClock,
+                              accepted: inout [AddressRange], events: inout [String]) -> AcceptOutcome {
+        switch config.softReservedHandling {
+        case .notHandled:
+            map.describe(sp, as: nil)
+            events.append("firmware: PlatformAddHobCB: E820 SoftReserved \(sp) NOT HANDLED (edk2 before 4e90b65e7b, edk2-stable202605): no resource HOB, so \(ByteCount(sp.size)) is in no memory map and the guest never sees it")
+            return .ok
+        case .unaccepted:
+            map.describe(sp, as: .unaccepted, attribute: [.ramDefault, .sp])
+            events.append("firmware: AmdSevSnpInitialize made the SoftReserved range \(sp) unaccepted like all RAM above 4 GiB (edk2 before 6c6d0a72c2, PR 12774): an Unaccepted descriptor with EFI_MEMORY_SP")
+            return .ok
+        case .retained:
+            // PEI pre-validates it as it does memory below 4 GiB.
+            let o = acceptor.accept(sp, vcpu: 0, clock: &clock)
+            accepted.append(sp)
+            map.describe(sp, as: .conventional, attribute: [.ramDefault, .sp])
+            events.append("firmware: SoftReserved range \(sp) kept as system memory with EFI_MEMORY_SP and pre-validated in PEI (6c6d0a72c2, PR 12774)")
+            return o
+        }
+    }
+
+    /// `TdxHelperProcessTdHob()` (OvmfPkg/IntelTdx/TdxHelperLib/SecTdxHelper.c):
+    /// with more than one vCPU the BSP first accepts the APs' stacks
+    /// (`AcceptMemoryForAPsStack()`, ALIGN(vCPUs × 16 KiB, 2 MiB)) from the
+    /// first region, then each range goes through
+    /// `MpAcceptMemoryResourceRange()`: the BSP takes an unaligned head; a
+    /// remainder of at most 32 MiB is the BSP's (`BspAcceptMemoryResourceRange()`,
+    /// which takes a sub-2 MiB tail at 4 KiB); otherwise CPU i accepts the
+    /// 32 MiB chunks i, i+N, i+2N, ... in
+    /// `BspApAcceptMemoryResourceRange()`, each as
+    /// `MIN(ACCEPT_CHUNK_SIZE, PhysicalEnd - PhysicalAddress) / AcceptPageSize`
+    /// 2 MiB pages, so the last chunk's sub-2 MiB tail is not in any chunk.
+    /// b15f98e68f (`config.tdvfAcceptsSub2MTail`) has CPU 0 accept it
+    /// afterwards with 4 KiB pages; before it the tail is left PENDING and
+    /// returned in `dropped`.
     func tdvfAccept(_ ranges: [AddressRange], acceptor: any ArchAcceptor, clock: inout PhaseClock,
-                    accepted: inout [AddressRange]) -> AcceptOutcome {
+                    accepted: inout [AddressRange], dropped: inout [AddressRange]) -> AcceptOutcome {
         var rs = ranges
-        let chunk: UInt64 = 32 << 20
+        let chunk: UInt64 = 32 << 20, page2M: UInt64 = 2 << 20
         if vcpus > 1, !rs.isEmpty {
-            let stack = alignUp(UInt64(vcpus) * 16 * 1024, 2 << 20)
+            let stack = alignUp(UInt64(vcpus) * 16 * 1024, page2M)
             let s = AddressRange(start: rs[0].start, end: min(rs[0].end, rs[0].start + stack))
             let o = acceptor.accept(s, vcpu: 0, clock: &clock); accepted.append(s)
             if o != .ok { return o }
@@ -251,7 +336,7 @@ public struct FirmwareBoot {
         }
         for r in rs where !r.isEmpty {
             var start = r.start
-            let head = min(alignUp(start, 2 << 20), r.end)
+            let head = min(alignUp(start, page2M), r.end)
             if head > start {
                 let o = acceptor.accept(AddressRange(start: start, end: head), vcpu: 0, clock: &clock)
                 accepted.append(AddressRange(start: start, end: head))
@@ -265,15 +350,53 @@ public struct FirmwareBoot {
                 if o != .ok { return o }
                 continue
             }
+            // The end of the whole 2 MiB pages: `start` is 2 MiB aligned here.
+            let pagesEnd = start + alignDown(r.end - start, page2M)
             var i: UInt64 = 0
             while start + i * chunk < r.end {
-                let c = AddressRange(start: start + i * chunk, end: min(r.end, start + (i + 1) * chunk))
-                let o = acceptor.accept(c, vcpu: Int(i % UInt64(vcpus)), clock: &clock)
-                if o != .ok { return o }
+                let c = AddressRange(start: start + i * chunk, end: min(pagesEnd, start + (i + 1) * chunk))
+                if !c.isEmpty {
+                    let o = acceptor.accept(c, vcpu: Int(i % UInt64(vcpus)), clock: &clock)
+                    if o != .ok { return o }
+                }
                 i += 1
             }
-            accepted.append(AddressRange(start: start, end: r.end))
+            let tail = AddressRange(start: pagesEnd, end: r.end)
+            if tail.isEmpty || config.tdvfAcceptsSub2MTail {
+                if !tail.isEmpty {
+                    let o = acceptor.accept(tail, vcpu: 0, clock: &clock)
+                    if o != .ok { return o }
+                }
+                accepted.append(AddressRange(start: start, end: r.end))
+            } else {
+                accepted.append(AddressRange(start: start, end: pagesEnd))
+                dropped.append(tail)
+            }
         }
         return .ok
+    }
+
+    /// What follows a tail TDVF left PENDING (before b15f98e68f):
+    /// `TransferTdxHobList()` (PlatformInitLib/IntelTdx.c) turns every
+    /// unaccepted resource HOB below 4 GiB into tested system memory, and
+    /// `PublishPeiMemory()` (PlatformPei/MemDetect.c) gives the PEI core
+    /// `[LowMemory - PeiMemoryCap, LowMemory)`, whose pages it hands out
+    /// from the top down (`EfiFreeMemoryTop`), so the first page allocated in
+    /// permanent memory is the last page of low RAM: the top of the dropped
+    /// tail. IntelTdxX64's PEI-less start does the same with its HOB list
+    /// (`ConstructFwHobList()`: `EfiFreeMemoryTop` at the end of the largest
+    /// region below 4 GiB). The access goes to the platform (TDX with SEPT_VE_DISABLE: KVM
+    /// kills the TD on a PENDING page).
+    func touchDroppedTail(_ dropped: [AddressRange], platform: (any GuestPlatform)?, costs: CostTable,
+                          clock: inout PhaseClock, events: inout [String]) -> AcceptOutcome {
+        let total = dropped.reduce(0) { $0 + $1.size }
+        events.append("firmware: TDVF's multi-core accept (BspApAcceptMemoryResourceRange) left \(ByteCount(total)) PENDING at \(dropped.map(\.description).joined(separator: ", ")): a sub-2 MiB tail of the last 32 MiB chunk, which no 2 MiB page covers (edk2 before b15f98e68f, PR 11525); TransferTdxHobList reports it as tested system memory")
+        let lowTop = layout.lowRAM.end
+        guard let platform, let top = dropped.last(where: { $0.end == lowTop }) else { return .ok }
+        let gfn = GuestFrameNumber((top.end - 1) >> PageLevel.pageShift)
+        events.append("firmware: PEI core's first page allocation in permanent memory (PublishPeiMemory: it ends at the top of low RAM, \(GuestPhysicalAddress(lowTop))) touches \(gfn.address)")
+        let (ops, o) = platform.touch(gfn: gfn, vcpu: 0)
+        clock.charge(ops, vcpu: 0, costs: costs)
+        return o
     }
 }

@@ -23,12 +23,13 @@ struct Dump: ParsableCommand {
     @Flag(name: .short, help: "Compress pages with snappy") var p = false
     @Flag(name: .short, help: "Compress pages with zstd") var z = false
     @Flag(name: .customShort("E"), help: "Write an ELF dump file instead (makedumpfile -E: uncompressed, PT_LOADs cut around runs of 256 or more excluded pages)") var elfDump = false
-    @Option(help: "Follow this makedumpfile release's filter: 1.7.2, 1.7.7, 1.7.8 or 1.7.9 (1.7.8 and later exclude unaccepted blocks under -d 16; docs/VERSIONS.md)") var makedumpfile = "1.7.8"
+    @Option(help: "Follow this makedumpfile release's filter: 1.7.2, 1.7.7, 1.7.8, 1.7.9 or dev (the development branch after 1.7.9: f50c015 reads Linux 7.1's page.compound_info); 1.7.8 and later exclude unaccepted blocks under -d 16; docs/VERSIONS.md") var makedumpfile = "1.7.8"
     @Option(name: .customLong("num-threads"), help: "Threads compressing pages (default: all cores); the output does not depend on it") var threads: Int?
     @Flag(help: "Compute the exact kdump-compressed size without writing") var estimate = false
     @Option(help: "With --estimate: compress this many memmap pages per stratum (2-16777216), drawn with the scenario's seed, instead of all of them; the report gives the 95% margin") var sample: Int?
     @Flag(name: .customLong("mem-usage"), help: "Print makedumpfile --mem-usage's table for the guest (pages a -d 31 dump excludes, by kind)") var memUsage = false
     @Option(help: "transparent_hugepage: always (anonymous memory in 2 MiB folios where aligned) or never") var thp: THPMode = .never
+    @Option(name: .customLong("slub-order"), help: ArgumentHelp("SLUB's slab order (slub_min_order= and slub_max_order=, 0 to 10): slab memory in 2^N-page slab folios; 0 (default) order-0 slab pages. Kernels 6.15 and later", valueName: "N")) var slubOrder: UInt64 = 0
     @Flag(name: [.short, .long], help: "Overwrite an existing dump file (makedumpfile -f); a file that is not a regular one is never replaced") var force = false
     @Flag(name: .customLong("no-vmcoreinfo"), help: "Leave the VMCOREINFO note out of the vmcore (then only -d 0 and -d 1 work)") var noVmcoreinfo = false
     @OptionGroup var json: JSONOption
@@ -59,6 +60,12 @@ struct Dump: ParsableCommand {
         if thp == .always, guest.transparentHugepage == .never {
             throw ValidationError("--thp always lays anonymous memory out in transparent huge pages, which --transparent-hugepage never turns off")
         }
+        if slubOrder > UInt64(ScenarioFile.DumpStep.maximumSlubOrder) {
+            throw ValidationError("--slub-order \(slubOrder) is above \(ScenarioFile.DumpStep.maximumSlubOrder) (MAX_PAGE_ORDER, the largest slub_min_order= takes)")
+        }
+        if slubOrder > 0, input != nil {
+            throw ValidationError("--slub-order lays out a simulated guest's slabs; an input file has its own struct pages")
+        }
         if !memUsage, let sample, sample < 2 || sample > 1 << 24 {
             throw ValidationError("--sample \(sample) is not between 2 and 16777216 pages")
         }
@@ -87,7 +94,7 @@ struct Dump: ParsableCommand {
         } else {
             let r = try guest.boot(crashKernel: try ByteCount.parse(crashKernel).value, progress: progress)
             if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }
-            image = try CaptureView.image(from: r, seed: r.scenario.seed, transparentHugepages: thp == .always)
+            image = try CaptureView.image(from: r, seed: r.scenario.seed, transparentHugepages: thp == .always, slabOrder: slubOrder)
             bootOutcome = r.outcomeString
             boot = r
             crashRecord = r.recordAtTheCrash
@@ -109,7 +116,9 @@ struct Dump: ParsableCommand {
         if report.report != nil {
             // What each level removes under each version: the filter alone, per range.
             let levels = Array(Set([0, 1, 2, 4, 8, 16, 31, d])).sorted()
-            let comparison = try image.levelComparison(levels: levels, versions: MakedumpfileVersion.allCases)
+            // dev differs from 1.7.9 only where VMCOREINFO names page.compound_info (7.1 and later).
+            let names71 = image.vmcoreinfo?.contains("OFFSET(page.compound_info)=") == true
+            let comparison = try image.levelComparison(levels: levels, versions: MakedumpfileVersion.allCases.filter { $0 != .dev || names71 })
             try report.write(result.htmlReport(boot: boot, levels: comparison, level: d, version: makedumpfile))
         }
         try record.write(records)

@@ -164,6 +164,8 @@ struct ScenarioOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Hot-plug memory after boot, before the workload: a DIMM (whole 128M blocks) or SIZE more of a virtio-mem device (4M blocks); as the workload phase hotplug=SIZE:KIND (docs/HOTPLUG.md)", valueName: "SIZE[:dimm|virtio-mem]")) var hotplug: String?
     @Option(name: .customLong("hotplug-accept"), help: "How hot-added memory is accepted: none (mainline: not at all), amd-rfc (accept_hotplug_memory()), tdx-rfc-v2 (plugged bitmap, SRAT in the EFI stub), uhp (a kernel reading EFI_MEMORY_UHP; needs --uhp)") var hotplugAccept: HotplugAcceptance = .mainline
     @Flag(name: .customLong("uhp"), help: "Firmware marks the hot-plug window EFI_MEMORY_UHP (edk2 PR 12811)") var uhp = false
+    @Option(name: .customLong("soft-reserved"), help: ArgumentHelp("SEV-SNP: QEMU lists the last SIZE of RAM above 4 GiB as E820 SoftReserved (Specific Purpose Memory); a multiple of 2M (docs/VERSIONS.md)", valueName: "SIZE")) var softReserved: String?
+    @Flag(name: .customLong("retain-soft-reserved"), help: "Firmware with edk2 6c6d0a72c2 (PR 12774, master after edk2-stable202605): the SoftReserved range stays system memory with EFI_MEMORY_SP and is pre-validated") var retainSoftReserved = false
     @OptionGroup var calibration: CalibrationOption
     @Flag(name: .customLong("step-by-step"), help: "Simulate every TDCALL/PVALIDATE one at a time") var step = false
 
@@ -205,6 +207,8 @@ struct ScenarioOptions: ParsableArguments {
         }
         s.kernel.hotplugAcceptance = hotplugAccept
         s.firmwareMarksUHP = uhp
+        if let softReserved { s.softReservedBytes = try ByteCount.parse(softReserved).value }
+        s.retainSoftReserved = retainSoftReserved
         s.seed = seed
         s.stepByStep = step
         return s

@@ -48,6 +48,7 @@ extension Dump {
         d.sample = sample
         d.memUsage = memUsage
         d.thp = thp == .always
+        d.slubOrder = slubOrder
         d.vmcoreinfo = !noVmcoreinfo
         d.force = force
         d.elf = elf

@@ -8,11 +8,13 @@ import Testing
 /// makedumpfile releases map to the filter profiles by what changed in
 /// makedumpfile's history (docs/VERSIONS.md).
 @Suite struct MakedumpfileVersionTests {
-    @Test(arguments: [("1.7.2", MakedumpfileVersion.v1_7_2), ("1.7.7", .v1_7_7), ("1.7.8", .v1_7_8), ("1.7.9", .v1_7_8)])
+    @Test(arguments: [("1.7.2", MakedumpfileVersion.v1_7_2), ("1.7.7", .v1_7_7), ("1.7.8", .v1_7_8), ("1.7.9", .v1_7_8), ("dev", .v1_7_8)])
     func releasesRunTheirProfile(text: String, profile: MakedumpfileVersion) throws {
         let v = try MakedumpfileVersion.parse(text)
         #expect(v.rawValue == text)
         #expect(v.profile == profile)
+        // Only the development branch has f50c015.
+        #expect(v.readsCompoundInfo == (text == "dev"))
     }
 
     @Test(arguments: ["1.7.3", "1.7.4", "1.7.5", "1.7.6"])
@@ -24,7 +26,7 @@ import Testing
 
     @Test(arguments: ["1.6", "1.7.10", "v1.7.8", "1.7", ""])
     func unknownReleasesListTheKnownOnes(text: String) {
-        #expect(throws: CocomemError(.invalidArgument, "makedumpfile '\(text)' is not a release cocomem knows; known: 1.7.2, 1.7.7, 1.7.8, 1.7.9")) {
+        #expect(throws: CocomemError(.invalidArgument, "makedumpfile '\(text)' is not a release cocomem knows; known: 1.7.2, 1.7.7, 1.7.8, 1.7.9, dev")) {
             try MakedumpfileVersion.parse(text)
         }
     }

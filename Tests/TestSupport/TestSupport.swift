@@ -21,12 +21,12 @@ public func bootResult(_ f: (inout Scenario) -> Void) throws -> BootResult {
 /// only a partial 256 MiB, so a 1 GiB guest keeps most of its RAM unaccepted
 /// (6.12 keeps it; the 6.16 early accept storm accepts most of it).
 public func smallGuestImage(memory: UInt64 = 1 << 30, kernel: KernelVersion = .v6_12, workload: Workload = .pageCache(32 << 20),
-                     structures: Bool = true, thp: Bool = false) throws -> GuestMemoryImage {
+                     structures: Bool = true, thp: Bool = false, slabOrder: UInt64 = 0) throws -> GuestMemoryImage {
     var s = Scenario()
     s.memory = memory; s.vcpus = 2; s.firmware = .tdvf2022; s.kernel.version = kernel
     s.kernel.crashKernelBytes = 64 << 20; s.workload = workload; s.bootAllocationBytes = 32 << 20
     let r = try BootSimulation(scenario: s, calibration: Calibration.builtIn()).run()
-    return try CaptureView.image(from: r, structures: structures, seed: 7, transparentHugepages: thp)
+    return try CaptureView.image(from: r, structures: structures, seed: 7, transparentHugepages: thp, slabOrder: slabOrder)
 }
 
 public func tempDir() throws -> String {

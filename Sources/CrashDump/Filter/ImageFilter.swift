@@ -72,10 +72,45 @@ extension GuestMemoryImage {
             out.count(kind, min(pfn + pages, maxMapnr) - pfn)   // counted even where the bit was clear
             skipUntil = max(skipUntil, pfn + pages)
         }
+        var x: UInt64 = 0
+        /// The chain on the struct page at `x`, alone: excluded as it says or kept.
+        func one(_ p: StructPage, blockEnd: UInt64) {
+            switch f.decide(p, next: k.structPage(x + 1), pfn: x) {
+            case .exclude(let kind, let pages): exclude(x, kind, pages); x = min(max(x + 1, skipUntil), blockEnd)
+            case .keep, .tail: out.keep(x..<(x + 1)); x += 1
+            }
+        }
+        /// A folio from `x` (its head, or a page inside it where a PT_LOAD
+        /// starts): the chain decides at the head, reading the first tail
+        /// for the order. A filter that recognises tails (`compound_head`
+        /// & 1) skips the ones the head's exclusion does not cover; one
+        /// that cannot (no `OFFSET(page.compound_head)`: makedumpfile before
+        /// f50c015 on 7.1) runs the chain on each tail: page[1] to page[3]
+        /// one by one (folio fields), the rest, alike, once.
+        func folio(head: UInt64, size: UInt64, runEnd: UInt64) {
+            let blockEnd = min(head + size, runEnd)
+            if head == x, case .exclude(let kind, let pages) = f.decide(k.structPage(x), next: k.structPage(x + 1), pfn: x) {
+                exclude(x, kind, pages)
+                x = min(max(x + 1, skipUntil), blockEnd)
+            } else if head == x, !f.recognisesTails {
+                out.keep(x..<(x + 1)); x += 1
+            }
+            if !f.recognisesTails {
+                while x < blockEnd, x < head + 4 { one(k.structPage(x), blockEnd: blockEnd) }
+                while x < blockEnd {
+                    // Tails from page[4] differ only in their own lru.prev.
+                    guard case .exclude(let kind, let pages) = f.decide(k.structPage(x), next: k.structPage(x + 1), pfn: x) else { break }
+                    guard pages == 1 else { one(k.structPage(x), blockEnd: blockEnd); continue }
+                    out.count(kind, blockEnd - x); x = blockEnd
+                }
+            }
+            if x < blockEnd { out.keep(x..<blockEnd) }
+            x = blockEnd
+        }
         for load in loadPFNs {
             for (typedRun, role) in k.roles.runs(in: Range(raw: load)) {
                 let run = typedRun.raw
-                var x = max(run.lowerBound, skipUntil)
+                x = max(run.lowerBound, skipUntil)
                 let maximal = k.roles.run(containing: typedRun.lowerBound).range.raw
                 while x < run.upperBound {
                     switch role {
@@ -88,15 +123,13 @@ extension GuestMemoryImage {
                         case .keep, .tail: out.keep(x..<blockEnd); x = blockEnd
                         }
                     case .transparentHuge, .hugetlb:
-                        // 2 MiB folios: the chain decides at each head (reading the first
-                        // tail for the order); tails it does not cover are skipped as tails.
-                        let head = x & ~511, blockEnd = min(head + 512, run.upperBound)
-                        if head == x, case .exclude(let kind, let pages) = f.decide(k.structPage(x), next: k.structPage(x + 1), pfn: x) {
-                            exclude(x, kind, pages)
-                            x = min(max(x + 1, skipUntil), blockEnd)
+                        folio(head: x & ~511, size: 512, runEnd: run.upperBound)
+                    case .slab where k.input.slabOrder > 0:
+                        if let s = k.slabFolio(x, run: maximal) {
+                            folio(head: s.head, size: 1 << s.order, runEnd: run.upperBound)
+                        } else {
+                            one(k.structPage(x), blockEnd: x + 1)
                         }
-                        if x < blockEnd { out.keep(x..<blockEnd) }
-                        x = blockEnd
                     case .reserved, .slab, .pageCache, .anonymous:
                         // Order-0 pages whose struct pages differ only in pointers the chain does not read.
                         switch f.decide(k.structPage(x), next: nil, pfn: x) {

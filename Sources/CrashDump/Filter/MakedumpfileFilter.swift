@@ -18,6 +18,7 @@ import MemoryModel
 ///   `nodataRoundsUp`).
 /// - 1.7.9: 1.7.8's filter; `git log 1.7.8..1.7.9` is only eb42d63
 ///   "[v1.7.9] Update version".
+/// - dev: 1.7.9 plus f50c015, which finds Linux 7.1's tail field.
 ///
 /// 1.7.3 to 1.7.6 are not modelled: they have the compound-order fixes for
 /// 6.3 and 6.6 (446c4f6, 9661c1d) that 1.7.2 lacks, and 1.7.6 the 6.9
@@ -25,10 +26,25 @@ import MemoryModel
 /// 6.12 typed-page detection (72c3414), so on the struct pages cocomem
 /// generates (6.12 and later) each filters unlike any modelled release.
 public enum MakedumpfileVersion: String, Sendable, CaseIterable {
-    case v1_7_2 = "1.7.2", v1_7_7 = "1.7.7", v1_7_8 = "1.7.8", v1_7_9 = "1.7.9"
+    /// `dev`: the development branch after 1.7.9 ("1.7.9++", 3fbe2cb), whose
+    /// only page-filter change is f50c015 "Fix wrong exclusion of compound
+    /// tail pages on Linux 7.1 and later" (19 May 2026): when VMCOREINFO has
+    /// no `OFFSET(page.compound_head)` it reads `OFFSET(page.compound_info)`
+    /// into the same offset (`read_vmcoreinfo()`, `get_structure_info()`).
+    /// The branch's other commits (riscv64, arm64, eppic, the extension
+    /// framework, off unless asked for) do not touch x86-64 filtering.
+    case v1_7_2 = "1.7.2", v1_7_7 = "1.7.7", v1_7_8 = "1.7.8", v1_7_9 = "1.7.9", dev = "dev"
 
-    /// The filter this release runs (1.7.9 runs 1.7.8's).
-    public var profile: MakedumpfileVersion { self == .v1_7_9 ? .v1_7_8 : self }
+    /// The filter this release runs (1.7.9 and dev run 1.7.8's; dev also
+    /// reads `page.compound_info`, `readsCompoundInfo`).
+    public var profile: MakedumpfileVersion { self == .v1_7_9 || self == .dev ? .v1_7_8 : self }
+
+    /// f50c015: the offset of a tail's `compound_head` word is also taken
+    /// from `OFFSET(page.compound_info)` (Linux 7.1's name). Every release up
+    /// to 1.7.9 reads only `OFFSET(page.compound_head)`; without it the
+    /// `compound_head` it tests stays 0, so no page is a tail and the chain
+    /// runs on every tail page.
+    public var readsCompoundInfo: Bool { self == .dev }
 
     /// Whether `exclude_nodata_pages()` starts at the page after the end of
     /// a PT_LOAD's file data (`roundup()`, f2c5f76 "Fix incorrect page
@@ -173,6 +189,11 @@ public struct MakedumpfileFilter: Sendable {
     /// The filter profile (`MakedumpfileVersion.profile` of the release asked for).
     public let version: MakedumpfileVersion
     public let dumpLevel: Int
+    /// Whether a tail's `compound_head` word is read at all: VMCOREINFO has
+    /// `OFFSET(page.compound_head)`, or `OFFSET(page.compound_info)` for a
+    /// release that reads it (f50c015). When false makedumpfile's
+    /// `compound_head` stays 0 and `compound_head & 1` never skips a page.
+    public let recognisesTails: Bool
     let n: VmcoreinfoNumbers
     // Resolved numbers (get_value_for_old_linux() substitutes PG_slab = 7 on 6.10+ kernels).
     let pgLRU: Int, pgPrivate: Int, pgSwapcache: Int, pgSwapbacked: Int?, pgHWPoison: Int?, pgSlab: Int
@@ -184,6 +205,7 @@ public struct MakedumpfileFilter: Sendable {
         self.version = version.profile
         self.dumpLevel = dumpLevel
         n = VmcoreinfoNumbers(text: vmcoreinfo)
+        recognisesTails = n.offset("page.compound_head") != nil || (version.readsCompoundInfo && n.offset("page.compound_info") != nil)
         pgLRU = Int(n.number("PG_lru") ?? 5)
         pgPrivate = Int(n.number("PG_private") ?? 11)
         pgSwapcache = Int(n.number("PG_swapcache") ?? 15)
@@ -229,7 +251,7 @@ public struct MakedumpfileFilter: Sendable {
         let flag = Self.bit(pgSlab, p.flags)
         switch version {
         case .v1_7_2: return flag
-        case .v1_7_7, .v1_7_8, .v1_7_9: return (slab.map { Int32(bitPattern: p.mapcount) == Int32(truncatingIfNeeded: $0) } ?? false) || flag
+        case .v1_7_7, .v1_7_8, .v1_7_9, .dev: return (slab.map { Int32(bitPattern: p.mapcount) == Int32(truncatingIfNeeded: $0) } ?? false) || flag
         }
     }
 
@@ -257,7 +279,7 @@ public struct MakedumpfileFilter: Sendable {
             switch version {
             case .v1_7_2:
                 break   // no OFFSET(page.compound_order) on 6.6+ kernels: order stays 0
-            case .v1_7_7, .v1_7_8, .v1_7_9:
+            case .v1_7_7, .v1_7_8, .v1_7_9, .dev:
                 if hugetlb != nil {
                     order = next.flags & 0xff
                     isHugetlb = matches(p, hugetlb)
@@ -265,13 +287,13 @@ public struct MakedumpfileFilter: Sendable {
             }
             if order >= 64 || pfn & ((1 << order) - 1) != 0 { order = 0 }
         }
-        if p.compoundHead & 1 != 0 { return .tail }
+        if recognisesTails, p.compoundHead & 1 != 0 { return .tail }
         let slabPage = isSlab(p)
         let buddyPage: Bool = {
             guard hasPageIsBuddy else { return false }
             switch version {
             case .v1_7_2: return !Self.bit(pgSlab, p.flags) && matches(p, buddy)
-            case .v1_7_7, .v1_7_8, .v1_7_9: return !slabPage && matches(p, buddy)
+            case .v1_7_7, .v1_7_8, .v1_7_9, .dev: return !slabPage && matches(p, buddy)
             }
         }()
         if dumpLevel & 16 != 0, buddyPage {

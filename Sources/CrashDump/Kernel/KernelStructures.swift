@@ -22,6 +22,19 @@ public struct KernelStructuresInput: Sendable {
     /// `transparent_hugepage=always`: anonymous memory is in 2 MiB folios
     /// wherever a 2 MiB-aligned block lies wholly inside it.
     public var transparentHugepages = false
+    /// Linux 7.1 and later (d50569612c29, `KernelVersion.namesCompoundInfo`):
+    /// VMCOREINFO names the tail field `OFFSET(page.compound_info)`, tails
+    /// hold `set_compound_head()`'s mask, and the first tail has 6.15's
+    /// `struct folio` page[1] (`_large_mapcount` 16, `_nr_pages_mapped` 20,
+    /// `_entire_mapcount` 24, `_pincount` 28, `_mm_id_mapcount` 32,
+    /// `_mm_ids` 40, `_mapcount_1` 48, `_refcount_1` 52, `_nr_pages` 56).
+    public var compoundInfo = false
+    /// SLUB's slab order (`slub_min_order=` = `slub_max_order=`): 0 puts
+    /// every slab in an order-0 page (what the model always did); N > 0 makes
+    /// every naturally aligned 2^N-page block of slab memory one slab folio
+    /// (`alloc_slab_page()` with `__GFP_COMP`: a `PG_head` head typed
+    /// `PGTY_slab`, tails from `prep_compound_page()`).
+    public var slabOrder: UInt64 = 0
 
     public init(ram: [AddressRange], kernelImage: AddressRange, pageTablesArea: AddressRange, otherArea: AddressRange,
                 memmapArea: AddressRange, unacceptedBlocks: [Range<GuestFrameNumber>], release: String,
@@ -338,6 +351,10 @@ public struct KernelStructures: Sendable {
             p.word2 = pfn > run.lowerBound ? StructPage.lruAddress(of: pfn - 1024) : listHead
             if input.hasUnacceptedType { p.mapcount = PageType.unaccepted.word }
         case .slab:
+            if let f = slabFolio(pfn, run: run), f.head != pfn {
+                return folioTail(pfn, head: f.head, order: f.order, mapped: false, hugetlb: false, zone: zone)
+            }
+            if slabFolio(pfn, run: run) != nil { p.flags |= 1 << PageFlag.head }
             // struct slab: slab_cache, slab_list, freelist, counters, __page_type.
             p.word1 = kernelDataVirtual + 0x2000 + (pfn % 8) * 0x100
             p.word2 = StructPage.address(of: pfn) + 16
@@ -375,6 +392,9 @@ public struct KernelStructures: Sendable {
     /// `PGTY_hugetlb` and sits on the hstate free list with refcount 0.
     func folioPage(_ pfn: UInt64, role: PageRole, run: Range<UInt64>, zone: UInt64) -> StructPage {
         let head = pfn & ~511
+        if input.compoundInfo, pfn != head {
+            return folioTail(pfn, head: head, order: 9, mapped: role == .transparentHuge, hugetlb: role == .hugetlb, zone: zone)
+        }
         var p = StructPage()
         p.flags = zone << PageFlag.zonesShift
         let listHead = kernelDataVirtual + 0x7000 + (role == .hugetlb ? 0x100 : 0)   // hstate free list / LRU list head
@@ -403,6 +423,63 @@ public struct KernelStructures: Sendable {
         return p
     }
 
+    /// The slab folio holding `pfn` in the slab run `run`, when slabs are
+    /// folios (`slabOrder` > 0) and the naturally aligned block lies wholly
+    /// in the run; nil for an order-0 slab page.
+    func slabFolio(_ pfn: UInt64, run: Range<UInt64>) -> (head: UInt64, order: UInt64)? {
+        let order = input.slabOrder
+        guard order > 0 else { return nil }
+        let head = pfn & ~((1 << order) - 1)
+        return head >= run.lowerBound && head + (1 << order) <= run.upperBound ? (head, order) : nil
+    }
+
+    /// Word 1 of a tail (`set_compound_head()`): before 7.1 the head's
+    /// address | 1; from 7.1, where `compound_info_has_mask()` holds (a
+    /// 64-byte struct page and CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP, as x86-64
+    /// distribution kernels are built), `GENMASK(63, order + 6) | 1`, the
+    /// mask that turns a tail's address into its head's. Bit 0 marks a tail
+    /// either way.
+    func compoundInfo(head: UInt64, order: UInt64) -> UInt64 {
+        input.compoundInfo ? ~((1 << (order + 6)) - 1) | 1 : StructPage.address(of: head) | 1
+    }
+
+    /// A tail page of a 2^`order` folio as `prep_compound_page()` leaves it
+    /// in 6.15 and later, with 7.1's `compound_info` (used for 7.1 folios and
+    /// for slab folios): every tail `TAIL_MAPPING`, private 0, its `lru.prev`
+    /// still self-linked from `__init_single_page()`; then
+    /// `prep_compound_head()` writes page[1] (the order in `_flags_1`,
+    /// `_large_mapcount` and `_entire_mapcount` -1, `_mm_id_mapcount` -1,
+    /// `_nr_pages`) and, for order > 1, page[2]'s self-linked
+    /// `_deferred_list`. A PMD-mapped THP then has one mapping
+    /// (`_large_mapcount` and `_entire_mapcount` 0, `_nr_pages_mapped`
+    /// ENTIRELY_MAPPED, mm id 1 with mapcount 0); a hugetlb folio's page[3]
+    /// has NULL subpool and cgroups (`init_new_hugetlb_folio()`).
+    func folioTail(_ pfn: UInt64, head: UInt64, order: UInt64, mapped: Bool, hugetlb: Bool, zone: UInt64) -> StructPage {
+        var p = StructPage()
+        p.flags = zone << PageFlag.zonesShift
+        p.word1 = compoundInfo(head: head, order: order)
+        p.word2 = StructPage.lruAddress(of: pfn)
+        p.mapping = PageFlag.tailMapping
+        func pair(_ lo: Int32, _ hi: Int32) -> UInt64 { UInt64(UInt32(bitPattern: lo)) | UInt64(UInt32(bitPattern: hi)) << 32 }
+        switch pfn - head {
+        case 1:
+            p.flags |= order                                                // _flags_1: folio_set_order()
+            p.word2 = mapped ? pair(0, 0x80_0000) : pair(-1, 0)             // _large_mapcount, _nr_pages_mapped
+            p.mapping = mapped ? pair(0, 0) : pair(-1, 0)                   // _entire_mapcount, _pincount
+            p.index = mapped ? pair(0, -1) : pair(-1, -1)                   // _mm_id_mapcount[2]
+            p.privateValue = mapped ? 1 : 0                                 // _mm_ids
+            p.memcg = 1 << order                                            // _nr_pages
+        case 2 where order > 1:
+            p.word2 = StructPage.address(of: pfn) + 16                       // _deferred_list, INIT_LIST_HEAD
+            p.mapping = StructPage.address(of: pfn) + 16
+        case 3 where hugetlb:
+            p.word2 = 0; p.mapping = 0                                      // _hugetlb_subpool, _hugetlb_cgroup
+        default:
+            break
+        }
+        return p
+    }
+
     // MARK: VMCOREINFO
 
     /// The VMCOREINFO note of a 6.16 x86-64 kernel (`kernel/vmcore_info.c`,
@@ -425,7 +502,8 @@ public struct KernelStructures: Sendable {
             "SIZE(page)=64", "SIZE(pglist_data)=174592", "SIZE(zone)=1792", "SIZE(free_area)=88", "SIZE(list_head)=16",
             "SIZE(nodemask_t)=128",
             "OFFSET(page.flags)=0", "OFFSET(page._refcount)=52", "OFFSET(page.mapping)=24", "OFFSET(page.lru)=8",
-            "OFFSET(page._mapcount)=48", "OFFSET(page.private)=40", "OFFSET(page.compound_head)=8",
+            "OFFSET(page._mapcount)=48", "OFFSET(page.private)=40",
+            input.compoundInfo ? "OFFSET(page.compound_info)=8" : "OFFSET(page.compound_head)=8",
             "OFFSET(zone.free_area)=256", "OFFSET(zone.vm_stat)=1536", "OFFSET(zone.spanned_pages)=112",
             "OFFSET(free_area.free_list)=0", "OFFSET(list_head.next)=0", "OFFSET(list_head.prev)=8",
             "LENGTH(zone.free_area)=11", "LENGTH(free_area.free_list)=6",

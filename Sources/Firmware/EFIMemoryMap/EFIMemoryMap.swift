@@ -103,6 +103,30 @@ public struct EFIMemoryMap: Equatable, Sendable {
         mapKey += 1
     }
 
+    /// Describes `[r.start, r.end)` (which must lie in existing descriptors)
+    /// as one descriptor of `type` and `attribute` (nil: removes it from the
+    /// map), merging with nothing: what the firmware's resource HOBs make of
+    /// a range that a HOB of its own describes (a SoftReserved range), or no
+    /// HOB at all. Changes the map key.
+    /// - Complexity: O(n) in the descriptors.
+    public mutating func describe(_ r: AddressRange, as type: EFIMemoryType?, attribute: EFIMemoryAttributes = .ramDefault) {
+        var out: [EFIMemoryDescriptor] = []
+        out.reserveCapacity(descriptors.count + 3)
+        var placed = false
+        for d in descriptors {
+            let ov = d.range.clamped(to: r)
+            guard !ov.isEmpty else { out.append(d); continue }
+            if d.physicalStart < ov.start { out.append(EFIMemoryDescriptor(type: d.type, start: d.physicalStart, end: ov.start, attribute: d.attribute)) }
+            if !placed, let type {
+                out.append(EFIMemoryDescriptor(type: type, start: r.start, end: r.end, attribute: attribute))
+                placed = true
+            }
+            if ov.end < d.end { out.append(EFIMemoryDescriptor(type: d.type, start: ov.end, end: d.end, attribute: d.attribute)) }
+        }
+        descriptors = out
+        mapKey += 1
+    }
+
     /// Replaces the descriptors with `merged`, which must cover the same
     /// sorted, non-overlapping ranges (a merge of the current ones).
     mutating func replaceDescriptors(_ merged: [EFIMemoryDescriptor]) { descriptors = merged }
@@ -112,7 +136,8 @@ public struct EFIMemoryMap: Equatable, Sendable {
     /// does top-down. Returns the base address.
     public mutating func allocateTopDown(_ bytes: UInt64, type: EFIMemoryType, below limit: UInt64 = 1 << 32) -> UInt64? {
         let size = alignUp(bytes, 4096)
-        for d in descriptors.reversed() where d.type == .conventional {
+        // `FindFreePagesI()` never allocates from Special-Purpose memory (EFI_MEMORY_SP).
+        for d in descriptors.reversed() where d.type == .conventional && !d.attribute.contains(.sp) {
             let top = min(d.end, limit)
             guard top > d.physicalStart, top - d.physicalStart >= size else { continue }
             let base = alignDown(top - size, 4096)

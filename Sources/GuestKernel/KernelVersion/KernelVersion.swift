@@ -56,6 +56,16 @@ public struct KernelVersion: Sendable, Hashable, CustomStringConvertible {
     public var hasPageUnacceptedType: Bool { has(.pageUnacceptedType) }
     /// vmcoreinfo exports `NUMBER(PAGE_UNACCEPTED_MAPCOUNT_VALUE)` (6.16).
     public var exportsUnacceptedMapcount: Bool { has(.vmcoreinfoUnacceptedMapcount) }
+    /// d50569612c29 "mm: rename the 'compound_head' field in the 'struct
+    /// page' to 'compound_info'" (7.1, Kiryl Shutsemau's series removing
+    /// fake heads from the HugeTLB vmemmap optimization): VMCOREINFO prints
+    /// `OFFSET(page.compound_info)` where it printed
+    /// `OFFSET(page.compound_head)`, and a tail's word 1 holds a mask for
+    /// `page & mask` (bit 0 still set) when `compound_info_has_mask()`. Only
+    /// the crash-dump structures differ, so it is not a row of the boot
+    /// report's behaviour list; makedumpfile f50c015 ("Required for kernel
+    /// 7.1") names the commit and the release (docs/VERSIONS.md).
+    public var namesCompoundInfo: Bool { release.series >= KernelRelease(7, 1).series }
     /// kexec_core accepts segment destinations (6.15).
     public var acceptsKexecDestinations: Bool { has(.kexecAcceptsDestinations) }
     /// NR_BALLOON_PAGES (6.15): `/proc/meminfo` has a `Balloon:` line.

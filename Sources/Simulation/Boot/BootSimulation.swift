@@ -195,13 +195,17 @@ public struct BootSimulation {
         var fwConfig = FirmwareConfig(generation: s.firmware)
         fwConfig.partialAcceptBytes = s.partialAcceptBytes
         fwConfig.snpAcceptanceProtocol = s.snpAcceptanceProtocol
+        // An edk2 tag before edk2-stable202511 lacks b15f98e68f (the TDVF tail fix).
+        fwConfig.tdvfAcceptsSub2MTail = s.edk2Release?.hasOddSizeBelow2816MFix ?? true
+        fwConfig.softReserved = s.softReservedRange
+        fwConfig.softReservedHandling = s.softReservedHandling
         prepareHotplug(&fwConfig, platform: acc.platform)
         var loader = s.loader
         loader.hotplugAwareness = s.kernel.hotplugAcceptance.stubAwareness(hotplugWindow: fwConfig.hotplugWindow)
         // The 2022 kernels had no accept_memory=eager: eager meant firmware accepting everything.
         let eagerFirmware = !s.lazy && s.firmware == .tdvf2022
         let fw = try FirmwareBoot(layout: layout, config: fwConfig, loader: loader, vcpus: s.vcpus)
-            .run(acceptor: acc.firmware, stubAcceptor: acc.stub, costs: costs, eagerFirmware: eagerFirmware,
+            .run(acceptor: acc.firmware, stubAcceptor: acc.stub, costs: costs, eagerFirmware: eagerFirmware, platform: acc.platform,
                  onHandOff: recorder.map { rec in { map, clock in rec.handOff(map, at: clock.seconds(rec.costs)) } })
         var r = BootResult(scenario: s, firmware: fw)
         r.buildCounts = acc.buildCounts
@@ -227,7 +231,19 @@ public struct BootSimulation {
         if s.loader.kernelSupportsUnaccepted && !s.loader.loaderCallsExitBootServices { ramTypes.insert(.unaccepted) }
         // A UHP-aware kernel leaves EFI_MEMORY_UHP ranges out of E820 until they are hot-added.
         let uhpAware = loader.hotplugAwareness == .uhpAware
-        let ram = mergeRanges(fw.map.descriptors.filter { ramTypes.contains($0.type) && !(uhpAware && $0.attribute.contains(.uhp)) }.map(\.range))
+        // setup_e820(): a usable type with EFI_MEMORY_SP is E820_TYPE_SOFT_RESERVED when
+        // efi_soft_reserve_enabled() (CONFIG_EFI_SOFT_RESERVE, no efi=nosoftreserve), not RAM;
+        // EFI_UNACCEPTED_MEMORY is RAM whatever its attributes.
+        let softReserved = fw.map.descriptors.filter { $0.type != .unaccepted && ramTypes.contains($0.type) && $0.attribute.contains(.sp) }
+        for d in softReserved {
+            r.events.append("kernel: e820 \(d.range) soft reserved (EFI_MEMORY_SP): not System RAM; hmem registers it for device-dax (dax_hmem), which kmem may online as System RAM; the firmware validated it, so either touches accepted memory")
+        }
+        for d in fw.map.descriptors where d.type == .unaccepted && d.attribute.contains(.sp) && ramTypes.contains(.unaccepted) {
+            r.events.append("kernel: \(d.range) is EFI_UNACCEPTED_MEMORY with EFI_MEMORY_SP; setup_e820() makes it RAM (process_unaccepted_memory()), so it is ordinary memory accepted on demand, not Soft Reserved, and no dax device is made")
+        }
+        let ram = mergeRanges(fw.map.descriptors.filter {
+            ramTypes.contains($0.type) && !(uhpAware && $0.attribute.contains(.uhp)) && !($0.type != .unaccepted && $0.attribute.contains(.sp))
+        }.map(\.range))
         let kernelImage = AddressRange(start: 16 << 20, size: s.kernel.kernelInitBytes)
         bootKernel(config: s.kernel, ram: ram, unaccepted: unaccepted, platform: acc.platform,
                    image: kernelImage, initrd: nil, workload: s.workload, into: &r, recorder: recorder)

@@ -2,7 +2,7 @@ public import CoCoGuest
 public import Firmware
 public import GuestKernel
 public import KVM
-import MemoryModel
+public import MemoryModel
 import SNP
 public import TDXModule
 
@@ -142,6 +142,30 @@ public struct Scenario: Sendable {
     /// edk2 PR 12811: the firmware describes the hot-plug window as
     /// unaccepted memory with `EFI_MEMORY_UHP` (`--uhp`).
     public var firmwareMarksUHP = false
+    /// A SoftReserved (Specific Purpose Memory) range of this many bytes at
+    /// the top of RAM above 4 GiB, as QEMU lists it in its E820 table
+    /// (`--soft-reserved`; SEV-SNP only); 0: none.
+    public var softReservedBytes: UInt64 = 0
+    /// edk2 6c6d0a72c2 "OvmfPkg/PlatformPei: retain SoftReserved memory
+    /// under SEV-SNP" (PR 12774; on master after edk2-stable202605, in no
+    /// stable tag): the range keeps its type and is pre-validated
+    /// (`--retain-soft-reserved`).
+    public var retainSoftReserved = false
+
+    /// The SoftReserved range: the last `softReservedBytes` of RAM above 4 GiB.
+    public var softReservedRange: AddressRange? {
+        guard softReservedBytes > 0, let high = try? Q35Layout(memory: memory).highRAM else { return nil }
+        let end = alignDown(high.end, 4096)
+        return AddressRange(start: end - softReservedBytes, end: end)
+    }
+
+    /// How this scenario's firmware treats a SoftReserved range.
+    public var softReservedHandling: SoftReservedHandling {
+        if retainSoftReserved { return .retained }
+        // 4e90b65e7b "OvmfPkg/PlatformInitLib: Add SoftReserved memory type support": edk2-stable202605.
+        if let r = edk2Release, r.tag < "edk2-stable202605" { return .notHandled }
+        return .unaccepted
+    }
 
     /// Where the scenario's memory devices go (nil window: none).
     public var hotplugLayout: HotplugLayout { HotplugLayout(memory: memory, workload: workload) }
@@ -204,6 +228,23 @@ public struct Scenario: Sendable {
             }
             if !loader.stubCallsAcceptanceProtocol {
                 try refuse("--no-acceptance-protocol-call", "only ovmf-snp offers the acceptance protocol the stub would call; this TDX guest runs \(firmware.rawValue)")
+            }
+        }
+        if softReservedBytes > 0 {
+            let size = ByteCount(softReservedBytes)
+            guard platform == .snp else {
+                try refuse("--soft-reserved \(size)", "TDVF builds its memory map from the TD HOB (TransferTdxHobList), not from QEMU's E820 table where SoftReserved ranges are; modelled for SEV-SNP guests")
+                return
+            }
+            let high = (try Q35Layout(memory: memory)).highRAM
+            guard softReservedBytes % (2 << 20) == 0, let high, softReservedBytes < alignDown(high.size, 4096) else {
+                throw CocomemError(.invalidSize, "soft-reserved size \(size) must be a multiple of 2 MiB and smaller than the RAM above 4 GiB (\(ByteCount((try Q35Layout(memory: memory)).highRAM?.size ?? 0)))")
+            }
+        }
+        if retainSoftReserved {
+            guard softReservedBytes > 0 else { try refuse("--retain-soft-reserved", "there is no SoftReserved range (--soft-reserved)"); return }
+            if let r = edk2Release, r.tag < "edk2-stable202605" {
+                try refuse("--retain-soft-reserved", "6c6d0a72c2 (PR 12774) needs the SoftReserved support of 4e90b65e7b, first in edk2-stable202605; \(r.tag) leaves the range out of the map")
             }
         }
         if firmwareMarksUHP, hotplugLayout.window == nil {

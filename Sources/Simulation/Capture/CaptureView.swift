@@ -20,11 +20,13 @@ public enum CaptureView {
     ///     that points at them (kernels with 6.12 page types only).
     ///   - transparentHugepages: `transparent_hugepage=always`: anonymous
     ///     memory is in 2 MiB folios wherever an aligned 2 MiB block of it is whole.
+    ///   - slabOrder: SLUB's slab order (`slub_min_order=`/`slub_max_order=`):
+    ///     slab memory in 2^N-page slab folios; 0, order-0 slab pages.
     ///   - uptime: virtual seconds from power-on to the crash; nil: the
     ///     boot and its workload (a kernel kexec booted crashes later:
     ///     the wall clock ran through the kernels before it).
     public static func image(from r: BootResult, structures: Bool = true, seed: UInt64,
-                             transparentHugepages: Bool = false, uptime: Double? = nil) throws -> GuestMemoryImage {
+                             transparentHugepages: Bool = false, slabOrder: UInt64 = 0, uptime: Double? = nil) throws -> GuestMemoryImage {
         guard let k = r.kernel else { throw CocomemError(.invalidScenario, "the guest did not reach the kernel; there is no vmcore to take") }
         try r.scenario.refuseHotplug(in: "dump")
         var classes = IntervalMap<GuestFrameNumber, PageClass>(initial: .freeZero)
@@ -57,6 +59,13 @@ public enum CaptureView {
         if structures, k.config.version.hasPageUnacceptedType {
             var input = try kernelInput(r, k, seed: seed, uptime: uptime ?? r.times.totalBoot + r.times.workload)
             input.transparentHugepages = transparentHugepages
+            if slabOrder > 0 {
+                // Slab folios are generated with 6.15's struct folio page[1]; 6.12-6.14's differs.
+                guard k.config.version.release.series >= KernelRelease(6, 15).series else {
+                    throw CocomemError(.invalidArgument, "slub order \(slabOrder) lays slabs out in folios with 6.15's struct folio (page[1]); kernel \(k.config.version) is older, whose page[1] layout is not generated; use 6.15 or later")
+                }
+                input.slabOrder = slabOrder
+            }
             let ks = try KernelStructures(input, classes: classes)
             image.kernel = ks
             image.vmcoreinfo = ks.vmcoreinfo
@@ -84,11 +93,13 @@ public enum CaptureView {
         }
         blocks.sort { $0.lowerBound < $1.lowerBound }
         let v = k.config.version
-        return KernelStructuresInput(
+        var input = KernelStructuresInput(
             ram: k.ram, kernelImage: try reservation(.kernelImage), pageTablesArea: try reservation(.pageTables),
             otherArea: try reservation(.other), memmapArea: try reservation(.memmap),
             unacceptedBlocks: blocks, release: "\(v.release.uname)-cocomem",
             crashTime: bootEpoch + Int64(uptime),
             hasUnacceptedType: v.hasPageUnacceptedType, exportsUnacceptedNumber: v.exportsUnacceptedMapcount, seed: seed)
+        input.compoundInfo = v.namesCompoundInfo
+        return input
     }
 }

@@ -50,7 +50,9 @@ extension ScenarioFile {
         top.append(Entry("firmware", .map([Entry("generation", .string(s.edk2Release?.tag ?? s.firmware.rawValue)),
                                            Entry("partial-accept", .string(Self.size(s.partialAcceptBytes))),
                                            Entry("acceptance-protocol", .bool(s.snpAcceptanceProtocol))]
-                                          + (s.firmwareMarksUHP ? [Entry("uhp", .bool(true))] : []))))
+                                          + (s.firmwareMarksUHP ? [Entry("uhp", .bool(true))] : [])
+                                          + (s.softReservedBytes > 0 ? [Entry("soft-reserved", .string(Self.size(s.softReservedBytes)))] : [])
+                                          + (s.retainSoftReserved ? [Entry("retain-soft-reserved", .bool(true))] : []))))
         top.append(Entry("kernel", .map([
             Entry("version", .string(s.kernel.version.rawValue)), Entry("accept", .string(s.lazy ? "lazy" : "eager")),
             Entry("deferred-init", .bool(s.kernel.deferredStructPageInit)),
@@ -96,6 +98,7 @@ extension ScenarioFile {
                   Entry("vmcoreinfo", .bool(d.vmcoreinfo))]
             // Written only when set, so files printed before the key existed read the same.
             if d.force { e.append(Entry("force", .bool(true))) }
+            if d.slubOrder != 0 { e.append(Entry("slub-order", .int(d.slubOrder))) }
             if let p = d.elf { e.append(Entry("elf", .string(p))) }
             if let p = d.output { e.append(Entry("output", .string(p))) }
             if let p = d.input { e.append(Entry("input", .string(p))) }

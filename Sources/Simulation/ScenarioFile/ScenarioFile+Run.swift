@@ -178,15 +178,18 @@ extension ScenarioFile {
         var image: GuestMemoryImage
         var record = RunRecord()
         if let input = d.input {
+            guard d.slubOrder == 0 else {
+                throw CocomemError(.invalidScenario, "'slub-order' lays out a simulated guest's slabs; the dump step's input file has its own struct pages")
+            }
             image = GuestMemoryImage(input: try ELFInput(path: input))
         } else if let g = guest {
             // The running kernel crashes into the kdump kernel its crashkernel= region holds.
-            image = try CaptureView.image(from: g.result, seed: scenario.seed, transparentHugepages: d.thp, uptime: g.uptime)
+            image = try CaptureView.image(from: g.result, seed: scenario.seed, transparentHugepages: d.thp, slabOrder: d.slubOrder, uptime: g.uptime)
             record = g.result.recordAtTheCrash
         } else {
             let r = try BootSimulation(scenario: scenario, calibration: calibration, progress: progress).run()
             if case .terminated(let why) = r.outcome { throw CocomemError(.invalidScenario, "the guest died before it could crash into kdump: \(why)") }
-            image = try CaptureView.image(from: r, seed: r.scenario.seed, transparentHugepages: d.thp)
+            image = try CaptureView.image(from: r, seed: r.scenario.seed, transparentHugepages: d.thp, slabOrder: d.slubOrder)
             record = r.recordAtTheCrash
         }
         if !d.vmcoreinfo { image.vmcoreinfo = nil }

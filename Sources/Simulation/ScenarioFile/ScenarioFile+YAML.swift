@@ -71,7 +71,7 @@ struct Reader {
 
     static let topKeys = ["guest", "firmware", "kernel", "host", "workload", "seed", "calibration", "calibration-profile", "step-by-step", "boot", "steps"]
     static let guestKeys = ["platform", "memory", "vcpus"]
-    static let firmwareKeys = ["generation", "partial-accept", "acceptance-protocol", "uhp"]
+    static let firmwareKeys = ["generation", "partial-accept", "acceptance-protocol", "uhp", "soft-reserved", "retain-soft-reserved"]
     static let kernelKeys = ["version", "accept", "deferred-init", "unaccepted-support", "loader", "acceptance-protocol-call",
                              "crashkernel", "boot-alloc", "init-size", "transparent-hugepage", "min-free-kbytes",
                              "watermark-scale-factor", "hotplug-accept"]
@@ -79,7 +79,7 @@ struct Reader {
     static let stepKinds = ["kexec", "dump", "host"]
     static let kexecKeys = ["from", "syscall", "crash", "initrd", "kernel-size", "kernel-alignment", "cmdline-len", "next-kernel", "load-only",
                             "workload"]
-    static let dumpKeys = ["from", "level", "compression", "elf-dump", "makedumpfile", "num-threads", "estimate", "sample", "mem-usage", "thp",
+    static let dumpKeys = ["from", "level", "compression", "elf-dump", "makedumpfile", "num-threads", "estimate", "sample", "mem-usage", "thp", "slub-order",
                            "vmcoreinfo", "force", "elf", "output", "input"]
     static let hostStepKeys = ["from", "commands", "log", "precheck", "accept-level", "policy", "check-invariants"]
 
@@ -203,6 +203,8 @@ struct Reader {
                     firmwareNode = v
                 case "partial-accept": s.partialAcceptBytes = try size(v, key)
                 case "uhp": s.firmwareMarksUHP = try bool(v, key)
+                case "soft-reserved": s.softReservedBytes = try size(v, key)
+                case "retain-soft-reserved": s.retainSoftReserved = try bool(v, key)
                 default: s.snpAcceptanceProtocol = try bool(v, key)
                 }
             }
@@ -402,6 +404,10 @@ struct Reader {
                 guard t == "always" || t == "never" else { throw error(v, "'thp' must be one of always, never, got '\(t)'") }
                 d.thp = t == "always"
             case "vmcoreinfo": d.vmcoreinfo = try bool(v, key)
+            case "slub-order":
+                let n = try integer(v, key)
+                guard (0...ScenarioFile.DumpStep.maximumSlubOrder).contains(n) else { throw error(v, "'slub-order' must be 0 to \(ScenarioFile.DumpStep.maximumSlubOrder) (MAX_PAGE_ORDER), got \(n)") }
+                d.slubOrder = UInt64(n)
             case "force": d.force = try bool(v, key)
             case "elf": d.elf = try string(v, key)
             case "output": d.output = try string(v, key)

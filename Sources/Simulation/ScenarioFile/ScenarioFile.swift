@@ -109,6 +109,10 @@ public struct ScenarioFile: Sendable {
         public var memUsage = false
         /// `thp:` (`--thp always`).
         public var thp = false
+        /// `slub-order:` (`--slub-order`): SLUB's slab order, 0 to 10.
+        public var slubOrder: UInt64 = 0
+        /// `MAX_PAGE_ORDER` on x86-64: the largest order `slub_min_order=` takes.
+        public static let maximumSlubOrder = 10
         /// `vmcoreinfo:` (false: `--no-vmcoreinfo`).
         public var vmcoreinfo = true
         /// `force:` (`-f`, makedumpfile's: replace an existing dump file).
