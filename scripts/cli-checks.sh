@@ -691,7 +691,7 @@ expect_error "host: cycle work beyond the bound" "at most 1000000 pages in all" 
 
 # NUMA (issue 16 §3): layouts QEMU or Linux refuse, phases on missing nodes,
 # commands that do not model nodes.
-expect_error "numa: nodes not adding up" "add up to 5 GiB, not the guest's 4 GiB" boot --memory 4G --numa 3G,2G
+expect_error "numa: nodes not adding up" "add up to 5G, not the guest's 4G" boot --memory 4G --numa 3G,2G
 expect_error "numa: zero nodes" "between 1 and 128 nodes" boot --numa 0
 expect_error "numa: too many nodes" "between 1 and 128 nodes" boot --numa 200
 expect_error "numa: a node below NODE_MIN_SIZE" "NODE_MIN_SIZE" boot --memory 4G --numa 4094M,2M
