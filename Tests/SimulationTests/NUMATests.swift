@@ -110,6 +110,20 @@ import Testing
         #expect(kn.minFreeKbytesInEffect >= k1.minFreeKbytesInEffect, "\(note)")
     }
 
+    /// `sparse_init_nid()`: each node's struct pages in a buffer on that node,
+    /// 2 MiB for each of its 128 MiB sections, and each node's deferred init
+    /// on its own thread.
+    @Test func memmapAndDeferredInitPerNode() throws {
+        let r = try boot { s in s.memory = 16 * Self.G; s.vcpus = 4; s.numaNodeSizes = [4 * Self.G, 12 * Self.G]; s.sockets = 2 }
+        let k = try #require(r.kernel)
+        let memmaps = k.reservations.filter { $0.kind == .memmap }.map(\.range)
+        #expect(memmaps.count == 2)
+        // Node 0: [0, 2 GiB) and [4 GiB, 6 GiB), 32 sections; node 1: [6 GiB, 18 GiB), 96 sections.
+        #expect(memmaps.map(\.size) == [32 * 2 * Self.M, 96 * 2 * Self.M])
+        #expect(memmaps.enumerated().allSatisfy { k.numa.node(of: $0.element.start) == $0.offset && k.numa.node(of: $0.element.end - 1) == $0.offset })
+        #expect(k.deferredInitNodePicoseconds.allSatisfy { $0 > 0 })
+    }
+
     /// The boot log's NUMA lines in the kernel's formats, for two equal
     /// nodes of a 4 GiB guest.
     @Test func dmesgHasTheNUMALines() throws {
