@@ -250,7 +250,7 @@ expect_output "help lists the makedumpfile releases" "filter: 1.7.2, 1.7.7, 1.7.
 
 # cocomem run: a bad scenario file is one error line naming the file, the line and the key.
 printf 'guest:\n  platform: tdx\n  memroy: 4G\n' >"$tmp/unknown-key.yaml"
-expect_error "run: unknown key" "unknown-key.yaml line 3: unknown key 'memroy' under 'guest' (expected: platform, memory, vcpus)" run "$tmp/unknown-key.yaml"
+expect_error "run: unknown key" "unknown-key.yaml line 3: unknown key 'memroy' under 'guest' (expected: platform, memory, vcpus, numa, sockets)" run "$tmp/unknown-key.yaml"
 printf 'guest:\n  vcpus: eight\n' >"$tmp/wrong-type.yaml"
 expect_error "run: wrong type" "line 2: 'vcpus' must be an integer, got 'eight'" run "$tmp/wrong-type.yaml"
 printf 'kernel:\n  version: "6.1"\n' >"$tmp/bad-enum.yaml"
@@ -699,6 +699,26 @@ expect_error "sweep: an explicit key" "explicit mapping key" sweep "$tmp/qkey.ya
 
 # cycle COUNT × pages is the work; bounded over the file (issue 15, the host fuzzer).
 expect_error "host: cycle work beyond the bound" "at most 1000000 pages in all" host Tests/Fixtures/fuzz-regressions/host/cycle-count-times-pages.txt
+
+# NUMA (issue 16 §3): layouts QEMU or Linux refuse, phases on missing nodes,
+# commands that do not model nodes.
+expect_error "numa: nodes not adding up" "add up to 5G, not the guest's 4G" boot --memory 4G --numa 3G,2G
+expect_error "numa: zero nodes" "between 1 and 128 nodes" boot --numa 0
+expect_error "numa: too many nodes" "between 1 and 128 nodes" boot --numa 200
+expect_error "numa: a node below NODE_MIN_SIZE" "NODE_MIN_SIZE" boot --memory 4G --numa 4094M,2M
+expect_error "numa: a size that is not one" "expected a node count or node sizes" boot --numa 2G,lots
+expect_error "numa: an empty size" "expected a node count or node sizes" boot --numa 2G,,2G
+expect_error "numa: sockets not dividing the vCPUs" "sockets" boot --numa 2 --vcpus 4 --sockets 3
+expect_error "numa: phase on a missing node" "node 2 does not exist" boot --numa 2 --workload touch=1G@2
+expect_error "numa: phase on a node that is no number" "is not a NUMA node number" boot --numa 2 --workload touch=1G@one
+expect_error "numa: hotplug on a node" "only touch, pagecache, hugetlb and rate" boot --numa 2 --workload hotplug=128M@1
+expect_error "numa: kexec refuses several nodes" "NUMA guest" kexec --numa 2
+expect_error "numa: dump refuses several nodes" "NUMA guest" dump --numa 2 --estimate
+printf 'guest: {memory: 4G, numa: [3G, 2G]}\n' > "$tmp/numa-bad.yaml"
+expect_error "numa: scenario file nodes not adding up" "line 1: 'numa'" run "$tmp/numa-bad.yaml"
+printf 'guest: {memory: 4G, numa: {a: 1}}\n' > "$tmp/numa-map.yaml"
+expect_error "numa: scenario file numa as a mapping" "node count or a list of node sizes" run "$tmp/numa-map.yaml"
+expect_output "numa: per-node meminfo in the report" "Node 1 Unaccepted:" boot --memory 8G --numa 2
 
 echo "cli-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

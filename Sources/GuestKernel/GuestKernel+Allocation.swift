@@ -65,16 +65,27 @@ extension GuestKernel {
     /// Consecutive allocations that trigger no acceptance are charged in bulk.
     /// Returns pages allocated (short on OOM) and the outcome.
     /// `onVCPU` pins the work to one vCPU (the BSP during early boot);
-    /// otherwise each allocation runs on the least-loaded vCPU.
+    /// otherwise each allocation runs on the least-loaded vCPU (of `node`'s,
+    /// when it has any).
+    ///
+    /// The zones are tried in the zonelist of `node` (the allocating task's
+    /// preferred node; by default the pinned vCPU's node, else node 0):
+    /// `get_page_from_freelist()` walks `node_zonelist(nid, gfp)`, the local
+    /// node's zones from the highest down, then each other node's by
+    /// distance (`build_zonelists()`), calling `cond_accept_memory()` on
+    /// each zone it reaches, so acceptance happens in the zone that gives
+    /// the page, on its node.
     @discardableResult
     public func allocate(pages n: UInt64, use: PageUse, touch: Bool, clock: inout PhaseClock,
-                         fullyAcceptedAt: inout Double?, onVCPU: Int? = nil) -> (UInt64, AcceptOutcome) {
+                         fullyAcceptedAt: inout Double?, onVCPU: Int? = nil, node preferred: Int? = nil) -> (UInt64, AcceptOutcome) {
         var left = n
-        let zonelist = [2, 1, 0]
+        let nodeCPUs = preferred.map { numa.cpusOfNode[$0] } ?? []
+        let cpus: [Int]? = onVCPU.map { [$0] } ?? (nodeCPUs.isEmpty ? nil : nodeCPUs)
+        let order = zonelist(node: preferred ?? onVCPU.map { numa.cpuNode[$0] } ?? 0)
         while left > 0 {
             var progressed = false
-            for zi in zonelist {
-                let vcpu = onVCPU ?? clock.leastLoadedVCPU
+            for zi in order {
+                let vcpu = cpus.map { Self.leastLoaded($0, clock) } ?? clock.leastLoadedVCPU
                 let k = blocksToAccept(zone: zones[zi])
                 if k > 0 {
                     let before = clock.vcpuPicoseconds[vcpu]
@@ -93,7 +104,7 @@ extension GuestKernel {
                 // The watermark failed and there was nothing to accept: the
                 // zone grows by a section if it still has deferred pages.
                 if zones[zi].acceptedFree <= floor, !zones[zi].hasUnaccepted, zones[zi].kind == .normal,
-                   let o = growDeferredZone(vcpu: vcpu, clock: &clock) {
+                   let o = growDeferredZone(node: zones[zi].node, vcpu: vcpu, clock: &clock) {
                     if o != .ok { return (n - left, o) }
                     progressed = true
                     break
@@ -116,6 +127,7 @@ extension GuestKernel {
                 }
                 zones[zi].freePages -= take
                 allocatedPages += take
+                nodeUsage[zones[zi].node].add(take, use)
                 if use == .pageCache { pageCachePages += take }
                 if use == .kernel { kernelPages += take }
                 if use == .hugetlb { hugetlbPages += take }
@@ -131,6 +143,48 @@ extension GuestKernel {
             }
         }
         return (n, .ok)
+    }
+
+    /// The zone indices of node `nid`'s fallback zonelist
+    /// (`build_zonelists_in_node_order()`): for each node in
+    /// `NUMATopology.nodeOrder`, its Normal, DMA32 and DMA zones.
+    /// One node: Normal, DMA32, DMA.
+    public func zonelist(node nid: Int) -> [Int] {
+        let kinds = ZoneKind.allCases.count
+        return numa.nodeOrder[nid].flatMap { n in (0..<kinds).reversed().map { n * kinds + $0 } }
+    }
+
+    /// Allocates `pages` for a workload phase that runs on the guest's
+    /// vCPUs: on one node (`node`, like `numactl --cpunodebind=N
+    /// --preferred=N`: that node's CPUs, its zonelist), or, by default, on
+    /// every vCPU, each node's CPUs allocating their share (pages in
+    /// proportion to the node's vCPUs) from their local zonelist. A node
+    /// without vCPUs (QEMU's default mapping puts every vCPU of a one-socket
+    /// guest on node 0) is reached only through the fallback. One node:
+    /// `allocate()` unchanged.
+    @discardableResult
+    public func allocateOnNodes(pages n: UInt64, use: PageUse, touch: Bool, clock: inout PhaseClock,
+                                fullyAcceptedAt: inout Double?, node: Int? = nil) -> (UInt64, AcceptOutcome) {
+        if let node { return allocate(pages: n, use: use, touch: touch, clock: &clock, fullyAcceptedAt: &fullyAcceptedAt, node: node) }
+        guard !numa.isSingleNode else { return allocate(pages: n, use: use, touch: touch, clock: &clock, fullyAcceptedAt: &fullyAcceptedAt) }
+        var got: UInt64 = 0
+        for (nid, share) in Self.shares(n, cpusOfNode: numa.cpusOfNode.map(\.count)) where share > 0 {
+            let (g, o) = allocate(pages: share, use: use, touch: touch, clock: &clock, fullyAcceptedAt: &fullyAcceptedAt, node: nid)
+            got += g
+            if o != .ok { return (got, o) }
+        }
+        return (got, .ok)
+    }
+
+    /// `n` split over the nodes in proportion to their vCPUs, the remainder
+    /// one page each to the first nodes with vCPUs.
+    static func shares(_ n: UInt64, cpusOfNode: [Int]) -> [(node: Int, pages: UInt64)] {
+        let total = UInt64(cpusOfNode.reduce(0, +))
+        guard total > 0 else { return [(0, n)] }
+        var out = cpusOfNode.enumerated().map { ($0.offset, n / total * UInt64($0.element) + (n % total) * UInt64($0.element) / total) }
+        var rest = n - out.reduce(0) { $0 + $1.1 }
+        for i in out.indices where rest > 0 && cpusOfNode[i] > 0 { out[i].1 += 1; rest -= 1 }
+        return out.map { (node: $0.0, pages: $0.1) }
     }
 
     /// Page allocations before watermarks exist: each may accept a block
@@ -207,7 +261,8 @@ extension GuestKernel {
     /// too). Reclaimable slab is not modelled.
     public var memAvailablePages: UInt64 {
         let reserve = totalReservePages
-        let lowSum = zones.reduce(0) { $0 + $1.watermarkLow } + (watermarksReady ? emptyMovableZoneWatermark : 0)
+        // for_each_zone(): every node's empty Movable zone adds its low watermark.
+        let lowSum = zones.reduce(0) { $0 + $1.watermarkLow } + (watermarksReady ? emptyMovableZoneWatermark * UInt64(numa.nodeCount) : 0)
         var avail = Int64(totalFreePages) - Int64(reserve)
         avail += Int64(pageCachePages) - Int64(min(pageCachePages / 2, lowSum))
         return UInt64(max(0, avail))
@@ -247,12 +302,58 @@ extension GuestKernel {
         return out
     }
 
+    /// The zones of node `nid`.
+    public func zones(ofNode nid: Int) -> ArraySlice<Zone> {
+        let k = ZoneKind.allCases.count
+        return zones[(nid * k)..<((nid + 1) * k)]
+    }
+
+    /// `node_read_meminfo()`'s lines the model keeps for node `nid`, in kB,
+    /// in the kernel's order: MemTotal (`si_meminfo_node()`: the node's
+    /// managed pages), MemFree (its zones' NR_FREE_PAGES), MemUsed, then
+    /// FilePages, AnonPages and Unaccepted (`sum_zone_node_page_state(nid,
+    /// NR_UNACCEPTED)`). AnonPages counts, as the global line does, every
+    /// allocated page that is neither page cache nor hugetlb (`nodeUsage`:
+    /// what `allocate()` took from the node's zones).
+    /// - Complexity: O(zones).
+    public func nodeMeminfoRows(node nid: Int) -> [(String, UInt64)] {
+        let z = zones(ofNode: nid)
+        let total = z.reduce(0) { $0 + $1.managed }, free = z.reduce(0) { $0 + $1.freePages }
+        let u = nodeUsage[nid]
+        return [("MemTotal", total * 4), ("MemFree", free * 4), ("MemUsed", (total - free) * 4),
+                ("FilePages", u.pageCache * 4), ("AnonPages", (u.allocated - u.pageCache - u.hugetlb) * 4),
+                ("Unaccepted", z.reduce(0) { $0 + $1.unacceptedPages } * 4)]
+    }
+
+    /// `/sys/devices/system/node/nodeN/meminfo` for every node: `Node %d
+    /// MemTotal:       %8lu kB`.
+    public var nodesMeminfo: String {
+        var out = ""
+        for nid in 0..<numa.nodeCount {
+            for (name, v) in nodeMeminfoRows(node: nid) {
+                out += "Node \(nid) " + (name + ":").rightPadded(16) + String(v).leftPadded(8) + " kB\n"
+            }
+        }
+        return out
+    }
+
     /// `/proc/vmstat` lines for the counters cocomem models.
     public var procVmstat: String {
         "nr_free_pages \(totalFreePages)\nnr_unaccepted \(totalUnacceptedPages)\n"
     }
 }
 
+
+/// Pages `allocate()` took from one node's zones, by use.
+public struct NodeUsage: Sendable, Equatable {
+    public var allocated: UInt64 = 0, pageCache: UInt64 = 0, hugetlb: UInt64 = 0
+    public init() {}
+    mutating func add(_ pages: UInt64, _ use: PageUse) {
+        allocated += pages
+        if use == .pageCache { pageCache += pages }
+        if use == .hugetlb { hugetlb += pages }
+    }
+}
 
 /// The extra latency order-0 allocations paid accepting memory, kept per
 /// event rather than per page: `allocations` counts every page `allocate()`

@@ -281,7 +281,8 @@ extension GuestKernel {
         zones[z].managed -= pages
         // The range's free pages leave with it; its pages in use take free pages elsewhere, Normal's first.
         var owed = pages - listedPages
-        for zi in [z, 1, 0] where owed > 0 {
+        // Node 0's zonelist (the DIMM's node): Normal, DMA32, DMA, then the other nodes'.
+        for zi in zonelist(node: zones[z].node) where owed > 0 {
             let take = min(owed, zones[zi].acceptedFree)
             zones[zi].freePages -= take
             owed -= take

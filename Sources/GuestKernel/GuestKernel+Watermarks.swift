@@ -58,7 +58,8 @@ extension GuestKernel {
         guard config.transparentHugepage.startsKhugepaged, totalManagedPages >= (512 << 20) / 4096 else { return nil }
         // pageblock_nr_pages (order 9 with THP on x86-64), MIGRATE_PCPTYPES.
         let pageblock: UInt64 = 512, pcpTypes: UInt64 = 3
-        let nrZones = UInt64(ZoneKind.allCases.filter { presentPages($0) > 0 }.count)
+        // for_each_populated_zone(): every node's populated zones up to Movable.
+        let nrZones = UInt64(zones.indices.filter { presentPages(zone: $0) > 0 }.count)
         var recommended = pageblock * nrZones * 2 + pageblock * nrZones * pcpTypes * pcpTypes
         // "don't ever allow to reserve more than 5% of the lowmem"
         recommended = min(recommended, nrFreeBufferPages / 20)
@@ -73,20 +74,24 @@ extension GuestKernel {
         for i in zones.indices { zones[i].setWatermarks(pagesMin: minFreeKbytes >> 2, lowmemPages: lowmem, scaleFactor: scaleFactor) }
     }
 
-    /// `setup_per_zone_lowmem_reserve()`: a zone keeps from an allocation
-    /// allowed up to zone j the managed pages of the zones above it up to j,
-    /// divided by its `sysctl_lowmem_reserve_ratio`.
+    /// `setup_per_zone_lowmem_reserve()`: for each node (`for_each_online_pgdat`),
+    /// a zone keeps from an allocation allowed up to zone j the managed
+    /// pages of the node's zones above it up to j, divided by its
+    /// `sysctl_lowmem_reserve_ratio`.
     func setupPerZoneLowmemReserve() {
-        var managed = zones.map(\.managed)
-        managed += Array(repeating: 0, count: ZoneKind.maxNrZones - managed.count)
-        for i in zones.indices {
-            let ratio = ZoneKind.lowmemReserveRatio[i]
-            let clear = ratio == 0 || managed[i] == 0
-            var above: UInt64 = 0
-            for j in 0..<ZoneKind.maxNrZones {
-                if j <= i { zones[i].lowmemReserve[j] = 0; continue }
-                above += managed[j]
-                zones[i].lowmemReserve[j] = clear ? 0 : above / ratio
+        let kinds = ZoneKind.allCases.count
+        for n in 0..<numa.nodeCount {
+            var managed = zones[(n * kinds)..<((n + 1) * kinds)].map(\.managed)
+            managed += Array(repeating: 0, count: ZoneKind.maxNrZones - managed.count)
+            for i in 0..<kinds {
+                let ratio = ZoneKind.lowmemReserveRatio[i]
+                let clear = ratio == 0 || managed[i] == 0
+                var above: UInt64 = 0
+                for j in 0..<ZoneKind.maxNrZones {
+                    if j <= i { zones[n * kinds + i].lowmemReserve[j] = 0; continue }
+                    above += managed[j]
+                    zones[n * kinds + i].lowmemReserve[j] = clear ? 0 : above / ratio
+                }
             }
         }
     }
@@ -95,15 +100,21 @@ extension GuestKernel {
     /// high watermark plus its largest `lowmem_reserve[]`, capped at its
     /// managed pages. The empty zones add nothing (capped at zero).
     public var totalReservePages: UInt64 {
-        zones.indices.reduce(0) { $0 + zones[$1].reservePages(index: $1) }
+        zones.indices.reduce(0) { $0 + zones[$1].reservePages(index: $1 % ZoneKind.allCases.count) }
     }
 
     // MARK: Zone spans
 
     /// `zone->present_pages`: memblock memory in the zone (E820 RAM and the
-    /// unaccepted table `reserve_unaccepted()` added with `memblock_add()`).
+    /// unaccepted table `reserve_unaccepted()` added with `memblock_add()`),
+    /// over every node.
     public func presentPages(_ kind: ZoneKind) -> UInt64 {
         memblockMemory.reduce(0) { $0 + $1.clamped(to: AddressRange(start: kind.range.lowerBound, end: kind.range.upperBound)).bytes.frames() }
+    }
+
+    /// `zone->present_pages` of zone `zi` (one node's zone of one kind).
+    public func presentPages(zone zi: Int) -> UInt64 {
+        memblockMemory.flatMap(zoneParts).filter { $0.zone == zi }.reduce(0) { $0 + $1.range.bytes.frames() }
     }
 
     /// `zone->spanned_pages`: from the zone's first to its last memblock
@@ -111,6 +122,13 @@ extension GuestKernel {
     public func spannedPages(_ kind: ZoneKind) -> UInt64 {
         let zoneRange = AddressRange(start: kind.range.lowerBound, end: kind.range.upperBound)
         let parts = memblockMemory.map { $0.clamped(to: zoneRange) }.filter { !$0.isEmpty }
+        guard let first = parts.map(\.start).min(), let last = parts.map(\.end).max() else { return 0 }
+        return ByteCount(last - first).frames()
+    }
+
+    /// `zone->spanned_pages` of zone `zi`: its node's memblock memory of its kind, first to last page.
+    public func spannedPages(zone zi: Int) -> UInt64 {
+        let parts = memblockMemory.flatMap(zoneParts).filter { $0.zone == zi }.map(\.range)
         guard let first = parts.map(\.start).min(), let last = parts.map(\.end).max() else { return 0 }
         return ByteCount(last - first).frames()
     }

@@ -8,6 +8,8 @@ import MemoryModel
 public struct ZoneinfoEntry: Sendable, Equatable {
     /// `zone_names[]`: DMA, DMA32, Normal, Movable, Device.
     public var name: String
+    /// The node (`Node %d, zone %8s`).
+    public var node: Int = 0
     public var freePages: UInt64 = 0
     public var min: UInt64 = 0, low: UInt64 = 0, high: UInt64 = 0, promo: UInt64 = 0
     public var spanned: UInt64 = 0, present: UInt64 = 0, managed: UInt64 = 0
@@ -20,25 +22,31 @@ public struct ZoneinfoEntry: Sendable, Equatable {
 }
 
 extension GuestKernel {
-    /// Every zone of the node, the three the model fills and the empty
+    /// Every zone of every node (`walk_zones_in_node()` for each online
+    /// node, populated or not): the three the model fills and the empty
     /// Movable and Device zones a distribution kernel also has.
     /// - Complexity: O(zones × RAM ranges).
     public var zoneinfo: [ZoneinfoEntry] {
         var out: [ZoneinfoEntry] = []
-        for (i, kind) in ZoneKind.allCases.enumerated() {
-            let z = zones[i]
-            out.append(ZoneinfoEntry(name: kind.rawValue, freePages: z.freePages, min: z.watermarkMin, low: z.watermarkLow,
-                                     high: z.watermarkHigh, promo: z.watermarkPromo, spanned: spannedPages(kind),
-                                     present: presentPages(kind), managed: z.managed, protection: z.lowmemReserve,
-                                     unacceptedPages: z.unacceptedPages))
-        }
-        for name in ZoneKind.emptyZoneNames {
-            var e = ZoneinfoEntry(name: name)
-            if name == "Movable", watermarksReady {
-                let w = emptyMovableZoneWatermark
-                (e.min, e.low, e.high, e.promo) = (w, w, w, w)
+        for n in 0..<numa.nodeCount {
+            for (k, kind) in ZoneKind.allCases.enumerated() {
+                let i = n * ZoneKind.allCases.count + k
+                let z = zones[i]
+                let single = numa.isSingleNode
+                out.append(ZoneinfoEntry(name: kind.rawValue, node: n, freePages: z.freePages, min: z.watermarkMin, low: z.watermarkLow,
+                                         high: z.watermarkHigh, promo: z.watermarkPromo,
+                                         spanned: single ? spannedPages(kind) : spannedPages(zone: i),
+                                         present: single ? presentPages(kind) : presentPages(zone: i), managed: z.managed,
+                                         protection: z.lowmemReserve, unacceptedPages: z.unacceptedPages))
             }
-            out.append(e)
+            for name in ZoneKind.emptyZoneNames {
+                var e = ZoneinfoEntry(name: name, node: n)
+                if name == "Movable", watermarksReady {
+                    let w = emptyMovableZoneWatermark
+                    (e.min, e.low, e.high, e.promo) = (w, w, w, w)
+                }
+                out.append(e)
+            }
         }
         return out
     }
@@ -49,7 +57,7 @@ extension GuestKernel {
     public var procZoneinfo: String {
         var o = ""
         for e in zoneinfo {
-            o += "Node 0, zone " + e.name.leftPadded(8)
+            o += "Node \(e.node), zone " + e.name.leftPadded(8)
             o += "\n  pages free     \(e.freePages)"
             for (label, v) in [("boost", UInt64(0)), ("min", e.min), ("low", e.low), ("high", e.high), ("promo", e.promo),
                                ("spanned", e.spanned), ("present", e.present), ("managed", e.managed), ("cma", 0)] {

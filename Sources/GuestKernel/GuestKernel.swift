@@ -136,7 +136,11 @@ public final class GuestKernel {
     public let costs: CostTable
     public let platform: any GuestPlatform
     public let unaccepted: UnacceptedMemory?
-    public internal(set) var zones: [Zone] = ZoneKind.allCases.map { Zone(kind: $0) }
+    /// Every node's zones, node by node, each node's in `ZoneKind` order:
+    /// zone index `node * 3 + kind` (one node: DMA, DMA32, Normal).
+    public internal(set) var zones: [Zone]
+    /// The nodes, from the SRAT (one node without NUMA).
+    public let numa: NUMATopology
     /// RAM the kernel manages (E820 RAM ranges).
     public let ram: [AddressRange]
     /// memblock reservations and what each is for, in the order they were made.
@@ -157,6 +161,8 @@ public final class GuestKernel {
     public internal(set) var pageCachePages: UInt64 = 0
     /// Pages of the hugetlb pool (`nr_hugepages`), taken from the buddy allocator in 2 MiB folios.
     public internal(set) var hugetlbPages: UInt64 = 0
+    /// What `allocate()` took from each node's zones.
+    public internal(set) var nodeUsage: [NodeUsage]
     /// Pages the kernel itself took from the allocator before watermarks
     /// existed (counted in `allocatedPages` too).
     public internal(set) var earlyAllocationPages: UInt64 = 0
@@ -173,8 +179,12 @@ public final class GuestKernel {
     /// ends: with deferred struct page init, memmap_init leaves
     /// `[deferredFrom, deferredEnd)` to `deferred_grow_zone()` and to
     /// `page_alloc_init_late()`. Both `UInt64.max` when nothing is deferred.
-    public private(set) var deferredFrom: UInt64 = 0
-    public private(set) var deferredEnd: UInt64 = 0
+    /// Per node (`NODE_DATA(nid)->first_deferred_pfn`).
+    public private(set) var deferredFrom: [UInt64] = []
+    public private(set) var deferredEnd: [UInt64] = []
+    /// How long each node's `pgdatinit` thread ran in deferred init, in
+    /// picoseconds of its busiest vCPU (0: the node deferred nothing).
+    public private(set) var deferredInitNodePicoseconds: [UInt64] = []
     /// Sections `deferred_grow_zone()` initialised on demand.
     public internal(set) var deferredGrownSections: UInt64 = 0
     /// Accepts that found an overlapping accept of another vCPU on the
@@ -200,7 +210,11 @@ public final class GuestKernel {
     var unacceptedInBuddy: [AddressRange] = []
 
     public init(config: KernelConfig, vcpus: Int, costs: CostTable, platform: any GuestPlatform,
-                ram: [AddressRange], unaccepted: UnacceptedMemory?) {
+                ram: [AddressRange], unaccepted: UnacceptedMemory?, numa: NUMATopology? = nil) {
+        let numa = numa ?? .single(vcpus: vcpus)
+        self.numa = numa
+        zones = (0..<numa.nodeCount).flatMap { n in ZoneKind.allCases.map { Zone(kind: $0, node: n) } }
+        nodeUsage = Array(repeating: NodeUsage(), count: numa.nodeCount)
         self.config = config
         self.vcpus = vcpus
         self.costs = costs
@@ -209,7 +223,24 @@ public final class GuestKernel {
         self.unaccepted = unaccepted
     }
 
-    func zoneIndex(_ addr: UInt64) -> Int { X86Zones.index(ofAddress: addr) }
+    /// The zone an address is in: its node's zone of its kind.
+    func zoneIndex(_ addr: UInt64) -> Int { numa.node(of: addr) * ZoneKind.allCases.count + X86Zones.index(ofAddress: addr) }
+
+    /// The zone of `kind` on `node`.
+    public func zoneIndex(node: Int, kind: ZoneKind) -> Int { node * ZoneKind.allCases.count + ZoneKind.allCases.firstIndex(of: kind)! }
+
+    /// `r` cut at node and zone boundaries, in address order: (zone index, part).
+    /// - Complexity: O(nodes' SRAT ranges).
+    func zoneParts(_ r: AddressRange) -> [(zone: Int, range: AddressRange)] {
+        var out: [(zone: Int, range: AddressRange)] = []
+        for (node, part) in numa.split(r) {
+            for kind in ZoneKind.allCases {
+                let zpart = part.clamped(to: AddressRange(start: kind.range.lowerBound, end: kind.range.upperBound))
+                if !zpart.isEmpty { out.append((zoneIndex(node: node, kind: kind), zpart)) }
+            }
+        }
+        return out
+    }
 
     // MARK: Early boot
 
@@ -236,10 +267,7 @@ public final class GuestKernel {
     public func freeReservation(_ kind: MemblockReservation) {
         guard let i = reservations.firstIndex(where: { $0.kind == kind }) else { return }
         let r = reservations.remove(at: i).range
-        for z in ZoneKind.allCases {
-            let part = r.clamped(to: AddressRange(start: z.range.lowerBound, end: z.range.upperBound))
-            guard !part.isEmpty else { continue }
-            let zi = zoneIndex(part.start)
+        for (zi, part) in zoneParts(r) {
             zones[zi].managed += part.bytes.frames()
             zones[zi].freePages += part.bytes.frames()
         }
@@ -295,9 +323,9 @@ public final class GuestKernel {
         let ramBytes = ram.reduce(0) { $0 + $1.size }
         let plan = MemblockPlan(ram: ram, vcpus: vcpus, memblockBytes: ramBytes + (reservation(.unacceptedTable)?.size ?? 0),
                                 adjustsSWIOTLB: config.swiotlbSizedFromMemory)
-        var items: [(UInt64, UInt64, MemblockReservation)] = [
-            (plan.pageTables, .max, .pageTables), (plan.memmap, .max, .memmap), (plan.percpu, .max, .percpu),
-        ]
+        var items: [(UInt64, UInt64, MemblockReservation)] = [(plan.pageTables, .max, .pageTables)]
+        items += numa.isSingleNode ? [(plan.memmap, .max, .memmap)] : memmapPerNode()
+        items.append((plan.percpu, .max, .percpu))
         func allocate(_ items: [(UInt64, UInt64, MemblockReservation)]) -> AcceptOutcome {
             for (size, limit, what) in items {
                 let align: UInt64 = what == .memmap ? Sparsemem.sectionMapBytes : 4096
@@ -315,6 +343,25 @@ public final class GuestKernel {
         // Last: swiotlb_init_remap() runs in mem_init() (pci_iommu_alloc()),
         // after setup_arch()'s reservations (crashkernel=) and the per-CPU areas.
         return allocateSWIOTLB(plan.swiotlb, clock: &clock)
+    }
+
+    /// `sparse_init()` with several nodes: each node's struct pages in one
+    /// buffer on that node (`sparse_init_nid()` → `sparse_buffer_init(size,
+    /// nid)`), top-down below the node's last address, nodes in section
+    /// order. A section that two nodes share is the first node's
+    /// (`memory_present()` keeps the nid it first set).
+    func memmapPerNode() -> [(UInt64, UInt64, MemblockReservation)] {
+        var out: [(UInt64, UInt64, MemblockReservation)] = []
+        var lastSection: UInt64? = nil
+        for n in 0..<numa.nodeCount {
+            let nodeRAM = ram.flatMap { r in numa.split(r).filter { $0.node == n }.map(\.range) }
+            guard let first = nodeRAM.first, let top = nodeRAM.last?.end else { continue }
+            var sections = Sparsemem.presentSectionCount(nodeRAM)
+            if let l = lastSection, first.start / Sparsemem.sectionBytes == l { sections -= 1 }
+            lastSection = (top - 1) / Sparsemem.sectionBytes
+            if sections > 0 { out.append((sections * Sparsemem.sectionMapBytes, top, .memmap)) }
+        }
+        return out
     }
 
     /// `swiotlb_init_remap()`: the buffer below 4 GiB (`memblock_alloc_low()`,
@@ -355,19 +402,36 @@ public final class GuestKernel {
     /// rest waits for `deferred_grow_zone()` (`growDeferredZone`) and
     /// `page_alloc_init_late()` (`deferredInit`), which runs after
     /// `smp_init()` in `kernel_init_freeable()`.
+    ///
+    /// Each node defers on its own (`NODE_DATA(nid)->first_deferred_pfn`):
+    /// the model defers a node's Normal zone, counted from that zone's
+    /// first page.
     public func freeAll(early: inout PhaseClock) -> AcceptOutcome {
         let normal = ZoneKind.normal.range
-        let normalRAM = ram.map { $0.clamped(to: AddressRange(start: normal.lowerBound, end: normal.upperBound)) }.filter { !$0.isEmpty }
-        // Nothing deferred: both at the top of the address space, so every RAM page is freed now.
-        if config.deferredStructPageInit, let first = Self.firstDeferred(normalRAM), let end = normalRAM.last?.end {
-            (deferredFrom, deferredEnd) = (first, end)
-        } else {
-            (deferredFrom, deferredEnd) = (.max, .max)
+        deferredFrom = []; deferredEnd = []
+        for n in 0..<numa.nodeCount {
+            let normalRAM = ram.flatMap { r in numa.split(r).filter { $0.node == n }.map(\.range) }
+                .map { $0.clamped(to: AddressRange(start: normal.lowerBound, end: normal.upperBound)) }.filter { !$0.isEmpty }
+            // Nothing deferred: both at the top of the address space.
+            if config.deferredStructPageInit, let first = Self.firstDeferred(normalRAM), let end = normalRAM.last?.end {
+                deferredFrom.append(first); deferredEnd.append(end)
+            } else {
+                deferredFrom.append(.max); deferredEnd.append(.max)
+            }
         }
+        deferredInitNodePicoseconds = Array(repeating: 0, count: numa.nodeCount)
         let allPages = ram.reduce(0) { $0 + $1.bytes.frames() }
-        early.charge(.kernelStructPageInit, allPages - ramPages(from: deferredFrom, to: deferredEnd), vcpu: 0, costs: costs)
-        return freeRAM(below: deferredFrom, vcpu: 0, clock: &early)
+        early.charge(.kernelStructPageInit, allPages - deferredPagesLeft, vcpu: 0, costs: costs)
+        return freeRAM(outside: deferredRanges, vcpu: 0, clock: &early)
     }
+
+    /// The ranges still waiting for deferred init, one a node at most.
+    var deferredRanges: [AddressRange] {
+        zip(deferredFrom, deferredEnd).compactMap { $0 < $1 ? AddressRange(start: $0, end: $1) : nil }
+    }
+
+    /// RAM pages whose struct pages are not initialised yet.
+    var deferredPagesLeft: UInt64 { zip(deferredFrom, deferredEnd).reduce(0) { $0 + ramPages(from: $1.0, to: $1.1) } }
 
     /// `defer_init()`: counting the highest zone's pages from its start, the
     /// first section-aligned frame after more than PAGES_PER_SECTION
@@ -391,12 +455,19 @@ public final class GuestKernel {
 
     /// Frees the free RAM in `[from, below)` zone by zone (`__free_pages_memory()`).
     func freeRAM(from: UInt64 = 0, below end: UInt64, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
-        for r in freeRanges() {
-            let part = r.clamped(to: AddressRange(start: from, end: end))
-            guard !part.isEmpty else { continue }
-            for z in ZoneKind.allCases {
-                let zpart = part.clamped(to: AddressRange(start: z.range.lowerBound, end: z.range.upperBound))
-                guard !zpart.isEmpty else { continue }
+        freeRAM(freeRanges().map { $0.clamped(to: AddressRange(start: from, end: end)) }, vcpu: vcpu, clock: &clock)
+    }
+
+    /// Frees the free RAM outside `cuts` (the deferred ranges) zone by zone.
+    func freeRAM(outside cuts: [AddressRange], vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
+        freeRAM(freeRanges().subtracting(cuts), vcpu: vcpu, clock: &clock)
+    }
+
+    /// `__free_pages_memory()` over each part of `ranges` in each node's zones
+    /// (memblock regions carry their node, so no free crosses one).
+    func freeRAM(_ ranges: [AddressRange], vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
+        for part in ranges where !part.isEmpty {
+            for (_, zpart) in zoneParts(part) {
                 let o = freeRange(zpart, vcpu: vcpu, clock: &clock)
                 if o != .ok { return o }
             }
@@ -409,35 +480,57 @@ public final class GuestKernel {
     /// before `page_alloc_init_late()`, so the allocating CPU initialises
     /// the next section (`PAGES_PER_SECTION`, the least it grows by) and
     /// frees it. Returns nil when nothing is left to grow.
-    func growDeferredZone(vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome? {
-        guard deferredFrom < deferredEnd else { return nil }
-        let next = min(deferredEnd, deferredFrom + (128 << 20))
-        clock.charge(.kernelStructPageInit, ramPages(from: deferredFrom, to: next), vcpu: vcpu, costs: costs)
-        let o = freeRAM(from: deferredFrom, below: next, vcpu: vcpu, clock: &clock)
-        deferredFrom = next
+    func growDeferredZone(node n: Int, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome? {
+        guard n < deferredFrom.count, deferredFrom[n] < deferredEnd[n] else { return nil }
+        let next = min(deferredEnd[n], deferredFrom[n] + (128 << 20))
+        clock.charge(.kernelStructPageInit, ramPages(from: deferredFrom[n], to: next), vcpu: vcpu, costs: costs)
+        let o = freeRAM(from: deferredFrom[n], below: next, vcpu: vcpu, clock: &clock)
+        deferredFrom[n] = next
         deferredGrownSections += 1
         return o
     }
 
     /// `page_alloc_init_late()` → `deferred_init_memmap()`: what is left of
-    /// the Normal zone, struct pages and free ranges, on padata threads on
-    /// every vCPU.
+    /// each node's Normal zone, struct pages and free ranges, on padata
+    /// threads on the node's vCPUs. The kernel starts one `pgdatinit%d`
+    /// thread a node with memory and waits for all; each is bound to its
+    /// node's CPUs (`cpumask_of_node()`) and runs padata with `max_threads`
+    /// the node's CPU count. A node without CPUs leaves its thread unbound,
+    /// with one padata worker (`deferred_page_init_max_threads()` is at
+    /// least 1): the model puts it on the least-loaded vCPU.
     public func deferredInit(clock deferred: inout PhaseClock) -> AcceptOutcome {
-        let pages = ramPages(from: deferredFrom, to: deferredEnd)
-        if pages > 0 {
+        var workersOfNode: [[Int]] = []
+        for n in 0..<numa.nodeCount {
+            // Chosen after the nodes before it were charged, so threads of nodes without CPUs spread out.
+            let workers = workerCPUs(node: n, clock: deferred)
+            workersOfNode.append(workers)
+            let pages = ramPages(from: deferredFrom[n], to: deferredEnd[n])
+            guard pages > 0 else { continue }
             // padata splits the work evenly over the node's CPUs.
-            let per = pages / UInt64(vcpus), extra = pages % UInt64(vcpus)
-            for v in 0..<vcpus { deferred.charge(.kernelStructPageInit, per + (UInt64(v) < extra ? 1 : 0), vcpu: v, costs: costs) }
+            let per = pages / UInt64(workers.count), extra = pages % UInt64(workers.count)
+            for (i, v) in workers.enumerated() { deferred.charge(.kernelStructPageInit, per + (UInt64(i) < extra ? 1 : 0), vcpu: v, costs: costs) }
         }
-        let from = deferredFrom
-        deferredFrom = deferredEnd
-        for r in freeRanges() {
-            let part = r.clamped(to: AddressRange(start: from, end: deferredEnd))
-            guard !part.isEmpty else { continue }
-            let o = freeRangeDeferred(part, clock: &deferred)
-            if o != .ok { return o }
+        for n in 0..<numa.nodeCount {
+            let from = deferredFrom[n], end = deferredEnd[n]
+            guard from < end else { continue }
+            deferredFrom[n] = end
+            let workers = workersOfNode[n]
+            for r in freeRanges() {
+                let part = r.clamped(to: AddressRange(start: from, end: end))
+                guard !part.isEmpty else { continue }
+                let o = freeRangeDeferred(part, workers: workers, clock: &deferred)
+                if o != .ok { return o }
+            }
+            deferredInitNodePicoseconds[n] = workers.map { deferred.vcpuPicoseconds[$0] }.max() ?? 0
         }
         return .ok
+    }
+
+    /// The vCPUs a node's `pgdatinit` thread and its padata workers run on:
+    /// the node's CPUs, or one (the least-loaded) for a node without CPUs.
+    func workerCPUs(node n: Int, clock: PhaseClock) -> [Int] {
+        let cpus = numa.cpusOfNode[n]
+        return cpus.isEmpty ? [clock.leastLoadedVCPU] : cpus
     }
 
     /// Deferred init of one free range (`deferred_init_memmap()`): one
@@ -448,13 +541,21 @@ public final class GuestKernel {
     /// into chunks of `size / (nworks * 4)` (its load-balance factor),
     /// rounded up to a section, each ending on a multiple of that size; each chunk goes to the worker that frees up
     /// first, which the model takes to be the least-loaded vCPU.
-    func freeRangeDeferred(_ r: AddressRange, clock: inout PhaseClock) -> AcceptOutcome {
-        for chunk in Self.padataChunks(r, maxThreads: vcpus) {
-            let o = freeRange(chunk, vcpu: clock.leastLoadedVCPU, clock: &clock)
+    func freeRangeDeferred(_ r: AddressRange, workers: [Int], clock: inout PhaseClock) -> AcceptOutcome {
+        for chunk in Self.padataChunks(r, maxThreads: workers.count) {
+            let o = freeRange(chunk, vcpu: Self.leastLoaded(workers, clock), clock: &clock)
             if o != .ok { return o }
             onAcceptBatch?(clock)
         }
         return .ok
+    }
+
+    /// The vCPU of `workers` with the least time so far (lowest index on
+    /// ties): where the next padata chunk or allocation goes.
+    static func leastLoaded(_ workers: [Int], _ clock: PhaseClock) -> Int {
+        var best = workers[0]
+        for v in workers where clock.vcpuPicoseconds[v] < clock.vcpuPicoseconds[best] { best = v }
+        return best
     }
 
     /// The chunks `padata_do_multithreaded()` cuts `[r.start, r.end)` into.

@@ -30,6 +30,8 @@ public enum ZoneKind: String, Sendable, CaseIterable {
 /// (MAX_ORDER_NR_PAGES = 1024).
 public struct Zone: Sendable {
     public let kind: ZoneKind
+    /// The node (`zone->zone_pgdat->node_id`).
+    public let node: Int
     /// `managed_pages` (MemTotal): includes unaccepted blocks.
     public var managed: UInt64 = 0
     /// `NR_FREE_PAGES` (MemFree): includes unaccepted blocks.
@@ -51,7 +53,7 @@ public struct Zone: Sendable {
     /// (`setup_per_zone_lowmem_reserve()`); zero until watermarks are set.
     public var lowmemReserve: [UInt64] = Array(repeating: 0, count: ZoneKind.maxNrZones)
 
-    public init(kind: ZoneKind) { self.kind = kind }
+    public init(kind: ZoneKind, node: Int = 0) { self.kind = kind; self.node = node }
 
     /// Free pages that are accepted (on buddy lists).
     public var acceptedFree: UInt64 { freePages - unacceptedPages }

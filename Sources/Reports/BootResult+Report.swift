@@ -55,7 +55,9 @@ extension BootResult {
         let meminfo: JSON = .object((kernel?.meminfo ?? []).map { ($0.0, .uint($0.1)) })
         let vmstat: JSON = .object([("nr_free_pages", .uint(kernel?.totalFreePages ?? 0)),
                                     ("nr_unaccepted", .uint(kernel?.totalUnacceptedPages ?? 0))])
-        let zoneinfo: JSON = .object((kernel?.zoneinfo ?? []).map { ($0.name, $0.json) })
+        // One node: keyed by zone name; several: by /proc/zoneinfo's header, "Node 1, zone Normal".
+        let single = kernel?.numa.isSingleNode ?? true
+        let zoneinfo: JSON = .object((kernel?.zoneinfo ?? []).map { (single ? $0.name : "Node \($0.node), zone \($0.name)", $0.json) })
         let vm: JSON = kernel.map { k in
             .object([("min_free_kbytes", .uint(k.minFreeKbytesInEffect)),
                      ("watermark_scale_factor", .uint(k.config.watermarkScaleFactor ?? 10)),
@@ -94,6 +96,7 @@ extension BootResult {
             ("meminfo", meminfo),
             ("vmstat", vmstat),
             ("zoneinfo", zoneinfo),
+        ] + numaJSON + [
             ("vm", vm),
             ("platform_ops", platformOpsJSON),
             ("host_committed_bytes", .uint(committedBytes)),
@@ -106,17 +109,48 @@ extension BootResult {
         ])
     }
 
+    /// `numa` (several nodes only, so one-node reports are as before): each
+    /// node's CPUs, `/sys/devices/system/node/nodeN/meminfo` lines (kB),
+    /// distances, and where its pgdatinit thread ended.
+    var numaJSON: [(String, JSON)] {
+        guard let k = kernel, !k.numa.isSingleNode else { return [] }
+        let nodes: [JSON] = (0..<k.numa.nodeCount).map { n in
+            .object([("node", .uint(UInt64(n))), ("cpus", .array(k.numa.cpusOfNode[n].map { .uint(UInt64($0)) })),
+                     ("srat", .array(k.numa.memory.filter { $0.node == n }.map { .object([("start", .uint($0.range.start)), ("end", .uint($0.range.end))]) })),
+                     ("meminfo", .object(k.nodeMeminfoRows(node: n).map { ($0.0, .uint($0.1)) })),
+                     ("distance", .array((0..<k.numa.nodeCount).map { .uint(UInt64(k.numa.distance(n, $0))) })),
+                     ("zonelist_nodes", .array(k.numa.nodeOrder[n].map { .uint(UInt64($0)) })),
+                     ("deferred_init_s", .double(Double(k.deferredInitNodePicoseconds[n]) / 1e12))])
+        }
+        return [("numa", .object([("sockets", .uint(UInt64(scenario.sockets))), ("nodes", .array(nodes))]))]
+    }
+
     var scenarioJSON: JSON {
         let s = scenario
         return .object([("platform", .string(s.platform.rawValue)), ("memory", .uint(s.memory)), ("vcpus", .uint(UInt64(s.vcpus))),
                         ("accept", .string(s.lazy ? "lazy" : "eager")), ("host", .string(s.platform == .tdx ? s.tdxHost.rawValue : "snp")), ("host_mapping", .string(s.hostMapping.rawValue)),
                         ("firmware", .string(s.firmware.rawValue)), ("kernel", .string(s.kernel.version.rawValue)),
-                        ("seed", .uint(s.seed))])
+                        ("seed", .uint(s.seed))]
+                       + (s.numaNodeSizes.map { [("numa_node_bytes", .array($0.map { .uint($0) })), ("sockets", .uint(UInt64(s.sockets)))] } ?? []))
+    }
+
+    /// `cpulist` form: `0-3,8`.
+    static func cpuList(_ cpus: [Int]) -> String {
+        var parts: [String] = []
+        var i = 0
+        while i < cpus.count {
+            var j = i
+            while j + 1 < cpus.count, cpus[j + 1] == cpus[j] + 1 { j += 1 }
+            parts.append(i == j ? "\(cpus[i])" : "\(cpus[i])-\(cpus[j])")
+            i = j + 1
+        }
+        return parts.joined(separator: ",")
     }
 
     /// The readable report.
     public var text: String {
         var o = "cocomem boot: \(scenario.platform.rawValue) \(ByteCount(scenario.memory)) \(scenario.vcpus) vCPUs, "
+        if let sizes = scenario.numaNodeSizes { o += "\(sizes.count) NUMA nodes (" + sizes.map { ByteCount($0).description }.joined(separator: ", ") + "), " }
         o += "accept_memory=\(scenario.lazy ? "lazy" : "eager"), host \(scenario.platform == .tdx ? scenario.tdxHost.rawValue : "snp-" + scenario.hostMapping.rawValue), "
         o += "firmware \(scenario.firmware.rawValue)\(scenario.edk2Release.map { " (\($0))" } ?? ""), kernel \(scenario.kernel.version.rawValue)\n\n"
         o += scenario.kernel.version.reportText + "\n"
@@ -129,7 +163,18 @@ extension BootResult {
             o += "  " + who.padded(12) + ByteCount(b).description + "\n"
         }
         if firmware.lostBytes > 0 { o += "  lost (type 15 not understood): \(ByteCount(firmware.lostBytes))\n" }
-        o += "\n/proc/meminfo:\n" + (kernel?.procMeminfo ?? "") + "\n/proc/vmstat:\n" + (kernel?.procVmstat ?? "")
+        o += "\n/proc/meminfo:\n" + (kernel?.procMeminfo ?? "")
+        if let k = kernel, !k.numa.isSingleNode {
+            o += "\n/sys/devices/system/node/node*/meminfo (the lines cocomem models):\n" + k.nodesMeminfo
+            var nodes: [String] = []
+            for n in 0..<k.numa.nodeCount {
+                let cpus: String = k.numa.cpusOfNode[n].isEmpty ? "none" : Self.cpuList(k.numa.cpusOfNode[n])
+                let fallback: String = k.numa.nodeOrder[n].map { String($0) }.joined(separator: ",")
+                nodes.append("node \(n) cpus \(cpus), fallback \(fallback)")
+            }
+            o += "NUMA: " + nodes.joined(separator: "; ") + "\n"
+        }
+        o += "\n/proc/vmstat:\n" + (kernel?.procVmstat ?? "")
         if let k = kernel {
             o += "\nvm.min_free_kbytes \(k.minFreeKbytesInEffect), vm.watermark_scale_factor \(k.config.watermarkScaleFactor ?? 10), "
             o += "transparent_hugepage \(k.config.transparentHugepage.rawValue), totalreserve_pages \(k.totalReservePages)\n"

@@ -142,6 +142,8 @@ struct ScenarioOptions: ParsableArguments {
     @Option(help: "Platform") var platform: PlatformKind = .tdx
     @Option(help: "Guest memory (64G, 512M, 1.5T, 0x100000000)") var memory = "4G"
     @Option(help: "vCPUs") var vcpus = 4
+    @Option(help: ArgumentHelp("NUMA nodes as QEMU's -numa node,memdev= makes them: N equal nodes, or each node's size (3G,1G), adding up to --memory (default 1: no NUMA)", valueName: "N|SIZE,SIZE,...")) var numa: String?
+    @Option(help: ArgumentHelp("-smp N,sockets=S: vCPUs go to node (socket % nodes) as QEMU's default mapping puts them; one socket (the default, as QEMU >= 6.2 makes plain -smp N) puts every vCPU on node 0", valueName: "S")) var sockets = 1
     @Option(help: "accept_memory=") var accept: AcceptMode = .lazy
     @Option(help: "TDX host: tdx (KVM + TDX module, 4K private mappings, as upstream), tdx-huge (TDX huge pages v3 + Dynamic PAMT)") var host: TDXHostModel = .tdx
     @Option(help: "guest_memfd backing for the KVM host (default: buddy for tdx, hugetlb-2m for tdx-huge)") var gmem: GmemBacking?
@@ -174,6 +176,8 @@ struct ScenarioOptions: ParsableArguments {
         s.platform = platform
         s.memory = try ByteCount.parseGuestMemory(memory).value
         s.vcpus = vcpus
+        s.sockets = sockets
+        if let numa { s.numaNodeSizes = try Scenario.numaNodeSizes(numa, memory: s.memory, vcpus: vcpus, sockets: sockets) }
         s.lazy = accept == .lazy
         s.kernel.lazyAccept = s.lazy
         s.hostMapping = hostMapping

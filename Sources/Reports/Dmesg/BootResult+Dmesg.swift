@@ -31,6 +31,46 @@ public struct KernelImageSections: Equatable, Sendable {
 }
 
 extension BootResult {
+    /// The SRAT and NUMA lines of `setup_arch()` → `initmem_init()`:
+    /// `acpi_numa_processor_affinity_init()` for each vCPU (APIC IDs as QEMU
+    /// numbers them: the socket above the core bits), then
+    /// `acpi_numa_memory_affinity_init()` for each memory affinity
+    /// structure, then `numa_cleanup_meminfo()`'s merges of a node's blocks
+    /// (trimmed to memblock's first and last address) across holes no other
+    /// node's memory lies in. No "NUMA: Initialized distance table" line:
+    /// QEMU builds no SLIT without `-numa dist`, so `numa_alloc_distance()`
+    /// never runs and `node_distance()` answers 10 and 20.
+    func numaLines(_ numa: NUMATopology, memory: [AddressRange]) -> [String] {
+        var out: [String] = []
+        let perSocket = max(1, scenario.vcpus / scenario.sockets)
+        let coreBits = perSocket <= 1 ? 0 : (UInt64.bitWidth - UInt64(perSocket - 1).leadingZeroBitCount)
+        for cpu in 0..<scenario.vcpus {
+            let apic = ((cpu / perSocket) << coreBits) | (cpu % perSocket)
+            let hex = String(apic, radix: 16)
+            out.append("ACPI: SRAT: PXM \(numa.cpuNode[cpu]) -> APIC 0x\(hex.count < 2 ? "0" + hex : hex) -> Node \(numa.cpuNode[cpu])")
+        }
+        func mem(_ r: AddressRange) -> String { "[mem \(hex010(r.start))-\(hex010(r.end - 1))]" }
+        for (n, r) in numa.memory { out.append("ACPI: SRAT: Node \(n) PXM \(n) \(mem(r))") }
+        guard let low = memory.first?.start, let high = memory.last?.end else { return out }
+        var blocks = numa.memory.map { (node: $0.node, range: $0.range.clamped(to: AddressRange(start: low, end: high))) }.filter { !$0.range.isEmpty }
+        var i = 0
+        while i < blocks.count {
+            var j = i + 1
+            while j < blocks.count {
+                let bi = blocks[i], bj = blocks[j]
+                let merged = AddressRange(start: min(bi.range.start, bj.range.start), end: max(bi.range.end, bj.range.end))
+                let blocked = blocks.contains { $0.node != bi.node && $0.range.overlaps(merged) }
+                if bi.node == bj.node, !blocked {
+                    out.append("NUMA: Node \(bi.node) \(mem(bi.range)) + \(mem(bj.range)) -> \(mem(merged))")
+                    blocks[i].range = merged
+                    blocks.remove(at: j)
+                } else { j += 1 }
+            }
+            i += 1
+        }
+        return out
+    }
+
     /// The e820 table `setup_e820()` handed the kernel.
     public var e820Table: [E820Entry] {
         EFIStub.e820Table(map: firmware.map, unacceptedSupported: scenario.loader.kernelSupportsUnaccepted && !scenario.loader.loaderCallsExitBootServices)
@@ -68,6 +108,9 @@ extension BootResult {
         for l in firmware.map.kernelFormat().splitLines() where !l.isEmpty { at(0, String(l)) }
         let memory = memblockMemory
         guard let maxPFNEnd = e820Table.filter({ $0.type == .ram }).map(\.range.end).max(), let low = memory.first?.start else { return out }
+        if let numa = kernel?.numa, !numa.isSingleNode {
+            for l in numaLines(numa, memory: memory) { at(0, l) }
+        }
         at(0, "smpboot: Allowing \(scenario.vcpus) CPUs, 0 hotplug CPUs")
         // free_area_init(): zone ranges from arch_zone_{lowest,highest}_possible_pfn.
         at(0, "Zone ranges:")
@@ -82,8 +125,19 @@ extension BootResult {
         zone("Device", 0, 0)
         at(0, "Movable zone start for each node")
         at(0, "Early memory node ranges")
-        for r in memory { at(0, "  node   0: [mem \(hex16(r.start))-\(hex16(r.end - 1))]") }
-        at(0, "Initmem setup node 0 [mem \(hex16(low))-\(hex16(maxPFNEnd - 1))]")
+        if let numa = kernel?.numa, !numa.isSingleNode {
+            // memblock regions carry their node; free_area_init() prints each, then each node's span.
+            let tagged = memory.flatMap { numa.split($0) }
+            for (n, r) in tagged { at(0, "  node " + String(n).leftPadded(3) + ": [mem \(hex16(r.start))-\(hex16(r.end - 1))]") }
+            for n in 0..<numa.nodeCount {
+                let parts = tagged.filter { $0.node == n }.map(\.range)
+                guard let s = parts.first?.start, let e = parts.last?.end else { continue }
+                at(0, "Initmem setup node \(n) [mem \(hex16(s))-\(hex16(e - 1))]")
+            }
+        } else {
+            for r in memory { at(0, "  node   0: [mem \(hex16(r.start))-\(hex16(r.end - 1))]") }
+            at(0, "Initmem setup node 0 [mem \(hex16(low))-\(hex16(maxPFNEnd - 1))]")
+        }
         let boot = times.kernelBoot
         guard let kernel else { return out }
         // swiotlb_init_remap() in mm_core_init(): the lines the model kept.
@@ -102,8 +156,15 @@ extension BootResult {
             + "\(sections.rodata)K rodata, \(sections.initSize)K init, \(sections.bss)K bss, \(k(physpages - freedEarly))K reserved, 0K cma-reserved)")
         at(boot, scenario.platform == .tdx ? "Memory Encryption Features active: Intel TDX" : "Memory Encryption Features active: AMD SEV SEV-ES SEV-SNP")
         at(boot, "smp: Bringing up secondary CPUs ...")
-        at(boot, "smp: Brought up 1 node, \(scenario.vcpus) CPU\(scenario.vcpus == 1 ? "" : "s")")
-        if kernel.config.deferredStructPageInit && times.deferredInit > 0 {
+        let nodes = kernel.numa.nodeCount
+        at(boot, "smp: Brought up \(nodes) node\(nodes == 1 ? "" : "s"), \(scenario.vcpus) CPU\(scenario.vcpus == 1 ? "" : "s")")
+        if nodes > 1 {
+            // One pgdatinit thread a node, each printing when its node is done.
+            let lines = kernel.deferredInitNodePicoseconds.enumerated().filter { $0.element > 0 }.sorted { ($0.element, $0.offset) < ($1.element, $1.offset) }
+            for (n, ps) in lines {
+                at(boot + Double(ps) / 1e12, "node \(n) deferred pages initialised in \(ps / 1_000_000_000)ms")
+            }
+        } else if kernel.config.deferredStructPageInit && times.deferredInit > 0 {
             at(boot + times.deferredInit, "node 0 deferred pages initialised in \(UInt64(times.deferredInit * 1000))ms")
         }
         if outcome == .ok {
@@ -111,4 +172,10 @@ extension BootResult {
         }
         return out
     }
+}
+
+/// `%#010Lx`: `0x` and at least eight hex digits, as the SRAT and NUMA lines print addresses.
+func hex010(_ v: UInt64) -> String {
+    let s = String(v, radix: 16)
+    return "0x" + String(repeating: "0", count: max(0, 8 - s.count)) + s
 }

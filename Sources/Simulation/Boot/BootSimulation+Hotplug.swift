@@ -60,6 +60,14 @@ extension Scenario {
     /// with `hotplug=`/`unplug=` phases rather than give a result that
     /// leaves the memory out: the capture kernel's vmcore and the next
     /// kernel's memory map are built from boot memory only.
+    /// `kexec`, `dump` and scenario steps after the boot build their kernel
+    /// (the next one, the capture kernel's view) on one node: a NUMA guest
+    /// is refused rather than given one node's answer.
+    public func refuseNUMA(in command: String) throws {
+        guard isNUMA else { return }
+        throw CocomemError(.unsupported, "\(command) of a NUMA guest (--numa with more than one node) is not modelled: the \(command == "dump" ? "capture kernel's view" : "next kernel") is built on one node; boot models the nodes (docs/SCENARIOS.md, NUMA)")
+    }
+
     public func refuseHotplug(in command: String) throws {
         guard workload.flattened.contains(where: \.isHotplug) else { return }
         throw CocomemError(.invalidScenario, "\(command) with hotplug= or unplug= phases is not modelled: the \(command == "dump" ? "vmcore" : "next kernel") would leave the hot-plugged memory out (docs/HOTPLUG.md)")

@@ -245,8 +245,9 @@ public struct BootSimulation {
             ramTypes.contains($0.type) && !(uhpAware && $0.attribute.contains(.uhp)) && !($0.type != .unaccepted && $0.attribute.contains(.sp))
         }.map(\.range))
         let kernelImage = AddressRange(start: 16 << 20, size: s.kernel.kernelInitBytes)
+        let numa = s.isNUMA ? NUMATopology(layout: try s.numaLayout(), belowFourGiB: layout.lowRAM.end, vcpus: s.vcpus) : nil
         bootKernel(config: s.kernel, ram: ram, unaccepted: unaccepted, platform: acc.platform,
-                   image: kernelImage, initrd: nil, workload: s.workload, into: &r, recorder: recorder)
+                   image: kernelImage, initrd: nil, workload: s.workload, into: &r, recorder: recorder, numa: numa)
         var done = finish(&r, acc)
         if case .terminated(let why) = done.outcome, let first = earlyUHP?.first {
             done.outcome = .terminated("broken: \(first) of the EFI_MEMORY_UHP hot-plug window accepted before any memory was plugged there "
@@ -261,10 +262,10 @@ public struct BootSimulation {
     /// the unaccepted table as the previous owner of the machine left it.
     func bootKernel(config: KernelConfig, ram: [AddressRange], unaccepted: UnacceptedMemory?, platform: any GuestPlatform,
                     image kernelImage: AddressRange, initrd: AddressRange?, workload: Workload, into r: inout BootResult,
-                    recorder: Recorder?, prefix: String = "") {
+                    recorder: Recorder?, prefix: String = "", numa: NUMATopology? = nil) {
         let s = scenario
         unaccepted?.stepByStep = s.stepByStep
-        let kernel = GuestKernel(config: config, vcpus: s.vcpus, costs: costs, platform: platform, ram: ram, unaccepted: unaccepted)
+        let kernel = GuestKernel(config: config, vcpus: s.vcpus, costs: costs, platform: platform, ram: ram, unaccepted: unaccepted, numa: numa)
         r.kernel = kernel
         recorder?.kernel = kernel
         recorder?.counterSettled = 0
@@ -298,7 +299,7 @@ public struct BootSimulation {
         var full: Double? = nil
         if outcome == .ok {
             let want = ByteCount(s.bootAllocationBytes).frames()
-            let (got, o) = kernel.allocate(pages: want, use: .pageCache, touch: true, clock: &uclock, fullyAcceptedAt: &full)
+            let (got, o) = kernel.allocateOnNodes(pages: want, use: .pageCache, touch: true, clock: &uclock, fullyAcceptedAt: &full)
             outcome = o
             if o == .ok, got < want {
                 r.degradations.append("user space on the way to a shell clamped: requested \(ByteCount(s.bootAllocationBytes)), given \(ByteCount(got * 4096)) (page allocation failure: out of memory)")
@@ -345,7 +346,9 @@ public struct BootSimulation {
             if case .phases = workload {} else {
                 // A phase the recorder has not closed (one clock, no slices) closes here.
                 let name = prefix + "workload " + ScenarioFile.workload(workload)
-                if case .rate = workload { rec.phase(name, from: start) } else { rec.phase(name, wclock, seconds: wclock.seconds(costs)) }
+                var isRate = false
+                if case .rate = workload { isRate = true } else if case .onNode(_, .rate) = workload { isRate = true }
+                if isRate { rec.phase(name, from: start) } else { rec.phase(name, wclock, seconds: wclock.seconds(costs)) }
                 rec.closeLatency(phase: prefix + ScenarioFile.workload(workload), lazy: kernel.config.lazyAccept)
                 rec.snapshot("end of " + name)
             }
@@ -354,13 +357,13 @@ public struct BootSimulation {
     }
 
     func runWorkloadPhase(_ workload: Workload, _ kernel: GuestKernel, clock wclock: inout PhaseClock,
-                          clamped: inout [String], recorder: Recorder?, prefix: String) -> (AcceptOutcome, Double?) {
+                          clamped: inout [String], recorder: Recorder?, prefix: String, node: Int? = nil) -> (AcceptOutcome, Double?) {
         var wfull: Double? = nil
         func allocate(_ b: UInt64, _ use: PageUse, touch: Bool) -> AcceptOutcome {
             let want = ByteCount(b).frames()
-            let (got, o) = kernel.allocate(pages: want, use: use, touch: touch, clock: &wclock, fullyAcceptedAt: &wfull)
+            let (got, o) = kernel.allocateOnNodes(pages: want, use: use, touch: touch, clock: &wclock, fullyAcceptedAt: &wfull, node: node)
             if o == .ok, got < want {
-                clamped.append("workload \(ScenarioFile.workload(workload)) clamped: requested \(ByteCount(b)), given \(ByteCount(got * 4096)) (page allocation failure: out of memory)")
+                clamped.append("workload \(ScenarioFile.workload(node.map { Workload.onNode($0, workload) } ?? workload)) clamped: requested \(ByteCount(b)), given \(ByteCount(got * 4096)) (page allocation failure: out of memory)")
             }
             return o
         }
@@ -369,7 +372,10 @@ public struct BootSimulation {
         case .touch(let b): return (allocate(b, .anonymous, touch: true), wfull)
         case .pageCache(let b): return (allocate(b, .pageCache, touch: true), wfull)
         case .rate(let perSecond, let seconds):
-            return runRate(kernel, perSecond: perSecond, seconds: seconds, clock: &wclock, clamped: &clamped, recorder: recorder, prefix: prefix)
+            return runRate(kernel, perSecond: perSecond, seconds: seconds, clock: &wclock, clamped: &clamped, recorder: recorder, prefix: prefix,
+                           node: node, name: ScenarioFile.workload(node.map { Workload.onNode($0, workload) } ?? workload))
+        case .onNode(let n, let phase):
+            return runWorkloadPhase(phase, kernel, clock: &wclock, clamped: &clamped, recorder: recorder, prefix: prefix, node: n)
         case .hugetlb(let b): return (allocate(b, .hugetlb, touch: false), wfull)
         case .hotplug(let b, let kind): return (hotplugPhase(b, kind, kernel, clock: &wclock, degradations: &clamped), wfull)
         case .unplug(let b, let kind): return (unplugPhase(b, kind, kernel, clock: &wclock, degradations: &clamped), wfull)
@@ -398,19 +404,20 @@ public struct BootSimulation {
     /// A slice given less than `perSecond` (out of memory) ends the workload
     /// there and adds a line to `clamped`.
     func runRate(_ kernel: GuestKernel, perSecond: UInt64, seconds: UInt64, clock: inout PhaseClock,
-                 clamped: inout [String], recorder: Recorder? = nil, prefix: String = "") -> (AcceptOutcome, Double?) {
+                 clamped: inout [String], recorder: Recorder? = nil, prefix: String = "", node: Int? = nil, name: String? = nil) -> (AcceptOutcome, Double?) {
+        let name = name ?? ScenarioFile.workload(.rate(bytesPerSecond: perSecond, seconds: seconds))
         var elapsed = 0.0
         var full: Double? = nil
         for second in 0..<seconds {
             var slice = PhaseClock(vcpus: clock.vcpus)
             var sliceFull: Double? = nil
-            let (got, o) = kernel.allocate(pages: ByteCount(perSecond).frames(), use: .anonymous, touch: true, clock: &slice, fullyAcceptedAt: &sliceFull)
+            let (got, o) = kernel.allocateOnNodes(pages: ByteCount(perSecond).frames(), use: .anonymous, touch: true, clock: &slice, fullyAcceptedAt: &sliceFull, node: node)
             if full == nil, let f = sliceFull { full = elapsed + f }
             elapsed += max(1.0, slice.seconds(costs))
             clock.record(slice)
-            recorder?.closeSegment(slice, seconds: max(1.0, slice.seconds(costs)), lane: prefix + "workload " + ScenarioFile.workload(.rate(bytesPerSecond: perSecond, seconds: seconds)))
+            recorder?.closeSegment(slice, seconds: max(1.0, slice.seconds(costs)), lane: prefix + "workload " + name)
             if o == .ok, got < ByteCount(perSecond).frames() {
-                clamped.append("workload \(ScenarioFile.workload(.rate(bytesPerSecond: perSecond, seconds: seconds))) clamped: second \(second + 1) of \(seconds) was given \(ByteCount(got * 4096)) of \(ByteCount(perSecond)) (page allocation failure: out of memory), and the workload stopped there")
+                clamped.append("workload \(name) clamped: second \(second + 1) of \(seconds) was given \(ByteCount(got * 4096)) of \(ByteCount(perSecond)) (page allocation failure: out of memory), and the workload stopped there")
             }
             if o != .ok || got < ByteCount(perSecond).frames() { clock.pacedSeconds = elapsed; return (o, full) }
         }

@@ -30,11 +30,26 @@ public enum Workload: Sendable, Equatable {
     /// `unplug=SIZE[:dimm|virtio-mem]`: the most recent DIMM of SIZE is
     /// ejected, or the virtio-mem requested size drops by SIZE.
     case unplug(UInt64, MemoryDeviceKind)
+    /// `PHASE@N`: a touch, pagecache, hugetlb or rate phase run on NUMA
+    /// node N (`numactl --cpunodebind=N --preferred=N`: node N's vCPUs,
+    /// node N's zonelist, falling back to the others by distance).
+    indirect case onNode(Int, Workload)
 
     /// Parses `none`, `touch=SIZE`, `pagecache=SIZE`, `touch=all`,
     /// `rate=SIZE:SECONDS` (SIZE per second for SECONDS), `hugetlb=SIZE`.
     public static func parse(_ s: String, memory: UInt64) throws -> Workload {
         if s == "none" { return .none }
+        if let at = s.lastIndex(of: "@") {
+            let nodeText = s[s.index(after: at)...]
+            guard let node = Int(nodeText), node >= 0, node < NUMALayout.maximumNodes else {
+                throw CocomemError(.invalidArgument, "workload '\(s)': '@\(nodeText)' is not a NUMA node number (0 to \(NUMALayout.maximumNodes - 1))")
+            }
+            let phase = try parse(String(s[..<at]), memory: memory)
+            switch phase {
+            case .touch, .pageCache, .hugetlb, .rate: return .onNode(node, phase)
+            default: throw CocomemError(.invalidArgument, "workload '\(s)': only touch, pagecache, hugetlb and rate phases run on a node (@N)")
+            }
+        }
         let parts = s.split(separator: "=", maxSplits: 1).map(String.init)
         guard parts.count == 2 else { throw CocomemError(.invalidArgument, "workload '\(s)' is not none, touch=SIZE, pagecache=SIZE, hugetlb=SIZE or rate=SIZE:SECONDS") }
         if parts[0] == "rate" {
@@ -166,6 +181,42 @@ public struct Scenario: Sendable {
         if let r = edk2Release, r.tag < "edk2-stable202605" { return .notHandled }
         return .unaccepted
     }
+    /// `-numa node,memdev=` sizes, node 0 first (nil: no `-numa`, one node).
+    public var numaNodeSizes: [UInt64]? = nil
+    /// `-smp N,sockets=S` (QEMU ≥ 6.2 makes a plain `-smp N` one socket).
+    public var sockets: Int = 1
+
+    /// The NUMA layout QEMU builds (one node without `-numa`).
+    public func numaLayout() throws -> NUMALayout {
+        guard let sizes = numaNodeSizes else {
+            try NUMALayout.checkSockets(sockets, vcpus: vcpus)
+            return .single(memory: memory, sockets: sockets)
+        }
+        return try NUMALayout(nodeSizes: sizes, sockets: sockets, memory: memory, vcpus: vcpus)
+    }
+
+    /// `--numa N|SIZE,...` as the scenario keeps it: the node sizes, or nil
+    /// for one node (so a one-node guest reads and prints as without the
+    /// option). The sizes are checked against the memory and vCPUs here.
+    public static func numaNodeSizes(_ text: String, memory: UInt64, vcpus: Int, sockets: Int) throws -> [UInt64]? {
+        try numaNodeSizes(NUMALayout.parseSizes(text, memory: memory), memory: memory, vcpus: vcpus, sockets: sockets)
+    }
+
+    /// The node sizes checked, or nil for one node.
+    public static func numaNodeSizes(_ sizes: [UInt64], memory: UInt64, vcpus: Int, sockets: Int) throws -> [UInt64]? {
+        guard sizes.count > 1 else {
+            // One node: no SRAT; its size must still be the guest's memory.
+            guard sizes == [memory] else {
+                throw CocomemError(.invalidSize, "--numa: the nodes add up to \(ByteCount(sizes[0])), not the guest's \(ByteCount(memory)) (QEMU: total memory for NUMA nodes should equal RAM size)")
+            }
+            return nil
+        }
+        _ = try NUMALayout(nodeSizes: sizes, sockets: sockets, memory: memory, vcpus: vcpus)
+        return sizes
+    }
+
+    /// Whether the guest has more than one node.
+    public var isNUMA: Bool { (numaNodeSizes?.count ?? 1) > 1 }
 
     /// Where the scenario's memory devices go (nil window: none).
     public var hotplugLayout: HotplugLayout { HotplugLayout(memory: memory, workload: workload) }
@@ -183,6 +234,10 @@ public struct Scenario: Sendable {
         }
         try refuseOptionsThatCannotApply()
         _ = try Q35Layout(memory: memory)
+        let numa = try numaLayout()
+        for case .onNode(let n, _) in workload.flattened where n >= numa.nodeCount {
+            throw CocomemError(.invalidArgument, "workload phase '@\(n)': node \(n) does not exist; the guest has \(numa.nodeCount) node\(numa.nodeCount == 1 ? "" : "s") (0 to \(numa.nodeCount - 1))")
+        }
         // Sizes that cannot fit the guest are refused up front, not discovered by an overflow deep in the boot.
         let defaultAllocation = Scenario().bootAllocationBytes
         guard bootAllocationBytes <= max(memory, defaultAllocation) else {

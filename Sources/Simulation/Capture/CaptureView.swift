@@ -29,6 +29,7 @@ public enum CaptureView {
                              transparentHugepages: Bool = false, slabOrder: UInt64 = 0, uptime: Double? = nil) throws -> GuestMemoryImage {
         guard let k = r.kernel else { throw CocomemError(.invalidScenario, "the guest did not reach the kernel; there is no vmcore to take") }
         try r.scenario.refuseHotplug(in: "dump")
+        try r.scenario.refuseNUMA(in: "dump")
         var classes = IntervalMap<GuestFrameNumber, PageClass>(initial: .freeZero)
         var crashKernel: AddressRange? = nil
         for (range, kind) in k.reservations {

@@ -54,6 +54,7 @@ extension BootSimulation {
     /// `startup_64` with boot_params already filled in.
     public func runKexec(_ plan: KexecPlan) throws -> KexecResult {
         try scenario.refuseHotplug(in: "kexec")
+        try scenario.refuseNUMA(in: "kexec")
         if plan.nextWorkload.flattened.contains(where: \.isHotplug) {
             throw CocomemError(.invalidScenario, "kexec: hotplug= and unplug= phases in the next kernel's workload are not modelled (docs/HOTPLUG.md)")
         }

@@ -44,8 +44,11 @@ extension ScenarioFile {
     var guestTree: [Entry] {
         let s = scenario
         var top: [Entry] = []
+        // `numa` and `sockets` are written only when set, so files printed before they existed read the same.
         top.append(Entry("guest", .map([Entry("platform", .string(s.platform.rawValue)), Entry("memory", .string(Self.size(s.memory))),
-                                        Entry("vcpus", .int(UInt64(s.vcpus)))])))
+                                        Entry("vcpus", .int(UInt64(s.vcpus)))]
+                                       + (s.numaNodeSizes.map { [Entry("numa", .list($0.map { .string(Self.size($0)) }))] } ?? [])
+                                       + (s.sockets != 1 ? [Entry("sockets", .int(UInt64(s.sockets)))] : []))))
         // `uhp` and `hotplug-accept` are written only when set, so files printed before they existed read the same.
         top.append(Entry("firmware", .map([Entry("generation", .string(s.edk2Release?.tag ?? s.firmware.rawValue)),
                                            Entry("partial-accept", .string(Self.size(s.partialAcceptBytes))),
@@ -149,6 +152,7 @@ extension ScenarioFile {
         case .phases(let ps): ps.map(workload).joined(separator: " then ")
         case .hotplug(let b, let k): "hotplug=\(size(b)):\(k.rawValue)"
         case .unplug(let b, let k): "unplug=\(size(b)):\(k.rawValue)"
+        case .onNode(let n, let w): workload(w) + "@\(n)"
         }
     }
 

@@ -70,7 +70,7 @@ struct Reader {
     let name: String
 
     static let topKeys = ["guest", "firmware", "kernel", "host", "workload", "seed", "calibration", "calibration-profile", "step-by-step", "boot", "steps"]
-    static let guestKeys = ["platform", "memory", "vcpus"]
+    static let guestKeys = ["platform", "memory", "vcpus", "numa", "sockets"]
     static let firmwareKeys = ["generation", "partial-accept", "acceptance-protocol", "uhp", "soft-reserved", "retain-soft-reserved"]
     static let kernelKeys = ["version", "accept", "deferred-init", "unaccepted-support", "loader", "acceptance-protocol-call",
                              "crashkernel", "boot-alloc", "init-size", "transparent-hugepage", "min-free-kbytes",
@@ -165,6 +165,7 @@ struct Reader {
         var platformNode: Node? = nil, firmware: FirmwareGeneration? = nil, firmwareNode: Node? = nil, edk2: EDK2Release? = nil
         var crashKernel: UInt64? = nil
         var workloadNode: Node? = nil
+        var numaNode: Node? = nil
         var fromNodes: [Node?] = [], kexecWorkloadNodes: [Node?] = []
         var accept = "lazy"
         var sections: [String: Node] = [:]
@@ -185,6 +186,11 @@ struct Reader {
                 switch key {
                 case "platform": s.platform = try choice(v, key, PlatformKind.self); platformNode = v
                 case "memory": s.memory = try size(v, key, guestMemory: true)
+                case "numa": numaNode = v
+                case "sockets":
+                    let n = try integer(v, key)
+                    guard (1...4096).contains(n) else { throw error(v, "'sockets' must be between 1 and 4096, got \(n)") }
+                    s.sockets = n
                 default:
                     let n = try integer(v, key)
                     guard (1...4096).contains(n) else { throw error(v, "'vcpus' must be between 1 and 4096, got \(n)") }
@@ -246,6 +252,11 @@ struct Reader {
                 }
             }
         }
+        if let v = numaNode {
+            let sizes = try numa(v, memory: s.memory)
+            do { s.numaNodeSizes = try Scenario.numaNodeSizes(sizes, memory: s.memory, vcpus: s.vcpus, sockets: s.sockets) }
+            catch let e as CocomemError { throw error(v, "'numa': \(e.message)") }
+        }
         s.lazy = accept == "lazy"
         s.kernel.lazyAccept = s.lazy
         s.firmware = firmware ?? edk2?.generation(tdx: s.platform == .tdx) ?? (s.platform == .tdx ? .tdvf : .ovmfSNP)
@@ -274,6 +285,18 @@ struct Reader {
 
     /// `workload:` a list of phases in `--workload`'s syntax (a single
     /// value is a list of one), run one after the other (`Workload.phases`).
+    /// `numa:` under `guest`: a node count (equal nodes) or a list of node
+    /// sizes, as `--numa` takes them.
+    func numa(_ v: Node, memory: UInt64) throws -> [UInt64] {
+        let text: String
+        switch v {
+        case .sequence(let seq): text = try seq.map { try string($0, "numa") }.joined(separator: ",")
+        case .scalar: text = try string(v, "numa")
+        default: throw error(v, "'numa' must be a node count or a list of node sizes such as [3G, 1G], got \(kind(v))")
+        }
+        do { return try NUMALayout.parseSizes(text, memory: memory) } catch let e as CocomemError { throw error(v, "'numa': \(e.message)") }
+    }
+
     func workload(_ v: Node, memory: UInt64) throws -> Workload {
         var items: [Node]
         switch v {
