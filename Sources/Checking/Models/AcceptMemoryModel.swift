@@ -150,6 +150,19 @@ public struct AcceptMemoryModel: TransitionSystem {
             return "\(hex(a.value))+\(b.value - a.value)"
         }
 
+        /// Whether calls go on `accepting_list` (50e782a86c98, no planted fault).
+        var usesList: Bool { memory.plantedFault == nil && memory.locking == .acceptingList }
+
+        /// What the first step of a call does in this kernel.
+        var firstStep: String {
+            switch (memory.plantedFault, memory.locking) {
+            case (.noAcceptingList?, _): "spin_lock_irqsave(), first run of set units, spin_unlock() (planted: no accepting_list)"
+            case (.claimByClearing?, _): "spin_lock_irqsave(), first run of set units, bitmap_clear() of it, spin_unlock() (planted: claim by clearing)"
+            case (nil, .acceptingList): "spin_lock_irqsave(), walk accepting_list, list_add(), first run of set units, spin_unlock()"
+            case (nil, .lockHeldAcrossAccept): "spin_lock_irqsave() (held across the accept: before 50e782a86c98), first run of set units"
+            }
+        }
+
         /// Whether vCPU v's next step would find the list (or the lock)
         /// taken by another call and leave everything as it was.
         func spins(_ v: Int) -> Bool {
@@ -166,11 +179,11 @@ public struct AcceptMemoryModel: TransitionSystem {
             guard dead == nil, !spins(v) else { return nil }
             switch programs[v] {
             case .notStarted:
-                return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): lock, accepting_list", call: "\(rangeText(v)): spin_lock_irqsave(), walk accepting_list, list_add(), first run of set units, spin_unlock()")
+                return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): lock\(usesList ? ", accepting_list" : "")", call: "\(rangeText(v)): " + firstStep)
             case .inCall(let c):
                 switch c.phase {
                 case .retry:
-                    return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): retry", call: "retry: spin_lock_irqsave(), walk accepting_list again")
+                    return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): retry", call: usesList ? "retry: spin_lock_irqsave(), walk accepting_list again" : "spin_lock_irqsave() again")
                 case .accepting(let r):
                     return ModelStep(.vcpu(v), "accept \(frames(r)) linux vcpu=\(v)", call: "arch_accept_memory() of units \(r.lowerBound.value)..<\(r.upperBound.value): tdx_accept_memory(), the host AUGs on its EPT violations")
                 case .clearing(let r):
@@ -215,12 +228,17 @@ public struct AcceptMemoryModel: TransitionSystem {
             }
             switch r {
             case .spun: return "overlaps an accepting_list entry: unlock, retry"
-            case .listed(let first): return memory.locking == .acceptingList || memory.plantedFault != nil
-                ? "on the list (units \(c.window.lowerBound.value)..<\(c.window.upperBound.value)), first run \(first.lowerBound.value)..<\(first.upperBound.value), unlocked"
-                : "holding unaccepted_memory_lock, first run \(first.lowerBound.value)..<\(first.upperBound.value)"
+            case .listed(let first):
+                let run = "\(first.lowerBound.value)..<\(first.upperBound.value)"
+                switch (memory.plantedFault, memory.locking) {
+                case (.noAcceptingList?, _): return "no list: first run \(run), unlocked"
+                case (.claimByClearing?, _): return "no list: run \(run) claimed (bits cleared), unlocked"
+                case (nil, .acceptingList): return "on the list (units \(c.window.lowerBound.value)..<\(c.window.upperBound.value)), first run \(run), unlocked"
+                case (nil, .lockHeldAcrossAccept): return "holding unaccepted_memory_lock, first run \(run)"
+                }
             case .nothingToAccept: return "no set unit in \(c.window.lowerBound.value)..<\(c.window.upperBound.value): returned"
             case .accepted(_, let o): return o == .ok ? "accepted" : "\(o)"
-            case .cleared(_, let next): return next.map { "cleared; next run \($0.lowerBound.value)..<\($0.upperBound.value)" } ?? "cleared; list_del(), returned"
+            case .cleared(_, let next): return next.map { "cleared; next run \($0.lowerBound.value)..<\($0.upperBound.value)" } ?? (usesList ? "cleared; list_del(), returned" : "cleared; returned")
             case nil: return "returned"
             }
         }
