@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Reports", "KVM", "TDXModule", "MemoryModel", "CoCoGuest", "CostModel", "Firmware", "GuestKernel", "TestSupport"], swiftSettings: settings),
         .testTarget(name: "TDXModuleTests", dependencies: ["TDXModule", "MemoryModel"], swiftSettings: settings),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "SNP", "TDXModule", "MemoryModel", "CostModel", "CoCoGuest", "Simulation", "Reports"], swiftSettings: settings),
-        .testTarget(name: "CheckingTests", dependencies: ["Checking", "KVM", "MemoryModel", "Simulation", "CostModel", "Sweep", "Results"], swiftSettings: settings),
+        .testTarget(name: "CheckingTests", dependencies: ["Checking", "KVM", "MemoryModel", "Simulation", "CostModel", "Sweep", "Results", "GuestKernel"], swiftSettings: settings),
         .testTarget(name: "CostModelTests", dependencies: ["CostModel", "MemoryModel"], swiftSettings: settings),
         .testTarget(name: "SweepTests", dependencies: ["Sweep", "Simulation", "MemoryModel"], swiftSettings: settings),
         .testTarget(name: "ResultsTests", dependencies: ["Results", "Sweep", "MemoryModel", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: settings),

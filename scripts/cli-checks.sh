@@ -68,6 +68,17 @@ printf 'td host=tdx\nslot id=1 base=0 pages=512\nfinalize\nremap 0x1ff+2\n' >"$t
 expect_error "adversarial remap outside the memslot" "not inside one memslot" host "$tmp/remap-outside.host"
 printf 'td host=tdx\nslot id=1 base=0 pages=0x100000000\nfinalize\nreadd 0x0+0x100000000\n' >"$tmp/readd-huge.host"
 expect_error "adversarial readd of 16 TiB (page by page: bounded)" "line 4: readd covers at most 262144 frames (1 GiB)" host "$tmp/readd-huge.host"
+# vcpu= on guest commands (issue 20): bounded by the td line's vcpus, a number, once.
+printf 'td vcpus=2 host=tdx\nslot id=1 base=0 pages=512\nfinalize\naccept 0x0+512 linux vcpu=2\n' >"$tmp/vcpu-past.host"
+expect_error "host vcpu= past the TD's vCPUs" "line 4: vcpu=2, but the TD has 2 vCPUs (0...1)" host "$tmp/vcpu-past.host"
+printf 'td vcpus=2 host=tdx\nslot id=1 base=0 pages=512\nfinalize\naccess 0x5 vcpu=one\n' >"$tmp/vcpu-word.host"
+expect_error "host vcpu= not a number" "line 4: vcpu must be a vCPU index 0...4095, got 'one'" host "$tmp/vcpu-word.host"
+printf 'td vcpus=2 host=tdx\nslot id=1 base=0 pages=512\nfinalize\naccess 0x5 vcpu=-1\n' >"$tmp/vcpu-negative.host"
+expect_error "host vcpu= negative" "line 4: vcpu must be a vCPU index" host "$tmp/vcpu-negative.host"
+printf 'td vcpus=2 host=tdx\nslot id=1 base=0 pages=512\nfinalize\naccept 0x0+512 vcpu=0 vcpu=1\n' >"$tmp/vcpu-twice.host"
+expect_error "host vcpu= given twice" "line 4: accept takes one vcpu=" host "$tmp/vcpu-twice.host"
+printf 'slot id=1 base=0 pages=512\nfinalize\naccept 0x0+512 2m vcpu=9\ntd vcpus=4 host=tdx\n' >"$tmp/vcpu-td-after.host"
+expect_error "host vcpu= checked against a td line that comes later" "line 3: vcpu=9, but the TD has 4 vCPUs" host "$tmp/vcpu-td-after.host"
 # The SNP host (issue 18 §4): TDX-only options and commands, bad RMPADJUST, mixed platforms.
 printf 'td platform=snp host=tdx-huge\nslot id=1 base=0 pages=512\n' >"$tmp/snp-tdxopt.host"
 expect_error "snp host with a TDX td option" "line 1: td option 'host' is for the TDX host" host "$tmp/snp-tdxopt.host"

@@ -19,7 +19,7 @@ extension HostRun {
         for (i, c) in scenario.commands.enumerated() {
             if vm.isDead { break }
             let line = i < scenario.lines.count ? scenario.lines[i] : 0
-            try execute(c, line: line)
+            try execute(c, line: line, vcpu: scenario.vcpu(ofCommand: i))
             for v in invariants.registered(after: vm) where seen.insert(v.detail).inserted {
                 violations.append("after line \(line): \(v.detail)")
             }

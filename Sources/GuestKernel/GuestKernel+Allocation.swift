@@ -14,7 +14,9 @@ extension GuestKernel {
     /// the phase's shared timelines: `zone->lock` for the `list_del()` (held
     /// for `kernel.zone_lock_section`), then the accepting list, where a run
     /// of blocks next to one another vCPU is accepting spins until that one
-    /// is done (the guard unit makes adjacent blocks overlap). The shared
+    /// is done (the guard unit makes adjacent blocks overlap); before
+    /// 50e782a86c98 (6.5.0–6.5.8) `unaccepted_memory_lock`, held across the
+    /// accept, where every concurrent accepter spins. The shared
     /// write bandwidth bounds the phase as a whole (`PhaseClock.seconds`),
     /// not each run. A vCPU's run never waits for
     /// the same vCPU's earlier runs: they ended before its clock.
@@ -29,7 +31,12 @@ extension GuestKernel {
                 let cpu = clock.vcpuPicoseconds[vcpu] - arrival
                 if let w = u.unitWindow(start: run.first.address.value, size: run.count * (4 << 20)) {
                     // On the list from `start`; the accept took `cpu` of this vCPU's time from there.
-                    let start = clock.shared.acceptingList.place(w.lowerBound.value..<w.upperBound.value, arrival: arrival, duration: cpu)
+                    // Before 50e782a86c98 there is no list: `unaccepted_memory_lock` is held across the
+                    // accept, so every other accepter waits for it, overlapping or not (the run of blocks
+                    // is taken as one hold, as it is one list entry above).
+                    let start = u.locking == .lockHeldAcrossAccept
+                        ? clock.shared.unacceptedMemoryLock.acquire(at: arrival, hold: cpu)
+                        : clock.shared.acceptingList.place(w.lowerBound.value..<w.upperBound.value, arrival: arrival, duration: cpu)
                     if start > arrival { acceptingListWaits += 1; acceptingListWaitPicoseconds += start - arrival }
                     clock.spin(vcpu: vcpu, until: start + cpu)
                 }

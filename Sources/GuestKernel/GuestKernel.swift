@@ -188,8 +188,9 @@ public final class GuestKernel {
     /// Sections `deferred_grow_zone()` initialised on demand.
     public internal(set) var deferredGrownSections: UInt64 = 0
     /// Accepts that found an overlapping accept of another vCPU on the
-    /// accepting list and spun (`accept_memory()`'s retry loop), and the
-    /// virtual time they spun, in picoseconds, since boot.
+    /// accepting list and spun (`accept_memory()`'s retry loop), or, before
+    /// 50e782a86c98, found `unaccepted_memory_lock` held across another
+    /// vCPU's accept, and the virtual time they spun, in picoseconds, since boot.
     public internal(set) var acceptingListWaits: UInt64 = 0
     public internal(set) var acceptingListWaitPicoseconds: UInt64 = 0
     /// Timer ticks idle APs took (one HLT exit each) during SMP bring-up
@@ -221,6 +222,7 @@ public final class GuestKernel {
         self.platform = platform
         self.ram = ram
         self.unaccepted = unaccepted
+        unaccepted?.locking = config.version.acceptMemoryLocking
     }
 
     /// The zone an address is in: its node's zone of its kind.

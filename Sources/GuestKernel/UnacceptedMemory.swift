@@ -15,7 +15,7 @@ public final class UnacceptedMemory {
     /// Bytes accepted through `accept_memory()` since the last reset.
     public var acceptedBytes: UInt64 = 0
     /// Number of `arch_accept_memory()` calls made.
-    public private(set) var archCalls: UInt64 = 0
+    public internal(set) var archCalls: UInt64 = 0
     /// Called with `[start, end)` of every `arch_accept_memory()` call.
     public var onArchAccept: ((UInt64, UInt64) -> Void)? = nil
     public var stepByStep = false {
@@ -32,6 +32,22 @@ public final class UnacceptedMemory {
     public private(set) var fault: String? = nil
 
     public let costs: CostTable
+
+    /// How concurrent callers are kept apart: by the kernel release
+    /// (`KernelBehaviour.acceptingList`, 50e782a86c98).
+    public var locking = AcceptMemoryLocking.acceptingList
+    /// A bug planted for the checker (never set by a boot).
+    public var plantedFault: PlantedAcceptFault? = nil
+    /// One entry of `accepting_list`: the unit range a call on `vcpu` is accepting.
+    public struct AcceptingEntry: Sendable, Hashable {
+        public let vcpu: Int
+        public let units: Range<UnacceptedUnit>
+    }
+    /// `accepting_list`, newest first (`list_add()` adds at the head).
+    public internal(set) var acceptingList: [AcceptingEntry] = []
+    /// Before 50e782a86c98: the vCPU holding `unaccepted_memory_lock`
+    /// across its `arch_accept_memory()` calls, if any.
+    public internal(set) var lockHolder: Int? = nil
 
     public init(table: UnacceptedTable, acceptor: any ArchAcceptor, costs: CostTable) {
         self.table = table
@@ -60,24 +76,24 @@ public final class UnacceptedMemory {
     }
 
     /// `accept_memory(start, size)`: one `arch_accept_memory()` per run of set
-    /// bits in the window, each cleared after the platform accepted it.
-    /// The accepting list, where a call overlapping another vCPU's waits,
-    /// is a timeline of the phase (`SharedTimelines.acceptingList`), taken
-    /// by the page allocator's callers (`GuestKernel.acceptFromList`): a
-    /// caller on one vCPU never waits for itself.
+    /// bits in the window, each cleared after the platform accepted it: one
+    /// caller taking every step of `AcceptMemoryCall` (UnacceptedMemory+Steps)
+    /// alone, so it never meets another's list entry.
+    /// The accepting list's wait in virtual time is a timeline of the phase
+    /// (`SharedTimelines.acceptingList`), taken by the page allocator's
+    /// callers (`GuestKernel.acceptFromList`): a caller on one vCPU never
+    /// waits for itself.
     public func acceptMemory(start: UInt64, size: UInt64, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
-        guard let w = unitWindow(start: start, size: size) else { return .ok }
-        if let f = readFault(w, in: "accept_memory") { return .terminated(f) }
-        for run in table.acceptableRuns(in: w) {
-            let a = table.address(of: run.lowerBound), b = table.address(of: run.upperBound)
-            archCalls += 1
-            onArchAccept?(a, b)
-            let o = acceptor.accept(AddressRange(start: a, end: b), vcpu: vcpu, clock: &clock)
-            if o != .ok { return o }
-            table.bitmap.clear(run)
-            acceptedBytes += b - a
+        var call = beginAcceptMemory(start: start, size: size, vcpu: vcpu)
+        while true {
+            if case .done(let o) = call.phase { return o }
+            // A lone caller meets no entry but its own; one that does was
+            // called while a stepped call overlapping it is in flight, which
+            // would spin for ever here.
+            if step(&call, clock: &clock) == .spun {
+                return .terminated("accept_memory() on vCPU \(vcpu) spins on a call in flight that is never stepped")
+            }
         }
-        return .ok
     }
 
     /// The decompressor's and EFI stub's simpler `accept_memory()` copy

@@ -10,18 +10,20 @@ import Testing
 /// and of each stable backport.
 @Suite struct KernelVersionTests {
     typealias B = KernelBehaviour
-    static let through6_11: Set<B> = [.kexecFileTopDown, .unacceptedFreeForWatermarks]
+    /// 50e782a86c98: mainline 6.6, stable 6.5.9.
+    static let list: Set<B> = [.acceptingList]
+    static let through6_11: Set<B> = list.union([.kexecFileTopDown, .unacceptedFreeForWatermarks])
     static let through6_12: Set<B> = through6_11.union([.pageUnacceptedType, .acceptToPromoWatermark])
     static let through6_14: Set<B> = through6_12.union([.acceptOneBlockWhileWatermarksZero])
     static let through6_16: Set<B> = through6_14.union([.kexecAcceptsDestinations, .meminfoBalloon, .vmcoreinfoUnacceptedMapcount])
 
     /// Written by hand from the verified data, not derived from the table.
     static let reference: [(String, Set<B>)] = [
-        ("6.5", []), ("6.6", []), ("6.6.47", []),
-        ("6.6.48", [.unacceptedFreeForWatermarks]), ("6.6.85", [.unacceptedFreeForWatermarks]),
-        ("6.6.86", [.unacceptedFreeForWatermarks, .acceptOneBlockWhileWatermarksZero]),
-        ("6.6.87", [.unacceptedFreeForWatermarks, .acceptOneBlockWhileWatermarksZero]),
-        ("6.7", []), ("6.8", [.kexecFileTopDown]), ("6.10.6", [.kexecFileTopDown]),
+        ("6.5", []), ("6.5.8", []), ("6.5.9", list), ("6.6", list), ("6.6.47", list),
+        ("6.6.48", list.union([.unacceptedFreeForWatermarks])), ("6.6.85", list.union([.unacceptedFreeForWatermarks])),
+        ("6.6.86", list.union([.unacceptedFreeForWatermarks, .acceptOneBlockWhileWatermarksZero])),
+        ("6.6.87", list.union([.unacceptedFreeForWatermarks, .acceptOneBlockWhileWatermarksZero])),
+        ("6.7", list), ("6.8", list.union([.kexecFileTopDown])), ("6.10.6", list.union([.kexecFileTopDown])),
         ("6.10.7", through6_11), ("6.11", through6_11),
         ("6.12", through6_12), ("6.12.0", through6_12), ("6.12.20", through6_12),
         ("6.12.21", through6_14), ("6.12.30", through6_14),

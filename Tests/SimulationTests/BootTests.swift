@@ -101,6 +101,23 @@ import Testing
         #expect(bulk.json.serialized() == step.json.serialized())
     }
 
+    /// Before 50e782a86c98 (6.5.0 to 6.5.8) `unaccepted_memory_lock` is held
+    /// across each accept: concurrent accepters wait whether they overlap or
+    /// not, so 6.5.0 spins more, and longer, than 6.5.9 (the list: only
+    /// neighbours that share a guard unit wait).
+    @Test func theLockHeldAcrossTheAcceptSerialisesAccepters() throws {
+        func run(_ k: String) throws -> BootResult {
+            try bootResult { s in
+                s.memory = 8 << 30; s.vcpus = 8; s.kernel.version = try! KernelVersion(parsing: k); s.workload = .touch(2 << 30)
+            }
+        }
+        let held = try run("6.5"), listed = try run("6.5.9")
+        let h = try #require(held.kernel), l = try #require(listed.kernel)
+        #expect(h.acceptingListWaits > l.acceptingListWaits, "\(h.acceptingListWaits) vs \(l.acceptingListWaits)")
+        #expect(h.acceptingListWaitPicoseconds > l.acceptingListWaitPicoseconds)
+        #expect(held.counts == listed.counts)
+    }
+
     @Test func lazyLeavesHighMemoryUnacceptedAndEagerDoesNot() throws {
         let lazy = try bootResult { $0.memory = 64 << 30; $0.kernel.version = .v6_12 }
         let eager = try bootResult { $0.memory = 64 << 30; $0.lazy = false; $0.kernel.version = .v6_12 }

@@ -39,8 +39,8 @@ extension AcceptanceCore {
     /// interleaving is what the counterexample is about and the host
     /// language cannot express it: `notExpressible` names the steps.
     ///
-    /// The host command language runs every guest command on one vCPU
-    /// (vCPU 0's clock); the comment names the abstract vCPU. A range of
+    /// Each guest command runs on the abstract vCPU that made it
+    /// (`vcpu=N`, the host language's vCPU argument). A range of
     /// `pagesPerRange` pages stands for 512: `BASE+512` is its 2 MiB.
     /// - Complexity: O(n³) `apply` calls for a trace of n steps (each
     ///   regrouping is checked by a replay), n being a few dozen at most.
@@ -210,11 +210,11 @@ extension AcceptanceCore {
                     let d = describe(trace[k], in: states[k])
                     return "\(order[k] + 1). \(d.actor) \(d.call) → \(d.result)"
                 }
-                lines.append("accept \(base(ep.range)) \(config.alreadyAccepted == .linux ? "linux" : "2m")    # vcpu\(v): accept_memory() of range \(ep.range): " + calls.joined(separator: "; "))
+                lines.append("accept \(base(ep.range)) \(config.alreadyAccepted == .linux ? "linux" : "2m") vcpu=\(v)    # vcpu\(v): accept_memory() of range \(ep.range): " + calls.joined(separator: "; "))
                 i = ep.last + 1
                 continue
             case .vcpu where s.pc(v) & 1 == 1:
-                lines.append("access \(base(s.pc(v) >> 1))    # vcpu\(v): \(order[i] + 1). \(step.call) → \(step.result)")
+                lines.append("access \(base(s.pc(v) >> 1)) vcpu=\(v)    # vcpu\(v): \(order[i] + 1). \(step.call) → \(step.result)")
             case .vcpu:
                 lines.append("# vcpu\(v): \(order[i] + 1). \(step.call) → \(step.result) (guest-internal: no call leaves the guest)")
             case .convertShared:

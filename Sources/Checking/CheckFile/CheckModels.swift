@@ -46,6 +46,7 @@ public enum CheckModels {
                scenario: { file, m, actions, v in m.scenarioFile(actions, violation: v, checkFile: file) }),
         .replayed("host-conversion", summary: "seed 004's conversion policies on the real KVM/TDX host model, with injected faults (HostModels.Conversion)"),
         .replayed("kexec", summary: "seed 001's kexec load and reboot on the real guest kernel model (KexecModel)"),
+        .replayed("accept-memory", summary: "accept_memory() on 1-3 guest vCPUs at the kernel's lock steps, over the real unaccepted table and KVM/TDX host, by kernel release or with a planted fault (AcceptMemoryModel)"),
         .replayed("adversarial-host", summary: "a host that removes, re-adds, remaps or refuses pages, against a guest that trusts ALREADY_ACCEPTED or not (HostModels)"),
     ]
 

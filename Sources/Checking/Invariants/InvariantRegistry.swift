@@ -86,9 +86,11 @@ public enum InvariantRegistry {
     public static let acceptingListExclusive = RegisteredInvariant(
         "guest.accepting-list-exclusive", "guest",
         "no two accept_memory() calls work on overlapping units at once",
-        source: "drivers/firmware/efi/unaccepted_memory.c accepting_list",
-        checkable: false,
-        why: "the kernel model runs one accept_memory() at a time, so the list is empty between calls; it becomes checkable with concurrent vCPUs in GuestKernel")
+        source: "drivers/firmware/efi/unaccepted_memory.c accepting_list (50e782a86c98); checked on the real layers by model: accept-memory")
+    public static let acceptSucceeds = RegisteredInvariant(
+        "guest.accept-succeeds", "guest",
+        "every arch_accept_memory() succeeds: Linux's tdx_accept_memory() panics when a 4K ACCEPT fails (TDX_PAGE_ALREADY_ACCEPTED after a second accept of the same memory)",
+        source: "arch/x86/coco/tdx/tdx-shared.c try_accept_one(); arch/x86/include/asm/unaccepted_memory.h: panic(\"TDX: Failed to accept memory\")")
     public static let tableAgreesWithPlatform = RegisteredInvariant(
         "guest.unaccepted-table-agrees", "guest",
         "every RAM unit the unaccepted table marks accepted is accepted on the platform",
@@ -106,7 +108,7 @@ public enum InvariantRegistry {
     public static let all: [RegisteredInvariant] = [
         mirrorAgreesWithSEPT, mappingWithinFolio, noPrivateMappingOfShared, dpamtRefcount, noDoubleLevelMapping,
         splitCacheNonNegative, guestInhibitOneWay, conversionAtomic, noHostReferenceOnPrivate, noBugOn,
-        neverTouchUnaccepted, acceptOnceWhereContentsMatter, contentsIntact, acceptingListExclusive, tableAgreesWithPlatform,
+        neverTouchUnaccepted, acceptOnceWhereContentsMatter, contentsIntact, acceptingListExclusive, acceptSucceeds, tableAgreesWithPlatform,
         kexecDestinationsAccepted, acceptCompletes, otherHostCheck,
     ]
 

@@ -96,7 +96,7 @@ public enum CounterexampleReplay {
             let c = s.commands[first + k]
             let before: [GuestFrameNumber: Bool]
             if case .accept(let r, _) = c { before = Dictionary(uniqueKeysWithValues: r.map { ($0, run.vm.module.isAccessible($0.only)) }) } else { before = [:] }
-            try run.execute(c, line: first + k)
+            try run.execute(c, line: first + k, vcpu: s.vcpu(ofCommand: first + k))
             switch c {
             case .accept(let r, _):
                 if let f = run.lastGuestFailure, f.contains("Failed to accept memory") { out.append("guest.accept-succeeds") }

@@ -96,7 +96,7 @@ public struct HostCommandModel: TransitionSystem {
             let wasBugged = run.vm.isDead
             let before = ledgerState?.observeBefore(step, vm: run.vm)
             if !step.command.hasPrefix("#") {
-                try run.execute(s.commands[i], line: i)
+                try run.execute(s.commands[i], line: i, vcpu: s.vcpu(ofCommand: i))
                 i += 1
             }
             var v: [Violation] = []

@@ -9,7 +9,7 @@ import MemoryModel
 /// Examples: `examples/check/`.
 public enum ModelCatalog {
     /// The names `explore` knows.
-    public static let names = ["host-conversion", "kexec", "adversarial-host"]
+    public static let names = ["host-conversion", "kexec", "adversarial-host", "accept-memory"]
 
     /// What one exploration found, with each counterexample as a readable
     /// trace and as a scenario file.
@@ -44,6 +44,10 @@ public enum ModelCatalog {
     /// - `adversarial-host`: `trusts-already-accepted` (true/false),
     ///   `attacks` (remove,readd,remap,refuse-aug), `max-attacks` (2),
     ///   `pages` (1–2), `depth` (5).
+    /// - `accept-memory`: `kernel` (a release, 7.0), `planted-fault`
+    ///   (none, no-accepting-list, claim-by-clearing), `vcpus` (1–3, 2),
+    ///   `size` (4M), `stride` (the size; 0: one range for all), `host`
+    ///   (tdx, tdx-huge). Finite: explored to the end.
     ///
     /// Every key is checked: an unknown key or a bad value is a
     /// `CocomemError` naming it.
@@ -106,6 +110,20 @@ public enum ModelCatalog {
             let a = HostModels.Adversarial(trustsAlreadyAccepted: t == "true", maxAttacks: try int("max-attacks", 2, 0...4),
                                            pages: try int("pages", 1, 1...2), attacks: attacks)
             spec = Verdicts.Spec(id: "check-adversarial-host", design: "adversarial host", condition: "", build: .adversarial(a))
+        case "accept-memory":
+            try allow(["kernel", "planted-fault", "vcpus", "size", "stride", "host"])
+            var c = AcceptMemoryModel.Config(kernel: p["kernel"] ?? "7.0", vcpus: try int("vcpus", 2, 1...3), size: try size("size", 4 << 20))
+            c.stride = try size("stride", c.size)
+            c.host = p["host"] ?? "tdx-huge"
+            if let f = p["planted-fault"], f != "none" {
+                guard let x = PlantedAcceptFault(rawValue: f) else {
+                    throw bad("unknown planted fault '\(f)' (expected: none, \(PlantedAcceptFault.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                c.plantedFault = x
+            }
+            do { _ = try AcceptMemoryModel(c) } catch let e as CocomemError { throw bad(e.message) }
+            depth = 0
+            spec = Verdicts.Spec(id: "check-accept-memory", design: "accept_memory()", condition: "", build: .acceptMemory(c))
         default:
             throw bad("unknown model (expected: \(names.joined(separator: ", ")))")
         }

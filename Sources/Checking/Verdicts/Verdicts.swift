@@ -21,6 +21,7 @@ public enum Verdicts {
             case host(HostModels.Conversion)
             case adversarial(HostModels.Adversarial)
             case kexec(KexecModel.Config)
+            case acceptMemory(AcceptMemoryModel.Config)
             case notModelled(String)
         }
     }
@@ -105,6 +106,9 @@ public enum Verdicts {
         case .adversarial(let a):
             let m = try a.model()
             return row(spec, m, Explorer(m, bounds: .init(maxDepth: depth + 1)).run()) { hostScenarioFile(m, $0, $1, spec) }
+        case .acceptMemory(let c):
+            let m = try AcceptMemoryModel(c)
+            return row(spec, m, Explorer(m).run()) { path, v in m.scenarioFile(path, violation: v, checkFile: spec.id) }
         case .kexec(let k):
             let m = try KexecModel(k)
             return row(spec, m, Explorer(m).run()) { path, v in

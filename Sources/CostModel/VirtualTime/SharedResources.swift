@@ -129,6 +129,9 @@ public struct SharedTimelines: Sendable, Equatable {
     public var zoneLocks: [QueuedSpinLock] = []
     /// `accepting_list`.
     public var acceptingList = AcceptingList()
+    /// `unaccepted_memory_lock` held across `arch_accept_memory()`: kernels
+    /// before 50e782a86c98 (6.5.0–6.5.8), which have no accepting list.
+    public var unacceptedMemoryLock = QueuedSpinLock()
     public init() {}
 
     /// `zone->lock` of zone `i`.

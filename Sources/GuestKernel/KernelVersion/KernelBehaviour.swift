@@ -9,6 +9,11 @@
 /// checked; backports that could not be checked are not in the table (so a
 /// stable release without a listed backport is modelled without it).
 public enum KernelBehaviour: String, Sendable, CaseIterable {
+    /// 50e782a86c98: `accept_memory()` registers its unit range on
+    /// `accepting_list` and drops `unaccepted_memory_lock` around
+    /// `arch_accept_memory()`; a caller overlapping an entry retries. Before
+    /// it the lock was held across the accept (`AcceptMemoryLocking`).
+    case acceptingList = "accepting_list"
     /// b3ba234171cd: a top-down kexec_file buffer walks System RAM from the
     /// top (`walk_system_ram_res_rev()`); before it kexec_file placed the
     /// kernel bottom-up.
@@ -62,6 +67,10 @@ public enum KernelBehaviour: String, Sendable, CaseIterable {
     /// The version table.
     public var origin: Origin {
         switch self {
+        case .acceptingList:
+            return Origin(commit: "50e782a86c98", subject: "efi/unaccepted: Fix soft lockups caused by parallel memory acceptance",
+                          mainline: KernelRelease(6, 6), backports: [KernelRelease(6, 5, 9)],
+                          verified: "efi-fixes-for-v6.6-3 pull (merged for v6.6-rc7, \"avoid soft lockups in the memory acceptance code\"); stable review mail \"[PATCH 6.5 233/241]\" of the 6.5.9-rc1 series (\"Upstream commit 50e782a86c98\", cpu_relax() dropped by Ard Biesheuvel)")
         case .kexecFileTopDown:
             return Origin(commit: "b3ba234171cd", subject: "kexec_file: load kernel at top of system RAM if required",
                           mainline: KernelRelease(6, 8), backports: [],

@@ -70,6 +70,10 @@ public struct KernelVersion: Sendable, Hashable, CustomStringConvertible {
     public var acceptsKexecDestinations: Bool { has(.kexecAcceptsDestinations) }
     /// NR_BALLOON_PAGES (6.15): `/proc/meminfo` has a `Balloon:` line.
     public var printsBalloonInMeminfo: Bool { has(.meminfoBalloon) }
+    /// 50e782a86c98 (6.6; 6.5.9): `accept_memory()` drops the lock around
+    /// `arch_accept_memory()` and keeps callers apart with `accepting_list`;
+    /// before it the lock is held across the accept.
+    public var acceptMemoryLocking: AcceptMemoryLocking { has(.acceptingList) ? .acceptingList : .lockHeldAcrossAccept }
     /// b3ba234171cd (6.8): kexec_file walks System RAM top-down.
     public var kexecFileWalksTopDown: Bool { has(.kexecFileTopDown) }
 }

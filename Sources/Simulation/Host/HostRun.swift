@@ -60,7 +60,7 @@ public final class HostRun {
     public func run() throws {
         for (i, c) in scenario.commands.enumerated() {
             if vm.isDead { break }
-            try execute(c, line: i < scenario.lines.count ? scenario.lines[i] : 0)
+            try execute(c, line: i < scenario.lines.count ? scenario.lines[i] : 0, vcpu: scenario.vcpu(ofCommand: i))
         }
     }
 
@@ -70,12 +70,13 @@ public final class HostRun {
         }
     }
 
-    public func execute(_ c: HostScenario.Command, line: Int) throws {
-        try perform(c, line: line)
+    /// Runs one command; a guest command (`accept`, `access`) runs on `vcpu`.
+    public func execute(_ c: HostScenario.Command, line: Int, vcpu: Int = 0) throws {
+        try perform(c, line: line, vcpu: vcpu)
         recorder?.hostStep("line \(line): \(c.verb)", clock)
     }
 
-    func perform(_ c: HostScenario.Command, line: Int) throws {
+    func perform(_ c: HostScenario.Command, line: Int, vcpu: Int) throws {
         lastGuestFailure = nil
         switch c {
         case .build(let r):
@@ -85,14 +86,14 @@ public final class HostRun {
         case .accept(let r, let level):
             try requireSlot(r, line: line)
             let a = level == .size4K ? edk4K : level == .size2M ? edk2M : linux
-            let o = a.accept(AddressRange(frames: r), vcpu: 0, clock: &clock)
+            let o = a.accept(AddressRange(frames: r), vcpu: vcpu, clock: &clock)
             if case .terminated(let why) = o {
                 lastGuestFailure = why
                 if !vm.isDead { vm.note("guest: \(why)") }
             }
         case .access(let r):
             try requireSlot(r, line: line)
-            for g in r where !vm.isDead { guestAccess(g) }
+            for g in r where !vm.isDead { guestAccess(g, vcpu: vcpu) }
         case .convert(let r, let p):
             try requireSlot(r, line: line)
             let o = vm.convert(r, toPrivate: p)
@@ -140,24 +141,24 @@ public final class HostRun {
     /// level); touching a PENDING page kills a SEPT_VE_DISABLE TD ("Guest
     /// access before accepting") or gives the guest a #VE, whose handler
     /// accepts at 4K.
-    func guestAccess(_ g: GuestFrameNumber) {
+    func guestAccess(_ g: GuestFrameNumber, vcpu: Int) {
         if vm.module.isAccessible(g.only) { return }
         if !vm.attributes.isPrivate(g) {
-            if !vm.mmu.sharedMapped.value(at: g) { clock.charge(vm.sharedFault(gfn: g), vcpu: 0, costs: costs) }
+            if !vm.mmu.sharedMapped.value(at: g) { clock.charge(vm.sharedFault(gfn: g), vcpu: vcpu, costs: costs) }
             return
         }
         if vm.options.septVEDisable {
-            let (c, fatal) = vm.guestAccess(gfn: g, vcpu: 0)
-            clock.charge(c, vcpu: 0, costs: costs)
+            let (c, fatal) = vm.guestAccess(gfn: g, vcpu: vcpu)
+            clock.charge(c, vcpu: vcpu, costs: costs)
             if let fatal { lastGuestFailure = fatal }
             return
         }
-        if !vm.isMapped(g) { clock.charge(vm.handleEPTViolation(gfn: g, acceptLevel: nil), vcpu: 0, costs: costs) }
+        if !vm.isMapped(g) { clock.charge(vm.handleEPTViolation(gfn: g, acceptLevel: nil), vcpu: vcpu, costs: costs) }
         guard vm.isMapped(g), !vm.isDead else {
             if !vm.isDead { lastGuestFailure = "access to \(g.address) never completes: the host does not map it" }
             return
         }
-        if case .terminated(let why) = edk4K.accept(AddressRange(frames: g.only), vcpu: 0, clock: &clock) { lastGuestFailure = why }
+        if case .terminated(let why) = edk4K.accept(AddressRange(frames: g.only), vcpu: vcpu, clock: &clock) { lastGuestFailure = why }
     }
 }
 

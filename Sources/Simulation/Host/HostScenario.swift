@@ -14,7 +14,9 @@ public import TDXModule
 ///     finalize                      # TDH.MR.FINALIZE
 ///     accept 0x806+506 4k           # TDVF TdAcceptPages at 4K (2m: at 2M, SIZE_MISMATCH → 4K)
 ///     accept 0x100000+512 linux     # Linux tdx_accept_memory(): 1G, 2M, then 4K
+///     accept 0x100000+512 linux vcpu=1  # the same on vCPU 1 (default vcpu=0; below the td line's vcpus)
 ///     access 0x1000+16              # guest touches memory (faults; #VE-accepts at 4K if SEPT_VE_DISABLE is off)
+///     access 0x1000 vcpu=1          # a touch by vCPU 1
 ///     convert 0x7d9d7+1 shared      # guest_memfd conversion (MapGPA from the guest)
 ///     convert 0x7d9d7+1 private
 ///     attributes 0x7d9d7+1 shared   # KVM_SET_MEMORY_ATTRIBUTES instead
@@ -104,6 +106,13 @@ public struct HostScenario: Sendable {
     public var commands: [Command] = []
     /// Where each command came from (line numbers), for messages.
     public var lines: [Int] = []
+    /// The guest vCPU each command runs on (`vcpu=N` on `accept` and
+    /// `access`; 0 for every other command): whose clock its TDCALLs and
+    /// exits charge and which vCPU the TDX module and KVM see.
+    public var commandVCPUs: [Int] = []
+
+    /// The vCPU of command `i` (0 when the scenario was built without one).
+    public func vcpu(ofCommand i: Int) -> Int { i < commandVCPUs.count ? commandVCPUs[i] : 0 }
 
     public init() {}
 
@@ -115,6 +124,8 @@ public struct HostScenario: Sendable {
         var cyclePages: UInt64 = 0
         if let platform { s.platform = platform }
         var sawTD = false
+        /// Commands' `vcpu=` with their lines, checked against the td line's vcpus once all is read.
+        var vcpuLines: [(vcpu: Int, line: Int)] = []
         for (i, raw) in text.splitLines().enumerated() {
             let n = i + 1
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
@@ -140,6 +151,23 @@ public struct HostScenario: Sendable {
             }
             func kv(_ from: Int) throws -> [String: String] {
                 Dictionary(try pairs(from), uniquingKeysWith: { _, b in b })
+            }
+            /// The guest commands' optional `vcpu=N` among `f[k...]`, with
+            /// the other words left over.
+            var commandVCPU = 0
+            func splitVCPU(_ k: Int) throws -> [String] {
+                var rest: [String] = []
+                var seen = false
+                for w in f.dropFirst(k) {
+                    guard w.hasPrefix("vcpu=") else { rest.append(w); continue }
+                    let v = w.dropFirst(5)
+                    guard !seen else { throw err("\(verb) takes one vcpu=") }
+                    guard let x = Int(v), x >= 0, x < 4096 else { throw err("vcpu must be a vCPU index 0...4095, got '\(v)'") }
+                    seen = true
+                    commandVCPU = x
+                }
+                if seen { vcpuLines.append((commandVCPU, n)) }
+                return rest
             }
             func onOff(_ v: String, _ key: String) throws -> Bool {
                 guard v == "on" || v == "off" else { throw err("\(key) must be on or off") }
@@ -217,10 +245,14 @@ public struct HostScenario: Sendable {
             case "build": s.commands.append(.build(try frames(1)))
             case "finalize": s.commands.append(.finalize)
             case "accept":
-                let lv = f.count > 2 ? f[2] : "linux"
+                // Words after the driver are ignored, as they were before vcpu= (a fuzz fixture has some).
+                let rest = try splitVCPU(2)
+                let lv = rest.first ?? "linux"
                 guard ["4k", "2m", "linux"].contains(lv) else { throw err("accept driver must be 4k, 2m (TDVF) or linux") }
                 s.commands.append(.accept(try frames(1), lv == "4k" ? .size4K : lv == "2m" ? .size2M : nil))
-            case "access": s.commands.append(.access(try frames(1)))
+            case "access":
+                _ = try splitVCPU(2)
+                s.commands.append(.access(try frames(1)))
             case "convert", "attributes":
                 guard f.count > 2, f[2] == "shared" || f[2] == "private" else { throw err("\(verb) needs shared or private") }
                 let r = try frames(1)
@@ -263,7 +295,11 @@ public struct HostScenario: Sendable {
                 s.commands.append(.hostUse(HostUse(rawValue: verb)!, try frames(1)))
             default: throw err("unknown command '\(verb)'")
             }
-            if verb != "td" && verb != "slot" { s.lines.append(n) }
+            if verb != "td" && verb != "slot" { s.lines.append(n); s.commandVCPUs.append(commandVCPU) }
+        }
+        // After the whole file: a td line may follow the commands.
+        if let bad = vcpuLines.first(where: { $0.vcpu >= s.vcpus }) {
+            throw CocomemError(.invalidScenario, "host scenario line \(bad.line): vcpu=\(bad.vcpu), but the TD has \(s.vcpus) vCPUs (0...\(s.vcpus - 1))")
         }
         guard sawTD || !s.slots.isEmpty else { throw CocomemError(.invalidScenario, "host scenario has no td or slot line") }
         guard !s.slots.isEmpty else { throw CocomemError(.invalidScenario, "host scenario has no slot line") }

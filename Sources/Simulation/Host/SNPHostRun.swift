@@ -34,17 +34,17 @@ public final class SNPHostRun {
     public func run() throws {
         for (i, c) in scenario.commands.enumerated() {
             if guestFailure != nil { break }
-            try execute(c, line: i < scenario.lines.count ? scenario.lines[i] : 0)
+            try execute(c, line: i < scenario.lines.count ? scenario.lines[i] : 0, vcpu: scenario.vcpu(ofCommand: i))
         }
     }
 
     /// Runs one command, charges its operations to vCPU 0's clock and, when
     /// asked, checks every invariant after it.
-    public func execute(_ c: HostScenario.Command, line: Int) throws {
+    public func execute(_ c: HostScenario.Command, line: Int, vcpu: Int = 0) throws {
         let before = vm.ops
         lastGuestFailure = nil
         try perform(c, line: line)
-        clock.charge(vm.ops - before, vcpu: 0, costs: costs)
+        clock.charge(vm.ops - before, vcpu: vcpu, costs: costs)
         if let why = lastGuestFailure, guestFailure == nil { guestFailure = why }
         if scenario.options.checkInvariants {
             violations += vm.checkInvariants().map { "after line \(line) (\(c.verb)): \($0)" }
