@@ -135,6 +135,22 @@ import Testing
         #expect(try vm(gib: 1).maxPrivateLevel(GFN(0)) == .size1G)
     }
 
+    /// A booted Linux TD gets no 1G mapping, even with the option and 1G
+    /// folios: the kernel accepts 4 MiB blocks with 2M TDCALLs, and each 2M
+    /// ACCEPT's `tdx_honor_guest_accept_level()` sets GUEST_INHIBIT at 1G
+    /// (TDVF's 2M accepts do the same below 4 GiB). What pays off is a 1G
+    /// ACCEPT of a whole GiB or the host mapping first (tests above).
+    @Test func aBootedLinuxTDGetsNo1GMapping() throws {
+        var s = Scenario()
+        s.memory = ByteCount.gib(8).value; s.tdxHost = .tdxHuge; s.gmemBacking = .hugetlb1G; s.tdxModule1G = true
+        let r = try BootSimulation(scenario: s, calibration: try Calibration.builtIn()).run()
+        let host = try #require(r.host)
+        #expect(host.module.features.privateMappings1G && host.pages1G == 0 && host.pages2M > 0)
+        #expect(r.counts[.tdxAccept1GSuccess] == 0 && r.counts[.tdxAccept2MSuccess] > 0)
+        // The first high GiB, which the kernel accepts from: inhibited at 1G.
+        #expect(host.lpageInfo.lpage1G.value(at: GuestRegion1G(4)).guestInhibit)
+    }
+
     /// The host file key and its report block.
     @Test func hostFileKeyTurnsItOn() throws {
         let body = "\nslot id=1 base=0 pages=0x40000 backing=hugetlb-1g\nfinalize\naccept 0x0+0x40000 linux\n"
