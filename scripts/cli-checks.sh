@@ -55,6 +55,16 @@ expect_error "host memslots overlap" "overlaps" host "$tmp/overlap.host"
 expect_error "host frames outside a memslot" "not inside one memslot" host "$tmp/outside.host"
 printf 'td host=tdx-huge sept-placement=diagonal\nslot id=1 base=0 pages=512\n' >"$tmp/placement.host"
 expect_error "host unknown S-EPT placement" "sept-placement must be contiguous or scattered" host "$tmp/placement.host"
+printf 'td host=tdx-huge module-1g=yes\nslot id=1 base=0 pages=512\n' >"$tmp/module1g.host"
+expect_error "host module-1g not on/off" "line 1: module-1g must be on or off" host "$tmp/module1g.host"
+printf 'td platform=snp module-1g=on\nslot id=1 base=0 pages=512\n' >"$tmp/snp-module1g.host"
+expect_error "snp host with module-1g" "line 1: td option 'module-1g' is for the TDX host" host "$tmp/snp-module1g.host"
+expect_error "boot --tdx-module-1g on the upstream 4K host" "--tdx-module-1g cannot apply: the tdx host maps private memory at 4K only" boot --tdx-module-1g
+expect_error "boot --tdx-module-1g on an SNP guest" "--tdx-module-1g cannot apply: it is a TDX module feature" boot --platform snp --tdx-module-1g
+printf 'guest:\n  platform: tdx\nhost:\n  kind: tdx\n  tdx-module-1g: true\n' >"$tmp/module1g.yaml"
+expect_error "scenario file tdx-module-1g on the 4K host" "--tdx-module-1g cannot apply" run "$tmp/module1g.yaml"
+printf 'host:\n  kind: tdx-huge\n  tdx-module-1g: sometimes\n' >"$tmp/module1g-bad.yaml"
+expect_error "scenario file tdx-module-1g not a bool" "tdx-module-1g" run "$tmp/module1g-bad.yaml"
 printf 'td host=tdx-huge\nslot id=1 base=0 pages=512\nfinalize\naccept +\n' >"$tmp/plus.host"
 expect_error "host frames '+' alone (fuzzer finding: a trap)" "line 4: bad frames '+'" host "$tmp/plus.host"
 expect_error "verdicts: depth out of range" "--depth must be 1...8" verdicts --depth 0

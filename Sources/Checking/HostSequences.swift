@@ -25,14 +25,27 @@ public enum HostSequences {
     /// Frames of the TD the sequences run on: four 2M chunks.
     public static let frames: UInt64 = 2048
 
+    /// The 1G configurations (issue 18 §3): a TD on a module with 1G
+    /// private mappings, one 1G hugetlb folio of guest_memfd, drawn besides
+    /// `verbs` by `sequence(seed:length:private1G: true)`: Linux's accept of
+    /// the whole GiB (its 1G TDCALL first), an access and a punch of the
+    /// whole folio. The other operations stay in the first four chunks, so
+    /// every one of them splits the 1G leaf it meets.
+    public static let private1GVerbs = ["accept linux", "access 1g", "punch 1g"]
+
+    /// Frames of the 1G TD: one 1G region.
+    public static let frames1G: UInt64 = PageLevel.size1G.pages
+
     /// `length` operations drawn with `seed`.
     /// - Complexity: O(length).
     /// With `adversarial`, the adversarial host's commands are drawn too
     /// (the sequences without it are unchanged, seed for seed).
     /// With `inPlace`, `inPlaceVerbs` too (for a TD under `in-place`).
-    public static func sequence(seed: UInt64, length: Int, adversarial: Bool = false, inPlace: Bool = false) -> [String] {
+    /// With `private1G`, `private1GVerbs` too (for `scenario(..., private1G: true)`).
+    public static func sequence(seed: UInt64, length: Int, adversarial: Bool = false, inPlace: Bool = false,
+                                private1G: Bool = false) -> [String] {
         var rng = SplitMix64(seed: seed)
-        let pool = (adversarial ? verbs + adversarialVerbs : verbs) + (inPlace ? inPlaceVerbs : [])
+        let pool = (adversarial ? verbs + adversarialVerbs : verbs) + (inPlace ? inPlaceVerbs : []) + (private1G ? private1GVerbs : [])
         return (0..<length).map { _ in
             let v = pool[Int(rng.next() % UInt64(pool.count))]
             // In place, offsets stay within 4 frames of the chunk start so
@@ -40,6 +53,8 @@ public enum HostSequences {
             let chunk = rng.next() % 4, off = rng.next() % (inPlace ? 4 : 512)
             let parts = v.split(separator: " ")
             switch parts[0] {
+            case "accept" where parts[1] == "linux": return "accept 0x0+\(hex(frames1G)) linux"
+            case "access" where parts.count > 1: return "access \(hex(rng.next() % frames1G))"
             case "accept":
                 let start = chunk * 512 + (parts[1] == "2m" ? 0 : off)
                 return "accept \(hex(start))+\(parts[1] == "2m" ? 512 : min(1 + rng.next() % 8, frames - start)) \(parts[1])"
@@ -47,7 +62,7 @@ public enum HostSequences {
             case "convert", "attributes":
                 let start = chunk * 512 + off
                 return "\(parts[0]) \(hex(start))+\(min(1 + rng.next() % 4, frames - start)) \(parts[1])"
-            case "punch": return "punch \(hex(chunk * 512))+512"
+            case "punch": return parts.count > 1 ? "punch 0x0+\(hex(frames1G))" : "punch \(hex(chunk * 512))+512"
             case "remove", "readd", "remap", "refuse-aug", "pin", "unpin", "hostmap":
                 let start = chunk * 512 + off
                 return "\(v) \(hex(start))+\(min(1 + rng.next() % 4, frames - start))"
@@ -58,16 +73,21 @@ public enum HostSequences {
 
     /// The scenario a sequence runs in: a tdx-huge TD with one 2048-frame
     /// memslot under `policy`, its S-EPT pages placed as `placement` says.
-    public static func scenario(_ ops: [String], policy: ConversionPolicy, placement: SEPTPlacement = .contiguous) -> String {
-        "td host=tdx-huge sept-ve-disable=off policy=\(policy.rawValue) sept-placement=\(placement.rawValue)\n"
-            + "slot id=1 base=0 pages=\(frames)\nfinalize\n" + ops.joined(separator: "\n")
+    /// With `private1G`, the module maps private memory at 1G and the
+    /// memslot is one 1G hugetlb folio.
+    public static func scenario(_ ops: [String], policy: ConversionPolicy, placement: SEPTPlacement = .contiguous,
+                                private1G: Bool = false) -> String {
+        let td = "td host=tdx-huge sept-ve-disable=off policy=\(policy.rawValue) sept-placement=\(placement.rawValue)"
+        let slot = private1G ? "slot id=1 base=0 pages=\(hex(frames1G)) backing=hugetlb-1g" : "slot id=1 base=0 pages=\(frames)"
+        return td + (private1G ? " module-1g=on" : "") + "\n" + slot + "\nfinalize\n" + ops.joined(separator: "\n")
     }
 
     /// Runs `ops`; returns the first violation, if any. A VM that KVM_BUG_ON
     /// or TDX_BUG_ON marked bugged is one: those assertions state that KVM
     /// and the module never get there.
-    public static func firstFailure(_ ops: [String], policy: ConversionPolicy, placement: SEPTPlacement = .contiguous) -> String? {
-        guard let s = try? HostScenario.parse(scenario(ops, policy: policy, placement: placement)),
+    public static func firstFailure(_ ops: [String], policy: ConversionPolicy, placement: SEPTPlacement = .contiguous,
+                                    private1G: Bool = false) -> String? {
+        guard let s = try? HostScenario.parse(scenario(ops, policy: policy, placement: placement, private1G: private1G)),
               let run = try? HostRun(s, calibration: try Calibration.builtIn(), log: false) else { return "scenario did not parse" }
         var invariants = HostInvariants(watching: Range(start: .lowest, count: frames / PageLevel.size2M.pages))
         for (i, c) in s.commands.enumerated() {
@@ -82,7 +102,8 @@ public enum HostSequences {
     }
 
     /// A shortest failing subsequence of a failing `ops` (1-minimal).
-    public static func shrink(_ ops: [String], policy: ConversionPolicy, placement: SEPTPlacement = .contiguous) -> [String] {
-        Shrinking.oneMinimal(ops) { firstFailure($0, policy: policy, placement: placement) != nil }
+    public static func shrink(_ ops: [String], policy: ConversionPolicy, placement: SEPTPlacement = .contiguous,
+                              private1G: Bool = false) -> [String] {
+        Shrinking.oneMinimal(ops) { firstFailure($0, policy: policy, placement: placement, private1G: private1G) != nil }
     }
 }

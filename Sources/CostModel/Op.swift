@@ -88,6 +88,16 @@ public enum Op: Int, CaseIterable, Sendable {
     /// guest's tick handler re-arms its TSC deadline, and TDVMCALL HLT exits
     /// again (one HLT exit per tick, as Dstack PR 1220 counted them).
     case kernelIdleTickExit
+
+    // Forward-looking: a TDX module with 1G private mappings (issue 18 §3).
+    /// TDH.MEM.PAGE.AUG at 1G plus guest_memfd clearing a 1G hugetlb folio.
+    case tdxAug1G
+    /// TDH.MEM.PAGE.DEMOTE of a 1G leaf into 512 2M leaves.
+    case tdxDemote1G
+
+    /// Operations of a forward-looking feature, reported only when counted,
+    /// so that reports of runs without the feature are unchanged.
+    public var isReportedOnlyWhenCounted: Bool { self == .tdxAug1G || self == .tdxDemote1G }
 }
 
 /// Counts of operations, indexed by `Op`. Cheap to add and to scale, which
@@ -174,10 +184,12 @@ extension Op {
         "userspace.fixed",
         "kernel.zone_lock_section",
         "kernel.idle_tick_exit",
+        "tdx.aug.1g",
+        "tdx.demote.1g",
     ]
     /// Operations a calibration file may leave out (they take the built-in cost): added after
     /// files were written against the rest.
-    static let addedWithDefaults: [Op] = [.kernelZoneLockSection, .kernelIdleTickExit]
+    static let addedWithDefaults: [Op] = [.kernelZoneLockSection, .kernelIdleTickExit, .tdxAug1G, .tdxDemote1G]
     /// The stable name used in the calibration file and JSON output.
     public var name: String { Op.names[rawValue] }
     /// Position in `allCases`.

@@ -33,7 +33,7 @@ extension BootResult {
             insert(Array(path.dropFirst()), v, into: &child)
             obj.append((key, .object(child)))
         }
-        for op in Op.allCases where op.name.hasPrefix(prefix) {
+        for op in Op.allCases where op.name.hasPrefix(prefix) && !(op.isReportedOnlyWhenCounted && total[op] == 0) {
             insert(op.name.dropFirst(prefix.count).split(separator: ".").map(String.init), total[op], into: &root)
         }
         return .object(root)

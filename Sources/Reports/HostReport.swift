@@ -30,6 +30,12 @@ extension TDXVM {
             ("outcome", .string(outcomeString)),
         ]
         if options.conversionPolicy == .inPlace { fields.insert(("in_place", inPlaceJSON), at: 9) }
+        // Only under a module with 1G private mappings, so that the other
+        // reports are unchanged.
+        if module.features.privateMappings1G {
+            fields.insert(("private_1g", .object([("pages_1g", .uint(pages1G)), ("splits_1g", .uint(private1G.splits)),
+                                                  ("zaps_1g", .uint(private1G.zaps))])), at: 2)
+        }
         return .object(fields)
     }
 
@@ -58,6 +64,9 @@ extension TDXVM {
     /// The readable stats block.
     public var statsText: String {
         var o = "  pages_4k \(pages4K), pages_2m \(pages2M), S-EPT pages \(septPages), PAMT pages \(pamtPagesAllocated)\n"
+        if module.features.privateMappings1G {
+            o += "  1G private mappings: pages_1g \(pages1G), 1G leaves split to 2M \(private1G.splits), 1G leaves zapped \(private1G.zaps)\n"
+        }
         o += "  SEAMCALLs:\n"
         for (leaf, st, n) in module.calls.nonZero { o += "    " + "\(leaf) \(st)".rightPadded(56) + "\(n)\n" }
         o += "  KVM:\n"

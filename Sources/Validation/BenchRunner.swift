@@ -74,8 +74,9 @@ public enum BenchRunner {
 
 extension BenchRunner {
     /// The host model's speed targets on a TD of `size`: fault in and accept
-    /// everything at 2M (tdx-huge) and at 4K (tdx), then convert 10% of the
-    /// 2M TD to shared and back in 4K pieces. Returns a Markdown table.
+    /// everything at 2M (tdx-huge), at 4K (tdx) and at 1G (a module with 1G
+    /// private mappings on hugetlb 1G folios), then convert 10% of the 2M
+    /// TD to shared and back in 4K pieces. Returns a Markdown table.
     public static func runHost(size: String) throws -> String {
         let cal = try Calibration.builtIn()
         let costs = CostTable(cal)
@@ -106,6 +107,21 @@ extension BenchRunner {
             let t = timed { _ = acc.accept(AddressRange(start: 0, size: ByteCount.frames(pages).value), vcpu: 0, clock: &clock) }
             row("fault in + accept \(size) (\(model == .tdxHuge ? "2M, tdx-huge" : "4K, tdx"))", t, vm)
             if model == .tdxHuge { huge = vm }
+        }
+        // Forward-looking: a module with 1G private mappings on hugetlb 1G
+        // folios (issue 18 §3), where the size is whole GiBs.
+        let pages1G = alignDown(pages, PageLevel.size1G.pages)
+        if pages1G > 0 {
+            let (o1, f0) = TDXHostModel.tdxHuge.configuration
+            var f1 = f0
+            f1.privateMappings1G = true
+            let vm = try TDXVM(options: o1, features: f1, vcpus: 8,
+                               slots: [Memslot(id: 1, baseGFN: GuestFrameNumber(0), pages: pages1G, backing: .hugetlb1G)], costs: costs)
+            vm.finalize()
+            let acc = TDXAcceptor(host: vm, driver: .linux, costs: costs)
+            var clock = PhaseClock(vcpus: 1)
+            let t = timed { _ = acc.accept(AddressRange(start: 0, size: ByteCount.frames(pages1G).value), vcpu: 0, clock: &clock) }
+            row("fault in + accept \(size) (1G, tdx-huge with 1G private mappings, hugetlb-1g: pages_1g \(vm.pages1G))", t, vm)
         }
         if let vm = huge {
             let tenth = alignDown(pages / 10, 512)

@@ -148,6 +148,7 @@ struct ScenarioOptions: ParsableArguments {
     @Option(help: "TDX host: tdx (KVM + TDX module, 4K private mappings, as upstream), tdx-huge (TDX huge pages v3 + Dynamic PAMT)") var host: TDXHostModel = .tdx
     @Option(help: "guest_memfd backing for the KVM host (default: buddy for tdx, hugetlb-2m for tdx-huge)") var gmem: GmemBacking?
     @Option(name: .customLong("host-mapping"), help: "SEV-SNP host backing") var hostMapping: HostMappingPolicy = .map4K
+    @Flag(name: .customLong("tdx-module-1g"), help: "Forward-looking: a TDX module that maps private memory at 1G (AUG, ACCEPT, DEMOTE, REMOVE at 1G); needs --host tdx-huge, used with --gmem hugetlb-1g (docs/HOST.md)") var tdxModule1G = false
     @Option(help: "Firmware: tdvf, tdvf-2022, ovmf-snp, or an edk2 stable tag from edk2-stable202302 (the platform's upstream generation; docs/VERSIONS.md) (default: tdvf for TDX, ovmf-snp for SNP)") var firmware: String?
     @Option(name: .customLong("fw-partial-accept"), help: "tdvf-2022 PcdTdxAcceptPartialMemorySize (0 = all)") var partial = "256M"
     @Option(help: "Kernel release as uname -r starts: 6.5 to 7.1 (mainline, x.y = x.y.0) or a stable point release such as 6.12.30 (docs/VERSIONS.md)") var kernel = "7.0"
@@ -183,6 +184,7 @@ struct ScenarioOptions: ParsableArguments {
         s.hostMapping = hostMapping
         s.tdxHost = host
         if let gmem { s.gmemBacking = gmem }
+        s.tdxModule1G = tdxModule1G
         if let firmware, let g = FirmwareGeneration(rawValue: firmware) {
             s.firmware = g
         } else if let firmware {

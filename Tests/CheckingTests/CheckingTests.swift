@@ -85,6 +85,39 @@ import Testing
         Issue.record("no sequence reached the DEMOTE retry bug")
     }
 
+    /// 1G configurations (issue 18 §3): a module with 1G private mappings on
+    /// one 1G hugetlb folio, the same operations in its first chunks plus
+    /// whole-GiB Linux accepts, accesses and punches; every invariant after
+    /// every step. In place the folio stays whole on conversion.
+    @Test(arguments: [ConversionPolicy.inPlace, .multiFolio])
+    func invariantsHoldOnRandomSequencesWith1GPrivateMappings(_ policy: ConversionPolicy) {
+        for seed in 0..<200 as Range<UInt64> {
+            let ops = HostSequences.sequence(seed: seed &* 7919 &+ 31, length: 24, adversarial: seed % 2 == 1,
+                                             inPlace: policy == .inPlace, private1G: true)
+            if let f = HostSequences.firstFailure(ops, policy: policy, private1G: true) {
+                let short = HostSequences.shrink(ops, policy: policy, private1G: true)
+                Issue.record("seed \(seed), \(policy.rawValue), 1G: \(f)\nshortest sequence:\n\(short.joined(separator: "\n"))")
+                return
+            }
+        }
+    }
+
+    /// The 1G sequences reach what they are there for: 1G leaves, their
+    /// splits to 2M, and 1G zaps.
+    @Test func sequencesWith1GPrivateMappingsReach1GLeavesSplitsAndZaps() throws {
+        var leaves = false, splits = false, zaps = false
+        for seed in 0..<200 as Range<UInt64> {
+            let ops = HostSequences.sequence(seed: seed &* 7919 &+ 31, length: 24, adversarial: seed % 2 == 1, inPlace: true, private1G: true)
+            let s = try HostScenario.parse(HostSequences.scenario(ops, policy: .inPlace, private1G: true))
+            let run = try HostRun(s, calibration: try Calibration.builtIn(), log: false)
+            try run.run()
+            leaves = leaves || run.vm.pages1G > 0
+            splits = splits || run.vm.private1G.splits > 0
+            zaps = zaps || run.vm.private1G.zaps > 0
+        }
+        #expect(leaves && splits && zaps, "1G leaves \(leaves), splits \(splits), zaps \(zaps)")
+    }
+
     /// The runner reports what breaks and shrinks to it: a sequence with
     /// one command the language rejects fails, and shrinks to that command.
     @Test func aFailingSequenceShrinksToItsCause() {

@@ -134,6 +134,31 @@ import Testing
         #expect(ok.outcome == .ok && ok.module.calls[leaf: .memPageDemote, status: .success] == 1)
     }
 
+    /// v3 07/24 "KVM: x86/tdp_mmu: Introduce split_external_spte() under
+    /// write mmu_lock": `tdp_mmu_set_spte()` writes the mirror SPTE (the new
+    /// 4K table, its 512 children present) and calls `handle_changed_spte()`
+    /// before `split_external_spte()`, whose return value it ignores. So
+    /// after a failed split the mirror already holds the 4K table while the
+    /// S-EPT keeps the blocked 2M leaf; the VM is bugged.
+    @Test func afterAFailedSplitTheMirrorAlreadyHoldsThe4KTable() throws {
+        let vm = try hugeVM { $0.septPlacement = .scattered }
+        _ = vm.handleEPTViolation(gfn: GFN(0), acceptLevel: .size2M)
+        vm.faults.inject(.demoteBusy)
+        _ = vm.handleEPTViolation(gfn: GFN(5), acceptLevel: .size4K)
+        let why = try #require(bugged(vm), "outcome \(vm.outcome)")
+        #expect(why.contains("TDX_SW_ERROR"))
+        #expect(vm.mmu.mirror2M.value(at: GFN(0).region2M) == .table)
+        #expect(vm.mmu.mirror4K.allSatisfy(in: GFN(0).region2M.frames) { $0 })
+        #expect(vm.module.entry(gfn: GFN(0), level: .size2M).state == .pendingBlocked)
+        // A split that fails before the hook (ENOMEM topping up the cache)
+        // leaves the mirror's 2M leaf.
+        let nomem = try hugeVM()
+        _ = nomem.handleEPTViolation(gfn: GFN(0), acceptLevel: .size2M)
+        nomem.faults.inject(.splitCacheTopupNoMem)
+        _ = nomem.handleEPTViolation(gfn: GFN(5), acceptLevel: .size4K)
+        #expect(bugged(nomem) == nil && nomem.mmu.mirror2M.value(at: GFN(0).region2M) == .leaf)
+    }
+
     /// Placement: scattered S-EPT pages need a PAMT.ADD (and 2 PAMT pages) each.
     @Test func scatteredSEPTPagesEachNeedTheirPAMT() throws {
         func run(_ p: SEPTPlacement) throws -> TDXVM {

@@ -17,7 +17,7 @@ import Testing
         var s = vm.statsJSON.serialized()
         s += "\nops \(vm.ops.vector) context \(vm.contextOps.vector) \(vm.contextCalls.vector) \(vm.contextCounters.vector)"
         s += "\npool \(vm.septPool) cache \(vm.splitCache) epoch \(vm.module.tdEpoch)"
-        s += "\nmirror2M \(vm.mmu.mirror2M) mirror4K \(vm.mmu.mirror4K) pd \(vm.mmu.mirrorPD) pdpt \(vm.mmu.mirrorPDPT)"
+        s += "\nmirror2M \(vm.mmu.mirror2M) mirror4K \(vm.mmu.mirror4K) pd \(vm.mmu.mirrorPD) pdpt \(vm.mmu.mirrorPDPT) 1g \(vm.mmu.mirror1G)"
         s += "\npde \(vm.module.pde) pte \(vm.module.pte) pdpte \(vm.module.pdpte) pml4e \(vm.module.pml4e)"
         s += "\npamt \(vm.module.pamt4K) inuse \(vm.module.hpa4KInUse) refcount \(vm.tdx.pamtRefcount)"
         s += "\nlpage \(vm.lpageInfo.lpage2M) \(vm.lpageInfo.lpage1G) gmem \(vm.gmem.folioAllocated) \(vm.gmem.folioOrder)"
@@ -83,6 +83,56 @@ import Testing
         if bulkOutcomes.allSatisfy({ $0 == .ok }), calls.contains(where: { !$0.linux && $0.0.count > 3 * 512 * 512 }) {
             #expect(longest > 512)
         }
+    }
+
+    /// With 1G private mappings (issue 18 §3): random accept calls (Linux,
+    /// whose 1G TDCALL maps whole GiBs now, edk2 at 2M, and short edk2 4K
+    /// calls) on 1G or 2M folios across the 512 GiB boundary, some GiBs
+    /// faulted in at 1G by the host first (`KVM_PRE_FAULT_MEMORY`): bulk
+    /// equals stepping, 1G leaves, splits and all.
+    @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
+    func acceptsWith1GPrivateMappingsEqualStepping(seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed &* 31 &+ 1000)
+        let g1 = PageLevel.size1G.pages, chunk = PageLevel.size2M.pages
+        var features = TDXModuleFeatures(); features.privateMappings1G = true
+        features.dynamicPAMT = rng.next() % 4 != 0
+        var options = KVMOptions(); options.lpagePrecheck = rng.next() % 2 == 0
+        let backing: GmemBacking = rng.next() % 3 == 0 ? .hugetlb2M : .hugetlb1G
+        let gib = 3 + rng.next() % 3
+        let base = GuestRegion512G(1).firstFrame - (1 + rng.next() % 2) * g1
+        let slot = Memslot(id: 1, baseGFN: base, pages: gib * g1, backing: backing)
+        let prefault = (0..<gib).filter { _ in rng.next() % 3 == 0 }
+        // Accept calls: linux, edk2 2M, or a short edk2 4K call.
+        var calls: [(Range<GuestFrameNumber>, driver: Int)] = []
+        var g = base
+        while g < slot.frames.upperBound {
+            let d = Int(rng.next() % 3)
+            let n = d == 2 ? 1 + rng.next() % 600 : (1 + rng.next() % (gib * 512)) * chunk
+            let end = min(slot.frames.upperBound, g + n)
+            calls.append((g..<end, d))
+            g = end
+        }
+        let costs = CostTable(try Calibration.builtIn())
+        func run(step: Bool) throws -> (TDXVM, PhaseClock, [AcceptOutcome]) {
+            let vm = try TDXVM(options: options, features: features, vcpus: 2, slots: [slot], costs: costs)
+            vm.finalize()
+            vm.logEnabled = !step
+            for r in prefault { _ = vm.hostReadd(Range(start: base + r * g1, count: 1)) }
+            let drivers: [TDXAcceptDriver] = [.linux, .edk2(pageSize: .size2M), .edk2(pageSize: .size4K)]
+            let acc = drivers.map { TDXAcceptor(host: vm, driver: $0, costs: costs) }
+            for a in acc { a.stepByStep = step }
+            var clock = PhaseClock(vcpus: 2)
+            let outcomes = calls.map { r, d in acc[d].accept(AddressRange(frames: r), vcpu: 0, clock: &clock) }
+            return (vm, clock, outcomes)
+        }
+        let (bulk, bulkClock, bulkOutcomes) = try run(step: false), (step, stepClock, stepOutcomes) = try run(step: true)
+        #expect(bulkOutcomes == stepOutcomes)
+        #expect(Self.summary(bulk) == Self.summary(step))
+        #expect(bulkClock.counts == stepClock.counts)
+        #expect(bulkClock.seconds(costs) == stepClock.seconds(costs))
+        #expect(bulk.checkInvariants() == step.checkInvariants())
+        #expect(bulk.checkInvariants().isEmpty)
+        if backing == .hugetlb1G && calls.contains(where: { $0.driver == 0 && $0.0.count >= 2 * g1 }) { #expect(bulk.pages1G > 0) }
     }
 
     /// Linux's `tdx_accept_memory()` over many GiB: the failed 1G TDCALL at

@@ -50,7 +50,7 @@ public enum InvariantRegistry {
         source: "tdx_pamt_get()/tdx_pamt_put(), DPAMT v4")
     public static let noDoubleLevelMapping = RegisteredInvariant(
         "host.no-double-level-mapping", "host",
-        "no frame is mapped at 2M and 4K at once, in the mirror or the S-EPT",
+        "no frame is mapped at two levels at once (2M and 4K, or 1G and below), in the mirror or the S-EPT",
         source: "secure_ept_walk(): a leaf ends the walk")
     public static let splitCacheNonNegative = RegisteredInvariant(
         "host.split-cache", "host", "the per-VM split cache never goes below empty",
@@ -125,7 +125,7 @@ public enum InvariantRegistry {
             ("private mapping over shared", noPrivateMappingOfShared),
             ("PAMT refcount", dpamtRefcount), ("without PAMT_4K", dpamtRefcount), ("pamt_put underflow", dpamtRefcount),
             ("conversion to shared failed", conversionAtomic), ("accepted pages lost", conversionAtomic),
-            ("under a 2M leaf", noDoubleLevelMapping),
+            ("under a 2M leaf", noDoubleLevelMapping), ("under a 1G leaf", noDoubleLevelMapping),
             ("but S-EPT", mirrorAgreesWithSEPT),
             ("split cache underflow", splitCacheNonNegative),
             ("host reference on a private page", noHostReferenceOnPrivate),

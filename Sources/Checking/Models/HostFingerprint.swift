@@ -60,7 +60,10 @@ public struct HostFingerprint: Hashable, Sendable {
         for (k, v) in zip(td.pde.starts, td.pde.values) where v.state.isLeaf { w += [k.value, v.hfnDelta] }
         tag(14); runs(td.pte) { entry($0) }
         for (k, v) in zip(td.pte.starts, td.pte.values) where v.state.isLeaf { w += [k.value, v.hfnDelta] }
-        tag(15); runs(td.pdpte) { $0 ? 1 : 0 }
+        // FREE 0 and NL_MAPPED 1 as before 1G leaves existed, so that the
+        // fingerprints of every state without one are unchanged.
+        tag(15); runs(td.pdpte) { $0.state == .free ? 0 : $0.state == .nlMapped ? 1 : 2 + entry($0) }
+        for (k, v) in zip(td.pdpte.starts, td.pdpte.values) where v.state.isLeaf { w += [k.value, v.hfnDelta] }
         tag(16); runs(td.pml4e) { $0 ? 1 : 0 }
         tag(17); runs(td.pamt4K) { $0 ? 1 : 0 }
         tag(18); runs(td.hpa4KInUse) { UInt64($0) }
@@ -77,6 +80,8 @@ public struct HostFingerprint: Hashable, Sendable {
         tag(22); w.append(stableHash("\(vm.outcome)"))
         // In place, the host's references to shared pages gate conversion.
         if vm.options.conversionPolicy == .inPlace { tag(23); runs(vm.gmem.hostRefs) { UInt64($0) } }
+        // 1G private leaves in the mirror (a module with 1G private mappings).
+        if vm.mmu.mirror1G.runCount > 1 { tag(24); runs(vm.mmu.mirror1G) { $0 ? 1 : 0 } }
         words = w
     }
 }

@@ -25,6 +25,9 @@ public struct TDPMirrorMMU: Sendable {
     /// Mirror non-leaves at 1G and 512G.
     public private(set) var mirrorPD = IntervalMap<GuestRegion1G, Bool>(initial: false)
     public private(set) var mirrorPDPT = IntervalMap<GuestRegion512G, Bool>(initial: false)
+    /// Mirror 1G leaves (a TDX module with 1G private mappings): where one
+    /// is present the region has no PD (`mirrorPD` false) and no 2M entries.
+    public private(set) var mirror1G = IntervalMap<GuestRegion1G, Bool>(initial: false)
     /// Shared EPT 4K leaves (shared memory is mapped at 4K with in-place
     /// conversion).
     public private(set) var sharedMapped = IntervalMap<GuestFrameNumber, Bool>(initial: false)
@@ -34,7 +37,8 @@ public struct TDPMirrorMMU: Sendable {
     /// True if a private leaf maps `gfn` in the mirror.
     /// - Complexity: O(log runs).
     public func isMapped(_ gfn: GuestFrameNumber) -> Bool {
-        switch mirror2M.value(at: gfn.region2M) {
+        if mirror1G.value(at: gfn.region1G) { return true }
+        return switch mirror2M.value(at: gfn.region2M) {
         case .leaf: true
         case .table: mirror4K.value(at: gfn)
         case .none: false
@@ -50,6 +54,10 @@ public struct TDPMirrorMMU: Sendable {
     /// `pages_2m`: 2M leaves.
     /// - Complexity: O(runs).
     public var pages2M: UInt64 { mirror2M.measure(in: .lowest ..< .highest) { $0 == .leaf } }
+
+    /// `pages_1g`: 1G leaves (private only: shared memory is mapped at 4K).
+    /// - Complexity: O(runs).
+    public var pages1G: UInt64 { mirror1G.measure(in: .lowest ..< .highest) { $0 } }
 
     /// Page-table pages below the root: one per 4K table, PD and PDPT
     /// (each mirrored by one S-EPT page).
@@ -71,6 +79,7 @@ public struct TDPMirrorMMU: Sendable {
     mutating func setMirror2M(_ r: Range<GuestRegion2M>, _ e: MirrorEntry) { mirror2M.assign(r, e) }
     mutating func setMirror4K(_ r: Range<GuestFrameNumber>, _ present: Bool) { mirror4K.assign(r, present) }
     mutating func linkPD(_ r: Range<GuestRegion1G>) { mirrorPD.assign(r, true) }
+    mutating func setMirror1G(_ r: Range<GuestRegion1G>, _ leaf: Bool) { mirror1G.assign(r, leaf) }
     mutating func linkPDPT(_ r: Range<GuestRegion512G>) { mirrorPDPT.assign(r, true) }
     mutating func mapShared(_ r: Range<GuestFrameNumber>, _ present: Bool) { sharedMapped.assign(r, present) }
 }

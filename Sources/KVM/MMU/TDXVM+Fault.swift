@@ -30,7 +30,7 @@ extension TDXVM {
     /// order (`kvm_gmem_max_mapping_level()`), or under the multi-folio
     /// policy the contiguous, homogeneous private range it reports.
     func gmemMaxLevel(_ gfn: GuestFrameNumber) -> PageLevel {
-        let order2M = UInt8(PageLevel.size2M.frameShift)
+        let order2M = UInt8(PageLevel.size2M.frameShift), order1G = UInt8(PageLevel.size1G.frameShift)
         if options.conversionPolicy == .multiFolio {
             guard let s = slot(gfn), s.backing.order >= order2M else { return gmem.folioOrder.value(at: gfn) >= order2M ? .size2M : .size4K }
             let c = gfn.region2M
@@ -40,20 +40,50 @@ extension TDXVM {
                 && c.frames.upperBound <= s.frames.upperBound.alignedDown(toMultipleOf: unit)
             return inFolio && !isMixed(chunk: c) && attributes.isPrivate(gfn) ? .size2M : .size4K
         }
-        return gmem.folioOrder.value(at: gfn) >= order2M ? .size2M : .size4K
+        let order = gmem.folioOrder.value(at: gfn)
+        return order >= order1G ? .size1G : order >= order2M ? .size2M : .size4K
+    }
+
+    /// `hugepage_has_attrs()` at 1G: the 1G range (clipped to its slot) is
+    /// not uniformly private or shared.
+    func isMixed(region r: GuestRegion1G) -> Bool {
+        guard let s = slot(r.firstFrame) else { return false }
+        let lo = max(r.frames.lowerBound, s.baseGFN), hi = min(r.frames.upperBound, s.frames.upperBound)
+        return attributes.isMixed(lo..<hi)
+    }
+
+    /// Whether a private fault at `gfn` may map the whole 1G region
+    /// (forward-looking, issue 18 §3): the module maps private memory at 1G
+    /// (`TDXModuleFeatures.privateMappings1G`), so TDX's cap
+    /// (`tdx_gmem_max_mapping_level()`, PG_LEVEL_2M in v3) is PG_LEVEL_1G;
+    /// the guest_memfd folio is a 1G hugetlb folio
+    /// (`kvm_gmem_max_mapping_level()` from its order); `lpage_info` at 1G
+    /// has no `disallow_lpage`, no MIXED and (unless ignored) no
+    /// GUEST_INHIBIT; and no PD is linked there already (no promotion,
+    /// `disallowed_hugepage_adjust()`). The generalisation is the one KVM
+    /// makes for shared and non-TDX memory, whose `max_mapping_level`
+    /// already reaches PG_LEVEL_1G.
+    func allows1G(_ gfn: GuestFrameNumber, ignoringGuestInhibit: Bool) -> Bool {
+        guard module.features.privateMappings1G, gmemMaxLevel(gfn) == .size1G else { return false }
+        let r = gfn.region1G
+        let li = lpageInfo.lpage1G.value(at: r)
+        if li.disallow > 0 || (li.guestInhibit && !ignoringGuestInhibit) || isMixed(region: r) { return false }
+        return mmu.mirror1G.value(at: r) || !mmu.mirrorPD.value(at: r) || ignoringGuestInhibit
     }
 
     /// The mapping level of a private fault at `gfn`: the min of guest_memfd's
     /// level, the TDX cap (`tdx_gmem_max_mapping_level()`: 4K until the TD is
     /// RUNNABLE or with huge pages off, else 2M), and `lpage_info` at 2M
     /// (`disallow_lpage`, MIXED, GUEST_INHIBIT), lowered to 4K where a
-    /// non-leaf already exists (no promotion, `disallowed_hugepage_adjust()`).
+    /// non-leaf already exists (no promotion, `disallowed_hugepage_adjust()`);
+    /// 1G where `allows1G` says so.
     /// With `ignoringGuestInhibit`, the level the memory itself would allow
     /// (GUEST_INHIBIT and the no-promotion rule left out): what "KVM could
     /// map at 2M" means in seed 004's count of 4K accepts.
     /// - Complexity: O(log runs).
     public func maxPrivateLevel(_ gfn: GuestFrameNumber, ignoringGuestInhibit: Bool = false) -> PageLevel {
-        guard tdx.isRunnable, hugePagesEnabled, gmemMaxLevel(gfn) == .size2M else { return .size4K }
+        guard tdx.isRunnable, hugePagesEnabled, gmemMaxLevel(gfn) >= .size2M else { return .size4K }
+        if allows1G(gfn, ignoringGuestInhibit: ignoringGuestInhibit) { return .size1G }
         let c = gfn.region2M
         let li = lpageInfo.lpage2M.value(at: c)
         if li.disallow > 0 || (li.guestInhibit && !ignoringGuestInhibit) || isMixed(chunk: c) { return .size4K }
@@ -71,14 +101,14 @@ extension TDXVM {
     /// Only the first fault in a 1G (512G) region links its table, so the
     /// SEPT.ADDs are context work (`noteUpperWork`): bulk replay counts
     /// them per region, not per chunk.
-    func linkUpperTables(_ gfn: GuestFrameNumber) -> FaultResult? {
+    func linkUpperTables(_ gfn: GuestFrameNumber, through1G: Bool = true) -> FaultResult? {
         if !mmu.mirrorPDPT.value(at: gfn.region512G) {
             let s = module.septAdd(gfn: gfn, entryLevel: 4, pageHFN: allocUpperTablePage())
             noteUpperWork(op: .tdxSeptAdd, call: .memSeptAdd, s)
             if let r = mappingFailure(s, "TDH.MEM.SEPT.ADD", at: gfn) { return r }
             mmu.linkPDPT(gfn.region512G.only)
         }
-        if !mmu.mirrorPD.value(at: gfn.region1G) {
+        if through1G && !mmu.mirrorPD.value(at: gfn.region1G) {
             let s = module.septAdd(gfn: gfn, entryLevel: 3, pageHFN: allocUpperTablePage())
             noteUpperWork(op: .tdxSeptAdd, call: .memSeptAdd, s)
             if let r = mappingFailure(s, "TDH.MEM.SEPT.ADD", at: gfn) { return r }
@@ -109,6 +139,13 @@ extension TDXVM {
         if faults.refusedAUG.value(at: gfn) { return .refused }
         var level = maxPrivateLevel(gfn)
         if options.acceptLevelPolicy == .perFault, let a = acceptLevel, a.rawValue < level.rawValue { level = a }
+        if mmu.mirror1G.value(at: gfn.region1G) {
+            if level == .size1G { return .mapped }
+            counters.bump(.splitsRejectedShared)
+            note("fault \(gfn.address): 1G leaf, \(level) wanted: split rejected under shared mmu_lock, retry")
+            return .retry
+        }
+        if level == .size1G { return aug1G(gfn) }
         if let r = linkUpperTables(gfn) { return r }
         let c = gfn.region2M
         switch (mmu.mirror2M.value(at: c), level) {
@@ -137,6 +174,22 @@ extension TDXVM {
         case (.table, _):
             return mmu.mirror4K.value(at: gfn) ? .mapped : aug4K(gfn, slot: s)
         }
+    }
+
+    /// `set_external_spte` at 1G (forward-looking): the PDPT above is
+    /// linked, the 1G folio allocated, and TDH.MEM.PAGE.AUG maps the whole
+    /// region PENDING. No Dynamic PAMT: a 1G page uses the static PAMT_1G
+    /// entry, as a 2M page uses PAMT_2M.
+    func aug1G(_ gfn: GuestFrameNumber) -> FaultResult {
+        if let r = linkUpperTables(gfn, through1G: false) { return r }
+        let r = gfn.region1G, base = r.firstFrame
+        gmem.allocate(r.frames)
+        let st = module.pageAug(gfn: base, level: .size1G, hfn: hfn(base))
+        ops.add(.tdxAug1G)
+        if let f = mappingFailure(st, "TDH.MEM.PAGE.AUG", at: base) { return f }
+        mmu.setMirror1G(r.only, true)
+        note("AUG 1G \(base.address)")
+        return .mapped
     }
 
     /// `set_external_spte` at 4K: `tdx_pamt_get()`, then AUG (with the
@@ -193,7 +246,7 @@ extension TDXVM {
         ops.add(.tdxEPTViolationExit)
         if let a = acceptLevel {
             counters.bump(.acceptEPTViolations)
-            if a == .size4K && maxPrivateLevel(gfn, ignoringGuestInhibit: true) == .size2M { counters.bump(.accept4KWhere2MPossible) }
+            if a == .size4K && maxPrivateLevel(gfn, ignoringGuestInhibit: true) >= .size2M { counters.bump(.accept4KWhere2MPossible) }
             if let e = honorAcceptLevel(gfn: gfn, level: a) {
                 if !isDead { outcome = .ioctlError("KVM_RUN: \(e) honouring the guest's accept level at \(gfn.address)") }
                 return ops - before

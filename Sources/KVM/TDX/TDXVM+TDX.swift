@@ -242,22 +242,26 @@ extension TDXVM {
     /// `tdp_mmu_split_huge_pages_root()` → `tdx_sept_split_private_spte()`
     /// (steps 1, 2.1–2.2, 3.1–3.6 of the v3 cover letter). Returns an errno
     /// name on failure; a DEMOTE error other than BUSY bugs the VM.
+    ///
+    /// The mirror changes before the S-EPT does: `tdp_mmu_split_huge_page()`
+    /// fills the new 4K table with 512 present children and
+    /// `tdp_mmu_set_spte()` writes it into the mirror, then calls
+    /// `split_external_spte()` and ignores its result (v3 07/24). So after a
+    /// failed BLOCK, TRACK or DEMOTE the mirror already holds the 4K table
+    /// while the S-EPT keeps the (blocked) 2M leaf, in a VM that is bugged.
     func splitPrivate(chunk c: GuestRegion2M, cause: SplitCause) -> String? {
         let gfn = c.firstFrame
         // 1) tdp_mmu_alloc_sp_for_split(), with the external_spt page.
         if faults.fire(.splitAllocNoMem) { return "ENOMEM" }
         // 2.1/2.2) top up the per-VM split cache outside the lock.
         guard topUpSplitCache() else { return "ENOMEM" }
+        // 3) tdp_mmu_split_huge_page() → tdp_mmu_set_spte(): the mirror first.
+        mmu.setMirror2M(c.only, .table)
+        mmu.setMirror4K(c.frames, true)
         // 3.2/3.3) the new S-EPT page, its PAMT pair dequeued from the cache.
         let page = allocSeptPage(viaSplitCache: true)
         // 3.1) BLOCK, TRACK.
-        armModuleFaults(for: .memRangeBlock, gfn: gfn, level: .size2M)
-        let b = doNoVCPUs { module.rangeBlock(gfn: gfn, level: .size2M) }
-        ops.add(.tdxBlock)
-        guard b == .success else { kill(.vmBugged("TDH.MEM.RANGE.BLOCK \(b) splitting \(gfn.address)")); return "EIO" }
-        armModuleFaults(for: .memTrack, gfn: gfn, level: .size2M)
-        let t = tdxTrack()
-        guard t == .success else { kill(.vmBugged("TDH.MEM.TRACK \(t)")); return "EIO" }
+        guard blockAndTrackForSplit(gfn, .size2M) else { return "EIO" }
         // 3.4–3.6) DEMOTE (its PAMT pair and the refcount 0 → 512 inside
         // tdh_mem_page_demote()), retried once with no vCPUs on BUSY.
         armModuleFaults(for: .memPageDemote, gfn: gfn, level: .size2M)
@@ -266,18 +270,74 @@ extension TDXVM {
             kill(.vmBugged("TDX_BUG_ON: TDH.MEM.PAGE.DEMOTE \(d) at \(gfn.address)"))
             return "EIO"
         }
-        mmu.setMirror2M(c.only, .table)
-        mmu.setMirror4K(c.frames, true)
         counters.bump(cause.counter)
         note("split 2M \(gfn.address) (\(cause.rawValue)): BLOCK, TRACK, DEMOTE")
         return nil
     }
 
-    /// `kvm_split_cross_boundary_leafs()`: splits the private 2M leaves that
-    /// straddle the boundaries of `frames` (only the first and last chunk can).
+    /// Step 3.1 of a split: BLOCK (with no vCPUs on BUSY) and TRACK; a
+    /// failure bugs the VM.
+    func blockAndTrackForSplit(_ gfn: GuestFrameNumber, _ level: PageLevel) -> Bool {
+        armModuleFaults(for: .memRangeBlock, gfn: gfn, level: level)
+        let b = doNoVCPUs { module.rangeBlock(gfn: gfn, level: level) }
+        ops.add(.tdxBlock)
+        guard b == .success else { kill(.vmBugged("TDH.MEM.RANGE.BLOCK \(b) splitting \(gfn.address)")); return false }
+        armModuleFaults(for: .memTrack, gfn: gfn, level: level)
+        let t = tdxTrack()
+        guard t == .success else { kill(.vmBugged("TDH.MEM.TRACK \(t)")); return false }
+        return true
+    }
+
+    /// Splits the 1G private leaf of region `r` into 512 2M leaves, as
+    /// `splitPrivate` does a 2M one (forward-looking: v3's
+    /// `tdx_sept_split_private_spte()` has `KVM_BUG_ON(level != PG_LEVEL_2M)`;
+    /// the module's TDH.MEM.PAGE.DEMOTE has the 1G level). The new S-EPT
+    /// page is a PD, its PAMT pair (when it opens a 2M host range) from the
+    /// split cache; DEMOTE at 1G needs no PAMT pages for the guest range
+    /// (PAMT_2M is static), so no guest pair is dequeued. The mirror holds
+    /// the PD with 512 2M leaves before the S-EPT changes, as at 2M.
+    func splitPrivate1G(region r: GuestRegion1G, cause: SplitCause) -> String? {
+        let gfn = r.firstFrame
+        if faults.fire(.splitAllocNoMem) { return "ENOMEM" }
+        guard topUpSplitCache() else { return "ENOMEM" }
+        mmu.setMirror1G(r.only, false)
+        mmu.linkPD(r.only)
+        mmu.setMirror2M(r.frames.covering2M, .leaf)
+        let page = allocSeptPage(viaSplitCache: true)
+        guard blockAndTrackForSplit(gfn, .size1G) else { return "EIO" }
+        armModuleFaults(for: .memPageDemote, gfn: gfn, level: .size1G)
+        let d = doNoVCPUs {
+            var d = module.demote(gfn: gfn, level: .size1G, pageHFN: page, pamtPagesGiven: false)
+            while d == .interruptedRestartable && options.demoteRestartableLoop {
+                d = module.demote(gfn: gfn, level: .size1G, pageHFN: page, pamtPagesGiven: false)
+            }
+            ops.add(.tdxDemote1G)
+            return d
+        }
+        guard d == .success else {
+            kill(.vmBugged("TDX_BUG_ON: TDH.MEM.PAGE.DEMOTE \(d) at \(gfn.address) (1G)"))
+            return "EIO"
+        }
+        counters.bump(cause.counter)
+        private1G.splits += 1
+        note("split 1G \(gfn.address) (\(cause.rawValue)): BLOCK, TRACK, DEMOTE to 2M")
+        return nil
+    }
+
+    /// `kvm_split_cross_boundary_leafs()`: splits the private leaves that
+    /// straddle the boundaries of `frames` (only the first and last 1G
+    /// region and 2M chunk can): a 1G leaf to 2M first, then a 2M leaf
+    /// (perhaps one the 1G split made) to 4K.
     /// - Complexity: O(1) splits, O(log runs) lookups.
     func splitCrossBoundaryLeafs(_ frames: Range<GuestFrameNumber>, cause: SplitCause) -> String? {
         guard !frames.isEmpty else { return nil }
+        var regions: [GuestRegion1G] = [frames.lowerBound.region1G]
+        let lastRegion = (frames.upperBound - 1).region1G
+        if lastRegion != regions[0] { regions.append(lastRegion) }
+        for r in regions where mmu.mirror1G.value(at: r) {
+            let inside = frames.lowerBound <= r.frames.lowerBound && r.frames.upperBound <= frames.upperBound
+            if !inside, let e = splitPrivate1G(region: r, cause: cause) { return e }
+        }
         var candidates: [GuestRegion2M] = [frames.lowerBound.region2M]
         let last = (frames.upperBound - 1).region2M
         if last != candidates[0] { candidates.append(last) }
@@ -296,6 +356,10 @@ extension TDXVM {
     /// failure is a KVM_BUG_ON.
     func zapPrivate(_ frames: Range<GuestFrameNumber>) {
         guard !frames.isEmpty else { return }
+        for (r, leaf) in mmu.mirror1G.runs(in: frames.covering1G) where leaf {
+            for g in r { zapLeaf(gfn: g.firstFrame, level: .size1G); if isDead { return } }
+            mmu.setMirror1G(r, false)
+        }
         for (r, e) in mmu.mirror2M.runs(in: frames.covering2M) {
             switch e {
             case .none: continue
@@ -321,10 +385,13 @@ extension TDXVM {
         let (s, h) = doNoVCPUsRemove(gfn: gfn, level: level)
         ops.add(.tdxRemove)
         guard s == .success, let h else { kill(.vmBugged("KVM_BUG_ON: REMOVE \(s) at \(gfn.address)")); return }
-        for i in 0..<level.pages { _ = module.wbinvd(hfn: h + i) }
+        module.wbinvd(hfn: h, pages: level.pages)
         ops.add(.tdxWbinvd4K, level.pages)
-        if level == .size4K { pamtPut(hfn: h) }
-        counters.bump(level == .size4K ? .zapsPrivate4K : .zapsPrivate2M)
+        switch level {
+        case .size4K: pamtPut(hfn: h); counters.bump(.zapsPrivate4K)
+        case .size2M: counters.bump(.zapsPrivate2M)
+        case .size1G: private1G.zaps += 1
+        }
     }
 
     func doNoVCPUsRemove(gfn: GuestFrameNumber, level: PageLevel) -> (TDXStatus, HostFrameNumber?) {

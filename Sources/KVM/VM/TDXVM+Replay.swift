@@ -135,11 +135,12 @@ extension TDXVM {
     }
 
     /// The packed state of chunk `c`, or nil if any map is not uniform over
-    /// it, the chunk is not inside one slot, or an entry is blocked.
+    /// it, the chunk is not inside one slot, an entry is blocked, or a 1G
+    /// leaf maps it (a 1G region is one entry: stepped, never replayed).
     func chunkStateOf(_ c: GuestRegion2M) -> ChunkState? {
         let g = c.firstFrame, frames = c.frames
         guard let s = slot(g), s.frames.upperBound >= frames.upperBound, let h = hostRegion(c),
-              let sept = module.chunkSnapshot(c, host: h) else { return nil }
+              !mmu.mirror1G.value(at: g.region1G), let sept = module.chunkSnapshot(c, host: h) else { return nil }
         let pd = sept.pde, pt = sept.pte
         let leafDelta = SEPTEntry(.mapped, mapping: g, to: h.firstFrame).hfnDelta
         guard let m = uniform(mmu.mirror2M, c.only), let m4 = uniform(mmu.mirror4K, frames),
@@ -152,12 +153,17 @@ extension TDXVM {
               // A frame the host refuses to AUG (`refuse-aug`) answers unlike its neighbours: its chunk is stepped.
               uniform(faults.refusedAUG, frames) == false
         else { return nil }
+        let inhibit1G = lpageInfo.lpage1G.value(at: g.region1G).guestInhibit
+        // Where a fault may still map the whole 1G region, what a step does
+        // depends on the region beyond the chunk (its attributes, its
+        // `disallow_lpage`): stepped, never replayed.
+        if module.features.privateMappings1G && o >= UInt8(PageLevel.size1G.frameShift) && !inhibit1G { return nil }
         return ChunkState(mirror: m, mirror4K: m4, pde: pd.state, pte: pt.state, disallow: li.disallow,
                           inhibit2M: li.guestInhibit, isPrivate: p, shared: sh, allocated: al, order: o,
                           refcount: rc, pamtInstalled: sept.pamtInstalled, inUse: sept.inUse,
                           mirrorPD: mmu.mirrorPD.value(at: g.region1G), mirrorPDPT: mmu.mirrorPDPT.value(at: g.region512G),
                           septPD: sept.pdpte, septPDPT: sept.pml4e,
-                          inhibit1G: lpageInfo.lpage1G.value(at: g.region1G).guestInhibit)
+                          inhibit1G: inhibit1G)
     }
 
     var replayAllowed: Bool { !faults.isArmed && !options.checkInvariants && !isDead }
@@ -317,6 +323,7 @@ extension TDXVM {
         // region (the last run reaches `.highest`) does not bound it.
         let upper = module.upperRunEnds(frame: g)
         for e in [mmu.mirrorPD.run(containing: g.region1G).range.upperBound, upper.pd,
+                  mmu.mirror1G.run(containing: g.region1G).range.upperBound,
                   lpageInfo.lpage1G.run(containing: g.region1G).range.upperBound] where e <= endC.region1G {
             endC = min(endC, e.firstFrame.region2M)
         }

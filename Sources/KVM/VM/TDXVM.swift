@@ -45,6 +45,10 @@ public final class TDXVM {
     public internal(set) var counters = KVMCounters()
     /// In-place conversion's host-side tallies (`TDXVM+InPlace.swift`).
     public internal(set) var inPlace = InPlaceStats()
+    /// 1G private mappings' tallies (a module with
+    /// `TDXModuleFeatures.privateMappings1G`), kept apart from `counters` so
+    /// that reports without the feature are unchanged.
+    public internal(set) var private1G = Private1GStats()
     /// Faults to inject (a test and scenario harness, not KVM state).
     package var faults = FaultPlan()
     public internal(set) var outcome: HostOutcome = .ok
@@ -151,6 +155,9 @@ public final class TDXVM {
     /// `pages_2m`: 2M leaves.
     public var pages2M: UInt64 { mmu.pages2M }
 
+    /// `pages_1g`: 1G leaves.
+    public var pages1G: UInt64 { mmu.pages1G }
+
     /// S-EPT pages in use: one per 4K table, PD and PDPT (the root is part of the TD).
     public var septPages: UInt64 { mmu.tablePages }
 
@@ -164,4 +171,13 @@ public final class TDXVM {
 
     /// Host memory pinned for the guest: allocated folios, S-EPT pages and DPAMT pages, in 4K pages.
     public var committedPages: UInt64 { gmem.allocatedPages + tdx.septPool + pamtPagesAllocated }
+}
+
+/// What 1G private mappings did (forward-looking, issue 18 §3).
+public struct Private1GStats: Equatable, Sendable {
+    /// 1G leaves split into 512 2M leaves (TDH.MEM.PAGE.DEMOTE at 1G).
+    public var splits: UInt64 = 0
+    /// 1G leaves zapped (BLOCK, TRACK, REMOVE and WBINVD at 1G).
+    public var zaps: UInt64 = 0
+    public init() {}
 }

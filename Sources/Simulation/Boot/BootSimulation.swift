@@ -130,7 +130,9 @@ public struct BootSimulation {
     /// The KVM host model for a TDX scenario, with the initial image added.
     func makeTDXVM(_ layout: Q35Layout, added: Range<UInt64>, flash: Range<UInt64>) throws -> (TDXVM, OpCounts) {
         let s = scenario
-        let (opts, features) = s.tdxHost.configuration
+        let (opts, defaultFeatures) = s.tdxHost.configuration
+        var features = defaultFeatures
+        features.privateMappings1G = s.tdxModule1G
         let backing = s.gmemBacking ?? (s.tdxHost == .tdxHuge ? .hugetlb2M : .buddy)
         let vm = try TDXVM(options: opts, features: features, vcpus: s.vcpus, slots: Self.memslots(layout, backing: backing), costs: costs)
         var build = try vm.addInitialMemory(Range(raw: added))

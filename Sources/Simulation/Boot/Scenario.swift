@@ -136,6 +136,11 @@ public struct Scenario: Sendable {
     /// guest_memfd backing for the KVM host model (default: buddy for
     /// `tdx`, hugetlb 2M for `tdx-huge`).
     public var gmemBacking: GmemBacking? = nil
+    /// Forward-looking: the TDX module maps private memory at 1G
+    /// (`TDXModuleFeatures.privateMappings1G`, `--tdx-module-1g`); needs
+    /// `tdx-huge` (KVM maps private memory above 4K) and pays off with
+    /// hugetlb 1G guest_memfd folios.
+    public var tdxModule1G = false
     public var firmware: FirmwareGeneration = .tdvf
     /// The edk2 stable tag the firmware was named by (`edk2-stable202508`),
     /// if any; `firmware` is the generation it maps to (`EDK2Release`).
@@ -273,7 +278,11 @@ public struct Scenario: Sendable {
             if let g = gmemBacking {
                 try refuse("--gmem \(g.rawValue)", "it backs the TDX host model's guest_memfd; an SNP guest's host is set by --host-mapping")
             }
+            if tdxModule1G { try refuse("--tdx-module-1g", "it is a TDX module feature; this is an SEV-SNP guest") }
         case .tdx:
+            if tdxModule1G && tdxHost != .tdxHuge {
+                try refuse("--tdx-module-1g", "the \(tdxHost.rawValue) host maps private memory at 4K only; 1G private mappings need --host tdx-huge")
+            }
             if hostMapping != defaults.hostMapping {
                 try refuse("--host-mapping \(hostMapping.rawValue)", "it is the SEV-SNP host backing; a TDX guest's host is set by --host and --gmem")
             }

@@ -8,7 +8,7 @@ public import TDXModule
 /// VMM operations with faults to inject. Text format, one command per
 /// line, frames as guest frame numbers `GFN[+COUNT]` (decimal or 0x hex):
 ///
-///     td vcpus=8 host=tdx-huge policy=zap-first precheck=on accept-level=inhibit module=new|legacy dpamt=on|off spec-accept=off sept-placement=contiguous|scattered
+///     td vcpus=8 host=tdx-huge policy=zap-first precheck=on accept-level=inhibit module=new|legacy dpamt=on|off spec-accept=off sept-placement=contiguous|scattered module-1g=off|on
 ///     slot id=1 base=0x0 pages=0x80000 backing=hugetlb-2m
 ///     build 0x800+6                 # KVM_TDX_INIT_MEM_REGION (TDH.MEM.PAGE.ADD)
 ///     finalize                      # TDH.MR.FINALIZE
@@ -219,6 +219,7 @@ public struct HostScenario: Sendable {
                     case "sept-placement":
                         guard let p = SEPTPlacement(rawValue: v) else { throw err("sept-placement must be contiguous or scattered") }
                         s.options.septPlacement = p
+                    case "module-1g": s.features.privateMappings1G = try onOff(v, k)
                     default: throw err("unknown td option '\(k)'")
                     }
                 }

@@ -72,6 +72,8 @@ extension ScenarioFile {
         var host = [Entry("kind", .string(s.tdxHost.rawValue))]
         if let g = s.gmemBacking { host.append(Entry("gmem", .string(g.rawValue))) }
         host += [Entry("mapping", .string(s.hostMapping.rawValue)), Entry("snp-prefault", .bool(s.snpPrefault))]
+        // Forward-looking, printed only when on, so other printed scenarios are unchanged.
+        if s.tdxModule1G { host.append(Entry("tdx-module-1g", .bool(true))) }
         top.append(Entry("host", .map(host)))
         top.append(Entry("workload", .list(Self.phases(s.workload).map { .string(Self.workload($0)) })))
         top.append(Entry("seed", .int(s.seed)))

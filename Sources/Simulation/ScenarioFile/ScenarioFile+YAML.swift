@@ -75,7 +75,7 @@ struct Reader {
     static let kernelKeys = ["version", "accept", "deferred-init", "unaccepted-support", "loader", "acceptance-protocol-call",
                              "crashkernel", "boot-alloc", "init-size", "transparent-hugepage", "min-free-kbytes",
                              "watermark-scale-factor", "hotplug-accept"]
-    static let hostKeys = ["kind", "gmem", "mapping", "snp-prefault"]
+    static let hostKeys = ["kind", "gmem", "mapping", "snp-prefault", "tdx-module-1g"]
     static let stepKinds = ["kexec", "dump", "host"]
     static let kexecKeys = ["from", "syscall", "crash", "initrd", "kernel-size", "kernel-alignment", "cmdline-len", "next-kernel", "load-only",
                             "workload"]
@@ -248,6 +248,7 @@ struct Reader {
                 case "kind": s.tdxHost = try choice(v, key, TDXHostModel.self)
                 case "gmem": s.gmemBacking = try choice(v, key, GmemBacking.self)
                 case "mapping": s.hostMapping = try choice(v, key, HostMappingPolicy.self)
+                case "tdx-module-1g": s.tdxModule1G = try bool(v, key)
                 default: s.snpPrefault = try bool(v, key)
                 }
             }

@@ -11,6 +11,19 @@ public struct TDXModuleFeatures: Sendable, Equatable {
     public var dynamicPAMT = true
     /// Which TDG.MEM.PAGE.ACCEPT walk cases the module follows.
     public var acceptWalkCases: AcceptWalkCases = .moduleCode
+    /// Forward-looking (issue 18 §3): a module that maps private memory at
+    /// 1G. The public module source (TDX_1.5.01) already has the 1G level
+    /// in TDH.MEM.PAGE.DEMOTE, PROMOTE and REMOVE
+    /// (`verify_page_info_input(..., LVL_PD/LVL_PT, LVL_PDPT)`) and in
+    /// RANGE.BLOCK (up to the EPT's page-walk level), but TDH.MEM.PAGE.AUG
+    /// and TDG.MEM.PAGE.ACCEPT stop at `LVL_PD` (2M): a 1G ACCEPT is
+    /// TDX_OPERAND_INVALID. With this option AUG accepts `LVL_PDPT`
+    /// (`check_and_lock_free_range_hpa()` over a 1G-aligned host range, the
+    /// PAMT_1G entry the static PAMT already has) and ACCEPT at 1G follows
+    /// `check_tdaccept_failure()` with the 1G entry as the requested level,
+    /// as it does at 2M. No public module has it: the name says what it is,
+    /// not a version.
+    public var privateMappings1G = false
 
     public init() {}
 

@@ -10,7 +10,11 @@ extension TrustDomain {
     /// - TDX_PAGE_ALREADY_ACCEPTED: a MAPPED leaf at the level, or (module code) above it;
     /// - an EPT violation carrying the accept level: nothing mapped, or a
     ///   leaf above the level that is not accessible, or a blocked entry;
-    /// - TDX_OPERAND_INVALID: 1G (this module accepts 4K and 2M only) or misaligned;
+    /// - TDX_OPERAND_INVALID: 1G (TDX_1.5.01 accepts 4K and 2M only:
+    ///   `verify_page_info_input(gpa, LVL_PT, LVL_PD)`) or misaligned. With
+    ///   `features.privateMappings1G` (forward-looking) the 1G entry is the
+    ///   requested level and the same cases apply to it, and a MAPPED 1G leaf
+    ///   above a 2M or 4K request is case 1.1;
     /// - TDX_OPERAND_BUSY: the host holds the entry (not reachable in a
     ///   single-threaded run; listed for completeness).
     ///
@@ -27,7 +31,15 @@ extension TrustDomain {
     }
 
     func acceptResult(gfn: GuestFrameNumber, level: PageLevel) -> AcceptCallResult {
-        guard level != .size1G, gfn.isAligned(to: level) else { return .status(.operandInvalid) }
+        guard level != .size1G || features.privateMappings1G, gfn.isAligned(to: level) else { return .status(.operandInvalid) }
+        guard pml4e.value(at: gfn.region512G) else { return .eptViolation(acceptLevel: level) }
+        let e1 = pdpte.value(at: gfn.region1G)
+        if level == .size1G { return acceptAtLevel(e1, gfn: gfn, level: level) }
+        if e1.state.isLeaf {
+            // Case 1.1 / 1.2: the walk stopped at a 1G leaf above the request.
+            guard e1.state == .mapped else { return .eptViolation(acceptLevel: level) }
+            return .status(features.acceptWalkCases == .moduleCode ? .pageAlreadyAccepted : .pageSizeMismatch)
+        }
         guard upperPresent(gfn) else { return .eptViolation(acceptLevel: level) }
         let e2 = pde.value(at: gfn.region2M)
         if level == .size2M {
@@ -58,10 +70,41 @@ extension TrustDomain {
         }
     }
 
-    /// True if every frame of `frames` is guest-accessible (MAPPED at 4K or 2M).
+    /// `check_tdaccept_failure()` when the walk reached the requested level
+    /// at entry `e`: case 3 (a non-free non-leaf: SIZE_MISMATCH), a MAPPED
+    /// leaf (ALREADY_ACCEPTED), a PENDING leaf (success: MAPPED, zeroed), or
+    /// an entry that is not acceptable (an EPT violation for the host).
+    func acceptAtLevel(_ e: SEPTEntry, gfn: GuestFrameNumber, level: PageLevel) -> AcceptCallResult {
+        switch e.state {
+        case .free, .blocked, .pendingBlocked: return .eptViolation(acceptLevel: level)
+        case .nlMapped, .nlBlocked: return .status(.pageSizeMismatch)
+        case .mapped: return .status(.pageAlreadyAccepted)
+        case .pending:
+            setEntry(gfn: gfn, level: level, SEPTEntry(.mapped, hfnDelta: e.hfnDelta))
+            return .status(.success)
+        }
+    }
+
+    /// True if every frame of `frames` is guest-accessible (MAPPED at 4K, 2M or 1G).
     /// - Complexity: O(runs in range).
     public func isAccessible(_ frames: Range<GuestFrameNumber>) -> Bool {
         guard !frames.isEmpty else { return true }
+        var ok = true
+        pdpte.forEachRun(in: frames.covering1G) { r, e in
+            guard ok else { return }
+            switch e.state {
+            case .mapped: break
+            case .nlMapped:
+                let lo = max(frames.lowerBound, r.lowerBound.firstFrame), hi = min(frames.upperBound, r.upperBound.firstFrame)
+                ok = isAccessibleBelow1G(lo..<hi)
+            default: ok = false
+            }
+        }
+        return ok
+    }
+
+    /// `isAccessible` for frames under NL_MAPPED 1G entries.
+    func isAccessibleBelow1G(_ frames: Range<GuestFrameNumber>) -> Bool {
         var ok = true
         pde.forEachRun(in: frames.covering2M) { r, e in
             guard ok else { return }

@@ -23,6 +23,12 @@ extension TrustDomain {
         pte.measure(in: frames) { $0.state != .free }
     }
 
+    /// Calls `body` with each run of 1G-level entries in `regions`.
+    /// - Complexity: O(log runs + k).
+    package func forEach1GEntry(in regions: Range<GuestRegion1G>, _ body: (Range<GuestRegion1G>, SEPTEntry) -> Void) {
+        pdpte.forEachRun(in: regions, body)
+    }
+
     /// Whether the PAMT_4K of 2M host region `r` is installed (DPAMT).
     package func isPAMT4KInstalled(_ r: HostRegion2M) -> Bool { pamt4K.value(at: r) }
 
@@ -30,6 +36,15 @@ extension TrustDomain {
     /// 4K): what a conversion that zaps them loses.
     /// - Complexity: O(log runs + k).
     package func acceptedFrameCount(in frames: Range<GuestFrameNumber>) -> UInt64 {
+        var n: UInt64 = 0
+        pdpte.forEachRun(in: frames.covering1G) { r, e in
+            let lo = max(frames.lowerBound, r.lowerBound.firstFrame), hi = min(frames.upperBound, r.upperBound.firstFrame)
+            if e.state == .mapped { n += hi - lo } else if e.state == .nlMapped { n += acceptedFramesBelow1G(lo..<hi) }
+        }
+        return n
+    }
+
+    func acceptedFramesBelow1G(_ frames: Range<GuestFrameNumber>) -> UInt64 {
         var n: UInt64 = 0
         pde.forEachRun(in: frames.covering2M) { r, e in
             let lo = max(frames.lowerBound, r.frames.lowerBound), hi = min(frames.upperBound, r.frames.upperBound)

@@ -19,7 +19,7 @@ extension TrustDomain {
     }
 
     /// The uniform state of chunk `c` (whose host frames lie in `host`), or
-    /// nil if an entry map is not uniform over it.
+    /// nil if an entry map is not uniform over it or a 1G leaf maps it.
     /// - Complexity: O(log runs).
     package func chunkSnapshot(_ c: GuestRegion2M, host: HostRegion2M) -> ChunkSnapshot? {
         func uniform<K, V>(_ m: IntervalMap<K, V>, _ r: Range<K>) -> V? {
@@ -29,8 +29,12 @@ extension TrustDomain {
         guard let d = uniform(pde, c.only), let t = uniform(pte, c.frames),
               let p = uniform(pamt4K, host.only), let u = uniform(hpa4KInUse, host.only) else { return nil }
         let g = c.firstFrame
+        // Under a 1G leaf (or a blocked 1G entry) the chunk's state is the
+        // 1G entry's, shared with 511 other chunks: never replayed per chunk.
+        let e1 = pdpte.value(at: g.region1G).state
+        guard e1 == .free || e1 == .nlMapped else { return nil }
         return ChunkSnapshot(pde: d, pte: t, pamtInstalled: p, inUse: u,
-                             pdpte: pdpte.value(at: g.region1G), pml4e: pml4e.value(at: g.region512G))
+                             pdpte: pdpte.value(at: g.region1G).state == .nlMapped, pml4e: pml4e.value(at: g.region512G))
     }
 
     /// Where the current runs of the entry maps end: the 4K run holding
@@ -62,7 +66,7 @@ extension TrustDomain {
 
     /// Marks the 1G-level (`pd`) and 512G-level (`pdpt`) entries NL_MAPPED.
     package func markUpperTables(pd: Range<GuestRegion1G>?, pdpt: Range<GuestRegion512G>?) {
-        if let pd { pdpte.assign(pd, true) }
+        if let pd { pdpte.assign(pd, SEPTEntry(.nlMapped)) }
         if let pdpt { pml4e.assign(pdpt, true) }
     }
 
@@ -70,9 +74,10 @@ extension TrustDomain {
 
     /// The status of TDG.MEM.PAGE.ACCEPT at `level` when `acceptResult`
     /// does not read the TD's state for it: 1G, which this module refuses
-    /// (TDX_OPERAND_INVALID) before any walk.
+    /// (TDX_OPERAND_INVALID) before any walk, unless it maps private memory
+    /// at 1G.
     package func stateIndependentAcceptStatus(level: PageLevel) -> TDXStatus? {
-        level == .size1G ? .operandInvalid : nil
+        level == .size1G && !features.privateMappings1G ? .operandInvalid : nil
     }
 
     /// `count` TDG.MEM.PAGE.ACCEPT calls answered with `status`.

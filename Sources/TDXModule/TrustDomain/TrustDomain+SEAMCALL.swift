@@ -16,8 +16,8 @@ extension TrustDomain {
             pml4e.assign(gfn.region512G.only, true)
         case 3:
             guard pml4e.value(at: gfn.region512G) else { return record(.memSeptAdd, .eptWalkFailed) }
-            guard !pdpte.value(at: gfn.region1G) else { return record(.memSeptAdd, .eptEntryStateIncorrect) }
-            pdpte.assign(gfn.region1G.only, true)
+            guard pdpte.value(at: gfn.region1G).state == .free else { return record(.memSeptAdd, .eptEntryStateIncorrect) }
+            pdpte.assign(gfn.region1G.only, SEPTEntry(.nlMapped))
         case 2:
             guard upperPresent(gfn) else { return record(.memSeptAdd, .eptWalkFailed) }
             let c = gfn.region2M
@@ -41,17 +41,22 @@ extension TrustDomain {
         return record(.memPageAdd, .success)
     }
 
-    /// TDH.MEM.PAGE.AUG: a FREE entry at 4K or 2M becomes PENDING with the
-    /// host range `hfn` (`check_and_lock_free_range_hpa` over 4K or 2M).
+    /// TDH.MEM.PAGE.AUG: a FREE entry at 4K or 2M (and at 1G with
+    /// `features.privateMappings1G`, forward-looking: TDX_1.5.01's
+    /// `verify_page_info_input(gpa, LVL_PT, LVL_PD)` refuses 1G) becomes
+    /// PENDING with the host range `hfn` (`check_and_lock_free_range_hpa`
+    /// over the level's size). The walk must reach the level.
     /// - Complexity: O(log runs).
     public func pageAug(gfn: GuestFrameNumber, level: PageLevel, hfn: HostFrameNumber) -> TDXStatus {
-        guard level != .size1G, gfn.isAligned(to: level), hfn.isAligned(to: level) else { return record(.memPageAug, .operandInvalid) }
+        guard level != .size1G || features.privateMappings1G, gfn.isAligned(to: level), hfn.isAligned(to: level) else {
+            return record(.memPageAug, .operandInvalid)
+        }
         if busy(gfn: gfn, level: level) { return record(.memPageAug, .operandBusy) }
-        guard upperPresent(gfn) else { return record(.memPageAug, .eptWalkFailed) }
-        let e2 = pde.value(at: gfn.region2M)
-        if level == .size2M {
-            guard e2.state == .free else { return record(.memPageAug, .eptEntryStateIncorrect) }
-        } else {
+        guard level == .size1G ? walkReaches(gfn, level) : upperPresent(gfn) else { return record(.memPageAug, .eptWalkFailed) }
+        switch level {
+        case .size1G, .size2M:
+            guard entry(gfn: gfn, level: level).state == .free else { return record(.memPageAug, .eptEntryStateIncorrect) }
+        case .size4K:
             guard walksTo4K(gfn) else { return record(.memPageAug, .eptWalkFailed) }
             guard pte.value(at: gfn).state == .free else { return record(.memPageAug, .eptEntryStateIncorrect) }
             adjustInUse(hfn: hfn, pages: 1, by: 1)
@@ -66,8 +71,7 @@ extension TrustDomain {
     /// - Complexity: O(log runs).
     public func rangeBlock(gfn: GuestFrameNumber, level: PageLevel) -> TDXStatus {
         if busy(gfn: gfn, level: level) { return record(.memRangeBlock, .operandBusy) }
-        guard upperPresent(gfn) else { return record(.memRangeBlock, .eptWalkFailed) }
-        if level == .size4K && !walksTo4K(gfn) { return record(.memRangeBlock, .eptWalkFailed) }
+        guard walkReaches(gfn, level) else { return record(.memRangeBlock, .eptWalkFailed) }
         var e = entry(gfn: gfn, level: level)
         if e.state.isBlocked { return record(.memRangeBlock, .gpaRangeAlreadyBlocked) }
         guard e.state != .free else { return record(.memRangeBlock, .eptEntryStateIncorrect) }
@@ -77,16 +81,20 @@ extension TrustDomain {
         return record(.memRangeBlock, .success)
     }
 
-    /// TDH.MEM.RANGE.UNBLOCK: back to the unblocked state once tracked.
-    /// Linux's TDX glue never issues it (a blocked private entry is always
-    /// removed or demoted next); the module has it, and tests cover it.
+    /// TDH.MEM.RANGE.UNBLOCK: back to the unblocked state, once tracked
+    /// where TLB tracking is required: `tdh_mem_range_unblock()` checks
+    /// BEPOCH only if `sept_state_is_tlb_tracking_required(entry) &&
+    /// op_state_is_tlb_tracking_required(op_state)`, and the build phase
+    /// (OP_STATE_INITIALIZED) requires none. Linux's TDX glue never issues
+    /// it (a blocked private entry is always removed or demoted next); the
+    /// module has it, and tests cover it.
     /// - Complexity: O(log runs).
     public func rangeUnblock(gfn: GuestFrameNumber, level: PageLevel) -> TDXStatus {
         if busy(gfn: gfn, level: level) { return record(.memRangeUnblock, .operandBusy) }
-        guard upperPresent(gfn), level != .size4K || walksTo4K(gfn) else { return record(.memRangeUnblock, .eptWalkFailed) }
+        guard walkReaches(gfn, level) else { return record(.memRangeUnblock, .eptWalkFailed) }
         var e = entry(gfn: gfn, level: level)
         guard e.state.isBlocked else { return record(.memRangeUnblock, .eptEntryStateIncorrect) }
-        guard isTracked(e.bepoch) else { return record(.memRangeUnblock, .tlbTrackingNotDone) }
+        if lifecycle == .runnable && !isTracked(e.bepoch) { return record(.memRangeUnblock, .tlbTrackingNotDone) }
         e.state = e.state.unblocked; e.bepoch = 0
         setEntry(gfn: gfn, level: level, e)
         return record(.memRangeUnblock, .success)
@@ -117,25 +125,42 @@ extension TrustDomain {
         return nil
     }
 
-    /// TDH.MEM.PAGE.DEMOTE of a 2M leaf into 512 4K leaves in the parent's
-    /// unblocked state (no UNBLOCK needed), the parent becoming NL_MAPPED
-    /// over the new S-EPT page at `pageHFN`. Under DPAMT the 2 PAMT pages
-    /// the host passes (`pamtPagesGiven`) back the guest range's PAMT_4K
-    /// (`pamt_demote`). Without ENHANCED_DEMOTE_INTERRUPTIBILITY a pending
-    /// host interrupt gives TDX_INTERRUPTED_RESTARTABLE with nothing done.
+    /// TDH.MEM.PAGE.DEMOTE of a 2M leaf into 512 4K leaves, or (with
+    /// `features.privateMappings1G`) of a 1G leaf into 512 2M leaves, in the
+    /// parent's unblocked state (no UNBLOCK needed), the parent becoming
+    /// NL_MAPPED over the new S-EPT page at `pageHFN`. Under DPAMT a 2M
+    /// demote needs the 2 PAMT pages the host passes (`pamtPagesGiven`) for
+    /// the guest range's PAMT_4K (`pamt_demote`); a 1G demote splits the
+    /// PAMT_1G entry into PAMT_2M entries, which Dynamic PAMT keeps static,
+    /// so it needs none.
+    ///
+    /// Checks in `tdh_mem_page_demote()`'s order: the walk to the level
+    /// (`lock_sept_check_and_walk_private_gpa()`), the host-side entry lock
+    /// (BUSY), the state (`sept_state_is_seamcall_leaf_allowed()`), blocked
+    /// and tracked while the TD runs, and only then (step 4, before
+    /// `pamt_demote()`) a pending host interrupt: TDX_INTERRUPTED_RESTARTABLE
+    /// with nothing done, unless the module has ENHANCED_DEMOTE_INTERRUPTIBILITY.
     /// - Complexity: O(log runs).
     public func demote(gfn: GuestFrameNumber, level: PageLevel, pageHFN: HostFrameNumber, pamtPagesGiven: Bool) -> TDXStatus {
-        guard level == .size2M, gfn.isAligned(to: .size2M) else { return record(.memPageDemote, .operandInvalid) }
+        guard level == .size2M || (level == .size1G && features.privateMappings1G), gfn.isAligned(to: level) else {
+            return record(.memPageDemote, .operandInvalid)
+        }
         if busy(gfn: gfn, level: level) { return record(.memPageDemote, .operandBusy) }
+        guard walkReaches(gfn, level) else { return record(.memPageDemote, .eptWalkFailed) }
+        let e = entry(gfn: gfn, level: level)
+        guard e.state.isLeaf else { return record(.memPageDemote, .eptEntryStateIncorrect) }
+        if let s = requireBlockedAndTracked(e) { return record(.memPageDemote, s) }
         if interruptPending && !features.enhancedDemoteInterruptibility {
             interruptPending = false
             return record(.memPageDemote, .interruptedRestartable)
         }
-        let c = gfn.region2M
-        let e = pde.value(at: c)
-        guard e.state.isLeaf else { return record(.memPageDemote, .eptEntryStateIncorrect) }
-        if let s = requireBlockedAndTracked(e) { return record(.memPageDemote, s) }
         let hfn = e.hfn(at: gfn)
+        if level == .size1G {
+            pdpte.assign(gfn.region1G.only, SEPTEntry(.nlMapped))
+            pde.assign(gfn.region1G.frames.covering2M, SEPTEntry(e.state.unblocked, hfnDelta: e.hfnDelta))
+            return record(.memPageDemote, .success)
+        }
+        let c = gfn.region2M
         if features.dynamicPAMT {
             guard pamtPagesGiven else { return record(.memPageDemote, .operandInvalid) }
             if !pamt4K.value(at: hfn.region2M) { installPAMT(hfn.region2M) }
@@ -149,11 +174,16 @@ extension TrustDomain {
     /// TDH.MEM.PAGE.PROMOTE: a 4K table whose 512 children are uniformly
     /// MAPPED or uniformly PENDING over a contiguous, 2M-aligned host range
     /// becomes one 2M leaf; the S-EPT page (and under DPAMT the range's 2
-    /// PAMT pages) are returned.
+    /// PAMT pages) are returned. `tdh_mem_page_promote()` checks the
+    /// pending host interrupt last (step 3, after the merge conditions),
+    /// unconditionally: TDX_INTERRUPTED_RESTARTABLE with nothing merged.
+    /// (PROMOTE to 1G, which the module also has, is not modelled: KVM
+    /// never promotes.)
     /// - Complexity: O(log runs).
     public func promote(gfn: GuestFrameNumber, level: PageLevel) -> TDXStatus {
         guard level == .size2M, gfn.isAligned(to: .size2M) else { return record(.memPagePromote, .operandInvalid) }
         if busy(gfn: gfn, level: level, childrenToo: true) { return record(.memPagePromote, .operandBusy) }
+        guard walkReaches(gfn, level) else { return record(.memPagePromote, .eptWalkFailed) }
         let c = gfn.region2M
         let e = pde.value(at: c)
         guard e.state.isNonLeaf else { return record(.memPagePromote, .eptEntryStateIncorrect) }
@@ -164,6 +194,10 @@ extension TrustDomain {
               child.state == .mapped || child.state == .pending,
               child.hfn(at: gfn).isAligned(to: .size2M)
         else { return record(.memPagePromote, .eptInvalidPromoteConditions) }
+        if interruptPending {
+            interruptPending = false
+            return record(.memPagePromote, .interruptedRestartable)
+        }
         let hfn = child.hfn(at: gfn)
         pde.assign(c.only, SEPTEntry(child.state, hfnDelta: child.hfnDelta))
         pte.assign(c.frames, .free)
@@ -172,13 +206,14 @@ extension TrustDomain {
         return record(.memPagePromote, .success)
     }
 
-    /// TDH.MEM.PAGE.REMOVE of a leaf: the entry becomes FREE; returns the
-    /// host frame it mapped on success.
+    /// TDH.MEM.PAGE.REMOVE of a leaf at 4K, 2M or 1G (the module's
+    /// `verify_page_info_input(gpa, LVL_PT, LVL_PDPT)`): the entry becomes
+    /// FREE; returns the host frame it mapped on success.
     /// - Complexity: O(log runs).
     public func remove(gfn: GuestFrameNumber, level: PageLevel) -> (TDXStatus, hfn: HostFrameNumber?) {
-        guard level != .size1G, gfn.isAligned(to: level) else { return (record(.memPageRemove, .operandInvalid), nil) }
+        guard gfn.isAligned(to: level) else { return (record(.memPageRemove, .operandInvalid), nil) }
         if busy(gfn: gfn, level: level) { return (record(.memPageRemove, .operandBusy), nil) }
-        guard upperPresent(gfn), level != .size4K || walksTo4K(gfn) else { return (record(.memPageRemove, .eptWalkFailed), nil) }
+        guard walkReaches(gfn, level) else { return (record(.memPageRemove, .eptWalkFailed), nil) }
         let e = entry(gfn: gfn, level: level)
         guard e.state.isLeaf else { return (record(.memPageRemove, .eptEntryStateIncorrect), nil) }
         if let s = requireBlockedAndTracked(e) { return (record(.memPageRemove, s), nil) }
@@ -192,6 +227,13 @@ extension TrustDomain {
     /// the TD's key (callers loop 512 times for a 2M page).
     /// - Complexity: O(1).
     public func wbinvd(hfn: HostFrameNumber) -> TDXStatus { record(.phymemPageWbinvd, .success) }
+
+    /// TDH.PHYMEM.PAGE.WBINVD on each of the `pages` 4K pages from `hfn`
+    /// (KVM's loop over a 1G leaf's 262,144 pages), counted at once.
+    /// - Complexity: O(1).
+    public func wbinvd(hfn: HostFrameNumber, pages: UInt64) {
+        calls.record(.phymemPageWbinvd, .success, pages)
+    }
 
     /// TDH.PHYMEM.PAGE.RECLAIM: only once the TD is torn down.
     /// - Complexity: O(1).

@@ -23,8 +23,9 @@ public final class TrustDomain {
     package internal(set) var pde = IntervalMap<GuestRegion2M, SEPTEntry>(initial: .free)
     /// Entries at the 4K level, by guest frame; FREE where no table exists.
     package internal(set) var pte = IntervalMap<GuestFrameNumber, SEPTEntry>(initial: .free)
-    /// Whether the 1G-level entry is NL_MAPPED, by 1G region.
-    package internal(set) var pdpte = IntervalMap<GuestRegion1G, Bool>(initial: false)
+    /// Entries at the 1G level, by 1G region: NL_MAPPED over a PD page, or
+    /// (with `features.privateMappings1G`) a 1G leaf with its host frame.
+    package internal(set) var pdpte = IntervalMap<GuestRegion1G, SEPTEntry>(initial: .free)
     /// Whether the 512G-level entry is NL_MAPPED, by 512G region.
     package internal(set) var pml4e = IntervalMap<GuestRegion512G, Bool>(initial: false)
     /// TD_EPOCH, incremented by TDH.MEM.TRACK.
@@ -33,7 +34,7 @@ public final class TrustDomain {
     public internal(set) var vcpuEpoch: [UInt64?]
     /// Locks vCPUs inside the TD hold right now.
     package internal(set) var holds: [(vcpu: Int, hold: VCPUHold)] = []
-    /// A host-side interrupt is pending on the CPU issuing the next DEMOTE
+    /// A host-side interrupt is pending on the CPU issuing the next DEMOTE or PROMOTE
     /// (set by fault injection, `raiseHostInterrupt()`).
     package internal(set) var interruptPending = false
     /// DPAMT: whether PAMT_4K entries are installed, by 2M host region.
@@ -105,13 +106,33 @@ public final class TrustDomain {
 
     // MARK: Walk helpers
 
-    /// The entry mapping `gfn` at `level` (4K or 2M).
+    /// The entry mapping `gfn` at `level`.
     package func entry(gfn: GuestFrameNumber, level: PageLevel) -> SEPTEntry {
-        level == .size2M ? pde.value(at: gfn.region2M) : pte.value(at: gfn)
+        switch level {
+        case .size1G: pdpte.value(at: gfn.region1G)
+        case .size2M: pde.value(at: gfn.region2M)
+        case .size4K: pte.value(at: gfn)
+        }
     }
 
     /// True if the walk down to the 2M-level entry for `gfn` finds tables.
-    func upperPresent(_ gfn: GuestFrameNumber) -> Bool { pml4e.value(at: gfn.region512G) && pdpte.value(at: gfn.region1G) }
+    func upperPresent(_ gfn: GuestFrameNumber) -> Bool {
+        pml4e.value(at: gfn.region512G) && pdpte.value(at: gfn.region1G).state == .nlMapped
+    }
+
+    /// `secure_ept_walk()` to `level` reaches the entry at that level: every
+    /// entry above is NL_MAPPED (the walk stops at a leaf or a non-present
+    /// entry, FREE or NL_BLOCKED, above it: TDX_EPT_WALK_FAILED in
+    /// `lock_sept_check_and_walk_internal()`).
+    /// - Complexity: O(log runs).
+    func walkReaches(_ gfn: GuestFrameNumber, _ level: PageLevel) -> Bool {
+        guard pml4e.value(at: gfn.region512G) else { return false }
+        switch level {
+        case .size1G: return true
+        case .size2M: return upperPresent(gfn)
+        case .size4K: return walksTo4K(gfn)
+        }
+    }
 
     /// A vCPU holds the S-EPT tree lock (every memory SEAMCALL takes it,
     /// shared or exclusive), or the guest-side lock of the entry at
@@ -129,7 +150,11 @@ public final class TrustDomain {
     }
 
     func setEntry(gfn: GuestFrameNumber, level: PageLevel, _ e: SEPTEntry) {
-        if level == .size2M { pde.assign(gfn.region2M.only, e) } else { pte.assign(gfn.only, e) }
+        switch level {
+        case .size1G: pdpte.assign(gfn.region1G.only, e)
+        case .size2M: pde.assign(gfn.region2M.only, e)
+        case .size4K: pte.assign(gfn.only, e)
+        }
     }
 
     func adjustInUse(hfn: HostFrameNumber, pages: UInt64, by delta: Int64) {
