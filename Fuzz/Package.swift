@@ -21,6 +21,7 @@ let package = Package(
         .executableTarget(name: "fuzz-memmap", dependencies: [.product(name: "Fuzzing", package: "cocomem"), "LibFuzzer"], path: "Sources/fuzz-memmap", swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(name: "fuzz-calls", dependencies: [.product(name: "Fuzzing", package: "cocomem"), "LibFuzzer"], path: "Sources/fuzz-calls", swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(name: "fuzz-host", dependencies: [.product(name: "Fuzzing", package: "cocomem"), "LibFuzzer"], path: "Sources/fuzz-host", swiftSettings: [.swiftLanguageMode(.v6)]),
+        .executableTarget(name: "fuzz-host-parse", dependencies: [.product(name: "Fuzzing", package: "cocomem"), "LibFuzzer"], path: "Sources/fuzz-host-parse", swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(name: "fuzz-scenario", dependencies: [.product(name: "Fuzzing", package: "cocomem"), "LibFuzzer"], path: "Sources/fuzz-scenario", swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(name: "fuzz-sweep", dependencies: [.product(name: "Fuzzing", package: "cocomem"), "LibFuzzer"], path: "Sources/fuzz-sweep", swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(name: "fuzz-calibration", dependencies: [.product(name: "Fuzzing", package: "cocomem"), "LibFuzzer"], path: "Sources/fuzz-calibration", swiftSettings: [.swiftLanguageMode(.v6)]),

@@ -4,7 +4,7 @@
 #
 #   scripts/fuzz.sh TARGET|all SECONDS [libFuzzer flags...]
 #
-# TARGET is one of: size memmap calls host scenario sweep calibration elf
+# TARGET is one of: size memmap calls host host-parse scenario sweep calibration elf
 # dump-options dmesg (Fuzz/Sources/fuzz-TARGET; each a `FuzzTarget` of the Fuzzing
 # module). Builds the fuzzers once (incrementally: a separate package in Fuzz/,
 # release, -sanitize=fuzzer), then runs each target for SECONDS seconds
@@ -23,7 +23,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-targets_all=(size memmap calls host scenario sweep calibration elf dump-options dmesg)
+targets_all=(size memmap calls host host-parse scenario sweep calibration elf dump-options dmesg)
 if [ $# -lt 2 ]; then
     echo "usage: scripts/fuzz.sh TARGET|all SECONDS [libFuzzer flags...]" >&2
     echo "targets: ${targets_all[*]}" >&2

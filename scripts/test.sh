@@ -40,7 +40,7 @@ bash scripts/report-checks.sh
 bash scripts/spin-check.sh
 # Coverage-guided fuzzing, briefly (docs/RELIABILITY.md, "Fuzzing"): builds the
 # libFuzzer executables of Fuzz/ (release, about 4-5 minutes from scratch on two
-# cores, seconds when built) and runs each of the 9 targets for FUZZ_SECONDS
+# cores, seconds when built) and runs each of the 11 targets for FUZZ_SECONDS
 # (default 10) on its seed corpus; a crash, a hang past 10 s or 1 GiB of RSS
 # fails the suite and leaves the input under out/fuzz/. Prints
 # "fuzz: N targets, E executions, C crashes".

@@ -22,6 +22,16 @@ extension FuzzTarget {
         try r.run()
     }
 
+    /// The host command language as `cocomem host FILE` reads it, parsed
+    /// only: the same invariants as `host` before its run.
+    static func hostParse(_ text: String) throws {
+        let s = try HostScenario.parse(text)
+        guard s.commands.count == s.lines.count, !s.slots.isEmpty else {
+            violated("host scenario: \(s.commands.count) commands, \(s.lines.count) line numbers, \(s.slots.count) slots")
+        }
+        guard s.vcpus >= 1, s.vcpus <= 4096 else { violated("host scenario: \(s.vcpus) vCPUs accepted") }
+    }
+
     /// A scenario file as `cocomem run FILE` reads it; the printed YAML
     /// (`--print-scenario`) reads back to the same tree.
     static func scenario(_ text: String) throws {

@@ -27,6 +27,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case calls
     /// `cocomem host FILE`: the host command language, parsed and run on KVM's TDX MMU.
     case host
+    /// `cocomem host FILE`: the host command language parsed alone (`HostScenario.parse`),
+    /// without the run `host` does after it, so the parser gets its millions of inputs.
+    case hostParse = "host-parse"
     /// `cocomem run FILE`: the YAML (or JSON) scenario file.
     case scenario
     /// `cocomem sweep FILE`: a scenario file with lists and ranges; its first and last points.
@@ -51,6 +54,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .memmap: try Self.memmap(Self.text(data))
         case .calls: try Self.calls(Self.text(data))
         case .host: try Self.host(Self.text(data))
+        case .hostParse: try Self.hostParse(Self.text(data))
         case .scenario: try Self.scenario(Self.text(data))
         case .sweep: try Self.sweep(Self.text(data))
         case .calibration: try Self.calibration(data)
