@@ -12,7 +12,7 @@ import Testing
     typealias B = KernelBehaviour
     /// 50e782a86c98: mainline 6.6, stable 6.5.9.
     static let list: Set<B> = [.acceptingList]
-    static let through6_11: Set<B> = list.union([.kexecFileTopDown, .unacceptedFreeForWatermarks])
+    static let through6_11: Set<B> = list.union([.kexecFileTopDown, .unacceptedFreeForWatermarks, .snpSVSMBelowVMPL0])
     static let through6_12: Set<B> = through6_11.union([.pageUnacceptedType, .acceptToPromoWatermark])
     static let through6_14: Set<B> = through6_12.union([.acceptOneBlockWhileWatermarksZero])
     /// d54d610243a4: mainline 6.15, stable 6.6.88, 6.12.25, 6.14.4.
@@ -30,7 +30,7 @@ import Testing
         ("6.6.87", list.union([.unacceptedFreeForWatermarks, .acceptOneBlockWhileWatermarksZero])),
         ("6.6.88", list.union([.unacceptedFreeForWatermarks, .acceptOneBlockWhileWatermarksZero]).union(msr)),
         ("6.7", list), ("6.8", list.union([.kexecFileTopDown])), ("6.10.6", list.union([.kexecFileTopDown])),
-        ("6.10.7", through6_11), ("6.11", through6_11),
+        ("6.10.7", list.union([.kexecFileTopDown, .unacceptedFreeForWatermarks])), ("6.11", through6_11),
         ("6.12", through6_12), ("6.12.0", through6_12), ("6.12.20", through6_12),
         ("6.12.21", through6_14), ("6.12.24", through6_14), ("6.12.25", through6_14.union(msr)), ("6.12.30", through6_14.union(msr)),
         ("6.12.41", through6_14.union(msr)), ("6.12.42", through6_14.union(msr).union(evict)),

@@ -43,6 +43,16 @@ import Testing
         #expect(v1.times.totalBoot > v0.times.totalBoot)
     }
 
+    /// Before 99ef9f59847c (6.11) the kernel insists on VMPL0: `enforce_vmpl0()`
+    /// terminates the guest before the kernel proper runs; 6.11 boots.
+    @Test func kernelsBeforeSVSMSupportTerminateBelowVMPL0() throws {
+        let old = try Self.snp { $0.snpVMPL = 1; $0.kernel.version = try! KernelVersion(parsing: "6.10") }
+        guard case .terminated(let why) = old.outcome else { Issue.record("6.10 booted at VMPL1"); return }
+        #expect(why.contains("GHCB_TERM_NOT_VMPL0") && old.acceptedKernelBoot == 0)
+        #expect(try Self.snp { $0.snpVMPL = 1; $0.kernel.version = .v6_11 }.outcome == .ok)
+        #expect(try Self.snp { $0.kernel.version = try! KernelVersion(parsing: "6.10") }.outcome == .ok)
+    }
+
     @Test func vmplAndTheCPUBitAreRefusedWhereTheyCannotApply() throws {
         #expect(throws: CocomemError.self) { try bootResult { $0.snpVMPL = 1 } }
         #expect(throws: CocomemError.self) { try bootResult { $0.snpCoherencySfwNo = true } }

@@ -49,6 +49,11 @@ public enum KernelBehaviour: String, Sendable, CaseIterable {
     /// `/proc/meminfo` prints `Balloon:` (NR_BALLOON_PAGES) after
     /// `Unaccepted:` and before the hugetlb block.
     case meminfoBalloon = "meminfo_balloon"
+    /// 99ef9f59847c "x86/sev: Allow non-VMPL0 execution when an SVSM is
+    /// present", with fcd042e86422 (PVALIDATE through the SVSM): an SNP guest
+    /// may run at VMPL>0. Before it `sev_enable()`'s `enforce_vmpl0()` fails
+    /// its RMPADJUST and the guest terminates (GHCB_TERM_NOT_VMPL0).
+    case snpSVSMBelowVMPL0 = "snp_svsm_below_vmpl0"
     /// d54d610243a4 "x86/boot/sev: Avoid shared GHCB page for early memory
     /// acceptance": the decompressor's and the EFI stub's
     /// `snp_accept_memory()` (arch/x86/boot/compressed/sev.c) validate page
@@ -122,6 +127,10 @@ public enum KernelBehaviour: String, Sendable, CaseIterable {
             return Origin(commit: nil, subject: "mm: add a per-node counter for balloon drivers (NR_BALLOON_PAGES, Balloon: in /proc/meminfo)",
                           mainline: KernelRelease(6, 15), backports: [],
                           verified: "patch of 14 Mar 2025 (Nico Pache) and its documentation squash of 17 Mar 2025 in Andrew Morton's mm tree, for the 6.15 merge window; later GPUActive/GPUReclaim patches apply after it; mainline id and release tag not checked; a feature, no stable backport")
+        case .snpSVSMBelowVMPL0:
+            return Origin(commit: "99ef9f59847c", subject: "x86/sev: Allow non-VMPL0 execution when an SVSM is present",
+                          mainline: KernelRelease(6, 11), backports: [],
+                          verified: "tip post-receive of 18 Jun 2024 merging branch x86/sev into tip/master (with fcd042e86422 \"Perform PVALIDATE using the SVSM when not at VMPL0\"), the v6.11 merge window; no stable backport (a feature)")
         case .snpEarlyAcceptMSR:
             return Origin(commit: "d54d610243a4", subject: "x86/boot/sev: Avoid shared GHCB page for early memory acceptance",
                           mainline: KernelRelease(6, 15), backports: [KernelRelease(6, 6, 88), KernelRelease(6, 12, 25), KernelRelease(6, 14, 4)],

@@ -74,6 +74,8 @@ public struct KernelVersion: Sendable, Hashable, CustomStringConvertible {
     /// the EFI stub accept SNP memory through the GHCB MSR protocol, a page
     /// at a time; before it through 64-entry GHCB descriptors.
     public var snpEarlyAcceptUsesMSRProtocol: Bool { has(.snpEarlyAcceptMSR) }
+    /// 99ef9f59847c (6.11): runs at VMPL>0 with an SVSM.
+    public var snpRunsBelowVMPL0: Bool { has(.snpSVSMBelowVMPL0) }
     /// 7b306dfa326f (6.17; 6.12.42, 6.15.10): `sev_evict_cache()` after
     /// validating memory, unless the CPU reports COHERENCY_SFW_NO.
     public var snpEvictsCacheAfterValidation: Bool { has(.snpEvictCacheAfterValidation) }

@@ -253,6 +253,12 @@ public struct BootSimulation {
         }
         guard fw.outcome == .ok else { return (finish(&r, acc), acc) }
 
+        if s.platform == .snp, s.snpVMPL > 0, !s.kernel.version.snpRunsBelowVMPL0 {
+            // Before 99ef9f59847c (6.11) sev_enable() insists on VMPL0: enforce_vmpl0()'s RMPADJUST of the
+            // boot GHCB page fails below it and the guest terminates before the kernel proper runs.
+            r.outcome = .terminated("SNP: kernel \(s.kernel.version) at VMPL\(s.snpVMPL): enforce_vmpl0()'s RMPADJUST fails below VMPL0 and the guest terminates (GHCB_TERM_NOT_VMPL0); SVSM support is 99ef9f59847c, 6.11")
+            return (finish(&r, acc), acc)
+        }
         let unaccepted = fw.table.map { UnacceptedMemory(table: $0, acceptor: acc.kernel, costs: costs) }
         let earlyUHP = watchEarlyUHPAccepts(unaccepted, fwConfig, loader)
         var ramTypes: Set<EFIMemoryType> = [.conventional, .bootServicesCode, .bootServicesData, .loaderCode, .loaderData]
