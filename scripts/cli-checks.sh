@@ -65,6 +65,15 @@ printf 'guest:\n  platform: tdx\nhost:\n  kind: tdx\n  tdx-module-1g: true\n' >"
 expect_error "scenario file tdx-module-1g on the 4K host" "--tdx-module-1g cannot apply" run "$tmp/module1g.yaml"
 printf 'host:\n  kind: tdx-huge\n  tdx-module-1g: sometimes\n' >"$tmp/module1g-bad.yaml"
 expect_error "scenario file tdx-module-1g not a bool" "tdx-module-1g" run "$tmp/module1g-bad.yaml"
+expect_error "boot --vmpl on a TDX guest" "--vmpl 1 cannot apply: VMPLs and the SVSM are SEV-SNP's" boot --vmpl 1
+expect_error "boot --vmpl 4" "VMPL 4 does not exist: SEV-SNP has VMPL0 to VMPL3" boot --platform snp --vmpl 4
+expect_error "boot --vmpl -1" "VMPL -1 does not exist" boot --platform snp --vmpl=-1
+expect_error "boot --vmpl two" "vmpl" boot --platform snp --vmpl two
+expect_error "boot --snp-coherency-sfw-no on a TDX guest" "--snp-coherency-sfw-no cannot apply: COHERENCY_SFW_NO is an SEV-SNP CPUID bit" boot --snp-coherency-sfw-no
+printf 'guest:\n  platform: snp\n  vmpl: 7\n' >"$tmp/vmpl-bad.yaml"
+expect_error "scenario file vmpl 7" "vmpl-bad.yaml line 3: 'vmpl' must be between 0 and 3" run "$tmp/vmpl-bad.yaml"
+printf 'host:\n  snp-coherency-sfw-no: often\n' >"$tmp/sfw-bad.yaml"
+expect_error "scenario file snp-coherency-sfw-no not a bool" "'snp-coherency-sfw-no' must be true or false" run "$tmp/sfw-bad.yaml"
 printf 'td host=tdx-huge\nslot id=1 base=0 pages=512\nfinalize\naccept +\n' >"$tmp/plus.host"
 expect_error "host frames '+' alone (fuzzer finding: a trap)" "line 4: bad frames '+'" host "$tmp/plus.host"
 expect_error "verdicts: depth out of range" "--depth must be 1...8" verdicts --depth 0
@@ -271,7 +280,7 @@ expect_output "help lists the makedumpfile releases" "filter: 1.7.2, 1.7.7, 1.7.
 
 # cocomem run: a bad scenario file is one error line naming the file, the line and the key.
 printf 'guest:\n  platform: tdx\n  memroy: 4G\n' >"$tmp/unknown-key.yaml"
-expect_error "run: unknown key" "unknown-key.yaml line 3: unknown key 'memroy' under 'guest' (expected: platform, memory, vcpus, numa, sockets)" run "$tmp/unknown-key.yaml"
+expect_error "run: unknown key" "unknown-key.yaml line 3: unknown key 'memroy' under 'guest' (expected: platform, memory, vcpus, numa, sockets, vmpl)" run "$tmp/unknown-key.yaml"
 printf 'guest:\n  vcpus: eight\n' >"$tmp/wrong-type.yaml"
 expect_error "run: wrong type" "line 2: 'vcpus' must be an integer, got 'eight'" run "$tmp/wrong-type.yaml"
 printf 'kernel:\n  version: "6.1"\n' >"$tmp/bad-enum.yaml"

@@ -31,6 +31,21 @@ public final class SNPAcceptor: ArchAcceptorReplay {
     /// Bytes of the current call already told to `progress`.
     private var reportedInCall: UInt64 = 0
     private var memo: [ReplayKey: ReplayMemo] = [:]
+    /// Linux's `sev_evict_cache()` after validating (7b306dfa326f, when the
+    /// CPU lacks COHERENCY_SFW_NO): the first and last byte of every 4K page
+    /// validated to private are read. For the Linux drivers only; a change
+    /// clears the replay memo, whose counts it alters.
+    public var evictsCache = false { didSet { if evictsCache != oldValue { memo = [:] } } }
+    /// The VMPL the guest runs at. Above 0 an SVSM runs at VMPL0 and Linux
+    /// cannot PVALIDATE itself: it asks the SVSM (`svsm_pval_pages()`,
+    /// `svsm_pval_4k_page()`, the SVSM core protocol's SVSM_CORE_PVALIDATE).
+    /// For the Linux drivers only; edk2's SVSM path is not modelled.
+    public var vmpl = 0 { didSet { if vmpl != oldValue { memo = [:] } } }
+
+    /// SVSM_PVALIDATE_MAX_COUNT: the entries one SVSM call carries in the
+    /// calling area's buffer (510, as the kernel's comment in
+    /// `svsm_pval_pages()` says).
+    public static let svsmPvalidateMaxCount: UInt64 = 510
 
     public init(platform: SNPPlatform, driver: SNPAcceptDriver, costs: CostTable) {
         self.platform = platform
@@ -60,11 +75,21 @@ public final class SNPAcceptor: ArchAcceptorReplay {
         progress.advance(by: bytes)
     }
 
+    /// The MSR protocol page by page (`__page_state_change()`): a GHCB MSR
+    /// page-state change and a 4K PVALIDATE each, which at VMPL>0 is one
+    /// SVSM call a page (`svsm_pval_4k_page()`), then the page's cache
+    /// eviction when asked (`pvalidate_4k_page()`).
     func msrAccept(_ r: AddressRange, counts c: inout OpCounts) -> AcceptOutcome {
-        guard let (g, res) = platform.validateFrames4K(r.framesTruncated, msrPSC: true, stepByStep: stepByStep, counts: &c)
-        else { return .ok }
+        let frames = r.framesTruncated
+        let failure = platform.validateFrames4K(frames, msrPSC: true, stepByStep: stepByStep, counts: &c)
+        let validated = (failure.map { $0.gfn } ?? frames.upperBound) - frames.lowerBound
+        if isLinux, vmpl > 0 { c.add(.snpSVSMCall, validated + (failure == nil ? 0 : 1)) }
+        if isLinux, evictsCache { c.add(.snpEvictCache4K, validated) }
+        guard let (g, res) = failure else { return .ok }
         return terminated(g, res)
     }
+
+    var isLinux: Bool { driver != .edk2 }
 
     func terminated(_ g: GuestFrameNumber, _ res: PvalidateResult) -> AcceptOutcome {
         let why = res == .noUpdate ? "double validation" : "PVALIDATE failed (\(res.rawValue))"
@@ -114,6 +139,10 @@ public final class SNPAcceptor: ArchAcceptorReplay {
             }
         }
         c.add(platform.pageStateChange(entries, stepByStep: stepByStep))
+        // 2M entries PVALIDATE failed with FAIL_SIZEMISMATCH and validated
+        // as 512 4K pages; whether the last entry of the descriptor was one.
+        var mismatched: UInt64 = 0
+        var lastMismatched = false
         var i = 0
         while i < entries.count {
             let e = entries[i]
@@ -122,6 +151,8 @@ public final class SNPAcceptor: ArchAcceptorReplay {
             let failure = validate(e, counts: &d)
             c.add(d)
             if let failure { return (g, failure) }
+            let entryMismatched = d[.snpPvalidate2MSizeMismatch] > 0
+            if entryMismatched { mismatched += 1; lastMismatched = i == entries.count - 1 }
             i += 1
             // A 2M entry's PVALIDATE, the RMPUPDATE of its fault, a PSMASH and the 512 4K PVALIDATEs after a
             // size mismatch read and write only that entry's own 2M of RMP entries, so the 2M entries after it
@@ -136,8 +167,29 @@ public final class SNPAcceptor: ArchAcceptorReplay {
             platform.replay(state: after, frames: Range(start: next, count: k * PageLevel.size2M.pages))
             c.add(d, times: k)
             i += Int(k)
+            if entryMismatched { mismatched += k; lastMismatched = i == entries.count }
         }
+        if isLinux { c.add(afterValidation(entries, mismatched: mismatched, lastMismatched: lastMismatched)) }
         return (g, nil)
+    }
+
+    /// What Linux's `pvalidate_pages()` adds to a descriptor's PVALIDATEs:
+    /// - at VMPL>0 the SVSM calls of `svsm_pval_pages()`: one per 510
+    ///   entries; a 2M entry the SVSM fails with FAIL_SIZEMISMATCH ends the
+    ///   call, which is made again from the next entry unless it was the
+    ///   last; then each such entry is validated as 512 4K entries, 510 a call;
+    /// - `sev_evict_cache()` of every page of every entry (512 for a 2M entry,
+    ///   whether or not it fell back to 4K).
+    func afterValidation(_ entries: [(gfn: GuestFrameNumber, level: PageLevel)], mismatched: UInt64, lastMismatched: Bool) -> OpCounts {
+        var c = OpCounts()
+        if vmpl > 0 {
+            let n = UInt64(entries.count)
+            let perFallback = divRoundUp(PageLevel.size2M.pages, Self.svsmPvalidateMaxCount)
+            let reissues = mismatched - (lastMismatched ? 1 : 0)
+            c.add(.snpSVSMCall, divRoundUp(n, Self.svsmPvalidateMaxCount) + reissues + mismatched * perFallback)
+        }
+        if evictsCache { c.add(.snpEvictCache4K, entries.reduce(0) { $0 + $1.level.pages }) }
+        return c
     }
 
     /// PVALIDATE of one PSC entry, a 2M page that fails with FAIL_SIZEMISMATCH retried as 512 4K pages

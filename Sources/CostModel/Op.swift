@@ -95,9 +95,17 @@ public enum Op: Int, CaseIterable, Sendable {
     /// TDH.MEM.PAGE.DEMOTE of a 1G leaf into 512 2M leaves.
     case tdxDemote1G
 
-    /// Operations of a forward-looking feature, reported only when counted,
-    /// so that reports of runs without the feature are unchanged.
-    public var isReportedOnlyWhenCounted: Bool { self == .tdxAug1G || self == .tdxDemote1G }
+    // SNP guest work added with issue 16.
+    /// `sev_evict_cache()` of one 4K page after validation (7b306dfa326f).
+    case snpEvictCache4K
+    /// One SVSM core-protocol call (SVSM_CORE_PVALIDATE) from a guest at VMPL>0.
+    case snpSVSMCall
+
+    /// Operations of a forward-looking feature or an option, reported only
+    /// when counted, so that reports of runs without them are unchanged.
+    public var isReportedOnlyWhenCounted: Bool {
+        self == .tdxAug1G || self == .tdxDemote1G || self == .snpEvictCache4K || self == .snpSVSMCall
+    }
 }
 
 /// Counts of operations, indexed by `Op`. Cheap to add and to scale, which
@@ -186,10 +194,12 @@ extension Op {
         "kernel.idle_tick_exit",
         "tdx.aug.1g",
         "tdx.demote.1g",
+        "snp.evict_cache.4k",
+        "snp.svsm.call",
     ]
     /// Operations a calibration file may leave out (they take the built-in cost): added after
     /// files were written against the rest.
-    static let addedWithDefaults: [Op] = [.kernelZoneLockSection, .kernelIdleTickExit, .tdxAug1G, .tdxDemote1G]
+    static let addedWithDefaults: [Op] = [.kernelZoneLockSection, .kernelIdleTickExit, .tdxAug1G, .tdxDemote1G, .snpEvictCache4K, .snpSVSMCall]
     /// The stable name used in the calibration file and JSON output.
     public var name: String { Op.names[rawValue] }
     /// Position in `allCases`.

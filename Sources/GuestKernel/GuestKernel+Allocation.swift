@@ -133,6 +133,7 @@ extension GuestKernel {
                     if o != .ok { return (n - left, o) }
                 }
                 zones[zi].freePages -= take
+                allocationTally?[zi, default: 0] += take
                 allocatedPages += take
                 nodeUsage[zones[zi].node].add(take, use)
                 if use == .pageCache { pageCachePages += take }

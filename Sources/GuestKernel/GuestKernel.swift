@@ -169,6 +169,10 @@ public final class GuestKernel {
     /// Pages the kernel allocated for itself after boot (counted in
     /// `allocatedPages` too), such as kexec's source copies.
     public internal(set) var kernelPages: UInt64 = 0
+    /// Pages `allocate()` took from each zone while set (nil: not counted),
+    /// so a caller can give back a temporary buffer to the zones it came
+    /// from (`freeTallied(_:use:)`).
+    var allocationTally: [Int: UInt64]? = nil
     /// The order-0 allocations `allocate()` made and the extra time those
     /// that found the zone short of accepted pages paid accepting
     /// (`cond_accept_memory()` / `try_to_accept_memory()`), for the
@@ -248,10 +252,11 @@ public final class GuestKernel {
 
     /// `extract_kernel()` accepting the decompression output: `image`, the
     /// kernel's load address (16 MiB from a boot loader, the kexec kernel
-    /// segment after kexec) for `init_size` bytes.
-    public func decompress(image: AddressRange, clock: inout PhaseClock) -> AcceptOutcome {
+    /// segment after kexec) for `init_size` bytes, through the boot code's
+    /// `arch_accept_memory()` (`acceptor`; nil: the kernel's own).
+    public func decompress(image: AddressRange, clock: inout PhaseClock, acceptor: (any ArchAcceptor)? = nil) -> AcceptOutcome {
         guard let u = unaccepted else { return .ok }
-        return u.bootAcceptMemory(start: image.start, end: image.end, vcpu: 0, clock: &clock)
+        return u.bootAcceptMemory(start: image.start, end: image.end, vcpu: 0, clock: &clock, using: acceptor)
     }
 
     /// `memblock_reserve()` of a range early boot must keep (the initrd a

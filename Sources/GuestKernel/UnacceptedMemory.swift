@@ -97,8 +97,12 @@ public final class UnacceptedMemory {
     }
 
     /// The decompressor's and EFI stub's simpler `accept_memory()` copy
-    /// (arch/x86/boot/compressed/mem.c): no guard unit, no list.
-    public func bootAcceptMemory(start: UInt64, end: UInt64, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
+    /// (arch/x86/boot/compressed/mem.c): no guard unit, no list. `using` is
+    /// the decompressor's `arch_accept_memory()` when it is not the running
+    /// kernel's (SNP: the boot code's own `snp_accept_memory()`).
+    public func bootAcceptMemory(start: UInt64, end: UInt64, vcpu: Int, clock: inout PhaseClock,
+                                 using bootAcceptor: (any ArchAcceptor)? = nil) -> AcceptOutcome {
+        let acceptor = bootAcceptor ?? self.acceptor
         let s = max(start, table.physBase.value), e = min(end, table.coveredEnd)
         guard s < e else { return .ok }
         let w = table.unit(containing: s)..<table.unit(roundingUp: e)

@@ -15,6 +15,12 @@ extension KexecResult {
             o += "  accept_memory() of the destinations at load: \(ByteCount(image.acceptedAtLoad))"
             o += s.kernel.version.acceptsKexecDestinations ? "\n" : " (this kernel has no accept-on-load fix)\n"
             o += "  source pages from the page allocator: \(image.sourcePages) (\(ByteCount.frames(image.sourcePages)))\n"
+            if image.type == .normal {
+                o += "  control, swap and indirection pages: \(image.controlPages)\n"
+            }
+            let reader = image.syscall == .fileLoad ? "vmalloc, kernel_read_file_from_fd()" : "kexec-tools' memory, slurp_file()"
+            o += "  kernel and initrd files read into \(reader), freed after the load: \(image.loadBufferPages) pages (\(ByteCount.frames(image.loadBufferPages)))\n"
+            o += "  memory accepted during the load (destinations and allocations): \(ByteCount(image.acceptedDuringLoad))\n"
             o += "  load time: \(format3(loadSeconds)) s\n"
         }
         o += "Load: \(loadOutcome)\n"
@@ -46,6 +52,9 @@ extension KexecResult {
             })))
             fields.append(("accepted_at_load_bytes", .uint(image.acceptedAtLoad)))
             fields.append(("source_pages", .uint(image.sourcePages)))
+            fields.append(("control_pages", .uint(image.controlPages)))
+            fields.append(("load_buffer_pages", .uint(image.loadBufferPages)))
+            fields.append(("accepted_during_load_bytes", .uint(image.acceptedDuringLoad)))
             fields.append(("load_s", .double(loadSeconds)))
         }
         fields.append(("reboot", .string(rebootOutcome)))

@@ -157,6 +157,8 @@ struct ScenarioOptions: ParsableArguments {
     @Flag(name: .customLong("no-acceptance-protocol-call"), help: "Kernel stub that does not call AllowUnacceptedMemory() (SNP)") var noProtocolCall = false
     @Flag(name: .customLong("snp-firmware-without-protocol"), help: "SNP firmware without OVMF_SEV_MEMORY_ACCEPTANCE_PROTOCOL (no edk2 release: 26847fb6be added it before 0d129ef7c3 left RAM above 4 GiB unaccepted, both in edk2-stable202302)") var noFwProtocol = false
     @Flag(name: .customLong("snp-prefault"), help: "The VMM pre-faults on page state change (KVM_PRE_FAULT_MEMORY)") var prefault = false
+    @Option(help: ArgumentHelp("SEV-SNP: the VMPL the guest runs at; above 0 an SVSM at VMPL0 does Linux's PVALIDATEs (SVSM_CORE_PVALIDATE calls; docs/KEXEC.md)", valueName: "0-3")) var vmpl = 0
+    @Flag(name: .customLong("snp-coherency-sfw-no"), help: "SEV-SNP: the CPU sets COHERENCY_SFW_NO (CPUID Fn8000001F_EBX[31]), so kernels with 7b306dfa326f skip sev_evict_cache() after validation") var coherencySfwNo = false
     @Option(name: .customLong("deferred-init"), help: "CONFIG_DEFERRED_STRUCT_PAGE_INIT") var deferred: OnOff = .on
     @Option(name: .customLong("boot-alloc"), help: "Memory user space allocates on the way to a shell") var bootAlloc = "256M"
     @Option(help: "none, touch=SIZE|all, pagecache=SIZE, hugetlb=SIZE (grow the 2 MiB hugetlb pool), rate=SIZE:SECONDS (SIZE allocated every second)") var workload = "none"
@@ -201,6 +203,8 @@ struct ScenarioOptions: ParsableArguments {
         s.loader.stubCallsAcceptanceProtocol = !noProtocolCall
         s.snpAcceptanceProtocol = !noFwProtocol
         s.snpPrefault = prefault
+        s.snpVMPL = vmpl
+        s.snpCoherencySfwNo = coherencySfwNo
         s.kernel.deferredStructPageInit = deferred.isOn
         s.kernel.transparentHugepage = transparentHugepage
         s.kernel.minFreeKbytes = minFreeKbytes

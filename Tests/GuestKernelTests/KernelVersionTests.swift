@@ -12,10 +12,15 @@ import Testing
     typealias B = KernelBehaviour
     /// 50e782a86c98: mainline 6.6, stable 6.5.9.
     static let list: Set<B> = [.acceptingList]
-    static let through6_11: Set<B> = list.union([.kexecFileTopDown, .unacceptedFreeForWatermarks])
+    static let through6_11: Set<B> = list.union([.kexecFileTopDown, .unacceptedFreeForWatermarks, .snpSVSMBelowVMPL0])
     static let through6_12: Set<B> = through6_11.union([.pageUnacceptedType, .acceptToPromoWatermark])
     static let through6_14: Set<B> = through6_12.union([.acceptOneBlockWhileWatermarksZero])
-    static let through6_16: Set<B> = through6_14.union([.kexecAcceptsDestinations, .meminfoBalloon, .vmcoreinfoUnacceptedMapcount])
+    /// d54d610243a4: mainline 6.15, stable 6.6.88, 6.12.25, 6.14.4.
+    static let msr: Set<B> = [.snpEarlyAcceptMSR]
+    /// 7b306dfa326f: mainline 6.17, stable 6.12.42, 6.15.10.
+    static let evict: Set<B> = [.snpEvictCacheAfterValidation]
+    static let through6_15: Set<B> = through6_14.union([.kexecAcceptsDestinations, .meminfoBalloon]).union(msr)
+    static let through6_16: Set<B> = through6_15.union([.vmcoreinfoUnacceptedMapcount])
 
     /// Written by hand from the verified data, not derived from the table.
     static let reference: [(String, Set<B>)] = [
@@ -23,15 +28,18 @@ import Testing
         ("6.6.48", list.union([.unacceptedFreeForWatermarks])), ("6.6.85", list.union([.unacceptedFreeForWatermarks])),
         ("6.6.86", list.union([.unacceptedFreeForWatermarks, .acceptOneBlockWhileWatermarksZero])),
         ("6.6.87", list.union([.unacceptedFreeForWatermarks, .acceptOneBlockWhileWatermarksZero])),
+        ("6.6.88", list.union([.unacceptedFreeForWatermarks, .acceptOneBlockWhileWatermarksZero]).union(msr)),
         ("6.7", list), ("6.8", list.union([.kexecFileTopDown])), ("6.10.6", list.union([.kexecFileTopDown])),
-        ("6.10.7", through6_11), ("6.11", through6_11),
+        ("6.10.7", list.union([.kexecFileTopDown, .unacceptedFreeForWatermarks])), ("6.11", through6_11),
         ("6.12", through6_12), ("6.12.0", through6_12), ("6.12.20", through6_12),
-        ("6.12.21", through6_14), ("6.12.30", through6_14),
+        ("6.12.21", through6_14), ("6.12.24", through6_14), ("6.12.25", through6_14.union(msr)), ("6.12.30", through6_14.union(msr)),
+        ("6.12.41", through6_14.union(msr)), ("6.12.42", through6_14.union(msr).union(evict)),
         ("6.13", through6_12), ("6.13.8", through6_12), ("6.13.9", through6_14),
-        ("6.14", through6_14), ("6.14.1", through6_14),
-        ("6.15", through6_14.union([.kexecAcceptsDestinations, .meminfoBalloon])),
-        ("6.16", through6_16), ("6.19", through6_16), ("6.19.3", through6_16),
-        ("7.0", through6_16.union([.reserveUnacceptedEndAligned])), ("7.1", Set(B.allCases)),
+        ("6.14", through6_14), ("6.14.1", through6_14), ("6.14.3", through6_14), ("6.14.4", through6_14.union(msr)),
+        ("6.15", through6_15), ("6.15.9", through6_15), ("6.15.10", through6_15.union(evict)),
+        ("6.16", through6_16), ("6.17", through6_16.union(evict)), ("6.19", through6_16.union(evict)),
+        ("6.19.3", through6_16.union(evict)),
+        ("7.0", through6_16.union(evict).union([.reserveUnacceptedEndAligned])), ("7.1", Set(B.allCases)),
     ]
 
     @Test(arguments: reference)
@@ -76,10 +84,10 @@ import Testing
     /// 6.12.30 is 6.12.0 plus exactly the behaviours backported to 6.12.y by then.
     @Test func stablePointReleaseAddsExactlyItsBackports() throws {
         let base = try KernelVersion(parsing: "6.12"), point = try KernelVersion(parsing: "6.12.30")
-        #expect(point.behaviours.subtracting(base.behaviours) == [.acceptOneBlockWhileWatermarksZero])
+        #expect(point.behaviours.subtracting(base.behaviours) == [.acceptOneBlockWhileWatermarksZero, .snpEarlyAcceptMSR])
         #expect(base.behaviours.isSubset(of: point.behaviours))
-        #expect(point.backports.map(\.0) == [.acceptOneBlockWhileWatermarksZero])
-        #expect(point.backports.map(\.1.description) == ["6.12.21"])
+        #expect(point.backports.map(\.0) == [.acceptOneBlockWhileWatermarksZero, .snpEarlyAcceptMSR])
+        #expect(point.backports.map(\.1.description) == ["6.12.21", "6.12.25"])
         #expect(base.backports.isEmpty)
         let lts6 = try KernelVersion(parsing: "6.6.87")
         #expect(lts6.backports.map(\.1.description) == ["6.6.48", "6.6.86"])
@@ -129,7 +137,9 @@ import Testing
     /// The report names the release, the backports and the commits.
     @Test func reportNamesTheCommits() throws {
         let k = try KernelVersion(parsing: "6.12.30")
-        #expect(k.reportText.hasPrefix("Kernel: 6.12.30 (mainline 6.12 + stable backports: 800f1059c99e from 6.12.21)\n"))
+        #expect(k.reportText.hasPrefix("Kernel: 6.12.30 (mainline 6.12 + stable backports: 800f1059c99e from 6.12.21, d54d610243a4 from 6.12.25)\n"))
+        #expect(k.reportText.contains("  yes d54d610243a4 x86/boot/sev: Avoid shared GHCB page for early memory acceptance (stable 6.12.25)"))
+        #expect(k.reportText.contains("  no  7b306dfa326f x86/sev: Evict cache lines during SNP memory validation (from mainline 6.17)"))
         #expect(k.reportText.contains("  yes 800f1059c99e mm/page_alloc: fix memory accept before watermarks gets initialized (stable 6.12.21)"))
         #expect(k.reportText.contains("  no  0862438c9048 efi: Fix reservation of unaccepted memory table (from mainline 7.0)"))
         #expect(KernelVersion.v6_12.reportText.hasPrefix("Kernel: 6.12 (mainline 6.12.0)\n"))

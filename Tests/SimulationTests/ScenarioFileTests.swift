@@ -124,11 +124,11 @@ import Testing
 
     /// Each error is one CocomemError naming the file, the line and the key.
     @Test(arguments: [
-        ("guest:\n  platform: tdx\n  memroy: 4G\n", "f.yaml line 3: unknown key 'memroy' under 'guest' (expected: platform, memory, vcpus, numa, sockets)"),
+        ("guest:\n  platform: tdx\n  memroy: 4G\n", "f.yaml line 3: unknown key 'memroy' under 'guest' (expected: platform, memory, vcpus, numa, sockets, vmpl)"),
         ("seed: 1\nbogus: 2\n", "f.yaml line 2: unknown key 'bogus' under the top level (expected: guest, firmware"),
         ("guest:\n  vcpus: eight\n", "f.yaml line 2: 'vcpus' must be an integer, got 'eight'"),
         ("guest:\n  vcpus: [1, 2]\n", "f.yaml line 2: 'vcpus' must be a single value, got a list"),
-        ("guest: 4G\n", "f.yaml line 1: 'guest' must be a mapping with keys platform, memory, vcpus, numa, sockets, got '4G'"),
+        ("guest: 4G\n", "f.yaml line 1: 'guest' must be a mapping with keys platform, memory, vcpus, numa, sockets, vmpl, got '4G'"),
         ("kernel:\n  version: \"6.1\"\n", "f.yaml line 2: 'version': kernel '6.1' is older than 6.5, the first release with unaccepted memory support (CONFIG_UNACCEPTED_MEMORY); nearest known: 6.5, 6.6"),
         ("kernel:\n  version: 6.12.x\n", "f.yaml line 2: 'version': kernel '6.12.x' is not a release"),
         ("kernel:\n  version: [6.12]\n", "f.yaml line 2: 'version' must be a kernel release such as 6.12 or 6.12.30, got a list"),
@@ -215,7 +215,7 @@ import Testing
         guard case .host(let h) = b.steps[0] else { Issue.record("no host step"); return }
         #expect(h.commands?.contains("\r") == false)
         // The error's line counts CRLF lines as lines.
-        #expect(throws: CocomemError(.invalidScenario, "f line 3: unknown key 'vcpu' under 'guest' (expected: platform, memory, vcpus, numa, sockets)")) {
+        #expect(throws: CocomemError(.invalidScenario, "f line 3: unknown key 'vcpu' under 'guest' (expected: platform, memory, vcpus, numa, sockets, vmpl)")) {
             try ScenarioFile.parse("seed: 1\r\nguest:\r\n  vcpu: 2\r\n", name: "f")
         }
     }

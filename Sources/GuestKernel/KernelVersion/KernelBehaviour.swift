@@ -49,6 +49,25 @@ public enum KernelBehaviour: String, Sendable, CaseIterable {
     /// `/proc/meminfo` prints `Balloon:` (NR_BALLOON_PAGES) after
     /// `Unaccepted:` and before the hugetlb block.
     case meminfoBalloon = "meminfo_balloon"
+    /// 99ef9f59847c "x86/sev: Allow non-VMPL0 execution when an SVSM is
+    /// present", with fcd042e86422 (PVALIDATE through the SVSM): an SNP guest
+    /// may run at VMPL>0. Before it `sev_enable()`'s `enforce_vmpl0()` fails
+    /// its RMPADJUST and the guest terminates (GHCB_TERM_NOT_VMPL0).
+    case snpSVSMBelowVMPL0 = "snp_svsm_below_vmpl0"
+    /// d54d610243a4 "x86/boot/sev: Avoid shared GHCB page for early memory
+    /// acceptance": the decompressor's and the EFI stub's
+    /// `snp_accept_memory()` (arch/x86/boot/compressed/sev.c) validate page
+    /// by page through the GHCB MSR protocol (`__page_state_change()`: one
+    /// VMGEXIT and one 4K PVALIDATE a page). Before it they made the boot
+    /// GHCB page shared (`early_setup_ghcb()`) and sent Page State Change
+    /// descriptors of 64 entries, 2M where aligned (`__snp_accept_memory()`).
+    case snpEarlyAcceptMSR = "snp_early_accept_msr"
+    /// 7b306dfa326f "x86/sev: Evict cache lines during SNP memory
+    /// validation": after validating memory (to private) an SNP guest reads
+    /// the first and last byte of every 4K page it validated
+    /// (`sev_evict_cache()`) unless CPUID Fn8000001F_EBX[31]
+    /// (COHERENCY_SFW_NO) says the CPU does not need it.
+    case snpEvictCacheAfterValidation = "snp_evict_cache_after_validation"
 
     /// Where a behaviour came from and where it went.
     public struct Origin: Sendable {
@@ -108,6 +127,18 @@ public enum KernelBehaviour: String, Sendable, CaseIterable {
             return Origin(commit: nil, subject: "mm: add a per-node counter for balloon drivers (NR_BALLOON_PAGES, Balloon: in /proc/meminfo)",
                           mainline: KernelRelease(6, 15), backports: [],
                           verified: "patch of 14 Mar 2025 (Nico Pache) and its documentation squash of 17 Mar 2025 in Andrew Morton's mm tree, for the 6.15 merge window; later GPUActive/GPUReclaim patches apply after it; mainline id and release tag not checked; a feature, no stable backport")
+        case .snpSVSMBelowVMPL0:
+            return Origin(commit: "99ef9f59847c", subject: "x86/sev: Allow non-VMPL0 execution when an SVSM is present",
+                          mainline: KernelRelease(6, 11), backports: [],
+                          verified: "tip post-receive of 18 Jun 2024 merging branch x86/sev into tip/master (with fcd042e86422 \"Perform PVALIDATE using the SVSM when not at VMPL0\"), the v6.11 merge window; no stable backport (a feature)")
+        case .snpEarlyAcceptMSR:
+            return Origin(commit: "d54d610243a4", subject: "x86/boot/sev: Avoid shared GHCB page for early memory acceptance",
+                          mainline: KernelRelease(6, 15), backports: [KernelRelease(6, 6, 88), KernelRelease(6, 12, 25), KernelRelease(6, 14, 4)],
+                          verified: "stable review mails \"[PATCH 6.6 338/393]\" and the 6.14 series of 23 Apr 2025 (\"commit d54d610243a4 upstream\", Ard Biesheuvel, Fixes: 6c3211796326), the 6.6.88-rc1 and 6.14.4-rc1 revlists, and the Linux 6.12.25 announcement (arch/x86/boot/compressed/sev.c -67 lines); in mainline through x86/urgent before the 6.15 release")
+        case .snpEvictCacheAfterValidation:
+            return Origin(commit: "7b306dfa326f", subject: "x86/sev: Evict cache lines during SNP memory validation",
+                          mainline: KernelRelease(6, 17), backports: [KernelRelease(6, 12, 42), KernelRelease(6, 15, 10)],
+                          verified: "stable review \"[PATCH 6.15 456/480]\" of 12 Aug 2025 (\"Commit 7b306dfa326f upstream\", after v6.16) and the 6.15.10-rc1 and 6.12.42-rc1 revlists; the follow-up \"x86/sev: Guard sev_evict_cache() with CONFIG_AMD_MEM_ENCRYPT\" is Cc stable # 6.16.x, a 6.16.y backport not checked")
         }
     }
 

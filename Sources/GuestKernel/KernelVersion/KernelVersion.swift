@@ -70,6 +70,15 @@ public struct KernelVersion: Sendable, Hashable, CustomStringConvertible {
     public var acceptsKexecDestinations: Bool { has(.kexecAcceptsDestinations) }
     /// NR_BALLOON_PAGES (6.15): `/proc/meminfo` has a `Balloon:` line.
     public var printsBalloonInMeminfo: Bool { has(.meminfoBalloon) }
+    /// d54d610243a4 (6.15; 6.6.88, 6.12.25, 6.14.4): the decompressor and
+    /// the EFI stub accept SNP memory through the GHCB MSR protocol, a page
+    /// at a time; before it through 64-entry GHCB descriptors.
+    public var snpEarlyAcceptUsesMSRProtocol: Bool { has(.snpEarlyAcceptMSR) }
+    /// 99ef9f59847c (6.11): runs at VMPL>0 with an SVSM.
+    public var snpRunsBelowVMPL0: Bool { has(.snpSVSMBelowVMPL0) }
+    /// 7b306dfa326f (6.17; 6.12.42, 6.15.10): `sev_evict_cache()` after
+    /// validating memory, unless the CPU reports COHERENCY_SFW_NO.
+    public var snpEvictsCacheAfterValidation: Bool { has(.snpEvictCacheAfterValidation) }
     /// 50e782a86c98 (6.6; 6.5.9): `accept_memory()` drops the lock around
     /// `arch_accept_memory()` and keeps callers apart with `accepting_list`;
     /// before it the lock is held across the accept.

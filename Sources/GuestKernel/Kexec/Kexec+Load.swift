@@ -71,20 +71,85 @@ extension KexecPayload {
 
 extension GuestKernel {
     /// Loads a kexec image the way `kexec_file_load(2)` or kexec-tools with
-    /// `kexec_load(2)` does on x86-64, then runs the kernel's
-    /// `sanity_check_segment_list()` and loads the segments:
+    /// `kexec_load(2)` does on x86-64, in the order the real load allocates:
+    /// - the files first (`loadBuffers`): kexec_file_load reads the bzImage
+    ///   and the initrd into vmalloc buffers (`kimage_file_prepare_segments()`
+    ///   → `kernel_read_file_from_fd()`); kexec-tools reads them into its own
+    ///   memory (`slurp_file()`) before calling kexec_load. These are page
+    ///   allocations like any other, so `cond_accept_memory()` may accept
+    ///   memory for them before any destination is chosen;
     /// - placement (`bzImage64_load()` / `do_bzImage64_load()`), see
     ///   `KexecPlacement`;
-    /// - the checks, and on kernels with Yan Zhao's fix (6.16)
+    /// - the checks, and on kernels with Yan Zhao's fix (6.15)
     ///   `accept_memory()` of every destination right after them;
-    /// - normal images take one page from the page allocator per
-    ///   destination page for the source copies (`kimage_alloc_page()`),
-    ///   which may accept memory like any allocation; crash images are
-    ///   copied straight into the `crashkernel=` region.
-    /// A failed load changes nothing but what the failed search touched.
+    /// - normal images: the control page and the swap page
+    ///   (`kimage_alloc_control_pages()`), then one page per destination
+    ///   page for the source copies (`kimage_alloc_page()`) and the
+    ///   indirection pages that list them (`kimage_add_entry()`); crash
+    ///   images are copied straight into the `crashkernel=` region;
+    /// - the file buffers are freed once the segments are loaded
+    ///   (`kimage_file_post_load_cleanup()`; kexec-tools exits). What was
+    ///   accepted for them stays accepted.
+    /// A failed load changes nothing but what the failed search touched and
+    /// what its allocations accepted.
     /// - Complexity: O(segments² + placement steps), plus the acceptance.
     public func kexecLoad(_ req: KexecRequest, clock: inout PhaseClock) -> Result<KexecImage, KexecLoadFailure> {
         var image = KexecImage(syscall: req.syscall, type: req.type, segments: [])
+        let acceptedBefore = unaccepted?.acceptedBytes ?? 0
+        defer { allocationTally = nil }
+        let buffers: [Int: UInt64]
+        switch loadBuffers(req, clock: &clock) {
+        case .failure(let f): return .failure(f)
+        case .success(let (tally, pages)): buffers = tally; image.loadBufferPages = pages
+        }
+        let bufferUse: PageUse = req.syscall == .fileLoad ? .kernel : .anonymous
+        let result = loadSegments(req, &image, clock: &clock)
+        freeTallied(buffers, use: bufferUse)
+        image.acceptedDuringLoad = (unaccepted?.acceptedBytes ?? 0) - acceptedBefore
+        return result.map { image }
+    }
+
+    /// The pages of the file buffers: the bzImage and the initrd, each
+    /// rounded up to pages (vmalloc and kexec-tools' malloc both hand out
+    /// whole pages for buffers this size).
+    static func loadBufferPages(_ p: KexecPayload) -> UInt64 {
+        divRoundUp(p.kernelFileBytes, 4096) + divRoundUp(p.initrdBytes, 4096)
+    }
+
+    /// Allocates the file buffers (`kernel_read_file_from_fd()` → vmalloc,
+    /// GFP_KERNEL; kexec-tools' `slurp_file()`, user memory), written as the
+    /// files are read. Returns the pages taken from each zone, to be freed.
+    func loadBuffers(_ req: KexecRequest, clock: inout PhaseClock) -> Result<([Int: UInt64], UInt64), KexecLoadFailure> {
+        let pages = Self.loadBufferPages(req.payload)
+        let use: PageUse = req.syscall == .fileLoad ? .kernel : .anonymous
+        allocationTally = [:]
+        var never: Double? = nil
+        let (got, o) = allocate(pages: pages, use: use, touch: true, clock: &clock, fullyAcceptedAt: &never, onVCPU: 0)
+        let tally = allocationTally ?? [:]
+        allocationTally = nil
+        if case .terminated(let why) = o { return .failure(KexecLoadFailure(errno: "EFAULT", message: why)) }
+        guard got == pages else {
+            freeTallied(tally, use: use)
+            let who = req.syscall == .fileLoad ? "kernel_read_file_from_fd(): vmalloc" : "kexec-tools: slurp_file(): malloc"
+            return .failure(KexecLoadFailure(errno: "ENOMEM", message: "\(who) of the kernel and initrd: out of memory after \(got) of \(pages) pages"))
+        }
+        return .success((tally, pages))
+    }
+
+    /// `vfree()` / `free()` of a temporary buffer: its pages go back to the
+    /// zones that gave them, accepted.
+    /// - Complexity: O(zones).
+    func freeTallied(_ tally: [Int: UInt64], use: PageUse) {
+        for (zi, n) in tally.sorted(by: { $0.key < $1.key }) {
+            zones[zi].freePages += n
+            allocatedPages -= n
+            nodeUsage[zones[zi].node].allocated -= n
+            if use == .kernel { kernelPages -= n }
+        }
+    }
+
+    /// Placement, the checks, accept-on-load and the pages a normal image keeps.
+    func loadSegments(_ req: KexecRequest, _ image: inout KexecImage, clock: inout PhaseClock) -> Result<Void, KexecLoadFailure> {
         do {
             switch req.syscall {
             case .fileLoad: try placeKexecFile(req, &image)
@@ -105,12 +170,25 @@ extension GuestKernel {
             image.acceptedAtLoad = u.acceptedBytes - before
         }
         if req.type == .normal {
-            let pages = image.segments.reduce(0) { $0 + $1.memsz / 4096 }
             var never: Double? = nil
+            // kimage_alloc_init() / kimage_file_alloc_init(): the control
+            // code page (KEXEC_CONTROL_PAGE_SIZE, one page on x86-64) and
+            // the swap page.
+            let control: UInt64 = 2
+            let (gotControl, oc) = allocate(pages: control, use: .kernel, touch: true, clock: &clock, fullyAcceptedAt: &never, onVCPU: 0)
+            if case .terminated(let why) = oc { return .failure(KexecLoadFailure(errno: "EFAULT", message: why)) }
+            image.controlPages = gotControl
+            if gotControl < control { return .failure(KexecLoadFailure(errno: "ENOMEM", message: "kimage_alloc_control_pages(): out of memory")) }
+            let pages = image.segments.reduce(0) { $0 + $1.memsz / 4096 }
             let (got, o) = allocate(pages: pages, use: .kernel, touch: true, clock: &clock, fullyAcceptedAt: &never, onVCPU: 0)
             if case .terminated(let why) = o { return .failure(KexecLoadFailure(errno: "EFAULT", message: why)) }
             image.sourcePages = got
             if got < pages { return .failure(KexecLoadFailure(errno: "ENOMEM", message: "kimage_alloc_page(): out of memory after \(got) of \(pages) pages")) }
+            let ind = Self.indirectionPages(segments: UInt64(image.segments.count), sourcePages: pages)
+            let (gotInd, oi) = allocate(pages: ind, use: .kernel, touch: true, clock: &clock, fullyAcceptedAt: &never, onVCPU: 0)
+            if case .terminated(let why) = oi { return .failure(KexecLoadFailure(errno: "EFAULT", message: why)) }
+            image.controlPages += gotInd
+            if gotInd < ind { return .failure(KexecLoadFailure(errno: "ENOMEM", message: "kimage_add_entry(): out of memory for an indirection page")) }
         }
         // kexec_dprintk() after the load (the kernel's buf= pointer is left out).
         let tag = req.syscall == .fileLoad ? "kexec_file" : "kexec"
@@ -118,7 +196,15 @@ extension GuestKernel {
         for (i, s) in image.segments.enumerated() {
             image.log.append("\(tag): segment[\(i)]: bufsz=\(hex(s.bufsz)) mem=\(hex(s.mem)) memsz=\(hex(s.memsz))")
         }
-        return .success(image)
+        return .success(())
+    }
+
+    /// Indirection pages of a normal image (`kimage_add_entry()`): one entry
+    /// per source page (IND_SOURCE), one IND_DESTINATION per segment and
+    /// the final IND_DONE; each page holds PAGE_SIZE / 8 entries, the last
+    /// of which links to the next page (IND_INDIRECTION).
+    static func indirectionPages(segments: UInt64, sourcePages: UInt64) -> UInt64 {
+        divRoundUp(sourcePages + segments + 1, 4096 / 8 - 1)
     }
 
     /// The "System RAM" resources a search walks, or the crash kernel's.

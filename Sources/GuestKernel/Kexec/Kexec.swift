@@ -113,6 +113,18 @@ public struct KexecImage: Sendable {
     /// Pages taken from the page allocator for the segments' source copies
     /// (`kimage_alloc_page()`; normal images only).
     public var sourcePages: UInt64 = 0
+    /// The control page, the swap page and the indirection pages the image
+    /// keeps until it is executed or unloaded (`kimage_alloc_control_pages()`,
+    /// `kimage_add_entry()`); normal images only.
+    public var controlPages: UInt64 = 0
+    /// Pages that held the files while the image was being loaded and were
+    /// freed once it was (`kernel_read_file_from_fd()`'s vmalloc buffers for
+    /// kexec_file_load, kexec-tools' `slurp_file()` memory for kexec_load).
+    public var loadBufferPages: UInt64 = 0
+    /// Bytes the unaccepted table lost during the whole load: the
+    /// destinations (`acceptedAtLoad`) and whatever the load's own
+    /// allocations made `cond_accept_memory()` accept.
+    public var acceptedDuringLoad: UInt64 = 0
     /// Debug lines as the kernel (`kexec_dprintk()`) and kexec-tools print them.
     public var log: [String] = []
 }

@@ -155,11 +155,37 @@ public struct BootSimulation {
         case .snp:
             let p = SNPPlatform(policy: s.hostMapping == .map2M ? .back2M : .back4K, prefaultOnPSC: s.snpPrefault)
             p.launchUpdate(Range(raw: added)); p.launchUpdate(Range(raw: flash))
+            // The EFI stub accepts through the MSR protocol, as d54d610243a4 made it (before it the stub
+            // ran the decompressor's GHCB path under the firmware's page tables, which that commit says
+            // cannot work; that outcome is not modelled, docs/KEXEC.md).
+            let stub = SNPAcceptor(platform: p, driver: .linuxMSR, costs: costs)
+            configureLinuxSNPAcceptor(stub, version: s.kernel.version)
             return Acceptors(firmware: SNPAcceptor(platform: p, driver: .edk2, costs: costs),
-                             stub: SNPAcceptor(platform: p, driver: .linuxMSR, costs: costs),
+                             stub: stub,
                              kernel: SNPAcceptor(platform: p, driver: .linuxGHCB, costs: costs),
                              platform: SNPGuestPlatform(platform: p), buildCounts: OpCounts())
         }
+    }
+
+    /// Sets what a Linux SNP driver does besides PSC and PVALIDATE for
+    /// kernel `version` in this scenario: `sev_evict_cache()` (7b306dfa326f,
+    /// unless the CPU has COHERENCY_SFW_NO) and the SVSM at VMPL>0.
+    func configureLinuxSNPAcceptor(_ a: SNPAcceptor, version: KernelVersion) {
+        a.evictsCache = version.snpEvictsCacheAfterValidation && !scenario.snpCoherencySfwNo
+        a.vmpl = scenario.snpVMPL
+    }
+
+    /// The decompressor's `arch_accept_memory()` on SNP
+    /// (arch/x86/boot/compressed/sev.c `snp_accept_memory()`): the MSR
+    /// protocol a page at a time from d54d610243a4, 64-entry GHCB
+    /// descriptors before it. Nil on TDX, where it is the kernel's
+    /// `tdx_accept_memory()`.
+    func decompressorAcceptor(_ platform: any GuestPlatform, version: KernelVersion) -> (any ArchAcceptor)? {
+        guard let p = (platform as? SNPGuestPlatform)?.platform else { return nil }
+        let a = SNPAcceptor(platform: p, driver: version.snpEarlyAcceptUsesMSRProtocol ? .linuxMSR : .linuxGHCB, costs: costs)
+        a.stepByStep = scenario.stepByStep
+        configureLinuxSNPAcceptor(a, version: version)
+        return a
     }
 
     /// Runs the whole boot and the workload.
@@ -227,6 +253,12 @@ public struct BootSimulation {
         }
         guard fw.outcome == .ok else { return (finish(&r, acc), acc) }
 
+        if s.platform == .snp, s.snpVMPL > 0, !s.kernel.version.snpRunsBelowVMPL0 {
+            // Before 99ef9f59847c (6.11) sev_enable() insists on VMPL0: enforce_vmpl0()'s RMPADJUST of the
+            // boot GHCB page fails below it and the guest terminates before the kernel proper runs.
+            r.outcome = .terminated("SNP: kernel \(s.kernel.version) at VMPL\(s.snpVMPL): enforce_vmpl0()'s RMPADJUST fails below VMPL0 and the guest terminates (GHCB_TERM_NOT_VMPL0); SVSM support is 99ef9f59847c, 6.11")
+            return (finish(&r, acc), acc)
+        }
         let unaccepted = fw.table.map { UnacceptedMemory(table: $0, acceptor: acc.kernel, costs: costs) }
         let earlyUHP = watchEarlyUHPAccepts(unaccepted, fwConfig, loader)
         var ramTypes: Set<EFIMemoryType> = [.conventional, .bootServicesCode, .bootServicesData, .loaderCode, .loaderData]
@@ -272,9 +304,10 @@ public struct BootSimulation {
         recorder?.kernel = kernel
         recorder?.counterSettled = 0
         if let rec = recorder { kernel.onAcceptBatch = { rec.sample($0) } }
+        if let a = unaccepted?.acceptor as? SNPAcceptor { configureLinuxSNPAcceptor(a, version: config.version) }
         var kclock = PhaseClock(vcpus: s.vcpus)
         kclock.charge(.kernelFixed, vcpu: 0, costs: costs)
-        var outcome = kernel.decompress(image: kernelImage, clock: &kclock)
+        var outcome = kernel.decompress(image: kernelImage, clock: &kclock, acceptor: decompressorAcceptor(platform, version: config.version))
         if outcome == .ok {
             _ = kernel.reserveUnacceptedTable()
             if let i = initrd { kernel.reserve(i, .initrd) }

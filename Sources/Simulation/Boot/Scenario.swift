@@ -148,6 +148,15 @@ public struct Scenario: Sendable {
     public var partialAcceptBytes: UInt64 = 256 << 20
     public var snpAcceptanceProtocol = true
     public var snpPrefault = false
+    /// The VMPL an SEV-SNP guest runs at (0 to 3). Above 0 an SVSM runs at
+    /// VMPL0 and Linux validates memory through it (SVSM_CORE_PVALIDATE,
+    /// `--vmpl`); firmware validation is not changed (edk2's SVSM path is
+    /// not modelled).
+    public var snpVMPL = 0
+    /// The CPU reports COHERENCY_SFW_NO (CPUID Fn8000001F_EBX[31]), so
+    /// kernels with 7b306dfa326f skip `sev_evict_cache()`
+    /// (`--snp-coherency-sfw-no`).
+    public var snpCoherencySfwNo = false
     public var loader = BootLoaderConfig()
     public var kernel = KernelConfig()
     /// Memory allocated by user space on the way to a shell (page cache and anonymous).
@@ -251,6 +260,9 @@ public struct Scenario: Sendable {
         if let m = kernel.minFreeKbytes, !KernelConfig.minFreeKbytesRange.contains(m) {
             throw CocomemError(.invalidArgument, "vm.min_free_kbytes \(m) is out of the sysctl's range \(KernelConfig.minFreeKbytesRange.lowerBound) to \(KernelConfig.minFreeKbytesRange.upperBound)")
         }
+        guard (0...3).contains(snpVMPL) else {
+            throw CocomemError(.invalidArgument, "VMPL \(snpVMPL) does not exist: SEV-SNP has VMPL0 to VMPL3")
+        }
         if let f = kernel.watermarkScaleFactor, !KernelConfig.watermarkScaleFactorRange.contains(f) {
             throw CocomemError(.invalidArgument, "vm.watermark_scale_factor \(f) is out of the sysctl's range \(KernelConfig.watermarkScaleFactorRange.lowerBound) to \(KernelConfig.watermarkScaleFactorRange.upperBound)")
         }
@@ -287,6 +299,8 @@ public struct Scenario: Sendable {
                 try refuse("--host-mapping \(hostMapping.rawValue)", "it is the SEV-SNP host backing; a TDX guest's host is set by --host and --gmem")
             }
             if snpPrefault { try refuse("--snp-prefault", "pre-faulting on page state change is an SEV-SNP host feature; this is a TDX guest") }
+            if snpVMPL != 0 { try refuse("--vmpl \(snpVMPL)", "VMPLs and the SVSM are SEV-SNP's; this is a TDX guest") }
+            if snpCoherencySfwNo { try refuse("--snp-coherency-sfw-no", "COHERENCY_SFW_NO is an SEV-SNP CPUID bit; this is a TDX guest") }
             if !snpAcceptanceProtocol {
                 try refuse("--snp-firmware-without-protocol", "the memory acceptance protocol is OVMF's for SEV-SNP; this TDX guest runs \(firmware.rawValue)")
             }

@@ -48,7 +48,8 @@ extension ScenarioFile {
         top.append(Entry("guest", .map([Entry("platform", .string(s.platform.rawValue)), Entry("memory", .string(Self.size(s.memory))),
                                         Entry("vcpus", .int(UInt64(s.vcpus)))]
                                        + (s.numaNodeSizes.map { [Entry("numa", .list($0.map { .string(Self.size($0)) }))] } ?? [])
-                                       + (s.sockets != 1 ? [Entry("sockets", .int(UInt64(s.sockets)))] : []))))
+                                       + (s.sockets != 1 ? [Entry("sockets", .int(UInt64(s.sockets)))] : [])
+                                       + (s.snpVMPL != 0 ? [Entry("vmpl", .int(UInt64(s.snpVMPL)))] : []))))
         // `uhp` and `hotplug-accept` are written only when set, so files printed before they existed read the same.
         top.append(Entry("firmware", .map([Entry("generation", .string(s.edk2Release?.tag ?? s.firmware.rawValue)),
                                            Entry("partial-accept", .string(Self.size(s.partialAcceptBytes))),
@@ -74,6 +75,7 @@ extension ScenarioFile {
         host += [Entry("mapping", .string(s.hostMapping.rawValue)), Entry("snp-prefault", .bool(s.snpPrefault))]
         // Forward-looking, printed only when on, so other printed scenarios are unchanged.
         if s.tdxModule1G { host.append(Entry("tdx-module-1g", .bool(true))) }
+        if s.snpCoherencySfwNo { host.append(Entry("snp-coherency-sfw-no", .bool(true))) }
         top.append(Entry("host", .map(host)))
         top.append(Entry("workload", .list(Self.phases(s.workload).map { .string(Self.workload($0)) })))
         top.append(Entry("seed", .int(s.seed)))

@@ -70,12 +70,12 @@ struct Reader {
     let name: String
 
     static let topKeys = ["guest", "firmware", "kernel", "host", "workload", "seed", "calibration", "calibration-profile", "step-by-step", "boot", "steps"]
-    static let guestKeys = ["platform", "memory", "vcpus", "numa", "sockets"]
+    static let guestKeys = ["platform", "memory", "vcpus", "numa", "sockets", "vmpl"]
     static let firmwareKeys = ["generation", "partial-accept", "acceptance-protocol", "uhp", "soft-reserved", "retain-soft-reserved"]
     static let kernelKeys = ["version", "accept", "deferred-init", "unaccepted-support", "loader", "acceptance-protocol-call",
                              "crashkernel", "boot-alloc", "init-size", "transparent-hugepage", "min-free-kbytes",
                              "watermark-scale-factor", "hotplug-accept"]
-    static let hostKeys = ["kind", "gmem", "mapping", "snp-prefault", "tdx-module-1g"]
+    static let hostKeys = ["kind", "gmem", "mapping", "snp-prefault", "tdx-module-1g", "snp-coherency-sfw-no"]
     static let stepKinds = ["kexec", "dump", "host"]
     static let kexecKeys = ["from", "syscall", "crash", "initrd", "kernel-size", "kernel-alignment", "cmdline-len", "next-kernel", "load-only",
                             "workload"]
@@ -191,6 +191,10 @@ struct Reader {
                     let n = try integer(v, key)
                     guard (1...4096).contains(n) else { throw error(v, "'sockets' must be between 1 and 4096, got \(n)") }
                     s.sockets = n
+                case "vmpl":
+                    let n = try integer(v, key)
+                    guard (0...3).contains(n) else { throw error(v, "'vmpl' must be between 0 and 3 (SEV-SNP's VMPL0 to VMPL3), got \(n)") }
+                    s.snpVMPL = n
                 default:
                     let n = try integer(v, key)
                     guard (1...4096).contains(n) else { throw error(v, "'vcpus' must be between 1 and 4096, got \(n)") }
@@ -249,6 +253,7 @@ struct Reader {
                 case "gmem": s.gmemBacking = try choice(v, key, GmemBacking.self)
                 case "mapping": s.hostMapping = try choice(v, key, HostMappingPolicy.self)
                 case "tdx-module-1g": s.tdxModule1G = try bool(v, key)
+                case "snp-coherency-sfw-no": s.snpCoherencySfwNo = try bool(v, key)
                 default: s.snpPrefault = try bool(v, key)
                 }
             }
