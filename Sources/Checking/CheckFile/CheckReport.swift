@@ -67,7 +67,11 @@ public struct CheckReport: Sendable {
         s += "transitions:     \(transitions)\n"
         s += "depth reached:   \(depthReached)\n"
         s += "complete:        \(complete ? "yes (every reachable state explored)" : "no (a bound cut the search short: the verdict holds for the part explored)")\n"
-        if timing { s += "time:            \(Self.fixed(seconds, 3)) s (\(Self.fixed(statesPerSecond / 1e6, 2)) M states/s)\n" }
+        if timing {
+            // The replayed models store tens of states a second: millions would read 0.00.
+            let rate = statesPerSecond >= 10_000 ? "\(Self.fixed(statesPerSecond / 1e6, 2)) M" : Self.fixed(statesPerSecond, 1)
+            s += "time:            \(Self.fixed(seconds, 3)) s (\(rate) states/s)\n"
+        }
         if let b = bytesPerState { s += "bytes per state: \(Self.fixed(b, 1))\n" }
         if let p = omissionProbability { s += "hash compaction: a state may have been missed with probability at most \(p == 0 ? "0" : String(describing: p))\n" }
         s += "invariants:      \(invariants.count) checked (\(invariants.joined(separator: ", ")))\n"
