@@ -23,7 +23,7 @@ import Simulation
 /// - `kexec-load RANGE`: `kexec_file_load()` of an image whose segment's
 ///   destination is RANGE; kernels with "kexec_core: accept unaccepted kexec
 ///   segments' destination addresses" (6.15) call `accept_memory()` on it
-///   in `kimage_load_segment()`, stepped like `accept`; older ones accept nothing.
+///   in `sanity_check_segment_list()` (kernel/kexec_core.c, after its overlap, size and crash-range checks), stepped like `accept`; older ones accept nothing.
 /// - `reboot`: `kernel_kexec()`: `machine_shutdown()` stops the other CPUs
 ///   (their REBOOT_VECTOR IPI waits while one is inside `accept_memory()`
 ///   with interrupts off), then `machine_kexec()`'s `relocate_kernel` copies

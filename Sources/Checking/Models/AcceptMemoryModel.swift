@@ -167,7 +167,7 @@ public struct AcceptMemoryModel: TransitionSystem {
         /// About to start operation `pc`.
         case ready
         /// Inside `accept_memory()` (for an `accept`, or a `kexec-load`'s
-        /// `kimage_load_segment()`).
+        /// `sanity_check_segment_list()`).
         case inCall(AcceptMemoryCall)
         /// A `convert ... private`'s MapGPA done; next: `tdx_accept_memory()`.
         case acceptAfterConvert
@@ -224,7 +224,7 @@ public struct AcceptMemoryModel: TransitionSystem {
         func rangeText(_ v: Int) -> String {
             switch op(v) {
             case .accept(let r)?: callText(r)
-            case .kexecLoad(let r)?: "kimage_load_segment(): " + callText(r)
+            case .kexecLoad(let r)?: "sanity_check_segment_list(): " + callText(r)
             default: "accept_memory()"
             }
         }
