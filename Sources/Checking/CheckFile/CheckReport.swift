@@ -51,6 +51,8 @@ public struct CheckReport: Sendable {
     /// shortest livelock lasso it found (nil: none).
     public var cyclesSearched = false
     public var cycleStates = 0
+    /// Bytes the cycle search kept per stored state (`CycleSearch.Result.bytesPerState`).
+    public var cycleBytesPerState = 0.0
     public var cycleSearchComplete = true
     public var lasso: (stem: [TraceStep], cycle: [TraceStep])?
 
@@ -98,7 +100,7 @@ public struct CheckReport: Sendable {
     /// from the stem into the cycle.
     var cycleText: String {
         guard cyclesSearched else { return "" }
-        var s = "livelock cycles:  searched \(cycleStates) states (monitors cleared, symmetry off)\(cycleSearchComplete ? "" : ", cut by the state bound")"
+        var s = "livelock cycles:  searched \(cycleStates) states (monitors cleared, symmetry off, \(Self.fixed(cycleBytesPerState, 1)) bytes a state)\(cycleSearchComplete ? "" : ", cut by the state bound")"
         guard let l = lasso else { return s + ": no cycle without progress\n" }
         s += ": a cycle on which no accept_memory() returns (spin's non-progress cycle)\n"
         s += "  stem, \(l.stem.count) steps:\n"
@@ -172,6 +174,7 @@ struct CheckRunner {
                 let c = CycleSearch(system, maxStates: file.maxStates > 0 ? file.maxStates : 5_000_000).run()
                 r.cyclesSearched = true
                 r.cycleStates = c.states
+                r.cycleBytesPerState = c.bytesPerState
                 r.cycleSearchComplete = c.complete
                 r.lasso = c.lasso.map { ($0.stemSteps, $0.cycleSteps) }
             }
