@@ -695,6 +695,25 @@ expect_error "check: cycles on a replayed model" "cycles are for the packed mode
 expect_error "check: refuse-aug not on or off" "parameters.refuse-aug: 'sometimes' is not on or off" check "$tmp/refuse.yaml"
 expect_error "check: cycles not on or off" "cycles: 'both' is not on or off" check "$tmp/cyclesbad.yaml"
 expect_output "check: the refuse-aug livelock as a cycle" "cycle, 2 steps" check examples/check/refuse-aug-livelock.yaml
+ck amop 'model: accept-memory\nparameters:\n  vcpu0: accept 0x0+0x400; jump 0x0\n'
+expect_error "check: accept-memory unknown program operation" "'vcpu0': unknown operation 'jump 0x0'" check "$tmp/amop.yaml"
+ck amrange 'model: accept-memory\nparameters:\n  vcpu0: touch 0x0+0\n'
+expect_error "check: accept-memory empty range" "is not a range GFN" check "$tmp/amrange.yaml"
+ck amgap 'model: accept-memory\nparameters:\n  vcpu1: touch 0x0\n'
+expect_error "check: accept-memory program for vcpu1 without vcpu0" "vcpu0, vcpu1, vcpu2 in order" check "$tmp/amgap.yaml"
+ck amboth 'model: accept-memory\nparameters:\n  vcpu0: touch 0x0\n  size: 2M\n'
+expect_error "check: accept-memory programs and size together" "not both" check "$tmp/amboth.yaml"
+ck amhost 'model: accept-memory\nparameters:\n  vcpu0: touch 0x0\n  host-steps: accept 0x0+0x200\n'
+expect_error "check: accept-memory a guest command as a host step" "not a host move" check "$tmp/amhost.yaml"
+ck amfar 'model: accept-memory\nparameters:\n  vcpu0: touch 0x0\n  host-steps: punch 0x10000+0x200\n'
+expect_error "check: accept-memory a host step outside the TD" "reaches past the TD's memory" check "$tmp/amfar.yaml"
+ck amfault 'model: accept-memory\nparameters:\n  vcpu0: touch 0x0\n  faults: 1\n  fault-points: gremlins\n'
+expect_error "check: accept-memory unknown fault point" "unknown fault point 'gremlins'" check "$tmp/amfault.yaml"
+ck ambudget 'model: accept-memory\nparameters:\n  vcpu0: touch 0x0\n  host-steps: remove 0x0\n  host-budget: 9\n'
+expect_error "check: accept-memory host budget too large" "'host-budget' must be 0...8" check "$tmp/ambudget.yaml"
+ck ampolicy 'model: accept-memory\nparameters:\n  vcpu0: touch 0x0\n  policy: yolo\n'
+expect_error "check: accept-memory unknown policy" "'policy' must be one of" check "$tmp/ampolicy.yaml"
+expect_output "check: accept-memory kexec with a second vCPU holds on 7.0" "violations: none" check examples/check/accept-memory-kexec.yaml
 expect_error "check: --counterexamples into a missing directory" "is not a directory" check examples/check/no-accepting-list.yaml --counterexamples "$tmp/no-such-dir"
 mkdir -p "$tmp/cx"
 mkfifo "$tmp/cx/no-accepting-list-guest-accept-succeeds.yaml"

@@ -78,4 +78,25 @@ import Testing
         #expect(report.text().contains("cycle, 2 steps"))
         #expect(throws: CocomemError.self) { try CheckFile.parse(text + "search: swarm\n", name: "x") }
     }
+
+    /// The packed store (`PackedStateTable`, action ordinals, compressed
+    /// edge rows) finds what the value store finds: the same states,
+    /// transitions and lasso; and a state bound still cuts both alike.
+    @Test(arguments: [true, false])
+    func packedAndValueStoresAgree(_ refuse: Bool) throws {
+        var c = AcceptanceCore.Configuration()
+        c.ranges = 2
+        c.splits = 1
+        c.progressBound = 4
+        c.refuseAUG = refuse
+        let m = try AcceptanceCore(c)
+        #expect(m.packedWords > 0)
+        let p = CycleSearch(m).run(), v = CycleSearch(m, packed: false).run()
+        #expect(p.states == v.states && p.transitions == v.transitions && p.complete && v.complete)
+        #expect(p.lasso?.stem == v.lasso?.stem && p.lasso?.cycle == v.lasso?.cycle)
+        #expect((p.lasso != nil) == refuse)
+        #expect(p.bytesPerState > 0 && v.bytesPerState > 0)
+        let pb = CycleSearch(m, maxStates: 50).run(), vb = CycleSearch(m, maxStates: 50, packed: false).run()
+        #expect(pb.states == 50 && vb.states == 50 && !pb.complete && !vb.complete && pb.transitions == vb.transitions)
+    }
 }

@@ -82,9 +82,12 @@ extension CheckModels.Entry {
                     + "search, por, hash-compaction, max-depth, max-states and cycles are for the packed models (use the model's own `depth` parameter)")
             }
             let outcome: ModelCatalog.Outcome
+            let clock = ContinuousClock()
+            let start = clock.now
             do { outcome = try ModelCatalog.explore(model: name, parameters: file.parameters.values) } catch let e as CocomemError {
                 throw CocomemError(.invalidScenario, "\(file.name): \(e.message)")
             }
+            let elapsed = clock.now - start
             var r = CheckReport(file: file.name, model: name, search: .bfs,
                                 settings: [("explored", "by replay through the real layers")] + file.parameters.values.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
                                 invariants: CheckModels.registeredInvariants)
@@ -92,6 +95,9 @@ extension CheckModels.Entry {
             r.transitions = outcome.transitions
             r.depthReached = outcome.depthReached
             r.complete = outcome.complete
+            // Wall time of the exploration with its counterexamples' traces
+            // (printed only with --timing: the report is otherwise the same on every run).
+            r.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
             r.violations = outcome.findings.map { f in
                 // The verdict table's file, its first line naming this command.
                 let body = f.scenarioFile.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).dropFirst().first.map(String.init) ?? ""

@@ -51,6 +51,8 @@ public struct CheckReport: Sendable {
     /// shortest livelock lasso it found (nil: none).
     public var cyclesSearched = false
     public var cycleStates = 0
+    /// Bytes the cycle search kept per stored state (`CycleSearch.Result.bytesPerState`).
+    public var cycleBytesPerState = 0.0
     public var cycleSearchComplete = true
     public var lasso: (stem: [TraceStep], cycle: [TraceStep])?
 
@@ -67,7 +69,11 @@ public struct CheckReport: Sendable {
         s += "transitions:     \(transitions)\n"
         s += "depth reached:   \(depthReached)\n"
         s += "complete:        \(complete ? "yes (every reachable state explored)" : "no (a bound cut the search short: the verdict holds for the part explored)")\n"
-        if timing { s += "time:            \(Self.fixed(seconds, 3)) s (\(Self.fixed(statesPerSecond / 1e6, 2)) M states/s)\n" }
+        if timing {
+            // The replayed models store tens of states a second: millions would read 0.00.
+            let rate = statesPerSecond >= 10_000 ? "\(Self.fixed(statesPerSecond / 1e6, 2)) M" : Self.fixed(statesPerSecond, 1)
+            s += "time:            \(Self.fixed(seconds, 3)) s (\(rate) states/s)\n"
+        }
         if let b = bytesPerState { s += "bytes per state: \(Self.fixed(b, 1))\n" }
         if let p = omissionProbability { s += "hash compaction: a state may have been missed with probability at most \(p == 0 ? "0" : String(describing: p))\n" }
         s += "invariants:      \(invariants.count) checked (\(invariants.joined(separator: ", ")))\n"
@@ -94,7 +100,7 @@ public struct CheckReport: Sendable {
     /// from the stem into the cycle.
     var cycleText: String {
         guard cyclesSearched else { return "" }
-        var s = "livelock cycles:  searched \(cycleStates) states (monitors cleared, symmetry off)\(cycleSearchComplete ? "" : ", cut by the state bound")"
+        var s = "livelock cycles:  searched \(cycleStates) states (monitors cleared, symmetry off, \(Self.fixed(cycleBytesPerState, 1)) bytes a state)\(cycleSearchComplete ? "" : ", cut by the state bound")"
         guard let l = lasso else { return s + ": no cycle without progress\n" }
         s += ": a cycle on which no accept_memory() returns (spin's non-progress cycle)\n"
         s += "  stem, \(l.stem.count) steps:\n"
@@ -168,6 +174,7 @@ struct CheckRunner {
                 let c = CycleSearch(system, maxStates: file.maxStates > 0 ? file.maxStates : 5_000_000).run()
                 r.cyclesSearched = true
                 r.cycleStates = c.states
+                r.cycleBytesPerState = c.bytesPerState
                 r.cycleSearchComplete = c.complete
                 r.lasso = c.lasso.map { ($0.stemSteps, $0.cycleSteps) }
             }

@@ -34,92 +34,132 @@ public struct CycleSearch<System: TransitionSystem> {
         /// False when `maxStates` cut the search: a cycle may have been missed.
         public var complete = true
         public var lasso: Lasso?
+        /// Bytes the search keeps per stored state: the store (packed words
+        /// and table, or the values), distance, parent, the action ordinal
+        /// it was reached by, and the non-progress edges (target and
+        /// ordinal), at the capacities arrays grown by doubling have.
+        public var bytesPerState = 0.0
     }
 
     public let system: System
     public let maxStates: Int
+    /// Store states packed (`PackedStateTable`) when the model has an
+    /// encoding; false keeps the values (`ValueStateTable`), as a model
+    /// without one always does.
+    public let packed: Bool
 
-    public init(_ system: System, maxStates: Int = 5_000_000) {
+    public init(_ system: System, maxStates: Int = 5_000_000, packed: Bool = true) {
         self.system = system
         self.maxStates = maxStates
+        self.packed = packed
+    }
+
+    /// The non-progress edges in compressed rows: state i's are
+    /// `to[start[i]..<start[i + 1]]`, each with the ordinal of its action
+    /// in `actions(in:)` (the action itself is recomputed when a trace
+    /// needs it): 6 bytes an edge instead of a stored action.
+    struct Edges {
+        var start: [UInt32] = [0]
+        var to: [UInt32] = []
+        var ordinal: [UInt16] = []
+        var count: Int { start.count - 1 }
+        func range(_ i: Int) -> Range<Int> { Int(start[i])..<Int(start[i + 1]) }
+        var bytes: Int { doublingCapacity(start.count) * 4 + doublingCapacity(to.count) * 4 + doublingCapacity(ordinal.count) * 2 }
     }
 
     /// - Complexity: O(states + transitions) for steps 1 and 2; step 3 is
     ///   O(component size) per candidate, stopping early.
     public func run() -> Result {
+        if packed && system.packedWords > 0 {
+            var table = PackedStateTable(system, slots: 1 << 10)
+            return search(&table) { t, i in
+                t.words.withUnsafeBufferPointer { w in system.unpack(UnsafeBufferPointer(rebasing: w[(i * t.width)..<(i * t.width + t.width)])) }
+            }
+        }
+        var table = ValueStateTable<System.State>()
+        return search(&table) { t, i in t.states[i] }
+    }
+
+    func search<Table: LookupStateTable>(_ table: inout Table, state: (Table, Int) -> System.State) -> Result where Table.State == System.State {
         var result = Result()
-        var index: [System.State: Int] = [:]
-        var states: [System.State] = []
-        var dist: [Int] = [], parent: [Int] = [], via: [System.Action?] = []
-        var edges: [[(to: Int, action: System.Action)]] = []
-        for s0 in system.initialStates {
-            let s = system.withoutMonitors(s0)
-            guard index[s] == nil else { continue }
-            index[s] = states.count
-            states.append(s); dist.append(0); parent.append(-1); via.append(nil); edges.append([])
+        var dist: [UInt32] = [], parent: [Int32] = [], via: [UInt16] = []
+        var edges = Edges()
+        for s0 in system.initialStates where table.insert(system.withoutMonitors(s0)).inserted {
+            dist.append(0); parent.append(-1); via.append(0)
         }
         var head = 0
-        while head < states.count {
+        while head < table.count {
             let i = head
             head += 1
-            let s = states[i]
-            for a in system.actions(in: s) {
+            let s = state(table, i)
+            for (n, a) in system.actions(in: s).enumerated() {
                 result.transitions += 1
                 let t = system.withoutMonitors(system.apply(a, to: s))
                 let j: Int
-                if let k = index[t] { j = k } else {
-                    guard states.count < maxStates else { result.complete = false; continue }
-                    j = states.count
-                    index[t] = j
-                    states.append(t); dist.append(dist[i] + 1); parent.append(i); via.append(a); edges.append([])
+                if table.count >= maxStates {
+                    // Full: a state already stored is still found (its edge kept).
+                    guard let k = table.find(t) else { result.complete = false; continue }
+                    j = k
+                } else {
+                    let (k, new) = table.insert(t)
+                    j = k
+                    if new { dist.append(dist[i] + 1); parent.append(Int32(i)); via.append(UInt16(n)) }
                 }
-                if !system.isProgress(a, in: s) { edges[i].append((j, a)) }
+                if !system.isProgress(a, in: s) { edges.to.append(UInt32(j)); edges.ordinal.append(UInt16(n)) }
             }
+            edges.start.append(UInt32(edges.to.count))
         }
-        result.states = states.count
+        result.states = table.count
+        let perState = doublingCapacity(table.count) * (4 + 4 + 2)
+        result.bytesPerState = table.count > 0 ? Double(table.bytes + perState + edges.bytes) / Double(table.count) : 0
         let component = Self.components(edges)
-        var best: (stemEnd: Int, cycle: [System.Action], length: Int)?
+        var best: (stemEnd: Int, cycle: [(from: Int, ordinal: UInt16)], length: Int)?
         // States are stored in breadth-first order: by distance.
-        for i in states.indices {
-            if let b = best, dist[i] >= b.length { break }
-            guard edges[i].contains(where: { component[$0.to] == component[i] }) else { continue }
+        for i in 0..<table.count {
+            if let b = best, Int(dist[i]) >= b.length { break }
+            guard edges.range(i).contains(where: { component[Int(edges.to[$0])] == component[i] }) else { continue }
             guard let cycle = shortestCycle(through: i, edges: edges, component: component) else { continue }
-            let length = dist[i] + cycle.count
+            let length = Int(dist[i]) + cycle.count
             if best == nil || length < best!.length { best = (i, cycle, length) }
         }
         guard let b = best else { return result }
+        func action(_ from: Int, _ n: UInt16) -> System.Action { system.actions(in: state(table, from))[Int(n)] }
         var stem: [System.Action] = []
         var k = b.stemEnd
-        while parent[k] >= 0, let a = via[k] { stem.append(a); k = parent[k] }
+        while parent[k] >= 0 { stem.append(action(Int(parent[k]), via[k])); k = Int(parent[k]) }
         stem.reverse()
+        let cycleActions = b.cycle.map { action($0.from, $0.ordinal) }
         // Concrete steps from the real initial state (monitors included).
-        var s = system.initialStates.first { system.withoutMonitors($0) == states[k] } ?? system.initialStates[0]
+        let root = state(table, k)
+        var s = system.initialStates.first { system.withoutMonitors($0) == root } ?? system.initialStates[0]
         let initial = s
         var stemSteps: [TraceStep] = [], cycleSteps: [TraceStep] = []
         for a in stem { stemSteps.append(system.describe(a, in: s)); s = system.apply(a, to: s) }
-        for a in b.cycle { cycleSteps.append(system.describe(a, in: s)); s = system.apply(a, to: s) }
-        result.lasso = Lasso(initial: initial, stem: stem, cycle: b.cycle, stemSteps: stemSteps, cycleSteps: cycleSteps)
+        for a in cycleActions { cycleSteps.append(system.describe(a, in: s)); s = system.apply(a, to: s) }
+        result.lasso = Lasso(initial: initial, stem: stem, cycle: cycleActions, stemSteps: stemSteps, cycleSteps: cycleSteps)
         return result
     }
 
     /// The shortest cycle from state `i` back to it over non-progress edges
-    /// inside its component.
-    func shortestCycle(through i: Int, edges: [[(to: Int, action: System.Action)]], component: [Int]) -> [System.Action]? {
-        var back: [Int: (from: Int, action: System.Action)] = [:]
+    /// inside its component: each step as the state it leaves and its
+    /// action's ordinal there.
+    func shortestCycle(through i: Int, edges: Edges, component: [Int]) -> [(from: Int, ordinal: UInt16)]? {
+        var back: [Int: (from: Int, ordinal: UInt16)] = [:]
         var queue = [i], head = 0
         while head < queue.count {
             let u = queue[head]
             head += 1
-            for e in edges[u] where component[e.to] == component[i] {
-                if e.to == i {
-                    var path = [e.action]
+            for e in edges.range(u) where component[Int(edges.to[e])] == component[i] {
+                let to = Int(edges.to[e])
+                if to == i {
+                    var path = [(from: u, ordinal: edges.ordinal[e])]
                     var w = u
-                    while w != i, let p = back[w] { path.append(p.action); w = p.from }
+                    while w != i, let p = back[w] { path.append(p); w = p.from }
                     return path.reversed()
                 }
-                if back[e.to] == nil {
-                    back[e.to] = (u, e.action)
-                    queue.append(e.to)
+                if back[to] == nil {
+                    back[to] = (u, edges.ordinal[e])
+                    queue.append(to)
                 }
             }
         }
@@ -128,7 +168,7 @@ public struct CycleSearch<System: TransitionSystem> {
 
     /// Tarjan's strongly connected components, iteratively (a recursion as
     /// deep as the graph would overflow the stack): the component of each node.
-    static func components(_ edges: [[(to: Int, action: System.Action)]]) -> [Int] {
+    static func components(_ edges: Edges) -> [Int] {
         let n = edges.count
         var order = [Int](repeating: -1, count: n), low = [Int](repeating: 0, count: n)
         var onStack = [Bool](repeating: false, count: n), comp = [Int](repeating: -1, count: n)
@@ -138,9 +178,10 @@ public struct CycleSearch<System: TransitionSystem> {
             order[root] = counter; low[root] = counter; counter += 1
             stack.append(root); onStack[root] = true
             while let (v, next) = work.last {
-                if next < edges[v].count {
+                let r = edges.range(v)
+                if next < r.count {
                     work[work.count - 1].next += 1
-                    let w = edges[v][next].to
+                    let w = Int(edges.to[r.lowerBound + next])
                     if order[w] < 0 {
                         order[w] = counter; low[w] = counter; counter += 1
                         stack.append(w); onStack[w] = true

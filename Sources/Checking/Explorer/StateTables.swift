@@ -9,6 +9,16 @@ protocol StateTable<State> {
     var bytes: Int { get }
 }
 
+/// A store that can also look a state up without storing it (the cycle
+/// search, once its state bound is reached, still follows edges into
+/// states it has).
+protocol LookupStateTable<State>: StateTable {
+    mutating func find(_ s: State) -> Int?
+}
+
+extension PackedStateTable: LookupStateTable {}
+extension ValueStateTable: LookupStateTable {}
+
 /// A 64-bit mix of fixed-width words (splitmix64's finalizer per word):
 /// deterministic, the same in every process, unlike `Hasher`.
 @inline(__always) func mixWords(_ p: UnsafeBufferPointer<UInt64>) -> UInt64 {
@@ -37,11 +47,12 @@ struct PackedStateTable<System: TransitionSystem>: StateTable {
     var count = 0
     var scratch: [UInt64]
 
-    init(_ system: System) {
+    /// `slots`: the table's first size (a power of two); it doubles as it fills.
+    init(_ system: System, slots first: Int = 1 << 16) {
         self.system = system
         width = system.packedWords
-        slots = Array(repeating: 0, count: 1 << 16)
-        mask = (1 << 16) - 1
+        slots = Array(repeating: 0, count: first)
+        mask = first - 1
         scratch = Array(repeating: 0, count: width)
     }
 
@@ -86,6 +97,24 @@ struct PackedStateTable<System: TransitionSystem>: StateTable {
         return (count - 1, true)
     }
 
+    /// The index `s` is stored at, nil if it is not stored (the same probe
+    /// as `insert`, kept apart so that the engine's hot path is untouched).
+    mutating func find(_ s: State) -> Int? {
+        let w = width, sys = system
+        scratch.withUnsafeMutableBufferPointer { sys.pack(s, into: $0) }
+        let h = scratch.withUnsafeBufferPointer { mixWords($0) }
+        let fp = Self.fingerprint(h)
+        var i = Int(truncatingIfNeeded: h) & mask
+        while slots[i] != 0 {
+            if slots[i] & 0xFFFF_FFFF_0000_0000 == fp {
+                let k = Int(slots[i] & 0xFFFF_FFFF) - 1
+                if (0..<w).allSatisfy({ words[k * w + $0] == scratch[$0] }) { return k }
+            }
+            i = (i + 1) & mask
+        }
+        return nil
+    }
+
     mutating func grow() {
         let n = slots.count * 2
         slots = Array(repeating: 0, count: n)
@@ -113,6 +142,18 @@ struct ValueStateTable<State: Hashable>: StateTable {
     var mask = 4095
     var count: Int { states.count }
     var bytes: Int { doublingCapacity(states.count) * MemoryLayout<State>.stride + doublingCapacity(hashes.count) * 8 + slots.count * 4 }
+
+    /// The index `s` is stored at, nil if it is not stored.
+    func find(_ s: State) -> Int? {
+        let h = s.hashValue
+        var i = h & mask
+        while slots[i] != 0 {
+            let k = Int(slots[i] - 1)
+            if hashes[k] == h && states[k] == s { return k }
+            i = (i + 1) & mask
+        }
+        return nil
+    }
 
     mutating func insert(_ s: State) -> (index: Int, inserted: Bool) {
         if 2 * (count + 1) > slots.count { grow() }

@@ -2,8 +2,8 @@ import CoCoGuest
 import CostModel
 import Firmware
 public import GuestKernel
-import KVM
-import MemoryModel
+public import KVM
+public import MemoryModel
 import Simulation
 import TDXModule
 
@@ -45,6 +45,19 @@ public struct AcceptMemoryModel: TransitionSystem {
         public var stride: UInt64
         /// `tdx` (4K private mappings) or `tdx-huge` (2M).
         public var host: String
+        /// Each vCPU's own program (`ProgramOp`); nil: vCPU i accepts its
+        /// range (`size`, `stride`) and touches its first page.
+        public var programs: [[ProgramOp]]?
+        /// The host's and the VMM's moves (host command lines), offered between any two steps.
+        public var hostSteps: [ModelStep] = []
+        /// At most this many host moves on a path.
+        public var hostBudget: Int = 0
+        /// Fault points an `inject` step may arm (`FaultPoint`).
+        public var faultPoints: [FaultPoint] = []
+        /// At most this many injected faults on a path.
+        public var maxFaults: Int = 0
+        /// The TD's conversion policy (seed 004), nil: the host's default.
+        public var policy: ConversionPolicy?
 
         public init(kernel: String = "7.0", plantedFault: PlantedAcceptFault? = nil, vcpus: Int = 2,
                     size: UInt64 = 4 << 20, stride: UInt64? = nil, host: String = "tdx-huge") {
@@ -58,9 +71,16 @@ public struct AcceptMemoryModel: TransitionSystem {
 
         /// vCPU i's `accept_memory()` start.
         func start(_ i: Int) -> UInt64 { UInt64(i) * stride }
-        /// RAM: every program's range and the guard unit after the last.
+        /// The programs the vCPUs run.
+        var effectivePrograms: [[ProgramOp]] {
+            programs ?? (0..<vcpus).map { i in
+                let first = GuestPhysicalAddress(start(i)).frame
+                return [.accept(Range(start: first, count: size / 4096)), .touch(first.only)]
+            }
+        }
+        /// RAM: every range a program uses and the guard unit after the last.
         var memoryBytes: UInt64 {
-            let end = (0..<vcpus).map { start($0) + size }.max() ?? size
+            let end = effectivePrograms.joined().compactMap(\.end).map { $0.value * 4096 }.max() ?? size
             return (end + 2 * unit - 1) / unit * unit
         }
         var unit: UInt64 { UnacceptedTable.defaultUnitSize }
@@ -69,6 +89,8 @@ public struct AcceptMemoryModel: TransitionSystem {
     public let config: Config
     let locking: AcceptMemoryLocking
     let calibration: Calibration
+    let acceptsKexecDestinations: Bool
+    let programs: [[ProgramOp]]
 
     public init(_ config: Config) throws {
         guard (1...3).contains(config.vcpus) else { throw CocomemError(.invalidScenario, "accept-memory: vcpus must be 1...3") }
@@ -79,15 +101,44 @@ public struct AcceptMemoryModel: TransitionSystem {
             throw CocomemError(.invalidScenario, "accept-memory: stride must be a multiple of 4K up to 16M")
         }
         guard ["tdx", "tdx-huge"].contains(config.host) else { throw CocomemError(.invalidScenario, "accept-memory: host must be tdx or tdx-huge") }
+        if let p = config.programs {
+            guard (1...3).contains(p.count), p.allSatisfy({ !$0.isEmpty }) else {
+                throw CocomemError(.invalidScenario, "accept-memory: 1...3 programs (vcpu0, vcpu1, vcpu2), none empty")
+            }
+        }
+        guard (0...8).contains(config.hostBudget), (0...4).contains(config.maxFaults) else {
+            throw CocomemError(.invalidScenario, "accept-memory: host-budget must be 0...8 and faults 0...4")
+        }
         self.config = config
-        locking = try KernelVersion(parsing: config.kernel).acceptMemoryLocking
+        let version = try KernelVersion(parsing: config.kernel)
+        locking = version.acceptMemoryLocking
+        acceptsKexecDestinations = version.acceptsKexecDestinations
         calibration = try Calibration.builtIn()
+        programs = config.effectivePrograms
+        guard config.memoryBytes <= 64 << 20 else { throw CocomemError(.invalidScenario, "accept-memory: the programs' ranges must lie below 62 MiB") }
+        let frames = config.memoryBytes / 4096
+        for step in config.hostSteps {
+            let s = try HostScenario.parse(header + "\n" + step.command)
+            let r: Range<GuestFrameNumber>?
+            switch s.commands.last {
+            case .punch(let x)?, .attributes(let x, _)?, .adversary(_, let x)?, .hostUse(_, let x)?: r = x
+            default: r = nil
+            }
+            if let r, r.upperBound.value > frames {
+                throw CocomemError(.invalidScenario, "accept-memory: host step '\(step.command)' reaches past the TD's memory (\(hex(frames)) frames: the programs' ranges and a guard unit)")
+            }
+        }
     }
 
     /// The host language's `td`, `slot` and `finalize` lines.
     public var header: String {
-        "td vcpus=\(config.vcpus) host=\(config.host) sept-ve-disable=on\n"
+        "td vcpus=\(programs.count) host=\(config.host) sept-ve-disable=on\(config.policy.map { " policy=\($0.rawValue)" } ?? "")\n"
             + "slot id=1 base=0 pages=\(hex(config.memoryBytes / 4096))\nfinalize"
+    }
+
+    /// The `inject` steps (the system's: a fault is nobody's call).
+    var faultSteps: [ModelStep] {
+        config.faultPoints.map { ModelStep(.system, "inject \($0.rawValue)", call: "fault: the next \($0.rawValue) fails") }
     }
 
     public var initialStates: [ReplayedState] {
@@ -96,7 +147,10 @@ public struct AcceptMemoryModel: TransitionSystem {
 
     public func actions(in state: ReplayedState) -> [ModelStep] {
         guard !state.terminal, let w = try? replay(state.path) else { return [] }
-        return (0..<config.vcpus).compactMap { w.world.next(for: $0) }
+        var out = (0..<programs.count).compactMap { w.world.next(for: $0) }
+        if w.world.hostMoves < config.hostBudget { out += config.hostSteps }
+        if w.world.faults < config.maxFaults { out += faultSteps }
+        return out
     }
 
     public func apply(_ action: ModelStep, to state: ReplayedState) -> ReplayedState {
@@ -108,12 +162,21 @@ public struct AcceptMemoryModel: TransitionSystem {
 
     public func actor(of action: ModelStep) -> ActorID { action.actor }
 
-    /// What a vCPU's program is doing.
-    enum Program: Equatable {
-        case notStarted
+    /// What a vCPU's program is doing inside its current operation.
+    enum Phase: Equatable {
+        /// About to start operation `pc`.
+        case ready
+        /// Inside `accept_memory()` (for an `accept`, or a `kexec-load`'s
+        /// `sanity_check_segment_list()`).
         case inCall(AcceptMemoryCall)
-        case touch
-        case finished
+        /// A `convert ... private`'s MapGPA done; next: `tdx_accept_memory()`.
+        case acceptAfterConvert
+    }
+
+    /// One vCPU: the operation it is at and where inside it.
+    struct Program: Equatable {
+        var pc = 0
+        var phase = Phase.ready
     }
 
     /// The TD, the kernel's unaccepted memory and the programs after a path.
@@ -124,6 +187,20 @@ public struct AcceptMemoryModel: TransitionSystem {
         var programs: [Program]
         var clock: PhaseClock
         var dead: String?
+        /// The loaded kexec image's destination, if any.
+        var kexecImage: Range<GuestFrameNumber>?
+        /// `machine_kexec()` ran: the TD is in the next kernel.
+        var rebooted = false
+        var hostMoves = 0
+        var faults = 0
+        /// What the last step broke that only that step can tell (a kexec
+        /// destination not accepted at relocation).
+        var stepViolations: [Violation] = []
+        /// The frames the last step asked the platform to accept.
+        var lastAccept: Range<GuestFrameNumber>?
+        /// Ranges the guest itself made shared (set_memory_decrypted()):
+        /// accepted in the bitmap, not private on the platform, by design.
+        var guestShared: [Range<GuestFrameNumber>] = []
 
         init(_ m: AcceptMemoryModel) throws {
             model = m
@@ -138,17 +215,25 @@ public struct AcceptMemoryModel: TransitionSystem {
             memory = UnacceptedMemory(table: table, acceptor: acceptor, costs: run.costs)
             memory.locking = m.locking
             memory.plantedFault = m.config.plantedFault
-            programs = Array(repeating: .notStarted, count: m.config.vcpus)
-            clock = PhaseClock(vcpus: m.config.vcpus)
+            programs = Array(repeating: Program(), count: m.programs.count)
+            clock = PhaseClock(vcpus: m.programs.count)
         }
 
-        func rangeText(_ v: Int) -> String { "accept_memory(\(hex(model.config.start(v))), \(ByteCount(model.config.size)))" }
-        func touchFrame(_ v: Int) -> GuestFrameNumber { GuestPhysicalAddress(model.config.start(v)).frame }
+        func op(_ v: Int) -> ProgramOp? { programs[v].pc < model.programs[v].count ? model.programs[v][programs[v].pc] : nil }
+        func callText(_ r: Range<GuestFrameNumber>) -> String { "accept_memory(\(hex(r.lowerBound.address.value)), \(ByteCount(r.length * 4096)))" }
+        func rangeText(_ v: Int) -> String {
+            switch op(v) {
+            case .accept(let r)?: callText(r)
+            case .kexecLoad(let r)?: "sanity_check_segment_list(): " + callText(r)
+            default: "accept_memory()"
+            }
+        }
         func frames(_ r: Range<UnacceptedUnit>) -> String {
             let a = GuestPhysicalAddress(memory.table.address(of: r.lowerBound)).frame
             let b = GuestPhysicalAddress(memory.table.address(of: r.upperBound)).frame
             return "\(hex(a.value))+\(b.value - a.value)"
         }
+        var finished: Bool { programs.indices.allSatisfy { op($0) == nil } }
 
         /// Whether calls go on `accepting_list` (50e782a86c98, no planted fault).
         var usesList: Bool { memory.plantedFault == nil && memory.locking == .acceptingList }
@@ -166,20 +251,32 @@ public struct AcceptMemoryModel: TransitionSystem {
         /// Whether vCPU v's next step would find the list (or the lock)
         /// taken by another call and leave everything as it was.
         func spins(_ v: Int) -> Bool {
-            guard case .inCall(let c) = programs[v], c.phase == .retry, memory.plantedFault == nil else { return false }
+            guard case .inCall(let c) = programs[v].phase, c.phase == .retry, memory.plantedFault == nil else { return false }
             switch memory.locking {
             case .acceptingList: return memory.acceptingList.contains { $0.units.overlaps(c.window) }
             case .lockHeldAcrossAccept: return memory.lockHolder.map { $0 != v } ?? false
             }
         }
 
-        /// vCPU v's next step, nil when it has none (finished, or spinning:
-        /// a retry that meets the same entry changes nothing).
+        /// Whether another vCPU than v is inside `accept_memory()` with
+        /// interrupts off (from its `spin_lock_irqsave()` to the last
+        /// `spin_unlock_irqrestore()`; "Keep interrupts disabled until the
+        /// accept operation is complete"): `stop_other_cpus()`'s
+        /// REBOOT_VECTOR IPI waits for it. (The NMI `native_stop_other_cpus()`
+        /// sends after a second is not modelled: these accepts take milliseconds.)
+        func anotherInsideAccept(_ v: Int) -> Bool {
+            programs.indices.contains { i in
+                guard i != v, case .inCall(let c) = programs[i].phase else { return false }
+                return c.isWorking || (memory.locking == .lockHeldAcrossAccept && memory.lockHolder == i)
+            }
+        }
+
+        /// vCPU v's next step, nil when it has none (finished, spinning: a
+        /// retry that meets the same entry changes nothing, or waiting to
+        /// stop the others).
         func next(for v: Int) -> ModelStep? {
-            guard dead == nil, !spins(v) else { return nil }
-            switch programs[v] {
-            case .notStarted:
-                return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): lock\(usesList ? ", accepting_list" : "")", call: "\(rangeText(v)): " + firstStep)
+            guard dead == nil, !rebooted, !spins(v), let o = op(v) else { return nil }
+            switch programs[v].phase {
             case .inCall(let c):
                 switch c.phase {
                 case .retry:
@@ -191,40 +288,120 @@ public struct AcceptMemoryModel: TransitionSystem {
                 case .done:
                     return nil
                 }
-            case .touch:
-                return ModelStep(.vcpu(v), "access \(hex(touchFrame(v).value)) vcpu=\(v)", call: "touch: the first page of the range accept_memory() returned for")
-            case .finished:
-                return nil
+            case .acceptAfterConvert:
+                guard case .convert(let r, _) = o else { return nil }
+                return ModelStep(.vcpu(v), "accept \(ProgramOp.text(r)) linux vcpu=\(v)", call: "set_memory_encrypted(): tdx_accept_memory() of the range MapGPA made private")
+            case .ready:
+                switch o {
+                case .accept:
+                    return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): lock\(usesList ? ", accepting_list" : "")", call: "\(rangeText(v)): " + firstStep)
+                case .touch(let r):
+                    let call = model.config.programs == nil ? "touch: the first page of the range accept_memory() returned for" : "touch: a load/store of every page"
+                    return ModelStep(.vcpu(v), "access \(ProgramOp.text(r)) vcpu=\(v)", call: call)
+                case .convert(let r, let p):
+                    return ModelStep(.vcpu(v), "convert \(ProgramOp.text(r)) \(p ? "private" : "shared")",
+                                     call: "set_memory_\(p ? "encrypted" : "decrypted")(): TDG.VP.VMCALL<MapGPA>; the VMM converts under the TD's policy")
+                case .kexecLoad(let r):
+                    if model.acceptsKexecDestinations {
+                        return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): lock\(usesList ? ", accepting_list" : "")", call: "kexec_file_load(): \(rangeText(v)): " + firstStep)
+                    }
+                    return ModelStep(.vcpu(v), "# vcpu\(v): kexec_file_load(): segment at \(ProgramOp.text(r))",
+                                     call: "kexec_file_load(): the segment placed, its destination not accepted (before 6.15)")
+                case .reboot:
+                    guard !anotherInsideAccept(v) else { return nil }
+                    guard let r = kexecImage else {
+                        return ModelStep(.vcpu(v), "# vcpu\(v): kexec -e: no image", call: "reboot(LINUX_REBOOT_CMD_KEXEC): no image loaded, -EINVAL")
+                    }
+                    return ModelStep(.vcpu(v), "access \(ProgramOp.text(r)) vcpu=\(v)",
+                                     call: "kernel_kexec(): stop_other_cpus(), machine_kexec(): relocate_kernel copies the segment to its destination")
+                }
             }
         }
 
         /// Runs vCPU v's next step; what it did, in one line.
         func perform(_ v: Int) throws -> String {
-            switch programs[v] {
-            case .notStarted:
-                var c = memory.beginAcceptMemory(start: model.config.start(v), size: model.config.size, vcpu: v)
-                if c.isDone { programs[v] = .touch; return "nothing in the table" }
-                let r = memory.step(&c, clock: &clock)
-                return finish(v, c, r)
+            guard let o = op(v) else { return "finished" }
+            switch programs[v].phase {
             case .inCall(var c):
+                if case .accepting(let u) = c.phase {
+                    lastAccept = GuestPhysicalAddress(memory.table.address(of: u.lowerBound)).frame ..< GuestPhysicalAddress(memory.table.address(of: u.upperBound)).frame
+                }
                 let r = memory.step(&c, clock: &clock)
                 return finish(v, c, r)
-            case .touch:
-                try run.execute(.access(touchFrame(v).only), line: 0, vcpu: v)
-                programs[v] = .finished
+            case .acceptAfterConvert:
+                guard case .convert(let r, _) = o else { return "?" }
+                lastAccept = r
+                try run.execute(.accept(r, nil), line: 0, vcpu: v)
+                advance(v)
                 if let f = run.lastGuestFailure { dead = f; return f }
-                return "ok"
-            case .finished:
-                return "finished"
+                return "accepted"
+            case .ready:
+                switch o {
+                case .accept(let r):
+                    return begin(v, r)
+                case .kexecLoad(let r):
+                    kexecImage = r
+                    if model.acceptsKexecDestinations { return begin(v, r) }
+                    advance(v)
+                    return "loaded; destination not accepted"
+                case .touch(let r):
+                    try run.execute(.access(r), line: 0, vcpu: v)
+                    advance(v)
+                    if let f = run.lastGuestFailure { dead = f; return f }
+                    return "ok"
+                case .convert(let r, let p):
+                    // The host language's `convert` (HostRun runs the same
+                    // call); its outcome is MapGPA's return to the guest.
+                    let o = run.vm.convert(r, toPrivate: p)
+                    if run.vm.isDead { return "\(run.vm.outcome)" }
+                    guard o == .ok else {
+                        // tdx_map_gpa() fails, so does set_memory_*crypted(): its
+                        // callers leak the page and go no further with it.
+                        programs[v].pc = model.programs[v].count
+                        return "MapGPA failed (\(o)): set_memory_\(p ? "encrypted" : "decrypted")() fails, the page is leaked, the program stops"
+                    }
+                    guestShared.removeAll { $0 == r }
+                    if p { programs[v].phase = .acceptAfterConvert } else { guestShared.append(r); advance(v) }
+                    return "converted"
+                case .reboot:
+                    advance(v)
+                    guard let r = kexecImage else { return "no image: -EINVAL" }
+                    rebooted = true
+                    if let u = firstUnaccepted(r) {
+                        stepViolations.append(Violation(invariant: InvariantRegistry.kexecDestinationsAccepted.name,
+                                                        detail: "destination \(ProgramOp.text(r)): unit \(u.value) is still set in the unaccepted bitmap when relocate_kernel copies into it"))
+                    }
+                    try run.execute(.access(r), line: 0, vcpu: v)
+                    if let f = run.lastGuestFailure { dead = f; return f }
+                    return "relocation completed"
+                }
             }
+        }
+
+        func begin(_ v: Int, _ r: Range<GuestFrameNumber>) -> String {
+            var c = memory.beginAcceptMemory(start: r.lowerBound.address.value, size: r.length * 4096, vcpu: v)
+            if c.isDone { advance(v); return "nothing in the table" }
+            let s = memory.step(&c, clock: &clock)
+            return finish(v, c, s)
+        }
+
+        func advance(_ v: Int) { programs[v].pc += 1; programs[v].phase = .ready }
+
+        /// The first unit of `r` the bitmap still marks unaccepted.
+        func firstUnaccepted(_ r: Range<GuestFrameNumber>) -> UnacceptedUnit? {
+            let t = memory.table
+            let lo = t.unit(containing: r.lowerBound.address.value), hi = t.unit(roundingUp: r.upperBound.address.value)
+            var u = lo
+            while u < hi { if t.bitmap.test(u) { return u }; u = u + 1 }
+            return nil
         }
 
         func finish(_ v: Int, _ c: AcceptMemoryCall, _ r: AcceptMemoryStep?) -> String {
             if case .done(let o) = c.phase {
-                programs[v] = .touch
-                if case .terminated(let why) = o { dead = why; programs[v] = .finished; return why }
+                advance(v)
+                if case .terminated(let why) = o { dead = why; programs[v].pc = model.programs[v].count; return why }
             } else {
-                programs[v] = .inCall(c)
+                programs[v].phase = .inCall(c)
             }
             switch r {
             case .spun: return "overlaps an accepting_list entry: unlock, retry"
@@ -243,11 +420,31 @@ public struct AcceptMemoryModel: TransitionSystem {
             }
         }
 
+        /// Runs a host move or an injected fault (a host command line).
+        func performHost(_ step: ModelStep) throws -> String {
+            let s = try HostScenario.parse(model.header + "\n" + step.command)
+            guard let c = s.commands.last else { return "?" }
+            if case .inject = c { faults += 1 } else { hostMoves += 1 }
+            try run.execute(c, line: 0)
+            return run.vm.isDead ? "\(run.vm.outcome)" : "done"
+        }
+
+        /// Whether frame g may be inaccessible to the guest's private
+        /// accesses with its unit clear in the bitmap: the guest made it
+        /// shared, or is between MapGPA(private) and its accept.
+        func excused(_ g: GuestFrameNumber) -> Bool {
+            if guestShared.contains(where: { $0.contains(g) }) { return true }
+            return programs.indices.contains { v in
+                guard programs[v].phase == .acceptAfterConvert, case .convert(let r, _)? = op(v) else { return false }
+                return r.contains(g)
+            }
+        }
+
         /// The model's invariants in this state.
         func violations(lastActor v: Int?, observed: String) -> [Violation] {
-            var out: [Violation] = []
+            var out: [Violation] = stepViolations
             let working = programs.enumerated().compactMap { i, p -> (Int, AcceptMemoryCall)? in
-                if case .inCall(let c) = p, c.isWorking { return (i, c) } else { return nil }
+                if case .inCall(let c) = p.phase, c.isWorking { return (i, c) } else { return nil }
             }
             for (x, a) in working.enumerated() {
                 for (i, b) in working[(x + 1)...] where a.1.window.overlaps(b.window) {
@@ -256,7 +453,10 @@ public struct AcceptMemoryModel: TransitionSystem {
                 }
             }
             if let d = dead, let v {
-                if d.contains("Failed to accept memory") {
+                if d.contains("Failed to accept memory"), let r = lastAccept, r.contains(where: { run.vm.faults.refusedAUG.value(at: $0) }) {
+                    out.append(Violation(invariant: InvariantRegistry.acceptCompletes.name,
+                                         detail: "vcpu\(v): the host never AUGs \(ProgramOp.text(r)); the vCPU faults again for ever (cut off: \(d))"))
+                } else if d.contains("Failed to accept memory") {
                     out.append(Violation(invariant: InvariantRegistry.acceptSucceeds.name, detail: "vcpu\(v): \(d)"))
                 } else if d.contains("Guest access before accepting") || d.contains("EPT-violation on private memory") {
                     out.append(Violation(invariant: InvariantRegistry.neverTouchUnaccepted.name, detail: "vcpu\(v): \(d)"))
@@ -267,7 +467,8 @@ public struct AcceptMemoryModel: TransitionSystem {
             while u < ram.upperBound {
                 if !memory.table.bitmap.test(u) {
                     let a = GuestPhysicalAddress(memory.table.address(of: u)).frame
-                    if !run.vm.module.isAccessible(Range(start: a, count: model.config.unit / 4096)) {
+                    let frames = Range(start: a, count: model.config.unit / 4096)
+                    if !run.vm.module.isAccessible(frames), frames.contains(where: { !run.vm.module.isAccessible($0.only) && !excused($0) }) {
                         out.append(Violation(invariant: InvariantRegistry.tableAgreesWithPlatform.name,
                                              detail: "unit \(u.value) is clear in the unaccepted bitmap but not accepted on the platform"))
                         break
@@ -279,7 +480,7 @@ public struct AcceptMemoryModel: TransitionSystem {
         }
 
         /// Everything that decides the future: the host, the bitmap, the
-        /// list or lock, each program's position.
+        /// list or lock, each program's position, the image, the budgets used.
         var fingerprint: [UInt64] {
             var w = HostFingerprint(run.vm).words
             w.append(0xACCE_0000_0000_0001)
@@ -288,8 +489,10 @@ public struct AcceptMemoryModel: TransitionSystem {
             for e in memory.acceptingList { w += [UInt64(e.vcpu), e.units.lowerBound.value, e.units.upperBound.value] }
             w.append(memory.lockHolder.map { UInt64($0) } ?? .max)
             for p in programs {
-                switch p {
-                case .notStarted: w.append(1)
+                w.append(UInt64(p.pc))
+                switch p.phase {
+                case .ready: w.append(1)
+                case .acceptAfterConvert: w.append(6)
                 case .inCall(let c):
                     switch c.phase {
                     case .retry: w.append(2)
@@ -297,32 +500,53 @@ public struct AcceptMemoryModel: TransitionSystem {
                     case .clearing(let r): w += [4, r.lowerBound.value, r.upperBound.value]
                     case .done: w.append(5)
                     }
-                case .touch: w.append(6)
-                case .finished: w.append(7)
                 }
             }
+            w += [kexecImage.map { $0.lowerBound.value } ?? .max, kexecImage.map { $0.upperBound.value } ?? .max,
+                  rebooted ? 1 : 0, UInt64(hostMoves), UInt64(faults), 0xACCE_0000_0000_0003]
+            for r in guestShared { w += [r.lowerBound.value, r.upperBound.value] }
             w.append(dead.map { stableHash($0) } ?? 0)
             return w
         }
     }
 
-    /// Replays `path` on a fresh TD.
+    /// Replays `path` on a fresh TD; every registered invariant is checked
+    /// after every step, and the state carries the last step's findings.
     /// - Complexity: O(path length) steps, each a call across a real layer.
     func replay(_ path: [ModelStep]) throws -> (state: ReplayedState, world: World) {
         let w = try World(self)
-        var observed = ""
-        var last: Int? = nil
-        for step in path {
-            guard case .vcpu(let v) = step.actor else { continue }
-            observed = try w.perform(v)
-            last = v
-        }
         let top = w.run.vm.slots.map(\.frames.upperBound).max() ?? GuestFrameNumber(0)
         var host = HostInvariants(watching: .lowest..<(top + (PageLevel.size2M.pages - 1)).region2M)
-        let v = w.violations(lastActor: last, observed: observed) + host.registered(after: w.run.vm)
-        let done = w.programs.allSatisfy { $0 == .finished }
-        let state = ReplayedState(path: path, fingerprint: w.fingerprint, violations: HostCommandModel.deduplicated(v),
-                                  terminal: w.dead != nil || done, observed: observed)
+        _ = host.registered(after: w.run.vm)
+        var observed = ""
+        var last: [Violation] = []
+        for step in path {
+            let brokenBefore = Set(w.run.vm.brokenOutcomes)
+            let wasBugged = w.run.vm.isDead
+            w.stepViolations = []
+            w.lastAccept = nil
+            var lastVCPU: Int? = nil
+            if case .vcpu(let v) = step.actor {
+                observed = try w.perform(v)
+                lastVCPU = v
+            } else {
+                observed = try w.performHost(step)
+            }
+            var v = w.violations(lastActor: lastVCPU, observed: observed)
+            for b in w.run.vm.brokenOutcomes where !brokenBefore.contains(b) && !b.hasPrefix("invariant: ") {
+                v.append(InvariantRegistry.violation(host: b))
+            }
+            if !wasBugged, case .vmBugged(let why) = w.run.vm.outcome {
+                v.append(Violation(invariant: InvariantRegistry.noBugOn.name, detail: why))
+                _ = host.registered(after: w.run.vm)
+            } else {
+                v += host.registered(after: w.run.vm)
+            }
+            if w.run.vm.isDead, w.dead == nil { w.dead = "\(w.run.vm.outcome)" }
+            last = v
+        }
+        let state = ReplayedState(path: path, fingerprint: w.fingerprint, violations: HostCommandModel.deduplicated(last),
+                                  terminal: w.dead != nil || w.rebooted || w.finished, observed: observed)
         return (state, w)
     }
 
@@ -334,7 +558,8 @@ public struct AcceptMemoryModel: TransitionSystem {
     /// it does NOT reach them and replays the calls up to them.
     public func scenarioFile(_ path: [ModelStep], violation v: Violation, checkFile: String) -> String {
         let kernelState = [InvariantRegistry.acceptingListExclusive.name, InvariantRegistry.tableAgreesWithPlatform.name].contains(v.invariant)
-        var head = "# cocomem scenario: the shortest counterexample `cocomem check \(checkFile)` found (docs/CHECKER.md)\n"
+        let command = checkFile.hasSuffix(".yaml") || checkFile.hasSuffix(".yml") ? "cocomem check \(checkFile)" : "cocomem verdicts --only \(checkFile)"
+        var head = "# cocomem scenario: the shortest counterexample `\(command)` found (docs/CHECKER.md)\n"
             + "# \(v.invariant): \(v.detail)\n"
             + "# Kernel \(config.kernel) (\(locking.rawValue))\(config.plantedFault.map { ", planted fault \($0.rawValue)" } ?? ""): each vCPU's "
             + "arch_accept_memory() is one `accept ... linux vcpu=N`, its touch `access ... vcpu=N`; the lock, list and bitmap steps are comments.\n"

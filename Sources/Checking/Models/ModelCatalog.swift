@@ -47,7 +47,14 @@ public enum ModelCatalog {
     /// - `accept-memory`: `kernel` (a release, 7.0), `planted-fault`
     ///   (none, no-accepting-list, claim-by-clearing), `vcpus` (1–3, 2),
     ///   `size` (4M), `stride` (the size; 0: one range for all), `host`
-    ///   (tdx, tdx-huge). Finite: explored to the end.
+    ///   (tdx, tdx-huge); or each vCPU's own program, `vcpu0`, `vcpu1`,
+    ///   `vcpu2` (`ProgramOp.program`: `accept`, `touch`, `convert`,
+    ///   `kexec-load`, `reboot`, separated by `;`); `host-steps` (host
+    ///   command lines, `;`-separated: remove, readd, remap, refuse-aug,
+    ///   punch, attributes, pin, unpin, hostmap) with `host-budget` (1 when
+    ///   steps are given, 0...8); `faults` (0...4) injected from
+    ///   `fault-points` (every `FaultPoint` by default); `policy` (seed
+    ///   004's conversion policy). Finite: explored to the end.
     ///
     /// Every key is checked: an unknown key or a bad value is a
     /// `CocomemError` naming it.
@@ -111,10 +118,35 @@ public enum ModelCatalog {
                                            pages: try int("pages", 1, 1...2), attacks: attacks)
             spec = Verdicts.Spec(id: "check-adversarial-host", design: "adversarial host", condition: "", build: .adversarial(a))
         case "accept-memory":
-            try allow(["kernel", "planted-fault", "vcpus", "size", "stride", "host"])
+            try allow(["kernel", "planted-fault", "vcpus", "size", "stride", "host", "vcpu0", "vcpu1", "vcpu2",
+                       "host-steps", "host-budget", "faults", "fault-points", "policy"])
             var c = AcceptMemoryModel.Config(kernel: p["kernel"] ?? "7.0", vcpus: try int("vcpus", 2, 1...3), size: try size("size", 4 << 20))
             c.stride = try size("stride", c.size)
             c.host = p["host"] ?? "tdx-huge"
+            let given = ["vcpu0", "vcpu1", "vcpu2"].filter { p[$0] != nil }
+            if !given.isEmpty {
+                guard p["vcpus"] == nil, p["size"] == nil, p["stride"] == nil else { throw bad("give either programs (vcpu0...) or vcpus/size/stride, not both") }
+                guard given == Array(["vcpu0", "vcpu1", "vcpu2"].prefix(given.count)) else { throw bad("programs must be vcpu0, vcpu1, vcpu2 in order, none missing") }
+                c.programs = try given.map { k in
+                    do { return try ProgramOp.program(p[k]!) } catch let e as CocomemError { throw bad("'\(k)': \(e.message)") }
+                }
+                c.vcpus = given.count
+            }
+            if let pv = p["policy"] {
+                guard let x = ConversionPolicy(rawValue: pv) else {
+                    throw bad("'policy' must be one of \(ConversionPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                c.policy = x
+            }
+            c.hostBudget = try int("host-budget", p["host-steps"] == nil ? 0 : 1, 0...8)
+            c.maxFaults = try int("faults", 0, 0...4)
+            c.faultPoints = try (list("fault-points") ?? (c.maxFaults > 0 ? FaultPoint.allCases.map(\.rawValue) : [])).map { f -> FaultPoint in
+                guard let x = FaultPoint(rawValue: f) else { throw bad("unknown fault point '\(f)' (expected: \(FaultPoint.allCases.map(\.rawValue).joined(separator: ", ")))") }
+                return x
+            }
+            if let h = p["host-steps"] {
+                do { c.hostSteps = try HostMove.steps(h, header: "td vcpus=\(c.vcpus) host=\(c.host)\nslot id=1 base=0 pages=0x4000\nfinalize") } catch let e as CocomemError { throw bad(e.message) }
+            }
             if let f = p["planted-fault"], f != "none" {
                 guard let x = PlantedAcceptFault(rawValue: f) else {
                     throw bad("unknown planted fault '\(f)' (expected: none, \(PlantedAcceptFault.allCases.map(\.rawValue).joined(separator: ", ")))")

@@ -82,6 +82,11 @@ public enum Verdicts {
                             condition: "kernel \(v), 4 GiB TD, 256 MiB initrd, both syscalls, ≤1 workload phase before the load",
                             build: .kexec(KexecModel.Config(kernel: v))))
         }
+        for (v, fix) in [("6.12", false), ("6.16", true)] {
+            out.append(Spec(id: "001-kexec-2vcpu-\(v)", design: "seed 001: kexec \(fix ? "with" : "without") accepting destinations at load",
+                            condition: "kernel \(v), vCPU 0 loads a segment at 6 MiB and reboots while vCPU 1 accepts 4-8 MiB (accept-memory model)",
+                            build: .acceptMemory(AcceptMemoryModel.Config.kexecWhileAccepting(kernel: v))))
+        }
         for trusts in [true, false] {
             out.append(Spec(id: "18-adversary-\(trusts ? "trusting" : "linux")",
                             design: "adversarial host vs a guest that \(trusts ? "trusts" : "does not trust") ALREADY_ACCEPTED",
