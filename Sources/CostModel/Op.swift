@@ -95,9 +95,14 @@ public enum Op: Int, CaseIterable, Sendable {
     /// TDH.MEM.PAGE.DEMOTE of a 1G leaf into 512 2M leaves.
     case tdxDemote1G
 
+    /// A TDG.MEM.PAGE.ACCEPT at 2M interrupted between 4K chunks: the
+    /// pending interrupt's TD exit, the host handling it, TDH.VP.ENTER, and
+    /// the TDCALL re-executed (its zeroing is in the final success's bytes).
+    case tdxAcceptInterruptExit
+
     /// Operations of a forward-looking feature, reported only when counted,
     /// so that reports of runs without the feature are unchanged.
-    public var isReportedOnlyWhenCounted: Bool { self == .tdxAug1G || self == .tdxDemote1G }
+    public var isReportedOnlyWhenCounted: Bool { self == .tdxAug1G || self == .tdxDemote1G || self == .tdxAcceptInterruptExit }
 }
 
 /// Counts of operations, indexed by `Op`. Cheap to add and to scale, which
@@ -186,10 +191,11 @@ extension Op {
         "kernel.idle_tick_exit",
         "tdx.aug.1g",
         "tdx.demote.1g",
+        "tdx.accept.interrupt_exit",
     ]
     /// Operations a calibration file may leave out (they take the built-in cost): added after
     /// files were written against the rest.
-    static let addedWithDefaults: [Op] = [.kernelZoneLockSection, .kernelIdleTickExit, .tdxAug1G, .tdxDemote1G]
+    static let addedWithDefaults: [Op] = [.kernelZoneLockSection, .kernelIdleTickExit, .tdxAug1G, .tdxDemote1G, .tdxAcceptInterruptExit]
     /// The stable name used in the calibration file and JSON output.
     public var name: String { Op.names[rawValue] }
     /// Position in `allCases`.

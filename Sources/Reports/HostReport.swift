@@ -30,6 +30,12 @@ extension TDXVM {
             ("outcome", .string(outcomeString)),
         ]
         if options.conversionPolicy == .inPlace { fields.insert(("in_place", inPlaceJSON), at: 9) }
+        // Only when the module refused or interrupted an ACCEPT, so that the
+        // other reports are unchanged.
+        if module.hostPriorityRefusals > 0 || module.acceptInterruptions > 0 {
+            fields.insert(("tdx_module", .object([("accept_host_priority_busy", .uint(module.hostPriorityRefusals)),
+                                                  ("accept_2m_interrupted", .uint(module.acceptInterruptions))])), at: 4)
+        }
         // Only under a module with 1G private mappings, so that the other
         // reports are unchanged.
         if module.features.privateMappings1G {
@@ -69,6 +75,10 @@ extension TDXVM {
         }
         o += "  SEAMCALLs:\n"
         for (leaf, st, n) in module.calls.nonZero { o += "    " + "\(leaf) \(st)".rightPadded(56) + "\(n)\n" }
+        if module.hostPriorityRefusals > 0 || module.acceptInterruptions > 0 {
+            o += "  TDX module: ACCEPTs refused for host priority (guest saw TDX_OPERAND_BUSY) \(module.hostPriorityRefusals), "
+            o += "2M ACCEPTs interrupted (TD exit, re-entry, resumed at ACCEPT_COUNTER) \(module.acceptInterruptions)\n"
+        }
         o += "  KVM:\n"
         for c in KVMCounter.allCases where counters[c] > 0 { o += "    " + c.name.rightPadded(56) + "\(counters[c])\n" }
         if options.conversionPolicy == .inPlace {

@@ -51,6 +51,10 @@ public final class TDXVM {
     public internal(set) var private1G = Private1GStats()
     /// Faults to inject (a test and scenario harness, not KVM state).
     package var faults = FaultPlan()
+    /// While `hostContend` runs a fault: the vCPU whose TDG.MEM.PAGE.ACCEPT
+    /// holds the entry the fault's AUG needs (fault injection for the race
+    /// behind host priority, `TDXVM+HostPriority.swift`).
+    var acceptInFlight: Int?
     public internal(set) var outcome: HostOutcome = .ok
     /// Flags for results the seed 004 reviewers call broken.
     public internal(set) var brokenOutcomes: [String] = []

@@ -131,6 +131,12 @@ public final class HostRun {
             case .unpin: vm.hostUnpin(r)
             case .hostmap: _ = vm.hostMap(r)
             }
+        case .contend(let r, let acceptor):
+            try requireSlot(r, line: line)
+            guard acceptor != vcpu else {
+                throw CocomemError(.invalidScenario, "host scenario line \(line): contend needs the accepting vCPU to be another than the faulting vCPU 0")
+            }
+            vm.hostContend(r, acceptor: acceptor)
         case .rmpadjust:
             throw CocomemError(.invalidScenario, "host scenario line \(line): rmpadjust needs platform=snp")
         }
@@ -178,6 +184,7 @@ extension HostScenario.Command {
         case .check: "check"
         case .adversary(let a, _): a.rawValue
         case .hostUse(let u, _): u.rawValue
+        case .contend: "contend"
         case .rmpadjust: "rmpadjust"
         }
     }
