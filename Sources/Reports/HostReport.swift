@@ -23,6 +23,7 @@ extension TDXVM {
             ("kvm", .object(kvm)),
             ("sept_pages", .uint(septPages)),
             ("pamt_pages", .uint(pamtPagesAllocated)),
+            ("pamt", pamtJSON),
             ("split_cache_pages", .uint(splitCache)),
             ("host_committed_bytes", .uint(ByteCount.frames(committedPages).value)),
             ("huge_pages_enabled", .bool(hugePagesEnabled)),
@@ -43,6 +44,39 @@ extension TDXVM {
                                                   ("zaps_1g", .uint(private1G.zaps))])), at: 2)
         }
         return .object(fields)
+    }
+
+    /// Host memory spent on PAMT (issue 18 §1, DPAMT v4/v6): static levels,
+    /// the 4K level or its bitmap, dynamic pages, for the TD and the host.
+    var pamtJSON: JSON {
+        let p = pamtFootprint
+        return .object([
+            ("dynamic_pamt", .bool(p.dynamicPAMT)),
+            ("series", .string(p.series.rawValue)),
+            ("disabled_because", p.disabledBecause.map { .string($0) } ?? .null),
+            ("td", .object([("memory_bytes", .uint(ByteCount.frames(p.tdPages).value)),
+                            ("static_1g_2m_bytes", .uint(p.tdStatic.upper)),
+                            (p.dynamicPAMT ? "static_4k_bitmap_bytes" : "static_4k_bytes", .uint(p.tdStatic.level4K)),
+                            ("dynamic_bytes", .uint(p.dynamicBytes)), ("total_bytes", .uint(p.tdTotalBytes))])),
+            ("fault_cache_bytes_bound", .uint(p.faultCacheBytes)),
+            ("host", .object([("memory_bytes", .uint(ByteCount.frames(p.hostPages).value)),
+                              ("static_1g_2m_bytes", .uint(p.hostStatic.upper)),
+                              (p.dynamicPAMT ? "static_4k_bitmap_bytes" : "static_4k_bytes", .uint(p.hostStatic.level4K)),
+                              ("dynamic_bytes", .uint(p.dynamicBytes)), ("total_bytes", .uint(p.hostTotalBytes))])),
+        ])
+    }
+
+    /// The PAMT lines of the readable stats.
+    var pamtText: String {
+        let p = pamtFootprint
+        let mode = p.dynamicPAMT ? "Dynamic PAMT \(p.series.rawValue)" : "static PAMT" + (p.disabledBecause.map { " (\($0))" } ?? "")
+        let level4K = p.dynamicPAMT ? "4K bitmap" : "PAMT_4K"
+        var o = "  PAMT, \(mode): TD (\(ByteCount.frames(p.tdPages))) static 1G+2M \(ByteCount(p.tdStatic.upper)) + \(level4K) \(ByteCount(p.tdStatic.level4K)), "
+        o += "dynamic \(ByteCount(p.dynamicBytes)), total \(ByteCount(p.tdTotalBytes))"
+        if p.dynamicPAMT { o += "; fault cache up to \(ByteCount(p.faultCacheBytes))" }
+        o += "\n  PAMT, host (\(ByteCount.frames(p.hostPages)) in TDMRs): static 1G+2M \(ByteCount(p.hostStatic.upper)) + \(level4K) \(ByteCount(p.hostStatic.level4K)), "
+        o += "dynamic \(ByteCount(p.dynamicBytes)), total \(ByteCount(p.hostTotalBytes))\n"
+        return o
     }
 
     /// In-place conversion's host side: pins, SIGBUS, refused conversions,
@@ -70,6 +104,7 @@ extension TDXVM {
     /// The readable stats block.
     public var statsText: String {
         var o = "  pages_4k \(pages4K), pages_2m \(pages2M), S-EPT pages \(septPages), PAMT pages \(pamtPagesAllocated)\n"
+        o += pamtText
         if module.features.privateMappings1G {
             o += "  1G private mappings: pages_1g \(pages1G), 1G leaves split to 2M \(private1G.splits), 1G leaves zapped \(private1G.zaps)\n"
         }

@@ -14,6 +14,11 @@ import TDXModule
 /// entry lock, every guest ACCEPT of the entry gets
 /// TDX_OPERAND_BUSY_HOST_PRIORITY, which the guest sees as TDX_OPERAND_BUSY.
 extension TDXVM {
+    /// Guest ACCEPTs the module refused for host priority (seen as TDX_OPERAND_BUSY).
+    public var acceptsRefusedForHostPriority: UInt64 { module.hostPriorityRefusals }
+    /// 2M ACCEPTs stopped by a pending interrupt (each a TD exit and re-entry).
+    public var acceptsInterrupted: UInt64 { module.acceptInterruptions }
+
     /// The most frames one `contend` command covers: one 2M range.
     public static let maxContendFrames: UInt64 = PageLevel.size2M.pages
 

@@ -39,6 +39,7 @@ public final class HostRun {
         clock = PhaseClock(vcpus: s.vcpus)
         recorder = record ? Recorder(costs: costs, vcpus: s.vcpus) : nil
         recorder?.hostSlots = s.slots.map(\.frames)
+        recorder?.isHostRun = true
         recorder?.start(vm: vm, snp: nil)
     }
 

@@ -214,7 +214,17 @@ public struct HostScenario: Sendable {
                         let dp = s.features.dynamicPAMT
                         s.features = v == "new" ? TDXModuleFeatures() : .legacy
                         s.features.dynamicPAMT = dp
-                    case "dpamt": s.features.dynamicPAMT = try onOff(v, k)
+                    case "dpamt":
+                        // on is v4, the series the model followed before v6 had a name here.
+                        guard ["on", "off", "v4", "v6"].contains(v) else { throw err("dpamt must be on, off, v4 or v6") }
+                        s.features.dynamicPAMT = v != "off"
+                        if v == "v6" { s.options.dpamtSeries = .v6 } else if v != "off" { s.options.dpamtSeries = .v4 }
+                    case "host-phys-bits":
+                        guard let b = Int(v), (36...52).contains(b) else { throw err("host-phys-bits must be 36...52") }
+                        s.options.hostPhysBits = b
+                    case "host-memory":
+                        guard let b = (try? ByteCount.parse(v))?.value, b >= PageLevel.size2M.bytes, b <= 1 << 52 else { throw err("host-memory must be a size from 2M to 4P") }
+                        s.options.hostMemoryPages = b / PageLevel.size4K.bytes
                     case "demote-loop": s.options.demoteRestartableLoop = try onOff(v, k)
                     case "spec-accept": s.features.acceptWalkCases = try onOff(v, k) ? .specTable82 : .moduleCode
                     case "sept-ve-disable": s.options.septVEDisable = try onOff(v, k)
@@ -306,7 +316,8 @@ public struct HostScenario: Sendable {
                 if acceptor == 1 { vcpuLines.append((1, n)) }
                 s.commands.append(.contend(r, acceptor: acceptor))
             case "pin", "unpin", "hostmap":
-                guard s.options.conversionPolicy == .inPlace else {
+                // hostmap also runs with VM-wide attributes: the VMM touching its own shared memory.
+                guard s.options.conversionPolicy == .inPlace || verb == "hostmap" else {
                     throw err("\(verb) needs policy=in-place on the td line (only in-place conversion maps guest_memfd's pages to the host)")
                 }
                 guard f.count <= 2 else { throw err("\(verb) takes one GFN[+COUNT], got '\(f[2])'") }
