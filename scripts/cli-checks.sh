@@ -559,7 +559,7 @@ expect_error "sweep: foreign database" "not a cocomem results database" sweep "$
 expect_error "sweep: database is a directory" "not a regular file" sweep "$tmp/sw-one.yaml" --db "$tmp"
 # --plot names resolve before the sweep runs (on its first point of each platform): a typo, one line with the nearest columns.
 printf 'guest:\n  platform: [tdx, snp]\n  memory: [1G, 2G]\n' >"$tmp/sw-plot.yaml"
-expect_error "sweep: --plot naming no column" "--plot memory,totl_boot_s: no column 'totl_boot_s' in the sweep's points (nearest: virtual_time_total_boot_s)" \
+expect_error "sweep: --plot naming no column" "--plot memory,totl_boot_s: no column 'totl_boot_s' in the sweep's points (nearest: virtual_time_total_boot_s" \
     sweep "$tmp/sw-plot.yaml" --db "$tmp/s.db" --report "$tmp/plot.html" --plot memory,totl_boot_s
 expect_error "sweep: --plot naming no axis" "no column 'memroy' in the sweep's points (nearest: guest_memory" \
     sweep "$tmp/sw-plot.yaml" --db "$tmp/s.db" --report "$tmp/plot.html" --plot memroy,total_boot_s
