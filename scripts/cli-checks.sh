@@ -87,6 +87,17 @@ printf 'td host=tdx\nslot id=1 base=0 pages=512\nfinalize\nremap 0x1ff+2\n' >"$t
 expect_error "adversarial remap outside the memslot" "not inside one memslot" host "$tmp/remap-outside.host"
 printf 'td host=tdx\nslot id=1 base=0 pages=0x100000000\nfinalize\nreadd 0x0+0x100000000\n' >"$tmp/readd-huge.host"
 expect_error "adversarial readd of 16 TiB (page by page: bounded)" "line 4: readd covers at most 262144 frames (1 GiB)" host "$tmp/readd-huge.host"
+# contend (issue 18 §1, host priority): two vCPUs, one 2M range, the accepting vCPU not 0, TDX only
+printf 'td host=tdx vcpus=1\nslot id=1 base=0 pages=512\nfinalize\ncontend 0x5+1\n' >"$tmp/contend-1vcpu.host"
+expect_error "contend on a one-vCPU TD" "line 4: vcpu=1, but the TD has 1 vCPUs" host "$tmp/contend-1vcpu.host"
+printf 'td host=tdx vcpus=2\nslot id=1 base=0 pages=2048\nfinalize\ncontend 0x0+1024\n' >"$tmp/contend-big.host"
+expect_error "contend over more than one 2M range" "line 4: contend covers at most 512 frames" host "$tmp/contend-big.host"
+printf 'td host=tdx vcpus=2\nslot id=1 base=0 pages=512\nfinalize\ncontend 0x5+1 vcpu=0\n' >"$tmp/contend-vcpu0.host"
+expect_error "contend with the faulting vCPU as the acceptor" "line 4: contend's vcpu= is the vCPU inside ACCEPT" host "$tmp/contend-vcpu0.host"
+printf 'td host=tdx vcpus=2\nslot id=1 base=0 pages=512\nfinalize\ncontend 0x5+1 now\n' >"$tmp/contend-extra.host"
+expect_error "contend with a stray argument" "line 4: contend takes GFN" host "$tmp/contend-extra.host"
+printf 'td platform=snp vcpus=2\nslot id=1 base=0 pages=512\ncontend 0x5+1\n' >"$tmp/contend-snp.host"
+expect_error "contend on the SNP host" "line 3: contend is a TDX host command" host "$tmp/contend-snp.host"
 # vcpu= on guest commands (issue 20): bounded by the td line's vcpus, a number, once.
 printf 'td vcpus=2 host=tdx\nslot id=1 base=0 pages=512\nfinalize\naccept 0x0+512 linux vcpu=2\n' >"$tmp/vcpu-past.host"
 expect_error "host vcpu= past the TD's vCPUs" "line 4: vcpu=2, but the TD has 2 vCPUs (0...1)" host "$tmp/vcpu-past.host"
@@ -557,7 +568,7 @@ expect_error "sweep: foreign database" "not a cocomem results database" sweep "$
 expect_error "sweep: database is a directory" "not a regular file" sweep "$tmp/sw-one.yaml" --db "$tmp"
 # --plot names resolve before the sweep runs (on its first point of each platform): a typo, one line with the nearest columns.
 printf 'guest:\n  platform: [tdx, snp]\n  memory: [1G, 2G]\n' >"$tmp/sw-plot.yaml"
-expect_error "sweep: --plot naming no column" "--plot memory,totl_boot_s: no column 'totl_boot_s' in the sweep's points (nearest: virtual_time_total_boot_s)" \
+expect_error "sweep: --plot naming no column" "--plot memory,totl_boot_s: no column 'totl_boot_s' in the sweep's points (nearest: virtual_time_total_boot_s" \
     sweep "$tmp/sw-plot.yaml" --db "$tmp/s.db" --report "$tmp/plot.html" --plot memory,totl_boot_s
 expect_error "sweep: --plot naming no axis" "no column 'memroy' in the sweep's points (nearest: guest_memory" \
     sweep "$tmp/sw-plot.yaml" --db "$tmp/s.db" --report "$tmp/plot.html" --plot memroy,total_boot_s

@@ -22,6 +22,13 @@ public enum HostSequences {
     /// `verbs` by `sequence(seed:length:inPlace: true)`.
     public static let inPlaceVerbs = ["pin", "unpin", "hostmap", "inject gmem-attributes-nomem", "inject gmem-safe-refcount"]
 
+    /// The races with the guest's ACCEPT (issue 18 §1: host priority, the
+    /// interruptible 2M ACCEPT) and the host touching guest memory through
+    /// the VMM's mapping (issue 18 §5: double backing with VM-wide
+    /// attributes, SIGBUS in place), drawn besides `verbs` by
+    /// `sequence(seed:length:races: true)`.
+    public static let raceVerbs = ["contend", "inject accept-interrupt", "hostmap"]
+
     /// Frames of the TD the sequences run on: four 2M chunks.
     public static let frames: UInt64 = 2048
 
@@ -42,10 +49,12 @@ public enum HostSequences {
     /// (the sequences without it are unchanged, seed for seed).
     /// With `inPlace`, `inPlaceVerbs` too (for a TD under `in-place`).
     /// With `private1G`, `private1GVerbs` too (for `scenario(..., private1G: true)`).
+    /// With `races`, `raceVerbs` too.
     public static func sequence(seed: UInt64, length: Int, adversarial: Bool = false, inPlace: Bool = false,
-                                private1G: Bool = false) -> [String] {
+                                private1G: Bool = false, races: Bool = false) -> [String] {
         var rng = SplitMix64(seed: seed)
         let pool = (adversarial ? verbs + adversarialVerbs : verbs) + (inPlace ? inPlaceVerbs : []) + (private1G ? private1GVerbs : [])
+            + (races ? raceVerbs : [])
         return (0..<length).map { _ in
             let v = pool[Int(rng.next() % UInt64(pool.count))]
             // In place, offsets stay within 4 frames of the chunk start so
@@ -63,6 +72,9 @@ public enum HostSequences {
                 let start = chunk * 512 + off
                 return "\(parts[0]) \(hex(start))+\(min(1 + rng.next() % 4, frames - start)) \(parts[1])"
             case "punch": return parts.count > 1 ? "punch 0x0+\(hex(frames1G))" : "punch \(hex(chunk * 512))+512"
+            case "contend":
+                // One entry: a whole chunk (its 2M entry where KVM would map 2M) or a few frames.
+                return rng.next() % 2 == 0 ? "contend \(hex(chunk * 512))+512" : "contend \(hex(chunk * 512 + off))+\(1 + rng.next() % 4)"
             case "remove", "readd", "remap", "refuse-aug", "pin", "unpin", "hostmap":
                 let start = chunk * 512 + off
                 return "\(v) \(hex(start))+\(min(1 + rng.next() % 4, frames - start))"

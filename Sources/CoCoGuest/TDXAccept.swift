@@ -60,16 +60,23 @@ public final class TDXAcceptor: ArchAcceptorReplay {
         }
     }
 
-    /// One TDCALL, re-executed after each EPT violation the host resolves.
+    /// One TDCALL, re-executed after each EPT violation the host resolves
+    /// and after each interrupt that stopped a 2M accept (RIP was not
+    /// advanced: the guest's code does not see it, the CPU runs the TDCALL
+    /// again; at most 511 times per page, each resuming one chunk further).
     func tdcall(gfn: GuestFrameNumber, level: PageLevel, counts c: inout OpCounts) -> TDXStatus {
         // A TDCALL that keeps exiting without the host changing anything is
         // a livelock; it is cut off and reported as a failed accept.
-        for _ in 0..<64 {
+        var exits = 0
+        while exits < 64 {
             switch host.accept(gfn: gfn, level: level) {
             case .status(let s):
                 c.add(Self.op(level, s))
                 return s
+            case .interrupted:
+                c.add(.tdxAcceptInterruptExit)
             case .eptViolation(let acceptLevel):
+                exits += 1
                 c.add(Self.eptOp(level))
                 let before = c
                 c.add(host.handleEPTViolation(gfn: gfn, acceptLevel: acceptLevel))

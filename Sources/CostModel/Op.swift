@@ -101,10 +101,16 @@ public enum Op: Int, CaseIterable, Sendable {
     /// One SVSM core-protocol call (SVSM_CORE_PVALIDATE) from a guest at VMPL>0.
     case snpSVSMCall
 
+    /// A TDG.MEM.PAGE.ACCEPT at 2M interrupted between 4K chunks: the
+    /// pending interrupt's TD exit, the host handling it, TDH.VP.ENTER, and
+    /// the TDCALL re-executed (its zeroing is in the final success's bytes).
+    case tdxAcceptInterruptExit
+
     /// Operations of a forward-looking feature or an option, reported only
     /// when counted, so that reports of runs without them are unchanged.
     public var isReportedOnlyWhenCounted: Bool {
         self == .tdxAug1G || self == .tdxDemote1G || self == .snpEvictCache4K || self == .snpSVSMCall
+            || self == .tdxAcceptInterruptExit
     }
 }
 
@@ -196,10 +202,12 @@ extension Op {
         "tdx.demote.1g",
         "snp.evict_cache.4k",
         "snp.svsm.call",
+        "tdx.accept.interrupt_exit",
     ]
     /// Operations a calibration file may leave out (they take the built-in cost): added after
     /// files were written against the rest.
-    static let addedWithDefaults: [Op] = [.kernelZoneLockSection, .kernelIdleTickExit, .tdxAug1G, .tdxDemote1G, .snpEvictCache4K, .snpSVSMCall]
+    static let addedWithDefaults: [Op] = [.kernelZoneLockSection, .kernelIdleTickExit, .tdxAug1G, .tdxDemote1G, .snpEvictCache4K,
+                                          .snpSVSMCall, .tdxAcceptInterruptExit]
     /// The stable name used in the calibration file and JSON output.
     public var name: String { Op.names[rawValue] }
     /// Position in `allCases`.

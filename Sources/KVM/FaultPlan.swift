@@ -30,6 +30,12 @@ public enum FaultPoint: String, Sendable, CaseIterable {
     /// on a shared folio (a speculative GUP or page-cache lookup, not a
     /// host pin) makes the safe-refcount check fail (-EAGAIN).
     case gmemSafeRefcount = "gmem-safe-refcount"
+    /// An interrupt is pending for the vCPU (a host timer tick, an IPI)
+    /// while TDG.MEM.PAGE.ACCEPT initialises a 2M page: the module stops
+    /// after the current 4K chunk (`is_interrupt_pending_guest_side()`), the
+    /// TD exits for the interrupt and re-enters, and the TDCALL re-executes
+    /// from the entry's ACCEPT_COUNTER. Each firing is one interruption.
+    case acceptInterrupt = "accept-interrupt"
 }
 
 extension FaultPoint {
@@ -42,7 +48,7 @@ extension FaultPoint {
         switch self {
         case .folioSplitNoMem, .sharedRefcountBusy, .gmemAttributesNoMem, .gmemSafeRefcount: false
         case .splitCacheTopupNoMem, .splitAllocNoMem, .augBusy, .demoteBusy, .blockBusy, .trackEpochBusy,
-             .demoteInterrupt: true
+             .demoteInterrupt, .acceptInterrupt: true
         }
     }
 }
@@ -69,6 +75,9 @@ public struct FaultPlan: Sendable, Equatable {
     }
 
     public var isArmed: Bool { remaining.values.contains { $0 > 0 } }
+
+    /// Whether `p` would fail now, without consuming it.
+    public func isArmed(_ p: FaultPoint) -> Bool { (remaining[p] ?? 0) > 0 }
 
     /// Whether a failure is armed at a point an ACCEPT of a private page can reach.
     public var isArmedOnPrivateAccept: Bool { remaining.contains { $0.value > 0 && $0.key.reachableFromPrivateAccept } }

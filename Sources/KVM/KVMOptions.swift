@@ -75,8 +75,44 @@ public enum SEPTPlacement: String, Sendable, CaseIterable {
     case scattered
 }
 
+/// Which posting of the Dynamic PAMT series the host kernel runs.
+public enum DPAMTSeries: String, Sendable, CaseIterable {
+    /// v4 (Nov 2025): enabled whenever the module has the feature; the
+    /// per-vCPU fault cache holds `PT64_ROOT_MAX_LEVEL × tdx_dpamt_entry_pages()`
+    /// pages (a PAMT pair for every S-EPT page the fault may add and for the
+    /// guest page).
+    case v4
+    /// v6 (May 2026, "[PATCH v6 10/11] x86/virt/tdx: Enable Dynamic PAMT"):
+    /// enabled only when `x86_phys_bits` (already reduced by the KeyID bits)
+    /// is at most 48, the address space the module's 3-level PAMT tree
+    /// covers; S-EPT and other control pages get their PAMT when they are
+    /// allocated (`tdx_alloc_control_page()`), so the per-vCPU
+    /// `tdx_pamt_cache` of 08/11 serves the guest page only: one pair
+    /// (09/11: "Don't have topup op take a min param").
+    case v6
+
+    /// Pages the per-vCPU fault cache is topped up to before a fault.
+    public var faultCachePages: UInt64 {
+        switch self {
+        case .v4: 5 * 2  // PT64_ROOT_MAX_LEVEL × tdx_dpamt_entry_pages()
+        case .v6: 2  // tdx_dpamt_entry_pages()
+        }
+    }
+}
+
 /// KVM and kvm_intel options of the modelled host.
 public struct KVMOptions: Sendable, Equatable {
+    /// The Dynamic PAMT series the host kernel runs (`dpamt=v4|v6`).
+    public var dpamtSeries: DPAMTSeries = .v4
+    /// `boot_cpu_data.x86_phys_bits` after the KeyID bits are taken off
+    /// (`host-phys-bits=N`): what v6 compares against 48. Default 46: a
+    /// 52-bit MAXPHYADDR with 6 KeyID bits [assumption: the sources give
+    /// no machine's value].
+    public var hostPhysBits = 46
+    /// Host memory the TDX module covers with TDMRs, in 4K pages
+    /// (`host-memory=SIZE`), for the host-wide PAMT figures; nil: the TD's
+    /// memslots alone.
+    public var hostMemoryPages: UInt64? = nil
     /// `kvm_intel.tdx_huge_page` (patch 24); forced off when the module
     /// lacks ENHANCED_DEMOTE_INTERRUPTIBILITY.
     public var tdxHugePage = true

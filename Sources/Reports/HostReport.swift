@@ -23,6 +23,7 @@ extension TDXVM {
             ("kvm", .object(kvm)),
             ("sept_pages", .uint(septPages)),
             ("pamt_pages", .uint(pamtPagesAllocated)),
+            ("pamt", pamtJSON),
             ("split_cache_pages", .uint(splitCache)),
             ("host_committed_bytes", .uint(ByteCount.frames(committedPages).value)),
             ("huge_pages_enabled", .bool(hugePagesEnabled)),
@@ -30,6 +31,12 @@ extension TDXVM {
             ("outcome", .string(outcomeString)),
         ]
         if options.conversionPolicy == .inPlace { fields.insert(("in_place", inPlaceJSON), at: 9) }
+        // Only when the module refused or interrupted an ACCEPT, so that the
+        // other reports are unchanged.
+        if module.hostPriorityRefusals > 0 || module.acceptInterruptions > 0 {
+            fields.insert(("tdx_module", .object([("accept_host_priority_busy", .uint(module.hostPriorityRefusals)),
+                                                  ("accept_2m_interrupted", .uint(module.acceptInterruptions))])), at: 4)
+        }
         // Only under a module with 1G private mappings, so that the other
         // reports are unchanged.
         if module.features.privateMappings1G {
@@ -37,6 +44,39 @@ extension TDXVM {
                                                   ("zaps_1g", .uint(private1G.zaps))])), at: 2)
         }
         return .object(fields)
+    }
+
+    /// Host memory spent on PAMT (issue 18 §1, DPAMT v4/v6): static levels,
+    /// the 4K level or its bitmap, dynamic pages, for the TD and the host.
+    var pamtJSON: JSON {
+        let p = pamtFootprint
+        return .object([
+            ("dynamic_pamt", .bool(p.dynamicPAMT)),
+            ("series", .string(p.series.rawValue)),
+            ("disabled_because", p.disabledBecause.map { .string($0) } ?? .null),
+            ("td", .object([("memory_bytes", .uint(ByteCount.frames(p.tdPages).value)),
+                            ("static_1g_2m_bytes", .uint(p.tdStatic.upper)),
+                            (p.dynamicPAMT ? "static_4k_bitmap_bytes" : "static_4k_bytes", .uint(p.tdStatic.level4K)),
+                            ("dynamic_bytes", .uint(p.dynamicBytes)), ("total_bytes", .uint(p.tdTotalBytes))])),
+            ("fault_cache_bytes_bound", .uint(p.faultCacheBytes)),
+            ("host", .object([("memory_bytes", .uint(ByteCount.frames(p.hostPages).value)),
+                              ("static_1g_2m_bytes", .uint(p.hostStatic.upper)),
+                              (p.dynamicPAMT ? "static_4k_bitmap_bytes" : "static_4k_bytes", .uint(p.hostStatic.level4K)),
+                              ("dynamic_bytes", .uint(p.dynamicBytes)), ("total_bytes", .uint(p.hostTotalBytes))])),
+        ])
+    }
+
+    /// The PAMT lines of the readable stats.
+    var pamtText: String {
+        let p = pamtFootprint
+        let mode = p.dynamicPAMT ? "Dynamic PAMT \(p.series.rawValue)" : "static PAMT" + (p.disabledBecause.map { " (\($0))" } ?? "")
+        let level4K = p.dynamicPAMT ? "4K bitmap" : "PAMT_4K"
+        var o = "  PAMT, \(mode): TD (\(ByteCount.frames(p.tdPages))) static 1G+2M \(ByteCount(p.tdStatic.upper)) + \(level4K) \(ByteCount(p.tdStatic.level4K)), "
+        o += "dynamic \(ByteCount(p.dynamicBytes)), total \(ByteCount(p.tdTotalBytes))"
+        if p.dynamicPAMT { o += "; fault cache up to \(ByteCount(p.faultCacheBytes))" }
+        o += "\n  PAMT, host (\(ByteCount.frames(p.hostPages)) in TDMRs): static 1G+2M \(ByteCount(p.hostStatic.upper)) + \(level4K) \(ByteCount(p.hostStatic.level4K)), "
+        o += "dynamic \(ByteCount(p.dynamicBytes)), total \(ByteCount(p.hostTotalBytes))\n"
+        return o
     }
 
     /// In-place conversion's host side: pins, SIGBUS, refused conversions,
@@ -64,11 +104,16 @@ extension TDXVM {
     /// The readable stats block.
     public var statsText: String {
         var o = "  pages_4k \(pages4K), pages_2m \(pages2M), S-EPT pages \(septPages), PAMT pages \(pamtPagesAllocated)\n"
+        o += pamtText
         if module.features.privateMappings1G {
             o += "  1G private mappings: pages_1g \(pages1G), 1G leaves split to 2M \(private1G.splits), 1G leaves zapped \(private1G.zaps)\n"
         }
         o += "  SEAMCALLs:\n"
         for (leaf, st, n) in module.calls.nonZero { o += "    " + "\(leaf) \(st)".rightPadded(56) + "\(n)\n" }
+        if module.hostPriorityRefusals > 0 || module.acceptInterruptions > 0 {
+            o += "  TDX module: ACCEPTs refused for host priority (guest saw TDX_OPERAND_BUSY) \(module.hostPriorityRefusals), "
+            o += "2M ACCEPTs interrupted (TD exit, re-entry, resumed at ACCEPT_COUNTER) \(module.acceptInterruptions)\n"
+        }
         o += "  KVM:\n"
         for c in KVMCounter.allCases where counters[c] > 0 { o += "    " + c.name.rightPadded(56) + "\(counters[c])\n" }
         if options.conversionPolicy == .inPlace {

@@ -8,7 +8,7 @@ extension HostRun {
     /// checked run), also `invariant_violations`.
     public func json(violations: [String]? = nil) -> JSON {
         var fields: [(String, JSON)] = [
-            ("stats", vm.statsJSON), ("guest_ops", .object(clock.counts.nonZero.map { ($0.0.name, .uint($0.1)) })),
+            ("stats", vm.statsJSON), ("host_memory", hostMemoryJSON), ("guest_ops", .object(clock.counts.nonZero.map { ($0.0.name, .uint($0.1)) })),
             ("virtual_time_s", .double(clock.seconds(costs))), ("log", .array(vm.log.map { .string($0) })),
             ("outcome", .string(vm.outcomeString)),
         ]
@@ -24,6 +24,7 @@ extension HostRun {
         var o = ""
         if !vm.log.isEmpty { o += "Operation log:\n" + vm.log.map { "  " + $0 }.joined(separator: "\n") + "\n\n" }
         o += "Host stats:\n" + vm.statsText
+        o += hostMemoryText
         o += "\nGuest virtual time: \(format3(clock.seconds(costs))) s\nOutcome: \(vm.outcomeString)\n"
         if let violations {
             o += violations.isEmpty ? "Invariants: every one held after every command\n"
@@ -33,4 +34,23 @@ extension HostRun {
     }
 
     public var text: String { text() }
+
+    /// The TD's host memory at the end (issue 18 §5): private and shared
+    /// committed, the VMM's own shared pages, double backing, pinned
+    /// against reclaimable; the series over the run is in `record`.
+    var hostMemoryJSON: JSON {
+        let m = vm.hostMemory
+        func b(_ p: UInt64) -> JSON { .uint(ByteCount.frames(p).value) }
+        return .object([("private_bytes", b(m.privatePages)), ("gmem_shared_bytes", b(m.gmemSharedPages)),
+                        ("vmm_shared_bytes", b(m.vmmSharedPages)), ("double_backed_bytes", b(m.doubleBackedPages)),
+                        ("pinned_bytes", b(m.pinnedPages)), ("reclaimable_bytes", b(m.reclaimablePages)),
+                        ("total_bytes", b(m.totalPages))])
+    }
+
+    var hostMemoryText: String {
+        let m = vm.hostMemory
+        func b(_ p: UInt64) -> String { "\(ByteCount.frames(p))" }
+        return "Host memory: total \(b(m.totalPages)): private \(b(m.privatePages)), shared in guest_memfd \(b(m.gmemSharedPages)), "
+            + "VMM shared \(b(m.vmmSharedPages)), double-backed \(b(m.doubleBackedPages)); pinned \(b(m.pinnedPages)), reclaimable \(b(m.reclaimablePages))\n"
+    }
 }

@@ -11,6 +11,10 @@ public enum TDXStatus: UInt64, Sendable, CaseIterable, CustomStringConvertible {
     case operandAddrRangeError = 0xC000_0101_0000_0000
     case operandBusy = 0x8000_0200_0000_0000
     case previousTLBEpochBusy = 0x8000_0201_0000_0000
+    /// `sept_lock_acquire_guest()` found the entry's host-priority bit set.
+    /// The TD dispatcher converts it to TDX_OPERAND_BUSY before the guest
+    /// sees it (`tdx_td_dispatcher.c`), so it never reaches RAX in TDX_1.5.01.
+    case operandBusyHostPriority = 0x8000_0204_0000_0000
     case pageMetadataIncorrect = 0xC000_0300_0000_0000
     case hpaRangeNotFree = 0xC000_0304_0000_0000
     case lifecycleStateIncorrect = 0xC000_0607_0000_0000
@@ -40,6 +44,7 @@ public enum TDXStatus: UInt64, Sendable, CaseIterable, CustomStringConvertible {
         case .operandAddrRangeError: "TDX_OPERAND_ADDR_RANGE_ERROR"
         case .operandBusy: "TDX_OPERAND_BUSY"
         case .previousTLBEpochBusy: "TDX_PREVIOUS_TLB_EPOCH_BUSY"
+        case .operandBusyHostPriority: "TDX_OPERAND_BUSY_HOST_PRIORITY"
         case .pageMetadataIncorrect: "TDX_PAGE_METADATA_INCORRECT"
         case .hpaRangeNotFree: "TDX_HPA_RANGE_NOT_FREE"
         case .lifecycleStateIncorrect: "TDX_LIFECYCLE_STATE_INCORRECT"
@@ -63,6 +68,13 @@ public enum TDXStatus: UInt64, Sendable, CaseIterable, CustomStringConvertible {
 public enum AcceptCallResult: Equatable, Sendable {
     case status(TDXStatus)
     case eptViolation(acceptLevel: MemoryModelPageLevel)
+    /// A 2M ACCEPT stopped between 4K chunks on a pending interrupt
+    /// (`interrupt_occurred` in `tdg_mem_page_accept()`): the page is still
+    /// PENDING with its ACCEPT_COUNTER at `chunksDone`, RIP is not advanced
+    /// and RAX not written; the interrupt is delivered (an external
+    /// interrupt: a TD exit to the host and TDH.VP.ENTER again) and the
+    /// same TDCALL re-executes, resuming at the counter.
+    case interrupted(chunksDone: Int)
 }
 
 public import MemoryModel

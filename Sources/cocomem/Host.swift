@@ -43,8 +43,8 @@ struct Host: ParsableCommand {
         if let policy {
             s.options.conversionPolicy = policy
             try s.options.checkAttributesSwitch()
-            if policy != .inPlace, s.commands.contains(where: { if case .hostUse = $0 { true } else { false } }) {
-                throw CocomemError(.invalidArgument, "--policy \(policy.rawValue): the scenario's pin, unpin and hostmap commands need policy in-place")
+            if policy != .inPlace, s.commands.contains(where: { if case .hostUse(let u, _) = $0 { u != .hostmap } else { false } }) {
+                throw CocomemError(.invalidArgument, "--policy \(policy.rawValue): the scenario's pin and unpin commands need policy in-place")
             }
         }
         if check { s.options.checkInvariants = true }

@@ -144,3 +144,38 @@ import Testing
         for i in short.indices { var t = short; t.remove(at: i); #expect(!fails(t)) }
     }
 }
+
+/// Issue 18 §1 and §5 in the randomized host sequences: the race behind host
+/// priority (`contend`), interrupted 2M ACCEPTs and the host touching guest
+/// memory (`hostmap`, double backing under VM-wide attributes), with the
+/// adversarial host, every invariant after every step and shrinking.
+@Suite struct HostRaceSequenceTests {
+    @Test(arguments: [ConversionPolicy.septSplitFirst, .multiFolio, .inPlace])
+    func invariantsHoldWithRacesAndTheHostTouchingMemory(_ policy: ConversionPolicy) {
+        for seed in 0..<300 as Range<UInt64> {
+            let ops = HostSequences.sequence(seed: seed &* 15_485_863 &+ 5, length: 24, adversarial: true,
+                                             inPlace: policy == .inPlace, races: true)
+            if let f = HostSequences.firstFailure(ops, policy: policy) {
+                let short = HostSequences.shrink(ops, policy: policy)
+                Issue.record("seed \(seed), \(policy.rawValue): \(f)\nshortest sequence:\n\(short.joined(separator: "\n"))")
+                return
+            }
+        }
+    }
+
+    /// The sequences reach what they are there for: an ACCEPT refused for
+    /// host priority, an interrupted 2M ACCEPT, and a GPA backed twice.
+    @Test func raceSequencesReachHostPriorityInterruptsAndDoubleBacking() throws {
+        var refused = false, interrupted = false, doubled = false
+        for seed in 0..<300 as Range<UInt64> {
+            let ops = HostSequences.sequence(seed: seed &* 15_485_863 &+ 5, length: 24, adversarial: true, races: true)
+            let s = try HostScenario.parse(HostSequences.scenario(ops, policy: .septSplitFirst))
+            let run = try HostRun(s, calibration: try Calibration.builtIn(), log: false)
+            try run.run()
+            refused = refused || run.vm.acceptsRefusedForHostPriority > 0
+            interrupted = interrupted || run.vm.acceptsInterrupted > 0
+            doubled = doubled || run.vm.hostMemory.doubleBackedPages > 0
+        }
+        #expect(refused && interrupted && doubled, "host priority \(refused), interrupted \(interrupted), double backed \(doubled)")
+    }
+}

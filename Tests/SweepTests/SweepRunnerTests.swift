@@ -39,7 +39,8 @@ import Testing
         let plots = try SweepReport.resolve([try PlotSpec.parse("memory,psc_vmgexit,kernel_accept")], columnsOf: Array(probe.rows.values))
         #expect(plots == [PlotSpec(x: "guest_memory", y: "platform_ops_psc_vmgexit", by: ["kernel_accept"])])
         let e = #expect(throws: CocomemError.self) { try SweepReport.resolve([try PlotSpec.parse("memory,totl_boot_s")], columnsOf: Array(probe.rows.values)) }
-        #expect(e?.message == "--plot memory,totl_boot_s: no column 'totl_boot_s' in the sweep's points (nearest: virtual_time_total_boot_s)")
+        // The nearest column first (a boot on a TDX host also has the PAMT totals, issue 18, further down the list).
+        #expect(e?.message.hasPrefix("--plot memory,totl_boot_s: no column 'totl_boot_s' in the sweep's points (nearest: virtual_time_total_boot_s") == true)
         runner.done = probe.rows
         runner.doneNew = probe.new
         let after = try runner.run()

@@ -158,6 +158,7 @@ extension TDXVM {
         case (.none, .size2M), (.none, .size1G):
             let base = c.firstFrame
             gmem.allocate(c.frames)
+            raceAcceptInFlight(base, .size2M)
             let st = module.pageAug(gfn: base, level: .size2M, hfn: hfn(base))
             ops.add(.tdxAug2M)
             if let r = mappingFailure(st, "TDH.MEM.PAGE.AUG", at: base) { return r }
@@ -200,6 +201,7 @@ extension TDXVM {
         let p = pamtGet(hfn: h)
         guard p == .success else { return .failed("EIO: tdx_pamt_get: TDH.PHYMEM.PAMT.ADD \(p)") }
         if faults.fire(.augBusy) { module.hold(.guestEntry(gfn: gfn, level: .size4K), vcpu: 0) }
+        raceAcceptInFlight(gfn, .size4K)
         let st = module.pageAug(gfn: gfn, level: .size4K, hfn: h)
         ops.add(.tdxAug4K)
         if st != .success { pamtPut(hfn: h) }

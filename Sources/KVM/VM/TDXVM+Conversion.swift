@@ -76,6 +76,9 @@ extension TDXVM {
         counters.bump(.conversions)
         let r = options.conversionPolicy == .inPlace ? convertInPlace(frames, toPrivate: toPrivate)
             : toPrivate ? convertToPrivate(frames) : convertToShared(frames)
+        // QEMU's kvm_convert_memory(): to private, ram_block_discard_range()
+        // frees the VMM's shared pages of the range.
+        if r == .ok && toPrivate && options.vmWideAttributes { vmmShared.assign(frames, false) }
         if r != .ok { counters.bump(.conversionsFailed) }
         note("convert \(frames.lowerBound.address)+\(frames.count) pages to \(toPrivate ? "private" : "shared"): \(r)")
         check()
@@ -179,6 +182,8 @@ extension TDXVM {
         ops.add(.tdxEPTViolationExit)
         gmem.allocate(gfn.only)
         mmu.mapShared(gfn.only, true)
+        // VM-wide attributes: the shared EPT maps the VMM's page for the GPA.
+        if options.vmWideAttributes { vmmShared.assign(gfn.only, true) }
         return ops - before
     }
 

@@ -5,11 +5,26 @@ public import TDXModule
 /// The guest's platform seam: the guest's TDCALLs go to the module, its
 /// EPT violations to KVM.
 extension TDXVM: TDXHostReplay {
-    /// TDG.MEM.PAGE.ACCEPT, answered by the module.
+    /// TDG.MEM.PAGE.ACCEPT, answered by the module. An injected
+    /// `accept-interrupt` is an interrupt pending for the vCPU during the
+    /// call; it is consumed only when the module stopped on it (a 2M accept
+    /// of a PENDING page with chunks left), else it is delivered after the
+    /// TDCALL like any interrupt and changes nothing the model keeps.
     /// - Complexity: O(log runs).
     public func accept(gfn: GuestFrameNumber, level: PageLevel) -> AcceptCallResult {
         // Once KVM_RUN has failed or the VM is dead, the vCPU does not run again.
-        outcome != .ok ? .status(.operandInvalid) : module.accept(gfn: gfn, level: level)
+        guard outcome == .ok else { return .status(.operandInvalid) }
+        let refusals = module.hostPriorityRefusals
+        let r = module.accept(gfn: gfn, level: level, guestInterruptPending: faults.isArmed(.acceptInterrupt))
+        switch r {
+        case .interrupted(let done):
+            _ = faults.fire(.acceptInterrupt)
+            note("ACCEPT 2M \(gfn.alignedDown(to: .size2M).address): interrupt pending after chunk \(done)/512: TD exit, TDH.VP.ENTER, the TDCALL re-executes")
+        case .status(.operandBusy) where module.hostPriorityRefusals > refusals:
+            note("ACCEPT \(level) \(gfn.address): TDX_OPERAND_BUSY_HOST_PRIORITY (the guest sees TDX_OPERAND_BUSY): the host's retry is pending")
+        default: break
+        }
+        return r
     }
 
     /// An ACCEPT-type EPT violation (`tdx_handle_ept_violation()`).

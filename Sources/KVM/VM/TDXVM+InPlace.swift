@@ -81,7 +81,8 @@ extension TDXVM {
         check()
     }
 
-    /// The VMM touches `frames` through guest_memfd's userspace mapping.
+    /// The VMM touches `frames` through guest_memfd's userspace mapping
+    /// (in place), or with VM-wide attributes through its own shared memory.
     /// Shared pages fault in from the file (the same folio the guest
     /// uses); a private page makes guest_memfd's fault handler return
     /// VM_FAULT_SIGBUS: the VMM gets SIGBUS, the VM goes on. Returns the
@@ -90,6 +91,15 @@ extension TDXVM {
     @discardableResult
     public func hostMap(_ frames: Range<GuestFrameNumber>) -> UInt64 {
         guard !isDead else { return 0 }
+        if options.vmWideAttributes {
+            // The VMM's shared memory has no private pages: a load or store
+            // to any GPA's alias (a vhost-user backend walking guest memory)
+            // populates it, also where the GPA is private and its real
+            // contents are in guest_memfd: the double backing.
+            vmmShared.assign(frames, true)
+            note("host map \(frames.lowerBound.address)+\(frames.count): the VMM's shared memory populated")
+            return 0
+        }
         var sigbus: UInt64 = 0
         for (r, isPrivate) in attributes.privateAttr.runs(in: frames) {
             if isPrivate { sigbus += UInt64(r.count) } else { gmem.allocate(r) }

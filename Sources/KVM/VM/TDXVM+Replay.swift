@@ -166,7 +166,7 @@ extension TDXVM {
                           inhibit1G: inhibit1G)
     }
 
-    var replayAllowed: Bool { !faults.isArmed && !options.checkInvariants && !isDead }
+    var replayAllowed: Bool { !faults.isArmed && !options.checkInvariants && !isDead && !module.hasEntryLockState }
 
     /// Whether the guest's accept of chunk state `st` may replay: as
     /// `replayAllowed`, except that failures armed only at conversion
@@ -175,7 +175,7 @@ extension TDXVM {
     /// any armed failure, even one the accepts never reach, made a host
     /// file step every 4K page of every accept after it.)
     func acceptReplayAllowed(_ st: ChunkState) -> Bool {
-        guard !options.checkInvariants, !isDead else { return false }
+        guard !options.checkInvariants, !isDead, !module.hasEntryLockState else { return false }
         return !faults.isArmed || (st.isPrivate && !faults.isArmedOnPrivateAccept)
     }
 

@@ -51,6 +51,18 @@ public final class TDXVM {
     public internal(set) var private1G = Private1GStats()
     /// Faults to inject (a test and scenario harness, not KVM state).
     package var faults = FaultPlan()
+    /// While `hostContend` runs a fault: the vCPU whose TDG.MEM.PAGE.ACCEPT
+    /// holds the entry the fault's AUG needs (fault injection for the race
+    /// behind host priority, `TDXVM+HostPriority.swift`).
+    var acceptInFlight: Int?
+    /// Pages of the VMM's own shared memory (QEMU's RAM block: memfd or
+    /// anonymous memory) populated for guest frames, with VM-wide
+    /// attributes: a shared GPA's contents live there, not in guest_memfd
+    /// (`HostMemory`, issue 18 §5).
+    public internal(set) var vmmShared = IntervalMap<GuestFrameNumber, Bool>(initial: false)
+    /// Whether the module offered Dynamic PAMT (the kernel may still not
+    /// enable it: v6 on a host wider than 48 bits).
+    public let dynamicPAMTOffered: Bool
     public internal(set) var outcome: HostOutcome = .ok
     /// Flags for results the seed 004 reviewers call broken.
     public internal(set) var brokenOutcomes: [String] = []
@@ -87,7 +99,11 @@ public final class TDXVM {
     public init(options: KVMOptions, features: TDXModuleFeatures, vcpus: Int, slots: [Memslot], costs: CostTable? = nil) throws {
         self.options = options
         self.costs = costs
-        tdx = KVMTDX(module: TrustDomain(features: features, vcpus: vcpus))
+        var f = features
+        // v6 enables Dynamic PAMT only within the PAMT tree's 48 bits.
+        if f.dynamicPAMT && options.dpamtSeries == .v6 && options.hostPhysBits > 48 { f.dynamicPAMT = false }
+        tdx = KVMTDX(module: TrustDomain(features: f, vcpus: vcpus))
+        dynamicPAMTOffered = features.dynamicPAMT
         for s in slots { try addSlot(s) }
         gmem.layOutHostFrames()
     }

@@ -39,6 +39,7 @@ public final class HostRun {
         clock = PhaseClock(vcpus: s.vcpus)
         recorder = record ? Recorder(costs: costs, vcpus: s.vcpus) : nil
         recorder?.hostSlots = s.slots.map(\.frames)
+        recorder?.isHostRun = true
         recorder?.start(vm: vm, snp: nil)
     }
 
@@ -131,6 +132,12 @@ public final class HostRun {
             case .unpin: vm.hostUnpin(r)
             case .hostmap: _ = vm.hostMap(r)
             }
+        case .contend(let r, let acceptor):
+            try requireSlot(r, line: line)
+            guard acceptor != vcpu else {
+                throw CocomemError(.invalidScenario, "host scenario line \(line): contend needs the accepting vCPU to be another than the faulting vCPU 0")
+            }
+            vm.hostContend(r, acceptor: acceptor)
         case .rmpadjust:
             throw CocomemError(.invalidScenario, "host scenario line \(line): rmpadjust needs platform=snp")
         }
@@ -178,6 +185,7 @@ extension HostScenario.Command {
         case .check: "check"
         case .adversary(let a, _): a.rawValue
         case .hostUse(let u, _): u.rawValue
+        case .contend: "contend"
         case .rmpadjust: "rmpadjust"
         }
     }

@@ -58,6 +58,10 @@ public struct HostScenario: Sendable {
         /// The host's own use of guest_memfd's shared pages under in-place
         /// conversion: `pin`, `unpin`, `hostmap`.
         case hostUse(HostUse, Range<GuestFrameNumber>)
+        /// The race behind host priority (`TDXVM.hostContend`): a fault's AUG
+        /// on each unmapped private entry of the range meets `acceptor`'s
+        /// TDG.MEM.PAGE.ACCEPT holding it; the retry is left pending.
+        case contend(Range<GuestFrameNumber>, acceptor: Int)
         /// SNP only: RMPADJUST by an SVSM at VMPL0 granting `vmpl` full access.
         case rmpadjust(Range<GuestFrameNumber>, vmpl: Int)
     }
@@ -210,7 +214,17 @@ public struct HostScenario: Sendable {
                         let dp = s.features.dynamicPAMT
                         s.features = v == "new" ? TDXModuleFeatures() : .legacy
                         s.features.dynamicPAMT = dp
-                    case "dpamt": s.features.dynamicPAMT = try onOff(v, k)
+                    case "dpamt":
+                        // on is v4, the series the model followed before v6 had a name here.
+                        guard ["on", "off", "v4", "v6"].contains(v) else { throw err("dpamt must be on, off, v4 or v6") }
+                        s.features.dynamicPAMT = v != "off"
+                        if v == "v6" { s.options.dpamtSeries = .v6 } else if v != "off" { s.options.dpamtSeries = .v4 }
+                    case "host-phys-bits":
+                        guard let b = Int(v), (36...52).contains(b) else { throw err("host-phys-bits must be 36...52") }
+                        s.options.hostPhysBits = b
+                    case "host-memory":
+                        guard let b = (try? ByteCount.parse(v))?.value, b >= PageLevel.size2M.bytes, b <= 1 << 52 else { throw err("host-memory must be a size from 2M to 4P") }
+                        s.options.hostMemoryPages = b / PageLevel.size4K.bytes
                     case "demote-loop": s.options.demoteRestartableLoop = try onOff(v, k)
                     case "spec-accept": s.features.acceptWalkCases = try onOff(v, k) ? .specTable82 : .moduleCode
                     case "sept-ve-disable": s.options.septVEDisable = try onOff(v, k)
@@ -234,7 +248,7 @@ public struct HostScenario: Sendable {
                     return g
                 } ?? .hugetlb2M
                 s.slots.append(Memslot(id: id, baseGFN: GuestFrameNumber(b), pages: p, backing: backing, userspaceAddrAligned: d["uaddr-aligned"] != "off"))
-            case let v where s.platform == .snp && ["inject", "remove", "readd", "remap", "refuse-aug", "pin", "unpin", "hostmap"].contains(v):
+            case let v where s.platform == .snp && ["inject", "remove", "readd", "remap", "refuse-aug", "pin", "unpin", "hostmap", "contend"].contains(v):
                 throw err("\(verb) is a TDX host command; the SNP host (platform=snp) has no such step")
             case "rmpadjust":
                 guard s.platform == .snp else { throw err("rmpadjust needs platform=snp on the td line") }
@@ -288,8 +302,22 @@ public struct HostScenario: Sendable {
                     throw err("\(verb) covers at most \(HostScenario.maxReaddFrames) frames (1 GiB), got \(r.count)")
                 }
                 s.commands.append(.adversary(HostAttack(rawValue: verb)!, r))
+            case "contend":
+                // vcpu= names the accepting vCPU here (default 1), not the one the command runs on.
+                let rest = try splitVCPU(2)
+                let acceptor = f.contains(where: { $0.hasPrefix("vcpu=") }) ? commandVCPU : 1
+                commandVCPU = 0
+                guard acceptor != 0 else { throw err("contend's vcpu= is the vCPU inside ACCEPT; vCPU 0 is the faulting one, so it must be 1 or more") }
+                guard rest.isEmpty else { throw err("contend takes GFN[+COUNT] and vcpu=N, got '\(rest[0])'") }
+                let r = try frames(1)
+                guard r.count <= TDXVM.maxContendFrames else {
+                    throw err("contend covers at most \(TDXVM.maxContendFrames) frames (one 2M range), got \(r.count)")
+                }
+                if acceptor == 1 { vcpuLines.append((1, n)) }
+                s.commands.append(.contend(r, acceptor: acceptor))
             case "pin", "unpin", "hostmap":
-                guard s.options.conversionPolicy == .inPlace else {
+                // hostmap also runs with VM-wide attributes: the VMM touching its own shared memory.
+                guard s.options.conversionPolicy == .inPlace || verb == "hostmap" else {
                     throw err("\(verb) needs policy=in-place on the td line (only in-place conversion maps guest_memfd's pages to the host)")
                 }
                 guard f.count <= 2 else { throw err("\(verb) takes one GFN[+COUNT], got '\(f[2])'") }

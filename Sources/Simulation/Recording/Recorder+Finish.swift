@@ -27,6 +27,7 @@ extension Recorder {
         for c in Recorder.Column.allCases {
             // An actor that accepted nothing in a run that has no such actor (no kexec) is left out.
             if c == .kexecLoad || c == .nextKernel, !isKexec { continue }
+            if Recorder.Column.hostOnly.contains(c), !isHostRun { continue }
             out.append(TimeSeries(name: c.name, unit: c.unit, points: column(c.rawValue)))
         }
         for (c, name) in [(Recorder.Column.acceptCalls, "accept_calls_per_s"), (.exits, "exits_per_s")] {

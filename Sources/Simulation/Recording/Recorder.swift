@@ -35,6 +35,8 @@ package final class Recorder {
     var vm: TDXVM? = nil
     var snp: SNPPlatform? = nil
     /// A host run's memslots (no kernel, no firmware): the guest's memory.
+    /// A `cocomem host` run: its rows carry the host-memory columns.
+    package var isHostRun = false
     var hostSlots: [Range<GuestFrameNumber>] = []
     /// Unaccepted bytes before a kernel exists (the EFI map's type 15 / the table).
     var preKernelUnaccepted: UInt64 = 0
@@ -79,6 +81,10 @@ package final class Recorder {
     enum Column: Int, CaseIterable {
         case firmware, efiStub, kernelBoot, workload, kexecLoad, nextKernel
         case unaccepted, free, committedPrivate, committedShared, acceptCalls, exits
+        /// Host runs only (issue 18 §5): the VMM's own shared memory, GPAs
+        /// backed twice, and pinned against reclaimable (`TDXVM.hostMemory`).
+        case vmmShared, doubleBacked, pinned, reclaimable
+        static let hostOnly: [Column] = [.vmmShared, .doubleBacked, .pinned, .reclaimable]
         static let actors: [Column] = [.firmware, .efiStub, .kernelBoot, .workload, .kexecLoad, .nextKernel]
         var name: String {
             switch self {
@@ -94,6 +100,10 @@ package final class Recorder {
             case .committedShared: "host_committed_shared_bytes"
             case .acceptCalls: "accept_calls"
             case .exits: "exits"
+            case .vmmShared: "host_vmm_shared_bytes"
+            case .doubleBacked: "host_double_backed_bytes"
+            case .pinned: "host_pinned_bytes"
+            case .reclaimable: "host_reclaimable_bytes"
             }
         }
         var unit: String { self == .acceptCalls || self == .exits ? "count" : "bytes" }
@@ -131,6 +141,13 @@ package final class Recorder {
         let (priv, shared) = committed()
         v[Column.committedPrivate.rawValue] = Double(priv)
         v[Column.committedShared.rawValue] = Double(shared)
+        if isHostRun, let vm {
+            let m = vm.hostMemory
+            v[Column.vmmShared.rawValue] = Double(m.vmmSharedPages * 4096)
+            v[Column.doubleBacked.rawValue] = Double(m.doubleBackedPages * 4096)
+            v[Column.pinned.rawValue] = Double(m.pinnedPages * 4096)
+            v[Column.reclaimable.rawValue] = Double(m.reclaimablePages * 4096)
+        }
         // Counters are linear in the counts: settled plus running, without adding vectors.
         v[Column.acceptCalls.rawValue] = Double(settledCalls + (clock.map { Self.acceptCalls($0.counts) } ?? 0))
         v[Column.exits.rawValue] = Double(settledExits + (clock.map { Self.exits($0.counts) } ?? 0))

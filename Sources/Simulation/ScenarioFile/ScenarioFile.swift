@@ -174,8 +174,8 @@ public struct ScenarioFile: Sendable {
             if let policy {
                 s.options.conversionPolicy = policy
                 try s.options.checkAttributesSwitch()
-                if policy != .inPlace, s.commands.contains(where: { if case .hostUse = $0 { true } else { false } }) {
-                    throw CocomemError(.invalidScenario, "host step policy \(policy.rawValue): the commands' pin, unpin and hostmap need policy in-place")
+                if policy != .inPlace, s.commands.contains(where: { if case .hostUse(let u, _) = $0 { u != .hostmap } else { false } }) {
+                    throw CocomemError(.invalidScenario, "host step policy \(policy.rawValue): the commands' pin and unpin need policy in-place")
                 }
             }
             if checkInvariants { s.options.checkInvariants = true }

@@ -15,26 +15,38 @@ extension TrustDomain {
     ///   `features.privateMappings1G` (forward-looking) the 1G entry is the
     ///   requested level and the same cases apply to it, and a MAPPED 1G leaf
     ///   above a 2M or 4K request is case 1.1;
-    /// - TDX_OPERAND_BUSY: the host holds the entry (not reachable in a
-    ///   single-threaded run; listed for completeness).
+    /// - TDX_OPERAND_BUSY: once the walk reached the requested level, before
+    ///   any state check, `sept_lock_acquire_guest()` found the entry locked
+    ///   (another vCPU's ACCEPT) or its host-priority bit set
+    ///   (TDX_OPERAND_BUSY_HOST_PRIORITY, which the TD dispatcher returns to the
+    ///   guest as TDX_OPERAND_BUSY; `TrustDomain+HostPriority.swift`);
+    /// - `.interrupted`: at 2M, `guestInterruptPending` (an interrupt pending
+    ///   for the vCPU, `is_interrupt_pending_guest_side()`) stops the loop
+    ///   over the 512 chunks after the chunk being initialised, unless it was
+    ///   the last: the entry stays PENDING with its ACCEPT_COUNTER, and the
+    ///   re-executed TDCALL resumes there (at least one chunk per call).
     ///
     /// `features.acceptWalkCases` selects the spec's answer (SIZE_MISMATCH)
     /// for an accepted leaf above the requested level.
     /// - Complexity: O(log runs).
-    public func accept(gfn: GuestFrameNumber, level: PageLevel) -> AcceptCallResult {
-        let r = acceptResult(gfn: gfn, level: level)
+    public func accept(gfn: GuestFrameNumber, level: PageLevel, guestInterruptPending: Bool = false) -> AcceptCallResult {
+        let r = acceptResult(gfn: gfn, level: level, interrupt: guestInterruptPending)
         switch r {
         case .status(let s): calls.record(.tdgMemPageAccept, s)
         case .eptViolation: break
+        case .interrupted: acceptInterruptions += 1
         }
         return r
     }
 
-    func acceptResult(gfn: GuestFrameNumber, level: PageLevel) -> AcceptCallResult {
+    func acceptResult(gfn: GuestFrameNumber, level: PageLevel, interrupt: Bool = false) -> AcceptCallResult {
         guard level != .size1G || features.privateMappings1G, gfn.isAligned(to: level) else { return .status(.operandInvalid) }
         guard pml4e.value(at: gfn.region512G) else { return .eptViolation(acceptLevel: level) }
         let e1 = pdpte.value(at: gfn.region1G)
-        if level == .size1G { return acceptAtLevel(e1, gfn: gfn, level: level) }
+        if level == .size1G {
+            if let s = guestLockFailure(gfn: gfn, level: level) { return .status(s) }
+            return acceptAtLevel(e1, gfn: gfn, level: level)
+        }
         if e1.state.isLeaf {
             // Case 1.1 / 1.2: the walk stopped at a 1G leaf above the request.
             guard e1.state == .mapped else { return .eptViolation(acceptLevel: level) }
@@ -43,6 +55,8 @@ extension TrustDomain {
         guard upperPresent(gfn) else { return .eptViolation(acceptLevel: level) }
         let e2 = pde.value(at: gfn.region2M)
         if level == .size2M {
+            // The walk reached the 2M level: the entry lock comes first.
+            if let s = guestLockFailure(gfn: gfn, level: level) { return .status(s) }
             switch e2.state {
             case .free, .blocked, .pendingBlocked: return .eptViolation(acceptLevel: level)
             // Case 3: the walk reached the 2M level at a non-free non-leaf,
@@ -50,6 +64,7 @@ extension TrustDomain {
             case .nlMapped, .nlBlocked: return .status(.pageSizeMismatch)
             case .mapped: return .status(.pageAlreadyAccepted)
             case .pending:
+                if let done = initialise2MChunks(gfn.region2M, interrupt: interrupt) { return .interrupted(chunksDone: done) }
                 pde.assign(gfn.region2M.only, SEPTEntry(.mapped, hfnDelta: e2.hfnDelta))
                 return .status(.success)
             }
@@ -60,6 +75,7 @@ extension TrustDomain {
             return .status(features.acceptWalkCases == .moduleCode ? .pageAlreadyAccepted : .pageSizeMismatch)
         case .nlMapped: break
         }
+        if let s = guestLockFailure(gfn: gfn, level: level) { return .status(s) }
         let e = pte.value(at: gfn)
         switch e.state {
         case .pending:
@@ -68,6 +84,31 @@ extension TrustDomain {
         case .mapped: return .status(.pageAlreadyAccepted)
         default: return .eptViolation(acceptLevel: level)
         }
+    }
+
+    /// The loop of `tdg_mem_page_accept()` over a PENDING 2M leaf: initialise
+    /// the chunk at ACCEPT_COUNTER; if it was chunk 511 the accept is done
+    /// (counter back to 0, nil returned); else the counter advances and a
+    /// pending interrupt ends the call, returning the chunks done. The model
+    /// knows only whether an interrupt is pending when the call starts, so
+    /// an interrupted call initialises exactly one chunk.
+    /// - Complexity: O(log runs).
+    func initialise2MChunks(_ r: GuestRegion2M, interrupt: Bool) -> Int? {
+        let counter = Int(acceptCounter.value(at: r))
+        let last = Int(PageLevel.size2M.pages) - 1
+        guard interrupt, counter < last else {
+            if counter != 0 { acceptCounter.assign(r.only, 0) }
+            return nil
+        }
+        acceptCounter.assign(r.only, UInt16(counter + 1))
+        return counter + 1
+    }
+
+    /// `sept_cleanup_if_pending()`: a host SEAMCALL that changes a PENDING 2M
+    /// leaf (BLOCK, DEMOTE, PROMOTE, REMOVE) zeroes its ACCEPT_COUNTER, so an
+    /// interrupted accept starts over.
+    func cleanupIfPending(gfn: GuestFrameNumber, level: PageLevel) {
+        if level == .size2M && acceptCounter.value(at: gfn.region2M) != 0 { acceptCounter.assign(gfn.region2M.only, 0) }
     }
 
     /// `check_tdaccept_failure()` when the walk reached the requested level

@@ -21,6 +21,7 @@ extension TrustDomain {
         case 2:
             guard upperPresent(gfn) else { return record(.memSeptAdd, .eptWalkFailed) }
             let c = gfn.region2M
+            hostLocked(gfn: gfn, level: .size2M)
             guard pde.value(at: c).state == .free else { return record(.memSeptAdd, .eptEntryStateIncorrect) }
             pde.assign(c.only, SEPTEntry(.nlMapped))
             pte.assign(c.frames, .free)
@@ -55,9 +56,11 @@ extension TrustDomain {
         guard level == .size1G ? walkReaches(gfn, level) : upperPresent(gfn) else { return record(.memPageAug, .eptWalkFailed) }
         switch level {
         case .size1G, .size2M:
+            hostLocked(gfn: gfn, level: level)
             guard entry(gfn: gfn, level: level).state == .free else { return record(.memPageAug, .eptEntryStateIncorrect) }
         case .size4K:
             guard walksTo4K(gfn) else { return record(.memPageAug, .eptWalkFailed) }
+            hostLocked(gfn: gfn, level: level)
             guard pte.value(at: gfn).state == .free else { return record(.memPageAug, .eptEntryStateIncorrect) }
             adjustInUse(hfn: hfn, pages: 1, by: 1)
         }
@@ -72,12 +75,14 @@ extension TrustDomain {
     public func rangeBlock(gfn: GuestFrameNumber, level: PageLevel) -> TDXStatus {
         if busy(gfn: gfn, level: level) { return record(.memRangeBlock, .operandBusy) }
         guard walkReaches(gfn, level) else { return record(.memRangeBlock, .eptWalkFailed) }
+        hostLocked(gfn: gfn, level: level)
         var e = entry(gfn: gfn, level: level)
         if e.state.isBlocked { return record(.memRangeBlock, .gpaRangeAlreadyBlocked) }
         guard e.state != .free else { return record(.memRangeBlock, .eptEntryStateIncorrect) }
         e.state = e.state.blocked
         e.bepoch = tdEpoch
         setEntry(gfn: gfn, level: level, e)
+        cleanupIfPending(gfn: gfn, level: level)
         return record(.memRangeBlock, .success)
     }
 
@@ -92,6 +97,7 @@ extension TrustDomain {
     public func rangeUnblock(gfn: GuestFrameNumber, level: PageLevel) -> TDXStatus {
         if busy(gfn: gfn, level: level) { return record(.memRangeUnblock, .operandBusy) }
         guard walkReaches(gfn, level) else { return record(.memRangeUnblock, .eptWalkFailed) }
+        hostLocked(gfn: gfn, level: level)
         var e = entry(gfn: gfn, level: level)
         guard e.state.isBlocked else { return record(.memRangeUnblock, .eptEntryStateIncorrect) }
         if lifecycle == .runnable && !isTracked(e.bepoch) { return record(.memRangeUnblock, .tlbTrackingNotDone) }
@@ -147,6 +153,7 @@ extension TrustDomain {
         }
         if busy(gfn: gfn, level: level) { return record(.memPageDemote, .operandBusy) }
         guard walkReaches(gfn, level) else { return record(.memPageDemote, .eptWalkFailed) }
+        hostLocked(gfn: gfn, level: level)
         let e = entry(gfn: gfn, level: level)
         guard e.state.isLeaf else { return record(.memPageDemote, .eptEntryStateIncorrect) }
         if let s = requireBlockedAndTracked(e) { return record(.memPageDemote, s) }
@@ -161,6 +168,7 @@ extension TrustDomain {
             return record(.memPageDemote, .success)
         }
         let c = gfn.region2M
+        cleanupIfPending(gfn: gfn, level: level)
         if features.dynamicPAMT {
             guard pamtPagesGiven else { return record(.memPageDemote, .operandInvalid) }
             if !pamt4K.value(at: hfn.region2M) { installPAMT(hfn.region2M) }
@@ -185,6 +193,8 @@ extension TrustDomain {
         if busy(gfn: gfn, level: level, childrenToo: true) { return record(.memPagePromote, .operandBusy) }
         guard walkReaches(gfn, level) else { return record(.memPagePromote, .eptWalkFailed) }
         let c = gfn.region2M
+        hostLocked(gfn: gfn, level: level)
+        hostLockedChildren(of: c)
         let e = pde.value(at: c)
         guard e.state.isNonLeaf else { return record(.memPagePromote, .eptEntryStateIncorrect) }
         if let s = requireBlockedAndTracked(e) { return record(.memPagePromote, s) }
@@ -214,11 +224,13 @@ extension TrustDomain {
         guard gfn.isAligned(to: level) else { return (record(.memPageRemove, .operandInvalid), nil) }
         if busy(gfn: gfn, level: level) { return (record(.memPageRemove, .operandBusy), nil) }
         guard walkReaches(gfn, level) else { return (record(.memPageRemove, .eptWalkFailed), nil) }
+        hostLocked(gfn: gfn, level: level)
         let e = entry(gfn: gfn, level: level)
         guard e.state.isLeaf else { return (record(.memPageRemove, .eptEntryStateIncorrect), nil) }
         if let s = requireBlockedAndTracked(e) { return (record(.memPageRemove, s), nil) }
         let hfn = e.hfn(at: gfn)
         setEntry(gfn: gfn, level: level, .free)
+        cleanupIfPending(gfn: gfn, level: level)
         if level == .size4K { adjustInUse(hfn: hfn, pages: 1, by: -1) }
         return (record(.memPageRemove, .success), hfn)
     }

@@ -37,6 +37,27 @@ public final class TrustDomain {
     /// A host-side interrupt is pending on the CPU issuing the next DEMOTE or PROMOTE
     /// (set by fault injection, `raiseHostInterrupt()`).
     package internal(set) var interruptPending = false
+    /// The host-priority (TDHP) bit of S-EPT entries, by level: set by a host
+    /// SEAMCALL whose try-lock of the entry failed (`sept_lock_acquire_host()`
+    /// in `tdx_locks.h`), cleared when a host SEAMCALL next locks the entry;
+    /// while set, the guest's TDG.MEM.PAGE.ACCEPT of the entry fails
+    /// (`sept_lock_acquire_guest()`: TDX_OPERAND_BUSY_HOST_PRIORITY). Sparse:
+    /// only entries a host operation lost a race on.
+    package internal(set) var hostPriority4K = IntervalMap<GuestFrameNumber, Bool>(initial: false)
+    package internal(set) var hostPriority2M = IntervalMap<GuestRegion2M, Bool>(initial: false)
+    package internal(set) var hostPriority1G = IntervalMap<GuestRegion1G, Bool>(initial: false)
+    /// The ACCEPT_COUNTER of PENDING 2M leaves (S-EPT entry bits 20:12 in
+    /// `x86_defs.h`, not a TDVPS field): how many 4K chunks an interrupted
+    /// TDG.MEM.PAGE.ACCEPT at 2M has initialised. Reset by BLOCK, DEMOTE,
+    /// PROMOTE and REMOVE of the pending entry (`sept_cleanup_if_pending()`)
+    /// and when the accept completes. 0 almost everywhere.
+    package internal(set) var acceptCounter = IntervalMap<GuestRegion2M, UInt16>(initial: 0)
+    /// Guest ACCEPTs the module refused for host priority (returned to the
+    /// guest as TDX_OPERAND_BUSY by the TD dispatcher).
+    public internal(set) var hostPriorityRefusals: UInt64 = 0
+    /// TDG.MEM.PAGE.ACCEPT calls at 2M that stopped on a pending interrupt
+    /// with the page still PENDING (`interrupt_occurred`).
+    public internal(set) var acceptInterruptions: UInt64 = 0
     /// DPAMT: whether PAMT_4K entries are installed, by 2M host region.
     package internal(set) var pamt4K = IntervalMap<HostRegion2M, Bool>(initial: false)
     /// 4K pages of this TD (guest pages mapped at 4K and S-EPT pages) per
@@ -137,13 +158,23 @@ public final class TrustDomain {
     /// A vCPU holds the S-EPT tree lock (every memory SEAMCALL takes it,
     /// shared or exclusive), or the guest-side lock of the entry at
     /// (`gfn`, `level`), or with `childrenToo` of an entry below it.
+    ///
+    /// A host SEAMCALL finding an entry lock held sets that entry's
+    /// host-priority bit (`sept_lock_acquire_host()`); the tree lock is a
+    /// plain shared/exclusive lock and sets nothing.
     func busy(gfn: GuestFrameNumber, level: PageLevel, childrenToo: Bool = false) -> Bool {
         for (_, h) in holds {
             switch h {
             case .treeLock: return true
             case .guestEntry(let g, let l):
-                if l == level && g.alignedDown(to: level) == gfn.alignedDown(to: level) { return true }
-                if childrenToo && l.rawValue < level.rawValue && g.alignedDown(to: level) == gfn.alignedDown(to: level) { return true }
+                if l == level && g.alignedDown(to: level) == gfn.alignedDown(to: level) {
+                    setHostPriority(gfn: g, level: l, true)
+                    return true
+                }
+                if childrenToo && l.rawValue < level.rawValue && g.alignedDown(to: level) == gfn.alignedDown(to: level) {
+                    setHostPriority(gfn: g, level: l, true)
+                    return true
+                }
             }
         }
         return false
