@@ -25,7 +25,8 @@
 #                         [-d "1 31"] [-r ROUNDS] [-w WORKDIR] [-o OUTDIR] [-b COCOMEM] [-m MAKEDUMPFILE] [-W on|off]
 # Defaults: sizes 1G, all kinds, all formats, levels 1 and 31, 3 rounds,
 # WORKDIR /tmp/cocomem-dump-bench, COCOMEM .build/release/cocomem (build it
-# first: swift build -c release --product cocomem), MAKEDUMPFILE from PATH.
+# first: swift build -c release --product cocomem; add --static-swift-stdlib for
+# a binary that starts 4 ms sooner, docs/PERFORMANCE.md "Session 13"), MAKEDUMPFILE from PATH.
 # The inputs are kept in WORKDIR between runs (a 16G input is a 16 GB sparse file).
 # Outputs go to OUTDIR (default WORKDIR). On a disk, wall time includes the
 # writeback of the output: cocomem fsyncs its file before linking it into place,

@@ -7,7 +7,8 @@ public enum DumpCompression: UInt32, Sendable, CaseIterable {
     case none = 0
     /// `-c`: `compress2(..., Z_BEST_SPEED)`.
     case zlib = 0x1
-    /// `-l`: `lzo1x_1_compress()`.
+    /// `-l`: `lzo1x_1_compress()`, liblzo2 2.10's bytes written by
+    /// `LZO1X1Compressor` (no library needed).
     case lzo = 0x2
     /// `-p`: `snappy_compress()`.
     case snappy = 0x4
@@ -28,22 +29,24 @@ public enum DumpCompression: UInt32, Sendable, CaseIterable {
 /// page; nil means "store raw".
 ///
 /// One compressor keeps its library state between pages (a reset z_stream,
-/// the lzo work memory, a zstd context) so a page costs only its own
+/// the lzo dictionary, a zstd context) so a page costs only its own
 /// compression; the output is the same bytes `compress2()` and friends give
-/// on a fresh state. Not thread-safe: make one per thread.
+/// on a fresh state. lzo is `LZO1X1Compressor`, liblzo2's
+/// `lzo1x_1_compress()` written in Swift without its per-call dictionary
+/// clear (byte-identical: `LZO1X1Tests` compare it with the library).
+/// Not thread-safe: make one per thread.
 public final class PageCompressor {
     public let kind: DumpCompression
     private var zstream = z_stream()
     private var zlibReady = false
-    private var lzoWork: [UInt8] = []
+    private var lzo: LZO1X1Compressor?
     private var zstdContext: OpaquePointer?
-    private var lzo: CompressionLibraries.LZO?
     private var snappy: CompressionLibraries.Snappy?
     private var zstd: CompressionLibraries.Zstd?
     private var out: [UInt8]
 
     /// Throws when the library `kind` needs is not installed
-    /// (`CompressionLibraries`), naming the package to install.
+    /// (`CompressionLibraries`: snappy and zstd), naming the package to install.
     public init(_ kind: DumpCompression) throws {
         self.kind = kind
         out = [UInt8](repeating: 0, count: 4096 + 4096 / 16 + 4096)
@@ -57,10 +60,7 @@ public final class PageCompressor {
             }
             zlibReady = true
         case .lzo:
-            let lib = try CompressionLibraries.LZO.shared.get()
-            guard lib.initialize() == CompressionLibraries.LZO.ok else { throw CocomemError(.io, "lzo: lzo_init failed") }
-            lzo = lib
-            lzoWork = [UInt8](repeating: 0, count: CompressionLibraries.LZO.workMemoryBytes)
+            lzo = LZO1X1Compressor()
         case .zstd:
             let lib = try CompressionLibraries.Zstd.shared.get()
             guard let c = lib.createCCtx() else { throw CocomemError(.io, "zstd: cannot create a context") }
@@ -121,10 +121,8 @@ public final class PageCompressor {
             ok = deflate(&zstream, Z_FINISH) == Z_STREAM_END
             size = Int(zstream.total_out)
         case .lzo:
-            var len: UInt = 0
-            let rc = lzoWork.withUnsafeMutableBytes { w in lzo!.compress1X1(src, UInt(n), d, &len, w.baseAddress) }
-            size = Int(len)
-            ok = rc == CompressionLibraries.LZO.ok
+            size = lzo!.compress(src, count: n, into: d)
+            ok = true
         case .snappy:
             var len = capacity
             let rc = snappy!.compress(UnsafeRawPointer(src).assumingMemoryBound(to: CChar.self), n, dst.assumingMemoryBound(to: CChar.self), &len)

@@ -5,9 +5,11 @@ public import Darwin
 #endif
 import MemoryModel
 
-/// The optional page compressors' libraries (lzo, snappy, zstd), loaded by
+/// The optional page compressors' libraries (snappy, zstd), loaded by
 /// soname with `dlopen` the first time a dump asks for one, so cocomem
-/// builds and runs with only zlib present. Each library is loaded at most
+/// builds and runs with only zlib present. liblzo2 is not needed by a dump
+/// (`-l` is `LZO1X1Compressor`); it is loaded here as the reference that
+/// compressor is tested against, byte for byte (`LZO1X1Tests`). Each library is loaded at most
 /// once per process (a `static let`, which Swift initialises exactly once,
 /// thread-safely) and never unloaded.
 ///
@@ -29,23 +31,23 @@ package enum CompressionLibraries {
         package static let zstd = Soname("libzstd.so.1", debianPackage: "libzstd1")
     }
 
-    /// `liblzo2`.
+    /// `liblzo2`: the reference `LZO1X1Compressor` is tested against.
     package struct LZO: @unchecked Sendable {
         /// `int __lzo_init_v2(unsigned, int, int, int, int, int, int, int, int, int)`,
         /// which the `lzo_init()` macro calls with the header's version and the sizes of its types.
         let initV2: @convention(c) (UInt32, Int32, Int32, Int32, Int32, Int32, Int32, Int32, Int32, Int32) -> Int32
         /// `int lzo1x_1_compress(const lzo_bytep src, lzo_uint src_len, lzo_bytep dst, lzo_uintp dst_len, lzo_voidp wrkmem)`.
-        let compress1X1: @convention(c) (UnsafePointer<UInt8>?, UInt, UnsafeMutablePointer<UInt8>?, UnsafeMutablePointer<UInt>?, UnsafeMutableRawPointer?) -> Int32
+        package let compress1X1: @convention(c) (UnsafePointer<UInt8>?, UInt, UnsafeMutablePointer<UInt8>?, UnsafeMutablePointer<UInt>?, UnsafeMutableRawPointer?) -> Int32
 
         /// `LZO_E_OK`.
-        static let ok: Int32 = 0
+        package static let ok: Int32 = 0
         /// `LZO1X_1_MEM_COMPRESS`: 16384 dictionary entries of one pointer each.
-        static let workMemoryBytes = 16384 * MemoryLayout<UnsafeRawPointer>.size
+        package static let workMemoryBytes = 16384 * MemoryLayout<UnsafeRawPointer>.size
 
         /// `lzo_init()`: `LZO_VERSION` 0x20a0 (2.10) and the sizes of
         /// short, int, long, lzo_uint32_t, lzo_uint, the dictionary entry,
         /// char *, lzo_voidp and lzo_callback_t (six pointer-sized fields).
-        func initialize() -> Int32 {
+        package func initialize() -> Int32 {
             let pointer = Int32(MemoryLayout<UnsafeRawPointer>.size)
             return initV2(0x20a0, Int32(MemoryLayout<Int16>.size), Int32(MemoryLayout<Int32>.size), Int32(MemoryLayout<CLong>.size),
                           Int32(MemoryLayout<UInt32>.size), Int32(MemoryLayout<UInt>.size), pointer, pointer, pointer, 6 * pointer)
@@ -55,7 +57,7 @@ package enum CompressionLibraries {
             let h = try open(soname, for: .lzo)
             return LZO(initV2: try symbol(h, "__lzo_init_v2", soname), compress1X1: try symbol(h, "lzo1x_1_compress", soname))
         }
-        static let shared = Result { try load() }
+        package static let shared = Result { try load() }
     }
 
     /// `libsnappy`'s C API.
@@ -92,11 +94,10 @@ package enum CompressionLibraries {
     }
 
     /// Checks that the library `kind` needs can be loaded, loading it if
-    /// it has not been (zlib and none are linked and always present).
+    /// it has not been (zlib is linked, lzo written in Swift: always present).
     package static func require(_ kind: DumpCompression) throws {
         switch kind {
-        case .none, .zlib: break
-        case .lzo: _ = try LZO.shared.get()
+        case .none, .zlib, .lzo: break
         case .snappy: _ = try Snappy.shared.get()
         case .zstd: _ = try Zstd.shared.get()
         }

@@ -199,11 +199,24 @@ extension GuestMemoryImage {
             while loadIndex < loads.count, loads[loadIndex].upperBound <= p { loadIndex += 1 }
             return loadIndex < loads.count && loads[loadIndex].contains(p)
         }
+        // Exclusions reach the bitmap a run at a time: one that starts where
+        // the pending run ends (page-cache and user pages come one page per
+        // decision) joins it, so a bitmap call is made per run, not per page.
+        var pendingClear: Range<UInt64> = 0..<0
+        func flushClear() {
+            if !pendingClear.isEmpty { bitmap.clear(Range(raw: pendingClear)) }
+            pendingClear = 0..<0
+        }
         /// Clears and counts one exclusion at `pfn`; returns the PFN after it.
         func exclude(_ pfn: UInt64, _ kind: MakedumpfileFilter.Kind, _ pages: UInt64) -> UInt64 {
             // pages >= 1 (decide() never returns 0); a block past max_mapnr stops there.
             let stop = pages > maxMapnr - pfn ? maxMapnr : pfn + pages
-            bitmap.clear(Range(raw: pfn..<stop))
+            if !pendingClear.isEmpty, pfn >= pendingClear.lowerBound, pfn <= pendingClear.upperBound {
+                pendingClear = pendingClear.lowerBound..<max(pendingClear.upperBound, stop)
+            } else {
+                flushClear()
+                pendingClear = pfn..<stop
+            }
             out.count(kind, stop - pfn)
             return stop
         }
@@ -225,6 +238,9 @@ extension GuestMemoryImage {
             let stop = pages > (maxMapnr - run.lowerBound) / steps ? maxMapnr : run.lowerBound + steps * pages
             return exclude(run.lowerBound, kind, stop - run.lowerBound)
         }
+        // The struct page last read as a `next`, and its PFN.
+        var readPFN = UInt64.max
+        var readPage = StructPage(mapcount: 0)
         for s in sections {
             let start = s * X86Layout.pagesPerSection, end = min(start + X86Layout.pagesPerSection, maxMapnr)
             var pfn = start
@@ -248,12 +264,19 @@ extension GuestMemoryImage {
                         continue
                     }
                 }
-                let p = try structPage(pfn)
-                let next = pfn + 1 < end ? try structPage(pfn + 1) : nil
+                // A kept page's `next` is the following page's struct page: read once.
+                let p = readPFN == pfn ? readPage : try structPage(pfn)
+                var next: StructPage? = nil
+                if pfn + 1 < end {
+                    readPage = try structPage(pfn + 1)
+                    readPFN = pfn + 1
+                    next = readPage
+                }
                 guard case .exclude(let kind, let pages) = f.decide(p, next: next, pfn: pfn) else { pfn += 1; continue }
                 pfn = exclude(pfn, kind, pages)
             }
         }
+        flushClear()
         for r in bitmap.setRuns(in: Range(start: .lowest, count: maxMapnr)) { out.keep(r.raw) }
         return out
     }

@@ -143,7 +143,15 @@ extension GuestMemoryImage {
         let m = try FileMemMap(file: file, vmcoreinfo: f.n, maxMapnr: maxMapnr)
         var reader = StructPageReader(m)
         let memMapOf = Dictionary(uniqueKeysWithValues: m.sections.map { ($0.number, $0.memMap) })
-        func vaddr(_ pfn: UInt64) -> UInt64 { memMapOf[pfn / X86Layout.pagesPerSection]! &+ (pfn % X86Layout.pagesPerSection) * 64 }
+        // The walk goes a section at a time: look its mem_map up once.
+        var section = UInt64.max, sectionMemMap: UInt64 = 0
+        func vaddr(_ pfn: UInt64) -> UInt64 {
+            if pfn / X86Layout.pagesPerSection != section {
+                section = pfn / X86Layout.pagesPerSection
+                sectionMemMap = memMapOf[section]!
+            }
+            return sectionMemMap &+ (pfn % X86Layout.pagesPerSection) * 64
+        }
         let zeroRun: (UInt64, UInt64) -> (zero: UInt64, nextCheck: UInt64) = { pfn, limit in m.zeroStructPages(from: vaddr(pfn), pages: limit - pfn) }
         return try walkMemMap(f, sections: m.sections.map(\.number), structPage: { pfn in try reader.read(vaddr(pfn)) },
                               zeroRun: byRuns ? zeroRun : nil)
