@@ -94,10 +94,15 @@ public enum Op: Int, CaseIterable, Sendable {
     case tdxAug1G
     /// TDH.MEM.PAGE.DEMOTE of a 1G leaf into 512 2M leaves.
     case tdxDemote1G
+    /// One clean, unmapped page-cache folio reclaimed (kswapd's
+    /// `balance_pgdat()` or direct reclaim): isolated from the node's file
+    /// LRU, `shrink_folio_list()` finding it unreferenced and clean,
+    /// `__remove_mapping()` taking it out of the page cache, freed.
+    case kernelReclaimPage
 
     /// Operations of a forward-looking feature, reported only when counted,
     /// so that reports of runs without the feature are unchanged.
-    public var isReportedOnlyWhenCounted: Bool { self == .tdxAug1G || self == .tdxDemote1G }
+    public var isReportedOnlyWhenCounted: Bool { self == .tdxAug1G || self == .tdxDemote1G || self == .kernelReclaimPage }
 }
 
 /// Counts of operations, indexed by `Op`. Cheap to add and to scale, which
@@ -186,10 +191,11 @@ extension Op {
         "kernel.idle_tick_exit",
         "tdx.aug.1g",
         "tdx.demote.1g",
+        "kernel.reclaim_page",
     ]
     /// Operations a calibration file may leave out (they take the built-in cost): added after
     /// files were written against the rest.
-    static let addedWithDefaults: [Op] = [.kernelZoneLockSection, .kernelIdleTickExit, .tdxAug1G, .tdxDemote1G]
+    static let addedWithDefaults: [Op] = [.kernelZoneLockSection, .kernelIdleTickExit, .tdxAug1G, .tdxDemote1G, .kernelReclaimPage]
     /// The stable name used in the calibration file and JSON output.
     public var name: String { Op.names[rawValue] }
     /// Position in `allCases`.
