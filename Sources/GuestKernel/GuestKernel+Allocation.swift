@@ -144,11 +144,17 @@ extension GuestKernel {
                 left -= take
                 allocationStalls.allocations += take
                 progressed = true
+                kswapdWoken = false
                 break
             }
             // __alloc_pages_slowpath(): no zone could give a page. Wake the
-            // kswapds of the zonelist's nodes once, retry; then reclaim
-            // directly while that makes progress; only then the OOM killer.
+            // kswapds of the zonelist's nodes (each reclaims its node back to
+            // the high watermark, so a streaming reader is served by kswapd,
+            // one wake per high-min stretch); if they freed nothing since the
+            // last page given, reclaim directly while that makes progress;
+            // only then the OOM killer. The model's allocations run to the min
+            // watermark, so kswapd is woken there rather than at low: the
+            // pages it reclaims to reach high are the same.
             if !progressed, watermarksReady {
                 if !kswapdWoken {
                     kswapdWoken = true
@@ -157,15 +163,18 @@ extension GuestKernel {
                     if reclaim.pgstealKswapd > before { continue }
                 }
                 let vcpu = cpus.map { Self.leastLoaded($0, clock) } ?? clock.leastLoadedVCPU
-                if directReclaim(zonelist: order, wanted: left, highest: highest, vcpu: vcpu, clock: &clock) > 0 {
-                    kswapdWoken = false
-                    continue
-                }
+                if directReclaim(zonelist: order, wanted: left, highest: highest, vcpu: vcpu, clock: &clock) > 0 { continue }
             }
             if !progressed {
                 events.append("page allocation failure: out of memory with \(left) pages still wanted")
                 return (n - left, .ok)
             }
+        }
+        // The last allocations may have left every zone under its low
+        // watermark: the next allocation's fast path would fail there and
+        // wake kswapd, which rebalances the node while the workload goes on.
+        if watermarksReady, fastPathFails(zonelist: order, highest: highest) {
+            wakeAllKswapds(zonelist: order, highest: highest, clock: &clock)
         }
         return (n, .ok)
     }

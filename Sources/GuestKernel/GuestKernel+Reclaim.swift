@@ -192,6 +192,17 @@ extension GuestKernel {
         endlessReclaim ?? (0..<numa.nodeCount).lazy.compactMap { self.endlessReclaimCondition(node: $0, highest: ZoneKind.movableIndex) }.first
     }
 
+    /// Whether `get_page_from_freelist()` at ALLOC_WMARK_LOW fails on every
+    /// zone of the zonelist, so `__alloc_pages_slowpath()` wakes kswapd: no
+    /// zone has accepted free pages above low plus `lowmem_reserve[highest]`,
+    /// and none has unaccepted memory to accept instead.
+    func fastPathFails(zonelist order: [Int], highest: Int) -> Bool {
+        order.allSatisfy { zi in
+            let z = zones[zi]
+            return z.managed == 0 || (!z.hasUnaccepted && z.acceptedFree <= z.watermarkLow + z.lowmemReserve[highest])
+        }
+    }
+
     /// `wake_all_kswapds()` for an allocation whose zonelist is `order`:
     /// each node in it once.
     func wakeAllKswapds(zonelist order: [Int], highest: Int, clock: inout PhaseClock) {

@@ -59,9 +59,12 @@ import Testing
         #expect(k.reclaim.pgstealKswapd + k.reclaim.pgstealDirect == UInt64(256 << 20) / 4096)
     }
 
-    /// Each kswapd run leaves its node balanced when it had page cache
-    /// enough: after a page-cache workload on a fixed kernel the reference
-    /// `pgdat_balanced()` holds, or the run reclaimed all it could.
+    /// kswapd sleeps only once its node is balanced, and is woken again only
+    /// when an allocation's fast path (ALLOC_WMARK_LOW) fails in every zone:
+    /// after a page-cache workload on a fixed kernel, either the reference
+    /// `pgdat_balanced()` holds, or some zone still passes its low watermark
+    /// plus `lowmem_reserve` (nothing has woken kswapd since), or no page
+    /// cache is left to reclaim.
     @Test(arguments: [KernelVersion.v6_11, .v6_12, .v7_0])
     func kswapdLeavesTheNodeBalancedOnFixedKernels(version: KernelVersion) throws {
         let r = try bootResult { $0.memory = 3 << 30; $0.kernel.version = version; $0.workload = .pageCache(4 << 30) }
@@ -69,8 +72,11 @@ import Testing
         #expect(k.reclaim.pageoutrun > 0)
         #expect(r.degradations.allSatisfy { !$0.contains("endless reclaim") })
         #expect(k.endlessReclaimOnWake() == nil)
-        #expect(Self.referenceBalanced(k.zones(ofNode: 0), highest: ZoneKind.movableIndex, unacceptedUnusable: false)
-                || k.pageCachePages == 0)
+        let zs = k.zones(ofNode: 0)
+        let lowPasses = zs.prefix(3).contains { z in
+            z.managed > 0 && (z.unacceptedPages > 0 || z.freePages - z.unacceptedPages > z.watermarkLow + z.lowmemReserve[ZoneKind.movableIndex])
+        }
+        #expect(Self.referenceBalanced(zs, highest: ZoneKind.movableIndex, unacceptedUnusable: false) || lowPasses || k.pageCachePages == 0)
     }
 
     /// The reproduction of examples/endless-reclaim: a 128 GiB TD whose
