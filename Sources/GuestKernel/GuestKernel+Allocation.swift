@@ -159,7 +159,7 @@ extension GuestKernel {
                 if !kswapdWoken {
                     kswapdWoken = true
                     let before = reclaim.pgstealKswapd
-                    wakeAllKswapds(zonelist: order, highest: highest, clock: &clock)
+                    wakeAllKswapds(zonelist: order, highest: highest, streaming: use == .pageCache ? left : 0, clock: &clock)
                     if reclaim.pgstealKswapd > before { continue }
                 }
                 let vcpu = cpus.map { Self.leastLoaded($0, clock) } ?? clock.leastLoadedVCPU

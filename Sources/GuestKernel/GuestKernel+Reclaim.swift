@@ -142,15 +142,24 @@ extension GuestKernel {
     /// unusable and kswapd cannot accept: a node whose free memory is
     /// unaccepted stays unbalanced (`endlessReclaim`). kswapd's time goes
     /// to the least-loaded vCPU of the node.
-    func kswapd(node nid: Int, highest: Int, clock: inout PhaseClock) {
+    ///
+    /// `streaming` pages still wanted by a page-cache reader: kswapd keeps
+    /// pace with it, one high-to-min stretch after another, reclaiming the
+    /// older page cache the reader replaces; at the model's grain those
+    /// runs are taken as one, reclaiming what reaching high needs plus
+    /// what the reader will take (capped at the page cache there is), so a
+    /// reader far larger than the guest costs O(its size / the guest's
+    /// page cache) steps, not O(its size / the watermark gap).
+    func kswapd(node nid: Int, highest: Int, streaming: UInt64 = 0, clock: inout PhaseClock) {
         guard !pgdatBalanced(node: nid, highest: highest) else { return }
         reclaim.pageoutrun += 1
         let zs = nodeZones(nid, upTo: highest)
         let all = zs.reduce(0) { $0 + zones[$1].filePages }
-        let r = pagesToReclaim(zs) { z in
+        let toHigh = pagesToReclaim(zs) { z in
             Int64(self.zones[z].watermarkHigh + self.zones[z].lowmemReserve[highest] + 1)
                 - (Int64(self.zones[z].freePages) - Int64(self.unusableFree(zone: z)))
         } ?? all
+        let r = min(all, toHigh + streaming)
         reclaimProportionally(r, from: zs)
         reclaim.pgscanKswapd += r
         reclaim.pgstealKswapd += r
@@ -205,10 +214,11 @@ extension GuestKernel {
 
     /// `wake_all_kswapds()` for an allocation whose zonelist is `order`:
     /// each node in it once.
-    func wakeAllKswapds(zonelist order: [Int], highest: Int, clock: inout PhaseClock) {
+    func wakeAllKswapds(zonelist order: [Int], highest: Int, streaming: UInt64 = 0, clock: inout PhaseClock) {
         var seen: Set<Int> = []
         for zi in order where seen.insert(zones[zi].node).inserted {
-            kswapd(node: zones[zi].node, highest: highest, clock: &clock)
+            // The reader's pages come from the first node of its zonelist.
+            kswapd(node: zones[zi].node, highest: highest, streaming: seen.count == 1 ? streaming : 0, clock: &clock)
         }
     }
 

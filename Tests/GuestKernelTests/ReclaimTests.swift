@@ -47,6 +47,23 @@ import Testing
         #expect(k.allocatedPages == k.pageCachePages + k.earlyAllocationPages)
     }
 
+    /// A page-cache reader 64 times the guest: kswapd keeps pace with it,
+    /// and at the model's grain its runs between two of the reader's
+    /// slow-path entries are one step that reclaims the older page cache the
+    /// reader replaces, so the steps grow with the reader's size over the
+    /// page cache the guest holds (~64 here), not over the watermark gap
+    /// (tens of thousands with `min_free_kbytes` 0). Every page is given.
+    @Test func aReaderLargerThanTheGuestTakesStepsByThePageCacheNotByTheGap() throws {
+        let r = try bootResult {
+            $0.memory = 1 << 30; $0.workload = .pageCache(64 << 30)
+            $0.kernel.minFreeKbytes = 0; $0.kernel.transparentHugepage = .never
+        }
+        let k = try #require(r.kernel)
+        #expect(r.degradations.isEmpty, "\(r.degradations)")
+        #expect(k.reclaim.pageoutrun <= 4 * 64)
+        #expect(k.pageCachePages == UInt64(64 << 30) / 4096 + UInt64(256 << 20) / 4096 - k.reclaim.pgstealKswapd - k.reclaim.pgstealDirect)
+    }
+
     /// Anonymous memory cannot be reclaimed without swap: touching more than
     /// the guest has reclaims the boot's page cache first, then the OOM
     /// killer's turn (the model's clamp) once nothing reclaimable is left.
