@@ -94,6 +94,11 @@ public enum Op: Int, CaseIterable, Sendable {
     case tdxAug1G
     /// TDH.MEM.PAGE.DEMOTE of a 1G leaf into 512 2M leaves.
     case tdxDemote1G
+    /// One clean, unmapped page-cache folio reclaimed (kswapd's
+    /// `balance_pgdat()` or direct reclaim): isolated from the node's file
+    /// LRU, `shrink_folio_list()` finding it unreferenced and clean,
+    /// `__remove_mapping()` taking it out of the page cache, freed.
+    case kernelReclaimPage
 
     // SNP guest work added with issue 16.
     /// `sev_evict_cache()` of one 4K page after validation (7b306dfa326f).
@@ -110,7 +115,7 @@ public enum Op: Int, CaseIterable, Sendable {
     /// when counted, so that reports of runs without them are unchanged.
     public var isReportedOnlyWhenCounted: Bool {
         self == .tdxAug1G || self == .tdxDemote1G || self == .snpEvictCache4K || self == .snpSVSMCall
-            || self == .tdxAcceptInterruptExit
+            || self == .tdxAcceptInterruptExit || self == .kernelReclaimPage
     }
 }
 
@@ -200,13 +205,14 @@ extension Op {
         "kernel.idle_tick_exit",
         "tdx.aug.1g",
         "tdx.demote.1g",
+        "kernel.reclaim_page",
         "snp.evict_cache.4k",
         "snp.svsm.call",
         "tdx.accept.interrupt_exit",
     ]
     /// Operations a calibration file may leave out (they take the built-in cost): added after
     /// files were written against the rest.
-    static let addedWithDefaults: [Op] = [.kernelZoneLockSection, .kernelIdleTickExit, .tdxAug1G, .tdxDemote1G, .snpEvictCache4K,
+    static let addedWithDefaults: [Op] = [.kernelZoneLockSection, .kernelIdleTickExit, .tdxAug1G, .tdxDemote1G, .kernelReclaimPage, .snpEvictCache4K,
                                           .snpSVSMCall, .tdxAcceptInterruptExit]
     /// The stable name used in the calibration file and JSON output.
     public var name: String { Op.names[rawValue] }

@@ -89,6 +89,9 @@ extension GuestKernel {
         let nodeCPUs = preferred.map { numa.cpusOfNode[$0] } ?? []
         let cpus: [Int]? = onVCPU.map { [$0] } ?? (nodeCPUs.isEmpty ? nil : nodeCPUs)
         let order = zonelist(node: preferred ?? onVCPU.map { numa.cpuNode[$0] } ?? 0)
+        // gfp_zone(): ZONE_MOVABLE for user pages, ZONE_NORMAL for the kernel's.
+        let highest = use == .kernel ? ZoneKind.allCases.firstIndex(of: .normal)! : ZoneKind.movableIndex
+        var kswapdWoken = false
         while left > 0 {
             var progressed = false
             for zi in order {
@@ -106,7 +109,6 @@ extension GuestKernel {
                 // __zone_watermark_ok(): min plus lowmem_reserve[highest_zoneidx]
                 // (ZONE_MOVABLE for user pages, ZONE_NORMAL for the kernel's), so
                 // falling back into DMA32 and DMA leaves their reserve alone.
-                let highest = use == .kernel ? ZoneKind.allCases.firstIndex(of: .normal)! : ZoneKind.movableIndex
                 let floor = watermarksReady ? zones[zi].watermarkMin + zones[zi].lowmemReserve[highest] : 0
                 // The watermark failed and there was nothing to accept: the
                 // zone grows by a section if it still has deferred pages.
@@ -136,19 +138,44 @@ extension GuestKernel {
                 allocationTally?[zi, default: 0] += take
                 allocatedPages += take
                 nodeUsage[zones[zi].node].add(take, use)
-                if use == .pageCache { pageCachePages += take }
+                if use == .pageCache { pageCachePages += take; zones[zi].filePages += take }
                 if use == .kernel { kernelPages += take }
                 if use == .hugetlb { hugetlbPages += take }
                 if touch { clock.charge(.kernelTouchPage, take, vcpu: vcpu, costs: costs) }
                 left -= take
                 allocationStalls.allocations += take
                 progressed = true
+                kswapdWoken = false
                 break
+            }
+            // __alloc_pages_slowpath(): no zone could give a page. Wake the
+            // kswapds of the zonelist's nodes (each reclaims its node back to
+            // the high watermark, so a streaming reader is served by kswapd,
+            // one wake per high-min stretch); if they freed nothing since the
+            // last page given, reclaim directly while that makes progress;
+            // only then the OOM killer. The model's allocations run to the min
+            // watermark, so kswapd is woken there rather than at low: the
+            // pages it reclaims to reach high are the same.
+            if !progressed, watermarksReady {
+                if !kswapdWoken {
+                    kswapdWoken = true
+                    let before = reclaim.pgstealKswapd
+                    wakeAllKswapds(zonelist: order, highest: highest, streaming: use == .pageCache ? left : 0, clock: &clock)
+                    if reclaim.pgstealKswapd > before { continue }
+                }
+                let vcpu = cpus.map { Self.leastLoaded($0, clock) } ?? clock.leastLoadedVCPU
+                if directReclaim(zonelist: order, wanted: left, highest: highest, vcpu: vcpu, clock: &clock) > 0 { continue }
             }
             if !progressed {
                 events.append("page allocation failure: out of memory with \(left) pages still wanted")
                 return (n - left, .ok)
             }
+        }
+        // The last allocations may have left every zone under its low
+        // watermark: the next allocation's fast path would fail there and
+        // wake kswapd, which rebalances the node while the workload goes on.
+        if watermarksReady, fastPathFails(zonelist: order, highest: highest) {
+            wakeAllKswapds(zonelist: order, highest: highest, clock: &clock)
         }
         return (n, .ok)
     }
@@ -347,7 +374,13 @@ extension GuestKernel {
 
     /// `/proc/vmstat` lines for the counters cocomem models.
     public var procVmstat: String {
-        "nr_free_pages \(totalFreePages)\nnr_unaccepted \(totalUnacceptedPages)\n"
+        vmstat.map { "\($0.0) \($0.1)\n" }.joined()
+    }
+
+    /// The `/proc/vmstat` counters the model keeps, in `vmstat_text[]`'s
+    /// order: the zone counters, then the reclaim events.
+    public var vmstat: [(String, UInt64)] {
+        [("nr_free_pages", totalFreePages), ("nr_unaccepted", totalUnacceptedPages)] + reclaim.rows
     }
 }
 

@@ -159,6 +159,11 @@ public final class GuestKernel {
     /// Anonymous/user pages and page-cache pages handed out.
     public internal(set) var allocatedPages: UInt64 = 0
     public internal(set) var pageCachePages: UInt64 = 0
+    /// Reclaim's `/proc/vmstat` counters since boot (`GuestKernel+Reclaim.swift`).
+    public internal(set) var reclaim = ReclaimCounters()
+    /// The first time a kswapd the model woke met the endless-reclaim state
+    /// of kernels before 807174a93d24, if it did.
+    public internal(set) var endlessReclaim: EndlessReclaim? = nil
     /// Pages of the hugetlb pool (`nr_hugepages`), taken from the buddy allocator in 2 MiB folios.
     public internal(set) var hugetlbPages: UInt64 = 0
     /// What `allocate()` took from each node's zones.

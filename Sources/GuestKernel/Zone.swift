@@ -38,6 +38,10 @@ public struct Zone: Sendable {
     public var freePages: UInt64 = 0
     /// `NR_UNACCEPTED`.
     public var unacceptedPages: UInt64 = 0
+    /// `NR_ZONE_INACTIVE_FILE` + `NR_ZONE_ACTIVE_FILE`: page-cache pages of
+    /// this zone on the node's file LRU. Every page cache the model grows is
+    /// clean (files read, never written), so all of it is reclaimable.
+    public var filePages: UInt64 = 0
     /// `MAX_ORDER_NR_PAGES`: pages in one block of `unaccepted_pages`.
     public static let blockPages: UInt64 = 1024
 

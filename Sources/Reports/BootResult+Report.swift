@@ -53,8 +53,7 @@ extension BootResult {
                              ("units_set_now", .uint(u.unitsSet)), ("address", .uint(u.address.value))])
         }
         let meminfo: JSON = .object((kernel?.meminfo ?? []).map { ($0.0, .uint($0.1)) })
-        let vmstat: JSON = .object([("nr_free_pages", .uint(kernel?.totalFreePages ?? 0)),
-                                    ("nr_unaccepted", .uint(kernel?.totalUnacceptedPages ?? 0))])
+        let vmstat: JSON = .object((kernel?.vmstat ?? [("nr_free_pages", 0), ("nr_unaccepted", 0)]).map { ($0.0, .uint($0.1)) })
         // One node: keyed by zone name; several: by /proc/zoneinfo's header, "Node 1, zone Normal".
         let single = kernel?.numa.isSingleNode ?? true
         let zoneinfo: JSON = .object((kernel?.zoneinfo ?? []).map { (single ? $0.name : "Node \($0.node), zone \($0.name)", $0.json) })

@@ -341,6 +341,8 @@ public struct BootSimulation {
             }
         }
         r.times.userspace = uclock.seconds(costs)
+        // Just after init starts, where 807174a93d24's report saw kswapd loop.
+        var endless = outcome == .ok ? kernel.endlessReclaimOnWake() : nil
         recorder?.phase(prefix + "userspace", uclock, seconds: r.times.userspace)
         recorder?.snapshot(prefix.isEmpty ? "end of boot" : "end of boot (next kernel)")
         r.acceptedKernelBoot = unaccepted?.acceptedBytes ?? 0
@@ -361,6 +363,8 @@ public struct BootSimulation {
         r.times.workload = wclock.seconds(costs)
         r.acceptedWorkload = unaccepted?.acceptedBytes ?? 0
         r.perPhaseCounts.append(("workload", wclock.counts))
+        if endless == nil, outcome == .ok { endless = kernel.endlessReclaimOnWake() }
+        if let e = endless { r.degradations.append(prefix.isEmpty ? e.description : "next kernel: " + e.description) }
         r.events += kernel.events
         r.outcome = outcome
         kernel.onAcceptBatch = nil
