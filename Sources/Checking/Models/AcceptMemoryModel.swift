@@ -28,7 +28,7 @@ import TDXModule
 /// 50e782a86c98's list from 6.6 and 6.5.9, the lock held across the accept
 /// before); `PlantedAcceptFault` plants a bug. States are `ReplayedState`s:
 /// the path replayed from a freshly built TD.
-public struct AcceptMemoryModel: TransitionSystem {
+public struct AcceptMemoryModel: TransitionSystem, Sendable {
     public typealias State = ReplayedState
     public typealias Action = ModelStep
 
@@ -91,6 +91,9 @@ public struct AcceptMemoryModel: TransitionSystem {
     let calibration: Calibration
     let acceptsKexecDestinations: Bool
     let programs: [[ProgramOp]]
+    /// The renamings of vCPUs that map every vCPU onto one with the same
+    /// program, the identity left out (empty: no symmetry).
+    let symmetries: [[Int]]
 
     public init(_ config: Config) throws {
         guard (1...3).contains(config.vcpus) else { throw CocomemError(.invalidScenario, "accept-memory: vcpus must be 1...3") }
@@ -115,6 +118,10 @@ public struct AcceptMemoryModel: TransitionSystem {
         acceptsKexecDestinations = version.acceptsKexecDestinations
         calibration = try Calibration.builtIn()
         programs = config.effectivePrograms
+        let ops = programs
+        symmetries = Self.permutations(ops.count).filter { p in
+            p != Array(p.indices) && p.indices.allSatisfy { ops[p[$0]] == ops[$0] }
+        }
         guard config.memoryBytes <= 64 << 20 else { throw CocomemError(.invalidScenario, "accept-memory: the programs' ranges must lie below 62 MiB") }
         let frames = config.memoryBytes / 4096
         for step in config.hostSteps {
@@ -146,10 +153,18 @@ public struct AcceptMemoryModel: TransitionSystem {
     }
 
     public func actions(in state: ReplayedState) -> [ModelStep] {
-        guard !state.terminal, let w = try? replay(state.path) else { return [] }
-        var out = (0..<programs.count).compactMap { w.world.next(for: $0) }
-        if w.world.hostMoves < config.hostBudget { out += config.hostSteps }
-        if w.world.faults < config.maxFaults { out += faultSteps }
+        guard !state.terminal else { return [] }
+        if let e = state.enabled { return e }
+        guard let w = try? replay(state.path) else { return [] }
+        return enabled(w.world)
+    }
+
+    /// The steps enabled in `w`: each vCPU's next, the host's moves while
+    /// its budget lasts, the faults while theirs does.
+    func enabled(_ w: World) -> [ModelStep] {
+        var out = (0..<programs.count).compactMap { w.next(for: $0) }
+        if w.hostMoves < config.hostBudget { out += config.hostSteps }
+        if w.faults < config.maxFaults { out += faultSteps }
         return out
     }
 
@@ -295,6 +310,9 @@ public struct AcceptMemoryModel: TransitionSystem {
                 switch o {
                 case .accept:
                     return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): lock\(usesList ? ", accepting_list" : "")", call: "\(rangeText(v)): " + firstStep)
+                case .acceptAt(let r, let l):
+                    return ModelStep(.vcpu(v), "accept \(ProgramOp.text(r)) \(l == .size2M ? "2m" : "4k") vcpu=\(v)",
+                                     call: "TdAcceptPages() at \(l == .size2M ? "2M" : "4K") (edk2's fixed AcceptPageSize, not the kernel's bitmap)")
                 case .touch(let r):
                     let call = model.config.programs == nil ? "touch: the first page of the range accept_memory() returned for" : "touch: a load/store of every page"
                     return ModelStep(.vcpu(v), "access \(ProgramOp.text(r)) vcpu=\(v)", call: call)
@@ -344,6 +362,12 @@ public struct AcceptMemoryModel: TransitionSystem {
                     if model.acceptsKexecDestinations { return begin(v, r) }
                     advance(v)
                     return "loaded; destination not accepted"
+                case .acceptAt(let r, let l):
+                    lastAccept = r
+                    try run.execute(.accept(r, l), line: 0, vcpu: v)
+                    advance(v)
+                    if let f = run.lastGuestFailure { dead = f; return f }
+                    return "accepted"
                 case .touch(let r):
                     try run.execute(.access(r), line: 0, vcpu: v)
                     advance(v)
@@ -453,10 +477,11 @@ public struct AcceptMemoryModel: TransitionSystem {
                 }
             }
             if let d = dead, let v {
-                if d.contains("Failed to accept memory"), let r = lastAccept, r.contains(where: { run.vm.faults.refusedAUG.value(at: $0) }) {
+                let acceptFailed = d.contains("Failed to accept memory") || d.contains("TdAcceptPages failed")
+                if acceptFailed, let r = lastAccept, r.contains(where: { run.vm.faults.refusedAUG.value(at: $0) }) {
                     out.append(Violation(invariant: InvariantRegistry.acceptCompletes.name,
                                          detail: "vcpu\(v): the host never AUGs \(ProgramOp.text(r)); the vCPU faults again for ever (cut off: \(d))"))
-                } else if d.contains("Failed to accept memory") {
+                } else if acceptFailed {
                     out.append(Violation(invariant: InvariantRegistry.acceptSucceeds.name, detail: "vcpu\(v): \(d)"))
                 } else if d.contains("Guest access before accepting") || d.contains("EPT-violation on private memory") {
                     out.append(Violation(invariant: InvariantRegistry.neverTouchUnaccepted.name, detail: "vcpu\(v): \(d)"))
@@ -481,14 +506,25 @@ public struct AcceptMemoryModel: TransitionSystem {
 
         /// Everything that decides the future: the host, the bitmap, the
         /// list or lock, each program's position, the image, the budgets used.
-        var fingerprint: [UInt64] {
-            var w = HostFingerprint(run.vm).words
+        var fingerprint: [UInt64] { fingerprint(order: nil) }
+
+        /// The fingerprint with the vCPUs renamed: position j describes
+        /// vCPU `order[j]` (its program, its list entry, the lock if it
+        /// holds it, its module state). Every per-vCPU part is renamed and
+        /// nothing else, so two states that differ only by which of two
+        /// identical vCPUs did what get equal fingerprints.
+        func fingerprint(order: [Int]?) -> [UInt64] {
+            let order = order ?? Array(programs.indices)
+            var renamed = Array(order.indices)
+            for (j, i) in order.enumerated() { renamed[i] = j }
+            func name(_ v: Int) -> UInt64 { UInt64(renamed.indices.contains(v) ? renamed[v] : v) }
+            var w = HostFingerprint(run.vm, vcpuOrder: order).words
             w.append(0xACCE_0000_0000_0001)
             for r in memory.table.bitmap.setRuns(in: memory.table.allUnits) { w += [r.lowerBound.value, r.upperBound.value] }
             w.append(0xACCE_0000_0000_0002)
-            for e in memory.acceptingList { w += [UInt64(e.vcpu), e.units.lowerBound.value, e.units.upperBound.value] }
-            w.append(memory.lockHolder.map { UInt64($0) } ?? .max)
-            for p in programs {
+            for e in memory.acceptingList { w += [name(e.vcpu), e.units.lowerBound.value, e.units.upperBound.value] }
+            w.append(memory.lockHolder.map { name($0) } ?? .max)
+            for p in order.map({ programs[$0] }) {
                 w.append(UInt64(p.pc))
                 switch p.phase {
                 case .ready: w.append(1)
@@ -545,8 +581,12 @@ public struct AcceptMemoryModel: TransitionSystem {
             if w.run.vm.isDead, w.dead == nil { w.dead = "\(w.run.vm.outcome)" }
             last = v
         }
-        let state = ReplayedState(path: path, fingerprint: w.fingerprint, violations: HostCommandModel.deduplicated(last),
-                                  terminal: w.dead != nil || w.rebooted || w.finished, observed: observed)
+        let terminal = w.dead != nil || w.rebooted || w.finished
+        let fingerprint = w.fingerprint
+        let symmetric = symmetries.isEmpty ? nil : symmetries.map { w.fingerprint(order: $0) }.reduce(fingerprint) { $1.lexicographicallyPrecedes($0) ? $1 : $0 }
+        let state = ReplayedState(path: path, fingerprint: fingerprint, violations: HostCommandModel.deduplicated(last),
+                                  terminal: terminal, observed: observed, enabled: terminal ? [] : enabled(w),
+                                  symmetricFingerprint: symmetric)
         return (state, w)
     }
 

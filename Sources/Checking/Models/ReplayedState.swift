@@ -45,13 +45,24 @@ public struct ReplayedState: Hashable, Sendable {
     public let terminal: Bool
     /// What the last step did, in one line (for traces; not hashed).
     public let observed: String
+    /// The steps enabled after `path`, when the replay that made the state
+    /// computed them (not hashed): the search then asks for them without
+    /// replaying `path` again. Nil: the model replays to find them.
+    public let enabled: [ModelStep]?
+    /// The smallest fingerprint of the state's symmetry class (the model's
+    /// identical vCPUs renamed), when the model has a symmetry (not hashed;
+    /// `AcceptMemoryModel.canonical`). Nil: no symmetry.
+    public let symmetricFingerprint: [UInt64]?
 
-    public init(path: [ModelStep], fingerprint: [UInt64], violations: [Violation], terminal: Bool, observed: String) {
+    public init(path: [ModelStep], fingerprint: [UInt64], violations: [Violation], terminal: Bool, observed: String,
+                enabled: [ModelStep]? = nil, symmetricFingerprint: [UInt64]? = nil) {
         self.path = path
         self.fingerprint = fingerprint
         self.violations = violations
         self.terminal = terminal
         self.observed = observed
+        self.enabled = enabled
+        self.symmetricFingerprint = symmetricFingerprint
     }
 
     public static func == (a: ReplayedState, b: ReplayedState) -> Bool {
