@@ -48,7 +48,7 @@ public enum ModelCatalog {
     ///   (none, no-accepting-list, claim-by-clearing), `vcpus` (1–3, 2),
     ///   `size` (4M), `stride` (the size; 0: one range for all), `host`
     ///   (tdx, tdx-huge); or each vCPU's own program, `vcpu0`, `vcpu1`,
-    ///   `vcpu2` (`ProgramOp.program`: `accept`, `touch`, `convert`,
+    ///   `vcpu2` (`ProgramOp.program`: `accept`, `accept ... at 2M|4K`, `touch`, `convert`,
     ///   `kexec-load`, `reboot`, separated by `;`); `host-steps` (host
     ///   command lines, `;`-separated: remove, readd, remap, refuse-aug,
     ///   punch, attributes, pin, unpin, hostmap) with `host-budget` (1 when
