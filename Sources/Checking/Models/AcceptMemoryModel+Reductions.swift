@@ -1,5 +1,4 @@
 import Foundation
-import GuestKernel
 import MemoryModel
 
 /// The engine's reductions for `model: accept-memory` (`Checker`'s
@@ -17,17 +16,23 @@ import MemoryModel
 ///   replays, and `Checker` makes the counterexample's trace concrete step by
 ///   step as it does for the acceptance core.
 /// - Partial-order reduction: `independent` is conservative. Only two steps
-///   of different vCPUs can be independent, only steps that take no lock
-///   (`arch_accept_memory()` with `unaccepted_memory_lock` dropped, on
-///   kernels with 50e782a86c98's `accepting_list`, and touches), only when
-///   their ranges lie in disjoint 2 MiB units; the host's and the VMM's moves,
-///   injected faults, MapGPA conversions, kexec and reboot, and every lock
-///   step (list walk, `bitmap_clear()`) depend on everything. A candidate
-///   pair is then held to the definition itself in the state at hand
-///   (`commute`: each still enabled after the other and both orders reach
-///   the same state), because two such steps may still interact through the
-///   host: which host frames KVM hands out depends on the order of the
-///   AUGs, and a step that kills the TD disables every other.
+///   of different guest vCPUs can be independent, only steps whose 2 MiB
+///   regions the model knows (`ModelStep.regions`: an `arch_accept_memory()`
+///   run, a touch, a `TdAcceptPages()`, and a lock step's whole
+///   `accept_memory()` window, guard unit included), only when those regions
+///   are disjoint; the host's and the VMM's moves, injected faults, MapGPA
+///   conversions, kexec and reboot depend on everything. A lock step
+///   (`retry:`/list walk, `bitmap_clear()`) is one critical section of
+///   `unaccepted_memory_lock` in the model, and two on disjoint windows touch
+///   disjoint bits and list entries (the list's order is not observable:
+///   the fingerprint sorts it); which of them takes the lock first shows
+///   nowhere else. A candidate pair is then held to the definition itself in
+///   the state at hand (`commute`: each still enabled after the other and
+///   both orders reach the same state), because two such steps may still
+///   interact: through the host (the order of AUGs decides which host frames
+///   KVM hands out), through a step that kills the TD (it disables every
+///   other), or through the lock held across the accept before 50e782a86c98
+///   (the waiting call is disabled).
 extension AcceptMemoryModel {
     /// Every ordering of 0..<n.
     static func permutations(_ n: Int) -> [[Int]] {
@@ -56,21 +61,8 @@ extension AcceptMemoryModel {
     /// filter, then `commute` in `state`.
     /// - Complexity: O(1) for pairs the filter refuses; four replays for a candidate.
     public func independent(_ a: ModelStep, _ b: ModelStep, in state: ReplayedState) -> Bool {
-        guard let ua = lockFreeUnits(a), let ub = lockFreeUnits(b), a.actor != b.actor, !ua.overlaps(ub) else { return false }
+        guard case .vcpu = a.actor, case .vcpu = b.actor, a.actor != b.actor,
+              let ra = a.regions, let rb = b.regions, !ra.overlaps(rb) else { return false }
         return commute(a, b, in: state)
-    }
-
-    /// The 2 MiB units a vCPU step that takes no lock works on, nil for any
-    /// other step (lock steps are comments, `#`; conversions, kexec and
-    /// reboot are named by their call).
-    func lockFreeUnits(_ s: ModelStep) -> Range<UInt64>? {
-        guard case .vcpu = s.actor, config.plantedFault != nil || locking == .acceptingList else { return nil }
-        let w = s.command.split(separator: " ")
-        guard w.count >= 2, w[0] == "accept" || w[0] == "access", !s.call.hasPrefix("kernel_kexec()") else { return nil }
-        let parts = w[1].split(separator: "+")
-        func num(_ t: Substring) -> UInt64? { t.hasPrefix("0x") ? UInt64(t.dropFirst(2), radix: 16) : UInt64(t) }
-        guard let first = parts.first.flatMap(num), let count = parts.count == 2 ? num(parts[1]) : 1, count > 0 else { return nil }
-        let per = PageLevel.size2M.pages
-        return first / per ..< (first + count + per - 1) / per
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import CoCoGuest
 import CostModel
 import Firmware
@@ -94,6 +95,10 @@ public struct AcceptMemoryModel: TransitionSystem, Sendable {
     /// The renamings of vCPUs that map every vCPU onto one with the same
     /// program, the identity left out (empty: no symmetry).
     let symmetries: [[Int]]
+    /// The last successors computed: the partial-order reduction's
+    /// commutation check asks again for successors the search has just
+    /// made, and a replay is the whole cost of a step.
+    let recent = RecentReplays()
 
     public init(_ config: Config) throws {
         guard (1...3).contains(config.vcpus) else { throw CocomemError(.invalidScenario, "accept-memory: vcpus must be 1...3") }
@@ -169,8 +174,12 @@ public struct AcceptMemoryModel: TransitionSystem, Sendable {
     }
 
     public func apply(_ action: ModelStep, to state: ReplayedState) -> ReplayedState {
-        (try? replay(state.path + [action]).state)
-            ?? ReplayedState(path: state.path + [action], fingerprint: [], violations: [], terminal: true, observed: "the step did not run")
+        let path = state.path + [action]
+        if let s = recent.state(after: path) { return s }
+        let s = (try? replay(path).state)
+            ?? ReplayedState(path: path, fingerprint: [], violations: [], terminal: true, observed: "the step did not run")
+        recent.keep(s)
+        return s
     }
 
     public func violations(in state: ReplayedState) -> [Violation] { state.violations }
@@ -286,6 +295,24 @@ public struct AcceptMemoryModel: TransitionSystem, Sendable {
             }
         }
 
+        /// The 2 MiB regions of frames `r`.
+        func regions(_ r: Range<GuestFrameNumber>) -> Range<UInt64> {
+            let per = PageLevel.size2M.pages
+            return r.lowerBound.value / per ..< (r.upperBound.value + per - 1) / per
+        }
+        /// The 2 MiB regions of table units `u`.
+        func regions(_ u: Range<UnacceptedUnit>) -> Range<UInt64> {
+            let b = PageLevel.size2M.bytes
+            return memory.table.address(of: u.lowerBound) / b ..< (memory.table.address(of: u.upperBound) + b - 1) / b
+        }
+        /// The regions `accept_memory()` of `r` may look at before its
+        /// window is known: its units and the guard unit after them.
+        func callRegions(_ r: Range<GuestFrameNumber>) -> Range<UInt64> {
+            let t = memory.table
+            let lo = t.unit(containing: r.lowerBound.address.value), hi = t.unit(roundingUp: r.upperBound.address.value) + 1
+            return regions(lo ..< hi)
+        }
+
         /// vCPU v's next step, nil when it has none (finished, spinning: a
         /// retry that meets the same entry changes nothing, or waiting to
         /// stop the others).
@@ -295,27 +322,33 @@ public struct AcceptMemoryModel: TransitionSystem, Sendable {
             case .inCall(let c):
                 switch c.phase {
                 case .retry:
-                    return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): retry", call: usesList ? "retry: spin_lock_irqsave(), walk accepting_list again" : "spin_lock_irqsave() again")
+                    return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): retry", call: usesList ? "retry: spin_lock_irqsave(), walk accepting_list again" : "spin_lock_irqsave() again",
+                                     regions: regions(c.window))
                 case .accepting(let r):
-                    return ModelStep(.vcpu(v), "accept \(frames(r)) linux vcpu=\(v)", call: "arch_accept_memory() of units \(r.lowerBound.value)..<\(r.upperBound.value): tdx_accept_memory(), the host AUGs on its EPT violations")
+                    return ModelStep(.vcpu(v), "accept \(frames(r)) linux vcpu=\(v)", call: "arch_accept_memory() of units \(r.lowerBound.value)..<\(r.upperBound.value): tdx_accept_memory(), the host AUGs on its EPT violations",
+                                     regions: regions(r))
                 case .clearing(let r):
-                    return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): bitmap_clear", call: "spin_lock(), bitmap_clear() of units \(r.lowerBound.value)..<\(r.upperBound.value), next run or list_del()")
+                    return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): bitmap_clear", call: "spin_lock(), bitmap_clear() of units \(r.lowerBound.value)..<\(r.upperBound.value), next run or list_del()",
+                                     regions: regions(c.window))
                 case .done:
                     return nil
                 }
             case .acceptAfterConvert:
                 guard case .convert(let r, _) = o else { return nil }
-                return ModelStep(.vcpu(v), "accept \(ProgramOp.text(r)) linux vcpu=\(v)", call: "set_memory_encrypted(): tdx_accept_memory() of the range MapGPA made private")
+                return ModelStep(.vcpu(v), "accept \(ProgramOp.text(r)) linux vcpu=\(v)", call: "set_memory_encrypted(): tdx_accept_memory() of the range MapGPA made private",
+                                 regions: regions(r))
             case .ready:
                 switch o {
-                case .accept:
-                    return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): lock\(usesList ? ", accepting_list" : "")", call: "\(rangeText(v)): " + firstStep)
+                case .accept(let r):
+                    return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): lock\(usesList ? ", accepting_list" : "")", call: "\(rangeText(v)): " + firstStep,
+                                     regions: callRegions(r))
                 case .acceptAt(let r, let l):
                     return ModelStep(.vcpu(v), "accept \(ProgramOp.text(r)) \(l == .size2M ? "2m" : "4k") vcpu=\(v)",
-                                     call: "TdAcceptPages() at \(l == .size2M ? "2M" : "4K") (edk2's fixed AcceptPageSize, not the kernel's bitmap)")
+                                     call: "TdAcceptPages() at \(l == .size2M ? "2M" : "4K") (edk2's fixed AcceptPageSize, not the kernel's bitmap)",
+                                     regions: regions(r))
                 case .touch(let r):
                     let call = model.config.programs == nil ? "touch: the first page of the range accept_memory() returned for" : "touch: a load/store of every page"
-                    return ModelStep(.vcpu(v), "access \(ProgramOp.text(r)) vcpu=\(v)", call: call)
+                    return ModelStep(.vcpu(v), "access \(ProgramOp.text(r)) vcpu=\(v)", call: call, regions: regions(r))
                 case .convert(let r, let p):
                     return ModelStep(.vcpu(v), "convert \(ProgramOp.text(r)) \(p ? "private" : "shared")",
                                      call: "set_memory_\(p ? "encrypted" : "decrypted")(): TDG.VP.VMCALL<MapGPA>; the VMM converts under the TD's policy")
@@ -522,7 +555,11 @@ public struct AcceptMemoryModel: TransitionSystem, Sendable {
             w.append(0xACCE_0000_0000_0001)
             for r in memory.table.bitmap.setRuns(in: memory.table.allUnits) { w += [r.lowerBound.value, r.upperBound.value] }
             w.append(0xACCE_0000_0000_0002)
-            for e in memory.acceptingList { w += [name(e.vcpu), e.units.lowerBound.value, e.units.upperBound.value] }
+            // The list's order is not observable (accept_memory() only tests
+            // overlap and list_del()s its own entry): sorted, so two calls
+            // listed in either order are one state.
+            for e in memory.acceptingList.map({ [$0.units.lowerBound.value, $0.units.upperBound.value, name($0.vcpu)] })
+                .sorted(by: { $0.lexicographicallyPrecedes($1) }) { w += e }
             w.append(memory.lockHolder.map { name($0) } ?? .max)
             for p in order.map({ programs[$0] }) {
                 w.append(UInt64(p.pc))
@@ -619,5 +656,28 @@ public struct AcceptMemoryModel: TransitionSystem, Sendable {
               check-invariants: true
 
         """
+    }
+}
+
+/// A small memo of replayed states by path (`AcceptMemoryModel.apply`):
+/// forgotten all at once when full, so it holds about one state's
+/// successors and their neighbours. Replay is deterministic, so a hit is the
+/// state a replay would make.
+final class RecentReplays: @unchecked Sendable {
+    private let lock = NSLock()
+    private var states: [[ModelStep]: ReplayedState] = [:]
+    static let capacity = 256
+
+    func state(after path: [ModelStep]) -> ReplayedState? {
+        lock.lock()
+        defer { lock.unlock() }
+        return states[path]
+    }
+
+    func keep(_ s: ReplayedState) {
+        lock.lock()
+        defer { lock.unlock() }
+        if states.count >= Self.capacity { states.removeAll(keepingCapacity: true) }
+        states[s.path] = s
     }
 }

@@ -8,11 +8,17 @@ public struct ModelStep: Hashable, Sendable, CustomStringConvertible {
     public let command: String
     /// What the step is, in the real system's terms (for traces).
     public let call: String
+    /// The 2 MiB regions of guest memory the step reads or writes, when the
+    /// model knows them (a guest vCPU's step of `model: accept-memory`: its
+    /// range, or its `accept_memory()` window with the guard unit); nil:
+    /// anything. For the partial-order reduction's independence.
+    public let regions: Range<UInt64>?
 
-    public init(_ actor: ActorID, _ command: String, call: String) {
+    public init(_ actor: ActorID, _ command: String, call: String, regions: Range<UInt64>? = nil) {
         self.actor = actor
         self.command = command
         self.call = call
+        self.regions = regions
     }
 
     public var description: String { "\(actor): \(command)" }
