@@ -725,6 +725,24 @@ expect_error "check: accept-memory host budget too large" "'host-budget' must be
 ck ampolicy 'model: accept-memory\nparameters:\n  vcpu0: touch 0x0\n  policy: yolo\n'
 expect_error "check: accept-memory unknown policy" "'policy' must be one of" check "$tmp/ampolicy.yaml"
 expect_output "check: accept-memory kexec with a second vCPU holds on 7.0" "violations: none" check examples/check/accept-memory-kexec.yaml
+# The engine's options on model accept-memory (issue 20 §1): symmetry, por, swarm and the bounds are taken,
+# hash compaction and the cycle search refused, bad values refused as for every model.
+ck amsize 'model: accept-memory\nparameters:\n  vcpu0: accept 0x0+0x200 at 1G\n'
+expect_error "check: accept-memory accept at a size that is not 2M or 4K" "the size must be 2M or 4K" check "$tmp/amsize.yaml"
+ck amhc 'model: accept-memory\nhash-compaction: on\n'
+expect_error "check: accept-memory with hash compaction" "hash-compaction is for packed models" check "$tmp/amhc.yaml"
+ck amcycles 'model: accept-memory\ncycles: on\n'
+expect_error "check: accept-memory with the cycle search" "cycles is for packed models" check "$tmp/amcycles.yaml"
+ck ampor 'model: accept-memory\npor: sometimes\n'
+expect_error "check: accept-memory por not on or off" "por: 'sometimes' is not on or off" check "$tmp/ampor.yaml"
+ck amswarmpor 'model: accept-memory\nsearch: swarm\npor: on\n'
+expect_error "check: accept-memory swarm with por" "takes its bounds from" check "$tmp/amswarmpor.yaml"
+ck amseeds 'model: accept-memory\nsearch: swarm\nswarm: {seeds: 9-1}\n'
+expect_error "check: accept-memory swarm with a backwards seed range" "swarm.seeds" check "$tmp/amseeds.yaml"
+ck amred 'model: accept-memory\nparameters:\n  vcpu0: accept 0x0+0x400; touch 0x5\n  vcpu1: accept 0x0+0x400; touch 0x5\npor: on\n'
+expect_output "check: accept-memory with symmetry and por" "symmetry on, por on" check "$tmp/amred.yaml"
+expect_output "check: accept-memory swarm finds the planted double accept" "guest.accept-succeeds" check examples/check/accept-memory-swarm.yaml
+expect_output "sweep: an accept-memory swarm, one row per seed" "8 points (8 new)" sweep examples/check/accept-memory-swarm.yaml --db "$tmp/amswarm.db"
 expect_error "check: --counterexamples into a missing directory" "is not a directory" check examples/check/no-accepting-list.yaml --counterexamples "$tmp/no-such-dir"
 mkdir -p "$tmp/cx"
 mkfifo "$tmp/cx/no-accepting-list-guest-accept-succeeds.yaml"

@@ -23,8 +23,10 @@ public enum CheckModels {
         /// argument is the check file's name.
         public static func model<S: TransitionSystem & Sendable>(_ name: String, summary: String, invariants: [String],
                                                       make: @escaping @Sendable (inout CheckParameters) throws -> S,
-                                                      scenario: (@Sendable (String, S, [S.Action], Violation) -> String)? = nil) -> Entry {
+                                                      scenario: (@Sendable (String, S, [S.Action], Violation) -> String)? = nil,
+                                                      refuses: (@Sendable (CheckFile) -> String?)? = nil) -> Entry {
             Entry(name: name, summary: summary, invariants: invariants) { file, progress in
+                if let why = refuses?(file) { throw CocomemError(.invalidScenario, "\(file.name): model \(name): \(why)") }
                 var p = file.parameters
                 let system: S
                 do { system = try make(&p) } catch let e as CocomemError {
@@ -46,7 +48,22 @@ public enum CheckModels {
                scenario: { file, m, actions, v in m.scenarioFile(actions, violation: v, checkFile: file) }),
         .replayed("host-conversion", summary: "seed 004's conversion policies on the real KVM/TDX host model, with injected faults (HostModels.Conversion)"),
         .replayed("kexec", summary: "seed 001's kexec load and reboot on the real guest kernel model (KexecModel)"),
-        .replayed("accept-memory", summary: "accept_memory() on 1-3 guest vCPUs at the kernel's lock steps, over the real unaccepted table and KVM/TDX host, by kernel release or with a planted fault (AcceptMemoryModel)"),
+        .model("accept-memory",
+               summary: "accept_memory() on 1-3 guest vCPUs at the kernel's lock steps, over the real unaccepted table and KVM/TDX host, by kernel release or with a planted fault (AcceptMemoryModel)",
+               invariants: registeredInvariants,
+               make: { p in
+                   // ModelCatalog reads the keys (and refuses unknown ones).
+                   let values = p.values
+                   for k in values.keys { _ = p.take(k) }
+                   return try AcceptMemoryModel(ModelCatalog.acceptMemoryConfig(values))
+               },
+               scenario: { file, m, actions, v in m.scenarioFile(actions, violation: v, checkFile: file) },
+               refuses: { f in
+                   // States are replayed paths: no fixed-width encoding to
+                   // compact, and no progress labels for a cycle search.
+                   f.hashCompaction ? "hash-compaction is for packed models (states here are replayed paths, stored whole)"
+                       : f.cycles ? "cycles is for packed models (a livelock here is a refused AUG, checked as guest.accept-completes)" : nil
+               }),
         .replayed("adversarial-host", summary: "a host that removes, re-adds, remaps or refuses pages, against a guest that trusts ALREADY_ACCEPTED or not (HostModels)"),
     ]
 

@@ -13,6 +13,18 @@ import Simulation
 ///   the largest size the alignment allows and fall back on SIZE_MISMATCH,
 ///   so the size a run is accepted at is the host's mapping (`host: tdx`:
 ///   4K, `tdx-huge`: 2M).
+/// - `accept RANGE at 2M|4K`: an accepter that takes a fixed page size
+///   instead of the alignment's: edk2's `TdAcceptPages()`
+///   (`MdePkg/Library/TdxLib/AcceptPages.c`) with its `AcceptPageSize`
+///   (TDVF's `PcdTdxAcceptPageSize`): at 2M, 2M pages where aligned and 4K
+///   for the unaligned ends, a SIZE_MISMATCH recursing as 512 4K pages; at
+///   4K, page by page; TDX_PAGE_ALREADY_ACCEPTED tolerated (counted as a
+///   duplicate). It is the firmware's accept (the host language's `accept
+///   RANGE 2m|4k`), one step, and goes past the kernel's unaccepted bitmap
+///   (the firmware has none: it hands what it did not accept over as
+///   unaccepted in the memory map), so an `accept_memory()` of the same
+///   range afterwards meets TDX_PAGE_ALREADY_ACCEPTED, as a kernel would
+///   whose firmware accepted memory it reported unaccepted.
 /// - `touch RANGE`: loads/stores of every page (`access RANGE vcpu=N`).
 /// - `convert RANGE shared`: `set_memory_decrypted()`: TDG.VP.VMCALL<MapGPA>,
 ///   which the VMM and KVM carry out under the TD's conversion policy (the
@@ -31,6 +43,7 @@ import Simulation
 ///   kernel afterwards: the model ends there.
 public enum ProgramOp: Sendable, Hashable, CustomStringConvertible {
     case accept(Range<GuestFrameNumber>)
+    case acceptAt(Range<GuestFrameNumber>, PageLevel)
     case touch(Range<GuestFrameNumber>)
     case convert(Range<GuestFrameNumber>, toPrivate: Bool)
     case kexecLoad(Range<GuestFrameNumber>)
@@ -40,6 +53,7 @@ public enum ProgramOp: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .accept(let r): "accept \(Self.text(r))"
+        case .acceptAt(let r, let l): "accept \(Self.text(r)) at \(l == .size2M ? "2M" : "4K")"
         case .touch(let r): "touch \(Self.text(r))"
         case .convert(let r, let p): "convert \(Self.text(r)) \(p ? "private" : "shared")"
         case .kexecLoad(let r): "kexec-load \(Self.text(r))"
@@ -55,7 +69,7 @@ public enum ProgramOp: Sendable, Hashable, CustomStringConvertible {
     /// The last frame plus one the operation uses.
     var end: GuestFrameNumber? {
         switch self {
-        case .accept(let r), .touch(let r), .convert(let r, _), .kexecLoad(let r): r.upperBound
+        case .accept(let r), .acceptAt(let r, _), .touch(let r), .convert(let r, _), .kexecLoad(let r): r.upperBound
         case .reboot: nil
         }
     }
@@ -83,12 +97,17 @@ public enum ProgramOp: Sendable, Hashable, CustomStringConvertible {
         let line = w.joined(separator: " ")
         switch (w[0], w.count) {
         case ("accept", 2): return .accept(try range(w[1]))
+        case ("accept", 4) where w[2] == "at":
+            guard let level = ["2M": PageLevel.size2M, "4K": .size4K][w[3]] else {
+                throw CocomemError(.invalidScenario, "'\(line)': the size must be 2M or 4K (TdAcceptPages' AcceptPageSize)")
+            }
+            return .acceptAt(try range(w[1]), level)
         case ("touch", 2): return .touch(try range(w[1]))
         case ("convert", 3) where ["shared", "private"].contains(w[2]): return .convert(try range(w[1]), toPrivate: w[2] == "private")
         case ("kexec-load", 2): return .kexecLoad(try range(w[1]))
         case ("reboot", 1): return .reboot
         default:
-            throw CocomemError(.invalidScenario, "unknown operation '\(line)' (expected: accept RANGE, touch RANGE, convert RANGE shared|private, kexec-load RANGE, reboot)")
+            throw CocomemError(.invalidScenario, "unknown operation '\(line)' (expected: accept RANGE, accept RANGE at 2M|4K, touch RANGE, convert RANGE shared|private, kexec-load RANGE, reboot)")
         }
     }
 }

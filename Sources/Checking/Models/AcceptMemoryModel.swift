@@ -1,3 +1,4 @@
+import Foundation
 import CoCoGuest
 import CostModel
 import Firmware
@@ -28,7 +29,7 @@ import TDXModule
 /// 50e782a86c98's list from 6.6 and 6.5.9, the lock held across the accept
 /// before); `PlantedAcceptFault` plants a bug. States are `ReplayedState`s:
 /// the path replayed from a freshly built TD.
-public struct AcceptMemoryModel: TransitionSystem {
+public struct AcceptMemoryModel: TransitionSystem, Sendable {
     public typealias State = ReplayedState
     public typealias Action = ModelStep
 
@@ -91,6 +92,13 @@ public struct AcceptMemoryModel: TransitionSystem {
     let calibration: Calibration
     let acceptsKexecDestinations: Bool
     let programs: [[ProgramOp]]
+    /// The renamings of vCPUs that map every vCPU onto one with the same
+    /// program, the identity left out (empty: no symmetry).
+    let symmetries: [[Int]]
+    /// The last successors computed: the partial-order reduction's
+    /// commutation check asks again for successors the search has just
+    /// made, and a replay is the whole cost of a step.
+    let recent = RecentReplays()
 
     public init(_ config: Config) throws {
         guard (1...3).contains(config.vcpus) else { throw CocomemError(.invalidScenario, "accept-memory: vcpus must be 1...3") }
@@ -115,6 +123,10 @@ public struct AcceptMemoryModel: TransitionSystem {
         acceptsKexecDestinations = version.acceptsKexecDestinations
         calibration = try Calibration.builtIn()
         programs = config.effectivePrograms
+        let ops = programs
+        symmetries = Self.permutations(ops.count).filter { p in
+            p != Array(p.indices) && p.indices.allSatisfy { ops[p[$0]] == ops[$0] }
+        }
         guard config.memoryBytes <= 64 << 20 else { throw CocomemError(.invalidScenario, "accept-memory: the programs' ranges must lie below 62 MiB") }
         let frames = config.memoryBytes / 4096
         for step in config.hostSteps {
@@ -146,16 +158,28 @@ public struct AcceptMemoryModel: TransitionSystem {
     }
 
     public func actions(in state: ReplayedState) -> [ModelStep] {
-        guard !state.terminal, let w = try? replay(state.path) else { return [] }
-        var out = (0..<programs.count).compactMap { w.world.next(for: $0) }
-        if w.world.hostMoves < config.hostBudget { out += config.hostSteps }
-        if w.world.faults < config.maxFaults { out += faultSteps }
+        guard !state.terminal else { return [] }
+        if let e = state.enabled { return e }
+        guard let w = try? replay(state.path) else { return [] }
+        return enabled(w.world)
+    }
+
+    /// The steps enabled in `w`: each vCPU's next, the host's moves while
+    /// its budget lasts, the faults while theirs does.
+    func enabled(_ w: World) -> [ModelStep] {
+        var out = (0..<programs.count).compactMap { w.next(for: $0) }
+        if w.hostMoves < config.hostBudget { out += config.hostSteps }
+        if w.faults < config.maxFaults { out += faultSteps }
         return out
     }
 
     public func apply(_ action: ModelStep, to state: ReplayedState) -> ReplayedState {
-        (try? replay(state.path + [action]).state)
-            ?? ReplayedState(path: state.path + [action], fingerprint: [], violations: [], terminal: true, observed: "the step did not run")
+        let path = state.path + [action]
+        if let s = recent.state(after: path) { return s }
+        let s = (try? replay(path).state)
+            ?? ReplayedState(path: path, fingerprint: [], violations: [], terminal: true, observed: "the step did not run")
+        recent.keep(s)
+        return s
     }
 
     public func violations(in state: ReplayedState) -> [Violation] { state.violations }
@@ -271,6 +295,24 @@ public struct AcceptMemoryModel: TransitionSystem {
             }
         }
 
+        /// The 2 MiB regions of frames `r`.
+        func regions(_ r: Range<GuestFrameNumber>) -> Range<UInt64> {
+            let per = PageLevel.size2M.pages
+            return r.lowerBound.value / per ..< (r.upperBound.value + per - 1) / per
+        }
+        /// The 2 MiB regions of table units `u`.
+        func regions(_ u: Range<UnacceptedUnit>) -> Range<UInt64> {
+            let b = PageLevel.size2M.bytes
+            return memory.table.address(of: u.lowerBound) / b ..< (memory.table.address(of: u.upperBound) + b - 1) / b
+        }
+        /// The regions `accept_memory()` of `r` may look at before its
+        /// window is known: its units and the guard unit after them.
+        func callRegions(_ r: Range<GuestFrameNumber>) -> Range<UInt64> {
+            let t = memory.table
+            let lo = t.unit(containing: r.lowerBound.address.value), hi = t.unit(roundingUp: r.upperBound.address.value) + 1
+            return regions(lo ..< hi)
+        }
+
         /// vCPU v's next step, nil when it has none (finished, spinning: a
         /// retry that meets the same entry changes nothing, or waiting to
         /// stop the others).
@@ -280,24 +322,33 @@ public struct AcceptMemoryModel: TransitionSystem {
             case .inCall(let c):
                 switch c.phase {
                 case .retry:
-                    return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): retry", call: usesList ? "retry: spin_lock_irqsave(), walk accepting_list again" : "spin_lock_irqsave() again")
+                    return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): retry", call: usesList ? "retry: spin_lock_irqsave(), walk accepting_list again" : "spin_lock_irqsave() again",
+                                     regions: regions(c.window))
                 case .accepting(let r):
-                    return ModelStep(.vcpu(v), "accept \(frames(r)) linux vcpu=\(v)", call: "arch_accept_memory() of units \(r.lowerBound.value)..<\(r.upperBound.value): tdx_accept_memory(), the host AUGs on its EPT violations")
+                    return ModelStep(.vcpu(v), "accept \(frames(r)) linux vcpu=\(v)", call: "arch_accept_memory() of units \(r.lowerBound.value)..<\(r.upperBound.value): tdx_accept_memory(), the host AUGs on its EPT violations",
+                                     regions: regions(r))
                 case .clearing(let r):
-                    return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): bitmap_clear", call: "spin_lock(), bitmap_clear() of units \(r.lowerBound.value)..<\(r.upperBound.value), next run or list_del()")
+                    return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): bitmap_clear", call: "spin_lock(), bitmap_clear() of units \(r.lowerBound.value)..<\(r.upperBound.value), next run or list_del()",
+                                     regions: regions(c.window))
                 case .done:
                     return nil
                 }
             case .acceptAfterConvert:
                 guard case .convert(let r, _) = o else { return nil }
-                return ModelStep(.vcpu(v), "accept \(ProgramOp.text(r)) linux vcpu=\(v)", call: "set_memory_encrypted(): tdx_accept_memory() of the range MapGPA made private")
+                return ModelStep(.vcpu(v), "accept \(ProgramOp.text(r)) linux vcpu=\(v)", call: "set_memory_encrypted(): tdx_accept_memory() of the range MapGPA made private",
+                                 regions: regions(r))
             case .ready:
                 switch o {
-                case .accept:
-                    return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): lock\(usesList ? ", accepting_list" : "")", call: "\(rangeText(v)): " + firstStep)
+                case .accept(let r):
+                    return ModelStep(.vcpu(v), "# vcpu\(v): \(rangeText(v)): lock\(usesList ? ", accepting_list" : "")", call: "\(rangeText(v)): " + firstStep,
+                                     regions: callRegions(r))
+                case .acceptAt(let r, let l):
+                    return ModelStep(.vcpu(v), "accept \(ProgramOp.text(r)) \(l == .size2M ? "2m" : "4k") vcpu=\(v)",
+                                     call: "TdAcceptPages() at \(l == .size2M ? "2M" : "4K") (edk2's fixed AcceptPageSize, not the kernel's bitmap)",
+                                     regions: regions(r))
                 case .touch(let r):
                     let call = model.config.programs == nil ? "touch: the first page of the range accept_memory() returned for" : "touch: a load/store of every page"
-                    return ModelStep(.vcpu(v), "access \(ProgramOp.text(r)) vcpu=\(v)", call: call)
+                    return ModelStep(.vcpu(v), "access \(ProgramOp.text(r)) vcpu=\(v)", call: call, regions: regions(r))
                 case .convert(let r, let p):
                     return ModelStep(.vcpu(v), "convert \(ProgramOp.text(r)) \(p ? "private" : "shared")",
                                      call: "set_memory_\(p ? "encrypted" : "decrypted")(): TDG.VP.VMCALL<MapGPA>; the VMM converts under the TD's policy")
@@ -344,6 +395,12 @@ public struct AcceptMemoryModel: TransitionSystem {
                     if model.acceptsKexecDestinations { return begin(v, r) }
                     advance(v)
                     return "loaded; destination not accepted"
+                case .acceptAt(let r, let l):
+                    lastAccept = r
+                    try run.execute(.accept(r, l), line: 0, vcpu: v)
+                    advance(v)
+                    if let f = run.lastGuestFailure { dead = f; return f }
+                    return "accepted"
                 case .touch(let r):
                     try run.execute(.access(r), line: 0, vcpu: v)
                     advance(v)
@@ -453,10 +510,11 @@ public struct AcceptMemoryModel: TransitionSystem {
                 }
             }
             if let d = dead, let v {
-                if d.contains("Failed to accept memory"), let r = lastAccept, r.contains(where: { run.vm.faults.refusedAUG.value(at: $0) }) {
+                let acceptFailed = d.contains("Failed to accept memory") || d.contains("TdAcceptPages failed")
+                if acceptFailed, let r = lastAccept, r.contains(where: { run.vm.faults.refusedAUG.value(at: $0) }) {
                     out.append(Violation(invariant: InvariantRegistry.acceptCompletes.name,
                                          detail: "vcpu\(v): the host never AUGs \(ProgramOp.text(r)); the vCPU faults again for ever (cut off: \(d))"))
-                } else if d.contains("Failed to accept memory") {
+                } else if acceptFailed {
                     out.append(Violation(invariant: InvariantRegistry.acceptSucceeds.name, detail: "vcpu\(v): \(d)"))
                 } else if d.contains("Guest access before accepting") || d.contains("EPT-violation on private memory") {
                     out.append(Violation(invariant: InvariantRegistry.neverTouchUnaccepted.name, detail: "vcpu\(v): \(d)"))
@@ -481,14 +539,29 @@ public struct AcceptMemoryModel: TransitionSystem {
 
         /// Everything that decides the future: the host, the bitmap, the
         /// list or lock, each program's position, the image, the budgets used.
-        var fingerprint: [UInt64] {
-            var w = HostFingerprint(run.vm).words
+        var fingerprint: [UInt64] { fingerprint(order: nil) }
+
+        /// The fingerprint with the vCPUs renamed: position j describes
+        /// vCPU `order[j]` (its program, its list entry, the lock if it
+        /// holds it, its module state). Every per-vCPU part is renamed and
+        /// nothing else, so two states that differ only by which of two
+        /// identical vCPUs did what get equal fingerprints.
+        func fingerprint(order: [Int]?) -> [UInt64] {
+            let order = order ?? Array(programs.indices)
+            var renamed = Array(order.indices)
+            for (j, i) in order.enumerated() { renamed[i] = j }
+            func name(_ v: Int) -> UInt64 { UInt64(renamed.indices.contains(v) ? renamed[v] : v) }
+            var w = HostFingerprint(run.vm, vcpuOrder: order).words
             w.append(0xACCE_0000_0000_0001)
             for r in memory.table.bitmap.setRuns(in: memory.table.allUnits) { w += [r.lowerBound.value, r.upperBound.value] }
             w.append(0xACCE_0000_0000_0002)
-            for e in memory.acceptingList { w += [UInt64(e.vcpu), e.units.lowerBound.value, e.units.upperBound.value] }
-            w.append(memory.lockHolder.map { UInt64($0) } ?? .max)
-            for p in programs {
+            // The list's order is not observable (accept_memory() only tests
+            // overlap and list_del()s its own entry): sorted, so two calls
+            // listed in either order are one state.
+            for e in memory.acceptingList.map({ [$0.units.lowerBound.value, $0.units.upperBound.value, name($0.vcpu)] })
+                .sorted(by: { $0.lexicographicallyPrecedes($1) }) { w += e }
+            w.append(memory.lockHolder.map { name($0) } ?? .max)
+            for p in order.map({ programs[$0] }) {
                 w.append(UInt64(p.pc))
                 switch p.phase {
                 case .ready: w.append(1)
@@ -545,8 +618,12 @@ public struct AcceptMemoryModel: TransitionSystem {
             if w.run.vm.isDead, w.dead == nil { w.dead = "\(w.run.vm.outcome)" }
             last = v
         }
-        let state = ReplayedState(path: path, fingerprint: w.fingerprint, violations: HostCommandModel.deduplicated(last),
-                                  terminal: w.dead != nil || w.rebooted || w.finished, observed: observed)
+        let terminal = w.dead != nil || w.rebooted || w.finished
+        let fingerprint = w.fingerprint
+        let symmetric = symmetries.isEmpty ? nil : symmetries.map { w.fingerprint(order: $0) }.reduce(fingerprint) { $1.lexicographicallyPrecedes($0) ? $1 : $0 }
+        let state = ReplayedState(path: path, fingerprint: fingerprint, violations: HostCommandModel.deduplicated(last),
+                                  terminal: terminal, observed: observed, enabled: terminal ? [] : enabled(w),
+                                  symmetricFingerprint: symmetric)
         return (state, w)
     }
 
@@ -579,5 +656,28 @@ public struct AcceptMemoryModel: TransitionSystem {
               check-invariants: true
 
         """
+    }
+}
+
+/// A small memo of replayed states by path (`AcceptMemoryModel.apply`):
+/// forgotten all at once when full, so it holds about one state's
+/// successors and their neighbours. Replay is deterministic, so a hit is the
+/// state a replay would make.
+final class RecentReplays: @unchecked Sendable {
+    private let lock = NSLock()
+    private var states: [[ModelStep]: ReplayedState] = [:]
+    static let capacity = 256
+
+    func state(after path: [ModelStep]) -> ReplayedState? {
+        lock.lock()
+        defer { lock.unlock() }
+        return states[path]
+    }
+
+    func keep(_ s: ReplayedState) {
+        lock.lock()
+        defer { lock.unlock() }
+        if states.count >= Self.capacity { states.removeAll(keepingCapacity: true) }
+        states[s.path] = s
     }
 }

@@ -28,7 +28,10 @@ public struct HostFingerprint: Hashable, Sendable {
 
     /// Fingerprints `vm`.
     /// - Complexity: O(runs of every KVM and S-EPT map).
-    public init(_ vm: TDXVM) {
+    /// - Parameter vcpuOrder: the vCPUs renamed: position j gets the
+    ///   module's per-vCPU state (TLB epoch, holds) of vCPU `vcpuOrder[j]`
+    ///   (symmetry reduction over identical vCPUs); nil: as they are.
+    public init(_ vm: TDXVM, vcpuOrder: [Int]? = nil) {
         var w: [UInt64] = []
         func tag(_ t: UInt64) { w.append(0xF1F0_0000_0000_0000 | t) }
         func runs<K, V>(_ m: IntervalMap<K, V>, _ value: (V) -> UInt64) {
@@ -69,9 +72,12 @@ public struct HostFingerprint: Hashable, Sendable {
         tag(18); runs(td.hpa4KInUse) { UInt64($0) }
         tag(19)
         w.append(UInt64(td.lifecycle.hashValueStable))
-        for e in td.vcpuEpoch { w.append(e.map { epoch &- $0 } ?? .max) }
+        let order = vcpuOrder.flatMap { $0.count == td.vcpuEpoch.count ? $0 : nil } ?? Array(td.vcpuEpoch.indices)
+        var renamed = Array(order.indices)
+        for (j, i) in order.enumerated() { renamed[i] = j }
+        for i in order { w.append(td.vcpuEpoch[i].map { epoch &- $0 } ?? .max) }
         w.append(td.interruptPending ? 1 : 0)
-        for h in td.holds { w.append(UInt64(h.vcpu)); w.append(stableHash("\(h.hold)")) }
+        for h in td.holds { w.append(UInt64(renamed.indices.contains(h.vcpu) ? renamed[h.vcpu] : h.vcpu)); w.append(stableHash("\(h.hold)")) }
         tag(20)
         for (p, n) in vm.faults.remaining.sorted(by: { $0.key.rawValue < $1.key.rawValue }) where n > 0 {
             w.append(stableHash(p.rawValue)); w.append(UInt64(n))

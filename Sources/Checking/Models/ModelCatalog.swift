@@ -48,7 +48,7 @@ public enum ModelCatalog {
     ///   (none, no-accepting-list, claim-by-clearing), `vcpus` (1–3, 2),
     ///   `size` (4M), `stride` (the size; 0: one range for all), `host`
     ///   (tdx, tdx-huge); or each vCPU's own program, `vcpu0`, `vcpu1`,
-    ///   `vcpu2` (`ProgramOp.program`: `accept`, `touch`, `convert`,
+    ///   `vcpu2` (`ProgramOp.program`: `accept`, `accept ... at 2M|4K`, `touch`, `convert`,
     ///   `kexec-load`, `reboot`, separated by `;`); `host-steps` (host
     ///   command lines, `;`-separated: remove, readd, remap, refuse-aug,
     ///   punch, attributes, pin, unpin, hostmap) with `host-budget` (1 when
@@ -118,42 +118,7 @@ public enum ModelCatalog {
                                            pages: try int("pages", 1, 1...2), attacks: attacks)
             spec = Verdicts.Spec(id: "check-adversarial-host", design: "adversarial host", condition: "", build: .adversarial(a))
         case "accept-memory":
-            try allow(["kernel", "planted-fault", "vcpus", "size", "stride", "host", "vcpu0", "vcpu1", "vcpu2",
-                       "host-steps", "host-budget", "faults", "fault-points", "policy"])
-            var c = AcceptMemoryModel.Config(kernel: p["kernel"] ?? "7.0", vcpus: try int("vcpus", 2, 1...3), size: try size("size", 4 << 20))
-            c.stride = try size("stride", c.size)
-            c.host = p["host"] ?? "tdx-huge"
-            let given = ["vcpu0", "vcpu1", "vcpu2"].filter { p[$0] != nil }
-            if !given.isEmpty {
-                guard p["vcpus"] == nil, p["size"] == nil, p["stride"] == nil else { throw bad("give either programs (vcpu0...) or vcpus/size/stride, not both") }
-                guard given == Array(["vcpu0", "vcpu1", "vcpu2"].prefix(given.count)) else { throw bad("programs must be vcpu0, vcpu1, vcpu2 in order, none missing") }
-                c.programs = try given.map { k in
-                    do { return try ProgramOp.program(p[k]!) } catch let e as CocomemError { throw bad("'\(k)': \(e.message)") }
-                }
-                c.vcpus = given.count
-            }
-            if let pv = p["policy"] {
-                guard let x = ConversionPolicy(rawValue: pv) else {
-                    throw bad("'policy' must be one of \(ConversionPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                c.policy = x
-            }
-            c.hostBudget = try int("host-budget", p["host-steps"] == nil ? 0 : 1, 0...8)
-            c.maxFaults = try int("faults", 0, 0...4)
-            c.faultPoints = try (list("fault-points") ?? (c.maxFaults > 0 ? FaultPoint.allCases.map(\.rawValue) : [])).map { f -> FaultPoint in
-                guard let x = FaultPoint(rawValue: f) else { throw bad("unknown fault point '\(f)' (expected: \(FaultPoint.allCases.map(\.rawValue).joined(separator: ", ")))") }
-                return x
-            }
-            if let h = p["host-steps"] {
-                do { c.hostSteps = try HostMove.steps(h, header: "td vcpus=\(c.vcpus) host=\(c.host)\nslot id=1 base=0 pages=0x4000\nfinalize") } catch let e as CocomemError { throw bad(e.message) }
-            }
-            if let f = p["planted-fault"], f != "none" {
-                guard let x = PlantedAcceptFault(rawValue: f) else {
-                    throw bad("unknown planted fault '\(f)' (expected: none, \(PlantedAcceptFault.allCases.map(\.rawValue).joined(separator: ", ")))")
-                }
-                c.plantedFault = x
-            }
-            do { _ = try AcceptMemoryModel(c) } catch let e as CocomemError { throw bad(e.message) }
+            let c = try acceptMemoryConfig(p)
             depth = 0
             spec = Verdicts.Spec(id: "check-accept-memory", design: "accept_memory()", condition: "", build: .acceptMemory(c))
         default:
@@ -162,5 +127,66 @@ public enum ModelCatalog {
         let r = try Verdicts.run(spec, depth: max(depth, 1))
         return Outcome(model: name, states: r.states ?? 0, transitions: r.transitions, depthReached: r.depthReached,
                        complete: r.complete, findings: r.findings)
+    }
+
+    /// Reads `model: accept-memory`'s parameters (see `explore`) into a
+    /// configuration, checked by building the model once.
+    /// - Throws: `.invalidScenario` naming the key, prefixed `model accept-memory:`.
+    /// - Complexity: O(parameters) and one TD build.
+    public static func acceptMemoryConfig(_ p: [String: String]) throws -> AcceptMemoryModel.Config {
+        let name = "accept-memory"
+        func bad(_ m: String) -> CocomemError { CocomemError(.invalidScenario, "model \(name): \(m)") }
+        func allow(_ keys: Set<String>) throws {
+            for k in p.keys.sorted() where !keys.contains(k) { throw bad("unknown key '\(k)' (expected: \(keys.sorted().joined(separator: ", ")))") }
+        }
+        func int(_ k: String, _ d: Int, _ r: ClosedRange<Int>) throws -> Int {
+            guard let v = p[k] else { return d }
+            guard let x = Int(v), r.contains(x) else { throw bad("'\(k)' must be \(r.lowerBound)...\(r.upperBound), got '\(v)'") }
+            return x
+        }
+        func list(_ k: String) -> [String]? {
+            p[k].map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+        }
+        func size(_ k: String, _ d: UInt64) throws -> UInt64 {
+            guard let v = p[k] else { return d }
+            do { return try ByteCount.parse(v).value } catch { throw bad("'\(k)': \((error as? CocomemError)?.message ?? "\(error)")") }
+        }
+        try allow(["kernel", "planted-fault", "vcpus", "size", "stride", "host", "vcpu0", "vcpu1", "vcpu2",
+                   "host-steps", "host-budget", "faults", "fault-points", "policy"])
+        var c = AcceptMemoryModel.Config(kernel: p["kernel"] ?? "7.0", vcpus: try int("vcpus", 2, 1...3), size: try size("size", 4 << 20))
+        c.stride = try size("stride", c.size)
+        c.host = p["host"] ?? "tdx-huge"
+        let given = ["vcpu0", "vcpu1", "vcpu2"].filter { p[$0] != nil }
+        if !given.isEmpty {
+            guard p["vcpus"] == nil, p["size"] == nil, p["stride"] == nil else { throw bad("give either programs (vcpu0...) or vcpus/size/stride, not both") }
+            guard given == Array(["vcpu0", "vcpu1", "vcpu2"].prefix(given.count)) else { throw bad("programs must be vcpu0, vcpu1, vcpu2 in order, none missing") }
+            c.programs = try given.map { k in
+                do { return try ProgramOp.program(p[k]!) } catch let e as CocomemError { throw bad("'\(k)': \(e.message)") }
+            }
+            c.vcpus = given.count
+        }
+        if let pv = p["policy"] {
+            guard let x = ConversionPolicy(rawValue: pv) else {
+                throw bad("'policy' must be one of \(ConversionPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            c.policy = x
+        }
+        c.hostBudget = try int("host-budget", p["host-steps"] == nil ? 0 : 1, 0...8)
+        c.maxFaults = try int("faults", 0, 0...4)
+        c.faultPoints = try (list("fault-points") ?? (c.maxFaults > 0 ? FaultPoint.allCases.map(\.rawValue) : [])).map { f -> FaultPoint in
+            guard let x = FaultPoint(rawValue: f) else { throw bad("unknown fault point '\(f)' (expected: \(FaultPoint.allCases.map(\.rawValue).joined(separator: ", ")))") }
+            return x
+        }
+        if let h = p["host-steps"] {
+            do { c.hostSteps = try HostMove.steps(h, header: "td vcpus=\(c.vcpus) host=\(c.host)\nslot id=1 base=0 pages=0x4000\nfinalize") } catch let e as CocomemError { throw bad(e.message) }
+        }
+        if let f = p["planted-fault"], f != "none" {
+            guard let x = PlantedAcceptFault(rawValue: f) else {
+                throw bad("unknown planted fault '\(f)' (expected: none, \(PlantedAcceptFault.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            c.plantedFault = x
+        }
+        do { _ = try AcceptMemoryModel(c) } catch let e as CocomemError { throw bad(e.message) }
+        return c
     }
 }

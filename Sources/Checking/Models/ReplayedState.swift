@@ -8,11 +8,17 @@ public struct ModelStep: Hashable, Sendable, CustomStringConvertible {
     public let command: String
     /// What the step is, in the real system's terms (for traces).
     public let call: String
+    /// The 2 MiB regions of guest memory the step reads or writes, when the
+    /// model knows them (a guest vCPU's step of `model: accept-memory`: its
+    /// range, or its `accept_memory()` window with the guard unit); nil:
+    /// anything. For the partial-order reduction's independence.
+    public let regions: Range<UInt64>?
 
-    public init(_ actor: ActorID, _ command: String, call: String) {
+    public init(_ actor: ActorID, _ command: String, call: String, regions: Range<UInt64>? = nil) {
         self.actor = actor
         self.command = command
         self.call = call
+        self.regions = regions
     }
 
     public var description: String { "\(actor): \(command)" }
@@ -45,13 +51,24 @@ public struct ReplayedState: Hashable, Sendable {
     public let terminal: Bool
     /// What the last step did, in one line (for traces; not hashed).
     public let observed: String
+    /// The steps enabled after `path`, when the replay that made the state
+    /// computed them (not hashed): the search then asks for them without
+    /// replaying `path` again. Nil: the model replays to find them.
+    public let enabled: [ModelStep]?
+    /// The smallest fingerprint of the state's symmetry class (the model's
+    /// identical vCPUs renamed), when the model has a symmetry (not hashed;
+    /// `AcceptMemoryModel.canonical`). Nil: no symmetry.
+    public let symmetricFingerprint: [UInt64]?
 
-    public init(path: [ModelStep], fingerprint: [UInt64], violations: [Violation], terminal: Bool, observed: String) {
+    public init(path: [ModelStep], fingerprint: [UInt64], violations: [Violation], terminal: Bool, observed: String,
+                enabled: [ModelStep]? = nil, symmetricFingerprint: [UInt64]? = nil) {
         self.path = path
         self.fingerprint = fingerprint
         self.violations = violations
         self.terminal = terminal
         self.observed = observed
+        self.enabled = enabled
+        self.symmetricFingerprint = symmetricFingerprint
     }
 
     public static func == (a: ReplayedState, b: ReplayedState) -> Bool {
