@@ -43,7 +43,13 @@ let package = Package(
         .target(name: "Checking", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "CoCoGuest", "Firmware", "GuestKernel", "Simulation", "Sweep", .product(name: "Yams", package: "Yams")], swiftSettings: settings),
         .target(name: "Validation", dependencies: ["MemoryModel", "CostModel", "TDXModule", "KVM", "CoCoGuest", "Firmware", "GuestKernel", "Simulation", "Reports"], swiftSettings: settings),
         .target(name: "Fuzzing", dependencies: ["MemoryModel", "CostModel", "Firmware", "GuestKernel", "CrashDump", "Simulation", "Sweep"], swiftSettings: settings),
-        .executableTarget(name: "cocomem", dependencies: ["MemoryModel", "CostModel", "CoCoGuest", "Firmware", "GuestKernel", "CrashDump", "TDXModule", "KVM", "Simulation", "Reports", "Validation", "Checking", "Sweep", "Results", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: settings),
+        .executableTarget(name: "cocomem", dependencies: ["MemoryModel", "CostModel", "CoCoGuest", "Firmware", "GuestKernel", "CrashDump", "TDXModule", "KVM", "Simulation", "Reports", "Validation", "Checking", "Sweep", "Results", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: settings + [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux], configuration: .release))],
+                          // The release binary carries the Swift runtime and Foundation (the toolchain's
+                          // usr/lib/swift_static; compiled with the flag too, so the static Foundation's
+                          // own libraries are linked): the dynamic loader's relocations over 15 Swift
+                          // shared objects were a third of the process start (docs/PERFORMANCE.md, session 14).
+                          linkerSettings: [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux], configuration: .release))]),
         .target(name: "TestSupport", dependencies: ["MemoryModel", "CostModel", "CrashDump", "Firmware", "GuestKernel", "Simulation"], path: "Tests/TestSupport", swiftSettings: settings),
         .testTarget(name: "ArchitectureTests", swiftSettings: settings),
         .testTarget(name: "MemoryModelTests", dependencies: ["MemoryModel"], swiftSettings: settings),

@@ -219,6 +219,48 @@ head -c 5000 "$tmp/small.vmcore" >"$tmp/trunc.vmcore"
 expect_error "convert a truncated vmcore" "truncated" dump --input "$tmp/trunc.vmcore" -o "$tmp/x" -c
 "$bin" dump --memory 256M --kernel 6.16 --no-vmcoreinfo --elf "$tmp/noinfo.vmcore" >/dev/null 2>&1
 expect_error "convert without VMCOREINFO at a level needing struct pages" "this file has none" dump --input "$tmp/noinfo.vmcore" -o "$tmp/x" -d 31
+# makedumpfile's command line for a conversion is run without ArgumentParser (`DumpConversion`,
+# docs/PERFORMANCE.md session 14); the same line spelt `--input=FILE`, which only ArgumentParser takes,
+# must give the same stdout, stderr, exit code and output bytes, errors included.
+same_as_parsed() {
+    local what=$1; shift
+    local fast=() parsed=() a prev=
+    for a in "$@"; do
+        fast+=("${a//@OUT@/$tmp/fast.out}")
+        if [ "$prev" = "--input" ]; then unset 'parsed[${#parsed[@]}-1]'; parsed+=("--input=$a"); else parsed+=("${a//@OUT@/$tmp/parsed.out}"); fi
+        prev=$a
+    done
+    "$bin" "${fast[@]}" >"$tmp/fast.stdout" 2>"$tmp/fast.stderr"; local rf=$?
+    "$bin" "${parsed[@]}" >"$tmp/parsed.stdout" 2>"$tmp/parsed.stderr"; local rp=$?
+    sed -i "s#$tmp/fast.out#@OUT@#g" "$tmp/fast.stdout" "$tmp/fast.stderr"
+    sed -i "s#$tmp/parsed.out#@OUT@#g" "$tmp/parsed.stdout" "$tmp/parsed.stderr"
+    local ef=no ep=no
+    [ -e "$tmp/fast.out" ] && ef=yes
+    [ -e "$tmp/parsed.out" ] && ep=yes
+    if [ "$rf" -ne "$rp" ] || [ "$ef" != "$ep" ] || ! cmp -s "$tmp/fast.stdout" "$tmp/parsed.stdout" \
+        || ! cmp -s "$tmp/fast.stderr" "$tmp/parsed.stderr" || { [ "$ef" = yes ] && ! cmp -s "$tmp/fast.out" "$tmp/parsed.out"; }; then
+        echo "FAIL: makedumpfile's line, $what: exit $rf against $rp; $(head -c 200 "$tmp/fast.stderr") / $(head -c 200 "$tmp/parsed.stderr")"; fail=$((fail + 1))
+    else
+        pass=$((pass + 1))
+    fi
+    rm -f "$tmp/fast.out" "$tmp/parsed.out"
+}
+same_as_parsed "-l -d 31" dump --input "$tmp/small.vmcore" -l -d 31 -o @OUT@
+same_as_parsed "-c, 1.7.2" dump --input "$tmp/small.vmcore" --makedumpfile 1.7.2 -c -d 31 -o @OUT@
+same_as_parsed "-E -d 31" dump --input "$tmp/small.vmcore" -E -d 31 -o @OUT@
+same_as_parsed "defaults" dump --input "$tmp/small.vmcore" -o @OUT@
+same_as_parsed "-p, one thread, -f" dump --input "$tmp/small.vmcore" --num-threads 1 -p -f -d 17 -o @OUT@
+same_as_parsed "-z, --output, --force" dump --input "$tmp/small.vmcore" -z --output @OUT@ --force
+same_as_parsed "an unknown makedumpfile release" dump --input "$tmp/small.vmcore" --makedumpfile 9.9 -o @OUT@
+same_as_parsed "level 32" dump --input "$tmp/small.vmcore" -d 32 -o @OUT@
+same_as_parsed "no threads" dump --input "$tmp/small.vmcore" --num-threads 0 -l -o @OUT@
+same_as_parsed "two compressors" dump --input "$tmp/small.vmcore" -l -c -o @OUT@
+same_as_parsed "a missing input" dump --input "$tmp/does-not-exist" -o @OUT@
+same_as_parsed "a truncated input" dump --input "$tmp/trunc.vmcore" -l -o @OUT@
+same_as_parsed "no VMCOREINFO at -d 31" dump --input "$tmp/noinfo.vmcore" -d 31 -o @OUT@
+same_as_parsed "the output is the input" dump --input "$tmp/small.vmcore" -o "$tmp/small.vmcore"
+touch "$tmp/fast.out" "$tmp/parsed.out"
+same_as_parsed "an existing output without -f" dump --input "$tmp/small.vmcore" -o @OUT@
 expect_error "--elf from an ELF input" "an input file is one already" dump --input "$tmp/small.vmcore" --elf "$tmp/y"
 expect_error "mem-usage of a vmcore file" "running guest" dump --input "$tmp/small.vmcore" --mem-usage
 expect_error "a 123-byte vmcore zero-filled to 1 TiB (fuzzer finding)" "more than the 16777216 a 123-byte file may" \

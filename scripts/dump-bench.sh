@@ -25,8 +25,10 @@
 #                         [-d "1 31"] [-r ROUNDS] [-w WORKDIR] [-o OUTDIR] [-b COCOMEM] [-m MAKEDUMPFILE] [-W on|off]
 # Defaults: sizes 1G, all kinds, all formats, levels 1 and 31, 3 rounds,
 # WORKDIR /tmp/cocomem-dump-bench, COCOMEM .build/release/cocomem (build it
-# first: swift build -c release --product cocomem; add --static-swift-stdlib for
-# a binary that starts 4 ms sooner, docs/PERFORMANCE.md "Session 13"), MAKEDUMPFILE from PATH.
+# first: swift build -c release --product cocomem; since session 14 a release build
+# carries the Swift runtime statically, docs/PERFORMANCE.md), MAKEDUMPFILE from PATH.
+# Rows are chosen with -k, -f and -d: the -d 31 rows alone are -f "-c -l -E" -d 31,
+# the one row `cache -l -d 31` is -k cache -f -l -d 31.
 # The inputs are kept in WORKDIR between runs (a 16G input is a 16 GB sparse file).
 # Outputs go to OUTDIR (default WORKDIR). On a disk, wall time includes the
 # writeback of the output: cocomem fsyncs its file before linking it into place,

@@ -86,13 +86,21 @@ final class PageBatch: @unchecked Sendable {
     /// Bytes of `bytes` in use.
     var count = 0
 
+    /// The huge-page mapping `bytes` is in, or nil when it is a heap allocation.
+    private let mapping: HugePageBuffer?
+
     init(pages: Int) {
         capacity = pages * 4096 + PageCompressor.outputCapacity
-        bytes = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 4096)
+        // Only the bytes a batch writes are ever touched; on huge pages that
+        // costs a fault per 2 MiB instead of one per 4 KiB (`HugePageBuffer`).
+        mapping = HugePageBuffer(byteCount: capacity)
+        bytes = mapping?.base ?? UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 4096)
         entries.reserveCapacity(pages)
     }
 
-    deinit { bytes.deallocate() }
+    deinit {
+        if let mapping { mapping.unmap() } else { bytes.deallocate() }
+    }
 
     func reset() {
         entries.removeAll(keepingCapacity: true)

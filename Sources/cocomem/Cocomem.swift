@@ -18,6 +18,12 @@ struct Cocomem: ParsableCommand {
     /// tolerance) behave as ArgumentParser makes them.
     static func main() {
         do {
+            // makedumpfile's command line for a conversion skips ArgumentParser's
+            // reflection (`DumpConversion`); every other line is parsed as before.
+            if let conversion = DumpConversion(arguments: Array(CommandLine.arguments.dropFirst())) {
+                try conversion.run()
+                return
+            }
             var command = try parseAsRoot()
             try command.run()
         } catch let e as CocomemError {

@@ -128,7 +128,10 @@ struct ProgressOption: ParsableArguments {
     var progress: Bool?
 
     /// The reporter to hand down, or nil when nobody is to be shown progress.
-    func reporter() -> (any ProgressReporter)? {
+    func reporter() -> (any ProgressReporter)? { Self.reporter(progress) }
+
+    /// The reporter for `--progress` (true), `--no-progress` (false) or neither (nil).
+    static func reporter(_ progress: Bool?) -> (any ProgressReporter)? {
         switch progress {
         case .some(true): TerminalProgress(delay: 0)
         case .some(false): nil
