@@ -34,8 +34,11 @@ extension TDXVM {
         // Only when the module refused or interrupted an ACCEPT, so that the
         // other reports are unchanged.
         if module.hostPriorityRefusals > 0 || module.acceptInterruptions > 0 {
-            fields.insert(("tdx_module", .object([("accept_host_priority_busy", .uint(module.hostPriorityRefusals)),
-                                                  ("accept_2m_interrupted", .uint(module.acceptInterruptions))])), at: 4)
+            var m: [(String, JSON)] = [("accept_host_priority_busy", .uint(module.hostPriorityRefusals)),
+                                       ("accept_2m_interrupted", .uint(module.acceptInterruptions))]
+            // HP_LOCK_TIMEOUT TD exits, only when there was one.
+            if module.hostPriorityTimeouts > 0 { m.append(("host_priority_busy_timeout_exits", .uint(module.hostPriorityTimeouts))) }
+            fields.insert(("tdx_module", .object(m)), at: 4)
         }
         // Only under a module with 1G private mappings, so that the other
         // reports are unchanged.
@@ -112,7 +115,9 @@ extension TDXVM {
         for (leaf, st, n) in module.calls.nonZero { o += "    " + "\(leaf) \(st)".rightPadded(56) + "\(n)\n" }
         if module.hostPriorityRefusals > 0 || module.acceptInterruptions > 0 {
             o += "  TDX module: ACCEPTs refused for host priority (guest saw TDX_OPERAND_BUSY) \(module.hostPriorityRefusals), "
-            o += "2M ACCEPTs interrupted (TD exit, re-entry, resumed at ACCEPT_COUNTER) \(module.acceptInterruptions)\n"
+            o += "2M ACCEPTs interrupted (TD exit, re-entry, resumed at ACCEPT_COUNTER) \(module.acceptInterruptions)"
+            if module.hostPriorityTimeouts > 0 { o += ", TD exits TDX_HOST_PRIORITY_BUSY_TIMEOUT \(module.hostPriorityTimeouts)" }
+            o += "\n"
         }
         o += "  KVM:\n"
         for c in KVMCounter.allCases where counters[c] > 0 { o += "    " + c.name.rightPadded(56) + "\(counters[c])\n" }
