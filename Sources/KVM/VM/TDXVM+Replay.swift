@@ -409,7 +409,9 @@ extension TDXVM {
     /// pool's state between chunks is its offset in a 2M pool range and
     /// the split cache's fill; once that state repeats, the chunks between
     /// the two visits repeat too, and whole repetitions are added at once.
-    /// - Complexity: O(events × 512 × cache states), independent of `k`.
+    /// - Complexity: O(events × 512 × cache states), independent of `k`,
+    ///   plus O(events) per chunk while the buddy placement's isolated free
+    ///   pages last (their phases never repeat): O(`host-free-4k`) at most.
     func replayPoolEvents(_ events: [PoolEvent], times k: UInt64) {
         guard k > 0, !events.isEmpty else { return }
         let dpamt = module.features.dynamicPAMT, minCache = tdx.minSplitCache
