@@ -24,6 +24,7 @@ extension TDXVM {
             ("sept_pages", .uint(septPages)),
             ("pamt_pages", .uint(pamtPagesAllocated)),
             ("pamt", pamtJSON),
+            ("host_allocator", hostAllocatorJSON),
             ("split_cache_pages", .uint(splitCache)),
             ("host_committed_bytes", .uint(ByteCount.frames(committedPages).value)),
             ("huge_pages_enabled", .bool(hugePagesEnabled)),
@@ -69,6 +70,33 @@ extension TDXVM {
         ])
     }
 
+    /// The host allocator's placement of S-EPT and control pages, against
+    /// the two bounds (issue 18 §1).
+    var hostAllocatorJSON: JSON {
+        let a = hostAllocatorFootprint
+        var f: [(String, JSON)] = [("placement", .string(a.placement.rawValue))]
+        if a.placement == .buddy { f.append(("isolated_free_pages", .uint(a.isolatedFreePages))) }
+        f += [("control_pages", .uint(a.controlPages)), ("sept_pages", .uint(a.septPages)),
+              ("ranges_2m", .uint(a.ranges)), ("pamt_pages", .uint(a.ranges * a.pamtPagesPerRange)),
+              ("ranges_2m_if_contiguous", .uint(a.rangesIfContiguous)), ("ranges_2m_if_scattered", .uint(a.rangesIfScattered)),
+              ("pamt_pages_if_contiguous", .uint(a.rangesIfContiguous * a.pamtPagesPerRange)),
+              ("pamt_pages_if_scattered", .uint(a.rangesIfScattered * a.pamtPagesPerRange))]
+        return .object(f)
+    }
+
+    /// The host allocator line of the readable stats.
+    var hostAllocatorText: String {
+        let a = hostAllocatorFootprint
+        let place = a.placement == .buddy ? "buddy, \(a.isolatedFreePages) isolated free pages" : a.placement.rawValue
+        var o = "  Host allocator (\(place)): \(a.controlPages) control + \(a.septPages) S-EPT pages in \(a.ranges) 2M ranges"
+        if a.pamtPagesPerRange > 0 {
+            o += ", PAMT \(ByteCount.frames(a.ranges * a.pamtPagesPerRange)); contiguous \(a.rangesIfContiguous) ranges "
+            o += "(PAMT \(ByteCount.frames(a.rangesIfContiguous * a.pamtPagesPerRange))), scattered \(a.rangesIfScattered) "
+            o += "(PAMT \(ByteCount.frames(a.rangesIfScattered * a.pamtPagesPerRange)))"
+        }
+        return o + "\n"
+    }
+
     /// The PAMT lines of the readable stats.
     var pamtText: String {
         let p = pamtFootprint
@@ -108,6 +136,7 @@ extension TDXVM {
     public var statsText: String {
         var o = "  pages_4k \(pages4K), pages_2m \(pages2M), S-EPT pages \(septPages), PAMT pages \(pamtPagesAllocated)\n"
         o += pamtText
+        o += hostAllocatorText
         if module.features.privateMappings1G {
             o += "  1G private mappings: pages_1g \(pages1G), 1G leaves split to 2M \(private1G.splits), 1G leaves zapped \(private1G.zaps)\n"
         }

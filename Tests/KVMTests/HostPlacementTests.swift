@@ -83,4 +83,13 @@ import Testing
         #expect(ranges.count == 2)
         #expect(ranges.map { $0.upperBound - $0.lowerBound } == [3, 1])
     }
+
+    /// The report's `Host allocator` line: as placed, and at the two bounds.
+    @Test func theFootprintShowsBothBounds() throws {
+        let b = try vm(.buddy, isolated: 5).hostAllocatorFootprint
+        #expect(b.controlPages == 19 && b.septPages == 0 && b.ranges == 6)
+        #expect(b.rangesIfContiguous == 1 && b.rangesIfScattered == 19 && b.pamtPagesPerRange == 2)
+        let s = try vm(.scattered, dpamt: false).hostAllocatorFootprint
+        #expect(s.ranges == 19 && s.pamtPagesPerRange == 0)
+    }
 }
