@@ -54,7 +54,37 @@ expect_error "host scenario bad command" "line 4" host "$tmp/bad.host"
 expect_error "host memslots overlap" "overlaps" host "$tmp/overlap.host"
 expect_error "host frames outside a memslot" "not inside one memslot" host "$tmp/outside.host"
 printf 'td host=tdx-huge sept-placement=diagonal\nslot id=1 base=0 pages=512\n' >"$tmp/placement.host"
-expect_error "host unknown S-EPT placement" "sept-placement must be contiguous or scattered" host "$tmp/placement.host"
+expect_error "host unknown S-EPT placement" "sept-placement must be contiguous, scattered or buddy" host "$tmp/placement.host"
+# Issue 18 §1: the host allocator's placement, its free-memory state, HP_LOCK_TIMEOUT, and the boot options.
+printf 'td host=tdx-huge host-placement=random\nslot id=1 base=0 pages=512\n' >"$tmp/hplace.host"
+expect_error "host unknown host placement" "host-placement must be contiguous, scattered or buddy" host "$tmp/hplace.host"
+printf 'td host=tdx-huge host-placement=buddy host-free-4k=lots\nslot id=1 base=0 pages=512\n' >"$tmp/hfree.host"
+expect_error "host host-free-4k not a count" "host-free-4k must be a page count" host "$tmp/hfree.host"
+printf 'td host=tdx-huge host-free-4k=64\nslot id=1 base=0 pages=512\n' >"$tmp/hfree-contig.host"
+expect_error "host host-free-4k without buddy" "host-free-4k is the buddy allocator's free-memory state: it needs host-placement=buddy" host "$tmp/hfree-contig.host"
+printf 'td host=tdx-huge hp-lock-timeout=0.001\nslot id=1 base=0 pages=512\n' >"$tmp/hplt.host"
+expect_error "host hp-lock-timeout below the module's minimum" "hp-lock-timeout must be seconds from 0.01 to 100" host "$tmp/hplt.host"
+printf 'td host=tdx-huge hp-lock-timeout=soon\nslot id=1 base=0 pages=512\n' >"$tmp/hplt2.host"
+expect_error "host hp-lock-timeout not a number" "hp-lock-timeout must be seconds" host "$tmp/hplt2.host"
+printf 'td vcpus=2 host=tdx-huge\nslot id=1 base=0 pages=512\nfinalize\naccept 0x0+512 linux now\n' >"$tmp/accept-extra.host"
+expect_error "host accept with a word after its driver" "accept takes GFN\\[+COUNT\\], a driver (4k, 2m or linux) and vcpu=N, got 'now'" host "$tmp/accept-extra.host"
+printf 'td vcpus=2 host=tdx-huge\nslot id=1 base=0 pages=512\nfinalize\naccess 0x5 twice\n' >"$tmp/access-extra.host"
+expect_error "host access with a word after its range" "access takes GFN\\[+COUNT\\] and vcpu=N, got 'twice'" host "$tmp/access-extra.host"
+expect_error "boot --dpamt unknown series" "dpamt" boot --host tdx-huge --dpamt v5
+expect_error "boot --dpamt on the static-PAMT host" "--dpamt v6 cannot apply: the tdx host runs static PAMT" boot --dpamt v6
+expect_error "boot --dpamt on an SNP guest" "--dpamt v4 cannot apply: Dynamic PAMT is the TDX module's" boot --platform snp --dpamt v4
+expect_error "boot --host-phys-bits out of range" "--host-phys-bits must be 36 to 52, got 60" boot --host tdx-huge --host-phys-bits 60
+expect_error "boot --host-phys-bits not a number" "host-phys-bits" boot --host tdx-huge --host-phys-bits wide
+expect_error "boot --host-phys-bits on an SNP guest" "--host-phys-bits cannot apply" boot --platform snp --host-phys-bits 46
+expect_error "boot --host-placement unknown" "host-placement" boot --host tdx-huge --host-placement random
+expect_error "boot --host-free-4k without buddy" "--host-free-4k cannot apply: it is the buddy allocator's free-memory state" boot --host tdx-huge --host-free-4k 10
+printf 'host:\n  kind: tdx-huge\n  host-phys-bits: 99\n' >"$tmp/hpb.yaml"
+expect_error "scenario file host-phys-bits out of range" "'host-phys-bits' must be 36 to 52" run "$tmp/hpb.yaml"
+printf 'host:\n  kind: tdx\n  dpamt: v6\n' >"$tmp/dpamt-tdx.yaml"
+expect_error "scenario file dpamt on the static-PAMT host" "--dpamt v6 cannot apply" run "$tmp/dpamt-tdx.yaml"
+printf 'host:\n  kind: tdx-huge\n  host-placement: diagonal\n' >"$tmp/hplace.yaml"
+expect_error "scenario file unknown host-placement" "host-placement" run "$tmp/hplace.yaml"
+expect_error "boot --host-free-4k too large" "--host-free-4k must be 0 to 4294967296" boot --host tdx-huge --host-placement buddy --host-free-4k 9999999999
 printf 'td host=tdx-huge module-1g=yes\nslot id=1 base=0 pages=512\n' >"$tmp/module1g.host"
 expect_error "host module-1g not on/off" "line 1: module-1g must be on or off" host "$tmp/module1g.host"
 printf 'td platform=snp module-1g=on\nslot id=1 base=0 pages=512\n' >"$tmp/snp-module1g.host"

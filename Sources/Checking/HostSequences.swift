@@ -83,13 +83,20 @@ public enum HostSequences {
         }
     }
 
+    /// Isolated free host pages in the buddy placement's sequences.
+    public static let buddyIsolatedFreePages: UInt64 = 16
+
     /// The scenario a sequence runs in: a tdx-huge TD with one 2048-frame
     /// memslot under `policy`, its S-EPT pages placed as `placement` says.
     /// With `private1G`, the module maps private memory at 1G and the
     /// memslot is one 1G hugetlb folio.
     public static func scenario(_ ops: [String], policy: ConversionPolicy, placement: SEPTPlacement = .contiguous,
                                 private1G: Bool = false) -> String {
-        let td = "td host=tdx-huge sept-ve-disable=off policy=\(policy.rawValue) sept-placement=\(placement.rawValue)"
+        var td = "td host=tdx-huge sept-ve-disable=off policy=\(policy.rawValue) sept-placement=\(placement.rawValue)"
+        // The buddy placement over a fragmented host: the TD's 13 control
+        // pages and the first S-EPT pages each open a 2M range, the rest are
+        // contiguous, so sequences cross from one to the other.
+        if placement == .buddy { td += " host-free-4k=\(buddyIsolatedFreePages)" }
         let slot = private1G ? "slot id=1 base=0 pages=\(hex(frames1G)) backing=hugetlb-1g" : "slot id=1 base=0 pages=\(frames)"
         return td + (private1G ? " module-1g=on" : "") + "\n" + slot + "\nfinalize\n" + ops.joined(separator: "\n")
     }

@@ -28,6 +28,11 @@ public final class TDXAcceptor: ArchAcceptorReplay {
     /// Bytes of the current call already told to `progress`.
     private var reportedInCall: UInt64 = 0
     private var memo: [ReplayKey: ReplayMemo] = [:]
+    /// The vCPU of the current call and its virtual time when the call
+    /// started (picoseconds): a TDCALL's time is that plus what the call
+    /// has charged so far.
+    private var callVCPU = 0
+    private var callStart: UInt64 = 0
 
     package init(host: any TDXHostReplay, driver: TDXAcceptDriver, costs: CostTable) {
         self.host = host
@@ -69,7 +74,7 @@ public final class TDXAcceptor: ArchAcceptorReplay {
         // a livelock; it is cut off and reported as a failed accept.
         var exits = 0
         while exits < 64 {
-            switch host.accept(gfn: gfn, level: level) {
+            switch host.accept(gfn: gfn, level: level, vcpu: callVCPU, now: now(c)) {
             case .status(let s):
                 c.add(Self.op(level, s))
                 return s
@@ -86,7 +91,16 @@ public final class TDXAcceptor: ArchAcceptorReplay {
         return .operandInvalid
     }
 
+    /// The vCPU's virtual time in seconds after `c` of the current call.
+    func now(_ c: OpCounts) -> Double {
+        var ps = callStart
+        for i in c.counts.indices where c.counts[i] != 0 { ps &+= costs.vcpuPicoseconds[i] &* c.counts[i] }
+        return Double(ps) / 1e12
+    }
+
     public func accept(_ r: AddressRange, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
+        callVCPU = vcpu
+        callStart = clock.vcpuPicoseconds.indices.contains(vcpu) ? clock.vcpuPicoseconds[vcpu] : 0
         var c = OpCounts()
         let outcome: AcceptOutcome
         reportedInCall = 0

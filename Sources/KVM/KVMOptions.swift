@@ -61,18 +61,33 @@ public enum GmemBacking: String, Sendable, CaseIterable {
     }
 }
 
-/// Where the host's page allocator puts the S-EPT pages KVM allocates (with
-/// `alloc_page()`, one at a time, as the fault and split paths need them),
-/// which decides how often `tdx_pamt_get()` for one of them opens a 2M host
-/// range and needs TDH.PHYMEM.PAMT.ADD and 2 more PAMT pages under Dynamic
-/// PAMT. The real placement depends on the host's free memory; the two
-/// cases bound it.
+/// Where the host's page allocator puts the pages KVM allocates for the TD
+/// one at a time (`alloc_page()`; under Dynamic PAMT `tdx_alloc_page()` /
+/// `tdx_alloc_control_page()`): the TDX control pages (TDR, TDCS, TDVPR,
+/// TDCX) and every S-EPT page. It decides how often `tdx_pamt_get()` for one
+/// of them opens a 2M host range and needs TDH.PHYMEM.PAMT.ADD and 2 more
+/// PAMT pages. The real placement depends on the host's free memory; the
+/// model has the two bounds and the buddy allocator's own order over a
+/// stated free-memory state (`host-placement=`, `sept-placement=` its older
+/// name).
 public enum SEPTPlacement: String, Sendable, CaseIterable {
-    /// One run of host memory: a PAMT.ADD per 512 S-EPT pages (best case).
+    /// One run of host memory: a PAMT.ADD per 512 pages (best case).
     case contiguous
     /// Every page in a 2M range no other page of the TD uses: a PAMT.ADD
-    /// and 2 PAMT pages per S-EPT page (worst case, ~512 times more).
+    /// and 2 PAMT pages per page (worst case, ~512 times more).
     case scattered
+    /// The buddy allocator (`mm/page_alloc.c`): an order-0 request takes
+    /// the smallest free block first (`__rmqueue_smallest()` walks the free
+    /// lists from order 0 up), so the host's isolated free 4K pages
+    /// (`KVMOptions.hostIsolatedFreePages`, `host-free-4k=N`) go first, one
+    /// 2M range each [assumption: an isolated free page shares its 2M range
+    /// with no other page of this TD]; after them a larger block is split
+    /// (`expand()` keeps the lower half and frees the upper halves, which the
+    /// next order-0 requests take in address order), so the rest are
+    /// contiguous. Not modelled: other users of the allocator between two
+    /// of KVM's requests, and the per-CPU page lists of several host CPUs
+    /// faulting at once (each refilled from its own block).
+    case buddy
 }
 
 /// Which posting of the Dynamic PAMT series the host kernel runs.
@@ -133,8 +148,13 @@ public struct KVMOptions: Sendable, Equatable {
     /// PENDING page exits to KVM, which kills the VM ("Guest access before
     /// accepting"); without it the guest gets a #VE and accepts at 4K.
     public var septVEDisable = true
-    /// The placement assumption for S-EPT pages (their PAMT under DPAMT).
+    /// The placement assumption for S-EPT and TDX control pages (their PAMT
+    /// under DPAMT).
     public var septPlacement: SEPTPlacement = .contiguous
+    /// Under `.buddy`: the host's isolated free 4K pages, each alone free in
+    /// its 2M range (`host-free-4k=N`), which order-0 allocations take
+    /// first; 0 (a freshly booted host) makes `.buddy` contiguous.
+    public var hostIsolatedFreePages: UInt64 = 0
     /// `kvm.vm_memory_attributes` (CONFIG_KVM_VM_MEMORY_ATTRIBUTES, the
     /// in-place series): on, memory attributes are VM-wide
     /// (KVM_SET_MEMORY_ATTRIBUTES on the VM); off, they live in each
@@ -142,6 +162,9 @@ public struct KVMOptions: Sendable, Equatable {
     /// series' selftests run under `vm_memory_attributes=N`). Nil: the
     /// policy's own (off for `in-place`, on for the other four).
     public var vmMemoryAttributes: Bool? = nil
+    /// The TD's HP_LOCK_TIMEOUT in seconds, written by the host at TD setup
+    /// (`hp-lock-timeout=`, 0.01...100); nil: the module's default, 1 s.
+    public var hpLockTimeout: Double? = nil
     /// Check every invariant after every host operation.
     public var checkInvariants = false
 

@@ -24,6 +24,7 @@ extension TDXVM {
             ("sept_pages", .uint(septPages)),
             ("pamt_pages", .uint(pamtPagesAllocated)),
             ("pamt", pamtJSON),
+            ("host_allocator", hostAllocatorJSON),
             ("split_cache_pages", .uint(splitCache)),
             ("host_committed_bytes", .uint(ByteCount.frames(committedPages).value)),
             ("huge_pages_enabled", .bool(hugePagesEnabled)),
@@ -34,8 +35,11 @@ extension TDXVM {
         // Only when the module refused or interrupted an ACCEPT, so that the
         // other reports are unchanged.
         if module.hostPriorityRefusals > 0 || module.acceptInterruptions > 0 {
-            fields.insert(("tdx_module", .object([("accept_host_priority_busy", .uint(module.hostPriorityRefusals)),
-                                                  ("accept_2m_interrupted", .uint(module.acceptInterruptions))])), at: 4)
+            var m: [(String, JSON)] = [("accept_host_priority_busy", .uint(module.hostPriorityRefusals)),
+                                       ("accept_2m_interrupted", .uint(module.acceptInterruptions))]
+            // HP_LOCK_TIMEOUT TD exits, only when there was one.
+            if module.hostPriorityTimeouts > 0 { m.append(("host_priority_busy_timeout_exits", .uint(module.hostPriorityTimeouts))) }
+            fields.insert(("tdx_module", .object(m)), at: 4)
         }
         // Only under a module with 1G private mappings, so that the other
         // reports are unchanged.
@@ -64,6 +68,33 @@ extension TDXVM {
                               (p.dynamicPAMT ? "static_4k_bitmap_bytes" : "static_4k_bytes", .uint(p.hostStatic.level4K)),
                               ("dynamic_bytes", .uint(p.dynamicBytes)), ("total_bytes", .uint(p.hostTotalBytes))])),
         ])
+    }
+
+    /// The host allocator's placement of S-EPT and control pages, against
+    /// the two bounds (issue 18 §1).
+    var hostAllocatorJSON: JSON {
+        let a = hostAllocatorFootprint
+        var f: [(String, JSON)] = [("placement", .string(a.placement.rawValue))]
+        if a.placement == .buddy { f.append(("isolated_free_pages", .uint(a.isolatedFreePages))) }
+        f += [("control_pages", .uint(a.controlPages)), ("sept_pages", .uint(a.septPages)),
+              ("ranges_2m", .uint(a.ranges)), ("pamt_pages", .uint(a.ranges * a.pamtPagesPerRange)),
+              ("ranges_2m_if_contiguous", .uint(a.rangesIfContiguous)), ("ranges_2m_if_scattered", .uint(a.rangesIfScattered)),
+              ("pamt_pages_if_contiguous", .uint(a.rangesIfContiguous * a.pamtPagesPerRange)),
+              ("pamt_pages_if_scattered", .uint(a.rangesIfScattered * a.pamtPagesPerRange))]
+        return .object(f)
+    }
+
+    /// The host allocator line of the readable stats.
+    var hostAllocatorText: String {
+        let a = hostAllocatorFootprint
+        let place = a.placement == .buddy ? "buddy, \(a.isolatedFreePages) isolated free pages" : a.placement.rawValue
+        var o = "  Host allocator (\(place)): \(a.controlPages) control + \(a.septPages) S-EPT pages in \(a.ranges) 2M ranges"
+        if a.pamtPagesPerRange > 0 {
+            o += ", PAMT \(ByteCount.frames(a.ranges * a.pamtPagesPerRange)); contiguous \(a.rangesIfContiguous) ranges "
+            o += "(PAMT \(ByteCount.frames(a.rangesIfContiguous * a.pamtPagesPerRange))), scattered \(a.rangesIfScattered) "
+            o += "(PAMT \(ByteCount.frames(a.rangesIfScattered * a.pamtPagesPerRange)))"
+        }
+        return o + "\n"
     }
 
     /// The PAMT lines of the readable stats.
@@ -105,6 +136,7 @@ extension TDXVM {
     public var statsText: String {
         var o = "  pages_4k \(pages4K), pages_2m \(pages2M), S-EPT pages \(septPages), PAMT pages \(pamtPagesAllocated)\n"
         o += pamtText
+        o += hostAllocatorText
         if module.features.privateMappings1G {
             o += "  1G private mappings: pages_1g \(pages1G), 1G leaves split to 2M \(private1G.splits), 1G leaves zapped \(private1G.zaps)\n"
         }
@@ -112,7 +144,9 @@ extension TDXVM {
         for (leaf, st, n) in module.calls.nonZero { o += "    " + "\(leaf) \(st)".rightPadded(56) + "\(n)\n" }
         if module.hostPriorityRefusals > 0 || module.acceptInterruptions > 0 {
             o += "  TDX module: ACCEPTs refused for host priority (guest saw TDX_OPERAND_BUSY) \(module.hostPriorityRefusals), "
-            o += "2M ACCEPTs interrupted (TD exit, re-entry, resumed at ACCEPT_COUNTER) \(module.acceptInterruptions)\n"
+            o += "2M ACCEPTs interrupted (TD exit, re-entry, resumed at ACCEPT_COUNTER) \(module.acceptInterruptions)"
+            if module.hostPriorityTimeouts > 0 { o += ", TD exits TDX_HOST_PRIORITY_BUSY_TIMEOUT \(module.hostPriorityTimeouts)" }
+            o += "\n"
         }
         o += "  KVM:\n"
         for c in KVMCounter.allCases where counters[c] > 0 { o += "    " + c.name.rightPadded(56) + "\(counters[c])\n" }

@@ -4,13 +4,21 @@ import MemoryModel
 public import Simulation
 
 extension HostRun {
+    /// The run's outcome as boot and scenario runs report theirs: the VM's
+    /// (`ioctl_error`, `vm_bugged`, `vm_dead`) when the host broke it, else
+    /// `guest_terminated: line N: why` when the guest failed, else `ok`.
+    public var outcomeString: String {
+        if vm.outcome != .ok { return vm.outcomeString }
+        return guestFailure.map { "guest_terminated: \($0)" } ?? "ok"
+    }
+
     /// The object `cocomem host --json` prints; with `violations` (a
     /// checked run), also `invariant_violations`.
     public func json(violations: [String]? = nil) -> JSON {
         var fields: [(String, JSON)] = [
             ("stats", vm.statsJSON), ("host_memory", hostMemoryJSON), ("guest_ops", .object(clock.counts.nonZero.map { ($0.0.name, .uint($0.1)) })),
             ("virtual_time_s", .double(clock.seconds(costs))), ("log", .array(vm.log.map { .string($0) })),
-            ("outcome", .string(vm.outcomeString)),
+            ("outcome", .string(outcomeString)),
         ]
         if let violations { fields.append(("invariant_violations", .array(violations.map { .string($0) }))) }
         return .object(fields)
@@ -25,7 +33,7 @@ extension HostRun {
         if !vm.log.isEmpty { o += "Operation log:\n" + vm.log.map { "  " + $0 }.joined(separator: "\n") + "\n\n" }
         o += "Host stats:\n" + vm.statsText
         o += hostMemoryText
-        o += "\nGuest virtual time: \(format3(clock.seconds(costs))) s\nOutcome: \(vm.outcomeString)\n"
+        o += "\nGuest virtual time: \(format3(clock.seconds(costs))) s\nOutcome: \(outcomeString)\n"
         if let violations {
             o += violations.isEmpty ? "Invariants: every one held after every command\n"
                 : "Invariant violations:\n" + violations.map { "  " + $0 }.joined(separator: "\n") + "\n"

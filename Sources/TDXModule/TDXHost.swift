@@ -12,6 +12,10 @@ public protocol TDXHost: AnyObject {
     /// TDG.MEM.PAGE.ACCEPT (`tdg_mem_page_accept.c`): the module's answer for
     /// one TDCALL at `gfn` and `level`, applying its state change on success.
     func accept(gfn: GuestFrameNumber, level: PageLevel) -> AcceptCallResult
+    /// The same TDCALL on `vcpu` at its virtual time `now` (seconds): the
+    /// TD dispatcher's host-priority timeout needs both
+    /// (`TrustDomain.tdcallReturned`). Default: `accept(gfn:level:)`.
+    func accept(gfn: GuestFrameNumber, level: PageLevel, vcpu: Int, now: Double) -> AcceptCallResult
     /// KVM's handling of an ACCEPT-type EPT violation
     /// (`tdx_handle_ept_violation()` → fault → AUG). Returns the host
     /// operations it performed, to be charged to the faulting vCPU.
@@ -26,6 +30,12 @@ public protocol TDXHost: AnyObject {
     func guestAccess(gfn: GuestFrameNumber, vcpu: Int) -> (OpCounts, fatal: String?)
     /// Frames backed by host memory, plus S-EPT pages, in 4K pages.
     var committedPages: UInt64 { get }
+}
+
+extension TDXHost {
+    public func accept(gfn: GuestFrameNumber, level: PageLevel, vcpu: Int, now: Double) -> AcceptCallResult {
+        accept(gfn: gfn, level: level)
+    }
 }
 
 /// Bulk support: identical chunks are replayed instead of re-simulated.

@@ -67,7 +67,7 @@ struct Host: ParsableCommand {
         }
         try report.write(r.htmlReport)
         try record.write([("host", r.record)])
-        try failOn.check(r.vm.outcomeString)
+        try failOn.check(r.outcomeString)
     }
 
     /// The SNP host: same commands, its own report (text or JSON).

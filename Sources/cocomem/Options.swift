@@ -24,6 +24,8 @@ extension AcceptLevelPolicy: ExpressibleByArgument {}
 extension ConversionPolicy: ExpressibleByArgument {}
 extension TransparentHugepage: ExpressibleByArgument {}
 extension HotplugAcceptance: ExpressibleByArgument {}
+extension DPAMTSeries: ExpressibleByArgument {}
+extension SEPTPlacement: ExpressibleByArgument {}
 
 /// `on` or `off`.
 enum OnOff: String, ExpressibleByArgument, CaseIterable {
@@ -152,6 +154,10 @@ struct ScenarioOptions: ParsableArguments {
     @Option(help: "guest_memfd backing for the KVM host (default: buddy for tdx, hugetlb-2m for tdx-huge)") var gmem: GmemBacking?
     @Option(name: .customLong("host-mapping"), help: "SEV-SNP host backing") var hostMapping: HostMappingPolicy = .map4K
     @Flag(name: .customLong("tdx-module-1g"), help: "Forward-looking: a TDX module that maps private memory at 1G (AUG, ACCEPT, DEMOTE, REMOVE at 1G); needs --host tdx-huge, used with --gmem hugetlb-1g (docs/HOST.md)") var tdxModule1G = false
+    @Option(help: "TDX host (tdx-huge): the Dynamic PAMT series, v4 (Nov 2025) or v6 (May 2026: enabled only with --host-phys-bits 48 or less) (default: v4)") var dpamt: DPAMTSeries?
+    @Option(name: .customLong("host-phys-bits"), help: ArgumentHelp("TDX host: x86_phys_bits after the KeyID bits, 36 to 52 (default 46)", valueName: "N")) var hostPhysBits: Int?
+    @Option(name: .customLong("host-placement"), help: "TDX host: where the host allocator puts S-EPT and TDX control pages: contiguous, scattered or buddy (default: contiguous; docs/HOST.md)") var hostPlacement: SEPTPlacement?
+    @Option(name: .customLong("host-free-4k"), help: ArgumentHelp("TDX host, --host-placement buddy: isolated free 4K pages the allocator hands out first, one 2M range each (0 to 4294967296)", valueName: "N")) var hostFree4K: UInt64?
     @Option(help: "Firmware: tdvf, tdvf-2022, ovmf-snp, or an edk2 stable tag from edk2-stable202302 (the platform's upstream generation; docs/VERSIONS.md) (default: tdvf for TDX, ovmf-snp for SNP)") var firmware: String?
     @Option(name: .customLong("fw-partial-accept"), help: "tdvf-2022 PcdTdxAcceptPartialMemorySize (0 = all)") var partial = "256M"
     @Option(help: "Kernel release as uname -r starts: 6.5 to 7.1 (mainline, x.y = x.y.0) or a stable point release such as 6.12.30 (docs/VERSIONS.md)") var kernel = "7.0"
@@ -190,6 +196,16 @@ struct ScenarioOptions: ParsableArguments {
         s.tdxHost = host
         if let gmem { s.gmemBacking = gmem }
         s.tdxModule1G = tdxModule1G
+        if let hostPhysBits, !(36...52).contains(hostPhysBits) {
+            throw CocomemError(.invalidArgument, "--host-phys-bits must be 36 to 52, got \(hostPhysBits)")
+        }
+        if let hostFree4K, hostFree4K > 1 << 32 {
+            throw CocomemError(.invalidArgument, "--host-free-4k must be 0 to 4294967296, got \(hostFree4K)")
+        }
+        s.dpamtSeries = dpamt
+        s.hostPhysBits = hostPhysBits
+        s.hostPlacement = hostPlacement
+        s.hostIsolatedFreePages = hostFree4K
         if let firmware, let g = FirmwareGeneration(rawValue: firmware) {
             s.firmware = g
         } else if let firmware {

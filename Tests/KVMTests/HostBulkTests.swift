@@ -16,6 +16,8 @@ import Testing
         func make() throws -> TDXVM {
             var f = TDXModuleFeatures(); f.dynamicPAMT = dpamt
             var o = KVMOptions(); o.septPlacement = placement
+            // Buddy: the 31 control pages and 6 S-EPT pages are isolated, the rest contiguous.
+            if placement == .buddy { o.hostIsolatedFreePages = 37 }
             let vm = try TDXVM(options: o, features: f, vcpus: 4,
                                slots: [Memslot(id: 1, baseGFN: GFN(0), pages: 40 * 512, backing: .hugetlb2M)])
             vm.finalize()

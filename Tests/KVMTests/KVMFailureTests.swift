@@ -108,19 +108,21 @@ import Testing
     /// on every call and frees it when the SEAMCALL fails. When the split's
     /// new S-EPT page opens a 2M host range, its own pair came from the same
     /// 4-page cache, so the retry after BUSY finds the cache empty:
-    /// TDX_SW_ERROR, TDX_BUG_ON. With contiguous S-EPT pages that is the
-    /// split whose S-EPT page is the 513th (after 510 4K tables).
+    /// TDX_SW_ERROR, TDX_BUG_ON. With contiguous pages that is the split
+    /// whose S-EPT page is the allocator's 513th: after the 2 vCPUs' 19
+    /// control pages, the PDPT, the PD and 491 4K tables.
     @Test func demoteRetriedUnderDPAMTFindsTheCacheEmpty() throws {
         var o = KVMOptions(); o.septPlacement = .contiguous
         let vm = try TDXVM(options: o, features: TDXModuleFeatures(), vcpus: 2,
                            slots: [Memslot(id: 1, baseGFN: GFN(0), pages: 512 * 512, backing: .hugetlb2M)])
         vm.finalize()
-        // The PDPT and PD, then 510 4K tables: the pool is at 512 pages.
-        for c in 0..<510 as Range<UInt64> { _ = vm.handleEPTViolation(gfn: GFN(c * 512), acceptLevel: .size4K) }
-        #expect(vm.outcome == .ok && vm.septPool == 512)
-        _ = vm.handleEPTViolation(gfn: GFN(510 * 512), acceptLevel: .size2M)
+        // The PDPT and PD, then 491 4K tables: with the control pages the
+        // allocator is at 512 pages, one full 2M range.
+        for c in 0..<491 as Range<UInt64> { _ = vm.handleEPTViolation(gfn: GFN(c * 512), acceptLevel: .size4K) }
+        #expect(vm.outcome == .ok && vm.septPool == 493 && vm.tdx.allocatorTaken == 512)
+        _ = vm.handleEPTViolation(gfn: GFN(491 * 512), acceptLevel: .size2M)
         vm.faults.inject(.demoteBusy)
-        _ = vm.handleEPTViolation(gfn: GFN(510 * 512 + 5), acceptLevel: .size4K)
+        _ = vm.handleEPTViolation(gfn: GFN(491 * 512 + 5), acceptLevel: .size4K)
         let why = try #require(bugged(vm), "outcome \(vm.outcome)")
         #expect(why.contains("TDH.MEM.PAGE.DEMOTE") && why.contains("TDX_SW_ERROR"))
         #expect(vm.module.calls[leaf: .memPageDemote, status: .operandBusy] == 1)
@@ -170,11 +172,13 @@ import Testing
             return vm
         }
         let contiguous = try run(.contiguous), scattered = try run(.scattered)
-        // PDPT, PD and 8 4K tables; 8 guest ranges with 4K pages.
+        // PDPT, PD and 8 4K tables; 8 guest ranges with 4K pages; before
+        // them the 13 control pages (TDR, 6 TDCS, TDVPR and 5 TDCX).
         #expect(contiguous.septPool == 10 && scattered.septPool == 10)
+        #expect(contiguous.tdx.controlPages == 13 && scattered.tdx.controlPages == 13)
         #expect(contiguous.module.calls[leaf: .phymemPamtAdd, status: .success] == 1 + 8)
-        #expect(scattered.module.calls[leaf: .phymemPamtAdd, status: .success] == 10 + 8)
-        #expect(scattered.pamtPagesAllocated - contiguous.pamtPagesAllocated == 2 * 9)
+        #expect(scattered.module.calls[leaf: .phymemPamtAdd, status: .success] == 13 + 10 + 8)
+        #expect(scattered.pamtPagesAllocated - contiguous.pamtPagesAllocated == 2 * 22)
         #expect(scattered.checkInvariants().isEmpty && contiguous.checkInvariants().isEmpty)
     }
 }

@@ -89,7 +89,7 @@ public enum ModelCatalog {
                 return x
             }
             let placement = try p["sept-placement"].map { v -> SEPTPlacement in
-                guard let x = SEPTPlacement(rawValue: v) else { throw bad("'sept-placement' must be contiguous or scattered") }
+                guard let x = SEPTPlacement(rawValue: v) else { throw bad("'sept-placement' must be contiguous, scattered or buddy") }
                 return x
             } ?? .contiguous
             depth = try int("depth", 4, 1...8)

@@ -11,11 +11,21 @@ public struct KVMTDX {
     /// `tdx_pamt_get/put` refcount per 2M host region for guest memory;
     /// the S-EPT page pool's refcounts are derived (see `septPool`).
     public private(set) var pamtRefcount = IntervalMap<HostRegion2M, UInt32>(initial: 0)
-    /// Host pages for S-EPT tables come from a bump pool (never freed while
-    /// the TD runs), placed as `KVMOptions.septPlacement` says; the
-    /// refcount of a pool 2M range is the number of pool pages in it, so
-    /// `tdx_pamt_get` PAMT.ADDs when a page opens a range.
+    /// S-EPT pages taken from the host allocator (never freed while the
+    /// TD runs). The refcount of a 2M range holding them is the number of
+    /// allocator pages in it, so `tdx_pamt_get` PAMT.ADDs when a page
+    /// opens a range.
     public private(set) var septPool: UInt64 = 0
+    /// TDX control pages taken from the host allocator when the TD and its
+    /// vCPUs were created: TDR, TDCS, and per vCPU TDVPR and TDCX.
+    public private(set) var controlPages: UInt64 = 0
+    /// Every page taken from the host allocator (control and S-EPT pages),
+    /// in allocation order: the allocator's whole state with the placement.
+    public private(set) var allocatorTaken: UInt64 = 0
+    /// Where the allocator puts its pages, and under `.buddy` how many
+    /// isolated free 4K pages it hands out first.
+    public let placement: SEPTPlacement
+    public let isolatedFreePages: UInt64
     /// Pages held by the per-VM external split cache.
     public private(set) var splitCache: UInt64 = 0
     /// `kvm_tdx->state == TD_STATE_RUNNABLE`: set once TDH.MR.FINALIZE
@@ -28,8 +38,15 @@ public struct KVMTDX {
     /// of host frames, so the pool's 2M ranges (and their Dynamic PAMT) never
     /// share a range with guest memory.
     static let septPoolBase = HostFrameNumber(1 << 41)
+    /// Host frame of the buddy placement's isolated free pages, one per 2M
+    /// range from here (2^41 + 2^40: above any contiguous run of pages).
+    static let isolatedBase = HostFrameNumber(1 << 41 | 1 << 40)
 
-    init(module: TrustDomain) { self.module = module }
+    init(module: TrustDomain, placement: SEPTPlacement = .contiguous, isolatedFreePages: UInt64 = 0) {
+        self.module = module
+        self.placement = placement
+        self.isolatedFreePages = placement == .buddy ? isolatedFreePages : 0
+    }
 
     /// Host pages allocated for DPAMT: those installed in the module and
     /// those waiting in the split cache.
@@ -47,42 +64,93 @@ public struct KVMTDX {
         return s
     }
 
-    /// Takes the next S-EPT page from the pool; returns it and whether it
-    /// opens a 2M host range (which then needs its PAMT_4K under DPAMT):
-    /// contiguous pages open one range per 512, scattered pages one each.
-    mutating func takePoolPage(_ placement: SEPTPlacement) -> (page: HostFrameNumber, opensRange: Bool) {
-        let hfn = switch placement {
-        case .contiguous: Self.septPoolBase + septPool
-        case .scattered: Self.septPoolBase + septPool * PageLevel.size2M.pages
+    /// The host frame of the allocator's page number `p` (0-based, in
+    /// allocation order).
+    func allocatorFrame(_ p: UInt64) -> HostFrameNumber {
+        let rangePages = PageLevel.size2M.pages
+        switch placement {
+        case .contiguous: return Self.septPoolBase + p
+        case .scattered: return Self.septPoolBase + p * rangePages
+        case .buddy: return p < isolatedFreePages ? Self.isolatedBase + p * rangePages : Self.septPoolBase + (p - isolatedFreePages)
         }
+    }
+
+    /// Whether the allocator's page number `p` is the first TD page of its
+    /// 2M host range (so `tdx_pamt_get()` for it installs the range's PAMT).
+    func allocatorPageOpensRange(_ p: UInt64) -> Bool { allocatorFrame(p).isAligned(to: .size2M) }
+
+    /// The allocator's state before page `p` that decides which later pages
+    /// open a range: the offset in the current 2M range, or, for an isolated
+    /// page of `.buddy`, the page number itself (those never repeat).
+    func allocatorPhase(_ p: UInt64) -> (isolated: Bool, offset: UInt64) {
+        switch placement {
+        case .scattered: (false, 0)
+        case .contiguous: (false, p % PageLevel.size2M.pages)
+        case .buddy: p < isolatedFreePages ? (true, p) : (false, (p - isolatedFreePages) % PageLevel.size2M.pages)
+        }
+    }
+
+    /// Takes the next S-EPT page from the host allocator; returns it and
+    /// whether it opens a 2M host range (which then needs its PAMT_4K under
+    /// DPAMT).
+    mutating func takePoolPage() -> (page: HostFrameNumber, opensRange: Bool) {
+        let hfn = allocatorFrame(allocatorTaken)
+        allocatorTaken += 1
         septPool += 1
         return (hfn, hfn.isAligned(to: .size2M))
     }
 
-    /// Takes `n` pages from the pool at once, as `n` calls of
-    /// `takePoolPage()` would; returns the 2M host ranges they open (those
-    /// whose first page is among them), in pool order.
+    /// Takes `n` S-EPT pages at once, as `n` calls of `takePoolPage()`
+    /// would; returns the 2M host ranges they open (at most two runs: the
+    /// isolated pages' and the contiguous ones'), in allocation order.
     /// - Complexity: O(1).
-    mutating func takePoolPages(_ n: UInt64, _ placement: SEPTPlacement) -> Range<HostRegion2M> {
-        if placement == .scattered {
-            // Every page opens its own range, the next one up.
-            let first = (Self.septPoolBase + septPool * PageLevel.size2M.pages).region2M
-            septPool += n
-            return first..<(first + n)
-        }
-        let first = Self.septPoolBase + septPool
+    mutating func takePoolPages(_ n: UInt64) -> [Range<HostRegion2M>] {
         septPool += n
-        let end = Self.septPoolBase + septPool
-        // A range opens when its first (2M-aligned) page is taken.
-        return first.alignedUp(toMultipleOf: PageLevel.size2M.pages).region2M..<end.alignedUp(toMultipleOf: PageLevel.size2M.pages).region2M
+        return takeAllocatorPages(n)
     }
 
-    /// Bulk replay: the pool and split cache as a sequence of pool events
-    /// left them (`TDXVM.replayPoolEvents`).
-    mutating func setPool(pages: UInt64, splitCache cache: UInt64) {
-        septPool = pages
-        splitCache = cache
+    /// Takes `n` TDX control pages (TDR, TDCS, TDVPR, TDCX) from the host
+    /// allocator; returns the 2M ranges they open.
+    /// - Complexity: O(1).
+    mutating func takeControlPages(_ n: UInt64) -> [Range<HostRegion2M>] {
+        controlPages += n
+        return takeAllocatorPages(n)
     }
+
+    private mutating func takeAllocatorPages(_ n: UInt64) -> [Range<HostRegion2M>] {
+        let p = allocatorTaken, end = p + n
+        allocatorTaken = end
+        let rangePages = PageLevel.size2M.pages
+        func contiguousOpened(_ a: UInt64, _ b: UInt64) -> Range<HostRegion2M> {
+            // A range opens when its first (2M-aligned) page is taken.
+            (Self.septPoolBase + a).alignedUp(toMultipleOf: rangePages).region2M..<(Self.septPoolBase + b).alignedUp(toMultipleOf: rangePages).region2M
+        }
+        func isolatedOpened(_ base: HostFrameNumber, _ a: UInt64, _ b: UInt64) -> Range<HostRegion2M> {
+            (base + a * rangePages).region2M..<(base + b * rangePages).region2M
+        }
+        var out: [Range<HostRegion2M>]
+        switch placement {
+        case .contiguous: out = [contiguousOpened(p, end)]
+        case .scattered: out = [isolatedOpened(Self.septPoolBase, p, end)]
+        case .buddy:
+            let s = isolatedFreePages
+            out = [isolatedOpened(Self.isolatedBase, min(p, s), min(end, s)), contiguousOpened(max(p, s) - s, max(end, s) - s)]
+        }
+        return out.filter { !$0.isEmpty }
+    }
+
+    /// The 2M host ranges the allocator's pages occupy so far (each has had
+    /// its PAMT installed under DPAMT), as at most two runs.
+    /// - Complexity: O(1).
+    public var allocatorRanges: [Range<HostRegion2M>] {
+        var copy = self
+        copy.allocatorTaken = 0
+        return copy.takeAllocatorPages(allocatorTaken)
+    }
+
+    /// Bulk replay: the split cache as a sequence of pool events left it
+    /// (`TDXVM.replayPoolEvents`; the pages go through `takePoolPages`).
+    mutating func setSplitCache(_ cache: UInt64) { splitCache = cache }
 
     /// Takes one PAMT pair out of the split cache.
     mutating func dequeuePAMTPair() { splitCache -= TrustDomain.dpamtEntryPages }

@@ -59,3 +59,32 @@ extension TDXVM {
                              hostPages: max(options.hostMemoryPages ?? tdPages, tdPages))
     }
 }
+
+/// Where the host allocator put the TD's S-EPT and control pages, and the
+/// 2M ranges (each with its PAMT under DPAMT) they occupy there and would
+/// occupy at the two bounds of the placement (issue 18 §1).
+public struct HostAllocatorFootprint: Sendable, Equatable {
+    public var placement: SEPTPlacement
+    public var isolatedFreePages: UInt64
+    public var controlPages: UInt64
+    public var septPages: UInt64
+    /// 2M host ranges the pages occupy: as placed, all contiguous, all scattered.
+    public var ranges: UInt64
+    public var rangesIfContiguous: UInt64
+    public var rangesIfScattered: UInt64
+    /// PAMT pages per range under Dynamic PAMT (0 without it).
+    public var pamtPagesPerRange: UInt64
+}
+
+extension TDXVM {
+    /// The host allocator's footprint now.
+    /// - Complexity: O(1).
+    public var hostAllocatorFootprint: HostAllocatorFootprint {
+        let taken = tdx.allocatorTaken, per2M = PageLevel.size2M.pages
+        return HostAllocatorFootprint(placement: tdx.placement, isolatedFreePages: tdx.isolatedFreePages,
+                                      controlPages: tdx.controlPages, septPages: tdx.septPool,
+                                      ranges: tdx.allocatorRanges.reduce(0) { $0 + ($1.upperBound - $1.lowerBound) },
+                                      rangesIfContiguous: (taken + per2M - 1) / per2M, rangesIfScattered: taken,
+                                      pamtPagesPerRange: module.features.dynamicPAMT ? TrustDomain.dpamtEntryPages : 0)
+    }
+}

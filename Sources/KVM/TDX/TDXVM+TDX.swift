@@ -107,7 +107,7 @@ extension TDXVM {
     }
 
     private func takeSeptPage(viaSplitCache: Bool) -> HostFrameNumber {
-        let (hfn, opensRange) = tdx.takePoolPage(options.septPlacement)
+        let (hfn, opensRange) = tdx.takePoolPage()
         if module.features.dynamicPAMT && opensRange {
             if viaSplitCache { tdx.dequeuePAMTPair() }
             let s = module.pamtAdd(range2M: hfn.region2M)
@@ -122,12 +122,30 @@ extension TDXVM {
     /// `allocSeptPage(viaSplitCache: false)` calls do, PAMT.ADD for every 2M
     /// pool range they open included, in O(log runs).
     func takeSeptPages(_ n: UInt64) {
-        let opened = tdx.takePoolPages(n, options.septPlacement)
-        pamtAddPoolRanges(opened)
+        pamtAddPoolRanges(tdx.takePoolPages(n))
+    }
+
+    /// The TDX control pages KVM allocates for the TD and its vCPUs, each
+    /// with `tdx_alloc_control_page()` (`tdx_pamt_get()` under DPAMT) from
+    /// the same host allocator as the S-EPT pages: at KVM_TDX_INIT_VM
+    /// (`__tdx_td_init()`) the TDR and `tdcs_base_size / PAGE_SIZE` TDCS
+    /// pages, at KVM_TDX_INIT_VCPU (`tdx_td_vcpu_init()`) per vCPU the TDVPR
+    /// and `tdvps_base_size / PAGE_SIZE - 1` TDCX pages
+    /// (`TrustDomain.controlPages`). The SEAMCALLs that hand them to the
+    /// module (TDH.MNG.CREATE, TDH.MNG.ADDCX, TDH.VP.CREATE, TDH.VP.ADDCX)
+    /// are not modelled; their PAMT.ADDs are.
+    func allocateControlPages() {
+        let n = TrustDomain.controlPages(vcpus: module.vcpuEpoch.count)
+        // Before the TD runs: nothing to charge to a vCPU, no replay memo to keep.
+        for opened in tdx.takeControlPages(n) where module.features.dynamicPAMT { _ = module.pamtAdd(ranges: opened) }
     }
 
     /// PAMT.ADD (under DPAMT) for 2M pool ranges a run of pool pages opened.
-    func pamtAddPoolRanges(_ opened: Range<HostRegion2M>) {
+    func pamtAddPoolRanges(_ runs: [Range<HostRegion2M>]) {
+        for opened in runs { pamtAddPoolRun(opened) }
+    }
+
+    private func pamtAddPoolRun(_ opened: Range<HostRegion2M>) {
         guard module.features.dynamicPAMT, !opened.isEmpty else { return }
         let n = opened.upperBound - opened.lowerBound
         let notFree = module.pamtAdd(ranges: opened)

@@ -27,6 +27,34 @@ extension TDXVM: TDXHostReplay {
         return r
     }
 
+    /// TDG.MEM.PAGE.ACCEPT on `vcpu` at virtual time `now`, with the TD
+    /// dispatcher's host-priority bookkeeping after it: when the vCPU has
+    /// been refused for host priority for HP_LOCK_TIMEOUT, it TD-exits with
+    /// TDX_HOST_PRIORITY_BUSY_TIMEOUT (0x9000020500000000). KVM's
+    /// `tdx_to_vmx_exit_reason()` has no exit reason for that status and
+    /// `tdx_handle_exit()` sends any status with TDX_ERROR set to
+    /// `unhandled_exit`: KVM_EXIT_INTERNAL_ERROR
+    /// (KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON) to the VMM, and QEMU
+    /// stops a VM on an internal error. The guest's TDCALL never returns.
+    /// - Complexity: O(log runs).
+    public func accept(gfn: GuestFrameNumber, level: PageLevel, vcpu: Int, now: Double) -> AcceptCallResult {
+        let refusals = module.hostPriorityRefusals
+        let r = accept(gfn: gfn, level: level)
+        guard outcome == .ok else { return r }
+        let refused: Bool
+        switch r {
+        case .eptViolation: return r  // an EPT-violation TD exit, not the TDCALL's return
+        case .interrupted: refused = false
+        case .status: refused = module.hostPriorityRefusals > refusals
+        }
+        if module.tdcallReturned(vcpu: vcpu, refusedForHostPriority: refused, now: now) {
+            let why = "TDH.VP.ENTER: TDX_HOST_PRIORITY_BUSY_TIMEOUT on vCPU \(vcpu) (its ACCEPTs refused for host priority "
+                + "for HP_LOCK_TIMEOUT \(module.hpLockTimeout) s): KVM_EXIT_INTERNAL_ERROR, the VMM stops the VM"
+            kill(.vmDead(why))
+        }
+        return r
+    }
+
     /// An ACCEPT-type EPT violation (`tdx_handle_ept_violation()`).
     public func handleEPTViolation(gfn: GuestFrameNumber, acceptLevel: PageLevel) -> OpCounts {
         handleEPTViolation(gfn: gfn, acceptLevel: Optional(acceptLevel))

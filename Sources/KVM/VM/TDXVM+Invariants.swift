@@ -65,6 +65,13 @@ extension TDXVM {
                 if want > 0 && !module.isPAMT4KInstalled(host) { v.append("4K mappings without PAMT_4K at \(g.address)"); break }
             }
         }
+        // DPAMT: every 2M host range holding an S-EPT or control page has its
+        // PAMT_4K (tdx_pamt_get() ran when the page opened the range).
+        if module.features.dynamicPAMT {
+            for r in tdx.allocatorRanges where module.pamt4KInstalled(in: r) != r.upperBound - r.lowerBound {
+                v.append("S-EPT or control pages in \(r.upperBound - r.lowerBound - module.pamt4KInstalled(in: r)) 2M host ranges without PAMT_4K")
+            }
+        }
         // In place, a private page never keeps a host reference: the
         // conversion to private refuses while one is held.
         gmem.hostRefs.forEachRun(in: .lowest ..< .highest) { r, refs in

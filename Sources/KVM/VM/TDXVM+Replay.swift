@@ -409,20 +409,23 @@ extension TDXVM {
     /// pool's state between chunks is its offset in a 2M pool range and
     /// the split cache's fill; once that state repeats, the chunks between
     /// the two visits repeat too, and whole repetitions are added at once.
-    /// - Complexity: O(events × 512 × cache states), independent of `k`.
+    /// - Complexity: O(events × 512 × cache states), independent of `k`,
+    ///   plus O(events) per chunk while the buddy placement's isolated free
+    ///   pages last (their phases never repeat): O(`host-free-4k`) at most.
     func replayPoolEvents(_ events: [PoolEvent], times k: UInt64) {
         guard k > 0, !events.isEmpty else { return }
         let dpamt = module.features.dynamicPAMT, minCache = tdx.minSplitCache
-        // Scattered S-EPT pages each open a 2M range, so their offset carries no state.
-        let scattered = options.septPlacement == .scattered
-        let rangePages = scattered ? 1 : PageLevel.size2M.pages
-        var pool = tdx.septPool, cache = tdx.splitCache, topups: UInt64 = 0
+        // The allocator's phase (offset in its 2M range, or an isolated
+        // page's number, which never repeats) decides which pages open a range.
+        let start = tdx.allocatorTaken
+        var pool = start, cache = tdx.splitCache, topups: UInt64 = 0
         var seen: [PoolPhase: (chunk: UInt64, pool: UInt64, topups: UInt64)] = [:]
         var i: UInt64 = 0
         var skipped = false
         while i < k {
             if !skipped {
-                let phase = PoolPhase(offset: pool % rangePages, cache: cache)
+                let a = tdx.allocatorPhase(pool)
+                let phase = PoolPhase(isolated: a.isolated, offset: a.offset, cache: cache)
                 if let prev = seen[phase] {
                     // Chunks prev.chunk ..< i repeat from here on.
                     let period = i - prev.chunk, reps = (k - i) / period
@@ -437,7 +440,7 @@ extension TDXVM {
             for e in events {
                 switch e {
                 case .septPage(let via):
-                    if dpamt && pool % rangePages == 0 && via { cache -= TrustDomain.dpamtEntryPages }
+                    if dpamt && via && tdx.allocatorPageOpensRange(pool) { cache -= TrustDomain.dpamtEntryPages }
                     pool += 1
                 case .upperTablePage: pool += 1
                 case .splitTopup:
@@ -448,8 +451,8 @@ extension TDXVM {
             }
             i += 1
         }
-        let opened = tdx.takePoolPages(pool - tdx.septPool, options.septPlacement)
-        tdx.setPool(pages: pool, splitCache: cache)
+        let opened = tdx.takePoolPages(pool - start)
+        tdx.setSplitCache(cache)
         pamtAddPoolRanges(opened)
         counters.bump(.splitCacheTopups, topups)
         contextCounters.bump(.splitCacheTopups, topups)
@@ -458,6 +461,7 @@ extension TDXVM {
 
 /// The pool's state between two chunks' events (`replayPoolEvents`).
 struct PoolPhase: Hashable {
+    var isolated: Bool
     var offset: UInt64
     var cache: UInt64
 }

@@ -102,10 +102,15 @@ public final class TDXVM {
         var f = features
         // v6 enables Dynamic PAMT only within the PAMT tree's 48 bits.
         if f.dynamicPAMT && options.dpamtSeries == .v6 && options.hostPhysBits > 48 { f.dynamicPAMT = false }
-        tdx = KVMTDX(module: TrustDomain(features: f, vcpus: vcpus))
+        tdx = KVMTDX(module: TrustDomain(features: f, vcpus: vcpus), placement: options.septPlacement,
+                     isolatedFreePages: options.hostIsolatedFreePages)
         dynamicPAMTOffered = features.dynamicPAMT
         for s in slots { try addSlot(s) }
         gmem.layOutHostFrames()
+        allocateControlPages()
+        if let t = options.hpLockTimeout, !module.setHPLockTimeout(t) {
+            throw CocomemError(.invalidScenario, "HP_LOCK_TIMEOUT must be 0.01 to 100 seconds, got \(t)")
+        }
     }
 
     /// The TD, as the TDX glue reaches it.
@@ -186,7 +191,7 @@ public final class TDXVM {
     public var pamtPagesAllocated: UInt64 { tdx.pamtPagesAllocated }
 
     /// Host memory pinned for the guest: allocated folios, S-EPT pages and DPAMT pages, in 4K pages.
-    public var committedPages: UInt64 { gmem.allocatedPages + tdx.septPool + pamtPagesAllocated }
+    public var committedPages: UInt64 { gmem.allocatedPages + tdx.septPool + tdx.controlPages + pamtPagesAllocated }
 }
 
 /// What 1G private mappings did (forward-looking, issue 18 §3).

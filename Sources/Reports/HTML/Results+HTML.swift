@@ -129,8 +129,9 @@ extension HostRun {
     var summaryRows: [(String, String)] {
         [("pages mapped 4K / 2M", "\(Markup.count(vm.pages4K)) / \(Markup.count(vm.pages2M))"),
          ("S-EPT pages", Markup.count(vm.septPages)), ("PAMT pages", Markup.count(vm.pamtPagesAllocated)),
-         ("host memory committed", Markup.bytes(ByteCount.frames(vm.committedPages).value)),
-         ("guest virtual time", "\(format3(clock.seconds(costs))) s"), ("outcome", vm.outcomeString)]
+         // The text report's `Host memory: total` (guest_memfd, S-EPT, PAMT and control pages, and the VMM's shared pages).
+         ("host memory committed", Markup.bytes(ByteCount.frames(vm.hostMemory.totalPages).value)),
+         ("guest virtual time", "\(format3(clock.seconds(costs))) s"), ("outcome", outcomeString)]
     }
 
     var sections: [HTMLPage.Section] {

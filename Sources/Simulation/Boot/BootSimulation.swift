@@ -130,7 +130,11 @@ public struct BootSimulation {
     /// The KVM host model for a TDX scenario, with the initial image added.
     func makeTDXVM(_ layout: Q35Layout, added: Range<UInt64>, flash: Range<UInt64>) throws -> (TDXVM, OpCounts) {
         let s = scenario
-        let (opts, defaultFeatures) = s.tdxHost.configuration
+        var (opts, defaultFeatures) = s.tdxHost.configuration
+        if let d = s.dpamtSeries { opts.dpamtSeries = d }
+        if let b = s.hostPhysBits { opts.hostPhysBits = b }
+        if let p = s.hostPlacement { opts.septPlacement = p }
+        if let n = s.hostIsolatedFreePages { opts.hostIsolatedFreePages = n }
         var features = defaultFeatures
         features.privateMappings1G = s.tdxModule1G
         let backing = s.gmemBacking ?? (s.tdxHost == .tdxHuge ? .hugetlb2M : .buddy)

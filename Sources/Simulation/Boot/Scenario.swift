@@ -141,6 +141,17 @@ public struct Scenario: Sendable {
     /// `tdx-huge` (KVM maps private memory above 4K) and pays off with
     /// hugetlb 1G guest_memfd folios.
     public var tdxModule1G = false
+    /// The Dynamic PAMT series the host kernel runs (`--dpamt v4|v6`; nil:
+    /// the host model's own, v4 on `tdx-huge`); `tdx-huge` only, the `tdx`
+    /// host having no Dynamic PAMT.
+    public var dpamtSeries: DPAMTSeries? = nil
+    /// The host's KeyID-reduced `x86_phys_bits` (`--host-phys-bits`, 36...52;
+    /// nil: `KVMOptions`'s 46): v6 enables Dynamic PAMT only within 48.
+    public var hostPhysBits: Int? = nil
+    /// Where the host allocator puts S-EPT and TDX control pages
+    /// (`--host-placement`, `--host-free-4k`; `KVMOptions.septPlacement`).
+    public var hostPlacement: SEPTPlacement? = nil
+    public var hostIsolatedFreePages: UInt64? = nil
     public var firmware: FirmwareGeneration = .tdvf
     /// The edk2 stable tag the firmware was named by (`edk2-stable202508`),
     /// if any; `firmware` is the generation it maps to (`EDK2Release`).
@@ -291,9 +302,18 @@ public struct Scenario: Sendable {
                 try refuse("--gmem \(g.rawValue)", "it backs the TDX host model's guest_memfd; an SNP guest's host is set by --host-mapping")
             }
             if tdxModule1G { try refuse("--tdx-module-1g", "it is a TDX module feature; this is an SEV-SNP guest") }
+            if let d = dpamtSeries { try refuse("--dpamt \(d.rawValue)", "Dynamic PAMT is the TDX module's; this is an SEV-SNP guest") }
+            if hostPhysBits != nil { try refuse("--host-phys-bits", "it is the TDX host's address width for Dynamic PAMT; this is an SEV-SNP guest") }
+            if hostPlacement != nil || hostIsolatedFreePages != nil { try refuse("--host-placement/--host-free-4k", "they place the TDX host's S-EPT and control pages; this is an SEV-SNP guest") }
         case .tdx:
             if tdxModule1G && tdxHost != .tdxHuge {
                 try refuse("--tdx-module-1g", "the \(tdxHost.rawValue) host maps private memory at 4K only; 1G private mappings need --host tdx-huge")
+            }
+            if let d = dpamtSeries, tdxHost != .tdxHuge {
+                try refuse("--dpamt \(d.rawValue)", "the \(tdxHost.rawValue) host runs static PAMT (no Dynamic PAMT); the series apply to --host tdx-huge")
+            }
+            if hostIsolatedFreePages != nil && hostPlacement != .buddy {
+                try refuse("--host-free-4k", "it is the buddy allocator's free-memory state: it needs --host-placement buddy")
             }
             if hostMapping != defaults.hostMapping {
                 try refuse("--host-mapping \(hostMapping.rawValue)", "it is the SEV-SNP host backing; a TDX guest's host is set by --host and --gmem")

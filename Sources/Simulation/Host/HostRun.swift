@@ -17,6 +17,11 @@ public final class HostRun {
     /// failed, a fatal access), for the checker's guest-side invariants;
     /// nil when nothing did.
     package private(set) var lastGuestFailure: String?
+    /// The first thing that failed the guest in the run (an accept the
+    /// guest's driver gave up on, a fatal access, an access the host never
+    /// completes); the run goes on, as the host must hold whatever follows,
+    /// but the outcome is no longer `ok` (`outcomeString`).
+    public private(set) var guestFailure: String?
     /// Records the host's committed memory, exits and accepts after each
     /// command (`record`); nil when not asked for.
     let recorder: Recorder?
@@ -74,6 +79,7 @@ public final class HostRun {
     /// Runs one command; a guest command (`accept`, `access`) runs on `vcpu`.
     public func execute(_ c: HostScenario.Command, line: Int, vcpu: Int = 0) throws {
         try perform(c, line: line, vcpu: vcpu)
+        if let why = lastGuestFailure, guestFailure == nil { guestFailure = "line \(line): \(why)" }
         recorder?.hostStep("line \(line): \(c.verb)", clock)
     }
 

@@ -8,7 +8,7 @@ public import TDXModule
 /// VMM operations with faults to inject. Text format, one command per
 /// line, frames as guest frame numbers `GFN[+COUNT]` (decimal or 0x hex):
 ///
-///     td vcpus=8 host=tdx-huge policy=zap-first precheck=on accept-level=inhibit module=new|legacy dpamt=on|off spec-accept=off sept-placement=contiguous|scattered module-1g=off|on
+///     td vcpus=8 host=tdx-huge policy=zap-first precheck=on accept-level=inhibit module=new|legacy dpamt=on|off spec-accept=off host-placement=contiguous|scattered|buddy host-free-4k=N module-1g=off|on
 ///     slot id=1 base=0x0 pages=0x80000 backing=hugetlb-2m
 ///     build 0x800+6                 # KVM_TDX_INIT_MEM_REGION (TDH.MEM.PAGE.ADD)
 ///     finalize                      # TDH.MR.FINALIZE
@@ -230,10 +230,16 @@ public struct HostScenario: Sendable {
                     case "sept-ve-disable": s.options.septVEDisable = try onOff(v, k)
                     case "check": s.options.checkInvariants = try onOff(v, k)
                     case "vm-attributes": s.options.vmMemoryAttributes = try onOff(v, k)
-                    case "sept-placement":
-                        guard let p = SEPTPlacement(rawValue: v) else { throw err("sept-placement must be contiguous or scattered") }
+                    case "host-placement", "sept-placement":
+                        guard let p = SEPTPlacement(rawValue: v) else { throw err("\(k) must be contiguous, scattered or buddy") }
                         s.options.septPlacement = p
+                    case "host-free-4k":
+                        guard let x = parseInteger(Substring(v)), x <= 1 << 32 else { throw err("host-free-4k must be a page count 0...4294967296") }
+                        s.options.hostIsolatedFreePages = x
                     case "module-1g": s.features.privateMappings1G = try onOff(v, k)
+                    case "hp-lock-timeout":
+                        guard let t = Double(v), TrustDomain.hpLockTimeoutRange.contains(t) else { throw err("hp-lock-timeout must be seconds from 0.01 to 100 (the module's MIN/MAX_HP_LOCK_TIMEOUT_USEC)") }
+                        s.options.hpLockTimeout = t
                     default: throw err("unknown td option '\(k)'")
                     }
                 }
@@ -260,13 +266,14 @@ public struct HostScenario: Sendable {
             case "build": s.commands.append(.build(try frames(1)))
             case "finalize": s.commands.append(.finalize)
             case "accept":
-                // Words after the driver are ignored, as they were before vcpu= (a fuzz fixture has some).
                 let rest = try splitVCPU(2)
+                guard rest.count <= 1 else { throw err("accept takes GFN[+COUNT], a driver (4k, 2m or linux) and vcpu=N, got '\(rest[1])'") }
                 let lv = rest.first ?? "linux"
                 guard ["4k", "2m", "linux"].contains(lv) else { throw err("accept driver must be 4k, 2m (TDVF) or linux") }
                 s.commands.append(.accept(try frames(1), lv == "4k" ? .size4K : lv == "2m" ? .size2M : nil))
             case "access":
-                _ = try splitVCPU(2)
+                let rest = try splitVCPU(2)
+                guard rest.isEmpty else { throw err("access takes GFN[+COUNT] and vcpu=N, got '\(rest[0])'") }
                 s.commands.append(.access(try frames(1)))
             case "convert", "attributes":
                 guard f.count > 2, f[2] == "shared" || f[2] == "private" else { throw err("\(verb) needs shared or private") }
@@ -333,6 +340,9 @@ public struct HostScenario: Sendable {
         guard sawTD || !s.slots.isEmpty else { throw CocomemError(.invalidScenario, "host scenario has no td or slot line") }
         guard !s.slots.isEmpty else { throw CocomemError(.invalidScenario, "host scenario has no slot line") }
         try s.options.checkAttributesSwitch()
+        if s.options.hostIsolatedFreePages > 0 && s.options.septPlacement != .buddy {
+            throw CocomemError(.invalidScenario, "host-free-4k is the buddy allocator's free-memory state: it needs host-placement=buddy")
+        }
         return s
     }
 

@@ -76,6 +76,11 @@ extension ScenarioFile {
         // Forward-looking, printed only when on, so other printed scenarios are unchanged.
         if s.tdxModule1G { host.append(Entry("tdx-module-1g", .bool(true))) }
         if s.snpCoherencySfwNo { host.append(Entry("snp-coherency-sfw-no", .bool(true))) }
+        // The TDX host's DPAMT series, address width and allocator placement: printed only when given.
+        if let d = s.dpamtSeries { host.append(Entry("dpamt", .string(d.rawValue))) }
+        if let b = s.hostPhysBits { host.append(Entry("host-phys-bits", .int(UInt64(b)))) }
+        if let p = s.hostPlacement { host.append(Entry("host-placement", .string(p.rawValue))) }
+        if let n = s.hostIsolatedFreePages { host.append(Entry("host-free-4k", .int(n))) }
         top.append(Entry("host", .map(host)))
         top.append(Entry("workload", .list(Self.phases(s.workload).map { .string(Self.workload($0)) })))
         top.append(Entry("seed", .int(s.seed)))

@@ -35,7 +35,7 @@ public struct ScenarioRunResult {
 
 extension ScenarioRunResult.StepResult {
     /// The step's own outcome: a kexec's (`KexecResult.outcome`), a host
-    /// run's VM outcome; a dump's is `ok` (the guest it crashed is the
+    /// run's VM outcome, else its guest's failure; a dump's is `ok` (the guest it crashed is the
     /// boot's or the previous step's, whose outcome is counted there).
     public var outcome: String {
         switch self {
@@ -44,7 +44,8 @@ extension ScenarioRunResult.StepResult {
         case .notRun(_, let outcome): outcome
         case .host(let h, _):
             switch h.vm.outcome {
-            case .ok: "ok"
+            // A guest the host run failed is not ok, as `cocomem host` reports it.
+            case .ok: h.guestFailure.map { "guest_terminated: \($0)" } ?? "ok"
             case .ioctlError(let m): "ioctl_error: \(m)"
             case .vmBugged(let m): "vm_bugged: \(m)"
             case .vmDead(let m): "vm_dead: \(m)"

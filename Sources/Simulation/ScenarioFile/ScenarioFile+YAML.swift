@@ -75,7 +75,8 @@ struct Reader {
     static let kernelKeys = ["version", "accept", "deferred-init", "unaccepted-support", "loader", "acceptance-protocol-call",
                              "crashkernel", "boot-alloc", "init-size", "transparent-hugepage", "min-free-kbytes",
                              "watermark-scale-factor", "hotplug-accept"]
-    static let hostKeys = ["kind", "gmem", "mapping", "snp-prefault", "tdx-module-1g", "snp-coherency-sfw-no"]
+    static let hostKeys = ["kind", "gmem", "mapping", "snp-prefault", "tdx-module-1g", "snp-coherency-sfw-no",
+                           "dpamt", "host-phys-bits", "host-placement", "host-free-4k"]
     static let stepKinds = ["kexec", "dump", "host"]
     static let kexecKeys = ["from", "syscall", "crash", "initrd", "kernel-size", "kernel-alignment", "cmdline-len", "next-kernel", "load-only",
                             "workload"]
@@ -254,6 +255,16 @@ struct Reader {
                 case "mapping": s.hostMapping = try choice(v, key, HostMappingPolicy.self)
                 case "tdx-module-1g": s.tdxModule1G = try bool(v, key)
                 case "snp-coherency-sfw-no": s.snpCoherencySfwNo = try bool(v, key)
+                case "dpamt": s.dpamtSeries = try choice(v, key, DPAMTSeries.self)
+                case "host-phys-bits":
+                    let b = try integer(v, key)
+                    guard (36...52).contains(b) else { throw error(v, "'host-phys-bits' must be 36 to 52") }
+                    s.hostPhysBits = b
+                case "host-placement": s.hostPlacement = try choice(v, key, SEPTPlacement.self)
+                case "host-free-4k":
+                    let n = try unsigned(v, key)
+                    guard n <= 1 << 32 else { throw error(v, "'host-free-4k' must be 0 to 4294967296") }
+                    s.hostIsolatedFreePages = n
                 default: s.snpPrefault = try bool(v, key)
                 }
             }

@@ -49,6 +49,7 @@ extension TrustDomain {
             || !hostPriority2M.allSatisfy(in: .lowest ..< .highest, { !$0 })
             || !hostPriority1G.allSatisfy(in: .lowest ..< .highest, { !$0 })
             || !acceptCounter.allSatisfy(in: .lowest ..< .highest, { $0 == 0 })
+            || anyVCPUHostPriorityBusy
     }
 
     func setHostPriority(gfn: GuestFrameNumber, level: PageLevel, _ on: Bool) {
@@ -91,4 +92,45 @@ extension TrustDomain {
     static func tdDispatcherStatus(_ s: TDXStatus) -> TDXStatus {
         s == .operandBusyHostPriority ? .operandBusy : s
     }
+
+    // MARK: HP_LOCK_TIMEOUT
+
+    /// `DEFAULT_HP_LOCK_TIMEOUT_USEC`, in seconds.
+    public static let defaultHPLockTimeout = 1.0
+    /// `MIN_HP_LOCK_TIMEOUT_USEC` ... `MAX_HP_LOCK_TIMEOUT_USEC`, in seconds.
+    public static let hpLockTimeoutRange: ClosedRange<Double> = 0.01...100
+
+    /// Writes the TDCS's HP_LOCK_TIMEOUT (the host's TDH.MNG.WR of the field
+    /// [inferred: the module's bounds say the field is configurable; the
+    /// stored sources do not show KVM writing it]); false if out of bounds.
+    public func setHPLockTimeout(_ seconds: Double) -> Bool {
+        guard Self.hpLockTimeoutRange.contains(seconds) else { return false }
+        hpLockTimeout = seconds
+        return true
+    }
+
+    /// The TD dispatcher after a TDCALL leaf returned to the guest on `vcpu`
+    /// at virtual time `now` (`tdx_td_dispatcher.c`, "Handling of stuck
+    /// host-priority locks", TDX_1.5.01): a leaf refused for host priority
+    /// (TDX_OPERAND_BUSY_HOST_PRIORITY, which the guest sees as
+    /// TDX_OPERAND_BUSY) sets `hp_lock_busy` and its start the first time;
+    /// refused again once HP_LOCK_TIMEOUT has passed since that start, it
+    /// clears it and TD-exits to the host with TDX_HOST_PRIORITY_BUSY_TIMEOUT
+    /// (`async_tdexit_empty_reason()`, RAX already TDX_OPERAND_BUSY); any
+    /// other status clears it. Returns whether the vCPU TD-exited.
+    /// A TDCALL that exits for an EPT violation never reaches this point.
+    /// - Complexity: O(1).
+    package func tdcallReturned(vcpu: Int, refusedForHostPriority: Bool, now: Double) -> Bool {
+        guard hpLockBusySince.indices.contains(vcpu) else { return false }
+        guard refusedForHostPriority else { hpLockBusySince[vcpu] = nil; return false }
+        guard let start = hpLockBusySince[vcpu] else { hpLockBusySince[vcpu] = now; return false }
+        guard now - start >= hpLockTimeout else { return false }
+        hpLockBusySince[vcpu] = nil
+        hostPriorityTimeouts += 1
+        return true
+    }
+
+    /// Whether some vCPU's `hp_lock_busy` is set (bulk replay, which does
+    /// not run the dispatcher, is off meanwhile).
+    package var anyVCPUHostPriorityBusy: Bool { hpLockBusySince.contains { $0 != nil } }
 }

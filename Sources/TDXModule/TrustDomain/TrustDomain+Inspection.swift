@@ -31,6 +31,9 @@ extension TrustDomain {
 
     /// Whether the PAMT_4K of 2M host region `r` is installed (DPAMT).
     package func isPAMT4KInstalled(_ r: HostRegion2M) -> Bool { pamt4K.value(at: r) }
+    /// How many 2M host regions of `r` have their PAMT_4K installed.
+    /// - Complexity: O(log runs + runs in `r`).
+    package func pamt4KInstalled(in r: Range<HostRegion2M>) -> UInt64 { pamt4K.measure(in: r) { $0 } }
 
     /// Private pages in `frames` the guest has accepted (MAPPED at 2M or
     /// 4K): what a conversion that zaps them loses.

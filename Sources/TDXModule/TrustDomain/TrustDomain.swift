@@ -58,6 +58,16 @@ public final class TrustDomain {
     /// TDG.MEM.PAGE.ACCEPT calls at 2M that stopped on a pending interrupt
     /// with the page still PENDING (`interrupt_occurred`).
     public internal(set) var acceptInterruptions: UInt64 = 0
+    /// The TDCS's HP_LOCK_TIMEOUT in seconds (`hp_lock_timeout`, TSC ticks in
+    /// the module): TDH.MNG.INIT sets `DEFAULT_HP_LOCK_TIMEOUT_USEC` (1 s);
+    /// the module bounds it to 10 ms ... 100 s (`MIN_/MAX_HP_LOCK_TIMEOUT_USEC`).
+    public internal(set) var hpLockTimeout: Double = TrustDomain.defaultHPLockTimeout
+    /// Per vCPU, the TDVPS's `hp_lock_busy` and `hp_lock_busy_start`: when
+    /// the vCPU's first TDCALL in a row was refused for host priority (in
+    /// virtual seconds), nil while `hp_lock_busy` is false.
+    var hpLockBusySince: [Double?]
+    /// TD exits with TDX_HOST_PRIORITY_BUSY_TIMEOUT.
+    public internal(set) var hostPriorityTimeouts: UInt64 = 0
     /// DPAMT: whether PAMT_4K entries are installed, by 2M host region.
     package internal(set) var pamt4K = IntervalMap<HostRegion2M, Bool>(initial: false)
     /// 4K pages of this TD (guest pages mapped at 4K and S-EPT pages) per
@@ -71,10 +81,23 @@ public final class TrustDomain {
     public init(features: TDXModuleFeatures, vcpus: Int) {
         self.features = features
         vcpuEpoch = [UInt64?](repeating: nil, count: max(1, vcpus))
+        hpLockBusySince = [Double?](repeating: nil, count: max(1, vcpus))
     }
 
     /// `tdx_dpamt_entry_pages()`: PAMT pages per 2M range (pamt_4k_entry_size × 512 / 4096).
     public static let dpamtEntryPages: UInt64 = 2
+
+    /// TDCS pages of a TD: `tdcs_base_size` / 4K, which TDX_1.5.01 reports as
+    /// `_4KB * MIN_NUM_TDCS_PAGES` (6; `tdcs_page_index_t`, without L2 VMs).
+    public static let tdcsPages: UInt64 = 6
+    /// TDVPS pages of a vCPU, the TDVPR and its TDCX pages: `tdvps_base_size`
+    /// / 4K, `_4KB * MIN_TDVPS_PAGES` (6; `tdvps_pages_e`) in TDX_1.5.01.
+    public static let tdvpsPages: UInt64 = 6
+
+    /// The control pages the host gives the module for a TD with `vcpus`
+    /// vCPUs: the TDR, the TDCS pages, and per vCPU the TDVPR and TDCX pages
+    /// (KVM's `__tdx_td_init()` and `tdx_td_vcpu_init()`).
+    public static func controlPages(vcpus: Int) -> UInt64 { 1 + tdcsPages + UInt64(vcpus) * tdvpsPages }
 
     // MARK: vCPUs
 
