@@ -29,6 +29,8 @@ extension GuestKernel {
         setupPerZoneLowmemReserve()
         watermarksReadySet()
         events.append("init_per_zone_wmark_min(): min_free_kbytes=\(minKB)")
+        // arch_initcall, between the postcore and subsys initcalls (a4b0bf6a40f3, 7.0).
+        freeBootServicesLate()
         if let raised = recommendedMinFreeKbytes(current: minKB) {
             events.append("set_recommended_min_free_kbytes(): raising min_free_kbytes from \(minKB) to \(raised) to help transparent hugepage allocations")
             minKB = raised

@@ -125,6 +125,17 @@ public enum MemblockReservation: String, Sendable, CaseIterable, CustomStringCon
     case unacceptedTable = "unaccepted table"
     /// The initrd a boot loader or kexec left (`reserve_initrd()`).
     case initrd
+    /// The first 1 MiB: `reserve_real_mode()` (arch/x86/realmode/init.c,
+    /// `x86_platform.realmode_reserve`) places the real-mode trampoline
+    /// below 1M and then `memblock_reserve(0, SZ_1M)` unconditionally
+    /// ("x86/setup: Always reserve the first 1M of RAM", v5.13, so every
+    /// release the model has). TDX and SNP guests on KVM keep the default
+    /// hook (only Hyper-V VTL replaces it).
+    case firstMegabyte = "first 1M"
+    /// EFI boot services code and data that `efi_reserve_boot_services()`
+    /// (arch/x86/platform/efi/quirks.c) reserved and owns: freed late
+    /// (`freeBootServices`).
+    case bootServices = "EFI boot services"
     public var description: String { rawValue }
 }
 
@@ -148,6 +159,12 @@ public final class GuestKernel {
     /// The reserved ranges alone.
     public var reserved: [AddressRange] { reservations.map(\.range) }
     public internal(set) var events: [String] = []
+    /// EFI boot services memory (`GuestKernel+LowMemory.swift`): the ranges
+    /// `efi_reserve_boot_services()` reserved to free later, those it could
+    /// not own (left to whoever reserved them, or to `memblock_free_all()`),
+    /// those given back to the page allocator and when, and those
+    /// `memblock_free_late()` skipped (struct pages not yet initialised).
+    public internal(set) var bootServices = BootServicesMemory()
     /// The SWIOTLB bounce buffer `swiotlb_init_remap()` mapped (0: none).
     public internal(set) var swiotlbBytes: UInt64 = 0
     /// `min_free_kbytes` once watermarks are set up (boot value, raised by
@@ -219,6 +236,8 @@ public final class GuestKernel {
     /// used. Zone Normal's; counted in its `freePages`.
     var unacceptedInBuddy: [AddressRange] = []
 
+    /// `ram` is the E820 RAM as the firmware or the previous kernel handed
+    /// it over; the kernel's memblock memory is that after `trim_bios_range()`.
     public init(config: KernelConfig, vcpus: Int, costs: CostTable, platform: any GuestPlatform,
                 ram: [AddressRange], unaccepted: UnacceptedMemory?, numa: NUMATopology? = nil) {
         let numa = numa ?? .single(vcpus: vcpus)
@@ -229,7 +248,7 @@ public final class GuestKernel {
         self.vcpus = vcpus
         self.costs = costs
         self.platform = platform
-        self.ram = ram
+        self.ram = Self.trimBIOSRange(ram)
         self.unaccepted = unaccepted
         unaccepted?.locking = config.version.acceptMemoryLocking
     }
@@ -267,6 +286,17 @@ public final class GuestKernel {
     /// `memblock_reserve()` of a range early boot must keep (the initrd a
     /// boot loader or kexec left, `reserve_initrd()`).
     public func reserve(_ r: AddressRange, _ kind: MemblockReservation) { reservations.append((r, kind)) }
+
+    /// Takes `r` out of the reservations of `kind` (what a late free such as
+    /// `free_reserved_area()` of boot services memory gives back), keeping
+    /// the rest of each and its place in the order.
+    /// - Complexity: O(reservations).
+    func unreserve(_ r: AddressRange, _ kind: MemblockReservation) {
+        reservations = reservations.flatMap { entry -> [(range: AddressRange, kind: MemblockReservation)] in
+            guard entry.kind == kind, entry.range.overlaps(r) else { return [entry] }
+            return [entry.range].subtracting([r]).filter { !$0.isEmpty }.map { ($0, kind) }
+        }
+    }
 
     /// The first reservation of `kind`, if any.
     public func reservation(_ kind: MemblockReservation) -> AddressRange? {
@@ -330,8 +360,16 @@ public final class GuestKernel {
     }
 
     /// The early memblock allocations, each accepted as it is made.
-    public func memblockAllocations(kernelImage: AddressRange, clock: inout PhaseClock) -> AcceptOutcome {
+    /// `bootServices` are the EFI map's boot services code and data
+    /// descriptors in map order (none for a kernel kexec started: the
+    /// previous kernel's `efi_free_boot_services()` took them out of the
+    /// EFI memmap it passed on).
+    public func memblockAllocations(kernelImage: AddressRange, bootServices bs: [AddressRange] = [], clock: inout PhaseClock) -> AcceptOutcome {
         reservations.append((kernelImage, .kernelImage))
+        // setup_arch(): efi_reserve_boot_services(), then
+        // x86_platform.realmode_reserve(), before init_mem_mapping()'s page tables.
+        reserveBootServices(bs)
+        reserveFirstMegabyte()
         let ramBytes = ram.reduce(0) { $0 + $1.size }
         let plan = MemblockPlan(ram: ram, vcpus: vcpus, memblockBytes: ramBytes + (reservation(.unacceptedTable)?.size ?? 0),
                                 adjustsSWIOTLB: config.swiotlbSizedFromMemory)

@@ -101,6 +101,20 @@ import TestSupport
             return ELFInput.le32(original, phoff + i * 56) == 1 && paddr <= memmap.lowerBound && memmap.upperBound <= paddr + memsz
         })
         let fileszAt = phoff + holder * 56 + 32, paddr = ELFInput.le64(original, phoff + holder * 56 + 24)
+        // The direct-map page tables may lie above the memmap in the same PT_LOAD
+        // (memblock allocates them first, top-down, and the first 1M and the EFI
+        // boot services reservations decide which RAM range that is). A cut would
+        // lose them and no walk could start, so the last PT_LOAD (the highest RAM,
+        // which holds nothing a walk needs) is pointed at them instead: they stay
+        // stored, in address order, and only the struct pages past the cut are unstored
+        // (the holder's p_memsz then ends at the tables: PT_LOADs must not overlap).
+        let tables = k.input.pageTablesArea
+        let holderOffset = ELFInput.le64(original, phoff + holder * 56 + 8)
+        let last = phnum - 1, lastAt = phoff + last * 56
+        let tablesAboveMemmap = tables.start >= memmap.upperBound && tables.end <= paddr + ELFInput.le64(original, phoff + holder * 56 + 40)
+        if tablesAboveMemmap {
+            try #require(last != holder && ELFInput.le32(original, lastAt) == 1 && ELFInput.le64(original, lastAt + 24) >= tables.end)
+        }
         var rng = SplitMix64(seed: 15)
         var outcomes: [String] = []
         for round in 0..<10 {
@@ -109,6 +123,14 @@ import TestSupport
             var cut = memmap.lowerBound + rng.next() % UInt64(memmap.count)
             if rng.next() % 2 == 0 { cut &= ~4095 }
             HostileInputTests.put64(&b, fileszAt, cut - paddr)
+            if tablesAboveMemmap {
+                // The holder now ends where the tables start (p_memsz > p_filesz still zero-fills the rest).
+                HostileInputTests.put64(&b, phoff + holder * 56 + 40, tables.start - paddr)
+                for (field, value) in [(8, holderOffset + (tables.start - paddr)), (16, ELFInput.le64(original, phoff + holder * 56 + 16) &+ (tables.start - paddr)),
+                                       (24, tables.start), (32, tables.size), (40, tables.size)] {
+                    HostileInputTests.put64(&b, lastAt + field, value)
+                }
+            }
             let edits = ["NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)=", "NUMBER(PAGE_OFFLINE_MAPCOUNT_VALUE)=", "NUMBER(PAGE_UNACCEPTED_MAPCOUNT_VALUE)="]
             let edit = edits[Int(rng.next() % 4) % edits.count]
             if round % 4 != 0, let at = find(Array(edit.utf8), in: b) {

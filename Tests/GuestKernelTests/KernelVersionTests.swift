@@ -39,7 +39,8 @@ import Testing
         ("6.15", through6_15), ("6.15.9", through6_15), ("6.15.10", through6_15.union(evict)),
         ("6.16", through6_16), ("6.17", through6_16.union(evict)), ("6.19", through6_16.union(evict)),
         ("6.19.3", through6_16.union(evict)),
-        ("7.0", through6_16.union(evict).union([.reserveUnacceptedEndAligned])), ("7.1", Set(B.allCases)),
+        // a4b0bf6a40f3 (boot services freed at arch_initcall): mainline 7.0, backports unchecked.
+        ("7.0", through6_16.union(evict).union([.reserveUnacceptedEndAligned, .efiBootServicesFreedAtArchInitcall])), ("7.1", Set(B.allCases)),
     ]
 
     @Test(arguments: reference)

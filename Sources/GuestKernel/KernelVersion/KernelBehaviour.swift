@@ -68,6 +68,13 @@ public enum KernelBehaviour: String, Sendable, CaseIterable {
     /// (`sev_evict_cache()`) unless CPUID Fn8000001F_EBX[31]
     /// (COHERENCY_SFW_NO) says the CPU does not need it.
     case snpEvictCacheAfterValidation = "snp_evict_cache_after_validation"
+    /// a4b0bf6a40f3 "x86/efi: defer freeing of boot services memory": EFI
+    /// boot services memory is freed with `free_reserved_area()` from an
+    /// `arch_initcall` after deferred init ("efi: Freeing EFI boot services
+    /// memory: %ldK"); before it `efi_enter_virtual_mode()` freed it early
+    /// in `start_kernel()` with `memblock_free_late()`, which leaks pages
+    /// whose struct pages deferred init has not yet initialised.
+    case efiBootServicesFreedAtArchInitcall = "efi_boot_services_freed_at_arch_initcall"
 
     /// Where a behaviour came from and where it went.
     public struct Origin: Sendable {
@@ -139,6 +146,10 @@ public enum KernelBehaviour: String, Sendable, CaseIterable {
             return Origin(commit: "7b306dfa326f", subject: "x86/sev: Evict cache lines during SNP memory validation",
                           mainline: KernelRelease(6, 17), backports: [KernelRelease(6, 12, 42), KernelRelease(6, 15, 10)],
                           verified: "stable review \"[PATCH 6.15 456/480]\" of 12 Aug 2025 (\"Commit 7b306dfa326f upstream\", after v6.16) and the 6.15.10-rc1 and 6.12.42-rc1 revlists; the follow-up \"x86/sev: Guard sev_evict_cache() with CONFIG_AMD_MEM_ENCRYPT\" is Cc stable # 6.16.x, a 6.16.y backport not checked")
+        case .efiBootServicesFreedAtArchInitcall:
+            return Origin(commit: "a4b0bf6a40f3", subject: "x86/efi: defer freeing of boot services memory",
+                          mainline: KernelRelease(7, 0), backports: [],
+                          verified: "v2 posted 25 Feb 2026 (Mike Rapoport, Fixes: 916f676f8dc0, Cc stable), after v7.0-rc1; stable review mails \"[PATCH 6.19 116/311]\" of 10 Mar 2026 and \"[PATCH 6.12 140/265]\" of 12 Mar 2026 (\"commit a4b0bf6a40f3 upstream\"); the 6.19.y and 6.12.y point releases that carry it were not checked, so no backport row")
         }
     }
 

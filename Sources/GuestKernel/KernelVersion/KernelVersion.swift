@@ -83,6 +83,9 @@ public struct KernelVersion: Sendable, Hashable, CustomStringConvertible {
     /// `arch_accept_memory()` and keeps callers apart with `accepting_list`;
     /// before it the lock is held across the accept.
     public var acceptMemoryLocking: AcceptMemoryLocking { has(.acceptingList) ? .acceptingList : .lockHeldAcrossAccept }
+    /// a4b0bf6a40f3 (7.0): boot services memory is freed at `arch_initcall`
+    /// with `free_reserved_area()`, not in `efi_enter_virtual_mode()`.
+    public var freesBootServicesAtArchInitcall: Bool { has(.efiBootServicesFreedAtArchInitcall) }
     /// b3ba234171cd (6.8): kexec_file walks System RAM top-down.
     public var kexecFileWalksTopDown: Bool { has(.kexecFileTopDown) }
 }

@@ -81,8 +81,7 @@ extension BootResult {
     /// reserved, 640K-1M removed), plus the unaccepted table's pages that
     /// `reserve_unaccepted()` adds with `memblock_add()`, adjacent regions merged.
     public var memblockMemory: [AddressRange] {
-        var ram = e820Table.filter { $0.type == .ram }.map(\.range)
-        ram = ram.subtracting([AddressRange(start: 0, end: 0x1000), AddressRange(start: 0xA_0000, end: 0x10_0000)])
+        var ram = GuestKernel.trimBIOSRange(e820Table.filter { $0.type == .ram }.map(\.range))
         if let t = kernel?.reservation(.unacceptedTable) { ram.append(t) }
         var merged: [AddressRange] = []
         for r in ram.sorted(by: { $0.start < $1.start }) where !r.isEmpty {
@@ -106,6 +105,8 @@ extension BootResult {
         for e in e820Table { at(0, e.line()) }
         // efi=debug: efi_print_memmap().
         for l in firmware.map.kernelFormat().splitLines() where !l.isEmpty { at(0, String(l)) }
+        // setup_arch(): trim_bios_range() after efi_init().
+        for l in GuestKernel.trimBIOSRangeLines { at(0, l) }
         let memory = memblockMemory
         guard let maxPFNEnd = e820Table.filter({ $0.type == .ram }).map(\.range.end).max(), let low = memory.first?.start else { return out }
         if let numa = kernel?.numa, !numa.isSingleNode {
@@ -147,7 +148,8 @@ extension BootResult {
         // mem_init_print_info(): free pages after memblock_free_all(); the
         // deferred Normal zone is not yet freed, so it counts as reserved.
         let physpages = memory.reduce(0) { $0 + $1.bytes.frames() }
-        let unreserved = memory.subtracting(kernel.reserved)
+        // Boot services memory is still reserved when mem_init() prints.
+        let unreserved = memory.subtracting(kernel.reserved + kernel.bootServices.freed)
         let freedEarly = kernel.config.deferredStructPageInit
             ? unreserved.reduce(0) { $0 + $1.clamped(to: AddressRange(start: 0, end: 1 << 32)).bytes.frames() }
             : unreserved.reduce(0) { $0 + $1.bytes.frames() }
@@ -166,6 +168,10 @@ extension BootResult {
             }
         } else if kernel.config.deferredStructPageInit && times.deferredInit > 0 {
             at(boot + times.deferredInit, "node 0 deferred pages initialised in \(UInt64(times.deferredInit * 1000))ms")
+        }
+        // efi_free_boot_services(), an arch_initcall (a4b0bf6a40f3, 7.0).
+        for e in kernel.events where e.hasPrefix("efi: Freeing EFI boot services memory: ") {
+            at(boot + times.deferredInit + times.earlyAllocations, e)
         }
         if outcome == .ok {
             at(boot + times.deferredInit + times.earlyAllocations, "Freeing unused kernel image (initmem) memory: \(sections.initSize)K")

@@ -284,8 +284,11 @@ public struct BootSimulation {
         }.map(\.range))
         let kernelImage = AddressRange(start: 16 << 20, size: s.kernel.kernelInitBytes)
         let numa = s.isNUMA ? NUMATopology(layout: try s.numaLayout(), belowFourGiB: layout.lowRAM.end, vcpus: s.vcpus) : nil
+        // efi_reserve_boot_services() walks the EFI memmap's boot services descriptors.
+        let bootServices = fw.map.descriptors.filter { $0.type == .bootServicesCode || $0.type == .bootServicesData }.map(\.range)
         bootKernel(config: s.kernel, ram: ram, unaccepted: unaccepted, platform: acc.platform,
-                   image: kernelImage, initrd: nil, workload: s.workload, into: &r, recorder: recorder, numa: numa)
+                   image: kernelImage, initrd: nil, workload: s.workload, into: &r, recorder: recorder, numa: numa,
+                   bootServices: bootServices)
         var done = finish(&r, acc)
         if case .terminated(let why) = done.outcome, let first = earlyUHP?.first {
             done.outcome = .terminated("broken: \(first) of the EFI_MEMORY_UHP hot-plug window accepted before any memory was plugged there "
@@ -300,7 +303,7 @@ public struct BootSimulation {
     /// the unaccepted table as the previous owner of the machine left it.
     func bootKernel(config: KernelConfig, ram: [AddressRange], unaccepted: UnacceptedMemory?, platform: any GuestPlatform,
                     image kernelImage: AddressRange, initrd: AddressRange?, workload: Workload, into r: inout BootResult,
-                    recorder: Recorder?, prefix: String = "", numa: NUMATopology? = nil) {
+                    recorder: Recorder?, prefix: String = "", numa: NUMATopology? = nil, bootServices: [AddressRange] = []) {
         let s = scenario
         unaccepted?.stepByStep = s.stepByStep
         let kernel = GuestKernel(config: config, vcpus: s.vcpus, costs: costs, platform: platform, ram: ram, unaccepted: unaccepted, numa: numa)
@@ -315,9 +318,12 @@ public struct BootSimulation {
         if outcome == .ok {
             _ = kernel.reserveUnacceptedTable()
             if let i = initrd { kernel.reserve(i, .initrd) }
-            outcome = kernel.memblockAllocations(kernelImage: kernelImage, clock: &kclock)
+            outcome = kernel.memblockAllocations(kernelImage: kernelImage, bootServices: bootServices, clock: &kclock)
         }
         if outcome == .ok { outcome = kernel.freeAll(early: &kclock) }
+        // start_kernel(): efi_enter_virtual_mode() after mm_core_init(); before
+        // a4b0bf6a40f3 it frees boot services memory there.
+        if outcome == .ok { kernel.efiEnterVirtualMode() }
         r.times.kernelBoot = kclock.seconds(costs)
         recorder?.phase(prefix + "kernel_boot", kclock, seconds: r.times.kernelBoot)
         // kernel_init_freeable(): smp_init() (early allocations, before any

@@ -42,7 +42,8 @@ public enum CaptureView {
             case .memmap: classes.assign(pfns, .memmap)
             case .pageTables: classes.assign(pfns, .pageTables)
             case .crashKernel: crashKernel = range; classes.assign(pfns, .crashKernel)
-            case .percpu, .swiotlb, .other, .unacceptedTable, .initrd: classes.assign(pfns, .kernelData)
+            // Reserved struct pages (PG_reserved): no dump level excludes them.
+            case .percpu, .swiotlb, .other, .unacceptedTable, .initrd, .firstMegabyte, .bootServices: classes.assign(pfns, .kernelData)
             }
         }
         if let u = k.unaccepted {

@@ -123,7 +123,7 @@ extension Recorder {
             case .kernelImage, .percpu, .other, .initrd: .kernel
             case .pageTables: .pageTables
             case .memmap: .memmap
-            case .swiotlb, .crashKernel, .unacceptedTable: .reserved
+            case .swiotlb, .crashKernel, .unacceptedTable, .firstMegabyte, .bootServices: .reserved
             }
             classes.assign(range.frames, c)
         }
