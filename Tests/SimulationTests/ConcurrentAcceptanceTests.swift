@@ -1,6 +1,7 @@
 import CoCoGuest
 import CostModel
 import Firmware
+import Foundation
 @testable import GuestKernel
 import KVM
 import MemoryModel
@@ -154,5 +155,34 @@ import Testing
         let (a, _) = Self.run(&x, requests, seed: 42, step: false)
         let (b, _) = Self.run(&y, requests, seed: 42, step: false)
         #expect(a == b && a.result == .ok && a.stats.blocksAccepted == 30)
+    }
+}
+
+/// docs/QUESTIONS.md, "What does an allocation pay when 1, 8 or 64 vCPUs
+/// allocate at once?": every vCPU finds the zone short at the same instant
+/// and calls `cond_accept_memory()` for `blocks` blocks, on a TDX guest with
+/// 4K host mappings. Prints one line per configuration (the figures in the
+/// docs) and checks what the mechanism implies: one vCPU never waits; with
+/// more, consecutive blocks go to different vCPUs and their calls spin on the
+/// guard unit; the slowest call grows with the vCPUs.
+@Suite struct ConcurrentAcceptanceBurstTests {
+    @Test func burstOfOneEightSixtyFourVCPUs() throws {
+        var slowest: [Int: UInt64] = [:]
+        for blocks in [UInt64(1), 8] {
+            for vcpus in [1, 8, 64] {
+                var s = try ConcurrentAcceptanceTests.make(blocks: blocks * UInt64(vcpus), listed: [0..<(blocks * UInt64(vcpus))], vcpus: vcpus)
+                let requests = (0..<vcpus).map { AcceptRequest(vcpu: $0, blocks: blocks) }
+                let (o, e) = ConcurrentAcceptanceTests.run(&s, requests, seed: 17, step: false)
+                #expect(o.result == .ok && o.stats.blocksAccepted == blocks * UInt64(vcpus))
+                let ms = { (ps: UInt64) in String(format: "%.2f", Double(ps) / 1e9) }
+                let calls = blocks * UInt64(vcpus)
+                print("burst blocks=\(blocks) vcpus=\(vcpus): calls \(calls), spun \(o.stats.listWaits), spin total \(ms(o.stats.listWaitPicoseconds)) ms, "
+                      + "fastest \(ms(o.clocks.min()!)) ms, slowest \(ms(o.clocks.max()!)) ms, mean \(ms(o.clocks.reduce(0, +) / UInt64(vcpus))) ms, "
+                      + "zone->lock waits \(o.stats.zoneLock.contended), unaccepted_memory_lock waits \(o.stats.unacceptedLock.contended), events \(e.events)")
+                if vcpus == 1 { #expect(o.stats.listWaits == 0 && o.stats.zoneLock.contended == 0) } else { #expect(o.stats.listWaits > 0) }
+                if blocks == 1 { slowest[vcpus] = o.clocks.max()! }
+            }
+        }
+        #expect(slowest[1]! < slowest[8]!)
     }
 }
