@@ -117,6 +117,22 @@ printf 'td host=tdx\nslot id=1 base=0 pages=512\nfinalize\nremap 0x1ff+2\n' >"$t
 expect_error "adversarial remap outside the memslot" "not inside one memslot" host "$tmp/remap-outside.host"
 printf 'td host=tdx\nslot id=1 base=0 pages=0x100000000\nfinalize\nreadd 0x0+0x100000000\n' >"$tmp/readd-huge.host"
 expect_error "adversarial readd of 16 TiB (page by page: bounded)" "line 4: readd covers at most 262144 frames (1 GiB)" host "$tmp/readd-huge.host"
+# halt/wake (issue 17 §1): a vCPU out of guest mode; TDX only, one vcpu= and nothing else, state checked
+printf 'td host=tdx vcpus=2\nslot id=1 base=0 pages=512\nfinalize\nhalt\n' >"$tmp/halt-novcpu.host"
+expect_error "halt without vcpu=" "line 4: halt needs vcpu=N" host "$tmp/halt-novcpu.host"
+printf 'td host=tdx vcpus=2\nslot id=1 base=0 pages=512\nfinalize\nhalt vcpu=2\n' >"$tmp/halt-range.host"
+expect_error "halt of a vCPU the TD lacks" "line 4: vcpu=2, but the TD has 2 vCPUs" host "$tmp/halt-range.host"
+printf 'td host=tdx vcpus=2\nslot id=1 base=0 pages=512\nfinalize\nhalt vcpu=1 0x5\n' >"$tmp/halt-extra.host"
+expect_error "halt with a range" "line 4: halt takes only vcpu=N, got '0x5'" host "$tmp/halt-extra.host"
+printf 'td host=tdx vcpus=2\nslot id=1 base=0 pages=512\nfinalize\nhalt vcpu=1\nhalt vcpu=1\n' >"$tmp/halt-twice.host"
+expect_error "halt of a halted vCPU" "line 5: halt vcpu=1: the vCPU is not in the guest" host "$tmp/halt-twice.host"
+printf 'td host=tdx vcpus=2\nslot id=1 base=0 pages=512\nfinalize\nwake vcpu=1\n' >"$tmp/wake-running.host"
+expect_error "wake of a running vCPU" "line 4: wake vcpu=1: the vCPU is not halted" host "$tmp/wake-running.host"
+printf 'td platform=snp vcpus=2\nslot id=1 base=0 pages=512\nhalt vcpu=1\n' >"$tmp/halt-snp.host"
+printf 'td host=tdx vcpus=2\nslot id=1 base=0 pages=512\nfinalize\nhalt vcpu=1\naccess 0x5 vcpu=1\n' >"$tmp/halt-access.host"
+expect_error "a touch by a halted vCPU" "line 5: access on vcpu=1, which is halted" host "$tmp/halt-access.host"
+expect_error "halt on the SNP host" "halt is a TDX host command" host "$tmp/halt-snp.host"
+
 # contend (issue 18 §1, host priority): two vCPUs, one 2M range, the accepting vCPU not 0, TDX only
 printf 'td host=tdx vcpus=1\nslot id=1 base=0 pages=512\nfinalize\ncontend 0x5+1\n' >"$tmp/contend-1vcpu.host"
 expect_error "contend on a one-vCPU TD" "line 4: vcpu=1, but the TD has 1 vCPUs" host "$tmp/contend-1vcpu.host"

@@ -111,11 +111,19 @@ public enum Op: Int, CaseIterable, Sendable {
     /// the TDCALL re-executed (its zeroing is in the final success's bytes).
     case tdxAcceptInterruptExit
 
+    /// One `unaccepted_memory_lock` critical section of `accept_memory()`
+    /// (drivers/firmware/efi/unaccepted_memory.c): at `retry:` the walk of
+    /// `accepting_list` and `list_add()`, or after `arch_accept_memory()`
+    /// the `bitmap_clear()`, the next-run search and `list_del()`.
+    /// Serialised over the guest (`QueuedSpinLock`); charged only where
+    /// accepts run as actors (`ConcurrentAcceptance`).
+    case kernelUnacceptedLockSection
+
     /// Operations of a forward-looking feature or an option, reported only
     /// when counted, so that reports of runs without them are unchanged.
     public var isReportedOnlyWhenCounted: Bool {
         self == .tdxAug1G || self == .tdxDemote1G || self == .snpEvictCache4K || self == .snpSVSMCall
-            || self == .tdxAcceptInterruptExit || self == .kernelReclaimPage
+            || self == .tdxAcceptInterruptExit || self == .kernelReclaimPage || self == .kernelUnacceptedLockSection
     }
 }
 
@@ -209,11 +217,12 @@ extension Op {
         "snp.evict_cache.4k",
         "snp.svsm.call",
         "tdx.accept.interrupt_exit",
+        "kernel.unaccepted_lock_section",
     ]
     /// Operations a calibration file may leave out (they take the built-in cost): added after
     /// files were written against the rest.
     static let addedWithDefaults: [Op] = [.kernelZoneLockSection, .kernelIdleTickExit, .tdxAug1G, .tdxDemote1G, .kernelReclaimPage, .snpEvictCache4K,
-                                          .snpSVSMCall, .tdxAcceptInterruptExit]
+                                          .snpSVSMCall, .tdxAcceptInterruptExit, .kernelUnacceptedLockSection]
     /// The stable name used in the calibration file and JSON output.
     public var name: String { Op.names[rawValue] }
     /// Position in `allCases`.

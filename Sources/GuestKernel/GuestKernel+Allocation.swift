@@ -11,38 +11,74 @@ extension GuestKernel {
     /// `try_to_accept_memory_one()` / `__accept_page()` for `n` blocks of zone `zi`.
     ///
     /// What other vCPUs are doing at the same virtual time is felt through
-    /// the phase's shared timelines: `zone->lock` for the `list_del()` (held
-    /// for `kernel.zone_lock_section`), then the accepting list, where a run
-    /// of blocks next to one another vCPU is accepting spins until that one
-    /// is done (the guard unit makes adjacent blocks overlap); before
-    /// 50e782a86c98 (6.5.0–6.5.8) `unaccepted_memory_lock`, held across the
-    /// accept, where every concurrent accepter spins. The shared
-    /// write bandwidth bounds the phase as a whole (`PhaseClock.seconds`),
-    /// not each run. A vCPU's run never waits for
-    /// the same vCPU's earlier runs: they ended before its clock.
+    /// the phase's shared timelines (`acceptListedBlock`). With one vCPU
+    /// nothing else is ever on `zone->lock` or the accepting list, so a run
+    /// of blocks is accepted in bulk (`acceptBlocks` replays its uniform
+    /// stretches) with the same virtual times; with several, each block is
+    /// its own `accept_memory()` call on the timelines, as the kernel makes
+    /// one call per block. The shared write bandwidth bounds the phase as a
+    /// whole (`PhaseClock.seconds`), not each run.
     func acceptFromList(zone zi: Int, blocks n: UInt64, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         for run in zones[zi].takeUnaccepted(n) {
+            // zone->lock is one take per run on its timeline: the least-loaded
+            // loop hands vCPUs out of virtual-time order, and a FIFO timeline
+            // would queue a vCPU behind another's later per-block takes.
             let hold = costs.vcpuPicoseconds[Op.kernelZoneLockSection.index]
             clock.spin(vcpu: vcpu, until: clock.shared.acquireZoneLock(zi, at: clock.vcpuPicoseconds[vcpu], hold: hold))
             if let u = unaccepted {
-                let arrival = clock.vcpuPicoseconds[vcpu]
-                let o = u.acceptBlocks(firstBlockAddress: run.first.address.value, count: run.count, vcpu: vcpu, clock: &clock)
-                if o != .ok { return o }
-                let cpu = clock.vcpuPicoseconds[vcpu] - arrival
-                if let w = u.unitWindow(start: run.first.address.value, size: run.count * (4 << 20)) {
-                    // On the list from `start`; the accept took `cpu` of this vCPU's time from there.
-                    // Before 50e782a86c98 there is no list: `unaccepted_memory_lock` is held across the
-                    // accept, so every other accepter waits for it, overlapping or not (the run of blocks
-                    // is taken as one hold, as it is one list entry above).
-                    let start = u.locking == .lockHeldAcrossAccept
-                        ? clock.shared.unacceptedMemoryLock.acquire(at: arrival, hold: cpu)
-                        : clock.shared.acceptingList.place(w.lowerBound.value..<w.upperBound.value, arrival: arrival, duration: cpu)
-                    if start > arrival { acceptingListWaits += 1; acceptingListWaitPicoseconds += start - arrival }
-                    clock.spin(vcpu: vcpu, until: start + cpu)
+                if clock.vcpus == 1 {
+                    let o = u.acceptBlocks(firstBlockAddress: run.first.address.value, count: run.count, vcpu: vcpu, clock: &clock)
+                    if o != .ok { return o }
+                } else {
+                    var waits = ListWaits()
+                    for b in 0..<run.count {
+                        let o = Self.acceptListedBlock(run.first.address.value + b * (4 << 20), memory: u, vcpu: vcpu,
+                                                       clock: &clock, waits: &waits)
+                        if o != .ok { return o }
+                    }
+                    acceptingListWaits += waits.calls
+                    acceptingListWaitPicoseconds += waits.picoseconds
                 }
             }
             clock.charge(.kernelZoneLockSection, run.count, vcpu: vcpu, costs: costs)
             zones[zi].freePages += run.count * 1024  // __free_pages_ok(MAX_PAGE_ORDER)
+        }
+        return .ok
+    }
+
+    /// Accepting-list (or, before 50e782a86c98, lock) waits of a caller's
+    /// `accept_memory()` calls.
+    struct ListWaits: Equatable {
+        /// Calls that started later than they arrived.
+        var calls: UInt64 = 0
+        var picoseconds: UInt64 = 0
+    }
+
+    /// One `accept_memory(block, 4 MiB)` on `vcpu` for the block at
+    /// `address`, on the phase's shared timelines: its `accepting_list`
+    /// entry covers the block's unit window (its units and the guard unit
+    /// after it, so a neighbouring block's call spins until this one leaves
+    /// the list) for the time of its accept; before 50e782a86c98
+    /// (6.5.0–6.5.8) `unaccepted_memory_lock` is held across the accept
+    /// instead, so every other accepter waits, overlapping or not. One entry
+    /// per call, as the kernel adds one per `accept_memory()`
+    /// (`try_to_accept_memory_one()` makes one per block): a neighbour
+    /// waits for the block it shares a guard unit with, not for the rest of
+    /// the run. A vCPU's call never waits for its own earlier calls: they
+    /// ended before its clock.
+    /// - Complexity: O(entries on the list) plus the accept.
+    static func acceptListedBlock(_ address: UInt64, memory u: UnacceptedMemory, vcpu: Int,
+                                  clock: inout PhaseClock, waits: inout ListWaits) -> AcceptOutcome {
+        let arrival = clock.vcpuPicoseconds[vcpu]
+        let o = u.acceptBlocks(firstBlockAddress: address, count: 1, vcpu: vcpu, clock: &clock)
+        if o != .ok { return o }
+        let cpu = clock.vcpuPicoseconds[vcpu] - arrival
+        if let w = u.unitWindow(start: address, size: 4 << 20) {
+            let start = u.locking == .lockHeldAcrossAccept
+                ? clock.shared.unacceptedMemoryLock.acquire(at: arrival, hold: cpu)
+                : clock.shared.acceptingList.place(w.lowerBound.value..<w.upperBound.value, arrival: arrival, duration: cpu)
+            if start > arrival { waits.calls += 1; waits.picoseconds += start - arrival }
+            clock.spin(vcpu: vcpu, until: start + cpu)
         }
         return .ok
     }

@@ -106,4 +106,18 @@ import Testing
             #expect(starts == (0..<n).map { $0 % 2 == 0 ? 0 : d })
         }
     }
+
+    /// A holder replayed in bulk records what its uncontended takes would:
+    /// the same acquisitions, no wait, the lock free from its last release.
+    @Test func uncontendedTakesRecordAsAcquires() {
+        var rng = SplitMix64(seed: 9)
+        for _ in 0..<20 {
+            let n = rng.next() % 50 + 1, hold = rng.next() % 100 + 1, gap = rng.next() % 100
+            var stepped = QueuedSpinLock(), bulk = QueuedSpinLock()
+            var t: UInt64 = 0
+            for _ in 0..<n { t = stepped.acquire(at: t, hold: hold) + hold + gap }
+            bulk.recordUncontended(n, lastReleasedAt: stepped.freeAt)
+            #expect(bulk == stepped)
+        }
+    }
 }

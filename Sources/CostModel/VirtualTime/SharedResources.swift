@@ -37,6 +37,16 @@ public struct QueuedSpinLock: Sendable, Equatable {
         freeAt = start &+ hold
         return start
     }
+
+    /// What `n` calls of `acquire` record when none of them waits, the last
+    /// one releasing at `lastReleasedAt`: a holder replayed in bulk because
+    /// nobody else takes the lock meanwhile (`ConcurrentAcceptance`).
+    /// - Complexity: O(1).
+    package mutating func recordUncontended(_ n: UInt64, lastReleasedAt: UInt64) {
+        guard n > 0 else { return }
+        stats.acquisitions &+= n
+        freeAt = max(freeAt, lastReleasedAt)
+    }
 }
 
 /// A reader-writer lock that lets a writer in once the readers ahead of it

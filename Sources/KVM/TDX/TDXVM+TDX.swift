@@ -60,6 +60,9 @@ extension TDXVM {
         return f()
     }
 
+    /// `kvm_make_all_cpus_request(KVM_REQ_OUTSIDE_GUEST_MODE)`: an IPI to,
+    /// and a wait for, each vCPU in guest mode; halted vCPUs (`halt(vcpu:)`)
+    /// are outside guest mode and get none.
     func kick() {
         let n = module.kickAll()
         counters.bump(.vcpuKicks, UInt64(n))
@@ -67,7 +70,7 @@ extension TDXVM {
     }
 
     /// `tdx_track()`: TRACK (retried with no vCPUs in the guest), then kick
-    /// every vCPU so none stays in the old epoch.
+    /// every vCPU in guest mode so none stays in the old epoch.
     func tdxTrack() -> TDXStatus {
         let s = doNoVCPUs { module.track() }
         ops.add(.tdxTrack)

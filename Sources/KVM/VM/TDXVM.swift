@@ -153,6 +153,54 @@ public final class TDXVM {
         note("TDH.MR.FINALIZE: TD runnable")
     }
 
+    /// A TDVMCALL(HLT) exit that KVM handles by blocking the vCPU
+    /// (`kvm_vcpu_halt()` → `kvm_vcpu_block()`): TDH.VP.ENTER has returned,
+    /// so the TDX module counts the vCPU out of the TD (TDH.MEM.TRACK does
+    /// not wait for it), and `vcpu->mode` is OUTSIDE_GUEST_MODE, so
+    /// `tdx_track()`'s `kvm_make_all_cpus_request(KVM_REQ_OUTSIDE_GUEST_MODE)`
+    /// sends it no IPI: `kvm_request_needs_ipi()` kicks, for a request with
+    /// KVM_REQUEST_WAIT, only vCPUs whose mode is not OUTSIDE_GUEST_MODE,
+    /// and KVM_REQUEST_NO_WAKEUP leaves a blocked vCPU asleep
+    /// (virt/kvm/kvm_main.c, `kvm_make_vcpu_request()`).
+    /// Memoised host steps recorded their kicks with the old set of vCPUs
+    /// in the guest, so they are dropped.
+    /// - Complexity: O(memoised steps).
+    public func halt(vcpu: Int) {
+        precondition(module.vcpuEpoch.indices.contains(vcpu), "vCPU \(vcpu) of \(module.vcpuEpoch.count)")
+        module.exit(vcpu: vcpu)
+        forgetReplaySteps()
+        note("vCPU \(vcpu): TDVMCALL(HLT), blocked outside guest mode")
+    }
+
+    /// The halted vCPU is woken (an interrupt for it) and re-enters the TD
+    /// with TDH.VP.ENTER, in the current TLB epoch.
+    /// - Complexity: O(memoised steps).
+    public func wake(vcpu: Int) {
+        precondition(module.vcpuEpoch.indices.contains(vcpu), "vCPU \(vcpu) of \(module.vcpuEpoch.count)")
+        module.enter(vcpu: vcpu)
+        forgetReplaySteps()
+        note("vCPU \(vcpu): woken, TDH.VP.ENTER")
+    }
+
+    /// Whether `vcpu` is in guest mode (entered and not halted).
+    /// - Complexity: O(1).
+    public func isInGuestMode(vcpu: Int) -> Bool {
+        module.vcpuEpoch.indices.contains(vcpu) && module.vcpuEpoch[vcpu] != nil
+    }
+
+    /// KVM_TDX_FINALIZE_VM succeeded: the TD is runnable.
+    public var isFinalized: Bool { tdx.isRunnable }
+
+    /// vCPUs in guest mode: the ones `tdx_track()` kicks and waits for.
+    /// - Complexity: O(vCPUs).
+    public var vcpusInGuestMode: Int { module.vcpuEpoch.count(where: { $0 != nil }) }
+
+    func forgetReplaySteps() {
+        replayMemo.removeAll()
+        memoFinals.removeAll()
+        stepSignature = nil
+    }
+
     public func note(_ s: @autoclosure () -> String) { if logEnabled { operationLog.append(s()) } }
 
     /// Marks the VM dead (KVM_BUG_ON/TDX_BUG_ON or kvm_vm_dead).

@@ -86,6 +86,14 @@ public final class HostRun {
     func perform(_ c: HostScenario.Command, line: Int, vcpu: Int) throws {
         lastGuestFailure = nil
         switch c {
+        case .accept, .access:
+            // A halted vCPU runs no guest code until it is woken.
+            guard !vm.isFinalized || vm.isInGuestMode(vcpu: vcpu) else {
+                throw CocomemError(.invalidScenario, "host scenario line \(line): \(c.verb) on vcpu=\(vcpu), which is halted (wake vcpu=\(vcpu) first)")
+            }
+        default: break
+        }
+        switch c {
         case .build(let r):
             try requireSlot(r, line: line)
             _ = try vm.addInitialMemory(r)
@@ -146,6 +154,16 @@ public final class HostRun {
             vm.hostContend(r, acceptor: acceptor)
         case .rmpadjust:
             throw CocomemError(.invalidScenario, "host scenario line \(line): rmpadjust needs platform=snp")
+        case .halt:
+            guard vm.isInGuestMode(vcpu: vcpu) else {
+                throw CocomemError(.invalidScenario, "host scenario line \(line): halt vcpu=\(vcpu): the vCPU is not in the guest (halted already, or the TD is not finalized)")
+            }
+            vm.halt(vcpu: vcpu)
+        case .wake:
+            guard vm.isFinalized, !vm.isInGuestMode(vcpu: vcpu) else {
+                throw CocomemError(.invalidScenario, "host scenario line \(line): wake vcpu=\(vcpu): the vCPU is not halted")
+            }
+            vm.wake(vcpu: vcpu)
         }
     }
 
@@ -193,6 +211,8 @@ extension HostScenario.Command {
         case .hostUse(let u, _): u.rawValue
         case .contend: "contend"
         case .rmpadjust: "rmpadjust"
+        case .halt: "halt"
+        case .wake: "wake"
         }
     }
 }

@@ -31,6 +31,8 @@ public import TDXModule
 ///     pin 0x1000+4                  # in-place: the host pins shared pages (vhost, VFIO)
 ///     unpin 0x1000+4                # in-place: and drops the pins
 ///     hostmap 0x1000+4              # in-place: the VMM touches them through guest_memfd's mapping (SIGBUS on private)
+///     halt vcpu=3                   # vCPU 3's TDVMCALL(HLT): blocked outside guest mode, TRACK's kicks skip it
+///     wake vcpu=3                   # and back into the guest (TDH.VP.ENTER)
 ///
 /// `td platform=snp vcpus=8` makes it an SEV-SNP host (`SNPVM`, run by
 /// `SNPHostRun`) with the same commands: `accept` is PSC then PVALIDATE
@@ -64,6 +66,11 @@ public struct HostScenario: Sendable {
         case contend(Range<GuestFrameNumber>, acceptor: Int)
         /// SNP only: RMPADJUST by an SVSM at VMPL0 granting `vmpl` full access.
         case rmpadjust(Range<GuestFrameNumber>, vmpl: Int)
+        /// `halt vcpu=N`: the vCPU's TDVMCALL(HLT) blocks it in
+        /// `kvm_vcpu_block()`, outside guest mode (`TDXVM.halt(vcpu:)`);
+        /// `wake vcpu=N` re-enters it (`TDXVM.wake(vcpu:)`).
+        case halt
+        case wake
     }
 
     /// Which confidential-computing host the scenario runs on.
@@ -254,7 +261,7 @@ public struct HostScenario: Sendable {
                     return g
                 } ?? .hugetlb2M
                 s.slots.append(Memslot(id: id, baseGFN: GuestFrameNumber(b), pages: p, backing: backing, userspaceAddrAligned: d["uaddr-aligned"] != "off"))
-            case let v where s.platform == .snp && ["inject", "remove", "readd", "remap", "refuse-aug", "pin", "unpin", "hostmap", "contend"].contains(v):
+            case let v where s.platform == .snp && ["inject", "remove", "readd", "remap", "refuse-aug", "pin", "unpin", "hostmap", "contend", "halt", "wake"].contains(v):
                 throw err("\(verb) is a TDX host command; the SNP host (platform=snp) has no such step")
             case "rmpadjust":
                 guard s.platform == .snp else { throw err("rmpadjust needs platform=snp on the td line") }
@@ -263,6 +270,11 @@ public struct HostScenario: Sendable {
                     throw err("rmpadjust takes GFN[+COUNT] and vmpl=1...3")
                 }
                 s.commands.append(.rmpadjust(try frames(1), vmpl: v))
+            case "halt", "wake":
+                let rest = try splitVCPU(1)
+                guard f.contains(where: { $0.hasPrefix("vcpu=") }) else { throw err("\(verb) needs vcpu=N") }
+                guard rest.isEmpty else { throw err("\(verb) takes only vcpu=N, got '\(rest[0])'") }
+                s.commands.append(verb == "halt" ? .halt : .wake)
             case "build": s.commands.append(.build(try frames(1)))
             case "finalize": s.commands.append(.finalize)
             case "accept":

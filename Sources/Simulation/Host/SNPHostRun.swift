@@ -88,7 +88,7 @@ public final class SNPHostRun {
         case .rmpadjust(let r, let vmpl):
             try requireSlot(r, line: line)
             lastGuestFailure = guest.rmpadjust(r, vmpl: vmpl, perms: 0xf)
-        case .inject, .adversary, .hostUse, .contend:
+        case .inject, .adversary, .hostUse, .contend, .halt, .wake:
             throw CocomemError(.invalidScenario, "host scenario line \(line): \(c.verb) is a TDX host command")
         }
     }
