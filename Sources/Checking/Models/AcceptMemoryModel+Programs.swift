@@ -1,5 +1,5 @@
 import Foundation
-public import KVM
+import KVM
 public import MemoryModel
 import Simulation
 

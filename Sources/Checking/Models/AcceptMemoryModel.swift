@@ -4,7 +4,7 @@ import CostModel
 import Firmware
 public import GuestKernel
 public import KVM
-public import MemoryModel
+import MemoryModel
 import Simulation
 import TDXModule
 

@@ -1,4 +1,4 @@
-public import MemoryModel
+import MemoryModel
 import TDXModule
 
 /// Host memory spent on PAMT, the TDX module's metadata for every 4K page

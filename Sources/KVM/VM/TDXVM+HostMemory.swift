@@ -1,4 +1,4 @@
-public import MemoryModel
+import MemoryModel
 
 /// The host memory a TD holds at one moment (issue 18 §5, third bullet):
 /// - **private**: guest_memfd folios under private attributes, S-EPT and

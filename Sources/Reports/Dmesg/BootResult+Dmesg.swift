@@ -1,7 +1,7 @@
 import CoCoGuest
 import Foundation
 public import Firmware
-public import GuestKernel
+import GuestKernel
 public import MemoryModel
 public import Simulation
 

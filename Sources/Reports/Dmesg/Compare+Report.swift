@@ -2,7 +2,7 @@ import CoCoGuest
 import Firmware
 import Foundation
 import GuestKernel
-public import MemoryModel
+import MemoryModel
 public import Simulation
 
 /// `cocomem compare`: a real guest's log beside the model's, line by line.

@@ -1,4 +1,4 @@
-public import CrashDump
+package import CrashDump
 
 /// The figures of a dump: the vmcore's composition by page class and what
 /// each dump level (under each makedumpfile version) removes.

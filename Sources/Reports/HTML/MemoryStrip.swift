@@ -1,4 +1,4 @@
-public import Simulation
+package import Simulation
 import MemoryModel
 
 /// The memory strip of one snapshot: guest physical address along x, one

@@ -1,4 +1,4 @@
-public import Simulation
+package import Simulation
 
 /// The figures of a `RunRecord`: memory strips per snapshot, timelines of
 /// the series with the phases marked, per-vCPU lanes and allocation-latency

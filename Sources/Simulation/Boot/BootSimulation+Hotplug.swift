@@ -1,7 +1,7 @@
-public import CoCoGuest
-public import CostModel
-public import Firmware
-public import GuestKernel
+import CoCoGuest
+import CostModel
+import Firmware
+import GuestKernel
 import KVM
 public import MemoryModel
 import SNP

@@ -1,7 +1,7 @@
 public import CoCoGuest
 public import Firmware
 import Foundation
-public import GuestKernel
+import GuestKernel
 public import MemoryModel
 
 /// A real guest's `dmesg` as users paste it: partial and messy. Each line

@@ -1,4 +1,4 @@
-public import MemoryModel
+package import MemoryModel
 
 /// Host priority on S-EPT entry locks (TDX_1.5.01, `src/common/helpers/tdx_locks.h`):
 /// each S-EPT entry has a lock bit (TDEL) and a host-priority bit (TDHP).
