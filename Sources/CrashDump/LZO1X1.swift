@@ -144,18 +144,26 @@ package final class LZO1X1Compressor {
             op.pointee = UInt8(truncatingIfNeeded: t - 3)
             op += 1
         } else {
-            var rest = t - 18
             op.pointee = 0
-            op += 1
-            while rest > 255 {
-                rest -= 255
-                op.pointee = 0
-                op += 1
-            }
-            op.pointee = UInt8(truncatingIfNeeded: rest)
-            op += 1
+            op = writeLengthContinuation(t - 18, at: op + 1)
         }
         return op
+    }
+
+    /// LZO's long-length continuation (`lzo1x_c.ch`, shared by literal runs
+    /// and M3/M4 matches): a 0 byte for every 255 beyond the first, then the
+    /// remainder (1-255).
+    @inline(__always)
+    private func writeLengthContinuation(_ length: Int, at start: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        var op = start
+        var rest = length
+        while rest > 255 {
+            rest -= 255
+            op.pointee = 0
+            op += 1
+        }
+        op.pointee = UInt8(truncatingIfNeeded: rest)
+        return op + 1
     }
 
     /// `lzo1x_1_compress_core()`: one block of `length` bytes at `block`,
@@ -224,7 +232,7 @@ package final class LZO1X1Compressor {
     @inline(__always)
     private func writeMatch(length: Int, distance: Int, at start: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
         var op = start
-        var mLen = length
+        let mLen = length
         var mOff = distance
         if mLen <= 8 && mOff <= 0x0800 {
             // M2: 3-8 bytes within 2 KiB.
@@ -250,16 +258,8 @@ package final class LZO1X1Compressor {
             op.pointee = UInt8(truncatingIfNeeded: marker | (mLen - 2))
             op += 1
         } else {
-            mLen -= maxShortLength
             op.pointee = UInt8(truncatingIfNeeded: marker)
-            op += 1
-            while mLen > 255 {
-                mLen -= 255
-                op.pointee = 0
-                op += 1
-            }
-            op.pointee = UInt8(truncatingIfNeeded: mLen)
-            op += 1
+            op = writeLengthContinuation(mLen - maxShortLength, at: op + 1)
         }
         op[0] = UInt8(truncatingIfNeeded: mOff << 2)
         op[1] = UInt8(truncatingIfNeeded: mOff >> 6)
