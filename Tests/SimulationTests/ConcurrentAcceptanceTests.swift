@@ -143,7 +143,7 @@ import Testing
         var s = try Self.make(blocks: 16, listed: [0..<16], vcpus: 1)
         let (o, e) = Self.run(&s, [AcceptRequest(vcpu: 0, blocks: 16)], seed: 1, step: false)
         #expect(o.stats.listWaits == 0 && o.stats.zoneLock.contended == 0 && e.replayedBlocks == 16)
-        var r = try Self.make(blocks: 16, listed: [0..<16], vcpus: 1)
+        let r = try Self.make(blocks: 16, listed: [0..<16], vcpus: 1)
         var c = PhaseClock(vcpus: 1)
         #expect(r.memory.acceptBlocks(firstBlockAddress: 0, count: 16, vcpu: 0, clock: &c) == .ok)
         c.charge(.kernelZoneLockSection, 16, vcpu: 0, costs: r.costs)

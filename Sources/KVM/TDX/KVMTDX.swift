@@ -15,7 +15,7 @@ public struct KVMTDX {
     /// TD runs). The refcount of a 2M range holding them is the number of
     /// allocator pages in it, so `tdx_pamt_get` PAMT.ADDs when a page
     /// opens a range.
-    public private(set) var septPool: UInt64 = 0
+    public var septPool: UInt64 { allocatorTaken - controlPages }
     /// TDX control pages taken from the host allocator when the TD and its
     /// vCPUs were created: TDR, TDCS, and per vCPU TDVPR and TDCX.
     public private(set) var controlPages: UInt64 = 0
@@ -96,7 +96,6 @@ public struct KVMTDX {
     mutating func takePoolPage() -> (page: HostFrameNumber, opensRange: Bool) {
         let hfn = allocatorFrame(allocatorTaken)
         allocatorTaken += 1
-        septPool += 1
         return (hfn, hfn.isAligned(to: .size2M))
     }
 
@@ -105,8 +104,7 @@ public struct KVMTDX {
     /// isolated pages' and the contiguous ones'), in allocation order.
     /// - Complexity: O(1).
     mutating func takePoolPages(_ n: UInt64) -> [Range<HostRegion2M>] {
-        septPool += n
-        return takeAllocatorPages(n)
+        takeAllocatorPages(n)
     }
 
     /// Takes `n` TDX control pages (TDR, TDCS, TDVPR, TDCX) from the host
