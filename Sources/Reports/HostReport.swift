@@ -84,6 +84,15 @@ extension TDXVM {
         return .object(f)
     }
 
+    /// The host allocator in one phrase, for the HTML summary: the same
+    /// figures as `hostAllocatorText`'s first half.
+    var hostAllocatorSummary: String {
+        let a = hostAllocatorFootprint
+        var o = "\(a.placement.rawValue): \(a.controlPages) control + \(a.septPages) S-EPT pages in \(a.ranges) 2M ranges"
+        if a.pamtPagesPerRange > 0 { o += ", PAMT \(ByteCount.frames(a.ranges * a.pamtPagesPerRange))" }
+        return o
+    }
+
     /// The host allocator line of the readable stats.
     var hostAllocatorText: String {
         let a = hostAllocatorFootprint

@@ -42,6 +42,18 @@ import Testing
         #expect(!cell.contains(Markup.bytes(ByteCount.frames(r.vm.committedPages).value)), "\(cell)")
     }
 
+    /// The HTML summary names the host allocator as the text report's
+    /// `Host allocator (...)` line does: its placement and its page counts.
+    @Test func theHTMLSummaryShowsTheHostAllocator() throws {
+        let r = try run("accept 0x0+0x1000 linux\n")
+        let a = r.vm.hostAllocatorFootprint
+        let html = r.htmlReport
+        let row = try #require(html.range(of: "host allocator"))
+        let cell = String(html[row.upperBound...].prefix(200))
+        #expect(cell.contains("\(a.placement.rawValue): \(a.controlPages) control + \(a.septPages) S-EPT pages in \(a.ranges) 2M ranges"), "\(cell)")
+        #expect(r.text.contains("Host allocator (\(a.placement.rawValue)): \(a.controlPages) control + \(a.septPages) S-EPT pages in \(a.ranges) 2M ranges"))
+    }
+
     /// Words after `accept`'s driver or after `access`'s range are refused.
     @Test func extraWordsAreRefused() throws {
         let head = "td vcpus=2 host=tdx-huge\nslot id=1 base=0 pages=2048\n"

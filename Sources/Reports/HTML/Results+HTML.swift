@@ -131,6 +131,8 @@ extension HostRun {
          ("S-EPT pages", Markup.count(vm.septPages)), ("PAMT pages", Markup.count(vm.pamtPagesAllocated)),
          // The text report's `Host memory: total` (guest_memfd, S-EPT, PAMT and control pages, and the VMM's shared pages).
          ("host memory committed", Markup.bytes(ByteCount.frames(vm.hostMemory.totalPages).value)),
+         // The text report's `Host allocator (...)` line: where S-EPT and control pages landed.
+         ("host allocator", vm.hostAllocatorSummary),
          ("guest virtual time", "\(format3(clock.seconds(costs))) s"), ("outcome", outcomeString)]
     }
 
