@@ -148,7 +148,7 @@ extension GuestKernel {
                 let floor = watermarksReady ? zones[zi].watermarkMin + zones[zi].lowmemReserve[highest] : 0
                 // The watermark failed and there was nothing to accept: the
                 // zone grows by a section if it still has deferred pages.
-                if zones[zi].acceptedFree <= floor, !zones[zi].hasUnaccepted, zones[zi].kind == .normal,
+                if zones[zi].acceptedFree <= floor, !zones[zi].hasUnaccepted, isDeferredZone(zi),
                    let o = growDeferredZone(node: zones[zi].node, vcpu: vcpu, clock: &clock) {
                     if o != .ok { return (n - left, o) }
                     progressed = true

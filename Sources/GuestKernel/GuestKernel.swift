@@ -208,6 +208,11 @@ public final class GuestKernel {
     /// Per node (`NODE_DATA(nid)->first_deferred_pfn`).
     public private(set) var deferredFrom: [UInt64] = []
     public private(set) var deferredEnd: [UInt64] = []
+    /// The zone each node defers (nil: none), `defer_init()`'s highest zone.
+    public private(set) var deferredZone: [ZoneKind?] = []
+    /// What `memblock_free_all()` left to deferred init, one range a node at
+    /// most, as it was then (`deferredRanges` shrinks as zones grow).
+    public private(set) var deferredAtFreeAll: [AddressRange] = []
     /// How long each node's `pgdatinit` thread ran in deferred init, in
     /// picoseconds of its busiest vCPU (0: the node deferred nothing).
     public private(set) var deferredInitNodePicoseconds: [UInt64] = []
@@ -447,32 +452,46 @@ public final class GuestKernel {
     /// initialised and free memory goes to buddy in greedy aligned chunks up
     /// to MAX_PAGE_ORDER, whole unaccepted 4 MiB blocks to the zone's list
     /// (lazy) or accepted first (eager). With deferred struct page init,
-    /// `memmap_init_range()` stops the Normal zone after its first section
-    /// (`defer_init()`: "We start only with one section of pages"); the
-    /// rest waits for `deferred_grow_zone()` (`growDeferredZone`) and
+    /// `memmap_init_range()` stops the node's highest zone after its first
+    /// section (`defer_init()`: "We start only with one section of pages");
+    /// the rest waits for `deferred_grow_zone()` (`growDeferredZone`) and
     /// `page_alloc_init_late()` (`deferredInit`), which runs after
     /// `smp_init()` in `kernel_init_freeable()`.
     ///
-    /// Each node defers on its own (`NODE_DATA(nid)->first_deferred_pfn`):
-    /// the model defers a node's Normal zone, counted from that zone's
-    /// first page.
+    /// Each node defers on its own (`NODE_DATA(nid)->first_deferred_pfn`),
+    /// and only in the zone that ends where the node ends: `defer_init()`
+    /// returns false while `end_pfn < pgdat_end_pfn()` ("Always populate
+    /// low zones for address-constrained allocations"). That is Normal on a
+    /// node with memory above 4 GiB and DMA32 on one without (a one-node
+    /// guest below 2816 MiB), counted from that zone's first page.
     public func freeAll(early: inout PhaseClock) -> AcceptOutcome {
-        let normal = ZoneKind.normal.range
-        deferredFrom = []; deferredEnd = []
+        deferredFrom = []; deferredEnd = []; deferredZone = []
         for n in 0..<numa.nodeCount {
-            let normalRAM = ram.flatMap { r in numa.split(r).filter { $0.node == n }.map(\.range) }
-                .map { $0.clamped(to: AddressRange(start: normal.lowerBound, end: normal.upperBound)) }.filter { !$0.isEmpty }
+            let nodeRAM = ram.flatMap { r in numa.split(r).filter { $0.node == n }.map(\.range) }
+            let (kind, zoneRAM) = Self.highestZone(of: nodeRAM)
             // Nothing deferred: both at the top of the address space.
-            if config.deferredStructPageInit, let first = Self.firstDeferred(normalRAM), let end = normalRAM.last?.end {
-                deferredFrom.append(first); deferredEnd.append(end)
+            if config.deferredStructPageInit, let first = Self.firstDeferred(zoneRAM), let end = zoneRAM.last?.end {
+                deferredFrom.append(first); deferredEnd.append(end); deferredZone.append(kind)
             } else {
-                deferredFrom.append(.max); deferredEnd.append(.max)
+                deferredFrom.append(.max); deferredEnd.append(.max); deferredZone.append(nil)
             }
         }
+        deferredAtFreeAll = deferredRanges
         deferredInitNodePicoseconds = Array(repeating: 0, count: numa.nodeCount)
         let allPages = ram.reduce(0) { $0 + $1.bytes.frames() }
         early.charge(.kernelStructPageInit, allPages - deferredPagesLeft, vcpu: 0, costs: costs)
         return freeRAM(outside: deferredRanges, vcpu: 0, clock: &early)
+    }
+
+    /// The highest zone holding some of `nodeRAM` (the zone whose span ends
+    /// at `pgdat_end_pfn()`), and the node's RAM in it.
+    static func highestZone(of nodeRAM: [AddressRange]) -> (ZoneKind?, [AddressRange]) {
+        for kind in ZoneKind.allCases.reversed() {
+            let z = AddressRange(start: kind.range.lowerBound, end: kind.range.upperBound)
+            let parts = nodeRAM.map { $0.clamped(to: z) }.filter { !$0.isEmpty }
+            if !parts.isEmpty { return (kind, parts) }
+        }
+        return (nil, [])
     }
 
     /// The ranges still waiting for deferred init, one a node at most.
@@ -481,7 +500,8 @@ public final class GuestKernel {
     }
 
     /// RAM pages whose struct pages are not initialised yet.
-    var deferredPagesLeft: UInt64 { zip(deferredFrom, deferredEnd).reduce(0) { $0 + ramPages(from: $1.0, to: $1.1) } }
+    /// - Complexity: O(nodes × RAM ranges).
+    public var deferredPagesLeft: UInt64 { zip(deferredFrom, deferredEnd).reduce(0) { $0 + ramPages(from: $1.0, to: $1.1) } }
 
     /// `defer_init()`: counting the highest zone's pages from its start, the
     /// first section-aligned frame after more than PAGES_PER_SECTION
@@ -526,7 +546,15 @@ public final class GuestKernel {
         return .ok
     }
 
-    /// `deferred_grow_zone()`: an allocation found the Normal zone empty
+    /// Whether zone `zi` is its node's deferred zone: `deferred_grow_zone()`
+    /// returns false for any other ("Only the last zone may have deferred
+    /// pages": `zone_end_pfn(zone) != pgdat_end_pfn(pgdat)`).
+    func isDeferredZone(_ zi: Int) -> Bool {
+        let z = zones[zi]
+        return z.node < deferredZone.count && deferredZone[z.node] == z.kind
+    }
+
+    /// `deferred_grow_zone()`: an allocation found the node's last zone empty
     /// before `page_alloc_init_late()`, so the allocating CPU initialises
     /// the next section (`PAGES_PER_SECTION`, the least it grows by) and
     /// frees it. Returns nil when nothing is left to grow.
@@ -541,7 +569,7 @@ public final class GuestKernel {
     }
 
     /// `page_alloc_init_late()` → `deferred_init_memmap()`: what is left of
-    /// each node's Normal zone, struct pages and free ranges, on padata
+    /// each node's deferred (last) zone, struct pages and free ranges, on padata
     /// threads on the node's vCPUs. The kernel starts one `pgdatinit%d`
     /// thread a node with memory and waits for all; each is bound to its
     /// node's CPUs (`cpumask_of_node()`) and runs padata with `max_threads`

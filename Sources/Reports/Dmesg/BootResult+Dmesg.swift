@@ -145,14 +145,13 @@ extension BootResult {
         for e in kernel.events where e.hasPrefix("software IO TLB: ") {
             for part in e.dropFirst("software IO TLB: ".count).components(separatedBy: "; ") { at(boot, "software IO TLB: " + part) }
         }
-        // mem_init_print_info(): free pages after memblock_free_all(); the
-        // deferred Normal zone is not yet freed, so it counts as reserved.
+        // mem_init_print_info(): free pages after memblock_free_all(); what
+        // it left to deferred init (each node's last zone past its first
+        // section) is not yet freed, so it counts as reserved.
         let physpages = memory.reduce(0) { $0 + $1.bytes.frames() }
         // Boot services memory is still reserved when mem_init() prints.
         let unreserved = memory.subtracting(kernel.reserved + kernel.bootServices.freed)
-        let freedEarly = kernel.config.deferredStructPageInit
-            ? unreserved.reduce(0) { $0 + $1.clamped(to: AddressRange(start: 0, end: 1 << 32)).bytes.frames() }
-            : unreserved.reduce(0) { $0 + $1.bytes.frames() }
+        let freedEarly = unreserved.subtracting(kernel.deferredAtFreeAll).reduce(0) { $0 + $1.bytes.frames() }
         let k = { (p: UInt64) in p * 4 }
         at(boot, "Memory: \(k(freedEarly))K/\(k(physpages))K available (\(sections.code)K kernel code, \(sections.rwdata)K rwdata, "
             + "\(sections.rodata)K rodata, \(sections.initSize)K init, \(sections.bss)K bss, \(k(physpages - freedEarly))K reserved, 0K cma-reserved)")
