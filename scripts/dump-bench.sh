@@ -120,8 +120,8 @@ for size in $sizes; do
     for kind in $kinds; do
         input=$(make_input "$kind" "$size")
         cat "$input" > /dev/null     # both tools read it from the page cache
-        gb=$(stat -c %s "$input" | awk '{ printf "%.3f", $1 / 1e9 }')
-        warm_bytes=$(( $(stat -c %s "$input") + 64 * 1024 * 1024 ))
+        gb=$(stat -L -c %s "$input" | awk '{ printf "%.3f", $1 / 1e9 }')
+        warm_bytes=$(( $(stat -L -c %s "$input") + 64 * 1024 * 1024 ))
         : > t-cat
         for _ in $(seq "$rounds"); do
             rm -f "$outdir/out-cat"; sync; warm_up

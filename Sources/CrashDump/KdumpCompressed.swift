@@ -212,7 +212,8 @@ public struct KdumpCompressedWriter: Sendable {
 
     /// Calls `body` with the bytes of each range of an input file's pages,
     /// in order: straight from the file's mapping where the range is file
-    /// data of one PT_LOAD (no copy), else read into a reused batch buffer
+    /// data of one PT_LOAD (no copy; its page tables populated in one call,
+    /// `ELFInput.populate`), else read into a reused batch buffer
     /// (holes, zero-filled tails, a file that shrank, no mapping).
     /// - Complexity: O(pages) of copying only on the fallback path.
     func forEachRun(_ ranges: [Range<UInt64>], _ body: (UInt64, UnsafeRawBufferPointer) -> Void) {
@@ -221,7 +222,7 @@ public struct KdumpCompressedWriter: Sendable {
         defer { if let b = buffer { readBuffers.give(b) } }
         for r in ranges where !r.isEmpty {
             let paddr = GuestFrameNumber(r.lowerBound).address.value, count = r.count * 4096
-            if let m = f.mapped(paddr: paddr, count: count) { body(r.lowerBound, m); f.doneWith(m); continue }
+            if let m = f.mapped(paddr: paddr, count: count) { f.populate(m); body(r.lowerBound, m); f.doneWith(m); continue }
             if buffer == nil { buffer = readBuffers.take() }
             if buffer!.count < count { buffer = [UInt8](repeating: 0, count: max(count, Self.batchPages * 4096)) }
             buffer!.withUnsafeMutableBytes { b in

@@ -152,7 +152,14 @@ extension GuestMemoryImage {
             }
             return sectionMemMap &+ (pfn % X86Layout.pagesPerSection) * 64
         }
-        let zeroRun: (UInt64, UInt64) -> (zero: UInt64, nextCheck: UInt64) = { pfn, limit in m.zeroStructPages(from: vaddr(pfn), pages: limit - pfn) }
+        // The probe looks its section up itself. It is an optional, so
+        // escaping, closure: had it shared `vaddr`'s section cache with the
+        // struct-page reader, the cache would be boxed and every struct page's
+        // `vaddr` would pay dynamic exclusivity checks on it.
+        let zeroRun: (UInt64, UInt64) -> (zero: UInt64, nextCheck: UInt64) = { pfn, limit in
+            let memMap = memMapOf[pfn / X86Layout.pagesPerSection]!
+            return m.zeroStructPages(from: memMap &+ (pfn % X86Layout.pagesPerSection) * 64, pages: limit - pfn)
+        }
         return try walkMemMap(f, sections: m.sections.map(\.number), structPage: { pfn in try reader.read(vaddr(pfn)) },
                               zeroRun: byRuns ? zeroRun : nil)
     }
