@@ -59,6 +59,19 @@ public protocol GuestPlatform: AnyObject {
     /// Counts of platform operations are kept by the clocks; this names the
     /// platform kind for reports ("tdx" or "snp").
     var kind: PlatformKind { get }
+    /// `set_memory_decrypted()` (`toPrivate` false) or `set_memory_encrypted()`
+    /// of `r` on `vcpu` through the platform's conversion path
+    /// (`SharedMemory.swift`), charging `clock`.
+    func setMemoryEncrypted(_ r: AddressRange, toPrivate: Bool, vcpu: Int, clock: inout PhaseClock, costs: CostTable) -> AcceptOutcome
+    /// What conversions have cost since boot.
+    var sharedStats: SharedMemoryStats { get }
+    /// Guest pages now shared (the kernel's `nr_shared` on TDX).
+    var sharedPages: UInt64 { get }
+}
+
+extension GuestPlatform {
+    public var sharedStats: SharedMemoryStats { SharedMemoryStats() }
+    public var sharedPages: UInt64 { 0 }
 }
 
 public enum PlatformKind: String, Sendable, CaseIterable {

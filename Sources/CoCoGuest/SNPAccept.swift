@@ -232,6 +232,10 @@ extension SNPAcceptor {
 /// The SNP platform seen by the guest.
 public final class SNPGuestPlatform: GuestPlatform {
     public let platform: SNPPlatform
+    /// Conversions so far (`SharedMemory.swift`).
+    public internal(set) var sharedStats = SharedMemoryStats()
+    /// - Complexity: O(runs).
+    public var sharedPages: UInt64 { platform.sharedPages }
     public init(platform: SNPPlatform) { self.platform = platform }
     public var name: String { "snp" }
     public var kind: PlatformKind { .snp }

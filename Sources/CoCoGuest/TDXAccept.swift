@@ -294,13 +294,35 @@ public final class TDXAcceptor: ArchAcceptorReplay {
 /// The TDX platform seen by the guest.
 public final class TDXGuestPlatform: GuestPlatform {
     public let host: any TDXHost
+    /// Conversions so far (`SharedMemory.swift`).
+    public internal(set) var sharedStats = SharedMemoryStats()
+    /// Frames the guest made shared and not private again (its `nr_shared`).
+    var sharedFrames = IntervalMap<GuestFrameNumber, Bool>(initial: false)
+    /// Conversions that failed, for the kernel's events.
+    public internal(set) var sharedEvents: [String] = []
+    /// - Complexity: O(runs).
+    public var sharedPages: UInt64 { sharedFrames.measure(in: .lowest ..< .highest) { $0 } }
     public init(host: any TDXHost) { self.host = host }
     public var name: String { "tdx" }
     public var kind: PlatformKind { .tdx }
     public func isAccessible(_ r: AddressRange) -> Bool { host.isAccessible(r.framesCovering) }
     public var committedBytes: UInt64 { ByteCount.frames(host.committedPages).value }
+    /// A private access to a page whose attributes are shared (memory a
+    /// previous kernel made shared and never converted back) is first a
+    /// KVM_EXIT_MEMORY_FAULT: KVM's fault path finds the access's privacy
+    /// differs from the attributes (`kvm_mmu_prepare_memory_fault_exit()`)
+    /// and QEMU's `kvm_convert_memory()` converts the page to private (the
+    /// implicit conversion), after which the access faults in a fresh
+    /// PENDING page, which is fatal as any unaccepted access is.
     public func touch(gfn: GuestFrameNumber, vcpu: Int) -> (OpCounts, AcceptOutcome) {
-        let (ops, fatal) = host.guestAccess(gfn: gfn, vcpu: vcpu)
+        var ops = OpCounts()
+        if sharedFrames.value(at: gfn) {
+            let m = host.mapGPA(gfn.only, toPrivate: true)
+            ops.add(m.counts)
+            sharedFrames.assign(gfn.only, false)
+        }
+        let (more, fatal) = host.guestAccess(gfn: gfn, vcpu: vcpu)
+        ops.add(more)
         return (ops, fatal.map { .terminated($0) } ?? .ok)
     }
 }

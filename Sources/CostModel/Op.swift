@@ -119,11 +119,18 @@ public enum Op: Int, CaseIterable, Sendable {
     /// accepts run as actors (`ConcurrentAcceptance`).
     case kernelUnacceptedLockSection
 
+    /// One KVM_HC_MAP_GPA_RANGE exit of a TDG.VP.VMCALL<MapGPA> (KVM hands
+    /// the VMM at most 2 MiB at a time): the TD exit or the re-entry around
+    /// it, KVM_EXIT_HYPERCALL to the VMM and back. The ioctls the VMM makes
+    /// are charged as the host operations they are (BLOCK, TRACK, REMOVE).
+    case tdxMapGPAExit
+
     /// Operations of a forward-looking feature or an option, reported only
     /// when counted, so that reports of runs without them are unchanged.
     public var isReportedOnlyWhenCounted: Bool {
         self == .tdxAug1G || self == .tdxDemote1G || self == .snpEvictCache4K || self == .snpSVSMCall
             || self == .tdxAcceptInterruptExit || self == .kernelReclaimPage || self == .kernelUnacceptedLockSection
+            || self == .tdxMapGPAExit
     }
 }
 
@@ -218,11 +225,12 @@ extension Op {
         "snp.svsm.call",
         "tdx.accept.interrupt_exit",
         "kernel.unaccepted_lock_section",
+        "tdx.map_gpa_exit",
     ]
     /// Operations a calibration file may leave out (they take the built-in cost): added after
     /// files were written against the rest.
     static let addedWithDefaults: [Op] = [.kernelZoneLockSection, .kernelIdleTickExit, .tdxAug1G, .tdxDemote1G, .kernelReclaimPage, .snpEvictCache4K,
-                                          .snpSVSMCall, .tdxAcceptInterruptExit, .kernelUnacceptedLockSection]
+                                          .snpSVSMCall, .tdxAcceptInterruptExit, .kernelUnacceptedLockSection, .tdxMapGPAExit]
     /// The stable name used in the calibration file and JSON output.
     public var name: String { Op.names[rawValue] }
     /// Position in `allCases`.

@@ -99,8 +99,14 @@ extension GuestKernel {
     /// `first_deferred_pfn` (`memblock_free_pages()`), leaking them. The
     /// caller runs this right after `freeAll(early:)`; it does nothing on
     /// kernels with the fix, which free in `freeBootServicesLate()`.
+    ///
+    /// With `efi=debug` (EFI_DBG) both kernels keep every boot services
+    /// region "for /sys/kernel/debug/efi": `efi_free_boot_services()`
+    /// (before 7.0) and `efi_unmap_boot_services()` (7.0, so the initcall
+    /// has nothing to free) return at once; the memory stays reserved.
     public func efiEnterVirtualMode() {
-        guard !config.version.freesBootServicesAtArchInitcall else { return }
+        if config.efiDebug, !bootServices.owned.isEmpty, !events.contains(Self.efiDebugEvent) { events.append(Self.efiDebugEvent) }
+        guard !config.version.freesBootServicesAtArchInitcall, !config.efiDebug else { return }
         for r in bootServices.owned.compactMap(Self.freeablePart) {
             let skipped = deferredRanges.compactMap { d -> AddressRange? in
                 let part = r.clamped(to: d)
@@ -121,9 +127,11 @@ extension GuestKernel {
     /// init and after `init_per_zone_wmark_min()` (postcore), before
     /// khugepaged's `hugepage_init()` (subsys), and prints "efi: Freeing
     /// EFI boot services memory: %ldK". Called from `initWatermarks()`.
+    static let efiDebugEvent = "efi=debug: EFI boot services memory kept for /sys/kernel/debug/efi (efi_enabled(EFI_DBG)): never freed"
+
     func freeBootServicesLate() {
         // An initcall runs once; initWatermarks() runs again after a hot-add.
-        guard config.version.freesBootServicesAtArchInitcall, !bootServices.freedAtArchInitcall else { return }
+        guard config.version.freesBootServicesAtArchInitcall, !bootServices.freedAtArchInitcall, !config.efiDebug else { return }
         bootServices.freedAtArchInitcall = true
         giveToBuddy(bootServices.owned.compactMap(Self.freeablePart))
         let kb = bootServices.freedBytes >> 10

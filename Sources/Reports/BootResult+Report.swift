@@ -100,12 +100,39 @@ extension BootResult {
             ("platform_ops", platformOpsJSON),
             ("host_committed_bytes", .uint(committedBytes)),
             ("host", host?.statsJSON ?? .null),
+        ] + sharedMemoryJSON + [
             ("virtual_time", vt),
             ("concurrency", concurrency),
             ("events", .array(events.map { .string($0) })),
             ("outcome", .string(outcomeString)),
             ("degradations", .array(degradations.map { .string($0) })),
         ])
+    }
+
+    /// `shared_memory`, only when the run converted any memory (so reports
+    /// of runs without `swiotlb-shared` are as before).
+    var sharedMemoryJSON: [(String, JSON)] {
+        let m = sharedMemory
+        guard m != SharedMemoryStats() else { return [] }
+        return [("shared_memory", .object([
+            ("shared_bytes", .uint(sharedBytes)), ("calls", .uint(m.calls)), ("vmm_exits", .uint(m.vmmExits)),
+            ("pages_to_shared", .uint(m.pagesToShared)), ("pages_to_private", .uint(m.pagesToPrivate)),
+            ("host_zaps", .uint(m.hostZaps)), ("rescinds", .uint(m.rescinds)),
+            ("host_vmm_shared_bytes", host.map { .uint($0.hostMemory.vmmSharedPages * 4096) } ?? .null),
+        ]))]
+    }
+
+    /// The text lines of `sharedMemoryJSON`.
+    var sharedMemoryText: String {
+        let m = sharedMemory
+        guard m != SharedMemoryStats() else { return "" }
+        let call = scenario.platform == .tdx ? "MapGPA TDVMCALLs" : "PSC VMGEXITs"
+        let zap = scenario.platform == .tdx ? "S-EPT leaves removed" : "RMP entries returned"
+        var o = "Shared memory: \(ByteCount(sharedBytes)) now shared; \(m.pagesToShared) pages made shared, \(m.pagesToPrivate) made private; "
+        o += "\(m.calls) \(call), \(m.vmmExits) KVM_HC_MAP_GPA_RANGE exits, \(m.hostZaps) \(zap)"
+        if m.rescinds > 0 { o += ", \(m.rescinds) PVALIDATE rescinds" }
+        if let h = host { o += "; VMM shared backing \(ByteCount(h.hostMemory.vmmSharedPages * 4096))" }
+        return o + "\n"
     }
 
     /// `numa` (several nodes only, so one-node reports are as before): each
@@ -183,6 +210,7 @@ extension BootResult {
         var total = counts; total.add(buildCounts)
         for (op, n) in total.nonZero where op.name.hasPrefix(scenario.platform.rawValue) { o += "  " + op.name.padded(34) + "\(n)\n" }
         o += "Host memory committed: \(ByteCount(alignUp(committedBytes, 1 << 20)))\n"
+        o += sharedMemoryText
         if let h = host { o += "\nHost (\(scenario.tdxHost.rawValue)):\n" + h.statsText }
         let t = times
         o += "\nVirtual time (s):\n"

@@ -24,6 +24,13 @@ extension KexecResult {
             o += "  load time: \(format3(loadSeconds)) s\n"
         }
         o += "Load: \(loadOutcome)\n"
+        // enc_kexec_finish(): only when the first kernel had made memory shared.
+        if unshare != KexecUnshare() {
+            let fn = s.platform == .tdx ? "tdx_kexec_finish()" : "snp_kexec_finish()"
+            o += unshare.leftSharedBytes > 0
+                ? "Shared memory before relocate_kernel: \(ByteCount(unshare.leftSharedBytes)) left shared (this kernel has no \(fn))\n"
+                : "Shared memory before relocate_kernel: \(fn) converted \(ByteCount(unshare.convertedBytes)) back to private in \(format3(unshareSeconds)) s\n"
+        }
         o += "Reboot (kexec -e): \(rebootOutcome)\n"
         if let f = reboot?.faultAddress, let seg = reboot?.faultSegment {
             o += "  relocate_kernel touched \(f) in the \(seg.rawValue) segment before anything accepted it\n"
@@ -56,6 +63,10 @@ extension KexecResult {
             fields.append(("load_buffer_pages", .uint(image.loadBufferPages)))
             fields.append(("accepted_during_load_bytes", .uint(image.acceptedDuringLoad)))
             fields.append(("load_s", .double(loadSeconds)))
+        }
+        if unshare != KexecUnshare() {
+            fields.append(("unshare", .object([("converted_bytes", .uint(unshare.convertedBytes)), ("left_shared_bytes", .uint(unshare.leftSharedBytes)),
+                                          ("seconds", .double(unshareSeconds))])))
         }
         fields.append(("reboot", .string(rebootOutcome)))
         if let f = reboot?.faultAddress { fields.append(("fault_address", .uint(f.value))) }

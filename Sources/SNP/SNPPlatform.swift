@@ -45,7 +45,9 @@ public final class SNPPlatform {
     /// RMP state by guest frame. The real RMP is indexed by system physical
     /// page; the model gives SNP no host frames, so each entry is found by
     /// the guest frame it is assigned to (the RMP entry's GPA field).
-    package private(set) var rmp = IntervalMap<GuestFrameNumber, RMPState>(initial: .unbacked)
+    package internal(set) var rmp = IntervalMap<GuestFrameNumber, RMPState>(initial: .unbacked)
+    /// Frames whose attributes the guest made shared (`SNPPlatform+Shared.swift`).
+    package internal(set) var sharedFrames = IntervalMap<GuestFrameNumber, Bool>(initial: false)
 
     public init(policy: SNPBackingPolicy, prefaultOnPSC: Bool = false) {
         self.policy = policy

@@ -30,9 +30,34 @@ public protocol TDXHost: AnyObject {
     func guestAccess(gfn: GuestFrameNumber, vcpu: Int) -> (OpCounts, fatal: String?)
     /// Frames backed by host memory, plus S-EPT pages, in 4K pages.
     var committedPages: UInt64 { get }
+    /// TDG.VP.VMCALL<MapGPA> of `frames` (the guest's `tdx_map_gpa()`):
+    /// the host converts the range to private or shared and says how.
+    /// Default: a host without a VMM behind it, which cannot convert.
+    func mapGPA(_ frames: Range<GuestFrameNumber>, toPrivate: Bool) -> MapGPAResult
+}
+
+/// The host's answer to one TDG.VP.VMCALL<MapGPA> and what it did for it.
+public struct MapGPAResult: Sendable, Equatable {
+    /// KVM_HC_MAP_GPA_RANGE exits to the VMM (KVM's `__tdx_map_gpa()`:
+    /// one per TDX_MAP_GPA_MAX_LEN, 2 MiB).
+    public var vmmExits: UInt64 = 0
+    /// Private leaves the conversion removed from the S-EPT
+    /// (TDH.MEM.RANGE.BLOCK, TDH.MEM.TRACK, TDH.MEM.PAGE.REMOVE each).
+    public var zappedLeaves: UInt64 = 0
+    /// Host operations, charged to the vCPU that waits on the TDVMCALL.
+    public var counts = OpCounts()
+    /// Why the conversion failed (the TDVMCALL's error, or the TD died); nil: done.
+    public var failure: String? = nil
+    public init(vmmExits: UInt64 = 0, zappedLeaves: UInt64 = 0, counts: OpCounts = OpCounts(), failure: String? = nil) {
+        self.vmmExits = vmmExits; self.zappedLeaves = zappedLeaves; self.counts = counts; self.failure = failure
+    }
 }
 
 extension TDXHost {
+    public func mapGPA(_ frames: Range<GuestFrameNumber>, toPrivate: Bool) -> MapGPAResult {
+        MapGPAResult(failure: "TDVMCALL_STATUS_INVALID_OPERAND: this host has no VMM to convert memory")
+    }
+
     public func accept(gfn: GuestFrameNumber, level: PageLevel, vcpu: Int, now: Double) -> AcceptCallResult {
         accept(gfn: gfn, level: level)
     }

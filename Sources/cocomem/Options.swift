@@ -173,6 +173,9 @@ struct ScenarioOptions: ParsableArguments {
     @Option(help: "none, touch=SIZE|all, pagecache=SIZE, hugetlb=SIZE (grow the 2 MiB hugetlb pool), rate=SIZE:SECONDS (SIZE allocated every second)") var workload = "none"
     @Option(help: "Seed of every random choice (page contents, samples)") var seed: UInt64 = 0
     @Option(name: .customLong("transparent-hugepage"), help: "transparent_hugepage= at boot: always or madvise start khugepaged, which raises vm.min_free_kbytes (set_recommended_min_free_kbytes()); never leaves it") var transparentHugepage: TransparentHugepage = .madvise
+    @Option(name: .customLong("swiotlb"), help: ArgumentHelp("swiotlb= on the guest's command line, as setup_io_tlb_npages() reads it: slabs of 2 KiB (1 to 2097152, rounded up to 128), areas (1 to 4096), force or noforce (no bounce buffer); a slab count other than 32768 keeps mem_encrypt_setup_arch() from resizing it", valueName: "SLABS[,AREAS][,force|noforce]")) var swiotlb: String?
+    @Flag(name: .customLong("efi-debug"), help: "efi=debug on the guest's command line: EFI boot services memory is kept reserved for /sys/kernel/debug/efi instead of freed (efi_free_boot_services() returns on EFI_DBG)") var efiDebug = false
+    @Flag(name: .customLong("swiotlb-shared"), help: "mem_encrypt_init()'s swiotlb_update_mem_attributes(): the SWIOTLB pool made shared at boot through the platform (TDX MapGPA, SNP page-state changes) and the host's conversion (off by default for now; docs/STATUS.md issue 16)") var swiotlbShared = false
     @Option(name: .customLong("min-free-kbytes"), help: ArgumentHelp("vm.min_free_kbytes written before user space (0 to 2147483647; default: the kernel's own, raised by khugepaged)", valueName: "KB")) var minFreeKbytes: UInt64?
     @Option(name: .customLong("watermark-scale-factor"), help: ArgumentHelp("vm.watermark_scale_factor written before user space (1 to 3000; default 10)", valueName: "N")) var watermarkScaleFactor: UInt64?
     @Option(help: ArgumentHelp("Hot-plug memory after boot, before the workload: a DIMM (whole 128M blocks) or SIZE more of a virtio-mem device (4M blocks); as the workload phase hotplug=SIZE:KIND (docs/HOTPLUG.md)", valueName: "SIZE[:dimm|virtio-mem]")) var hotplug: String?
@@ -226,6 +229,9 @@ struct ScenarioOptions: ParsableArguments {
         s.snpCoherencySfwNo = coherencySfwNo
         s.kernel.deferredStructPageInit = deferred.isOn
         s.kernel.transparentHugepage = transparentHugepage
+        s.kernel.swiotlbShared = swiotlbShared
+        s.kernel.efiDebug = efiDebug
+        if let swiotlb { s.kernel.swiotlbParameter = try SWIOTLBParameter.parse(swiotlb) }
         s.kernel.minFreeKbytes = minFreeKbytes
         s.kernel.watermarkScaleFactor = watermarkScaleFactor
         s.bootAllocationBytes = try ByteCount.parse(bootAlloc).value

@@ -12,14 +12,17 @@ import Testing
     typealias B = KernelBehaviour
     /// 50e782a86c98: mainline 6.6, stable 6.5.9.
     static let list: Set<B> = [.acceptingList]
-    static let through6_11: Set<B> = list.union([.kexecFileTopDown, .unacceptedFreeForWatermarks, .snpSVSMBelowVMPL0])
+    /// 859e63b789d6 (tdx_kexec_finish()): mainline 6.11, no backport.
+    static let through6_11: Set<B> = list.union([.kexecFileTopDown, .unacceptedFreeForWatermarks, .snpSVSMBelowVMPL0, .tdxKexecUnshare])
+    /// 3074152e56c9 (snp_kexec_finish()): mainline 6.13, no backport.
+    static let snpUnshare: Set<B> = [.snpKexecUnshare]
     static let through6_12: Set<B> = through6_11.union([.pageUnacceptedType, .acceptToPromoWatermark])
     static let through6_14: Set<B> = through6_12.union([.acceptOneBlockWhileWatermarksZero])
     /// d54d610243a4: mainline 6.15, stable 6.6.88, 6.12.25, 6.14.4.
     static let msr: Set<B> = [.snpEarlyAcceptMSR]
     /// 7b306dfa326f: mainline 6.17, stable 6.12.42, 6.15.10.
     static let evict: Set<B> = [.snpEvictCacheAfterValidation]
-    static let through6_15: Set<B> = through6_14.union([.kexecAcceptsDestinations, .meminfoBalloon]).union(msr)
+    static let through6_15: Set<B> = through6_14.union([.kexecAcceptsDestinations, .meminfoBalloon]).union(msr).union(snpUnshare)
     static let through6_16: Set<B> = through6_15.union([.vmcoreinfoUnacceptedMapcount])
 
     /// Written by hand from the verified data, not derived from the table.
@@ -34,8 +37,9 @@ import Testing
         ("6.12", through6_12), ("6.12.0", through6_12), ("6.12.20", through6_12),
         ("6.12.21", through6_14), ("6.12.24", through6_14), ("6.12.25", through6_14.union(msr)), ("6.12.30", through6_14.union(msr)),
         ("6.12.41", through6_14.union(msr)), ("6.12.42", through6_14.union(msr).union(evict)),
-        ("6.13", through6_12), ("6.13.8", through6_12), ("6.13.9", through6_14),
-        ("6.14", through6_14), ("6.14.1", through6_14), ("6.14.3", through6_14), ("6.14.4", through6_14.union(msr)),
+        ("6.13", through6_12.union(snpUnshare)), ("6.13.8", through6_12.union(snpUnshare)), ("6.13.9", through6_14.union(snpUnshare)),
+        ("6.14", through6_14.union(snpUnshare)), ("6.14.1", through6_14.union(snpUnshare)), ("6.14.3", through6_14.union(snpUnshare)),
+        ("6.14.4", through6_14.union(msr).union(snpUnshare)),
         ("6.15", through6_15), ("6.15.9", through6_15), ("6.15.10", through6_15.union(evict)),
         ("6.16", through6_16), ("6.17", through6_16.union(evict)), ("6.19", through6_16.union(evict)),
         ("6.19.3", through6_16.union(evict)),

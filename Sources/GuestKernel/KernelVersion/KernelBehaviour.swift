@@ -75,6 +75,18 @@ public enum KernelBehaviour: String, Sendable, CaseIterable {
     /// in `start_kernel()` with `memblock_free_late()`, which leaks pages
     /// whose struct pages deferred init has not yet initialised.
     case efiBootServicesFreedAtArchInitcall = "efi_boot_services_freed_at_arch_initcall"
+    /// 859e63b789d6 "x86/tdx: Convert shared memory back to private on
+    /// kexec": `tdx_kexec_finish()` walks the direct map before
+    /// `relocate_kernel` and converts every decrypted range back with
+    /// `tdx_enc_status_changed(..., true)` (MapGPA to private, then
+    /// `tdx_accept_memory()`). Before it a TD's shared memory stays shared
+    /// across kexec and the next kernel's first private access to it is fatal.
+    case tdxKexecUnshare = "tdx_kexec_unshare"
+    /// 3074152e56c9 "x86/sev: Convert shared memory back to private on
+    /// kexec": `snp_kexec_finish()` → `unshare_all_memory()` makes every
+    /// decrypted range private again (`snp_set_memory_private()`: PSC to
+    /// private, then PVALIDATE).
+    case snpKexecUnshare = "snp_kexec_unshare"
 
     /// Where a behaviour came from and where it went.
     public struct Origin: Sendable {
@@ -150,6 +162,14 @@ public enum KernelBehaviour: String, Sendable, CaseIterable {
             return Origin(commit: "a4b0bf6a40f3", subject: "x86/efi: defer freeing of boot services memory",
                           mainline: KernelRelease(7, 0), backports: [],
                           verified: "v2 posted 25 Feb 2026 (Mike Rapoport, Fixes: 916f676f8dc0, Cc stable), after v7.0-rc1; stable review mails \"[PATCH 6.19 116/311]\" of 10 Mar 2026 and \"[PATCH 6.12 140/265]\" of 12 Mar 2026 (\"commit a4b0bf6a40f3 upstream\"); the 6.19.y and 6.12.y point releases that carry it were not checked, so no backport row")
+        case .tdxKexecUnshare:
+            return Origin(commit: "859e63b789d6", subject: "x86/tdx: Convert shared memory back to private on kexec",
+                          mainline: KernelRelease(6, 11), backports: [],
+                          verified: "tip post-receive mail of 19 Jun 2024 merging x86/cc into tip/master (with c3abbf137687 \"x86/tdx: Account shared memory\" and 22daa42294b4 \"x86/mm: Add callbacks to prepare encrypted memory for kexec\"), the v6.11 merge window (session 14, docs/KEXEC.md); a feature, no stable backport")
+        case .snpKexecUnshare:
+            return Origin(commit: "3074152e56c9", subject: "x86/sev: Convert shared memory back to private on kexec",
+                          mainline: KernelRelease(6, 13), backports: [],
+                          verified: "tip x86/sev push of 29 Oct 2024, the v6.13 merge window (session 14, docs/KEXEC.md); a feature, no stable backport; its later Cc-stable fixes were not followed")
         }
     }
 

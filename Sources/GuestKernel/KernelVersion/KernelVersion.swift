@@ -1,3 +1,5 @@
+public import CoCoGuest
+
 /// The guest kernel the model runs: a release as users write it and the set
 /// of unaccepted-memory behaviours that release has, decided by the version
 /// table (`KernelBehaviour.origin`, docs/VERSIONS.md).
@@ -86,6 +88,12 @@ public struct KernelVersion: Sendable, Hashable, CustomStringConvertible {
     /// a4b0bf6a40f3 (7.0): boot services memory is freed at `arch_initcall`
     /// with `free_reserved_area()`, not in `efi_enter_virtual_mode()`.
     public var freesBootServicesAtArchInitcall: Bool { has(.efiBootServicesFreedAtArchInitcall) }
+    /// 859e63b789d6 (6.11, TDX) and 3074152e56c9 (6.13, SNP): shared
+    /// memory is converted back to private before `relocate_kernel`
+    /// (`tdx_kexec_finish()` / `snp_kexec_finish()`).
+    public func unsharesOnKexec(_ platform: PlatformKind) -> Bool {
+        has(platform == .tdx ? .tdxKexecUnshare : .snpKexecUnshare)
+    }
     /// b3ba234171cd (6.8): kexec_file walks System RAM top-down.
     public var kexecFileWalksTopDown: Bool { has(.kexecFileTopDown) }
 }

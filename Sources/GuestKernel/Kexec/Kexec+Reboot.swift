@@ -9,6 +9,9 @@ public struct KexecReboot: Sendable {
     public var faultAddress: GuestPhysicalAddress?
     /// The segment that page belongs to.
     public var faultSegment: KexecSegmentKind?
+    public init(outcome: AcceptOutcome, faultAddress: GuestPhysicalAddress? = nil, faultSegment: KexecSegmentKind? = nil) {
+        self.outcome = outcome; self.faultAddress = faultAddress; self.faultSegment = faultSegment
+    }
 }
 
 extension GuestKernel {

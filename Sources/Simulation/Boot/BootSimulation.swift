@@ -56,6 +56,10 @@ public struct BootResult {
     public var degradations: [String] = []
     /// The KVM host model the TD ran on (nil for SNP and the placeholder host).
     public var host: TDXVM? = nil
+    /// Conversions between private and shared memory since the platform
+    /// started, and the guest memory shared at the end.
+    public var sharedMemory = SharedMemoryStats()
+    public var sharedBytes: UInt64 = 0
     /// What the run recorded over virtual time (issue 14): phases, series,
     /// memory snapshots, vCPU lanes, allocation latency.
     public var record = RunRecord()
@@ -321,6 +325,8 @@ public struct BootSimulation {
             outcome = kernel.memblockAllocations(kernelImage: kernelImage, bootServices: bootServices, clock: &kclock)
         }
         if outcome == .ok { outcome = kernel.freeAll(early: &kclock) }
+        // arch_cpu_finalize_init() → mem_encrypt_init(): the SWIOTLB made shared.
+        if outcome == .ok { outcome = kernel.swiotlbUpdateMemAttributes(clock: &kclock) }
         // start_kernel(): efi_enter_virtual_mode() after mm_core_init(); before
         // a4b0bf6a40f3 it frees boot services memory there.
         if outcome == .ok { kernel.efiEnterVirtualMode() }
@@ -486,6 +492,8 @@ public struct BootSimulation {
             }
         }
         r.committedBytes = acc.platform.committedBytes
+        r.sharedMemory = acc.platform.sharedStats
+        r.sharedBytes = acc.platform.sharedPages * 4096
         if let rec = acc.recorder { r.record = rec.finish() }
         return r
     }

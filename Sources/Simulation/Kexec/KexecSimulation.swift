@@ -27,6 +27,10 @@ public struct KexecResult {
     public var loadSeconds = 0.0
     public var loadCounts = OpCounts()
     public var reboot: KexecReboot?
+    /// `enc_kexec_finish()`: shared memory converted back, or left shared.
+    public var unshare = KexecUnshare()
+    /// Virtual time of that conversion (part of `rebootSeconds`).
+    public var unshareSeconds = 0.0
     /// Virtual time of `machine_kexec()` up to the next kernel's entry.
     public var rebootSeconds = 0.0
     /// Bytes still marked unaccepted in the table when the next kernel starts.
@@ -82,6 +86,13 @@ extension BootSimulation {
         rec?.snapshot("before kexec")
 
         var rclock = PhaseClock(vcpus: scenario.vcpus)
+        out.unshare = k.kexecUnshare(clock: &rclock)
+        out.unshareSeconds = rclock.seconds(costs)
+        guard out.unshare.outcome == .ok else {
+            out.reboot = KexecReboot(outcome: out.unshare.outcome)
+            out.rebootSeconds = rclock.seconds(costs)
+            return out
+        }
         let reboot = k.machineKexec(image, clock: &rclock)
         out.reboot = reboot
         out.rebootSeconds = rclock.seconds(costs)

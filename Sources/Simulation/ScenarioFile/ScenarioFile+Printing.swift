@@ -69,7 +69,10 @@ extension ScenarioFile {
             Entry("transparent-hugepage", .string(s.kernel.transparentHugepage.rawValue)),
         ] + (s.kernel.minFreeKbytes.map { [Entry("min-free-kbytes", .int($0))] } ?? [])
           + (s.kernel.watermarkScaleFactor.map { [Entry("watermark-scale-factor", .int($0))] } ?? [])
-          + (s.kernel.hotplugAcceptance != .mainline ? [Entry("hotplug-accept", .string(s.kernel.hotplugAcceptance.rawValue))] : []))))
+          + (s.kernel.hotplugAcceptance != .mainline ? [Entry("hotplug-accept", .string(s.kernel.hotplugAcceptance.rawValue))] : [])
+          + (s.kernel.swiotlbShared ? [Entry("swiotlb-shared", .bool(true))] : [])
+          + (s.kernel.swiotlbParameter.map { [Entry("swiotlb", .string($0.text))] } ?? [])
+          + (s.kernel.efiDebug ? [Entry("efi-debug", .bool(true))] : []))))
         var host = [Entry("kind", .string(s.tdxHost.rawValue))]
         if let g = s.gmemBacking { host.append(Entry("gmem", .string(g.rawValue))) }
         host += [Entry("mapping", .string(s.hostMapping.rawValue)), Entry("snp-prefault", .bool(s.snpPrefault))]

@@ -1,0 +1,145 @@
+public import CostModel
+public import MemoryModel
+public import SNP
+import TDXModule
+
+/// What converting guest memory between private and shared cost, since
+/// boot: `set_memory_decrypted()` / `set_memory_encrypted()` through the
+/// platform (the SWIOTLB at boot, `tdx_kexec_finish()` / `snp_kexec_finish()`
+/// before kexec).
+public struct SharedMemoryStats: Sendable, Equatable {
+    /// Guest requests: TDG.VP.VMCALL<MapGPA> (TDX) or Page State Change
+    /// VMGEXITs through the GHCB (SNP).
+    public var calls: UInt64 = 0
+    /// KVM_HC_MAP_GPA_RANGE exits to the VMM those requests caused.
+    public var vmmExits: UInt64 = 0
+    /// Pages made shared and made private again.
+    public var pagesToShared: UInt64 = 0
+    public var pagesToPrivate: UInt64 = 0
+    /// Private mappings the host took down: S-EPT leaves removed (TDX) or
+    /// RMP entries returned to the hypervisor (SNP).
+    public var hostZaps: UInt64 = 0
+    /// SNP: PVALIDATE rescinds (validate 0), 4K and 2M, the guest issued.
+    public var rescinds: UInt64 = 0
+    public init() {}
+}
+
+extension GuestPlatform {
+    /// Default: a platform with no shared memory, which refuses.
+    public func setMemoryEncrypted(_ r: AddressRange, toPrivate: Bool, vcpu: Int, clock: inout PhaseClock, costs: CostTable) -> AcceptOutcome {
+        .terminated("\(name): this platform model cannot convert memory to \(toPrivate ? "private" : "shared")")
+    }
+}
+
+extension TDXGuestPlatform {
+    /// `tdx_enc_status_changed()` (arch/x86/coco/tdx/tdx.c), from
+    /// `__set_memory_enc_pgtable()`'s hooks: to shared in
+    /// `tdx_enc_status_change_finish()`, after the page tables changed; to
+    /// private in `tdx_enc_status_change_prepare()`, before. It is
+    /// `tdx_map_gpa()`, one TDG.VP.VMCALL<MapGPA> for the range (the shared
+    /// bit set in the GPA to make it shared; retried from R11 on
+    /// TDVMCALL_STATUS_RETRY, which the model's host never returns), and
+    /// to private `tdx_accept_memory()` of the range afterwards, since the
+    /// host gives it back as fresh PENDING pages. A failed MapGPA makes the
+    /// call return -EIO; the kernel leaks the pages and goes on, so that is
+    /// not fatal here either: it is an event and the range keeps its state.
+    /// - Complexity: O(2 MiB pieces × log runs + leaves zapped + the accept).
+    public func setMemoryEncrypted(_ r: AddressRange, toPrivate: Bool, vcpu: Int, clock: inout PhaseClock, costs: CostTable) -> AcceptOutcome {
+        let frames = r.framesCovering
+        let m = host.mapGPA(frames, toPrivate: toPrivate)
+        sharedStats.calls += 1
+        sharedStats.vmmExits += m.vmmExits
+        sharedStats.hostZaps += m.zappedLeaves
+        clock.charge(.tdxMapGPAExit, m.vmmExits, vcpu: vcpu, costs: costs)
+        clock.charge(m.counts, vcpu: vcpu, costs: costs)
+        if let why = m.failure {
+            sharedEvents.append("tdx: MapGPA \(r) to \(toPrivate ? "private" : "shared") failed: \(why)")
+            return .ok
+        }
+        if toPrivate {
+            sharedStats.pagesToPrivate += frames.length
+            sharedFrames.assign(frames, false)
+            guard let replay = host as? any TDXHostReplay else { return .terminated("tdx: this host cannot run tdx_accept_memory()") }
+            let a = TDXAcceptor(host: replay, driver: .linux, costs: costs)
+            return a.accept(r, vcpu: vcpu, clock: &clock)
+        }
+        sharedStats.pagesToShared += frames.length
+        sharedFrames.assign(frames, true)
+        return .ok
+    }
+}
+
+extension SNPGuestPlatform {
+    /// `set_memory_decrypted()` on SNP: `amd_enc_status_change_prepare()` →
+    /// `snp_set_memory_shared()` → `set_pages_state(SNP_PAGE_STATE_SHARED)`
+    /// through the GHCB (the per-CPU GHCBs exist by `mem_encrypt_init()`):
+    /// descriptors of VMGEXIT_PSC_MAX_ENTRY (64) entries, 2M where the
+    /// address is 2M-aligned with 2M left, each first rescinded
+    /// (`pvalidate_pages()` with validate 0, a 2M FAIL_SIZEMISMATCH redone
+    /// as 512 4K rescinds) and then sent in one VMGEXIT; KVM's
+    /// `snp_begin_psc()` makes one KVM_HC_MAP_GPA_RANGE exit per run of
+    /// adjacent entries of the same operation and size. A failed rescind or
+    /// PSC terminates the guest (`sev_es_terminate()`, GHCB_TERM_PVALIDATE /
+    /// GHCB_TERM_PSC). To private (`snp_set_memory_private()`): the same
+    /// descriptors to private, then PVALIDATE: Linux's `snp_accept_memory()`
+    /// path, run by the kernel's GHCB driver.
+    /// - Complexity: O(entries × log runs).
+    public func setMemoryEncrypted(_ r: AddressRange, toPrivate: Bool, vcpu: Int, clock: inout PhaseClock, costs: CostTable) -> AcceptOutcome {
+        let frames = r.framesCovering
+        if toPrivate {
+            let a = SNPAcceptor(platform: platform, driver: .linuxGHCB, costs: costs)
+            let before = clock.counts[.snpPSCExit]
+            let o = a.accept(r, vcpu: vcpu, clock: &clock)
+            let calls = clock.counts[.snpPSCExit] - before
+            sharedStats.calls += calls
+            sharedStats.vmmExits += calls
+            if o == .ok { platform.markPrivate(frames); sharedStats.pagesToPrivate += frames.length }
+            return o
+        }
+        var g = frames.lowerBound
+        while g < frames.upperBound {
+            var desc: [(gfn: GuestFrameNumber, level: PageLevel)] = []
+            while desc.count < 64, g < frames.upperBound {
+                let two = g.isAligned(to: .size2M) && frames.upperBound - g >= PageLevel.size2M.pages
+                desc.append((g, two ? .size2M : .size4K))
+                g = g + (two ? PageLevel.size2M.pages : 1)
+            }
+            // Page validation must be rescinded before changing to shared.
+            for e in desc {
+                let (res, c) = platform.rescind(gfn: e.gfn, level: e.level)
+                clock.charge(c, vcpu: vcpu, costs: costs)
+                sharedStats.rescinds += 1
+                if res == .failSizeMismatch, e.level == .size2M {
+                    for p in Range(start: e.gfn, count: PageLevel.size2M.pages) {
+                        let (r4, c4) = platform.rescind(gfn: p, level: .size4K)
+                        clock.charge(c4, vcpu: vcpu, costs: costs)
+                        sharedStats.rescinds += 1
+                        if r4 != .success { return rescindFailed(p, r4) }
+                    }
+                } else if res != .success {
+                    return rescindFailed(e.gfn, res)
+                }
+            }
+            clock.charge(.snpPSCExit, vcpu: vcpu, costs: costs)
+            sharedStats.calls += 1
+            var i = 0
+            while i < desc.count {
+                var j = i + 1
+                while j < desc.count, desc[j].level == desc[i].level, desc[j].gfn == desc[j - 1].gfn + desc[j - 1].level.pages { j += 1 }
+                let run = desc[i].gfn..<(desc[j - 1].gfn + desc[j - 1].level.pages)
+                clock.charge(desc[i].level == .size2M ? .snpPSCEntry2M : .snpPSCEntry4K, UInt64(j - i), vcpu: vcpu, costs: costs)
+                sharedStats.vmmExits += 1
+                let c = platform.makeShared(run)
+                sharedStats.hostZaps += c[.snpRMPUpdate4K] + c[.snpRMPUpdate2M]
+                clock.charge(c, vcpu: vcpu, costs: costs)
+                i = j
+            }
+        }
+        sharedStats.pagesToShared += frames.length
+        return .ok
+    }
+
+    func rescindFailed(_ g: GuestFrameNumber, _ r: PvalidateResult) -> AcceptOutcome {
+        .terminated("SNP: PVALIDATE rescind of \(g.address) failed (\(r.rawValue)): the guest terminated itself (GHCB_TERM_PVALIDATE)")
+    }
+}

@@ -1,0 +1,58 @@
+public import CostModel
+public import MemoryModel
+public import TDXModule
+
+extension TDXVM {
+    /// TDX_MAP_GPA_MAX_LEN (arch/x86/kvm/vmx/tdx.c): the part of a MapGPA
+    /// KVM hands the VMM in one KVM_HC_MAP_GPA_RANGE exit.
+    public static let mapGPAMaxBytes: UInt64 = 2 << 20
+
+    /// TDG.VP.VMCALL<MapGPA> as KVM and QEMU serve it. KVM's `tdx_map_gpa()`
+    /// checks the range, then `__tdx_map_gpa()` exits to user space with
+    /// KVM_HC_MAP_GPA_RANGE for at most TDX_MAP_GPA_MAX_LEN (2 MiB);
+    /// `tdx_complete_vmcall_map_gpa()` moves on by 2 MiB and exits again
+    /// until the range is done. (It returns TDVMCALL_STATUS_RETRY with the
+    /// next GPA in R11 when `kvm_vcpu_has_events()`; the model has no
+    /// pending events at the call, so every call completes in one TDVMCALL.)
+    /// For each exit QEMU's `kvm_convert_memory()` sets the attributes
+    /// (KVM_SET_MEMORY_ATTRIBUTES: to shared, private leaves are split
+    /// where they cross the range and zapped, BLOCK, TRACK and REMOVE each)
+    /// and discards the side the pages leave: to shared,
+    /// `ram_block_discard_guest_memfd_range()` punches the guest_memfd pages
+    /// out (freed); to private, `ram_block_discard_range()` drops the VMM's
+    /// shared pages. With attributes in guest_memfd (`vm-attributes=off`,
+    /// the in-place series) the exit is the guest_memfd conversion ioctl.
+    /// A failed exit ends the TDVMCALL with TDVMCALL_STATUS_INVALID_OPERAND.
+    /// - Complexity: O(2 MiB pieces × log runs + leaves zapped).
+    public func mapGPA(_ frames: Range<GuestFrameNumber>, toPrivate: Bool) -> MapGPAResult {
+        var r = MapGPAResult()
+        let before = ops
+        func done() -> MapGPAResult {
+            r.counts = ops - before
+            r.zappedLeaves = r.counts[.tdxRemove]
+            return r
+        }
+        guard !isDead else { r.failure = "the TD is no longer running"; return done() }
+        let step = ByteCount(Self.mapGPAMaxBytes).frames()
+        var g = frames.lowerBound
+        while g < frames.upperBound {
+            let piece = g..<min(frames.upperBound, g + step)
+            r.vmmExits += 1
+            let o: HostOutcome
+            if options.vmWideAttributes {
+                var a = setMemoryAttributes(piece, private: toPrivate)
+                if a == .ok && !toPrivate { a = punchHole(piece) }
+                if a == .ok && toPrivate { vmmShared.assign(piece, false) }
+                o = a
+            } else {
+                o = convert(piece, toPrivate: toPrivate)
+            }
+            guard o == .ok, !isDead else {
+                r.failure = isDead ? "\(outcome)" : "KVM_HC_MAP_GPA_RANGE \(piece.lowerBound.address)+\(piece.count) pages: \(o): TDVMCALL_STATUS_INVALID_OPERAND"
+                return done()
+            }
+            g = piece.upperBound
+        }
+        return done()
+    }
+}
