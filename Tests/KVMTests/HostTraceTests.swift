@@ -2,6 +2,7 @@ import CostModel
 import GuestKernel
 @testable import KVM
 import MemoryModel
+import Reports
 import Simulation
 import TDXModule
 import Testing
@@ -141,4 +142,27 @@ import Testing
         #expect(rs[0].exits == 4 && rs[0].frames == GFN(0) ..< GFN(2048) && rs[0].start == 1 && rs[0].end == 4 && rs[0].vcpu == 1)
         #expect(rs[1].start == 9)
     }
+
+    /// The host's view of guest memory (intel/lkvs `tdx_memory_confident`:
+    /// QEMU's `dump-guest-memory` must not contain what the TD holds):
+    /// shared pages read the guest's data; private ones read the VMM's own
+    /// memory with VM-wide attributes (zeros, or what a host process wrote)
+    /// and SIGBUS in place.
+    @Test(arguments: [ConversionPolicy.zapBeforeFolioSplit, ConversionPolicy.inPlace])
+    func aHostReadSeesOnlySharedPages(_ policy: ConversionPolicy) throws {
+        let s = try HostScenario.parse("td host=tdx-huge policy=\(policy.rawValue)\nslot id=1 base=0 pages=0x800\nfinalize\n"
+                                       + "accept 0x0+0x800 linux\nconvert 0x0+0x10 shared\n"
+                                       + (policy == .inPlace ? "" : "hostmap 0x100+0x4\n") + "hostread 0x0+0x800\n")
+        let r = try HostRun(s, calibration: try Calibration.builtIn(), log: false)
+        try r.run()
+        let h = try #require(r.hostReads.last?.read)
+        #expect(h.guestData == 0x10)
+        if policy == .inPlace {
+            #expect(h.sigbus == 0x7f0 && h.notGuestData == 0)
+        } else {
+            #expect(h.notGuestData == 0x7f0 && h.hostWritten == 4 && h.sigbus == 0)
+        }
+        #expect(r.text.contains("Host read (line 6)") || r.text.contains("Host read (line 7)"))
+    }
 }
+
