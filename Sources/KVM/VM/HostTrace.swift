@@ -47,6 +47,7 @@ public struct HostTraceRecord: Equatable, Sendable {
     }
 
     /// One JSON object on one line (the `--host-trace` file's lines).
+    /// - Complexity: O(1).
     public var jsonLine: String {
         let lvl = level.map { "\"\($0)\"" } ?? "null"
         return "{\"t\":\(fmt(start)),\"t_end\":\(fmt(end)),\"kind\":\"\(kind.rawValue)\",\"level\":\(lvl),\"vcpu\":\(vcpu),"
@@ -118,6 +119,7 @@ public struct HostTrace: Sendable {
     private var pendingCalls: UInt64 = 0
 
     /// Settles the call begun last: seen if it exited.
+    /// - Complexity: O(1).
     public mutating func endCall() {
         if pendingCalls > 0 && callExits > 0 { guestCallsSeen += pendingCalls }
         pendingCalls = 0; callExits = 0
@@ -131,7 +133,10 @@ public struct HostTrace: Sendable {
         exits[kind, default: [0, 0, 0, 0]][level?.rawValue ?? 3] += n
         callExits += n
         if kind.isFirstTouch {
-            firstTouch.assign(frames, kind == .acceptExit ? UInt8(1 + (level?.rawValue ?? 0)) : 4)
+            // The first exit covering a frame is its first touch: later
+            // exits (a 2M ACCEPT's 4K fallback) do not overwrite it.
+            let seen: UInt8 = kind == .acceptExit ? UInt8(1 + (level?.rawValue ?? 0)) : 4
+            for (r, v) in firstTouch.runs(in: frames) where v == 0 { firstTouch.assign(r, seen) }
             firstTouchSpan = firstTouchSpan.map { min($0.lowerBound, t)...max($0.upperBound, t) } ?? t...t
         }
         let r = HostTraceRecord(kind: kind, level: level, vcpu: vcpu, frames: frames, exits: n, start: t, end: t)
@@ -174,9 +179,11 @@ public struct HostTrace: Sendable {
     }
 
     /// All exits of `kind` (every level).
+    /// - Complexity: O(1).
     public func exits(_ kind: HostTraceKind) -> UInt64 { exits[kind]?.reduce(0, +) ?? 0 }
 
     /// Exits of `kind` at accept level `level`.
+    /// - Complexity: O(1).
     public func exits(_ kind: HostTraceKind, level: PageLevel) -> UInt64 { exits[kind]?[level.rawValue] ?? 0 }
 
     /// Bytes whose first touch the host saw, by what it saw: accept exits
