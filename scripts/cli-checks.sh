@@ -77,6 +77,12 @@ expect_error "boot --host-phys-bits out of range" "--host-phys-bits must be 36 t
 expect_error "boot --host-phys-bits not a number" "host-phys-bits" boot --host tdx-huge --host-phys-bits wide
 expect_error "boot --host-phys-bits on an SNP guest" "--host-phys-bits cannot apply" boot --platform snp --host-phys-bits 46
 expect_error "boot --host-placement unknown" "host-placement" boot --host tdx-huge --host-placement random
+expect_error "boot --host-trace on an SNP guest" "host-trace needs a TDX guest" boot --platform snp --host-trace "$tmp/ht.jsonl"
+expect_error "boot --host-trace into a missing directory" "does not exist" boot --host-trace "$tmp/no/such/dir/ht.jsonl"
+printf 'td platform=snp vcpus=1\nslot id=1 base=0 pages=512\nhostread 0x0+4\n' >"$tmp/snp-hostread.host"
+expect_error "host hostread on the SNP host" "hostread" host "$tmp/snp-hostread.host"
+printf 'td host=tdx-huge\nslot id=1 base=0 pages=512\nhostread 0x0+4 0x8\n' >"$tmp/hostread-extra.host"
+expect_error "host hostread with an extra word" "hostread takes one GFN" host "$tmp/hostread-extra.host"
 expect_error "boot --host-free-4k without buddy" "--host-free-4k cannot apply: it is the buddy allocator's free-memory state" boot --host tdx-huge --host-free-4k 10
 printf 'host:\n  kind: tdx-huge\n  host-phys-bits: 99\n' >"$tmp/hpb.yaml"
 expect_error "scenario file host-phys-bits out of range" "'host-phys-bits' must be 36 to 52" run "$tmp/hpb.yaml"

@@ -2,6 +2,7 @@ import CostModel
 public import KVM
 import MemoryModel
 import Simulation
+import TDXModule
 
 /// Seeded random sequences of host operations (the host command language of
 /// `cocomem host`) on a 4-chunk, 2048-frame TD, with injected faults; each
@@ -29,6 +30,12 @@ public enum HostSequences {
     /// `sequence(seed:length:races: true)`.
     public static let raceVerbs = ["contend", "inject accept-interrupt", "hostmap"]
 
+    /// What the host learns (issue 18 §5): its reads of guest memory
+    /// through the VMM's mapping, drawn besides `verbs` by
+    /// `sequence(seed:length:hostReads: true)`; after each, no page the
+    /// guest has accepted as private may read as the guest's data.
+    public static let hostReadVerbs = ["hostread"]
+
     /// Frames of the TD the sequences run on: four 2M chunks.
     public static let frames: UInt64 = 2048
 
@@ -51,10 +58,10 @@ public enum HostSequences {
     /// With `private1G`, `private1GVerbs` too (for `scenario(..., private1G: true)`).
     /// With `races`, `raceVerbs` too.
     public static func sequence(seed: UInt64, length: Int, adversarial: Bool = false, inPlace: Bool = false,
-                                private1G: Bool = false, races: Bool = false) -> [String] {
+                                private1G: Bool = false, races: Bool = false, hostReads: Bool = false) -> [String] {
         var rng = SplitMix64(seed: seed)
         let pool = (adversarial ? verbs + adversarialVerbs : verbs) + (inPlace ? inPlaceVerbs : []) + (private1G ? private1GVerbs : [])
-            + (races ? raceVerbs : [])
+            + (races ? raceVerbs : []) + (hostReads ? hostReadVerbs : [])
         return (0..<length).map { _ in
             let v = pool[Int(rng.next() % UInt64(pool.count))]
             // In place, offsets stay within 4 frames of the chunk start so
@@ -75,6 +82,7 @@ public enum HostSequences {
             case "contend":
                 // One entry: a whole chunk (its 2M entry where KVM would map 2M) or a few frames.
                 return rng.next() % 2 == 0 ? "contend \(hex(chunk * 512))+512" : "contend \(hex(chunk * 512 + off))+\(1 + rng.next() % 4)"
+            case "hostread": return "hostread \(hex(chunk * 512))+\(512 * (1 + rng.next() % (4 - chunk)))"
             case "remove", "readd", "remap", "refuse-aug", "pin", "unpin", "hostmap":
                 let start = chunk * 512 + off
                 return "\(v) \(hex(start))+\(min(1 + rng.next() % 4, frames - start))"
@@ -115,6 +123,13 @@ public enum HostSequences {
             // report the bug, not the state it left.
             if case .vmBugged(let why) = run.vm.outcome { return "after op \(i): VM bugged: \(why)" }
             if let v = invariants.registered(after: run.vm).first { return "after op \(i): \(v.detail)" }
+            if case .hostUse(.hostread, let r) = c, let h = run.hostReads.last {
+                // The TDX module's view, independent of KVM's attributes: accepted private pages.
+                let accepted = run.vm.module.acceptedFrameCount(in: r)
+                if h.read.guestData > UInt64(r.count) - accepted {
+                    return "after op \(i): hostread \(r.lowerBound.address)+\(r.count) read \(h.read.guestData) pages as the guest's data, but the guest has \(accepted) private pages accepted there"
+                }
+            }
             if run.vm.isDead { break }
         }
         return nil

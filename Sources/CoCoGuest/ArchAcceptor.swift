@@ -41,6 +41,16 @@ package protocol ArchAcceptorReplay: ArchAcceptor {
     /// outside a chunk (TDX: upper S-EPT tables). Memos subtract what accrued
     /// while stepping; replays recompute it.
     var contextOperations: OpCounts { get }
+    /// `calls` identical accept calls are about to be replayed on `vcpu`
+    /// from phase time `now` (seconds): the host trace's clock (TDX; no-op elsewhere).
+    func traceReplayBegins(vcpu: Int, now: Double, calls: UInt64)
+    /// The replay ended at phase time `now`.
+    func traceReplayEnded(now: Double)
+}
+
+extension ArchAcceptorReplay {
+    package func traceReplayBegins(vcpu: Int, now: Double, calls: UInt64) {}
+    package func traceReplayEnded(now: Double) {}
 }
 
 /// The guest's view of its platform: accepting, and whether memory may be touched.

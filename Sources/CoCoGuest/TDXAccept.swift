@@ -91,16 +91,23 @@ public final class TDXAcceptor: ArchAcceptorReplay {
         return .operandInvalid
     }
 
-    /// The vCPU's virtual time in seconds after `c` of the current call.
+    /// The vCPU's virtual time in seconds after `c` of the current call
+    /// (after `outer` too, while a chunk is stepped on counts of its own).
     func now(_ c: OpCounts) -> Double {
         var ps = callStart
         for i in c.counts.indices where c.counts[i] != 0 { ps &+= costs.vcpuPicoseconds[i] &* c.counts[i] }
+        for i in outer.counts.indices where outer.counts[i] != 0 { ps &+= costs.vcpuPicoseconds[i] &* outer.counts[i] }
         return Double(ps) / 1e12
     }
+
+    /// What the current call charged before the chunk being stepped (whose
+    /// step counts on a fresh `OpCounts`): its TDCALLs happen after it.
+    private var outer = OpCounts()
 
     public func accept(_ r: AddressRange, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         callVCPU = vcpu
         callStart = clock.vcpuPicoseconds.indices.contains(vcpu) ? clock.vcpuPicoseconds[vcpu] : 0
+        host.traceCall(vcpu: vcpu, now: Double(callStart) / 1e12, calls: 1)
         var c = OpCounts()
         let outcome: AcceptOutcome
         reportedInCall = 0
@@ -175,9 +182,11 @@ public final class TDXAcceptor: ArchAcceptorReplay {
         let n = host.chunksSharing(sig, from: g, limit: regions * perRegion) / perRegion
         guard n > 0 else { return nil }
         host.recordStateIndependentAccepts(level: .size1G, count: n)
+        host.traceClock(vcpu: callVCPU, now: now(c))
         c.add(Self.op(.size1G, s1G), n)
         c.add(m.counts, times: n * perRegion)
         c.add(host.replay(signature: sig, state: m.finalState, to: g, count: n * perRegion))
+        host.traceReplayEnded(now: now(c))
         report(chunks: n * perRegion)
         return n
     }
@@ -205,8 +214,10 @@ public final class TDXAcceptor: ArchAcceptorReplay {
             if let sig, let m = memo[sig] {
                 let k = host.chunksSharing(sig, from: g, limit: left)
                 if k > 0 {
+                    host.traceClock(vcpu: callVCPU, now: now(c))
                     c.add(m.counts, times: k)
                     c.add(host.replay(signature: sig, state: m.finalState, to: g, count: k))
+                    host.traceReplayEnded(now: now(c))
                     g = g + k * PageLevel.size2M.pages; left -= k
                     report(chunks: k)
                     continue
@@ -215,6 +226,8 @@ public final class TDXAcceptor: ArchAcceptorReplay {
             var d = OpCounts()
             if sig != nil { host.beginChunkStep(gfn: g) }
             let context0 = host.contextOperations
+            outer = c
+            defer { outer = OpCounts() }
             if let failed = step(g, &d) { c.add(d); return failed }
             c.add(d)
             if let sig, let final = host.chunkState(gfn: g) {
@@ -236,6 +249,8 @@ public final class TDXAcceptor: ArchAcceptorReplay {
     package func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: GuestFrameNumber, count: UInt64) -> OpCounts {
         host.replay(signature: signature, state: state, to: gfn, count: count)
     }
+    package func traceReplayBegins(vcpu: Int, now: Double, calls: UInt64) { host.traceCall(vcpu: vcpu, now: now, calls: calls) }
+    package func traceReplayEnded(now: Double) { host.traceReplayEnded(now: now) }
 
     // MARK: edk2
 

@@ -216,8 +216,11 @@ public final class UnacceptedMemory {
         let chunks = setEnd - (u + 1)
         let k = chunks / 2
         guard k > 0 else { return nil }
+        let t0 = clock.vcpuPicoseconds.indices.contains(vcpu) ? clock.vcpuPicoseconds[vcpu] : 0
+        replay.traceReplayBegins(vcpu: vcpu, now: Double(t0) / 1e12, calls: k)
         clock.charge(memo.counts, times: k, vcpu: vcpu, costs: costs)
         clock.charge(replay.replayChunks(signature: sig, state: memo.state, from: firstGFN, count: 2 * k), vcpu: vcpu, costs: costs)
+        if clock.vcpuPicoseconds.indices.contains(vcpu) { replay.traceReplayEnded(now: Double(clock.vcpuPicoseconds[vcpu]) / 1e12) }
         table.bitmap.clear(Range(start: u + 1, count: 2 * k))
         archCalls += k
         acceptedBytes += 2 * k * table.unitSize

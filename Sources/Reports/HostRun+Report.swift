@@ -21,6 +21,13 @@ extension HostRun {
             ("outcome", .string(outcomeString)),
         ]
         if let violations { fields.append(("invariant_violations", .array(violations.map { .string($0) }))) }
+        if !hostReads.isEmpty {
+            fields.append(("host_reads", .array(hostReads.map { h in
+                .object([("line", .uint(UInt64(h.line))), ("gpa", .string("\(h.frames.lowerBound.address)")), ("pages", .uint(UInt64(h.frames.count))),
+                         ("guest_data_pages", .uint(h.read.guestData)), ("not_guest_data_pages", .uint(h.read.notGuestData)),
+                         ("host_written_pages", .uint(h.read.hostWritten)), ("sigbus_pages", .uint(h.read.sigbus))])
+            })))
+        }
         return .object(fields)
     }
 
@@ -33,6 +40,11 @@ extension HostRun {
         if !vm.log.isEmpty { o += "Operation log:\n" + vm.log.map { "  " + $0 }.joined(separator: "\n") + "\n\n" }
         o += "Host stats:\n" + vm.statsText
         o += hostMemoryText
+        for h in hostReads {
+            o += "Host read (line \(h.line)) \(h.frames.lowerBound.address)+\(h.frames.count) pages: \(h.read.guestData) the guest's data (shared), "
+                + "\(h.read.notGuestData) private read as the VMM's own memory (\(h.read.hostWritten) written by the host, the rest zeros), "
+                + "\(h.read.sigbus) SIGBUS (private, in place)\n"
+        }
         o += "\nGuest virtual time: \(format3(clock.seconds(costs))) s\nOutcome: \(outcomeString)\n"
         if let violations {
             o += violations.isEmpty ? "Invariants: every one held after every command\n"

@@ -21,6 +21,12 @@ extension JSON {
         guard case .object(let fields) = self else { return self }
         return .object([("scenario_file", file.tree.json)] + fields)
     }
+
+    /// The object with `key` added last when `value` is not nil.
+    public func adding(_ key: String, _ value: JSON?) -> JSON {
+        guard let value, case .object(let fields) = self else { return self }
+        return .object(fields + [(key, value)])
+    }
 }
 
 extension ScenarioRunResult.StepResult {

@@ -95,4 +95,18 @@ package protocol TDXHostReplay: TDXHost {
     func stateIndependentAccept(level: PageLevel) -> TDXStatus?
     /// Counts `count` such accepts, as the module would have.
     func recordStateIndependentAccepts(level: PageLevel, count: UInt64)
+    /// The model's clock for the host trace (the host sees each exit's
+    /// time; the model's time is the vCPU's phase clock): `calls` guest
+    /// accept calls begin on `vcpu` at phase time `now` (seconds).
+    func traceCall(vcpu: Int, now: Double, calls: UInt64)
+    /// The vCPU's phase time before a bulk replay.
+    func traceClock(vcpu: Int, now: Double)
+    /// The vCPU's phase time after a bulk replay: the replayed exits span the two.
+    func traceReplayEnded(now: Double)
+}
+
+extension TDXHostReplay {
+    package func traceCall(vcpu: Int, now: Double, calls: UInt64) {}
+    package func traceClock(vcpu: Int, now: Double) {}
+    package func traceReplayEnded(now: Double) {}
 }

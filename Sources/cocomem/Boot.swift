@@ -1,5 +1,6 @@
 import ArgumentParser
 import GuestKernel
+import KVM
 import Reports
 import Simulation
 
@@ -15,6 +16,8 @@ struct Boot: ParsableCommand {
     @OptionGroup var progress: ProgressOption
     @OptionGroup var report: ReportOption
     @OptionGroup var record: RecordOptions
+    @Option(name: .customLong("host-trace"), help: ArgumentHelp("TDX: also write what the host sees of the guest's memory use (EPT-violation exits with GPA and accept level, MapGPA) in virtual time to FILE, one JSON object a line, and summarise it and what the host can infer in the report (docs/HOST.md)", valueName: "FILE"))
+    var hostTrace: String?
 
     func validate() throws {
         if meminfoOnly && zoneinfoOnly { throw ValidationError("--meminfo and --zoneinfo each print one file; give one of them") }
@@ -26,10 +29,15 @@ struct Boot: ParsableCommand {
         let inputs = guest.inputs
         try report.check(inputs: inputs)
         try record.check(inputs: inputs, outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json && !meminfoOnly && !zoneinfoOnly && !dmesgOnly)
-        let r = try guest.bootWithBand(progress: progress.reporter())
-        if output.json { print(r.json.embedding(try scenarioFile()).serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else if zoneinfoOnly { print(r.kernel?.procZoneinfo ?? "", terminator: "") } else if dmesgOnly { print(r.dmesg().map(\.formatted).joined(separator: "\n")) } else { print(r.text + record.stripText([("boot", r.record)], json: false), terminator: "") }
+        if let hostTrace {
+            try checkArtifactPaths([("--host-trace", hostTrace)], inputs: inputs,
+                                   outputs: (report.report.map { [("--report", $0)] } ?? []) + (record.trace.map { [("--trace", $0)] } ?? []))
+        }
+        let r = try guest.bootWithBand(progress: progress.reporter(), traceHost: hostTrace != nil)
+        if output.json { print(r.json.embedding(try scenarioFile()).adding("host_trace", r.hostTraceJSON).serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else if zoneinfoOnly { print(r.kernel?.procZoneinfo ?? "", terminator: "") } else if dmesgOnly { print(r.dmesg().map(\.formatted).joined(separator: "\n")) } else { print(r.text + r.hostTraceText + record.stripText([("boot", r.record)], json: false), terminator: "") }
         try report.write(r.htmlReport)
         try record.write([("boot", r.record)])
+        if let hostTrace, let t = r.host?.hostTrace { try writeArtifact(hostTrace, t.jsonLines) }
         try failOn.check(r.outcomeString)
     }
 }

@@ -43,7 +43,7 @@ struct Host: ParsableCommand {
         if let policy {
             s.options.conversionPolicy = policy
             try s.options.checkAttributesSwitch()
-            if policy != .inPlace, s.commands.contains(where: { if case .hostUse(let u, _) = $0 { u != .hostmap } else { false } }) {
+            if policy != .inPlace, s.commands.contains(where: { if case .hostUse(let u, _) = $0 { u != .hostmap && u != .hostread } else { false } }) {
                 throw CocomemError(.invalidArgument, "--policy \(policy.rawValue): the scenario's pin and unpin commands need policy in-place")
             }
         }

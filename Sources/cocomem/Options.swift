@@ -261,8 +261,14 @@ struct ScenarioOptions: ParsableArguments {
     /// The boot, with its calibration note: the same scenario booted again
     /// at both ends of the calibrated ranges (issue 17; three boots when
     /// the file has ranges), and whether it lies beyond the calibrated range.
-    func bootWithBand(progress: (any ProgressReporter)? = nil) throws -> BootResult {
-        let s = try scenario()
+    func bootWithBand(progress: (any ProgressReporter)? = nil, traceHost: Bool = false) throws -> BootResult {
+        var s = try scenario()
+        if traceHost {
+            guard s.platform == .tdx else {
+                throw CocomemError(.invalidArgument, "--host-trace needs a TDX guest: the SNP boot runs on the guest-facing SNPPlatform, not on the SNP host model")
+            }
+            s.traceHost = true
+        }
         let cal = try calibration.load()
         var r = try BootSimulation(scenario: s, calibration: cal, progress: progress).run()
         var total: ClosedRange<Double>? = nil, work: ClosedRange<Double>? = nil
@@ -272,6 +278,7 @@ struct ScenarioOptions: ParsableArguments {
             var bulk = s
             bulk.stepByStep = false
             bulk.record = false
+            bulk.traceHost = false
             let ends = try CostEnd.allCases.map { try BootSimulation(scenario: bulk, calibration: cal.atEnd($0)).run().times } + [r.times]
             let t = ends.map(\.totalBoot), w = ends.map(\.workload)
             total = t.min()!...t.max()!

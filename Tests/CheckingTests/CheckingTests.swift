@@ -199,3 +199,27 @@ import Testing
         #expect(refused && interrupted && doubled, "host priority \(refused), interrupted \(interrupted), double backed \(doubled)")
     }
 }
+
+/// What the host learns (issue 18 §5): random host sequences with the
+/// adversarial commands (a host AUGing memory the guest never asked for,
+/// `readd`, among them) and host reads of guest memory, every invariant
+/// after every step, and after each read no accepted private page read as
+/// the guest's data, under the policies `hostInvariantsHoldUnderAnAdversarialHost`
+/// holds for (wip-hugetlb and zap-first break host invariants of their own,
+/// docs/HOST.md).
+@Suite struct HostReadSequenceTests {
+    @Test(arguments: [ConversionPolicy.septSplitFirst, .multiFolio, .inPlace])
+    func hostReadsNeverReturnAcceptedPrivateMemory(_ policy: ConversionPolicy) {
+        var reads = 0
+        for seed in 0..<120 as Range<UInt64> {
+            let ops = HostSequences.sequence(seed: seed &* 7_919 &+ 3, length: 24, adversarial: true, inPlace: policy == .inPlace, hostReads: true)
+            reads += ops.filter { $0.hasPrefix("hostread") }.count
+            if let f = HostSequences.firstFailure(ops, policy: policy) {
+                let short = HostSequences.shrink(ops, policy: policy)
+                Issue.record("seed \(seed), \(policy.rawValue): \(f)\nshortest sequence:\n\(short.joined(separator: "\n"))")
+                return
+            }
+        }
+        #expect(reads > 100)
+    }
+}

@@ -246,6 +246,12 @@ extension TDXVM {
         guard outcome == .ok else { return OpCounts() }
         counters.bump(.eptViolations)
         ops.add(.tdxEPTViolationExit)
+        // What the host sees: the GPA, and for an ACCEPT the level in the
+        // extended exit qualification (the whole page the guest accepts).
+        if hostTrace != nil {
+            if let a = acceptLevel { hostTrace!.add(.acceptExit, level: a, frames: Range(start: gfn.alignedDown(to: a), count: a.pages)) }
+            else { hostTrace!.add(.accessExit, level: nil, frames: gfn.only) }
+        }
         if let a = acceptLevel {
             counters.bump(.acceptEPTViolations)
             if a == .size4K && maxPrivateLevel(gfn, ignoringGuestInhibit: true) >= .size2M { counters.bump(.accept4KWhere2MPossible) }

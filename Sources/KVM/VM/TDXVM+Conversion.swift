@@ -74,6 +74,7 @@ extension TDXVM {
             return .ioctlError("EINVAL: conversion range \(frames.lowerBound.address) not inside one memslot")
         }
         counters.bump(.conversions)
+        if hostTrace != nil { hostTrace!.add(toPrivate ? .mapGPAPrivate : .mapGPAShared, level: nil, frames: frames) }
         let r = options.conversionPolicy == .inPlace ? convertInPlace(frames, toPrivate: toPrivate)
             : toPrivate ? convertToPrivate(frames) : convertToShared(frames)
         // QEMU's kvm_convert_memory(): to private, ram_block_discard_range()
@@ -180,6 +181,7 @@ extension TDXVM {
         let before = ops
         counters.bump(.eptViolations)
         ops.add(.tdxEPTViolationExit)
+        if hostTrace != nil { hostTrace!.add(.sharedExit, level: nil, frames: gfn.only) }
         gmem.allocate(gfn.only)
         mmu.mapShared(gfn.only, true)
         // VM-wide attributes: the shared EPT maps the VMM's page for the GPA.

@@ -38,6 +38,7 @@ extension TDXVM: TDXHostReplay {
     /// stops a VM on an internal error. The guest's TDCALL never returns.
     /// - Complexity: O(log runs).
     public func accept(gfn: GuestFrameNumber, level: PageLevel, vcpu: Int, now: Double) -> AcceptCallResult {
+        if hostTrace != nil { hostTrace!.vcpu = vcpu; hostTrace!.now = now }
         let refusals = module.hostPriorityRefusals
         let r = accept(gfn: gfn, level: level)
         guard outcome == .ok else { return r }
@@ -77,6 +78,7 @@ extension TDXVM: TDXHostReplay {
     public func guestAccess(gfn: GuestFrameNumber, vcpu: Int) -> (OpCounts, fatal: String?) {
         guard outcome == .ok else { return (OpCounts(), "the TD is no longer running") }
         if module.isAccessible(gfn.only) { return (OpCounts(), nil) }
+        if hostTrace != nil { hostTrace!.vcpu = vcpu }
         var c = OpCounts()
         if !isMapped(gfn) { c = handleEPTViolation(gfn: gfn, acceptLevel: nil) }
         guard outcome == .ok else { return (c, "\(outcome)") }
@@ -120,6 +122,18 @@ extension TDXVM: TDXHostReplay {
 
     package func recordStateIndependentAccepts(level: PageLevel, count: UInt64) {
         if let s = module.stateIndependentAcceptStatus(level: level) { module.recordAccepts(s, count: count) }
+    }
+
+    package func traceCall(vcpu: Int, now: Double, calls: UInt64) {
+        if hostTrace != nil { hostTrace!.beginCall(vcpu: vcpu, now: now, calls: calls) }
+    }
+
+    package func traceClock(vcpu: Int, now: Double) {
+        if hostTrace != nil { hostTrace!.vcpu = vcpu; hostTrace!.now = now }
+    }
+
+    package func traceReplayEnded(now: Double) {
+        if hostTrace != nil { hostTrace!.replayEnded(now: now) }
     }
 
     // MARK: Build time

@@ -34,6 +34,9 @@ struct ChunkMemo {
     var upperOps: OpCounts
     var upperCalls: SEAMCALLCounts
     var upperCounters: KVMCounters
+    /// The host-trace exits the step made in its chunk (kind, level,
+    /// count), repeated per replayed chunk (`HostTrace`).
+    var trace: [TraceUnit] = []
 
     /// Every pool event takes a page outside the split path.
     var plainEvents: Bool { events.allSatisfy(\.isPlainPage) }
@@ -43,6 +46,23 @@ struct ChunkMemo {
     func sameChunkWork(as other: ChunkMemo) -> Bool {
         ops == other.ops && calls == other.calls && counters == other.counters
             && epochDelta == other.epochDelta && kicked == other.kicked
+    }
+}
+
+/// One kind of host-trace exit a memoised chunk step made, and how many.
+struct TraceUnit: Equatable {
+    var kind: HostTraceKind
+    var level: PageLevel?
+    var exits: UInt64
+
+    /// The records of one step, summed per kind and level in first-seen order.
+    static func units(_ records: [HostTraceRecord]) -> [TraceUnit] {
+        var out: [TraceUnit] = []
+        for r in records {
+            if let i = out.firstIndex(where: { $0.kind == r.kind && $0.level == r.level }) { out[i].exits += r.exits }
+            else { out.append(TraceUnit(kind: r.kind, level: r.level, exits: r.exits)) }
+        }
+        return out
     }
 }
 
@@ -191,11 +211,14 @@ extension TDXVM {
         stepSignature = (gfn, key, snapshot())
         poolEvents = []
         recordingPoolEvents = true
+        if hostTrace != nil { hostTrace!.capture = [] }
     }
 
     /// Memoises the step begun at `gfn` if the chunk ended uniform; returns its final key.
     func finishChunkStep(gfn: GuestFrameNumber) -> ReplayKey? {
         recordingPoolEvents = false
+        let captured = hostTrace?.capture ?? []
+        if hostTrace != nil { hostTrace!.capture = nil }
         guard let st = chunkStateOf(gfn.region2M) else { stepSignature = nil; return nil }
         let final = st.key
         // Memoised only if the step was allowed when it began, the VM is
@@ -209,7 +232,7 @@ extension TDXVM {
                              counters: (counters - s0.counters) - (contextCounters - s0.contextCounters),
                              epochDelta: module.tdEpoch - s0.epoch, kicked: counters[.vcpuKicks] > s0.kicks,
                              events: poolEvents, upperOps: upperOps - s0.upperOps, upperCalls: upperCalls - s0.upperCalls,
-                             upperCounters: upperCounters - s0.upperCounters)
+                             upperCounters: upperCounters - s0.upperCounters, trace: TraceUnit.units(captured))
         let key = MemoKey(signature: sig, final: final)
         if replayMemo.updateValue(memo, forKey: key) == nil { memoFinals[sig, default: []].append(final) }
         return final
@@ -391,6 +414,7 @@ extension TDXVM {
         // chunksSharing spans other contexts only with plain events, so a
         // sequence with split-cache events is the signature's own, k times.
         if plain { takeSeptPages(plainPages) } else { replayPoolEvents(memo.events, times: k) }
+        for u in memo.trace { hostTrace?.add(u.kind, level: u.level, frames: frames, exits: u.exits * k) }
         note("replayed \(k) chunks from \(g.address) like the memoised step")
         return contextOps - context0
     }

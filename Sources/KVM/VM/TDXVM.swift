@@ -60,6 +60,9 @@ public final class TDXVM {
     /// attributes: a shared GPA's contents live there, not in guest_memfd
     /// (`HostMemory`, issue 18 §5).
     public internal(set) var vmmShared = IntervalMap<GuestFrameNumber, Bool>(initial: false)
+    /// The host-visible trace of the guest's memory use (`--host-trace`,
+    /// issue 18 §5); nil (the default) records nothing.
+    public var hostTrace: HostTrace?
     /// Whether the module offered Dynamic PAMT (the kernel may still not
     /// enable it: v6 on a host wider than 48 bits).
     public let dynamicPAMTOffered: Bool

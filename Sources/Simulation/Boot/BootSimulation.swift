@@ -143,6 +143,7 @@ public struct BootSimulation {
         features.privateMappings1G = s.tdxModule1G
         let backing = s.gmemBacking ?? (s.tdxHost == .tdxHuge ? .hugetlb2M : .buddy)
         let vm = try TDXVM(options: opts, features: features, vcpus: s.vcpus, slots: Self.memslots(layout, backing: backing), costs: costs)
+        if s.traceHost { vm.hostTrace = HostTrace() }
         var build = try vm.addInitialMemory(Range(raw: added))
         build.add(try vm.addInitialMemory(Range(raw: flash)))
         vm.finalize()
@@ -242,7 +243,11 @@ public struct BootSimulation {
         let eagerFirmware = !s.lazy && s.firmware == .tdvf2022
         let fw = try FirmwareBoot(layout: layout, config: fwConfig, loader: loader, vcpus: s.vcpus)
             .run(acceptor: acc.firmware, stubAcceptor: acc.stub, costs: costs, eagerFirmware: eagerFirmware, platform: acc.platform,
-                 onHandOff: recorder.map { rec in { map, clock in rec.handOff(map, at: clock.seconds(rec.costs)) } })
+                 onHandOff: recorder.map { rec in { map, clock in
+                     rec.handOff(map, at: clock.seconds(rec.costs))
+                     // The EFI stub's clock starts at the hand-off.
+                     rec.vm?.hostTrace?.timeBase = clock.seconds(rec.costs)
+                 } })
         var r = BootResult(scenario: s, firmware: fw)
         r.buildCounts = acc.buildCounts
         r.events = fw.events
@@ -495,6 +500,7 @@ public struct BootSimulation {
         r.sharedMemory = acc.platform.sharedStats
         r.sharedBytes = acc.platform.sharedPages * 4096
         if let rec = acc.recorder { r.record = rec.finish() }
+        acc.vm?.hostTrace?.endCall()
         return r
     }
 }

@@ -179,6 +179,10 @@ public struct Scenario: Sendable {
     /// Fill `BootResult.record` (and the kexec and dump results' records):
     /// phases, series, snapshots, vCPU lanes, allocation latency (issue 14).
     public var record = true
+    /// Record the host-visible trace of the guest's memory use on the TDX
+    /// host (`boot --host-trace FILE`, `TDXVM.hostTrace`); an output, not
+    /// part of the scenario file.
+    public var traceHost = false
     /// edk2 PR 12811: the firmware describes the hot-plug window as
     /// unaccepted memory with `EFI_MEMORY_UHP` (`--uhp`).
     public var firmwareMarksUHP = false

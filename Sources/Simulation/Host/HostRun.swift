@@ -1,7 +1,7 @@
 import CoCoGuest
 public import CostModel
 public import KVM
-import MemoryModel
+public import MemoryModel
 import TDXModule
 
 /// Runs a host scenario and reports.
@@ -22,6 +22,8 @@ public final class HostRun {
     /// completes); the run goes on, as the host must hold whatever follows,
     /// but the outcome is no longer `ok` (`outcomeString`).
     public private(set) var guestFailure: String?
+    /// What each `hostread` command read (issue 18 §5), in order.
+    public private(set) var hostReads: [(line: Int, frames: Range<GuestFrameNumber>, read: HostRead)] = []
     /// Records the host's committed memory, exits and accepts after each
     /// command (`record`); nil when not asked for.
     let recorder: Recorder?
@@ -145,6 +147,7 @@ public final class HostRun {
             case .pin: _ = vm.hostPin(r)
             case .unpin: vm.hostUnpin(r)
             case .hostmap: _ = vm.hostMap(r)
+            case .hostread: hostReads.append((line, r, vm.hostRead(r)))
             }
         case .contend(let r, let acceptor):
             try requireSlot(r, line: line)

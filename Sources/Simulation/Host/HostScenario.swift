@@ -89,6 +89,10 @@ public struct HostScenario: Sendable {
         case unpin
         /// A load or store by the VMM (`TDXVM.hostMap`): SIGBUS on a private page.
         case hostmap
+        /// A read of guest memory through the VMM's mapping, as QEMU's
+        /// `dump-guest-memory` makes (`TDXVM.hostRead`): the guest's data
+        /// for shared pages only (issue 18 §5; also with VM-wide attributes).
+        case hostread
     }
 
     /// What an adversarial host does to a range of private memory.
@@ -261,7 +265,7 @@ public struct HostScenario: Sendable {
                     return g
                 } ?? .hugetlb2M
                 s.slots.append(Memslot(id: id, baseGFN: GuestFrameNumber(b), pages: p, backing: backing, userspaceAddrAligned: d["uaddr-aligned"] != "off"))
-            case let v where s.platform == .snp && ["inject", "remove", "readd", "remap", "refuse-aug", "pin", "unpin", "hostmap", "contend", "halt", "wake"].contains(v):
+            case let v where s.platform == .snp && ["inject", "remove", "readd", "remap", "refuse-aug", "pin", "unpin", "hostmap", "hostread", "contend", "halt", "wake"].contains(v):
                 throw err("\(verb) is a TDX host command; the SNP host (platform=snp) has no such step")
             case "rmpadjust":
                 guard s.platform == .snp else { throw err("rmpadjust needs platform=snp on the td line") }
@@ -334,9 +338,9 @@ public struct HostScenario: Sendable {
                 }
                 if acceptor == 1 { vcpuLines.append((1, n)) }
                 s.commands.append(.contend(r, acceptor: acceptor))
-            case "pin", "unpin", "hostmap":
-                // hostmap also runs with VM-wide attributes: the VMM touching its own shared memory.
-                guard s.options.conversionPolicy == .inPlace || verb == "hostmap" else {
+            case "pin", "unpin", "hostmap", "hostread":
+                // hostmap and hostread also run with VM-wide attributes: the VMM's own shared memory.
+                guard s.options.conversionPolicy == .inPlace || verb == "hostmap" || verb == "hostread" else {
                     throw err("\(verb) needs policy=in-place on the td line (only in-place conversion maps guest_memfd's pages to the host)")
                 }
                 guard f.count <= 2 else { throw err("\(verb) takes one GFN[+COUNT], got '\(f[2])'") }

@@ -197,6 +197,7 @@ package final class Recorder {
             }
         }
         segmentStart += seconds
+        vm?.hostTrace?.timeBase = segmentStart
         place(segmentStart, row(nil).values)
     }
 

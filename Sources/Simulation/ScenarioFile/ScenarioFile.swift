@@ -174,7 +174,7 @@ public struct ScenarioFile: Sendable {
             if let policy {
                 s.options.conversionPolicy = policy
                 try s.options.checkAttributesSwitch()
-                if policy != .inPlace, s.commands.contains(where: { if case .hostUse(let u, _) = $0 { u != .hostmap } else { false } }) {
+                if policy != .inPlace, s.commands.contains(where: { if case .hostUse(let u, _) = $0 { u != .hostmap && u != .hostread } else { false } }) {
                     throw CocomemError(.invalidScenario, "host step policy \(policy.rawValue): the commands' pin and unpin need policy in-place")
                 }
             }
