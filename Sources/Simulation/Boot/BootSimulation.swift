@@ -33,9 +33,6 @@ public struct CalibrationNote: Sendable {
 
 /// Everything a boot produces.
 public struct BootResult {
-    /// TDX: vCPUs in guest mode on the host when the boot and workload
-    /// ended (the BSP; idle APs are halted, `haltIdleAPs`). Nil on SNP.
-    public var hostVCPUsInGuestMode: Int? = nil
     /// Set by `cocomem boot`: the band and range of these times.
     public var calibrationNote: CalibrationNote? = nil
     public var scenario: Scenario
@@ -334,8 +331,6 @@ public struct BootSimulation {
         // initcalls, where init_per_zone_wmark_min() sets the watermarks.
         var eclock = PhaseClock(vcpus: s.vcpus)
         if outcome == .ok { outcome = kernel.earlyAllocations(clock: &eclock) }
-        // smp_init() brought the APs up; with nothing to run they idle.
-        if outcome == .ok { haltIdleAPs(platform) }
         r.times.earlyAllocations = eclock.seconds(costs)
         recorder?.phase(prefix + "early_allocations", eclock, seconds: r.times.earlyAllocations)
         var dclock = PhaseClock(vcpus: s.vcpus)
@@ -368,16 +363,13 @@ public struct BootSimulation {
                              ("early_allocations", eclock.counts), ("userspace", uclock.counts)]
         if kernel.totalUnacceptedPages == 0 { r.fullyAcceptedAfter = r.times.totalBoot }
 
-        // The workload after boot: it runs on every vCPU, so the APs are woken for it and idle again after it.
+        // The workload after boot.
         var wclock = PhaseClock(vcpus: s.vcpus)
         if outcome == .ok {
             let wfull: Double?
-            if workload != .none { wakeIdleAPs(platform) }
             (outcome, wfull) = runWorkload(workload, kernel, clock: &wclock, clamped: &r.degradations, recorder: recorder, prefix: prefix)
-            if workload != .none { haltIdleAPs(platform) }
             if r.fullyAcceptedAfter == nil, let w = wfull { r.fullyAcceptedAfter = r.times.totalBoot + w }
         }
-        r.hostVCPUsInGuestMode = ((platform as? TDXGuestPlatform)?.host as? TDXVM)?.vcpusInGuestMode
         r.times.workload = wclock.seconds(costs)
         r.acceptedWorkload = unaccepted?.acceptedBytes ?? 0
         r.perPhaseCounts.append(("workload", wclock.counts))
@@ -386,25 +378,6 @@ public struct BootSimulation {
         r.events += kernel.events
         r.outcome = outcome
         kernel.onAcceptBatch = nil
-    }
-
-    /// The APs of a TDX guest, idle after `smp_init()`: each runs the idle
-    /// loop, which halts with TDVMCALL(HLT) (`tdx_safe_halt()`), and KVM
-    /// blocks the vCPU in `kvm_vcpu_halt()` outside guest mode until its
-    /// next tick or IPI. Between ticks (a few µs in a 1 ms period at HZ=1000)
-    /// an idle AP is halted, so the host sees it halted (`TDXVM.halt`), and
-    /// `tdx_track()` does not kick it. The BSP keeps running the boot.
-    /// - Complexity: O(vCPUs).
-    func haltIdleAPs(_ platform: any GuestPlatform) {
-        guard let vm = (platform as? TDXGuestPlatform)?.host as? TDXVM else { return }
-        for v in 1..<max(1, scenario.vcpus) where vm.isInGuestMode(vcpu: v) { vm.halt(vcpu: v) }
-    }
-
-    /// The APs woken to run a workload phase on every vCPU (TDH.VP.ENTER).
-    /// - Complexity: O(vCPUs).
-    func wakeIdleAPs(_ platform: any GuestPlatform) {
-        guard let vm = (platform as? TDXGuestPlatform)?.host as? TDXVM, vm.isFinalized else { return }
-        for v in 1..<max(1, scenario.vcpus) where !vm.isInGuestMode(vcpu: v) { vm.wake(vcpu: v) }
     }
 
     /// Runs a workload on the booted kernel. Returns the outcome and when
