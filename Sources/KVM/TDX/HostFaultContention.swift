@@ -76,10 +76,10 @@ public struct HostFaultContentionResult: Sendable, Equatable {
     public var conversions: UInt64 = 0
     /// Events handed out by the scheduler (0 when replayed in bulk).
     public var events: UInt64 = 0
-    /// Lock-order violations seen while stepping: a fault's AUG while the
-    /// write lock is held, a BLOCK while a fault holds the read lock, a
-    /// module lock asked for without `mmu_lock` held. Always 0 unless the
-    /// model is broken; tests hold it there.
+    /// Lock-order violations seen while stepping: a zap's BLOCK, granted
+    /// `mmu_lock` for write, finding `secure_ept_lock` held (a fault's AUG
+    /// still in the module, which only its read lock may cover). Always 0
+    /// unless the model is broken; tests hold it there.
     public var lockOrderViolations: UInt64 = 0
     public init() {}
 
