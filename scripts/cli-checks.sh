@@ -892,5 +892,12 @@ printf 'guest: {memory: 4G, numa: {a: 1}}\n' > "$tmp/numa-map.yaml"
 expect_error "numa: scenario file numa as a mapping" "node count or a list of node sizes" run "$tmp/numa-map.yaml"
 expect_output "numa: per-node meminfo in the report" "Node 1 Unaccepted:" boot --memory 8G --numa 2
 
+# host-faults (issue 17 §1): out-of-range values are one error line.
+expect_error "host-faults: no faults" "faults 0: must be 1 to 10000000" host-faults --faults 0
+expect_error "host-faults: no vCPUs" "vcpus 0: must be 1 to 4096" host-faults --vcpus 0
+expect_error "host-faults: HZ too high" "hz 20000: must be at most 10000" host-faults --hz 20000
+expect_error "host-faults: not a number" "--vcpus" host-faults --vcpus abc
+expect_output "host-faults: the cost per fault" "per fault (us)" host-faults --faults 100
+
 echo "cli-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -7,7 +7,7 @@ public struct ContentionStats: Sendable, Equatable {
     /// Virtual time spent waiting, summed over takers, in picoseconds.
     public var waitPicoseconds: UInt64 = 0
     public init() {}
-    mutating func record(requested t: UInt64, granted s: UInt64) {
+    package mutating func record(requested t: UInt64, granted s: UInt64) {
         acquisitions &+= 1
         if s > t { contended &+= 1; waitPicoseconds &+= s - t }
     }
@@ -148,5 +148,47 @@ public struct SharedTimelines: Sendable, Equatable {
     public mutating func acquireZoneLock(_ i: Int, at t: UInt64, hold: UInt64) -> UInt64 {
         while zoneLocks.count <= i { zoneLocks.append(QueuedSpinLock()) }
         return zoneLocks[i].acquire(at: t, hold: hold)
+    }
+}
+
+/// A TDX module shared/exclusive lock: `acquire_sharex_lock_sh()` and
+/// `acquire_sharex_lock_ex()` (intel/tdx-module, src/common/helpers and
+/// the `sharex_lock_t` users: `tdcs.epoch_tracking.epoch_lock`,
+/// `tdcs.executions_ctl_fields.secure_ept_lock`). The module never waits:
+/// a try that meets an incompatible holder fails, and the SEAMCALL returns
+/// TDX_OPERAND_BUSY to the host (or, for TDH.VP.ENTER's epoch section,
+/// fails the entry), which retries. A shared try fails only while an
+/// exclusive holder is in; an exclusive try fails while anyone is in.
+/// Tries must come in non-decreasing time (the scheduler's order); holds
+/// are known when taken.
+public struct ShareExclusiveTryLock: Sendable, Equatable {
+    /// When the last shared holder granted so far releases.
+    public private(set) var sharedFreeAt: UInt64 = 0
+    /// When the exclusive holder releases.
+    public private(set) var exclusiveFreeAt: UInt64 = 0
+    /// Successful tries, shared and exclusive.
+    public private(set) var sharedAcquisitions: UInt64 = 0
+    public private(set) var exclusiveAcquisitions: UInt64 = 0
+    /// Tries that failed (TDX_OPERAND_BUSY), shared and exclusive.
+    public private(set) var sharedBusy: UInt64 = 0
+    public private(set) var exclusiveBusy: UInt64 = 0
+    public init() {}
+
+    /// Tries the lock shared at `t` for `hold`; false is BUSY.
+    /// - Complexity: O(1).
+    public mutating func tryShared(at t: UInt64, hold: UInt64) -> Bool {
+        if exclusiveFreeAt > t { sharedBusy &+= 1; return false }
+        sharedAcquisitions &+= 1
+        sharedFreeAt = max(sharedFreeAt, t &+ hold)
+        return true
+    }
+
+    /// Tries the lock exclusive at `t` for `hold`; false is BUSY.
+    /// - Complexity: O(1).
+    public mutating func tryExclusive(at t: UInt64, hold: UInt64) -> Bool {
+        if exclusiveFreeAt > t || sharedFreeAt > t { exclusiveBusy &+= 1; return false }
+        exclusiveAcquisitions &+= 1
+        exclusiveFreeAt = t &+ hold
+        return true
     }
 }
