@@ -44,6 +44,32 @@ public final class SNPHostGuest {
         changeState(frames, toPrivate: true, driver: driver)
     }
 
+    /// VMGEXIT_PSC_MAX_COUNT: the entries of one descriptor edk2's
+    /// `InternalSetPageState` fills (253).
+    public static let edk2PSCMaxEntries = 253
+
+    /// edk2's `MemEncryptSevSnpPreValidateSystemRam` → `InternalSetPageState`
+    /// to private: Linux's entry sizes (2M where aligned with 2M left), up to
+    /// 253 entries a descriptor, the same PVALIDATE rules.
+    /// - Complexity: as `accept`.
+    public func acceptEDK2(_ frames: Range<GuestFrameNumber>) -> String? {
+        changeState(frames, toPrivate: true, driver: .linux, maxEntries: Self.edk2PSCMaxEntries)
+    }
+
+    /// Linux's `__page_state_change()` before a GHCB exists (EFI stub,
+    /// decompressor from d54d610243a4): per 4K page a GHCB MSR page-state
+    /// request to private (a response error terminates: GHCB_TERM_PSC) and a
+    /// 4K PVALIDATE (`pvalidate_4k_page()`, a failure terminates:
+    /// GHCB_TERM_PVALIDATE).
+    /// - Returns: why the guest died, or nil; and the frames validated.
+    /// - Complexity: the host's `msrValidate4K`.
+    public func acceptMSR(_ frames: Range<GuestFrameNumber>) -> (why: String?, validated: UInt64) {
+        guard let (g, st, r) = host.msrValidate4K(frames) else { return (nil, frames.length) }
+        let done = g - frames.lowerBound
+        guard st == .ok else { return ("SNP: page state change of \(g.address) failed (\(st)): the guest terminated itself (GHCB_TERM_PSC)", done) }
+        return (terminated(g, r), done)
+    }
+
     /// `set_memory_decrypted()`: PVALIDATE rescinds each entry, then the PSC
     /// makes it shared (`__set_pages_state()` rescinds before the VMGEXIT).
     public func makeShared(_ frames: Range<GuestFrameNumber>, driver: Driver = .linux) -> String? {
@@ -52,22 +78,22 @@ public final class SNPHostGuest {
 
     /// The descriptors of `frames`, built one at a time (a 16 TiB range is
     /// 8 M entries: never held at once).
-    func changeState(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, driver: Driver) -> String? {
-        let unit = UInt64(Self.pscMaxEntries) * PageLevel.size2M.pages
+    func changeState(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, driver: Driver, maxEntries: Int = pscMaxEntries) -> String? {
+        let unit = UInt64(maxEntries) * PageLevel.size2M.pages
         // From the first 2M-aligned frame to the last whole 2M range, every entry is 2M.
         let twoMEnd = driver == .linux ? frames.upperBound.alignedDown(to: .size2M) : frames.lowerBound
         var g = frames.lowerBound
         while g < frames.upperBound {
             var desc: [PSCEntry] = []
             var h = g
-            while desc.count < Self.pscMaxEntries, h < frames.upperBound {
+            while desc.count < maxEntries, h < frames.upperBound {
                 let e = entry(at: h, in: frames, toPrivate: toPrivate, driver: driver)
                 desc.append(e)
                 h = h + e.level.pages
             }
             // Whole descriptors of 2M entries each make the same requests:
             // offer the host the ones that follow as one replay window.
-            let full = replayWindows && desc.count == Self.pscMaxEntries && desc.allSatisfy { $0.level == .size2M }
+            let full = replayWindows && desc.count == maxEntries && desc.allSatisfy { $0.level == .size2M }
             let following = full && twoMEnd > h ? (twoMEnd - h) / unit : 0
             if following > 0 { host.beginReplayWindow(Range(start: g, count: unit * (following + 1))) }
             if let why = changeState(desc: desc, toPrivate: toPrivate) { return why }

@@ -1,3 +1,4 @@
+public import CostModel
 public import MemoryModel
 
 /// One entry of a Page State Change request (`struct psc_entry` in the
@@ -40,6 +41,11 @@ public protocol SNPGuestDoor: AnyObject {
     func rmpadjust(gfn: GuestFrameNumber, level: PageLevel, vmpl: Int, perms: UInt8) -> PvalidateResult?
     /// A load or store with the C-bit set. Returns why the guest died, or nil.
     func access(gfn: GuestFrameNumber) -> String?
+    /// A page-state change through the GHCB MSR protocol
+    /// (`GHCB_MSR_PSC_REQ`, one 4K page, before a GHCB exists): `.ok`, or
+    /// `.generic` for the response's error (GHCB_MSR_PSC_RESP with a non-zero
+    /// error field).
+    func msrPageStateChange(gfn: GuestFrameNumber, toPrivate: Bool) -> PSCStatus
 }
 
 /// Bulk support beside `SNPGuestDoor` (no real interface has it): 4K
@@ -59,4 +65,12 @@ public protocol SNPGuestDoorReplay: SNPGuestDoor {
     /// true if the host replayed the rest (its state and counters as if the
     /// guest had made the same requests for every unit), so the guest skips it.
     func finishReplayWindow(stepped: Range<GuestFrameNumber>) -> Bool
+    /// For each frame of `frames` in ascending order, an MSR-protocol
+    /// page-state change to private and a 4K PVALIDATE (Linux's
+    /// `__page_state_change()` before a GHCB exists), stopping at the first
+    /// that fails: its frame, the PSC status and, when the PSC succeeded,
+    /// PVALIDATE's result (nil: never completes).
+    func msrValidate4K(_ frames: Range<GuestFrameNumber>) -> (gfn: GuestFrameNumber, psc: PSCStatus, result: PvalidateResult?)?
+    /// The operations the host has charged so far (for the guest's clock).
+    var operations: OpCounts { get }
 }

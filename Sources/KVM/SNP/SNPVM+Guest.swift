@@ -1,4 +1,4 @@
-import CostModel
+public import CostModel
 public import MemoryModel
 public import SNP
 
@@ -138,6 +138,37 @@ extension SNPVM: SNPGuestDoorReplay {
             g = end
         }
         return why
+    }
+
+    /// `snp_begin_psc_msr()`: a GHCB MSR page-state request names one 4K
+    /// page; KVM forwards it as a KVM_HC_MAP_GPA_RANGE exit of one page
+    /// (`mapGPARange`) and `snp_complete_psc_msr()` answers with the
+    /// userspace result.
+    /// - Complexity: as `mapGPARange` of one frame.
+    public func msrPageStateChange(gfn: GuestFrameNumber, toPrivate: Bool) -> PSCStatus {
+        stats.add(.pscMSRExits)
+        ops.add(.snpMSRPSCExit)
+        stats.add(.mapGPARangeExits)
+        return mapGPARange(gfn.only, toPrivate: toPrivate) == .ok ? .ok : .generic
+    }
+
+    public var operations: OpCounts { ops }
+
+    /// `msrPageStateChange(gfn:toPrivate: true)` then
+    /// `pvalidate(gfn:level: .size4K, validate: true)` of each frame of
+    /// `frames`, by runs (`replayingFrames`).
+    /// - Complexity: O(k × log runs) for k runs of state and 2M ranges.
+    public func msrValidate4K(_ frames: Range<GuestFrameNumber>) -> (gfn: GuestFrameNumber, psc: PSCStatus, result: PvalidateResult?)? {
+        var failure: (PSCStatus, PvalidateResult?)? = nil
+        let g = replayingFrames(frames) { g in
+            let st = self.msrPageStateChange(gfn: g, toPrivate: true)
+            guard st == .ok else { failure = (st, nil); return false }
+            let r = self.pvalidate(gfn: g, level: .size4K, validate: true)
+            if r != .success { failure = (.ok, r) }
+            return r == .success
+        }
+        guard let g, let failure else { return nil }
+        return (g, failure.0, failure.1)
     }
 
     /// `pvalidate(gfn:level: .size4K, validate: true)` of each frame of

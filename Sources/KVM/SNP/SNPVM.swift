@@ -25,6 +25,7 @@ public enum SNPHostStat: Int, CaseIterable, Sendable {
     case pvalidate4KSuccess, pvalidate2MSuccess, pvalidateNoUpdate, pvalidateSizeMismatch, pvalidateFailed
     case rmpadjustSuccess, rmpadjustFailed
     case punchHoles
+    case launchUpdateVMSA, pscMSRExits
 
     /// The name in the report (as debugfs or the function would name it).
     public var name: String {
@@ -58,6 +59,8 @@ public enum SNPHostStat: Int, CaseIterable, Sendable {
         case .rmpadjustSuccess: "rmpadjust.success"
         case .rmpadjustFailed: "rmpadjust.failed"
         case .punchHoles: "gmem.punch_hole"
+        case .launchUpdateVMSA: "rmpupdate.vmsa"
+        case .pscMSRExits: "psc.msr"
         }
     }
 }
@@ -148,7 +151,44 @@ public final class SNPVM {
     /// Runs of equal RMP entries (what the per-range RMP costs).
     public var rmpRuns: Int { rmp.entries.runCount }
 
+    /// Host pages holding the vCPUs' VMSAs (`svm->sev_es.vmsa`), made
+    /// guest-owned by `launchFinish()`.
+    public package(set) var vmsaPages: UInt64 = 0
+
+    /// Host memory the guest holds: guest_memfd's folios and the VMSA pages.
+    public var hostCommittedPages: UInt64 { committedPages + vmsaPages }
+
+    /// Pages assigned to this guest in 2M RMP entries and in 4K entries.
+    /// - Complexity: O(runs).
+    public var assignedPagesBySize: (in2M: UInt64, in4K: UInt64) {
+        (rmp.entries.measure(in: .lowest ..< .highest) { $0.assigned && $0.asid == asid && $0.pageSize2M },
+         rmp.entries.measure(in: .lowest ..< .highest) { $0.assigned && $0.asid == asid && !$0.pageSize2M })
+    }
+
     /// Validated guest pages (RMP Validated set).
     /// - Complexity: O(runs).
     public var validatedPages: UInt64 { rmp.entries.measure(in: .lowest ..< .highest) { $0.validated } }
+}
+
+extension SNPVM {
+    /// Whether the guest can touch every frame of `frames` without a #VC:
+    /// each lies in a memslot, is private and its RMP entry is assigned to
+    /// this guest at that GPA and validated. The guest's own view (what it
+    /// has validated), read from the host's RMP.
+    /// - Complexity: O(slots + log runs + k) for k runs in `frames`.
+    public func isValidated(_ frames: Range<GuestFrameNumber>) -> Bool {
+        guard !frames.isEmpty else { return true }
+        guard attributes.allPrivate(frames) else { return false }
+        var covered: UInt64 = 0
+        for s in gmem.slots {
+            let lo = max(s.baseGFN, frames.lowerBound), hi = min(s.frames.upperBound, frames.upperBound)
+            guard lo < hi else { continue }
+            covered += hi - lo
+            let h0 = gmem.hfn(lo)
+            for (r, e) in rmp.runs(in: Range(start: h0, count: hi - lo)) {
+                guard e.assigned, e.validated, e.asid == asid, e.gfn(at: r.lowerBound) == lo + (r.lowerBound - h0) else { return false }
+            }
+        }
+        return covered == frames.length
+    }
 }

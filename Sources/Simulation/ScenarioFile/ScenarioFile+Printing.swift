@@ -70,7 +70,7 @@ extension ScenarioFile {
         ] + (s.kernel.minFreeKbytes.map { [Entry("min-free-kbytes", .int($0))] } ?? [])
           + (s.kernel.watermarkScaleFactor.map { [Entry("watermark-scale-factor", .int($0))] } ?? [])
           + (s.kernel.hotplugAcceptance != .mainline ? [Entry("hotplug-accept", .string(s.kernel.hotplugAcceptance.rawValue))] : []))))
-        var host = [Entry("kind", .string(s.tdxHost.rawValue))]
+        var host = [Entry("kind", .string(s.snpHost ? "snp" : s.tdxHost.rawValue))]
         if let g = s.gmemBacking { host.append(Entry("gmem", .string(g.rawValue))) }
         host += [Entry("mapping", .string(s.hostMapping.rawValue)), Entry("snp-prefault", .bool(s.snpPrefault))]
         // Forward-looking, printed only when on, so other printed scenarios are unchanged.
