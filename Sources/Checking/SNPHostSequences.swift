@@ -10,7 +10,8 @@ import Simulation
 public enum SNPHostSequences {
     /// The commands drawn from, before their frames are chosen.
     public static let verbs = ["accept linux", "accept 4k", "access", "convert shared", "convert private",
-                               "attributes shared", "attributes private", "punch", "punch-part", "rmpadjust"]
+                               "attributes shared", "attributes private", "punch", "punch-part", "rmpadjust",
+                               "psc-skip", "psc-invert", "psc-backward", "psc-honest"]
 
     /// Frames of the guest: four 2M ranges.
     public static let frames: UInt64 = 2048
@@ -30,6 +31,7 @@ public enum SNPHostSequences {
             case "convert", "attributes": return "\(parts[0]) \(hex(start))+\(n) \(parts[1])"
             case "punch": return "punch \(hex(chunk * 512))+512"
             case "punch-part": return "punch \(hex(start))+\(n)"
+            case let a where a.hasPrefix("psc-"): return "\(a) \(hex(start))+\(n)"
             default: return "rmpadjust \(hex(start))+\(min(n, 8)) vmpl=1"
             }
         }

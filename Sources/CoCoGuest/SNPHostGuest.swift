@@ -18,6 +18,22 @@ public final class SNPHostGuest {
 
     public init(host: any SNPGuestDoorReplay) { self.host = host }
 
+    /// The guest's own view of which frames it made shared (the C-bit its
+    /// page tables give them): set by a completed `makeShared`, cleared by a
+    /// completed `accept`. All private at start, as QEMU starts an SNP guest.
+    /// It is what the guest's accesses use, whatever the host's attributes say.
+    public private(set) var madeShared = IntervalMap<GuestFrameNumber, Bool>(initial: false)
+
+    /// The guest's loads and stores to `frames`, each with the C-bit of
+    /// `madeShared`. Returns why the guest died, or nil.
+    /// - Complexity: O(runs of `madeShared` in `frames`) host accesses.
+    public func access(_ frames: Range<GuestFrameNumber>) -> String? {
+        for (r, shared) in madeShared.runs(in: frames) {
+            if let why = host.access(r, cBit: !shared) { return why }
+        }
+        return nil
+    }
+
     /// Which PVALIDATE sizes a driver uses.
     public enum Driver: String, Sendable, CaseIterable {
         /// Linux: 2M entries where the range is 2M-aligned with 2M left, else 4K.
@@ -64,7 +80,10 @@ public final class SNPHostGuest {
     /// - Returns: why the guest died, or nil; and the frames validated.
     /// - Complexity: the host's `msrValidate4K`.
     public func acceptMSR(_ frames: Range<GuestFrameNumber>) -> (why: String?, validated: UInt64) {
-        guard let (g, st, r) = host.msrValidate4K(frames) else { return (nil, frames.length) }
+        guard let (g, st, r) = host.msrValidate4K(frames) else {
+            madeShared.assign(frames, false)
+            return (nil, frames.length)
+        }
         let done = g - frames.lowerBound
         guard st == .ok else { return ("SNP: page state change of \(g.address) failed (\(st)): the guest terminated itself (GHCB_TERM_PSC)", done) }
         return (terminated(g, r), done)
@@ -79,6 +98,12 @@ public final class SNPHostGuest {
     /// The descriptors of `frames`, built one at a time (a 16 TiB range is
     /// 8 M entries: never held at once).
     func changeState(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, driver: Driver, maxEntries: Int = pscMaxEntries) -> String? {
+        let why = changeStateOfDescriptors(frames, toPrivate: toPrivate, driver: driver, maxEntries: maxEntries)
+        if why == nil { madeShared.assign(frames, !toPrivate) }
+        return why
+    }
+
+    func changeStateOfDescriptors(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, driver: Driver, maxEntries: Int) -> String? {
         let unit = UInt64(maxEntries) * PageLevel.size2M.pages
         // From the first 2M-aligned frame to the last whole 2M range, every entry is 2M.
         let twoMEnd = driver == .linux ? frames.upperBound.alignedDown(to: .size2M) : frames.lowerBound
@@ -111,6 +136,9 @@ public final class SNPHostGuest {
     func changeState(desc: [PSCEntry], toPrivate: Bool) -> String? {
         if !toPrivate, let why = pvalidate(desc, validate: false) { return why }
         let st = host.pageStateChange(desc)
+        if st == .processingWentBackward {
+            return "SNP: PSC processing going backward (vmgexit_psc() checks the header's cur_entry and end_entry the hypervisor wrote back): the guest terminated itself (GHCB_TERM_PSC)"
+        }
         guard st == .ok else { return "SNP: page state change failed (\(st)): the guest terminated itself (GHCB_TERM_PSC)" }
         if toPrivate, let why = pvalidate(desc, validate: true) { return why }
         return nil

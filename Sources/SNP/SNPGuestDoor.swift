@@ -23,6 +23,11 @@ public enum PSCStatus: Sendable, Equatable {
     case invalidEntry
     /// VMGEXIT_PSC_ERROR_GENERIC: userspace failed the KVM_HC_MAP_GPA_RANGE exit.
     case generic
+    /// No error, but the header the hypervisor wrote back has `cur_entry`
+    /// below the guest's or `end_entry` above it: what Linux's
+    /// `vmgexit_psc()` checks ("SNP: PSC processing going backward"), which
+    /// only a hypervisor "tricking us" produces.
+    case processingWentBackward
 }
 
 /// The SEV-SNP host as an SNP guest reaches it: Page State Change
@@ -73,4 +78,8 @@ public protocol SNPGuestDoorReplay: SNPGuestDoor {
     func msrValidate4K(_ frames: Range<GuestFrameNumber>) -> (gfn: GuestFrameNumber, psc: PSCStatus, result: PvalidateResult?)?
     /// The operations the host has charged so far (for the guest's clock).
     var operations: OpCounts { get }
+    /// Loads or stores to each frame of `frames` in ascending order with
+    /// the C-bit set (`cBit`) or clear, as the guest's page tables have it,
+    /// stopping at the first that kills the guest (returned: why).
+    func access(_ frames: Range<GuestFrameNumber>, cBit: Bool) -> String?
 }

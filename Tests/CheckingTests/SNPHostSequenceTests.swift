@@ -34,7 +34,7 @@ import Testing
             for (s, _) in run.vm.stats.nonZero { seen.insert(s) }
         }
         for s in [SNPHostStat.psmashRMPFault, .psmashInvalidate, .folioSplits, .folioMerges, .rmpupdatePrivate2M,
-                  .rmpupdatePrivate4K, .rmpupdateShared2M, .rmpadjustSuccess, .npfPrivate2M] {
+                  .rmpupdatePrivate4K, .rmpupdateShared2M, .rmpadjustSuccess, .npfPrivate2M, .pscLies, .memoryFaultExits] {
             #expect(seen.contains(s), "never reached \(s.name)")
         }
     }

@@ -25,7 +25,7 @@ public enum SNPHostStat: Int, CaseIterable, Sendable {
     case pvalidate4KSuccess, pvalidate2MSuccess, pvalidateNoUpdate, pvalidateSizeMismatch, pvalidateFailed
     case rmpadjustSuccess, rmpadjustFailed
     case punchHoles
-    case launchUpdateVMSA, pscMSRExits
+    case launchUpdateVMSA, pscMSRExits, pscLies
 
     /// The name in the report (as debugfs or the function would name it).
     public var name: String {
@@ -61,6 +61,7 @@ public enum SNPHostStat: Int, CaseIterable, Sendable {
         case .punchHoles: "gmem.punch_hole"
         case .launchUpdateVMSA: "rmpupdate.vmsa"
         case .pscMSRExits: "psc.msr"
+        case .pscLies: "psc.answered_wrongly"
         }
     }
 }
@@ -109,6 +110,10 @@ public final class SNPVM {
     public var logEnabled = false
     /// Frames the bulk 4K paths replayed instead of stepping (for tests).
     package var replayedFrames: UInt64 = 0
+    /// How the host answers page-state changes of each frame (the
+    /// adversarial host's `psc-skip`, `psc-invert`, `psc-backward`; honest
+    /// by default).
+    public package(set) var pscAnswers = IntervalMap<GuestFrameNumber, SNPPSCAnswer>(initial: .honest)
     /// The guest's open replay window (`beginReplayWindow`).
     var pendingWindow: SNPReplayWindow?
     public package(set) var log: [String] = []

@@ -68,7 +68,8 @@ public final class SNPHostRun {
             lastGuestFailure = guest.accept(r, driver: level == .size4K ? .fourK : .linux)
         case .access(let r):
             try requireSlot(r, line: line)
-            lastGuestFailure = vm.access(r)
+            // With the C-bit the guest chose: its own view of what it made shared.
+            lastGuestFailure = guest.access(r)
         case .convert(let r, let p):
             try requireSlot(r, line: line)
             lastGuestFailure = p ? guest.accept(r) : guest.makeShared(r)
@@ -88,6 +89,9 @@ public final class SNPHostRun {
         case .rmpadjust(let r, let vmpl):
             try requireSlot(r, line: line)
             lastGuestFailure = guest.rmpadjust(r, vmpl: vmpl, perms: 0xf)
+        case .pscAnswer(let a, let r):
+            try requireSlot(r, line: line)
+            vm.answerPageStateChanges(r, a)
         case .inject, .adversary, .hostUse, .contend, .halt, .wake:
             throw CocomemError(.invalidScenario, "host scenario line \(line): \(c.verb) is a TDX host command")
         }
