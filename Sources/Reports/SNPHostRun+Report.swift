@@ -48,6 +48,8 @@ extension SNPVM {
          ("rmp.validated_pages", validatedPages), ("rmp.runs", UInt64(rmpRuns)),
          ("gmem.allocated_pages", committedPages)]
             + (vmsaPages > 0 ? [("vmsa.pages", vmsaPages)] : [])
+            + (vmmSharedPages > 0 ? [("vmm.shared_pages", vmmSharedPages), ("host.double_backed_pages", doubleBackedPages)] : [])
+            + (inPlace ? [("gmem.in_place.shared_pages", inPlaceSharedPages)] : [])
             + stats.nonZero.map { ($0.0.name, $0.1) }
     }
 

@@ -39,6 +39,7 @@ extension SNPVM {
             return .invalid("frames \(frames.lowerBound.address)+\(frames.length) are not inside one guest_memfd memslot")
         }
         note("map_gpa_range \(frames.lowerBound)+\(frames.length) \(toPrivate ? "private" : "shared")")
+        if inPlace { return convertInPlace(frames, toPrivate: toPrivate) }
         // kvm_vm_set_mem_attributes() returns early when the range already
         // has the attributes: nothing is zapped.
         let unchanged = attributes.privateAttr.allSatisfy(in: frames) { $0 == toPrivate }
@@ -47,6 +48,8 @@ extension SNPVM {
         zap(frames)
         if toPrivate {
             for (r, l) in npt.runs(in: frames) where l == .shared4K { npt.assign(r, .none) }
+            // QEMU's kvm_convert_memory() to private: ram_block_discard_range() of the shared side.
+            vmmShared.assign(frames, false)
             mergeFolios(frames)
         } else {
             splitFolios(frames)

@@ -26,6 +26,7 @@ public enum SNPHostStat: Int, CaseIterable, Sendable {
     case rmpadjustSuccess, rmpadjustFailed
     case punchHoles
     case launchUpdateVMSA, pscMSRExits, pscLies
+    case inPlaceSIGBUS, inPlacePinsRefused, inPlaceRefusedForReferences
 
     /// The name in the report (as debugfs or the function would name it).
     public var name: String {
@@ -62,6 +63,9 @@ public enum SNPHostStat: Int, CaseIterable, Sendable {
         case .launchUpdateVMSA: "rmpupdate.vmsa"
         case .pscMSRExits: "psc.msr"
         case .pscLies: "psc.answered_wrongly"
+        case .inPlaceSIGBUS: "gmem.in_place.sigbus"
+        case .inPlacePinsRefused: "gmem.in_place.pins_refused"
+        case .inPlaceRefusedForReferences: "gmem.in_place.conversions_refused_host_references"
         }
     }
 }
@@ -114,6 +118,17 @@ public final class SNPVM {
     /// adversarial host's `psc-skip`, `psc-invert`, `psc-backward`; honest
     /// by default).
     public package(set) var pscAnswers = IntervalMap<GuestFrameNumber, SNPPSCAnswer>(initial: .honest)
+    /// guest_memfd in-place conversion (Ackerley Tng's series, `policy=in-place`
+    /// on a `platform=snp` td line): shared and private pages both live in
+    /// guest_memfd and a conversion does not discard them (`SNPVM+InPlace`).
+    /// Off: VM-wide attributes, QEMU's discard on conversion.
+    public var inPlace = false
+    /// The VMM's own memory behind shared GPAs under VM-wide attributes
+    /// (QEMU's RAM block, the shared side of each GPA): populated by the
+    /// guest's shared accesses and the VMM's own loads and stores
+    /// (`hostMap`), freed by QEMU's `ram_block_discard_range()` when the
+    /// range is converted to private. Always empty in place.
+    public package(set) var vmmShared = IntervalMap<GuestFrameNumber, Bool>(initial: false)
     /// The guest's open replay window (`beginReplayWindow`).
     var pendingWindow: SNPReplayWindow?
     public package(set) var log: [String] = []
@@ -160,8 +175,26 @@ public final class SNPVM {
     /// guest-owned by `launchFinish()`.
     public package(set) var vmsaPages: UInt64 = 0
 
-    /// Host memory the guest holds: guest_memfd's folios and the VMSA pages.
-    public var hostCommittedPages: UInt64 { committedPages + vmsaPages }
+    /// Host memory the guest holds: guest_memfd's folios, the VMSA pages and
+    /// the VMM's shared memory.
+    /// - Complexity: O(runs).
+    public var hostCommittedPages: UInt64 { committedPages + vmsaPages + vmmSharedPages }
+
+    /// Pages of the VMM's shared memory (`vmmShared`).
+    /// - Complexity: O(runs).
+    public var vmmSharedPages: UInt64 { vmmShared.measure(in: .lowest ..< .highest) { $0 } }
+
+    /// GPAs backed twice: a guest_memfd page and the VMM's shared page of the
+    /// same GPA (the VMM touching the alias of private memory, AMDESE/AMDSEV
+    /// issue 250's mechanism). Zero in place.
+    /// - Complexity: O(runs).
+    public var doubleBackedPages: UInt64 {
+        var n: UInt64 = 0
+        vmmShared.forEachRun(in: .lowest ..< .highest) { r, v in
+            if v { n += gmem.folioAllocated.measure(in: r) { $0 } }
+        }
+        return n
+    }
 
     /// Pages assigned to this guest in 2M RMP entries and in 4K entries.
     /// - Complexity: O(runs).

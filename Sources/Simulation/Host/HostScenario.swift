@@ -205,8 +205,11 @@ public struct HostScenario: Sendable {
                     s.platform = pl
                 }
                 for (k, v) in ordered.map(\.element) {
-                    if s.platform == .snp, !["platform", "vcpus", "check"].contains(k) {
-                        throw err("td option '\(k)' is for the TDX host; platform=snp takes vcpus= and check=")
+                    if s.platform == .snp, !["platform", "vcpus", "check", "policy"].contains(k) {
+                        throw err("td option '\(k)' is for the TDX host; platform=snp takes vcpus=, check= and policy=in-place")
+                    }
+                    if s.platform == .snp, k == "policy", v != ConversionPolicy.inPlace.rawValue {
+                        throw err("policy=\(v) orders the TDX host's S-EPT and folio splits; platform=snp takes policy=in-place (or none: VM-wide attributes)")
                     }
                     switch k {
                     case "platform": break
@@ -269,7 +272,7 @@ public struct HostScenario: Sendable {
                     return g
                 } ?? .hugetlb2M
                 s.slots.append(Memslot(id: id, baseGFN: GuestFrameNumber(b), pages: p, backing: backing, userspaceAddrAligned: d["uaddr-aligned"] != "off"))
-            case let v where s.platform == .snp && ["inject", "remove", "readd", "remap", "refuse-aug", "pin", "unpin", "hostmap", "contend", "halt", "wake"].contains(v):
+            case let v where s.platform == .snp && ["inject", "remove", "readd", "remap", "refuse-aug", "contend", "halt", "wake"].contains(v):
                 throw err("\(verb) is a TDX host command; the SNP host (platform=snp) has no such step")
             case let v where SNPPSCAnswer(rawValue: v) != nil:
                 guard s.platform == .snp else { throw err("\(verb) is an SNP host command (page-state changes): it needs platform=snp on the td line") }

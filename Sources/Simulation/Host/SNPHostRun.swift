@@ -26,6 +26,7 @@ public final class SNPHostRun {
         costs = CostTable(calibration)
         vm = try SNPVM(vcpus: s.vcpus, slots: s.slots)
         vm.logEnabled = log
+        vm.inPlace = s.options.conversionPolicy == .inPlace
         guest = SNPHostGuest(host: vm)
         clock = PhaseClock(vcpus: s.vcpus)
     }
@@ -92,7 +93,14 @@ public final class SNPHostRun {
         case .pscAnswer(let a, let r):
             try requireSlot(r, line: line)
             vm.answerPageStateChanges(r, a)
-        case .inject, .adversary, .hostUse, .contend, .halt, .wake:
+        case .hostUse(let use, let r):
+            try requireSlot(r, line: line)
+            switch use {
+            case .pin: vm.hostPin(r)
+            case .unpin: vm.hostUnpin(r)
+            case .hostmap: vm.hostMap(r)
+            }
+        case .inject, .adversary, .contend, .halt, .wake:
             throw CocomemError(.invalidScenario, "host scenario line \(line): \(c.verb) is a TDX host command")
         }
     }
