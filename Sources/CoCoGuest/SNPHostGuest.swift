@@ -72,6 +72,12 @@ public final class SNPHostGuest {
         changeState(frames, toPrivate: true, driver: .linux, maxEntries: Self.edk2PSCMaxEntries)
     }
 
+    /// The guest side of a replayed accept (`SNPHostAcceptor`'s span
+    /// replay): the frames are private in the guest's page tables, as every
+    /// successful accept leaves them (`madeShared` cleared).
+    /// - Complexity: O(log runs).
+    package func acceptedByReplay(_ frames: Range<GuestFrameNumber>) { madeShared.assign(frames, false) }
+
     /// Linux's `__page_state_change()` before a GHCB exists (EFI stub,
     /// decompressor from d54d610243a4): per 4K page a GHCB MSR page-state
     /// request to private (a response error terminates: GHCB_TERM_PSC) and a

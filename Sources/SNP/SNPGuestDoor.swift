@@ -83,3 +83,31 @@ public protocol SNPGuestDoorReplay: SNPGuestDoor {
     /// stopping at the first that kills the guest (returned: why).
     func access(_ frames: Range<GuestFrameNumber>, cBit: Bool) -> String?
 }
+
+/// The host's half of the guest kernel's span replay (`ArchAcceptorReplay`
+/// of `SNPHostAcceptor`): whole `accept_memory()` calls over 2M chunks
+/// whose host state is the same (one memslot, the same NPT leaf, RMP entry,
+/// attributes, folio size and allocation, VMM mapping, host references,
+/// backing, host-frame phase and page-state-change answer) take the same
+/// requests and leave the same state, so after one such call has been
+/// stepped the following ones are replayed: the end state assigned per
+/// range, the host's counters added times the number of calls. Not part
+/// of the guest's interface, so `package`.
+package protocol SNPGuestChunkReplay: AnyObject {
+    /// The key of the host state of `frames` (whole 2M-aligned chunks) when
+    /// every chunk holds one state, the same for all, and nothing outside a
+    /// chunk can take part in its requests; otherwise nil.
+    func chunkKey(_ frames: Range<GuestFrameNumber>) -> UInt64?
+    /// Frames from `from` (at most `limit`, whole chunks) whose chunks all hold state `key`.
+    func framesSharing(_ key: UInt64, from: GuestFrameNumber, limit: UInt64) -> UInt64
+    /// The guest is about to make one call's requests over `frames`:
+    /// returns the key of their state when uniform (`chunkKey`).
+    func beginChunkStep(_ frames: Range<GuestFrameNumber>) -> UInt64?
+    /// The call over `frames` ended; the key of the state it left in every
+    /// chunk when it is remembered for replay (its start was uniform, it
+    /// raised no warning and failed nothing, its end is uniform), else nil.
+    func endChunkStep(_ frames: Range<GuestFrameNumber>) -> UInt64?
+    /// Replays `calls` calls of `frames` frames each from `from`, remembered
+    /// from key `pre` to key `post`; false (nothing changed) without such a memo.
+    func replayChunkSteps(pre: UInt64, post: UInt64, from: GuestFrameNumber, frames: UInt64, calls: UInt64) -> Bool
+}

@@ -131,6 +131,14 @@ public final class SNPVM {
     public package(set) var vmmShared = IntervalMap<GuestFrameNumber, Bool>(initial: false)
     /// The guest's open replay window (`beginReplayWindow`).
     var pendingWindow: SNPReplayWindow?
+    /// The kernel's span replay (`SNPGuestChunkReplay`): the host states
+    /// seen at chunk keys (a key is an index + 1), the memo of each
+    /// stepped call by its starting key and length, and the call being stepped.
+    var chunkStates: [SNPChunkState] = []
+    var chunkMemos: [SNPChunkMemoKey: SNPChunkMemo] = [:]
+    var chunkStep: SNPChunkStep?
+    /// Calls replayed by `replayChunkSteps` (for the tests).
+    package var replayedCalls: UInt64 = 0
     public package(set) var log: [String] = []
 
     /// - Complexity: O(slots²).
