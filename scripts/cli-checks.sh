@@ -106,6 +106,15 @@ expect_error "boot --vmpl 4" "VMPL 4 does not exist: SEV-SNP has VMPL0 to VMPL3"
 expect_error "boot --vmpl -1" "VMPL -1 does not exist" boot --platform snp --vmpl=-1
 expect_error "boot --vmpl two" "vmpl" boot --platform snp --vmpl two
 expect_error "boot --snp-coherency-sfw-no on a TDX guest" "--snp-coherency-sfw-no cannot apply: COHERENCY_SFW_NO is an SEV-SNP CPUID bit" boot --snp-coherency-sfw-no
+expect_error "boot --host snp on a TDX guest" "--host snp cannot apply: it is the SEV-SNP host model" boot --host snp
+expect_error "boot --host snp with --vmpl 1" "--vmpl 1 cannot apply: the SNP host model (--host snp)" boot --platform snp --host snp --vmpl 1
+expect_error "boot --host snp with --snp-prefault" "--snp-prefault cannot apply: the SNP host model (--host snp)" boot --platform snp --host snp --snp-prefault
+printf 'td vcpus=1\nslot id=1 base=0 pages=512\npsc-skip 0x0+1\n' >"$tmp/psc-tdx.host"
+expect_error "psc-skip on a TDX host" "line 3: psc-skip is an SNP host command" host "$tmp/psc-tdx.host"
+printf 'td platform=snp vcpus=1 policy=zap-first\nslot id=1 base=0 pages=512\n' >"$tmp/snp-policy.host"
+expect_error "snp host with a TDX policy" "platform=snp takes policy=in-place" host "$tmp/snp-policy.host"
+printf 'td platform=snp vcpus=1\nslot id=1 base=0 pages=512\npin 0x0+1\n' >"$tmp/snp-pin.host"
+expect_error "snp pin without in-place" "pin needs policy=in-place" host "$tmp/snp-pin.host"
 printf 'guest:\n  platform: snp\n  vmpl: 7\n' >"$tmp/vmpl-bad.yaml"
 expect_error "scenario file vmpl 7" "vmpl-bad.yaml line 3: 'vmpl' must be between 0 and 3" run "$tmp/vmpl-bad.yaml"
 printf 'host:\n  snp-coherency-sfw-no: often\n' >"$tmp/sfw-bad.yaml"
@@ -209,7 +218,7 @@ printf 'boot: false\nsteps:\n  - host:\n      policy: sept-first\n      commands
 expect_error "scenario file host step: policy sept-first over pin" "need policy in-place" run "$tmp/yaml-pin.yaml"
 printf 'td host=tdx\nslot id=1 base=0 pages=512\nfinalize\nrefuse-aug 0x5+0\n' >"$tmp/refuse-zero.host"
 expect_error "adversarial refuse-aug of no frames" "line 4: bad frame count in '0x5+0'" host "$tmp/refuse-zero.host"
-expect_error "unknown TDX host" "'kvm' is invalid for '--host <host>'. Please provide one of 'tdx' and 'tdx-huge'" boot --host kvm
+expect_error "unknown host" "'kvm' is invalid for '--host <host>'. Please provide one of 'tdx', 'tdx-huge' or 'snp'" boot --host kvm
 expect_error "negative size" "negative" boot --memory=-5G
 expect_error "non-numeric size" "not a number" boot --memory abc
 expect_error "more than 4 PiB" "4 PiB" boot --memory 5P

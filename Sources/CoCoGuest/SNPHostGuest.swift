@@ -18,6 +18,22 @@ public final class SNPHostGuest {
 
     public init(host: any SNPGuestDoorReplay) { self.host = host }
 
+    /// The guest's own view of which frames it made shared (the C-bit its
+    /// page tables give them): set by a completed `makeShared`, cleared by a
+    /// completed `accept`. All private at start, as QEMU starts an SNP guest.
+    /// It is what the guest's accesses use, whatever the host's attributes say.
+    public private(set) var madeShared = IntervalMap<GuestFrameNumber, Bool>(initial: false)
+
+    /// The guest's loads and stores to `frames`, each with the C-bit of
+    /// `madeShared`. Returns why the guest died, or nil.
+    /// - Complexity: O(runs of `madeShared` in `frames`) host accesses.
+    public func access(_ frames: Range<GuestFrameNumber>) -> String? {
+        for (r, shared) in madeShared.runs(in: frames) {
+            if let why = host.access(r, cBit: !shared) { return why }
+        }
+        return nil
+    }
+
     /// Which PVALIDATE sizes a driver uses.
     public enum Driver: String, Sendable, CaseIterable {
         /// Linux: 2M entries where the range is 2M-aligned with 2M left, else 4K.
@@ -44,6 +60,41 @@ public final class SNPHostGuest {
         changeState(frames, toPrivate: true, driver: driver)
     }
 
+    /// VMGEXIT_PSC_MAX_COUNT: the entries of one descriptor edk2's
+    /// `InternalSetPageState` fills (253).
+    public static let edk2PSCMaxEntries = 253
+
+    /// edk2's `MemEncryptSevSnpPreValidateSystemRam` → `InternalSetPageState`
+    /// to private: Linux's entry sizes (2M where aligned with 2M left), up to
+    /// 253 entries a descriptor, the same PVALIDATE rules.
+    /// - Complexity: as `accept`.
+    public func acceptEDK2(_ frames: Range<GuestFrameNumber>) -> String? {
+        changeState(frames, toPrivate: true, driver: .linux, maxEntries: Self.edk2PSCMaxEntries)
+    }
+
+    /// The guest side of a replayed accept (`SNPHostAcceptor`'s span
+    /// replay): the frames are private in the guest's page tables, as every
+    /// successful accept leaves them (`madeShared` cleared).
+    /// - Complexity: O(log runs).
+    package func acceptedByReplay(_ frames: Range<GuestFrameNumber>) { madeShared.assign(frames, false) }
+
+    /// Linux's `__page_state_change()` before a GHCB exists (EFI stub,
+    /// decompressor from d54d610243a4): per 4K page a GHCB MSR page-state
+    /// request to private (a response error terminates: GHCB_TERM_PSC) and a
+    /// 4K PVALIDATE (`pvalidate_4k_page()`, a failure terminates:
+    /// GHCB_TERM_PVALIDATE).
+    /// - Returns: why the guest died, or nil; and the frames validated.
+    /// - Complexity: the host's `msrValidate4K`.
+    public func acceptMSR(_ frames: Range<GuestFrameNumber>) -> (why: String?, validated: UInt64) {
+        guard let (g, st, r) = host.msrValidate4K(frames) else {
+            madeShared.assign(frames, false)
+            return (nil, frames.length)
+        }
+        let done = g - frames.lowerBound
+        guard st == .ok else { return ("SNP: page state change of \(g.address) failed (\(st)): the guest terminated itself (GHCB_TERM_PSC)", done) }
+        return (terminated(g, r), done)
+    }
+
     /// `set_memory_decrypted()`: PVALIDATE rescinds each entry, then the PSC
     /// makes it shared (`__set_pages_state()` rescinds before the VMGEXIT).
     public func makeShared(_ frames: Range<GuestFrameNumber>, driver: Driver = .linux) -> String? {
@@ -52,22 +103,28 @@ public final class SNPHostGuest {
 
     /// The descriptors of `frames`, built one at a time (a 16 TiB range is
     /// 8 M entries: never held at once).
-    func changeState(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, driver: Driver) -> String? {
-        let unit = UInt64(Self.pscMaxEntries) * PageLevel.size2M.pages
+    func changeState(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, driver: Driver, maxEntries: Int = pscMaxEntries) -> String? {
+        let why = changeStateOfDescriptors(frames, toPrivate: toPrivate, driver: driver, maxEntries: maxEntries)
+        if why == nil { madeShared.assign(frames, !toPrivate) }
+        return why
+    }
+
+    func changeStateOfDescriptors(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, driver: Driver, maxEntries: Int) -> String? {
+        let unit = UInt64(maxEntries) * PageLevel.size2M.pages
         // From the first 2M-aligned frame to the last whole 2M range, every entry is 2M.
         let twoMEnd = driver == .linux ? frames.upperBound.alignedDown(to: .size2M) : frames.lowerBound
         var g = frames.lowerBound
         while g < frames.upperBound {
             var desc: [PSCEntry] = []
             var h = g
-            while desc.count < Self.pscMaxEntries, h < frames.upperBound {
+            while desc.count < maxEntries, h < frames.upperBound {
                 let e = entry(at: h, in: frames, toPrivate: toPrivate, driver: driver)
                 desc.append(e)
                 h = h + e.level.pages
             }
             // Whole descriptors of 2M entries each make the same requests:
             // offer the host the ones that follow as one replay window.
-            let full = replayWindows && desc.count == Self.pscMaxEntries && desc.allSatisfy { $0.level == .size2M }
+            let full = replayWindows && desc.count == maxEntries && desc.allSatisfy { $0.level == .size2M }
             let following = full && twoMEnd > h ? (twoMEnd - h) / unit : 0
             if following > 0 { host.beginReplayWindow(Range(start: g, count: unit * (following + 1))) }
             if let why = changeState(desc: desc, toPrivate: toPrivate) { return why }
@@ -85,6 +142,9 @@ public final class SNPHostGuest {
     func changeState(desc: [PSCEntry], toPrivate: Bool) -> String? {
         if !toPrivate, let why = pvalidate(desc, validate: false) { return why }
         let st = host.pageStateChange(desc)
+        if st == .processingWentBackward {
+            return "SNP: PSC processing going backward (vmgexit_psc() checks the header's cur_entry and end_entry the hypervisor wrote back): the guest terminated itself (GHCB_TERM_PSC)"
+        }
         guard st == .ok else { return "SNP: page state change failed (\(st)): the guest terminated itself (GHCB_TERM_PSC)" }
         if toPrivate, let why = pvalidate(desc, validate: true) { return why }
         return nil

@@ -1,6 +1,6 @@
 public import CostModel
 public import MemoryModel
-public import SNP
+import SNP
 import TDXModule
 
 /// What converting guest memory between private and shared cost, since

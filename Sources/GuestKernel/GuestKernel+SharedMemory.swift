@@ -1,6 +1,6 @@
 public import CoCoGuest
 public import CostModel
-public import MemoryModel
+import MemoryModel
 
 extension GuestKernel {
     /// `mem_encrypt_init()` → `swiotlb_update_mem_attributes()`

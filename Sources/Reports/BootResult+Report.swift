@@ -99,7 +99,7 @@ extension BootResult {
             ("vm", vm),
             ("platform_ops", platformOpsJSON),
             ("host_committed_bytes", .uint(committedBytes)),
-            ("host", host?.statsJSON ?? .null),
+            ("host", host?.statsJSON ?? snpHost?.bootStatsJSON ?? .null),
         ] + sharedMemoryJSON + [
             ("virtual_time", vt),
             ("concurrency", concurrency),
@@ -154,7 +154,7 @@ extension BootResult {
     var scenarioJSON: JSON {
         let s = scenario
         return .object([("platform", .string(s.platform.rawValue)), ("memory", .uint(s.memory)), ("vcpus", .uint(UInt64(s.vcpus))),
-                        ("accept", .string(s.lazy ? "lazy" : "eager")), ("host", .string(s.platform == .tdx ? s.tdxHost.rawValue : "snp")), ("host_mapping", .string(s.hostMapping.rawValue)),
+                        ("accept", .string(s.lazy ? "lazy" : "eager")), ("host", .string(s.platform == .tdx ? s.tdxHost.rawValue : s.snpHost ? "snp-host-model" : "snp")), ("host_mapping", .string(s.hostMapping.rawValue)),
                         ("firmware", .string(s.firmware.rawValue)), ("kernel", .string(s.kernel.version.rawValue)),
                         ("seed", .uint(s.seed))]
                        + (s.numaNodeSizes.map { [("numa_node_bytes", .array($0.map { .uint($0) })), ("sockets", .uint(UInt64(s.sockets)))] } ?? []))
@@ -177,7 +177,7 @@ extension BootResult {
     public var text: String {
         var o = "cocomem boot: \(scenario.platform.rawValue) \(ByteCount(scenario.memory)) \(scenario.vcpus) vCPUs, "
         if let sizes = scenario.numaNodeSizes { o += "\(sizes.count) NUMA nodes (" + sizes.map { ByteCount($0).description }.joined(separator: ", ") + "), " }
-        o += "accept_memory=\(scenario.lazy ? "lazy" : "eager"), host \(scenario.platform == .tdx ? scenario.tdxHost.rawValue : "snp-" + scenario.hostMapping.rawValue), "
+        o += "accept_memory=\(scenario.lazy ? "lazy" : "eager"), host \(scenario.platform == .tdx ? scenario.tdxHost.rawValue : "snp-" + scenario.hostMapping.rawValue + (scenario.snpHost ? " (SNP host model)" : "")), "
         o += "firmware \(scenario.firmware.rawValue)\(scenario.edk2Release.map { " (\($0))" } ?? ""), kernel \(scenario.kernel.version.rawValue)\n\n"
         o += scenario.kernel.version.reportText + "\n"
         o += "EFI memory map (as the kernel prints it with efi=debug):\n" + firmware.mapAtLoader.kernelFormat() + "\n"
@@ -212,6 +212,7 @@ extension BootResult {
         o += "Host memory committed: \(ByteCount(alignUp(committedBytes, 1 << 20)))\n"
         o += sharedMemoryText
         if let h = host { o += "\nHost (\(scenario.tdxHost.rawValue)):\n" + h.statsText }
+        if let h = snpHost { o += "\nHost (snp: KVM SEV-SNP, guest_memfd \(scenario.hostMapping == .map2M ? "hugetlb 2M" : "4K") folios):\n" + h.bootStatsText }
         let t = times
         o += "\nVirtual time (s):\n"
         for (n, v) in [("firmware", t.firmware), ("efi stub", t.efiStub), ("kernel boot", t.kernelBoot), ("deferred init", t.deferredInit),

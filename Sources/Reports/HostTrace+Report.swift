@@ -1,5 +1,5 @@
-public import KVM
-public import MemoryModel
+import KVM
+import MemoryModel
 public import Simulation
 
 /// The host trace's summary in the boot report (`boot --host-trace`,

@@ -5,12 +5,7 @@ public import Simulation
 
 extension SNPHostRun {
     /// The host state and counters, one `name: value` per line.
-    var statsLines: [(String, UInt64)] {
-        [("npt.private_2m", vm.privatePages2M), ("npt.private_4k", vm.privatePages4K),
-         ("rmp.validated_pages", vm.validatedPages), ("rmp.runs", UInt64(vm.rmpRuns)),
-         ("gmem.allocated_pages", vm.committedPages)]
-            + vm.stats.nonZero.map { ($0.0.name, $0.1) }
-    }
+    var statsLines: [(String, UInt64)] { vm.statsLines }
 
     /// The object `cocomem host --json` prints for an SNP scenario.
     public func json(checked: Bool) -> JSON {
@@ -40,5 +35,40 @@ extension SNPHostRun {
                 : "Invariant violations:\n" + violations.map { "  " + $0 }.joined(separator: "\n") + "\n"
         }
         return o
+    }
+}
+
+extension SNPVM {
+    /// The host state and counters, one `name: value` per line: NPT leaves,
+    /// validated pages, RMP runs, guest_memfd pages, the VMSA pages when
+    /// launch has finished, then every counter that is not zero.
+    /// - Complexity: O(runs).
+    package var statsLines: [(String, UInt64)] {
+        [("npt.private_2m", privatePages2M), ("npt.private_4k", privatePages4K),
+         ("rmp.validated_pages", validatedPages), ("rmp.runs", UInt64(rmpRuns)),
+         ("gmem.allocated_pages", committedPages)]
+            + (vmsaPages > 0 ? [("vmsa.pages", vmsaPages)] : [])
+            + (vmmSharedPages > 0 ? [("vmm.shared_pages", vmmSharedPages), ("host.double_backed_pages", doubleBackedPages)] : [])
+            + (inPlace ? [("gmem.in_place.shared_pages", inPlaceSharedPages)] : [])
+            + stats.nonZero.map { ($0.0.name, $0.1) }
+    }
+
+    /// The block `cocomem boot --host snp` prints: RMP entries by size,
+    /// host memory, then `statsLines`.
+    package var bootStatsText: String {
+        let (p2, p4) = assignedPagesBySize
+        var o = "  RMP: \(p2 / PageLevel.size2M.pages) 2M entries, \(p4) 4K entries assigned to the guest (\(vmsaPages) of them VMSAs)\n"
+        o += "  Host memory: guest_memfd \(ByteCount.frames(committedPages)), VMSA pages \(ByteCount.frames(vmsaPages)), total \(ByteCount.frames(hostCommittedPages))\n"
+        o += statsLines.map { "  \($0.0): \($0.1)" }.joined(separator: "\n") + "\n"
+        for w in warnings.prefix(20) { o += "  WARN: \(w)\n" }
+        return o
+    }
+
+    /// `bootStatsText` as JSON.
+    package var bootStatsJSON: JSON {
+        let (p2, p4) = assignedPagesBySize
+        return .object([("rmp_entries_2m", .uint(p2 / PageLevel.size2M.pages)), ("rmp_entries_4k", .uint(p4)),
+                        ("vmsa_pages", .uint(vmsaPages)), ("host_committed_bytes", .uint(ByteCount.frames(hostCommittedPages).value))]
+                       + statsLines.map { ($0.0, .uint($0.1)) } + [("warnings", .array(warnings.map { .string($0) }))])
     }
 }

@@ -1,3 +1,4 @@
+public import CostModel
 public import MemoryModel
 
 /// One entry of a Page State Change request (`struct psc_entry` in the
@@ -22,6 +23,11 @@ public enum PSCStatus: Sendable, Equatable {
     case invalidEntry
     /// VMGEXIT_PSC_ERROR_GENERIC: userspace failed the KVM_HC_MAP_GPA_RANGE exit.
     case generic
+    /// No error, but the header the hypervisor wrote back has `cur_entry`
+    /// below the guest's or `end_entry` above it: what Linux's
+    /// `vmgexit_psc()` checks ("SNP: PSC processing going backward"), which
+    /// only a hypervisor "tricking us" produces.
+    case processingWentBackward
 }
 
 /// The SEV-SNP host as an SNP guest reaches it: Page State Change
@@ -40,6 +46,11 @@ public protocol SNPGuestDoor: AnyObject {
     func rmpadjust(gfn: GuestFrameNumber, level: PageLevel, vmpl: Int, perms: UInt8) -> PvalidateResult?
     /// A load or store with the C-bit set. Returns why the guest died, or nil.
     func access(gfn: GuestFrameNumber) -> String?
+    /// A page-state change through the GHCB MSR protocol
+    /// (`GHCB_MSR_PSC_REQ`, one 4K page, before a GHCB exists): `.ok`, or
+    /// `.generic` for the response's error (GHCB_MSR_PSC_RESP with a non-zero
+    /// error field).
+    func msrPageStateChange(gfn: GuestFrameNumber, toPrivate: Bool) -> PSCStatus
 }
 
 /// Bulk support beside `SNPGuestDoor` (no real interface has it): 4K
@@ -59,4 +70,44 @@ public protocol SNPGuestDoorReplay: SNPGuestDoor {
     /// true if the host replayed the rest (its state and counters as if the
     /// guest had made the same requests for every unit), so the guest skips it.
     func finishReplayWindow(stepped: Range<GuestFrameNumber>) -> Bool
+    /// For each frame of `frames` in ascending order, an MSR-protocol
+    /// page-state change to private and a 4K PVALIDATE (Linux's
+    /// `__page_state_change()` before a GHCB exists), stopping at the first
+    /// that fails: its frame, the PSC status and, when the PSC succeeded,
+    /// PVALIDATE's result (nil: never completes).
+    func msrValidate4K(_ frames: Range<GuestFrameNumber>) -> (gfn: GuestFrameNumber, psc: PSCStatus, result: PvalidateResult?)?
+    /// The operations the host has charged so far (for the guest's clock).
+    var operations: OpCounts { get }
+    /// Loads or stores to each frame of `frames` in ascending order with
+    /// the C-bit set (`cBit`) or clear, as the guest's page tables have it,
+    /// stopping at the first that kills the guest (returned: why).
+    func access(_ frames: Range<GuestFrameNumber>, cBit: Bool) -> String?
+}
+
+/// The host's half of the guest kernel's span replay (`ArchAcceptorReplay`
+/// of `SNPHostAcceptor`): whole `accept_memory()` calls over 2M chunks
+/// whose host state is the same (one memslot, the same NPT leaf, RMP entry,
+/// attributes, folio size and allocation, VMM mapping, host references,
+/// backing, host-frame phase and page-state-change answer) take the same
+/// requests and leave the same state, so after one such call has been
+/// stepped the following ones are replayed: the end state assigned per
+/// range, the host's counters added times the number of calls. Not part
+/// of the guest's interface, so `package`.
+package protocol SNPGuestChunkReplay: AnyObject {
+    /// The key of the host state of `frames` (whole 2M-aligned chunks) when
+    /// every chunk holds one state, the same for all, and nothing outside a
+    /// chunk can take part in its requests; otherwise nil.
+    func chunkKey(_ frames: Range<GuestFrameNumber>) -> UInt64?
+    /// Frames from `from` (at most `limit`, whole chunks) whose chunks all hold state `key`.
+    func framesSharing(_ key: UInt64, from: GuestFrameNumber, limit: UInt64) -> UInt64
+    /// The guest is about to make one call's requests over `frames`:
+    /// returns the key of their state when uniform (`chunkKey`).
+    func beginChunkStep(_ frames: Range<GuestFrameNumber>) -> UInt64?
+    /// The call over `frames` ended; the key of the state it left in every
+    /// chunk when it is remembered for replay (its start was uniform, it
+    /// raised no warning and failed nothing, its end is uniform), else nil.
+    func endChunkStep(_ frames: Range<GuestFrameNumber>) -> UInt64?
+    /// Replays `calls` calls of `frames` frames each from `from`, remembered
+    /// from key `pre` to key `post`; false (nothing changed) without such a memo.
+    func replayChunkSteps(pre: UInt64, post: UInt64, from: GuestFrameNumber, frames: UInt64, calls: UInt64) -> Bool
 }

@@ -73,9 +73,10 @@ struct Host: ParsableCommand {
     /// The SNP host: same commands, its own report (text or JSON).
     func runSNP(_ scenario: HostScenario, text: String) throws {
         var s = scenario
-        guard precheck == nil, acceptLevel == nil, policy == nil else {
-            throw ValidationError("--precheck, --accept-level and --policy are TDX host options; the SNP host has none of them")
+        guard precheck == nil, acceptLevel == nil, policy == nil || policy == .inPlace else {
+            throw ValidationError("--precheck, --accept-level and --policy (other than in-place) are TDX host options; the SNP host has none of them")
         }
+        if policy == .inPlace { s.options.conversionPolicy = .inPlace }
         guard report.report == nil, record.trace == nil, !record.strip else {
             throw ValidationError("--report, --trace and --strip are not available for the SNP host")
         }

@@ -16,6 +16,13 @@ import TDXModule
 extension PlatformKind: ExpressibleByArgument {}
 extension HostScenario.Platform: ExpressibleByArgument {}
 extension TDXHostModel: ExpressibleByArgument {}
+
+/// `--host`: a TDX host model, or `snp`, the KVM SEV-SNP host model.
+enum HostChoice: String, ExpressibleByArgument, CaseIterable {
+    case tdx
+    case tdxHuge = "tdx-huge"
+    case snp
+}
 extension GmemBacking: ExpressibleByArgument {}
 extension HostMappingPolicy: ExpressibleByArgument {}
 extension KexecSyscall: ExpressibleByArgument {}
@@ -150,7 +157,7 @@ struct ScenarioOptions: ParsableArguments {
     @Option(help: ArgumentHelp("NUMA nodes as QEMU's -numa node,memdev= makes them: N equal nodes, or each node's size (3G,1G), adding up to --memory (default 1: no NUMA)", valueName: "N|SIZE,SIZE,...")) var numa: String?
     @Option(help: ArgumentHelp("-smp N,sockets=S: vCPUs go to node (socket % nodes) as QEMU's default mapping puts them; one socket (the default, as QEMU >= 6.2 makes plain -smp N) puts every vCPU on node 0", valueName: "S")) var sockets = 1
     @Option(help: "accept_memory=") var accept: AcceptMode = .lazy
-    @Option(help: "TDX host: tdx (KVM + TDX module, 4K private mappings, as upstream), tdx-huge (TDX huge pages v3 + Dynamic PAMT)") var host: TDXHostModel = .tdx
+    @Option(help: "Host model: tdx (KVM + TDX module, 4K private mappings, as upstream), tdx-huge (TDX huge pages v3 + Dynamic PAMT), snp (SEV-SNP guests: KVM's SEV-SNP host with guest_memfd, NPT and RMP; --host-mapping chooses 4K or 2M folios; docs/HOST.md) (default: tdx; an SNP guest without --host snp runs on the guest-facing SNP platform)") var host: HostChoice = .tdx
     @Option(help: "guest_memfd backing for the KVM host (default: buddy for tdx, hugetlb-2m for tdx-huge)") var gmem: GmemBacking?
     @Option(name: .customLong("host-mapping"), help: "SEV-SNP host backing") var hostMapping: HostMappingPolicy = .map4K
     @Flag(name: .customLong("tdx-module-1g"), help: "Forward-looking: a TDX module that maps private memory at 1G (AUG, ACCEPT, DEMOTE, REMOVE at 1G); needs --host tdx-huge, used with --gmem hugetlb-1g (docs/HOST.md)") var tdxModule1G = false
@@ -196,7 +203,11 @@ struct ScenarioOptions: ParsableArguments {
         s.lazy = accept == .lazy
         s.kernel.lazyAccept = s.lazy
         s.hostMapping = hostMapping
-        s.tdxHost = host
+        switch host {
+        case .tdx: s.tdxHost = .tdx
+        case .tdxHuge: s.tdxHost = .tdxHuge
+        case .snp: s.snpHost = true
+        }
         if let gmem { s.gmemBacking = gmem }
         s.tdxModule1G = tdxModule1G
         if let hostPhysBits, !(36...52).contains(hostPhysBits) {

@@ -20,6 +20,27 @@ import Testing
         }
     }
 
+    /// The same under in-place conversion, with the host's pins and its own
+    /// loads and stores (`pin`, `unpin`, `hostmap`) drawn too.
+    @Test(arguments: [GmemBacking.hugetlb2M, .buddy])
+    func invariantsHoldOnRandomSequencesInPlace(_ backing: GmemBacking) throws {
+        var refused: UInt64 = 0, sigbus: UInt64 = 0
+        for seed in 0..<200 as Range<UInt64> {
+            let ops = SNPHostSequences.sequence(seed: seed &* 104_729 &+ 11, length: 20, inPlace: true)
+            if let f = SNPHostSequences.firstFailure(ops, backing: backing, inPlace: true) {
+                let short = SNPHostSequences.shrink(ops, backing: backing, inPlace: true)
+                Issue.record("seed \(seed), \(backing.rawValue), in-place: \(f)\nshortest sequence:\n\(short.joined(separator: "\n"))")
+                return
+            }
+            let s = try HostScenario.parse(SNPHostSequences.scenario(ops, backing: backing, inPlace: true))
+            let run = try SNPHostRun(s, calibration: try Calibration.builtIn(), log: false)
+            for (i, c) in s.commands.enumerated() { try run.execute(c, line: i) }
+            refused += run.vm.stats[.inPlaceRefusedForReferences]; sigbus += run.vm.stats[.inPlaceSIGBUS]
+            #expect(run.vm.vmmSharedPages == 0)
+        }
+        #expect(refused > 0 && sigbus > 0, "refused \(refused), SIGBUS \(sigbus)")
+    }
+
     /// The sequences (run on past a guest's death, as `firstFailure` does)
     /// reach what they are there for: PSMASHes from RMP
     /// faults and from invalidation, folio splits and merges, 2M and 4K
@@ -34,7 +55,7 @@ import Testing
             for (s, _) in run.vm.stats.nonZero { seen.insert(s) }
         }
         for s in [SNPHostStat.psmashRMPFault, .psmashInvalidate, .folioSplits, .folioMerges, .rmpupdatePrivate2M,
-                  .rmpupdatePrivate4K, .rmpupdateShared2M, .rmpadjustSuccess, .npfPrivate2M] {
+                  .rmpupdatePrivate4K, .rmpupdateShared2M, .rmpadjustSuccess, .npfPrivate2M, .pscLies, .memoryFaultExits] {
             #expect(seen.contains(s), "never reached \(s.name)")
         }
     }

@@ -134,7 +134,7 @@ import Testing
         ("kernel:\n  version: [6.12]\n", "f.yaml line 2: 'version' must be a kernel release such as 6.12 or 6.12.30, got a list"),
         ("steps:\n  - kexec: {next-kernel: 8.0}\n", "f.yaml line 2: 'next-kernel': kernel '8.0' is newer than the newest release the version table knows; nearest known: 7.0, 7.1"),
         ("steps:\n  - dump: {makedumpfile: 1.7.4, estimate: true}\n", "f.yaml line 2: 'makedumpfile': makedumpfile 1.7.4 is not modelled"),
-        ("host:\n  kind: kvm\n", "f.yaml line 2: 'kind' must be one of tdx, tdx-huge, got 'kvm'"),
+        ("host:\n  kind: kvm\n", "f.yaml line 2: 'kind' must be one of tdx, tdx-huge, snp, got 'kvm'"),
         ("kernel:\n  accept: sometimes\n", "f.yaml line 2: 'accept' must be one of lazy, eager, got 'sometimes'"),
         ("kernel:\n  deferred-init: maybe\n", "f.yaml line 2: 'deferred-init' must be true or false, got 'maybe'"),
         ("guest:\n  memory: 4Q\n", "f.yaml line 2: 'memory': size '4Q'"),

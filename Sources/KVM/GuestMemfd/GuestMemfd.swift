@@ -174,6 +174,9 @@ public struct GuestMemfd: Sendable {
         folioOrder.assign(frames, order)
     }
 
+    /// Bulk replay: sets the host references of `frames`.
+    mutating func setHostRefs(_ frames: Range<GuestFrameNumber>, _ v: UInt32) { hostRefs.assign(frames, v) }
+
     /// Bulk replay: puts `frames` into the given folio state.
     mutating func replace(_ frames: Range<GuestFrameNumber>, allocated: Bool, order: UInt8) {
         folioAllocated.assign(frames, allocated)

@@ -39,6 +39,7 @@ extension SNPVM {
             return .invalid("frames \(frames.lowerBound.address)+\(frames.length) are not inside one guest_memfd memslot")
         }
         note("map_gpa_range \(frames.lowerBound)+\(frames.length) \(toPrivate ? "private" : "shared")")
+        if inPlace { return convertInPlace(frames, toPrivate: toPrivate) }
         // kvm_vm_set_mem_attributes() returns early when the range already
         // has the attributes: nothing is zapped.
         let unchanged = attributes.privateAttr.allSatisfy(in: frames) { $0 == toPrivate }
@@ -47,6 +48,8 @@ extension SNPVM {
         zap(frames)
         if toPrivate {
             for (r, l) in npt.runs(in: frames) where l == .shared4K { npt.assign(r, .none) }
+            // QEMU's kvm_convert_memory() to private: ram_block_discard_range() of the shared side.
+            vmmShared.assign(frames, false)
             mergeFolios(frames)
         } else {
             splitFolios(frames)
@@ -168,5 +171,52 @@ extension SNPVM {
         stats.add(.rmpupdatePrivate4K, frames.length)
         ops.add(.snpRMPUpdate4K, frames.length)
         return .ok
+    }
+}
+
+extension SNPVM {
+    /// INITIAL_VMSA_GPA (arch/x86/kvm/svm/sev.c): the GPA
+    /// `snp_launch_update_vmsa()` gives each VMSA page's RMP entry.
+    public static let initialVMSAGPA: UInt64 = 0xFFFF_FFFF_F000
+
+    /// The host frame of vCPU `i`'s VMSA page. The page comes from the host
+    /// allocator (`snp_safe_alloc_page()`, which allocates two pages and
+    /// frees the 2M-aligned one, the erratum workaround that keeps a VMSA off
+    /// a huge page's first RMP entry); where the allocator puts it no source
+    /// gives: the model puts vCPU `i`'s at host frame 0x1001 + 2i, in the
+    /// first 1G that no guest_memfd file uses [assumed placement].
+    public func vmsaHostFrame(vcpu i: Int) -> HostFrameNumber { HostFrameNumber(0x1001 + 2 * UInt64(i)) }
+
+    /// KVM_SEV_SNP_LAUNCH_FINISH's `snp_launch_update_vmsa()`: for each vCPU,
+    /// the boot vCPU first, `rmp_make_private(pfn, INITIAL_VMSA_GPA,
+    /// PG_LEVEL_4K, asid, true)` of its VMSA page and SEV_CMD_SNP_LAUNCH_UPDATE
+    /// with SNP_PAGE_TYPE_VMSA, which leaves the entry assigned, validated,
+    /// immutable and marked VMSA. Each is a 4K RMPUPDATE (`ops`) and a page of
+    /// host memory (`vmsaPages`). Idempotent: a second call finds the pages
+    /// assigned and changes nothing (KVM refuses a second LAUNCH_FINISH).
+    /// - Complexity: O(vCPUs × log runs).
+    public func launchFinish() {
+        guard vmsaPages == 0 else { return }
+        let gfn = GuestFrameNumber(Self.initialVMSAGPA >> 12)
+        for i in 0..<vcpus {
+            let hfn = vmsaHostFrame(vcpu: i)
+            guard rmp.launchUpdateVMSA(hfn, gfn: gfn, asid: asid) else {
+                warn("SEV: VMSA page of vCPU \(i) at PFN \(hfn.value) already assigned")
+                continue
+            }
+            vmsaPages += 1
+            stats.add(.launchUpdateVMSA)
+            ops.add(.snpRMPUpdate4K)
+        }
+        note("snp_launch_update_vmsa: \(vmsaPages) VMSA pages")
+    }
+
+    /// The VMSA entries in the RMP (each vCPU's, after `launchFinish()`).
+    /// - Complexity: O(vCPUs × log runs).
+    public var vmsaEntries: Int {
+        (0..<vcpus).filter { i in
+            let e = rmp.lookup(vmsaHostFrame(vcpu: i))
+            return e.assigned && e.vmsa && e.validated && e.asid == asid && e.gfn(at: vmsaHostFrame(vcpu: i)).value == Self.initialVMSAGPA >> 12
+        }.count
     }
 }

@@ -30,6 +30,9 @@ extension SNPVM {
             guard mapGPARange(gfn.only, toPrivate: isPrivate) == .ok else { return false }
         }
         guard isPrivate else {
+            // The shared page: in place, guest_memfd's own page (the same file);
+            // with VM-wide attributes, the VMM's memory for the GPA.
+            if inPlace { gmem.allocate(gfn.only) } else { vmmShared.assign(gfn.only, true) }
             npt.assign(gfn.only, .shared4K)
             stats.add(.npfShared)
             return true
@@ -69,7 +72,11 @@ extension SNPVM {
         let hfn = gmem.hfn(gfn)
         if rmp.lookup(hfn).assigned { return true }
         let base = hfn.alignedDown(to: .size2M)
-        let large = gmem.hasHugeFolio(gfn) && rmp.allShared(base.region2M.frames)
+        // A 2M entry only over a 2M range that is all private: with VM-wide attributes a range with a
+        // shared page has no huge folio (split at conversion); in place the folio stays, and the
+        // order guest_memfd reports is capped at the mixed range [inferred: an RMP entry assigning a
+        // shared page to the guest would make the host's access to it fault].
+        let large = gmem.hasHugeFolio(gfn) && attributes.allPrivate(gfn.region2M.frames) && rmp.allShared(base.region2M.frames)
         let r = large
             ? rmp.makePrivate(base, gfn: gfn.alignedDown(to: .size2M), level: .size2M, asid: asid)
             : rmp.makePrivate(hfn, gfn: gfn, level: .size4K, asid: asid)

@@ -1,4 +1,4 @@
-import CostModel
+public import CostModel
 public import MemoryModel
 public import SNP
 
@@ -28,7 +28,8 @@ extension SNPVM: SNPGuestDoorReplay {
             stats.add(two ? .pscEntries2M : .pscEntries4K, UInt64(j - i))
             ops.add(two ? .snpPSCEntry2M : .snpPSCEntry4K, UInt64(j - i))
             stats.add(.mapGPARangeExits)
-            guard mapGPARange(Range(start: start.gfn, count: n), toPrivate: start.toPrivate) == .ok else { return .generic }
+            let st = answerMapGPARange(Range(start: start.gfn, count: n), toPrivate: start.toPrivate, ghcb: true)
+            guard st == .ok else { return st }
             i = j
         }
         return .ok
@@ -94,10 +95,17 @@ extension SNPVM: SNPGuestDoorReplay {
     /// 0x404 (SVM_EXIT_NOT_VALIDATED), which Linux does not handle: the
     /// guest terminates itself. Shared pages fault in from the VMM's memory.
     /// - Complexity: O(log runs).
-    public func access(gfn: GuestFrameNumber) -> String? {
+    public func access(gfn: GuestFrameNumber) -> String? { access(gfn: gfn, cBit: attributes.isPrivate(gfn)) }
+
+    /// A guest load or store to `gfn` with the C-bit as the guest's page
+    /// tables have it (`cBit`), which need not agree with the memory
+    /// attributes: a disagreeing access is a KVM_EXIT_MEMORY_FAULT whose
+    /// conversion (QEMU's `kvm_convert_memory()`) precedes the retry (`fault`).
+    /// - Complexity: O(log runs).
+    public func access(gfn: GuestFrameNumber, cBit: Bool) -> String? {
         guard slot(gfn) != nil else { return "access to \(gfn.address) outside every memslot" }
-        guard attributes.isPrivate(gfn) else {
-            if npt.value(at: gfn) != .shared4K { fault(gfn, isPrivate: false) }
+        guard cBit else {
+            if npt.value(at: gfn) != .shared4K || attributes.isPrivate(gfn) { fault(gfn, isPrivate: false) }
             return nil
         }
         for _ in 0..<8 {
@@ -115,6 +123,21 @@ extension SNPVM: SNPGuestDoorReplay {
             return "SNP: #VC exception, error code 0x404 (SVM_EXIT_NOT_VALIDATED) at \(gfn.address): the guest terminated itself (GHCB_SEV_ES_GEN_REQ)"
         }
         return "access to \(gfn.address) never completes: the host keeps answering its RMP faults"
+    }
+
+    /// `access(gfn:cBit:)` of each frame of `frames`: where the attributes
+    /// agree with `cBit`, by runs (`access(_:)`); elsewhere frame by frame
+    /// (each disagreeing access converts only its own page).
+    /// - Complexity: O(k × log runs), plus O(frames) where they disagree.
+    public func access(_ frames: Range<GuestFrameNumber>, cBit: Bool) -> String? {
+        for (r, p) in attributes.privateAttr.runs(in: frames) {
+            if p == cBit {
+                if let why = access(r) { return why }
+                continue
+            }
+            for g in r { if let why = access(gfn: g, cBit: cBit) { return why } }
+        }
+        return nil
     }
 
     /// `access(gfn:)` of each frame of `frames` in ascending order, by runs
@@ -138,6 +161,37 @@ extension SNPVM: SNPGuestDoorReplay {
             g = end
         }
         return why
+    }
+
+    /// `snp_begin_psc_msr()`: a GHCB MSR page-state request names one 4K
+    /// page; KVM forwards it as a KVM_HC_MAP_GPA_RANGE exit of one page
+    /// (`mapGPARange`) and `snp_complete_psc_msr()` answers with the
+    /// userspace result.
+    /// - Complexity: as `mapGPARange` of one frame.
+    public func msrPageStateChange(gfn: GuestFrameNumber, toPrivate: Bool) -> PSCStatus {
+        stats.add(.pscMSRExits)
+        ops.add(.snpMSRPSCExit)
+        stats.add(.mapGPARangeExits)
+        return answerMapGPARange(gfn.only, toPrivate: toPrivate, ghcb: false)
+    }
+
+    public var operations: OpCounts { ops }
+
+    /// `msrPageStateChange(gfn:toPrivate: true)` then
+    /// `pvalidate(gfn:level: .size4K, validate: true)` of each frame of
+    /// `frames`, by runs (`replayingFrames`).
+    /// - Complexity: O(k × log runs) for k runs of state and 2M ranges.
+    public func msrValidate4K(_ frames: Range<GuestFrameNumber>) -> (gfn: GuestFrameNumber, psc: PSCStatus, result: PvalidateResult?)? {
+        var failure: (PSCStatus, PvalidateResult?)? = nil
+        let g = replayingFrames(frames) { g in
+            let st = self.msrPageStateChange(gfn: g, toPrivate: true)
+            guard st == .ok else { failure = (st, nil); return false }
+            let r = self.pvalidate(gfn: g, level: .size4K, validate: true)
+            if r != .success { failure = (.ok, r) }
+            return r == .success
+        }
+        guard let g, let failure else { return nil }
+        return (g, failure.0, failure.1)
     }
 
     /// `pvalidate(gfn:level: .size4K, validate: true)` of each frame of

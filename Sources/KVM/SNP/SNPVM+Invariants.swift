@@ -17,6 +17,10 @@ extension SNPVM {
     /// - `snp.validated-is-assigned`: only assigned pages are validated.
     /// - `snp.shared-leaf-is-shared`: a leaf from the VMM's memory maps a
     ///   shared page (KVM_SET_MEMORY_ATTRIBUTES zaps it on conversion).
+    /// - `snp.no-host-reference-on-private`: no private page keeps a host
+    ///   reference (in place, a pinned page refuses conversion to private).
+    /// - `snp.in-place-no-vmm-shared`: in place, the VMM has no shared memory
+    ///   of its own (shared pages are guest_memfd's).
     /// - Complexity: O(runs of the maps).
     package func checkInvariants() -> [String] {
         var v: [String] = []
@@ -44,6 +48,8 @@ extension SNPVM {
                 }
                 if st.rmp.validated, !st.rmp.assigned { v.append("snp.validated-is-assigned: \(at)") }
                 if st.npt == .shared4K, st.isPrivate { v.append("snp.shared-leaf-is-shared: \(at) private but mapped from the VMM") }
+                if st.hostRefs > 0, st.isPrivate { v.append("snp.no-host-reference-on-private: \(at) private with \(st.hostRefs) host references") }
+                if inPlace, st.vmmShared { v.append("snp.in-place-no-vmm-shared: \(at) backed by the VMM's own memory under in-place conversion") }
                 g = end
             }
         }

@@ -9,12 +9,15 @@ struct SNPFrameState: Equatable {
     var isPrivate: Bool
     var folioOrder: UInt8
     var allocated: Bool
+    var vmmShared: Bool
+    var hostRefs: UInt32
 }
 
 extension SNPVM {
     func frameState(_ g: GuestFrameNumber) -> SNPFrameState {
         SNPFrameState(npt: npt.value(at: g), rmp: rmpEntry(g), isPrivate: attributes.isPrivate(g),
-                      folioOrder: gmem.folioOrder.value(at: g), allocated: gmem.folioAllocated.value(at: g))
+                      folioOrder: gmem.folioOrder.value(at: g), allocated: gmem.folioAllocated.value(at: g),
+                      vmmShared: vmmShared.value(at: g), hostRefs: gmem.hostRefs.value(at: g))
     }
 
     /// The end of the run from `g` over which every per-frame map is
@@ -25,6 +28,7 @@ extension SNPVM {
         guard limit > g else { return limit }
         return min(npt.run(containing: g).range.upperBound, attributes.privateAttr.run(containing: g).range.upperBound,
                    gmem.folioOrder.run(containing: g).range.upperBound, gmem.folioAllocated.run(containing: g).range.upperBound,
+                   vmmShared.run(containing: g).range.upperBound, gmem.hostRefs.run(containing: g).range.upperBound,
                    g + min(rmpEnd - hfn, limit - g))
     }
 
@@ -33,6 +37,8 @@ extension SNPVM {
         npt.assign(frames, s.npt)
         attributes.set(frames, private: s.isPrivate)
         gmem.replace(frames, allocated: s.allocated, order: s.folioOrder)
+        gmem.setHostRefs(frames, s.hostRefs)
+        vmmShared.assign(frames, s.vmmShared)
         rmp.replace(Range(start: gmem.hfn(frames.lowerBound), count: frames.length), with: s.rmp)
     }
 

@@ -25,6 +25,8 @@ public enum SNPHostStat: Int, CaseIterable, Sendable {
     case pvalidate4KSuccess, pvalidate2MSuccess, pvalidateNoUpdate, pvalidateSizeMismatch, pvalidateFailed
     case rmpadjustSuccess, rmpadjustFailed
     case punchHoles
+    case launchUpdateVMSA, pscMSRExits, pscLies
+    case inPlaceSIGBUS, inPlacePinsRefused, inPlaceRefusedForReferences
 
     /// The name in the report (as debugfs or the function would name it).
     public var name: String {
@@ -58,6 +60,12 @@ public enum SNPHostStat: Int, CaseIterable, Sendable {
         case .rmpadjustSuccess: "rmpadjust.success"
         case .rmpadjustFailed: "rmpadjust.failed"
         case .punchHoles: "gmem.punch_hole"
+        case .launchUpdateVMSA: "rmpupdate.vmsa"
+        case .pscMSRExits: "psc.msr"
+        case .pscLies: "psc.answered_wrongly"
+        case .inPlaceSIGBUS: "gmem.in_place.sigbus"
+        case .inPlacePinsRefused: "gmem.in_place.pins_refused"
+        case .inPlaceRefusedForReferences: "gmem.in_place.conversions_refused_host_references"
         }
     }
 }
@@ -106,8 +114,31 @@ public final class SNPVM {
     public var logEnabled = false
     /// Frames the bulk 4K paths replayed instead of stepping (for tests).
     package var replayedFrames: UInt64 = 0
+    /// How the host answers page-state changes of each frame (the
+    /// adversarial host's `psc-skip`, `psc-invert`, `psc-backward`; honest
+    /// by default).
+    public package(set) var pscAnswers = IntervalMap<GuestFrameNumber, SNPPSCAnswer>(initial: .honest)
+    /// guest_memfd in-place conversion (Ackerley Tng's series, `policy=in-place`
+    /// on a `platform=snp` td line): shared and private pages both live in
+    /// guest_memfd and a conversion does not discard them (`SNPVM+InPlace`).
+    /// Off: VM-wide attributes, QEMU's discard on conversion.
+    public var inPlace = false
+    /// The VMM's own memory behind shared GPAs under VM-wide attributes
+    /// (QEMU's RAM block, the shared side of each GPA): populated by the
+    /// guest's shared accesses and the VMM's own loads and stores
+    /// (`hostMap`), freed by QEMU's `ram_block_discard_range()` when the
+    /// range is converted to private. Always empty in place.
+    public package(set) var vmmShared = IntervalMap<GuestFrameNumber, Bool>(initial: false)
     /// The guest's open replay window (`beginReplayWindow`).
     var pendingWindow: SNPReplayWindow?
+    /// The kernel's span replay (`SNPGuestChunkReplay`): the host states
+    /// seen at chunk keys (a key is an index + 1), the memo of each
+    /// stepped call by its starting key and length, and the call being stepped.
+    var chunkStates: [SNPChunkState] = []
+    var chunkMemos: [SNPChunkMemoKey: SNPChunkMemo] = [:]
+    var chunkStep: SNPChunkStep?
+    /// Calls replayed by `replayChunkSteps` (for the tests).
+    package var replayedCalls: UInt64 = 0
     public package(set) var log: [String] = []
 
     /// - Complexity: O(slots²).
@@ -148,7 +179,62 @@ public final class SNPVM {
     /// Runs of equal RMP entries (what the per-range RMP costs).
     public var rmpRuns: Int { rmp.entries.runCount }
 
+    /// Host pages holding the vCPUs' VMSAs (`svm->sev_es.vmsa`), made
+    /// guest-owned by `launchFinish()`.
+    public package(set) var vmsaPages: UInt64 = 0
+
+    /// Host memory the guest holds: guest_memfd's folios, the VMSA pages and
+    /// the VMM's shared memory.
+    /// - Complexity: O(runs).
+    public var hostCommittedPages: UInt64 { committedPages + vmsaPages + vmmSharedPages }
+
+    /// Pages of the VMM's shared memory (`vmmShared`).
+    /// - Complexity: O(runs).
+    public var vmmSharedPages: UInt64 { vmmShared.measure(in: .lowest ..< .highest) { $0 } }
+
+    /// GPAs backed twice: a guest_memfd page and the VMM's shared page of the
+    /// same GPA (the VMM touching the alias of private memory, AMDESE/AMDSEV
+    /// issue 250's mechanism). Zero in place.
+    /// - Complexity: O(runs).
+    public var doubleBackedPages: UInt64 {
+        var n: UInt64 = 0
+        vmmShared.forEachRun(in: .lowest ..< .highest) { r, v in
+            if v { n += gmem.folioAllocated.measure(in: r) { $0 } }
+        }
+        return n
+    }
+
+    /// Pages assigned to this guest in 2M RMP entries and in 4K entries.
+    /// - Complexity: O(runs).
+    public var assignedPagesBySize: (in2M: UInt64, in4K: UInt64) {
+        (rmp.entries.measure(in: .lowest ..< .highest) { $0.assigned && $0.asid == asid && $0.pageSize2M },
+         rmp.entries.measure(in: .lowest ..< .highest) { $0.assigned && $0.asid == asid && !$0.pageSize2M })
+    }
+
     /// Validated guest pages (RMP Validated set).
     /// - Complexity: O(runs).
     public var validatedPages: UInt64 { rmp.entries.measure(in: .lowest ..< .highest) { $0.validated } }
+}
+
+extension SNPVM {
+    /// Whether the guest can touch every frame of `frames` without a #VC:
+    /// each lies in a memslot, is private and its RMP entry is assigned to
+    /// this guest at that GPA and validated. The guest's own view (what it
+    /// has validated), read from the host's RMP.
+    /// - Complexity: O(slots + log runs + k) for k runs in `frames`.
+    public func isValidated(_ frames: Range<GuestFrameNumber>) -> Bool {
+        guard !frames.isEmpty else { return true }
+        guard attributes.allPrivate(frames) else { return false }
+        var covered: UInt64 = 0
+        for s in gmem.slots {
+            let lo = max(s.baseGFN, frames.lowerBound), hi = min(s.frames.upperBound, frames.upperBound)
+            guard lo < hi else { continue }
+            covered += hi - lo
+            let h0 = gmem.hfn(lo)
+            for (r, e) in rmp.runs(in: Range(start: h0, count: hi - lo)) {
+                guard e.assigned, e.validated, e.asid == asid, e.gfn(at: r.lowerBound) == lo + (r.lowerBound - h0) else { return false }
+            }
+        }
+        return covered == frames.length
+    }
 }

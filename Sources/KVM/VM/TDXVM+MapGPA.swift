@@ -1,4 +1,4 @@
-public import CostModel
+import CostModel
 public import MemoryModel
 public import TDXModule
 

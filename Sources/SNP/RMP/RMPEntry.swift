@@ -25,10 +25,14 @@ public struct RMPEntry: Sendable, Equatable {
     /// execute-user, execute-supervisor), VMPL1 in the low nibble. VMPL0
     /// always has every permission; RMPUPDATE clears the others.
     public var vmplPerms: UInt16
+    /// The page is a vCPU's VMSA (the entry's `vmsa` bit, set by the
+    /// firmware's SNP_LAUNCH_UPDATE with page type SNP_PAGE_TYPE_VMSA);
+    /// such pages are also immutable (`rmp_make_private(..., true)`).
+    public var vmsa: Bool
 
-    public init(assigned: Bool, pageSize2M: Bool, validated: Bool, asid: UInt32, gfnOffset: Int64, vmplPerms: UInt16) {
+    public init(assigned: Bool, pageSize2M: Bool, validated: Bool, asid: UInt32, gfnOffset: Int64, vmplPerms: UInt16, vmsa: Bool = false) {
         self.assigned = assigned; self.pageSize2M = pageSize2M; self.validated = validated
-        self.asid = asid; self.gfnOffset = gfnOffset; self.vmplPerms = vmplPerms
+        self.asid = asid; self.gfnOffset = gfnOffset; self.vmplPerms = vmplPerms; self.vmsa = vmsa
     }
 
     /// The entry's page level (4K or 2M).

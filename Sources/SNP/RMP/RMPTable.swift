@@ -155,4 +155,17 @@ extension RMPTable {
                                         gfnOffset: Int64(gfn.value) - Int64(frames.lowerBound.value), vmplPerms: 0))
         return true
     }
+
+    /// `snp_launch_update_vmsa()`'s RMP effect on one vCPU's VMSA page at
+    /// `hfn`: `rmp_make_private(pfn, INITIAL_VMSA_GPA, PG_LEVEL_4K, asid,
+    /// true)` (assigned, immutable, 4K), then SEV_CMD_SNP_LAUNCH_UPDATE with
+    /// SNP_PAGE_TYPE_VMSA, after which the firmware has set the entry's VMSA
+    /// and validated bits. False (nothing changed) when the page is assigned.
+    /// - Complexity: O(log runs).
+    package mutating func launchUpdateVMSA(_ hfn: HostFrameNumber, gfn: GuestFrameNumber, asid: UInt32) -> Bool {
+        guard !lookup(hfn).assigned else { return false }
+        entries.assign(Range(start: hfn, count: 1), RMPEntry(assigned: true, pageSize2M: false, validated: true, asid: asid,
+                                                             gfnOffset: Int64(gfn.value) - Int64(hfn.value), vmplPerms: 0, vmsa: true))
+        return true
+    }
 }

@@ -60,6 +60,8 @@ public struct BootResult {
     /// started, and the guest memory shared at the end.
     public var sharedMemory = SharedMemoryStats()
     public var sharedBytes: UInt64 = 0
+    /// The KVM SEV-SNP host model the guest ran on (`--host snp`), or nil.
+    public var snpHost: SNPVM? = nil
     /// What the run recorded over virtual time (issue 14): phases, series,
     /// memory snapshots, vCPU lanes, allocation latency.
     public var record = RunRecord()
@@ -100,6 +102,8 @@ public struct BootSimulation {
         var platform: any GuestPlatform
         var buildCounts: OpCounts
         var vm: TDXVM? = nil
+        /// The SEV-SNP host model (`--host snp`).
+        var snpVM: SNPVM? = nil
         /// What the run records (nil when the scenario does not record).
         var recorder: Recorder? = nil
     }
@@ -161,6 +165,8 @@ public struct BootSimulation {
             let fw = TDXAcceptor(host: vm, driver: .edk2(pageSize: .size2M), costs: costs)
             let linux = TDXAcceptor(host: vm, driver: .linux, costs: costs)
             return Acceptors(firmware: fw, stub: linux, kernel: linux, platform: TDXGuestPlatform(host: vm), buildCounts: build, vm: vm)
+        case .snp where s.snpHost:
+            return try makeSNPHostAcceptors(layout, added: Range(raw: added), flash: Range(raw: flash))
         case .snp:
             let p = SNPPlatform(policy: s.hostMapping == .map2M ? .back2M : .back4K, prefaultOnPSC: s.snpPrefault)
             p.launchUpdate(Range(raw: added)); p.launchUpdate(Range(raw: flash))
@@ -176,6 +182,28 @@ public struct BootSimulation {
         }
     }
 
+    /// The KVM SEV-SNP host model for an SNP scenario (`--host snp`): q35's
+    /// memslots on guest_memfd (buddy pages for `--host-mapping 4k`, hugetlb
+    /// 2M folios for `2m`), the firmware image measured by
+    /// KVM_SEV_SNP_LAUNCH_UPDATE, the vCPUs' VMSAs made guest-owned by
+    /// KVM_SEV_SNP_LAUNCH_FINISH, and the guest's drivers as `SNPHostAcceptor`s
+    /// over one `SNPHostGuest`.
+    func makeSNPHostAcceptors(_ layout: Q35Layout, added: Range<GuestFrameNumber>, flash: Range<GuestFrameNumber>) throws -> Acceptors {
+        let s = scenario
+        let vm = try SNPVM(vcpus: s.vcpus, slots: Self.memslots(layout, backing: s.hostMapping == .map2M ? .hugetlb2M : .buddy))
+        for r in [added, flash] {
+            if case .invalid(let why) = vm.launchUpdate(r) { throw CocomemError(.invalidScenario, "SNP host: SNP_LAUNCH_UPDATE: \(why)") }
+        }
+        vm.launchFinish()
+        let build = vm.ops
+        let guest = SNPHostGuest(host: vm)
+        let stub = SNPHostAcceptor(guest: guest, driver: .linuxMSR, costs: costs)
+        configureLinuxSNPAcceptor(stub, version: s.kernel.version)
+        return Acceptors(firmware: SNPHostAcceptor(guest: guest, driver: .edk2, costs: costs), stub: stub,
+                         kernel: SNPHostAcceptor(guest: guest, driver: .linuxGHCB, costs: costs),
+                         platform: SNPHostPlatform(vm: vm), buildCounts: build, snpVM: vm)
+    }
+
     /// Sets what a Linux SNP driver does besides PSC and PVALIDATE for
     /// kernel `version` in this scenario: `sev_evict_cache()` (7b306dfa326f,
     /// unless the CPU has COHERENCY_SFW_NO) and the SVSM at VMPL>0.
@@ -184,12 +212,23 @@ public struct BootSimulation {
         a.vmpl = scenario.snpVMPL
     }
 
+    /// The same for a driver on the SNP host model (VMPL 0 only).
+    func configureLinuxSNPAcceptor(_ a: SNPHostAcceptor, version: KernelVersion) {
+        a.evictsCache = version.snpEvictsCacheAfterValidation && !scenario.snpCoherencySfwNo
+    }
+
     /// The decompressor's `arch_accept_memory()` on SNP
     /// (arch/x86/boot/compressed/sev.c `snp_accept_memory()`): the MSR
     /// protocol a page at a time from d54d610243a4, 64-entry GHCB
     /// descriptors before it. Nil on TDX, where it is the kernel's
     /// `tdx_accept_memory()`.
     func decompressorAcceptor(_ platform: any GuestPlatform, version: KernelVersion) -> (any ArchAcceptor)? {
+        if let h = platform as? SNPHostPlatform {
+            let a = SNPHostAcceptor(guest: SNPHostGuest(host: h.vm), driver: version.snpEarlyAcceptUsesMSRProtocol ? .linuxMSR : .linuxGHCB, costs: costs)
+            a.stepByStep = scenario.stepByStep
+            configureLinuxSNPAcceptor(a, version: version)
+            return a
+        }
         guard let p = (platform as? SNPGuestPlatform)?.platform else { return nil }
         let a = SNPAcceptor(platform: p, driver: version.snpEarlyAcceptUsesMSRProtocol ? .linuxMSR : .linuxGHCB, costs: costs)
         a.stepByStep = scenario.stepByStep
@@ -227,7 +266,7 @@ public struct BootSimulation {
             }
         }
         let recorder = s.record ? Recorder(costs: costs, vcpus: s.vcpus) : nil
-        recorder?.start(vm: acc.vm, snp: (acc.platform as? SNPGuestPlatform)?.platform)
+        recorder?.start(vm: acc.vm, snp: (acc.platform as? SNPGuestPlatform)?.platform, snpVM: acc.snpVM)
         acc.recorder = recorder
         var fwConfig = FirmwareConfig(generation: s.firmware)
         fwConfig.partialAcceptBytes = s.partialAcceptBytes
@@ -321,6 +360,7 @@ public struct BootSimulation {
         recorder?.counterSettled = 0
         if let rec = recorder { kernel.onAcceptBatch = { rec.sample($0) } }
         if let a = unaccepted?.acceptor as? SNPAcceptor { configureLinuxSNPAcceptor(a, version: config.version) }
+        if let a = unaccepted?.acceptor as? SNPHostAcceptor { configureLinuxSNPAcceptor(a, version: config.version) }
         var kclock = PhaseClock(vcpus: s.vcpus)
         kclock.charge(.kernelFixed, vcpu: 0, costs: costs)
         var outcome = kernel.decompress(image: kernelImage, clock: &kclock, acceptor: decompressorAcceptor(platform, version: config.version))
@@ -489,6 +529,7 @@ public struct BootSimulation {
         r.counts = OpCounts()
         for (_, c) in r.perPhaseCounts { r.counts.add(c) }
         r.host = acc.vm
+        r.snpHost = acc.snpVM
         if let vm = acc.vm {
             switch vm.outcome {
             case .ok: break

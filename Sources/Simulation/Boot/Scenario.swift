@@ -133,6 +133,12 @@ public struct Scenario: Sendable {
     public var hostMapping: HostMappingPolicy = .map4K
     /// The TDX host model the guest runs against.
     public var tdxHost: TDXHostModel = .tdx
+    /// An SEV-SNP guest runs on the KVM SEV-SNP host model (`SNPVM`:
+    /// guest_memfd, the NPT, the RMP, `snp_begin_psc()`), not the
+    /// guest-facing `SNPPlatform` (`--host snp`, the `host:` key `kind: snp`).
+    /// `hostMapping` chooses its guest_memfd backing: `4k` buddy pages,
+    /// `2m` hugetlb 2M folios.
+    public var snpHost = false
     /// guest_memfd backing for the KVM host model (default: buddy for
     /// `tdx`, hugetlb 2M for `tdx-huge`).
     public var gmemBacking: GmemBacking? = nil
@@ -309,7 +315,16 @@ public struct Scenario: Sendable {
             if let d = dpamtSeries { try refuse("--dpamt \(d.rawValue)", "Dynamic PAMT is the TDX module's; this is an SEV-SNP guest") }
             if hostPhysBits != nil { try refuse("--host-phys-bits", "it is the TDX host's address width for Dynamic PAMT; this is an SEV-SNP guest") }
             if hostPlacement != nil || hostIsolatedFreePages != nil { try refuse("--host-placement/--host-free-4k", "they place the TDX host's S-EPT and control pages; this is an SEV-SNP guest") }
+            if snpHost {
+                // What the SNP host model does not have yet (docs/STATUS.md, issue 18).
+                if snpPrefault { try refuse("--snp-prefault", "the SNP host model (--host snp) has no KVM_PRE_FAULT_MEMORY on page state change; use it without --host snp") }
+                if snpVMPL != 0 { try refuse("--vmpl \(snpVMPL)", "the SNP host model (--host snp) does not run an SVSM's SVSM_CORE_PVALIDATE calls; use it without --host snp") }
+                if workload.flattened.contains(where: { if case .hotplug = $0 { true } else if case .unplug = $0 { true } else { false } }) {
+                    try refuse("hotplug with --host snp", "the SNP host model has no memory device plugging; use it without --host snp")
+                }
+            }
         case .tdx:
+            if snpHost { try refuse("--host snp", "it is the SEV-SNP host model; a TDX guest runs on --host tdx or tdx-huge") }
             if tdxModule1G && tdxHost != .tdxHuge {
                 try refuse("--tdx-module-1g", "the \(tdxHost.rawValue) host maps private memory at 4K only; 1G private mappings need --host tdx-huge")
             }

@@ -155,8 +155,8 @@ public final class HostRun {
                 throw CocomemError(.invalidScenario, "host scenario line \(line): contend needs the accepting vCPU to be another than the faulting vCPU 0")
             }
             vm.hostContend(r, acceptor: acceptor)
-        case .rmpadjust:
-            throw CocomemError(.invalidScenario, "host scenario line \(line): rmpadjust needs platform=snp")
+        case .rmpadjust, .pscAnswer:
+            throw CocomemError(.invalidScenario, "host scenario line \(line): \(c.verb) needs platform=snp")
         case .halt:
             guard vm.isInGuestMode(vcpu: vcpu) else {
                 throw CocomemError(.invalidScenario, "host scenario line \(line): halt vcpu=\(vcpu): the vCPU is not in the guest (halted already, or the TD is not finalized)")
@@ -214,6 +214,7 @@ extension HostScenario.Command {
         case .hostUse(let u, _): u.rawValue
         case .contend: "contend"
         case .rmpadjust: "rmpadjust"
+        case .pscAnswer(let a, _): a.rawValue
         case .halt: "halt"
         case .wake: "wake"
         }

@@ -42,6 +42,10 @@ public import TDXModule
 /// `build` SNP_LAUNCH_UPDATE, and one more command:
 ///
 ///     rmpadjust 0x1000+512 vmpl=1   # an SVSM grants VMPL1 access (RMPADJUST)
+///     psc-skip 0x1000+16            # adversarial VMM: reports page-state changes done, does nothing
+///     psc-invert 0x1000+16          # adversarial VMM: converts the other way, reports success
+///     psc-backward 0x1000+16        # adversarial KVM: writes back a PSC header whose cur_entry went backward
+///     psc-honest 0x1000+16          # honest again
 public struct HostScenario: Sendable {
     public enum Command: Sendable, Equatable {
         case build(Range<GuestFrameNumber>)
@@ -66,6 +70,10 @@ public struct HostScenario: Sendable {
         case contend(Range<GuestFrameNumber>, acceptor: Int)
         /// SNP only: RMPADJUST by an SVSM at VMPL0 granting `vmpl` full access.
         case rmpadjust(Range<GuestFrameNumber>, vmpl: Int)
+        /// SNP only: how the host answers page-state changes of the range
+        /// from now on (`psc-skip`, `psc-invert`, `psc-backward`, `psc-honest`;
+        /// `SNPVM.answerPageStateChanges`).
+        case pscAnswer(SNPPSCAnswer, Range<GuestFrameNumber>)
         /// `halt vcpu=N`: the vCPU's TDVMCALL(HLT) blocks it in
         /// `kvm_vcpu_block()`, outside guest mode (`TDXVM.halt(vcpu:)`);
         /// `wake vcpu=N` re-enters it (`TDXVM.wake(vcpu:)`).
@@ -201,8 +209,11 @@ public struct HostScenario: Sendable {
                     s.platform = pl
                 }
                 for (k, v) in ordered.map(\.element) {
-                    if s.platform == .snp, !["platform", "vcpus", "check"].contains(k) {
-                        throw err("td option '\(k)' is for the TDX host; platform=snp takes vcpus= and check=")
+                    if s.platform == .snp, !["platform", "vcpus", "check", "policy"].contains(k) {
+                        throw err("td option '\(k)' is for the TDX host; platform=snp takes vcpus=, check= and policy=in-place")
+                    }
+                    if s.platform == .snp, k == "policy", v != ConversionPolicy.inPlace.rawValue {
+                        throw err("policy=\(v) orders the TDX host's S-EPT and folio splits; platform=snp takes policy=in-place (or none: VM-wide attributes)")
                     }
                     switch k {
                     case "platform": break
@@ -265,8 +276,12 @@ public struct HostScenario: Sendable {
                     return g
                 } ?? .hugetlb2M
                 s.slots.append(Memslot(id: id, baseGFN: GuestFrameNumber(b), pages: p, backing: backing, userspaceAddrAligned: d["uaddr-aligned"] != "off"))
-            case let v where s.platform == .snp && ["inject", "remove", "readd", "remap", "refuse-aug", "pin", "unpin", "hostmap", "hostread", "contend", "halt", "wake"].contains(v):
+            case let v where s.platform == .snp && ["inject", "remove", "readd", "remap", "refuse-aug", "hostread", "contend", "halt", "wake"].contains(v):
                 throw err("\(verb) is a TDX host command; the SNP host (platform=snp) has no such step")
+            case let v where SNPPSCAnswer(rawValue: v) != nil:
+                guard s.platform == .snp else { throw err("\(verb) is an SNP host command (page-state changes): it needs platform=snp on the td line") }
+                guard f.count <= 2 else { throw err("\(verb) takes one GFN[+COUNT], got '\(f[2])'") }
+                s.commands.append(.pscAnswer(SNPPSCAnswer(rawValue: v)!, try frames(1)))
             case "rmpadjust":
                 guard s.platform == .snp else { throw err("rmpadjust needs platform=snp on the td line") }
                 let d = try kv(2)

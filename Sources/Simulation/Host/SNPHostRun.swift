@@ -26,6 +26,7 @@ public final class SNPHostRun {
         costs = CostTable(calibration)
         vm = try SNPVM(vcpus: s.vcpus, slots: s.slots)
         vm.logEnabled = log
+        vm.inPlace = s.options.conversionPolicy == .inPlace
         guest = SNPHostGuest(host: vm)
         clock = PhaseClock(vcpus: s.vcpus)
     }
@@ -68,7 +69,8 @@ public final class SNPHostRun {
             lastGuestFailure = guest.accept(r, driver: level == .size4K ? .fourK : .linux)
         case .access(let r):
             try requireSlot(r, line: line)
-            lastGuestFailure = vm.access(r)
+            // With the C-bit the guest chose: its own view of what it made shared.
+            lastGuestFailure = guest.access(r)
         case .convert(let r, let p):
             try requireSlot(r, line: line)
             lastGuestFailure = p ? guest.accept(r) : guest.makeShared(r)
@@ -88,7 +90,20 @@ public final class SNPHostRun {
         case .rmpadjust(let r, let vmpl):
             try requireSlot(r, line: line)
             lastGuestFailure = guest.rmpadjust(r, vmpl: vmpl, perms: 0xf)
-        case .inject, .adversary, .hostUse, .contend, .halt, .wake:
+        case .pscAnswer(let a, let r):
+            try requireSlot(r, line: line)
+            vm.answerPageStateChanges(r, a)
+        case .hostUse(let use, let r):
+            try requireSlot(r, line: line)
+            switch use {
+            case .pin: vm.hostPin(r)
+            case .unpin: vm.hostUnpin(r)
+            case .hostmap: vm.hostMap(r)
+            case .hostread:
+                // The parser refuses it on an SNP td line; the SNP host model has no host read yet.
+                throw CocomemError(.invalidScenario, "host scenario line \(line): hostread is a TDX host command")
+            }
+        case .inject, .adversary, .contend, .halt, .wake:
             throw CocomemError(.invalidScenario, "host scenario line \(line): \(c.verb) is a TDX host command")
         }
     }

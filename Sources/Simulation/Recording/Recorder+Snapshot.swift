@@ -160,6 +160,14 @@ extension Recorder {
             var shared: [Range<GuestFrameNumber>] = []
             vm.mmu.sharedMapped.forEachRun(in: window) { f, present in if present { shared.append(f) } }
             for f in shared { m.assign(f, .map4K) }
+        } else if let snpVM {
+            snpVM.npt.forEachRun(in: window) { f, l in
+                switch l {
+                case .none: break
+                case .private4K, .shared4K: m.assign(f, .map4K)
+                case .private2M: m.assign(f, .map2M)
+                }
+            }
         } else if let snp {
             snp.rmp.forEachRun(in: window) { f, s in
                 switch s {
@@ -177,6 +185,7 @@ extension Recorder {
     func hostShared(_ window: Range<GuestFrameNumber>) -> IntervalMap<GuestFrameNumber, Bool> {
         var m = IntervalMap<GuestFrameNumber, Bool>(initial: false)
         if let vm { vm.attributes.privateAttr.forEachRun(in: window) { f, p in if !p { m.assign(f, true) } } }
+        if let snpVM { snpVM.attributes.privateAttr.forEachRun(in: window) { f, p in if !p { m.assign(f, true) } } }
         return m
     }
 
@@ -185,6 +194,7 @@ extension Recorder {
     func hostPinned(_ window: Range<GuestFrameNumber>) -> IntervalMap<GuestFrameNumber, Bool> {
         var m = IntervalMap<GuestFrameNumber, Bool>(initial: false)
         if let vm { vm.gmem.folioAllocated.forEachRun(in: window) { f, a in if a { m.assign(f, true) } } }
+        else if let snpVM { snpVM.gmem.folioAllocated.forEachRun(in: window) { f, a in if a { m.assign(f, true) } } }
         else if let snp { snp.rmp.forEachRun(in: window) { f, s in if s.isBacked { m.assign(f, true) } } }
         return m
     }
@@ -241,6 +251,7 @@ extension BootResult {
         rec.kernel = k
         rec.vm = host
         rec.snp = (k.platform as? SNPGuestPlatform)?.platform
+        rec.snpVM = (k.platform as? SNPHostPlatform)?.vm
         rec.segmentStart = record.phases.last?.end ?? 0
         rec.snapshot("at the crash")
         record.snapshots += rec.record.snapshots

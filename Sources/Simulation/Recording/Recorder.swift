@@ -34,6 +34,8 @@ package final class Recorder {
     /// The host model: KVM's TDX MMU (TDX) or the RMP (SNP).
     var vm: TDXVM? = nil
     var snp: SNPPlatform? = nil
+    /// The KVM SEV-SNP host model (`--host snp`), read as `vm` is for TDX.
+    var snpVM: SNPVM? = nil
     /// A host run's memslots (no kernel, no firmware): the guest's memory.
     /// A `cocomem host` run: its rows carry the host-memory columns.
     package var isHostRun = false
@@ -301,6 +303,9 @@ package final class Recorder {
             return ((vm.committedPages - shared) * 4096, shared * 4096)
         }
         if let snp { return (snp.committedPages * 4096, 0) }
+        // guest_memfd holds private pages only here (VM-wide attributes: conversion to shared punches them out);
+        // the VMM's own shared memory is not tracked on the SNP host model.
+        if let snpVM { return (snpVM.hostCommittedPages * 4096, 0) }
         return (0, 0)
     }
 }
@@ -310,9 +315,10 @@ package final class Recorder {
 extension Recorder {
     /// The run begins: the host model it reads, and a first row at time 0
     /// (the TD's initial image already added).
-    func start(vm: TDXVM?, snp: SNPPlatform?) {
+    func start(vm: TDXVM?, snp: SNPPlatform?, snpVM: SNPVM? = nil) {
         self.vm = vm
         self.snp = snp
+        self.snpVM = snpVM
         place(0, row(nil).values)
     }
 

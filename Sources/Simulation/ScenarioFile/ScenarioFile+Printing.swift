@@ -73,7 +73,7 @@ extension ScenarioFile {
           + (s.kernel.swiotlbShared ? [Entry("swiotlb-shared", .bool(true))] : [])
           + (s.kernel.swiotlbParameter.map { [Entry("swiotlb", .string($0.text))] } ?? [])
           + (s.kernel.efiDebug ? [Entry("efi-debug", .bool(true))] : []))))
-        var host = [Entry("kind", .string(s.tdxHost.rawValue))]
+        var host = [Entry("kind", .string(s.snpHost ? "snp" : s.tdxHost.rawValue))]
         if let g = s.gmemBacking { host.append(Entry("gmem", .string(g.rawValue))) }
         host += [Entry("mapping", .string(s.hostMapping.rawValue)), Entry("snp-prefault", .bool(s.snpPrefault))]
         // Forward-looking, printed only when on, so other printed scenarios are unchanged.

@@ -255,7 +255,12 @@ struct Reader {
         if let h = sections["host"] {
             for (key, _, v) in try mapping(h, "'host'", keys: Self.hostKeys) {
                 switch key {
-                case "kind": s.tdxHost = try choice(v, key, TDXHostModel.self)
+                case "kind":
+                    // `snp`: the KVM SEV-SNP host model (`--host snp`); otherwise a TDX host model.
+                    let k = try string(v, key)
+                    if k == "snp" { s.snpHost = true } else if let m = TDXHostModel(rawValue: k) { s.tdxHost = m } else {
+                        throw error(v, "'kind' must be one of \((TDXHostModel.allCases.map(\.rawValue) + ["snp"]).joined(separator: ", ")), got '\(k)'")
+                    }
                 case "gmem": s.gmemBacking = try choice(v, key, GmemBacking.self)
                 case "mapping": s.hostMapping = try choice(v, key, HostMappingPolicy.self)
                 case "tdx-module-1g": s.tdxModule1G = try bool(v, key)
