@@ -157,6 +157,7 @@ public struct SWIOTLBParameter: Sendable, Equatable {
         self.slabs = slabs; self.areas = areas; self.force = force
     }
 
+    // Slabs are IO_TLB_SIZE (1 << IO_TLB_SHIFT = 2 KiB): at most a 4 GiB pool, the whole low memory it must fit in.
     public static let slabRange: ClosedRange<UInt64> = 1...((4 << 30) >> 11)
     public static let areaRange: ClosedRange<UInt64> = 1...4096
 
