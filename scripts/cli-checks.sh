@@ -363,6 +363,7 @@ expect_error "unknown gmem backing" "'thp' is invalid for '--gmem <gmem>'. Pleas
 expect_error "unknown SNP host mapping" "'1g' is invalid for '--host-mapping <host-mapping>'. Please provide one of '4k' and '2m'" boot --platform snp --host-mapping 1g
 # Options that cannot apply to the guest are errors, not silently ignored (exit 1).
 expect_error "TDX host on SNP" "--host tdx-huge cannot apply" boot --platform snp --host tdx-huge
+expect_error "TDX host on SNP names the SNP host" "runs on the SEV-SNP host model with --host snp" boot --platform snp --host tdx-huge
 expect_error "gmem on SNP" "--gmem hugetlb-1g cannot apply" boot --platform snp --gmem hugetlb-1g
 expect_error "SNP host mapping on TDX" "--host-mapping 2m cannot apply" boot --host-mapping 2m
 expect_error "partial accept with tdvf" "--fw-partial-accept 512M cannot apply" boot --fw-partial-accept 512M

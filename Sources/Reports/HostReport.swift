@@ -89,7 +89,9 @@ extension TDXVM {
     var hostAllocatorSummary: String {
         let a = hostAllocatorFootprint
         var o = "\(a.placement.rawValue): \(a.controlPages) control + \(a.septPages) S-EPT pages in \(a.ranges) 2M ranges"
-        if a.pamtPagesPerRange > 0 { o += ", PAMT \(ByteCount.frames(a.ranges * a.pamtPagesPerRange))" }
+        // "of those ranges": the summary's "PAMT pages" counts every PAMT page
+        // of the TD (the guest's 2M ranges too), this only the control pages'.
+        if a.pamtPagesPerRange > 0 { o += ", PAMT of those ranges \(ByteCount.frames(a.ranges * a.pamtPagesPerRange))" }
         return o
     }
 

@@ -54,6 +54,20 @@ import Testing
         #expect(r.text.contains("Host allocator (\(a.placement.rawValue)): \(a.controlPages) control + \(a.septPages) S-EPT pages in \(a.ranges) 2M ranges"))
     }
 
+    /// Under Dynamic PAMT the summary's allocator cell says its PAMT is that
+    /// of the control pages' ranges, so it does not read as disagreeing with
+    /// the "PAMT pages" cell, which counts every PAMT page of the TD.
+    @Test func theHTMLAllocatorCellNamesWhosePAMTItCounts() throws {
+        let r = try run("accept 0x0+0x1000 linux\n", td: "td vcpus=2 host=tdx dpamt=v4")
+        let a = r.vm.hostAllocatorFootprint
+        #expect(a.pamtPagesPerRange > 0)
+        let html = r.htmlReport
+        let row = try #require(html.range(of: "host allocator"))
+        let cell = String(html[row.upperBound...].prefix(240))
+        #expect(cell.contains("PAMT of those ranges \(ByteCount.frames(a.ranges * a.pamtPagesPerRange))"), "\(cell)")
+        #expect(r.vm.pamtPagesAllocated > a.ranges * a.pamtPagesPerRange)
+    }
+
     /// Words after `accept`'s driver or after `access`'s range are refused.
     @Test func extraWordsAreRefused() throws {
         let head = "td vcpus=2 host=tdx-huge\nslot id=1 base=0 pages=2048\n"

@@ -39,6 +39,8 @@ import Testing
         #expect(vm.stats[.pvalidateSizeMismatch] == vm.stats[.pscEntries2M])
         #expect(vm.validatedPages == vm.stats[.pvalidate4KSuccess] + launched + UInt64(r.scenario.vcpus))
         #expect(r.committedBytes == ByteCount.frames(vm.committedPages + vm.vmsaPages).value)
+        // The HTML page's subtitle names the host model as the text report's first line does.
+        #expect(r.headline.contains("host snp-4k (SNP host model)") && r.text.contains("host snp-4k (SNP host model)"), "\(r.headline)")
     }
 
     /// With hugetlb 2M folios (`--host-mapping 2m`) each 2M PSC entry is one

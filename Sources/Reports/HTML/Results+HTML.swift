@@ -16,7 +16,7 @@ extension BootResult {
     var headline: String {
         let s = scenario
         return "\(s.platform.rawValue) \(ByteCount(s.memory)), \(s.vcpus) vCPUs, accept_memory=\(s.lazy ? "lazy" : "eager"), "
-            + "host \(s.platform == .tdx ? s.tdxHost.rawValue : "snp-" + s.hostMapping.rawValue), firmware \(s.firmware.rawValue), kernel \(s.kernel.version.rawValue)"
+            + "host \(s.platform == .tdx ? s.tdxHost.rawValue : "snp-" + s.hostMapping.rawValue + (s.snpHost ? " (SNP host model)" : "")), firmware \(s.firmware.rawValue), kernel \(s.kernel.version.rawValue)"
     }
 
     /// The rows of the summary table (what the text report prints, shortened).

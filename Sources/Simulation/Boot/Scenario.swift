@@ -306,10 +306,10 @@ public struct Scenario: Sendable {
         switch platform {
         case .snp:
             if tdxHost != defaults.tdxHost {
-                try refuse("--host \(tdxHost.rawValue)", "it chooses the TDX host model; an SNP guest's host is set by --host-mapping")
+                try refuse("--host \(tdxHost.rawValue)", "it chooses the TDX host model; an SNP guest runs on the SEV-SNP host model with --host snp (its folios set by --host-mapping)")
             }
             if let g = gmemBacking {
-                try refuse("--gmem \(g.rawValue)", "it backs the TDX host model's guest_memfd; an SNP guest's host is set by --host-mapping")
+                try refuse("--gmem \(g.rawValue)", "it backs the TDX host model's guest_memfd; an SNP guest's host is --host snp, its folios set by --host-mapping")
             }
             if tdxModule1G { try refuse("--tdx-module-1g", "it is a TDX module feature; this is an SEV-SNP guest") }
             if let d = dpamtSeries { try refuse("--dpamt \(d.rawValue)", "Dynamic PAMT is the TDX module's; this is an SEV-SNP guest") }
