@@ -35,8 +35,10 @@ package protocol ArchAcceptorReplay: ArchAcceptor {
     /// Puts `count` chunks from `gfn` into `state` (stepped from
     /// `signature`); returns the
     /// context-dependent operations the replay performed (see
-    /// `contextOperations`), to be charged on top of the memo.
-    func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: GuestFrameNumber, count: UInt64) -> OpCounts
+    /// `contextOperations`), to be charged on top of the memo, or nil,
+    /// with nothing changed, when the platform cannot replay that step
+    /// (its own memo of it is gone): the caller steps instead.
+    func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: GuestFrameNumber, count: UInt64) -> OpCounts?
     /// Running total of the operations whose count depends on context
     /// outside a chunk (TDX: upper S-EPT tables). Memos subtract what accrued
     /// while stepping; replays recompute it.

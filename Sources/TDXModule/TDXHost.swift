@@ -82,8 +82,10 @@ package protocol TDXHostReplay: TDXHost {
     /// Puts `count` chunks from `gfn` into `state`, as stepping each of them
     /// from `signature` would have, and returns the operations that depend
     /// on context outside the chunk (upper S-EPT tables and the like),
-    /// which the caller charges on top of its memo.
-    func replay(signature: ReplayKey, state: ReplayKey, to gfn: GuestFrameNumber, count: UInt64) -> OpCounts
+    /// which the caller charges on top of its memo. Nil, with nothing
+    /// changed, when the host has no memo of a step from `signature` to
+    /// `state` (the caller's memo outlived the host's): the caller steps.
+    func replay(signature: ReplayKey, state: ReplayKey, to gfn: GuestFrameNumber, count: UInt64) -> OpCounts?
     /// Running total of the context-dependent operations (upper S-EPT table
     /// adds) this host has performed, stepped or replayed. A memo of stepped
     /// work subtracts the part of this total that accrued while stepping,
