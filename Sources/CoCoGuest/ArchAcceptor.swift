@@ -79,6 +79,20 @@ public protocol GuestPlatform: AnyObject {
     var sharedStats: SharedMemoryStats { get }
     /// Guest pages now shared (the kernel's `nr_shared` on TDX).
     var sharedPages: UInt64 { get }
+    /// `vcpu` enters the idle loop with nothing to run and halts until an
+    /// interrupt (`do_idle()` → `default_idle_call()` → `arch_cpu_idle()`;
+    /// on TDX `tdx_safe_halt()`, a TDVMCALL<HLT> that blocks the vCPU in
+    /// KVM outside guest mode). Default: nothing (a platform whose host
+    /// model has no vCPU state).
+    func halt(vcpu: Int)
+    /// `vcpu` is woken to run work (an IPI that queues a task on it, or the
+    /// firmware's mailbox loop it spins in): it is in guest mode. Default: nothing.
+    func wake(vcpu: Int)
+}
+
+extension GuestPlatform {
+    public func halt(vcpu: Int) {}
+    public func wake(vcpu: Int) {}
 }
 
 extension GuestPlatform {

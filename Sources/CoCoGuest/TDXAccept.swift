@@ -323,6 +323,10 @@ public final class TDXGuestPlatform: GuestPlatform {
     public init(host: any TDXHost) { self.host = host }
     public var name: String { "tdx" }
     public var kind: PlatformKind { .tdx }
+    /// `tdx_safe_halt()`: TDVMCALL<Instruction.HLT>, the host blocks the vCPU.
+    public func halt(vcpu: Int) { host.halt(vcpu: vcpu) }
+    /// The halted vCPU re-enters the TD (TDH.VP.ENTER) to run work.
+    public func wake(vcpu: Int) { host.wake(vcpu: vcpu) }
     public func isAccessible(_ r: AddressRange) -> Bool { host.isAccessible(r.framesCovering) }
     public var committedBytes: UInt64 { ByteCount.frames(host.committedPages).value }
     /// A private access to a page whose attributes are shared (memory a
