@@ -910,5 +910,10 @@ expect_error "host-faults: HZ too high" "hz 20000: must be at most 10000" host-f
 expect_error "host-faults: not a number" "--vcpus" host-faults --vcpus abc
 expect_output "host-faults: the cost per fault" "per fault (us)" host-faults --faults 100
 
+# Idle vCPUs halted or polling (issue 17 §1, session 16): idle=poll takes no HLT exits.
+expect_output "boot --idle-poll: no idle HLT exits" '"idle_tick_exits": 0' boot --memory 2G --vcpus 4 --deferred-init off --idle-poll --json
+printf 'kernel: {idle-poll: maybe}\n' > "$tmp/idle-poll.yaml"
+expect_error "idle-poll: scenario key not a boolean" "idle-poll" run "$tmp/idle-poll.yaml"
+
 echo "cli-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -35,8 +35,10 @@ package protocol ArchAcceptorReplay: ArchAcceptor {
     /// Puts `count` chunks from `gfn` into `state` (stepped from
     /// `signature`); returns the
     /// context-dependent operations the replay performed (see
-    /// `contextOperations`), to be charged on top of the memo.
-    func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: GuestFrameNumber, count: UInt64) -> OpCounts
+    /// `contextOperations`), to be charged on top of the memo, or nil,
+    /// with nothing changed, when the platform cannot replay that step
+    /// (its own memo of it is gone): the caller steps instead.
+    func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: GuestFrameNumber, count: UInt64) -> OpCounts?
     /// Running total of the operations whose count depends on context
     /// outside a chunk (TDX: upper S-EPT tables). Memos subtract what accrued
     /// while stepping; replays recompute it.
@@ -77,6 +79,20 @@ public protocol GuestPlatform: AnyObject {
     var sharedStats: SharedMemoryStats { get }
     /// Guest pages now shared (the kernel's `nr_shared` on TDX).
     var sharedPages: UInt64 { get }
+    /// `vcpu` enters the idle loop with nothing to run and halts until an
+    /// interrupt (`do_idle()` → `default_idle_call()` → `arch_cpu_idle()`;
+    /// on TDX `tdx_safe_halt()`, a TDVMCALL<HLT> that blocks the vCPU in
+    /// KVM outside guest mode). Default: nothing (a platform whose host
+    /// model has no vCPU state).
+    func halt(vcpu: Int)
+    /// `vcpu` is woken to run work (an IPI that queues a task on it, or the
+    /// firmware's mailbox loop it spins in): it is in guest mode. Default: nothing.
+    func wake(vcpu: Int)
+}
+
+extension GuestPlatform {
+    public func halt(vcpu: Int) {}
+    public func wake(vcpu: Int) {}
 }
 
 extension GuestPlatform {

@@ -222,8 +222,8 @@ extension SNPAcceptor {
     }
     /// The RMP has no context outside a chunk.
     package var contextOperations: OpCounts { OpCounts() }
-    package func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: GuestFrameNumber, count: UInt64) -> OpCounts {
-        guard let s = RMPState(rawValue: UInt8(truncatingIfNeeded: state.state)) else { return OpCounts() }
+    package func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: GuestFrameNumber, count: UInt64) -> OpCounts? {
+        guard let s = RMPState(rawValue: UInt8(truncatingIfNeeded: state.state)) else { return nil }
         platform.replay(state: s, frames: Range(start: gfn, count: count * PageLevel.size2M.pages))
         return OpCounts()
     }

@@ -90,12 +90,12 @@ public final class SNPHostAcceptor: ArchAcceptorReplay {
     /// The host replays the remembered calls (state per range, counters
     /// times the number of calls); the kernel charges the memo's operations.
     /// - Complexity: O(log runs).
-    package func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: GuestFrameNumber, count: UInt64) -> OpCounts {
+    /// Nil, with nothing changed, when the host has no memo of the stepped
+    /// call (`replayChunkSteps` checks before it changes anything): stepped.
+    package func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: GuestFrameNumber, count: UInt64) -> OpCounts? {
         let frames = count * PageLevel.size2M.pages
         guard let n = memoFrames[signature], n > 0, frames % n == 0, let h = chunkHost,
-              h.replayChunkSteps(pre: signature.state, post: state.state, from: gfn, frames: n, calls: frames / n) else {
-            preconditionFailure("SNPHostAcceptor: a span replay without the host's memo of the stepped call")
-        }
+              h.replayChunkSteps(pre: signature.state, post: state.state, from: gfn, frames: n, calls: frames / n) else { return nil }
         guest.acceptedByReplay(Range(start: gfn, count: frames))
         return OpCounts()
     }

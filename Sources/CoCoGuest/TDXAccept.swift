@@ -181,11 +181,13 @@ public final class TDXAcceptor: ArchAcceptorReplay {
         let regions = (end - g) / huge - 1
         let n = host.chunksSharing(sig, from: g, limit: regions * perRegion) / perRegion
         guard n > 0 else { return nil }
-        host.recordStateIndependentAccepts(level: .size1G, count: n)
         host.traceClock(vcpu: callVCPU, now: now(c))
+        // The host's memo first: without it nothing is replayed and the regions are stepped.
+        guard let context = host.replay(signature: sig, state: m.finalState, to: g, count: n * perRegion) else { return nil }
+        host.recordStateIndependentAccepts(level: .size1G, count: n)
         c.add(Self.op(.size1G, s1G), n)
         c.add(m.counts, times: n * perRegion)
-        c.add(host.replay(signature: sig, state: m.finalState, to: g, count: n * perRegion))
+        c.add(context)
         host.traceReplayEnded(now: now(c))
         report(chunks: n * perRegion)
         return n
@@ -213,10 +215,11 @@ public final class TDXAcceptor: ArchAcceptorReplay {
             let sig = stepByStep ? nil : host.chunkSignature(gfn: g)
             if let sig, let m = memo[sig] {
                 let k = host.chunksSharing(sig, from: g, limit: left)
-                if k > 0 {
-                    host.traceClock(vcpu: callVCPU, now: now(c))
+                if k > 0 { host.traceClock(vcpu: callVCPU, now: now(c)) }
+                // Nil when the host's memo of the step is gone: the chunk is stepped below.
+                if k > 0, let context = host.replay(signature: sig, state: m.finalState, to: g, count: k) {
                     c.add(m.counts, times: k)
-                    c.add(host.replay(signature: sig, state: m.finalState, to: g, count: k))
+                    c.add(context)
                     host.traceReplayEnded(now: now(c))
                     g = g + k * PageLevel.size2M.pages; left -= k
                     report(chunks: k)
@@ -246,7 +249,7 @@ public final class TDXAcceptor: ArchAcceptorReplay {
     }
     package func chunkState(gfn: GuestFrameNumber) -> ReplayKey? { host.chunkState(gfn: gfn) }
     package var contextOperations: OpCounts { host.contextOperations }
-    package func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: GuestFrameNumber, count: UInt64) -> OpCounts {
+    package func replayChunks(signature: ReplayKey, state: ReplayKey, from gfn: GuestFrameNumber, count: UInt64) -> OpCounts? {
         host.replay(signature: signature, state: state, to: gfn, count: count)
     }
     package func traceReplayBegins(vcpu: Int, now: Double, calls: UInt64) { host.traceCall(vcpu: vcpu, now: now, calls: calls) }
@@ -320,6 +323,10 @@ public final class TDXGuestPlatform: GuestPlatform {
     public init(host: any TDXHost) { self.host = host }
     public var name: String { "tdx" }
     public var kind: PlatformKind { .tdx }
+    /// `tdx_safe_halt()`: TDVMCALL<Instruction.HLT>, the host blocks the vCPU.
+    public func halt(vcpu: Int) { host.halt(vcpu: vcpu) }
+    /// The halted vCPU re-enters the TD (TDH.VP.ENTER) to run work.
+    public func wake(vcpu: Int) { host.wake(vcpu: vcpu) }
     public func isAccessible(_ r: AddressRange) -> Bool { host.isAccessible(r.framesCovering) }
     public var committedBytes: UInt64 { ByteCount.frames(host.committedPages).value }
     /// A private access to a page whose attributes are shared (memory a

@@ -289,12 +289,15 @@ extension GuestKernel {
             forks += forksPerAP - 1
             o = pageAllocatorCalls(calls, clock: &clock)
             online.append(clock.vcpuPicoseconds[0])
+            // Up, the AP finds nothing to run and halts in `do_idle()`.
+            idleVCPUs([online.count - 1])
             sample?(clock)
         }
         guard o == .ok else { return o }
-        // Each AP idles from when it came up until the phase ends with the BSP.
+        // Each AP idles from when it came up until the phase ends with the
+        // BSP, halted between ticks (with idle=poll it spins: no HLT exits).
         let end = clock.vcpuPicoseconds[0]
-        for ap in 1..<online.count {
+        for ap in 1..<online.count where !config.idlePoll {
             let ticks = (end - online[ap]) / (1_000_000_000_000 / max(1, config.hz))
             clock.charge(.kernelIdleTickExit, ticks, vcpu: ap, costs: costs)
             idleTickExits += ticks

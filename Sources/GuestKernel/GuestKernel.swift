@@ -25,6 +25,13 @@ public struct KernelConfig: Sendable {
     /// high-resolution timers are on, after the clocksource switch at
     /// fs_initcall).
     public var hz: UInt64 = 1000
+    /// `idle=poll` on the command line: `idle_setup()` calls
+    /// `cpu_idle_poll_ctrl(true)`, so `do_idle()` spins in `cpu_idle_poll()`
+    /// instead of halting. An idle vCPU then stays in guest mode (every
+    /// `tdx_track()` kicks it) and takes no HLT exits (`idleTickExits` 0;
+    /// a tick's other exits are modelled in neither mode). Default false:
+    /// idle vCPUs halt (`tdx_safe_halt()`; `GuestKernel+Idle.swift`).
+    public var idlePoll = false
     /// `crashkernel=` size (0: none).
     public var crashKernelBytes: UInt64 = 0
     /// `/sys/kernel/mm/transparent_hugepage/enabled` at boot
@@ -256,6 +263,9 @@ public final class GuestKernel {
     /// an allocation reaches once the accepted free pages before them are
     /// used. Zone Normal's; counted in its `freePages`.
     var unacceptedInBuddy: [AddressRange] = []
+    /// Per vCPU, whether it runs guest code or is halted in the idle loop
+    /// (`GuestKernel+Idle.swift`).
+    var vcpuRunning: [Bool] = []
 
     /// `ram` is the E820 RAM as the firmware or the previous kernel handed
     /// it over; the kernel's memblock memory is that after `trim_bios_range()`.
@@ -272,6 +282,11 @@ public final class GuestKernel {
         self.ram = Self.trimBIOSRange(ram)
         self.unaccepted = unaccepted
         unaccepted?.locking = config.version.acceptMemoryLocking
+        // The kernel starts with every AP in the firmware's mailbox loop, in
+        // guest mode (`GuestKernel+Idle.swift`): a halted one (the previous
+        // kernel's, after kexec) is back in that loop.
+        vcpuRunning = Array(repeating: true, count: vcpus)
+        for v in 0..<vcpus { platform.wake(vcpu: v) }
     }
 
     /// The zone an address is in: its node's zone of its kind.
@@ -605,6 +620,8 @@ public final class GuestKernel {
             workersOfNode.append(workers)
             let pages = ramPages(from: deferredFrom[n], to: deferredEnd[n])
             guard pages > 0 else { continue }
+            // The node's `pgdatinit` thread and padata workers wake its idle CPUs.
+            wakeVCPUs(workers)
             // padata splits the work evenly over the node's CPUs.
             let per = pages / UInt64(workers.count), extra = pages % UInt64(workers.count)
             for (i, v) in workers.enumerated() { deferred.charge(.kernelStructPageInit, per + (UInt64(i) < extra ? 1 : 0), vcpu: v, costs: costs) }
@@ -622,6 +639,9 @@ public final class GuestKernel {
             }
             deferredInitNodePicoseconds[n] = workers.map { deferred.vcpuPicoseconds[$0] }.max() ?? 0
         }
+        // `page_alloc_init_late()` waits for every node's thread; then the
+        // APs have nothing to run and halt, the BSP goes on with the initcalls.
+        idleVCPUs(1..<vcpus)
         return .ok
     }
 

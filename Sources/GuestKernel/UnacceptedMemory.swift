@@ -218,8 +218,11 @@ public final class UnacceptedMemory {
         guard k > 0 else { return nil }
         let t0 = clock.vcpuPicoseconds.indices.contains(vcpu) ? clock.vcpuPicoseconds[vcpu] : 0
         replay.traceReplayBegins(vcpu: vcpu, now: Double(t0) / 1e12, calls: k)
+        // The platform's memo first: without it (it outlived by this one)
+        // nothing is replayed and the calls are stepped.
+        guard let context = replay.replayChunks(signature: sig, state: memo.state, from: firstGFN, count: 2 * k) else { return nil }
         clock.charge(memo.counts, times: k, vcpu: vcpu, costs: costs)
-        clock.charge(replay.replayChunks(signature: sig, state: memo.state, from: firstGFN, count: 2 * k), vcpu: vcpu, costs: costs)
+        clock.charge(context, vcpu: vcpu, costs: costs)
         if clock.vcpuPicoseconds.indices.contains(vcpu) { replay.traceReplayEnded(now: Double(clock.vcpuPicoseconds[vcpu]) / 1e12) }
         table.bitmap.clear(Range(start: u + 1, count: 2 * k))
         archCalls += k

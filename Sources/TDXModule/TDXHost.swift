@@ -34,6 +34,15 @@ public protocol TDXHost: AnyObject {
     /// the host converts the range to private or shared and says how.
     /// Default: a host without a VMM behind it, which cannot convert.
     func mapGPA(_ frames: Range<GuestFrameNumber>, toPrivate: Bool) -> MapGPAResult
+    /// TDG.VP.VMCALL<Instruction.HLT> on `vcpu` (the guest's idle loop,
+    /// `tdx_safe_halt()`): KVM's `tdx_emulate_hlt()` →
+    /// `kvm_emulate_halt_noskip()` blocks the vCPU outside guest mode, where
+    /// `tdx_track()`'s kicks do not reach it. Default: a host that keeps no
+    /// vCPU state, nothing.
+    func halt(vcpu: Int)
+    /// An interrupt for the halted `vcpu` (an IPI, its timer) wakes it and
+    /// it re-enters the TD; a vCPU in guest mode stays as it is. Default: nothing.
+    func wake(vcpu: Int)
 }
 
 /// The host's answer to one TDG.VP.VMCALL<MapGPA> and what it did for it.
@@ -61,6 +70,9 @@ extension TDXHost {
     public func accept(gfn: GuestFrameNumber, level: PageLevel, vcpu: Int, now: Double) -> AcceptCallResult {
         accept(gfn: gfn, level: level)
     }
+
+    public func halt(vcpu: Int) {}
+    public func wake(vcpu: Int) {}
 }
 
 /// Bulk support: identical chunks are replayed instead of re-simulated.
@@ -82,8 +94,10 @@ package protocol TDXHostReplay: TDXHost {
     /// Puts `count` chunks from `gfn` into `state`, as stepping each of them
     /// from `signature` would have, and returns the operations that depend
     /// on context outside the chunk (upper S-EPT tables and the like),
-    /// which the caller charges on top of its memo.
-    func replay(signature: ReplayKey, state: ReplayKey, to gfn: GuestFrameNumber, count: UInt64) -> OpCounts
+    /// which the caller charges on top of its memo. Nil, with nothing
+    /// changed, when the host has no memo of a step from `signature` to
+    /// `state` (the caller's memo outlived the host's): the caller steps.
+    func replay(signature: ReplayKey, state: ReplayKey, to gfn: GuestFrameNumber, count: UInt64) -> OpCounts?
     /// Running total of the context-dependent operations (upper S-EPT table
     /// adds) this host has performed, stepped or replayed. A memo of stepped
     /// work subtracts the part of this total that accrued while stepping,

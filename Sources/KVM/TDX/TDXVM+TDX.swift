@@ -65,8 +65,18 @@ extension TDXVM {
     /// are outside guest mode and get none.
     func kick() {
         let n = module.kickAll()
-        counters.bump(.vcpuKicks, UInt64(n))
-        ops.add(.kvmVCPUKick, UInt64(n))
+        kickCalls += 1
+        addKicks(UInt64(n))
+    }
+
+    /// `n` kicks, tallied as context work: how many vCPUs a kick reaches
+    /// depends on the vCPUs' modes, not on the chunk being worked on, so a
+    /// memoised step keeps its `kick()` calls and replay counts the kicks
+    /// with the vCPUs in guest mode then (`ChunkMemo.kickCalls`).
+    func addKicks(_ n: UInt64) {
+        guard n > 0 else { return }
+        counters.bump(.vcpuKicks, n); contextCounters.bump(.vcpuKicks, n)
+        ops.add(.kvmVCPUKick, n); contextOps.add(.kvmVCPUKick, n)
     }
 
     /// `tdx_track()`: TRACK (retried with no vCPUs in the guest), then kick

@@ -216,8 +216,8 @@ extension TDXVM {
                 let key = PieceKey(toPrivate: toPrivate, signature: st.key)
                 if let final = pieceMemo[key] {
                     let k = chunksSharing(st.key, fromChunk: g.region2M, limit: (frames.upperBound - g) / chunk)
-                    if k > 0 {
-                        _ = replay(signature: st.key, final: final, fromChunk: g.region2M, count: k)
+                    // No host memo behind `final` any more (`forgetReplaySteps()`): stepped.
+                    if k > 0, replay(signature: st.key, final: final, fromChunk: g.region2M, count: k) != nil {
                         g = g + k * chunk
                         continue
                     }
@@ -227,9 +227,7 @@ extension TDXVM {
                     let o = convert(p.only, toPrivate: toPrivate)
                     if o != .ok { recordingPoolEvents = false; stepSignature = nil; return o }
                 }
-                if let final = finishChunkStep(gfn: g), replayMemo[MemoKey(signature: st.key, final: final)] != nil {
-                    pieceMemo[key] = final
-                }
+                if let f = finishChunkStep(gfn: g), f.memoised { pieceMemo[key] = f.final }
                 g = g + chunk
                 continue
             }

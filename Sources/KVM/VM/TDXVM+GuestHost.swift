@@ -104,12 +104,19 @@ extension TDXVM: TDXHostReplay {
         if let st = chunkStateOf(gfn.region2M), acceptReplayAllowed(st) { beginChunkStep(gfn: gfn, key: st.key) }
     }
 
+    /// After a step begun at `gfn`: its final state only if the host
+    /// memoised the step (so a memo the guest takes always has the host's
+    /// behind it, as `SNPHostAcceptor.chunkState` does). Otherwise the
+    /// chunk's current state.
     package func chunkState(gfn: GuestFrameNumber) -> ReplayKey? {
-        if let s = stepSignature, s.gfn == gfn { return finishChunkStep(gfn: gfn) }
+        if let s = stepSignature, s.gfn == gfn {
+            guard let f = finishChunkStep(gfn: gfn), f.memoised else { return nil }
+            return f.final
+        }
         return chunkStateOf(gfn.region2M)?.key
     }
 
-    package func replay(signature: ReplayKey, state: ReplayKey, to gfn: GuestFrameNumber, count: UInt64) -> OpCounts {
+    package func replay(signature: ReplayKey, state: ReplayKey, to gfn: GuestFrameNumber, count: UInt64) -> OpCounts? {
         replay(signature: signature, final: state, fromChunk: gfn.region2M, count: count)
     }
 

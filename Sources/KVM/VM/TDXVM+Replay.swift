@@ -12,7 +12,8 @@ struct StepSnapshot {
     var counters: KVMCounters
     var contextCounters: KVMCounters
     var epoch: UInt64
-    var kicks: UInt64
+    /// `kick()` calls so far (`TDXVM.kickCalls`).
+    var kickCalls: UInt64
     var upperOps: OpCounts
     var upperCalls: SEAMCALLCounts
     var upperCounters: KVMCounters
@@ -29,7 +30,10 @@ struct ChunkMemo {
     var calls: SEAMCALLCounts
     var counters: KVMCounters
     var epochDelta: UInt64
-    var kicked: Bool
+    /// `kick()` calls the step made (each `tdx_track()`, and each BUSY
+    /// retry of `tdh_do_no_vcpus()`). How many vCPUs each reaches is context
+    /// (the vCPUs in guest mode when it runs): replay multiplies.
+    var kickCalls: UInt64
     var events: [PoolEvent]
     var upperOps: OpCounts
     var upperCalls: SEAMCALLCounts
@@ -45,7 +49,7 @@ struct ChunkMemo {
     /// work (upper tables, the 1G pre-check's lock, pool pages) may differ.
     func sameChunkWork(as other: ChunkMemo) -> Bool {
         ops == other.ops && calls == other.calls && counters == other.counters
-            && epochDelta == other.epochDelta && kicked == other.kicked
+            && epochDelta == other.epochDelta && kickCalls == other.kickCalls
     }
 }
 
@@ -201,7 +205,7 @@ extension TDXVM {
 
     func snapshot() -> StepSnapshot {
         StepSnapshot(ops: ops, contextOps: contextOps, calls: module.calls, contextCalls: contextCalls,
-                     counters: counters, contextCounters: contextCounters, epoch: module.tdEpoch, kicks: counters[.vcpuKicks],
+                     counters: counters, contextCounters: contextCounters, epoch: module.tdEpoch, kickCalls: kickCalls,
                      upperOps: upperOps, upperCalls: upperCalls, upperCounters: upperCounters,
                      faultsFired: faults.firedCount)
     }
@@ -214,8 +218,12 @@ extension TDXVM {
         if hostTrace != nil { hostTrace!.capture = [] }
     }
 
-    /// Memoises the step begun at `gfn` if the chunk ended uniform; returns its final key.
-    func finishChunkStep(gfn: GuestFrameNumber) -> ReplayKey? {
+    /// Memoises the step begun at `gfn` if the chunk ended uniform; returns
+    /// its final key (nil if the chunk is not uniform) and whether this step
+    /// was memoised. A caller keeping its own memo of the step (the guest's
+    /// acceptor) must keep it only when this step was: a replay needs the
+    /// host's memo of the same step behind it.
+    func finishChunkStep(gfn: GuestFrameNumber) -> (final: ReplayKey, memoised: Bool)? {
         recordingPoolEvents = false
         let captured = hostTrace?.capture ?? []
         if hostTrace != nil { hostTrace!.capture = nil }
@@ -225,17 +233,17 @@ extension TDXVM {
         // alive and no injected failure fired during it.
         guard let (g, sig, s0) = stepSignature, g == gfn, !options.checkInvariants, !isDead,
               faults.firedCount == s0.faultsFired
-        else { stepSignature = nil; return final }
+        else { stepSignature = nil; return (final, false) }
         stepSignature = nil
         let memo = ChunkMemo(ops: (ops - s0.ops) - (contextOps - s0.contextOps),
                              calls: (module.calls - s0.calls) - (contextCalls - s0.contextCalls),
                              counters: (counters - s0.counters) - (contextCounters - s0.contextCounters),
-                             epochDelta: module.tdEpoch - s0.epoch, kicked: counters[.vcpuKicks] > s0.kicks,
+                             epochDelta: module.tdEpoch - s0.epoch, kickCalls: kickCalls - s0.kickCalls,
                              events: poolEvents, upperOps: upperOps - s0.upperOps, upperCalls: upperCalls - s0.upperCalls,
                              upperCounters: upperCounters - s0.upperCounters, trace: TraceUnit.units(captured))
         let key = MemoKey(signature: sig, final: final)
         if replayMemo.updateValue(memo, forKey: key) == nil { memoFinals[sig, default: []].append(final) }
-        return final
+        return (final, true)
     }
 
     /// Consecutive chunks from `c` (at most `limit`) that replay like a
@@ -363,11 +371,17 @@ extension TDXVM {
     /// Puts chunks `[c, c + k)` into `final` and adds the memo's chunk work
     /// `k` times, the context work of each region the span enters without
     /// its tables once per such region, and the pool events of every chunk.
+    /// Returns the context operations, or nil, changing nothing, when no
+    /// step from `signature` to `final` is memoised (`forgetReplaySteps()`
+    /// dropped it, or the step that left `final` was not memoised): the
+    /// caller steps the chunks instead. (Before, it returned no operations
+    /// and changed nothing while the guest charged its own memo, so a guest
+    /// memo that outlived the host's made replay apply no host state at all.)
     /// - Complexity: O(runs of the maps in the span), independent of `k`.
-    func replay(signature: ReplayKey, final: ReplayKey, fromChunk c: GuestRegion2M, count k: UInt64) -> OpCounts {
-        stepSignature = nil
+    func replay(signature: ReplayKey, final: ReplayKey, fromChunk c: GuestRegion2M, count k: UInt64) -> OpCounts? {
         guard k > 0, let memo = replayMemo[MemoKey(signature: signature, final: final)],
-              let st = ChunkState(key: final), slot(c.firstFrame) != nil else { return OpCounts() }
+              let st = ChunkState(key: final), slot(c.firstFrame) != nil else { return nil }
+        stepSignature = nil
         let context0 = contextOps
         // The contexts the chunks meet, read before anything changes.
         var plan: [(key: ReplayKey, count: UInt64)] = []
@@ -403,7 +417,9 @@ extension TDXVM {
         ops.add(memo.ops, times: k)
         module.addCalls(memo.calls, times: k)
         counters.add(memo.counters, times: k)
-        module.advanceEpoch(by: memo.epochDelta * k, kicked: memo.kicked)
+        module.advanceEpoch(by: memo.epochDelta * k, kicked: memo.kickCalls > 0)
+        // Each kick reaches the vCPUs in guest mode now (context, like the pool's pages).
+        addKicks(memo.kickCalls * k * UInt64(vcpusInGuestMode))
         var plainPages: UInt64 = 0
         var plain = true
         for (v, m) in plan where m > 0 {
@@ -415,6 +431,7 @@ extension TDXVM {
         // sequence with split-cache events is the signature's own, k times.
         if plain { takeSeptPages(plainPages) } else { replayPoolEvents(memo.events, times: k) }
         for u in memo.trace { hostTrace?.add(u.kind, level: u.level, frames: frames, exits: u.exits * k) }
+        replayedChunks += k
         note("replayed \(k) chunks from \(g.address) like the memoised step")
         return contextOps - context0
     }

@@ -95,6 +95,11 @@ public final class TDXVM {
     var pieceMemo: [PieceKey: ReplayKey] = [:]
     var stepSignature: (gfn: GuestFrameNumber, key: ReplayKey, snapshot: StepSnapshot)?
     var poolEvents: [PoolEvent] = []
+    /// 2M chunks put into their state by bulk replay rather than stepped
+    /// (not KVM state: how much the replay did, for tests).
+    package internal(set) var replayedChunks: UInt64 = 0
+    /// `kick()` calls so far, whatever number of vCPUs each reached.
+    var kickCalls: UInt64 = 0
     var recordingPoolEvents = false
 
     /// Creates the VM, its TD and memslots. The TD starts in the build phase;
@@ -165,23 +170,25 @@ public final class TDXVM {
     /// KVM_REQUEST_WAIT, only vCPUs whose mode is not OUTSIDE_GUEST_MODE,
     /// and KVM_REQUEST_NO_WAKEUP leaves a blocked vCPU asleep
     /// (virt/kvm/kvm_main.c, `kvm_make_vcpu_request()`).
-    /// Memoised host steps recorded their kicks with the old set of vCPUs
-    /// in the guest, so they are dropped.
-    /// - Complexity: O(memoised steps).
+    /// Memoised host steps stay valid: they keep how many times they kicked,
+    /// and a replay counts each kick's IPIs with the vCPUs in guest mode
+    /// then (`ChunkMemo.kickCalls`).
+    /// - Complexity: O(1).
     public func halt(vcpu: Int) {
         precondition(module.vcpuEpoch.indices.contains(vcpu), "vCPU \(vcpu) of \(module.vcpuEpoch.count)")
         module.exit(vcpu: vcpu)
-        forgetReplaySteps()
         note("vCPU \(vcpu): TDVMCALL(HLT), blocked outside guest mode")
     }
 
     /// The halted vCPU is woken (an interrupt for it) and re-enters the TD
-    /// with TDH.VP.ENTER, in the current TLB epoch.
-    /// - Complexity: O(memoised steps).
+    /// with TDH.VP.ENTER, in the current TLB epoch. A vCPU already in guest
+    /// mode is left as it is (an interrupt for a running vCPU does not
+    /// re-enter it; re-entering would move it to the current epoch).
+    /// - Complexity: O(1).
     public func wake(vcpu: Int) {
         precondition(module.vcpuEpoch.indices.contains(vcpu), "vCPU \(vcpu) of \(module.vcpuEpoch.count)")
+        guard !isInGuestMode(vcpu: vcpu) else { return }
         module.enter(vcpu: vcpu)
-        forgetReplaySteps()
         note("vCPU \(vcpu): woken, TDH.VP.ENTER")
     }
 
@@ -198,10 +205,20 @@ public final class TDXVM {
     /// - Complexity: O(vCPUs).
     public var vcpusInGuestMode: Int { module.vcpuEpoch.count(where: { $0 != nil }) }
 
-    func forgetReplaySteps() {
+    /// Drops every memoised host step (`replayMemo`, `memoFinals`) and any
+    /// step being recorded. Not a KVM operation: it shows that replay does
+    /// not depend on what is memoised. What maps a signature to a final
+    /// state outlives it (piecewise conversion's `pieceMemo`, the guest
+    /// acceptor's memo, the kernel's steady-call memo); their replays then
+    /// find no memo of the step (`replay` returns nil) and the chunks are
+    /// stepped, so results equal stepping whatever the memo state
+    /// (`ReplayMemoStateTests`).
+    /// - Complexity: O(memoised steps).
+    package func forgetReplaySteps() {
         replayMemo.removeAll()
         memoFinals.removeAll()
         stepSignature = nil
+        recordingPoolEvents = false
     }
 
     public func note(_ s: @autoclosure () -> String) { if logEnabled { operationLog.append(s()) } }

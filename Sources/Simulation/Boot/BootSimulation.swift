@@ -393,6 +393,9 @@ public struct BootSimulation {
         var uclock = PhaseClock(vcpus: s.vcpus)
         uclock.charge(.userspaceFixed, vcpu: 0, costs: costs)
         var full: Double? = nil
+        // User space on the way to a shell runs on every vCPU (the
+        // allocations below go to the least-loaded one).
+        kernel.wakeVCPUs(0..<s.vcpus)
         if outcome == .ok {
             let want = ByteCount(s.bootAllocationBytes).frames()
             let (got, o) = kernel.allocateOnNodes(pages: want, use: .pageCache, touch: true, clock: &uclock, fullyAcceptedAt: &full)
@@ -402,6 +405,8 @@ public struct BootSimulation {
             }
         }
         r.times.userspace = uclock.seconds(costs)
+        // At the shell every vCPU idles, halted until a workload wakes it.
+        kernel.idleAllVCPUs()
         // Just after init starts, where 807174a93d24's report saw kswapd loop.
         var endless = outcome == .ok ? kernel.endlessReclaimOnWake() : nil
         recorder?.phase(prefix + "userspace", uclock, seconds: r.times.userspace)
@@ -440,7 +445,10 @@ public struct BootSimulation {
                      clamped: inout [String], recorder: Recorder? = nil, prefix: String = "") -> (AcceptOutcome, Double?) {
         let start = recorder?.segmentStart ?? 0
         kernel.allocationStalls.reset()
+        // The phase wakes the vCPUs it runs on; they idle again at its end.
+        kernel.wakeVCPUs(Self.workloadVCPUs(workload, kernel))
         let result = runWorkloadPhase(workload, kernel, clock: &wclock, clamped: &clamped, recorder: recorder, prefix: prefix)
+        kernel.idleAllVCPUs()
         kernel.allocationStalls.foldWorkloadPhase()
         if let rec = recorder, workload != .none {
             if case .phases = workload {} else {
@@ -454,6 +462,25 @@ public struct BootSimulation {
             }
         }
         return result
+    }
+
+    /// The vCPUs a workload phase's work runs on, which it wakes: the
+    /// allocating phases spread their allocations over every vCPU (the
+    /// least-loaded one takes each; a node's vCPUs for `node=`, every vCPU
+    /// for a node without any, as `allocate()` does), a hot(un)plug phase
+    /// runs on the BSP (`BootSimulation+Hotplug` charges vCPU 0), and a
+    /// sequence wakes each of its phases' in turn (`runWorkload` per phase).
+    static func workloadVCPUs(_ w: Workload, _ kernel: GuestKernel, node: Int? = nil) -> [Int] {
+        switch w {
+        case .none, .phases: return []
+        case .hotplug, .unplug: return [0]
+        case .onNode(let n, let inner): return workloadVCPUs(inner, kernel, node: n)
+        case .touch, .pageCache, .rate, .hugetlb:
+            if let n = node, kernel.numa.cpusOfNode.indices.contains(n), !kernel.numa.cpusOfNode[n].isEmpty {
+                return kernel.numa.cpusOfNode[n]
+            }
+            return Array(0..<kernel.vcpus)
+        }
     }
 
     func runWorkloadPhase(_ workload: Workload, _ kernel: GuestKernel, clock wclock: inout PhaseClock,

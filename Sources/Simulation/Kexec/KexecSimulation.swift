@@ -86,6 +86,11 @@ extension BootSimulation {
         rec?.snapshot("before kexec")
 
         var rclock = PhaseClock(vcpus: scenario.vcpus)
+        // `native_machine_shutdown()` stops the other CPUs before
+        // `enc_kexec_finish()` (the unsharing below): `stop_other_cpus()` →
+        // `acpi_mp_stop_this_cpu()` sends each AP back to the firmware's
+        // mailbox loop, where it spins in guest mode; the CPU running kexec runs.
+        k.wakeVCPUs(0..<k.vcpus)
         out.unshare = k.kexecUnshare(clock: &rclock)
         out.unshareSeconds = rclock.seconds(costs)
         guard out.unshare.outcome == .ok else {
