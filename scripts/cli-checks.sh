@@ -895,8 +895,8 @@ expect_error "numa: sockets not dividing the vCPUs" "sockets" boot --numa 2 --vc
 expect_error "numa: phase on a missing node" "node 2 does not exist" boot --numa 2 --workload touch=1G@2
 expect_error "numa: phase on a node that is no number" "is not a NUMA node number" boot --numa 2 --workload touch=1G@one
 expect_error "numa: hotplug on a node" "only touch, pagecache, hugetlb and rate" boot --numa 2 --workload hotplug=128M@1
-expect_error "numa: kexec refuses several nodes" "NUMA guest" kexec --numa 2
-expect_error "numa: dump refuses several nodes" "NUMA guest" dump --numa 2 --estimate
+expect_output "numa: kexec boots the next kernel on both nodes" "Next kernel .* outcome ok" kexec --memory 4G --numa 2
+expect_output "numa: dump of a two-node guest" "Original pages : 0x" dump --memory 4G --numa 2 --estimate
 printf 'guest: {memory: 4G, numa: [3G, 2G]}\n' > "$tmp/numa-bad.yaml"
 expect_error "numa: scenario file nodes not adding up" "line 1: 'numa'" run "$tmp/numa-bad.yaml"
 printf 'guest: {memory: 4G, numa: {a: 1}}\n' > "$tmp/numa-map.yaml"

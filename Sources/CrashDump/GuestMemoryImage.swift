@@ -38,7 +38,7 @@ public struct GuestMemoryImage: Sendable {
     /// converts): its PT_LOADs, CPUs and VMCOREINFO; page classes are not
     /// known and pages are read from the file.
     public init(input: ELFInput) {
-        self.init(loads: input.ranges, classes: IntervalMap(initial: .freeZero), content: .seedZero,
+        self.init(loads: input.ranges, classes: IntervalMap(initial: .freeZero), content: .unused,
                   cpus: input.cpus, vmcoreinfo: input.vmcoreinfo)
         self.input = input
     }

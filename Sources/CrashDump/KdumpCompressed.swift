@@ -240,27 +240,37 @@ public struct KdumpCompressedWriter: Sendable {
     /// smaller, or raw. Each page is compressed straight into the batch's
     /// buffer (no copy of the compressed bytes); a page stored raw is copied
     /// over its failed compression.
+    /// The batch's entries and byte count are kept in locals while its
+    /// pages are stored (the entries array moved out and back, not copied):
+    /// the class's stored properties would otherwise be checked for
+    /// exclusive access on every page.
     /// - Complexity: O(pages), no allocation.
     func store(_ ranges: [Range<UInt64>], into batch: PageBatch, _ compressor: PageCompressor) {
         batch.reset()
         let excludeZero = options.excludeZero
+        var entries: [PageBatch.Entry] = []
+        swap(&entries, &batch.entries)
+        var count = 0
+        let bytes = batch.bytes
         forEachPage(ranges) { _, page in
             switch page {
             case .template(let c, let t):
-                batch.entries.append(excludeZero && isZero(c, t) ? .zero : .template(c, t))
+                entries.append(excludeZero && isZero(c, t) ? .zero : .template(c, t))
             case .bytes(let p):
-                if excludeZero, isZeroPage(p) { batch.entries.append(.zero); return }
-                let dst = batch.bytes + batch.count
+                if excludeZero, isZeroPage(p) { entries.append(.zero); return }
+                let dst = bytes + count
                 if let n = compressor.compress(p, into: dst) {
-                    batch.count += n
-                    batch.entries.append(.compressed(n))
+                    count += n
+                    entries.append(.compressed(n))
                 } else {
                     dst.copyMemory(from: p.baseAddress!, byteCount: p.count)
-                    batch.count += p.count
-                    batch.entries.append(.raw)
+                    count += p.count
+                    entries.append(.raw)
                 }
             }
         }
+        swap(&entries, &batch.entries)
+        batch.count = count
     }
 
     /// The stored size of the pages of `ranges` and how many are zero

@@ -313,7 +313,12 @@ extension GuestKernel {
             // Without acceptance in play the allocations are plain; charge them in bulk.
             let accepting = zones.contains { $0.hasUnaccepted } && config.version.acceptsOneBlockWhileWatermarksZero
             let batch = accepting ? 1 : n - done
+            // Which node gave them (several nodes only: the zonelist may fall back).
+            let before = nodeUsage.count > 1 ? nodeUsage.map(\.allocated) : []
             let (got, o) = allocate(pages: batch, use: .anonymous, touch: false, clock: &clock, fullyAcceptedAt: &never, onVCPU: 0)
+            if before.isEmpty { nodeUsage[0].kernelOwn += got } else {
+                for n in nodeUsage.indices { nodeUsage[n].kernelOwn += nodeUsage[n].allocated - before[n] }
+            }
             if o != .ok { return o }
             earlyAllocationPages += got
             if got < batch { break }
@@ -427,11 +432,17 @@ extension GuestKernel {
 /// Pages `allocate()` took from one node's zones, by use.
 public struct NodeUsage: Sendable, Equatable {
     public var allocated: UInt64 = 0, pageCache: UInt64 = 0, hugetlb: UInt64 = 0
+    /// The kernel's own pages on the node: `use: .kernel` allocations and
+    /// the early page-allocator calls before watermarks exist
+    /// (`pageAllocatorCalls`), as the global count is `kernelPages +
+    /// earlyAllocationPages`. Where a vmcore lays them out (`AllocationPlacement`).
+    public var kernelOwn: UInt64 = 0
     public init() {}
     mutating func add(_ pages: UInt64, _ use: PageUse) {
         allocated += pages
         if use == .pageCache { pageCache += pages }
         if use == .hugetlb { hugetlb += pages }
+        if use == .kernel { kernelOwn += pages }
     }
 }
 

@@ -1,4 +1,5 @@
 import CoCoGuest
+import CostModel
 import Firmware
 import GuestKernel
 import MemoryModel
@@ -122,6 +123,31 @@ import Testing
         #expect(memmaps.map(\.size) == [32 * 2 * Self.M, 96 * 2 * Self.M])
         #expect(memmaps.enumerated().allSatisfy { k.numa.node(of: $0.element.start) == $0.offset && k.numa.node(of: $0.element.end - 1) == $0.offset })
         #expect(k.deferredInitNodePicoseconds.allSatisfy { $0 > 0 })
+    }
+
+    /// kexec on a two-node guest: the next kernel parses the same SRAT, so it
+    /// boots on the first kernel's nodes, with a memmap buffer on each
+    /// (`sparse_init_nid()`), each node's zones managing its own memory and a
+    /// deferred-init thread per node.
+    @Test func kexecBootsTheNextKernelOnTheSameNodes() throws {
+        var s = Scenario()
+        s.memory = 4 * Self.G; s.vcpus = 2; s.sockets = 2; s.numaNodeSizes = [2 * Self.G, 2 * Self.G]
+        s.kernel.version = .v6_16; s.kernel.lazyAccept = s.lazy; s.record = false
+        let r = try BootSimulation(scenario: s, calibration: Calibration.builtIn()).runKexec(KexecPlan())
+        #expect(r.reboot?.outcome == .ok)
+        let second = try #require(r.second)
+        #expect(second.outcome == .ok)
+        let next = try #require(second.kernel)
+        #expect(next.numa.nodeCount == 2)
+        let memmaps = next.reservations.filter { $0.kind == .memmap }.map(\.range)
+        // Node 0 [0, 2 GiB) and node 1 [4 GiB, 6 GiB): 16 sections each.
+        #expect(memmaps.map(\.size) == [32 * Self.M, 32 * Self.M])
+        #expect(memmaps.enumerated().allSatisfy { next.numa.node(of: $0.element.start) == $0.offset })
+        for n in 0..<2 {
+            let managed = next.zones(ofNode: n).reduce(0) { $0 + $1.managed }
+            #expect(managed > 0 && managed * 4096 < 2 * Self.G, "node \(n)")
+        }
+        #expect(next.deferredInitNodePicoseconds.count == 2)
     }
 
     /// The boot log's NUMA lines in the kernel's formats, for two equal

@@ -161,8 +161,8 @@ extension GuestMemoryImage {
         return walkMemMap(f, sections: k.presentSections) { pfn in
             // vmemmap + 64·pfn, through the section's 2 MiB of the memmap buffer.
             let s = pfn / X86Layout.pagesPerSection
-            let ordinal = UInt64(k.presentSections.firstIndex(of: s)!)
-            let memmapPFN = k.memmapPFNs.lowerBound + ordinal * 512 + (pfn % X86Layout.pagesPerSection) / 64
+            let ordinal = k.presentSections.firstIndex(of: s)!
+            let memmapPFN = k.memmapPFN(ordinal: ordinal, page: (pfn % X86Layout.pagesPerSection) / 64)
             if memmapPFN != cachedMemmapPFN {
                 memmapPage.withUnsafeMutableBytes { k.generate(memmapPFN, into: $0) }
                 cachedMemmapPFN = memmapPFN

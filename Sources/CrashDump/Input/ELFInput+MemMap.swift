@@ -98,14 +98,59 @@ struct FileMemMap {
     }
 }
 
+/// The memmap pages a walk has read from an input mapping, given back a
+/// window at a time (`ELFInput.release`): the walk reads every struct page
+/// of the guest once, 1/64 of its memory (256 MiB at 16 GiB), and pages left
+/// mapped stay in the process's resident set until the mapping goes.
+/// makedumpfile maps `/proc/vmcore` a window at a time and unmaps the
+/// window before it maps the next (`read_with_mmap()`,
+/// `update_mmap_range()`), so its RSS does not grow with the guest.
+///
+/// Reads are noted by file offset; the window is the span from the lowest
+/// to the highest byte noted since the last release, given back when it
+/// would pass `window` bytes. A memmap laid out in order (a node's
+/// `sparse_buffer_alloc()` buffer) is then released in `window`-sized
+/// pieces, one system call each.
+struct MappingRelease {
+    let file: ELFInput
+    /// The most bytes of the input the walk keeps mapped between releases.
+    static let window: UInt64 = 1 << 20
+    private var lo: UInt64 = 0, hi: UInt64 = 0
+    /// Called after each release (tests measure the mapping's RSS there).
+    var released: (() -> Void)? = nil
+
+    init(_ file: ELFInput) { self.file = file }
+
+    /// Notes that `count` bytes at physical `paddr` were read from the mapping.
+    /// - Complexity: O(log PT_LOADs), plus a system call per window.
+    mutating func note(paddr: UInt64, count: UInt64) {
+        guard file.mapping != nil, let at = file.fileOffset(paddr: paddr) else { return }
+        let end = at &+ count
+        guard lo < hi else { (lo, hi) = (at, end); return }
+        let (l, h) = (min(lo, at), max(hi, end))
+        if h - l > Self.window { flush(); (lo, hi) = (at, end) } else { (lo, hi) = (l, h) }
+    }
+
+    /// Releases what is noted.
+    mutating func flush() {
+        guard lo < hi else { return }
+        file.release(fileBytes: lo, hi)
+        (lo, hi) = (0, 0)
+        released?()
+    }
+}
+
 /// Reads struct pages a memmap page at a time, as makedumpfile's
-/// `PGMM_CACHED` buffer does, translating each memmap page once.
+/// `PGMM_CACHED` buffer does, translating each memmap page once; the
+/// memmap pages read are given back to the mapping a window at a time
+/// (`MappingRelease`).
 struct StructPageReader {
     let memMap: FileMemMap
     private var cachedVaddr = UInt64.max
     private var page = [UInt8](repeating: 0, count: 4096)
+    var release: MappingRelease
 
-    init(_ m: FileMemMap) { memMap = m }
+    init(_ m: FileMemMap) { memMap = m; release = MappingRelease(m.file) }
 
     /// The struct page at virtual address `vaddr`.
     mutating func read(_ vaddr: UInt64) throws -> StructPage {
@@ -115,6 +160,7 @@ struct StructPageReader {
                 throw CocomemError(.unsupported, "the struct page at \(hex(vaddr)) is not mapped in this vmcore (Can't read the buffer of struct page)")
             }
             page.withUnsafeMutableBytes { memMap.file.read(paddr: phys, into: $0) }
+            release.note(paddr: phys, count: 4096)
             cachedVaddr = base
         }
         return page.withUnsafeBytes { StructPage.load(from: $0.baseAddress! + Int(vaddr - base)) }
@@ -136,12 +182,19 @@ extension GuestMemoryImage {
         return out
     }
 
-    /// The walk alone; `byRuns` false reads every struct page, for tests.
-    func walkInput(_ f: MakedumpfileFilter?, byRuns: Bool = true) throws -> FilterResult {
+    /// The walk alone; `byRuns` false reads every struct page, for tests;
+    /// `released`, if given, is called each time the walk gives a window of
+    /// memmap pages back to the input mapping (`MappingRelease`). Nothing
+    /// the walk read stays mapped once it returns (`ELFInput.releaseAll`).
+    func walkInput(_ f: MakedumpfileFilter?, byRuns: Bool = true, released: (() -> Void)? = nil) throws -> FilterResult {
         guard let f, let file = input, vmcoreinfo != nil, f.walksMemMap else { return filter(nil) }
+        // Page tables and mem_section roots (read by `translate`, a few pages), and whatever a failed walk left.
+        defer { file.releaseAll() }
         // The filter has read this image's VMCOREINFO once already.
         let m = try FileMemMap(file: file, vmcoreinfo: f.n, maxMapnr: maxMapnr)
         var reader = StructPageReader(m)
+        reader.release.released = released
+        defer { reader.release.flush() }
         let memMapOf = Dictionary(uniqueKeysWithValues: m.sections.map { ($0.number, $0.memMap) })
         // The walk goes a section at a time: look its mem_map up once.
         var section = UInt64.max, sectionMemMap: UInt64 = 0

@@ -298,6 +298,8 @@ public final class ELFInput: @unchecked Sendable {
                 let dst = base + Int(a - paddr)
                 if whole, let m = mapping {
                     dst.copyMemory(from: m.base + Int(at), byteCount: n)
+                    // A batch read across PT_LOAD pieces: its source pages are not kept mapped either.
+                    if n > 4096 { doneWith(UnsafeRawBufferPointer(start: m.base + Int(at), count: n)) }
                 } else {
                     let got = Self.pread(fd: fd, dst, count: n, at: at)
                     if got != n { noteReadError(at: at + UInt64(got)); zero(a + UInt64(got), inFile) }
@@ -456,13 +458,91 @@ public final class ELFInput: @unchecked Sendable {
     }
 
     /// Drops the page table entries of mapped `bytes` once they have been
-    /// used (`MADV_DONTNEED` on the whole pages inside them; the page cache
-    /// keeps the data), so the process's resident set does not grow with the
-    /// file, as makedumpfile keeps it small by mapping a window at a time.
+    /// used (`MADV_DONTNEED`; the page cache keeps the data), so the
+    /// process's resident set does not grow with the file, as makedumpfile
+    /// keeps it small by mapping a window at a time. The range is widened
+    /// to whole fault-around windows (`faultAroundPages`, aligned as
+    /// `do_fault_around()` aligns them): a short range that faulted in
+    /// (one not populated) also mapped up to 15 neighbours, which would
+    /// otherwise stay mapped when no later range covers them (at `-d 31`
+    /// the kept runs are short and scattered). A neighbour another thread
+    /// is reading faults in again: the mapping is read-only, never written.
+    /// - Complexity: one system call.
     public func doneWith(_ bytes: UnsafeRawBufferPointer) {
-        guard let m = mapping, let p = bytes.baseAddress, p >= m.base, p + bytes.count <= m.base + m.length else { return }
-        let lo = (UInt(bitPattern: p) + 4095) & ~UInt(4095), hi = UInt(bitPattern: p + bytes.count) & ~UInt(4095)
+        guard let m = mapping, let p = bytes.baseAddress, p >= m.base, p + bytes.count <= m.base + m.length, bytes.count > 0 else { return }
+        let window = UInt(Self.faultAroundPages * 4096)
+        let base = UInt(bitPattern: m.base), top = base + (UInt(m.length) + 4095) & ~UInt(4095)
+        let lo = max(base, UInt(bitPattern: p) & ~(window - 1))
+        let hi = min(top, (UInt(bitPattern: p + bytes.count) + window - 1) & ~(window - 1))
         if lo < hi { _ = madvise(UnsafeMutableRawPointer(bitPattern: lo), Int(hi - lo), MADV_DONTNEED) }
+    }
+
+    /// The offset in the file of physical `paddr`'s byte, when `read` takes
+    /// it from the file (the PT_LOAD piece serving it stores it); nil in a
+    /// hole or a zero-filled tail. Looks nothing up in the file.
+    /// - Complexity: O(log PT_LOADs).
+    func fileOffset(paddr: UInt64) -> UInt64? {
+        let i = firstPiece(endingAfter: paddr)
+        guard i < pieces.count, pieces[i].start <= paddr else { return nil }
+        let l = segments[pieces[i].load]
+        guard paddr < l.paddr + l.filesz else { return nil }
+        return l.offset + (paddr - l.paddr)
+    }
+
+    /// Drops this process's page table entries for the file bytes
+    /// `[from, to)` of the mapping, whole pages rounded outwards
+    /// (`madvise(MADV_DONTNEED)`: the page cache keeps the data, a later read
+    /// faults the page in again), as makedumpfile unmaps each window of
+    /// `/proc/vmcore` it has read before it maps the next
+    /// (`read_with_mmap()`, `update_mmap_range()`). For reads nothing else
+    /// is using (the walk's memmap pages); a batch's own pages go back
+    /// through `doneWith`, which rounds inwards.
+    /// - Complexity: one system call.
+    func release(fileBytes from: UInt64, _ to: UInt64) {
+        guard let m = mapping, from < to, from < UInt64(m.length) else { return }
+        let lo = Int(from) & ~4095, hi = min(m.length, (Int(min(to, UInt64(m.length))) + 4095) & ~4095)
+        if lo < hi { _ = madvise(UnsafeMutableRawPointer(mutating: m.base + lo), hi - lo, MADV_DONTNEED) }
+    }
+
+    /// Drops every page table entry of the mapping (the page tables and
+    /// `mem_section` roots the walk read, fault-around neighbours): after
+    /// the walk nothing of the file stays in the process's resident set.
+    /// - Complexity: one system call; the kernel walks only the populated part.
+    func releaseAll() {
+        guard let m = mapping else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: m.base), (m.length + 4095) & ~4095, MADV_DONTNEED)
+    }
+
+    /// Bytes of the input mapping in this process's resident set: the
+    /// `Rss:` of its VMA in `/proc/self/smaps` (page-cache pages the process
+    /// maps, which `getrusage()`'s and `time`'s maximum RSS count); nil
+    /// without a mapping or where smaps cannot be read. For tests and
+    /// measurements: it reads the whole smaps file.
+    /// - Complexity: O(size of /proc/self/smaps).
+    package func mappedResidentBytes() -> UInt64? {
+        // procfs files report size 0: read to the end.
+        let fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC)
+        guard let m = mapping, fd >= 0 else { if fd >= 0 { close(fd) }; return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = [], chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        let text = String(decoding: bytes, as: UTF8.self)
+        let start = String(UInt(bitPattern: m.base), radix: 16) + "-"
+        var inside = false
+        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            guard let first = line.split(separator: " ", maxSplits: 1).first else { continue }
+            // A VMA's header ("start-end perms offset dev inode path"); its fields are "Name: value kB".
+            if !first.hasSuffix(":") { inside = line.hasPrefix(start); continue }
+            if inside, first == "Rss:" {
+                return line.split(separator: " ").dropFirst().first.flatMap { UInt64($0) }.map { $0 * 1024 }
+            }
+        }
+        return nil
     }
 
     /// Whether the file is still at least as long as when it was opened:

@@ -24,23 +24,27 @@ extension KernelStructures {
     public func strata(of generated: [Range<UInt64>]) -> (singles: [Range<UInt64>], memmap: [GeneratedStratum: [Range<UInt64>]]) {
         var singles: [Range<UInt64>] = []
         var out: [GeneratedStratum: [Range<UInt64>]] = [:]
-        let mm = memmapPFNs
         for g in generated {
-            if g.lowerBound < mm.lowerBound { singles.append(g.lowerBound..<min(g.upperBound, mm.lowerBound)) }
-            if g.upperBound > mm.upperBound { singles.append(max(g.lowerBound, mm.upperBound)..<g.upperBound) }
-            let m = g.clamped(to: mm)
-            guard !m.isEmpty else { continue }
-            // Memmap page q holds the struct pages of section q/512's PFNs (q%512)·64 ..< +64.
-            var q = m.lowerBound - mm.lowerBound
-            let qEnd = m.upperBound - mm.lowerBound
-            while q < qEnd {
-                let sectionEnd = min(qEnd, (q / 512 + 1) * 512)
-                classifyWindows(q..<sectionEnd) { range, stratum in
-                    out[stratum, default: []].append((range.lowerBound + mm.lowerBound)..<(range.upperBound + mm.lowerBound))
+            singles += [g].subtracting(memmapPFNRanges)
+            for b in memmapBuffers {
+                let mm = b.pfns
+                let m = g.clamped(to: mm)
+                guard !m.isEmpty else { continue }
+                // Memmap page q (counted over the buffers in section order) holds the
+                // struct pages of section q/512's PFNs (q%512)·64 ..< +64.
+                let base = UInt64(b.firstOrdinal) * 512
+                var q = m.lowerBound - mm.lowerBound + base
+                let qEnd = m.upperBound - mm.lowerBound + base
+                while q < qEnd {
+                    let sectionEnd = min(qEnd, (q / 512 + 1) * 512)
+                    classifyWindows(q..<sectionEnd) { range, stratum in
+                        out[stratum, default: []].append((range.lowerBound - base + mm.lowerBound)..<(range.upperBound - base + mm.lowerBound))
+                    }
+                    q = sectionEnd
                 }
-                q = sectionEnd
             }
         }
+        singles.sort { $0.lowerBound < $1.lowerBound }
         return (singles, out)
     }
 

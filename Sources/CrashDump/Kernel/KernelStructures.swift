@@ -29,6 +29,15 @@ public struct KernelStructuresInput: Sendable {
     /// `_entire_mapcount` 24, `_pincount` 28, `_mm_id_mapcount` 32,
     /// `_mm_ids` 40, `_mapcount_1` 48, `_refcount_1` 52, `_nr_pages` 56).
     public var compoundInfo = false
+    /// The memmap buffers of a guest with several NUMA nodes, one per node
+    /// in node order (`sparse_init()` → `sparse_init_nid()` →
+    /// `sparse_buffer_init(map_count * section_map_size(), nid)`), each
+    /// holding the struct pages of the node's present sections in order;
+    /// empty: one buffer, `memmapArea`.
+    public var memmapAreas: [AddressRange] = []
+    /// Where each node after node 0 begins, by PFN, ascending (the node
+    /// field of `page->flags`, `set_page_node()`): empty for one node.
+    public var nodeStarts: [(pfn: UInt64, node: Int)] = []
     /// SLUB's slab order (`slub_min_order=` = `slub_max_order=`): 0 puts
     /// every slab in an order-0 page (what the model always did); N > 0 makes
     /// every naturally aligned 2^N-page block of slab memory one slab folio
@@ -84,6 +93,10 @@ public struct KernelStructures: Sendable {
     let topPGT: UInt64, level3Kernel: UInt64, level2Kernel: UInt64, utsPage: UInt64, rootArray: UInt64
     /// Kernel-data addresses used as list heads and owners in struct pages.
     let kernelDataVirtual: UInt64
+    /// The memmap buffers in use: their PFNs and the ordinal in
+    /// `presentSections` of the first section each holds (one buffer on a
+    /// one-node guest; one per node otherwise, `KernelStructuresInput.memmapAreas`).
+    let memmapBuffers: [(pfns: Range<UInt64>, firstOrdinal: Int)]
 
     public init(_ i: KernelStructuresInput, classes: IntervalMap<GuestFrameNumber, PageClass>) throws {
         input = i
@@ -92,9 +105,20 @@ public struct KernelStructures: Sendable {
         }
         physBase = i.kernelImage.start - X86Layout.physicalStart
         presentSections = Sparsemem.presentSections(i.ram)
-        guard UInt64(presentSections.count) * (2 << 20) <= i.memmapArea.size else {
-            throw CocomemError(.invalidScenario, "the memmap reservation (\(ByteCount(i.memmapArea.size))) is smaller than 2 MiB per present section")
+        // Each buffer holds the next present sections, 2 MiB of struct pages each.
+        var buffers: [(pfns: Range<UInt64>, firstOrdinal: Int)] = []
+        var ordinal = 0
+        for a in (i.memmapAreas.isEmpty ? [i.memmapArea] : i.memmapAreas) where ordinal < presentSections.count {
+            let n = min(Int(a.size / (2 << 20)), presentSections.count - ordinal)
+            let first = a.lowerAddress.frame.value
+            if n > 0 { buffers.append((first..<(first + UInt64(n) * 512), ordinal)) }
+            ordinal += n
         }
+        guard ordinal == presentSections.count else {
+            let total = (i.memmapAreas.isEmpty ? [i.memmapArea] : i.memmapAreas).reduce(0) { $0 + $1.size }
+            throw CocomemError(.invalidScenario, "the memmap reservation (\(ByteCount(total))) is smaller than 2 MiB per present section")
+        }
+        memmapBuffers = buffers
         roles = Self.roles(i, classes: classes, presentSections: presentSections)
 
         // Kernel .data: the static page tables and init_uts_ns.
@@ -165,21 +189,43 @@ public struct KernelStructures: Sendable {
 
     // MARK: Which pages are generated
 
-    /// PFN range of the memmap buffer in use.
-    public var memmapPFNs: Range<UInt64> {
-        let s = input.memmapArea.lowerAddress.frame.value
-        return s..<(s + UInt64(presentSections.count) * 512)
+    /// PFN range of the first memmap buffer in use (node 0's; the only one on a one-node guest).
+    public var memmapPFNs: Range<UInt64> { memmapBuffers.first?.pfns ?? 0..<0 }
+
+    /// PFN ranges of every memmap buffer in use, one per node.
+    /// - Complexity: O(nodes).
+    public var memmapPFNRanges: [Range<UInt64>] { memmapBuffers.map(\.pfns) }
+
+    /// The memmap page holding the struct pages of PFNs `64 q ..< 64 q + 64`
+    /// of the present section at `ordinal`.
+    /// - Complexity: O(nodes).
+    public func memmapPFN(ordinal: Int, page q: UInt64) -> UInt64 {
+        let b = memmapBuffers.last { $0.firstOrdinal <= ordinal }!
+        return b.pfns.lowerBound + UInt64(ordinal - b.firstOrdinal) * 512 + q
+    }
+
+    /// For a memmap page: the ordinal of its section and its page in the
+    /// section's 2 MiB (nil for any other PFN).
+    /// - Complexity: O(buffers).
+    func memmapPlace(_ pfn: UInt64) -> (ordinal: Int, page: UInt64)? {
+        for b in memmapBuffers where b.pfns.contains(pfn) {
+            let q = pfn - b.pfns.lowerBound
+            return (b.firstOrdinal + Int(q / 512), q % 512)
+        }
+        return nil
     }
 
     /// True if page `pfn` holds generated structures (not a class template).
-    public func isGenerated(_ pfn: UInt64) -> Bool { memmapPFNs.contains(pfn) || singles[pfn] != nil }
+    public func isGenerated(_ pfn: UInt64) -> Bool { memmapBuffers.contains { $0.pfns.contains(pfn) } || singles[pfn] != nil }
 
     /// Generated PFNs inside `r` as ascending disjoint ranges.
-    /// - Complexity: O(single pages), independent of the memmap's size.
+    /// - Complexity: O(single pages + buffers), independent of the memmap's size.
     public func generatedRanges(in r: Range<UInt64>) -> [Range<UInt64>] {
         var out = singles.keys.filter { r.contains($0) }.map { $0..<($0 + 1) }
-        let m = memmapPFNs.clamped(to: r)
-        if !m.isEmpty { out.append(m) }
+        for b in memmapBuffers {
+            let m = b.pfns.clamped(to: r)
+            if !m.isEmpty { out.append(m) }
+        }
         return out.sorted { $0.lowerBound < $1.lowerBound }
     }
 
@@ -190,9 +236,8 @@ public struct KernelStructures: Sendable {
         p.initializeMemory(as: UInt8.self, repeating: 0)
         let base = p.baseAddress!
         func entry(_ i: Int, _ v: UInt64) { base.storeBytes(of: v.littleEndian, toByteOffset: i * 8, as: UInt64.self) }
-        if memmapPFNs.contains(pfn) {
-            let q = pfn - memmapPFNs.lowerBound
-            let firstPFN = presentSections[Int(q / 512)] * X86Layout.pagesPerSection + (q % 512) * 64
+        if let (ordinal, q) = memmapPlace(pfn) {
+            let firstPFN = presentSections[ordinal] * X86Layout.pagesPerSection + q * 64
             fillStructPages(firstPFN, into: base)
             return
         }
@@ -217,7 +262,7 @@ public struct KernelStructures: Sendable {
             for (g, pmd) in vmemmapPMDs { entry(Self.index(X86Layout.vmemmapStart + g * PageLevel.size1G.bytes, level: PageLevel.size1G.shift), pmd | X86Layout.tableEntry) }
         case .vmemmapPMD(let g):
             for (o, s) in presentSections.enumerated() where s / 512 == g {
-                entry(Int(s % 512), (input.memmapArea.start + UInt64(o) * PageLevel.size2M.bytes) | X86Layout.largeLeaf)
+                entry(Int(s % 512), GuestFrameNumber(memmapPFN(ordinal: o, page: 0)).address.value | X86Layout.largeLeaf)
             }
         case .utsName:
             // struct uts_namespace starts with struct new_utsname (6 x 65 bytes).
@@ -255,6 +300,30 @@ public struct KernelStructures: Sendable {
 
     /// The zone index of a PFN: DMA below 16 MiB, DMA32 below 4 GiB, Normal above.
     static func zone(_ pfn: UInt64) -> UInt64 { UInt64(X86Zones.index(ofAddress: GuestFrameNumber(pfn).address.value)) }
+
+    /// The node of a PFN (`page_to_nid()`): the last node starting at or below it.
+    /// - Complexity: O(log nodes); O(1) on a one-node guest.
+    func node(_ pfn: UInt64) -> UInt64 {
+        let starts = input.nodeStarts
+        guard !starts.isEmpty, pfn >= starts[0].pfn else { return 0 }
+        var lo = 0, hi = starts.count
+        while hi - lo > 1 { let mid = (lo + hi) / 2; if starts[mid].pfn <= pfn { lo = mid } else { hi = mid } }
+        return UInt64(starts[lo].node)
+    }
+
+    /// `page->flags` before the page flags: the zone (`set_page_zone()`)
+    /// and the node (`set_page_node()`) fields.
+    func flagsFields(_ pfn: UInt64, zone: UInt64) -> UInt64 {
+        zone << PageFlag.zonesShift | node(pfn) << PageFlag.nodesShift
+    }
+
+    /// A stand-in kernel-data address for zone `zone` of `pfn`'s node's
+    /// `pglist_data` (list heads in struct pages): node 0's as before,
+    /// other nodes' after the other stand-ins.
+    func zoneVirtual(_ pfn: UInt64, zone: UInt64) -> UInt64 {
+        let n = node(pfn)
+        return n == 0 ? kernelDataVirtual + zone * 0x800 : kernelDataVirtual + 0x8000 + (n - 1) * 0x2800 + zone * 0x800
+    }
 
     /// Fills the 64 struct pages from `firstPFN` at `base`, one role run at
     /// a time. Free and unaccepted runs differ from page to page only in
@@ -327,10 +396,10 @@ public struct KernelStructures: Sendable {
     func structPage(_ pfn: UInt64, role: PageRole, run: Range<UInt64>) -> StructPage {
         let zone = Self.zone(pfn)
         var p = StructPage()
-        p.flags = zone << PageFlag.zonesShift
+        p.flags = flagsFields(pfn, zone: zone)
         let selfLRU = StructPage.lruAddress(of: pfn)
         p.word1 = selfLRU; p.word2 = selfLRU       // INIT_LIST_HEAD(&page->lru) in __init_single_page()
-        let zoneVirtual = kernelDataVirtual + zone * 0x800
+        let zoneVirtual = self.zoneVirtual(pfn, zone: zone)
         switch role {
         case .reserved:
             p.flags |= 1 << PageFlag.reserved
@@ -396,7 +465,7 @@ public struct KernelStructures: Sendable {
             return folioTail(pfn, head: head, order: 9, mapped: role == .transparentHuge, hugetlb: role == .hugetlb, zone: zone)
         }
         var p = StructPage()
-        p.flags = zone << PageFlag.zonesShift
+        p.flags = flagsFields(pfn, zone: zone)
         let listHead = kernelDataVirtual + 0x7000 + (role == .hugetlb ? 0x100 : 0)   // hstate free list / LRU list head
         switch pfn - head {
         case 0:
@@ -456,7 +525,7 @@ public struct KernelStructures: Sendable {
     /// has NULL subpool and cgroups (`init_new_hugetlb_folio()`).
     func folioTail(_ pfn: UInt64, head: UInt64, order: UInt64, mapped: Bool, hugetlb: Bool, zone: UInt64) -> StructPage {
         var p = StructPage()
-        p.flags = zone << PageFlag.zonesShift
+        p.flags = flagsFields(pfn, zone: zone)
         p.word1 = compoundInfo(head: head, order: order)
         p.word2 = StructPage.lruAddress(of: pfn)
         p.mapping = PageFlag.tailMapping

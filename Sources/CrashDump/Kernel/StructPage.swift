@@ -35,9 +35,13 @@ public enum PageFlag {
     /// `TAIL_MAPPING` (`0x400 + POISON_POINTER_DELTA`): `mapping` of tail pages past the folio's own fields.
     public static let tailMapping: UInt64 = 0xdead_0000_0000_0400
     /// The `zone` field of `page->flags`: NODES_WIDTH 10 at the top, then
-    /// ZONES_WIDTH 3 (five zones with ZONE_DEVICE). Node 0 only; no
-    /// last_cpupid field (CONFIG_NUMA_BALANCING off) [derived].
+    /// ZONES_WIDTH 3 (five zones with ZONE_DEVICE); no last_cpupid field
+    /// (CONFIG_NUMA_BALANCING off) [derived].
     public static let zonesShift: UInt64 = 51
+    /// The node field (`NODES_PGSHIFT`, include/linux/page-flags-layout.h):
+    /// `BITS_PER_LONG` minus SECTIONS_WIDTH (0 with SPARSEMEM_VMEMMAP) minus
+    /// NODES_WIDTH (CONFIG_NODES_SHIFT 10, the distribution kernels' MAXSMP).
+    public static let nodesShift: UInt64 = 54
 }
 
 /// `enum pagetype` since 6.12 (`PGTY_*`): the type sits in the top byte of

@@ -60,12 +60,14 @@ extension Scenario {
     /// with `hotplug=`/`unplug=` phases rather than give a result that
     /// leaves the memory out: the capture kernel's vmcore and the next
     /// kernel's memory map are built from boot memory only.
-    /// `kexec`, `dump` and scenario steps after the boot build their kernel
-    /// (the next one, the capture kernel's view) on one node: a NUMA guest
-    /// is refused rather than given one node's answer.
+    /// A scenario's `host` steps build the host model's guest on one node:
+    /// a NUMA guest is refused rather than given one node's answer. (`dump`
+    /// and `kexec` model the nodes: each node's memmap buffer, the node in
+    /// `page->flags`, pages laid out by node, docs/DUMPS.md; the next kernel
+    /// on the first kernel's nodes, docs/KEXEC.md.)
     public func refuseNUMA(in command: String) throws {
         guard isNUMA else { return }
-        throw CocomemError(.unsupported, "\(command) of a NUMA guest (--numa with more than one node) is not modelled: the \(command == "dump" ? "capture kernel's view" : "next kernel") is built on one node; boot models the nodes (docs/SCENARIOS.md, NUMA)")
+        throw CocomemError(.unsupported, "\(command) of a NUMA guest (--numa with more than one node) is not modelled: \(command == "host" ? "the host model's guest" : "the \(command) model") is built on one node; boot, dump and kexec model the nodes (docs/SCENARIOS.md, NUMA)")
     }
 
     public func refuseHotplug(in command: String) throws {

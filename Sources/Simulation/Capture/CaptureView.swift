@@ -29,7 +29,6 @@ public enum CaptureView {
                              transparentHugepages: Bool = false, slabOrder: UInt64 = 0, uptime: Double? = nil) throws -> GuestMemoryImage {
         guard let k = r.kernel else { throw CocomemError(.invalidScenario, "the guest did not reach the kernel; there is no vmcore to take") }
         try r.scenario.refuseHotplug(in: "dump")
-        try r.scenario.refuseNUMA(in: "dump")
         var classes = IntervalMap<GuestFrameNumber, PageClass>(initial: .freeZero)
         var crashKernel: AddressRange? = nil
         for (range, kind) in k.reservations {
@@ -102,6 +101,16 @@ public enum CaptureView {
             crashTime: bootEpoch + Int64(uptime),
             hasUnacceptedType: v.hasPageUnacceptedType, exportsUnacceptedNumber: v.exportsUnacceptedMapcount, seed: seed)
         input.compoundInfo = v.namesCompoundInfo
+        if !k.numa.isSingleNode {
+            // sparse_init_nid(): one memmap buffer per node, in node order (`memmapPerNode()`).
+            input.memmapAreas = k.reservations.filter { $0.kind == .memmap }.map(\.range)
+            // set_page_node(): the node of each SRAT range, from where it changes.
+            var previous = 0
+            for m in k.numa.memory.sorted(by: { $0.range.start < $1.range.start }) where m.node != previous {
+                input.nodeStarts.append((m.range.start / 4096, m.node))
+                previous = m.node
+            }
+        }
         return input
     }
 }

@@ -58,7 +58,6 @@ extension BootSimulation {
     /// `startup_64` with boot_params already filled in.
     public func runKexec(_ plan: KexecPlan) throws -> KexecResult {
         try scenario.refuseHotplug(in: "kexec")
-        try scenario.refuseNUMA(in: "kexec")
         if plan.nextWorkload.flattened.contains(where: \.isHotplug) {
             throw CocomemError(.invalidScenario, "kexec: hotplug= and unplug= phases in the next kernel's workload are not modelled (docs/HOTPLUG.md)")
         }
@@ -124,10 +123,14 @@ extension BootSimulation {
         s2.workload = plan.nextWorkload
         var second = BootResult(scenario: s2, firmware: first.firmware)
         let initrd = image.segments.first { $0.kind == .initrd }.map { AddressRange(start: $0.mem, size: $0.memsz) }
+        // The next kernel parses the same ACPI SRAT (the firmware's tables stay
+        // where they were, found again through the boot_params kexec passes
+        // on), so it has the first kernel's nodes: its memblock, memmap
+        // buffers, zones and deferred init are per node as at the first boot.
         bootKernel(
             config: config, ram: k.ram, unaccepted: table, platform: k.platform,
             image: AddressRange(start: kseg.mem, size: kseg.memsz), initrd: initrd, workload: plan.nextWorkload, into: &second,
-            recorder: rec, prefix: "next_kernel.")
+            recorder: rec, prefix: "next_kernel.", numa: k.numa.isSingleNode ? nil : k.numa)
         table?.onArchAccept = nil
         out.second = finish(&second, acc)
         out.reacceptedBytes = reaccepted

@@ -92,7 +92,8 @@ extension ScenarioFile {
         if let step = steps.first(where: { $0.kind == "kexec" || $0.kind == "dump" }) {
             try scenario.refuseHotplug(in: step.kind)
         }
-        if let step = steps.first { try scenario.refuseNUMA(in: step.kind) }
+        // Dump and kexec steps model the nodes; the host model's guest is built on one node.
+        if let step = steps.first(where: { $0.kind == "host" }) { try scenario.refuseNUMA(in: step.kind) }
         if boot {
             out.boot = try BootSimulation(scenario: scenario, calibration: calibration, progress: progress).run()
         } else if let step = steps.first(where: { if case .dump(let d) = $0 { d.input == nil } else if case .kexec = $0 { true } else { false } }) {
