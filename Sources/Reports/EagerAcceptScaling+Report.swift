@@ -1,3 +1,5 @@
+import CostModel
+import GuestKernel
 public import Simulation
 
 extension EagerAcceptResult {
@@ -43,9 +45,9 @@ public enum EagerScalingReport {
 
     static func kneeLine(_ rows: [EagerAcceptResult]) -> String {
         if let k = EagerAcceptScaling.knee(rows.map { ($0.vcpus, $0.totalPicoseconds) }), let r = rows.first(where: { $0.vcpus == k }) {
-            return "knee: from \(k) vCPUs doubling the vCPUs shortens eager acceptance by less than 10% (most blocks bound by \(r.dominantBound.name))"
+            return "knee: from \(k) vCPUs the next vCPU count shortens eager acceptance by less than 10% (most blocks bound by \(r.dominantBound.name))"
         }
-        return "knee: none in this sweep (every doubling listed gains 10% or more)"
+        return "knee: none in this sweep (every next vCPU count listed gains 10% or more)"
     }
 
     /// The JSON object.

@@ -5,13 +5,12 @@ import MemoryModel
 import Reports
 import Simulation
 
-extension TDXModuleSEPTLocking: ExpressibleByArgument {}
 
 struct EagerScaling: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eager-scaling",
         abstract: "Time eager acceptance (accept_memory=eager) of a TDX guest's RAM above 4 GiB against the vCPU count: memblock_free_all() on the boot CPU, deferred init's padata workers, the host's locks and the write bandwidth in virtual time.",
-        discussion: "One row per --vcpus value and the knee: the vCPU count from which doubling the vCPUs gains less than 10% (docs/CALIBRATION.md, 'Eager acceptance on many vCPUs'; docs/QUESTIONS.md).")
+        discussion: "One row per --vcpus value and the knee: the vCPU count from which the next count listed gains less than 10% (docs/CALIBRATION.md, 'Eager acceptance on many vCPUs'; docs/QUESTIONS.md).")
     @Option(help: "Guest memory (32G, 256G)") var memory = "32G"
     @Option(help: "Comma-separated vCPU counts") var vcpus = "1,2,4,8,16,32,64,128,256"
     @Option(name: .customLong("deferred-init"), help: "CONFIG_DEFERRED_STRUCT_PAGE_INIT (off: the boot CPU accepts everything in memblock_free_all())") var deferred: OnOff = .on

@@ -110,6 +110,8 @@ public struct EagerAcceptResult: Sendable, Equatable {
     public var exitsPerBlock: UInt64 = 0
     /// Scheduler events (steps run inline included).
     public var events: UInt64 = 0
+    /// Of those, the steps a worker ran inline (replayed in bulk): 0 when stepping.
+    public var inlineSteps: UInt64 = 0
     /// When each padata worker finished, from the job's start.
     public var workerEnds: [UInt64] = []
     public init() {}
@@ -132,7 +134,8 @@ public struct EagerAcceptResult: Sendable, Equatable {
 /// blocks are freed by `memblock_free_all()` on the boot CPU and, with
 /// deferred struct page init, by `deferred_init_memmap()`:
 /// `padata_do_multithreaded()` with `max_threads` = the node's CPUs
-/// (x86 `deferred_page_init_max_threads()`), `nworks = min(size / section,
+/// (`deferred_page_init_max_threads()`: x86's in arch/x86/mm/init_64.c,
+/// later the generic one in mm/mm_init.c, the same value), `nworks = min(size / section,
 /// max_threads)` workers (the calling thread is one), chunks of
 /// `size / (nworks * 4)` rounded up to a section, each worker taking the next
 /// chunk under `ps->lock` when it is done (`padata_mt_helper()`); each chunk
@@ -297,7 +300,7 @@ public struct EagerAcceptScaling {
                     let bulk = !m.config.stepEverything && next < others
                         && (m.config.locking == .acceptingList || active == 1)
                     if !bulk { scheduler.ranInline(w, events: inline, until: now); scheduler.schedule(w, at: next); inline = 0; break }
-                    inline += 1; now = next
+                    inline += 1; r.inlineSteps += 1; now = next
                 }
                 if inline > 0 { scheduler.ranInline(w, events: inline, until: now) }
             }
@@ -347,13 +350,13 @@ public struct EagerAcceptScaling {
         }
     }
 
-    /// The vCPU count from which doubling the vCPUs shortens the run by less
-    /// than `gain` (10%): where eager acceptance stops scaling. Nil when
-    /// every doubling in `rows` still gains that much.
+    /// The vCPU count from which the next count of the sweep (`rows` in
+    /// increasing vCPUs; doubling in the default sweep) shortens the run by
+    /// less than `gain` (10%): where eager acceptance stops scaling. Nil when
+    /// every step of `rows` still gains that much.
     /// - Complexity: O(rows).
     public static func knee(_ rows: [(vcpus: Int, picoseconds: UInt64)], gain: Double = 1.10) -> Int? {
-        for (i, row) in rows.enumerated() {
-            guard let next = rows[(i + 1)...].first(where: { $0.vcpus == 2 * row.vcpus }) else { continue }
+        for (row, next) in zip(rows, rows.dropFirst()) where next.vcpus > row.vcpus {
             if Double(row.picoseconds) < gain * Double(next.picoseconds) { return row.vcpus }
         }
         return nil
