@@ -106,7 +106,7 @@ public struct EagerAcceptResult: Sendable, Equatable {
     public var boundBlocks: [UInt64] = Array(repeating: 0, count: EagerAcceptBound.allCases.count)
     /// `unaccepted_memory_lock` across the accept (6.5.0-6.5.8 only).
     public var unacceptedLock = ContentionStats()
-    /// EPT-violation exits per block and per worker block on average.
+    /// EPT-violation exits of one steady 4 MiB block (1024 on a 4K host, 2 on a 2M host).
     public var exitsPerBlock: UInt64 = 0
     /// Scheduler events (steps run inline included).
     public var events: UInt64 = 0
@@ -117,7 +117,8 @@ public struct EagerAcceptResult: Sendable, Equatable {
     public init() {}
 
     public var totalPicoseconds: UInt64 { bspPicoseconds + padataPicoseconds }
-    /// The bound that set the length of most padata blocks.
+    /// The bound that set the length of most blocks (the boot CPU's included).
+    /// - Complexity: O(1).
     public var dominantBound: EagerAcceptBound {
         EagerAcceptBound.allCases.max { boundBlocks[$0.rawValue] < boundBlocks[$1.rawValue] } ?? .vcpu
     }
@@ -181,6 +182,9 @@ public struct EagerAcceptScaling {
     static let block: UInt64 = 4 << 20
     static let section: UInt64 = 128 << 20
 
+    /// The model of `config` under `calibration`; counts a block's
+    /// operations by running `TDXAcceptor` on three 4 MiB blocks of the host model.
+    /// - Complexity: O(operations of three blocks), about 3,000 on a 4K host.
     public init(config: EagerAcceptConfig, calibration: Calibration) throws {
         try config.validate()
         self.config = config
