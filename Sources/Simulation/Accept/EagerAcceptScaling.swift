@@ -7,7 +7,8 @@ import MemoryModel
 /// on the host's side of an accept fault.
 public enum TDXModuleSEPTLocking: String, Sendable, CaseIterable {
     /// TDX module 1.0 (the 2021 source, "Intel Proprietary ... TDX Source
-    /// Code LIMITED USE LICENSE"): `tdh_mem_page_aug()` and
+    /// Code LIMITED USE LICENSE", taken to be the 1.0 generation by its date
+    /// and by what it lacks, e.g. the host-side entry lock): `tdh_mem_page_aug()` and
     /// `tdh_mem_sept_add()` call `lock_sept_check_and_walk_private_gpa()`
     /// with `TDX_LOCK_EXCLUSIVE` and release with
     /// `release_sharex_lock_ex(&tdcs_ptr->executions_ctl_fields.secure_ept_lock)`:
