@@ -909,6 +909,13 @@ expect_error "host-faults: no vCPUs" "vcpus 0: must be 1 to 4096" host-faults --
 expect_error "host-faults: HZ too high" "hz 20000: must be at most 10000" host-faults --hz 20000
 expect_error "host-faults: not a number" "--vcpus" host-faults --vcpus abc
 expect_output "host-faults: the cost per fault" "per fault (us)" host-faults --faults 100
+# eager-scaling (issue 17): bad values are one error line.
+expect_error "eager-scaling: no vCPUs" "--vcpus" eager-scaling --vcpus 0
+expect_error "eager-scaling: not a count" "--vcpus" eager-scaling --vcpus 1,x
+expect_error "eager-scaling: too many vCPUs" "vcpus 5000: must be 1 to 4096" eager-scaling --vcpus 5000
+expect_error "eager-scaling: memory not in 4 MiB" "multiple of 4 MiB" eager-scaling --memory 8193M
+expect_error "eager-scaling: bad module" "tdx-module" eager-scaling --tdx-module 2.7
+expect_output "eager-scaling: a row and the knee" "knee:" eager-scaling --memory 8G --vcpus 1,2,4
 
 # Idle vCPUs halted or polling (issue 17 §1, session 16): idle=poll takes no HLT exits.
 expect_output "boot --idle-poll: no idle HLT exits" '"idle_tick_exits": 0' boot --memory 2G --vcpus 4 --deferred-init off --idle-poll --json

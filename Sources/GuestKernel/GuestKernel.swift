@@ -679,7 +679,7 @@ public final class GuestKernel {
 
     /// The chunks `padata_do_multithreaded()` cuts `[r.start, r.end)` into.
     /// The job starts at `r.start` and runs to the section-aligned end.
-    static func padataChunks(_ r: AddressRange, maxThreads: Int) -> [AddressRange] {
+    package static func padataChunks(_ r: AddressRange, maxThreads: Int) -> [AddressRange] {
         let section: UInt64 = 128 << 20
         let jobEnd = alignUp(r.end, section)
         let size = jobEnd - r.start

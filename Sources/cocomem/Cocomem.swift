@@ -9,7 +9,7 @@ struct Cocomem: ParsableCommand {
         abstract: "An executable model of memory acceptance in confidential VMs (Intel TDX, AMD SEV-SNP).",
         discussion: "Sizes accept 64G, 512M, 1.5T or 0x100000000. Bad input gives one 'error: ...' line on stderr: exit 64 for a bad command line, 1 for what the model rejects. docs/CLI.md has the conventions.",
         version: CocomemVersion.current,
-        subcommands: [Boot.self, Dump.self, Kexec.self, Host.self, HostFaults.self, Run.self, Check.self, VerdictsCommand.self, SweepCommand.self, ResultsCommand.self, Accept.self, Compare.self, Validate.self, Bench.self], defaultSubcommand: Boot.self)
+        subcommands: [Boot.self, Dump.self, Kexec.self, Host.self, HostFaults.self, EagerScaling.self, Run.self, Check.self, VerdictsCommand.self, SweepCommand.self, ResultsCommand.self, Accept.self, Compare.self, Validate.self, Bench.self], defaultSubcommand: Boot.self)
 
     /// Parses and runs a command. Every failure is one `error: ...` line on
     /// stderr: the model's `CocomemError` exits 1; a bad command line

@@ -16,6 +16,7 @@ import TDXModule
 extension PlatformKind: ExpressibleByArgument {}
 extension HostScenario.Platform: ExpressibleByArgument {}
 extension TDXHostModel: ExpressibleByArgument {}
+extension TDXModuleSEPTLocking: ExpressibleByArgument {}
 
 /// `--host`: a TDX host model, or `snp`, the KVM SEV-SNP host model.
 enum HostChoice: String, ExpressibleByArgument, CaseIterable {

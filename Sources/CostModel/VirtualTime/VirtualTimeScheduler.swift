@@ -67,6 +67,25 @@ public struct VirtualTimeScheduler: Sendable {
         return (first.actor, first.time)
     }
 
+    /// When the earliest pending event runs (nil: none pending).
+    /// - Complexity: O(1).
+    package var nextTime: UInt64? { heap.first?.time }
+
+    /// Accounts for `n` events an actor ran inline instead of through the
+    /// queue (a replay in bulk while every other pending event lies later):
+    /// the random stream and the queueing sequence move on as if each had
+    /// been queued, so later ties are broken as stepping breaks them, and
+    /// the actor's clock moves to `time`. `SplitMix64` adds a constant per
+    /// draw, so skipping `n` draws is one multiply-add.
+    /// - Complexity: O(1).
+    package mutating func ranInline(_ actor: Int, events n: UInt64, until time: UInt64) {
+        guard n > 0 else { return }
+        random.state &+= n &* 0x9E37_79B9_7F4A_7C15
+        sequence &+= n
+        steps &+= n
+        clocks[actor] = max(clocks[actor], time)
+    }
+
     private mutating func siftUp(_ i0: Int) {
         var i = i0
         while i > 0 {
