@@ -24,13 +24,6 @@ public struct SharedMemoryStats: Sendable, Equatable {
     public init() {}
 }
 
-extension GuestPlatform {
-    /// Default: a platform with no shared memory, which refuses.
-    public func setMemoryEncrypted(_ r: AddressRange, toPrivate: Bool, vcpu: Int, clock: inout PhaseClock, costs: CostTable) -> AcceptOutcome {
-        .terminated("\(name): this platform model cannot convert memory to \(toPrivate ? "private" : "shared")")
-    }
-}
-
 extension TDXGuestPlatform {
     /// `tdx_enc_status_changed()` (arch/x86/coco/tdx/tdx.c), from
     /// `__set_memory_enc_pgtable()`'s hooks: to shared in

@@ -45,10 +45,14 @@ public struct KernelConfig: Sendable {
     public var swiotlbSizedFromMemory = true
     /// `swiotlb_update_mem_attributes()` (from `mem_encrypt_init()`) makes
     /// the SWIOTLB pool shared with `set_memory_decrypted()`, as every
-    /// TDX and SNP kernel does. Off by default for now: on, it moves the
-    /// host figures of every boot (committed memory, zaps, time), which the
-    /// recorded goldens do not have yet (docs/STATUS.md, issue 16).
-    public var swiotlbShared = false
+    /// TDX and SNP kernel does: `mem_encrypt_init()` returns early only
+    /// without CC_ATTR_MEM_ENCRYPT, which `intel_cc_platform_has()` and
+    /// `amd_cc_platform_has()` give every TD and SNP guest, and the
+    /// platforms' to-shared hooks (`tdx_enc_status_changed()`,
+    /// `snp_set_memory_shared()`) are older (5.19) than the oldest release
+    /// the version table knows (6.5). On by default; off is the model before
+    /// session 16 (`--no-swiotlb-shared`, `kernel.swiotlb-shared: false`).
+    public var swiotlbShared = true
     /// `efi=debug` on the command line: EFI_DBG, which keeps EFI boot
     /// services memory reserved for good (`efi_free_boot_services()`).
     public var efiDebug = false

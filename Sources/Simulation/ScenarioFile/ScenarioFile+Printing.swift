@@ -70,7 +70,7 @@ extension ScenarioFile {
         ] + (s.kernel.minFreeKbytes.map { [Entry("min-free-kbytes", .int($0))] } ?? [])
           + (s.kernel.watermarkScaleFactor.map { [Entry("watermark-scale-factor", .int($0))] } ?? [])
           + (s.kernel.hotplugAcceptance != .mainline ? [Entry("hotplug-accept", .string(s.kernel.hotplugAcceptance.rawValue))] : [])
-          + (s.kernel.swiotlbShared ? [Entry("swiotlb-shared", .bool(true))] : [])
+          + (s.kernel.swiotlbShared ? [] : [Entry("swiotlb-shared", .bool(false))])
           + (s.kernel.swiotlbParameter.map { [Entry("swiotlb", .string($0.text))] } ?? [])
           + (s.kernel.efiDebug ? [Entry("efi-debug", .bool(true))] : []))))
         var host = [Entry("kind", .string(s.snpHost ? "snp" : s.tdxHost.rawValue))]
