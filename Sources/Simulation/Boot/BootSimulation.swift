@@ -177,10 +177,12 @@ public struct BootSimulation {
             // cannot work; that outcome is not modelled, docs/KEXEC.md).
             let stub = SNPAcceptor(platform: p, driver: .linuxMSR, costs: costs)
             configureLinuxSNPAcceptor(stub, version: s.kernel.version)
+            let platform = SNPGuestPlatform(platform: p)
+            platform.evictsCache = stub.evictsCache
             return Acceptors(firmware: SNPAcceptor(platform: p, driver: .edk2, costs: costs),
                              stub: stub,
                              kernel: SNPAcceptor(platform: p, driver: .linuxGHCB, costs: costs),
-                             platform: SNPGuestPlatform(platform: p), buildCounts: OpCounts())
+                             platform: platform, buildCounts: OpCounts())
         }
     }
 
