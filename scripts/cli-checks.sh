@@ -109,7 +109,7 @@ expect_error "boot --snp-coherency-sfw-no on a TDX guest" "--snp-coherency-sfw-n
 expect_error "boot --host snp on a TDX guest" "--host snp cannot apply: it is the SEV-SNP host model" boot --host snp
 expect_error "boot --host snp with --vmpl 1" "--vmpl 1 cannot apply: the SNP host model (--host snp)" boot --platform snp --host snp --vmpl 1
 expect_output "boot --host snp makes the SWIOTLB shared by default" "Shared memory: 256M now shared" boot --platform snp --host snp
-expect_output "boot --no-swiotlb-shared leaves it private" "Memory:" boot --no-swiotlb-shared
+expect_output "boot --no-swiotlb-shared leaves it private" "cocomem boot: tdx 4G" boot --no-swiotlb-shared
 expect_error "boot --host snp with --snp-prefault" "--snp-prefault cannot apply: the SNP host model (--host snp)" boot --platform snp --host snp --snp-prefault
 printf 'td vcpus=1\nslot id=1 base=0 pages=512\npsc-skip 0x0+1\n' >"$tmp/psc-tdx.host"
 expect_error "psc-skip on a TDX host" "line 3: psc-skip is an SNP host command" host "$tmp/psc-tdx.host"
