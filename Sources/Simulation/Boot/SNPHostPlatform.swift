@@ -63,7 +63,8 @@ public final class SNPHostPlatform: GuestPlatform {
         if toPrivate {
             let a = SNPHostAcceptor(guest: guest, driver: .linuxGHCB, costs: costs)
             a.evictsCache = evictsCache
-            outcome = a.accept(AddressRange(start: frames.lowerBound.value << 12, size: frames.length << 12), vcpu: vcpu, clock: &clock)
+            // Callers convert page-aligned ranges (the pool), whose truncated frames are these.
+            outcome = a.accept(r, vcpu: vcpu, clock: &clock)
         } else {
             let ops = vm.ops
             let why = guest.makeShared(frames)
