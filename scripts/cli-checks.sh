@@ -108,7 +108,9 @@ expect_error "boot --vmpl two" "vmpl" boot --platform snp --vmpl two
 expect_error "boot --snp-coherency-sfw-no on a TDX guest" "--snp-coherency-sfw-no cannot apply: COHERENCY_SFW_NO is an SEV-SNP CPUID bit" boot --snp-coherency-sfw-no
 expect_error "boot --host snp on a TDX guest" "--host snp cannot apply: it is the SEV-SNP host model" boot --host snp
 expect_error "boot --host snp with --vmpl 1" "--vmpl 1 cannot apply: the SNP host model (--host snp)" boot --platform snp --host snp --vmpl 1
-expect_error "boot --host snp with --swiotlb-shared" "--swiotlb-shared cannot apply: the SNP host model (--host snp)" boot --platform snp --host snp --swiotlb-shared
+expect_output "boot --host snp --swiotlb-shared makes the SWIOTLB shared" "Shared memory: 256M now shared" boot --platform snp --host snp --swiotlb-shared
+expect_output "boot --no-swiotlb-shared leaves it private" "cocomem boot: tdx 4G" boot --no-swiotlb-shared
+expect_output "boot --swiotlb-shared converts the pool" "Shared memory:" boot --swiotlb-shared
 expect_error "boot --host snp with --snp-prefault" "--snp-prefault cannot apply: the SNP host model (--host snp)" boot --platform snp --host snp --snp-prefault
 printf 'td vcpus=1\nslot id=1 base=0 pages=512\npsc-skip 0x0+1\n' >"$tmp/psc-tdx.host"
 expect_error "psc-skip on a TDX host" "line 3: psc-skip is an SNP host command" host "$tmp/psc-tdx.host"

@@ -73,7 +73,9 @@ public protocol GuestPlatform: AnyObject {
     var kind: PlatformKind { get }
     /// `set_memory_decrypted()` (`toPrivate` false) or `set_memory_encrypted()`
     /// of `r` on `vcpu` through the platform's conversion path
-    /// (`SharedMemory.swift`), charging `clock`.
+    /// (`SharedMemory.swift`), charging `clock`. Every platform has one, as
+    /// every TDX and SNP kernel converts its SWIOTLB at boot: no default,
+    /// so a platform model without a to-shared path does not compile.
     func setMemoryEncrypted(_ r: AddressRange, toPrivate: Bool, vcpu: Int, clock: inout PhaseClock, costs: CostTable) -> AcceptOutcome
     /// What conversions have cost since boot.
     var sharedStats: SharedMemoryStats { get }
@@ -93,11 +95,6 @@ public protocol GuestPlatform: AnyObject {
 extension GuestPlatform {
     public func halt(vcpu: Int) {}
     public func wake(vcpu: Int) {}
-}
-
-extension GuestPlatform {
-    public var sharedStats: SharedMemoryStats { SharedMemoryStats() }
-    public var sharedPages: UInt64 { 0 }
 }
 
 public enum PlatformKind: String, Sendable, CaseIterable {

@@ -236,6 +236,10 @@ public final class SNPGuestPlatform: GuestPlatform {
     public internal(set) var sharedStats = SharedMemoryStats()
     /// - Complexity: O(runs).
     public var sharedPages: UInt64 { platform.sharedPages }
+    /// `sev_evict_cache()` after each validation (7b306dfa326f, in
+    /// `pvalidate_pages()`, so `set_memory_encrypted()` too): set as the
+    /// kernel's acceptor has it.
+    public var evictsCache = false
     public init(platform: SNPPlatform) { self.platform = platform }
     public var name: String { "snp" }
     public var kind: PlatformKind { .snp }

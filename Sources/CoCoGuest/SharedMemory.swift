@@ -24,13 +24,6 @@ public struct SharedMemoryStats: Sendable, Equatable {
     public init() {}
 }
 
-extension GuestPlatform {
-    /// Default: a platform with no shared memory, which refuses.
-    public func setMemoryEncrypted(_ r: AddressRange, toPrivate: Bool, vcpu: Int, clock: inout PhaseClock, costs: CostTable) -> AcceptOutcome {
-        .terminated("\(name): this platform model cannot convert memory to \(toPrivate ? "private" : "shared")")
-    }
-}
-
 extension TDXGuestPlatform {
     /// `tdx_enc_status_changed()` (arch/x86/coco/tdx/tdx.c), from
     /// `__set_memory_enc_pgtable()`'s hooks: to shared in
@@ -82,12 +75,15 @@ extension SNPGuestPlatform {
     /// PSC terminates the guest (`sev_es_terminate()`, GHCB_TERM_PVALIDATE /
     /// GHCB_TERM_PSC). To private (`snp_set_memory_private()`): the same
     /// descriptors to private, then PVALIDATE: Linux's `snp_accept_memory()`
-    /// path, run by the kernel's GHCB driver.
+    /// path, run by the kernel's GHCB driver, with `sev_evict_cache()` when
+    /// the kernel has it (`evictsCache`). At VMPL>0 both directions would go
+    /// through the SVSM (`svsm_pval_pages()`); not modelled here.
     /// - Complexity: O(entries × log runs).
     public func setMemoryEncrypted(_ r: AddressRange, toPrivate: Bool, vcpu: Int, clock: inout PhaseClock, costs: CostTable) -> AcceptOutcome {
         let frames = r.framesCovering
         if toPrivate {
             let a = SNPAcceptor(platform: platform, driver: .linuxGHCB, costs: costs)
+            a.evictsCache = evictsCache
             let before = clock.counts[.snpPSCExit]
             let o = a.accept(r, vcpu: vcpu, clock: &clock)
             let calls = clock.counts[.snpPSCExit] - before

@@ -52,9 +52,16 @@ public struct KernelConfig: Sendable {
     public var swiotlbSizedFromMemory = true
     /// `swiotlb_update_mem_attributes()` (from `mem_encrypt_init()`) makes
     /// the SWIOTLB pool shared with `set_memory_decrypted()`, as every
-    /// TDX and SNP kernel does. Off by default for now: on, it moves the
-    /// host figures of every boot (committed memory, zaps, time), which the
-    /// recorded goldens do not have yet (docs/STATUS.md, issue 16).
+    /// TDX and SNP kernel does: `mem_encrypt_init()` returns early only
+    /// without CC_ATTR_MEM_ENCRYPT, which `intel_cc_platform_has()` and
+    /// `amd_cc_platform_has()` give every TD and SNP guest, and the
+    /// platforms' to-shared hooks (`tdx_enc_status_changed()`,
+    /// `snp_set_memory_shared()`) are older (5.19) than the oldest release
+    /// the version table knows (6.5). Off by default all the same: on, the
+    /// host's per-leaf zap (BLOCK, TRACK, REMOVE, WBINVD at their assumed
+    /// costs, 22 us a 4K leaf) takes `validate`'s kata-128g row out of its
+    /// band (42.3 s against 35 s), so it waits for those costs to be
+    /// measured (`--swiotlb-shared`, `kernel.swiotlb-shared: true`).
     public var swiotlbShared = false
     /// `efi=debug` on the command line: EFI_DBG, which keeps EFI boot
     /// services memory reserved for good (`efi_free_boot_services()`).

@@ -15,6 +15,10 @@ final class OpenPlatform: GuestPlatform {
     var committedBytes: UInt64 { 0 }
     func isAccessible(_ r: AddressRange) -> Bool { true }
     func touch(gfn: GuestFrameNumber, vcpu: Int) -> (OpCounts, AcceptOutcome) { (OpCounts(), .ok) }
+    /// Nothing is private here, so converting changes nothing.
+    func setMemoryEncrypted(_ r: AddressRange, toPrivate: Bool, vcpu: Int, clock: inout PhaseClock, costs: CostTable) -> AcceptOutcome { .ok }
+    var sharedStats: SharedMemoryStats { SharedMemoryStats() }
+    var sharedPages: UInt64 { 0 }
 }
 
 /// The E820 RAM of the x86-64 machine whose kexec debug output Qiang Ma

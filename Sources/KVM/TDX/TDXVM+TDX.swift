@@ -395,16 +395,95 @@ extension TDXVM {
             switch e {
             case .none: continue
             case .leaf:
-                for c in r { zapLeaf(gfn: c.firstFrame, level: .size2M); if isDead { return } }
+                zapLeaves(r.frames, level: .size2M)
+                if isDead { return }
                 mmu.setMirror2M(r, .none)
             case .table:
                 let lo = max(frames.lowerBound, r.frames.lowerBound), hi = min(frames.upperBound, r.frames.upperBound)
                 for (rr, present) in mmu.mirror4K.runs(in: lo..<hi) where present {
-                    for g in rr { zapLeaf(gfn: g, level: .size4K); if isDead { return } }
+                    zapLeaves(rr, level: .size4K)
+                    if isDead { return }
                     mmu.setMirror4K(rr, false)
                 }
             }
         }
+    }
+
+    /// `zapLeaf` of each leaf at `level` (4K or 2M) of `frames` in address
+    /// order, with the same result done in bulk where it can be: the first
+    /// leaf is stepped (it meets whatever the vCPUs and locks are: a lagging
+    /// vCPU's BUSY TRACK and the kick that retries it, a held entry), and
+    /// that leaves every vCPU in guest mode in the current epoch and no lock
+    /// held; then, when the TDX module says every remaining leaf would be
+    /// removed without a failure or retry (`TrustDomain.bulkZapRuns`) and,
+    /// under Dynamic PAMT, no 2M host range's refcount would reach 0 before
+    /// its last leaf (`tdx_pamt_put()`'s PAMT.REMOVE comes at that leaf, so
+    /// it is issued once there), the rest are removed at once with the
+    /// counts, kicks and epochs stepping gives; otherwise they are stepped.
+    /// A range converted to shared is thousands of leaves (256 MiB of
+    /// SWIOTLB is 65536 4K leaves): each BLOCK, TRACK with its kicks, and
+    /// REMOVE is still counted and charged.
+    /// - Complexity: O(runs × log runs + 2M host ranges), O(leaves) stepping.
+    func zapLeaves(_ frames: Range<GuestFrameNumber>, level: PageLevel) {
+        guard !frames.isEmpty else { return }
+        zapLeaf(gfn: frames.lowerBound, level: level)
+        let rest = (frames.lowerBound + level.pages)..<frames.upperBound
+        guard !isDead, !rest.isEmpty else { return }
+        if !stepsZaps, let runs = module.bulkZapRuns(rest, level: level), let puts = bulkPAMTPuts(runs, level: level) {
+            let kicked = UInt64(vcpusInGuestMode)
+            let k = module.removeLeavesInBulk(runs, level: level)
+            ops.add(.tdxBlock, k)
+            ops.add(.tdxTrack, k)
+            ops.add(.kvmVCPUKick, k * kicked)
+            counters.bump(.vcpuKicks, k * kicked)
+            ops.add(.tdxRemove, k)
+            ops.add(.tdxWbinvd4K, k * level.pages)
+            counters.bump(level == .size4K ? .zapsPrivate4K : .zapsPrivate2M, k)
+            for (r, left) in puts {
+                if left > 0 { tdx.setRefcount(r.only, left); continue }
+                // The range's last leaf: tdx_pamt_put() from a refcount of 1.
+                tdx.setRefcount(r.only, 1)
+                pamtPut(hfn: r.firstFrame)
+            }
+            bulkZappedLeaves += k
+            return
+        }
+        var g = rest.lowerBound
+        while g < rest.upperBound {
+            zapLeaf(gfn: g, level: level)
+            if isDead { return }
+            g = g + level.pages
+        }
+    }
+
+    /// What `tdx_pamt_put()` of each 4K leaf of `runs` does, by 2M host
+    /// range in address order: the refcount left (0: the last put issues
+    /// PAMT.REMOVE). Nil when a range's refcount is below its leaves (a put
+    /// would underflow, or a failed PAMT.REMOVE would be retried by the next
+    /// put): those are stepped. Empty without Dynamic PAMT or at 2M
+    /// (`zapLeaf` puts only 4K leaves).
+    /// - Complexity: O(2M host ranges × log runs).
+    func bulkPAMTPuts(_ runs: [TrustDomain.LeafRun], level: PageLevel) -> [(HostRegion2M, UInt32)]? {
+        guard module.features.dynamicPAMT, level == .size4K else { return [] }
+        var out: [(HostRegion2M, UInt32)] = []
+        var index: [HostRegion2M: Int] = [:]
+        for run in runs {
+            var h = run.firstHFN
+            let end = run.firstHFN + run.frames.length
+            while h < end {
+                let r = h.region2M
+                let next = min(end, r.frames.upperBound)
+                let m = UInt32(next - h)
+                if let i = index[r] { out[i].1 += m } else { index[r] = out.count; out.append((r, m)) }
+                h = next
+            }
+        }
+        for i in out.indices {
+            let n = tdx.pamtRefcount.value(at: out[i].0)
+            guard n >= out[i].1 else { return nil }
+            out[i].1 = n - out[i].1
+        }
+        return out
     }
 
     func zapLeaf(gfn: GuestFrameNumber, level: PageLevel) {

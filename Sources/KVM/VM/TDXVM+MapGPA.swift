@@ -40,6 +40,8 @@ extension TDXVM {
             r.vmmExits += 1
             let o: HostOutcome
             if options.vmWideAttributes {
+                // The exit itself is what the host sees (`convert` records its own).
+                if hostTrace != nil { hostTrace!.add(toPrivate ? .mapGPAPrivate : .mapGPAShared, level: nil, frames: piece) }
                 var a = setMemoryAttributes(piece, private: toPrivate)
                 if a == .ok && !toPrivate { a = punchHole(piece) }
                 if a == .ok && toPrivate { vmmShared.assign(piece, false) }

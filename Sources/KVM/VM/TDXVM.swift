@@ -94,6 +94,11 @@ public final class TDXVM {
     var replayMemo: [MemoKey: ChunkMemo] = [:]
     var pieceMemo: [PieceKey: ReplayKey] = [:]
     var stepSignature: (gfn: GuestFrameNumber, key: ReplayKey, snapshot: StepSnapshot)?
+    /// Zap private leaves one at a time (`zapLeaf`), never in bulk
+    /// (`zapLeaves`): for the tests that hold both equal, and `--step-by-step`.
+    package var stepsZaps = false
+    /// Leaves the bulk zap removed without stepping (for tests).
+    package internal(set) var bulkZappedLeaves: UInt64 = 0
     var poolEvents: [PoolEvent] = []
     /// 2M chunks put into their state by bulk replay rather than stepped
     /// (not KVM state: how much the replay did, for tests).

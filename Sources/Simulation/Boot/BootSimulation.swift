@@ -148,6 +148,8 @@ public struct BootSimulation {
         let backing = s.gmemBacking ?? (s.tdxHost == .tdxHuge ? .hugetlb2M : .buddy)
         let vm = try TDXVM(options: opts, features: features, vcpus: s.vcpus, slots: Self.memslots(layout, backing: backing), costs: costs)
         if s.traceHost { vm.hostTrace = HostTrace() }
+        // --step-by-step steps the host's zaps too (each leaf's BLOCK, TRACK, REMOVE).
+        vm.stepsZaps = s.stepByStep
         var build = try vm.addInitialMemory(Range(raw: added))
         build.add(try vm.addInitialMemory(Range(raw: flash)))
         vm.finalize()
@@ -175,10 +177,12 @@ public struct BootSimulation {
             // cannot work; that outcome is not modelled, docs/KEXEC.md).
             let stub = SNPAcceptor(platform: p, driver: .linuxMSR, costs: costs)
             configureLinuxSNPAcceptor(stub, version: s.kernel.version)
+            let platform = SNPGuestPlatform(platform: p)
+            platform.evictsCache = stub.evictsCache
             return Acceptors(firmware: SNPAcceptor(platform: p, driver: .edk2, costs: costs),
                              stub: stub,
                              kernel: SNPAcceptor(platform: p, driver: .linuxGHCB, costs: costs),
-                             platform: SNPGuestPlatform(platform: p), buildCounts: OpCounts())
+                             platform: platform, buildCounts: OpCounts())
         }
     }
 
@@ -199,9 +203,11 @@ public struct BootSimulation {
         let guest = SNPHostGuest(host: vm)
         let stub = SNPHostAcceptor(guest: guest, driver: .linuxMSR, costs: costs)
         configureLinuxSNPAcceptor(stub, version: s.kernel.version)
+        let platform = SNPHostPlatform(vm: vm, guest: guest)
+        platform.evictsCache = stub.evictsCache
         return Acceptors(firmware: SNPHostAcceptor(guest: guest, driver: .edk2, costs: costs), stub: stub,
                          kernel: SNPHostAcceptor(guest: guest, driver: .linuxGHCB, costs: costs),
-                         platform: SNPHostPlatform(vm: vm), buildCounts: build, snpVM: vm)
+                         platform: platform, buildCounts: build, snpVM: vm)
     }
 
     /// Sets what a Linux SNP driver does besides PSC and PVALIDATE for

@@ -103,3 +103,98 @@ extension TrustDomain {
         if kicked { for v in vcpuEpoch.indices where vcpuEpoch[v] != nil { vcpuEpoch[v] = tdEpoch } }
     }
 }
+
+/// Bulk zap support: a range of private leaves removed as KVM's
+/// `tdx_sept_remove_private_spte()` removes each (TDH.MEM.RANGE.BLOCK,
+/// `tdx_track()`'s TDH.MEM.TRACK and kick, TDH.MEM.PAGE.REMOVE,
+/// TDH.PHYMEM.PAGE.WBINVD), in one change of the maps. Used only by KVM's
+/// bulk zap (`TDXVM.zapLeaves`), which tests hold equal to stepping.
+extension TrustDomain {
+    /// A run of leaves with one state and one host offset: its guest frames
+    /// (for 2M leaves, whole 2M ranges) and the host frame of its first page.
+    package struct LeafRun: Equatable {
+        package var frames: Range<GuestFrameNumber>
+        package var firstHFN: HostFrameNumber
+    }
+
+    /// The leaves at `level` (4K or 2M) over `frames`, by runs, when each
+    /// would be removed by BLOCK, TRACK, REMOVE with every status success
+    /// and no retry: no vCPU holds a lock (no BUSY), every vCPU in the TD
+    /// runs in the current epoch (TRACK's TDX_PREVIOUS_TLB_EPOCH_BUSY cannot
+    /// happen), the walk reaches the level everywhere, and every entry is
+    /// an unblocked leaf (MAPPED or PENDING). Nil otherwise (the caller steps).
+    /// - Complexity: O(log runs + runs in `frames`).
+    package func bulkZapRuns(_ frames: Range<GuestFrameNumber>, level: PageLevel) -> [LeafRun]? {
+        guard level != .size1G, !frames.isEmpty, holds.isEmpty,
+              vcpuEpoch.allSatisfy({ $0 == nil || $0 == tdEpoch }),
+              pml4e.allSatisfy(in: frames.covering512G, { $0 }),
+              pdpte.allSatisfy(in: frames.covering1G, { $0.state == .nlMapped }) else { return nil }
+        func removable(_ e: SEPTEntry) -> Bool { e.state == .mapped || e.state == .pending }
+        var out: [LeafRun] = []
+        if level == .size4K {
+            guard pde.allSatisfy(in: frames.covering2M, { $0.state == .nlMapped }) else { return nil }
+            for (r, e) in pte.runs(in: frames) {
+                guard removable(e) else { return nil }
+                out.append(LeafRun(frames: r, firstHFN: e.hfn(at: r.lowerBound)))
+            }
+        } else {
+            guard frames.lowerBound.isAligned(to: .size2M), frames.upperBound.isAligned(to: .size2M) else { return nil }
+            for (r, e) in pde.runs(in: frames.covering2M) {
+                guard removable(e) else { return nil }
+                out.append(LeafRun(frames: r.frames, firstHFN: e.hfn(at: r.lowerBound.firstFrame)))
+            }
+        }
+        return out
+    }
+
+    /// Removes every leaf of `runs` (from `bulkZapRuns` at `level`, the
+    /// TD unchanged since) as stepping BLOCK, TRACK, kick, REMOVE and WBINVD
+    /// over each leaf in address order leaves the TD: the entries FREE, their
+    /// host-priority bits clear (each SEAMCALL locked the entry), a 2M
+    /// entry's ACCEPT_COUNTER reset, a 4K page's PAMT in-use count lowered,
+    /// TD_EPOCH advanced once per leaf with every vCPU in the TD kicked into
+    /// it, and the calls counted as stepping counts them.
+    /// Returns the number of leaves removed.
+    /// - Complexity: O(runs × log runs + 2M host ranges with differing counts).
+    @discardableResult
+    package func removeLeavesInBulk(_ runs: [LeafRun], level: PageLevel) -> UInt64 {
+        var k: UInt64 = 0
+        for run in runs {
+            if level == .size4K {
+                k += run.frames.length
+                pte.assign(run.frames, .free)
+                if !hostPriority4K.allSatisfy(in: run.frames, { !$0 }) { hostPriority4K.assign(run.frames, false) }
+                releaseInUse(Range(start: run.firstHFN, count: run.frames.length))
+            } else {
+                let chunks = run.frames.covering2M
+                k += chunks.upperBound - chunks.lowerBound
+                pde.assign(chunks, .free)
+                if !hostPriority2M.allSatisfy(in: chunks, { !$0 }) { hostPriority2M.assign(chunks, false) }
+                if !acceptCounter.allSatisfy(in: chunks, { $0 == 0 }) { acceptCounter.assign(chunks, 0) }
+            }
+        }
+        calls.record(.memRangeBlock, .success, k)
+        calls.record(.memTrack, .success, k)
+        calls.record(.memPageRemove, .success, k)
+        calls.record(.phymemPageWbinvd, .success, k * level.pages)
+        holds.removeAll()
+        advanceEpoch(by: k, kicked: true)
+        return k
+    }
+
+    /// `adjustInUse(hfn:pages: 1, by: -1)` of every host frame of `hosts`,
+    /// by 2M host range (the count never goes below 0, as one page at a
+    /// time never takes it below 0).
+    /// - Complexity: O(log runs + runs of the in-use map over `hosts`).
+    func releaseInUse(_ hosts: Range<HostFrameNumber>) {
+        guard !hosts.isEmpty else { return }
+        func lower(_ r: Range<HostRegion2M>, by n: UInt64) {
+            for (rr, v) in hpa4KInUse.runs(in: r) { hpa4KInUse.assign(rr, UInt64(v) > n ? v - UInt32(n) : 0) }
+        }
+        let first = hosts.lowerBound.region2M, last = (hosts.upperBound - 1).region2M
+        if first == last { lower(first.only, by: hosts.length); return }
+        lower(first.only, by: first.frames.upperBound - hosts.lowerBound)
+        if first + 1 < last { lower((first + 1)..<last, by: PageLevel.size2M.pages) }
+        lower(last.only, by: hosts.upperBound - last.firstFrame)
+    }
+}
