@@ -180,8 +180,10 @@ extension SNPVM {
         }
         var accepted: UInt64 = 0
         for s in gmem.slots { accepted += validatedFrameCount(in: s.frames) }
-        var after0: UInt64 = 0
-        for r in t.records where r.kind.isFirstTouch && r.start >= after { after0 += r.frames.length << PageLevel.pageShift }
+        // A range is announced by its page-state change and then faulted in: counted once.
+        var late = IntervalMap<GuestFrameNumber, Bool>(initial: false)
+        for r in t.records where r.kind.isFirstTouch && r.start >= after { late.assign(r.frames, true) }
+        let after0 = late.measure(in: .lowest ..< .highest) { $0 } << PageLevel.pageShift
         return HostInference(acceptedBytes: accepted << PageLevel.pageShift, seenByLevel: by, seenByAccess: access,
                              guestCalls: t.guestCalls, guestCallsSeen: t.guestCallsSeen, span: t.firstTouchSpan,
                              seenAfter: after0, recordsDropped: t.dropped)
