@@ -77,7 +77,13 @@ expect_error "boot --host-phys-bits out of range" "--host-phys-bits must be 36 t
 expect_error "boot --host-phys-bits not a number" "host-phys-bits" boot --host tdx-huge --host-phys-bits wide
 expect_error "boot --host-phys-bits on an SNP guest" "--host-phys-bits cannot apply" boot --platform snp --host-phys-bits 46
 expect_error "boot --host-placement unknown" "host-placement" boot --host tdx-huge --host-placement random
-expect_error "boot --host-trace on an SNP guest" "host-trace needs a TDX guest" boot --platform snp --host-trace "$tmp/ht.jsonl"
+expect_error "boot --host-trace on an SNP guest without --host snp" "host-trace on an SEV-SNP guest needs --host snp" boot --platform snp --host-trace "$tmp/ht.jsonl"
+expect_output "boot --host-trace on the SNP host" "Host inference: first touch seen" boot --platform snp --host snp --memory 2G --host-trace "$tmp/snp-ht.jsonl"
+if [ -s "$tmp/snp-ht.jsonl" ] && grep -q '"kind":"psc-private".*"answer":"ok"' "$tmp/snp-ht.jsonl" && tail -1 "$tmp/snp-ht.jsonl" | grep -q '"summary"'; then
+    pass=$((pass + 1))
+else
+    echo "FAIL: boot --host snp --host-trace wrote no PSC records or no summary"; fail=$((fail + 1))
+fi
 expect_error "boot --host-trace into a missing directory" "does not exist" boot --host-trace "$tmp/no/such/dir/ht.jsonl"
 printf 'td platform=snp vcpus=1\nslot id=1 base=0 pages=512\nhostread 0x0+4\n' >"$tmp/snp-hostread.host"
 expect_error "host hostread on the SNP host" "hostread" host "$tmp/snp-hostread.host"
@@ -111,7 +117,13 @@ expect_error "boot --host snp with --vmpl 1" "--vmpl 1 cannot apply: the SNP hos
 expect_output "boot --host snp --swiotlb-shared makes the SWIOTLB shared" "Shared memory: 256M now shared" boot --platform snp --host snp --swiotlb-shared
 expect_output "boot --no-swiotlb-shared leaves it private" "cocomem boot: tdx 4G" boot --no-swiotlb-shared
 expect_output "boot --swiotlb-shared converts the pool" "Shared memory:" boot --swiotlb-shared
-expect_error "boot --host snp with --snp-prefault" "--snp-prefault cannot apply: the SNP host model (--host snp)" boot --platform snp --host snp --snp-prefault
+expect_output "boot --host snp with --snp-prefault" "pre_fault_memory.mapped" boot --platform snp --host snp --snp-prefault --memory 2G
+printf 'td vcpus=1\nslot id=1 base=0 pages=512\nassign 0x0+1\n' >"$tmp/assign-tdx.host"
+expect_error "assign on a TDX host" "line 3: assign is an SNP host command" host "$tmp/assign-tdx.host"
+printf 'td platform=snp vcpus=1\nslot id=1 base=0 pages=512\nfinalize\nfinalize\n' >"$tmp/snp-finalize2.host"
+expect_error "a second finalize on the SNP host" "line 4: a second finalize" host "$tmp/snp-finalize2.host"
+printf 'td platform=snp vcpus=1\nslot id=1 base=0 pages=512\nfinalize\nbuild 0x0+1\n' >"$tmp/snp-build-late.host"
+expect_error "build after finalize on the SNP host" "SNP_LAUNCH_UPDATE after SNP_LAUNCH_FINISH" host "$tmp/snp-build-late.host"
 printf 'td vcpus=1\nslot id=1 base=0 pages=512\npsc-skip 0x0+1\n' >"$tmp/psc-tdx.host"
 expect_error "psc-skip on a TDX host" "line 3: psc-skip is an SNP host command" host "$tmp/psc-tdx.host"
 printf 'td platform=snp vcpus=1 policy=zap-first\nslot id=1 base=0 pages=512\n' >"$tmp/snp-policy.host"

@@ -11,7 +11,7 @@ public enum SNPHostSequences {
     /// The commands drawn from, before their frames are chosen.
     public static let verbs = ["accept linux", "accept 4k", "access", "convert shared", "convert private",
                                "attributes shared", "attributes private", "punch", "punch-part", "rmpadjust",
-                               "psc-skip", "psc-invert", "psc-backward", "psc-honest"]
+                               "psc-skip", "psc-invert", "psc-backward", "psc-honest", "assign", "rmp-shared"]
 
     /// The host's own use of guest_memfd's pages, drawn under in-place
     /// conversion as well (`pin` and `unpin` need it).
@@ -37,6 +37,8 @@ public enum SNPHostSequences {
             case "punch": return "punch \(hex(chunk * 512))+512"
             case "punch-part": return "punch \(hex(start))+\(n)"
             case let a where a.hasPrefix("psc-"): return "\(a) \(hex(start))+\(n)"
+            // A third of the host's RMPUPDATEs cover a whole 2M range (the 2M entry paths), the rest any range.
+            case "assign", "rmp-shared": return off % 3 == 0 ? "\(parts[0]) \(hex(chunk * 512))+512" : "\(parts[0]) \(hex(start))+\(n)"
             case "pin", "unpin", "hostmap": return "\(parts[0]) \(hex(start))+\(min(n, 16))"
             default: return "rmpadjust \(hex(start))+\(min(n, 8)) vmpl=1"
             }

@@ -38,6 +38,7 @@ public final class SNPHostAcceptor: ArchAcceptorReplay {
     public func accept(_ r: AddressRange, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
         let frames = r.framesTruncated
         guard !frames.isEmpty else { return .ok }
+        (guest.host as? any SNPHostTraceClock)?.traceCall(vcpu: vcpu, picoseconds: Self.picoseconds(clock, vcpu), calls: 1)
         let before = guest.host.operations
         var why: String?
         var validated = frames.length
@@ -57,7 +58,20 @@ public final class SNPHostAcceptor: ArchAcceptorReplay {
         return why.map { .terminated($0) } ?? .ok
     }
 
+    /// `vcpu`'s time in `clock`, picoseconds (0 for a vCPU the clock does not have).
+    static func picoseconds(_ clock: PhaseClock, _ vcpu: Int) -> UInt64 {
+        clock.vcpuPicoseconds.indices.contains(vcpu) ? clock.vcpuPicoseconds[vcpu] : 0
+    }
+
     // MARK: ArchAcceptorReplay
+
+    /// The host trace's clock for the kernel's replayed calls.
+    package func traceReplayBegins(vcpu: Int, now: Double, calls: UInt64) {
+        (guest.host as? any SNPHostTraceClock)?.traceCall(vcpu: vcpu, picoseconds: UInt64((now * 1e12).rounded()), calls: calls)
+    }
+    package func traceReplayEnded(now: Double) {
+        (guest.host as? any SNPHostTraceClock)?.traceReplayEnded(picoseconds: UInt64((now * 1e12).rounded()))
+    }
 
     /// The host's chunk replay (`SNPVM`), when the host has one.
     var chunkHost: (any SNPGuestChunkReplay)? { guest.host as? any SNPGuestChunkReplay }

@@ -8,17 +8,27 @@ extension BootResult {
     /// The end of the boot (the workload's start), in virtual seconds.
     var bootEnd: Double { times.totalBoot }
 
+    /// The trace and its inference, from the TDX or the SNP host model.
+    var tracedHost: (trace: HostTrace, inference: HostInference)? {
+        if let vm = host, let t = vm.hostTrace, let inf = vm.hostInference(after: bootEnd) { return (t, inf) }
+        if let vm = snpHost, let t = vm.hostTrace, let inf = vm.hostInference(after: bootEnd) { return (t, inf) }
+        return nil
+    }
+
     /// The text lines, empty without a host trace.
-    /// - Complexity: as `TDXVM.hostInference(after:)`.
+    /// - Complexity: as `TDXVM.hostInference(after:)` or `SNPVM.hostInference(after:)`.
     public var hostTraceText: String {
-        guard let vm = host, let t = vm.hostTrace, let inf = vm.hostInference(after: bootEnd) else { return "" }
+        guard let (t, inf) = tracedHost else { return "" }
         var o = "\nHost trace (what KVM sees of the guest's memory use): \(UInt64(t.records.count) + t.dropped) records"
         if t.dropped > 0 { o += " (\(t.dropped) dropped from the middle)" }
         var kinds: [String] = []
         for k in HostTraceKind.allCases where t.exits(k) > 0 {
+            let levels = PageLevel.allCases.filter { t.exits(k, level: $0) > 0 }.map { "\(t.exits(k, level: $0)) at \($0)" }
             if k == .acceptExit {
-                let levels = PageLevel.allCases.filter { t.exits(k, level: $0) > 0 }.map { "\(t.exits(k, level: $0)) at \($0)" }
                 kinds.append("\(t.exits(k)) accept exits (\(levels.joined(separator: ", ")))")
+            } else if !levels.isEmpty {
+                // SNP page-state changes: KVM_HC_MAP_GPA_RANGE exits by entry size.
+                kinds.append("\(t.exits(k)) \(k.rawValue) (\(levels.joined(separator: ", ")))")
             } else {
                 kinds.append("\(t.exits(k)) \(k.rawValue)")
             }
@@ -48,7 +58,7 @@ extension BootResult {
 
     /// The JSON object, nil without a host trace.
     public var hostTraceJSON: JSON? {
-        guard let vm = host, let t = vm.hostTrace, let inf = vm.hostInference(after: bootEnd) else { return nil }
+        guard let (t, inf) = tracedHost else { return nil }
         var exits: [(String, JSON)] = []
         for k in HostTraceKind.allCases where t.exits(k) > 0 { exits.append((k.rawValue, .uint(t.exits(k)))) }
         var seen: [(String, JSON)] = PageLevel.allCases.map { ($0.description, .uint(inf.seenByLevel[$0] ?? 0)) }

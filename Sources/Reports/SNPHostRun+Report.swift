@@ -15,6 +15,7 @@ extension SNPHostRun {
             ("virtual_time_s", .double(clock.seconds(costs))), ("log", .array(vm.log.map { .string($0) })),
             ("log_lines_dropped", .uint(vm.droppedLogLines)), ("warnings", .array(vm.warnings.map { .string($0) })), ("outcome", .string(outcomeString)),
         ]
+        if vm.launchFinished { fields.append(("launch_finished", .object([("vmsa_pages", .uint(vm.vmsaPages)), ("pre_fault_allowed", .bool(true))]))) }
         if checked { fields.append(("invariant_violations", .array(violations.map { .string($0) }))) }
         return .object(fields)
     }
@@ -28,6 +29,11 @@ extension SNPHostRun {
             o += "\n"
         }
         o += "SNP host stats:\n" + statsLines.map { "  \($0.0): \($0.1)" }.joined(separator: "\n") + "\n"
+        if vm.launchFinished {
+            // What KVM_SEV_SNP_LAUNCH_FINISH changed (`finalize`, `snp_launch_finish()`).
+            o += "Launch finished (KVM_SEV_SNP_LAUNCH_FINISH): \(vm.vmsaPages) VMSA pages guest-owned (immutable 4K RMP entries at INITIAL_VMSA_GPA), "
+                + "KVM_PRE_FAULT_MEMORY allowed, SNP_LAUNCH_UPDATE refused from now on\n"
+        }
         if !vm.warnings.isEmpty { o += "KVM warnings:\n" + vm.warnings.map { "  " + $0 }.joined(separator: "\n") + "\n" }
         o += "\nGuest virtual time: \(format3(clock.seconds(costs))) s\nOutcome: \(outcomeString)\n"
         if checked {

@@ -36,6 +36,7 @@ extension ScenarioRunResult.StepResult {
         case .dump(let d): d.text
         case .memUsage(let u): u.text
         case .host(let h, let violations): h.text(violations: violations)
+        case .snpHost(let h, let violations): h.text(checked: violations != nil)
         case .notRun(let why, let outcome): "Not run: \(why).\nOutcome: \(outcome)\n"
         }
     }
@@ -46,6 +47,7 @@ extension ScenarioRunResult.StepResult {
         case .dump(let d): d.json
         case .memUsage(let u): u.json
         case .host(let h, let violations): h.json(violations: violations)
+        case .snpHost(let h, let violations): h.json(checked: violations != nil)
         case .notRun(let why, let outcome): .object([("not_run", .string(why)), ("outcome", .string(outcome))])
         }
     }

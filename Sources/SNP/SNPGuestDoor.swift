@@ -111,3 +111,15 @@ package protocol SNPGuestChunkReplay: AnyObject {
     /// from key `pre` to key `post`; false (nothing changed) without such a memo.
     func replayChunkSteps(pre: UInt64, post: UInt64, from: GuestFrameNumber, frames: UInt64, calls: UInt64) -> Bool
 }
+
+/// The host trace's clock (`--host-trace` on the SNP host): the guest's
+/// drivers tell the host when each accept call begins on which vCPU, so
+/// the exits it makes are placed in virtual time. Not part of the guest's
+/// interface, so `package`.
+package protocol SNPHostTraceClock: AnyObject {
+    /// `calls` accept calls begin on `vcpu` at phase time `picoseconds`
+    /// (one stepped, or several the kernel replays).
+    func traceCall(vcpu: Int, picoseconds: UInt64, calls: UInt64)
+    /// The replayed calls ended at phase time `picoseconds`.
+    func traceReplayEnded(picoseconds: UInt64)
+}

@@ -16,7 +16,7 @@ struct Boot: ParsableCommand {
     @OptionGroup var progress: ProgressOption
     @OptionGroup var report: ReportOption
     @OptionGroup var record: RecordOptions
-    @Option(name: .customLong("host-trace"), help: ArgumentHelp("TDX: also write what the host sees of the guest's memory use (EPT-violation exits with GPA and accept level, MapGPA) in virtual time to FILE, one JSON object a line, and summarise it and what the host can infer in the report (docs/HOST.md)", valueName: "FILE"))
+    @Option(name: .customLong("host-trace"), help: ArgumentHelp("Also write what the host sees of the guest's memory use (TDX: EPT-violation exits with GPA and accept level, MapGPA; SEV-SNP with --host snp: nested page faults by their flags, page-state changes with their answers) in virtual time to FILE, one JSON object a line, and summarise it and what the host can infer in the report (docs/HOST.md)", valueName: "FILE"))
     var hostTrace: String?
 
     func validate() throws {
@@ -37,7 +37,7 @@ struct Boot: ParsableCommand {
         if output.json { print(r.json.embedding(try scenarioFile()).adding("host_trace", r.hostTraceJSON).serialized()) } else if meminfoOnly { print(r.kernel?.procMeminfo ?? "", terminator: "") } else if zoneinfoOnly { print(r.kernel?.procZoneinfo ?? "", terminator: "") } else if dmesgOnly { print(r.dmesg().map(\.formatted).joined(separator: "\n")) } else { print(r.text + r.hostTraceText + record.stripText([("boot", r.record)], json: false), terminator: "") }
         try report.write(r.htmlReport)
         try record.write([("boot", r.record)])
-        if let hostTrace, let t = r.host?.hostTrace { try writeArtifact(hostTrace, t.jsonLines) }
+        if let hostTrace, let t = r.host?.hostTrace ?? r.snpHost?.hostTrace { try writeArtifact(hostTrace, t.jsonLines) }
         try failOn.check(r.outcomeString)
     }
 }

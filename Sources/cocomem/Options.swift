@@ -278,8 +278,8 @@ struct ScenarioOptions: ParsableArguments {
     func bootWithBand(progress: (any ProgressReporter)? = nil, traceHost: Bool = false) throws -> BootResult {
         var s = try scenario()
         if traceHost {
-            guard s.platform == .tdx else {
-                throw CocomemError(.invalidArgument, "--host-trace needs a TDX guest: the SNP boot runs on the guest-facing SNPPlatform, not on the SNP host model")
+            guard s.platform == .tdx || s.snpHost else {
+                throw CocomemError(.invalidArgument, "--host-trace on an SEV-SNP guest needs --host snp: without it the boot runs on the guest-facing SNPPlatform, which has no host to trace")
             }
             s.traceHost = true
         }

@@ -154,8 +154,9 @@ import Testing
         var s = Scenario(); s.platform = .snp; s.firmware = .ovmfSNP; s.snpHost = true
         var v = s; v.snpVMPL = 1
         #expect(throws: CocomemError.self) { try v.validate() }
+        // --snp-prefault runs on the host model since session 16 (SNPVM+Prefault).
         var p = s; p.snpPrefault = true
-        #expect(throws: CocomemError.self) { try p.validate() }
+        try p.validate()
         var t = Scenario(); t.snpHost = true
         #expect(throws: CocomemError.self) { try t.validate() }
         try s.validate()

@@ -23,6 +23,8 @@ struct SNPChunkMemo {
     var stats: SNPHostStats
     var ops: OpCounts
     var logged: Bool
+    /// The host-trace exits the call made (`SNPVM+Trace`), repeated per replayed call.
+    var trace: [SNPTraceUnit] = []
 }
 
 /// The call being stepped, from `beginChunkStep` to `endChunkStep`.
@@ -33,6 +35,7 @@ struct SNPChunkStep {
     var ops: OpCounts
     var warnings: Int
     var log: Int
+    var traceMark: Int?
 }
 
 extension SNPVM: SNPGuestChunkReplay {
@@ -86,19 +89,23 @@ extension SNPVM: SNPGuestChunkReplay {
     }
 
     package func beginChunkStep(_ frames: Range<GuestFrameNumber>) -> UInt64? {
+        if let old = chunkStep { _ = endTraceCapture(old.traceMark) }
         chunkStep = chunkKey(frames).map {
-            SNPChunkStep(frames: frames, pre: $0, stats: stats, ops: ops, warnings: warnings.count, log: log.count)
+            SNPChunkStep(frames: frames, pre: $0, stats: stats, ops: ops, warnings: warnings.count, log: log.count,
+                         traceMark: beginTraceCapture())
         }
         return chunkStep?.pre
     }
 
     package func endChunkStep(_ frames: Range<GuestFrameNumber>) -> UInt64? {
         defer { chunkStep = nil }
-        guard let st = chunkStep, st.frames == frames, warnings.count == st.warnings else { return nil }
+        guard let st = chunkStep else { return nil }
+        let traced = endTraceCapture(st.traceMark)
+        guard st.frames == frames, warnings.count == st.warnings else { return nil }
         let ds = stats - st.stats
         guard Self.chunkStepFailures.allSatisfy({ ds[$0] == 0 }), let post = chunkKey(frames) else { return nil }
         chunkMemos[SNPChunkMemoKey(pre: st.pre, frames: frames.length)] =
-            SNPChunkMemo(post: post, stats: ds, ops: ops - st.ops, logged: log.count > st.log)
+            SNPChunkMemo(post: post, stats: ds, ops: ops - st.ops, logged: log.count > st.log, trace: traced)
         return post
     }
 
@@ -107,11 +114,13 @@ extension SNPVM: SNPGuestChunkReplay {
         guard calls > 0, let m = chunkMemos[SNPChunkMemoKey(pre: pre, frames: frames)], m.post == post,
               post <= UInt64(chunkStates.count), let s = slot(from), from + frames * calls <= s.frames.upperBound else { return false }
         let r = Range(start: from, count: frames * calls)
+        let t0 = traceNow
         apply(chunkStates[Int(post - 1)].frame, to: r)
         replayedFrames += r.length
         replayedCalls += calls
         stats.add(m.stats, times: calls)
         ops.add(m.ops, times: calls)
+        traceReplay(m.trace, frames: r, times: calls, start: t0)
         if m.logged { note("(the same for \(calls) accept_memory() calls of \(frames) frames to \(r.upperBound))") }
         return true
     }

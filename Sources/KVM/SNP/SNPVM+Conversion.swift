@@ -166,6 +166,11 @@ extension SNPVM {
     /// each page assigned at 4K, measured and validated by the firmware.
     /// - Complexity: O(log runs + k).
     public func launchUpdate(_ frames: Range<GuestFrameNumber>) -> SNPHostOutcome {
+        // After LAUNCH_FINISH the launch is over: Jethro Beekman's "KVM: SEV: Track SNP launch state and
+        // disallow invalid userspace interactions" returns -EINVAL; without it the call reaches the
+        // firmware after the launch, which that patch's message says ends in a host page fault from an
+        // RMP violation. Either way nothing is added.
+        guard !launchFinished else { return .invalid("SNP_LAUNCH_UPDATE after SNP_LAUNCH_FINISH: the launch is over (-EINVAL)") }
         guard !frames.isEmpty, inOneSlot(frames) else {
             return .invalid("frames \(frames.lowerBound.address)+\(frames.length) are not inside one guest_memfd memslot")
         }
@@ -202,7 +207,11 @@ extension SNPVM {
     /// assigned and changes nothing (KVM refuses a second LAUNCH_FINISH).
     /// - Complexity: O(vCPUs × log runs).
     public func launchFinish() {
-        guard vmsaPages == 0 else { return }
+        guard !launchFinished, vmsaPages == 0 else { return }
+        // snp_launch_finish(): "Now that there will be no more SNP_LAUNCH_UPDATE ioctls, private pages can
+        // be given to the guest simply by marking the RMP entry as private. This can happen on first access
+        // and also with KVM_PRE_FAULT_MEMORY": kvm->arch.pre_fault_allowed = true.
+        launchFinished = true
         let gfn = GuestFrameNumber(Self.initialVMSAGPA >> 12)
         for i in 0..<vcpus {
             let hfn = vmsaHostFrame(vcpu: i)

@@ -18,16 +18,26 @@ extension SNPVM {
     /// prepares it (`kvm_gmem_prepare_folio()` → `sev_gmem_prepare()`),
     /// and maps it at the largest level KVM allows. Returns false when the
     /// fault cannot be resolved (no memslot, an RMPUPDATE failure).
+    /// `exit` false: KVM_PRE_FAULT_MEMORY's `kvm_tdp_map_page()`, the same
+    /// mapping with no exit (nothing traced, no nested page fault charged).
     /// - Complexity: O(log runs).
     @discardableResult
-    func fault(_ gfn: GuestFrameNumber, isPrivate: Bool) -> Bool {
+    func fault(_ gfn: GuestFrameNumber, isPrivate: Bool, exit: Bool = true) -> Bool {
         guard let s = slot(gfn) else {
             warn("fault at \(gfn.address) outside every memslot")
             return false
         }
+        // The host trace's record of the exit: at the fault's time, over what KVM mapped for it (the
+        // page, or its 2M range when KVM mapped 2M); the exit itself carries the one GPA.
+        let npfKind: HostTraceKind = isPrivate ? .npfPrivate : .npfShared
+        var t0 = traceNow
         if isPrivate != attributes.isPrivate(gfn) {
+            if exit { trace(npfKind, frames: gfn.only, at: t0) }
             stats.add(.memoryFaultExits)
+            trace(.memoryFault, frames: gfn.only)
             guard mapGPARange(gfn.only, toPrivate: isPrivate) == .ok else { return false }
+            // The vCPU re-enters and the access faults again.
+            t0 = traceNow
         }
         guard isPrivate else {
             // The shared page: in place, guest_memfd's own page (the same file);
@@ -35,19 +45,23 @@ extension SNPVM {
             if inPlace { gmem.allocate(gfn.only) } else { vmmShared.assign(gfn.only, true) }
             npt.assign(gfn.only, .shared4K)
             stats.add(.npfShared)
+            if exit { trace(npfKind, frames: gfn.only, at: t0) }
             return true
         }
         gmem.allocate(gfn.only)
-        guard gmemPrepare(gfn) else { return false }
+        guard gmemPrepare(gfn) else {
+            if exit { trace(npfKind, frames: gfn.only, at: t0) }
+            return false
+        }
         if maxMappingLevel(gfn, slot: s) == .size2M {
             npt.assign(gfn.region2M.frames, .private2M)
-            stats.add(.npfPrivate2M)
-            ops.add(.snpNPF2M)
+            if exit { stats.add(.npfPrivate2M); ops.add(.snpNPF2M); trace(npfKind, frames: gfn.region2M.frames, at: t0) }
+            else { stats.add(.prefaultPages2M) }
             return true
         }
         npt.assign(gfn.only, .private4K)
-        stats.add(.npfPrivate4K)
-        ops.add(.snpNPF4K)
+        if exit { stats.add(.npfPrivate4K); ops.add(.snpNPF4K); trace(npfKind, frames: gfn.only, at: t0) }
+        else { stats.add(.prefaultPages4K) }
         // An NPT mapping smaller than the page's 2M RMP entry: the retried
         // access raises an RMP #NPF (`sev_handle_rmp_fault()` case 2), whose
         // PSMASH lets the next fault map the page at 4K.
@@ -112,9 +126,12 @@ extension SNPVM {
     /// faulting frame, not the 2M boundary, so an unaligned fault also zaps
     /// a 2M leaf of the next range). A 4K entry is a spurious fault,
     /// ignored; a shared or unassigned page is only warned about.
+    /// `sizeMismatch`: the fault has PFERR_GUEST_SIZEM (a 4K PVALIDATE or
+    /// RMPADJUST), which changes only what the host trace records.
     /// - Complexity: O(log runs).
-    func handleRMPFault(_ gfn: GuestFrameNumber) {
+    func handleRMPFault(_ gfn: GuestFrameNumber, sizeMismatch: Bool = false) {
         stats.add(.npfRMP)
+        trace(sizeMismatch ? .npfRMPSizeMismatch : .npfRMP, frames: gfn.only)
         guard attributes.isPrivate(gfn) else {
             warn("SEV: Unexpected RMP fault for non-private GPA \(gfn.address)")
             return

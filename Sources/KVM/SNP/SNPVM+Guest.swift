@@ -28,7 +28,10 @@ extension SNPVM: SNPGuestDoorReplay {
             stats.add(two ? .pscEntries2M : .pscEntries4K, UInt64(j - i))
             ops.add(two ? .snpPSCEntry2M : .snpPSCEntry4K, UInt64(j - i))
             stats.add(.mapGPARangeExits)
+            let t0 = traceNow
             let st = answerMapGPARange(Range(start: start.gfn, count: n), toPrivate: start.toPrivate, ghcb: true)
+            trace(start.toPrivate ? .pscPrivate : .pscShared, level: start.level, frames: Range(start: start.gfn, count: n),
+                  answer: Self.traceAnswer(st), at: t0)
             guard st == .ok else { return st }
             i = j
         }
@@ -83,7 +86,8 @@ extension SNPVM: SNPGuestDoorReplay {
             }
             switch body(self) {
             case .result(let r): return r
-            case .npfSizeMismatch, .npfRMPViolation: handleRMPFault(gfn)
+            case .npfSizeMismatch: handleRMPFault(gfn, sizeMismatch: true)
+            case .npfRMPViolation: handleRMPFault(gfn)
             }
         }
         return nil
@@ -172,7 +176,10 @@ extension SNPVM: SNPGuestDoorReplay {
         stats.add(.pscMSRExits)
         ops.add(.snpMSRPSCExit)
         stats.add(.mapGPARangeExits)
-        return answerMapGPARange(gfn.only, toPrivate: toPrivate, ghcb: false)
+        let t0 = traceNow
+        let st = answerMapGPARange(gfn.only, toPrivate: toPrivate, ghcb: false)
+        trace(toPrivate ? .pscMSRPrivate : .pscMSRShared, level: .size4K, frames: gfn.only, answer: Self.traceAnswer(st), at: t0)
+        return st
     }
 
     public var operations: OpCounts { ops }

@@ -45,7 +45,8 @@ extension SNPVM {
     /// Events that change more than the frame they happen for: a step that
     /// counts one is never replayed.
     static let wideEvents: [SNPHostStat] = [.folioSplits, .folioMerges, .psmashRMPFault, .psmashInvalidate, .psmashFailed,
-                                            .rmpupdatePrivate2M, .rmpupdateShared2M, .npfPrivate2M, .rmpupdateFailed]
+                                            .rmpupdatePrivate2M, .rmpupdateShared2M, .npfPrivate2M, .rmpupdateFailed,
+                                            .prefaultPages2M, .hostPsmash, .hostAssigned2M, .hostMadeShared2M]
 
     /// Runs `step` on each frame of `frames` in ascending order, stopping
     /// at the first for which it returns false (returned). Without
@@ -64,7 +65,10 @@ extension SNPVM {
         var g = frames.lowerBound
         while g < frames.upperBound {
             let pre = frameState(g), s0 = stats, o0 = ops, w0 = warnings.count, l0 = log.count
-            guard step(g) else { return g }
+            let mark = beginTraceCapture()
+            let ok = step(g)
+            let traced = endTraceCapture(mark)
+            guard ok else { return g }
             let post = frameState(g)
             g = g + 1
             guard !stepByStep, g < frames.upperBound, let s = slot(g), slot(g - 1)?.id == s.id,
@@ -75,10 +79,12 @@ extension SNPVM {
             let end = uniformEnd(g, limit: min(frames.upperBound, regionLast, s.frames.upperBound - 1))
             guard end > g, frameState(g) == pre else { continue }
             let n = end - g
+            let t0 = traceNow
             apply(post, to: g..<end)
             replayedFrames += n
             stats.add(ds, times: n)
             ops.add(dops, times: n)
+            traceReplay(traced, frames: g..<end, times: n, start: t0)
             // A merge depends only on the attributes the run leaves: in
             // stepping it happens at the run's last frame or not at all.
             if post.isPrivate, !pre.isPrivate { mergeFolios(g..<end) }
@@ -128,6 +134,8 @@ struct SNPReplayWindow {
     var stats: SNPHostStats
     var ops: OpCounts
     var warnings: Int
+    /// The host trace's capture of the first unit (`beginTraceCapture`).
+    var traceMark: Int? = nil
 }
 
 extension SNPVM {
@@ -150,7 +158,8 @@ extension SNPVM {
             let r = g..<min(g + unit, frames.upperBound)
             let all = g..<frames.upperBound
             let window = all.length >= 2 * unit && all.length % unit == 0 && isUniform(all)
-                ? SNPReplayWindow(frames: all, pre: frameState(g), stats: stats, ops: ops, warnings: warnings.count) : nil
+                ? SNPReplayWindow(frames: all, pre: frameState(g), stats: stats, ops: ops, warnings: warnings.count,
+                                  traceMark: beginTraceCapture()) : nil
             body(r)
             g = r.upperBound
             if let window, finish(window, stepped: r) { return }
@@ -159,16 +168,19 @@ extension SNPVM {
 
     /// Checks a window after its first `stepped` unit and replays the rest.
     private func finish(_ w: SNPReplayWindow, stepped: Range<GuestFrameNumber>) -> Bool {
+        let traced = endTraceCapture(w.traceMark)
         let rest = stepped.upperBound..<w.frames.upperBound
         guard !rest.isEmpty, rest.length % stepped.length == 0, warnings.count == w.warnings, isUniform(stepped),
               isUniform(rest), frameState(rest.lowerBound) == w.pre else { return false }
         let post = frameState(stepped.lowerBound)
         let k = rest.length / stepped.length
         let ds = stats - w.stats, dops = ops - w.ops
+        let t0 = traceNow
         apply(post, to: rest)
         replayedFrames += rest.length
         stats.add(ds, times: k)
         ops.add(dops, times: k)
+        traceReplay(traced, frames: rest, times: k, start: t0)
         if post.isPrivate, !w.pre.isPrivate { mergeFolios(rest) }
         note("(the same for the \(k) following units of \(stepped.length) frames to \(rest.upperBound))")
         return true
@@ -177,15 +189,19 @@ extension SNPVM {
     /// `SNPGuestDoorReplay`: the guest is about to work through `frames`
     /// in units of the same operations; remembered if `frames` is uniform.
     public func beginReplayWindow(_ frames: Range<GuestFrameNumber>) {
+        // A window the guest left unfinished (it died in its first unit) ends its capture here.
+        if let w = pendingWindow { _ = endTraceCapture(w.traceMark) }
         pendingWindow = isUniform(frames)
-            ? SNPReplayWindow(frames: frames, pre: frameState(frames.lowerBound), stats: stats, ops: ops, warnings: warnings.count) : nil
+            ? SNPReplayWindow(frames: frames, pre: frameState(frames.lowerBound), stats: stats, ops: ops, warnings: warnings.count,
+                              traceMark: beginTraceCapture()) : nil
     }
 
     /// `SNPGuestDoorReplay`: the guest worked through the window's first
     /// unit `stepped`; true if the rest was replayed (the guest skips it).
     public func finishReplayWindow(stepped: Range<GuestFrameNumber>) -> Bool {
         defer { pendingWindow = nil }
-        guard let w = pendingWindow, w.frames.lowerBound == stepped.lowerBound else { return false }
+        guard let w = pendingWindow else { return false }
+        guard w.frames.lowerBound == stepped.lowerBound else { _ = endTraceCapture(w.traceMark); return false }
         return finish(w, stepped: stepped)
     }
 }

@@ -27,6 +27,8 @@ public enum SNPHostStat: Int, CaseIterable, Sendable {
     case punchHoles
     case launchUpdateVMSA, pscMSRExits, pscLies
     case inPlaceSIGBUS, inPlacePinsRefused, inPlaceRefusedForReferences
+    case hostAssigned4K, hostAssigned2M, hostMadeShared4K, hostMadeShared2M, hostPsmash
+    case prefaultPages4K, prefaultPages2M, prefaultRefused
 
     /// The name in the report (as debugfs or the function would name it).
     public var name: String {
@@ -66,6 +68,14 @@ public enum SNPHostStat: Int, CaseIterable, Sendable {
         case .inPlaceSIGBUS: "gmem.in_place.sigbus"
         case .inPlacePinsRefused: "gmem.in_place.pins_refused"
         case .inPlaceRefusedForReferences: "gmem.in_place.conversions_refused_host_references"
+        case .hostAssigned4K: "adversary.rmpupdate.private.4k"
+        case .hostAssigned2M: "adversary.rmpupdate.private.2m"
+        case .hostMadeShared4K: "adversary.rmpupdate.shared.4k"
+        case .hostMadeShared2M: "adversary.rmpupdate.shared.2m"
+        case .hostPsmash: "adversary.psmash"
+        case .prefaultPages4K: "pre_fault_memory.mapped.4k"
+        case .prefaultPages2M: "pre_fault_memory.mapped.2m"
+        case .prefaultRefused: "pre_fault_memory.refused"
         }
     }
 }
@@ -139,6 +149,18 @@ public final class SNPVM {
     var chunkStep: SNPChunkStep?
     /// Calls replayed by `replayChunkSteps` (for the tests).
     package var replayedCalls: UInt64 = 0
+    /// The host-visible trace of the guest's memory use (`--host-trace`,
+    /// `SNPVM+Trace`); nil when not traced.
+    public package(set) var hostTrace: HostTrace?
+    /// The trace's clock and the captures of stepped units.
+    var traceState = SNPTraceState()
+    /// KVM_SEV_SNP_LAUNCH_FINISH has run (`launchFinish()`): KVM's
+    /// `kvm->arch.pre_fault_allowed`, and no more SNP_LAUNCH_UPDATE.
+    public package(set) var launchFinished = false
+    /// The VMM pre-faults each range it converts to private on a
+    /// page-state change (QEMU's "i386/kvm: Prefault memory on page state
+    /// change", KVM_PRE_FAULT_MEMORY; `SNPVM+Prefault`).
+    public var prefaultOnPSC = false
     public package(set) var log: [String] = []
 
     /// - Complexity: O(slots²).

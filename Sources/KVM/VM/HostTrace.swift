@@ -21,9 +21,58 @@ public enum HostTraceKind: String, Sendable, CaseIterable {
     /// its direction.
     case mapGPAPrivate = "mapgpa-private"
     case mapGPAShared = "mapgpa-shared"
+    /// SEV-SNP (`SNPVM`): a nested page fault on a private GPA (the C-bit
+    /// set: PFERR_GUEST_ENC_MASK, which `npf_interception()` turns into
+    /// PFERR_PRIVATE_ACCESS) that KVM maps from guest_memfd
+    /// (`kvm_mmu_page_fault()` → `sev_gmem_prepare()`). No level: the exit
+    /// carries the GPA and the fault flags only, the page size is KVM's choice.
+    case npfPrivate = "npf-private"
+    /// SNP: a nested page fault on a shared GPA (C-bit clear).
+    case npfShared = "npf-shared"
+    /// SNP: a nested page fault with PFERR_GUEST_RMP_MASK (`sev_handle_rmp_fault()`):
+    /// an NPT mapping smaller than the page's 2M RMP entry, or a page not
+    /// assigned to the guest at that GPA.
+    case npfRMP = "npf-rmp"
+    /// SNP: the same with PFERR_GUEST_SIZEM_MASK: a 4K PVALIDATE or
+    /// RMPADJUST of a page in a 2M RMP entry.
+    case npfRMPSizeMismatch = "npf-rmp-size"
+    /// SNP: KVM_EXIT_MEMORY_FAULT to the VMM: the fault's C-bit disagrees
+    /// with the memory attributes (`kvm_faultin_pfn()`), the VMM converts
+    /// (`kvm_convert_memory()`) and the access faults again.
+    case memoryFault = "memory-fault"
+    /// SNP: a run of page-state-change entries of one operation and size in
+    /// a GHCB PSC request (SVM_VMGEXIT_PSC), one KVM_HC_MAP_GPA_RANGE exit
+    /// to the VMM (`snp_begin_psc()`): range, operation, entry size
+    /// (`level`) and the answer written back (`snp_complete_psc()`).
+    case pscPrivate = "psc-private"
+    case pscShared = "psc-shared"
+    /// SNP: a GHCB MSR protocol page-state request (GHCB_MSR_PSC_REQ, one 4K
+    /// page), forwarded as a one-page KVM_HC_MAP_GPA_RANGE exit
+    /// (`snp_begin_psc_msr()`), and its answer (`snp_complete_psc_msr()`).
+    case pscMSRPrivate = "psc-msr-private"
+    case pscMSRShared = "psc-msr-shared"
 
-    /// First touches: the exits that map a private GPA for the first time.
-    public var isFirstTouch: Bool { self == .acceptExit || self == .accessExit }
+    /// First touches: the exits that map a private GPA for the first time
+    /// or announce it (an SNP guest's page-state change to private comes
+    /// before its PVALIDATE).
+    public var isFirstTouch: Bool {
+        switch self {
+        case .acceptExit, .accessExit, .npfPrivate, .pscPrivate, .pscMSRPrivate: true
+        default: false
+        }
+    }
+
+    /// What the first-touch map keeps for a first touch of this kind at
+    /// `level`: 1 + the level for an exit that names one (TDX accept exits,
+    /// SNP page-state changes by entry size), 4 for one that does not
+    /// (accesses, nested page faults).
+    func firstTouchCode(level: PageLevel?) -> UInt8 {
+        switch self {
+        case .acceptExit, .pscPrivate: UInt8(1 + (level?.rawValue ?? 0))
+        case .pscMSRPrivate: UInt8(1 + PageLevel.size4K.rawValue)
+        default: 4
+        }
+    }
 }
 
 /// One record of the host trace: a run of exits of one kind and level on
@@ -41,9 +90,13 @@ public struct HostTraceRecord: Equatable, Sendable {
     public var exits: UInt64
     public var start: Double
     public var end: Double
+    /// SNP page-state changes only: what the host wrote back (`ok`, or the
+    /// error the guest reads: `generic`, `backward`); nil for every other kind.
+    public var answer: String?
 
-    public init(kind: HostTraceKind, level: PageLevel?, vcpu: Int, frames: Range<GuestFrameNumber>, exits: UInt64, start: Double, end: Double) {
+    public init(kind: HostTraceKind, level: PageLevel?, vcpu: Int, frames: Range<GuestFrameNumber>, exits: UInt64, start: Double, end: Double, answer: String? = nil) {
         self.kind = kind; self.level = level; self.vcpu = vcpu; self.frames = frames; self.exits = exits; self.start = start; self.end = end
+        self.answer = answer
     }
 
     /// One JSON object on one line (the `--host-trace` file's lines).
@@ -51,7 +104,8 @@ public struct HostTraceRecord: Equatable, Sendable {
     public var jsonLine: String {
         let lvl = level.map { "\"\($0)\"" } ?? "null"
         return "{\"t\":\(fmt(start)),\"t_end\":\(fmt(end)),\"kind\":\"\(kind.rawValue)\",\"level\":\(lvl),\"vcpu\":\(vcpu),"
-            + "\"gpa\":\"\(frames.lowerBound.address)\",\"bytes\":\(frames.length << PageLevel.pageShift),\"exits\":\(exits)}"
+            + "\"gpa\":\"\(frames.lowerBound.address)\",\"bytes\":\(frames.length << PageLevel.pageShift),\"exits\":\(exits)"
+            + (answer.map { ",\"answer\":\"\($0)\"}" } ?? "}")
     }
 
     private func fmt(_ t: Double) -> String {
@@ -127,7 +181,7 @@ public struct HostTrace: Sendable {
 
     /// Adds `n` exits of `kind` at `frames`, at the current time.
     /// - Complexity: O(log runs) amortised; memory bounded by the limits.
-    mutating func add(_ kind: HostTraceKind, level: PageLevel?, frames: Range<GuestFrameNumber>, exits n: UInt64 = 1) {
+    mutating func add(_ kind: HostTraceKind, level: PageLevel?, frames: Range<GuestFrameNumber>, exits n: UInt64 = 1, answer: String? = nil) {
         guard !frames.isEmpty, n > 0 else { return }
         let t = time
         exits[kind, default: [0, 0, 0, 0]][level?.rawValue ?? 3] += n
@@ -135,13 +189,13 @@ public struct HostTrace: Sendable {
         if kind.isFirstTouch {
             // The first exit covering a frame is its first touch: later
             // exits (a 2M ACCEPT's 4K fallback) do not overwrite it.
-            let seen: UInt8 = kind == .acceptExit ? UInt8(1 + (level?.rawValue ?? 0)) : 4
+            let seen = kind.firstTouchCode(level: level)
             for (r, v) in firstTouch.runs(in: frames) where v == 0 { firstTouch.assign(r, seen) }
             firstTouchSpan = firstTouchSpan.map { min($0.lowerBound, t)...max($0.upperBound, t) } ?? t...t
         }
-        let r = HostTraceRecord(kind: kind, level: level, vcpu: vcpu, frames: frames, exits: n, start: t, end: t)
+        let r = HostTraceRecord(kind: kind, level: level, vcpu: vcpu, frames: frames, exits: n, start: t, end: t, answer: answer)
         if capture != nil { capture!.append(r) }
-        if !broken, var o = open, o.kind == kind, o.level == level, o.vcpu == vcpu, o.frames.upperBound == frames.lowerBound {
+        if !broken, var o = open, o.kind == kind, o.level == level, o.vcpu == vcpu, o.answer == answer, o.frames.upperBound == frames.lowerBound {
             o.frames = o.frames.lowerBound ..< frames.upperBound
             o.exits += n
             o.end = t

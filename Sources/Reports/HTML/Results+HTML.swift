@@ -177,6 +177,8 @@ extension ScenarioRunResult {
                 summary.append((tag, [("kernel data pages", Markup.count(u.kernelData))]))
             case .notRun(let why, _):
                 summary.append((tag, [("not run", why)]))
+            case .snpHost(let h, _):
+                summary.append((tag, [("SNP host", "\(h.scenario.commands.count) commands"), ("outcome", h.outcomeString)]))
             case .host(let h, _):
                 summary.append((tag, h.summaryRows))
                 secs += h.sections.map { HTMLPage.Section(title: "\(tag): \($0.title)", html: $0.html) }
@@ -194,7 +196,7 @@ extension ScenarioRunResult {
             case .kexec(let k): out.append(("step \(i + 1) kexec", k.record))
             case .dump(let d): out.append(("step \(i + 1) dump", d.record))
             case .host(let h, _): out.append(("step \(i + 1) host", h.record))
-            case .memUsage, .notRun: break
+            case .memUsage, .notRun, .snpHost: break
             }
         }
         return out

@@ -199,6 +199,8 @@ public struct BootSimulation {
             if case .invalid(let why) = vm.launchUpdate(r) { throw CocomemError(.invalidScenario, "SNP host: SNP_LAUNCH_UPDATE: \(why)") }
         }
         vm.launchFinish()
+        vm.prefaultOnPSC = s.snpPrefault
+        if s.traceHost { vm.traceHost(costs: costs) }
         let build = vm.ops
         let guest = SNPHostGuest(host: vm)
         let stub = SNPHostAcceptor(guest: guest, driver: .linuxMSR, costs: costs)
@@ -292,6 +294,7 @@ public struct BootSimulation {
                      rec.handOff(map, at: clock.seconds(rec.costs))
                      // The EFI stub's clock starts at the hand-off.
                      rec.vm?.hostTrace?.timeBase = clock.seconds(rec.costs)
+                     rec.snpVM?.hostTrace?.timeBase = clock.seconds(rec.costs)
                  } })
         var r = BootResult(scenario: s, firmware: fw)
         r.buildCounts = acc.buildCounts
@@ -575,6 +578,7 @@ public struct BootSimulation {
         r.sharedBytes = acc.platform.sharedPages * 4096
         if let rec = acc.recorder { r.record = rec.finish() }
         acc.vm?.hostTrace?.endCall()
+        acc.snpVM?.hostTrace?.endCall()
         return r
     }
 }

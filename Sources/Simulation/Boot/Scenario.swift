@@ -317,7 +317,6 @@ public struct Scenario: Sendable {
             if hostPlacement != nil || hostIsolatedFreePages != nil { try refuse("--host-placement/--host-free-4k", "they place the TDX host's S-EPT and control pages; this is an SEV-SNP guest") }
             if snpHost {
                 // What the SNP host model does not have yet (docs/STATUS.md, issue 18).
-                if snpPrefault { try refuse("--snp-prefault", "the SNP host model (--host snp) has no KVM_PRE_FAULT_MEMORY on page state change; use it without --host snp") }
                 if snpVMPL != 0 { try refuse("--vmpl \(snpVMPL)", "the SNP host model (--host snp) does not run an SVSM's SVSM_CORE_PVALIDATE calls; use it without --host snp") }
                 if workload.flattened.contains(where: { if case .hotplug = $0 { true } else if case .unplug = $0 { true } else { false } }) {
                     try refuse("hotplug with --host snp", "the SNP host model has no memory device plugging; use it without --host snp")

@@ -155,7 +155,7 @@ public final class HostRun {
                 throw CocomemError(.invalidScenario, "host scenario line \(line): contend needs the accepting vCPU to be another than the faulting vCPU 0")
             }
             vm.hostContend(r, acceptor: acceptor)
-        case .rmpadjust, .pscAnswer:
+        case .rmpadjust, .pscAnswer, .hostRMP:
             throw CocomemError(.invalidScenario, "host scenario line \(line): \(c.verb) needs platform=snp")
         case .halt:
             guard vm.isInGuestMode(vcpu: vcpu) else {
@@ -215,6 +215,7 @@ extension HostScenario.Command {
         case .contend: "contend"
         case .rmpadjust: "rmpadjust"
         case .pscAnswer(let a, _): a.rawValue
+        case .hostRMP(let a, _): a.rawValue
         case .halt: "halt"
         case .wake: "wake"
         }

@@ -46,6 +46,8 @@ public import TDXModule
 ///     psc-invert 0x1000+16          # adversarial VMM: converts the other way, reports success
 ///     psc-backward 0x1000+16        # adversarial KVM: writes back a PSC header whose cur_entry went backward
 ///     psc-honest 0x1000+16          # honest again
+///     assign 0x1000+16              # adversarial host: RMPUPDATE to assigned, unasked (clears Validated)
+///     rmp-shared 0x1000+16          # adversarial host: rmp_make_shared() of private pages, unasked
 public struct HostScenario: Sendable {
     public enum Command: Sendable, Equatable {
         case build(Range<GuestFrameNumber>)
@@ -74,6 +76,9 @@ public struct HostScenario: Sendable {
         /// from now on (`psc-skip`, `psc-invert`, `psc-backward`, `psc-honest`;
         /// `SNPVM.answerPageStateChanges`).
         case pscAnswer(SNPPSCAnswer, Range<GuestFrameNumber>)
+        /// SNP only: the host's RMPUPDATE the guest did not ask for
+        /// (`assign`, `rmp-shared`; `SNPVM.hostRMPUpdate`).
+        case hostRMP(SNPHostRMPAction, Range<GuestFrameNumber>)
         /// `halt vcpu=N`: the vCPU's TDVMCALL(HLT) blocks it in
         /// `kvm_vcpu_block()`, outside guest mode (`TDXVM.halt(vcpu:)`);
         /// `wake vcpu=N` re-enters it (`TDXVM.wake(vcpu:)`).
@@ -282,6 +287,15 @@ public struct HostScenario: Sendable {
                 guard s.platform == .snp else { throw err("\(verb) is an SNP host command (page-state changes): it needs platform=snp on the td line") }
                 guard f.count <= 2 else { throw err("\(verb) takes one GFN[+COUNT], got '\(f[2])'") }
                 s.commands.append(.pscAnswer(SNPPSCAnswer(rawValue: v)!, try frames(1)))
+            case let v where SNPHostRMPAction(rawValue: v) != nil:
+                guard s.platform == .snp else { throw err("\(verb) is an SNP host command (an RMPUPDATE): it needs platform=snp on the td line") }
+                guard f.count <= 2 else { throw err("\(verb) takes one GFN[+COUNT], got '\(f[2])'") }
+                let r = try frames(1)
+                // assign prepares unassigned pages 2M range by 2M range: bounded as readd is.
+                if v == "assign", r.count > HostScenario.maxReaddFrames {
+                    throw err("assign covers at most \(HostScenario.maxReaddFrames) frames (1 GiB), got \(r.count)")
+                }
+                s.commands.append(.hostRMP(SNPHostRMPAction(rawValue: v)!, r))
             case "rmpadjust":
                 guard s.platform == .snp else { throw err("rmpadjust needs platform=snp on the td line") }
                 let d = try kv(2)

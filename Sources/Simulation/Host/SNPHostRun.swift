@@ -63,7 +63,11 @@ public final class SNPHostRun {
         case .build(let r):
             try requireSlot(r, line: line)
             if case .invalid(let why) = vm.launchUpdate(r) { throw CocomemError(.invalidScenario, "host scenario line \(line): \(why)") }
-        case .finalize: break
+        case .finalize:
+            // KVM_SEV_SNP_LAUNCH_FINISH (`snp_launch_finish()`): the VMSAs become guest-owned, pre-faulting is
+            // allowed, SNP_LAUNCH_UPDATE is over. A second one is refused, as the launch-state patch does.
+            guard !vm.launchFinished else { throw CocomemError(.invalidScenario, "host scenario line \(line): a second finalize: KVM_SEV_SNP_LAUNCH_FINISH after the launch finished (-EINVAL)") }
+            vm.launchFinish()
         case .accept(let r, let level):
             try requireSlot(r, line: line)
             lastGuestFailure = guest.accept(r, driver: level == .size4K ? .fourK : .linux)
@@ -93,6 +97,9 @@ public final class SNPHostRun {
         case .pscAnswer(let a, let r):
             try requireSlot(r, line: line)
             vm.answerPageStateChanges(r, a)
+        case .hostRMP(let a, let r):
+            try requireSlot(r, line: line)
+            _ = vm.hostRMPUpdate(r, a)
         case .hostUse(let use, let r):
             try requireSlot(r, line: line)
             switch use {

@@ -200,6 +200,7 @@ package final class Recorder {
         }
         segmentStart += seconds
         vm?.hostTrace?.timeBase = segmentStart
+        snpVM?.hostTrace?.timeBase = segmentStart
         place(segmentStart, row(nil).values)
     }
 

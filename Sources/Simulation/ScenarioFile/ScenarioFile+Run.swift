@@ -19,6 +19,9 @@ public struct ScenarioRunResult {
         case memUsage(DumpTool.MemUsage)
         /// A host step, with what its invariant checks found when it asked for them.
         case host(HostRun, violations: [String]?)
+        /// A host step on the SEV-SNP host (`td platform=snp`), with its invariant
+        /// findings when it asked for them.
+        case snpHost(SNPHostRun, violations: [String]?)
         /// A step that continues from a guest that died before it
         /// (`from: previous`): why it did not run, and the guest's outcome.
         case notRun(why: String, outcome: String)
@@ -42,6 +45,7 @@ extension ScenarioRunResult.StepResult {
         case .kexec(let k): k.outcome
         case .dump, .memUsage: "ok"
         case .notRun(_, let outcome): outcome
+        case .snpHost(let h, _): h.outcomeString
         case .host(let h, _):
             switch h.vm.outcome {
             // A guest the host run failed is not ok, as `cocomem host` reports it.
@@ -111,7 +115,15 @@ extension ScenarioFile {
                 out.steps.append(try runDump(d, calibration: calibration, outputDirectory: outputDirectory, threads: threads, progress: progress,
                                              guest: g))
             case .host(let h):
-                let r = try HostRun(try h.hostScenario(), calibration: calibration, log: h.log, record: scenario.record)
+                let hs = try h.hostScenario()
+                if hs.platform == .snp {
+                    // The SEV-SNP host (SNPHostRun): `check-invariants` checks after every command (its td option).
+                    let r = try SNPHostRun(hs, calibration: calibration, log: h.log)
+                    try r.run()
+                    out.steps.append(.snpHost(r, violations: hs.options.checkInvariants ? r.violations : nil))
+                    continue
+                }
+                let r = try HostRun(hs, calibration: calibration, log: h.log, record: scenario.record)
                 var violations: [String]? = nil
                 if h.checkInvariants, let checkedHostRun { violations = try checkedHostRun(r) } else { try r.run() }
                 out.steps.append(.host(r, violations: violations))

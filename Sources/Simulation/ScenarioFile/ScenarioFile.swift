@@ -169,6 +169,9 @@ public struct ScenarioFile: Sendable {
         /// The host scenario with the overrides applied, as `cocomem host` builds it.
         public func hostScenario() throws -> HostScenario {
             var s = try HostScenario.parse(commands ?? HostScenario.seed004)
+            if s.platform == .snp, precheck != nil || acceptLevel != nil || (policy != nil && policy != .inPlace) {
+                throw CocomemError(.invalidScenario, "host step: precheck, accept-level and policies other than in-place are the TDX host's; this host step is platform=snp")
+            }
             if let precheck { s.options.lpagePrecheck = precheck }
             if let acceptLevel { s.options.acceptLevelPolicy = acceptLevel }
             if let policy {
