@@ -27,6 +27,10 @@
 # WORKDIR /tmp/cocomem-dump-bench, COCOMEM .build/release/cocomem (build it
 # first: swift build -c release --product cocomem; since session 14 a release build
 # carries the Swift runtime statically, docs/PERFORMANCE.md), MAKEDUMPFILE from PATH.
+# cocomem follows the filter of MAKEDUMPFILE's own release (`--makedumpfile`, from its `-v`; a development
+# build's "1.7.9++" is `dev`; MDF_RELEASE=... overrides), so outputs compare byte for byte with either.
+# Debian's 1.7.2 lacks zstd and snappy: session 17 compared -z and -p with a build of the upstream
+# development branch given with -m (docs/PERFORMANCE.md, "Session 17").
 # Rows are chosen with -k, -f and -d: the -d 31 rows alone are -f "-c -l -E" -d 31,
 # the one row `cache -l -d 31` is -k cache -f -l -d 31.
 # The inputs are kept in WORKDIR between runs (a 16G input is a 16 GB sparse file).
@@ -76,6 +80,9 @@ cd "$work"
 
 # What this makedumpfile was built with: "lzo enabled", "snappy disabled", "zstd disabled" (zlib always).
 mdf_version=$("$mdf" -v 2>&1 | head -1)
+# The release whose filter cocomem follows (`--makedumpfile`): the binary's own version, "1.7.9++" (a build
+# of the development branch after 1.7.9) as "dev"; MDF_RELEASE overrides it.
+mdf_release=${MDF_RELEASE:-$(echo "$mdf_version" | sed -E 's/.*version ([0-9]+\.[0-9]+\.[0-9]+)(\+\+)?.*/\1\2/; s/^[0-9.]+\+\+$/dev/')}
 supported() {
     case $1 in
         -l) "$mdf" -v 2>&1 | grep -q '^lzo[[:space:]]*enabled' ;;
@@ -113,7 +120,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 per_gb() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
-echo "# $mdf_version; cocomem $bin; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg) at start; $rounds rounds; warm-up $warm" >&2
+echo "# $mdf_version (cocomem --makedumpfile $mdf_release); cocomem $bin; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg) at start; $rounds rounds; warm-up $warm" >&2
 printf '| input | size | format | -d | makedumpfile wall / user / sys (s), RSS (MiB) | cocomem wall / user / sys (s), RSS (MiB) | wall speed-up | CPU s/GB makedumpfile / cocomem | CPU ratio (cocomem/makedumpfile) | identical | load |\n'
 printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
 for size in $sizes; do
@@ -142,7 +149,7 @@ for size in $sizes; do
                     if [ $with_mdf = yes ]; then
                         timed mdf "$mdf" "$fmt" -d "$level" "$input" "$outdir/out-mdf" >> t-mdf
                     fi
-                    timed cc "$bin" dump --input "$input" --makedumpfile 1.7.2 "$fmt" -d "$level" -o "$outdir/out-cc" >> t-cc
+                    timed cc "$bin" dump --input "$input" --makedumpfile "$mdf_release" "$fmt" -d "$level" -o "$outdir/out-cc" >> t-cc
                     if [ $with_mdf = yes ] && ! cmp -s "$outdir/out-mdf" "$outdir/out-cc"; then same=no; fi
                     echo "$kind $size $fmt -d $level mdf: $(tail -1 t-mdf 2>/dev/null) cc: $(tail -1 t-cc)" | tee -a runs.txt >&2
                 done

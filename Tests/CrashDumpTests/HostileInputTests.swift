@@ -197,4 +197,27 @@ import TestSupport
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["dump"])
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/dump")) == Data([4]))
     }
+
+    /// Writeback starts every `writebackInterval` bytes written, through
+    /// `pwrite` and `sendfile` alike, so `commit()`'s `fsync` waits for the
+    /// tail only (docs/PERFORMANCE.md, session 17); the bytes are the same.
+    @Test func writebackStartsEveryIntervalWritten() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let interval = Int(AtomicFile.writebackInterval)
+        var bytes = [UInt8](repeating: 0, count: interval + interval / 2)
+        for i in stride(from: 0, to: bytes.count, by: 4096) { bytes[i] = UInt8(truncatingIfNeeded: i >> 12) }
+        try Data(bytes).write(to: URL(fileURLWithPath: dir + "/source"))
+        let f = try AtomicFile(path: dir + "/dump")
+        try f.write(bytes, at: 0)
+        #expect(f.writebackStarts == 1)   // 1.5 intervals: one start, half an interval counted
+        let source = open(dir + "/source", O_RDONLY)
+        defer { close(source) }
+        let copied = try f.copy(from: source, at: 0, count: UInt64(bytes.count), to: UInt64(bytes.count))
+        #expect(copied == UInt64(bytes.count))
+        #expect(f.writebackStarts == 3)   // 3 intervals in all
+        try f.commit()
+        let back = try Data(contentsOf: URL(fileURLWithPath: dir + "/dump"))
+        #expect(back == Data(bytes + bytes))
+    }
 }
