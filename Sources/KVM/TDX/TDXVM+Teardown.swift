@@ -1,3 +1,4 @@
+import CostModel
 public import MemoryModel
 public import TDXModule
 
