@@ -233,6 +233,14 @@ printf 'boot: false\nsteps:\n  - host:\n      policy: sept-first\n      commands
 expect_error "scenario file host step: policy sept-first over pin" "need policy in-place" run "$tmp/yaml-pin.yaml"
 printf 'td host=tdx\nslot id=1 base=0 pages=512\nfinalize\nrefuse-aug 0x5+0\n' >"$tmp/refuse-zero.host"
 expect_error "adversarial refuse-aug of no frames" "line 4: bad frame count in '0x5+0'" host "$tmp/refuse-zero.host"
+printf 'td host=tdx-huge\nslot id=1 base=0 pages=512\nfinalize\ndestroy\naccept 0x0+1 4k\n' >"$tmp/after-destroy.host"
+expect_error "a command after destroy" "line 5: accept after destroy (line 4)" host "$tmp/after-destroy.host"
+printf 'td host=tdx-huge\nslot id=1 base=0 pages=512\nfinalize\naccept 0x0+512 4k\ndestroy\ncheck\n' >"$tmp/destroy.host"
+expect_output "destroy reclaims every page" "host committed .* before, 0 after" host "$tmp/destroy.host"
+printf 'td host=tdx-huge module-1g=on\nslot id=1 base=0 pages=0x40000 backing=hugetlb-1g\nfinalize\npromote 0x0+0x40000\n' >"$tmp/promote-dpamt.host"
+expect_error "promote under Dynamic PAMT" "line 4: promote needs dpamt=off" host "$tmp/promote-dpamt.host"
+printf 'td host=tdx-huge module-1g=on dpamt=off\nslot id=1 base=0 pages=0x40000 backing=hugetlb-1g\nfinalize\npromote 0x200+0x40000\n' >"$tmp/promote-misaligned.host"
+expect_error "promote of a range that is not whole GiBs" "line 4: promote merges whole GiBs" host "$tmp/promote-misaligned.host"
 expect_error "unknown host" "'kvm' is invalid for '--host <host>'. Please provide one of 'tdx', 'tdx-huge' or 'snp'" boot --host kvm
 expect_error "negative size" "negative" boot --memory=-5G
 expect_error "non-numeric size" "not a number" boot --memory abc

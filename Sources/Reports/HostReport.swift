@@ -32,6 +32,8 @@ extension TDXVM {
             ("outcome", .string(outcomeString)),
         ]
         if options.conversionPolicy == .inPlace { fields.insert(("in_place", inPlaceJSON), at: 9) }
+        // Only when a promote or a teardown freed S-EPT pages: other reports unchanged.
+        if septFree.any { fields.insert(("sept_free", septFreeJSON), at: fields.count - 2) }
         // Only when the module refused or interrupted an ACCEPT, so that the
         // other reports are unchanged.
         if module.hostPriorityRefusals > 0 || module.acceptInterruptions > 0 {
@@ -167,7 +169,35 @@ extension TDXVM {
             o += "    conversions to private refused (host references) \(inPlace.refusedForReferences)\n"
             o += "    shared pages backed once \(doubleBackingAvoidedPages): host committed \(ByteCount.frames(committedPages)) against \(ByteCount.frames(committedPages + doubleBackingAvoidedPages)) if shared copies were backed twice\n"
         }
+        o += septFreeText
         for b in brokenOutcomes { o += "  BROKEN: \(b)\n" }
         return o
+    }
+
+    /// S-EPT pages freed by PROMOTE to 1G and at teardown, only when there
+    /// were any (other reports unchanged).
+    var septFreeText: String {
+        let f = septFree
+        guard f.any else { return "" }
+        var o = ""
+        if f.promoted1G + f.promoteRefused > 0 {
+            o += "  PROMOTE to 1G (host command): \(f.promoted1G) merged, \(f.septPagesFreedRunning) PD pages freed; \(f.promoteRefused) refused and unblocked\n"
+        }
+        if f.destroyed {
+            o += "  Teardown: \(f.septPagesReclaimed) S-EPT + \(f.controlPagesReclaimed) control pages reclaimed and freed, "
+            o += "\(f.allocatorPAMTRemoves) PAMT.REMOVE of their 2M ranges, \(f.guestPagesFreed) guest pages freed; "
+            o += "host committed \(ByteCount.frames(f.committedPagesBefore)) before, \(ByteCount.frames(committedPages)) after\n"
+        }
+        return o
+    }
+
+    /// `septFreeText` as JSON.
+    var septFreeJSON: JSON {
+        let f = septFree
+        return .object([("promoted_1g", .uint(f.promoted1G)), ("promote_refused", .uint(f.promoteRefused)),
+                        ("sept_pages_freed_running", .uint(f.septPagesFreedRunning)), ("destroyed", .bool(f.destroyed)),
+                        ("sept_pages_reclaimed", .uint(f.septPagesReclaimed)), ("control_pages_reclaimed", .uint(f.controlPagesReclaimed)),
+                        ("allocator_pamt_removes", .uint(f.allocatorPAMTRemoves)), ("guest_pages_freed", .uint(f.guestPagesFreed)),
+                        ("host_committed_bytes_before", .uint(ByteCount.frames(f.committedPagesBefore).value))])
     }
 }

@@ -79,6 +79,11 @@ public struct TDPMirrorMMU: Sendable {
     mutating func setMirror2M(_ r: Range<GuestRegion2M>, _ e: MirrorEntry) { mirror2M.assign(r, e) }
     mutating func setMirror4K(_ r: Range<GuestFrameNumber>, _ present: Bool) { mirror4K.assign(r, present) }
     mutating func linkPD(_ r: Range<GuestRegion1G>) { mirrorPD.assign(r, true) }
+    /// The PD of `r` freed (a merge to a 1G leaf): the 2M entries go with it.
+    mutating func unlinkPD(_ r: Range<GuestRegion1G>) {
+        mirrorPD.assign(r, false)
+        mirror2M.assign(r.lowerBound.firstFrame.region2M..<r.upperBound.firstFrame.region2M, .none)
+    }
     mutating func setMirror1G(_ r: Range<GuestRegion1G>, _ leaf: Bool) { mirror1G.assign(r, leaf) }
     mutating func linkPDPT(_ r: Range<GuestRegion512G>) { mirrorPDPT.assign(r, true) }
     mutating func mapShared(_ r: Range<GuestFrameNumber>, _ present: Bool) { sharedMapped.assign(r, present) }

@@ -11,11 +11,20 @@ public struct KVMTDX {
     /// `tdx_pamt_get/put` refcount per 2M host region for guest memory;
     /// the S-EPT page pool's refcounts are derived (see `septPool`).
     public private(set) var pamtRefcount = IntervalMap<HostRegion2M, UInt32>(initial: 0)
-    /// S-EPT pages taken from the host allocator (never freed while the
-    /// TD runs). The refcount of a 2M range holding them is the number of
-    /// allocator pages in it, so `tdx_pamt_get` PAMT.ADDs when a page
-    /// opens a range.
-    public var septPool: UInt64 { allocatorTaken - controlPages }
+    /// S-EPT pages taken from the host allocator and not freed. KVM frees
+    /// none while the TD runs ("KVM doesn't (yet) zap page table pages in
+    /// mirror page table while TD is active", `tdx_sept_free_private_spt()`),
+    /// except the host-file command `promote` (a PD page PROMOTE to 1G
+    /// returns); all of them at teardown. The refcount of a 2M range holding
+    /// them is the number of allocator pages in it, so `tdx_pamt_get`
+    /// PAMT.ADDs when a page opens a range.
+    public var septPool: UInt64 { allocatorTaken - controlPages - freedWhileRunning }
+    /// S-EPT pages given back to the host allocator while the TD runs (a
+    /// successful `promote`, never under Dynamic PAMT). The allocator model
+    /// is a counter: it does not hand them out again [assumption: the
+    /// buddy allocator's per-CPU list would give the most recently freed
+    /// page to the next order-0 request on that CPU].
+    public private(set) var freedWhileRunning: UInt64 = 0
     /// TDX control pages taken from the host allocator when the TD and its
     /// vCPUs were created: TDR, TDCS, and per vCPU TDVPR and TDCX.
     public private(set) var controlPages: UInt64 = 0
@@ -161,4 +170,39 @@ public struct KVMTDX {
     }
 
     mutating func setRefcount(_ r: Range<HostRegion2M>, _ n: UInt32) { pamtRefcount.assign(r, n) }
+
+    /// One S-EPT page back to the host allocator while the TD runs.
+    mutating func freePoolPageWhileRunning() { freedWhileRunning += 1 }
+
+    /// How many of the allocator's pages lie in the 2M host range `r`: the
+    /// refcount `tdx_pamt_get()` gave the range for them (and the
+    /// `tdx_pamt_put()` calls that take it back to 0).
+    /// - Complexity: O(1).
+    func allocatorPages(in r: HostRegion2M) -> UInt64 {
+        let taken = allocatorTaken, rangePages = PageLevel.size2M.pages
+        func contiguous(_ n: UInt64) -> UInt64 {
+            let lo = max(r.firstFrame, Self.septPoolBase), hi = min(r.frames.upperBound, Self.septPoolBase + n)
+            return hi > lo ? hi - lo : 0
+        }
+        func isolated(_ base: HostFrameNumber, _ n: UInt64) -> UInt64 {
+            r >= base.region2M && r < (base + n * rangePages).region2M ? 1 : 0
+        }
+        switch placement {
+        case .contiguous: return contiguous(taken)
+        case .scattered: return isolated(Self.septPoolBase, taken)
+        case .buddy:
+            let s = isolatedFreePages
+            return isolated(Self.isolatedBase, min(taken, s)) + contiguous(taken > s ? taken - s : 0)
+        }
+    }
+
+    /// Teardown: every allocator page (S-EPT and control pages), the split
+    /// cache's pages and the guest ranges' refcounts are gone.
+    mutating func releaseAll() {
+        allocatorTaken = 0
+        controlPages = 0
+        freedWhileRunning = 0
+        splitCache = 0
+        pamtRefcount = IntervalMap(initial: 0)
+    }
 }

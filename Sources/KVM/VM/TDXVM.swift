@@ -49,6 +49,8 @@ public final class TDXVM {
     /// `TDXModuleFeatures.privateMappings1G`), kept apart from `counters` so
     /// that reports without the feature are unchanged.
     public internal(set) var private1G = Private1GStats()
+    /// S-EPT pages freed, by PROMOTE to 1G and at teardown (issue 18 §1, §3).
+    public internal(set) var septFree = SEPTFreeStats()
     /// Faults to inject (a test and scenario harness, not KVM state).
     package var faults = FaultPlan()
     /// While `hostContend` runs a fault: the vCPU whose TDG.MEM.PAGE.ACCEPT

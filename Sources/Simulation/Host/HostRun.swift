@@ -167,6 +167,21 @@ public final class HostRun {
                 throw CocomemError(.invalidScenario, "host scenario line \(line): wake vcpu=\(vcpu): the vCPU is not halted")
             }
             vm.wake(vcpu: vcpu)
+        case .promote(let r):
+            try requireSlot(r, line: line)
+            guard vm.module.features.privateMappings1G else {
+                throw CocomemError(.invalidScenario, "host scenario line \(line): promote needs module-1g=on on the td line (KVM keeps no 1G private leaf otherwise)")
+            }
+            guard !vm.module.features.dynamicPAMT else {
+                throw CocomemError(.invalidScenario, "host scenario line \(line): promote needs dpamt=off (the freed PD page's tdx_pamt_put() needs its own 2M host range, which the model does not keep per table)")
+            }
+            var g = r.lowerBound.region1G
+            while g.firstFrame < r.upperBound && !vm.isDead {
+                let o = vm.hostPromote1G(g)
+                if o != .merged { vm.note("promote \(g.firstFrame.address): \(o)") }
+                g = g + 1
+            }
+        case .destroy: vm.destroy()
         }
     }
 
@@ -218,6 +233,8 @@ extension HostScenario.Command {
         case .hostRMP(let a, _): a.rawValue
         case .halt: "halt"
         case .wake: "wake"
+        case .promote: "promote"
+        case .destroy: "destroy"
         }
     }
 }

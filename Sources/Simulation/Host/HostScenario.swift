@@ -33,6 +33,8 @@ public import TDXModule
 ///     hostmap 0x1000+4              # in-place: the VMM touches them through guest_memfd's mapping (SIGBUS on private)
 ///     halt vcpu=3                   # vCPU 3's TDVMCALL(HLT): blocked outside guest mode, TRACK's kicks skip it
 ///     wake vcpu=3                   # and back into the guest (TDH.VP.ENTER)
+///     promote 0x0+0x40000           # module-1g=on, dpamt=off: merge each GiB's 512 2M leaves into a 1G leaf (PROMOTE; no KVM path has it)
+///     destroy                       # kvm_destroy_vm(): zap, release the HKID, reclaim and free every S-EPT and control page (only check may follow)
 ///
 /// `td platform=snp vcpus=8` makes it an SEV-SNP host (`SNPVM`, run by
 /// `SNPHostRun`) with the same commands: `accept` is PSC then PVALIDATE
@@ -84,6 +86,11 @@ public struct HostScenario: Sendable {
         /// `wake vcpu=N` re-enters it (`TDXVM.wake(vcpu:)`).
         case halt
         case wake
+        /// `promote GFN+COUNT` (whole GiBs): TDH.MEM.PAGE.PROMOTE of each 1G
+        /// region's PD of 512 2M leaves (`TDXVM.hostPromote1G`).
+        case promote(Range<GuestFrameNumber>)
+        /// `destroy`: the VM's teardown (`TDXVM.destroy()`).
+        case destroy
     }
 
     /// Which confidential-computing host the scenario runs on.
@@ -152,6 +159,8 @@ public struct HostScenario: Sendable {
         var cyclePages: UInt64 = 0
         if let platform { s.platform = platform }
         var sawTD = false
+        /// The line of a `destroy`, after which only `check` (and td/slot lines) may come.
+        var destroyLine: Int?
         /// Commands' `vcpu=` with their lines, checked against the td line's vcpus once all is read.
         var vcpuLines: [(vcpu: Int, line: Int)] = []
         for (i, raw) in text.splitLines().enumerated() {
@@ -200,6 +209,9 @@ public struct HostScenario: Sendable {
             func onOff(_ v: String, _ key: String) throws -> Bool {
                 guard v == "on" || v == "off" else { throw err("\(key) must be on or off") }
                 return v == "on"
+            }
+            if let d = destroyLine, !["check", "td", "slot"].contains(verb) {
+                throw err("\(verb) after destroy (line \(d)): the VM is gone; only check may follow")
             }
             switch verb {
             case "td":
@@ -344,6 +356,17 @@ public struct HostScenario: Sendable {
                 guard let c, c > 0 else { throw err("bad inject count") }
                 s.commands.append(.inject(p, c))
             case "check": s.commands.append(.check)
+            case "promote":
+                guard f.count <= 2 else { throw err("promote takes one GFN[+COUNT], got '\(f[2])'") }
+                let r = try frames(1)
+                guard r.lowerBound.isAligned(to: .size1G), r.length % PageLevel.size1G.pages == 0 else {
+                    throw err("promote merges whole GiBs: GFN and COUNT must be multiples of 0x40000")
+                }
+                s.commands.append(.promote(r))
+            case "destroy":
+                guard f.count == 1 else { throw err("destroy takes no arguments, got '\(f[1])'") }
+                destroyLine = n
+                s.commands.append(.destroy)
             case "remove", "readd", "remap", "refuse-aug":
                 guard f.count <= 2 else { throw err("\(verb) takes one GFN[+COUNT], got '\(f[2])'") }
                 let r = try frames(1)

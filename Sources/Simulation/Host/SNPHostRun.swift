@@ -110,7 +110,7 @@ public final class SNPHostRun {
                 // The parser refuses it on an SNP td line; the SNP host model has no host read yet.
                 throw CocomemError(.invalidScenario, "host scenario line \(line): hostread is a TDX host command")
             }
-        case .inject, .adversary, .contend, .halt, .wake:
+        case .inject, .adversary, .contend, .halt, .wake, .promote, .destroy:
             throw CocomemError(.invalidScenario, "host scenario line \(line): \(c.verb) is a TDX host command")
         }
     }

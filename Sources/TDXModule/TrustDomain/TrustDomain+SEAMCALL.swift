@@ -182,16 +182,20 @@ extension TrustDomain {
     /// TDH.MEM.PAGE.PROMOTE: a 4K table whose 512 children are uniformly
     /// MAPPED or uniformly PENDING over a contiguous, 2M-aligned host range
     /// becomes one 2M leaf; the S-EPT page (and under DPAMT the range's 2
-    /// PAMT pages) are returned. `tdh_mem_page_promote()` checks the
+    /// PAMT pages) are returned. At 1G (`level == .size1G`, the module's
+    /// level 2, LVL_PDPT: `verify_page_info_input(gpa, LVL_PD, LVL_PDPT)`)
+    /// a PD whose 512 2M children are likewise uniform over a contiguous,
+    /// 1G-aligned host range becomes one 1G leaf (`promote1G`). TDX_1.5.01
+    /// has the 1G level whatever the module's AUG can map: it is not behind
+    /// `features.privateMappings1G`. `tdh_mem_page_promote()` checks the
     /// pending host interrupt last (step 3, after the merge conditions),
     /// unconditionally: TDX_INTERRUPTED_RESTARTABLE with nothing merged.
-    /// (PROMOTE to 1G, which the module also has, is not modelled: KVM
-    /// never promotes.)
     /// - Complexity: O(log runs).
     public func promote(gfn: GuestFrameNumber, level: PageLevel) -> TDXStatus {
-        guard level == .size2M, gfn.isAligned(to: .size2M) else { return record(.memPagePromote, .operandInvalid) }
+        guard level != .size4K, gfn.isAligned(to: level) else { return record(.memPagePromote, .operandInvalid) }
         if busy(gfn: gfn, level: level, childrenToo: true) { return record(.memPagePromote, .operandBusy) }
         guard walkReaches(gfn, level) else { return record(.memPagePromote, .eptWalkFailed) }
+        if level == .size1G { return promote1G(gfn) }
         let c = gfn.region2M
         hostLocked(gfn: gfn, level: level)
         hostLockedChildren(of: c)
@@ -213,6 +217,43 @@ extension TrustDomain {
         pte.assign(c.frames, .free)
         adjustInUse(hfn: hfn, pages: 512, by: -1)
         if features.dynamicPAMT && pamt4K.value(at: hfn.region2M) { removePAMT(hfn.region2M) }
+        return record(.memPagePromote, .success)
+    }
+
+    /// TDH.MEM.PAGE.PROMOTE at 1G, past the walk and BUSY checks: the
+    /// PDPT entry must be a non-leaf (`sept_state_is_seamcall_leaf_allowed()`),
+    /// blocked and tracked while the TD runs; `is_sept_page_valid_for_merge()`
+    /// locks the PD's 512 entries (clearing their host-priority bits) and
+    /// needs the first one MAPPED or PENDING over a 1G-aligned host address
+    /// and every other one equal to it but for a host address 2 MiB further
+    /// (`sept_cleanup_if_pending()` on the copies: ACCEPT_COUNTERs do not
+    /// count); then the pending host interrupt (step 3). The 1G entry
+    /// becomes the first child's leaf (unblocked, as the children are);
+    /// `pamt_promote()` merges the PAMT_2M entries into the PAMT_1G entry,
+    /// which Dynamic PAMT keeps static, so no PAMT pages move; the PD page's
+    /// PAMT entry becomes PT_NDA and the page is returned to the host.
+    /// - Complexity: O(log runs).
+    func promote1G(_ gfn: GuestFrameNumber) -> TDXStatus {
+        let r = gfn.region1G
+        let children = r.frames.covering2M
+        hostLocked(gfn: gfn, level: .size1G)
+        let e = pdpte.value(at: r)
+        guard e.state.isNonLeaf else { return record(.memPagePromote, .eptEntryStateIncorrect) }
+        if let s = requireBlockedAndTracked(e) { return record(.memPagePromote, s) }
+        if !hostPriority2M.allSatisfy(in: children, { !$0 }) { hostPriority2M.assign(children, false) }
+        let run = pde.run(containing: children.lowerBound)
+        let child = run.value
+        guard run.range.lowerBound <= children.lowerBound, run.range.upperBound >= children.upperBound,
+              child.state == .mapped || child.state == .pending,
+              child.hfn(at: gfn).isAligned(to: .size1G)
+        else { return record(.memPagePromote, .eptInvalidPromoteConditions) }
+        if interruptPending {
+            interruptPending = false
+            return record(.memPagePromote, .interruptedRestartable)
+        }
+        pdpte.assign(r.only, SEPTEntry(child.state, hfnDelta: child.hfnDelta))
+        pde.assign(children, .free)
+        if !acceptCounter.allSatisfy(in: children, { $0 == 0 }) { acceptCounter.assign(children, 0) }
         return record(.memPagePromote, .success)
     }
 
