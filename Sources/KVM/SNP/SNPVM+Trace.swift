@@ -170,6 +170,15 @@ extension SNPVM: SNPHostTraceClock {
         hostTrace!.beginCall(vcpu: vcpu, now: Double(picoseconds) / 1e12, calls: calls)
     }
 
+    /// The guest's own work inside the call (its `sev_evict_cache()`),
+    /// which the host does not charge: the trace clock moves on by it.
+    /// - Complexity: O(operation kinds) with `endsReplay`, else O(1).
+    package func traceGuestWork(picoseconds: UInt64, endsReplay: Bool) {
+        guard hostTrace != nil, picoseconds > 0 else { return }
+        traceState.callStart &+= picoseconds
+        if endsReplay { hostTrace!.replayEnded(now: traceNow) }
+    }
+
     /// The replayed calls ended at phase time `picoseconds`.
     /// - Complexity: O(1).
     package func traceReplayEnded(picoseconds: UInt64) {
