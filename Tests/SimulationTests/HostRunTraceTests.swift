@@ -17,13 +17,13 @@ import Testing
     static let snp = "td platform=snp vcpus=2\nslot id=1 base=0 pages=0x1000 backing=buddy\nfinalize\n"
         + "accept 0x0+0x400 linux\naccept 0x400+0x400 linux vcpu=1\naccept 0x800+0x400 linux\n"
 
-    func tdxRun(_ text: String = Self.tdx, trace: Bool = true) throws -> HostRun {
+    func tdxRun(_ text: String = HostRunTraceTests.tdx, trace: Bool = true) throws -> HostRun {
         let r = try HostRun(try HostScenario.parse(text), calibration: try Calibration.builtIn(), log: false, traceHost: trace)
         try r.run()
         return r
     }
 
-    func snpRun(_ text: String = Self.snp, trace: Bool = true) throws -> SNPHostRun {
+    func snpRun(_ text: String = HostRunTraceTests.snp, trace: Bool = true) throws -> SNPHostRun {
         let r = try SNPHostRun(try HostScenario.parse(text), calibration: try Calibration.builtIn(), log: false, traceHost: trace)
         try r.run()
         return r
