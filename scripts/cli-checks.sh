@@ -745,6 +745,61 @@ expect_error "--strip with --meminfo" "--strip adds to the text report" boot --m
 if "$bin" boot --memory 1G --report "$tmp/paths/existing.html" >/dev/null 2>&1 && "$bin" boot --memory 1G --report "$tmp/paths/existing.html" >/dev/null 2>&1 \
     && grep -q "</html>" "$tmp/paths/existing.html"; then pass=$((pass + 1)); rm "$tmp/paths/existing.html"; else echo "FAIL: --report did not write or replace a report"; fail=$((fail + 1)); fi
 expect_untouched "--report written and replaced"
+# --host-trace (issue 18): checked before the run as --report and --trace are: one error line and
+# nothing on stdout (no boot or host run went ahead), nothing written or replaced. An unwritable
+# directory is found by making the temporary file the write would use (/proc/self takes none, even as root).
+# expect_refused DESCRIPTION EXPECTED-SUBSTRING ARGS...: expect_error, and the command printed nothing.
+expect_refused() {
+    expect_error "$@"
+    if [ -s "$tmp/out" ]; then echo "FAIL: $1: the run went ahead before the error ($(head -c 100 "$tmp/out"))"; fail=$((fail + 1)); fi
+}
+printf 'td host=tdx-huge vcpus=2\nslot id=1 base=0 pages=0x1000\nfinalize\naccept 0x0+0x400 linux\naccept 0x400+0x400 linux vcpu=1\n' >"$tmp/paths/ht.host"
+printf 'td platform=snp vcpus=2\nslot id=1 base=0 pages=0x1000 backing=buddy\nfinalize\naccept 0x0+0x400 linux\naccept 0x400+0x400 linux vcpu=1\n' >"$tmp/paths/ht-snp.host"
+printf 'boot: false\nsteps:\n  - host:\n      host-trace: %s\n      commands: |\n        td host=tdx-huge\n        slot id=1 base=0 pages=0x800\n        finalize\n        accept 0x0+0x400 linux\n' "$tmp/paths/ht-run.yaml" >"$tmp/paths/ht-run.yaml"
+before=$(ls -A "$tmp/paths" | sort | tr '\n' ' ')
+expect_refused "boot --host-trace in an unwritable directory" "cannot write '/proc/self/ht.jsonl'" boot --memory 1G --host-trace /proc/self/ht.jsonl
+expect_refused "--report in an unwritable directory" "cannot write '/proc/self/r.html'" boot --memory 1G --report /proc/self/r.html
+expect_refused "--trace in an unwritable directory" "cannot write '/proc/self/t.json'" boot --memory 1G --trace /proc/self/t.json
+if [ "$(id -u)" -ne 0 ]; then
+    mkdir -p "$tmp/ro" && chmod 555 "$tmp/ro"
+    expect_refused "boot --host-trace in a read-only directory" "cannot write '$tmp/ro/ht.jsonl'" boot --memory 1G --host-trace "$tmp/ro/ht.jsonl"
+    chmod 755 "$tmp/ro"
+fi
+expect_refused "boot --host-trace a directory" "it is a directory" boot --memory 1G --host-trace "$tmp/paths"
+expect_refused "boot --host-trace a FIFO" "only a regular file is ever replaced" boot --memory 1G --host-trace "$tmp/paths/fifo"
+expect_refused "boot --host-trace a character device" "character device" boot --memory 1G --host-trace /dev/null
+expect_refused "boot --host-trace the calibration file" "is one of the command's inputs" boot --memory 1G --calibration Sources/CostModel/Resources/calibration.json --host-trace Sources/CostModel/Resources/calibration.json
+expect_refused "boot --host-trace and --report the same file" "both name" boot --memory 1G --report "$tmp/paths/x" --host-trace "$tmp/paths/x"
+expect_refused "host --host-trace the host scenario" "is one of the command's inputs" host "$tmp/paths/ht.host" --host-trace "$tmp/paths/ht.host"
+expect_refused "host --host-trace in an unwritable directory" "cannot write '/proc/self/ht.jsonl'" host "$tmp/paths/ht.host" --host-trace /proc/self/ht.jsonl
+expect_refused "host --platform snp --host-trace a character device" "character device" host "$tmp/paths/ht-snp.host" --host-trace /dev/null
+expect_refused "host --host-trace and --trace the same file" "both name" host "$tmp/paths/ht.host" --trace "$tmp/paths/x" --host-trace "$tmp/paths/x"
+expect_refused "run: a host step's host-trace: the scenario file" "is one of the command's inputs" run "$tmp/paths/ht-run.yaml"
+expect_untouched "--host-trace refused"
+# host --host-trace: the boot's records and Host inference line, for the host command language (TDX and SNP).
+expect_output "host --host-trace on the TDX host" "Host trace (what KVM sees of the guest's memory use): 2 records; 4 accept exits (4 at 2M) Host inference: first touch seen for 8M of 8M accepted (100.0%; 8M at 2M)" host "$tmp/paths/ht.host" --host-trace "$tmp/ht-tdx.jsonl"
+if [ "$(grep -c '"kind":"accept"' "$tmp/ht-tdx.jsonl")" -eq 2 ] && tail -1 "$tmp/ht-tdx.jsonl" | grep -q '"summary":{"records":2'; then
+    pass=$((pass + 1))
+else
+    echo "FAIL: host --host-trace wrote no accept records or no summary"; fail=$((fail + 1))
+fi
+expect_output "host --platform snp --host-trace" "2 of 2 guest accept calls exited" host "$tmp/paths/ht-snp.host" --host-trace "$tmp/ht-snp.jsonl"
+if grep -q '"kind":"psc-private".*"answer":"ok"' "$tmp/ht-snp.jsonl" && tail -1 "$tmp/ht-snp.jsonl" | grep -q '"summary"'; then
+    pass=$((pass + 1))
+else
+    echo "FAIL: host --platform snp --host-trace wrote no PSC records or no summary"; fail=$((fail + 1))
+fi
+if "$bin" host "$tmp/paths/ht.host" --json --host-trace "$tmp/ht-tdx2.jsonl" | tr -d ' \n' | grep -q '"host_trace":{"records":2,' && cmp -s "$tmp/ht-tdx.jsonl" "$tmp/ht-tdx2.jsonl"; then
+    pass=$((pass + 1))
+else
+    echo "FAIL: host --json --host-trace has no host_trace object or another file"; fail=$((fail + 1))
+fi
+sed "s|host-trace: .*|host-trace: ht-step.jsonl|" "$tmp/paths/ht-run.yaml" >"$tmp/ht-step.yaml"
+if "$bin" run "$tmp/ht-step.yaml" --out "$tmp/htout" | grep -q "Host inference:" && tail -1 "$tmp/htout/ht-step.jsonl" | grep -q '"summary"'; then
+    pass=$((pass + 1))
+else
+    echo "FAIL: run: a host step's host-trace: wrote no file under --out"; fail=$((fail + 1))
+fi
 # Progress lines (issue 14, section 3): nothing on a stderr that is not a
 # terminal, lines on it with --progress, and the same stdout and files either way.
 # expect_progress DESCRIPTION WANT(yes|no) OUTPUT-FILE ARGS...: runs in $tmp/p,

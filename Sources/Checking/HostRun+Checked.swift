@@ -24,6 +24,7 @@ extension HostRun {
                 violations.append("after line \(line): \(v.detail)")
             }
         }
+        settleTrace()
         return violations
     }
 }

@@ -40,6 +40,10 @@ public final class SNPHostAcceptor: ArchAcceptorReplay {
         guard !frames.isEmpty else { return .ok }
         (guest.host as? any SNPHostTraceClock)?.traceCall(vcpu: vcpu, picoseconds: Self.picoseconds(clock, vcpu), calls: 1)
         let before = guest.host.operations
+        // The host trace places the GHCB path's later exits after each
+        // descriptor's eviction (`pvalidate_pages()`); the clock is charged below.
+        guest.evictTracePicoseconds = driver == .linuxGHCB && evictsCache ? costs.vcpuPicoseconds[Op.snpEvictCache4K.index] : 0
+        defer { guest.evictTracePicoseconds = 0 }
         var why: String?
         var validated = frames.length
         // A call over whole uniform 2M chunks is remembered for the kernel's span replay.

@@ -18,6 +18,22 @@ public final class SNPHostGuest {
 
     public init(host: any SNPGuestDoorReplay) { self.host = host }
 
+    /// Linux's `sev_evict_cache()` per 4K page validated (7b306dfa326f), in
+    /// vCPU picoseconds, for the host trace's clock only (the acceptor
+    /// charges the eviction to the guest's clock at the end of the call):
+    /// `pvalidate_pages()` runs all of a descriptor's PVALIDATEs, then
+    /// evicts its private entries, so the next descriptor's exits come after
+    /// that eviction. 0: no eviction (edk2, a CPU with COHERENCY_SFW_NO).
+    package var evictTracePicoseconds: UInt64 = 0
+
+    /// The host trace's clock moves on by the eviction of `pages` validated
+    /// pages; `endsReplay` after a replayed window of descriptors.
+    /// - Complexity: O(1), O(operation kinds) with `endsReplay`.
+    func traceEviction(pages: UInt64, endsReplay: Bool = false) {
+        guard evictTracePicoseconds > 0, let clock = host as? any SNPHostTraceClock else { return }
+        clock.traceGuestWork(picoseconds: evictTracePicoseconds &* pages, endsReplay: endsReplay)
+    }
+
     /// The guest's own view of which frames it made shared (the C-bit its
     /// page tables give them): set by a completed `makeShared`, cleared by a
     /// completed `accept`. All private at start, as QEMU starts an SNP guest.
@@ -129,6 +145,8 @@ public final class SNPHostGuest {
             if following > 0 { host.beginReplayWindow(Range(start: g, count: unit * (following + 1))) }
             if let why = changeState(desc: desc, toPrivate: toPrivate) { return why }
             if following > 0, host.finishReplayWindow(stepped: Range(start: g, count: unit)) {
+                // The replayed descriptors' evictions, each after its PVALIDATEs.
+                if toPrivate { traceEviction(pages: unit * following, endsReplay: true) }
                 g = g + unit * (following + 1)
                 continue
             }
@@ -147,6 +165,8 @@ public final class SNPHostGuest {
         }
         guard st == .ok else { return "SNP: page state change failed (\(st)): the guest terminated itself (GHCB_TERM_PSC)" }
         if toPrivate, let why = pvalidate(desc, validate: true) { return why }
+        // `pvalidate_pages()`: then `sev_evict_cache()` of each private entry.
+        if toPrivate { traceEviction(pages: desc.reduce(0) { $0 + $1.level.pages }) }
         return nil
     }
 

@@ -21,6 +21,7 @@ extension HostRun {
             ("outcome", .string(outcomeString)),
         ]
         if let violations { fields.append(("invariant_violations", .array(violations.map { .string($0) }))) }
+        if let t = hostTraceJSON { fields.append(("host_trace", t)) }
         if !hostReads.isEmpty {
             fields.append(("host_reads", .array(hostReads.map { h in
                 .object([("line", .uint(UInt64(h.line))), ("gpa", .string("\(h.frames.lowerBound.address)")), ("pages", .uint(UInt64(h.frames.count))),
@@ -34,7 +35,8 @@ extension HostRun {
     public var json: JSON { json() }
 
     /// The report `cocomem host` prints; with `violations` (a checked run),
-    /// also what the invariant checks found.
+    /// also what the invariant checks found; with a host trace, its
+    /// `Host trace:` and `Host inference:` lines last.
     public func text(violations: [String]? = nil) -> String {
         var o = ""
         if !vm.log.isEmpty { o += "Operation log:\n" + vm.log.map { "  " + $0 }.joined(separator: "\n") + "\n\n" }
@@ -50,7 +52,7 @@ extension HostRun {
             o += violations.isEmpty ? "Invariants: every one held after every command\n"
                 : "Invariant violations:\n" + violations.map { "  " + $0 }.joined(separator: "\n") + "\n"
         }
-        return o
+        return o + hostTraceText
     }
 
     public var text: String { text() }

@@ -19,6 +19,24 @@ extension BootResult {
     /// - Complexity: as `TDXVM.hostInference(after:)` or `SNPVM.hostInference(after:)`.
     public var hostTraceText: String {
         guard let (t, inf) = tracedHost else { return "" }
+        return HostTraceReport.text(t, inf, afterBoot: true)
+    }
+
+    /// The JSON object, nil without a host trace.
+    public var hostTraceJSON: JSON? {
+        guard let (t, inf) = tracedHost else { return nil }
+        return HostTraceReport.json(t, inf, afterBoot: true)
+    }
+}
+
+/// The host trace's lines and JSON object, for a boot (`boot --host-trace`)
+/// and a host scenario (`host --host-trace`, a scenario file's host step
+/// with `host-trace:`). A host scenario has no boot: its lines leave out
+/// the memory first touched after it.
+enum HostTraceReport {
+    /// `Host trace:` and `Host inference:` lines.
+    /// - Complexity: O(kinds × levels).
+    static func text(_ t: HostTrace, _ inf: HostInference, afterBoot: Bool) -> String {
         var o = "\nHost trace (what KVM sees of the guest's memory use): \(UInt64(t.records.count) + t.dropped) records"
         if t.dropped > 0 { o += " (\(t.dropped) dropped from the middle)" }
         var kinds: [String] = []
@@ -34,12 +52,12 @@ extension BootResult {
             }
         }
         o += "; " + (kinds.isEmpty ? "no exits" : kinds.joined(separator: ", ")) + "\n"
-        o += Self.inferenceText(inf)
+        o += inferenceText(inf, afterBoot: afterBoot)
         return o
     }
 
-    /// The inference lines.
-    static func inferenceText(_ inf: HostInference) -> String {
+    /// The `Host inference:` line.
+    static func inferenceText(_ inf: HostInference, afterBoot: Bool) -> String {
         func pct(_ a: UInt64, _ b: UInt64) -> String {
             guard b > 0 else { return "-" }
             let tenths = (1000 * Double(a) / Double(b)).rounded()
@@ -52,23 +70,56 @@ extension BootResult {
             + "unseen \(ByteCount(inf.unseenBytes)) (added at build or mapped before the accept); "
         o += "\(inf.guestCallsSeen) of \(inf.guestCalls) guest accept calls exited"
         if let s = inf.span { o += "; exits from \(format6(s.lowerBound)) s to \(format6(s.upperBound)) s" }
-        o += ", \(ByteCount(inf.seenAfter)) first touched after the boot\(inf.recordsDropped > 0 ? " (at least)" : "")\n"
-        return o
+        if afterBoot { o += ", \(ByteCount(inf.seenAfter)) first touched after the boot\(inf.recordsDropped > 0 ? " (at least)" : "")" }
+        return o + "\n"
     }
 
-    /// The JSON object, nil without a host trace.
-    public var hostTraceJSON: JSON? {
-        guard let (t, inf) = tracedHost else { return nil }
+    /// The `host_trace` JSON object (`seen_after_boot_bytes` for a boot only).
+    static func json(_ t: HostTrace, _ inf: HostInference, afterBoot: Bool) -> JSON {
         var exits: [(String, JSON)] = []
         for k in HostTraceKind.allCases where t.exits(k) > 0 { exits.append((k.rawValue, .uint(t.exits(k)))) }
         var seen: [(String, JSON)] = PageLevel.allCases.map { ($0.description, .uint(inf.seenByLevel[$0] ?? 0)) }
         seen.append(("access", .uint(inf.seenByAccess)))
-        return .object([
+        var fields: [(String, JSON)] = [
             ("records", .uint(UInt64(t.records.count) + t.dropped)), ("dropped", .uint(t.dropped)), ("exits", .object(exits)),
             ("accepted_bytes", .uint(inf.acceptedBytes)), ("seen_bytes", .uint(inf.seenBytes)), ("seen_bytes_by", .object(seen)),
             ("unseen_bytes", .uint(inf.unseenBytes)), ("guest_accept_calls", .uint(inf.guestCalls)),
-            ("guest_accept_calls_seen", .uint(inf.guestCallsSeen)), ("seen_after_boot_bytes", .uint(inf.seenAfter)),
-            ("first_exit", inf.span.map { .double($0.lowerBound) } ?? .null), ("last_exit", inf.span.map { .double($0.upperBound) } ?? .null),
-        ])
+            ("guest_accept_calls_seen", .uint(inf.guestCallsSeen)),
+        ]
+        if afterBoot { fields.append(("seen_after_boot_bytes", .uint(inf.seenAfter))) }
+        fields.append(("first_exit", inf.span.map { JSON.double($0.lowerBound) } ?? JSON.null))
+        fields.append(("last_exit", inf.span.map { JSON.double($0.upperBound) } ?? JSON.null))
+        return .object(fields)
     }
+}
+
+extension HostRun {
+    /// The host trace and its inference (nil without `--host-trace`): a
+    /// host scenario has no boot, so nothing is "after" it.
+    var tracedHost: (trace: HostTrace, inference: HostInference)? {
+        guard let t = vm.hostTrace, let inf = vm.hostInference(after: .infinity) else { return nil }
+        return (t, inf)
+    }
+
+    /// `Host trace:` and `Host inference:` lines, empty without a trace.
+    /// - Complexity: as `TDXVM.hostInference(after:)`.
+    public var hostTraceText: String { tracedHost.map { HostTraceReport.text($0.trace, $0.inference, afterBoot: false) } ?? "" }
+
+    /// The `host_trace` object, nil without a trace.
+    public var hostTraceJSON: JSON? { tracedHost.map { HostTraceReport.json($0.trace, $0.inference, afterBoot: false) } }
+}
+
+extension SNPHostRun {
+    /// As `HostRun.tracedHost`, on the SNP host.
+    var tracedHost: (trace: HostTrace, inference: HostInference)? {
+        guard let t = vm.hostTrace, let inf = vm.hostInference(after: .infinity) else { return nil }
+        return (t, inf)
+    }
+
+    /// `Host trace:` and `Host inference:` lines, empty without a trace.
+    /// - Complexity: as `SNPVM.hostInference(after:)`.
+    public var hostTraceText: String { tracedHost.map { HostTraceReport.text($0.trace, $0.inference, afterBoot: false) } ?? "" }
+
+    /// The `host_trace` object, nil without a trace.
+    public var hostTraceJSON: JSON? { tracedHost.map { HostTraceReport.json($0.trace, $0.inference, afterBoot: false) } }
 }

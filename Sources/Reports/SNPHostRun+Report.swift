@@ -17,10 +17,12 @@ extension SNPHostRun {
         ]
         if vm.launchFinished { fields.append(("launch_finished", .object([("vmsa_pages", .uint(vm.vmsaPages)), ("pre_fault_allowed", .bool(true))]))) }
         if checked { fields.append(("invariant_violations", .array(violations.map { .string($0) }))) }
+        if let t = hostTraceJSON { fields.append(("host_trace", t)) }
         return .object(fields)
     }
 
-    /// The report `cocomem host` prints for an SNP scenario.
+    /// The report `cocomem host` prints for an SNP scenario (with a host
+    /// trace, its `Host trace:` and `Host inference:` lines last).
     public func text(checked: Bool) -> String {
         var o = ""
         if !vm.log.isEmpty {
@@ -40,7 +42,7 @@ extension SNPHostRun {
             o += violations.isEmpty ? "Invariants: every one held after every command\n"
                 : "Invariant violations:\n" + violations.map { "  " + $0 }.joined(separator: "\n") + "\n"
         }
-        return o
+        return o + hostTraceText
     }
 }
 

@@ -122,4 +122,10 @@ package protocol SNPHostTraceClock: AnyObject {
     func traceCall(vcpu: Int, picoseconds: UInt64, calls: UInt64)
     /// The replayed calls ended at phase time `picoseconds`.
     func traceReplayEnded(picoseconds: UInt64)
+    /// The guest spent `picoseconds` of its own vCPU time inside the current
+    /// call (Linux's `sev_evict_cache()` after a descriptor's PVALIDATEs):
+    /// the exits after it come that much later. With `endsReplay` the work
+    /// followed the units of a replayed window, and the replayed record ends
+    /// after it.
+    func traceGuestWork(picoseconds: UInt64, endsReplay: Bool)
 }

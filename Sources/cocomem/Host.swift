@@ -24,12 +24,18 @@ struct Host: ParsableCommand {
     @OptionGroup var failOn: FailOnOption
     @OptionGroup var report: ReportOption
     @OptionGroup var record: RecordOptions
+    @Option(name: .customLong("host-trace"), help: ArgumentHelp("Also write what the host sees of the guest's memory use in the scenario's commands (TDX: EPT-violation exits with GPA and accept level, conversions; --platform snp: nested page faults by their flags, page-state changes with their answers) in virtual time to FILE, one JSON object a line, as boot --host-trace does, and summarise it in the report (docs/HOST.md)", valueName: "FILE"))
+    var hostTrace: String?
 
     func run() throws {
         if printDefault { print(platform == .snp ? HostScenario.snpSplit16G : HostScenario.seed004); return }
         let inputs = (file.map { [$0] } ?? []) + (calibration.calibration.map { [$0] } ?? [])
         try report.check(inputs: inputs)
         try record.check(inputs: inputs, outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json)
+        if let hostTrace {
+            try checkArtifactPaths([("--host-trace", hostTrace)], inputs: inputs,
+                                   outputs: (report.report.map { [("--report", $0)] } ?? []) + (record.trace.map { [("--trace", $0)] } ?? []))
+        }
         var text = platform == .snp ? HostScenario.snpSplit16G : HostScenario.seed004
         if let f = file {
             // A regular file of at most 16 MiB: a FIFO hung here.
@@ -56,7 +62,7 @@ struct Host: ParsableCommand {
             if !streamed { print("Operation log:"); streamed = true }
             print("  " + line)
         } : nil
-        let r = try HostRun(s, calibration: calibration.load(), log: log, logSink: sink)
+        let r = try HostRun(s, calibration: calibration.load(), log: log, logSink: sink, traceHost: hostTrace != nil)
         var violations: [String]? = nil
         if check { violations = try r.runChecked() } else { try r.run() }
         if streamed { print("") }
@@ -67,6 +73,7 @@ struct Host: ParsableCommand {
         }
         try report.write(r.htmlReport)
         try record.write([("host", r.record)])
+        if let hostTrace, let t = r.vm.hostTrace { try writeArtifact(hostTrace, t.jsonLines) }
         try failOn.check(r.outcomeString)
     }
 
@@ -81,7 +88,7 @@ struct Host: ParsableCommand {
             throw ValidationError("--report, --trace and --strip are not available for the SNP host")
         }
         if check { s.options.checkInvariants = true }
-        let r = try SNPHostRun(s, calibration: calibration.load(), log: log)
+        let r = try SNPHostRun(s, calibration: calibration.load(), log: log, traceHost: hostTrace != nil)
         try r.run()
         let checked = s.options.checkInvariants
         if output.json {
@@ -89,6 +96,7 @@ struct Host: ParsableCommand {
         } else {
             print(r.text(checked: checked), terminator: "")
         }
+        if let hostTrace, let t = r.vm.hostTrace { try writeArtifact(hostTrace, t.jsonLines) }
         try failOn.check(r.outcomeString)
     }
 }

@@ -350,9 +350,10 @@ struct RecordOptions: ParsableArguments {
     }
 }
 
-/// Checks artifact outputs before a run: the directory exists, and the path
-/// is neither an input, another output, nor an existing non-regular file
-/// (`OutputPaths.check`; an existing regular file is replaced).
+/// Checks artifact outputs before a run: the directory exists and takes a
+/// new file, and the path is neither an input, another output, nor an
+/// existing non-regular file (`OutputPaths.check`; an existing regular file
+/// is replaced).
 func checkArtifactPaths(_ mine: [(option: String, path: String)], inputs: [String], outputs: [(option: String, path: String)]) throws {
     for (_, p) in mine {
         let dir = URL(fileURLWithPath: p).deletingLastPathComponent().path
@@ -373,6 +374,11 @@ func checkArtifactPaths(_ mine: [(option: String, path: String)], inputs: [Strin
         }
     }
     try OutputPaths.check(outputs: outputs + mine, inputs: [], force: true)
+    // The directory must take the file: the temporary file the write will
+    // use is made and dropped now (an unnamed O_TMPFILE file leaves nothing;
+    // a named one is removed), so an unwritable directory is refused before
+    // the run instead of after it.
+    for (_, p) in mine { _ = try AtomicFile(path: p) }
 }
 
 /// Writes `text` to `path` atomically (a temporary file renamed into place, `AtomicFile`).

@@ -21,11 +21,17 @@ struct Run: ParsableCommand {
         try report.check(inputs: [file])
         try record.check(inputs: [file], outputs: report.report.map { [("--report", $0)] } ?? [], textReport: !output.json)
         let f = try ScenarioFile.load(path: file)
-        let writes = f.steps.contains { if case .dump(let d) = $0 { !d.estimate && !d.memUsage && (d.elf ?? d.output) != nil } else { false } }
+        let traces = f.hostTracePaths(in: out)
+        let writes = !traces.isEmpty || f.steps.contains { if case .dump(let d) = $0 { !d.estimate && !d.memUsage && (d.elf ?? d.output) != nil } else { false } }
         if writes, out != ".", !FileManager.default.fileExists(atPath: out) {
             do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
                 throw CocomemError(.io, "cannot create output directory '\(out)'")
             }
+        }
+        // The host steps' host-trace: files, checked before anything runs as --report and --trace are.
+        if !traces.isEmpty {
+            try checkArtifactPaths(traces.map { ("host-trace", $0) }, inputs: [file],
+                                   outputs: (report.report.map { [("--report", $0)] } ?? []) + (record.trace.map { [("--trace", $0)] } ?? []))
         }
         let r = try f.run(outputDirectory: out, checkedHostRun: { try $0.runChecked() }, progress: progress.reporter())
         print(output.json ? r.json.serialized() : r.text + record.stripText(r.records, json: false), terminator: output.json ? "\n" : "")

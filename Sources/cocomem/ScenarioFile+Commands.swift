@@ -106,6 +106,7 @@ extension Host {
         h.acceptLevel = acceptLevel
         h.policy = policy
         h.checkInvariants = check
+        h.hostTrace = hostTrace
         var f = ScenarioFile(calibration: calibration.calibration, boot: false, steps: [.host(h)])
         f.calibrationProfile = calibration.profile
         return f

@@ -137,6 +137,40 @@ import Testing
         }
     }
 
+    /// Linux's `pvalidate_pages()` (7b306dfa326f) runs a descriptor's
+    /// PVALIDATEs, then `sev_evict_cache()` of its private entries, before
+    /// the next descriptor's page-state change: each descriptor's exits come
+    /// after the eviction of those before it, stepped and replayed (the
+    /// window of whole descriptors after the first starts after the first's
+    /// eviction; the last descriptor after all three), and the clock is the
+    /// same either way. They were all placed before the call's eviction.
+    @Test func exitsComeAfterTheEvictionOfTheDescriptorsBeforeThem() throws {
+        let costs = CostTable(try Calibration.builtIn())
+        let full = UInt64(SNPHostGuest.pscMaxEntries)
+        func psc(evicts: Bool, step: Bool) throws -> ([HostTraceRecord], PhaseClock) {
+            let vm = try SNPVM(vcpus: 1, slots: [Memslot(id: 1, baseGFN: GuestFrameNumber(0), pages: 0x80000, backing: .hugetlb2M)])
+            vm.traceHost(costs: costs)
+            let acc = SNPHostAcceptor(guest: SNPHostGuest(host: vm), driver: .linuxGHCB, costs: costs)
+            acc.evictsCache = evicts
+            acc.stepByStep = step
+            var clock = PhaseClock(vcpus: 1)
+            // Three whole descriptors of 2M entries and one of a single entry.
+            #expect(acc.accept(AddressRange(start: 0, size: (3 * full + 1) << 21), vcpu: 0, clock: &clock) == .ok)
+            return (try #require(vm.hostTrace).records.filter { $0.kind == .pscPrivate }, clock)
+        }
+        let perDescriptor = Double(costs.vcpuPicoseconds[Op.snpEvictCache4K.index] * full * 512) / 1e12
+        for (step, shifts) in [(true, [0.0, 1, 2, 3]), (false, [0.0, 1, 3])] {
+            let (plain, c0) = try psc(evicts: false, step: step), (evicted, c1) = try psc(evicts: true, step: step)
+            #expect(plain.count == shifts.count && evicted.count == shifts.count, "step=\(step): \(evicted.map(\.jsonLine))")
+            for (i, k) in shifts.enumerated() where i < min(plain.count, evicted.count) {
+                #expect(abs(evicted[i].start - plain[i].start - k * perDescriptor) < 1e-9, "step=\(step) descriptor run \(i)")
+            }
+            #expect(c1.vcpuPicoseconds[0] > c0.vcpuPicoseconds[0])
+        }
+        let stepped = try psc(evicts: true, step: true).1, replayed = try psc(evicts: true, step: false).1
+        #expect(stepped == replayed)
+    }
+
     /// The file's lines: SNP page-state changes carry their answer, every
     /// other record keeps the TDX format unchanged.
     @Test func aPageStateChangeLineCarriesItsAnswer() {

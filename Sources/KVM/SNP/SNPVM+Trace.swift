@@ -61,15 +61,48 @@ extension SNPVM {
     /// The phase time of the current vCPU: the call's start plus the vCPU
     /// time of the host operations since.
     /// - Complexity: O(operation kinds).
-    var traceNow: Double {
+    var traceNow: Double { Double(tracePicoseconds) / 1e12 }
+
+    /// `traceNow` in picoseconds (0 when not tracing).
+    /// - Complexity: O(operation kinds).
+    var tracePicoseconds: UInt64 {
         guard hostTrace != nil else { return 0 }
         let d = ops - traceState.callOps
         var ps = traceState.callStart
         for i in d.counts.indices where d.counts[i] != 0 && i < traceState.vcpuPicoseconds.count {
             ps &+= traceState.vcpuPicoseconds[i] &* d.counts[i]
         }
-        return Double(ps) / 1e12
+        return ps
     }
+
+    /// A host scenario's command begins on `vcpu` at phase time
+    /// `picoseconds` (`cocomem host --host-trace`, `SNPHostRun`): the guest
+    /// accept call before it, if any, is settled, the command's exits start
+    /// a new record and are placed from that time on, as a call's are.
+    /// - Complexity: O(1).
+    package func traceCommand(vcpu: Int, picoseconds: UInt64) {
+        guard hostTrace != nil else { return }
+        traceState.callStart = picoseconds
+        traceState.callOps = ops
+        traceState.capture = nil
+        traceState.captureDepth = 0
+        pendingWindow?.traceMark = nil
+        chunkStep?.traceMark = nil
+        hostTrace!.beginCommand(vcpu: vcpu, now: Double(picoseconds) / 1e12)
+    }
+
+    /// A guest accept call of a host scenario's command (`accept`, each
+    /// `cycle`'s accept) begins on `vcpu` now: at the trace clock's time,
+    /// which includes the command's operations so far.
+    /// - Complexity: O(operation kinds).
+    package func traceGuestCall(vcpu: Int) {
+        guard hostTrace != nil else { return }
+        traceCall(vcpu: vcpu, picoseconds: tracePicoseconds, calls: 1)
+    }
+
+    /// Settles the last guest accept call (seen if it exited). Idempotent.
+    /// - Complexity: O(1).
+    public func settleTrace() { hostTrace?.endCall() }
 
     /// One exit (or `exits` alike) of `kind` at `frames`, now.
     /// - Complexity: O(log runs) amortised.
@@ -135,6 +168,15 @@ extension SNPVM: SNPHostTraceClock {
         pendingWindow?.traceMark = nil
         chunkStep?.traceMark = nil
         hostTrace!.beginCall(vcpu: vcpu, now: Double(picoseconds) / 1e12, calls: calls)
+    }
+
+    /// The guest's own work inside the call (its `sev_evict_cache()`),
+    /// which the host does not charge: the trace clock moves on by it.
+    /// - Complexity: O(operation kinds) with `endsReplay`, else O(1).
+    package func traceGuestWork(picoseconds: UInt64, endsReplay: Bool) {
+        guard hostTrace != nil, picoseconds > 0 else { return }
+        traceState.callStart &+= picoseconds
+        if endsReplay { hostTrace!.replayEnded(now: traceNow) }
     }
 
     /// The replayed calls ended at phase time `picoseconds`.

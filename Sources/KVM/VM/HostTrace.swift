@@ -172,6 +172,17 @@ public struct HostTrace: Sendable {
 
     private var pendingCalls: UInt64 = 0
 
+    /// A host scenario's command begins on `vcpu` at phase time `now`
+    /// (`cocomem host --host-trace`): the call before it is settled and the
+    /// next exit opens a new record, but no guest accept call begins (an
+    /// `accept` command begins its own with `beginCall`).
+    /// - Complexity: O(1).
+    package mutating func beginCommand(vcpu: Int, now: Double) {
+        endCall()
+        self.vcpu = vcpu; self.now = now
+        broken = true
+    }
+
     /// Settles the call begun last: seen if it exited.
     /// - Complexity: O(1).
     public mutating func endCall() {

@@ -30,8 +30,11 @@ public final class HostRun {
 
     /// With `log`, the VM keeps its operation log; with `logSink` too, each
     /// line goes to the sink as it is produced and none is kept (`vm.log`
-    /// is then empty), so a long run's log costs no memory.
-    public init(_ s: HostScenario, calibration: Calibration, log: Bool, logSink: ((String) -> Void)? = nil, record: Bool = true) throws {
+    /// is then empty), so a long run's log costs no memory. With
+    /// `traceHost`, the VM keeps the host-visible trace (`vm.hostTrace`,
+    /// `cocomem host --host-trace`), each command at its vCPU's time.
+    public init(_ s: HostScenario, calibration: Calibration, log: Bool, logSink: ((String) -> Void)? = nil, record: Bool = true,
+                traceHost: Bool = false) throws {
         guard s.platform == .tdx else {
             throw CocomemError(.invalidScenario, "a platform=snp host scenario runs with cocomem host (SNPHostRun), not on the TDX host")
         }
@@ -40,6 +43,7 @@ public final class HostRun {
         vm = try TDXVM(options: s.options, features: s.features, vcpus: s.vcpus, slots: s.slots, costs: costs)
         vm.logEnabled = log
         vm.operationLog.sink = logSink
+        if traceHost { vm.hostTrace = HostTrace() }
         linux = TDXAcceptor(host: vm, driver: .linux, costs: costs)
         edk4K = TDXAcceptor(host: vm, driver: .edk2(pageSize: .size4K), costs: costs)
         edk2M = TDXAcceptor(host: vm, driver: .edk2(pageSize: .size2M), costs: costs)
@@ -70,6 +74,17 @@ public final class HostRun {
             if vm.isDead { break }
             try execute(c, line: i < scenario.lines.count ? scenario.lines[i] : 0, vcpu: scenario.vcpu(ofCommand: i))
         }
+        settleTrace()
+    }
+
+    /// Settles the host trace's last guest accept call (seen if it exited),
+    /// as the boot does after each of its calls. Idempotent.
+    /// - Complexity: O(1).
+    public func settleTrace() { vm.hostTrace?.endCall() }
+
+    /// `vcpu`'s time in the run's clock, seconds.
+    func vcpuSeconds(_ vcpu: Int) -> Double {
+        Double(clock.vcpuPicoseconds.indices.contains(vcpu) ? clock.vcpuPicoseconds[vcpu] : 0) / 1e12
     }
 
     func requireSlot(_ r: Range<GuestFrameNumber>, line: Int) throws {
@@ -87,6 +102,9 @@ public final class HostRun {
 
     func perform(_ c: HostScenario.Command, line: Int, vcpu: Int) throws {
         lastGuestFailure = nil
+        // The exits a command makes start a new record at its vCPU's time;
+        // a host command after a guest accept call ends that call.
+        if vm.hostTrace != nil { vm.hostTrace!.beginCommand(vcpu: vcpu, now: vcpuSeconds(vcpu)) }
         switch c {
         case .accept, .access:
             // A halted vCPU runs no guest code until it is woken.
@@ -125,6 +143,8 @@ public final class HostRun {
         case .cycle(let r, let n):
             try requireSlot(r, line: line)
             for _ in 0..<n where !vm.isDead {
+                // The conversions come after the last cycle's accept call, on vCPU 0's clock.
+                if vm.hostTrace != nil { vm.hostTrace!.beginCommand(vcpu: 0, now: vcpuSeconds(0)) }
                 guard vm.convert(r, toPrivate: false) == .ok else { break }
                 guard vm.convert(r, toPrivate: true) == .ok else { break }
                 _ = edk4K.accept(AddressRange(frames: r), vcpu: 0, clock: &clock)
@@ -192,6 +212,7 @@ public final class HostRun {
     /// accepts at 4K.
     func guestAccess(_ g: GuestFrameNumber, vcpu: Int) {
         if vm.module.isAccessible(g.only) { return }
+        if vm.hostTrace != nil { vm.traceClock(vcpu: vcpu, now: vcpuSeconds(vcpu)) }
         if !vm.attributes.isPrivate(g) {
             if !vm.mmu.sharedMapped.value(at: g) { clock.charge(vm.sharedFault(gfn: g), vcpu: vcpu, costs: costs) }
             return

@@ -20,7 +20,10 @@ public final class SNPHostRun {
     /// after each command, in order.
     public private(set) var violations: [String] = []
 
-    public init(_ s: HostScenario, calibration: Calibration, log: Bool) throws {
+    /// With `traceHost`, the VM keeps the host-visible trace (`vm.hostTrace`,
+    /// `cocomem host --platform snp --host-trace`), each command from its
+    /// vCPU's time.
+    public init(_ s: HostScenario, calibration: Calibration, log: Bool, traceHost: Bool = false) throws {
         guard s.platform == .snp else { throw CocomemError(.invalidScenario, "SNPHostRun needs a platform=snp scenario") }
         scenario = s
         costs = CostTable(calibration)
@@ -29,6 +32,7 @@ public final class SNPHostRun {
         vm.inPlace = s.options.conversionPolicy == .inPlace
         guest = SNPHostGuest(host: vm)
         clock = PhaseClock(vcpus: s.vcpus)
+        if traceHost { vm.traceHost(costs: costs) }
     }
 
     /// Runs every command; the guest's death stops the run.
@@ -37,6 +41,7 @@ public final class SNPHostRun {
             if guestFailure != nil { break }
             try execute(c, line: i < scenario.lines.count ? scenario.lines[i] : 0, vcpu: scenario.vcpu(ofCommand: i))
         }
+        vm.settleTrace()
     }
 
     /// Runs one command, charges its operations to vCPU 0's clock and, when
@@ -44,7 +49,9 @@ public final class SNPHostRun {
     public func execute(_ c: HostScenario.Command, line: Int, vcpu: Int = 0) throws {
         let before = vm.ops
         lastGuestFailure = nil
-        try perform(c, line: line)
+        // The command's exits from its vCPU's time on (the clock is charged after it).
+        vm.traceCommand(vcpu: vcpu, picoseconds: clock.vcpuPicoseconds.indices.contains(vcpu) ? clock.vcpuPicoseconds[vcpu] : 0)
+        try perform(c, line: line, vcpu: vcpu)
         clock.charge(vm.ops - before, vcpu: vcpu, costs: costs)
         if let why = lastGuestFailure, guestFailure == nil { guestFailure = why }
         if scenario.options.checkInvariants {
@@ -58,7 +65,7 @@ public final class SNPHostRun {
         }
     }
 
-    func perform(_ c: HostScenario.Command, line: Int) throws {
+    func perform(_ c: HostScenario.Command, line: Int, vcpu: Int) throws {
         switch c {
         case .build(let r):
             try requireSlot(r, line: line)
@@ -70,6 +77,8 @@ public final class SNPHostRun {
             vm.launchFinish()
         case .accept(let r, let level):
             try requireSlot(r, line: line)
+            // `snp_accept_memory()` (or edk2's at 4K): one guest accept call.
+            vm.traceGuestCall(vcpu: vcpu)
             lastGuestFailure = guest.accept(r, driver: level == .size4K ? .fourK : .linux)
         case .access(let r):
             try requireSlot(r, line: line)
@@ -87,7 +96,11 @@ public final class SNPHostRun {
         case .cycle(let r, let n):
             try requireSlot(r, line: line)
             for _ in 0..<n where lastGuestFailure == nil {
-                lastGuestFailure = guest.makeShared(r, driver: .fourK) ?? guest.accept(r, driver: .fourK)
+                lastGuestFailure = guest.makeShared(r, driver: .fourK)
+                if lastGuestFailure == nil {
+                    vm.traceGuestCall(vcpu: vcpu)
+                    lastGuestFailure = guest.accept(r, driver: .fourK)
+                }
             }
         case .check:
             violations += vm.checkInvariants().map { "at line \(line) (check): \($0)" }

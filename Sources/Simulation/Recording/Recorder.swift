@@ -199,8 +199,12 @@ package final class Recorder {
             }
         }
         segmentStart += seconds
-        vm?.hostTrace?.timeBase = segmentStart
-        snpVM?.hostTrace?.timeBase = segmentStart
+        // A host run's clock is one for the whole run (`hostStep`): its
+        // vCPU times are the trace's times already, on a time base of 0.
+        if !isHostRun {
+            vm?.hostTrace?.timeBase = segmentStart
+            snpVM?.hostTrace?.timeBase = segmentStart
+        }
         place(segmentStart, row(nil).values)
     }
 

@@ -127,6 +127,8 @@ extension ScenarioFile {
             if let a = h.acceptLevel { e.append(Entry("accept-level", .string(a.rawValue))) }
             if let p = h.policy { e.append(Entry("policy", .string(p.rawValue))) }
             e.append(Entry("check-invariants", .bool(h.checkInvariants)))
+            // Written only when set, so files printed before the key existed read the same.
+            if let p = h.hostTrace { e.append(Entry("host-trace", .string(p))) }
             return .map(e)
         }
     }

@@ -118,14 +118,16 @@ extension ScenarioFile {
                 let hs = try h.hostScenario()
                 if hs.platform == .snp {
                     // The SEV-SNP host (SNPHostRun): `check-invariants` checks after every command (its td option).
-                    let r = try SNPHostRun(hs, calibration: calibration, log: h.log)
+                    let r = try SNPHostRun(hs, calibration: calibration, log: h.log, traceHost: h.hostTrace != nil)
                     try r.run()
+                    try Self.writeHostTrace(r.vm.hostTrace, to: h.hostTrace, in: outputDirectory)
                     out.steps.append(.snpHost(r, violations: hs.options.checkInvariants ? r.violations : nil))
                     continue
                 }
-                let r = try HostRun(hs, calibration: calibration, log: h.log, record: scenario.record)
+                let r = try HostRun(hs, calibration: calibration, log: h.log, record: scenario.record, traceHost: h.hostTrace != nil)
                 var violations: [String]? = nil
                 if h.checkInvariants, let checkedHostRun { violations = try checkedHostRun(r) } else { try r.run() }
+                try Self.writeHostTrace(r.vm.hostTrace, to: h.hostTrace, in: outputDirectory)
                 out.steps.append(.host(r, violations: violations))
             }
         }
@@ -183,6 +185,23 @@ extension ScenarioFile {
 
     static func resolve(_ path: String, in dir: String) -> String {
         path.hasPrefix("/") || dir == "." ? path : (dir.hasSuffix("/") ? dir + path : dir + "/" + path)
+    }
+
+    /// The host steps' `host-trace:` files, resolved against `dir`, in step order.
+    public func hostTracePaths(in dir: String) -> [String] {
+        steps.compactMap { step -> String? in
+            guard case .host(let h) = step, let p = h.hostTrace else { return nil }
+            return Self.resolve(p, in: dir)
+        }
+    }
+
+    /// A host step's `host-trace:` file (`cocomem host --host-trace`): the
+    /// trace's JSON lines, written atomically.
+    static func writeHostTrace(_ t: HostTrace?, to path: String?, in dir: String) throws {
+        guard let t, let path else { return }
+        let f = try AtomicFile(path: resolve(path, in: dir))
+        try f.write(Array(t.jsonLines.utf8), at: 0)
+        try f.commit()
     }
 
     /// A dump step: of `guest` when it continues from one, else of the

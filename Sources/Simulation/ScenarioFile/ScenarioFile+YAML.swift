@@ -82,7 +82,7 @@ struct Reader {
                             "workload"]
     static let dumpKeys = ["from", "level", "compression", "elf-dump", "makedumpfile", "num-threads", "estimate", "sample", "mem-usage", "thp", "slub-order",
                            "vmcoreinfo", "force", "elf", "output", "input"]
-    static let hostStepKeys = ["from", "commands", "log", "precheck", "accept-level", "policy", "check-invariants"]
+    static let hostStepKeys = ["from", "commands", "log", "precheck", "accept-level", "policy", "check-invariants", "host-trace"]
 
     func line(_ n: Node) -> String { n.mark.map { "line \($0.line)" } ?? "line ?" }
 
@@ -485,6 +485,10 @@ struct Reader {
                 case "precheck": h.precheck = try bool(v, key)
                 case "accept-level": h.acceptLevel = try choice(v, key, AcceptLevelPolicy.self)
                 case "policy": h.policy = try choice(v, key, ConversionPolicy.self)
+                case "host-trace":
+                    let p = try string(v, key)
+                    guard !p.isEmpty else { throw error(v, "'host-trace' needs a file name") }
+                    h.hostTrace = p
                 default: h.checkInvariants = try bool(v, key)
                 }
             }

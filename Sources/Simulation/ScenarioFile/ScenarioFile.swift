@@ -164,6 +164,9 @@ public struct ScenarioFile: Sendable {
         public var policy: ConversionPolicy? = nil
         /// `check-invariants:` (`--check-invariants`).
         public var checkInvariants = false
+        /// `host-trace:` (`--host-trace FILE`): where the run's host-visible
+        /// trace goes, relative to `cocomem run --out` unless absolute; nil: no trace.
+        public var hostTrace: String? = nil
         public init() {}
 
         /// The host scenario with the overrides applied, as `cocomem host` builds it.
