@@ -117,6 +117,9 @@ expect_error "boot --host snp with --vmpl 1" "--vmpl 1 cannot apply: the SNP hos
 expect_output "boot --host snp --swiotlb-shared makes the SWIOTLB shared" "Shared memory: 256M now shared" boot --platform snp --host snp --swiotlb-shared
 expect_output "boot --no-swiotlb-shared leaves it private" "cocomem boot: tdx 4G" boot --no-swiotlb-shared
 expect_output "boot --swiotlb-shared converts the pool" "Shared memory:" boot --swiotlb-shared
+expect_error "boot --early-tick outside CONFIG_HZ's choices" "--early-tick must be 0, 100, 250, 300 or 1000" boot --early-tick 123
+expect_output "boot --swiotlb-shared --early-tick 1000 cuts the MapGPA" "127 TDVMCALL_STATUS_RETRY" boot --swiotlb-shared --early-tick 1000
+expect_output "boot --platform snp --early-decrypted shares __bss_decrypted and the GHCBs" "Shared memory: 28K now shared" boot --platform snp --early-decrypted
 expect_output "boot --host snp with --snp-prefault" "pre_fault_memory.mapped" boot --platform snp --host snp --snp-prefault --memory 2G
 printf 'td vcpus=1\nslot id=1 base=0 pages=512\nassign 0x0+1\n' >"$tmp/assign-tdx.host"
 expect_error "assign on a TDX host" "line 3: assign is an SNP host command" host "$tmp/assign-tdx.host"

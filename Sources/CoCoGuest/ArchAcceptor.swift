@@ -90,11 +90,19 @@ public protocol GuestPlatform: AnyObject {
     /// `vcpu` is woken to run work (an IPI that queues a task on it, or the
     /// firmware's mailbox loop it spins in): it is in guest mode. Default: nothing.
     func wake(vcpu: Int)
+    /// A periodic interrupt at `hz` (0: none) on the vCPU that converts
+    /// memory, from now until it is set to 0: the boot CPU's tick while
+    /// start_kernel() runs with interrupts on (`KernelConfig.earlyTickHz`).
+    /// A host that checks for events between the pieces of a conversion
+    /// (KVM's TDX MapGPA) sees it pending. Default: nothing (no host
+    /// conversion the model has is cut by events).
+    func setConversionTick(hz: UInt64)
 }
 
 extension GuestPlatform {
     public func halt(vcpu: Int) {}
     public func wake(vcpu: Int) {}
+    public func setConversionTick(hz: UInt64) {}
 }
 
 public enum PlatformKind: String, Sendable, CaseIterable {

@@ -111,6 +111,27 @@ public final class SNPHostGuest {
         return (terminated(g, r), done)
     }
 
+    /// `early_set_pages_state()` to shared (arch/x86/coco/sev/core.c): for
+    /// each 4K page in ascending order, PVALIDATE with validate 0
+    /// (`pvalidate_4k_page()`, a failure terminates: GHCB_TERM_PVALIDATE) and
+    /// then a GHCB MSR page-state request to shared (a response error
+    /// terminates: GHCB_TERM_PSC). The pages done before a failure are shared.
+    /// Returns why the guest died, or nil.
+    /// - Complexity: O(pages) host requests.
+    public func makeSharedMSR(_ frames: Range<GuestFrameNumber>) -> String? {
+        for g in frames {
+            let r = host.pvalidate(gfn: g, level: .size4K, validate: false)
+            guard r == .success else { madeShared.assign(frames.lowerBound..<g, true); return terminated(g, r) }
+            let st = host.msrPageStateChange(gfn: g, toPrivate: false)
+            guard st == .ok else {
+                madeShared.assign(frames.lowerBound..<g, true)
+                return "SNP: page state change of \(g.address) to shared failed (\(st)): the guest terminated itself (GHCB_TERM_PSC)"
+            }
+        }
+        madeShared.assign(frames, true)
+        return nil
+    }
+
     /// `set_memory_decrypted()`: PVALIDATE rescinds each entry, then the PSC
     /// makes it shared (`__set_pages_state()` rescinds before the VMGEXIT).
     public func makeShared(_ frames: Range<GuestFrameNumber>, driver: Driver = .linux) -> String? {

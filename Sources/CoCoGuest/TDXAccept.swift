@@ -320,6 +320,10 @@ public final class TDXGuestPlatform: GuestPlatform {
     public internal(set) var sharedEvents: [String] = []
     /// - Complexity: O(runs).
     public var sharedPages: UInt64 { sharedFrames.measure(in: .lowest ..< .highest) { $0 } }
+    /// The converting vCPU's tick period in picoseconds (0: no tick;
+    /// `setConversionTick(hz:)`).
+    var tickPicoseconds: UInt64 = 0
+    public func setConversionTick(hz: UInt64) { tickPicoseconds = hz == 0 ? 0 : 1_000_000_000_000 / hz }
     public init(host: any TDXHost) { self.host = host }
     public var name: String { "tdx" }
     public var kind: PlatformKind { .tdx }

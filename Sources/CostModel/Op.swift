@@ -125,12 +125,20 @@ public enum Op: Int, CaseIterable, Sendable {
     /// are charged as the host operations they are (BLOCK, TRACK, REMOVE).
     case tdxMapGPAExit
 
+    /// A TDG.VP.VMCALL<MapGPA> KVM ended with TDVMCALL_STATUS_RETRY
+    /// (`tdx_complete_vmcall_map_gpa()` found `kvm_vcpu_has_events()`
+    /// between 2 MiB pieces): TDH.VP.ENTER with the status, the pending
+    /// interrupt taken by the guest (the tick's handler), and the TDVMCALL
+    /// issued again from R11 (`tdx_map_gpa()`'s loop): one TD exit and entry
+    /// more than the uncut call.
+    case tdxMapGPARetry
+
     /// Operations of a forward-looking feature or an option, reported only
     /// when counted, so that reports of runs without them are unchanged.
     public var isReportedOnlyWhenCounted: Bool {
         self == .tdxAug1G || self == .tdxDemote1G || self == .snpEvictCache4K || self == .snpSVSMCall
             || self == .tdxAcceptInterruptExit || self == .kernelReclaimPage || self == .kernelUnacceptedLockSection
-            || self == .tdxMapGPAExit
+            || self == .tdxMapGPAExit || self == .tdxMapGPARetry
     }
 }
 
@@ -226,11 +234,13 @@ extension Op {
         "tdx.accept.interrupt_exit",
         "kernel.unaccepted_lock_section",
         "tdx.map_gpa_exit",
+        "tdx.map_gpa_retry",
     ]
     /// Operations a calibration file may leave out (they take the built-in cost): added after
     /// files were written against the rest.
     static let addedWithDefaults: [Op] = [.kernelZoneLockSection, .kernelIdleTickExit, .tdxAug1G, .tdxDemote1G, .kernelReclaimPage, .snpEvictCache4K,
-                                          .snpSVSMCall, .tdxAcceptInterruptExit, .kernelUnacceptedLockSection, .tdxMapGPAExit]
+                                          .snpSVSMCall, .tdxAcceptInterruptExit, .kernelUnacceptedLockSection, .tdxMapGPAExit,
+                                          .tdxMapGPARetry]
     /// The stable name used in the calibration file and JSON output.
     public var name: String { Op.names[rawValue] }
     /// Position in `allCases`.

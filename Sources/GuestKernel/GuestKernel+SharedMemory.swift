@@ -12,11 +12,18 @@ extension GuestKernel {
     /// unchanged (decrypted memory is still the kernel's). The conversion
     /// goes through the platform (`GuestPlatform.setMemoryEncrypted`).
     /// Nothing happens without a pool or when `swiotlbShared` is off.
+    /// Interrupts are on (start_kernel()'s `local_irq_enable()` came
+    /// before): the boot CPU's tick at `earlyTickHz`, if any, is pending
+    /// whenever one of its periods ends during the conversion, and on TDX
+    /// it cuts the MapGPA into several TDVMCALLs.
     /// - Complexity: that of the platform's conversion of the pool.
     public func swiotlbUpdateMemAttributes(clock: inout PhaseClock) -> AcceptOutcome {
         guard config.swiotlbShared, let pool = swiotlbRange else { return .ok }
         let (committed, shared) = (platform.committedBytes, platform.sharedPages)
+        // start_kernel() enabled interrupts before arch_cpu_finalize_init(): the boot CPU's tick, if any, runs.
+        platform.setConversionTick(hz: config.earlyTickHz)
         let o = platform.setMemoryEncrypted(pool, toPrivate: false, vcpu: 0, clock: &clock, costs: costs)
+        platform.setConversionTick(hz: 0)
         guard o == .ok, platform.sharedPages > shared else { return o }
         decryptedRanges.append(pool)
         let freed = committed > platform.committedBytes ? committed - platform.committedBytes : 0
@@ -45,20 +52,23 @@ extension GuestKernel {
     /// `set_memory_encrypted()` (TDX: MapGPA to private and
     /// `tdx_accept_memory()`; SNP: PSC to private and PVALIDATE). The kernel
     /// walks the direct map's decrypted PTEs; the model's decrypted ranges
-    /// are the ones it made (the SWIOTLB pool; the GHCBs and kvmclock pages
-    /// are not modelled). TDX only logs a failure ("Failed to unshare
+    /// are the ones it made (the SWIOTLB pool and, with `earlyDecrypted` on
+    /// SNP, the used `__bss_decrypted` pages), and on SNP the per-CPU GHCBs
+    /// go last through the MSR protocol (`kexecUnshareGHCBs`; kvmclock's
+    /// extra pages are not modelled). TDX only logs a failure ("Failed to unshare
     /// range"); SNP terminates on one. Without the commit the ranges stay
     /// shared and the next kernel meets them as RAM it believes accepted.
     /// - Complexity: that of the conversions.
     public func kexecUnshare(clock: inout PhaseClock) -> KexecUnshare {
         var out = KexecUnshare()
-        guard !decryptedRanges.isEmpty else { return out }
+        guard !decryptedRanges.isEmpty || !ghcbPages.isEmpty else { return out }
         let kind = platform.kind
         guard config.version.unsharesOnKexec(kind) else {
-            out.leftSharedBytes = decryptedRanges.reduce(0) { $0 + $1.size }
+            let left = decryptedRanges + ghcbPages
+            out.leftSharedBytes = left.reduce(0) { $0 + $1.size }
             let commit = kind == .tdx ? "tdx_kexec_finish(), 859e63b789d6, 6.11" : "snp_kexec_finish(), 3074152e56c9, 6.13"
             events.append("kexec: kernel \(config.version) cannot convert shared memory back (\(commit)): "
-                          + decryptedRanges.map { "[mem \(hex16($0.start))-\(hex16($0.end - 1))]" }.joined(separator: ", ")
+                          + left.map { "[mem \(hex16($0.start))-\(hex16($0.end - 1))]" }.joined(separator: ", ")
                           + " stays shared for the next kernel, which takes it for accepted private RAM")
             return out
         }
@@ -77,6 +87,10 @@ extension GuestKernel {
             }
         }
         decryptedRanges = []
+        // snp_kexec_finish(): the per-CPU GHCBs last, through the MSR protocol.
+        let (ghcbBytes, o) = kexecUnshareGHCBs(clock: &clock)
+        out.convertedBytes += ghcbBytes
+        if o != .ok { out.outcome = o }
         return out
     }
 

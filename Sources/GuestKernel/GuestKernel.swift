@@ -63,6 +63,29 @@ public struct KernelConfig: Sendable {
     /// band (42.3 s against 35 s), so it waits for those costs to be
     /// measured (`--swiotlb-shared`, `kernel.swiotlb-shared: true`).
     public var swiotlbShared = false
+    /// The guest's other shared memory, as the kernel makes it shared
+    /// (`GuestKernel+EarlyDecrypted.swift`): on SNP, `__bss_decrypted`
+    /// (`sme_postprocess_startup()`) and each vCPU's GHCB page
+    /// (`sev_es_init_vc_handling()` → `init_ghcb()`), both through the GHCB
+    /// MSR protocol, and the unused part of `__bss_decrypted` made private
+    /// again by `mem_encrypt_free_decrypted_mem()`. TDX makes none of these
+    /// shared (`sme_me_mask` is 0 in a TD, so `sme_postprocess_startup()`
+    /// leaves `__bss_decrypted` private; a TD has no GHCB). Off by default:
+    /// on, it moves SNP boots' times and counts (`--early-decrypted`,
+    /// `kernel.early-decrypted: true`).
+    public var earlyDecrypted = false
+    /// CONFIG_HZ of a periodic tick on the boot CPU while start_kernel()
+    /// converts memory after `local_irq_enable()` (0: none). Only a global
+    /// clockevent device ticks then (HPET, or the PIT when the local APIC
+    /// lacks TSC-deadline mode: `hpet_time_init()` from `x86_late_time_init()`);
+    /// the local APIC timer is set up later, in `native_smp_prepare_cpus()`
+    /// (`x86_init.timers.setup_percpu_clockev()`). A TD with `hpet=off` and
+    /// TSC-deadline has none, hence 0 by default. A pending tick cuts a TDX
+    /// MapGPA into TDVMCALLs (`--early-tick`, `kernel.early-tick`).
+    public var earlyTickHz: UInt64 = 0
+    /// The values `earlyTickHz` takes: 0 (no tick) or a CONFIG_HZ choice
+    /// of kernel/Kconfig.hz (HZ_100, HZ_250, HZ_300, HZ_1000).
+    public static let earlyTickChoices: [UInt64] = [0, 100, 250, 300, 1000]
     /// `efi=debug` on the command line: EFI_DBG, which keeps EFI boot
     /// services memory reserved for good (`efi_free_boot_services()`).
     public var efiDebug = false
@@ -197,6 +220,13 @@ public final class GuestKernel {
     /// Ranges this kernel made shared with `set_memory_decrypted()` and has
     /// not made private again, in the order it did.
     public internal(set) var decryptedRanges: [AddressRange] = []
+    /// SNP with `earlyDecrypted`: the 2 MiB of `__bss_decrypted` that
+    /// `sme_postprocess_startup()` made shared (nil: none).
+    public internal(set) var bssDecrypted: AddressRange? = nil
+    /// SNP with `earlyDecrypted`: each vCPU's GHCB page, made shared by
+    /// `init_ghcb()` and still shared (`snp_kexec_finish()` turns them
+    /// private last, through the MSR protocol).
+    public internal(set) var ghcbPages: [AddressRange] = []
     /// `min_free_kbytes` once watermarks are set up (boot value, raised by
     /// khugepaged, or written by the scenario's sysctl); 0 before.
     public internal(set) var minFreeKbytesInEffect: UInt64 = 0
@@ -427,12 +457,17 @@ public final class GuestKernel {
             }
             return .ok
         }
-        items.append((plan.other, .max, .other))
+        // With the GHCBs' runtime data allocated by name (sevESInitVCHandling), the lump is smaller by as much.
+        let named = sevESRuntimeDataReserved
+        if plan.other > named { items.append((plan.other - named, .max, .other)) }
         // reserve_crashkernel(): crashkernel=X is reserved below 4 GiB
         // (CRASH_ADDR_LOW_MAX) through memblock, so it is accepted here.
         if config.crashKernelBytes > 0 { items.append((config.crashKernelBytes, 1 << 32, .crashKernel)) }
         let o = allocate(items)
         if o != .ok { return o }
+        // trap_init() → sev_es_init_vc_handling(): the per-CPU GHCBs (SNP, earlyDecrypted).
+        let g = sevESInitVCHandling(clock: &clock)
+        if g != .ok { return g }
         // Last: swiotlb_init_remap() runs in mem_init() (pci_iommu_alloc()),
         // after setup_arch()'s reservations (crashkernel=) and the per-CPU areas.
         return allocateSWIOTLB(plan.swiotlb, clock: &clock)

@@ -114,12 +114,15 @@ extension BootResult {
     var sharedMemoryJSON: [(String, JSON)] {
         let m = sharedMemory
         guard m != SharedMemoryStats() else { return [] }
-        return [("shared_memory", .object([
+        var fields: [(String, JSON)] = [
             ("shared_bytes", .uint(sharedBytes)), ("calls", .uint(m.calls)), ("vmm_exits", .uint(m.vmmExits)),
             ("pages_to_shared", .uint(m.pagesToShared)), ("pages_to_private", .uint(m.pagesToPrivate)),
             ("host_zaps", .uint(m.hostZaps)), ("rescinds", .uint(m.rescinds)),
             ("host_vmm_shared_bytes", host.map { .uint($0.hostMemory.vmmSharedPages * 4096) } ?? .null),
-        ]))]
+        ]
+        // TDVMCALL_STATUS_RETRY answers (--early-tick), only when there were any.
+        if m.retries > 0 { fields.append(("retries", .uint(m.retries))) }
+        return [("shared_memory", .object(fields))]
     }
 
     /// The text lines of `sharedMemoryJSON`.
@@ -131,6 +134,7 @@ extension BootResult {
         var o = "Shared memory: \(ByteCount(sharedBytes)) now shared; \(m.pagesToShared) pages made shared, \(m.pagesToPrivate) made private; "
         o += "\(m.calls) \(call), \(m.vmmExits) KVM_HC_MAP_GPA_RANGE exits, \(m.hostZaps) \(zap)"
         if m.rescinds > 0 { o += ", \(m.rescinds) PVALIDATE rescinds" }
+        if m.retries > 0 { o += ", \(m.retries) TDVMCALL_STATUS_RETRY" }
         if let h = host { o += "; VMM shared backing \(ByteCount(h.hostMemory.vmmSharedPages * 4096))" }
         return o + "\n"
     }

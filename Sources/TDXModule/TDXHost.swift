@@ -34,6 +34,12 @@ public protocol TDXHost: AnyObject {
     /// the host converts the range to private or shared and says how.
     /// Default: a host without a VMM behind it, which cannot convert.
     func mapGPA(_ frames: Range<GuestFrameNumber>, toPrivate: Bool) -> MapGPAResult
+    /// The same TDVMCALL with events: after each 2 MiB piece but the last
+    /// the host asks `hasEvents` (KVM's `kvm_vcpu_has_events()`, given what
+    /// the call has done so far) and, when true, ends the call with
+    /// TDVMCALL_STATUS_RETRY and the next GPA in R11 (`retryAt`). Default:
+    /// a host that has no events to check, `mapGPA(_:toPrivate:)`.
+    func mapGPA(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, hasEvents: (MapGPAResult) -> Bool) -> MapGPAResult
     /// TDG.VP.VMCALL<Instruction.HLT> on `vcpu` (the guest's idle loop,
     /// `tdx_safe_halt()`): KVM's `tdx_emulate_hlt()` →
     /// `kvm_emulate_halt_noskip()` blocks the vCPU outside guest mode, where
@@ -57,6 +63,10 @@ public struct MapGPAResult: Sendable, Equatable {
     public var counts = OpCounts()
     /// Why the conversion failed (the TDVMCALL's error, or the TD died); nil: done.
     public var failure: String? = nil
+    /// TDVMCALL_STATUS_RETRY: the GPA (as a frame) the guest is to re-issue
+    /// the MapGPA from, R11 (`tdx_complete_vmcall_map_gpa()`); nil: the
+    /// call ended (done or failed).
+    public var retryAt: GuestFrameNumber? = nil
     public init(vmmExits: UInt64 = 0, zappedLeaves: UInt64 = 0, counts: OpCounts = OpCounts(), failure: String? = nil) {
         self.vmmExits = vmmExits; self.zappedLeaves = zappedLeaves; self.counts = counts; self.failure = failure
     }
@@ -65,6 +75,10 @@ public struct MapGPAResult: Sendable, Equatable {
 extension TDXHost {
     public func mapGPA(_ frames: Range<GuestFrameNumber>, toPrivate: Bool) -> MapGPAResult {
         MapGPAResult(failure: "TDVMCALL_STATUS_INVALID_OPERAND: this host has no VMM to convert memory")
+    }
+
+    public func mapGPA(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, hasEvents: (MapGPAResult) -> Bool) -> MapGPAResult {
+        mapGPA(frames, toPrivate: toPrivate)
     }
 
     public func accept(gfn: GuestFrameNumber, level: PageLevel, vcpu: Int, now: Double) -> AcceptCallResult {

@@ -185,6 +185,8 @@ struct ScenarioOptions: ParsableArguments {
     @Flag(name: .customLong("idle-poll"), help: "idle=poll on the guest's command line: idle vCPUs spin in cpu_idle_poll() instead of halting (tdx_safe_halt()), so they stay in guest mode, where every TDX TLB-tracking kick reaches them, and take no HLT exits") var idlePoll = false
     @Flag(name: .customLong("efi-debug"), help: "efi=debug on the guest's command line: EFI boot services memory is kept reserved for /sys/kernel/debug/efi instead of freed (efi_free_boot_services() returns on EFI_DBG)") var efiDebug = false
     @Flag(name: .customLong("swiotlb-shared"), inversion: .prefixedNo, help: "mem_encrypt_init()'s swiotlb_update_mem_attributes(): the SWIOTLB pool made shared at boot through the platform (TDX MapGPA, SNP page-state changes) and the host's conversion, as every TDX and SNP kernel does (default off: on, the per-leaf zap's assumed costs take validate's kata-128g row out of its band; docs/CLI.md)") var swiotlbShared = false
+    @Flag(name: .customLong("early-decrypted"), help: "The SNP guest's other shared memory, made shared as the kernel does: __bss_decrypted at __startup_64() (512 pages) and each vCPU's GHCB page at trap_init(), through the GHCB MSR protocol, and the unused part of __bss_decrypted made private again at free_initmem(); a TD makes none of these shared (default off: it moves SNP boots' counts and times; docs/CLI.md)") var earlyDecrypted = false
+    @Option(name: .customLong("early-tick"), help: ArgumentHelp("A periodic tick at HZ on the boot CPU while start_kernel() converts memory with interrupts on (an HPET or PIT clockevent; the local APIC timer starts later, in smp_prepare_cpus()): 0 (none, default), 100, 250, 300 or 1000. A pending tick makes KVM answer a TDX MapGPA with TDVMCALL_STATUS_RETRY between 2 MiB pieces", valueName: "HZ")) var earlyTick: UInt64 = 0
     @Option(name: .customLong("min-free-kbytes"), help: ArgumentHelp("vm.min_free_kbytes written before user space (0 to 2147483647; default: the kernel's own, raised by khugepaged)", valueName: "KB")) var minFreeKbytes: UInt64?
     @Option(name: .customLong("watermark-scale-factor"), help: ArgumentHelp("vm.watermark_scale_factor written before user space (1 to 3000; default 10)", valueName: "N")) var watermarkScaleFactor: UInt64?
     @Option(help: ArgumentHelp("Hot-plug memory after boot, before the workload: a DIMM (whole 128M blocks) or SIZE more of a virtio-mem device (4M blocks); as the workload phase hotplug=SIZE:KIND (docs/HOTPLUG.md)", valueName: "SIZE[:dimm|virtio-mem]")) var hotplug: String?
@@ -244,6 +246,11 @@ struct ScenarioOptions: ParsableArguments {
         s.kernel.idlePoll = idlePoll
         s.kernel.transparentHugepage = transparentHugepage
         s.kernel.swiotlbShared = swiotlbShared
+        s.kernel.earlyDecrypted = earlyDecrypted
+        guard KernelConfig.earlyTickChoices.contains(earlyTick) else {
+            throw CocomemError(.invalidArgument, "--early-tick must be 0, 100, 250, 300 or 1000 (CONFIG_HZ), not \(earlyTick)")
+        }
+        s.kernel.earlyTickHz = earlyTick
         s.kernel.efiDebug = efiDebug
         if let swiotlb { s.kernel.swiotlbParameter = try SWIOTLBParameter.parse(swiotlb) }
         s.kernel.minFreeKbytes = minFreeKbytes

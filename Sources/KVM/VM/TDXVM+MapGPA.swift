@@ -11,9 +11,10 @@ extension TDXVM {
     /// checks the range, then `__tdx_map_gpa()` exits to user space with
     /// KVM_HC_MAP_GPA_RANGE for at most TDX_MAP_GPA_MAX_LEN (2 MiB);
     /// `tdx_complete_vmcall_map_gpa()` moves on by 2 MiB and exits again
-    /// until the range is done. (It returns TDVMCALL_STATUS_RETRY with the
-    /// next GPA in R11 when `kvm_vcpu_has_events()`; the model has no
-    /// pending events at the call, so every call completes in one TDVMCALL.)
+    /// until the range is done; between pieces, when `kvm_vcpu_has_events()`
+    /// (`hasEvents`: here a pending interrupt, the boot CPU's tick), it
+    /// returns TDVMCALL_STATUS_RETRY with the next GPA in R11 (`retryAt`)
+    /// and the guest issues the rest again (`mapGPA(_:toPrivate:hasEvents:)`).
     /// For each exit QEMU's `kvm_convert_memory()` sets the attributes
     /// (KVM_SET_MEMORY_ATTRIBUTES: to shared, private leaves are split
     /// where they cross the range and zapped, BLOCK, TRACK and REMOVE each)
@@ -25,6 +26,17 @@ extension TDXVM {
     /// A failed exit ends the TDVMCALL with TDVMCALL_STATUS_INVALID_OPERAND.
     /// - Complexity: O(2 MiB pieces × log runs + leaves zapped).
     public func mapGPA(_ frames: Range<GuestFrameNumber>, toPrivate: Bool) -> MapGPAResult {
+        mapGPA(frames, toPrivate: toPrivate, hasEvents: { _ in false })
+    }
+
+    /// `mapGPA(_:toPrivate:)` with `kvm_vcpu_has_events()` asked after each
+    /// piece that is not the last (`tdx_complete_vmcall_map_gpa()` moves
+    /// `map_gpa_next` on by 2 MiB, returns if the range is done, then checks
+    /// for events): true ends the call with TDVMCALL_STATUS_RETRY, R11 the
+    /// next piece. `hasEvents` sees the call's result so far (its exits and
+    /// host operations, for the vCPU's time).
+    /// - Complexity: O(2 MiB pieces × log runs + leaves zapped).
+    public func mapGPA(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, hasEvents: (MapGPAResult) -> Bool) -> MapGPAResult {
         var r = MapGPAResult()
         let before = ops
         func done() -> MapGPAResult {
@@ -54,6 +66,13 @@ extension TDXVM {
                 return done()
             }
             g = piece.upperBound
+            if g < frames.upperBound {
+                r.counts = ops - before
+                if hasEvents(r) {
+                    r.retryAt = g
+                    return done()
+                }
+            }
         }
         return done()
     }

@@ -373,6 +373,8 @@ public struct BootSimulation {
         var kclock = PhaseClock(vcpus: s.vcpus)
         kclock.charge(.kernelFixed, vcpu: 0, costs: costs)
         var outcome = kernel.decompress(image: kernelImage, clock: &kclock, acceptor: decompressorAcceptor(platform, version: config.version))
+        // __startup_64() → sme_postprocess_startup(): __bss_decrypted made shared (SNP, earlyDecrypted).
+        if outcome == .ok { outcome = kernel.smePostprocessStartup(image: kernelImage, clock: &kclock) }
         if outcome == .ok {
             _ = kernel.reserveUnacceptedTable()
             if let i = initrd { kernel.reserve(i, .initrd) }
@@ -401,6 +403,8 @@ public struct BootSimulation {
         kernel.freeReservation(.initrd)
         var uclock = PhaseClock(vcpus: s.vcpus)
         uclock.charge(.userspaceFixed, vcpu: 0, costs: costs)
+        // kernel_init() → free_initmem() → mem_encrypt_free_decrypted_mem() (SNP, earlyDecrypted).
+        if outcome == .ok { outcome = kernel.memEncryptFreeDecryptedMem(clock: &uclock) }
         var full: Double? = nil
         // User space on the way to a shell runs on every vCPU (the
         // allocations below go to the least-loaded one).

@@ -81,3 +81,38 @@ public final class SNPHostPlatform: GuestPlatform {
         return outcome
     }
 }
+
+extension SNPHostPlatform: SNPEarlyPageStateChange {
+    /// `early_set_pages_state()` on the SNP host model: to shared,
+    /// `SNPHostGuest.makeSharedMSR` (per page a rescind and an MSR VMGEXIT
+    /// that KVM's `snp_begin_psc_msr()` turns into a one-page
+    /// KVM_HC_MAP_GPA_RANGE exit, QEMU's conversion returning the RMP
+    /// entry); to private, the MSR protocol's validation (`SNPHostAcceptor`
+    /// with the `linuxMSR` driver, `sev_evict_cache()` when the kernel has
+    /// it). The host's operations are charged to `vcpu`.
+    /// - Complexity: O(pages) host requests.
+    public func earlySetPagesState(_ frames: Range<GuestFrameNumber>, toPrivate: Bool, vcpu: Int, clock: inout PhaseClock, costs: CostTable) -> AcceptOutcome {
+        guard !frames.isEmpty else { return .ok }
+        let before = vm.stats
+        func delta(_ s: SNPHostStat...) -> UInt64 { s.reduce(0) { $0 + vm.stats[$1] - before[$1] } }
+        let outcome: AcceptOutcome
+        if toPrivate {
+            let a = SNPHostAcceptor(guest: guest, driver: .linuxMSR, costs: costs)
+            a.evictsCache = evictsCache
+            outcome = a.accept(AddressRange(frames: frames), vcpu: vcpu, clock: &clock)
+        } else {
+            let ops = vm.ops
+            let why = guest.makeSharedMSR(frames)
+            clock.charge(vm.ops - ops, vcpu: vcpu, costs: costs)
+            outcome = why.map { .terminated($0) } ?? .ok
+            sharedStats.rescinds += delta(.pvalidate4KSuccess, .pvalidateNoUpdate, .pvalidateSizeMismatch, .pvalidateFailed)
+            sharedStats.hostZaps += delta(.rmpupdateShared4K, .rmpupdateShared2M)
+        }
+        sharedStats.calls += delta(.pscMSRExits)
+        sharedStats.vmmExits += delta(.mapGPARangeExits)
+        if outcome == .ok {
+            if toPrivate { sharedStats.pagesToPrivate += frames.length } else { sharedStats.pagesToShared += frames.length }
+        }
+        return outcome
+    }
+}

@@ -71,6 +71,8 @@ extension ScenarioFile {
           + (s.kernel.watermarkScaleFactor.map { [Entry("watermark-scale-factor", .int($0))] } ?? [])
           + (s.kernel.hotplugAcceptance != .mainline ? [Entry("hotplug-accept", .string(s.kernel.hotplugAcceptance.rawValue))] : [])
           + (s.kernel.swiotlbShared ? [Entry("swiotlb-shared", .bool(true))] : [])
+          + (s.kernel.earlyDecrypted ? [Entry("early-decrypted", .bool(true))] : [])
+          + (s.kernel.earlyTickHz != 0 ? [Entry("early-tick", .int(s.kernel.earlyTickHz))] : [])
           + (s.kernel.swiotlbParameter.map { [Entry("swiotlb", .string($0.text))] } ?? [])
           + (s.kernel.efiDebug ? [Entry("efi-debug", .bool(true))] : [])
           + (s.kernel.idlePoll ? [Entry("idle-poll", .bool(true))] : []))))

@@ -74,7 +74,8 @@ struct Reader {
     static let firmwareKeys = ["generation", "partial-accept", "acceptance-protocol", "uhp", "soft-reserved", "retain-soft-reserved"]
     static let kernelKeys = ["version", "accept", "deferred-init", "unaccepted-support", "loader", "acceptance-protocol-call",
                              "crashkernel", "boot-alloc", "init-size", "transparent-hugepage", "min-free-kbytes",
-                             "watermark-scale-factor", "hotplug-accept", "swiotlb-shared", "swiotlb", "efi-debug", "idle-poll"]
+                             "watermark-scale-factor", "hotplug-accept", "swiotlb-shared", "swiotlb", "efi-debug", "idle-poll",
+                             "early-decrypted", "early-tick"]
     static let hostKeys = ["kind", "gmem", "mapping", "snp-prefault", "tdx-module-1g", "snp-coherency-sfw-no",
                            "dpamt", "host-phys-bits", "host-placement", "host-free-4k"]
     static let stepKinds = ["kexec", "dump", "host"]
@@ -241,6 +242,11 @@ struct Reader {
                 case "watermark-scale-factor": s.kernel.watermarkScaleFactor = try unsigned(v, key)
                 case "hotplug-accept": s.kernel.hotplugAcceptance = try choice(v, key, HotplugAcceptance.self)
                 case "swiotlb-shared": s.kernel.swiotlbShared = try bool(v, key)
+                case "early-decrypted": s.kernel.earlyDecrypted = try bool(v, key)
+                case "early-tick":
+                    let hz = try unsigned(v, key)
+                    guard KernelConfig.earlyTickChoices.contains(hz) else { throw error(v, "'early-tick' must be 0, 100, 250, 300 or 1000 (CONFIG_HZ)") }
+                    s.kernel.earlyTickHz = hz
                 case "efi-debug": s.kernel.efiDebug = try bool(v, key)
                 case "idle-poll": s.kernel.idlePoll = try bool(v, key)
                 case "swiotlb":
