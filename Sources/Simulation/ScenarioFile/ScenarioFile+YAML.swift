@@ -74,7 +74,8 @@ struct Reader {
     static let firmwareKeys = ["generation", "partial-accept", "acceptance-protocol", "uhp", "soft-reserved", "retain-soft-reserved"]
     static let kernelKeys = ["version", "accept", "deferred-init", "unaccepted-support", "loader", "acceptance-protocol-call",
                              "crashkernel", "boot-alloc", "init-size", "transparent-hugepage", "min-free-kbytes",
-                             "watermark-scale-factor", "hotplug-accept", "swiotlb-shared", "swiotlb", "efi-debug", "idle-poll"]
+                             "watermark-scale-factor", "hotplug-accept", "swiotlb-shared", "swiotlb", "efi-debug", "idle-poll",
+                             "workload-actors"]
     static let hostKeys = ["kind", "gmem", "mapping", "snp-prefault", "tdx-module-1g", "snp-coherency-sfw-no",
                            "dpamt", "host-phys-bits", "host-placement", "host-free-4k"]
     static let stepKinds = ["kexec", "dump", "host"]
@@ -243,6 +244,7 @@ struct Reader {
                 case "swiotlb-shared": s.kernel.swiotlbShared = try bool(v, key)
                 case "efi-debug": s.kernel.efiDebug = try bool(v, key)
                 case "idle-poll": s.kernel.idlePoll = try bool(v, key)
+                case "workload-actors": s.kernel.workloadActors = try bool(v, key)
                 case "swiotlb":
                     let text = try string(v, key)
                     do { s.kernel.swiotlbParameter = try SWIOTLBParameter.parse(text) } catch let e as CocomemError { throw error(v, e.message) }
