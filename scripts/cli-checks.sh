@@ -1002,5 +1002,10 @@ expect_output "boot --idle-poll: no idle HLT exits" '"idle_tick_exits": 0' boot 
 printf 'kernel: {idle-poll: maybe}\n' > "$tmp/idle-poll.yaml"
 expect_error "idle-poll: scenario key not a boolean" "idle-poll" run "$tmp/idle-poll.yaml"
 
+# A workload phase as actors (issue 17 §1 goal 1, session 17): the report says so; a bad scenario value is one line.
+expect_output "boot --workload-actors: the phase ran as actors" '"workload_actors": { "phases": 1' boot --memory 4G --vcpus 4 --kernel 6.12 --workload touch=512M --workload-actors --json
+printf 'kernel: {workload-actors: sometimes}\n' > "$tmp/workload-actors.yaml"
+expect_error "workload-actors: scenario key not a boolean" "workload-actors" run "$tmp/workload-actors.yaml"
+
 echo "cli-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

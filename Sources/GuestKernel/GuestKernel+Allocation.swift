@@ -154,32 +154,11 @@ extension GuestKernel {
                     progressed = true
                     break
                 }
-                let z = zones[zi]
-                guard z.acceptedFree > floor else { continue }
-                // Pages until the next allocation would trigger acceptance again.
-                var step = z.acceptedFree - floor
-                if z.hasUnaccepted {
-                    let v = config.version
-                    let trigger = v.unacceptedIsUnusableForWatermarks ? z.watermarkLow
-                        : (v.targetsPromoWatermark ? z.watermarkPromo : z.watermarkHigh)
-                    if trigger == 0 { step = 1 } else if z.acceptedFree >= trigger { step = min(step, z.acceptedFree - trigger + 1) }
-                    else { step = 1 }
-                }
-                let take = min(left, step)
-                if zi == Self.hotplugZone, !unacceptedInBuddy.isEmpty {
-                    let o = handOutHotplugged(take, zone: z, touch: touch, vcpu: vcpu, clock: &clock)
-                    if o != .ok { return (n - left, o) }
-                }
-                zones[zi].freePages -= take
-                allocationTally?[zi, default: 0] += take
-                allocatedPages += take
-                nodeUsage[zones[zi].node].add(take, use)
-                if use == .pageCache { pageCachePages += take; zones[zi].filePages += take }
-                if use == .kernel { kernelPages += take }
-                if use == .hugetlb { hugetlbPages += take }
-                if touch { clock.charge(.kernelTouchPage, take, vcpu: vcpu, costs: costs) }
+                guard zones[zi].acceptedFree > floor else { continue }
+                let take = min(left, pagesUntilAccept(zone: zi, floor: floor))
+                let o = handOut(take, zone: zi, use: use, touch: touch, vcpu: vcpu, clock: &clock)
+                if o != .ok { return (n - left, o) }
                 left -= take
-                allocationStalls.allocations += take
                 progressed = true
                 kswapdWoken = false
                 break
@@ -216,6 +195,44 @@ extension GuestKernel {
         return (n, .ok)
     }
 
+    /// Pages zone `zi` can give above `floor` before the next allocation
+    /// would find it short again and accept (at least 1): down to one page
+    /// under the trigger of the kernel's policy (`blocksToAccept`).
+    /// - Complexity: O(1).
+    func pagesUntilAccept(zone zi: Int, floor: UInt64) -> UInt64 {
+        let z = zones[zi]
+        var step = z.acceptedFree - floor
+        if z.hasUnaccepted {
+            let v = config.version
+            let trigger = v.unacceptedIsUnusableForWatermarks ? z.watermarkLow
+                : (v.targetsPromoWatermark ? z.watermarkPromo : z.watermarkHigh)
+            if trigger == 0 { step = 1 } else if z.acceptedFree >= trigger { step = min(step, z.acceptedFree - trigger + 1) }
+            else { step = 1 }
+        }
+        return step
+    }
+
+    /// `rmqueue()` of `take` order-0 pages from zone `zi` for `use` on
+    /// `vcpu` (hot-added pages first, as the buddy lists hold them), and
+    /// their first touch.
+    /// - Complexity: O(1) plus the hot-added ranges handed out.
+    func handOut(_ take: UInt64, zone zi: Int, use: PageUse, touch: Bool, vcpu: Int, clock: inout PhaseClock) -> AcceptOutcome {
+        if zi == Self.hotplugZone, !unacceptedInBuddy.isEmpty {
+            let o = handOutHotplugged(take, zone: zones[zi], touch: touch, vcpu: vcpu, clock: &clock)
+            if o != .ok { return o }
+        }
+        zones[zi].freePages -= take
+        allocationTally?[zi, default: 0] += take
+        allocatedPages += take
+        nodeUsage[zones[zi].node].add(take, use)
+        if use == .pageCache { pageCachePages += take; zones[zi].filePages += take }
+        if use == .kernel { kernelPages += take }
+        if use == .hugetlb { hugetlbPages += take }
+        if touch { clock.charge(.kernelTouchPage, take, vcpu: vcpu, costs: costs) }
+        allocationStalls.allocations += take
+        return .ok
+    }
+
     /// The zone indices of node `nid`'s fallback zonelist
     /// (`build_zonelists_in_node_order()`): for each node in
     /// `NUMATopology.nodeOrder`, its Normal, DMA32 and DMA zones.
@@ -235,12 +252,17 @@ extension GuestKernel {
     /// `allocate()` unchanged.
     @discardableResult
     public func allocateOnNodes(pages n: UInt64, use: PageUse, touch: Bool, clock: inout PhaseClock,
-                                fullyAcceptedAt: inout Double?, node: Int? = nil) -> (UInt64, AcceptOutcome) {
-        if let node { return allocate(pages: n, use: use, touch: touch, clock: &clock, fullyAcceptedAt: &fullyAcceptedAt, node: node) }
-        guard !numa.isSingleNode else { return allocate(pages: n, use: use, touch: touch, clock: &clock, fullyAcceptedAt: &fullyAcceptedAt) }
+                                fullyAcceptedAt: inout Double?, node: Int? = nil, workload: Bool = false) -> (UInt64, AcceptOutcome) {
+        // A workload phase's allocations may run as actors (`allocateWorkload`).
+        func run(_ pages: UInt64, _ nid: Int?) -> (UInt64, AcceptOutcome) {
+            workload ? allocateWorkload(pages: pages, use: use, touch: touch, clock: &clock, fullyAcceptedAt: &fullyAcceptedAt, node: nid)
+                : allocate(pages: pages, use: use, touch: touch, clock: &clock, fullyAcceptedAt: &fullyAcceptedAt, node: nid)
+        }
+        if let node { return run(n, node) }
+        guard !numa.isSingleNode else { return run(n, nil) }
         var got: UInt64 = 0
         for (nid, share) in Self.shares(n, cpusOfNode: numa.cpusOfNode.map(\.count)) where share > 0 {
-            let (g, o) = allocate(pages: share, use: use, touch: touch, clock: &clock, fullyAcceptedAt: &fullyAcceptedAt, node: nid)
+            let (g, o) = run(share, nid)
             got += g
             if o != .ok { return (got, o) }
         }

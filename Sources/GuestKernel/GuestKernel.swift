@@ -32,6 +32,14 @@ public struct KernelConfig: Sendable {
     /// a tick's other exits are modelled in neither mode). Default false:
     /// idle vCPUs halt (`tdx_safe_halt()`; `GuestKernel+Idle.swift`).
     public var idlePoll = false
+    /// A workload phase's allocations on several vCPUs run as one actor per
+    /// vCPU on the seeded `VirtualTimeScheduler` (`WorkloadActors`): every
+    /// vCPU that finds the zone short calls `cond_accept_memory()` itself,
+    /// each block's pages free at its `__free_pages_ok()` step's time. Off
+    /// (the default): `allocate()`'s least-loaded loop, with the accepting
+    /// list's wait from the phase's timelines (`--workload-actors`,
+    /// `kernel.workload-actors`).
+    public var workloadActors = false
     /// `crashkernel=` size (0: none).
     public var crashKernelBytes: UInt64 = 0
     /// `/sys/kernel/mm/transparent_hugepage/enabled` at boot
@@ -287,6 +295,12 @@ public final class GuestKernel {
     /// Timer ticks idle APs took (one HLT exit each) during SMP bring-up
     /// and up to the watermarks.
     public internal(set) var idleTickExits: UInt64 = 0
+    /// What workload phases run as actors met, since boot (`WorkloadActors`).
+    public internal(set) var workloadActorStats = WorkloadActorStats()
+    /// The seed of the actors' scheduler (the scenario's `seed`).
+    package var actorSeed: UInt64 = 0
+    /// Step every block even when one actor is left (`--step-by-step`, tests).
+    package var actorsStepEverything = false
     /// Called after each batch of acceptance the page allocator makes
     /// (`cond_accept_memory()` in `allocate()`) and after each deferred
     /// init padata chunk, with the phase's clock as it stands: where a

@@ -70,8 +70,8 @@ extension BootResult {
                                 ("workload", .double(t.workload)), ("total_boot_s", .double(t.totalBoot)),
                                 ("fully_accepted_s", fullyAcceptedAfter.map { .double($0) } ?? .null)])
         // Many vCPUs at once (issue 17): SMP bring-up, the accepting list, allocation latency per workload phase.
-        let concurrency: JSON = kernel.map { k in
-            .object([("aps_brought_up", .uint(UInt64(max(0, k.vcpus - 1)))), ("early_allocation_pages", .uint(k.earlyAllocationPages)),
+        let concurrency: JSON = kernel.map { k -> JSON in
+            let rows: [(String, JSON)] = [("aps_brought_up", .uint(UInt64(max(0, k.vcpus - 1)))), ("early_allocation_pages", .uint(k.earlyAllocationPages)),
                      ("idle_tick_exits", .uint(k.idleTickExits)), ("deferred_grown_sections", .uint(k.deferredGrownSections)),
                      ("accepting_list_waits", .uint(k.acceptingListWaits)),
                      ("accepting_list_wait_s", .double(Double(k.acceptingListWaitPicoseconds) / 1e12)),
@@ -79,7 +79,8 @@ extension BootResult {
                      ("allocation_latency", .array(record.latencies.map { d in
                          .object([("phase", .string(d.phase)), ("allocations", .uint(d.allocations)),
                                   ("p50_s", .double(d.p50)), ("p99_s", .double(d.p99)), ("max_s", .double(d.max))])
-                     }))])
+                     }))]
+            return .object(rows + Self.workloadActorsJSON(k.workloadActorStats))
         } ?? .null
         let firmwareRelease: [(String, JSON)] = scenario.edk2Release.map { [("firmware_release", .string($0.tag))] } ?? []
         return .object([
@@ -228,5 +229,24 @@ extension BootResult {
         if !events.isEmpty { o += "\nEvents:\n" + events.map { "  " + $0 }.joined(separator: "\n") + "\n" }
         o += "\nOutcome: \(outcomeString)\n"
         return o
+    }
+}
+
+extension BootResult {
+    /// `workload_actors` in the concurrency object, only when a workload
+    /// phase ran as actors (`--workload-actors`), so reports without it
+    /// are unchanged: the zone and `unaccepted_memory_lock` takes and waits,
+    /// `cond_accept_memory()` calls, blocks, and the scheduler's events.
+    static func workloadActorsJSON(_ s: WorkloadActorStats) -> [(String, JSON)] {
+        guard s.phases > 0 else { return [] }
+        func lock(_ c: ContentionStats) -> JSON {
+            .object([("acquisitions", .uint(c.acquisitions)), ("contended", .uint(c.contended)),
+                     ("wait_s", .double(Double(c.waitPicoseconds) / 1e12))])
+        }
+        return [("workload_actors", .object([
+            ("phases", .uint(s.phases)), ("cond_accept_memory_calls", .uint(s.acceptCalls)),
+            ("blocks_accepted", .uint(s.blocksAccepted)), ("blocks_replayed", .uint(s.replayedBlocks)),
+            ("events", .uint(s.events)), ("zone_lock", lock(s.zoneLock)), ("unaccepted_memory_lock", lock(s.unacceptedLock)),
+            ("accepting_list_waits", .uint(s.listWaits)), ("accepting_list_wait_s", .double(Double(s.listWaitPicoseconds) / 1e12))]))]
     }
 }

@@ -183,6 +183,7 @@ struct ScenarioOptions: ParsableArguments {
     @Option(name: .customLong("transparent-hugepage"), help: "transparent_hugepage= at boot: always or madvise start khugepaged, which raises vm.min_free_kbytes (set_recommended_min_free_kbytes()); never leaves it") var transparentHugepage: TransparentHugepage = .madvise
     @Option(name: .customLong("swiotlb"), help: ArgumentHelp("swiotlb= on the guest's command line, as setup_io_tlb_npages() reads it: slabs of 2 KiB (1 to 2097152, rounded up to 128), areas (1 to 4096), force or noforce (no bounce buffer); a slab count other than 32768 keeps mem_encrypt_setup_arch() from resizing it", valueName: "SLABS[,AREAS][,force|noforce]")) var swiotlb: String?
     @Flag(name: .customLong("idle-poll"), help: "idle=poll on the guest's command line: idle vCPUs spin in cpu_idle_poll() instead of halting (tdx_safe_halt()), so they stay in guest mode, where every TDX TLB-tracking kick reaches them, and take no HLT exits") var idlePoll = false
+    @Flag(name: .customLong("workload-actors"), help: "A workload phase on several vCPUs runs as one actor per vCPU on the seeded scheduler (--seed): every vCPU that finds the zone short calls cond_accept_memory() itself (the overshoot of many allocators), each block's pages free at its __free_pages_ok() step; default off: the least-loaded loop") var workloadActors = false
     @Flag(name: .customLong("efi-debug"), help: "efi=debug on the guest's command line: EFI boot services memory is kept reserved for /sys/kernel/debug/efi instead of freed (efi_free_boot_services() returns on EFI_DBG)") var efiDebug = false
     @Flag(name: .customLong("swiotlb-shared"), inversion: .prefixedNo, help: "mem_encrypt_init()'s swiotlb_update_mem_attributes(): the SWIOTLB pool made shared at boot through the platform (TDX MapGPA, SNP page-state changes) and the host's conversion, as every TDX and SNP kernel does (default off: on, the per-leaf zap's assumed costs take validate's kata-128g row out of its band; docs/CLI.md)") var swiotlbShared = false
     @Flag(name: .customLong("early-decrypted"), help: "The SNP guest's other shared memory, made shared as the kernel does: __bss_decrypted at __startup_64() (512 pages) and each vCPU's GHCB page at trap_init(), through the GHCB MSR protocol, and the unused part of __bss_decrypted made private again at free_initmem(); a TD makes none of these shared (default off: it moves SNP boots' counts and times; docs/CLI.md)") var earlyDecrypted = false
@@ -244,6 +245,7 @@ struct ScenarioOptions: ParsableArguments {
         s.snpCoherencySfwNo = coherencySfwNo
         s.kernel.deferredStructPageInit = deferred.isOn
         s.kernel.idlePoll = idlePoll
+        s.kernel.workloadActors = workloadActors
         s.kernel.transparentHugepage = transparentHugepage
         s.kernel.swiotlbShared = swiotlbShared
         s.kernel.earlyDecrypted = earlyDecrypted

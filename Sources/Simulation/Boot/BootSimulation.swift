@@ -365,6 +365,8 @@ public struct BootSimulation {
         unaccepted?.stepByStep = s.stepByStep
         let kernel = GuestKernel(config: config, vcpus: s.vcpus, costs: costs, platform: platform, ram: ram, unaccepted: unaccepted, numa: numa)
         r.kernel = kernel
+        kernel.actorSeed = s.seed
+        kernel.actorsStepEverything = s.stepByStep
         recorder?.kernel = kernel
         recorder?.counterSettled = 0
         if let rec = recorder { kernel.onAcceptBatch = { rec.sample($0) } }
@@ -501,7 +503,7 @@ public struct BootSimulation {
         var wfull: Double? = nil
         func allocate(_ b: UInt64, _ use: PageUse, touch: Bool) -> AcceptOutcome {
             let want = ByteCount(b).frames()
-            let (got, o) = kernel.allocateOnNodes(pages: want, use: use, touch: touch, clock: &wclock, fullyAcceptedAt: &wfull, node: node)
+            let (got, o) = kernel.allocateOnNodes(pages: want, use: use, touch: touch, clock: &wclock, fullyAcceptedAt: &wfull, node: node, workload: true)
             if o == .ok, got < want {
                 clamped.append("workload \(ScenarioFile.workload(node.map { Workload.onNode($0, workload) } ?? workload)) clamped: requested \(ByteCount(b)), given \(ByteCount(got * 4096)) (page allocation failure: out of memory)")
             }
@@ -551,7 +553,7 @@ public struct BootSimulation {
         for second in 0..<seconds {
             var slice = PhaseClock(vcpus: clock.vcpus)
             var sliceFull: Double? = nil
-            let (got, o) = kernel.allocateOnNodes(pages: ByteCount(perSecond).frames(), use: .anonymous, touch: true, clock: &slice, fullyAcceptedAt: &sliceFull, node: node)
+            let (got, o) = kernel.allocateOnNodes(pages: ByteCount(perSecond).frames(), use: .anonymous, touch: true, clock: &slice, fullyAcceptedAt: &sliceFull, node: node, workload: true)
             if full == nil, let f = sliceFull { full = elapsed + f }
             elapsed += max(1.0, slice.seconds(costs))
             clock.record(slice)

@@ -75,7 +75,8 @@ extension ScenarioFile {
           + (s.kernel.earlyTickHz != 0 ? [Entry("early-tick", .int(s.kernel.earlyTickHz))] : [])
           + (s.kernel.swiotlbParameter.map { [Entry("swiotlb", .string($0.text))] } ?? [])
           + (s.kernel.efiDebug ? [Entry("efi-debug", .bool(true))] : [])
-          + (s.kernel.idlePoll ? [Entry("idle-poll", .bool(true))] : []))))
+          + (s.kernel.idlePoll ? [Entry("idle-poll", .bool(true))] : [])
+          + (s.kernel.workloadActors ? [Entry("workload-actors", .bool(true))] : []))))
         var host = [Entry("kind", .string(s.snpHost ? "snp" : s.tdxHost.rawValue))]
         if let g = s.gmemBacking { host.append(Entry("gmem", .string(g.rawValue))) }
         host += [Entry("mapping", .string(s.hostMapping.rawValue)), Entry("snp-prefault", .bool(s.snpPrefault))]

@@ -75,7 +75,7 @@ struct Reader {
     static let kernelKeys = ["version", "accept", "deferred-init", "unaccepted-support", "loader", "acceptance-protocol-call",
                              "crashkernel", "boot-alloc", "init-size", "transparent-hugepage", "min-free-kbytes",
                              "watermark-scale-factor", "hotplug-accept", "swiotlb-shared", "swiotlb", "efi-debug", "idle-poll",
-                             "early-decrypted", "early-tick"]
+                             "early-decrypted", "early-tick", "workload-actors"]
     static let hostKeys = ["kind", "gmem", "mapping", "snp-prefault", "tdx-module-1g", "snp-coherency-sfw-no",
                            "dpamt", "host-phys-bits", "host-placement", "host-free-4k"]
     static let stepKinds = ["kexec", "dump", "host"]
@@ -249,6 +249,7 @@ struct Reader {
                     s.kernel.earlyTickHz = hz
                 case "efi-debug": s.kernel.efiDebug = try bool(v, key)
                 case "idle-poll": s.kernel.idlePoll = try bool(v, key)
+                case "workload-actors": s.kernel.workloadActors = try bool(v, key)
                 case "swiotlb":
                     let text = try string(v, key)
                     do { s.kernel.swiotlbParameter = try SWIOTLBParameter.parse(text) } catch let e as CocomemError { throw error(v, e.message) }
