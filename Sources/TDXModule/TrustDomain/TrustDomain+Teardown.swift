@@ -1,4 +1,4 @@
-import MemoryModel
+package import MemoryModel
 
 /// The TD's teardown as KVM drives it and the TDX module answers
 /// (TDX_1.5.01; kvm-x86 `tdx_mmu_release_hkid()`, `tdx_sept_free_private_spt()`,
