@@ -108,6 +108,24 @@ import Testing
         #expect(t.exits(.acceptExit, level: .size4K) > 511 * t.exits(.acceptExit, level: .size2M) / 2)
     }
 
+    /// What the guest first touches after the boot does not depend on how
+    /// the host maps it: on the 4K-only host each 2M ACCEPT's exit and its
+    /// 4K fallback cover the same frames, and the bytes first touched after
+    /// the boot count each frame once, as on the 2M host, and within what
+    /// the host saw at all.
+    @Test func firstTouchedAfterTheBootCountsEachFrameOnce() throws {
+        let huge = try boot(lazy: true, workload: .touch(ByteCount.mib(512).value), host: .tdxHuge)
+        let small = try boot(lazy: true, workload: .touch(ByteCount.mib(512).value), host: .tdx)
+        let ih = try #require(huge.host?.hostInference(after: huge.times.totalBoot))
+        let i4 = try #require(small.host?.hostInference(after: small.times.totalBoot))
+        let t4 = try #require(small.host?.hostTrace)
+        // The 4K host's records do overlap: a 2M exit's frames are also in its fallback's 4K records.
+        let late = t4.records.filter { $0.kind.isFirstTouch && $0.start >= small.times.totalBoot }
+        #expect(late.reduce(UInt64(0)) { $0 + ($1.frames.length << 12) } > i4.seenAfter)
+        #expect(i4.seenAfter == ih.seenAfter && ih.seenAfter > ByteCount.mib(400).value)
+        #expect(i4.seenAfter <= i4.seenBytes)
+    }
+
     /// A host that AUGs memory the guest never asked for (`readd` of
     /// untouched GPAs, `KVM_PRE_FAULT_MEMORY`): the guest's later ACCEPT
     /// finds the page PENDING and succeeds without an exit, so the host
