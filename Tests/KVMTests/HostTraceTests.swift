@@ -122,7 +122,7 @@ import Testing
         // The 4K host's records do overlap: a 2M exit's frames are also in its fallback's 4K records.
         let late = t4.records.filter { $0.kind.isFirstTouch && $0.start >= small.times.totalBoot }
         #expect(late.reduce(UInt64(0)) { $0 + ($1.frames.length << 12) } > i4.seenAfter)
-        #expect(i4.seenAfter == ih.seenAfter && ih.seenAfter > ByteCount.mib(400).value)
+        #expect(i4.seenAfter == ih.seenAfter && ih.seenAfter > ByteCount.mib(256).value)
         #expect(i4.seenAfter <= i4.seenBytes)
     }
 
