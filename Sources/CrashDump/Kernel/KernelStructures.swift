@@ -334,7 +334,9 @@ public struct KernelStructures: Sendable {
             }
         case .nodeOnlineMap:
             // A nodemask_t: bit n set for each online node (node_set_online()).
-            for n in nodes.indices { let w = n / 64; base.storeBytes(of: (base.load(fromByteOffset: w * 8, as: UInt64.self) | 1 << UInt64(n % 64)).littleEndian, toByteOffset: w * 8, as: UInt64.self) }
+            var words = [UInt64](repeating: 0, count: Self.maxNumNodes / 64)
+            for n in nodes.indices { words[n / 64] |= UInt64(1) << UInt64(n % 64) }
+            for (w, v) in words.enumerated() where v != 0 { entry(w, v) }
         case .nodeData(let part):
             // node_data[nid] = __va(nd_pa) (alloc_node_data()); NULL for nodes never set up.
             for (n, pa) in pglistData.enumerated() where n / 512 == part { entry(n % 512, X86Layout.pageOffset + pa) }
@@ -697,7 +699,7 @@ public struct KernelStructures: Sendable {
             "SYMBOL(mem_section)=\(hex(X86Layout.pageOffset + rootArray))", "LENGTH(mem_section)=\(X86Layout.sectionRoots)",
             "SIZE(mem_section)=16", "OFFSET(mem_section.section_mem_map)=0",
             "NUMBER(SECTION_SIZE_BITS)=\(X86Layout.sectionSizeBits)", "NUMBER(MAX_PHYSMEM_BITS)=\(X86Layout.maxPhysmemBits)",
-            "SIZE(page)=64", "SIZE(pglist_data)=174592", "SIZE(zone)=1792", "SIZE(free_area)=88", "SIZE(list_head)=16",
+            "SIZE(page)=64", "SIZE(pglist_data)=174592", "SIZE(zone)=\(Self.zoneSize)", "SIZE(free_area)=88", "SIZE(list_head)=16",
             "SIZE(nodemask_t)=128",
             "OFFSET(page.flags)=0", "OFFSET(page._refcount)=52", "OFFSET(page.mapping)=24", "OFFSET(page.lru)=8",
             "OFFSET(page._mapcount)=48", "OFFSET(page.private)=40",
@@ -706,7 +708,7 @@ public struct KernelStructures: Sendable {
             "OFFSET(pglist_data.node_start_pfn)=\(Self.pglistNodeStartPFN)",
             "OFFSET(pglist_data.node_spanned_pages)=\(Self.pglistNodeSpannedPages)",
             "OFFSET(pglist_data.node_id)=\(Self.pglistNodeID)",
-            "OFFSET(zone.free_area)=256", "OFFSET(zone.vm_stat)=1536", "OFFSET(zone.spanned_pages)=112",
+            "OFFSET(zone.free_area)=256", "OFFSET(zone.vm_stat)=1536", "OFFSET(zone.spanned_pages)=\(Self.zoneSpannedPages)",
             "OFFSET(free_area.free_list)=0", "OFFSET(list_head.next)=0", "OFFSET(list_head.prev)=8",
             "LENGTH(zone.free_area)=11", "LENGTH(free_area.free_list)=6",
             "NUMBER(NR_FREE_PAGES)=0", "NUMBER(PG_lru)=\(PageFlag.lru)", "NUMBER(PG_private)=\(PageFlag.privateFlag)",

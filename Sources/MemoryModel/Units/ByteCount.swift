@@ -37,9 +37,10 @@ public struct ByteCount: Hashable, Comparable, Sendable, CustomStringConvertible
             let (tenths, overflow) = v.multipliedReportingOverflow(by: 10)
             return v % unit == 0 || (!overflow && tenths % unit == 0)
         }
-        guard let (unit, s) = suffixes.first(where: { u in largest >= u.0 && values.allSatisfy { exact($0, u.0) } }) else {
+        guard let chosen = suffixes.first(where: { u in largest >= u.0 && values.allSatisfy { exact($0, u.0) } }) else {
             return values.map { "\($0)" }
         }
+        let (unit, s) = chosen
         return values.map { v in
             if v == 0 { return "0" }
             if v % unit == 0 { return "\(v / unit)\(s)" }
