@@ -169,11 +169,12 @@ extension NUMADumpTests {
         let mask = try read(try #require(info["SYMBOL(node_online_map)"]), 128)
         #expect(mask[0] == 0b11 && mask.dropFirst().allSatisfy { $0 == 0 }, "two nodes online")
         let nodeData = try #require(info["SYMBOL(node_data)"])
-        let off = { (k: String) throws -> UInt64 in try #require(info["OFFSET(pglist_data.\(k))"]) }
+        func off(_ k: String) throws -> UInt64 { try #require(info["OFFSET(pglist_data.\(k))"]) }
         let zoneSize = try #require(info["SIZE(zone)"]), spannedOff = try #require(info["OFFSET(zone.spanned_pages)"])
+        let node0Present = zi.reduce(UInt64(0)) { $0 + $1.present }
         let expected: [(start: UInt64, spanned: UInt64, present: UInt64, zones: [UInt64], nrZones: UInt64)] = [
-            (1, 4096 + zi[1].spanned - 1, zi.reduce(0) { $0 + $1.present }, zi.map(\.spanned), 2),
-            (4 * Self.G >> 12, 2 * Self.G >> 12, 2 * Self.G >> 12, [0, 0, 2 * Self.G >> 12, 0, 0], 3),
+            (1, 4096 + zi[1].spanned - 1, node0Present, zi.map(\.spanned), 2),
+            ((4 * Self.G) >> 12, (2 * Self.G) >> 12, (2 * Self.G) >> 12, [0, 0, (2 * Self.G) >> 12, 0, 0], 3),
         ]
         for (n, e) in expected.enumerated() {
             let pgdat = u64(try read(nodeData + UInt64(n) * 8, 8))
