@@ -39,7 +39,7 @@ extension BootResult {
     }
 
     /// The inference lines.
-    package static func inferenceText(_ inf: HostInference) -> String {
+    static func inferenceText(_ inf: HostInference) -> String {
         func pct(_ a: UInt64, _ b: UInt64) -> String {
             guard b > 0 else { return "-" }
             let tenths = (1000 * Double(a) / Double(b)).rounded()

@@ -201,7 +201,8 @@ extension NUMADumpTests {
         let img = try CaptureView.image(from: r, seed: 7)
         let info = Self.vmcoreinfo(try #require(img.vmcoreinfo))
         let probe = try FileMemMapProbe(img)
-        let pa = try #require(probe.memMap.translate(try #require(info["SYMBOL(node_online_map)"])))
+        let symbol = try #require(info["SYMBOL(node_online_map)"])
+        let pa = try #require(probe.memMap.translate(symbol))
         #expect(img.page(GuestFrameNumber(pa >> 12))[Int(pa & 0xfff)] == 1)
         #expect(info["SYMBOL(node_data)"] != nil && info["OFFSET(pglist_data.node_id)"] != nil)
     }

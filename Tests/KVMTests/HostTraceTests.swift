@@ -2,7 +2,7 @@ import CostModel
 import GuestKernel
 @testable import KVM
 import MemoryModel
-import Reports
+@testable import Reports
 import Simulation
 import TDXModule
 import Testing

@@ -1,4 +1,5 @@
 import MemoryModel
+import TDXModule
 
 /// Memory devices plugged into a running TD (issue 16 §4): what QEMU does
 /// on `device_add pc-dimm` or a virtio-mem plug, and on their removal.
