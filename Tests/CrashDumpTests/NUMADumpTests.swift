@@ -228,8 +228,7 @@ extension NUMADumpTests {
         import kdumpfile, sys
         k = kdumpfile.kdumpfile(sys.argv[1])
         k.attr['addrxlat.ostype'] = 'linux'
-        raw = k.attr['linux.vmcoreinfo.raw']
-        raw = raw.decode() if isinstance(raw, bytes) else raw
+        raw = bytes(k.attr['linux.vmcoreinfo.raw']).decode()
         info = dict(l.split('=', 1) for l in raw.splitlines() if '=' in l)
         mask = k.read(kdumpfile.KDUMP_KVADDR, int(info['SYMBOL(node_online_map)'], 16), 128)
         print('online', bin(int.from_bytes(mask, 'little')).count('1'))

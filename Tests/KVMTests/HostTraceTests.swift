@@ -111,8 +111,9 @@ import Testing
     /// What the guest first touches after the boot does not depend on how
     /// the host maps it: on the 4K-only host each 2M ACCEPT's exit and its
     /// 4K fallback cover the same frames, and the bytes first touched after
-    /// the boot count each frame once, as on the 2M host, and within what
-    /// the host saw at all.
+    /// the boot count each frame once: what the 2M host reports (within the
+    /// 4 MiB block the two boots' different end times may put on either
+    /// side), about half the records' sum, and within what the host saw.
     @Test func firstTouchedAfterTheBootCountsEachFrameOnce() throws {
         let huge = try boot(lazy: true, workload: .touch(ByteCount.mib(512).value), host: .tdxHuge)
         let small = try boot(lazy: true, workload: .touch(ByteCount.mib(512).value), host: .tdx)
@@ -121,8 +122,12 @@ import Testing
         let t4 = try #require(small.host?.hostTrace)
         // The 4K host's records do overlap: a 2M exit's frames are also in its fallback's 4K records.
         let late = t4.records.filter { $0.kind.isFirstTouch && $0.start >= small.times.totalBoot }
-        #expect(late.reduce(UInt64(0)) { $0 + ($1.frames.length << 12) } > i4.seenAfter)
-        #expect(i4.seenAfter == ih.seenAfter && ih.seenAfter > ByteCount.mib(256).value)
+        // The boot ends at another time on each host, so one 4 MiB block may fall on either side of it.
+        #expect(ih.seenAfter > ByteCount.mib(256).value)
+        #expect(max(i4.seenAfter, ih.seenAfter) - min(i4.seenAfter, ih.seenAfter) <= ByteCount.mib(4).value,
+                "4K host \(i4.seenAfter), 2M host \(ih.seenAfter)")
+        // Summing the 4K host's records counts most frames twice (the 2M exit and its fallback).
+        #expect(late.reduce(UInt64(0)) { $0 + ($1.frames.length << 12) } > i4.seenAfter * 3 / 2)
         #expect(i4.seenAfter <= i4.seenBytes)
     }
 
