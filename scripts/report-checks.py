@@ -8,6 +8,10 @@
   report-checks.py log FILE.log              the browser logged no console error
   report-checks.py trace FILE.json           Chrome trace event format: required
                                              fields, monotonic ts per track
+  report-checks.py labels FILE.html          the measurement the page's added
+                                             script left (report-checks.sh's
+                                             measure_labels): every text of every
+                                             memory strip lies inside its SVG
 Prints one line per problem and exits 1 if there is any.
 """
 import json
@@ -144,6 +148,23 @@ def check_trace(path):
     return problems
 
 
+def check_labels(path):
+    """The <pre id="label-check"> the measuring script wrote into the dumped DOM."""
+    text = open(path, encoding="utf-8").read()
+    start = text.find('<pre id="label-check">')
+    if start < 0:
+        return [f"{path}: no label measurement (the script did not run)"]
+    body = text[start + len('<pre id="label-check">'):text.find("</pre>", start)]
+    lines = [l for l in body.splitlines() if l.strip()]
+    counted = [l for l in lines if l.startswith("labels ")]
+    problems = [f"{path}: {l}" for l in lines if l.startswith("outside ")]
+    if not counted or int(counted[0].split()[1]) == 0:
+        problems.append(f"{path}: no strip label was measured")
+    else:
+        print(f"{path}: {counted[0].split()[1]} strip labels measured")
+    return problems
+
+
 def main():
     what, path, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
     if what == "png":
@@ -156,6 +177,8 @@ def main():
         problems = check_log(path)
     elif what == "trace":
         problems = check_trace(path)
+    elif what == "labels":
+        problems = check_labels(path)
     else:
         problems = [f"unknown check {what}"]
     for p in problems:

@@ -40,6 +40,40 @@ page() {
     if $check log "$tmp/$name.log"; then ok; else bad "$name: the browser logged errors"; fi
 }
 
+# labels NAME: every text of every memory strip of $tmp/NAME.html lies inside its
+# SVG (an inline SVG clips what runs past its edge), as the browser lays it out: a
+# copy of the page with a script that measures each label's box against its SVG's
+# and writes the result into the DOM, which --dump-dom then shows.
+measure_labels() {
+    local name=$1
+    { cat "$tmp/$name.html"; cat <<'JS'
+<script>
+(function () {
+  var out = [], n = 0;
+  document.querySelectorAll('svg.strip').forEach(function (svg, i) {
+    var r = svg.getBoundingClientRect();
+    svg.querySelectorAll('text').forEach(function (t) {
+      var b = t.getBoundingClientRect();
+      n++;
+      if (b.left < r.left - 0.5 || b.right > r.right + 0.5 || b.top < r.top - 0.5 || b.bottom > r.bottom + 0.5)
+        out.push('outside strip ' + i + ' (' + svg.getAttribute('data-label') + '): "' + t.textContent + '" [' +
+                 b.left.toFixed(1) + ', ' + b.right.toFixed(1) + '] of [' + r.left.toFixed(1) + ', ' + r.right.toFixed(1) + ']');
+    });
+  });
+  var pre = document.createElement('pre');
+  pre.id = 'label-check';
+  pre.textContent = 'labels ' + n + '\n' + out.join('\n');
+  document.body.appendChild(pre);
+})();
+</script>
+JS
+    } >"$tmp/$name.labels.html"
+    "$chrome" --headless --no-sandbox --disable-gpu --window-size=1280,1000 --dump-dom "file://$tmp/$name.labels.html" \
+        >"$tmp/$name.labels.dom.html" 2>/dev/null
+    $check labels "$tmp/$name.labels.dom.html"
+}
+labels() { if measure_labels "$1"; then ok; else bad "$1: a memory strip's label runs past its SVG"; fi; }
+
 # The checks must be able to fail: a blank page is caught, a missing title is caught.
 echo '<!DOCTYPE html><html><body></body></html>' >"$tmp/blank.html"
 browser blank 400
@@ -50,19 +84,33 @@ browser noisy 400
 if $check log "$tmp/noisy.log" >/dev/null; then bad "a page with console errors passed the log check"; else ok; fi
 printf '<svg class="strip" data-guest-bytes="100"><g data-aspect="acceptance"><rect data-bytes="60"/></g></svg>' >"$tmp/short.html"
 if $check dom "$tmp/short.html" >/dev/null; then bad "a strip that does not add up passed"; else ok; fi
+# ... and a label past the SVG's right edge is caught.
+printf '<!DOCTYPE html><html><body><svg class="strip" viewBox="0 0 100 40" width="400" data-label="x"><text x="95" y="20" font-size="11">4 GiB</text></svg></body></html>' >"$tmp/clipped.html"
+if measure_labels clipped >/dev/null; then bad "a label past the SVG's edge passed the label check"; else ok; fi
 
 # Reports from the command line.
 "$bin" boot --memory 4G --report "$tmp/boot.html" --trace "$tmp/boot.json" >/dev/null || bad "boot --report exited $?"
 page boot 1200 "cocomem boot" "Summary" "accepted by firmware" "MemTotal" "outcome" "Memory strips" "end of boot" "hole 2 GiB" \
     "Timelines" "vCPU lanes" "vCPU 0 (BSP)"
+labels boot
+# An SEV-SNP guest whose strip ends in the PCI hole: the hole's end address and size sit at the right edge.
+"$bin" boot --platform snp --memory 2G --report "$tmp/snp.html" >/dev/null || bad "boot --platform snp --report exited $?"
+# Its 'end of boot' strip rows add up to 2 MiB short of the guest's 2 GiB (a discrepancy of the SNP strip's
+# accounting this page found, not yet fixed: docs/STATUS.md), so its DOM sums are not checked here.
+browser snp 1200
+if [ -s "$tmp/snp.png" ] && $check png "$tmp/snp.png"; then ok; else bad "snp: screenshot blank or missing"; fi
+if $check log "$tmp/snp.log"; then ok; else bad "snp: the browser logged errors"; fi
+labels snp
 "$bin" dump --memory 4G --kernel 6.16 -d 31 --estimate --report "$tmp/dump.html" --trace "$tmp/dump.json" >/dev/null || bad "dump --report exited $?"
 page dump 1800 "cocomem dump -d 31" "The vmcore by page class" "What each dump level removes" "(this run)" "-d 16, makedumpfile 1.7.2, 1.7.7" "unaccepted" "write bytes"
 "$bin" kexec --memory 4G --report "$tmp/kexec.html" --trace "$tmp/kexec.json" >/dev/null || bad "kexec --report exited $?"
 page kexec 1000 "cocomem kexec" "first boot" "reboot (kexec -e)"
+labels kexec
 "$bin" host --report "$tmp/host.html" --trace "$tmp/host.json" >/dev/null || bad "host --report exited $?"
 page host 1000 "cocomem host" "SEAMCALLs" "TDH.MEM.PAGE.AUG" "pages mapped 4K / 2M"
 "$bin" run examples/kexec-6.12-relocate-kernel-dies.yaml --report "$tmp/run.html" --trace "$tmp/run.json" >/dev/null
 page run 1200 "cocomem run" "step 1 (kexec)" "outcome"
+labels run
 for t in boot dump kexec host run; do
     if $check trace "$tmp/$t.json"; then ok; else bad "$t.json is not a valid trace"; fi
 done
@@ -78,9 +126,11 @@ if COCOMEM_REPORT_SAMPLES="$tmp/samples" swift test --skip-build --filter Report
     for s in sample-4g sample-4t; do
         page "$s" 3000 "Memory strips" "firmware hand-off" "end of boot" "hole 2 GiB" "Timelines" "Memory" "Rates" \
             "vCPU lanes" "vCPU 0 (BSP)" "Allocation latency" "lazy p99" "eager p50" "virtual time (s)"
+        labels "$s"
         if $check trace "$tmp/samples/$s.json"; then ok; else bad "$s.json is not a valid trace"; fi
     done
     page sample-fragmented 1400 "fragmented" "drawn as one pale bar"
+    labels sample-fragmented
     page sample-sweep 800 "total_boot_s against memory" "vcpus = 16" "(log scale)"
 else
     bad "writing the sample reports failed: $(tail -5 "$tmp/samples.log")"

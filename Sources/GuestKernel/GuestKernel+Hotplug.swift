@@ -235,6 +235,13 @@ extension GuestKernel {
         return .ok
     }
 
+    /// The vCPU the model runs hot-plug and hot-remove on: the ACPI
+    /// notification's work (`acpi_hotplug_work_fn()` on `kacpi_hotplug_wq`:
+    /// `acpi_scan_hot_remove()` offlines the memory, then evaluates `_EJ0`,
+    /// whose write to the hotplug register is the eject) and the accepts it
+    /// makes. The kernel may run that work on any CPU; the model takes the BSP.
+    public static let hotplugVCPU = 0
+
     /// `offline_and_remove_memory()` for a range going away (an ACPI eject
     /// of a DIMM, a virtio-mem unplug), with the series'
     /// remove path. Offlining isolates the range: blocks still on the
@@ -271,7 +278,7 @@ extension GuestKernel {
         }
         if let u = unaccepted {
             for e in listed {
-                let o = u.acceptBlocks(firstBlockAddress: e.first.address.value, count: e.count, vcpu: 0, clock: &clock)
+                let o = u.acceptBlocks(firstBlockAddress: e.first.address.value, count: e.count, vcpu: Self.hotplugVCPU, clock: &clock)
                 if o != .ok { result.outcome = o; return result }
             }
         }

@@ -73,3 +73,34 @@ extension GuestKernel {
         return o
     }
 }
+
+/// One node's span as its `pglist_data` holds it.
+public struct NodeSpan: Sendable, Equatable {
+    /// `node_start_pfn` and the end of the node's memblock memory
+    /// (`get_pfn_range_for_nid()`).
+    public var pfns: Range<UInt64>
+    /// `node_present_pages`: its zones' present pages (`calculate_node_totalpages()`).
+    public var presentPages: UInt64
+    /// Its zones' `spanned_pages`, DMA, DMA32, Normal, Movable, Device.
+    public var zoneSpannedPages: [UInt64]
+}
+
+extension GuestKernel {
+    /// Every node's span, in node order (what `free_area_init_node()` sets
+    /// in each `pglist_data`).
+    /// - Complexity: O(zones × RAM ranges).
+    public var nodeSpans: [NodeSpan] {
+        let perNode = ZoneKind.allCases.count
+        var lo = Array(repeating: UInt64.max, count: numa.nodeCount), hi = Array(repeating: UInt64(0), count: numa.nodeCount)
+        for part in memblockMemory.flatMap(zoneParts) {
+            let n = part.zone / perNode
+            lo[n] = min(lo[n], part.range.start / 4096); hi[n] = max(hi[n], part.range.end / 4096)
+        }
+        let zi = zoneinfo
+        return (0..<numa.nodeCount).map { n in
+            let zones = zi.filter { $0.node == n }
+            return NodeSpan(pfns: lo[n] == .max ? 0..<0 : lo[n]..<hi[n], presentPages: zones.reduce(0) { $0 + $1.present },
+                            zoneSpannedPages: zones.map(\.spanned))
+        }
+    }
+}

@@ -63,14 +63,18 @@ enum HostTraceReport {
             let tenths = (1000 * Double(a) / Double(b)).rounded()
             return "\(Int64(tenths) / 10).\(Int64(tenths) % 10)%"
         }
-        let levels = PageLevel.allCases.reversed().filter { (inf.seenByLevel[$0] ?? 0) > 0 }
-            .map { "\(ByteCount(inf.seenByLevel[$0]!)) at \($0)" } + (inf.seenByAccess > 0 ? ["\(ByteCount(inf.seenByAccess)) by access"] : [])
-        var o = "Host inference: first touch seen for \(ByteCount(inf.seenBytes)) of \(ByteCount(inf.acceptedBytes)) accepted "
+        // Every size of the line in one unit (ByteCount.formatInOneUnit).
+        let seenLevels = PageLevel.allCases.reversed().filter { (inf.seenByLevel[$0] ?? 0) > 0 }
+        let access = inf.seenByAccess > 0 ? [inf.seenByAccess] : []
+        let sizes = [inf.seenBytes, inf.acceptedBytes, inf.unseenBytes, inf.seenAfter] + seenLevels.map { inf.seenByLevel[$0]! } + access
+        let f = ByteCount.formatInOneUnit(sizes)
+        let levels = seenLevels.enumerated().map { "\(f[4 + $0.offset]) at \($0.element)" } + (access.isEmpty ? [] : ["\(f.last!) by access"])
+        var o = "Host inference: first touch seen for \(f[0]) of \(f[1]) accepted "
             + "(\(pct(inf.seenBytes, inf.acceptedBytes)); \(levels.isEmpty ? "none" : levels.joined(separator: ", "))), "
-            + "unseen \(ByteCount(inf.unseenBytes)) (added at build or mapped before the accept); "
+            + "unseen \(f[2]) (added at build or mapped before the accept); "
         o += "\(inf.guestCallsSeen) of \(inf.guestCalls) guest accept calls exited"
         if let s = inf.span { o += "; exits from \(format6(s.lowerBound)) s to \(format6(s.upperBound)) s" }
-        if afterBoot { o += ", \(ByteCount(inf.seenAfter)) first touched after the boot\(inf.recordsDropped > 0 ? " (at least)" : "")" }
+        if afterBoot { o += ", \(f[3]) first touched after the boot\(inf.recordsDropped > 0 ? " (at least)" : "")" }
         return o + "\n"
     }
 

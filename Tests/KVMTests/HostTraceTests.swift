@@ -2,7 +2,7 @@ import CostModel
 import GuestKernel
 @testable import KVM
 import MemoryModel
-import Reports
+@testable import Reports
 import Simulation
 import TDXModule
 import Testing
@@ -106,6 +106,44 @@ import Testing
         let r = try boot(lazy: true, host: .tdx)
         let t = try #require(r.host?.hostTrace)
         #expect(t.exits(.acceptExit, level: .size4K) > 511 * t.exits(.acceptExit, level: .size2M) / 2)
+    }
+
+    /// What the guest first touches after the boot does not depend on how
+    /// the host maps it: on the 4K-only host each 2M ACCEPT's exit and its
+    /// 4K fallback cover the same frames, and the bytes first touched after
+    /// the boot count each frame once: what the 2M host reports (within the
+    /// 4 MiB block the two boots' different end times may put on either
+    /// side), about half the records' sum, and within what the host saw.
+    @Test func firstTouchedAfterTheBootCountsEachFrameOnce() throws {
+        let huge = try boot(lazy: true, workload: .touch(ByteCount.mib(512).value), host: .tdxHuge)
+        let small = try boot(lazy: true, workload: .touch(ByteCount.mib(512).value), host: .tdx)
+        let ih = try #require(huge.host?.hostInference(after: huge.times.totalBoot))
+        let i4 = try #require(small.host?.hostInference(after: small.times.totalBoot))
+        let t4 = try #require(small.host?.hostTrace)
+        // The 4K host's records do overlap: a 2M exit's frames are also in its fallback's 4K records.
+        let late = t4.records.filter { $0.kind.isFirstTouch && $0.start >= small.times.totalBoot }
+        // The boot ends at another time on each host, so one 4 MiB block may fall on either side of it.
+        #expect(ih.seenAfter > ByteCount.mib(256).value)
+        #expect(max(i4.seenAfter, ih.seenAfter) - min(i4.seenAfter, ih.seenAfter) <= ByteCount.mib(4).value,
+                "4K host \(i4.seenAfter), 2M host \(ih.seenAfter)")
+        // Summing the 4K host's records counts most frames twice (the 2M exit and its fallback).
+        #expect(late.reduce(UInt64(0)) { $0 + ($1.frames.length << 12) } > i4.seenAfter * 3 / 2)
+        #expect(i4.seenAfter <= i4.seenBytes)
+    }
+
+    /// The `Host inference:` line prints every size in one unit: K when a
+    /// 4K-granular figure is on it, M when every figure is whole MiB or one
+    /// exact decimal of one.
+    @Test func theInferenceLinePrintsOneUnit() {
+        var inf = HostInference(acceptedBytes: 3_483_648 << 10, seenByLevel: [.size2M: 3_477_504 << 10, .size4K: 1920 << 10],
+                                seenByAccess: 0, guestCalls: 10, guestCallsSeen: 9, span: 0.5...1.5, seenAfter: 1 << 30, recordsDropped: 0)
+        let k = BootResult.inferenceText(inf)
+        #expect(k.contains("first touch seen for 3479424K of 3483648K accepted (99.9%; 3477504K at 2M, 1920K at 4K), unseen 4224K"), "\(k)")
+        #expect(k.contains(", 1048576K first touched after the boot"), "\(k)")
+        inf.seenByLevel = [.size2M: 3 << 30, .size4K: 1 << 20]; inf.acceptedBytes = 4 << 30; inf.seenByAccess = 1536 << 10
+        let m = BootResult.inferenceText(inf)
+        #expect(m.contains("first touch seen for 3074.5M of 4096M accepted (75.1%; 3072M at 2M, 1M at 4K, 1.5M by access), unseen 1021.5M"), "\(m)")
+        #expect(m.contains(", 1024M first touched after the boot"), "\(m)")
     }
 
     /// A host that AUGs memory the guest never asked for (`readd` of

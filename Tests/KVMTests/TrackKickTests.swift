@@ -54,4 +54,29 @@ import Testing
         #expect(run.vm.outcome == .ok)
         #expect(run.vm.counters[.vcpuKicks] == 4 + 2 + 3)
     }
+
+    /// A DIMM's memslot deleted from the eject write of vCPU 2 (QEMU's
+    /// `acpi_memory_hotplug_write()` runs the unplug in that vCPU's thread,
+    /// in its KVM_EXIT_IO): vCPU 2 is OUTSIDE_GUEST_MODE, so each TRACK
+    /// kicks the other three only; a deletion from outside the guest kicks
+    /// all four. vCPU 2 is back in the TD afterwards.
+    @Test func theEjectingVCPUGetsNoIPIWhenItsDIMMGoesAway() throws {
+        func kicksOfDeleting(ejecting: Int?) throws -> UInt64 {
+            let vm = try TDXVM(options: KVMOptions(), features: TDXModuleFeatures(), vcpus: 4,
+                               slots: [Memslot(id: 1, baseGFN: GFN(0), pages: 512, backing: .buddy)])
+            vm.finalize()
+            try vm.addMemslot(Memslot(id: 2, baseGFN: GFN(1024), pages: 512, backing: .buddy))
+            let acc = TDXAcceptor(host: vm, driver: .edk2(pageSize: .size4K), costs: CostTable(try Calibration.builtIn()))
+            var clock = PhaseClock(vcpus: 4)
+            #expect(acc.accept(AddressRange(start: 1024 << 12, size: 8 << 12), vcpu: 0, clock: &clock) == .ok)
+            let k0 = vm.counters[.vcpuKicks]
+            #expect(vm.deleteMemslot(id: 2, ejectingVCPU: ejecting) == .ok)
+            #expect(vm.vcpusInGuestMode == 4)
+            #expect(vm.outcome == .ok && vm.checkInvariants().isEmpty)
+            return vm.counters[.vcpuKicks] - k0
+        }
+        let outside = try kicksOfDeleting(ejecting: nil), fromVCPU2 = try kicksOfDeleting(ejecting: 2)
+        #expect(outside > 0 && outside % 4 == 0)
+        #expect(fromVCPU2 == outside / 4 * 3)
+    }
 }

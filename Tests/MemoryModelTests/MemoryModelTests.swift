@@ -15,6 +15,16 @@ import Testing
         #expect(throws: CocomemError.self) { try ByteCount.parseGuestMemory("0") }
         #expect(throws: CocomemError.self) { try ByteCount.parseGuestMemory("5P") }
     }
+    /// One unit for several sizes: the largest in which every one is whole or has one exact decimal.
+    @Test func formatsALineInOneUnit() {
+        #expect(ByteCount.formatInOneUnit([3 << 30, 1536 << 10, 0]) == ["3072M", "1.5M", "0"])
+        #expect(ByteCount.formatInOneUnit([4096, 1 << 30]) == ["4K", "1048576K"])
+        #expect(ByteCount.formatInOneUnit([64 << 30, 32 << 30]) == ["64G", "32G"])
+        #expect(ByteCount.formatInOneUnit([3 << 39, 1 << 40]) == ["1.5T", "1T"])
+        #expect(ByteCount.formatInOneUnit([0]) == ["0"] && ByteCount.formatInOneUnit([]) == [])
+        #expect(ByteCount.formatInOneUnit([100, 4096]) == ["100", "4096"])
+    }
+
     @Test func printsLikeUsers() {
         #expect(ByteCount.gib(64).description == "64G")
         #expect(ByteCount(3 << 39).description == "1.5T")

@@ -66,6 +66,37 @@ func rowBytes(_ html: String, aspect: String) -> [UInt64] {
         #expect(html.contains("0x0000000080000000-0x00000000ffffffff 2 GiB hole (not RAM)"))
     }
 
+    /// A strip that ends in a hole (an SNP guest's map: RAM below 2 GiB,
+    /// then the PCI hole to 4 GiB): the hole's end address and its size,
+    /// drawn after and under it, stay inside the SVG; so do a strip's
+    /// labels whatever comes last. The label text of each `<text>` is
+    /// measured with the same estimate the layout uses, and the end hole's
+    /// labels are all drawn.
+    @Test(arguments: [true, false])
+    func axisLabelsStayInsideTheStrip(endsInHole: Bool) throws {
+        var ranges = [
+            SnapshotRange(range: GPA(0)..<GPA(0x8000_0000), acceptance: .accepted, pageClass: .kernel, hostMapping: .map2M),
+            SnapshotRange(range: GPA(0x8000_0000)..<GPA(1 << 32), acceptance: .notRAM, pageClass: .hole, hostMapping: .none),
+        ]
+        if !endsInHole { ranges.append(SnapshotRange(range: GPA(1 << 32)..<GPA(6 << 30), acceptance: .unaccepted, pageClass: .unaccepted, hostMapping: .none)) }
+        let html = MemoryStrip.html(MemorySnapshot(label: "x", time: 1, ranges: ranges), guestBytes: endsInHole ? 2 << 30 : 4 << 30)
+        var labels: [MemoryStrip.AxisLabel] = []
+        var rest = Substring(html)
+        while let t = rest.range(of: "<text class=\"tick\" x=\"") ?? rest.range(of: "<text class=\"holelabel\" x=\"") {
+            let hole = rest[t].contains("holelabel")
+            let after = rest[t.upperBound...]
+            let x = Double(after.prefix { $0 != "\"" })!
+            let anchor = after.range(of: "text-anchor=\"").map { after[$0.upperBound...].prefix { $0 != "\"" } } ?? "start"
+            let text = after[after.firstIndex(of: ">")!...].dropFirst().prefix { $0 != "<" }
+            labels.append(MemoryStrip.AxisLabel(text: String(text), x: x, anchor: String(anchor), tick: x, hole: hole))
+            rest = after
+        }
+        #expect(labels.contains { $0.text == "4 GiB" } && labels.contains { $0.text == "2 GiB" } && labels.contains { $0.text == "hole 2 GiB" })
+        for l in labels {
+            #expect(l.box.lowerBound >= 0 && l.box.upperBound <= MemoryStrip.width, "'\(l.text)' at \(l.box)")
+        }
+    }
+
     @Test func tinyRangesKeepTheMinimumWidthAndHolesStayNarrow() {
         // 4 TiB with a 4 KiB range in the middle of it.
         let k: UInt64 = 4096

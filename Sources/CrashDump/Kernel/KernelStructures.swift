@@ -44,6 +44,10 @@ public struct KernelStructuresInput: Sendable {
     /// (`alloc_slab_page()` with `__GFP_COMP`: a `PG_head` head typed
     /// `PGTY_slab`, tails from `prep_compound_page()`).
     public var slabOrder: UInt64 = 0
+    /// Each node's `pglist_data` figures, in node order (the kernel's
+    /// zones: `calculate_node_totalpages()`); empty: one node over `ram`
+    /// (E820 RAM, which leaves out the unaccepted table memblock adds).
+    public var nodes: [PglistNode] = []
 
     public init(ram: [AddressRange], kernelImage: AddressRange, pageTablesArea: AddressRange, otherArea: AddressRange,
                 memmapArea: AddressRange, unacceptedBlocks: [Range<GuestFrameNumber>], release: String,
@@ -55,9 +59,38 @@ public struct KernelStructuresInput: Sendable {
     }
 }
 
+/// What a node's `struct pglist_data` holds that dump tools read through
+/// VMCOREINFO's `OFFSET(pglist_data.*)` (makedumpfile's
+/// `get_mm_discontigmem()` and `_exclude_free_page()`, crash's NUMA init):
+/// the node's span (`node_start_pfn`, `node_spanned_pages`,
+/// `node_present_pages`, set by `calculate_node_totalpages()`) and each of
+/// its MAX_NR_ZONES zones' `spanned_pages`.
+public struct PglistNode: Sendable, Equatable {
+    public var startPFN: UInt64
+    public var spannedPages: UInt64
+    public var presentPages: UInt64
+    /// `node_zones[z].spanned_pages`, DMA, DMA32, Normal, Movable, Device.
+    public var zoneSpannedPages: [UInt64]
+
+    public init(startPFN: UInt64, spannedPages: UInt64, presentPages: UInt64, zoneSpannedPages: [UInt64]) {
+        self.startPFN = startPFN; self.spannedPages = spannedPages; self.presentPages = presentPages
+        self.zoneSpannedPages = zoneSpannedPages
+    }
+
+    /// `nr_zones`: one past the highest zone with pages spanned
+    /// (`init_currently_empty_zone()` raises it for each zone it sets up).
+    public var nrZones: Int32 { Int32((zoneSpannedPages.lastIndex { $0 > 0 } ?? -1) + 1) }
+}
+
 /// A page whose bytes are a kernel structure, generated on demand.
 enum StructurePage: Equatable, Sendable {
     case topPGT, level3Kernel, level2Kernel, utsName
+    /// `node_states[N_ONLINE]` (`node_online_map`), a `nodemask_t`.
+    case nodeOnlineMap
+    /// Page `i` of x86's `node_data[MAX_NUMNODES]` pointer array.
+    case nodeData(Int)
+    /// Page `page` of node `node`'s `pglist_data`.
+    case pglistData(node: Int, page: Int)
     case rootArray(Int)       // page i of the 16 KiB mem_section root array
     case sectionRoot(UInt64)  // the mem_section root page of root index r
     case directPUD(UInt64)    // direct-map PUD page i (512 GiB each)
@@ -91,6 +124,11 @@ public struct KernelStructures: Sendable {
     let vmemmapPUD: UInt64
     let vmemmapPMDs: [UInt64: UInt64]         // vmemmap GiB -> physical address
     let topPGT: UInt64, level3Kernel: UInt64, level2Kernel: UInt64, utsPage: UInt64, rootArray: UInt64
+    /// The nodes' `pglist_data` figures (`KernelStructuresInput.nodes`, or one node over RAM).
+    let nodes: [PglistNode]
+    /// Physical addresses of `node_online_map`, `node_data[]` and each node's `pglist_data`.
+    let nodeOnlineMap: UInt64, nodeDataArray: UInt64
+    let pglistData: [UInt64]
     /// Kernel-data addresses used as list heads and owners in struct pages.
     let kernelDataVirtual: UInt64
     /// The memmap buffers in use: their PFNs and the ordinal in
@@ -141,6 +179,30 @@ public struct KernelStructures: Sendable {
         }
         guard next <= i.otherArea.end else { throw CocomemError(.invalidScenario, "mem_section roots do not fit memblock's early area") }
         rootPages = roots
+        // CONFIG_NUMA (every distribution kernel, MAX_NUMNODES 1024):
+        // node_states[] and x86's node_data[] in .data, after the stand-ins;
+        // each node's pglist_data (alloc_node_data(): roundup(sizeof(pg_data_t),
+        // PAGE_SIZE) from memblock) in memblock's "other" lump after the
+        // mem_section roots (the model keeps early allocations as one lump, so
+        // NODE_DATA is not on its node).
+        let nodes = i.nodes.isEmpty ? [Self.oneNode(i.ram)] : i.nodes
+        self.nodes = nodes
+        guard nodes.count <= Self.maxNumNodes else { throw CocomemError(.unsupported, "\(nodes.count) nodes: MAX_NUMNODES is \(Self.maxNumNodes)") }
+        let numaData = alignUp(data + 0x4000 + 0x8000 + UInt64(nodes.count) * 0x2800, 4096)
+        nodeOnlineMap = numaData; nodeDataArray = numaData + 0x1000
+        guard nodeDataArray + 0x2000 <= i.kernelImage.end else {
+            throw CocomemError(.invalidScenario, "node_states and node_data do not fit the kernel image")
+        }
+        singles[pfn(nodeOnlineMap)] = .nodeOnlineMap
+        singles[pfn(nodeDataArray)] = .nodeData(0); singles[pfn(nodeDataArray) + 1] = .nodeData(1)
+        var pgdats: [UInt64] = []
+        for n in nodes.indices {
+            pgdats.append(next)
+            for k in 0..<Self.pglistPages { singles[pfn(next) + UInt64(k)] = .pglistData(node: n, page: k) }
+            next += UInt64(Self.pglistPages) * 0x1000
+        }
+        guard next <= i.otherArea.end else { throw CocomemError(.invalidScenario, "the nodes' pglist_data do not fit memblock's early area") }
+        pglistData = pgdats
         // memblock "page tables": direct-map PUDs, the vmemmap PUD and its PMDs.
         let maxPhys = i.ram.map(\.end).max() ?? 0
         var pt = i.pageTablesArea.start
@@ -270,6 +332,16 @@ public struct KernelStructures: Sendable {
             for (k, f) in fields.enumerated() {
                 for (j, b) in f.utf8.prefix(64).enumerated() { base.storeBytes(of: b, toByteOffset: k * 65 + j, as: UInt8.self) }
             }
+        case .nodeOnlineMap:
+            // A nodemask_t: bit n set for each online node (node_set_online()).
+            var words = [UInt64](repeating: 0, count: Self.maxNumNodes / 64)
+            for n in nodes.indices { words[n / 64] |= UInt64(1) << UInt64(n % 64) }
+            for (w, v) in words.enumerated() where v != 0 { entry(w, v) }
+        case .nodeData(let part):
+            // node_data[nid] = __va(nd_pa) (alloc_node_data()); NULL for nodes never set up.
+            for (n, pa) in pglistData.enumerated() where n / 512 == part { entry(n % 512, X86Layout.pageOffset + pa) }
+        case .pglistData(let node, let page):
+            fillPglist(nodes[node], node: node, page: page, into: base)
         case .rootArray(let part):
             for k in 0..<512 {
                 let r = UInt64(part * 512 + k)
@@ -285,6 +357,60 @@ public struct KernelStructures: Sendable {
                 entry(2 * k + 1, X86Layout.pageOffset + input.otherArea.start + 0x80_0000 + s * 32)
             }
         }
+    }
+
+    // MARK: NUMA
+
+    /// MAX_NUMNODES of a distribution x86-64 kernel (CONFIG_NODES_SHIFT 10:
+    /// Ubuntu, Fedora, RHEL): `LENGTH(node_data)`, and the 1024 bits of
+    /// `SIZE(nodemask_t)` 128.
+    static let maxNumNodes = 1024
+    /// `roundup(sizeof(pg_data_t), PAGE_SIZE)` pages (`alloc_node_data()`),
+    /// with `SIZE(pglist_data)` 174592.
+    static let pglistPages = (174592 + 4095) / 4096
+    /// `struct pglist_data` offsets with CONFIG_NUMA, MAX_NR_ZONES 5 and
+    /// `SIZE(zone)` 1792: `node_zones[5]` (8960 bytes), `node_zonelists[2]`
+    /// (MAX_ZONELISTS; each `MAX_NUMNODES * MAX_NR_ZONES + 1` zonerefs of
+    /// 16 bytes: 81936), then `int nr_zones`, `spinlock_t node_size_lock`
+    /// (CONFIG_MEMORY_HOTPLUG), `node_start_pfn`, `node_present_pages`,
+    /// `node_spanned_pages`, `int node_id` (include/linux/mmzone.h). The same
+    /// order and sizes as the BTF of a 6.18 x86-64 NUMA kernel, whose larger
+    /// `struct zone` moves them by 5 × its size.
+    static let pglistNodeZones = 0, pglistNrZones = 5 * 1792 + 2 * 81936
+    static let pglistNodeStartPFN = pglistNrZones + 8, pglistNodePresentPages = pglistNrZones + 16
+    static let pglistNodeSpannedPages = pglistNrZones + 24, pglistNodeID = pglistNrZones + 32
+    /// `OFFSET(zone.spanned_pages)` and `SIZE(zone)`.
+    static let zoneSpannedPages = 112, zoneSize = 1792
+
+    /// One node over E820 RAM (no kernel figures given): its first and last
+    /// page, and each zone's span clamped to it.
+    static func oneNode(_ ram: [AddressRange]) -> PglistNode {
+        let first = (ram.map(\.start).min() ?? 0) / 4096, end = (ram.map(\.end).max() ?? 0) / 4096
+        let present = ram.reduce(UInt64(0)) { $0 + $1.size / 4096 }
+        let bounds: [(UInt64, UInt64)] = [(0, 4096), (4096, 1 << 20), (1 << 20, .max), (0, 0), (0, 0)]
+        let zones = bounds.map { b -> UInt64 in
+            let parts = ram.map { (max($0.start / 4096, b.0), min($0.end / 4096, b.1)) }.filter { $0.0 < $0.1 }
+            guard let lo = parts.map(\.0).min(), let hi = parts.map(\.1).max() else { return 0 }
+            return hi - lo
+        }
+        return PglistNode(startPFN: first, spannedPages: end - first, presentPages: present, zoneSpannedPages: zones)
+    }
+
+    /// Page `page` of node `node`'s `pglist_data`: the fields dump tools
+    /// read, the rest zero (the zones' free lists are not generated: the
+    /// struct pages' list heads are stand-ins).
+    func fillPglist(_ n: PglistNode, node: Int, page: Int, into base: UnsafeMutableRawPointer) {
+        let lo = page * 4096
+        func put<T: FixedWidthInteger>(_ offset: Int, _ v: T) {
+            guard offset >= lo, offset + MemoryLayout<T>.size <= lo + 4096 else { return }
+            base.storeBytes(of: v.littleEndian, toByteOffset: offset - lo, as: T.self)
+        }
+        for (z, spanned) in n.zoneSpannedPages.enumerated() { put(Self.pglistNodeZones + z * Self.zoneSize + Self.zoneSpannedPages, spanned) }
+        put(Self.pglistNrZones, n.nrZones)
+        put(Self.pglistNodeStartPFN, n.startPFN)
+        put(Self.pglistNodePresentPages, n.presentPages)
+        put(Self.pglistNodeSpannedPages, n.spannedPages)
+        put(Self.pglistNodeID, Int32(node))
     }
 
     /// Bytes of generated page `pfn`.
@@ -552,9 +678,13 @@ public struct KernelStructures: Sendable {
     // MARK: VMCOREINFO
 
     /// The VMCOREINFO note of a 6.16 x86-64 kernel (`kernel/vmcore_info.c`,
-    /// `arch/x86/kernel/vmcore_info_64.c`) for this guest. Built as a
-    /// non-NUMA kernel: no `node_online_map` / `node_data`, whose pglist
-    /// structures are not generated.
+    /// `arch/x86/kernel/vmcore_info_64.c`) for this guest, built as
+    /// distribution kernels are, with CONFIG_NUMA: `crash_save_vmcoreinfo_init()`
+    /// writes `SYMBOL(node_online_map)` (every kernel) and the `pglist_data`
+    /// offsets, `arch_crash_save_vmcoreinfo()` `SYMBOL(node_data)` and
+    /// `LENGTH(node_data)`; no `SYMBOL(mem_map)`/`contig_page_data` (those are
+    /// !CONFIG_NUMA). Lines the model's tools do not need (`swapper_pg_dir`,
+    /// the log buffer's, kallsyms') are left out.
     public var vmcoreinfo: String {
         func hex(_ v: UInt64) -> String { String(v, radix: 16) }
         let text = X86Layout.startKernelMap + X86Layout.physicalStart
@@ -563,17 +693,22 @@ public struct KernelStructures: Sendable {
         var l: [String] = [
             "OSRELEASE=\(input.release)", "BUILD-ID=\(buildID)", "PAGESIZE=4096",
             "SYMBOL(init_uts_ns)=\(hex(kernelVirtual(utsPage)))", "OFFSET(uts_namespace.name)=0",
+            "SYMBOL(node_online_map)=\(hex(kernelVirtual(nodeOnlineMap)))",
             "SYMBOL(_stext)=\(hex(text))", "NUMBER(VMALLOC_START)=0x\(hex(X86Layout.vmallocStart))",
             "SYMBOL(vmemmap)=\(hex(X86Layout.vmemmapStart))",
             "SYMBOL(mem_section)=\(hex(X86Layout.pageOffset + rootArray))", "LENGTH(mem_section)=\(X86Layout.sectionRoots)",
             "SIZE(mem_section)=16", "OFFSET(mem_section.section_mem_map)=0",
             "NUMBER(SECTION_SIZE_BITS)=\(X86Layout.sectionSizeBits)", "NUMBER(MAX_PHYSMEM_BITS)=\(X86Layout.maxPhysmemBits)",
-            "SIZE(page)=64", "SIZE(pglist_data)=174592", "SIZE(zone)=1792", "SIZE(free_area)=88", "SIZE(list_head)=16",
+            "SIZE(page)=64", "SIZE(pglist_data)=174592", "SIZE(zone)=\(Self.zoneSize)", "SIZE(free_area)=88", "SIZE(list_head)=16",
             "SIZE(nodemask_t)=128",
             "OFFSET(page.flags)=0", "OFFSET(page._refcount)=52", "OFFSET(page.mapping)=24", "OFFSET(page.lru)=8",
             "OFFSET(page._mapcount)=48", "OFFSET(page.private)=40",
             input.compoundInfo ? "OFFSET(page.compound_info)=8" : "OFFSET(page.compound_head)=8",
-            "OFFSET(zone.free_area)=256", "OFFSET(zone.vm_stat)=1536", "OFFSET(zone.spanned_pages)=112",
+            "OFFSET(pglist_data.node_zones)=\(Self.pglistNodeZones)", "OFFSET(pglist_data.nr_zones)=\(Self.pglistNrZones)",
+            "OFFSET(pglist_data.node_start_pfn)=\(Self.pglistNodeStartPFN)",
+            "OFFSET(pglist_data.node_spanned_pages)=\(Self.pglistNodeSpannedPages)",
+            "OFFSET(pglist_data.node_id)=\(Self.pglistNodeID)",
+            "OFFSET(zone.free_area)=256", "OFFSET(zone.vm_stat)=1536", "OFFSET(zone.spanned_pages)=\(Self.zoneSpannedPages)",
             "OFFSET(free_area.free_list)=0", "OFFSET(list_head.next)=0", "OFFSET(list_head.prev)=8",
             "LENGTH(zone.free_area)=11", "LENGTH(free_area.free_list)=6",
             "NUMBER(NR_FREE_PAGES)=0", "NUMBER(PG_lru)=\(PageFlag.lru)", "NUMBER(PG_private)=\(PageFlag.privateFlag)",
@@ -587,7 +722,9 @@ public struct KernelStructures: Sendable {
         if input.exportsUnacceptedNumber { l.append("NUMBER(PAGE_UNACCEPTED_MAPCOUNT_VALUE)=\(PageType.unaccepted.number)") }
         l += [
             "NUMBER(phys_base)=\(physBase)", "SYMBOL(init_top_pgt)=\(hex(kernelVirtual(topPGT)))",
-            "NUMBER(pgtable_l5_enabled)=0", "KERNELOFFSET=0", "NUMBER(KERNEL_IMAGE_SIZE)=\(X86Layout.kernelImageSize)",
+            "NUMBER(pgtable_l5_enabled)=0",
+            "SYMBOL(node_data)=\(hex(kernelVirtual(nodeDataArray)))", "LENGTH(node_data)=\(Self.maxNumNodes)",
+            "KERNELOFFSET=0", "NUMBER(KERNEL_IMAGE_SIZE)=\(X86Layout.kernelImageSize)",
             "NUMBER(sme_mask)=0", "CRASHTIME=\(input.crashTime)",
         ]
         return l.joined(separator: "\n") + "\n"

@@ -223,9 +223,7 @@ extension SNPVM {
         var accepted: UInt64 = 0
         for s in gmem.slots { accepted += validatedFrameCount(in: s.frames) }
         // A range is announced by its page-state change and then faulted in: counted once.
-        var late = IntervalMap<GuestFrameNumber, Bool>(initial: false)
-        for r in t.records where r.kind.isFirstTouch && r.start >= after { late.assign(r.frames, true) }
-        let after0 = late.measure(in: .lowest ..< .highest) { $0 } << PageLevel.pageShift
+        let after0 = t.bytesFirstTouched(after: after)
         return HostInference(acceptedBytes: accepted << PageLevel.pageShift, seenByLevel: by, seenByAccess: access,
                              guestCalls: t.guestCalls, guestCallsSeen: t.guestCallsSeen, span: t.firstTouchSpan,
                              seenAfter: after0, recordsDropped: t.dropped)

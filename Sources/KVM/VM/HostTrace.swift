@@ -264,6 +264,18 @@ public struct HostTrace: Sendable {
         return (by, access)
     }
 
+    /// Bytes the kept first-touch records show touched at or after `after`,
+    /// each frame once: several records cover the same frames where one
+    /// first touch makes several exits (a 2M ACCEPT's exit and the 4K
+    /// fallback after its SIZE_MISMATCH on a 4K mapping; an SNP page-state
+    /// change to private and the nested page faults that follow it).
+    /// - Complexity: O(kept records × log runs).
+    public func bytesFirstTouched(after: Double) -> UInt64 {
+        var late = IntervalMap<GuestFrameNumber, Bool>(initial: false)
+        for r in records where r.kind.isFirstTouch && r.start >= after { late.assign(r.frames, true) }
+        return late.measure(in: .lowest ..< .highest) { $0 } << PageLevel.pageShift
+    }
+
     /// The file `--host-trace` writes: one JSON object per line, the records
     /// in order, a line where records were dropped, and a last summary line.
     /// - Complexity: O(kept records).
@@ -323,10 +335,8 @@ extension TDXVM {
         }
         var accepted: UInt64 = 0
         for s in slots { accepted += module.acceptedFrameCount(in: s.frames) }
-        var after0: UInt64 = 0
-        for r in t.records where r.kind.isFirstTouch && r.start >= after { after0 += r.frames.length << PageLevel.pageShift }
         return HostInference(acceptedBytes: accepted << PageLevel.pageShift, seenByLevel: by, seenByAccess: access,
                              guestCalls: t.guestCalls, guestCallsSeen: t.guestCallsSeen, span: t.firstTouchSpan,
-                             seenAfter: after0, recordsDropped: t.dropped)
+                             seenAfter: t.bytesFirstTouched(after: after), recordsDropped: t.dropped)
     }
 }

@@ -25,6 +25,30 @@ public struct ByteCount: Hashable, Comparable, Sendable, CustomStringConvertible
         (1 << 60, "E"), (1 << 50, "P"), (1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K"),
     ]
 
+    /// Several sizes of one line in one unit: the largest binary unit, not
+    /// above the largest size, in which every size is a whole number or has
+    /// one exact decimal (`description`'s rule over the set), so a line
+    /// reads `3398M of 3402M, 1.5M` or `3479552K of 3483648K, 1536K`, never
+    /// `3398M of 3483648K`. Zero prints `0`.
+    /// - Complexity: O(sizes × units).
+    public static func formatInOneUnit(_ values: [UInt64]) -> [String] {
+        let largest = values.max() ?? 0
+        func exact(_ v: UInt64, _ unit: UInt64) -> Bool {
+            let (tenths, overflow) = v.multipliedReportingOverflow(by: 10)
+            return v % unit == 0 || (!overflow && tenths % unit == 0)
+        }
+        guard let chosen = suffixes.first(where: { u in largest >= u.0 && values.allSatisfy { exact($0, u.0) } }) else {
+            return values.map { "\($0)" }
+        }
+        let (unit, s) = chosen
+        return values.map { v in
+            if v == 0 { return "0" }
+            if v % unit == 0 { return "\(v / unit)\(s)" }
+            let t = v * 10 / unit
+            return "\(t / 10).\(t % 10)\(s)"
+        }
+    }
+
     static func format(_ v: UInt64) -> String {
         if v == 0 { return "0" }
         for (unit, s) in suffixes where v >= unit {

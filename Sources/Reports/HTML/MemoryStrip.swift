@@ -174,8 +174,19 @@ package struct MemoryStrip {
     package static func html(_ snapshot: MemorySnapshot, guestBytes: UInt64, guestRAM: [Range<UInt64>] = [], aspects: [Aspect] = Aspect.allCases, explain: Bool = true) -> String {
         let ranges = snapshot.ranges
         let pieces = items(ranges)
-        let plotX = labelWidth, plotW = width - labelWidth - 8
-        let (placed, minimum) = place(pieces, x0: plotX, width: plotW)
+        // The plot leaves room for the axis labels: where a label would run
+        // past the SVG's edge (a hole at the end of the strip: its end address
+        // and size), the plot is narrowed by the overrun and placed again.
+        var plotX = labelWidth, plotW = width - labelWidth - 8
+        var (placed, minimum) = place(pieces, x0: plotX, width: plotW)
+        for _ in 0..<3 {
+            let boxes = axisLabels(placed).map(\.box)
+            let over = max(0, (boxes.map(\.upperBound).max() ?? 0) - (width - labelMargin))
+            let under = max(0, labelMargin - (boxes.map(\.lowerBound).min() ?? width))
+            guard over > 0 || under > 0 else { break }
+            plotX += under; plotW -= under + over
+            (placed, minimum) = place(pieces, x0: plotX, width: plotW)
+        }
         let height = Double(aspects.count) * (rowHeight + rowGap) + 40
         var o = "<svg class=\"strip\" viewBox=\"0 0 \(Markup.num(width)) \(Markup.num(height))\" width=\"100%\" role=\"img\" shape-rendering=\"crispEdges\""
         o += " data-guest-bytes=\"\(guestBytes)\" data-label=\"\(Markup.escape(snapshot.label))\" xmlns=\"http://www.w3.org/2000/svg\">"
@@ -240,23 +251,64 @@ package struct MemoryStrip {
         // Address axis: the ends of the strip and of every hole, where they do not crowd each other.
         let axisY = Double(aspects.count) * (rowHeight + rowGap) + 4
         o += "<line class=\"axis\" x1=\"\(Markup.num(plotX))\" x2=\"\(Markup.num(plotX + plotW))\" y1=\"\(Markup.num(axisY))\" y2=\"\(Markup.num(axisY))\"/>"
-        // Each hole's ends always (its start right-aligned before it, its end
-        // left-aligned after it); the strip's ends where they do not crowd them.
-        var marks: [(x: Double, addr: UInt64, anchor: String)] = []
-        for p in placed where p.hole && p.end - p.start >= bigHole { marks.append((p.x0, p.start, "end")); marks.append((p.x1, p.end, "start")) }
-        if let f = placed.first, !f.hole, !marks.contains(where: { $0.x - f.x0 < 70 }) { marks.insert((f.x0, f.start, "start"), at: 0) }
-        if let l = placed.last, !l.hole, !marks.contains(where: { l.x1 - $0.x < 70 }) { marks.append((l.x1, l.end, "end")) }
-        for m in marks {
-            let dx = m.anchor == "end" && placed.first.map({ m.x - $0.x0 > 1 }) == true ? -2.0 : m.anchor == "start" && placed.last.map({ $0.x1 - m.x > 1 }) == true ? 2.0 : 0
-            o += "<line class=\"tick\" x1=\"\(Markup.num(m.x))\" x2=\"\(Markup.num(m.x))\" y1=\"\(Markup.num(axisY))\" y2=\"\(Markup.num(axisY + 4))\"/>"
-            o += "<text class=\"tick\" x=\"\(Markup.num(m.x + dx))\" y=\"\(Markup.num(axisY + 16))\" text-anchor=\"\(m.anchor)\">\(Markup.escape(Markup.bytes(m.addr)))</text>"
-        }
-        for p in placed where p.hole && p.end - p.start >= bigHole {
-            o += "<text class=\"holelabel\" x=\"\(Markup.num((p.x0 + p.x1) / 2))\" y=\"\(Markup.num(axisY + 30))\" text-anchor=\"middle\">\(Markup.escape("hole " + Markup.bytes(p.end - p.start)))</text>"
+        for l in axisLabels(placed) {
+            if l.hole {
+                o += "<text class=\"holelabel\" x=\"\(Markup.num(l.x))\" y=\"\(Markup.num(axisY + 30))\" text-anchor=\"middle\">\(Markup.escape(l.text))</text>"
+                continue
+            }
+            o += "<line class=\"tick\" x1=\"\(Markup.num(l.tick))\" x2=\"\(Markup.num(l.tick))\" y1=\"\(Markup.num(axisY))\" y2=\"\(Markup.num(axisY + 4))\"/>"
+            o += "<text class=\"tick\" x=\"\(Markup.num(l.x))\" y=\"\(Markup.num(axisY + 16))\" text-anchor=\"\(l.anchor)\">\(Markup.escape(l.text))</text>"
         }
         o += "</svg>"
         o += legend(aspects: aspects, present: presentStates, minimum: minimum, hasHoles: placed.contains { $0.hole }, mixed: anyMixed, explain: explain)
         return o
+    }
+
+    /// One label under the strip: an address at a tick (`hole` false) or a
+    /// hole's size under it.
+    struct AxisLabel {
+        var text: String
+        /// Where the text is anchored, and how (`start`, `end`, `middle`).
+        var x: Double
+        var anchor: String
+        /// The tick's x (addresses only).
+        var tick: Double
+        var hole: Bool
+        /// The text's horizontal extent, estimated from its length at the
+        /// CSS font size (11 px ticks, 10 px hole labels) at 0.65 em a
+        /// character, wider than DejaVu Sans' digits (0.636 em) and most
+        /// of its letters, so the estimate covers the drawn text.
+        var box: ClosedRange<Double> {
+            let w = Double(text.count) * (hole ? 10 : 11) * 0.65
+            switch anchor {
+            case "end": return (x - w)...x
+            case "middle": return (x - w / 2)...(x + w / 2)
+            default: return x...(x + w)
+            }
+        }
+    }
+
+    /// How far every label stays inside the SVG's edges.
+    static let labelMargin = 2.0
+
+    /// The axis labels of a placement: each big hole's ends always (its
+    /// start right-aligned before it, its end left-aligned after it), the
+    /// strip's ends where they do not crowd them, and each big hole's size
+    /// centred under it.
+    /// - Complexity: O(pieces).
+    static func axisLabels(_ placed: [Placed]) -> [AxisLabel] {
+        var marks: [(x: Double, addr: UInt64, anchor: String)] = []
+        for p in placed where p.hole && p.end - p.start >= bigHole { marks.append((p.x0, p.start, "end")); marks.append((p.x1, p.end, "start")) }
+        if let f = placed.first, !f.hole, !marks.contains(where: { $0.x - f.x0 < 70 }) { marks.insert((f.x0, f.start, "start"), at: 0) }
+        if let l = placed.last, !l.hole, !marks.contains(where: { l.x1 - $0.x < 70 }) { marks.append((l.x1, l.end, "end")) }
+        var out: [AxisLabel] = marks.map { m in
+            let dx = m.anchor == "end" && placed.first.map({ m.x - $0.x0 > 1 }) == true ? -2.0 : m.anchor == "start" && placed.last.map({ $0.x1 - m.x > 1 }) == true ? 2.0 : 0
+            return AxisLabel(text: Markup.bytes(m.addr), x: m.x + dx, anchor: m.anchor, tick: m.x, hole: false)
+        }
+        for p in placed where p.hole && p.end - p.start >= bigHole {
+            out.append(AxisLabel(text: "hole " + Markup.bytes(p.end - p.start), x: (p.x0 + p.x1) / 2, anchor: "middle", tick: (p.x0 + p.x1) / 2, hole: true))
+        }
+        return out
     }
 
     static func legend(aspects: [Aspect], present: [Aspect: Set<String>], minimum: Double, hasHoles: Bool, mixed: Bool, explain: Bool) -> String {

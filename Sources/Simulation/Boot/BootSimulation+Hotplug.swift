@@ -202,7 +202,8 @@ extension BootSimulation {
         case .dimm:
             devices.dimms.removeAll { $0 == r }
             if let vm = (kernel.platform as? TDXGuestPlatform)?.host as? TDXVM {
-                let o = vm.deleteMemslot(id: devices.slotID(r))
+                // The vCPU that ran the guest's eject is in QEMU's I/O exit meanwhile.
+                let o = vm.deleteMemslot(id: devices.slotID(r), ejectingVCPU: GuestKernel.hotplugVCPU)
                 if o != .ok { return .terminated("KVM: \(o)") }
             }
             if let snp = (kernel.platform as? SNPGuestPlatform)?.platform {

@@ -101,6 +101,11 @@ public enum CaptureView {
             crashTime: bootEpoch + Int64(uptime),
             hasUnacceptedType: v.hasPageUnacceptedType, exportsUnacceptedNumber: v.exportsUnacceptedMapcount, seed: seed)
         input.compoundInfo = v.namesCompoundInfo
+        // Each node's pglist_data span (VMCOREINFO's node_data, node_online_map).
+        input.nodes = k.nodeSpans.map {
+            PglistNode(startPFN: $0.pfns.lowerBound, spannedPages: $0.pfns.upperBound - $0.pfns.lowerBound,
+                       presentPages: $0.presentPages, zoneSpannedPages: $0.zoneSpannedPages)
+        }
         if !k.numa.isSingleNode {
             // sparse_init_nid(): one memmap buffer per node, in node order (`memmapPerNode()`).
             input.memmapAreas = k.reservations.filter { $0.kind == .memmap }.map(\.range)
