@@ -137,11 +137,11 @@ import Testing
     @Test func theInferenceLinePrintsOneUnit() {
         var inf = HostInference(acceptedBytes: 3_483_648 << 10, seenByLevel: [.size2M: 3_477_504 << 10, .size4K: 1920 << 10],
                                 seenByAccess: 0, guestCalls: 10, guestCallsSeen: 9, span: 0.5...1.5, seenAfter: 1 << 30, recordsDropped: 0)
-        let k = BootResult.inferenceText(inf)
+        let k = HostTraceReport.inferenceText(inf, afterBoot: true)
         #expect(k.contains("first touch seen for 3479424K of 3483648K accepted (99.9%; 3477504K at 2M, 1920K at 4K), unseen 4224K"), "\(k)")
         #expect(k.contains(", 1048576K first touched after the boot"), "\(k)")
         inf.seenByLevel = [.size2M: 3 << 30, .size4K: 1 << 20]; inf.acceptedBytes = 4 << 30; inf.seenByAccess = 1536 << 10
-        let m = BootResult.inferenceText(inf)
+        let m = HostTraceReport.inferenceText(inf, afterBoot: true)
         #expect(m.contains("first touch seen for 3074.5M of 4096M accepted (75.1%; 3072M at 2M, 1M at 4K, 1.5M by access), unseen 1021.5M"), "\(m)")
         #expect(m.contains(", 1024M first touched after the boot"), "\(m)")
     }
